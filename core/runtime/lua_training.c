@@ -1,0 +1,279 @@
+/* lm.blocks (token blocks) and lm.trainer (the training loop). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lua_bindings.h"
+#include "trainer.h"
+
+typedef struct lua_blocks {
+    lm_blocks *blocks;
+} lua_blocks;
+
+typedef struct lua_trainer {
+    lm_trainer *trainer;
+} lua_trainer;
+
+static int blocks_close(lua_State *L) {
+    lua_blocks *b = lua_touserdata(L, 1);
+    if (b) {
+        lm_blocks_free(b->blocks);
+        b->blocks = NULL;
+    }
+    return 0;
+}
+
+static lm_blocks *check_blocks(lua_State *L, int index) {
+    lua_blocks *b = luaL_checkudata(L, index, LM_BLOCKS_MT);
+    if (!b->blocks) luaL_error(L, "attempt to use closed token blocks");
+    return b->blocks;
+}
+
+static int get_int_option(lua_State *L, int table, const char *key, int def) {
+    if (!lua_istable(L, table)) return def;
+    lua_getfield(L, table, key);
+    int ok;
+    lua_Integer v = lua_tointegerx(L, -1, &ok);
+    int is_nil = lua_isnil(L, -1);
+    lua_pop(L, 1);
+    if (is_nil) return def;
+    if (!ok) luaL_error(L, "option '%s' must be an integer", key);
+    return (int)v;
+}
+
+/* lm.blocks(tokenizer, dataset, split, {block_size=128, group_lines=0,
+ *           add_special=<tokenizer default>, cache_dir=nil}) */
+static int new_blocks(lua_State *L) {
+    lm_object *tok = lm_lua_check_object(L, 1, LM_TOKENIZER_MT);
+    lm_object *ds = lm_lua_check_object(L, 2, LM_DATASET_MT);
+    const char *split = luaL_checkstring(L, 3);
+    if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TTABLE);
+    static const char *const known[] = {"block_size", "group_lines", "add_special", "cache_dir", NULL};
+    if (lua_istable(L, 4)) {
+        lua_pushnil(L);
+        while (lua_next(L, 4)) {
+            int found = 0;
+            for (int i = 0; known[i]; i++)
+                if (lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), known[i]) == 0) found = 1;
+            if (!found)
+                return luaL_error(L, "unknown option '%s' for lm.blocks (known: block_size, group_lines, "
+                                     "add_special, cache_dir)",
+                                  lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?");
+            lua_pop(L, 1);
+        }
+    }
+    lm_blocks_options options;
+    memset(&options, 0, sizeof options);
+    options.block_size = get_int_option(L, 4, "block_size", 128);
+    options.group_lines = get_int_option(L, 4, "group_lines", 0);
+    options.add_special = 1;
+    if (lua_istable(L, 4)) {
+        lua_getfield(L, 4, "add_special");
+        if (!lua_isnil(L, -1)) options.add_special = lua_toboolean(L, -1);
+        lua_getfield(L, 4, "cache_dir");
+        if (!lua_isnil(L, -1)) options.cache_dir = luaL_checkstring(L, -1);
+    }
+    lua_blocks *b = lua_newuserdatauv(L, sizeof *b, 0);
+    b->blocks = NULL;
+    luaL_setmetatable(L, LM_BLOCKS_MT);
+    if (lm_blocks_build(&b->blocks, tok->plugin, tok->self, ds->plugin, ds->self, split, &options) != LM_OK)
+        return lm_lua_raise(L);
+    return 1;
+}
+
+static int blocks_count(lua_State *L) {
+    lua_pushinteger(L, (lua_Integer)lm_blocks_count(check_blocks(L, 1)));
+    return 1;
+}
+
+static int blocks_block_size(lua_State *L) {
+    lua_pushinteger(L, lm_blocks_block_size(check_blocks(L, 1)));
+    return 1;
+}
+
+static int blocks_from_cache(lua_State *L) {
+    lua_pushboolean(L, lm_blocks_from_cache(check_blocks(L, 1)));
+    return 1;
+}
+
+static int blocks_tokens(lua_State *L) {
+    lua_pushinteger(L, (lua_Integer)lm_blocks_source_tokens(check_blocks(L, 1)));
+    return 1;
+}
+
+/* blocks:get(index) -> list of ids; index counts from 0 */
+static int blocks_get(lua_State *L) {
+    lm_blocks *b = check_blocks(L, 1);
+    lua_Integer index = luaL_checkinteger(L, 2);
+    if (index < 0 || (size_t)index >= lm_blocks_count(b))
+        return luaL_error(L, "block %d is out of range (0 to %d)", (int)index, (int)lm_blocks_count(b) - 1);
+    int32_t T = lm_blocks_block_size(b);
+    int32_t *ids = malloc((size_t)T * sizeof *ids);
+    if (!ids) return luaL_error(L, "out of memory");
+    lm_blocks_get(b, (size_t)index, ids);
+    lua_createtable(L, T, 0);
+    for (int32_t i = 0; i < T; i++) {
+        lua_pushinteger(L, ids[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    free(ids);
+    return 1;
+}
+
+/* ---- trainer ---------------------------------------------------------------- */
+
+static int trainer_close(lua_State *L) {
+    lua_trainer *t = lua_touserdata(L, 1);
+    if (t) {
+        lm_trainer_destroy(t->trainer);
+        t->trainer = NULL;
+    }
+    return 0;
+}
+
+static lm_trainer *check_trainer(lua_State *L, int index) {
+    lua_trainer *t = luaL_checkudata(L, index, LM_TRAINER_MT);
+    if (!t->trainer) luaL_error(L, "attempt to use a closed trainer");
+    return t->trainer;
+}
+
+/* lm.trainer{model=, objective=, tokenizer=, train=, eval=, loggers={...}, <settings>} */
+static int new_trainer(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    static const char *const object_keys[] = {"model", "objective", "tokenizer", "train", "eval", "loggers", NULL};
+    lua_getfield(L, 1, "model");
+    lm_object *model = lm_lua_check_object(L, -1, LM_MODEL_MT);
+    lua_getfield(L, 1, "objective");
+    lm_object *objective = lm_lua_check_object(L, -1, LM_OBJECTIVE_MT);
+    lua_getfield(L, 1, "tokenizer");
+    lm_object *tokenizer = lm_lua_check_object(L, -1, LM_TOKENIZER_MT);
+    lua_getfield(L, 1, "train");
+    lm_blocks *train = check_blocks(L, lua_gettop(L));
+    lua_getfield(L, 1, "eval");
+    lm_blocks *eval = lua_isnil(L, -1) ? NULL : check_blocks(L, lua_gettop(L));
+    lm_handle loggers[16];
+    size_t n_loggers = 0;
+    lua_getfield(L, 1, "loggers");
+    if (!lua_isnil(L, -1)) {
+        luaL_checktype(L, -1, LUA_TTABLE);
+        lua_Integer n = luaL_len(L, -1);
+        if (n > 16) return luaL_error(L, "at most 16 loggers");
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_geti(L, -1, i);
+            lm_object *logger = lm_lua_check_object(L, -1, LM_LOGGER_MT);
+            loggers[n_loggers].plugin = logger->plugin;
+            loggers[n_loggers].self = logger->self;
+            n_loggers++;
+            lua_pop(L, 1);
+        }
+    }
+    /* The settings are the table minus the object keys. */
+    lua_newtable(L);
+    int settings = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        int is_object = 0;
+        for (int i = 0; object_keys[i]; i++)
+            if (lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), object_keys[i]) == 0) is_object = 1;
+        if (is_object) {
+            lua_pop(L, 1);
+            continue;
+        }
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_settable(L, settings);
+    }
+    lm_vocab_info vocab;
+    memset(&vocab, 0, sizeof vocab);
+    if (tokenizer->plugin->vtable.tokenizer.info(tokenizer->self, &vocab) != LM_OK) return lm_lua_raise(L);
+
+    lua_trainer *t = lua_newuserdatauv(L, sizeof *t, 1);
+    t->trainer = NULL;
+    luaL_setmetatable(L, LM_TRAINER_MT);
+    /* Keep the objects alive as long as the trainer. */
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, 1);
+    lm_config *cfg = lm_lua_to_config(L, settings, "the trainer");
+    lm_handle model_handle = {model->plugin, model->self};
+    lm_handle objective_handle = {objective->plugin, objective->self};
+    lm_status status =
+        lm_trainer_create(&t->trainer, cfg, model_handle, objective_handle, &vocab, train, eval, loggers, n_loggers);
+    lm_config_destroy(cfg);
+    if (status != LM_OK) return lm_lua_raise(L);
+    return 1;
+}
+
+static void push_number_field(lua_State *L, const char *name, double v) {
+    lua_pushnumber(L, v);
+    lua_setfield(L, -2, name);
+}
+
+/* trainer:fit() -> {steps=, epochs=, train_loss=, eval_loss=, perplexity=, runtime=, ...} */
+static int trainer_fit(lua_State *L) {
+    lm_trainer *t = check_trainer(L, 1);
+    lm_train_result r;
+    if (lm_trainer_fit(t, &r) != LM_OK) return lm_lua_raise(L);
+    lua_createtable(L, 0, 9);
+    lua_pushinteger(L, r.steps);
+    lua_setfield(L, -2, "steps");
+    push_number_field(L, "epochs", r.epochs);
+    push_number_field(L, "train_loss", r.train_loss);
+    push_number_field(L, "eval_loss", r.eval_loss);
+    push_number_field(L, "perplexity", r.perplexity);
+    push_number_field(L, "runtime", r.runtime);
+    push_number_field(L, "samples_per_second", r.samples_per_second);
+    push_number_field(L, "steps_per_second", r.steps_per_second);
+    push_number_field(L, "tokens_per_second", r.tokens_per_second);
+    return 1;
+}
+
+/* trainer:evaluate(blocks) -> loss, perplexity */
+static int trainer_evaluate(lua_State *L) {
+    lm_trainer *t = check_trainer(L, 1);
+    lm_blocks *b = check_blocks(L, 2);
+    double loss;
+    if (lm_trainer_evaluate(t, b, &loss) != LM_OK) return lm_lua_raise(L);
+    lua_pushnumber(L, loss);
+    lua_pushnumber(L, exp(loss));
+    return 2;
+}
+
+static int trainer_args_json(lua_State *L) {
+    lm_trainer *t = check_trainer(L, 1);
+    lm_buffer json = {0};
+    if (lm_trainer_args_json(t, &json) != LM_OK) {
+        lm_buffer_free(&json);
+        return lm_lua_raise(L);
+    }
+    lua_pushlstring(L, json.data, json.len);
+    lm_buffer_free(&json);
+    return 1;
+}
+
+static void define(lua_State *L, const char *name, lua_CFunction close, const luaL_Reg *methods) {
+    luaL_newmetatable(L, name);
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__close");
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "close");
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+}
+
+void lm_lua_open_training(lua_State *L) {
+    static const luaL_Reg blocks_methods[] = {{"count", blocks_count},         {"block_size", blocks_block_size},
+                                              {"get", blocks_get},             {"from_cache", blocks_from_cache},
+                                              {"tokens", blocks_tokens},       {NULL, NULL}};
+    static const luaL_Reg trainer_methods[] = {
+        {"fit", trainer_fit}, {"evaluate", trainer_evaluate}, {"args_json", trainer_args_json}, {NULL, NULL}};
+    define(L, LM_BLOCKS_MT, blocks_close, blocks_methods);
+    define(L, LM_TRAINER_MT, trainer_close, trainer_methods);
+    lua_pushcfunction(L, new_blocks);
+    lua_setfield(L, -2, "blocks");
+    lua_pushcfunction(L, new_trainer);
+    lua_setfield(L, -2, "trainer");
+}

@@ -1,0 +1,194 @@
+/* Runs a pipeline script: a fresh Lua state with the standard libraries,
+ * the `lm` module preloaded, the `args` table from key=value pairs, a
+ * traceback handler, and Ctrl-C turned into a flag that the trainer polls
+ * between steps (it then saves and stops cleanly). */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lualib.h>
+
+#include "lua_bindings.h"
+#include "runtime.h"
+
+static void on_sigint(int signo) {
+    (void)signo;
+    if (lm_interrupted()) {
+        /* A second Ctrl-C: the user means it. */
+        signal(SIGINT, SIG_DFL);
+        raise(SIGINT);
+        return;
+    }
+    lm_interrupt_request();
+}
+
+/* Lua hook: long pure-Lua loops are interrupted too. */
+static void interrupt_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    if (lm_interrupted()) {
+        lua_sethook(L, NULL, 0, 0);
+        luaL_error(L, "interrupted by Ctrl-C");
+    }
+}
+
+static int lm_version(lua_State *L) {
+    lua_pushstring(L, LMCORE_VERSION_STRING);
+    return 1;
+}
+
+static int lm_interrupted_lua(lua_State *L) {
+    lua_pushboolean(L, lm_interrupted());
+    return 1;
+}
+
+/* lm.log(level, message) with level debug|info|warn|error */
+static int lm_log_lua(lua_State *L) {
+    static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
+    int level = luaL_checkoption(L, 1, NULL, levels);
+    const char *message = luaL_checkstring(L, 2);
+    lm_log((lm_log_level)level, "%s", message);
+    return 0;
+}
+
+/* lm.plugins([kind]) -> list of {kind=, name=, version=, description=, path=} */
+static int lm_plugins_lua(lua_State *L) {
+    lm_registry *r = lm_lua_registry(L);
+    const char *kind_filter = luaL_optstring(L, 1, NULL);
+    lua_newtable(L);
+    int n = 0;
+    for (size_t i = 0; i < lm_registry_count(r); i++) {
+        const lm_plugin *p = lm_registry_at(r, i);
+        const char *kind = lm_plugin_kind_name(p->kind);
+        if (kind_filter && strcmp(kind_filter, kind) != 0) continue;
+        lua_createtable(L, 0, 5);
+        lua_pushstring(L, kind);
+        lua_setfield(L, -2, "kind");
+        lua_pushstring(L, p->name);
+        lua_setfield(L, -2, "name");
+        lua_pushstring(L, p->descriptor->version);
+        lua_setfield(L, -2, "version");
+        lua_pushstring(L, p->descriptor->description);
+        lua_setfield(L, -2, "description");
+        lua_pushstring(L, p->path);
+        lua_setfield(L, -2, "path");
+        lua_rawseti(L, -2, ++n);
+    }
+    return 1;
+}
+
+static int open_lm(lua_State *L) {
+    static const luaL_Reg functions[] = {{"version", lm_version},
+                                         {"interrupted", lm_interrupted_lua},
+                                         {"log", lm_log_lua},
+                                         {"plugins", lm_plugins_lua},
+                                         {NULL, NULL}};
+    luaL_newlib(L, functions);
+    lm_lua_open_objects(L);
+    lm_lua_open_model(L);
+    lm_lua_open_training(L);
+    return 1;
+}
+
+static int traceback_handler(lua_State *L) {
+    const char *message = lua_tostring(L, 1);
+    if (!message) message = luaL_tolstring(L, 1, NULL);
+    luaL_traceback(L, L, message, 1);
+    return 1;
+}
+
+lm_status lm_runtime_parse_args(const char *const *args, int n, lm_config *out) {
+    for (int i = 0; i < n; i++) {
+        const char *eq = strchr(args[i], '=');
+        if (!eq || eq == args[i])
+            return lm_error_set(LM_ERR_INVALID, "argument '%s' is not of the form key=value", args[i]);
+        for (const char *c = args[i]; c < eq; c++) {
+            if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_' ||
+                  *c == '.' || *c == '-'))
+                return lm_error_set(LM_ERR_INVALID,
+                                    "argument '%s': keys use letters, digits, '_', '.' and '-' only", args[i]);
+        }
+        LM_TRY(lm_config_set_parsed(out, args[i]));
+    }
+    return LM_OK;
+}
+
+/* Pushes the `args` table built from the parsed config. */
+static int push_args(lua_State *L) {
+    const lm_runtime_options *options = lua_touserdata(L, 1);
+    lm_config *cfg;
+    if (lm_config_create(&cfg, "script arguments") != LM_OK) return lm_lua_raise(L);
+    if (lm_runtime_parse_args(options->args, options->n_args, cfg) != LM_OK) {
+        lm_config_destroy(cfg);
+        return lm_lua_raise(L);
+    }
+    lua_newtable(L);
+    for (size_t i = 0; i < lm_config_count(cfg); i++) {
+        const char *key = lm_config_key_at(cfg, i);
+        switch (lm_config_type_at(cfg, i)) {
+        case LM_CONFIG_BOOL: lua_pushboolean(L, lm_config_bool(cfg, key, 0)); break;
+        case LM_CONFIG_INT: lua_pushinteger(L, (lua_Integer)lm_config_int(cfg, key, 0)); break;
+        case LM_CONFIG_NUMBER: lua_pushnumber(L, lm_config_number(cfg, key, 0)); break;
+        default: lua_pushstring(L, lm_config_string(cfg, key, "")); break;
+        }
+        lua_setfield(L, -2, key);
+    }
+    lm_config_destroy(cfg);
+    lua_setglobal(L, "args");
+    return 0;
+}
+
+lm_status lm_runtime_run(const lm_runtime_options *options, char **traceback) {
+    *traceback = NULL;
+    lua_State *L = luaL_newstate();
+    if (!L) return lm_error_set(LM_ERR_NOMEM, "cannot create a Lua state (out of memory)");
+    luaL_openlibs(L);
+    lm_lua_set_registry(L, options->registry);
+    luaL_requiref(L, "lm", open_lm, 1);
+    lua_pop(L, 1);
+
+    lm_status status = LM_OK;
+    lua_pushcfunction(L, push_args);
+    lua_pushlightuserdata(L, (void *)options);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        status = lm_error_set(LM_ERR_INVALID, "%s", lua_tostring(L, -1));
+        lua_close(L);
+        return status;
+    }
+
+    /* Script path as arg[0], like the standalone interpreter. */
+    lua_createtable(L, 0, 1);
+    lua_pushstring(L, options->script);
+    lua_rawseti(L, -2, 0);
+    lua_setglobal(L, "arg");
+
+    lua_pushcfunction(L, traceback_handler);
+    int handler = lua_gettop(L);
+    int rc = luaL_loadfile(L, options->script);
+    if (rc != LUA_OK) {
+        const char *message = lua_tostring(L, -1);
+        status = lm_error_set(rc == LUA_ERRFILE ? LM_ERR_IO : LM_ERR_INVALID, "%s", message ? message : "load error");
+        lua_close(L);
+        return status;
+    }
+    lm_interrupt_clear();
+    void (*previous)(int) = signal(SIGINT, on_sigint);
+    lua_sethook(L, interrupt_hook, LUA_MASKCOUNT, 1000);
+    rc = lua_pcall(L, 0, 0, handler);
+    signal(SIGINT, previous == SIG_ERR ? SIG_DFL : previous);
+    if (rc != LUA_OK) {
+        const char *full = lua_tostring(L, -1);
+        if (!full) full = "(error object is not a string)";
+        /* The first line is the message; the rest is the traceback. */
+        const char *newline = strchr(full, '\n');
+        size_t first_len = newline ? (size_t)(newline - full) : strlen(full);
+        status = lm_interrupted() ? LM_ERR_INTERRUPTED : LM_ERR_INVALID;
+        lm_error_set(status, "%.*s", (int)first_len, full);
+        if (newline) {
+            *traceback = malloc(strlen(newline + 1) + 1);
+            if (*traceback) strcpy(*traceback, newline + 1);
+        }
+    }
+    lua_close(L); /* runs __gc of every object: plugins are released */
+    return status;
+}

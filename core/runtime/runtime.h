@@ -1,0 +1,24 @@
+/* The Lua runtime: runs pipeline scripts with the `lm` module loaded. */
+#ifndef LMCORE_RUNTIME_H
+#define LMCORE_RUNTIME_H
+
+#include "lmcore/lmcore.h"
+#include "registry.h"
+
+typedef struct lm_runtime_options {
+    const char *script;            /* path of the Lua script */
+    const char *const *args;       /* key=value pairs for the `args` table */
+    int n_args;
+    lm_registry *registry;         /* plugins available to the script */
+} lm_runtime_options;
+
+/* Runs the script.  Returns LM_OK, or the failure with lm_error_message()
+ * holding "script.lua:12: what went wrong" and *traceback (malloc'd, may be
+ * NULL) the Lua traceback.  Installs a SIGINT handler for the duration. */
+lm_status lm_runtime_run(const lm_runtime_options *options, char **traceback);
+
+/* Parses key=value pairs into a config (numbers as numbers, true/false as
+ * booleans, the rest strings); usage errors name the bad argument. */
+lm_status lm_runtime_parse_args(const char *const *args, int n, lm_config *out);
+
+#endif

@@ -1,0 +1,111 @@
+/* lmcore kernels — a device backend behind one table of operations.
+ *
+ * Architecture plugins write forward and backward once, as calls through
+ * lm_backend_ops; the CPU backend (kernels/cpu/backend_cpu.c) forwards to the
+ * lm_cpu_* references, the CUDA backend (kernels/cuda/backend_cuda.cu) to
+ * the CUDA twins on the backend's stream with the backend's cuBLAS handle and
+ * workspace.  Every op has the argument order of its lm_cpu_* twin in
+ * kernels.h with the backend first.  Pointers passed to ops are device
+ * pointers of that backend (host pointers for the CPU backend).
+ *
+ * Ops do not return a status (so that a CUDA graph can capture them); a
+ * failure inside one (a launch error, a cuBLAS error) is kept by the backend
+ * and returned by the next sync() or check(), with what failed named. */
+#ifndef LM_BACKEND_H
+#define LM_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels.h"
+#include "lmcore/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct lm_backend lm_backend; /* per-model device context */
+
+typedef enum lm_precision { LM_PRECISION_FP32 = 0, LM_PRECISION_TF32 = 1, LM_PRECISION_BF16 = 2 } lm_precision;
+
+typedef struct lm_backend_ops {
+    /* ---- lifetime and memory ---- */
+    void (*destroy)(lm_backend *be);
+    /* "cpu (2 threads)", "cuda:0 NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB)" */
+    const char *(*describe)(lm_backend *be);
+    /* Zero-filled device memory; LM_ERR_NOMEM names `what`, the size and the free memory. */
+    lm_status (*alloc)(lm_backend *be, void **ptr, size_t bytes, const char *what);
+    void (*free)(lm_backend *be, void *ptr);
+    lm_status (*upload)(lm_backend *be, void *dst_device, const void *src_host, size_t bytes);
+    lm_status (*download)(lm_backend *be, void *dst_host, const void *src_device, size_t bytes);
+    lm_status (*sync)(lm_backend *be);  /* waits for queued work; returns any kept failure */
+    lm_status (*check)(lm_backend *be); /* returns any kept failure without waiting */
+    void (*zero)(lm_backend *be, void *ptr, size_t bytes);
+
+    /* ---- ops (see kernels.h for the semantics) ---- */
+    void (*embedding_forward)(lm_backend *be, float *out, const int32_t *ids, const int32_t *type_ids,
+                              const float *wte, const float *wpe, const float *wtt, int B, int T, int C);
+    void (*embedding_backward)(lm_backend *be, float *dwte, float *dwpe, float *dwtt, const float *dout,
+                               const int32_t *ids, const int32_t *type_ids, int B, int T, int C);
+    void (*layernorm_forward)(lm_backend *be, float *out, float *mean, float *rstd, const float *inp,
+                              const float *weight, const float *bias, int N, int C, float eps);
+    void (*layernorm_backward)(lm_backend *be, float *dinp, float *dweight, float *dbias, const float *dout,
+                               const float *inp, const float *weight, const float *mean, const float *rstd, int N,
+                               int C);
+    void (*matmul_forward)(lm_backend *be, float *out, const float *inp, const float *weight, const float *bias,
+                           int N, int IC, int OC, lm_weight_layout layout);
+    void (*matmul_backward)(lm_backend *be, float *dinp, float *dweight, float *dbias, const float *dout,
+                            const float *inp, const float *weight, int N, int IC, int OC, lm_weight_layout layout);
+    void (*attention_forward)(lm_backend *be, float *out, float *preatt, float *att, const float *q, const float *k,
+                              const float *v, int stride, const int32_t *key_mask, int causal, int B, int T, int C,
+                              int NH, float dropout_p, uint64_t seed, uint64_t stream);
+    void (*attention_backward)(lm_backend *be, float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                               const float *preatt, const float *att, const float *q, const float *k, const float *v,
+                               int stride, int B, int T, int C, int NH, float dropout_p, uint64_t seed,
+                               uint64_t stream);
+    void (*gelu_forward)(lm_backend *be, float *out, const float *inp, size_t n, int approx_tanh);
+    void (*gelu_backward)(lm_backend *be, float *dinp, const float *inp, const float *dout, size_t n,
+                          int approx_tanh);
+    void (*dropout_forward)(lm_backend *be, float *out, const float *inp, size_t n, float p, uint64_t seed,
+                            uint64_t stream);
+    void (*dropout_backward)(lm_backend *be, float *dinp, const float *dout, size_t n, float p, uint64_t seed,
+                             uint64_t stream);
+    void (*residual_forward)(lm_backend *be, float *out, const float *a, const float *b, size_t n);
+    void (*accumulate)(lm_backend *be, float *dst, const float *src, size_t n);
+    /* Writes per-row losses to `losses` (device) and adds their sum to
+     * *loss_sum_device (a device float/double scratch chosen by the backend:
+     * use loss_sum() to read it). */
+    void (*crossentropy_forward)(lm_backend *be, float *losses, const float *logits, const int32_t *labels, int N,
+                                 int V);
+    void (*crossentropy_backward)(lm_backend *be, float *dlogits, const float *logits, const int32_t *labels,
+                                  float dloss, int N, int V);
+    /* Σ losses[0..n) to the host (synchronises). */
+    lm_status (*sum_to_host)(lm_backend *be, const float *x, size_t n, double *out);
+    /* Σ x² over the buffer to the host (synchronises). */
+    lm_status (*sum_squares_to_host)(lm_backend *be, const float *x, size_t n, double *out);
+    void (*adamw)(lm_backend *be, float *param, const float *grad, float *m, float *v, size_t n, float lr,
+                  float beta1, float beta2, float eps, float weight_decay, float grad_scale, int64_t t);
+} lm_backend_ops;
+
+struct lm_backend {
+    const lm_backend_ops *ops;
+    lm_precision precision;
+};
+
+/* Creates the CPU backend (threads: 0 = OpenMP default). */
+lm_status lm_backend_cpu_create(lm_backend **out, int threads);
+
+/* Creates the CUDA backend on `device_index` (LM_ERR_UNSUPPORTED when this
+ * build has no CUDA, LM_ERR_DEVICE when no usable GPU is present, with the
+ * reason).  Declared always; defined in kernels/cuda when built with CUDA,
+ * else by a stub in kernels/cpu/backend_select.c. */
+lm_status lm_backend_cuda_create(lm_backend **out, int device_index, lm_precision precision);
+
+/* Picks a backend from a device string: "cpu", "cuda", "cuda:N", "auto"
+ * (the GPU when one is usable, else the CPU; says which at info level). */
+lm_status lm_backend_create(lm_backend **out, const char *device, lm_precision precision, int cpu_threads);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

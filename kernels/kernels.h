@@ -1,0 +1,107 @@
+/* lmcore kernels — the op library shared by architecture plugins.
+ *
+ * Each op has a CPU reference here (kernels/cpu/<op>.c) and a CUDA twin
+ * (kernels/cuda/<op>.cu, declared in kernels_cuda.h) with the same name
+ * after the prefix, the same arguments in the same order, plus a trailing
+ * cudaStream_t.  Conventions (llm.c style):
+ *   - outputs first, then inputs, then sizes, then options;
+ *   - float32, row-major, contiguous unless a stride is given;
+ *   - B batch, T positions, C channels, NH heads, V vocab, N = rows (B*T);
+ *   - backward functions ACCUMULATE (+=) into every gradient they write,
+ *     parameter and activation gradients alike: the caller zeroes them;
+ *   - dropout masks are a pure function of (seed, stream, element index)
+ *     through lmcore/rng.h, identical on CPU and GPU.
+ * Kernels do not fail: sizes are validated by the caller. */
+#ifndef LM_KERNELS_H
+#define LM_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Weight layouts of a linear layer y = x W (+ b):
+ *   LM_W_IN_OUT  — weight stored [IC, OC] (Hugging Face Conv1D, GPT-2)
+ *   LM_W_OUT_IN  — weight stored [OC, IC] (torch.nn.Linear, BERT)        */
+typedef enum lm_weight_layout { LM_W_IN_OUT = 0, LM_W_OUT_IN = 1 } lm_weight_layout;
+
+/* Number of threads the CPU kernels use (OpenMP); 0 = OpenMP default. */
+void lm_cpu_set_threads(int n);
+
+/* ---- embeddings --------------------------------------------------------- */
+/* out[b,t,:] = wte[ids[b,t],:] + wpe[t,:] (+ wtt[type_ids[b,t],:] if wtt) */
+void lm_cpu_embedding_forward(float *out, const int32_t *ids, const int32_t *type_ids, const float *wte,
+                              const float *wpe, const float *wtt, int B, int T, int C);
+/* dwte/dwpe/dwtt += scatter of dout (dwtt/type_ids may be NULL). */
+void lm_cpu_embedding_backward(float *dwte, float *dwpe, float *dwtt, const float *dout, const int32_t *ids,
+                               const int32_t *type_ids, int B, int T, int C);
+
+/* ---- layer norm ---------------------------------------------------------- */
+/* mean/rstd: [N] saved for backward. */
+void lm_cpu_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                              const float *bias, int N, int C, float eps);
+void lm_cpu_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                               const float *weight, const float *mean, const float *rstd, int N, int C);
+
+/* ---- linear (GEMM through BLAS) ------------------------------------------ */
+/* out[N,OC] = inp[N,IC] · W + bias (bias may be NULL). */
+void lm_cpu_matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int IC,
+                           int OC, lm_weight_layout layout);
+/* dinp += dout·Wᵀ, dweight += (layout-wise) inpᵀ·dout, dbias += Σ dout.
+ * dinp may be NULL (first layer); dbias may be NULL (no bias). */
+void lm_cpu_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                            const float *weight, int N, int IC, int OC, lm_weight_layout layout);
+
+/* ---- attention ------------------------------------------------------------ */
+/* Multi-head scaled dot-product attention.  q, k, v point at [B, T, *] rows
+ * with a row stride of `stride` floats (GPT-2: q = qkv, k = qkv + C,
+ * v = qkv + 2C, stride = 3C; BERT: three [B,T,C] buffers, stride = C).
+ * out: [B, T, C].  att: [B, NH, T, T] probabilities after dropout, kept for
+ * backward; preatt: [B, NH, T, T] probabilities before dropout.
+ * key_mask: [B, T] (1 keep, 0 padding) or NULL.  causal: mask future keys.
+ * dropout_p applies to the probabilities (Hugging Face attn_pdrop /
+ * attention_probs_dropout_prob) with masks from (seed, stream). */
+void lm_cpu_attention_forward(float *out, float *preatt, float *att, const float *q, const float *k,
+                              const float *v, int stride, const int32_t *key_mask, int causal, int B, int T,
+                              int C, int NH, float dropout_p, uint64_t seed, uint64_t stream);
+/* dq/dk/dv += (same strides as q/k/v); scratch: [B, NH, T, T] floats. */
+void lm_cpu_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                               const float *preatt, const float *att, const float *q, const float *k,
+                               const float *v, int stride, int B, int T, int C, int NH, float dropout_p,
+                               uint64_t seed, uint64_t stream);
+
+/* ---- pointwise ------------------------------------------------------------ */
+/* approx_tanh = 1: GPT-2 "gelu_new"; 0: exact erf GELU (BERT "gelu"). */
+void lm_cpu_gelu_forward(float *out, const float *inp, size_t n, int approx_tanh);
+void lm_cpu_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n, int approx_tanh);
+/* out = inp * keep / (1 - p), keep = uniform(seed, stream, i) >= p.  p = 0 copies. */
+void lm_cpu_dropout_forward(float *out, const float *inp, size_t n, float p, uint64_t seed, uint64_t stream);
+void lm_cpu_dropout_backward(float *dinp, const float *dout, size_t n, float p, uint64_t seed, uint64_t stream);
+void lm_cpu_residual_forward(float *out, const float *a, const float *b, size_t n);
+/* dst += src */
+void lm_cpu_accumulate(float *dst, const float *src, size_t n);
+
+/* ---- loss ------------------------------------------------------------------- */
+/* losses[i] = -log softmax(logits[i,:])[labels[i]], or 0 where labels[i] is
+ * LM_IGNORE_INDEX (-100).  Returns the sum over scored rows (double). */
+double lm_cpu_crossentropy_forward(float *losses, const float *logits, const int32_t *labels, int N, int V);
+/* dlogits += dloss * (softmax(logits) - onehot(label)) for scored rows;
+ * dlogits may alias logits (in-place, overwrites it: unscored rows become 0). */
+void lm_cpu_crossentropy_backward(float *dlogits, const float *logits, const int32_t *labels, float dloss, int N,
+                                  int V);
+
+/* ---- optimizer ------------------------------------------------------------- */
+/* Σ x² in double (global grad norm = sqrt of the sum over buffers). */
+double lm_cpu_sum_squares(const float *x, size_t n);
+/* PyTorch AdamW on n elements: g = grad*grad_scale; m,v updated; param -=
+ * lr*(m̂/(sqrt(v̂)+eps) + weight_decay*param) where the decay uses the value
+ * before the update (torch: param *= 1 - lr*wd first). */
+void lm_cpu_adamw(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1, float beta2,
+                  float eps, float weight_decay, float grad_scale, int64_t t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,117 @@
+/* The lmcore executable: exit codes (0 ok, 1 runtime, 2 usage), args
+ * parsing, plugin listing and refusal reasons, one-line errors. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#define EXE LM_TEST_LMCORE_EXE
+#define SRC LM_TEST_SOURCE_DIR
+#define TP LM_TEST_BINARY_DIR "/tests/plugins/"
+
+static char output[65536];
+
+/* Runs a shell command line, captures stdout+stderr, returns the exit code. */
+static int run(const char *cmdline) {
+    char full[4096];
+    snprintf(full, sizeof full, "LMCORE_PLUGIN_PATH= %s 2>&1", cmdline);
+    FILE *p = popen(full, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t n = fread(output, 1, sizeof output - 1, p);
+    output[n] = '\0';
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static size_t count_lines(const char *s) {
+    size_t n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
+START_TEST(version_and_help) {
+    ck_assert_int_eq(run(EXE " --version"), 0);
+    ck_assert(strstr(output, "lmcore 0.1.0") != NULL);
+    ck_assert_int_eq(run(EXE " help"), 0);
+    ck_assert(strstr(output, "run SCRIPT.lua") != NULL);
+    ck_assert_int_eq(run(EXE " help run"), 0);
+    ck_assert(strstr(output, "key=value") != NULL);
+    ck_assert_int_eq(run(EXE " help plugins"), 0);
+}
+END_TEST
+
+START_TEST(usage_errors_exit_2) {
+    ck_assert_int_eq(run(EXE), 2);
+    ck_assert_int_eq(run(EXE " frobnicate"), 2);
+    ck_assert(strstr(output, "unknown command 'frobnicate'") != NULL);
+    ck_assert_int_eq(run(EXE " --bogus"), 2);
+    ck_assert_int_eq(run(EXE " help bogus"), 2);
+    ck_assert_int_eq(run(EXE " run"), 2);
+    ck_assert_int_eq(run(EXE " run " SRC "/tests/core/scripts/cli_args.lua notapair"), 2);
+    ck_assert(strstr(output, "'notapair' is not of the form key=value") != NULL);
+    ck_assert_int_eq(run(EXE " plugins --kind bogus"), 2);
+    ck_assert_int_eq(run(EXE " --log-level loud plugins"), 2);
+}
+END_TEST
+
+START_TEST(args_reach_the_script_typed) {
+    ck_assert_int_eq(run(EXE " run " SRC "/tests/core/scripts/cli_args.lua n=3 lr=2e-5 flag=true off=false "
+                             "name=gpt2 path=../shared/data"),
+                     0);
+    ck_assert(strstr(output, "n=3 (integer)") != NULL);
+    ck_assert(strstr(output, "lr=2e-05 (float)") != NULL);
+    ck_assert(strstr(output, "flag=true (boolean)") != NULL);
+    ck_assert(strstr(output, "off=false (boolean)") != NULL);
+    ck_assert(strstr(output, "name=gpt2 (string)") != NULL);
+    ck_assert(strstr(output, "path=../shared/data (string)") != NULL);
+}
+END_TEST
+
+START_TEST(runtime_errors_exit_1_with_one_line) {
+    ck_assert_int_eq(run(EXE " run /nonexistent/script.lua"), 1);
+    ck_assert(strstr(output, "lmcore: error: cannot open /nonexistent/script.lua") != NULL);
+    ck_assert_int_eq(run(EXE " --plugin-path " TP "good_logger run " SRC "/tests/core/scripts/error_line.lua"), 1);
+    ck_assert(strstr(output, "error_line.lua:3: unknown key 'pth' for logger 'test_logger'") != NULL);
+    ck_assert_uint_le(count_lines(output), 2); /* the error and the traceback hint */
+}
+END_TEST
+
+START_TEST(plugins_lists_shipped_and_refused) {
+    ck_assert_int_eq(run(EXE " plugins"), 0);
+    ck_assert(strstr(output, "console") != NULL);
+    ck_assert(strstr(output, "jsonl") != NULL);
+    ck_assert_int_eq(run(EXE " plugins --kind logger"), 0);
+    ck_assert(strstr(output, "console") != NULL);
+    ck_assert_int_eq(run(EXE " plugins --kind tokenizer"), 0);
+    ck_assert(strstr(output, "console") == NULL);
+    ck_assert_int_eq(run(EXE " --plugin-path " TP "bad_major:" TP "missing_slot plugins"), 0);
+    ck_assert(strstr(output, "refused:") != NULL);
+    ck_assert(strstr(output, "major versions differ") != NULL);
+    ck_assert(strstr(output, "lacks the required function 'log'") != NULL);
+}
+END_TEST
+
+START_TEST(shipped_hello_script_logs_through_console) {
+    ck_assert_int_eq(run(EXE " run " SRC "/scripts/hello.lua"), 0);
+    ck_assert(strstr(output, "hello from lmcore") != NULL);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("cli");
+    TCase *tc = tcase_create("exe");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, version_and_help);
+    tcase_add_test(tc, usage_errors_exit_2);
+    tcase_add_test(tc, args_reach_the_script_typed);
+    tcase_add_test(tc, runtime_errors_exit_1_with_one_line);
+    tcase_add_test(tc, plugins_lists_shipped_and_refused);
+    tcase_add_test(tc, shipped_hello_script_logs_through_console);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

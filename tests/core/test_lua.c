@@ -1,0 +1,128 @@
+/* The Lua runtime: a script that uses every binding; errors with file:line;
+ * Ctrl-C ends even a pure-Lua loop. */
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "registry.h"
+#include "runtime.h"
+
+#define SCRIPTS LM_TEST_SOURCE_DIR "/tests/core/scripts/"
+#define TP LM_TEST_BINARY_DIR "/tests/plugins/"
+
+static lm_registry *registry(void) {
+    lm_registry *r;
+    ck_assert_int_eq(lm_registry_create(&r), LM_OK);
+    lm_registry_scan_dir(r, LM_TEST_PLUGIN_DIR);
+    lm_registry_scan_dir(r, TP "good_logger");
+    return r;
+}
+
+START_TEST(bindings_script_runs) {
+    char out[] = "/tmp/lm_test_lua_XXXXXX";
+    int fd = mkstemp(out);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    char out_arg[64];
+    snprintf(out_arg, sizeof out_arg, "out=%s", out);
+    const char *args[] = {out_arg, "n=12", "f=0.5", "b=true", "nb=false", "s=hello world"};
+    lm_registry *r = registry();
+    lm_runtime_options o = {SCRIPTS "bindings.lua", args, 6, r};
+    char *tb = NULL;
+    lm_status s = lm_runtime_run(&o, &tb);
+    ck_assert_msg(s == LM_OK, "script failed: %s\n%s", lm_error_message(), tb ? tb : "");
+    free(tb);
+    FILE *f = fopen(out, "r");
+    char content[512] = {0};
+    size_t n = fread(content, 1, sizeof content - 1, f);
+    fclose(f);
+    content[n] = '\0';
+    unlink(out);
+    ck_assert_msg(strstr(content, "5 0 hello from lua") != NULL, "log content: %s", content);
+    ck_assert(strstr(content, "script finished") != NULL);
+    lm_registry_destroy(r);
+}
+END_TEST
+
+START_TEST(errors_carry_file_and_line) {
+    lm_registry *r = registry();
+    lm_runtime_options o = {SCRIPTS "error_line.lua", NULL, 0, r};
+    char *tb = NULL;
+    ck_assert_int_ne(lm_runtime_run(&o, &tb), LM_OK);
+    ck_assert_msg(strstr(lm_error_message(), "error_line.lua:3:") != NULL, "message: %s", lm_error_message());
+    ck_assert(strstr(lm_error_message(), "unknown key 'pth'") != NULL);
+    ck_assert_ptr_nonnull(tb);
+    ck_assert(strstr(tb, "stack traceback") != NULL);
+    free(tb);
+    lm_registry_destroy(r);
+}
+END_TEST
+
+START_TEST(missing_script_is_an_io_error) {
+    lm_registry *r = registry();
+    lm_runtime_options o = {SCRIPTS "does_not_exist.lua", NULL, 0, r};
+    char *tb = NULL;
+    ck_assert_int_eq(lm_runtime_run(&o, &tb), LM_ERR_IO);
+    ck_assert(strstr(lm_error_message(), "does_not_exist.lua") != NULL);
+    free(tb);
+    lm_registry_destroy(r);
+}
+END_TEST
+
+static void *press_ctrl_c(void *arg) {
+    (void)arg;
+    usleep(200 * 1000);
+    lm_interrupt_request();
+    return NULL;
+}
+
+START_TEST(ctrl_c_stops_a_lua_loop) {
+    lm_registry *r = registry();
+    lm_runtime_options o = {SCRIPTS "interrupt.lua", NULL, 0, r};
+    pthread_t thread;
+    pthread_create(&thread, NULL, press_ctrl_c, NULL);
+    char *tb = NULL;
+    lm_status s = lm_runtime_run(&o, &tb);
+    pthread_join(thread, NULL);
+    ck_assert_int_eq(s, LM_ERR_INTERRUPTED);
+    ck_assert(strstr(lm_error_message(), "interrupted") != NULL);
+    free(tb);
+    lm_interrupt_clear();
+    lm_registry_destroy(r);
+}
+END_TEST
+
+START_TEST(args_parsing_rejects_bad_pairs) {
+    lm_config *cfg;
+    lm_config_create(&cfg, "args");
+    const char *bad1[] = {"novalue"};
+    ck_assert_int_eq(lm_runtime_parse_args(bad1, 1, cfg), LM_ERR_INVALID);
+    ck_assert(strstr(lm_error_message(), "key=value") != NULL);
+    const char *bad2[] = {"a b=1"};
+    ck_assert_int_eq(lm_runtime_parse_args(bad2, 1, cfg), LM_ERR_INVALID);
+    const char *good[] = {"lr=2e-5", "data=../x=y"};
+    ck_assert_int_eq(lm_runtime_parse_args(good, 2, cfg), LM_OK);
+    ck_assert_str_eq(lm_config_string(cfg, "data", ""), "../x=y");
+    lm_config_destroy(cfg);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("lua");
+    TCase *tc = tcase_create("runtime");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, bindings_script_runs);
+    tcase_add_test(tc, errors_carry_file_and_line);
+    tcase_add_test(tc, missing_script_is_an_io_error);
+    tcase_add_test(tc, ctrl_c_stops_a_lua_loop);
+    tcase_add_test(tc, args_parsing_rejects_bad_pairs);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
