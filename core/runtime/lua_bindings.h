@@ -46,6 +46,7 @@ void lm_lua_define_class(lua_State *L, const char *name, const luaL_Reg *methods
 /* Registers metatables and adds the constructors to the module table at -1. */
 void lm_lua_open_objects(lua_State *L);
 void lm_lua_open_model(lua_State *L);
+void lm_lua_open_json(lua_State *L);
 void lm_lua_open_training(lua_State *L);
 void lm_lua_set_registry(lua_State *L, lm_registry *r);
 

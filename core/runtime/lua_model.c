@@ -1,6 +1,8 @@
 /* lmcore.Model: an architecture instance, plus lm.load_model(dir). */
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lua_bindings.h"
@@ -76,6 +78,129 @@ static int model_n_params(lua_State *L) {
     return 1;
 }
 
+
+/* Runs one sequence through the model in eval mode and returns its logits
+ * ([T, vocab], malloc'd) or NULL with the error set.  `ids` is the Lua list
+ * at `index`; token types are zero, no padding. */
+static float *sequence_logits(lua_State *L, lm_object *m, int index, int32_t *T_out, int32_t *V_out) {
+    luaL_checktype(L, index, LUA_TTABLE);
+    lua_Integer T = luaL_len(L, index);
+    if (T < 1) {
+        luaL_error(L, "need at least one token id");
+        return NULL;
+    }
+    lm_arch_info info;
+    if (m->plugin->vtable.architecture.info(m->self, &info) != LM_OK) {
+        lm_lua_raise(L);
+        return NULL;
+    }
+    if (T > info.max_positions) {
+        luaL_error(L, "%d tokens exceed the model's %d positions", (int)T, info.max_positions);
+        return NULL;
+    }
+    int32_t *ids = malloc((size_t)T * sizeof *ids);
+    float *logits = malloc((size_t)T * (size_t)info.vocab_size * sizeof *logits);
+    if (!ids || !logits) {
+        free(ids);
+        free(logits);
+        luaL_error(L, "out of memory for %d x %d logits", (int)T, info.vocab_size);
+        return NULL;
+    }
+    for (lua_Integer i = 1; i <= T; i++) {
+        lua_geti(L, index, i);
+        ids[i - 1] = (int32_t)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+    }
+    lm_batch batch;
+    memset(&batch, 0, sizeof batch);
+    batch.B = 1;
+    batch.T = (int32_t)T;
+    batch.input_ids = ids;
+    float loss;
+    const lm_architecture_vtable *vt = &m->plugin->vtable.architecture;
+    lm_status status = vt->set_training(m->self, 0);
+    if (status == LM_OK) status = vt->forward(m->self, &batch, &loss);
+    if (status == LM_OK) status = vt->logits(m->self, logits, (size_t)T * (size_t)info.vocab_size);
+    vt->set_training(m->self, 1);
+    free(ids);
+    if (status != LM_OK) {
+        free(logits);
+        lm_lua_raise(L);
+        return NULL;
+    }
+    *T_out = (int32_t)T;
+    *V_out = info.vocab_size;
+    return logits;
+}
+
+/* model:logits(ids, position) -> list of vocab_size logits at position (from 1) */
+static int model_logits(lua_State *L) {
+    lm_object *m = lm_lua_check_object(L, 1, LM_MODEL_MT);
+    lua_Integer position = luaL_checkinteger(L, 3);
+    int32_t T, V;
+    float *logits = sequence_logits(L, m, 2, &T, &V);
+    if (position < 1 || position > T) {
+        free(logits);
+        return luaL_error(L, "position %d is outside 1..%d", (int)position, (int)T);
+    }
+    lua_createtable(L, V, 0);
+    const float *row = logits + (size_t)(position - 1) * (size_t)V;
+    for (int32_t v = 0; v < V; v++) {
+        lua_pushnumber(L, row[v]);
+        lua_rawseti(L, -2, v + 1);
+    }
+    free(logits);
+    return 1;
+}
+
+/* model:top_k(ids, positions, k) -> for each position (from 1) a list of
+ * {id=, prob=} with the k most probable tokens (softmax over the vocabulary) */
+static int model_top_k(lua_State *L) {
+    lm_object *m = lm_lua_check_object(L, 1, LM_MODEL_MT);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lua_Integer k = luaL_optinteger(L, 4, 5);
+    int32_t T, V;
+    float *logits = sequence_logits(L, m, 2, &T, &V);
+    if (k < 1) k = 1;
+    if (k > V) k = V;
+    lua_Integer n_positions = luaL_len(L, 3);
+    lua_createtable(L, (int)n_positions, 0);
+    for (lua_Integer p = 1; p <= n_positions; p++) {
+        lua_geti(L, 3, p);
+        lua_Integer position = lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        if (position < 1 || position > T) {
+            free(logits);
+            return luaL_error(L, "position %d is outside 1..%d", (int)position, (int)T);
+        }
+        const float *row = logits + (size_t)(position - 1) * (size_t)V;
+        double max = row[0], sum = 0;
+        for (int32_t v = 1; v < V; v++) max = row[v] > max ? row[v] : max;
+        for (int32_t v = 0; v < V; v++) sum += exp((double)row[v] - max);
+        lua_createtable(L, (int)k, 0);
+        int32_t chosen[64];
+        int32_t limit = k > 64 ? 64 : (int32_t)k;
+        for (int32_t r = 0; r < limit; r++) {
+            int32_t best = -1;
+            for (int32_t v = 0; v < V; v++) {
+                int taken = 0;
+                for (int32_t c = 0; c < r; c++) taken |= chosen[c] == v;
+                if (!taken && (best < 0 || row[v] > row[best])) best = v;
+            }
+            chosen[r] = best;
+            lua_createtable(L, 0, 2);
+            lua_pushinteger(L, best);
+            lua_setfield(L, -2, "id");
+            lua_pushnumber(L, exp((double)row[best] - max) / sum);
+            lua_setfield(L, -2, "prob");
+            lua_rawseti(L, -2, r + 1);
+        }
+        lua_rawseti(L, -2, p);
+    }
+    free(logits);
+    return 1;
+}
+
 /* lm.load_model(dir [, settings]): the architecture named by config.json's
  * model_type, configured from that file, with the saved weights. */
 static int load_model(lua_State *L) {
@@ -104,7 +229,8 @@ static int load_model(lua_State *L) {
 
 void lm_lua_open_model(lua_State *L) {
     static const luaL_Reg methods[] = {{"info", model_info}, {"init", model_init},         {"save", model_save},
-                                       {"load", model_load}, {"n_params", model_n_params}, {NULL, NULL}};
+                                       {"load", model_load}, {"n_params", model_n_params}, {"logits", model_logits},
+                                       {"top_k", model_top_k}, {NULL, NULL}};
     lm_lua_define_class(L, LM_MODEL_MT, methods);
     lua_pushcfunction(L, load_model);
     lua_setfield(L, -2, "load_model");

@@ -86,6 +86,7 @@ static int open_lm(lua_State *L) {
     luaL_newlib(L, functions);
     lm_lua_open_objects(L);
     lm_lua_open_model(L);
+    lm_lua_open_json(L);
     lm_lua_open_training(L);
     return 1;
 }

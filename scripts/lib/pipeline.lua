@@ -1,0 +1,88 @@
+-- The training pipeline shared by gpt2_clm.lua and bert_mlm.lua:
+-- data -> tokenizer -> token blocks -> model + objective -> trainer ->
+-- saved model and results.json.
+local M = {}
+
+-- Options every pipeline accepts (merged into each script's defaults).
+function M.common_defaults(name)
+  local options = require("options")
+  return {
+    data = options.first_existing({"data/wikitext-2-raw", "../shared/data/wikitext-2-raw"}, "wiki.train.raw"),
+    train_split = "train", eval_split = "validation",
+    tokenizer = "",            -- a tokenizer.json to reuse instead of training one
+    min_frequency = 2,
+    vocab_size = 0,            -- model vocabulary; 0 = the tokenizer's size
+    block_size = 128, group_lines = 0,
+    epochs = 3, max_steps = -1, batch_size = 8, grad_accum = 1,
+    lr = 2e-5, weight_decay = 0.01, warmup_steps = 0, max_grad_norm = 1.0,
+    seed = 42, device = "auto", precision = "fp32", threads = 0,
+    eval_max_batches = 0, log_every = 50,
+    output_dir = "runs/" .. name, cache_dir = "runs/cache",
+  }
+end
+
+-- spec: {name, cfg, tokenizer = {plugin, settings}, add_special,
+--        architecture = function(cfg, vocab) -> plugin name, settings,
+--        objective = {plugin, settings}, describe = function(cfg, info) -> string}
+function M.run(spec)
+  local cfg = spec.cfg
+  local console <close> = lm.logger("console", {every = cfg.log_every})
+  local jsonl <close> = lm.logger("jsonl", {path = cfg.output_dir .. ".log.jsonl", every = cfg.log_every})
+
+  local dataset <close> = lm.dataset("wikitext", {path = cfg.data})
+  console:message(string.format("data: %s (training on '%s', evaluating on '%s')", cfg.data, cfg.train_split,
+                                cfg.eval_split))
+
+  local reuse = cfg.tokenizer ~= ""
+  local tokenizer <close> = lm.tokenizer(spec.tokenizer.plugin, reuse and {path = cfg.tokenizer} or spec.tokenizer.settings)
+  if not reuse then tokenizer:train(dataset, cfg.train_split) end
+  local vocab = tokenizer:info()
+  console:message(string.format("tokenizer: %s, %d tokens", spec.tokenizer.plugin, vocab.vocab_size))
+
+  local blocks_opts = {block_size = cfg.block_size, group_lines = cfg.group_lines, add_special = spec.add_special,
+                       cache_dir = cfg.cache_dir}
+  local train <close> = lm.blocks(tokenizer, dataset, cfg.train_split, blocks_opts)
+  local eval <close> = lm.blocks(tokenizer, dataset, cfg.eval_split, blocks_opts)
+  console:message(string.format("blocks: %d for training, %d for evaluation (%d tokens each)", train:count(),
+                                eval:count(), cfg.block_size))
+
+  local arch_name, arch_settings = spec.architecture(cfg, vocab)
+  local model <close> = lm.architecture(arch_name, arch_settings)
+  model:init(cfg.seed)
+  local info = model:info()
+  console:message(string.format("model: %s, %.1fM parameters, on %s (%s)", spec.describe(cfg), info.n_params / 1e6,
+                                info.device, info.precision))
+
+  local objective <close> = lm.objective(spec.objective.plugin, spec.objective.settings)
+  local trainer <close> = lm.trainer{
+    model = model, objective = objective, tokenizer = tokenizer, train = train, eval = eval,
+    loggers = {console, jsonl},
+    lr = cfg.lr, weight_decay = cfg.weight_decay, epochs = cfg.epochs, max_steps = cfg.max_steps,
+    batch_size = cfg.batch_size, grad_accum = cfg.grad_accum, warmup_steps = cfg.warmup_steps,
+    max_grad_norm = cfg.max_grad_norm, seed = cfg.seed, eval_max_batches = cfg.eval_max_batches,
+    log_every = cfg.log_every,
+  }
+  local result = trainer:fit()
+  model:save(cfg.output_dir, {tokenizer = tokenizer, args_json = trainer:args_json()})
+
+  local results = {
+    model = spec.name, model_type = info.model_type, objective = spec.objective.plugin,
+    architecture = info.causal and "causal (unidirectional)" or "bidirectional (masked)",
+    n_params = info.n_params, device = info.device, precision = info.precision,
+    data = cfg.data, train_split = cfg.train_split, eval_split = cfg.eval_split,
+    train_blocks = train:count(), eval_blocks = eval:count(), block_size = cfg.block_size,
+    steps = result.steps, epochs = result.epochs, train_loss = result.train_loss,
+    eval_loss = result.eval_loss, perplexity = result.perplexity, runtime_seconds = result.runtime,
+    samples_per_second = result.samples_per_second, tokens_per_second = result.tokens_per_second,
+    log = cfg.output_dir .. ".log.jsonl",
+  }
+  local f = assert(io.open(cfg.output_dir .. "/results.json", "w"))
+  f:write(lm.json_encode(results), "\n")
+  f:close()
+  print(string.format("Perplexity: %.2f (validation loss %.4f on '%s')", result.perplexity, result.eval_loss,
+                      cfg.eval_split))
+  print(string.format("saved model.safetensors, config.json, tokenizer.json and results.json to %s", cfg.output_dir))
+  return result
+end
+
+return M
