@@ -49,7 +49,8 @@ void lm_interrupt_clear(void) { interrupt_flag = 0; }
 
 /* ---- progress -------------------------------------------------------------
  * On a terminal: one line redrawn in place at most 10 times a second.
- * Otherwise (logs, CI): a plain line every 10 % or every 30 seconds. */
+ * Otherwise (logs, CI): a plain line every 10 % or every 30 seconds, once
+ * the work has lasted two seconds. */
 struct lm_progress {
     char label[96];
     uint64_t total, done;
@@ -115,6 +116,8 @@ void lm_progress_update(lm_progress *p, uint64_t done) {
         if (now - p->last_draw >= 0.1) progress_draw(p, 0);
         return;
     }
+    /* Work that ends within two seconds prints nothing: logs stay quiet. */
+    if (now - p->start < 2.0) return;
     int decile = p->total ? (int)(10.0 * (double)done / (double)p->total) : 0;
     if ((p->total && decile > p->last_decile) || now - p->last_draw >= 30.0) {
         p->last_decile = decile;
@@ -124,7 +127,7 @@ void lm_progress_update(lm_progress *p, uint64_t done) {
 
 void lm_progress_end(lm_progress *p) {
     if (!p) return;
-    if (current_level <= LM_LOG_INFO && (p->tty || lm_time_seconds() - p->start >= 1.0)) {
+    if (current_level <= LM_LOG_INFO && (p->tty || lm_time_seconds() - p->start >= 2.0)) {
         if (p->total) p->done = p->total;
         progress_draw(p, 1);
     }
