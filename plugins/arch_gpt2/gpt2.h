@@ -1,0 +1,129 @@
+/* GPT-2 (Hugging Face GPT2LMHeadModel) over the kernel backend table.
+ *
+ * Internal to the arch_gpt2 plugin.  The model is written once as calls to
+ * lm_backend_ops (kernels/backend.h), so the same code runs on the CPU and on
+ * CUDA; nothing here touches a device API directly. */
+#ifndef LM_ARCH_GPT2_H
+#define LM_ARCH_GPT2_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "lmcore/architecture.h"
+#include "lmcore/config.h"
+#include "lmcore/rng.h"
+#include "lmcore/tensor.h"
+#include "model_params.h"
+
+/* The Hugging Face GPT2Config fields we honour, plus lmcore's own keys. */
+typedef struct gpt2_config {
+    int32_t vocab_size, n_positions, n_embd, n_layer, n_head;
+    int32_t n_inner;   /* resolved: 4 * n_embd when the config says null */
+    int n_inner_given; /* 0: written back as null */
+    double embd_pdrop, attn_pdrop, resid_pdrop;
+    double layer_norm_epsilon, initializer_range;
+    int64_t bos_token_id, eos_token_id; /* -1: null */
+    char device[64];
+    lm_precision precision;
+    int threads;
+} gpt2_config;
+
+/* Reads and validates the configuration (own keys, then hf_config file
+ * values for keys that were not given). */
+lm_status gpt2_config_read(gpt2_config *c, lm_config *cfg);
+/* Appends config.json text in Hugging Face GPT2Config format. */
+lm_status gpt2_config_write_hf(const gpt2_config *c, lm_buffer *out);
+const char *gpt2_precision_name(lm_precision p);
+
+/* Tensors of one transformer block, in Hugging Face order. */
+enum {
+    GPT2_LN1_W, GPT2_LN1_B, GPT2_QKV_W, GPT2_QKV_B, GPT2_ATTPROJ_W, GPT2_ATTPROJ_B,
+    GPT2_LN2_W, GPT2_LN2_B, GPT2_FC_W, GPT2_FC_B, GPT2_FCPROJ_W, GPT2_FCPROJ_B,
+    GPT2_TENSORS_PER_LAYER
+};
+/* Declaration indices: wte, wpe, then the blocks, then ln_f. */
+#define GPT2_WTE 0
+#define GPT2_WPE 1
+#define GPT2_LAYER_TENSOR(l, k) (2 + (l) * GPT2_TENSORS_PER_LAYER + (k))
+#define GPT2_LNF_W(L) (2 + (L) * GPT2_TENSORS_PER_LAYER)
+#define GPT2_LNF_B(L) (GPT2_LNF_W(L) + 1)
+
+/* Activations kept from forward for backward, for the (B, T) in use.
+ * Per-layer arrays point into one allocation (llm.c style). */
+typedef struct gpt2_layer_acts {
+    float *ln1, *ln1_mean, *ln1_rstd; /* [N,C] [N] [N] */
+    float *qkv;                       /* [N,3C] */
+    float *atty;                      /* [N,C] */
+    float *preatt, *att;              /* [B,NH,T,T] */
+    float *residual2;                 /* [N,C] */
+    float *ln2, *ln2_mean, *ln2_rstd;
+    float *fch, *fch_gelu;            /* [N,H] */
+    float *residual3;                 /* [N,C] = the block's output */
+} gpt2_layer_acts;
+
+typedef struct gpt2_acts {
+    float *encoded;  /* [N,C] embeddings before dropout */
+    float *x0;       /* [N,C] embeddings after dropout = input of block 0 */
+    gpt2_layer_acts *layers;
+    float *proj;     /* [N,C] scratch: c_proj outputs before dropout */
+    float *dropped;  /* [N,C] scratch: c_proj outputs after dropout */
+    float *lnf, *lnf_mean, *lnf_rstd;
+    float *logits;   /* [N,V]; holds dlogits after backward */
+    float *losses;   /* [N] */
+    /* backward scratch */
+    float *dresidual;    /* [N,C] gradient of the residual stream */
+    float *dproj;        /* [N,C] */
+    float *dln;          /* [N,C] */
+    float *datty;        /* [N,C] */
+    float *dqkv;         /* [N,3C] */
+    float *dfch, *dfch_gelu; /* [N,H] */
+    float *datt_scratch; /* [B,NH,T,T] */
+    int32_t *ids, *labels, *key_mask; /* [N] device copies of the batch */
+} gpt2_acts;
+
+typedef struct gpt2_model {
+    gpt2_config config;
+    lm_backend *backend;
+    param_table table;
+    model_buffers buffers;
+    char device_desc[160];
+
+    /* Activations: one float allocation and one int allocation, grown when a
+     * batch needs more. */
+    float *act_memory;
+    size_t act_capacity; /* floats */
+    int32_t *int_memory;
+    size_t int_capacity; /* int32s */
+    gpt2_acts acts;
+    gpt2_layer_acts *layer_acts; /* n_layer entries */
+    int32_t act_B, act_T;        /* the shape acts are carved for */
+
+    /* What the last forward did, for backward. */
+    int training;
+    int32_t B, T;
+    int has_targets;   /* forward computed a loss: backward is possible */
+    int logits_valid;  /* logits not yet overwritten by backward */
+    int has_key_mask;
+    int64_t n_targets;
+    float embd_p, attn_p, resid_p; /* dropout probabilities used */
+    uint64_t seed, step;
+} gpt2_model;
+
+/* Float pointer of tensor `index` inside a flat buffer. */
+static inline float *gpt2_tensor(const gpt2_model *m, float *base, int index) {
+    return base + m->table.descs[index].offset;
+}
+
+/* RNG stream of a dropout site for a micro-batch: counters differ per step
+ * and per site (site 0: embeddings; block l: 1 + 3l attention probabilities,
+ * 2 + 3l attention output, 3 + 3l MLP output). */
+static inline uint64_t gpt2_dropout_stream(uint64_t step, int site) {
+    return (step << 24) | ((uint64_t)site << 8) | (uint64_t)LM_RNG_STREAM_DROPOUT;
+}
+
+lm_status gpt2_forward(gpt2_model *m, const lm_batch *batch, float *loss);
+lm_status gpt2_backward(gpt2_model *m, float loss_scale);
+void gpt2_acts_free(gpt2_model *m);
+
+#endif

@@ -1,0 +1,308 @@
+/* GPT-2 configuration: lmcore config keys and Hugging Face config.json.
+ *
+ * Keys are the Hugging Face GPT2Config names, so a config.json saved by
+ * `transformers` (hf_config=path) and a Lua table use the same spelling.
+ * Keys given explicitly win over the file's values; Hugging Face keys this
+ * model has no use for (architectures, task_specific_params, summary_*) are
+ * ignored, but a file describing a different model, or a GPT-2 variant we do
+ * not implement (other activation, unscaled attention, untied head), is
+ * refused rather than silently trained as something else. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "gpt2.h"
+#include "lmcore/json.h"
+
+/* The transformers release the fixtures and the round-trip were checked with. */
+#define GPT2_TRANSFORMERS_VERSION "5.24.0"
+
+typedef struct hf_file {
+    const char *path; /* NULL: no hf_config */
+    lm_json *root;
+    lm_status status; /* first problem found in the file */
+} hf_file;
+
+static const lm_json *hf_get(hf_file *f, const char *key) {
+    if (!f->root) return NULL;
+    return lm_json_get(f->root, key);
+}
+
+static void hf_fail(hf_file *f, const char *key, const char *wanted) {
+    if (f->status != LM_OK) return;
+    f->status = lm_error_set(LM_ERR_FORMAT, "hf_config '%s': key '%s' must be %s", f->path, key, wanted);
+}
+
+/* An integer from the file (or def); null gives null_value. */
+static int64_t hf_int(hf_file *f, const char *key, int64_t def, int64_t null_value) {
+    const lm_json *v = hf_get(f, key);
+    if (!v) return def;
+    if (lm_json_type_of(v) == LM_JSON_NULL) return null_value;
+    /* eos_token_id may be a list in recent configs: the first id is the one. */
+    if (lm_json_type_of(v) == LM_JSON_ARRAY && lm_json_size(v) > 0) v = lm_json_at(v, 0);
+    if (lm_json_type_of(v) == LM_JSON_NUMBER && lm_json_is_integer(v)) return lm_json_int(v);
+    hf_fail(f, key, "an integer");
+    return def;
+}
+
+static double hf_number(hf_file *f, const char *key, double def) {
+    const lm_json *v = hf_get(f, key);
+    if (!v) return def;
+    if (lm_json_type_of(v) == LM_JSON_NUMBER) return lm_json_number(v);
+    hf_fail(f, key, "a number");
+    return def;
+}
+
+static int hf_bool(hf_file *f, const char *key, int def) {
+    const lm_json *v = hf_get(f, key);
+    if (!v) return def;
+    if (lm_json_type_of(v) == LM_JSON_BOOL) return lm_json_bool(v);
+    hf_fail(f, key, "true or false");
+    return def;
+}
+
+static const char *hf_string(hf_file *f, const char *key, const char *def) {
+    const lm_json *v = hf_get(f, key);
+    if (!v) return def;
+    if (lm_json_type_of(v) == LM_JSON_STRING) return lm_json_string(v, NULL);
+    hf_fail(f, key, "a string");
+    return def;
+}
+
+/* A nullable integer key: an explicit config value, else the file's, else def. */
+static int64_t read_nullable_int(lm_config *cfg, hf_file *f, const char *key, int64_t def, int *given) {
+    int64_t from_file = hf_int(f, key, def, -1);
+    if (given) *given = hf_get(f, key) && lm_json_type_of(hf_get(f, key)) != LM_JSON_NULL;
+    if (lm_config_has(cfg, key)) {
+        if (given) *given = 1;
+        return lm_config_int(cfg, key, from_file);
+    }
+    return from_file;
+}
+
+static lm_status parse_precision(const char *name, lm_precision *out) {
+    if (strcmp(name, "fp32") == 0) *out = LM_PRECISION_FP32;
+    else if (strcmp(name, "tf32") == 0) *out = LM_PRECISION_TF32;
+    else if (strcmp(name, "bf16") == 0) *out = LM_PRECISION_BF16;
+    else
+        return lm_error_set(LM_ERR_INVALID, "architecture 'gpt2': precision '%s' is unknown: use fp32, tf32 or bf16",
+                            name);
+    return LM_OK;
+}
+
+const char *gpt2_precision_name(lm_precision p) {
+    switch (p) {
+    case LM_PRECISION_FP32: return "fp32";
+    case LM_PRECISION_TF32: return "tf32";
+    case LM_PRECISION_BF16: return "bf16";
+    }
+    return "fp32";
+}
+
+/* Refuses GPT-2 variants that this implementation would compute differently. */
+static lm_status check_hf_variant(hf_file *f) {
+    const char *model_type = hf_string(f, "model_type", "gpt2");
+    if (f->status == LM_OK && strcmp(model_type, "gpt2") != 0)
+        return lm_error_set(LM_ERR_INVALID,
+                            "hf_config '%s' describes a '%s' model, not 'gpt2': use the matching architecture plugin",
+                            f->path, model_type);
+    struct {
+        const char *key;
+        int expected;
+    } flags[] = {{"scale_attn_weights", 1},
+                 {"scale_attn_by_inverse_layer_idx", 0},
+                 {"add_cross_attention", 0},
+                 {"tie_word_embeddings", 1}};
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+        int value = hf_bool(f, flags[i].key, flags[i].expected);
+        if (f->status == LM_OK && value != flags[i].expected)
+            return lm_error_set(LM_ERR_UNSUPPORTED, "hf_config '%s': %s=%s is not supported by architecture 'gpt2' "
+                                                    "(only the standard GPT-2 with %s=%s)",
+                                f->path, flags[i].key, value ? "true" : "false", flags[i].key,
+                                flags[i].expected ? "true" : "false");
+    }
+    return f->status;
+}
+
+static lm_status check_sizes(const gpt2_config *c, const char *source) {
+    struct {
+        const char *key;
+        int64_t value, max;
+    } sizes[] = {{"vocab_size", c->vocab_size, 1 << 24}, {"n_positions", c->n_positions, 1 << 20},
+                 {"n_embd", c->n_embd, 1 << 16},         {"n_layer", c->n_layer, 1 << 12},
+                 {"n_head", c->n_head, 1 << 12},         {"n_inner", c->n_inner, 1 << 18}};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        if (sizes[i].value < 1 || sizes[i].value > sizes[i].max)
+            return lm_error_set(LM_ERR_INVALID, "architecture 'gpt2': %s must be between 1 and %lld, got %lld%s",
+                                sizes[i].key, (long long)sizes[i].max, (long long)sizes[i].value, source);
+    if (c->n_embd % c->n_head != 0)
+        return lm_error_set(LM_ERR_INVALID, "architecture 'gpt2': n_embd (%d) must be a multiple of n_head (%d)%s",
+                            (int)c->n_embd, (int)c->n_head, source);
+    struct {
+        const char *key;
+        double value;
+    } drops[] = {{"embd_pdrop", c->embd_pdrop}, {"attn_pdrop", c->attn_pdrop}, {"resid_pdrop", c->resid_pdrop}};
+    for (size_t i = 0; i < 3; i++)
+        if (!(drops[i].value >= 0.0 && drops[i].value < 1.0))
+            return lm_error_set(LM_ERR_INVALID, "architecture 'gpt2': %s must be in [0, 1), got %g%s", drops[i].key,
+                                drops[i].value, source);
+    if (!(c->layer_norm_epsilon > 0.0 && c->layer_norm_epsilon < 1.0))
+        return lm_error_set(LM_ERR_INVALID, "architecture 'gpt2': layer_norm_epsilon must be in (0, 1), got %g%s",
+                            c->layer_norm_epsilon, source);
+    if (!(c->initializer_range >= 0.0 && c->initializer_range < 10.0))
+        return lm_error_set(LM_ERR_INVALID, "architecture 'gpt2': initializer_range must be in [0, 10), got %g%s",
+                            c->initializer_range, source);
+    if (c->threads < 0 || c->threads > 4096)
+        return lm_error_set(LM_ERR_INVALID, "architecture 'gpt2': threads must be 0 (default) or a positive count, "
+                                            "got %d", c->threads);
+    return LM_OK;
+}
+
+lm_status gpt2_config_read(gpt2_config *c, lm_config *cfg) {
+    memset(c, 0, sizeof *c);
+    hf_file file = {NULL, NULL, LM_OK};
+    lm_status status = LM_OK;
+    file.path = lm_config_string(cfg, "hf_config", NULL);
+    if (file.path) {
+        status = lm_json_parse_file(file.path, &file.root);
+        if (status != LM_OK) {
+            lm_error_prefix("architecture 'gpt2' (hf_config): ");
+            return status;
+        }
+        if (lm_json_type_of(file.root) != LM_JSON_OBJECT) {
+            status = lm_error_set(LM_ERR_FORMAT, "hf_config '%s' is not a JSON object (expected a config.json)",
+                                  file.path);
+            goto done;
+        }
+        LM_CHECK(check_hf_variant(&file));
+    }
+
+    /* Old configs spell the context n_ctx (always equal to n_positions). */
+    int64_t positions_default = hf_int(&file, "n_ctx", 1024, 1024);
+    c->vocab_size = (int32_t)lm_config_int(cfg, "vocab_size", hf_int(&file, "vocab_size", 50257, 50257));
+    c->n_positions =
+        (int32_t)lm_config_int(cfg, "n_positions", hf_int(&file, "n_positions", positions_default, positions_default));
+    c->n_embd = (int32_t)lm_config_int(cfg, "n_embd", hf_int(&file, "n_embd", 768, 768));
+    c->n_layer = (int32_t)lm_config_int(cfg, "n_layer", hf_int(&file, "n_layer", 12, 12));
+    c->n_head = (int32_t)lm_config_int(cfg, "n_head", hf_int(&file, "n_head", 12, 12));
+    int64_t n_inner = read_nullable_int(cfg, &file, "n_inner", -1, &c->n_inner_given);
+    c->n_inner = n_inner < 0 && !c->n_inner_given ? 4 * c->n_embd : (int32_t)n_inner;
+    c->embd_pdrop = lm_config_number(cfg, "embd_pdrop", hf_number(&file, "embd_pdrop", 0.1));
+    c->attn_pdrop = lm_config_number(cfg, "attn_pdrop", hf_number(&file, "attn_pdrop", 0.1));
+    c->resid_pdrop = lm_config_number(cfg, "resid_pdrop", hf_number(&file, "resid_pdrop", 0.1));
+    c->layer_norm_epsilon = lm_config_number(cfg, "layer_norm_epsilon", hf_number(&file, "layer_norm_epsilon", 1e-5));
+    c->initializer_range = lm_config_number(cfg, "initializer_range", hf_number(&file, "initializer_range", 0.02));
+    c->bos_token_id = read_nullable_int(cfg, &file, "bos_token_id", 50256, NULL);
+    c->eos_token_id = read_nullable_int(cfg, &file, "eos_token_id", 50256, NULL);
+    const char *activation =
+        lm_config_string(cfg, "activation_function", hf_string(&file, "activation_function", "gelu_new"));
+    const char *device = lm_config_string(cfg, "device", "auto");
+    const char *precision = lm_config_string(cfg, "precision", "fp32");
+    c->threads = (int)lm_config_int(cfg, "threads", 0);
+    LM_CHECK(file.status);
+    /* Wrong types and unknown keys first: their messages name the key. */
+    LM_CHECK(lm_config_validate(cfg));
+
+    const char *source = "";
+    char source_buf[600];
+    if (file.path) {
+        snprintf(source_buf, sizeof source_buf, " (hf_config '%s')", file.path);
+        source = source_buf;
+    }
+    if (strcmp(activation, "gelu_new") != 0) {
+        status = lm_error_set(LM_ERR_UNSUPPORTED,
+                              "architecture 'gpt2': activation_function '%s' is not supported%s: GPT-2 uses "
+                              "'gelu_new' (the tanh approximation), the only one implemented",
+                              activation, source);
+        goto done;
+    }
+    if (strlen(device) >= sizeof c->device) {
+        status = lm_error_set(LM_ERR_INVALID, "architecture 'gpt2': device '%.40s...' is too long: use cpu, cuda, "
+                                              "cuda:N or auto", device);
+        goto done;
+    }
+    strcpy(c->device, device);
+    LM_CHECK(parse_precision(precision, &c->precision));
+    LM_CHECK(check_sizes(c, source));
+done:
+fail:
+    lm_json_free(file.root);
+    return status;
+}
+
+static void write_nullable(lm_json_writer *w, const char *key, int64_t value) {
+    lm_json_key(w, key);
+    if (value < 0) lm_json_write_null(w);
+    else lm_json_write_int(w, value);
+}
+
+lm_status gpt2_config_write_hf(const gpt2_config *c, lm_buffer *out) {
+    lm_json_writer w;
+    lm_json_writer_init(&w, out, 2);
+    lm_json_begin_object(&w);
+    /* Keys sorted, as transformers writes them. */
+    lm_json_key(&w, "activation_function");
+    lm_json_write_cstr(&w, "gelu_new");
+    lm_json_key(&w, "add_cross_attention");
+    lm_json_write_bool(&w, 0);
+    lm_json_key(&w, "architectures");
+    lm_json_begin_array(&w);
+    lm_json_write_cstr(&w, "GPT2LMHeadModel");
+    lm_json_end_array(&w);
+    lm_json_key(&w, "attn_pdrop");
+    lm_json_write_number(&w, c->attn_pdrop);
+    write_nullable(&w, "bos_token_id", c->bos_token_id);
+    lm_json_key(&w, "dtype"); /* transformers >= 5; torch_dtype below for 4.x */
+    lm_json_write_cstr(&w, "float32");
+    lm_json_key(&w, "embd_pdrop");
+    lm_json_write_number(&w, c->embd_pdrop);
+    write_nullable(&w, "eos_token_id", c->eos_token_id);
+    lm_json_key(&w, "initializer_range");
+    lm_json_write_number(&w, c->initializer_range);
+    lm_json_key(&w, "layer_norm_epsilon");
+    lm_json_write_number(&w, c->layer_norm_epsilon);
+    lm_json_key(&w, "model_type");
+    lm_json_write_cstr(&w, "gpt2");
+    lm_json_key(&w, "n_ctx");
+    lm_json_write_int(&w, c->n_positions);
+    lm_json_key(&w, "n_embd");
+    lm_json_write_int(&w, c->n_embd);
+    lm_json_key(&w, "n_head");
+    lm_json_write_int(&w, c->n_head);
+    write_nullable(&w, "n_inner", c->n_inner_given ? c->n_inner : -1);
+    lm_json_key(&w, "n_layer");
+    lm_json_write_int(&w, c->n_layer);
+    lm_json_key(&w, "n_positions");
+    lm_json_write_int(&w, c->n_positions);
+    lm_json_key(&w, "reorder_and_upcast_attn");
+    lm_json_write_bool(&w, 0);
+    lm_json_key(&w, "resid_pdrop");
+    lm_json_write_number(&w, c->resid_pdrop);
+    lm_json_key(&w, "scale_attn_by_inverse_layer_idx");
+    lm_json_write_bool(&w, 0);
+    lm_json_key(&w, "scale_attn_weights");
+    lm_json_write_bool(&w, 1);
+    lm_json_key(&w, "summary_activation");
+    lm_json_write_null(&w);
+    lm_json_key(&w, "summary_first_dropout");
+    lm_json_write_number(&w, 0.1);
+    lm_json_key(&w, "summary_proj_to_labels");
+    lm_json_write_bool(&w, 1);
+    lm_json_key(&w, "summary_type");
+    lm_json_write_cstr(&w, "cls_index");
+    lm_json_key(&w, "summary_use_proj");
+    lm_json_write_bool(&w, 1);
+    lm_json_key(&w, "tie_word_embeddings");
+    lm_json_write_bool(&w, 1);
+    lm_json_key(&w, "torch_dtype");
+    lm_json_write_cstr(&w, "float32");
+    lm_json_key(&w, "transformers_version");
+    lm_json_write_cstr(&w, GPT2_TRANSFORMERS_VERSION);
+    lm_json_key(&w, "use_cache");
+    lm_json_write_bool(&w, 1);
+    lm_json_key(&w, "vocab_size");
+    lm_json_write_int(&w, c->vocab_size);
+    lm_json_end_object(&w);
+    LM_TRY(lm_json_writer_finish(&w));
+    return lm_buffer_append(out, "\n", 1);
+}

@@ -1,0 +1,262 @@
+/* GPT-2 forward pass (llm.c's gpt2_forward, through the backend op table).
+ *
+ *   x0 = dropout(wte[ids] + wpe[t])
+ *   per block:  h = x + dropout(c_proj(attn(c_attn(ln_1(x)))))
+ *               x = h + dropout(mlp.c_proj(gelu_new(c_fc(ln_2(h)))))
+ *   logits = ln_f(x) · wteᵀ   (tied head);  loss = mean CE over scored labels
+ *
+ * Activations needed by backward live in one float allocation carved per
+ * (B, T); it only grows, so alternating batch shapes do not reallocate. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpt2.h"
+
+/* Keeps every activation 64-byte aligned for vectorised kernels. */
+static size_t round_up_16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+typedef struct carver {
+    float *base; /* NULL: only count */
+    size_t used; /* floats */
+} carver;
+
+static float *take(carver *c, size_t n) {
+    float *p = c->base ? c->base + c->used : NULL;
+    c->used += round_up_16(n);
+    return p;
+}
+
+/* Lays the activations of a (B, T) batch out from `base` (or only counts
+ * them when base is NULL); returns the floats needed. */
+static size_t carve_acts(gpt2_model *m, float *base, int B, int T) {
+    const gpt2_config *c = &m->config;
+    const size_t N = (size_t)B * (size_t)T, C = (size_t)c->n_embd, H = (size_t)c->n_inner;
+    const size_t V = (size_t)c->vocab_size, att = (size_t)B * (size_t)c->n_head * (size_t)T * (size_t)T;
+    carver cv = {base, 0};
+    gpt2_acts *a = &m->acts;
+    a->encoded = take(&cv, N * C);
+    a->x0 = take(&cv, N * C);
+    for (int l = 0; l < c->n_layer; l++) {
+        gpt2_layer_acts *la = &m->layer_acts[l];
+        la->ln1 = take(&cv, N * C);
+        la->ln1_mean = take(&cv, N);
+        la->ln1_rstd = take(&cv, N);
+        la->qkv = take(&cv, N * 3 * C);
+        la->atty = take(&cv, N * C);
+        la->preatt = take(&cv, att);
+        la->att = take(&cv, att);
+        la->residual2 = take(&cv, N * C);
+        la->ln2 = take(&cv, N * C);
+        la->ln2_mean = take(&cv, N);
+        la->ln2_rstd = take(&cv, N);
+        la->fch = take(&cv, N * H);
+        la->fch_gelu = take(&cv, N * H);
+        la->residual3 = take(&cv, N * C);
+    }
+    a->layers = m->layer_acts;
+    a->proj = take(&cv, N * C);
+    a->dropped = take(&cv, N * C);
+    a->lnf = take(&cv, N * C);
+    a->lnf_mean = take(&cv, N);
+    a->lnf_rstd = take(&cv, N);
+    a->logits = take(&cv, N * V);
+    a->losses = take(&cv, N);
+    a->dresidual = take(&cv, N * C);
+    a->dproj = take(&cv, N * C);
+    a->dln = take(&cv, N * C);
+    a->datty = take(&cv, N * C);
+    a->dqkv = take(&cv, N * 3 * C);
+    a->dfch = take(&cv, N * H);
+    a->dfch_gelu = take(&cv, N * H);
+    a->datt_scratch = take(&cv, att);
+    return cv.used;
+}
+
+void gpt2_acts_free(gpt2_model *m) {
+    if (m->backend) {
+        if (m->act_memory) m->backend->ops->free(m->backend, m->act_memory);
+        if (m->int_memory) m->backend->ops->free(m->backend, m->int_memory);
+    }
+    free(m->layer_acts);
+    m->act_memory = NULL;
+    m->int_memory = NULL;
+    m->layer_acts = NULL;
+    m->act_capacity = m->int_capacity = 0;
+    m->act_B = m->act_T = 0;
+    memset(&m->acts, 0, sizeof m->acts);
+}
+
+static lm_status ensure_acts(gpt2_model *m, int B, int T) {
+    if (m->act_B == B && m->act_T == T) return LM_OK;
+    lm_backend *be = m->backend;
+    if (!m->layer_acts) {
+        m->layer_acts = calloc((size_t)m->config.n_layer, sizeof *m->layer_acts);
+        if (!m->layer_acts) return lm_error_set(LM_ERR_NOMEM, "out of memory for the GPT-2 layer table");
+    }
+    m->act_B = m->act_T = 0;
+    size_t need = carve_acts(m, NULL, B, T);
+    if (need > m->act_capacity) {
+        if (m->act_memory) be->ops->free(be, m->act_memory);
+        m->act_memory = NULL;
+        m->act_capacity = 0;
+        char what[96];
+        snprintf(what, sizeof what, "GPT-2 activations for a batch of %d x %d tokens", B, T);
+        LM_TRY(be->ops->alloc(be, (void **)&m->act_memory, need * sizeof(float), what));
+        m->act_capacity = need;
+    }
+    size_t need_ints = 3 * round_up_16((size_t)B * (size_t)T);
+    if (need_ints > m->int_capacity) {
+        if (m->int_memory) be->ops->free(be, m->int_memory);
+        m->int_memory = NULL;
+        m->int_capacity = 0;
+        LM_TRY(be->ops->alloc(be, (void **)&m->int_memory, need_ints * sizeof(int32_t), "GPT-2 batch ids"));
+        m->int_capacity = need_ints;
+    }
+    carve_acts(m, m->act_memory, B, T);
+    size_t stride = round_up_16((size_t)B * (size_t)T);
+    m->acts.ids = m->int_memory;
+    m->acts.labels = m->int_memory + stride;
+    m->acts.key_mask = m->int_memory + 2 * stride;
+    m->act_B = B;
+    m->act_T = T;
+    return LM_OK;
+}
+
+/* Checks the batch against the model's limits and counts scored labels. */
+static lm_status check_batch(const gpt2_model *m, const lm_batch *batch, int64_t *n_targets) {
+    const gpt2_config *c = &m->config;
+    if (!batch || !batch->input_ids)
+        return lm_error_set(LM_ERR_INVALID, "architecture 'gpt2': forward needs a batch with input_ids");
+    if (batch->B < 1 || batch->T < 1)
+        return lm_error_set(LM_ERR_INVALID, "architecture 'gpt2': batch shape B=%d, T=%d must be positive",
+                            (int)batch->B, (int)batch->T);
+    if (batch->T > c->n_positions)
+        return lm_error_set(LM_ERR_INVALID, "architecture 'gpt2': the batch has T=%d positions but the model has "
+                                            "n_positions=%d: use a block_size of at most %d",
+                            (int)batch->T, (int)c->n_positions, (int)c->n_positions);
+    if ((int64_t)batch->B * batch->T > (int64_t)1 << 28)
+        return lm_error_set(LM_ERR_INVALID, "architecture 'gpt2': batch of %d x %d tokens is too large",
+                            (int)batch->B, (int)batch->T);
+    const size_t n = (size_t)batch->B * (size_t)batch->T;
+    for (size_t i = 0; i < n; i++) {
+        int32_t id = batch->input_ids[i];
+        if (id < 0 || id >= c->vocab_size)
+            return lm_error_set(LM_ERR_INVALID, "architecture 'gpt2': input id %d at batch row %zu, position %zu is "
+                                                "outside the vocabulary [0, %d): the tokenizer and vocab_size disagree",
+                                (int)id, i / (size_t)batch->T, i % (size_t)batch->T, (int)c->vocab_size);
+    }
+    *n_targets = 0;
+    if (!batch->labels) return LM_OK;
+    for (size_t i = 0; i < n; i++) {
+        int32_t label = batch->labels[i];
+        if (label == LM_IGNORE_INDEX) continue;
+        if (label < 0 || label >= c->vocab_size)
+            return lm_error_set(LM_ERR_INVALID, "architecture 'gpt2': label %d at batch row %zu, position %zu is "
+                                                "outside the vocabulary [0, %d) and not %d (ignored)",
+                                (int)label, i / (size_t)batch->T, i % (size_t)batch->T, (int)c->vocab_size,
+                                LM_IGNORE_INDEX);
+        (*n_targets)++;
+    }
+    if (*n_targets == 0)
+        return lm_error_set(LM_ERR_INVALID, "architecture 'gpt2': the batch has labels but none is scored (all are "
+                                            "%d): the loss would be undefined",
+                            LM_IGNORE_INDEX);
+    return LM_OK;
+}
+
+/* out = dropout(inp) when p > 0; with p = 0 the input is used as is. */
+static const float *dropout_or_identity(lm_backend *be, float *out, const float *inp, size_t n, float p,
+                                        uint64_t seed, uint64_t stream) {
+    if (p <= 0.0f) return inp;
+    be->ops->dropout_forward(be, out, inp, n, p, seed, stream);
+    return out;
+}
+
+lm_status gpt2_forward(gpt2_model *m, const lm_batch *batch, float *loss) {
+    const gpt2_config *c = &m->config;
+    lm_backend *be = m->backend;
+    const lm_backend_ops *ops = be->ops;
+    int64_t n_targets = 0;
+    m->has_targets = 0;
+    m->logits_valid = 0;
+    LM_TRY(check_batch(m, batch, &n_targets));
+    const int B = batch->B, T = batch->T, N = B * T;
+    const int C = c->n_embd, H = c->n_inner, V = c->vocab_size, NH = c->n_head, L = c->n_layer;
+    const float eps = (float)c->layer_norm_epsilon;
+    LM_TRY(ensure_acts(m, B, T));
+    gpt2_acts *a = &m->acts;
+
+    LM_TRY(ops->upload(be, a->ids, batch->input_ids, (size_t)N * sizeof(int32_t)));
+    if (batch->labels) LM_TRY(ops->upload(be, a->labels, batch->labels, (size_t)N * sizeof(int32_t)));
+    if (batch->attention_mask)
+        LM_TRY(ops->upload(be, a->key_mask, batch->attention_mask, (size_t)N * sizeof(int32_t)));
+    const int32_t *key_mask = batch->attention_mask ? a->key_mask : NULL;
+
+    m->B = B;
+    m->T = T;
+    m->seed = batch->seed;
+    m->step = batch->step;
+    m->embd_p = m->training ? (float)c->embd_pdrop : 0.0f;
+    m->attn_p = m->training ? (float)c->attn_pdrop : 0.0f;
+    m->resid_p = m->training ? (float)c->resid_pdrop : 0.0f;
+    const uint64_t seed = m->seed, step = m->step;
+    float *params = m->buffers.params;
+    const size_t NC = (size_t)N * (size_t)C;
+
+    ops->embedding_forward(be, a->encoded, a->ids, NULL, gpt2_tensor(m, params, GPT2_WTE),
+                           gpt2_tensor(m, params, GPT2_WPE), NULL, B, T, C);
+    const float *residual = a->encoded;
+    if (m->embd_p > 0.0f) {
+        ops->dropout_forward(be, a->x0, a->encoded, NC, m->embd_p, seed, gpt2_dropout_stream(step, 0));
+        residual = a->x0;
+    }
+    for (int l = 0; l < L; l++) {
+        gpt2_layer_acts *la = &m->layer_acts[l];
+#define W(k) gpt2_tensor(m, params, GPT2_LAYER_TENSOR(l, k))
+        ops->layernorm_forward(be, la->ln1, la->ln1_mean, la->ln1_rstd, residual, W(GPT2_LN1_W), W(GPT2_LN1_B), N,
+                               C, eps);
+        ops->matmul_forward(be, la->qkv, la->ln1, W(GPT2_QKV_W), W(GPT2_QKV_B), N, C, 3 * C, LM_W_IN_OUT);
+        ops->attention_forward(be, la->atty, la->preatt, la->att, la->qkv, la->qkv + C, la->qkv + 2 * C, 3 * C,
+                               key_mask, 1, B, T, C, NH, m->attn_p, seed, gpt2_dropout_stream(step, 1 + 3 * l));
+        ops->matmul_forward(be, a->proj, la->atty, W(GPT2_ATTPROJ_W), W(GPT2_ATTPROJ_B), N, C, C, LM_W_IN_OUT);
+        const float *branch =
+            dropout_or_identity(be, a->dropped, a->proj, NC, m->resid_p, seed, gpt2_dropout_stream(step, 2 + 3 * l));
+        ops->residual_forward(be, la->residual2, residual, branch, NC);
+
+        ops->layernorm_forward(be, la->ln2, la->ln2_mean, la->ln2_rstd, la->residual2, W(GPT2_LN2_W),
+                               W(GPT2_LN2_B), N, C, eps);
+        ops->matmul_forward(be, la->fch, la->ln2, W(GPT2_FC_W), W(GPT2_FC_B), N, C, H, LM_W_IN_OUT);
+        ops->gelu_forward(be, la->fch_gelu, la->fch, (size_t)N * (size_t)H, 1);
+        ops->matmul_forward(be, a->proj, la->fch_gelu, W(GPT2_FCPROJ_W), W(GPT2_FCPROJ_B), N, H, C, LM_W_IN_OUT);
+        branch =
+            dropout_or_identity(be, a->dropped, a->proj, NC, m->resid_p, seed, gpt2_dropout_stream(step, 3 + 3 * l));
+        ops->residual_forward(be, la->residual3, la->residual2, branch, NC);
+        residual = la->residual3;
+#undef W
+    }
+    ops->layernorm_forward(be, a->lnf, a->lnf_mean, a->lnf_rstd, residual, gpt2_tensor(m, params, GPT2_LNF_W(L)),
+                           gpt2_tensor(m, params, GPT2_LNF_B(L)), N, C, eps);
+    /* Tied head: wte is [V, C], i.e. an [out, in] weight. */
+    ops->matmul_forward(be, a->logits, a->lnf, gpt2_tensor(m, params, GPT2_WTE), NULL, N, C, V, LM_W_OUT_IN);
+    m->logits_valid = 1;
+    m->has_key_mask = key_mask != NULL;
+
+    if (!batch->labels) {
+        if (loss) *loss = 0.0f;
+        return ops->check(be);
+    }
+    ops->crossentropy_forward(be, a->losses, a->logits, a->labels, N, V);
+    double sum = 0.0;
+    LM_TRY(ops->sum_to_host(be, a->losses, (size_t)N, &sum));
+    double mean = sum / (double)n_targets;
+    if (!isfinite(mean))
+        return lm_error_set(LM_ERR_NUMERIC, "architecture 'gpt2': the loss is %s at step %llu: training diverged "
+                                            "(lower the learning rate, check the data or use fp32)",
+                            isnan(mean) ? "NaN" : "infinite", (unsigned long long)batch->step);
+    if (loss) *loss = (float)mean;
+    m->n_targets = n_targets;
+    m->has_targets = 1;
+    return LM_OK;
+}

@@ -1,0 +1,77 @@
+/* Flat-buffer parameter tables for architecture plugins (GPT-2, BERT).
+ *
+ * A model declares its tensors once, in Hugging Face order and with Hugging
+ * Face names, each with its shape, whether AdamW decays it, and how it is
+ * initialised.  param_table_layout() then places every weight-decayed tensor
+ * first and the others after, so that the four flat buffers (parameters,
+ * gradients, AdamW m and v) are each one allocation and the optimizer is two
+ * calls: [0, n_decay) with weight decay, [n_decay, n_params) without.
+ *
+ * model_buffers_* own those four buffers on a backend (host memory for the
+ * CPU, device memory for CUDA) and implement the vtable slots that do not
+ * depend on the architecture: init_weights, zero_grad, grad_norm,
+ * optimizer_step, read_buffer and write_buffer.
+ *
+ * Plugin-internal (hidden visibility): not part of the lmcore API. */
+#ifndef LM_PLUGIN_COMMON_MODEL_PARAMS_H
+#define LM_PLUGIN_COMMON_MODEL_PARAMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "lmcore/architecture.h"
+#include "lmcore/status.h"
+
+typedef enum param_init_kind {
+    PARAM_INIT_NORMAL = 0, /* N(0, std²) from lm_rng_normal */
+    PARAM_INIT_ZEROS = 1,
+    PARAM_INIT_ONES = 2
+} param_init_kind;
+
+typedef struct param_table {
+    lm_param_desc *descs;   /* count entries, in declaration (Hugging Face) order */
+    param_init_kind *inits; /* parallel to descs */
+    float *init_stds;       /* parallel to descs, for PARAM_INIT_NORMAL */
+    size_t count, cap;
+    size_t n_decay;  /* floats in the weight-decayed prefix of the buffers */
+    size_t n_params; /* floats in each flat buffer */
+} param_table;
+
+/* Appends a tensor named by the printf-style name_fmt.  Offsets are assigned
+ * by param_table_layout() once every tensor is declared. */
+lm_status param_table_add(param_table *t, int weight_decay, param_init_kind init, float init_std, int ndim,
+                          const int64_t *shape, const char *name_fmt, ...) LM_PRINTF(7, 8);
+/* Places decayed tensors first (in declaration order), then the others. */
+void param_table_layout(param_table *t);
+/* The tensor called `name`, or NULL. */
+const lm_param_desc *param_table_find(const param_table *t, const char *name);
+int64_t param_desc_numel(const lm_param_desc *d);
+void param_table_free(param_table *t);
+
+/* Fills a host buffer of n_params floats with the initial values: tensor i
+ * (declaration index) element j gets std * lm_rng_normal(seed,
+ * LM_RNG_STREAM_INIT + (i << 16), j), or 0 / 1.  Pure function of the seed,
+ * so the CPU and the GPU start from the same weights. */
+void param_table_init_host(const param_table *t, float *host, uint64_t seed);
+
+typedef struct model_buffers {
+    lm_backend *backend; /* not owned */
+    float *params, *grads, *adam_m, *adam_v;
+    size_t n_params, n_decay;
+} model_buffers;
+
+lm_status model_buffers_alloc(model_buffers *b, lm_backend *backend, const param_table *t);
+void model_buffers_free(model_buffers *b);
+/* param_table_init_host on a temporary host buffer, then upload; the
+ * gradients and AdamW moments are zeroed (a fresh start). */
+lm_status model_buffers_init_weights(model_buffers *b, const param_table *t, uint64_t seed);
+lm_status model_buffers_read(model_buffers *b, lm_param_buffer which, float *dst);
+lm_status model_buffers_write(model_buffers *b, lm_param_buffer which, const float *src);
+lm_status model_buffers_zero_grad(model_buffers *b);
+/* Global L2 norm of the gradients; LM_ERR_NUMERIC if it is not finite. */
+lm_status model_buffers_grad_norm(model_buffers *b, float *norm);
+/* AdamW over the decayed prefix (p->weight_decay) and the rest (0). */
+lm_status model_buffers_adamw(model_buffers *b, const lm_optim_params *p);
+
+#endif

@@ -1,0 +1,375 @@
+/* GPT-2 parity with PyTorch / Hugging Face (llm.c's test_gpt2.c).
+ *
+ * The fixture (fixtures/gen_gpt2_fixture.py) is a tiny GPT2LMHeadModel saved
+ * by save_pretrained, one batch of ids, and what transformers computed: the
+ * logits, the loss, every gradient, and 10 AdamW steps with clipping.  The
+ * plugin reads the same config.json (hf_config) and model.safetensors, gets
+ * its labels from the clm objective, and must agree. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpt2_test_util.h"
+#include "lmcore/tensor.h"
+
+/* The CUDA build compiles this suite a second time with GPT2_TEST_DEVICE
+ * "cuda" (label gpu): same fixture, same tolerances, plus a CPU/GPU check. */
+#ifndef GPT2_TEST_DEVICE
+#define GPT2_TEST_DEVICE "cpu"
+#endif
+
+#define REF_PATH GPT2_FIXTURE_DIR "/reference.safetensors"
+#define GRADS_PATH GPT2_FIXTURE_DIR "/grads.safetensors"
+
+static const char *const tiny_model[] = {"device=" GPT2_TEST_DEVICE, "hf_config=" GPT2_TINY_CONFIG, NULL};
+
+typedef struct fixture_batch {
+    int32_t B, T;
+    int32_t *tokens, *input_ids, *labels;
+    lm_batch batch;
+} fixture_batch;
+
+/* The fixture's ids turned into a batch by the clm objective. */
+static void make_fixture_batch(void *model, fixture_batch *fb) {
+    lm_safetensors *st = NULL;
+    ck_assert_msg(lm_safetensors_open(REF_PATH, &st) == LM_OK, "%s", lm_error_message());
+    lm_tensor ids;
+    ck_assert_int_eq(lm_safetensors_find(st, "input_ids", &ids), LM_OK);
+    ck_assert_int_eq(ids.dtype, LM_I32);
+    ck_assert_int_eq(ids.ndim, 2);
+    fb->B = (int32_t)ids.shape[0];
+    fb->T = (int32_t)ids.shape[1];
+    size_t n = (size_t)fb->B * (size_t)fb->T;
+    fb->tokens = malloc(n * sizeof(int32_t));
+    fb->input_ids = malloc(n * sizeof(int32_t));
+    fb->labels = malloc(n * sizeof(int32_t));
+    memcpy(fb->tokens, ids.data, n * sizeof(int32_t));
+    lm_safetensors_close(st);
+
+    const lm_objective_vtable *clm = gpt2_test_clm();
+    void *objective = NULL;
+    lm_config *cfg = NULL;
+    ck_assert_int_eq(lm_config_create(&cfg, "objective 'clm'"), LM_OK);
+    ck_assert_int_eq(clm->create(&objective, cfg), LM_OK);
+    lm_arch_info info;
+    ck_assert_int_eq(gpt2_test_arch()->info(model, &info), LM_OK);
+    lm_vocab_info vocab = {.vocab_size = 512, .unk_id = -1, .pad_id = -1, .bos_id = 511, .eos_id = 511,
+                           .cls_id = -1, .sep_id = -1, .mask_id = -1};
+    ck_assert_msg(clm->bind(objective, &info, &vocab) == LM_OK, "%s", lm_error_message());
+    memset(&fb->batch, 0, sizeof fb->batch);
+    fb->batch.input_ids = fb->input_ids;
+    fb->batch.labels = fb->labels;
+    ck_assert_int_eq(clm->make_batch(objective, fb->tokens, fb->B, fb->T, 0, &fb->batch), LM_OK);
+    ck_assert_int_eq(fb->batch.n_targets, (int64_t)fb->B * (fb->T - 1));
+    clm->destroy(objective);
+    lm_config_destroy(cfg);
+}
+
+static void free_fixture_batch(fixture_batch *fb) {
+    free(fb->tokens);
+    free(fb->input_ids);
+    free(fb->labels);
+}
+
+static float read_scalar(const lm_safetensors *st, const char *name, size_t index) {
+    lm_tensor t;
+    ck_assert_int_eq(lm_safetensors_find(st, name, &t), LM_OK);
+    ck_assert_int_eq(t.dtype, LM_F32);
+    ck_assert((int64_t)index < lm_tensor_numel(&t));
+    float v;
+    memcpy(&v, (const char *)t.data + index * sizeof(float), sizeof v);
+    return v;
+}
+
+START_TEST(test_forward_backward_match_pytorch) {
+    const lm_architecture_vtable *vt = gpt2_test_arch();
+    void *model = gpt2_test_create_ok(tiny_model);
+    gpt2_test_load_weights(model, GPT2_TINY_WEIGHTS);
+    fixture_batch fb;
+    make_fixture_batch(model, &fb);
+
+    lm_arch_info info;
+    ck_assert_int_eq(vt->info(model, &info), LM_OK);
+    ck_assert_str_eq(info.model_type, "gpt2");
+    ck_assert_int_eq(info.causal, 1);
+    ck_assert_int_eq(info.vocab_size, 512);
+    ck_assert_int_eq(info.max_positions, 64);
+    /* wte 512x64 + wpe 64x64 + 2 blocks + ln_f, head tied (counted once) */
+    ck_assert_int_eq(info.n_params, 512 * 64 + 64 * 64 + 2 * (12 * 64 * 64 + 13 * 64) + 2 * 64);
+
+    lm_safetensors *ref = NULL;
+    ck_assert_int_eq(lm_safetensors_open(REF_PATH, &ref), LM_OK);
+    float loss = 0.0f;
+    ck_assert_msg(vt->zero_grad(model) == LM_OK, "%s", lm_error_message());
+    ck_assert_msg(vt->forward(model, &fb.batch, &loss) == LM_OK, "%s", lm_error_message());
+    float ref_loss = read_scalar(ref, "loss", 0);
+    double loss_rel = fabs((double)loss - ref_loss) / fabs((double)ref_loss);
+    printf("gpt2 parity: loss %.7f (pytorch %.7f), relative error %.2e\n", loss, ref_loss, loss_rel);
+    ck_assert_msg(loss_rel < 1e-5, "loss %.7f vs pytorch %.7f", loss, ref_loss);
+
+    size_t n_logits = (size_t)fb.B * (size_t)fb.T * 512;
+    float *logits = malloc(n_logits * sizeof(float));
+    ck_assert_msg(vt->logits(model, logits, n_logits) == LM_OK, "%s", lm_error_message());
+    lm_tensor ref_logits;
+    ck_assert_int_eq(lm_safetensors_find(ref, "logits", &ref_logits), LM_OK);
+    ck_assert_int_eq(lm_tensor_numel(&ref_logits), (int64_t)n_logits);
+    double err, mag;
+    gpt2_test_compare(logits, ref_logits.data, n_logits, &err, &mag);
+    printf("gpt2 parity: logits max abs error %.3e (max |logit| %.3f, relative %.2e)\n", err, mag, err / mag);
+    ck_assert_msg(err / mag < 1e-4, "logits differ from pytorch: max abs error %g", err);
+    free(logits);
+
+    ck_assert_msg(vt->backward(model, 1.0f) == LM_OK, "%s", lm_error_message());
+    float *grads = NULL;
+    ck_assert_int_eq(lm_alloc((void **)&grads, (size_t)info.n_params * sizeof(float), "grads"), LM_OK);
+    ck_assert_int_eq(vt->read_buffer(model, LM_BUFFER_GRADS, grads), LM_OK);
+    float *ref_grads = gpt2_test_read_named(model, GRADS_PATH);
+    const lm_param_desc *descs;
+    size_t count;
+    ck_assert_int_eq(vt->params(model, &descs, &count), LM_OK);
+    ck_assert_int_eq(count, 2 + 2 * 12 + 2);
+    double worst = 0.0;
+    const char *worst_name = "";
+    for (size_t i = 0; i < count; i++) {
+        size_t n = 1;
+        for (int d = 0; d < descs[i].ndim; d++) n *= (size_t)descs[i].shape[d];
+        gpt2_test_compare(grads + descs[i].offset, ref_grads + descs[i].offset, n, &err, &mag);
+        double rel = err / (mag > 0 ? mag : 1.0);
+        if (!(rel <= worst)) {
+            worst = rel;
+            worst_name = descs[i].name;
+        }
+        ck_assert_msg(mag > 0.0, "reference gradient of %s is all zeros: the fixture tests nothing", descs[i].name);
+        ck_assert_msg(rel < 1e-4, "gradient of %s: max abs error %g, max |grad| %g (relative %.2e)", descs[i].name,
+                      err, mag, rel);
+    }
+    printf("gpt2 parity: %zu gradients, worst relative error %.2e (%s)\n", count, worst, worst_name);
+    /* The next backward without a forward is refused: dlogits are spent. */
+    ck_assert_int_eq(vt->backward(model, 1.0f), LM_ERR_INVALID);
+
+    lm_free(grads);
+    lm_free(ref_grads);
+    lm_safetensors_close(ref);
+    free_fixture_batch(&fb);
+    vt->destroy(model);
+}
+END_TEST
+
+/* 10 Trainer-style steps on the same batch: AdamW (decay on all but biases and
+ * LayerNorm weights) after clipping the global norm to 1.0. */
+START_TEST(test_adamw_steps_match_pytorch) {
+    const lm_architecture_vtable *vt = gpt2_test_arch();
+    void *model = gpt2_test_create_ok(tiny_model);
+    gpt2_test_load_weights(model, GPT2_TINY_WEIGHTS);
+    fixture_batch fb;
+    make_fixture_batch(model, &fb);
+    lm_safetensors *ref = NULL;
+    ck_assert_int_eq(lm_safetensors_open(REF_PATH, &ref), LM_OK);
+
+    double worst_loss = 0.0, worst_norm = 0.0;
+    int clipped = 0;
+    for (int step = 0; step < 10; step++) {
+        float loss, norm;
+        fb.batch.step = (uint64_t)step;
+        ck_assert_int_eq(vt->zero_grad(model), LM_OK);
+        ck_assert_msg(vt->forward(model, &fb.batch, &loss) == LM_OK, "%s", lm_error_message());
+        ck_assert_msg(vt->backward(model, 1.0f) == LM_OK, "%s", lm_error_message());
+        ck_assert_msg(vt->grad_norm(model, &norm) == LM_OK, "%s", lm_error_message());
+        /* torch.nn.utils.clip_grad_norm_: coefficient max_norm / (norm + 1e-6), at most 1. */
+        float scale = 1.0f / (norm + 1e-6f);
+        if (scale > 1.0f) scale = 1.0f;
+        else clipped++;
+        lm_optim_params p = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f,
+                             .grad_scale = scale, .t = step + 1};
+        ck_assert_msg(vt->optimizer_step(model, &p) == LM_OK, "%s", lm_error_message());
+        float ref_loss = read_scalar(ref, "step_losses", (size_t)step);
+        float ref_norm = read_scalar(ref, "step_grad_norms", (size_t)step);
+        double loss_rel = fabs((double)loss - ref_loss) / ref_loss;
+        double norm_rel = fabs((double)norm - ref_norm) / ref_norm;
+        if (loss_rel > worst_loss) worst_loss = loss_rel;
+        if (norm_rel > worst_norm) worst_norm = norm_rel;
+        ck_assert_msg(loss_rel < 1e-5, "step %d: loss %.7f vs pytorch %.7f", step, loss, ref_loss);
+        ck_assert_msg(norm_rel < 1e-4, "step %d: grad norm %.7f vs pytorch %.7f", step, norm, ref_norm);
+    }
+    ck_assert_msg(clipped >= 1, "the fixture never clips: the test would not see clipping");
+    /* The loss after the 10th (clipped) update. */
+    float loss;
+    ck_assert_int_eq(vt->set_training(model, 0), LM_OK);
+    ck_assert_msg(vt->forward(model, &fb.batch, &loss) == LM_OK, "%s", lm_error_message());
+    float ref_final = read_scalar(ref, "final_loss", 0);
+    double final_rel = fabs((double)loss - ref_final) / ref_final;
+    printf("gpt2 parity: 10 AdamW steps, worst loss relative error %.2e, worst grad-norm relative error %.2e, "
+           "final loss %.7f (pytorch %.7f, relative %.2e)\n",
+           worst_loss, worst_norm, loss, ref_final, final_rel);
+    ck_assert_msg(final_rel < 1e-5, "loss after 10 steps %.7f vs pytorch %.7f", loss, ref_final);
+
+    lm_safetensors_close(ref);
+    free_fixture_batch(&fb);
+    vt->destroy(model);
+}
+END_TEST
+
+/* Dropout configured but the model in eval mode: exactly the reference. */
+START_TEST(test_eval_mode_ignores_dropout) {
+    const lm_architecture_vtable *vt = gpt2_test_arch();
+    const char *const settings[] = {"device=" GPT2_TEST_DEVICE, "hf_config=" GPT2_TINY_CONFIG, "embd_pdrop=0.1",
+                                    "attn_pdrop=0.1", "resid_pdrop=0.1", NULL};
+    void *model = gpt2_test_create_ok(settings);
+    gpt2_test_load_weights(model, GPT2_TINY_WEIGHTS);
+    fixture_batch fb;
+    make_fixture_batch(model, &fb);
+    lm_safetensors *ref = NULL;
+    ck_assert_int_eq(lm_safetensors_open(REF_PATH, &ref), LM_OK);
+    float ref_loss = read_scalar(ref, "loss", 0);
+
+    float train_loss, eval_a, eval_b;
+    fb.batch.seed = 7;
+    ck_assert_int_eq(vt->forward(model, &fb.batch, &train_loss), LM_OK);
+    /* A random model's loss stays near log(V) with or without dropout: the
+     * change is small but far above the 1e-5 agreement asserted below. */
+    ck_assert_msg(fabs((double)train_loss - ref_loss) / ref_loss > 1e-5, "dropout 0.1 in training changed nothing (%f)",
+                  train_loss);
+    ck_assert_int_eq(vt->set_training(model, 0), LM_OK);
+    ck_assert_int_eq(vt->forward(model, &fb.batch, &eval_a), LM_OK);
+    fb.batch.seed = 8;
+    fb.batch.step = 123;
+    ck_assert_int_eq(vt->forward(model, &fb.batch, &eval_b), LM_OK);
+    ck_assert(eval_a == eval_b);
+    ck_assert_msg(fabs((double)eval_a - ref_loss) / ref_loss < 1e-5, "eval loss %f vs %f", eval_a, ref_loss);
+
+    lm_safetensors_close(ref);
+    free_fixture_batch(&fb);
+    vt->destroy(model);
+}
+END_TEST
+
+/* Dropout on: backward must use the forward's masks.  Central differences of
+ * the (deterministic for a fixed seed and step) training loss against the
+ * analytic gradient, at the largest gradient entry of a few tensors. */
+START_TEST(test_dropout_gradients_finite_differences) {
+    const lm_architecture_vtable *vt = gpt2_test_arch();
+    const char *const settings[] = {"device=" GPT2_TEST_DEVICE, "hf_config=" GPT2_TINY_CONFIG, "embd_pdrop=0.1",
+                                    "attn_pdrop=0.1", "resid_pdrop=0.1", NULL};
+    void *model = gpt2_test_create_ok(settings);
+    gpt2_test_load_weights(model, GPT2_TINY_WEIGHTS);
+    fixture_batch fb;
+    make_fixture_batch(model, &fb);
+    fb.batch.seed = 99;
+    fb.batch.step = 5;
+    size_t n = (size_t)gpt2_test_n_params(model);
+    float *params = NULL, *grads = NULL;
+    ck_assert_int_eq(lm_alloc((void **)&params, n * sizeof(float), "params"), LM_OK);
+    ck_assert_int_eq(lm_alloc((void **)&grads, n * sizeof(float), "grads"), LM_OK);
+    ck_assert_int_eq(vt->read_buffer(model, LM_BUFFER_PARAMS, params), LM_OK);
+
+    float loss, again;
+    ck_assert_int_eq(vt->zero_grad(model), LM_OK);
+    ck_assert_int_eq(vt->forward(model, &fb.batch, &loss), LM_OK);
+    ck_assert_int_eq(vt->backward(model, 1.0f), LM_OK);
+    ck_assert_int_eq(vt->read_buffer(model, LM_BUFFER_GRADS, grads), LM_OK);
+    ck_assert_int_eq(vt->forward(model, &fb.batch, &again), LM_OK);
+    ck_assert_msg(loss == again, "same seed and step must give the same masks");
+    fb.batch.step = 6;
+    ck_assert_int_eq(vt->forward(model, &fb.batch, &again), LM_OK);
+    ck_assert_msg(loss != again, "another step must draw other masks");
+    fb.batch.step = 5;
+
+    const char *names[] = {"transformer.wte.weight", "transformer.wpe.weight", "transformer.h.0.attn.c_attn.weight",
+                           "transformer.h.0.attn.c_proj.bias", "transformer.h.1.mlp.c_fc.weight",
+                           "transformer.h.1.ln_2.weight", "transformer.ln_f.bias"};
+    const lm_param_desc *descs;
+    size_t count;
+    ck_assert_int_eq(vt->params(model, &descs, &count), LM_OK);
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        const lm_param_desc *d = NULL;
+        for (size_t i = 0; i < count; i++)
+            if (strcmp(descs[i].name, names[k]) == 0) d = &descs[i];
+        ck_assert_msg(d != NULL, "no parameter %s", names[k]);
+        size_t numel = 1, best = 0;
+        for (int j = 0; j < d->ndim; j++) numel *= (size_t)d->shape[j];
+        for (size_t j = 0; j < numel; j++)
+            if (fabsf(grads[d->offset + j]) > fabsf(grads[d->offset + best])) best = j;
+        size_t at = d->offset + best;
+        const float h = 1e-2f;
+        float saved = params[at], plus, minus;
+        params[at] = saved + h;
+        ck_assert_int_eq(vt->write_buffer(model, LM_BUFFER_PARAMS, params), LM_OK);
+        ck_assert_int_eq(vt->forward(model, &fb.batch, &plus), LM_OK);
+        params[at] = saved - h;
+        ck_assert_int_eq(vt->write_buffer(model, LM_BUFFER_PARAMS, params), LM_OK);
+        ck_assert_int_eq(vt->forward(model, &fb.batch, &minus), LM_OK);
+        params[at] = saved;
+        double numeric = ((double)plus - (double)minus) / (2.0 * h);
+        double analytic = grads[at];
+        double rel = fabs(numeric - analytic) / fabs(analytic);
+        printf("gpt2 dropout gradient %s[%zu]: analytic %.6e, finite difference %.6e (relative %.2e)\n", names[k],
+               best, analytic, numeric, rel);
+        ck_assert_msg(fabs(analytic) > 1e-4, "gradient of %s too small to check", names[k]);
+        ck_assert_msg(rel < 2e-2, "%s: analytic %g vs finite difference %g", names[k], analytic, numeric);
+    }
+    ck_assert_int_eq(vt->write_buffer(model, LM_BUFFER_PARAMS, params), LM_OK);
+    lm_free(params);
+    lm_free(grads);
+    free_fixture_batch(&fb);
+    vt->destroy(model);
+}
+END_TEST
+
+/* Device builds only: with dropout on, the CPU and the device draw the same
+ * masks (counter-based RNG), so a training step agrees across backends. */
+START_TEST(test_device_matches_cpu_with_dropout) {
+    const lm_architecture_vtable *vt = gpt2_test_arch();
+    const char *const on_cpu[] = {"device=cpu", "hf_config=" GPT2_TINY_CONFIG, "embd_pdrop=0.1", "attn_pdrop=0.1",
+                                  "resid_pdrop=0.1", NULL};
+    const char *const on_device[] = {"device=" GPT2_TEST_DEVICE, "hf_config=" GPT2_TINY_CONFIG, "embd_pdrop=0.1",
+                                     "attn_pdrop=0.1", "resid_pdrop=0.1", NULL};
+    void *models[2] = {gpt2_test_create_ok(on_cpu), gpt2_test_create_ok(on_device)};
+    size_t n = (size_t)gpt2_test_n_params(models[0]);
+    float *grads[2], losses[2];
+    fixture_batch fb;
+    make_fixture_batch(models[0], &fb);
+    fb.batch.seed = 1234;
+    fb.batch.step = 77;
+    for (int k = 0; k < 2; k++) {
+        gpt2_test_load_weights(models[k], GPT2_TINY_WEIGHTS);
+        ck_assert_int_eq(lm_alloc((void **)&grads[k], n * sizeof(float), "grads"), LM_OK);
+        ck_assert_int_eq(vt->zero_grad(models[k]), LM_OK);
+        ck_assert_msg(vt->forward(models[k], &fb.batch, &losses[k]) == LM_OK, "%s", lm_error_message());
+        ck_assert_msg(vt->backward(models[k], 1.0f) == LM_OK, "%s", lm_error_message());
+        ck_assert_int_eq(vt->read_buffer(models[k], LM_BUFFER_GRADS, grads[k]), LM_OK);
+    }
+    double err, mag;
+    gpt2_test_compare(grads[1], grads[0], n, &err, &mag);
+    printf("gpt2 %s vs cpu with dropout: loss %.7f vs %.7f, gradients max abs error %.2e (max %.2e)\n",
+           GPT2_TEST_DEVICE, losses[1], losses[0], err, mag);
+    ck_assert_msg(fabs((double)losses[1] - losses[0]) / losses[0] < 1e-5, "loss %f vs %f", losses[1], losses[0]);
+    ck_assert_msg(err / mag < 1e-4, "gradients differ: %g", err);
+    for (int k = 0; k < 2; k++) {
+        lm_free(grads[k]);
+        vt->destroy(models[k]);
+    }
+    free_fixture_batch(&fb);
+}
+END_TEST
+
+static Suite *gpt2_parity_suite(void) {
+    Suite *s = suite_create("gpt2_parity_" GPT2_TEST_DEVICE);
+    TCase *tc = tcase_create("pytorch");
+    tcase_add_test(tc, test_forward_backward_match_pytorch);
+    tcase_add_test(tc, test_adamw_steps_match_pytorch);
+    tcase_add_test(tc, test_eval_mode_ignores_dropout);
+    tcase_add_test(tc, test_dropout_gradients_finite_differences);
+    if (strcmp(GPT2_TEST_DEVICE, "cpu") != 0) tcase_add_test(tc, test_device_matches_cpu_with_dropout);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    SRunner *runner = srunner_create(gpt2_parity_suite());
+    srunner_run_all(runner, CK_NORMAL);
+    int failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
