@@ -77,11 +77,18 @@ static int lm_plugins_lua(lua_State *L) {
     return 1;
 }
 
+/* lm.mkdir(path): creates a directory and its parents (mkdir -p) */
+static int lm_mkdir_lua(lua_State *L) {
+    if (lm_mkdir_p(luaL_checkstring(L, 1)) != LM_OK) return lm_lua_raise(L);
+    return 0;
+}
+
 static int open_lm(lua_State *L) {
     static const luaL_Reg functions[] = {{"version", lm_version},
                                          {"interrupted", lm_interrupted_lua},
                                          {"log", lm_log_lua},
                                          {"plugins", lm_plugins_lua},
+                                         {"mkdir", lm_mkdir_lua},
                                          {NULL, NULL}};
     luaL_newlib(L, functions);
     lm_lua_open_objects(L);

@@ -26,8 +26,9 @@ end
 --        objective = {plugin, settings}, describe = function(cfg, info) -> string}
 function M.run(spec)
   local cfg = spec.cfg
+  lm.mkdir(cfg.output_dir)
   local console <close> = lm.logger("console", {every = cfg.log_every})
-  local jsonl <close> = lm.logger("jsonl", {path = cfg.output_dir .. ".log.jsonl", every = cfg.log_every})
+  local jsonl <close> = lm.logger("jsonl", {path = cfg.output_dir .. "/log.jsonl", every = cfg.log_every})
 
   local dataset <close> = lm.dataset("wikitext", {path = cfg.data})
   console:message(string.format("data: %s (training on '%s', evaluating on '%s')", cfg.data, cfg.train_split,
@@ -74,7 +75,7 @@ function M.run(spec)
     steps = result.steps, epochs = result.epochs, train_loss = result.train_loss,
     eval_loss = result.eval_loss, perplexity = result.perplexity, runtime_seconds = result.runtime,
     samples_per_second = result.samples_per_second, tokens_per_second = result.tokens_per_second,
-    log = cfg.output_dir .. ".log.jsonl",
+    log = cfg.output_dir .. "/log.jsonl",
   }
   local f = assert(io.open(cfg.output_dir .. "/results.json", "w"))
   f:write(lm.json_encode(results), "\n")
