@@ -62,7 +62,13 @@ void lm_cpu_matmul_backward(float *dinp, float *dweight, float *dbias, const flo
  * backward; preatt: [B, NH, T, T] probabilities before dropout.
  * key_mask: [B, T] (1 keep, 0 padding) or NULL.  causal: mask future keys.
  * dropout_p applies to the probabilities (Hugging Face attn_pdrop /
- * attention_probs_dropout_prob) with masks from (seed, stream). */
+ * attention_probs_dropout_prob) with masks from (seed, stream).
+ * Details both backends share: scores are scaled by 1/sqrt(C/NH); a hidden
+ * key (future when causal, or key_mask 0) gets probability exactly 0, as
+ * with Hugging Face's additive finfo.min mask, and a query with no visible
+ * key at all gets 1/T on every one of the T keys (what softmax over equal
+ * finfo.min scores gives; its backward is the ordinary softmax backward);
+ * the dropout element index is the flat index into [B, NH, T, T]. */
 void lm_cpu_attention_forward(float *out, float *preatt, float *att, const float *q, const float *k,
                               const float *v, int stride, const int32_t *key_mask, int causal, int B, int T,
                               int C, int NH, float dropout_p, uint64_t seed, uint64_t stream);

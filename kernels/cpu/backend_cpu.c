@@ -1,0 +1,233 @@
+/* lmkernels — the CPU backend: the lm_backend_ops table over the lm_cpu_*
+ * kernels.  Memory is ordinary host memory (64-byte aligned, zeroed),
+ * uploads and downloads are copies, and nothing is ever queued, so sync and
+ * check have no failure to report. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "cpu_internal.h"
+
+typedef struct cpu_backend {
+    lm_backend base; /* first: the lm_backend pointer is the cpu_backend pointer */
+    char description[64];
+} cpu_backend;
+
+static void cpu_destroy(lm_backend *be) {
+    free(be);
+}
+
+static const char *cpu_describe(lm_backend *be) {
+    return ((cpu_backend *)be)->description;
+}
+
+static lm_status cpu_alloc(lm_backend *be, void **ptr, size_t bytes, const char *what) {
+    (void)be;
+    *ptr = NULL;
+    void *memory = NULL;
+    /* 64 bytes: a cache line, and enough for any vector load. */
+    if (posix_memalign(&memory, 64, bytes > 0 ? bytes : 64) != 0) {
+        long pages = sysconf(_SC_AVPHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
+        double free_gib = pages > 0 && page_size > 0 ? (double)pages * (double)page_size / 1073741824.0 : -1.0;
+        return lm_error_set(LM_ERR_NOMEM,
+                            "out of host memory allocating %s (%.1f MiB, %.1f GiB free): reduce the batch size, "
+                            "block size or model size",
+                            what ? what : "a buffer", (double)bytes / 1048576.0, free_gib);
+    }
+    memset(memory, 0, bytes);
+    *ptr = memory;
+    return LM_OK;
+}
+
+static void cpu_free(lm_backend *be, void *ptr) {
+    (void)be;
+    free(ptr);
+}
+
+static lm_status cpu_copy(lm_backend *be, void *dst, const void *src, size_t bytes) {
+    (void)be;
+    if (bytes > 0 && dst != src) memcpy(dst, src, bytes);
+    return LM_OK;
+}
+
+static lm_status cpu_no_failure(lm_backend *be) {
+    (void)be;
+    return LM_OK;
+}
+
+static void cpu_zero(lm_backend *be, void *ptr, size_t bytes) {
+    (void)be;
+    if (bytes > 0) memset(ptr, 0, bytes);
+}
+
+/* ---- ops: the backend argument dropped, everything else passed on ---- */
+
+static void cpu_embedding_forward(lm_backend *be, float *out, const int32_t *ids, const int32_t *type_ids,
+                                  const float *wte, const float *wpe, const float *wtt, int B, int T, int C) {
+    (void)be;
+    lm_cpu_embedding_forward(out, ids, type_ids, wte, wpe, wtt, B, T, C);
+}
+
+static void cpu_embedding_backward(lm_backend *be, float *dwte, float *dwpe, float *dwtt, const float *dout,
+                                   const int32_t *ids, const int32_t *type_ids, int B, int T, int C) {
+    (void)be;
+    lm_cpu_embedding_backward(dwte, dwpe, dwtt, dout, ids, type_ids, B, T, C);
+}
+
+static void cpu_layernorm_forward(lm_backend *be, float *out, float *mean, float *rstd, const float *inp,
+                                  const float *weight, const float *bias, int N, int C, float eps) {
+    (void)be;
+    lm_cpu_layernorm_forward(out, mean, rstd, inp, weight, bias, N, C, eps);
+}
+
+static void cpu_layernorm_backward(lm_backend *be, float *dinp, float *dweight, float *dbias, const float *dout,
+                                   const float *inp, const float *weight, const float *mean, const float *rstd,
+                                   int N, int C) {
+    (void)be;
+    lm_cpu_layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
+}
+
+static void cpu_matmul_forward(lm_backend *be, float *out, const float *inp, const float *weight, const float *bias,
+                               int N, int IC, int OC, lm_weight_layout layout) {
+    (void)be;
+    lm_cpu_matmul_forward(out, inp, weight, bias, N, IC, OC, layout);
+}
+
+static void cpu_matmul_backward(lm_backend *be, float *dinp, float *dweight, float *dbias, const float *dout,
+                                const float *inp, const float *weight, int N, int IC, int OC,
+                                lm_weight_layout layout) {
+    (void)be;
+    lm_cpu_matmul_backward(dinp, dweight, dbias, dout, inp, weight, N, IC, OC, layout);
+}
+
+static void cpu_attention_forward(lm_backend *be, float *out, float *preatt, float *att, const float *q,
+                                  const float *k, const float *v, int stride, const int32_t *key_mask, int causal,
+                                  int B, int T, int C, int NH, float dropout_p, uint64_t seed, uint64_t stream) {
+    (void)be;
+    lm_cpu_attention_forward(out, preatt, att, q, k, v, stride, key_mask, causal, B, T, C, NH, dropout_p, seed,
+                             stream);
+}
+
+static void cpu_attention_backward(lm_backend *be, float *dq, float *dk, float *dv, float *scratch,
+                                   const float *dout, const float *preatt, const float *att, const float *q,
+                                   const float *k, const float *v, int stride, int B, int T, int C, int NH,
+                                   float dropout_p, uint64_t seed, uint64_t stream) {
+    (void)be;
+    lm_cpu_attention_backward(dq, dk, dv, scratch, dout, preatt, att, q, k, v, stride, B, T, C, NH, dropout_p,
+                              seed, stream);
+}
+
+static void cpu_gelu_forward(lm_backend *be, float *out, const float *inp, size_t n, int approx_tanh) {
+    (void)be;
+    lm_cpu_gelu_forward(out, inp, n, approx_tanh);
+}
+
+static void cpu_gelu_backward(lm_backend *be, float *dinp, const float *inp, const float *dout, size_t n,
+                              int approx_tanh) {
+    (void)be;
+    lm_cpu_gelu_backward(dinp, inp, dout, n, approx_tanh);
+}
+
+static void cpu_dropout_forward(lm_backend *be, float *out, const float *inp, size_t n, float p, uint64_t seed,
+                                uint64_t stream) {
+    (void)be;
+    lm_cpu_dropout_forward(out, inp, n, p, seed, stream);
+}
+
+static void cpu_dropout_backward(lm_backend *be, float *dinp, const float *dout, size_t n, float p, uint64_t seed,
+                                 uint64_t stream) {
+    (void)be;
+    lm_cpu_dropout_backward(dinp, dout, n, p, seed, stream);
+}
+
+static void cpu_residual_forward(lm_backend *be, float *out, const float *a, const float *b, size_t n) {
+    (void)be;
+    lm_cpu_residual_forward(out, a, b, n);
+}
+
+static void cpu_accumulate(lm_backend *be, float *dst, const float *src, size_t n) {
+    (void)be;
+    lm_cpu_accumulate(dst, src, n);
+}
+
+static void cpu_crossentropy_forward(lm_backend *be, float *losses, const float *logits, const int32_t *labels,
+                                     int N, int V) {
+    (void)be;
+    (void)lm_cpu_crossentropy_forward(losses, logits, labels, N, V); /* the sum comes from sum_to_host */
+}
+
+static void cpu_crossentropy_backward(lm_backend *be, float *dlogits, const float *logits, const int32_t *labels,
+                                      float dloss, int N, int V) {
+    (void)be;
+    lm_cpu_crossentropy_backward(dlogits, logits, labels, dloss, N, V);
+}
+
+static lm_status cpu_sum_to_host(lm_backend *be, const float *x, size_t n, double *out) {
+    (void)be;
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++) sum += (double)x[i];
+    *out = sum;
+    return LM_OK;
+}
+
+static lm_status cpu_sum_squares_to_host(lm_backend *be, const float *x, size_t n, double *out) {
+    (void)be;
+    *out = lm_cpu_sum_squares(x, n);
+    return LM_OK;
+}
+
+static void cpu_adamw(lm_backend *be, float *param, const float *grad, float *m, float *v, size_t n, float lr,
+                      float beta1, float beta2, float eps, float weight_decay, float grad_scale, int64_t t) {
+    (void)be;
+    lm_cpu_adamw(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, grad_scale, t);
+}
+
+static const lm_backend_ops cpu_ops = {
+    .destroy = cpu_destroy,
+    .describe = cpu_describe,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .sync = cpu_no_failure,
+    .check = cpu_no_failure,
+    .zero = cpu_zero,
+    .embedding_forward = cpu_embedding_forward,
+    .embedding_backward = cpu_embedding_backward,
+    .layernorm_forward = cpu_layernorm_forward,
+    .layernorm_backward = cpu_layernorm_backward,
+    .matmul_forward = cpu_matmul_forward,
+    .matmul_backward = cpu_matmul_backward,
+    .attention_forward = cpu_attention_forward,
+    .attention_backward = cpu_attention_backward,
+    .gelu_forward = cpu_gelu_forward,
+    .gelu_backward = cpu_gelu_backward,
+    .dropout_forward = cpu_dropout_forward,
+    .dropout_backward = cpu_dropout_backward,
+    .residual_forward = cpu_residual_forward,
+    .accumulate = cpu_accumulate,
+    .crossentropy_forward = cpu_crossentropy_forward,
+    .crossentropy_backward = cpu_crossentropy_backward,
+    .sum_to_host = cpu_sum_to_host,
+    .sum_squares_to_host = cpu_sum_squares_to_host,
+    .adamw = cpu_adamw,
+};
+
+lm_status lm_backend_cpu_create(lm_backend **out, int threads) {
+    *out = NULL;
+    if (threads < 0)
+        return lm_error_set(LM_ERR_INVALID, "CPU thread count %d is negative: use 0 (all cores) or a positive count",
+                            threads);
+    cpu_backend *be = calloc(1, sizeof *be);
+    if (!be) return lm_error_set(LM_ERR_NOMEM, "out of host memory creating the CPU backend");
+    /* The thread count is process-wide (OpenMP): the last backend created wins. */
+    lm_cpu_set_threads(threads);
+    int used = lm_cpu_thread_count();
+    snprintf(be->description, sizeof be->description, "cpu (%d thread%s)", used, used == 1 ? "" : "s");
+    be->base.ops = &cpu_ops;
+    be->base.precision = LM_PRECISION_FP32;
+    *out = &be->base;
+    return LM_OK;
+}
