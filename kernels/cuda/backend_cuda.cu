@@ -1,0 +1,304 @@
+/* The CUDA backend: the lm_backend_ops table over the lm_cuda_* twins, on
+ * one stream with the cuBLAS(Lt) handles and workspaces of an lm_cuda_ctx.
+ * Memory is cudaMalloc'd and zero-filled; upload/download wait for the copy
+ * (and so for all queued work); ops keep their first failure in the context
+ * and sync()/check() report it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_common.cuh"
+#include "lmcore/log.h"
+
+typedef struct cuda_backend {
+    lm_backend base; /* first: the lm_backend pointer is the cuda_backend pointer */
+    lm_cuda_ctx *ctx;
+    double *reduce_result; /* device double written by sum / sum_squares */
+    char description[640]; /* room for any device name */
+} cuda_backend;
+
+static lm_cuda_ctx *ctx_of(lm_backend *be) {
+    return ((cuda_backend *)be)->ctx;
+}
+
+static void cuda_destroy(lm_backend *be) {
+    if (!be) return;
+    cuda_backend *cb = (cuda_backend *)be;
+    if (cb->ctx) {
+        cudaSetDevice(lm_cuda_ctx_device(cb->ctx));
+        cudaStreamSynchronize(lm_cuda_ctx_stream(cb->ctx));
+        cudaFree(cb->reduce_result);
+        lm_cuda_ctx_destroy(cb->ctx);
+    }
+    free(cb);
+}
+
+static const char *cuda_describe(lm_backend *be) {
+    return ((cuda_backend *)be)->description;
+}
+
+static lm_status cuda_alloc(lm_backend *be, void **ptr, size_t bytes, const char *what) {
+    lm_cuda_ctx *ctx = ctx_of(be);
+    *ptr = NULL;
+    if (bytes == 0) return LM_OK;
+    cudaSetDevice(lm_cuda_ctx_device(ctx));
+    void *memory = NULL;
+    cudaError_t err = cudaMalloc(&memory, bytes);
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError(); /* not a failure of the queued ops */
+        size_t free_bytes = 0, total_bytes = 0;
+        cudaMemGetInfo(&free_bytes, &total_bytes);
+        (void)cudaGetLastError();
+        if (err == cudaErrorMemoryAllocation)
+            return lm_error_set(LM_ERR_NOMEM,
+                                "out of GPU memory allocating %s: %.1f MiB requested, %.1f MiB free of %.1f MiB on "
+                                "cuda:%d; reduce the batch size, block size or model size",
+                                what ? what : "a buffer", bytes / 1048576.0, free_bytes / 1048576.0,
+                                total_bytes / 1048576.0, lm_cuda_ctx_device(ctx));
+        return lm_error_set(LM_ERR_DEVICE, "CUDA error in alloc (%s, %.1f MiB): %s", what ? what : "a buffer",
+                            bytes / 1048576.0, cudaGetErrorString(err));
+    }
+    err = cudaMemsetAsync(memory, 0, bytes, lm_cuda_ctx_stream(ctx));
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        cudaFree(memory);
+        return lm_error_set(LM_ERR_DEVICE, "CUDA error in alloc (zero-filling %s): %s", what ? what : "a buffer",
+                            cudaGetErrorString(err));
+    }
+    *ptr = memory;
+    return LM_OK;
+}
+
+static void cuda_free(lm_backend *be, void *ptr) {
+    if (!ptr) return;
+    lm_cuda_ctx *ctx = ctx_of(be);
+    /* cudaFree waits for the device; queued work using ptr is done first. */
+    lm_cuda_keep_cuda(ctx, "free", cudaFree(ptr));
+}
+
+/* Waits for the copy; a kept failure of an earlier op is reported first
+ * (it is the cause when the copy fails on a broken context). */
+static lm_status finish_copy(lm_cuda_ctx *ctx, const char *op, cudaError_t err) {
+    if (err == cudaSuccess) err = cudaStreamSynchronize(lm_cuda_ctx_stream(ctx));
+    lm_status kept = lm_cuda_ctx_check(ctx);
+    if (kept != LM_OK) {
+        (void)cudaGetLastError();
+        return kept;
+    }
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        return lm_error_set(LM_ERR_DEVICE, "CUDA error in %s: %s", op, cudaGetErrorString(err));
+    }
+    return LM_OK;
+}
+
+static lm_status cuda_upload(lm_backend *be, void *dst_device, const void *src_host, size_t bytes) {
+    lm_cuda_ctx *ctx = ctx_of(be);
+    if (bytes == 0) return LM_OK;
+    cudaSetDevice(lm_cuda_ctx_device(ctx));
+    return finish_copy(ctx, "upload",
+                       cudaMemcpyAsync(dst_device, src_host, bytes, cudaMemcpyHostToDevice, lm_cuda_ctx_stream(ctx)));
+}
+
+static lm_status cuda_download(lm_backend *be, void *dst_host, const void *src_device, size_t bytes) {
+    lm_cuda_ctx *ctx = ctx_of(be);
+    if (bytes == 0) return LM_OK;
+    cudaSetDevice(lm_cuda_ctx_device(ctx));
+    return finish_copy(ctx, "download",
+                       cudaMemcpyAsync(dst_host, src_device, bytes, cudaMemcpyDeviceToHost, lm_cuda_ctx_stream(ctx)));
+}
+
+static lm_status cuda_sync(lm_backend *be) {
+    return lm_cuda_ctx_sync(ctx_of(be));
+}
+
+static lm_status cuda_check(lm_backend *be) {
+    return lm_cuda_ctx_check(ctx_of(be));
+}
+
+static void cuda_zero(lm_backend *be, void *ptr, size_t bytes) {
+    if (bytes == 0) return;
+    lm_cuda_ctx *ctx = ctx_of(be);
+    lm_cuda_keep_cuda(ctx, "zero", cudaMemsetAsync(ptr, 0, bytes, lm_cuda_ctx_stream(ctx)));
+}
+
+/* ---- ops: the backend replaced by its context, everything else passed on ---- */
+
+static void cuda_embedding_forward(lm_backend *be, float *out, const int32_t *ids, const int32_t *type_ids,
+                                   const float *wte, const float *wpe, const float *wtt, int B, int T, int C) {
+    lm_cuda_embedding_forward(ctx_of(be), out, ids, type_ids, wte, wpe, wtt, B, T, C);
+}
+
+static void cuda_embedding_backward(lm_backend *be, float *dwte, float *dwpe, float *dwtt, const float *dout,
+                                    const int32_t *ids, const int32_t *type_ids, int B, int T, int C) {
+    lm_cuda_embedding_backward(ctx_of(be), dwte, dwpe, dwtt, dout, ids, type_ids, B, T, C);
+}
+
+static void cuda_layernorm_forward(lm_backend *be, float *out, float *mean, float *rstd, const float *inp,
+                                   const float *weight, const float *bias, int N, int C, float eps) {
+    lm_cuda_layernorm_forward(ctx_of(be), out, mean, rstd, inp, weight, bias, N, C, eps);
+}
+
+static void cuda_layernorm_backward(lm_backend *be, float *dinp, float *dweight, float *dbias, const float *dout,
+                                    const float *inp, const float *weight, const float *mean, const float *rstd, int N,
+                                    int C) {
+    lm_cuda_layernorm_backward(ctx_of(be), dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
+}
+
+static void cuda_matmul_forward(lm_backend *be, float *out, const float *inp, const float *weight, const float *bias,
+                                int N, int IC, int OC, lm_weight_layout layout) {
+    lm_cuda_matmul_forward(ctx_of(be), out, inp, weight, bias, N, IC, OC, layout);
+}
+
+static void cuda_matmul_backward(lm_backend *be, float *dinp, float *dweight, float *dbias, const float *dout,
+                                 const float *inp, const float *weight, int N, int IC, int OC,
+                                 lm_weight_layout layout) {
+    lm_cuda_matmul_backward(ctx_of(be), dinp, dweight, dbias, dout, inp, weight, N, IC, OC, layout);
+}
+
+static void cuda_attention_forward(lm_backend *be, float *out, float *preatt, float *att, const float *q,
+                                   const float *k, const float *v, int stride, const int32_t *key_mask, int causal,
+                                   int B, int T, int C, int NH, float dropout_p, uint64_t seed, uint64_t stream) {
+    lm_cuda_attention_forward(ctx_of(be), out, preatt, att, q, k, v, stride, key_mask, causal, B, T, C, NH, dropout_p,
+                              seed, stream);
+}
+
+static void cuda_attention_backward(lm_backend *be, float *dq, float *dk, float *dv, float *scratch,
+                                    const float *dout, const float *preatt, const float *att, const float *q,
+                                    const float *k, const float *v, int stride, int B, int T, int C, int NH,
+                                    float dropout_p, uint64_t seed, uint64_t stream) {
+    lm_cuda_attention_backward(ctx_of(be), dq, dk, dv, scratch, dout, preatt, att, q, k, v, stride, B, T, C, NH,
+                               dropout_p, seed, stream);
+}
+
+static void cuda_gelu_forward(lm_backend *be, float *out, const float *inp, size_t n, int approx_tanh) {
+    lm_cuda_gelu_forward(ctx_of(be), out, inp, n, approx_tanh);
+}
+
+static void cuda_gelu_backward(lm_backend *be, float *dinp, const float *inp, const float *dout, size_t n,
+                               int approx_tanh) {
+    lm_cuda_gelu_backward(ctx_of(be), dinp, inp, dout, n, approx_tanh);
+}
+
+static void cuda_dropout_forward(lm_backend *be, float *out, const float *inp, size_t n, float p, uint64_t seed,
+                                 uint64_t stream) {
+    lm_cuda_dropout_forward(ctx_of(be), out, inp, n, p, seed, stream);
+}
+
+static void cuda_dropout_backward(lm_backend *be, float *dinp, const float *dout, size_t n, float p, uint64_t seed,
+                                  uint64_t stream) {
+    lm_cuda_dropout_backward(ctx_of(be), dinp, dout, n, p, seed, stream);
+}
+
+static void cuda_residual_forward(lm_backend *be, float *out, const float *a, const float *b, size_t n) {
+    lm_cuda_residual_forward(ctx_of(be), out, a, b, n);
+}
+
+static void cuda_accumulate(lm_backend *be, float *dst, const float *src, size_t n) {
+    lm_cuda_accumulate(ctx_of(be), dst, src, n);
+}
+
+static void cuda_crossentropy_forward(lm_backend *be, float *losses, const float *logits, const int32_t *labels,
+                                      int N, int V) {
+    lm_cuda_crossentropy_forward(ctx_of(be), losses, logits, labels, N, V); /* the sum comes from sum_to_host */
+}
+
+static void cuda_crossentropy_backward(lm_backend *be, float *dlogits, const float *logits, const int32_t *labels,
+                                       float dloss, int N, int V) {
+    lm_cuda_crossentropy_backward(ctx_of(be), dlogits, logits, labels, dloss, N, V);
+}
+
+static lm_status reduce_to_host(lm_backend *be, const float *x, size_t n, double *out, int square) {
+    cuda_backend *cb = (cuda_backend *)be;
+    *out = 0.0;
+    if (square) {
+        lm_cuda_sum_squares(cb->ctx, cb->reduce_result, x, n);
+    } else {
+        lm_cuda_sum(cb->ctx, cb->reduce_result, x, n);
+    }
+    return cuda_download(be, out, cb->reduce_result, sizeof *out);
+}
+
+static lm_status cuda_sum_to_host(lm_backend *be, const float *x, size_t n, double *out) {
+    return reduce_to_host(be, x, n, out, 0);
+}
+
+static lm_status cuda_sum_squares_to_host(lm_backend *be, const float *x, size_t n, double *out) {
+    return reduce_to_host(be, x, n, out, 1);
+}
+
+static void cuda_adamw(lm_backend *be, float *param, const float *grad, float *m, float *v, size_t n, float lr,
+                       float beta1, float beta2, float eps, float weight_decay, float grad_scale, int64_t t) {
+    lm_cuda_adamw(ctx_of(be), param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, grad_scale, t);
+}
+
+static lm_backend_ops make_cuda_ops(void) {
+    lm_backend_ops ops;
+    memset(&ops, 0, sizeof ops);
+    ops.destroy = cuda_destroy;
+    ops.describe = cuda_describe;
+    ops.alloc = cuda_alloc;
+    ops.free = cuda_free;
+    ops.upload = cuda_upload;
+    ops.download = cuda_download;
+    ops.sync = cuda_sync;
+    ops.check = cuda_check;
+    ops.zero = cuda_zero;
+    ops.embedding_forward = cuda_embedding_forward;
+    ops.embedding_backward = cuda_embedding_backward;
+    ops.layernorm_forward = cuda_layernorm_forward;
+    ops.layernorm_backward = cuda_layernorm_backward;
+    ops.matmul_forward = cuda_matmul_forward;
+    ops.matmul_backward = cuda_matmul_backward;
+    ops.attention_forward = cuda_attention_forward;
+    ops.attention_backward = cuda_attention_backward;
+    ops.gelu_forward = cuda_gelu_forward;
+    ops.gelu_backward = cuda_gelu_backward;
+    ops.dropout_forward = cuda_dropout_forward;
+    ops.dropout_backward = cuda_dropout_backward;
+    ops.residual_forward = cuda_residual_forward;
+    ops.accumulate = cuda_accumulate;
+    ops.crossentropy_forward = cuda_crossentropy_forward;
+    ops.crossentropy_backward = cuda_crossentropy_backward;
+    ops.sum_to_host = cuda_sum_to_host;
+    ops.sum_squares_to_host = cuda_sum_squares_to_host;
+    ops.adamw = cuda_adamw;
+    return ops;
+}
+
+/* C++ has no designated initialisers for this table in C++17: filled once. */
+static const lm_backend_ops cuda_ops = make_cuda_ops();
+
+extern "C" lm_status lm_backend_cuda_create(lm_backend **out, int device_index, lm_precision precision) {
+    *out = NULL;
+    lm_cuda_ctx *ctx = NULL;
+    LM_TRY(lm_cuda_ctx_create(&ctx, device_index, precision));
+    cuda_backend *cb = (cuda_backend *)calloc(1, sizeof *cb);
+    if (!cb) {
+        lm_cuda_ctx_destroy(ctx);
+        return lm_error_set(LM_ERR_NOMEM, "out of host memory creating the CUDA backend");
+    }
+    cb->ctx = ctx;
+    cb->base.ops = &cuda_ops;
+    cb->base.precision = precision;
+    cudaError_t err = cudaMalloc((void **)&cb->reduce_result, sizeof(double));
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        cuda_destroy(&cb->base);
+        return lm_error_set(LM_ERR_NOMEM, "out of GPU memory creating the CUDA backend: %s", cudaGetErrorString(err));
+    }
+    cudaDeviceProp prop;
+    err = cudaGetDeviceProperties(&prop, device_index);
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        cuda_destroy(&cb->base);
+        return lm_error_set(LM_ERR_DEVICE, "CUDA error in cudaGetDeviceProperties: %s", cudaGetErrorString(err));
+    }
+    snprintf(cb->description, sizeof cb->description, "cuda:%d %s (sm_%d%d, %.1f GiB)", device_index, prop.name,
+             prop.major, prop.minor, (double)prop.totalGlobalMem / 1073741824.0);
+    if (prop.major < 8)
+        lm_log(LM_LOG_WARN, "%s: this build targets sm_80 and newer; kernels may fail to launch on sm_%d%d",
+               cb->description, prop.major, prop.minor);
+    *out = &cb->base;
+    return LM_OK;
+}

@@ -1,0 +1,89 @@
+/* Internal to kernels/cuda: the context's layout, failure keeping after
+ * launches, launch-size helpers and warp/block reductions.  Not installed. */
+#ifndef LM_CUDA_COMMON_CUH
+#define LM_CUDA_COMMON_CUH
+
+#include <cublasLt.h>
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels_cuda.h"
+
+struct lm_cuda_ctx {
+    int device;
+    lm_precision precision;
+    int sm_count;
+    cudaStream_t stream;
+    cublasLtHandle_t lt;
+    cublasHandle_t blas;
+    void *lt_workspace; /* cuBLASLt matmuls */
+    size_t lt_workspace_bytes;
+    void *blas_workspace; /* cuBLAS strided-batched GEMMs (attention) */
+    size_t blas_workspace_bytes;
+    void *scratch; /* partial sums of the two-stage reductions */
+    size_t scratch_bytes;
+    /* First failure since the last report (ops cannot return one). */
+    int has_error;
+    char error_op[64];
+    char error_reason[256];
+};
+
+/* Threads per block of the row-wise and pointwise kernels. */
+#define LM_CUDA_BLOCK 256
+/* Cap on the grid of grid-stride loops (plenty to fill an H100). */
+#define LM_CUDA_MAX_GRID 8192
+
+/* Keeps the launch error of the kernel(s) just queued, if any. */
+void lm_cuda_check_launch(lm_cuda_ctx *ctx, const char *op);
+/* Keeps a cuBLAS failure (returns 1 when status is not success). */
+int lm_cuda_keep_cublas(lm_cuda_ctx *ctx, const char *op, cublasStatus_t status);
+/* Keeps a CUDA runtime failure (returns 1 when err is not cudaSuccess). */
+int lm_cuda_keep_cuda(lm_cuda_ctx *ctx, const char *op, cudaError_t err);
+
+static inline unsigned lm_cuda_grid_for(size_t n, unsigned block) {
+    size_t blocks = (n + block - 1) / block;
+    if (blocks > LM_CUDA_MAX_GRID) blocks = LM_CUDA_MAX_GRID;
+    if (blocks == 0) blocks = 1;
+    return (unsigned)blocks;
+}
+
+/* cuBLAS compute type for the context's precision. */
+cublasComputeType_t lm_cuda_compute_type(const lm_cuda_ctx *ctx);
+
+/* ---- reductions -------------------------------------------------------------------- */
+template <typename Tv> __device__ __forceinline__ Tv lm_warp_sum(Tv v) {
+    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+    return v;
+}
+
+__device__ __forceinline__ float lm_warp_max(float v) {
+    for (int offset = 16; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
+    return v;
+}
+
+/* Sum over the block (blockDim.x a multiple of 32, at most 1024), returned to
+ * every thread.  `shared` holds 32 values.  Fixed order: deterministic. */
+template <typename Tv> __device__ Tv lm_block_sum(Tv v, Tv *shared) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    v = lm_warp_sum(v);
+    __syncthreads(); /* shared may still be read by a previous call */
+    if (lane == 0) shared[warp] = v;
+    __syncthreads();
+    Tv total = lane < warps ? shared[lane] : (Tv)0;
+    return lm_warp_sum(total);
+}
+
+__device__ __forceinline__ float lm_block_max(float v, float *shared) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    v = lm_warp_max(v);
+    __syncthreads();
+    if (lane == 0) shared[warp] = v;
+    __syncthreads();
+    float m = lane < warps ? shared[lane] : -INFINITY;
+    return lm_warp_max(m);
+}
+
+#endif

@@ -1,0 +1,25 @@
+/* Column-major GEMM helpers over cuBLASLt and cuBLAS (internal).
+ *
+ * All matrices are float32 and column-major in cuBLAS's sense:
+ * C[m x n] = alpha · op(A)[m x k] · op(B)[k x n] + beta · C (+ bias[m] per
+ * row of C).  A row-major [R, K] buffer is a column-major [K x R] matrix
+ * with ld = K: callers map their row-major problems onto these. */
+#ifndef LM_CUDA_GEMM_CUH
+#define LM_CUDA_GEMM_CUH
+
+#include "cuda_common.cuh"
+
+/* Through cuBLASLt with the bias fused in the epilogue when `bias` is
+ * 16-byte aligned (else a separate bias kernel); falls back to cublasGemmEx
+ * when cuBLASLt offers no algorithm for the pointers' alignment. */
+void lm_cuda_gemm(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+                  const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
+                  const float *bias);
+
+/* `batch` independent GEMMs at A + i·stride_a, B + i·stride_b, C + i·stride_c
+ * (cublasGemmStridedBatchedEx: any alignment, any leading dimension). */
+void lm_cuda_gemm_batched(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, int m, int n, int k,
+                          float alpha, const float *A, int lda, long long stride_a, const float *B, int ldb,
+                          long long stride_b, float beta, float *C, int ldc, long long stride_c, int batch);
+
+#endif

@@ -1,0 +1,57 @@
+/* Linear layers y = x·W + b through cuBLASLt, for both weight layouts.
+ *
+ * Row-major buffers seen column-major (what cuBLAS sees):
+ *   inp  [N, IC]  -> X'  = IC x N  (ld IC)
+ *   out  [N, OC]  -> Y'  = OC x N  (ld OC)
+ *   W IN_OUT [IC, OC] -> OC x IC (ld OC) = Wᵀ of the math  y = x·W
+ *   W OUT_IN [OC, IC] -> IC x OC (ld IC) = W  of the math  y = x·Wᵀ (torch)
+ * Forward  Y' = op(W)·X' with op = N (IN_OUT) or T (OUT_IN), bias per row of Y'.
+ * dinp     dX' += op'(W)·dY' with op' = T (IN_OUT) or N (OUT_IN).
+ * dweight  IN_OUT: [OC x IC] += dY'·X'ᵀ ; OUT_IN: [IC x OC] += X'·dY'ᵀ.
+ * dbias    Σ over rows of dout: the deterministic column reduction. */
+#include "column_reduce.cuh"
+#include "gemm.cuh"
+
+struct lm_matmul_bias_grad {
+    const float *dout;
+    int OC;
+    __device__ void operator()(int r, int c, float (&v)[1]) const { v[0] = dout[(size_t)r * OC + c]; }
+};
+
+extern "C" void lm_cuda_matmul_forward(lm_cuda_ctx *ctx, float *out, const float *inp, const float *weight,
+                                       const float *bias, int N, int IC, int OC, lm_weight_layout layout) {
+    if (layout == LM_W_IN_OUT) {
+        lm_cuda_gemm(ctx, "matmul_forward", false, false, OC, N, IC, 1.0f, weight, OC, inp, IC, 0.0f, out, OC, bias);
+    } else {
+        lm_cuda_gemm(ctx, "matmul_forward", true, false, OC, N, IC, 1.0f, weight, IC, inp, IC, 0.0f, out, OC, bias);
+    }
+}
+
+extern "C" void lm_cuda_matmul_backward(lm_cuda_ctx *ctx, float *dinp, float *dweight, float *dbias,
+                                        const float *dout, const float *inp, const float *weight, int N, int IC,
+                                        int OC, lm_weight_layout layout) {
+    const bool in_out = layout == LM_W_IN_OUT;
+    if (dinp) {
+        if (in_out) {
+            lm_cuda_gemm(ctx, "matmul_backward (dinp)", true, false, IC, N, OC, 1.0f, weight, OC, dout, OC, 1.0f, dinp,
+                         IC, NULL);
+        } else {
+            lm_cuda_gemm(ctx, "matmul_backward (dinp)", false, false, IC, N, OC, 1.0f, weight, IC, dout, OC, 1.0f,
+                         dinp, IC, NULL);
+        }
+    }
+    if (dweight) {
+        if (in_out) {
+            lm_cuda_gemm(ctx, "matmul_backward (dweight)", false, true, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f,
+                         dweight, OC, NULL);
+        } else {
+            lm_cuda_gemm(ctx, "matmul_backward (dweight)", false, true, IC, OC, N, 1.0f, inp, IC, dout, OC, 1.0f,
+                         dweight, IC, NULL);
+        }
+    }
+    if (dbias) {
+        lm_column_outputs<1> outs = {{dbias}};
+        lm_matmul_bias_grad value = {dout, OC};
+        lm_column_reduce<1>(ctx, "matmul_backward (dbias)", outs, value, N, OC);
+    }
+}

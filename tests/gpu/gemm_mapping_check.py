@@ -1,0 +1,101 @@
+"""Checks the cuBLAS argument lists of kernels/cuda without a GPU.
+
+Emulates cuBLAS's column-major GEMM (op, m, n, k, lda/ldb/ldc with cuBLAS's
+validity rules, strided batches) in numpy and replays the exact calls of
+kernels/cuda/matmul.cu (both weight layouts, forward and backward) and
+attention.cu (GPT-2 interleaved qkv and separate q/k/v, forward and
+backward) against plain numpy formulas.  Keep the calls here in sync with
+the .cu files when they change.  Run: /work/venv/bin/python tests/gpu/gemm_mapping_check.py
+(CI does not run Python; this is a desk check for whoever edits the GEMMs.)
+"""
+import numpy as np
+rng = np.random.default_rng(0)
+
+def gemm(ta, tb, m, n, k, alpha, A, ao, lda, B, bo, ldb, beta, C, co, ldc, bias=None):
+    assert lda >= (k if ta else m) and ldb >= (n if tb else k) and ldc >= m, "invalid ld"
+    i = np.arange(m)[:, None]; l = np.arange(k)[None, :]
+    opA = A[ao + (l + i * lda if ta else i + l * lda)]
+    l2 = np.arange(k)[:, None]; j = np.arange(n)[None, :]
+    opB = B[bo + (j + l2 * ldb if tb else l2 + j * ldb)]
+    ci = co + np.arange(m)[:, None] + np.arange(n)[None, :] * ldc
+    res = alpha * (opA.astype(np.float64) @ opB.astype(np.float64))
+    if beta != 0: res += beta * C[ci]
+    if bias is not None: res += bias[:, None]
+    C[ci] = res
+
+def batched(ta, tb, m, n, k, alpha, A, ao, lda, sa, B, bo, ldb, sb, beta, C, co, ldc, sc, batch):
+    for i in range(batch):
+        gemm(ta, tb, m, n, k, alpha, A, ao + i * sa, lda, B, bo + i * sb, ldb, beta, C, co + i * sc, ldc)
+
+def matmul_check(N, IC, OC, layout):
+    x = rng.standard_normal((N, IC)); w = rng.standard_normal((IC, OC) if layout == 0 else (OC, IC)); b = rng.standard_normal(OC)
+    Wm = w if layout == 0 else w.T  # y = x Wm
+    y = np.zeros(N * OC)
+    if layout == 0: gemm(False, False, OC, N, IC, 1, w.ravel(), 0, OC, x.ravel(), 0, IC, 0, y, 0, OC, b)
+    else: gemm(True, False, OC, N, IC, 1, w.ravel(), 0, IC, x.ravel(), 0, IC, 0, y, 0, OC, b)
+    assert np.allclose(y.reshape(N, OC), x @ Wm + b)
+    dy = rng.standard_normal((N, OC)); dx0 = rng.standard_normal(N * IC); dw0 = rng.standard_normal(IC * OC)
+    dx = dx0.copy(); dw = dw0.copy()
+    if layout == 0:
+        gemm(True, False, IC, N, OC, 1, w.ravel(), 0, OC, dy.ravel(), 0, OC, 1, dx, 0, IC)
+        gemm(False, True, OC, IC, N, 1, dy.ravel(), 0, OC, x.ravel(), 0, IC, 1, dw, 0, OC)
+        dw_ref = x.T @ dy
+    else:
+        gemm(False, False, IC, N, OC, 1, w.ravel(), 0, IC, dy.ravel(), 0, OC, 1, dx, 0, IC)
+        gemm(False, True, IC, OC, N, 1, x.ravel(), 0, IC, dy.ravel(), 0, OC, 1, dw, 0, IC)
+        dw_ref = dy.T @ x
+    assert np.allclose(dx.reshape(N, IC) - dx0.reshape(N, IC), dy @ Wm.T)
+    assert np.allclose(dw - dw0, dw_ref.ravel())
+    print("matmul ok", N, IC, OC, layout)
+
+def attention_check(B, T, C, NH, interleaved):
+    hd = C // NH; stride = 3 * C if interleaved else C; TT = T * T; scale = 1 / np.sqrt(hd)
+    if interleaved:
+        buf = rng.standard_normal(B * T * stride); Q = K = V = buf; qo, ko, vo = 0, C, 2 * C
+    else:
+        Q = rng.standard_normal(B * T * C); K = rng.standard_normal(B * T * C); V = rng.standard_normal(B * T * C); qo = ko = vo = 0
+    def heads(buf, off):  # [B, NH, T, hd]
+        a = np.zeros((B, NH, T, hd))
+        for b in range(B):
+            for t in range(T):
+                row = buf[off + b * T * stride + t * stride: off + b * T * stride + t * stride + C]
+                a[b, :, t, :] = row.reshape(NH, hd)
+        return a
+    q, k, v = heads(Q, qo), heads(K, ko), heads(V, vo)
+    att = np.zeros(B * NH * TT)
+    for b in range(B):
+        batched(True, False, T, T, hd, scale, K, ko + b * T * stride, stride, hd, Q, qo + b * T * stride, stride, hd, 0, att, b * NH * TT, T, TT, NH)
+    S = att.reshape(B, NH, T, T)
+    assert np.allclose(S, scale * q @ k.transpose(0, 1, 3, 2)), "scores"
+    P = np.exp(S - S.max(-1, keepdims=True)); P /= P.sum(-1, keepdims=True)
+    A = P * (rng.random(P.shape) > 0.1) / 0.9
+    att = A.ravel().copy()
+    out = np.zeros(B * T * C)
+    for b in range(B):
+        batched(False, False, hd, T, T, 1, V, vo + b * T * stride, stride, hd, att, b * NH * TT, T, TT, 0, out, b * T * C, C, hd, NH)
+    o_ref = (A @ v).transpose(0, 2, 1, 3).reshape(B, T, C)
+    assert np.allclose(out.reshape(B, T, C), o_ref), "out"
+    # backward
+    dout = rng.standard_normal(B * T * C); dO = dout.reshape(B, T, NH, hd).transpose(0, 2, 1, 3)
+    D = np.zeros(B * NH * TT)
+    gq = np.zeros(B * T * stride) if not interleaved else None
+    G = [np.zeros(B * T * stride) for _ in range(3)] if not interleaved else [np.zeros(B * T * stride)] * 3
+    go = (0, 0, 0) if not interleaved else (0, C, 2 * C)
+    for b in range(B):
+        batched(True, False, T, T, hd, 1, V, vo + b * T * stride, stride, hd, dout, b * T * C, C, hd, 0, D, b * NH * TT, T, TT, NH)
+        batched(False, True, hd, T, T, 1, dout, b * T * C, C, hd, att, b * NH * TT, T, TT, 1, G[2], go[2] + b * T * stride, stride, hd, NH)
+    dA = D.reshape(B, NH, T, T)
+    assert np.allclose(dA, dO @ v.transpose(0, 1, 3, 2)), "dA"
+    dS = A * dA - P * (A * dA).sum(-1, keepdims=True)
+    D = dS.ravel().copy()
+    for b in range(B):
+        batched(False, False, hd, T, T, scale, K, ko + b * T * stride, stride, hd, D, b * NH * TT, T, TT, 1, G[0], go[0] + b * T * stride, stride, hd, NH)
+        batched(False, True, hd, T, T, scale, Q, qo + b * T * stride, stride, hd, D, b * NH * TT, T, TT, 1, G[1], go[1] + b * T * stride, stride, hd, NH)
+    dq_ref = scale * dS @ k; dk_ref = scale * dS.transpose(0, 1, 3, 2) @ q; dv_ref = A.transpose(0, 1, 3, 2) @ dO
+    for g, o, ref, name in zip(G, go, (dq_ref, dk_ref, dv_ref), "qkv"):
+        assert np.allclose(heads(g, o), ref), "d" + name
+    print("attention ok", B, T, C, NH, interleaved)
+
+for layout in (0, 1):
+    matmul_check(7, 5, 9, layout); matmul_check(3, 8, 4, layout)
+attention_check(2, 5, 12, 3, True); attention_check(3, 4, 8, 2, False)
