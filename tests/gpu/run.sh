@@ -166,15 +166,19 @@ main() {
         fi
     fi
 
-    section "TODO(lead): parity fixtures on the GPU"
-    # Run the GPT-2/BERT parity suites against the CUDA backend here (their
-    # fixtures travel in the repo), e.g. a gpu-labelled test that loads
-    # tests/*/fixtures/*.safetensors; ctest -L gpu above already runs any
-    # test labelled gpu, so this section is for extra, non-ctest checks.
+    # The parity suites of GPT-2 and BERT on the CUDA backend run above as
+    # gpu-labelled tests (test_*_parity_cuda), fp32 with the CPU tolerances.
 
-    section "TODO(lead): benchmarks"
-    # e.g. "$KIT/bin/lmcore" run scripts/gpt2_clm.lua device=cuda steps=50 \
-    #        > "$OUT/bench.log" 2>&1   (keep the number of files under $OUT <= 8)
+    section "benchmarks: lmcore vs the Hugging Face Trainer on this GPU"
+    # .gpu-data/ (ignored by git, carried by the lead) holds wiki.test.raw.
+    if [ -f "$REPO/.gpu-data/wiki.test.raw" ] && [ "${LMCORE_BENCH:-1}" = 1 ]; then
+        (cd "$REPO" && timeout "${LMCORE_BENCH_TIMEOUT:-360}" bench/gpu/bench_gpu.sh "$KIT/bin/lmcore" .gpu-data \
+            "${LMCORE_BENCH_MODELS:-gpt2}" "${LMCORE_BENCH_PRECISIONS:-fp32 bf16}") > "$OUT/bench.log" 2>&1
+        echo "benchmark exit status: $?"
+        grep -E '^(RESULT|RATIO)' "$OUT/bench.log"
+    else
+        echo "skipped (no .gpu-data/wiki.test.raw, or LMCORE_BENCH=0)"
+    fi
 
     section "summary"
     {
@@ -182,6 +186,7 @@ main() {
         echo "kit: $(sed -n 's/^CREATED=//p' "$KIT/KIT_INFO")"
         grep -E '^[0-9]+% tests passed|tests failed|\(Failed\)|\(SEGFAULT\)|\(Timeout\)|Not Run' "$OUT/ctest.log" 2>/dev/null
         grep -E ' FAIL$|Assertion|FAILED|SKIPPED' "$OUT/ctest.log" 2>/dev/null | head -40
+        grep -E '^(RESULT|RATIO)' "$OUT/bench.log" 2>/dev/null
         if [ $rc -eq 0 ]; then echo "GPU TESTS: PASS"; else echo "GPU TESTS: FAIL (status $rc)"; fi
     } | tee "$OUT/summary.txt"
     return $rc
