@@ -1,0 +1,134 @@
+/* BERT for masked language modelling (Hugging Face BertForMaskedLM) over the
+ * kernel backend table.
+ *
+ * Internal to the arch_bert plugin.  The model is written once as calls to
+ * lm_backend_ops (kernels/backend.h), so the same code runs on the CPU and on
+ * CUDA; nothing here touches a device API directly. */
+#ifndef LM_ARCH_BERT_H
+#define LM_ARCH_BERT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "lmcore/architecture.h"
+#include "lmcore/config.h"
+#include "lmcore/rng.h"
+#include "lmcore/tensor.h"
+#include "model_params.h"
+
+/* The Hugging Face BertConfig fields we honour, plus lmcore's own keys. */
+typedef struct bert_config {
+    int32_t vocab_size, hidden_size, num_hidden_layers, num_attention_heads, intermediate_size;
+    int32_t max_position_embeddings, type_vocab_size;
+    int32_t pad_token_id; /* -1: none (null in config.json) */
+    char hidden_act[32];  /* "gelu" (erf), "gelu_new" or "gelu_pytorch_tanh" (tanh) */
+    int gelu_tanh;        /* 1 for the tanh approximation */
+    double hidden_dropout_prob, attention_probs_dropout_prob;
+    double layer_norm_eps, initializer_range;
+    char device[64];
+    lm_precision precision;
+    int threads;
+} bert_config;
+
+/* Reads and validates the configuration (explicit keys win over the values
+ * of the hf_config file). */
+lm_status bert_config_read(bert_config *c, lm_config *cfg);
+/* Appends config.json text in Hugging Face BertConfig format. */
+lm_status bert_config_write_hf(const bert_config *c, lm_buffer *out);
+const char *bert_precision_name(lm_precision p);
+
+/* Tensors of one encoder layer, in Hugging Face order. */
+enum {
+    BERT_Q_W, BERT_Q_B, BERT_K_W, BERT_K_B, BERT_V_W, BERT_V_B,
+    BERT_ATTOUT_W, BERT_ATTOUT_B, BERT_ATTLN_W, BERT_ATTLN_B,
+    BERT_INTER_W, BERT_INTER_B, BERT_OUT_W, BERT_OUT_B, BERT_OUTLN_W, BERT_OUTLN_B,
+    BERT_TENSORS_PER_LAYER
+};
+/* Declaration indices (BertForMaskedLM.named_parameters() order): the
+ * embeddings, the layers, then the MLM head.  The decoder weight is tied to
+ * the word embeddings and its bias is cls.predictions.bias. */
+#define BERT_WORD_EMB 0
+#define BERT_POS_EMB 1
+#define BERT_TYPE_EMB 2
+#define BERT_EMB_LN_W 3
+#define BERT_EMB_LN_B 4
+#define BERT_LAYER_TENSOR(l, k) (5 + (l) * BERT_TENSORS_PER_LAYER + (k))
+#define BERT_HEAD_TENSOR(L, k) (5 + (L) * BERT_TENSORS_PER_LAYER + (k))
+enum { BERT_HEAD_BIAS, BERT_HEAD_DENSE_W, BERT_HEAD_DENSE_B, BERT_HEAD_LN_W, BERT_HEAD_LN_B, BERT_HEAD_TENSORS };
+
+/* Activations kept from forward for backward, for the (B, T) in use. */
+typedef struct bert_layer_acts {
+    float *q, *k, *v;                 /* [N,C] each */
+    float *preatt, *att;              /* [B,NH,T,T] */
+    float *atty;                      /* [N,C] attention context */
+    float *res1;                      /* [N,C] input + dropout(attention.output.dense) */
+    float *ln1, *ln1_mean, *ln1_rstd; /* attention.output.LayerNorm */
+    float *inter, *inter_gelu;        /* [N,I] */
+    float *res2;                      /* [N,C] ln1 + dropout(output.dense) */
+    float *ln2, *ln2_mean, *ln2_rstd; /* output.LayerNorm = the layer's output */
+} bert_layer_acts;
+
+typedef struct bert_acts {
+    float *emb;                             /* [N,C] word + type + position */
+    float *emb_ln, *emb_ln_mean, *emb_ln_rstd;
+    float *x0;                              /* [N,C] emb_ln after dropout */
+    float *proj;                            /* [N,C] scratch: dense outputs before dropout */
+    float *dropped;                         /* [N,C] scratch: dense outputs after dropout */
+    float *head_dense, *head_gelu;          /* [N,C] */
+    float *head_ln, *head_ln_mean, *head_ln_rstd;
+    float *logits;                          /* [N,V]; holds dlogits after backward */
+    float *losses;                          /* [N] */
+    /* backward scratch */
+    float *dres_a, *dres_b; /* [N,C] gradients of the residual stream (alternating) */
+    float *dbranch;         /* [N,C] gradient through a dropout */
+    float *datty;           /* [N,C] */
+    float *dqkv;            /* [3,N,C] */
+    float *dinter, *dinter_gelu; /* [N,I] */
+    float *datt_scratch;    /* [B,NH,T,T] */
+    int32_t *ids, *labels, *key_mask, *type_ids; /* [N] device copies of the batch */
+} bert_acts;
+
+typedef struct bert_model {
+    bert_config config;
+    lm_backend *backend;
+    param_table table;
+    model_buffers buffers;
+    char device_desc[160];
+
+    float *act_memory;
+    size_t act_capacity; /* floats */
+    int32_t *int_memory;
+    size_t int_capacity; /* int32s */
+    bert_acts acts;
+    bert_layer_acts *layer_acts; /* num_hidden_layers entries */
+    int32_t act_B, act_T;
+
+    /* What the last forward did, for backward. */
+    int training;
+    int32_t B, T;
+    int has_targets;
+    int logits_valid;
+    int has_type_ids;
+    int batch_has_pad; /* an input id equals pad_token_id (its embedding row gets no gradient) */
+    int64_t n_targets;
+    float hidden_p, attn_p; /* dropout probabilities used */
+    uint64_t seed, step;
+} bert_model;
+
+static inline float *bert_tensor(const bert_model *m, float *base, int index) {
+    return base + m->table.descs[index].offset;
+}
+
+/* RNG stream of a dropout site for a micro-batch (site 0: embeddings; layer
+ * l: 1 + 3l attention probabilities, 2 + 3l attention output, 3 + 3l
+ * feed-forward output), as in arch_gpt2. */
+static inline uint64_t bert_dropout_stream(uint64_t step, int site) {
+    return (step << 24) | ((uint64_t)site << 8) | (uint64_t)LM_RNG_STREAM_DROPOUT;
+}
+
+lm_status bert_forward(bert_model *m, const lm_batch *batch, float *loss);
+lm_status bert_backward(bert_model *m, float loss_scale);
+void bert_acts_free(bert_model *m);
+
+#endif

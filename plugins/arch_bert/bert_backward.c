@@ -1,0 +1,154 @@
+/* BERT backward pass (through the backend op table).
+ *
+ * Walks the forward in reverse for the batch of the last forward.  Every
+ * backward op accumulates (+=), so parameter gradients add up across
+ * micro-batches, and each activation-gradient buffer is zeroed right before
+ * the op that fills it.  Post-LN layers make the residual gradient pass
+ * through the LayerNorms, so two buffers alternate: dres_a holds the
+ * gradient of a layer's output, dres_b the gradient of its inner LayerNorm's
+ * output, and dres_a (zeroed again) ends as the gradient of the layer's
+ * input.  The logits buffer receives dlogits in place, so logits() is only
+ * valid between forward and backward.
+ *
+ * The word embeddings receive two gradients: the decoder's (tied head) and
+ * the lookup's.  nn.Embedding(padding_idx=pad_token_id) gives the padding
+ * row no lookup gradient, so that row is saved before the embedding
+ * backward and put back after it (only when the batch contains the id). */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "bert.h"
+
+/* Gradient of a dropout's input: the output gradient itself when p = 0. */
+static const float *dropout_backward_or_identity(lm_backend *be, float *dinp, const float *dout, size_t n, float p,
+                                                 uint64_t seed, uint64_t stream) {
+    if (p <= 0.0f) return dout;
+    be->ops->zero(be, dinp, n * sizeof(float));
+    be->ops->dropout_backward(be, dinp, dout, n, p, seed, stream);
+    return dinp;
+}
+
+/* Embedding backward that leaves the padding row of the word embeddings'
+ * gradient as it was. */
+static lm_status embedding_backward(bert_model *m, const float *demb) {
+    const bert_config *c = &m->config;
+    lm_backend *be = m->backend;
+    bert_acts *a = &m->acts;
+    float *grads = m->buffers.grads;
+    const size_t C = (size_t)c->hidden_size;
+    float *pad_row = NULL, *saved = NULL;
+    if (m->batch_has_pad && c->pad_token_id >= 0) {
+        pad_row = bert_tensor(m, grads, BERT_WORD_EMB) + (size_t)c->pad_token_id * C;
+        saved = malloc(C * sizeof *saved);
+        if (!saved) return lm_error_set(LM_ERR_NOMEM, "out of memory in BERT backward");
+        lm_status status = be->ops->download(be, saved, pad_row, C * sizeof *saved);
+        if (status != LM_OK) {
+            free(saved);
+            return status;
+        }
+    }
+    be->ops->embedding_backward(be, bert_tensor(m, grads, BERT_WORD_EMB), bert_tensor(m, grads, BERT_POS_EMB),
+                                bert_tensor(m, grads, BERT_TYPE_EMB), demb, a->ids,
+                                m->has_type_ids ? a->type_ids : NULL, m->B, m->T, c->hidden_size);
+    lm_status status = LM_OK;
+    if (saved) {
+        status = be->ops->upload(be, pad_row, saved, C * sizeof *saved);
+        free(saved);
+    }
+    return status;
+}
+
+lm_status bert_backward(bert_model *m, float loss_scale) {
+    if (!m->has_targets)
+        return lm_error_set(LM_ERR_INVALID, "architecture 'bert': backward needs a forward with labels first (and "
+                                            "runs once per forward)");
+    const bert_config *c = &m->config;
+    lm_backend *be = m->backend;
+    const lm_backend_ops *ops = be->ops;
+    const int B = m->B, T = m->T, N = B * T;
+    const int C = c->hidden_size, I = c->intermediate_size, V = c->vocab_size, NH = c->num_attention_heads;
+    const int L = c->num_hidden_layers, tanh_gelu = c->gelu_tanh;
+    const size_t NC = (size_t)N * (size_t)C, NI = (size_t)N * (size_t)I;
+    const uint64_t seed = m->seed, step = m->step;
+    bert_acts *a = &m->acts;
+    float *params = m->buffers.params, *grads = m->buffers.grads;
+    m->has_targets = 0;
+    m->logits_valid = 0;
+#define P(index) bert_tensor(m, params, (index))
+#define G(index) bert_tensor(m, grads, (index))
+
+    /* d(mean loss * loss_scale)/dlogits, written over the logits. */
+    ops->crossentropy_backward(be, a->logits, a->logits, a->labels, loss_scale / (float)m->n_targets, N, V);
+
+    /* MLM head, top down; datty and dbranch serve as scratch here. */
+    float *dhead_ln = a->datty, *dhead_gelu = a->dbranch, *dhead_dense = a->dres_b;
+    ops->zero(be, dhead_ln, NC * sizeof(float));
+    ops->matmul_backward(be, dhead_ln, G(BERT_WORD_EMB), G(BERT_HEAD_TENSOR(L, BERT_HEAD_BIAS)), a->logits,
+                         a->head_ln, P(BERT_WORD_EMB), N, C, V, LM_W_OUT_IN);
+    ops->zero(be, dhead_gelu, NC * sizeof(float));
+    ops->layernorm_backward(be, dhead_gelu, G(BERT_HEAD_TENSOR(L, BERT_HEAD_LN_W)),
+                            G(BERT_HEAD_TENSOR(L, BERT_HEAD_LN_B)), dhead_ln, a->head_gelu,
+                            P(BERT_HEAD_TENSOR(L, BERT_HEAD_LN_W)), a->head_ln_mean, a->head_ln_rstd, N, C);
+    ops->zero(be, dhead_dense, NC * sizeof(float));
+    ops->gelu_backward(be, dhead_dense, a->head_dense, dhead_gelu, NC, tanh_gelu);
+    const float *x0 = m->hidden_p > 0.0f ? a->x0 : a->emb_ln;
+    const float *encoder_out = L > 0 ? m->layer_acts[L - 1].ln2 : x0;
+    ops->zero(be, a->dres_a, NC * sizeof(float));
+    ops->matmul_backward(be, a->dres_a, G(BERT_HEAD_TENSOR(L, BERT_HEAD_DENSE_W)),
+                         G(BERT_HEAD_TENSOR(L, BERT_HEAD_DENSE_B)), dhead_dense, encoder_out,
+                         P(BERT_HEAD_TENSOR(L, BERT_HEAD_DENSE_W)), N, C, C, LM_W_OUT_IN);
+
+    float *dqkv[3] = {a->dqkv, a->dqkv + NC, a->dqkv + 2 * NC};
+    for (int l = L - 1; l >= 0; l--) {
+        bert_layer_acts *la = &m->layer_acts[l];
+        const float *layer_input = l > 0 ? m->layer_acts[l - 1].ln2 : x0;
+#define W(k) P(BERT_LAYER_TENSOR(l, k))
+#define DW(k) G(BERT_LAYER_TENSOR(l, k))
+        /* Feed-forward: ln2 = LN(ln1 + dropout(out(gelu(inter(ln1))))); dres_a = d ln2. */
+        ops->zero(be, a->dres_b, NC * sizeof(float));
+        ops->layernorm_backward(be, a->dres_b, DW(BERT_OUTLN_W), DW(BERT_OUTLN_B), a->dres_a, la->res2,
+                                W(BERT_OUTLN_W), la->ln2_mean, la->ln2_rstd, N, C);
+        const float *dbranch = dropout_backward_or_identity(be, a->dbranch, a->dres_b, NC, m->hidden_p, seed,
+                                                            bert_dropout_stream(step, 3 + 3 * l));
+        ops->zero(be, a->dinter_gelu, NI * sizeof(float));
+        ops->matmul_backward(be, a->dinter_gelu, DW(BERT_OUT_W), DW(BERT_OUT_B), dbranch, la->inter_gelu,
+                             W(BERT_OUT_W), N, I, C, LM_W_OUT_IN);
+        ops->zero(be, a->dinter, NI * sizeof(float));
+        ops->gelu_backward(be, a->dinter, la->inter, a->dinter_gelu, NI, tanh_gelu);
+        /* dres_b (the residual path's share, already read above) += the branch's. */
+        ops->matmul_backward(be, a->dres_b, DW(BERT_INTER_W), DW(BERT_INTER_B), a->dinter, la->ln1, W(BERT_INTER_W),
+                             N, C, I, LM_W_OUT_IN);
+
+        /* Attention: ln1 = LN(x + dropout(attout(attention(q(x), k(x), v(x))))); dres_b = d ln1. */
+        ops->zero(be, a->dres_a, NC * sizeof(float));
+        ops->layernorm_backward(be, a->dres_a, DW(BERT_ATTLN_W), DW(BERT_ATTLN_B), a->dres_b, la->res1,
+                                W(BERT_ATTLN_W), la->ln1_mean, la->ln1_rstd, N, C);
+        dbranch = dropout_backward_or_identity(be, a->dbranch, a->dres_a, NC, m->hidden_p, seed,
+                                               bert_dropout_stream(step, 2 + 3 * l));
+        ops->zero(be, a->datty, NC * sizeof(float));
+        ops->matmul_backward(be, a->datty, DW(BERT_ATTOUT_W), DW(BERT_ATTOUT_B), dbranch, la->atty, W(BERT_ATTOUT_W),
+                             N, C, C, LM_W_OUT_IN);
+        ops->zero(be, a->dqkv, 3 * NC * sizeof(float));
+        ops->attention_backward(be, dqkv[0], dqkv[1], dqkv[2], a->datt_scratch, a->datty, la->preatt, la->att, la->q,
+                                la->k, la->v, C, B, T, C, NH, m->attn_p, seed, bert_dropout_stream(step, 1 + 3 * l));
+        static const int weight_of[3] = {BERT_Q_W, BERT_K_W, BERT_V_W};
+        for (int j = 0; j < 3; j++)
+            ops->matmul_backward(be, a->dres_a, DW(weight_of[j]), DW(weight_of[j] + 1), dqkv[j], layer_input,
+                                 W(weight_of[j]), N, C, C, LM_W_OUT_IN);
+#undef W
+#undef DW
+    }
+
+    /* Embeddings: x0 = dropout(LN(emb)). */
+    const float *demb_ln = dropout_backward_or_identity(be, a->dbranch, a->dres_a, NC, m->hidden_p, seed,
+                                                        bert_dropout_stream(step, 0));
+    ops->zero(be, a->dres_b, NC * sizeof(float));
+    ops->layernorm_backward(be, a->dres_b, G(BERT_EMB_LN_W), G(BERT_EMB_LN_B), demb_ln, a->emb, P(BERT_EMB_LN_W),
+                            a->emb_ln_mean, a->emb_ln_rstd, N, C);
+#undef P
+#undef G
+    lm_status status = embedding_backward(m, a->dres_b);
+    if (status == LM_OK) status = ops->check(be);
+    if (status != LM_OK) lm_error_prefix("architecture 'bert' backward: ");
+    return status;
+}

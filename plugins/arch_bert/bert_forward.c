@@ -1,0 +1,303 @@
+/* BERT forward pass (Hugging Face BertForMaskedLM, through the backend table).
+ *
+ *   x0 = dropout(LN(word[ids] + type[type_ids] + position[t]))
+ *   per layer (post-LN):
+ *       h = LN(x + dropout(attention.output.dense(attention(q(x), k(x), v(x)))))
+ *       x = LN(h + dropout(output.dense(gelu(intermediate.dense(h)))))
+ *   logits = LN(gelu(transform.dense(x))) · word_embeddingsᵀ + cls.predictions.bias
+ *   loss = mean cross-entropy over the labels that are not -100
+ *
+ * Attention is bidirectional; padding keys (attention_mask 0) are hidden
+ * from every query, as Hugging Face's extended attention mask does.
+ * Activations needed by backward live in one float allocation carved per
+ * (B, T); it only grows, so alternating batch shapes do not reallocate. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bert.h"
+
+/* Keeps every activation 64-byte aligned for vectorised kernels. */
+static size_t round_up_16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+typedef struct carver {
+    float *base; /* NULL: only count */
+    size_t used; /* floats */
+} carver;
+
+static float *take(carver *c, size_t n) {
+    float *p = c->base ? c->base + c->used : NULL;
+    c->used += round_up_16(n);
+    return p;
+}
+
+/* Lays the activations of a (B, T) batch out from `base` (or only counts
+ * them when base is NULL); returns the floats needed. */
+static size_t carve_acts(bert_model *m, float *base, int B, int T) {
+    const bert_config *c = &m->config;
+    const size_t N = (size_t)B * (size_t)T, C = (size_t)c->hidden_size, I = (size_t)c->intermediate_size;
+    const size_t V = (size_t)c->vocab_size, att = (size_t)B * (size_t)c->num_attention_heads * (size_t)T * (size_t)T;
+    carver cv = {base, 0};
+    bert_acts *a = &m->acts;
+    a->emb = take(&cv, N * C);
+    a->emb_ln = take(&cv, N * C);
+    a->emb_ln_mean = take(&cv, N);
+    a->emb_ln_rstd = take(&cv, N);
+    a->x0 = take(&cv, N * C);
+    for (int l = 0; l < c->num_hidden_layers; l++) {
+        bert_layer_acts *la = &m->layer_acts[l];
+        la->q = take(&cv, N * C);
+        la->k = take(&cv, N * C);
+        la->v = take(&cv, N * C);
+        la->preatt = take(&cv, att);
+        la->att = take(&cv, att);
+        la->atty = take(&cv, N * C);
+        la->res1 = take(&cv, N * C);
+        la->ln1 = take(&cv, N * C);
+        la->ln1_mean = take(&cv, N);
+        la->ln1_rstd = take(&cv, N);
+        la->inter = take(&cv, N * I);
+        la->inter_gelu = take(&cv, N * I);
+        la->res2 = take(&cv, N * C);
+        la->ln2 = take(&cv, N * C);
+        la->ln2_mean = take(&cv, N);
+        la->ln2_rstd = take(&cv, N);
+    }
+    a->proj = take(&cv, N * C);
+    a->dropped = take(&cv, N * C);
+    a->head_dense = take(&cv, N * C);
+    a->head_gelu = take(&cv, N * C);
+    a->head_ln = take(&cv, N * C);
+    a->head_ln_mean = take(&cv, N);
+    a->head_ln_rstd = take(&cv, N);
+    a->logits = take(&cv, N * V);
+    a->losses = take(&cv, N);
+    a->dres_a = take(&cv, N * C);
+    a->dres_b = take(&cv, N * C);
+    a->dbranch = take(&cv, N * C);
+    a->datty = take(&cv, N * C);
+    a->dqkv = take(&cv, 3 * N * C);
+    a->dinter = take(&cv, N * I);
+    a->dinter_gelu = take(&cv, N * I);
+    a->datt_scratch = take(&cv, att);
+    return cv.used;
+}
+
+void bert_acts_free(bert_model *m) {
+    if (m->backend) {
+        if (m->act_memory) m->backend->ops->free(m->backend, m->act_memory);
+        if (m->int_memory) m->backend->ops->free(m->backend, m->int_memory);
+    }
+    free(m->layer_acts);
+    m->act_memory = NULL;
+    m->int_memory = NULL;
+    m->layer_acts = NULL;
+    m->act_capacity = m->int_capacity = 0;
+    m->act_B = m->act_T = 0;
+    memset(&m->acts, 0, sizeof m->acts);
+}
+
+static lm_status ensure_acts(bert_model *m, int B, int T) {
+    if (m->act_B == B && m->act_T == T) return LM_OK;
+    lm_backend *be = m->backend;
+    if (!m->layer_acts && m->config.num_hidden_layers > 0) {
+        m->layer_acts = calloc((size_t)m->config.num_hidden_layers, sizeof *m->layer_acts);
+        if (!m->layer_acts) return lm_error_set(LM_ERR_NOMEM, "out of memory for the BERT layer table");
+    }
+    m->act_B = m->act_T = 0;
+    size_t need = carve_acts(m, NULL, B, T);
+    if (need > m->act_capacity) {
+        if (m->act_memory) be->ops->free(be, m->act_memory);
+        m->act_memory = NULL;
+        m->act_capacity = 0;
+        char what[96];
+        snprintf(what, sizeof what, "BERT activations for a batch of %d x %d tokens", B, T);
+        LM_TRY(be->ops->alloc(be, (void **)&m->act_memory, need * sizeof(float), what));
+        m->act_capacity = need;
+    }
+    const size_t stride = round_up_16((size_t)B * (size_t)T);
+    if (4 * stride > m->int_capacity) {
+        if (m->int_memory) be->ops->free(be, m->int_memory);
+        m->int_memory = NULL;
+        m->int_capacity = 0;
+        LM_TRY(be->ops->alloc(be, (void **)&m->int_memory, 4 * stride * sizeof(int32_t), "BERT batch ids"));
+        m->int_capacity = 4 * stride;
+    }
+    carve_acts(m, m->act_memory, B, T);
+    m->acts.ids = m->int_memory;
+    m->acts.labels = m->int_memory + stride;
+    m->acts.key_mask = m->int_memory + 2 * stride;
+    m->acts.type_ids = m->int_memory + 3 * stride;
+    m->act_B = B;
+    m->act_T = T;
+    return LM_OK;
+}
+
+/* Checks the batch against the model's limits (on the host, before anything
+ * reaches a kernel) and counts the scored labels. */
+static lm_status check_batch(bert_model *m, const lm_batch *batch, int64_t *n_targets) {
+    const bert_config *c = &m->config;
+    if (!batch || !batch->input_ids)
+        return lm_error_set(LM_ERR_INVALID, "architecture 'bert': forward needs a batch with input_ids");
+    if (batch->B < 1 || batch->T < 1)
+        return lm_error_set(LM_ERR_INVALID, "architecture 'bert': batch shape B=%d, T=%d must be positive",
+                            (int)batch->B, (int)batch->T);
+    if (batch->T > c->max_position_embeddings)
+        return lm_error_set(LM_ERR_INVALID, "architecture 'bert': the batch has T=%d positions but the model has "
+                                            "max_position_embeddings=%d: use a block_size of at most %d",
+                            (int)batch->T, (int)c->max_position_embeddings, (int)c->max_position_embeddings);
+    if ((int64_t)batch->B * batch->T > (int64_t)1 << 28)
+        return lm_error_set(LM_ERR_INVALID, "architecture 'bert': batch of %d x %d tokens is too large",
+                            (int)batch->B, (int)batch->T);
+    const size_t n = (size_t)batch->B * (size_t)batch->T, T = (size_t)batch->T;
+    m->batch_has_pad = 0;
+    for (size_t i = 0; i < n; i++) {
+        int32_t id = batch->input_ids[i];
+        if (id < 0 || id >= c->vocab_size)
+            return lm_error_set(LM_ERR_INVALID, "architecture 'bert': input id %d at batch row %zu, position %zu is "
+                                                "outside the vocabulary [0, %d): the tokenizer and vocab_size disagree",
+                                (int)id, i / T, i % T, (int)c->vocab_size);
+        if (id == c->pad_token_id) m->batch_has_pad = 1;
+    }
+    if (batch->token_type_ids)
+        for (size_t i = 0; i < n; i++) {
+            int32_t type = batch->token_type_ids[i];
+            if (type < 0 || type >= c->type_vocab_size)
+                return lm_error_set(LM_ERR_INVALID, "architecture 'bert': token_type_id %d at batch row %zu, position "
+                                                    "%zu is outside [0, type_vocab_size=%d)",
+                                    (int)type, i / T, i % T, (int)c->type_vocab_size);
+        }
+    if (batch->attention_mask)
+        for (size_t i = 0; i < n; i++)
+            if (batch->attention_mask[i] != 0 && batch->attention_mask[i] != 1)
+                return lm_error_set(LM_ERR_INVALID, "architecture 'bert': attention_mask value %d at batch row %zu, "
+                                                    "position %zu must be 1 (token) or 0 (padding)",
+                                    (int)batch->attention_mask[i], i / T, i % T);
+    *n_targets = 0;
+    if (!batch->labels) return LM_OK;
+    for (size_t i = 0; i < n; i++) {
+        int32_t label = batch->labels[i];
+        if (label == LM_IGNORE_INDEX) continue;
+        if (label < 0 || label >= c->vocab_size)
+            return lm_error_set(LM_ERR_INVALID, "architecture 'bert': label %d at batch row %zu, position %zu is "
+                                                "outside the vocabulary [0, %d) and not %d (ignored)",
+                                (int)label, i / T, i % T, (int)c->vocab_size, LM_IGNORE_INDEX);
+        (*n_targets)++;
+    }
+    /* Hugging Face would return NaN (0/0); callers skip such batches (the
+     * mlm objective reports n_targets = 0 when it selected nothing). */
+    if (*n_targets == 0)
+        return lm_error_set(LM_ERR_INVALID, "architecture 'bert': the batch has labels but none is scored (all are "
+                                            "%d): the loss would be undefined; skip batches with n_targets 0",
+                            LM_IGNORE_INDEX);
+    return LM_OK;
+}
+
+/* out = dropout(inp) when p > 0; with p = 0 the input is used as is. */
+static const float *dropout_or_identity(lm_backend *be, float *out, const float *inp, size_t n, float p,
+                                        uint64_t seed, uint64_t stream) {
+    if (p <= 0.0f) return inp;
+    be->ops->dropout_forward(be, out, inp, n, p, seed, stream);
+    return out;
+}
+
+lm_status bert_forward(bert_model *m, const lm_batch *batch, float *loss) {
+    const bert_config *c = &m->config;
+    lm_backend *be = m->backend;
+    const lm_backend_ops *ops = be->ops;
+    int64_t n_targets = 0;
+    m->has_targets = 0;
+    m->logits_valid = 0;
+    LM_TRY(check_batch(m, batch, &n_targets));
+    const int B = batch->B, T = batch->T, N = B * T;
+    const int C = c->hidden_size, I = c->intermediate_size, V = c->vocab_size, NH = c->num_attention_heads;
+    const int L = c->num_hidden_layers, tanh_gelu = c->gelu_tanh;
+    const float eps = (float)c->layer_norm_eps;
+    LM_TRY(ensure_acts(m, B, T));
+    bert_acts *a = &m->acts;
+
+    const size_t id_bytes = (size_t)N * sizeof(int32_t);
+    LM_TRY(ops->upload(be, a->ids, batch->input_ids, id_bytes));
+    if (batch->labels) LM_TRY(ops->upload(be, a->labels, batch->labels, id_bytes));
+    if (batch->attention_mask) LM_TRY(ops->upload(be, a->key_mask, batch->attention_mask, id_bytes));
+    if (batch->token_type_ids) LM_TRY(ops->upload(be, a->type_ids, batch->token_type_ids, id_bytes));
+    const int32_t *key_mask = batch->attention_mask ? a->key_mask : NULL;
+    const int32_t *type_ids = batch->token_type_ids ? a->type_ids : NULL;
+
+    m->B = B;
+    m->T = T;
+    m->seed = batch->seed;
+    m->step = batch->step;
+    m->has_type_ids = type_ids != NULL;
+    m->hidden_p = m->training ? (float)c->hidden_dropout_prob : 0.0f;
+    m->attn_p = m->training ? (float)c->attention_probs_dropout_prob : 0.0f;
+    const uint64_t seed = m->seed, step = m->step;
+    float *params = m->buffers.params;
+    const size_t NC = (size_t)N * (size_t)C;
+#define P(index) bert_tensor(m, params, (index))
+
+    /* Without token_type_ids every position is type 0 (Hugging Face's buffer of zeros). */
+    ops->embedding_forward(be, a->emb, a->ids, type_ids, P(BERT_WORD_EMB), P(BERT_POS_EMB), P(BERT_TYPE_EMB), B, T,
+                           C);
+    ops->layernorm_forward(be, a->emb_ln, a->emb_ln_mean, a->emb_ln_rstd, a->emb, P(BERT_EMB_LN_W),
+                           P(BERT_EMB_LN_B), N, C, eps);
+    const float *x = dropout_or_identity(be, a->x0, a->emb_ln, NC, m->hidden_p, seed, bert_dropout_stream(step, 0));
+
+    for (int l = 0; l < L; l++) {
+        bert_layer_acts *la = &m->layer_acts[l];
+#define W(k) P(BERT_LAYER_TENSOR(l, k))
+        ops->matmul_forward(be, la->q, x, W(BERT_Q_W), W(BERT_Q_B), N, C, C, LM_W_OUT_IN);
+        ops->matmul_forward(be, la->k, x, W(BERT_K_W), W(BERT_K_B), N, C, C, LM_W_OUT_IN);
+        ops->matmul_forward(be, la->v, x, W(BERT_V_W), W(BERT_V_B), N, C, C, LM_W_OUT_IN);
+        ops->attention_forward(be, la->atty, la->preatt, la->att, la->q, la->k, la->v, C, key_mask, 0, B, T, C, NH,
+                               m->attn_p, seed, bert_dropout_stream(step, 1 + 3 * l));
+        ops->matmul_forward(be, a->proj, la->atty, W(BERT_ATTOUT_W), W(BERT_ATTOUT_B), N, C, C, LM_W_OUT_IN);
+        const float *branch =
+            dropout_or_identity(be, a->dropped, a->proj, NC, m->hidden_p, seed, bert_dropout_stream(step, 2 + 3 * l));
+        ops->residual_forward(be, la->res1, branch, x, NC);
+        ops->layernorm_forward(be, la->ln1, la->ln1_mean, la->ln1_rstd, la->res1, W(BERT_ATTLN_W), W(BERT_ATTLN_B),
+                               N, C, eps);
+
+        ops->matmul_forward(be, la->inter, la->ln1, W(BERT_INTER_W), W(BERT_INTER_B), N, C, I, LM_W_OUT_IN);
+        ops->gelu_forward(be, la->inter_gelu, la->inter, (size_t)N * (size_t)I, tanh_gelu);
+        ops->matmul_forward(be, a->proj, la->inter_gelu, W(BERT_OUT_W), W(BERT_OUT_B), N, I, C, LM_W_OUT_IN);
+        branch =
+            dropout_or_identity(be, a->dropped, a->proj, NC, m->hidden_p, seed, bert_dropout_stream(step, 3 + 3 * l));
+        ops->residual_forward(be, la->res2, branch, la->ln1, NC);
+        ops->layernorm_forward(be, la->ln2, la->ln2_mean, la->ln2_rstd, la->res2, W(BERT_OUTLN_W), W(BERT_OUTLN_B),
+                               N, C, eps);
+        x = la->ln2;
+#undef W
+    }
+
+    /* MLM head: transform (dense, gelu, LayerNorm), then the decoder tied to
+     * the word embeddings ([V, C] = an [out, in] weight) with its own bias. */
+#define HEAD(k) P(BERT_HEAD_TENSOR(L, k))
+    ops->matmul_forward(be, a->head_dense, x, HEAD(BERT_HEAD_DENSE_W), HEAD(BERT_HEAD_DENSE_B), N, C, C,
+                        LM_W_OUT_IN);
+    ops->gelu_forward(be, a->head_gelu, a->head_dense, NC, tanh_gelu);
+    ops->layernorm_forward(be, a->head_ln, a->head_ln_mean, a->head_ln_rstd, a->head_gelu, HEAD(BERT_HEAD_LN_W),
+                           HEAD(BERT_HEAD_LN_B), N, C, eps);
+    ops->matmul_forward(be, a->logits, a->head_ln, P(BERT_WORD_EMB), HEAD(BERT_HEAD_BIAS), N, C, V, LM_W_OUT_IN);
+#undef HEAD
+#undef P
+    m->logits_valid = 1;
+
+    if (!batch->labels) {
+        if (loss) *loss = 0.0f;
+        return ops->check(be);
+    }
+    ops->crossentropy_forward(be, a->losses, a->logits, a->labels, N, V);
+    double sum = 0.0;
+    LM_TRY(ops->sum_to_host(be, a->losses, (size_t)N, &sum));
+    double mean = sum / (double)n_targets;
+    if (!isfinite(mean))
+        return lm_error_set(LM_ERR_NUMERIC, "architecture 'bert': the loss is %s at step %llu: training diverged "
+                                            "(lower the learning rate, check the data or use fp32)",
+                            isnan(mean) ? "NaN" : "infinite", (unsigned long long)batch->step);
+    if (loss) *loss = (float)mean;
+    m->n_targets = n_targets;
+    m->has_targets = 1;
+    return LM_OK;
+}

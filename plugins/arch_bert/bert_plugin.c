@@ -1,0 +1,225 @@
+/* The arch_bert plugin: BertForMaskedLM with Hugging Face names and layouts.
+ *
+ * This file builds the parameter table, owns the backend and the flat
+ * buffers, and fills the architecture vtable; the math is in bert_forward.c
+ * and bert_backward.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bert.h"
+#include "lmcore/plugin.h"
+
+/* Declares every tensor in BertForMaskedLM.named_parameters() order, which
+ * is also what save_pretrained writes (the tied decoder weight and bias are
+ * not saved: transformers re-ties them to word_embeddings and
+ * cls.predictions.bias on load).  Weight decay follows the Trainer: every
+ * tensor but biases and LayerNorm weights (embeddings included).  Linear
+ * layers are nn.Linear, i.e. [out, in]. */
+static lm_status build_param_table(bert_model *m) {
+    const bert_config *c = &m->config;
+    param_table *t = &m->table;
+    const int64_t H = c->hidden_size, V = c->vocab_size, P = c->max_position_embeddings;
+    const int64_t I = c->intermediate_size, TV = c->type_vocab_size;
+    const float std = (float)c->initializer_range;
+    int64_t shape[2];
+
+#define ADD2(d0, d1, ...)                                                                                        \
+    do {                                                                                                         \
+        shape[0] = (d0);                                                                                         \
+        shape[1] = (d1);                                                                                         \
+        LM_TRY(param_table_add(t, 1, PARAM_INIT_NORMAL, std, 2, shape, __VA_ARGS__));                            \
+    } while (0)
+#define ADD1(init, d0, ...)                                                                                      \
+    do {                                                                                                         \
+        shape[0] = (d0);                                                                                         \
+        LM_TRY(param_table_add(t, 0, (init), 0.0f, 1, shape, __VA_ARGS__));                                      \
+    } while (0)
+#define ADD_LN(prefix, ...)                                                                                      \
+    do {                                                                                                         \
+        ADD1(PARAM_INIT_ONES, H, prefix ".LayerNorm.weight", __VA_ARGS__);                                       \
+        ADD1(PARAM_INIT_ZEROS, H, prefix ".LayerNorm.bias", __VA_ARGS__);                                        \
+    } while (0)
+
+    ADD2(V, H, "bert.embeddings.word_embeddings.weight");
+    ADD2(P, H, "bert.embeddings.position_embeddings.weight");
+    ADD2(TV, H, "bert.embeddings.token_type_embeddings.weight");
+    ADD1(PARAM_INIT_ONES, H, "bert.embeddings.LayerNorm.weight");
+    ADD1(PARAM_INIT_ZEROS, H, "bert.embeddings.LayerNorm.bias");
+    for (int l = 0; l < c->num_hidden_layers; l++) {
+        static const char *const qkv[3] = {"query", "key", "value"};
+        for (int j = 0; j < 3; j++) {
+            ADD2(H, H, "bert.encoder.layer.%d.attention.self.%s.weight", l, qkv[j]);
+            ADD1(PARAM_INIT_ZEROS, H, "bert.encoder.layer.%d.attention.self.%s.bias", l, qkv[j]);
+        }
+        ADD2(H, H, "bert.encoder.layer.%d.attention.output.dense.weight", l);
+        ADD1(PARAM_INIT_ZEROS, H, "bert.encoder.layer.%d.attention.output.dense.bias", l);
+        ADD_LN("bert.encoder.layer.%d.attention.output", l);
+        ADD2(I, H, "bert.encoder.layer.%d.intermediate.dense.weight", l);
+        ADD1(PARAM_INIT_ZEROS, I, "bert.encoder.layer.%d.intermediate.dense.bias", l);
+        ADD2(H, I, "bert.encoder.layer.%d.output.dense.weight", l);
+        ADD1(PARAM_INIT_ZEROS, H, "bert.encoder.layer.%d.output.dense.bias", l);
+        ADD_LN("bert.encoder.layer.%d.output", l);
+    }
+    ADD1(PARAM_INIT_ZEROS, V, "cls.predictions.bias");
+    ADD2(H, H, "cls.predictions.transform.dense.weight");
+    ADD1(PARAM_INIT_ZEROS, H, "cls.predictions.transform.dense.bias");
+    ADD1(PARAM_INIT_ONES, H, "cls.predictions.transform.LayerNorm.weight");
+    ADD1(PARAM_INIT_ZEROS, H, "cls.predictions.transform.LayerNorm.bias");
+#undef ADD_LN
+#undef ADD1
+#undef ADD2
+    if (t->count != (size_t)BERT_HEAD_TENSOR(c->num_hidden_layers, BERT_HEAD_TENSORS))
+        return lm_error_set(LM_ERR_INTERNAL, "architecture 'bert': parameter table has %zu tensors", t->count);
+    param_table_layout(t);
+    return LM_OK;
+}
+
+static void bert_destroy(void *self) {
+    bert_model *m = self;
+    if (!m) return;
+    bert_acts_free(m);
+    model_buffers_free(&m->buffers);
+    param_table_free(&m->table);
+    if (m->backend) m->backend->ops->destroy(m->backend);
+    free(m);
+}
+
+static lm_status bert_create(void **self, lm_config *cfg) {
+    *self = NULL;
+    bert_model *m = calloc(1, sizeof *m);
+    if (!m) return lm_error_set(LM_ERR_NOMEM, "out of memory creating architecture 'bert'");
+    lm_status status;
+    LM_CHECK(bert_config_read(&m->config, cfg));
+    LM_CHECK(build_param_table(m));
+    LM_CHECK(lm_backend_create(&m->backend, m->config.device, m->config.precision, m->config.threads));
+    LM_CHECK(model_buffers_alloc(&m->buffers, m->backend, &m->table));
+    snprintf(m->device_desc, sizeof m->device_desc, "%s", m->backend->ops->describe(m->backend));
+    m->training = 1;
+    *self = m;
+    return LM_OK;
+fail:
+    bert_destroy(m);
+    return status;
+}
+
+static lm_status bert_info(void *self, lm_arch_info *out) {
+    bert_model *m = self;
+    memset(out, 0, sizeof *out);
+    out->model_type = "bert";
+    out->causal = 0;
+    out->uses_token_types = 1;
+    out->vocab_size = m->config.vocab_size;
+    out->max_positions = m->config.max_position_embeddings;
+    out->n_params = (int64_t)m->table.n_params;
+    out->device = m->device_desc;
+    out->precision = bert_precision_name(m->backend->precision);
+    return LM_OK;
+}
+
+static lm_status bert_params(void *self, const lm_param_desc **list, size_t *n) {
+    bert_model *m = self;
+    *list = m->table.descs;
+    *n = m->table.count;
+    return LM_OK;
+}
+
+/* Hugging Face BertPreTrainedModel._init_weights: N(0, initializer_range)
+ * for Linear and Embedding weights, zero biases (cls.predictions.bias
+ * included), LayerNorm 1/0, and the padding_idx row of the word embeddings
+ * zeroed (nn.Embedding(padding_idx=pad_token_id)).  Drawn on the host so
+ * that the CPU and the GPU start from the same weights. */
+static lm_status bert_init_weights(void *self, uint64_t seed) {
+    bert_model *m = self;
+    m->has_targets = 0;
+    m->logits_valid = 0;
+    model_buffers *b = &m->buffers;
+    float *host = NULL;
+    LM_TRY(lm_alloc((void **)&host, b->n_params * sizeof(float), "initial BERT weights (host copy)"));
+    param_table_init_host(&m->table, host, seed);
+    if (m->config.pad_token_id >= 0) {
+        const size_t H = (size_t)m->config.hidden_size;
+        memset(host + m->table.descs[BERT_WORD_EMB].offset + (size_t)m->config.pad_token_id * H, 0,
+               H * sizeof(float));
+    }
+    lm_status status = model_buffers_write(b, LM_BUFFER_PARAMS, host);
+    lm_free(host);
+    LM_TRY(status);
+    const size_t bytes = b->n_params * sizeof(float);
+    m->backend->ops->zero(m->backend, b->grads, bytes);
+    m->backend->ops->zero(m->backend, b->adam_m, bytes);
+    m->backend->ops->zero(m->backend, b->adam_v, bytes);
+    return m->backend->ops->check(m->backend);
+}
+
+static lm_status bert_set_training(void *self, int training) {
+    ((bert_model *)self)->training = training != 0;
+    return LM_OK;
+}
+
+static lm_status bert_forward_slot(void *self, const lm_batch *batch, float *loss) {
+    return bert_forward(self, batch, loss);
+}
+
+static lm_status bert_backward_slot(void *self, float loss_scale) { return bert_backward(self, loss_scale); }
+
+static lm_status bert_zero_grad(void *self) { return model_buffers_zero_grad(&((bert_model *)self)->buffers); }
+
+static lm_status bert_grad_norm(void *self, float *norm) {
+    return model_buffers_grad_norm(&((bert_model *)self)->buffers, norm);
+}
+
+static lm_status bert_optimizer_step(void *self, const lm_optim_params *p) {
+    return model_buffers_adamw(&((bert_model *)self)->buffers, p);
+}
+
+static lm_status bert_logits(void *self, float *out, size_t count) {
+    bert_model *m = self;
+    if (!m->acts.logits || m->B == 0)
+        return lm_error_set(LM_ERR_INVALID, "logits: run forward first (no batch has been run)");
+    if (!m->logits_valid)
+        return lm_error_set(LM_ERR_INVALID, "logits: backward has overwritten the logits of the last forward with "
+                                            "their gradients: read them between forward and backward");
+    size_t n = (size_t)m->B * (size_t)m->T * (size_t)m->config.vocab_size;
+    if (count != n)
+        return lm_error_set(LM_ERR_INVALID, "logits: the last batch has %zu logits (B=%d x T=%d x vocab %d), the "
+                                            "destination holds %zu",
+                            n, (int)m->B, (int)m->T, (int)m->config.vocab_size, count);
+    return m->backend->ops->download(m->backend, out, m->acts.logits, n * sizeof(float));
+}
+
+static lm_status bert_read_buffer(void *self, lm_param_buffer which, float *dst) {
+    return model_buffers_read(&((bert_model *)self)->buffers, which, dst);
+}
+
+static lm_status bert_write_buffer(void *self, lm_param_buffer which, const float *src) {
+    bert_model *m = self;
+    if (which == LM_BUFFER_PARAMS) m->has_targets = 0; /* saved activations no longer match */
+    return model_buffers_write(&m->buffers, which, src);
+}
+
+static lm_status bert_hf_config(void *self, lm_buffer *out) {
+    return bert_config_write_hf(&((bert_model *)self)->config, out);
+}
+
+static const lm_architecture_vtable bert_vtable = {
+    .create = bert_create,
+    .destroy = bert_destroy,
+    .info = bert_info,
+    .params = bert_params,
+    .init_weights = bert_init_weights,
+    .set_training = bert_set_training,
+    .forward = bert_forward_slot,
+    .backward = bert_backward_slot,
+    .zero_grad = bert_zero_grad,
+    .grad_norm = bert_grad_norm,
+    .optimizer_step = bert_optimizer_step,
+    .logits = bert_logits,
+    .read_buffer = bert_read_buffer,
+    .write_buffer = bert_write_buffer,
+    .hf_config = bert_hf_config,
+};
+
+LM_PLUGIN_DEFINE(LM_KIND_ARCHITECTURE, "bert", "1.0.0",
+                 "BERT masked language model (Hugging Face BertForMaskedLM names, tied decoder), CPU or CUDA",
+                 lm_architecture_vtable, bert_vtable)

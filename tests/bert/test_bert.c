@@ -1,0 +1,342 @@
+/* BERT parity with PyTorch / Hugging Face (llm.c's test_gpt2.c, for BERT).
+ *
+ * The fixture (fixtures/gen_bert_fixture.py) is a tiny BertForMaskedLM saved
+ * by save_pretrained, one batch with padding, token types and MLM labels,
+ * and what transformers computed: the logits, the loss, every gradient, and
+ * 10 AdamW steps with clipping.  The plugin reads the same config.json
+ * (hf_config) and model.safetensors and must agree. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bert_test_util.h"
+#include "lmcore/tensor.h"
+
+/* The CUDA build compiles this suite a second time with BERT_TEST_DEVICE
+ * "cuda" (label gpu): same fixture, same tolerances, plus a CPU/GPU check. */
+#ifndef BERT_TEST_DEVICE
+#define BERT_TEST_DEVICE "cpu"
+#endif
+
+static const char *const tiny_model[] = {"device=" BERT_TEST_DEVICE, "hf_config=" BERT_TINY_CONFIG, NULL};
+static const char *const tiny_model_dropout[] = {"device=" BERT_TEST_DEVICE, "hf_config=" BERT_TINY_CONFIG,
+                                               "hidden_dropout_prob=0.1", "attention_probs_dropout_prob=0.1", NULL};
+
+START_TEST(test_forward_backward_match_pytorch) {
+    const lm_architecture_vtable *vt = bert_test_arch();
+    void *model = bert_test_create_ok(tiny_model);
+    bert_test_load_weights(model, BERT_TINY_WEIGHTS);
+    bert_fixture_batch fb;
+    bert_test_load_batch(&fb);
+
+    lm_arch_info info;
+    ck_assert_int_eq(vt->info(model, &info), LM_OK);
+    ck_assert_str_eq(info.model_type, "bert");
+    ck_assert_int_eq(info.causal, 0);
+    ck_assert_int_eq(info.uses_token_types, 1);
+    ck_assert_int_eq(info.vocab_size, 512);
+    ck_assert_int_eq(info.max_positions, 64);
+    /* embeddings (word, position, type, LN) + 2 layers + head (bias, dense, LN); decoder tied */
+    const int64_t H = 64, I = 128;
+    const int64_t layer = 4 * (H * H + H) + 2 * H + (I * H + I) + (H * I + H) + 2 * H;
+    ck_assert_int_eq(info.n_params, 512 * H + 64 * H + 2 * H + 2 * H + 2 * layer + 512 + H * H + H + 2 * H);
+
+    float loss = 0.0f;
+    ck_assert_msg(vt->zero_grad(model) == LM_OK, "%s", lm_error_message());
+    ck_assert_msg(vt->forward(model, &fb.batch, &loss) == LM_OK, "%s", lm_error_message());
+    float ref_loss = bert_test_ref_scalar("loss", 0);
+    double loss_rel = fabs((double)loss - ref_loss) / fabs((double)ref_loss);
+    printf("bert parity (" BERT_TEST_DEVICE "): loss %.7f (pytorch %.7f), relative error %.2e, %lld targets\n", loss, ref_loss, loss_rel,
+           (long long)fb.n_targets);
+    ck_assert_msg(loss_rel < 1e-5, "loss %.7f vs pytorch %.7f", loss, ref_loss);
+
+    size_t n_logits = (size_t)fb.batch.B * (size_t)fb.batch.T * 512;
+    float *logits = malloc(n_logits * sizeof(float));
+    ck_assert_msg(vt->logits(model, logits, n_logits) == LM_OK, "%s", lm_error_message());
+    lm_safetensors *ref = NULL;
+    ck_assert_int_eq(lm_safetensors_open(BERT_REF_PATH, &ref), LM_OK);
+    lm_tensor ref_logits;
+    ck_assert_int_eq(lm_safetensors_find(ref, "logits", &ref_logits), LM_OK);
+    ck_assert_int_eq(lm_tensor_numel(&ref_logits), (int64_t)n_logits);
+    double err, mag;
+    bert_test_compare(logits, ref_logits.data, n_logits, &err, &mag);
+    printf("bert parity (" BERT_TEST_DEVICE "): logits max abs error %.3e (max |logit| %.3f, relative %.2e)\n", err, mag, err / mag);
+    ck_assert_msg(err / mag < 1e-4, "logits differ from pytorch: max abs error %g", err);
+    free(logits);
+    lm_safetensors_close(ref);
+
+    ck_assert_msg(vt->backward(model, 1.0f) == LM_OK, "%s", lm_error_message());
+    float *grads = NULL;
+    ck_assert_int_eq(lm_alloc((void **)&grads, (size_t)info.n_params * sizeof(float), "grads"), LM_OK);
+    ck_assert_int_eq(vt->read_buffer(model, LM_BUFFER_GRADS, grads), LM_OK);
+    float *ref_grads = bert_test_read_named(model, BERT_GRADS_PATH);
+    const lm_param_desc *descs;
+    size_t count;
+    ck_assert_int_eq(vt->params(model, &descs, &count), LM_OK);
+    ck_assert_int_eq(count, 5 + 2 * 16 + 5);
+    double worst = 0.0;
+    const char *worst_name = "";
+    for (size_t i = 0; i < count; i++) {
+        size_t n = 1;
+        for (int d = 0; d < descs[i].ndim; d++) n *= (size_t)descs[i].shape[d];
+        bert_test_compare(grads + descs[i].offset, ref_grads + descs[i].offset, n, &err, &mag);
+        double rel = err / (mag > 0 ? mag : 1.0);
+        if (strstr(descs[i].name, "attention.self.key.bias")) {
+            /* Analytically zero: a key bias adds q·b to every score of a
+             * query, which the softmax ignores.  Both sides are rounding noise. */
+            ck_assert_msg(mag < 1e-8 && err < 1e-8, "%s: gradient %g (pytorch %g) should be ~0", descs[i].name, err,
+                          mag);
+            continue;
+        }
+        if (!(rel <= worst)) {
+            worst = rel;
+            worst_name = descs[i].name;
+        }
+        ck_assert_msg(mag > 0.0, "reference gradient of %s is all zeros: the fixture tests nothing", descs[i].name);
+        ck_assert_msg(rel < 1e-4, "gradient of %s: max abs error %g, max |grad| %g (relative %.2e)", descs[i].name,
+                      err, mag, rel);
+    }
+    printf("bert parity (" BERT_TEST_DEVICE "): %zu gradients, worst relative error %.2e (%s)\n", count, worst, worst_name);
+
+    /* The padding row (id 0, present at attended positions) gets the tied
+     * decoder's gradient only: nn.Embedding(padding_idx=0) drops the lookup's. */
+    const lm_param_desc *word = bert_test_find_param(model, "bert.embeddings.word_embeddings.weight");
+    bert_test_compare(grads + word->offset, ref_grads + word->offset, 64, &err, &mag);
+    ck_assert_msg(mag > 0.0 && err / mag < 1e-4, "padding row gradient: error %g of %g", err, mag);
+    /* The next backward without a forward is refused: dlogits are spent. */
+    ck_assert_int_eq(vt->backward(model, 1.0f), LM_ERR_INVALID);
+
+    lm_free(grads);
+    lm_free(ref_grads);
+    bert_test_free_batch(&fb);
+    vt->destroy(model);
+}
+END_TEST
+
+/* 10 Trainer-style steps on the same batch: AdamW (decay on all but biases and
+ * LayerNorm weights) after clipping the global norm to 1.0. */
+START_TEST(test_adamw_steps_match_pytorch) {
+    const lm_architecture_vtable *vt = bert_test_arch();
+    void *model = bert_test_create_ok(tiny_model);
+    bert_test_load_weights(model, BERT_TINY_WEIGHTS);
+    bert_fixture_batch fb;
+    bert_test_load_batch(&fb);
+
+    double worst_loss = 0.0, worst_norm = 0.0;
+    int clipped = 0;
+    for (int step = 0; step < 10; step++) {
+        float loss, norm;
+        fb.batch.step = (uint64_t)step;
+        ck_assert_int_eq(vt->zero_grad(model), LM_OK);
+        ck_assert_msg(vt->forward(model, &fb.batch, &loss) == LM_OK, "%s", lm_error_message());
+        ck_assert_msg(vt->backward(model, 1.0f) == LM_OK, "%s", lm_error_message());
+        ck_assert_msg(vt->grad_norm(model, &norm) == LM_OK, "%s", lm_error_message());
+        /* torch.nn.utils.clip_grad_norm_: coefficient max_norm / (norm + 1e-6), at most 1. */
+        float scale = 1.0f / (norm + 1e-6f);
+        if (scale > 1.0f) scale = 1.0f;
+        else clipped++;
+        lm_optim_params p = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f,
+                             .grad_scale = scale, .t = step + 1};
+        ck_assert_msg(vt->optimizer_step(model, &p) == LM_OK, "%s", lm_error_message());
+        float ref_loss = bert_test_ref_scalar("step_losses", (size_t)step);
+        float ref_norm = bert_test_ref_scalar("step_grad_norms", (size_t)step);
+        double loss_rel = fabs((double)loss - ref_loss) / ref_loss;
+        double norm_rel = fabs((double)norm - ref_norm) / ref_norm;
+        if (loss_rel > worst_loss) worst_loss = loss_rel;
+        if (norm_rel > worst_norm) worst_norm = norm_rel;
+        ck_assert_msg(loss_rel < 1e-5, "step %d: loss %.7f vs pytorch %.7f", step, loss, ref_loss);
+        ck_assert_msg(norm_rel < 1e-4, "step %d: grad norm %.7f vs pytorch %.7f", step, norm, ref_norm);
+    }
+    ck_assert_msg(clipped >= 1, "the fixture never clips: the test would not see clipping");
+    float loss;
+    ck_assert_int_eq(vt->set_training(model, 0), LM_OK);
+    ck_assert_msg(vt->forward(model, &fb.batch, &loss) == LM_OK, "%s", lm_error_message());
+    float ref_final = bert_test_ref_scalar("final_loss", 0);
+    double final_rel = fabs((double)loss - ref_final) / ref_final;
+    printf("bert parity (" BERT_TEST_DEVICE "): 10 AdamW steps, worst loss relative error %.2e, worst grad-norm relative error %.2e, "
+           "final loss %.7f (pytorch %.7f, relative %.2e)\n",
+           worst_loss, worst_norm, loss, ref_final, final_rel);
+    ck_assert_msg(final_rel < 1e-5, "loss after 10 steps %.7f vs pytorch %.7f", loss, ref_final);
+    bert_test_free_batch(&fb);
+    vt->destroy(model);
+}
+END_TEST
+
+/* Dropout configured but the model in eval mode: deterministic and exactly
+ * the reference, whatever the seed and step. */
+START_TEST(test_eval_mode_is_deterministic) {
+    const lm_architecture_vtable *vt = bert_test_arch();
+    void *model = bert_test_create_ok(tiny_model_dropout);
+    bert_test_load_weights(model, BERT_TINY_WEIGHTS);
+    bert_fixture_batch fb;
+    bert_test_load_batch(&fb);
+    float ref_loss = bert_test_ref_scalar("loss", 0);
+
+    float train_a, train_b, eval_a, eval_b;
+    size_t n_logits = (size_t)fb.batch.B * (size_t)fb.batch.T * 512;
+    float *logits_a = malloc(n_logits * sizeof(float)), *logits_b = malloc(n_logits * sizeof(float));
+    float *ref_logits = malloc(n_logits * sizeof(float));
+    lm_safetensors *ref = NULL;
+    lm_tensor t;
+    ck_assert_int_eq(lm_safetensors_open(BERT_REF_PATH, &ref), LM_OK);
+    ck_assert_int_eq(lm_safetensors_find(ref, "logits", &t), LM_OK);
+    memcpy(ref_logits, t.data, n_logits * sizeof(float));
+    lm_safetensors_close(ref);
+    double err, mag;
+    fb.batch.seed = 7;
+    ck_assert_int_eq(vt->forward(model, &fb.batch, &train_a), LM_OK);
+    ck_assert_int_eq(vt->logits(model, logits_a, n_logits), LM_OK);
+    bert_test_compare(logits_a, ref_logits, n_logits, &err, &mag);
+    /* A random model's loss barely moves with dropout; its logits do. */
+    ck_assert_msg(err / mag > 1e-2, "dropout 0.1 in training changed the logits by %g only", err);
+    fb.batch.step = 1;
+    ck_assert_int_eq(vt->forward(model, &fb.batch, &train_b), LM_OK);
+    ck_assert_int_eq(vt->logits(model, logits_b, n_logits), LM_OK);
+    ck_assert_msg(train_a != train_b && memcmp(logits_a, logits_b, n_logits * sizeof(float)) != 0,
+                  "another micro-batch step must draw other dropout masks");
+    ck_assert_int_eq(vt->set_training(model, 0), LM_OK);
+    ck_assert_int_eq(vt->forward(model, &fb.batch, &eval_a), LM_OK);
+    ck_assert_int_eq(vt->logits(model, logits_a, n_logits), LM_OK);
+    fb.batch.seed = 8;
+    fb.batch.step = 123;
+    ck_assert_int_eq(vt->forward(model, &fb.batch, &eval_b), LM_OK);
+    ck_assert_int_eq(vt->logits(model, logits_b, n_logits), LM_OK);
+    ck_assert(eval_a == eval_b);
+    ck_assert(memcmp(logits_a, logits_b, n_logits * sizeof(float)) == 0);
+    ck_assert_msg(fabs((double)eval_a - ref_loss) / ref_loss < 1e-5, "eval loss %f vs %f", eval_a, ref_loss);
+    bert_test_compare(logits_a, ref_logits, n_logits, &err, &mag);
+    ck_assert_msg(err / mag < 1e-4, "eval logits differ from the reference by %g", err);
+    free(ref_logits);
+    free(logits_a);
+    free(logits_b);
+    bert_test_free_batch(&fb);
+    vt->destroy(model);
+}
+END_TEST
+
+/* Dropout on: backward must use the forward's masks (attention
+ * probabilities, attention output, feed-forward output, embeddings).  For a
+ * few tensors, the derivative of the (deterministic for a fixed seed and
+ * step) training loss along the tensor's own gradient direction g/|g|, by
+ * central differences, must equal |g|.  A directional derivative is far
+ * above float32 noise even where single entries are small. */
+START_TEST(test_dropout_gradients_finite_differences) {
+    const lm_architecture_vtable *vt = bert_test_arch();
+    void *model = bert_test_create_ok(tiny_model_dropout);
+    bert_test_load_weights(model, BERT_TINY_WEIGHTS);
+    bert_fixture_batch fb;
+    bert_test_load_batch(&fb);
+    fb.batch.seed = 99;
+    fb.batch.step = 5;
+    size_t n = (size_t)bert_test_n_params(model);
+    float *params = NULL, *grads = NULL, *moved = NULL;
+    ck_assert_int_eq(lm_alloc((void **)&params, n * sizeof(float), "params"), LM_OK);
+    ck_assert_int_eq(lm_alloc((void **)&grads, n * sizeof(float), "grads"), LM_OK);
+    ck_assert_int_eq(lm_alloc((void **)&moved, n * sizeof(float), "moved"), LM_OK);
+    ck_assert_int_eq(vt->read_buffer(model, LM_BUFFER_PARAMS, params), LM_OK);
+
+    float loss, again;
+    ck_assert_int_eq(vt->zero_grad(model), LM_OK);
+    ck_assert_int_eq(vt->forward(model, &fb.batch, &loss), LM_OK);
+    ck_assert_int_eq(vt->backward(model, 1.0f), LM_OK);
+    ck_assert_int_eq(vt->read_buffer(model, LM_BUFFER_GRADS, grads), LM_OK);
+    ck_assert_int_eq(vt->forward(model, &fb.batch, &again), LM_OK);
+    ck_assert_msg(loss == again, "same seed and step must give the same masks");
+
+    const char *names[] = {"bert.embeddings.word_embeddings.weight",
+                           "bert.embeddings.position_embeddings.weight",
+                           "bert.embeddings.LayerNorm.weight",
+                           "bert.encoder.layer.0.attention.self.query.weight",
+                           "bert.encoder.layer.0.attention.self.value.weight",
+                           "bert.encoder.layer.0.attention.output.dense.bias",
+                           "bert.encoder.layer.1.attention.self.value.bias",
+                           "bert.encoder.layer.1.intermediate.dense.weight",
+                           "bert.encoder.layer.1.output.LayerNorm.weight",
+                           "cls.predictions.transform.dense.weight"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        const lm_param_desc *d = bert_test_find_param(model, names[k]);
+        size_t numel = 1;
+        for (int j = 0; j < d->ndim; j++) numel *= (size_t)d->shape[j];
+        double norm = 0.0;
+        for (size_t j = 0; j < numel; j++) norm += (double)grads[d->offset + j] * grads[d->offset + j];
+        norm = sqrt(norm);
+        const double h = 1e-2;
+        float plus, minus;
+        for (int sign = 1; sign >= -1; sign -= 2) {
+            memcpy(moved, params, n * sizeof(float));
+            for (size_t j = 0; j < numel; j++)
+                moved[d->offset + j] += (float)(sign * h * grads[d->offset + j] / norm);
+            ck_assert_int_eq(vt->write_buffer(model, LM_BUFFER_PARAMS, moved), LM_OK);
+            ck_assert_int_eq(vt->forward(model, &fb.batch, sign > 0 ? &plus : &minus), LM_OK);
+        }
+        double numeric = ((double)plus - (double)minus) / (2.0 * h);
+        double rel = fabs(numeric - norm) / norm;
+        printf("bert dropout gradient %s: |g| %.6e, directional finite difference %.6e (relative %.2e)\n", names[k],
+               norm, numeric, rel);
+        ck_assert_msg(norm > 1e-3, "gradient of %s too small to check", names[k]);
+        ck_assert_msg(rel < 1e-2, "%s: |g| %g vs finite difference %g", names[k], norm, numeric);
+    }
+    lm_free(params);
+    lm_free(grads);
+    lm_free(moved);
+    bert_test_free_batch(&fb);
+    vt->destroy(model);
+}
+END_TEST
+
+/* Device builds only: with dropout on, the CPU and the device draw the same
+ * masks (counter-based RNG), so a training step agrees across backends. */
+START_TEST(test_device_matches_cpu_with_dropout) {
+    const lm_architecture_vtable *vt = bert_test_arch();
+    const char *const on_cpu[] = {"device=cpu", "hf_config=" BERT_TINY_CONFIG, "hidden_dropout_prob=0.1",
+                                  "attention_probs_dropout_prob=0.1", NULL};
+    void *models[2] = {bert_test_create_ok(on_cpu), bert_test_create_ok(tiny_model_dropout)};
+    size_t n = (size_t)bert_test_n_params(models[0]);
+    float *grads[2], losses[2];
+    bert_fixture_batch fb;
+    bert_test_load_batch(&fb);
+    fb.batch.seed = 1234;
+    fb.batch.step = 77;
+    for (int k = 0; k < 2; k++) {
+        bert_test_load_weights(models[k], BERT_TINY_WEIGHTS);
+        ck_assert_int_eq(lm_alloc((void **)&grads[k], n * sizeof(float), "grads"), LM_OK);
+        ck_assert_int_eq(vt->zero_grad(models[k]), LM_OK);
+        ck_assert_msg(vt->forward(models[k], &fb.batch, &losses[k]) == LM_OK, "%s", lm_error_message());
+        ck_assert_msg(vt->backward(models[k], 1.0f) == LM_OK, "%s", lm_error_message());
+        ck_assert_int_eq(vt->read_buffer(models[k], LM_BUFFER_GRADS, grads[k]), LM_OK);
+    }
+    double err, mag;
+    bert_test_compare(grads[1], grads[0], n, &err, &mag);
+    printf("bert %s vs cpu with dropout: loss %.7f vs %.7f, gradients max abs error %.2e (max %.2e)\n",
+           BERT_TEST_DEVICE, losses[1], losses[0], err, mag);
+    ck_assert_msg(fabs((double)losses[1] - losses[0]) / losses[0] < 1e-5, "loss %f vs %f", losses[1], losses[0]);
+    ck_assert_msg(err / mag < 1e-4, "gradients differ: %g", err);
+    for (int k = 0; k < 2; k++) {
+        lm_free(grads[k]);
+        vt->destroy(models[k]);
+    }
+    bert_test_free_batch(&fb);
+}
+END_TEST
+
+static Suite *bert_parity_suite(void) {
+    Suite *s = suite_create("bert_parity_" BERT_TEST_DEVICE);
+    TCase *tc = tcase_create("pytorch");
+    tcase_add_test(tc, test_forward_backward_match_pytorch);
+    tcase_add_test(tc, test_adamw_steps_match_pytorch);
+    tcase_add_test(tc, test_eval_mode_is_deterministic);
+    tcase_add_test(tc, test_dropout_gradients_finite_differences);
+    if (strcmp(BERT_TEST_DEVICE, "cpu") != 0) tcase_add_test(tc, test_device_matches_cpu_with_dropout);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    SRunner *runner = srunner_create(bert_parity_suite());
+    srunner_run_all(runner, CK_NORMAL);
+    int failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
