@@ -283,6 +283,10 @@ lm_status lm_trainer_fit(lm_trainer *t, lm_train_result *result) {
                 float loss;
                 LM_TRY(make_batch(t, t->train, t->order, cursor, B, &batch));
                 cursor += (size_t)B;
+                tokens += (int64_t)B * T;
+                /* MLM can select no token in a tiny batch: nothing to learn
+                 * from it (Hugging Face would produce a NaN loss). */
+                if (batch.n_targets == 0) continue;
                 status = arch->forward(t->model.self, &batch, &loss);
                 if (status != LM_OK) {
                     lm_error_prefix("training step %lld: ", (long long)step + 1);
@@ -290,7 +294,6 @@ lm_status lm_trainer_fit(lm_trainer *t, lm_train_result *result) {
                 }
                 LM_TRY(arch->backward(t->model.self, 1.0f / (float)t->grad_accum));
                 step_loss += loss / (double)t->grad_accum;
-                tokens += (int64_t)B * T;
             }
             float norm;
             LM_TRY(arch->grad_norm(t->model.self, &norm));
