@@ -2,19 +2,22 @@
 # GPU benchmark: lmcore and the Hugging Face Trainer at the reference shape
 # (batch 8 x 128), same GPU, same run; prints each side's steps/s and the
 # ratio.  Run from the repository root on the GPU machine:
-#   bench/gpu/bench_gpu.sh LMCORE_EXE DATA_DIR [models] [precisions]
+#   bench/gpu/bench_gpu.sh LMCORE_EXE DATA_DIR LOG [models] [precisions]
+# LOG receives both sides' full output; stdout gets the RESULT/RATIO lines.
 # DATA_DIR holds wiki.test.raw (the text lmcore trains its tokenizer and
 # blocks on; the HF side uses random ids of the same shape: speed only).
 set -uo pipefail
 exe=$1
 data=$2
-models=${3:-gpt2}
-precisions=${4:-fp32 bf16}
+log=$3
+models=${4:-gpt2}
+precisions=${5:-fp32 bf16}
+: > "$log"
 for model in $models; do
   for precision in $precisions; do
     lm=$("$exe" --log-level warn run bench/gpu/train_speed.lua model="$model" data="$data" precision="$precision" 2>&1 |
-         tee /dev/stderr | grep '^RESULT')
-    hf=$(python3 bench/gpu/hf_trainer_speed.py --model "$model" --precision "$precision" 2>&1 | tee /dev/stderr |
+         tee -a "$log" | grep '^RESULT')
+    hf=$(python3 bench/gpu/hf_trainer_speed.py --model "$model" --precision "$precision" 2>&1 | tee -a "$log" |
          grep '^RESULT')
     echo "$lm"
     echo "$hf"

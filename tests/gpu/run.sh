@@ -173,9 +173,9 @@ main() {
     # .gpu-data/ (ignored by git, carried by the lead) holds wiki.test.raw.
     if [ -f "$REPO/.gpu-data/wiki.test.raw" ] && [ "${LMCORE_BENCH:-1}" = 1 ]; then
         (cd "$REPO" && timeout "${LMCORE_BENCH_TIMEOUT:-360}" bench/gpu/bench_gpu.sh "$KIT/bin/lmcore" .gpu-data \
-            "${LMCORE_BENCH_MODELS:-gpt2}" "${LMCORE_BENCH_PRECISIONS:-fp32 bf16}") > "$OUT/bench.log" 2>&1
+            "$OUT/bench.log" "${LMCORE_BENCH_MODELS:-gpt2}" "${LMCORE_BENCH_PRECISIONS:-fp32 bf16}") > "$OUT/bench-results.txt" 2>&1
         echo "benchmark exit status: $?"
-        grep -E '^(RESULT|RATIO)' "$OUT/bench.log"
+        cat "$OUT/bench-results.txt"
     else
         echo "skipped (no .gpu-data/wiki.test.raw, or LMCORE_BENCH=0)"
     fi
@@ -186,7 +186,7 @@ main() {
         echo "kit: $(sed -n 's/^CREATED=//p' "$KIT/KIT_INFO")"
         grep -E '^[0-9]+% tests passed|tests failed|\(Failed\)|\(SEGFAULT\)|\(Timeout\)|Not Run' "$OUT/ctest.log" 2>/dev/null
         grep -E ' FAIL$|Assertion|FAILED|SKIPPED' "$OUT/ctest.log" 2>/dev/null | head -40
-        grep -E '^(RESULT|RATIO)' "$OUT/bench.log" 2>/dev/null
+        grep -a -E '^(RESULT|RATIO)' "$OUT/bench-results.txt" 2>/dev/null
         if [ $rc -eq 0 ]; then echo "GPU TESTS: PASS"; else echo "GPU TESTS: FAIL (status $rc)"; fi
     } | tee "$OUT/summary.txt"
     return $rc
