@@ -1,0 +1,205 @@
+/* Logger 'csv': one row per step, evaluation and run end, for spreadsheets
+ * and pandas.
+ *
+ *   path   output file (required; replaced)
+ *   every  write a step row every N steps, its loss averaged over them (1)
+ *
+ *   event,step,epoch,elapsed,loss,learning_rate,grad_norm,tokens_per_second,...
+ *   step,1,0.0005,0.84,10.9,2e-05,3.1,1520.4,...
+ *
+ * A CSV header cannot grow, so it is fixed at the first row: the scalars of
+ * the first STEP event in their order (system metrics included), then the
+ * trainer's evaluation and run-end scalars not already there.  A scalar
+ * that shows up later and has no column is left out (with one warning).
+ * Fields are quoted as RFC 4180 says (a comma, quote or line break inside
+ * quotes, quotes doubled); numbers are written with the fewest digits that
+ * read back to the same double; an absent value is an empty field.  Every
+ * row is flushed, so a crash loses at most the row being written. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lmcore/lmcore.h"
+
+/* What the trainer reports after an evaluation and at the end (logger.h). */
+static const char *const eval_columns[] = {"train_loss", "eval_loss", "perplexity", "epoch_index"};
+static const char *const end_columns[] = {"train_runtime", "train_samples_per_second", "train_steps_per_second",
+                                          "train_loss", "eval_loss", "perplexity"};
+
+typedef struct csv {
+    FILE *file;
+    char *path;
+    int64_t every;
+    double window_loss;
+    int64_t window_steps;
+    char **columns; /* scalar columns, after event,step,epoch,elapsed; NULL until the header is written */
+    size_t n_columns;
+    int header_written, warned;
+    lm_buffer line;
+} csv;
+
+static lm_status csv_create(void **self, lm_config *cfg) {
+    const char *path = lm_config_string(cfg, "path", NULL);
+    int64_t every = lm_config_int(cfg, "every", 1);
+    if (!path || !*path) return lm_error_set(LM_ERR_INVALID, "logger 'csv' needs a 'path' for its output file");
+    if (every < 1) return lm_error_set(LM_ERR_INVALID, "logger 'csv': 'every' must be at least 1");
+    csv *c = calloc(1, sizeof *c);
+    if (!c) return lm_error_set(LM_ERR_NOMEM, "out of memory creating the csv logger");
+    c->every = every;
+    c->path = malloc(strlen(path) + 1);
+    if (c->path) strcpy(c->path, path);
+    c->file = fopen(path, "w");
+    if (!c->file || !c->path) {
+        lm_status s = lm_error_set(LM_ERR_IO, "logger 'csv' cannot open '%s': %s", path, strerror(errno));
+        if (c->file) fclose(c->file);
+        free(c->path);
+        free(c);
+        return s;
+    }
+    *self = c;
+    return LM_OK;
+}
+
+static void csv_destroy(void *self) {
+    csv *c = self;
+    if (c->file) fclose(c->file);
+    for (size_t i = 0; i < c->n_columns; i++) free(c->columns[i]);
+    free(c->columns);
+    lm_buffer_free(&c->line);
+    free(c->path);
+    free(c);
+}
+
+/* ---- fields ------------------------------------------------------------------------ */
+
+static lm_status append_text(lm_buffer *b, const char *text) {
+    if (!strpbrk(text, ",\"\r\n")) return lm_buffer_append(b, text, strlen(text));
+    LM_TRY(lm_buffer_append(b, "\"", 1));
+    for (const char *p = text; *p; p++) {
+        if (*p == '"') LM_TRY(lm_buffer_append(b, "\"", 1));
+        LM_TRY(lm_buffer_append(b, p, 1));
+    }
+    return lm_buffer_append(b, "\"", 1);
+}
+
+/* Integers as integers ("128", not "1.28e+02"), the rest with the shortest
+ * %g that reads back exactly: lossless, yet readable. */
+static lm_status append_number(lm_buffer *b, double v) {
+    if (isnan(v)) return lm_buffer_append(b, "NaN", 3);
+    if (isinf(v)) return v > 0 ? lm_buffer_append(b, "inf", 3) : lm_buffer_append(b, "-inf", 4);
+    if (v == floor(v) && fabs(v) < 1e15) return lm_buffer_appendf(b, "%.0f", v);
+    char text[40];
+    for (int precision = 1; precision <= 17; precision++) {
+        snprintf(text, sizeof text, "%.*g", precision, v);
+        if (strtod(text, NULL) == v) break;
+    }
+    return lm_buffer_append(b, text, strlen(text));
+}
+
+/* ---- header -------------------------------------------------------------------------- */
+
+static int has_column(const csv *c, const char *name) {
+    for (size_t i = 0; i < c->n_columns; i++)
+        if (strcmp(c->columns[i], name) == 0) return 1;
+    return 0;
+}
+
+static lm_status add_column(csv *c, const char *name, size_t cap) {
+    if (has_column(c, name)) return LM_OK;
+    if (c->n_columns == cap) return lm_error_set(LM_ERR_INTERNAL, "logger 'csv': column table overflow");
+    c->columns[c->n_columns] = malloc(strlen(name) + 1);
+    if (!c->columns[c->n_columns]) return lm_error_set(LM_ERR_NOMEM, "out of memory in the csv logger");
+    strcpy(c->columns[c->n_columns++], name);
+    return LM_OK;
+}
+
+static lm_status write_line(csv *c) {
+    if (fwrite(c->line.data, 1, c->line.len, c->file) != c->line.len || fflush(c->file) != 0)
+        return lm_error_set(LM_ERR_IO, "logger 'csv' cannot write '%s': %s (disk full?)", c->path, strerror(errno));
+    return LM_OK;
+}
+
+/* The first row's event decides the scalar columns (see the top comment). */
+static lm_status write_header(csv *c, const lm_event *first) {
+    size_t n_fixed = sizeof eval_columns / sizeof *eval_columns + sizeof end_columns / sizeof *end_columns;
+    size_t cap = (first->kind == LM_EVENT_STEP ? first->n_scalars : 0) + n_fixed;
+    c->columns = calloc(cap ? cap : 1, sizeof *c->columns);
+    if (!c->columns) return lm_error_set(LM_ERR_NOMEM, "out of memory in the csv logger");
+    if (first->kind == LM_EVENT_STEP)
+        for (size_t i = 0; i < first->n_scalars; i++) LM_TRY(add_column(c, first->scalars[i].name, cap));
+    for (size_t i = 0; i < sizeof eval_columns / sizeof *eval_columns; i++) LM_TRY(add_column(c, eval_columns[i], cap));
+    for (size_t i = 0; i < sizeof end_columns / sizeof *end_columns; i++) LM_TRY(add_column(c, end_columns[i], cap));
+    lm_buffer_clear(&c->line);
+    LM_TRY(lm_buffer_append(&c->line, "event,step,epoch,elapsed", 24));
+    for (size_t i = 0; i < c->n_columns; i++) {
+        LM_TRY(lm_buffer_append(&c->line, ",", 1));
+        LM_TRY(append_text(&c->line, c->columns[i]));
+    }
+    LM_TRY(lm_buffer_append(&c->line, "\n", 1));
+    c->header_written = 1;
+    return write_line(c);
+}
+
+/* ---- rows ---------------------------------------------------------------------------- */
+
+static void warn_unknown_columns(csv *c, const lm_event *ev) {
+    if (c->warned) return;
+    for (size_t i = 0; i < ev->n_scalars; i++) {
+        if (has_column(c, ev->scalars[i].name)) continue;
+        lm_log(LM_LOG_WARN, "logger 'csv': scalar '%s' appeared after the header of '%s' was written; left out",
+               ev->scalars[i].name, c->path);
+        c->warned = 1;
+        return;
+    }
+}
+
+static lm_status csv_log(void *self, const lm_event *ev) {
+    csv *c = self;
+    const char *event;
+    switch (ev->kind) {
+    case LM_EVENT_STEP: event = "step"; break;
+    case LM_EVENT_EVAL: event = "eval"; break;
+    case LM_EVENT_RUN_END: event = "run_end"; break;
+    default: return LM_OK; /* begin and messages are text: the jsonl and console loggers keep them */
+    }
+    double window_mean = NAN;
+    if (ev->kind == LM_EVENT_STEP) {
+        double loss = NAN;
+        lm_event_scalar(ev, "loss", &loss);
+        c->window_loss += loss;
+        c->window_steps++;
+        if (ev->step % c->every != 0 && ev->step != ev->total_steps) return LM_OK;
+        window_mean = c->window_loss / (double)c->window_steps;
+        c->window_loss = 0;
+        c->window_steps = 0;
+    }
+    if (!c->header_written) LM_TRY(write_header(c, ev));
+    warn_unknown_columns(c, ev);
+    lm_buffer_clear(&c->line);
+    LM_TRY(lm_buffer_appendf(&c->line, "%s,%lld,", event, (long long)ev->step));
+    LM_TRY(append_number(&c->line, ev->epoch));
+    LM_TRY(lm_buffer_append(&c->line, ",", 1));
+    LM_TRY(append_number(&c->line, ev->elapsed));
+    for (size_t i = 0; i < c->n_columns; i++) {
+        LM_TRY(lm_buffer_append(&c->line, ",", 1));
+        double v;
+        if (!lm_event_scalar(ev, c->columns[i], &v)) continue; /* absent: empty field */
+        if (ev->kind == LM_EVENT_STEP && strcmp(c->columns[i], "loss") == 0) v = window_mean;
+        LM_TRY(append_number(&c->line, v));
+    }
+    LM_TRY(lm_buffer_append(&c->line, "\n", 1));
+    return write_line(c);
+}
+
+static lm_status csv_flush(void *self) {
+    csv *c = self;
+    return fflush(c->file) == 0 ? LM_OK : lm_error_set(LM_ERR_IO, "cannot flush '%s'", c->path);
+}
+
+static const lm_logger_vtable csv_vtable = {csv_create, csv_destroy, csv_log, csv_flush};
+
+LM_PLUGIN_DEFINE(LM_KIND_LOGGER, "csv", "1.0.0",
+                 "One CSV row per step, evaluation and run end (header from the first step)", lm_logger_vtable,
+                 csv_vtable)

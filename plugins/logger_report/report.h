@@ -1,0 +1,49 @@
+/* What the 'report' logger remembers of a run, shared by the event
+ * collection (report.c) and the writing of report.md (report_markdown.c). */
+#ifndef LM_REPORT_REPORT_H
+#define LM_REPORT_REPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lmcore/lmcore.h"
+
+typedef struct eval_row {
+    int64_t step;
+    double epoch, epoch_index, train_loss, eval_loss, perplexity;
+} eval_row;
+
+/* Running summary of a per-step scalar (system metrics, throughput). */
+typedef struct series_stats {
+    size_t count;
+    double sum, peak;
+    double inverse_sum; /* sum of 1/value: the harmonic mean of rates */
+} series_stats;
+
+typedef struct report {
+    char *dir, *title;
+    char *description; /* RUN_BEGIN text */
+    double started;    /* UNIX time of RUN_BEGIN */
+    double n_params, train_blocks, eval_blocks, block_size, batch_size; /* NAN if not reported */
+    int64_t total_steps;
+    int32_t total_epochs;
+    /* per optimizer step */
+    int64_t *steps;
+    double *losses;
+    size_t n_steps, cap_steps;
+    double steps_per_epoch; /* step / epoch of the STEP events */
+    series_stats tokens_per_second, rss_mb, cpu_percent, gpu_utilization, gpu_memory_mb, gpu_power_w;
+    /* per evaluation */
+    eval_row *evals;
+    size_t n_evals, cap_evals;
+    /* RUN_END */
+    int ended;
+    int64_t end_step;
+    double end_epoch, runtime, samples_per_second, steps_per_second, train_loss, eval_loss, perplexity;
+    int written;
+} report;
+
+/* report.md for what r holds (a run that has not ended gets a note saying so). */
+lm_status report_markdown(const report *r, lm_buffer *out);
+
+#endif

@@ -1,0 +1,227 @@
+/* report.md: the run in the shape of the reference report (its epoch table
+ * is the Hugging Face Trainer's), plus throughput and the hardware it ran
+ * on, read from /proc and the device named in the run description. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "report.h"
+
+static lm_status put(lm_buffer *out, const char *text) { return lm_buffer_append(out, text, strlen(text)); }
+
+/* Markdown table cells: a '|' would end the cell, a line break the row. */
+static lm_status put_cell(lm_buffer *out, const char *text) {
+    for (const char *p = text; *p; p++) {
+        if (*p == '|') LM_TRY(put(out, "\\|"));
+        else if (*p == '\n' || *p == '\r') LM_TRY(put(out, " "));
+        else LM_TRY(lm_buffer_append(out, p, 1));
+    }
+    return LM_OK;
+}
+
+static lm_status put_number(lm_buffer *out, const char *format, double v) {
+    if (!isfinite(v)) return put(out, "n/a");
+    return lm_buffer_appendf(out, format, v);
+}
+
+static void format_duration(char *out, size_t cap, double seconds) {
+    if (!(seconds >= 0)) {
+        snprintf(out, cap, "n/a");
+        return;
+    }
+    long s = (long)(seconds + 0.5);
+    if (s >= 3600) snprintf(out, cap, "%ld h %02ld min %02ld s (%.1f s)", s / 3600, (s / 60) % 60, s % 60, seconds);
+    else if (s >= 60) snprintf(out, cap, "%ld min %02ld s (%.1f s)", s / 60, s % 60, seconds);
+    else snprintf(out, cap, "%.2f s", seconds);
+}
+
+/* ---- hardware ------------------------------------------------------------------------ */
+
+/* "model name : Intel(R) Xeon(R) ..." of /proc/cpuinfo (first processor). */
+static void cpu_model(char *out, size_t cap) {
+    snprintf(out, cap, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10) != 0) continue;
+        const char *colon = strchr(line, ':');
+        if (!colon) continue;
+        colon++;
+        while (*colon == ' ' || *colon == '\t') colon++;
+        snprintf(out, cap, "%s", colon);
+        out[strcspn(out, "\r\n")] = '\0';
+        break;
+    }
+    fclose(f);
+}
+
+/* The GPU from the run description: the trainer writes "... on <device>,
+ * ..." where an architecture's device reads "cuda:0 NVIDIA H100 80GB HBM3
+ * (sm_90, 79.1 GiB)".  Copies the text after "cuda:N " up to the first
+ * comma outside parentheses; 0 if the run was not on a GPU. */
+static int gpu_from_description(const char *text, char *out, size_t cap) {
+    const char *p = text ? strstr(text, "cuda:") : NULL;
+    if (!p || cap == 0) return 0;
+    const char *device = p;
+    p += 5;
+    while (*p >= '0' && *p <= '9') p++;
+    const char *name = *p == ' ' ? p + 1 : device;
+    size_t n = 0;
+    int depth = 0;
+    for (const char *c = name; *c && n + 1 < cap; c++) {
+        if (*c == '(') depth++;
+        if (*c == ')') depth--;
+        if (*c == ',' && depth <= 0) break;
+        out[n++] = *c;
+        if (*c == ')' && depth == 0) break;
+    }
+    while (n > 0 && out[n - 1] == ' ') n--;
+    out[n] = '\0';
+    return n > 0;
+}
+
+static lm_status hardware(const report *r, lm_buffer *out) {
+    char cpu[256], gpu[256];
+    cpu_model(cpu, sizeof cpu);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    double memory_gib = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE) / (1024.0 * 1024 * 1024);
+    LM_TRY(put(out, "\n## Hardware\n\n| | |\n| --- | --- |\n| CPU | "));
+    LM_TRY(put_cell(out, cpu));
+    LM_TRY(lm_buffer_appendf(out, " (%ld logical cores) |\n| Memory | %.1f GiB |\n", cores, memory_gib));
+    LM_TRY(put(out, "| GPU | "));
+    if (gpu_from_description(r->description, gpu, sizeof gpu)) LM_TRY(put_cell(out, gpu));
+    else LM_TRY(put(out, "none (trained on the CPU)"));
+    LM_TRY(put(out, " |\n"));
+    struct utsname u;
+    if (uname(&u) == 0) {
+        LM_TRY(put(out, "| System | "));
+        LM_TRY(put_cell(out, u.sysname));
+        LM_TRY(put(out, " "));
+        LM_TRY(put_cell(out, u.release));
+        LM_TRY(put(out, " "));
+        LM_TRY(put_cell(out, u.machine));
+        LM_TRY(put(out, " |\n"));
+    }
+    /* System metrics, when the trainer sampled them into its steps. */
+    if (r->rss_mb.count) LM_TRY(lm_buffer_appendf(out, "| Peak process memory (RSS) | %.0f MiB |\n", r->rss_mb.peak));
+    if (r->cpu_percent.count)
+        LM_TRY(lm_buffer_appendf(out, "| Mean process CPU use | %.0f %% (100 %% = one core) |\n",
+                                 r->cpu_percent.sum / (double)r->cpu_percent.count));
+    if (r->gpu_utilization.count)
+        LM_TRY(lm_buffer_appendf(out, "| Mean GPU utilisation | %.0f %% |\n",
+                                 r->gpu_utilization.sum / (double)r->gpu_utilization.count));
+    if (r->gpu_memory_mb.count)
+        LM_TRY(lm_buffer_appendf(out, "| Peak GPU memory in use | %.0f MiB |\n", r->gpu_memory_mb.peak));
+    if (r->gpu_power_w.count)
+        LM_TRY(lm_buffer_appendf(out, "| Mean GPU power | %.0f W (peak %.0f W) |\n",
+                                 r->gpu_power_w.sum / (double)r->gpu_power_w.count, r->gpu_power_w.peak));
+    return LM_OK;
+}
+
+/* ---- results --------------------------------------------------------------------------- */
+
+static lm_status epoch_table(const report *r, lm_buffer *out) {
+    LM_TRY(put(out, "\n## Results\n\n"));
+    if (r->n_evals == 0) return put(out, "No evaluation was run.\n");
+    LM_TRY(put(out, "| Epoch | Training Loss | Validation Loss | Perplexity |\n| ---: | ---: | ---: | ---: |\n"));
+    for (size_t i = 0; i < r->n_evals; i++) {
+        const eval_row *e = &r->evals[i];
+        LM_TRY(lm_buffer_appendf(out, "| %.0f | ", e->epoch_index));
+        LM_TRY(put_number(out, "%.6f", e->train_loss));
+        LM_TRY(put(out, " | "));
+        LM_TRY(put_number(out, "%.6f", e->eval_loss));
+        LM_TRY(put(out, " | "));
+        LM_TRY(put_number(out, "%.2f", e->perplexity));
+        LM_TRY(put(out, " |\n"));
+    }
+    return LM_OK;
+}
+
+/* The last finite evaluation: the run end's when it has one. */
+static int final_eval(const report *r, double *loss, double *perplexity) {
+    *loss = r->eval_loss;
+    *perplexity = r->perplexity;
+    for (size_t i = r->n_evals; !isfinite(*loss) && i-- > 0;) {
+        *loss = r->evals[i].eval_loss;
+        *perplexity = r->evals[i].perplexity;
+    }
+    return isfinite(*loss);
+}
+
+static lm_status throughput(const report *r, lm_buffer *out) {
+    char runtime[96];
+    format_duration(runtime, sizeof runtime, r->runtime);
+    int64_t steps = r->ended ? r->end_step : (r->n_steps ? r->steps[r->n_steps - 1] : 0);
+    double epochs = r->ended ? r->end_epoch : (r->steps_per_epoch > 0 ? (double)steps / r->steps_per_epoch : NAN);
+    LM_TRY(put(out, "\n## Throughput\n\n| | |\n| --- | --- |\n"));
+    LM_TRY(lm_buffer_appendf(out, "| Runtime | %s |\n| Optimizer steps | %lld of %lld (", runtime, (long long)steps,
+                             (long long)r->total_steps));
+    LM_TRY(put_number(out, "%.2f", epochs));
+    LM_TRY(lm_buffer_appendf(out, " of %d epochs) |\n| Samples/s | ", r->total_epochs));
+    LM_TRY(put_number(out, "%.3f", r->samples_per_second));
+    LM_TRY(put(out, " |\n| Steps/s | "));
+    LM_TRY(put_number(out, "%.3f", r->steps_per_second));
+    /* Tokens/s over the whole run (evaluations included), like samples/s;
+     * and over the training steps alone: every step has the same tokens, so
+     * total tokens / total step time is the harmonic mean of the step rates
+     * (their plain mean would let a few fast steps dominate). */
+    LM_TRY(put(out, " |\n| Tokens/s (whole run) | "));
+    LM_TRY(put_number(out, "%.0f", r->samples_per_second * r->block_size));
+    LM_TRY(put(out, " |\n| Tokens/s (training steps only) | "));
+    LM_TRY(put_number(out, "%.0f",
+                      r->tokens_per_second.inverse_sum > 0
+                          ? (double)r->tokens_per_second.count / r->tokens_per_second.inverse_sum
+                          : NAN));
+    LM_TRY(put(out, " |\n| Training loss (mean over the run) | "));
+    LM_TRY(put_number(out, "%.4f", r->train_loss));
+    return put(out, " |\n");
+}
+
+static lm_status setup(const report *r, lm_buffer *out) {
+    if (!isfinite(r->n_params)) return LM_OK;
+    LM_TRY(lm_buffer_appendf(out, "\n| Parameters | Training blocks | Evaluation blocks | Block size | Batch size |\n"
+                                  "| ---: | ---: | ---: | ---: | ---: |\n| %.0f | ", r->n_params));
+    LM_TRY(put_number(out, "%.0f", r->train_blocks));
+    LM_TRY(put(out, " | "));
+    LM_TRY(put_number(out, "%.0f", r->eval_blocks));
+    LM_TRY(put(out, " | "));
+    LM_TRY(put_number(out, "%.0f", r->block_size));
+    LM_TRY(put(out, " | "));
+    LM_TRY(put_number(out, "%.0f", r->batch_size));
+    return put(out, " |\n");
+}
+
+lm_status report_markdown(const report *r, lm_buffer *out) {
+    LM_TRY(put(out, "# "));
+    LM_TRY(put_cell(out, r->title));
+    LM_TRY(put(out, "\n\n"));
+    if (r->started > 0) {
+        char when[64];
+        time_t t = (time_t)r->started;
+        struct tm utc;
+        gmtime_r(&t, &utc);
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &utc);
+        LM_TRY(lm_buffer_appendf(out, "Run started %s.\n\n", when));
+    }
+    LM_TRY(put(out, "**Run:** "));
+    LM_TRY(put_cell(out, r->description && *r->description ? r->description : "(no description)"));
+    LM_TRY(put(out, "\n"));
+    if (!r->ended)
+        LM_TRY(lm_buffer_appendf(out, "\n> **The run stopped before its end** (interrupted or failed) after step "
+                                      "%lld of %lld; the figures below cover what was done.\n",
+                                 (long long)(r->n_steps ? r->steps[r->n_steps - 1] : 0), (long long)r->total_steps));
+    LM_TRY(setup(r, out));
+    LM_TRY(epoch_table(r, out));
+    double loss, perplexity;
+    if (final_eval(r, &loss, &perplexity))
+        LM_TRY(lm_buffer_appendf(out, "\n**Final perplexity: %.2f** (validation loss %.4f).\n", perplexity, loss));
+    LM_TRY(put(out, "\n![Training and validation loss](loss.svg)\n"));
+    LM_TRY(throughput(r, out));
+    LM_TRY(hardware(r, out));
+    return LM_OK;
+}
