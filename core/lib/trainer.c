@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sysmetrics.h"
 #include "trainer.h"
 
 struct lm_trainer {
@@ -28,6 +29,11 @@ struct lm_trainer {
     size_t *order;
     uint64_t micro_batches; /* counts every batch made, for dropout and masking */
     double start_time;
+    /* System metrics, sampled every log_every steps and repeated in every
+     * STEP event in between (loggers with fixed columns see them all). */
+    lm_sysmetrics *sysmetrics;
+    lm_scalar system[LM_SYSMETRICS_MAX];
+    size_t n_system;
 };
 
 static const lm_architecture_vtable *arch_of(const lm_trainer *t) { return &t->model.plugin->vtable.architecture; }
@@ -119,6 +125,7 @@ lm_status lm_trainer_create(lm_trainer **out, lm_config *cfg, lm_handle model, l
     LM_CHECK(lm_alloc((void **)&t->attention_mask, n * sizeof(int32_t), "batch attention mask"));
     LM_CHECK(lm_alloc((void **)&t->token_type_ids, n * sizeof(int32_t), "batch token types"));
     LM_CHECK(lm_alloc((void **)&t->order, n_train * sizeof(size_t), "the shuffle order"));
+    LM_CHECK(lm_sysmetrics_create(&t->sysmetrics, NULL, 0));
     if (n_loggers) {
         t->loggers = calloc(n_loggers, sizeof *t->loggers);
         if (!t->loggers) {
@@ -143,6 +150,7 @@ void lm_trainer_destroy(lm_trainer *t) {
     lm_free(t->attention_mask);
     lm_free(t->token_type_ids);
     lm_free(t->order);
+    lm_sysmetrics_destroy(t->sysmetrics);
     free(t->loggers);
     free(t);
 }
@@ -319,12 +327,17 @@ lm_status lm_trainer_fit(lm_trainer *t, lm_train_result *result) {
             loss_sum_run += step_loss;
             loss_sum_epoch += step_loss;
             double seconds = lm_time_seconds() - step_start;
-            lm_scalar scalars[] = {{"loss", step_loss},
-                                   {"learning_rate", lr},
-                                   {"grad_norm", norm},
-                                   {"tokens_per_second", seconds > 0 ? (double)tokens / seconds : 0}};
+            if (step == 1 || step % t->log_every == 0) {
+                size_t n = 0;
+                if (lm_sysmetrics_sample(t->sysmetrics, t->system, LM_SYSMETRICS_MAX, &n) == LM_OK) t->n_system = n;
+            }
+            lm_scalar scalars[4 + LM_SYSMETRICS_MAX] = {{"loss", step_loss},
+                                                        {"learning_rate", lr},
+                                                        {"grad_norm", norm},
+                                                        {"tokens_per_second", seconds > 0 ? (double)tokens / seconds : 0}};
+            memcpy(scalars + 4, t->system, t->n_system * sizeof *scalars);
             lm_event step_ev = {LM_EVENT_STEP, 0, step, total_steps, (double)step / (double)steps_per_epoch,
-                                (int32_t)total_epochs, 0, NULL, scalars, 4};
+                                (int32_t)total_epochs, 0, NULL, scalars, 4 + t->n_system};
             LM_TRY(emit(t, &step_ev));
             if (lm_interrupted())
                 return lm_error_set(LM_ERR_INTERRUPTED, "training interrupted by Ctrl-C after step %lld",

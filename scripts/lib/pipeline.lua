@@ -29,6 +29,9 @@ function M.run(spec)
   lm.mkdir(cfg.output_dir)
   local console <close> = lm.logger("console", {every = cfg.log_every})
   local jsonl <close> = lm.logger("jsonl", {path = cfg.output_dir .. "/log.jsonl", every = cfg.log_every})
+  local csv <close> = lm.logger("csv", {path = cfg.output_dir .. "/log.csv"})
+  local tensorboard <close> = lm.logger("tensorboard", {logdir = cfg.output_dir .. "/tb"})
+  local report <close> = lm.logger("report", {dir = cfg.output_dir})
 
   local dataset <close> = lm.dataset("wikitext", {path = cfg.data})
   console:message(string.format("data: %s (training on '%s', evaluating on '%s')", cfg.data, cfg.train_split,
@@ -57,7 +60,7 @@ function M.run(spec)
   local objective <close> = lm.objective(spec.objective.plugin, spec.objective.settings)
   local trainer <close> = lm.trainer{
     model = model, objective = objective, tokenizer = tokenizer, train = train, eval = eval,
-    loggers = {console, jsonl},
+    loggers = {console, jsonl, csv, tensorboard, report},
     lr = cfg.lr, weight_decay = cfg.weight_decay, epochs = cfg.epochs, max_steps = cfg.max_steps,
     batch_size = cfg.batch_size, grad_accum = cfg.grad_accum, warmup_steps = cfg.warmup_steps,
     max_grad_norm = cfg.max_grad_norm, seed = cfg.seed, eval_max_batches = cfg.eval_max_batches,

@@ -1,0 +1,149 @@
+/* End-to-end through the real CLI: tiny GPT-2 and BERT runs (loss falls,
+ * seeded runs identical, saved models reload to the same logits), the
+ * shipped pipeline scripts, and bad inputs failing with one clear line. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define EXE LM_TEST_LMCORE_EXE
+#define SRC LM_TEST_SOURCE_DIR
+#define DATA LM_TEST_SHARED_DATA_DIR "/wikitext-2-raw"
+
+static char output[1 << 20];
+
+static int run(const char *cmdline) {
+    char full[8192];
+    snprintf(full, sizeof full, "cd %s && LMCORE_PLUGIN_PATH= OMP_NUM_THREADS=1 %s 2>&1", SRC, cmdline);
+    FILE *p = popen(full, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t n = fread(output, 1, sizeof output - 1, p);
+    output[n] = '\0';
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static void temp_dir(char *out, size_t cap) {
+    snprintf(out, cap, "/tmp/lm_pipeline_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(out));
+}
+
+static int exists(const char *dir, const char *file) {
+    char path[512];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    return stat(path, &st) == 0 && st.st_size > 0;
+}
+
+START_TEST(gpt2_trains_reproducibly_and_reloads) {
+    char dir[64], cmd[1024];
+    temp_dir(dir, sizeof dir);
+    snprintf(cmd, sizeof cmd, EXE " run tests/pipeline/scripts/train_check.lua model=gpt2 data=" DATA " out=%s/model",
+             dir);
+    ck_assert_msg(run(cmd) == 0, "%s", output);
+    ck_assert(strstr(output, "OK gpt2") != NULL);
+    ck_assert(exists(dir, "model/model.safetensors") && exists(dir, "model/config.json") &&
+              exists(dir, "model/tokenizer.json"));
+}
+END_TEST
+
+START_TEST(bert_trains_reproducibly_and_reloads) {
+    char dir[64], cmd[1024];
+    temp_dir(dir, sizeof dir);
+    snprintf(cmd, sizeof cmd, EXE " run tests/pipeline/scripts/train_check.lua model=bert data=" DATA " out=%s/model",
+             dir);
+    ck_assert_msg(run(cmd) == 0, "%s", output);
+    ck_assert(strstr(output, "OK bert") != NULL);
+}
+END_TEST
+
+START_TEST(shipped_scripts_run_tiny_presets) {
+    char dir[64], cmd[1024];
+    temp_dir(dir, sizeof dir);
+    snprintf(cmd, sizeof cmd,
+             EXE " run scripts/gpt2_clm.lua preset=tiny data=" DATA " train_split=test max_steps=6 "
+                 "eval_max_batches=2 threads=1 output_dir=%s/gpt2 cache_dir=%s/cache",
+             dir, dir);
+    ck_assert_msg(run(cmd) == 0, "%s", output);
+    ck_assert(strstr(output, "Epoch  | Training Loss | Validation Loss | Perplexity") != NULL);
+    ck_assert(strstr(output, "Perplexity: ") != NULL);
+    snprintf(cmd, sizeof cmd, "%s/gpt2", dir);
+    ck_assert(exists(cmd, "model.safetensors") && exists(cmd, "results.json") && exists(cmd, "log.jsonl") &&
+              exists(cmd, "report.md") && exists(cmd, "loss.svg") && exists(cmd, "training_args.json"));
+    snprintf(cmd, sizeof cmd,
+             EXE " run scripts/bert_mlm.lua preset=tiny data=" DATA " train_split=test max_steps=6 "
+                 "eval_max_batches=2 threads=1 output_dir=%s/bert cache_dir=%s/cache",
+             dir, dir);
+    ck_assert_msg(run(cmd) == 0, "%s", output);
+    snprintf(cmd, sizeof cmd,
+             EXE " run scripts/fill_mask.lua model=%s/bert text=\"The game began development in [MASK] .\" top_k=3",
+             dir);
+    ck_assert_msg(run(cmd) == 0, "%s", output);
+    ck_assert(strstr(output, "[MASK] #1:") != NULL && strstr(output, "  3. ") != NULL);
+    snprintf(cmd, sizeof cmd, EXE " run scripts/compare_runs.lua runs=\"%s/gpt2 %s/bert\" out_svg=%s/cmp.svg", dir,
+             dir, dir);
+    ck_assert_msg(run(cmd) == 0, "%s", output);
+    ck_assert(strstr(output, "| GPT-2 | causal") != NULL && strstr(output, "| BERT | bidirectional") != NULL);
+}
+END_TEST
+
+START_TEST(inspect_data_prints_the_four_figures) {
+    ck_assert_msg(run(EXE " run scripts/inspect_data.lua data=" DATA " train_split=test vocab_size=1000") == 0, "%s",
+                  output);
+    ck_assert(strstr(output, "Figure 1:") && strstr(output, "Figure 2:") && strstr(output, "Figure 3:") &&
+              strstr(output, "Figure 4:"));
+    ck_assert(strstr(output, "'attention_mask': [1, 1") != NULL);
+}
+END_TEST
+
+static void expect_failure(const char *case_name, const char *needle) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, EXE " run tests/pipeline/scripts/bad_input.lua case=%s data=" DATA, case_name);
+    int rc = run(cmd);
+    ck_assert_msg(rc == 1, "case %s: exit %d\n%s", case_name, rc, output);
+    ck_assert_msg(strstr(output, needle) != NULL, "case %s: '%s' not in\n%s", case_name, needle, output);
+    ck_assert_msg(strstr(output, "lmcore: error: ") != NULL, "case %s: %s", case_name, output);
+}
+
+START_TEST(bad_inputs_fail_clearly) {
+    expect_failure("key_typo", "unknown key 'n_layers' for architecture 'gpt2' (known: ");
+    expect_failure("small_vocab", "the tokenizer has 512 tokens but the model's vocab_size is 300");
+    expect_failure("block_size", "block_size 128 is larger than the model's 64 positions");
+    expect_failure("big_batch", "batch_size 1000000 is larger than the");
+    expect_failure("nan", "step");
+    ck_assert(strstr(output, "NaN") != NULL || strstr(output, "nan") != NULL || strstr(output, "inf") != NULL);
+    ck_assert_int_eq(run(EXE " run scripts/gpt2_clm.lua n_layers=2"), 1);
+    ck_assert(strstr(output, "unknown argument 'n_layers' (known: ") != NULL);
+    ck_assert_int_eq(run(EXE " run scripts/gpt2_clm.lua preset=huge"), 1);
+    ck_assert(strstr(output, "unknown preset 'huge'") != NULL);
+    ck_assert_int_eq(run(EXE " run scripts/gpt2_clm.lua data=/nonexistent preset=tiny"), 1);
+    ck_assert(strstr(output, "wiki.train.raw") != NULL);
+}
+END_TEST
+
+START_TEST(debug_masking_shows_a_block) {
+    ck_assert_msg(run(EXE " run tests/pipeline/scripts/bert_debug_masking.lua data=" DATA) == 0, "%s", output);
+    ck_assert(strstr(output, "[MASK]") != NULL);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("pipeline");
+    TCase *tc = tcase_create("cli");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, gpt2_trains_reproducibly_and_reloads);
+    tcase_add_test(tc, bert_trains_reproducibly_and_reloads);
+    tcase_add_test(tc, shipped_scripts_run_tiny_presets);
+    tcase_add_test(tc, inspect_data_prints_the_four_figures);
+    tcase_add_test(tc, bad_inputs_fail_clearly);
+    tcase_add_test(tc, debug_masking_shows_a_block);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
