@@ -32,7 +32,7 @@ static void temp_dir(char *out, size_t cap) {
 }
 
 static int exists(const char *dir, const char *file) {
-    char path[512];
+    char path[2048];
     struct stat st;
     snprintf(path, sizeof path, "%s/%s", dir, file);
     return stat(path, &st) == 0 && st.st_size > 0;
