@@ -17,6 +17,10 @@
 static lm_registry *registry;
 static const lm_plugin *bpe, *wordpiece, *wikitext;
 static void *dataset;
+/* Configs live as long as their instances (plugins may keep their strings);
+ * teardown frees them after every instance is released. */
+static lm_config *configs[8];
+static int n_configs;
 
 static void setup(void) {
     ck_assert_int_eq(lm_registry_create(&registry), LM_OK);
@@ -27,11 +31,13 @@ static void setup(void) {
     lm_config *cfg;
     lm_config_create(&cfg, "dataset 'wikitext'");
     lm_config_set_string(cfg, "path", DATA);
+    configs[n_configs++] = cfg;
     ck_assert_int_eq(lm_plugin_instantiate(wikitext, cfg, &dataset), LM_OK);
 }
 
 static void teardown(void) {
     lm_plugin_release(wikitext, dataset);
+    while (n_configs > 0) lm_config_destroy(configs[--n_configs]);
     lm_registry_destroy(registry);
 }
 
@@ -39,9 +45,9 @@ static void *trained_tokenizer(const lm_plugin *p, int vocab_size) {
     lm_config *cfg;
     lm_config_create(&cfg, "tokenizer");
     lm_config_set_int(cfg, "vocab_size", vocab_size);
+    configs[n_configs++] = cfg;
     void *tok;
     ck_assert_int_eq(lm_plugin_instantiate(p, cfg, &tok), LM_OK);
-    /* The plugin may keep config strings: the config lives until exit. */
     return tok;
 }
 
