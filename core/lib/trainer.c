@@ -10,11 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkpoint.h"
 #include "sysmetrics.h"
 #include "trainer.h"
 
 struct lm_trainer {
-    lm_handle model, objective;
+    lm_handle model, objective, tokenizer;
     lm_handle *loggers;
     size_t n_loggers;
     const lm_blocks *train, *eval;
@@ -24,6 +25,9 @@ struct lm_trainer {
     int64_t epochs, max_steps, batch_size, eval_batch_size, grad_accum, warmup_steps, log_every, eval_max_batches;
     uint64_t seed;
     int linear_schedule, eval_every_epoch;
+    /* checkpoints */
+    char checkpoint_dir[1024], resume[1024];
+    int64_t save_every, keep_last;
     /* buffers for one batch */
     int32_t *tokens, *input_ids, *labels, *attention_mask, *token_type_ids;
     size_t *order;
@@ -39,7 +43,7 @@ struct lm_trainer {
 static const lm_architecture_vtable *arch_of(const lm_trainer *t) { return &t->model.plugin->vtable.architecture; }
 
 lm_status lm_trainer_create(lm_trainer **out, lm_config *cfg, lm_handle model, lm_handle objective,
-                            const lm_vocab_info *vocab, const lm_blocks *train, const lm_blocks *eval,
+                            lm_handle tokenizer, const lm_vocab_info *vocab, const lm_blocks *train, const lm_blocks *eval,
                             const lm_handle *loggers, size_t n_loggers) {
     *out = NULL;
     lm_trainer *t = calloc(1, sizeof *t);
@@ -47,6 +51,7 @@ lm_status lm_trainer_create(lm_trainer **out, lm_config *cfg, lm_handle model, l
     lm_status status = LM_OK;
     t->model = model;
     t->objective = objective;
+    t->tokenizer = tokenizer;
     t->train = train;
     t->eval = eval;
     t->lr = lm_config_number(cfg, "lr", 2e-5);
@@ -66,7 +71,21 @@ lm_status lm_trainer_create(lm_trainer **out, lm_config *cfg, lm_handle model, l
     t->seed = (uint64_t)lm_config_int(cfg, "seed", 42);
     const char *schedule = lm_config_string(cfg, "schedule", "linear");
     t->eval_every_epoch = lm_config_bool(cfg, "eval_every_epoch", 1);
+    const char *checkpoint_dir = lm_config_string(cfg, "checkpoint_dir", "");
+    const char *resume = lm_config_string(cfg, "resume", "");
+    t->save_every = lm_config_int(cfg, "save_every", 0);
+    t->keep_last = lm_config_int(cfg, "keep_last", 2);
     LM_CHECK(lm_config_validate(cfg));
+    if (strlen(checkpoint_dir) >= sizeof t->checkpoint_dir || strlen(resume) >= sizeof t->resume) {
+        status = lm_error_set(LM_ERR_INVALID, "trainer: checkpoint_dir or resume path is too long");
+        goto fail;
+    }
+    snprintf(t->checkpoint_dir, sizeof t->checkpoint_dir, "%s", checkpoint_dir);
+    snprintf(t->resume, sizeof t->resume, "%s", resume);
+    if (t->save_every < 0 || t->keep_last < 0) {
+        status = lm_error_set(LM_ERR_INVALID, "trainer: save_every and keep_last must be >= 0");
+        goto fail;
+    }
     if (strcmp(schedule, "linear") == 0) t->linear_schedule = 1;
     else if (strcmp(schedule, "constant") != 0) {
         status = lm_error_set(LM_ERR_INVALID, "trainer: schedule must be 'linear' or 'constant', got '%s'", schedule);
@@ -240,6 +259,32 @@ static void shuffle(lm_trainer *t, size_t n, int64_t epoch) {
     }
 }
 
+/* Writes a checkpoint of the run as it stands (when checkpoint_dir is set). */
+static lm_status save_checkpoint(lm_trainer *t, int64_t step, int64_t total_steps, int64_t epoch,
+                                 int64_t steps_in_epoch, size_t cursor, double loss_sum_run, double loss_sum_epoch) {
+    if (!t->checkpoint_dir[0]) return LM_OK;
+    lm_checkpoint_state st;
+    memset(&st, 0, sizeof st);
+    st.step = step;
+    st.total_steps = total_steps;
+    st.epoch = epoch;
+    st.steps_in_epoch = steps_in_epoch;
+    st.cursor = cursor;
+    st.micro_batches = t->micro_batches;
+    st.seed = t->seed;
+    st.loss_sum_run = loss_sum_run;
+    st.loss_sum_epoch = loss_sum_epoch;
+    st.train_blocks = lm_blocks_count(t->train);
+    st.batch_size = t->batch_size;
+    st.grad_accum = t->grad_accum;
+    lm_buffer args = {0};
+    lm_status status = lm_trainer_args_json(t, &args);
+    if (status == LM_OK)
+        status = lm_checkpoint_save(t->checkpoint_dir, (int)t->keep_last, &st, t->model, t->tokenizer, args.data);
+    lm_buffer_free(&args);
+    return status;
+}
+
 lm_status lm_trainer_fit(lm_trainer *t, lm_train_result *result) {
     memset(result, 0, sizeof *result);
     result->eval_loss = result->perplexity = NAN;
@@ -269,16 +314,41 @@ lm_status lm_trainer_fit(lm_trainer *t, lm_train_result *result) {
     LM_TRY(emit(t, &ev));
     LM_TRY(arch->set_training(t->model.self, 1));
 
-    int64_t step = 0;
-    double loss_sum_run = 0, loss_sum_epoch = 0;
+    int64_t step = 0, first_epoch = 0, resume_steps_in_epoch = 0;
+    size_t resume_cursor = 0;
+    double loss_sum_run = 0, loss_sum_epoch = 0, resume_loss_sum_epoch = 0;
     int64_t steps_in_epoch = 0;
     lm_status status = LM_OK;
-    for (int64_t epoch = 0; epoch < total_epochs && step < total_steps; epoch++) {
+    if (t->resume[0]) {
+        lm_checkpoint_state st;
+        LM_TRY(lm_checkpoint_load(t->resume, t->model, &st));
+        if (st.train_blocks != n_train || st.batch_size != t->batch_size || st.grad_accum != t->grad_accum ||
+            st.seed != t->seed || st.total_steps != total_steps)
+            return lm_error_set(LM_ERR_INVALID,
+                                "resume from '%s': the checkpoint's run had %llu training blocks, batch_size %lld, "
+                                "grad_accum %lld, seed %llu and %lld steps; this run has %zu, %lld, %lld, %llu and "
+                                "%lld: resume with the same data and settings",
+                                t->resume, (unsigned long long)st.train_blocks, (long long)st.batch_size,
+                                (long long)st.grad_accum, (unsigned long long)st.seed, (long long)st.total_steps,
+                                n_train, (long long)t->batch_size, (long long)t->grad_accum,
+                                (unsigned long long)t->seed, (long long)total_steps);
+        step = st.step;
+        first_epoch = st.epoch;
+        resume_steps_in_epoch = st.steps_in_epoch;
+        resume_cursor = (size_t)st.cursor;
+        t->micro_batches = st.micro_batches;
+        loss_sum_run = st.loss_sum_run;
+        resume_loss_sum_epoch = st.loss_sum_epoch;
+        lm_log(LM_LOG_INFO, "resuming from %s at step %lld (epoch %lld)", t->resume, (long long)step,
+               (long long)first_epoch + 1);
+    }
+    for (int64_t epoch = first_epoch; epoch < total_epochs && step < total_steps; epoch++) {
         shuffle(t, n_train, epoch);
-        loss_sum_epoch = 0;
-        steps_in_epoch = 0;
-        size_t cursor = 0;
-        for (int64_t s = 0; s < steps_per_epoch && step < total_steps; s++) {
+        int resuming = epoch == first_epoch && t->resume[0];
+        loss_sum_epoch = resuming ? resume_loss_sum_epoch : 0;
+        steps_in_epoch = resuming ? resume_steps_in_epoch : 0;
+        size_t cursor = resuming ? resume_cursor : 0;
+        for (int64_t s = steps_in_epoch; s < steps_per_epoch && step < total_steps; s++) {
             double step_start = lm_time_seconds();
             LM_TRY(arch->zero_grad(t->model.self));
             double step_loss = 0;
@@ -339,9 +409,16 @@ lm_status lm_trainer_fit(lm_trainer *t, lm_train_result *result) {
             lm_event step_ev = {LM_EVENT_STEP, 0, step, total_steps, (double)step / (double)steps_per_epoch,
                                 (int32_t)total_epochs, 0, NULL, scalars, 4 + t->n_system};
             LM_TRY(emit(t, &step_ev));
-            if (lm_interrupted())
-                return lm_error_set(LM_ERR_INTERRUPTED, "training interrupted by Ctrl-C after step %lld",
-                                    (long long)step);
+            if (lm_interrupted()) {
+                LM_TRY(save_checkpoint(t, step, total_steps, epoch, steps_in_epoch, cursor, loss_sum_run,
+                                       loss_sum_epoch));
+                return lm_error_set(LM_ERR_INTERRUPTED, "training interrupted by Ctrl-C after step %lld%s%s",
+                                    (long long)step, t->checkpoint_dir[0] ? "; resume from the checkpoint in " : "",
+                                    t->checkpoint_dir);
+            }
+            if (t->save_every > 0 && step % t->save_every == 0)
+                LM_TRY(save_checkpoint(t, step, total_steps, epoch, steps_in_epoch, cursor, loss_sum_run,
+                                       loss_sum_epoch));
         }
         double train_loss = steps_in_epoch ? loss_sum_epoch / (double)steps_in_epoch : NAN;
         double eval_loss = NAN;
@@ -355,6 +432,7 @@ lm_status lm_trainer_fit(lm_trainer *t, lm_train_result *result) {
         lm_event eval_ev = {LM_EVENT_EVAL, 0, step, total_steps, (double)step / (double)steps_per_epoch,
                             (int32_t)total_epochs, 0, NULL, eval_scalars, 4};
         LM_TRY(emit(t, &eval_ev));
+        LM_TRY(save_checkpoint(t, step, total_steps, epoch + 1, 0, 0, loss_sum_run, 0));
     }
     result->steps = step;
     result->epochs = (double)step / (double)steps_per_epoch;

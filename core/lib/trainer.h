@@ -27,9 +27,13 @@ typedef struct lm_train_result {
  *   max_grad_norm 1.0, epochs 3, max_steps -1, batch_size 8,
  *   eval_batch_size (batch_size), grad_accum 1, warmup_steps 0,
  *   schedule "linear"|"constant", seed 42, log_every 50,
- *   eval_every_epoch true, eval_max_batches 0 (all), stop_on_nan true. */
+ *   eval_every_epoch true, eval_max_batches 0 (all),
+ *   checkpoint_dir "" (none), save_every 0 (epoch ends only), keep_last 2,
+ *   resume "" (a checkpoint folder to continue from, exactly).
+ * With checkpoint_dir set, a checkpoint is also written when Ctrl-C stops
+ * the run.  tokenizer (plugin may be NULL) is saved into checkpoints. */
 LM_API lm_status lm_trainer_create(lm_trainer **out, lm_config *cfg, lm_handle model, lm_handle objective,
-                                   const lm_vocab_info *vocab, const lm_blocks *train, const lm_blocks *eval,
+                                   lm_handle tokenizer, const lm_vocab_info *vocab, const lm_blocks *train, const lm_blocks *eval,
                                    const lm_handle *loggers, size_t n_loggers);
 LM_API void lm_trainer_destroy(lm_trainer *t);
 LM_API lm_status lm_trainer_fit(lm_trainer *t, lm_train_result *result);

@@ -196,8 +196,9 @@ static int new_trainer(lua_State *L) {
     lm_config *cfg = lm_lua_to_config(L, settings, "the trainer");
     lm_handle model_handle = {model->plugin, model->self};
     lm_handle objective_handle = {objective->plugin, objective->self};
-    lm_status status =
-        lm_trainer_create(&t->trainer, cfg, model_handle, objective_handle, &vocab, train, eval, loggers, n_loggers);
+    lm_handle tokenizer_handle = {tokenizer->plugin, tokenizer->self};
+    lm_status status = lm_trainer_create(&t->trainer, cfg, model_handle, objective_handle, tokenizer_handle, &vocab,
+                                         train, eval, loggers, n_loggers);
     lm_config_destroy(cfg);
     if (status != LM_OK) return lm_lua_raise(L);
     return 1;

@@ -18,6 +18,8 @@ function M.common_defaults(name)
     seed = 42, device = "auto", precision = "fp32", threads = 0,
     eval_max_batches = 0, log_every = 50,
     output_dir = "runs/" .. name, cache_dir = "runs/cache",
+    save_every = 0, keep_last = 2,   -- checkpoints in <output_dir>/checkpoints (every epoch, and on Ctrl-C)
+    resume = "",                     -- a checkpoint folder to continue from, exactly
   }
 end
 
@@ -65,6 +67,8 @@ function M.run(spec)
     batch_size = cfg.batch_size, grad_accum = cfg.grad_accum, warmup_steps = cfg.warmup_steps,
     max_grad_norm = cfg.max_grad_norm, seed = cfg.seed, eval_max_batches = cfg.eval_max_batches,
     log_every = cfg.log_every,
+    checkpoint_dir = cfg.output_dir .. "/checkpoints", save_every = cfg.save_every, keep_last = cfg.keep_last,
+    resume = cfg.resume,
   }
   local result = trainer:fit()
   model:save(cfg.output_dir, {tokenizer = tokenizer, args_json = trainer:args_json()})

@@ -60,6 +60,21 @@ START_TEST(bert_trains_reproducibly_and_reloads) {
 }
 END_TEST
 
+static void resume_check(const char *model) {
+    char dir[64], cmd[1024];
+    temp_dir(dir, sizeof dir);
+    snprintf(cmd, sizeof cmd, EXE " run tests/pipeline/scripts/resume_check.lua model=%s data=" DATA " out=%s", model,
+             dir);
+    ck_assert_msg(run(cmd) == 0, "%s", output);
+    ck_assert(strstr(output, "OK resume") != NULL);
+}
+
+START_TEST(gpt2_resume_is_bit_exact) { resume_check("gpt2"); }
+END_TEST
+
+START_TEST(bert_resume_is_bit_exact) { resume_check("bert"); }
+END_TEST
+
 START_TEST(shipped_scripts_run_tiny_presets) {
     char dir[64], cmd[1024];
     temp_dir(dir, sizeof dir);
@@ -136,6 +151,8 @@ int main(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, gpt2_trains_reproducibly_and_reloads);
     tcase_add_test(tc, bert_trains_reproducibly_and_reloads);
+    tcase_add_test(tc, gpt2_resume_is_bit_exact);
+    tcase_add_test(tc, bert_resume_is_bit_exact);
     tcase_add_test(tc, shipped_scripts_run_tiny_presets);
     tcase_add_test(tc, inspect_data_prints_the_four_figures);
     tcase_add_test(tc, bad_inputs_fail_clearly);
