@@ -183,10 +183,12 @@ lm_status lm_mkdir_p(const char *path) {
             char saved = buf[i];
             buf[i] = '\0';
             if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return lm_error_set(LM_ERR_IO, "cannot create directory '%s': %s", buf, strerror(errno));
+                return lm_error_set(LM_ERR_IO, "cannot create directory '%s': %s (for '%s')", buf, strerror(errno),
+                                    path);
             struct stat st;
             if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
-                return lm_error_set(LM_ERR_IO, "'%s' exists and is not a directory", buf);
+                return lm_error_set(LM_ERR_IO, "cannot create directory '%s': '%s' exists and is not a directory",
+                                    path, buf);
             buf[i] = saved;
         }
     }

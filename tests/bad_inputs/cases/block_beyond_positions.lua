@@ -1,0 +1,8 @@
+-- expect: block_size 64 is larger than the model's 32 positions
+local ds <close> = lm.dataset("wikitext", {path = args.data})
+local tok <close> = lm.tokenizer("bpe", {vocab_size = 300})
+tok:train(ds, "validation")
+local b <close> = lm.blocks(tok, ds, "validation", {block_size = 64})
+local m <close> = lm.architecture("gpt2", {n_layer = 1, vocab_size = 300, n_embd = 16, n_head = 2, n_positions = 32, device = "cpu"})
+local o <close> = lm.objective("clm")
+lm.trainer{model = m, objective = o, tokenizer = tok, train = b}

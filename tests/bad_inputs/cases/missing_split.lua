@@ -1,0 +1,3 @@
+-- expect: fetch_wikitext2.sh
+local ds <close> = lm.dataset("wikitext", {path = args.data})
+ds:count("train")

@@ -1,0 +1,2 @@
+-- expect: unknown argument 'n_layers'
+-- run: {exe} run scripts/gpt2_clm.lua n_layers=2 data={data}

@@ -1,0 +1,2 @@
+-- expect: unknown logger plugin 'tensorbored'
+lm.logger("tensorbored", {logdir = args.tmp})

@@ -1,0 +1,2 @@
+-- expect: unknown tokenizer plugin 'bpee'
+lm.tokenizer("bpee", {})
