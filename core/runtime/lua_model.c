@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "lua_bindings.h"
+#include "generate.h"
 #include "model_io.h"
 
 static int model_info(lua_State *L) {
@@ -201,6 +202,66 @@ static int model_top_k(lua_State *L) {
     return 1;
 }
 
+
+static double number_option(lua_State *L, int table, const char *key, double def) {
+    if (!lua_istable(L, table)) return def;
+    lua_getfield(L, table, key);
+    double v = lua_isnil(L, -1) ? def : luaL_checknumber(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* model:generate(ids, {max_new_tokens=50, temperature=1, top_k=0, top_p=1,
+ *                      seed=42, eos_id=-1}) -> new ids, stats */
+static int model_generate(lua_State *L) {
+    lm_object *m = lm_lua_check_object(L, 1, LM_MODEL_MT);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lm_generate_options o;
+    o.max_new_tokens = (int32_t)number_option(L, 3, "max_new_tokens", 50);
+    o.temperature = number_option(L, 3, "temperature", 1.0);
+    o.top_k = (int32_t)number_option(L, 3, "top_k", 0);
+    o.top_p = number_option(L, 3, "top_p", 1.0);
+    o.seed = (uint64_t)number_option(L, 3, "seed", 42);
+    o.eos_id = (int32_t)number_option(L, 3, "eos_id", -1);
+    lua_Integer n = luaL_len(L, 2);
+    if (n > 1 << 20) return luaL_error(L, "prompt too long");
+    lm_ids prompt = {0}, out = {0};
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_geti(L, 2, i);
+        int ok;
+        lua_Integer id = lua_tointegerx(L, -1, &ok);
+        lua_pop(L, 1);
+        if (!ok || lm_ids_push(&prompt, (int32_t)id) != LM_OK) {
+            lm_ids_free(&prompt);
+            return luaL_error(L, "prompt item %d is not a token id", (int)i);
+        }
+    }
+    lm_handle model = {m->plugin, m->self};
+    lm_generate_stats stats;
+    lm_status status = lm_generate(model, prompt.data, (int32_t)prompt.len, &o, &out, &stats);
+    lm_ids_free(&prompt);
+    if (status != LM_OK) {
+        lm_ids_free(&out);
+        return lm_lua_raise(L);
+    }
+    lua_createtable(L, (int)out.len, 0);
+    for (size_t i = 0; i < out.len; i++) {
+        lua_pushinteger(L, out.data[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lm_ids_free(&out);
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, stats.new_tokens);
+    lua_setfield(L, -2, "new_tokens");
+    lua_pushnumber(L, stats.seconds);
+    lua_setfield(L, -2, "seconds");
+    lua_pushnumber(L, stats.seconds > 0 ? stats.new_tokens / stats.seconds : 0);
+    lua_setfield(L, -2, "tokens_per_second");
+    lua_pushboolean(L, stats.used_kv_cache);
+    lua_setfield(L, -2, "kv_cache");
+    return 2;
+}
+
 /* lm.load_model(dir [, settings]): the architecture named by config.json's
  * model_type, configured from that file, with the saved weights. */
 static int load_model(lua_State *L) {
@@ -230,7 +291,8 @@ static int load_model(lua_State *L) {
 void lm_lua_open_model(lua_State *L) {
     static const luaL_Reg methods[] = {{"info", model_info}, {"init", model_init},         {"save", model_save},
                                        {"load", model_load}, {"n_params", model_n_params}, {"logits", model_logits},
-                                       {"top_k", model_top_k}, {NULL, NULL}};
+                                       {"top_k", model_top_k}, {"generate", model_generate},
+                                       {NULL, NULL}};
     lm_lua_define_class(L, LM_MODEL_MT, methods);
     lua_pushcfunction(L, load_model);
     lua_setfield(L, -2, "load_model");

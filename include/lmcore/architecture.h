@@ -100,6 +100,15 @@ typedef struct lm_architecture_vtable {
     lm_status (*write_buffer)(void *self, lm_param_buffer which, const float *src);
     /* Appends the Hugging Face config.json text for this model. */
     lm_status (*hf_config)(void *self, lm_buffer *out);
+
+    /* ---- ABI 1.1, optional: incremental decoding for causal models ----
+     * generate_reset prepares a key/value cache for one sequence of at most
+     * max_tokens tokens (eval mode, dropout off).  generate_step appends n
+     * tokens at the next positions and writes the logits of the last one
+     * ([vocab_size] floats, host memory) to `logits`.  Without these slots
+     * the core generates by re-running forward on the whole sequence. */
+    lm_status (*generate_reset)(void *self, int32_t max_tokens);
+    lm_status (*generate_step)(void *self, const int32_t *ids, int32_t n, float *logits);
 } lm_architecture_vtable;
 
 #ifdef __cplusplus

@@ -26,7 +26,7 @@ extern "C" {
 #endif
 
 #define LM_ABI_MAJOR 1
-#define LM_ABI_MINOR 0
+#define LM_ABI_MINOR 1 /* 1.1: architecture generate_reset / generate_step */
 
 typedef enum lm_plugin_kind {
     LM_KIND_TOKENIZER = 1,

@@ -30,7 +30,9 @@ START_TEST(vtable_layouts) {
     ck_assert_uint_eq(offsetof(lm_tokenizer_vtable, train), 56);
     ck_assert_uint_eq(sizeof(lm_dataset_vtable), 7 * sizeof(void *));
     ck_assert_uint_eq(offsetof(lm_dataset_vtable, row), 40);
-    ck_assert_uint_eq(sizeof(lm_architecture_vtable), 15 * sizeof(void *));
+    ck_assert_uint_eq(sizeof(lm_architecture_vtable), 17 * sizeof(void *));
+    ck_assert_uint_eq(offsetof(lm_architecture_vtable, generate_reset), 120);
+    ck_assert_uint_eq(offsetof(lm_architecture_vtable, generate_step), 128);
     ck_assert_uint_eq(offsetof(lm_architecture_vtable, forward), 48);
     ck_assert_uint_eq(offsetof(lm_architecture_vtable, optimizer_step), 80);
     ck_assert_uint_eq(offsetof(lm_architecture_vtable, hf_config), 112);

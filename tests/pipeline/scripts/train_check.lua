@@ -66,6 +66,28 @@ local text = "The game 's battle system , the Blitz system , is carried over ."
 local x, y = tokenizer:encode(text), reloaded_tok:encode(text)
 assert(#x == #y)
 for i = 1, #x do assert(x[i] == y[i]) end
+-- Generation: greedy decoding follows the argmax of the logits; sampling is
+-- reproducible from its seed; masked models refuse.
+local prompt = {ids[1], ids[2], ids[3]}
+if kind == "gpt2" then
+  local greedy = loaded:generate(prompt, {max_new_tokens = 6, temperature = 0})
+  local seq = {table.unpack(prompt)}
+  for step = 1, 6 do
+    local logits = loaded:logits(seq, #seq)
+    local best = 1
+    for i = 2, #logits do if logits[i] > logits[best] then best = i end end
+    assert(greedy[step] == best - 1, string.format("greedy token %d is %d, argmax is %d", step, greedy[step], best - 1))
+    seq[#seq + 1] = greedy[step]
+  end
+  local a = loaded:generate(prompt, {max_new_tokens = 8, temperature = 1.0, top_k = 20, top_p = 0.9, seed = 5})
+  local b = loaded:generate(prompt, {max_new_tokens = 8, temperature = 1.0, top_k = 20, top_p = 0.9, seed = 5})
+  assert(#a == 8 and table.concat(a, ",") == table.concat(b, ","), "same seed, different samples")
+  local ok, err = pcall(loaded.generate, loaded, prompt, {max_new_tokens = 100})
+  assert(not ok and err:find("positions"), tostring(err))
+else
+  local ok, err = pcall(loaded.generate, loaded, prompt, {max_new_tokens = 2})
+  assert(not ok and err:find("causal"), tostring(err))
+end
 model:close()
 print(string.format("OK %s: validation loss %.4f -> %.4f, perplexity %.2f", kind, before, result.eval_loss,
                     result.perplexity))

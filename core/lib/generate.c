@@ -1,0 +1,135 @@
+/* Generation loop and token sampling (see generate.h). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "generate.h"
+
+typedef struct scored {
+    float logit;
+    int32_t id;
+} scored;
+
+static int by_logit_desc(const void *a, const void *b) {
+    const scored *x = a, *y = b;
+    if (x->logit != y->logit) return x->logit < y->logit ? 1 : -1;
+    return x->id - y->id; /* ties: lower id first, deterministic */
+}
+
+int32_t lm_sample_token(float *logits, int32_t V, const lm_generate_options *o, uint64_t draw_index) {
+    int32_t best = 0;
+    for (int32_t v = 1; v < V; v++)
+        if (logits[v] > logits[best]) best = v;
+    if (o->temperature <= 0) return best;
+    /* Candidates sorted by logit; top-k then top-p (nucleus) cut them. */
+    scored *c = malloc((size_t)V * sizeof *c);
+    if (!c) return best; /* out of memory: fall back to greedy rather than fail mid-text */
+    for (int32_t v = 0; v < V; v++) {
+        c[v].logit = logits[v];
+        c[v].id = v;
+    }
+    qsort(c, (size_t)V, sizeof *c, by_logit_desc);
+    int32_t n = (o->top_k > 0 && o->top_k < V) ? o->top_k : V;
+    double max = c[0].logit, sum = 0;
+    for (int32_t i = 0; i < n; i++) sum += exp(((double)c[i].logit - max) / o->temperature);
+    if (o->top_p > 0 && o->top_p < 1) {
+        double cumulative = 0;
+        int32_t keep = n;
+        for (int32_t i = 0; i < n; i++) {
+            cumulative += exp(((double)c[i].logit - max) / o->temperature) / sum;
+            if (cumulative >= o->top_p) {
+                keep = i + 1;
+                break;
+            }
+        }
+        n = keep;
+        sum = 0;
+        for (int32_t i = 0; i < n; i++) sum += exp(((double)c[i].logit - max) / o->temperature);
+    }
+    double u = (double)lm_rng_uniform(o->seed, LM_RNG_STREAM_SAMPLING, draw_index) * sum, acc = 0;
+    int32_t chosen = c[n - 1].id;
+    for (int32_t i = 0; i < n; i++) {
+        acc += exp(((double)c[i].logit - max) / o->temperature);
+        if (u < acc) {
+            chosen = c[i].id;
+            break;
+        }
+    }
+    free(c);
+    return chosen;
+}
+
+/* Without a KV cache: run the whole sequence and keep the last logits. */
+static lm_status full_forward_last_logits(lm_handle model, const lm_ids *seq, float *all, int32_t V, float *last) {
+    lm_batch batch;
+    memset(&batch, 0, sizeof batch);
+    batch.B = 1;
+    batch.T = (int32_t)seq->len;
+    batch.input_ids = seq->data;
+    float loss;
+    LM_TRY(model.plugin->vtable.architecture.forward(model.self, &batch, &loss));
+    LM_TRY(model.plugin->vtable.architecture.logits(model.self, all, seq->len * (size_t)V));
+    memcpy(last, all + (seq->len - 1) * (size_t)V, (size_t)V * sizeof *last);
+    return LM_OK;
+}
+
+lm_status lm_generate(lm_handle model, const int32_t *prompt, int32_t n_prompt, const lm_generate_options *o,
+                      lm_ids *out, lm_generate_stats *stats) {
+    const lm_architecture_vtable *vt = &model.plugin->vtable.architecture;
+    memset(stats, 0, sizeof *stats);
+    lm_arch_info info;
+    LM_TRY(vt->info(model.self, &info));
+    if (!info.causal)
+        return lm_error_set(LM_ERR_INVALID, "generation needs a causal model, and '%s' is bidirectional: use "
+                                            "scripts/fill_mask.lua for masked models", info.model_type);
+    if (n_prompt < 1) return lm_error_set(LM_ERR_INVALID, "the prompt encodes to no token: give some text");
+    if (o->max_new_tokens < 0) return lm_error_set(LM_ERR_INVALID, "max_new_tokens must be >= 0");
+    if (!(o->temperature >= 0) || !(o->top_p > 0 && o->top_p <= 1) || o->top_k < 0)
+        return lm_error_set(LM_ERR_INVALID, "temperature must be >= 0, top_p in (0, 1], top_k >= 0");
+    int32_t total = n_prompt + o->max_new_tokens;
+    if (total > info.max_positions)
+        return lm_error_set(LM_ERR_INVALID,
+                            "prompt (%d tokens) + max_new_tokens (%d) exceed the model's %d positions", n_prompt,
+                            o->max_new_tokens, info.max_positions);
+    int32_t V = info.vocab_size;
+    int cached = vt->generate_reset && vt->generate_step;
+    stats->used_kv_cache = cached;
+    stats->prompt_tokens = n_prompt;
+    double start = lm_time_seconds();
+    float *last = malloc((size_t)V * sizeof *last);
+    float *all = cached ? NULL : malloc((size_t)total * (size_t)V * sizeof *all);
+    lm_ids seq = {0};
+    lm_status status = LM_OK;
+    if (!last || (!cached && !all)) {
+        status = lm_error_set(LM_ERR_NOMEM, "out of memory for the logits of %d tokens", total);
+        goto fail;
+    }
+    LM_CHECK(vt->set_training(model.self, 0));
+    LM_CHECK(lm_ids_append(&seq, prompt, (size_t)n_prompt));
+    if (cached) {
+        LM_CHECK(vt->generate_reset(model.self, total));
+        LM_CHECK(vt->generate_step(model.self, prompt, n_prompt, last));
+    } else {
+        LM_CHECK(full_forward_last_logits(model, &seq, all, V, last));
+    }
+    for (int32_t i = 0; i < o->max_new_tokens; i++) {
+        int32_t next = lm_sample_token(last, V, o, (uint64_t)i);
+        LM_CHECK(lm_ids_push(out, next));
+        LM_CHECK(lm_ids_push(&seq, next));
+        stats->new_tokens++;
+        if (next == o->eos_id || i + 1 == o->max_new_tokens) break;
+        if (lm_interrupted()) {
+            status = lm_error_set(LM_ERR_INTERRUPTED, "generation interrupted by Ctrl-C");
+            goto fail;
+        }
+        if (cached) LM_CHECK(vt->generate_step(model.self, &next, 1, last));
+        else LM_CHECK(full_forward_last_logits(model, &seq, all, V, last));
+    }
+fail:
+    stats->seconds = lm_time_seconds() - start;
+    vt->set_training(model.self, 1);
+    lm_ids_free(&seq);
+    free(all);
+    free(last);
+    return status;
+}

@@ -1,0 +1,30 @@
+/* Text generation with causal models: sampling (temperature, top-k,
+ * top-p) from a counter-based RNG, greedy when temperature is 0. */
+#ifndef LMCORE_GENERATE_H
+#define LMCORE_GENERATE_H
+
+#include "trainer.h"
+
+typedef struct lm_generate_options {
+    int32_t max_new_tokens;
+    double temperature; /* 0: greedy */
+    int32_t top_k;      /* 0: all */
+    double top_p;       /* 1: all */
+    uint64_t seed;
+    int32_t eos_id;     /* stop after it; -1: never */
+} lm_generate_options;
+
+typedef struct lm_generate_stats {
+    int32_t prompt_tokens, new_tokens;
+    double seconds;     /* generation time, prompt included */
+    int used_kv_cache;  /* the model implements generate_step */
+} lm_generate_stats;
+
+/* Appends the generated ids (not the prompt) to out. */
+LM_API lm_status lm_generate(lm_handle model, const int32_t *prompt, int32_t n_prompt,
+                             const lm_generate_options *options, lm_ids *out, lm_generate_stats *stats);
+
+/* Picks the next token from logits[vocab] (modified in place). */
+LM_API int32_t lm_sample_token(float *logits, int32_t vocab, const lm_generate_options *options, uint64_t draw_index);
+
+#endif
