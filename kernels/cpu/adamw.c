@@ -20,7 +20,7 @@ typedef struct adamw_scalars {
     int apply_decay, scale_grad;
 } adamw_scalars;
 
-static void adamw_range(float *param, const float *grad, float *m, float *v, long begin, long end,
+LM_CPU_WIDE_CLONES static void adamw_range(float *param, const float *grad, float *m, float *v, long begin, long end,
                         const adamw_scalars *s) {
     const float decay = s->decay, lerp_weight = s->lerp_weight, beta2 = s->beta2;
     const float one_minus_beta2 = s->one_minus_beta2, neg_step_size = s->neg_step_size;
@@ -40,14 +40,23 @@ static void adamw_range(float *param, const float *grad, float *m, float *v, lon
     }
 }
 
-#define LM_ADAMW_BLOCK 8192
+typedef struct adamw_job {
+    float *param, *m, *v;
+    const float *grad;
+    adamw_scalars scalars;
+} adamw_job;
+
+static void adamw_task(void *ctx, long begin, long end) {
+    adamw_job *j = ctx;
+    adamw_range(j->param, j->grad, j->m, j->v, begin, end, &j->scalars);
+}
 
 void lm_cpu_adamw(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1, float beta2,
                   float eps, float weight_decay, float grad_scale, int64_t t) {
     double step = (double)t;
     double bias_correction1 = 1.0 - pow((double)beta1, step);
     double bias_correction2 = 1.0 - pow((double)beta2, step);
-    adamw_scalars s = {
+    adamw_job j = {param, m, v, grad, {
         .decay = (float)(1.0 - (double)lr * (double)weight_decay),
         .lerp_weight = (float)(1.0 - (double)beta1),
         .beta2 = beta2,
@@ -58,38 +67,47 @@ void lm_cpu_adamw(float *param, const float *grad, float *m, float *v, size_t n,
         .grad_scale = grad_scale,
         .apply_decay = weight_decay != 0.0f,
         .scale_grad = grad_scale != 1.0f,
-    };
-    long blocks = (long)((n + LM_ADAMW_BLOCK - 1) / LM_ADAMW_BLOCK);
-#pragma omp parallel for schedule(static) if ((long)n >= LM_CPU_PARALLEL_MIN)
-    for (long block = 0; block < blocks; block++) {
-        long begin = block * LM_ADAMW_BLOCK;
-        long end = begin + LM_ADAMW_BLOCK < (long)n ? begin + LM_ADAMW_BLOCK : (long)n;
-        adamw_range(param, grad, m, v, begin, end, &s);
-    }
+    }};
+    lm_cpu_parallel_for((long)n, LM_CPU_PARALLEL_MIN, adamw_task, &j);
 }
 
 /* Fixed-size chunks summed in order: the result does not depend on how many
  * threads share the chunks. */
 #define LM_SUM_CHUNK 16384
+/* Chunk sums go through a small stack buffer, a window at a time. */
+#define LM_SUM_WINDOW 256
+
+typedef struct sum_squares_job {
+    const float *x;
+    size_t n, first_chunk;
+    double partial[LM_SUM_WINDOW];
+} sum_squares_job;
+
+static void sum_squares_task(void *ctx, long begin, long end) {
+    sum_squares_job *j = ctx;
+    for (long c = begin; c < end; c++) {
+        size_t first = (j->first_chunk + (size_t)c) * LM_SUM_CHUNK;
+        size_t last = first + LM_SUM_CHUNK < j->n ? first + LM_SUM_CHUNK : j->n;
+        const float *x = j->x;
+        double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+        for (size_t i = first; i < last; i++) sum += (double)x[i] * (double)x[i];
+        j->partial[c] = sum;
+    }
+}
 
 double lm_cpu_sum_squares(const float *x, size_t n) {
     long chunks = (long)((n + LM_SUM_CHUNK - 1) / LM_SUM_CHUNK);
     double total = 0.0;
-    /* Chunk sums go through a small stack buffer, a window at a time. */
-    enum { WINDOW = 256 };
-    double partial[WINDOW];
-    for (long first = 0; first < chunks; first += WINDOW) {
-        long count = chunks - first < WINDOW ? chunks - first : WINDOW;
-#pragma omp parallel for schedule(static) if (count > 1 && (long)n >= LM_CPU_PARALLEL_MIN)
-        for (long c = 0; c < count; c++) {
-            size_t begin = (size_t)(first + c) * LM_SUM_CHUNK;
-            size_t end = begin + LM_SUM_CHUNK < n ? begin + LM_SUM_CHUNK : n;
-            double sum = 0.0;
-#pragma omp simd reduction(+ : sum)
-            for (size_t i = begin; i < end; i++) sum += (double)x[i] * (double)x[i];
-            partial[c] = sum;
-        }
-        for (long c = 0; c < count; c++) total += partial[c];
+    sum_squares_job j;
+    j.x = x;
+    j.n = n;
+    for (long first = 0; first < chunks; first += LM_SUM_WINDOW) {
+        long count = chunks - first < LM_SUM_WINDOW ? chunks - first : LM_SUM_WINDOW;
+        j.first_chunk = (size_t)first;
+        /* Two chunks per task: 32768 elements, the usual task size. */
+        lm_cpu_parallel_for(count, LM_CPU_PARALLEL_MIN / LM_SUM_CHUNK, sum_squares_task, &j);
+        for (long c = 0; c < count; c++) total += j.partial[c];
     }
     return total;
 }

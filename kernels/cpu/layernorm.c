@@ -5,12 +5,22 @@
 #include "cpu_internal.h"
 #include "kernels.h"
 
-void lm_cpu_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
-                              const float *bias, int N, int C, float eps) {
-#pragma omp parallel for schedule(static) if ((long)N * C >= LM_CPU_PARALLEL_MIN)
-    for (int n = 0; n < N; n++) {
-        const float *x = inp + (size_t)n * C;
-        float *y = out + (size_t)n * C;
+typedef struct layernorm_job {
+    float *out, *mean, *rstd;                   /* forward outputs; backward: out = dinp */
+    float *dweight, *dbias;
+    const float *inp, *weight, *bias, *dout;
+    const float *saved_mean, *saved_rstd;
+    int N, C;
+    float eps;
+} layernorm_job;
+
+static void layernorm_forward_task(void *ctx, long begin, long end) {
+    const layernorm_job *j = ctx;
+    const int C = j->C;
+    const float *weight = j->weight, *bias = j->bias;
+    for (long n = begin; n < end; n++) {
+        const float *x = j->inp + (size_t)n * C;
+        float *y = j->out + (size_t)n * C;
         /* Two passes (mean, then squared deviations) rather than E[x²]-E[x]²,
          * which cancels badly when |mean| >> std. */
         float sum = 0.0f;
@@ -23,27 +33,31 @@ void lm_cpu_layernorm_forward(float *out, float *mean, float *rstd, const float 
             float d = x[c] - m;
             sum_sq += d * d;
         }
-        float s = 1.0f / sqrtf(sum_sq / (float)C + eps);
+        float s = 1.0f / sqrtf(sum_sq / (float)C + j->eps);
+#pragma omp simd
         for (int c = 0; c < C; c++) y[c] = (x[c] - m) * s * weight[c] + bias[c];
-        mean[n] = m;
-        rstd[n] = s;
+        j->mean[n] = m;
+        j->rstd[n] = s;
     }
 }
 
-/* dweight/dbias are sums over rows: computed in a second pass split by channel
- * blocks (each thread owns columns, rows visited in order) so the result does
- * not depend on the thread count and needs no atomics. */
-#define LM_LAYERNORM_CHANNEL_BLOCK 64
+void lm_cpu_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                              const float *bias, int N, int C, float eps) {
+    layernorm_job j = {.out = out, .mean = mean, .rstd = rstd, .inp = inp, .weight = weight, .bias = bias,
+                       .N = N, .C = C, .eps = eps};
+    lm_cpu_parallel_for(N, lm_cpu_rows_per_task(C), layernorm_forward_task, &j);
+}
 
-void lm_cpu_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                               const float *weight, const float *mean, const float *rstd, int N, int C) {
-#pragma omp parallel for schedule(static) if ((long)N * C >= LM_CPU_PARALLEL_MIN)
-    for (int n = 0; n < N; n++) {
-        const float *x = inp + (size_t)n * C;
-        const float *g = dout + (size_t)n * C;
-        float *dx = dinp + (size_t)n * C;
-        float m = mean[n], s = rstd[n];
-        /* dx = s * (dy·w - mean(dy·w) - x̂ · mean(dy·w·x̂)) */
+/* dx = s * (dy·w - mean(dy·w) - x̂ · mean(dy·w·x̂)), row by row. */
+static void layernorm_backward_rows_task(void *ctx, long begin, long end) {
+    const layernorm_job *j = ctx;
+    const int C = j->C;
+    const float *weight = j->weight;
+    for (long n = begin; n < end; n++) {
+        const float *x = j->inp + (size_t)n * C;
+        const float *g = j->dout + (size_t)n * C;
+        float *dx = j->out + (size_t)n * C;
+        float m = j->saved_mean[n], s = j->saved_rstd[n];
         float sum_dnorm = 0.0f, sum_dnorm_xhat = 0.0f;
 #pragma omp simd reduction(+ : sum_dnorm, sum_dnorm_xhat)
         for (int c = 0; c < C; c++) {
@@ -54,30 +68,46 @@ void lm_cpu_layernorm_backward(float *dinp, float *dweight, float *dbias, const 
         }
         float mean_dnorm = sum_dnorm / (float)C;
         float mean_dnorm_xhat = sum_dnorm_xhat / (float)C;
+#pragma omp simd
         for (int c = 0; c < C; c++) {
             float xhat = (x[c] - m) * s;
             float dnorm = weight[c] * g[c];
             dx[c] += s * (dnorm - mean_dnorm - xhat * mean_dnorm_xhat);
         }
     }
-    int blocks = (C + LM_LAYERNORM_CHANNEL_BLOCK - 1) / LM_LAYERNORM_CHANNEL_BLOCK;
-#pragma omp parallel for schedule(static) if ((long)N * C >= LM_CPU_PARALLEL_MIN)
-    for (int block = 0; block < blocks; block++) {
-        int c0 = block * LM_LAYERNORM_CHANNEL_BLOCK;
-        int c1 = c0 + LM_LAYERNORM_CHANNEL_BLOCK < C ? c0 + LM_LAYERNORM_CHANNEL_BLOCK : C;
-        float acc_w[LM_LAYERNORM_CHANNEL_BLOCK] = {0}, acc_b[LM_LAYERNORM_CHANNEL_BLOCK] = {0};
-        for (int n = 0; n < N; n++) {
-            const float *x = inp + (size_t)n * C;
-            const float *g = dout + (size_t)n * C;
-            float m = mean[n], s = rstd[n];
-            for (int c = c0; c < c1; c++) {
-                acc_w[c - c0] += g[c] * ((x[c] - m) * s);
-                acc_b[c - c0] += g[c];
-            }
-        }
-        for (int c = c0; c < c1; c++) {
-            dweight[c] += acc_w[c - c0];
-            dbias[c] += acc_b[c - c0];
+}
+
+/* dweight/dbias are sums over rows: each task owns a block of channels and
+ * visits the rows in order, so the result does not depend on the thread
+ * count and needs no atomics. */
+#define LM_LAYERNORM_CHANNEL_BLOCK 64
+
+static void layernorm_backward_params_task(void *ctx, long begin, long end) {
+    const layernorm_job *j = ctx;
+    const int C = j->C, N = j->N;
+    const int c0 = (int)begin, width = (int)(end - begin);
+    float acc_w[LM_LAYERNORM_CHANNEL_BLOCK] = {0}, acc_b[LM_LAYERNORM_CHANNEL_BLOCK] = {0};
+    for (int n = 0; n < N; n++) {
+        const float *x = j->inp + (size_t)n * C + c0;
+        const float *g = j->dout + (size_t)n * C + c0;
+        float m = j->saved_mean[n], s = j->saved_rstd[n];
+#pragma omp simd
+        for (int c = 0; c < width; c++) {
+            acc_w[c] += g[c] * ((x[c] - m) * s);
+            acc_b[c] += g[c];
         }
     }
+    for (int c = 0; c < width; c++) {
+        j->dweight[c0 + c] += acc_w[c];
+        j->dbias[c0 + c] += acc_b[c];
+    }
+}
+
+void lm_cpu_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                               const float *weight, const float *mean, const float *rstd, int N, int C) {
+    layernorm_job j = {.out = dinp, .dweight = dweight, .dbias = dbias, .inp = inp, .weight = weight, .dout = dout,
+                       .saved_mean = mean, .saved_rstd = rstd, .N = N, .C = C};
+    lm_cpu_parallel_for(N, lm_cpu_rows_per_task(C), layernorm_backward_rows_task, &j);
+    lm_cpu_parallel_for_if((long)N * C >= LM_CPU_PARALLEL_MIN, C, LM_LAYERNORM_CHANNEL_BLOCK,
+                           layernorm_backward_params_task, &j);
 }

@@ -6,14 +6,25 @@
 #include "cpu_internal.h"
 #include "kernels.h"
 
+typedef struct bias_job {
+    float *out;
+    const float *bias, *dout;
+    int N, OC;
+} bias_job;
+
+static void bias_broadcast_task(void *ctx, long begin, long end) {
+    const bias_job *j = ctx;
+    for (long n = begin; n < end; n++) memcpy(j->out + (size_t)n * j->OC, j->bias, (size_t)j->OC * sizeof(float));
+}
+
 void lm_cpu_matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int IC,
                            int OC, lm_weight_layout layout) {
     float beta = 0.0f;
     if (bias) {
         /* The bias goes in first and the GEMM adds onto it (beta = 1): one
          * pass over `out` instead of a GEMM pass plus a bias pass. */
-#pragma omp parallel for schedule(static) if ((long)N * OC >= LM_CPU_PARALLEL_MIN)
-        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, (size_t)OC * sizeof *out);
+        bias_job j = {out, bias, NULL, N, OC};
+        lm_cpu_parallel_for(N, lm_cpu_rows_per_task(OC), bias_broadcast_task, &j);
         beta = 1.0f;
     }
     if (layout == LM_W_IN_OUT) {
@@ -27,19 +38,16 @@ void lm_cpu_matmul_forward(float *out, const float *inp, const float *weight, co
  * result is independent of the thread count. */
 #define LM_MATMUL_BIAS_BLOCK 128
 
-static void bias_backward(float *dbias, const float *dout, int N, int OC) {
-    int blocks = (OC + LM_MATMUL_BIAS_BLOCK - 1) / LM_MATMUL_BIAS_BLOCK;
-#pragma omp parallel for schedule(static) if ((long)N * OC >= LM_CPU_PARALLEL_MIN)
-    for (int block = 0; block < blocks; block++) {
-        int o0 = block * LM_MATMUL_BIAS_BLOCK;
-        int o1 = o0 + LM_MATMUL_BIAS_BLOCK < OC ? o0 + LM_MATMUL_BIAS_BLOCK : OC;
-        float acc[LM_MATMUL_BIAS_BLOCK] = {0};
-        for (int n = 0; n < N; n++) {
-            const float *g = dout + (size_t)n * OC;
-            for (int o = o0; o < o1; o++) acc[o - o0] += g[o];
-        }
-        for (int o = o0; o < o1; o++) dbias[o] += acc[o - o0];
+static void bias_backward_task(void *ctx, long begin, long end) {
+    const bias_job *j = ctx;
+    const int OC = j->OC, o0 = (int)begin, width = (int)(end - begin);
+    float acc[LM_MATMUL_BIAS_BLOCK] = {0};
+    for (int n = 0; n < j->N; n++) {
+        const float *g = j->dout + (size_t)n * OC + o0;
+#pragma omp simd
+        for (int o = 0; o < width; o++) acc[o] += g[o];
     }
+    for (int o = 0; o < width; o++) j->out[o0 + o] += acc[o];
 }
 
 void lm_cpu_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
@@ -53,5 +61,8 @@ void lm_cpu_matmul_backward(float *dinp, float *dweight, float *dbias, const flo
         if (dinp) lm_cpu_sgemm(CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, weight, IC, 1.0f, dinp, IC);
         if (dweight) lm_cpu_sgemm(CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dweight, IC);
     }
-    if (dbias) bias_backward(dbias, dout, N, OC);
+    if (dbias) {
+        bias_job j = {dbias, NULL, dout, N, OC};
+        lm_cpu_parallel_for_if((long)N * OC >= LM_CPU_PARALLEL_MIN, OC, LM_MATMUL_BIAS_BLOCK, bias_backward_task, &j);
+    }
 }
