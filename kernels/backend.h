@@ -92,7 +92,7 @@ struct lm_backend {
     lm_precision precision;
 };
 
-/* Creates the CPU backend (threads: 0 = OpenMP default). */
+/* Creates the CPU backend (threads: 0 = one per core). */
 lm_status lm_backend_cpu_create(lm_backend **out, int threads);
 
 /* Creates the CUDA backend on `device_index` (LM_ERR_UNSUPPORTED when this

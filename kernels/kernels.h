@@ -27,7 +27,7 @@ extern "C" {
  *   LM_W_OUT_IN  — weight stored [OC, IC] (torch.nn.Linear, BERT)        */
 typedef enum lm_weight_layout { LM_W_IN_OUT = 0, LM_W_OUT_IN = 1 } lm_weight_layout;
 
-/* Number of threads the CPU kernels use (OpenMP); 0 = OpenMP default. */
+/* Number of threads the CPU kernels use (lmcore's pool, kernels/cpu/threads.c); 0 = one per core. */
 void lm_cpu_set_threads(int n);
 
 /* ---- embeddings --------------------------------------------------------- */
