@@ -91,6 +91,13 @@ static int try_cache(lm_blocks *b, const char *path, const cache_key *key) {
         ok = ok && len == CACHE_HEADER + payload + 16;
     }
     if (ok) ok = lm_hash64(p + CACHE_HEADER, payload, LM_HASH_SEED) == get_u64(p + CACHE_HEADER + payload + 8);
+    /* A consistent file can still be hostile (the hash is no signature):
+     * every id must be inside the vocabulary. */
+    for (size_t i = 0; ok && i < payload / key->id_bytes; i++) {
+        uint32_t id = key->id_bytes == 2 ? (uint32_t)(p[CACHE_HEADER + 2 * i] | (p[CACHE_HEADER + 2 * i + 1] << 8))
+                                         : get_u32(p + CACHE_HEADER + 4 * i);
+        ok = id < key->vocab_size;
+    }
     if (!ok) {
         munmap(map, len);
         return 0;

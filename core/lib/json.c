@@ -448,11 +448,11 @@ static lm_status duplicate_key(json_parser *p, const scratch_key *k) {
  * objects, builds the hash index used by lm_json_get. */
 static lm_status finish_object(json_parser *p, lm_json *out, size_t key_base) {
     size_t count = p->n_keys - key_base;
-    const scratch_key *scratch = p->keys + key_base;
     out->u.container.keys = NULL;
     out->u.container.index = NULL;
     out->index_mask = 0;
-    if (count == 0) return LM_OK;
+    if (count == 0) return LM_OK; /* before touching p->keys, which may be NULL */
+    const scratch_key *scratch = p->keys + key_base;
     json_key *keys = arena_alloc(p->doc, count * sizeof *keys);
     if (!keys) return lm_error_set(LM_ERR_NOMEM, "%s: out of memory parsing JSON", p->source);
     for (size_t i = 0; i < count; i++) keys[i] = scratch[i].key;
