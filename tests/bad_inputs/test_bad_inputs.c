@@ -16,7 +16,7 @@
 #define CASES LM_TEST_SOURCE_DIR "/tests/bad_inputs/cases"
 #define DATA LM_TEST_SHARED_DATA_DIR "/wikitext-2-raw"
 
-static char names[64][128];
+static char names[64][256];
 static int n_cases;
 
 static void list_cases(void) {
@@ -24,7 +24,7 @@ static void list_cases(void) {
     struct dirent *e;
     while (d && (e = readdir(d)) && n_cases < 64) {
         size_t len = strlen(e->d_name);
-        if (len > 4 && strcmp(e->d_name + len - 4, ".lua") == 0) snprintf(names[n_cases++], 128, "%s", e->d_name);
+        if (len > 4 && strcmp(e->d_name + len - 4, ".lua") == 0) snprintf(names[n_cases++], sizeof names[0], "%s", e->d_name);
     }
     if (d) closedir(d);
     qsort(names, (size_t)n_cases, sizeof names[0], (int (*)(const void *, const void *))strcmp);
