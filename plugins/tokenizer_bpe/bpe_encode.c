@@ -64,7 +64,7 @@ static void cache_store(bpe_word_cache *c, size_t slot, uint64_t h, const unsign
     c->keys_len += n;
     c->ids_off[slot] = (uint32_t)c->ids_len_total;
     c->ids_len[slot] = (uint32_t)n_ids;
-    memcpy(c->ids + c->ids_len_total, ids, n_ids * sizeof(int32_t));
+    if (n_ids) memcpy(c->ids + c->ids_len_total, ids, n_ids * sizeof(int32_t)); /* ids is NULL when 0 */
     c->ids_len_total += n_ids;
     c->count++;
 }
@@ -221,7 +221,10 @@ static lm_status encode_word_cached(bpe_model *m, scratch *s, int use_cache, con
     if (c->hashes[slot] != 0) return lm_ids_append(out, c->ids + c->ids_off[slot], c->ids_len[slot]);
     size_t first = out->len;
     LM_TRY(encode_word(m, s, w, n, out));
-    cache_store(c, slot, h, w, n, out->data + first, out->len - first);
+    /* A word may encode to no ids (unknown bytes without an unk_token are
+     * dropped, as HF does), and out->data may then still be NULL. */
+    size_t n_ids = out->len - first;
+    cache_store(c, slot, h, w, n, n_ids ? out->data + first : NULL, n_ids);
     return LM_OK;
 }
 

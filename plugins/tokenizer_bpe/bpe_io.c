@@ -35,7 +35,27 @@ static const char *type_name(const lm_json *v) {
 
 /* ---- tokenizer.json ------------------------------------------------------------------ */
 
-static lm_status read_vocab(const char *path, const lm_json *vocab, const char *where, bpe_model *m) {
+/* A token lmcore can write back: save writes vocabulary keys as C strings,
+ * which U+0000 would cut short (HF accepts it, but no real vocabulary holds
+ * one; trained tokens never do, byte 0 being "Ā" in the byte-level alphabet). */
+static lm_status check_token_text(const char *path, const char *where, const char *token, size_t len,
+                                  long long id) {
+    const char *nul = memchr(token, '\0', len);
+    if (!nul) return LM_OK;
+    size_t before = (size_t)(nul - token), after = len - before - 1;
+    return lm_error_set(LM_ERR_FORMAT,
+                        "%s: %s: token '%.*s\\u0000%.*s' (id %lld) holds U+0000 (a NUL character), which lmcore "
+                        "cannot save: remove it from the file",
+                        path, where, (int)(before > 60 ? 60 : before), token, (int)(after > 60 ? 60 : after), nul + 1,
+                        id);
+}
+
+/* Ids must be dense: below `id_limit`, the number of tokens the file holds
+ * (plus its added tokens).  Every Hugging Face vocabulary is; refusing the
+ * rest keeps the per-id tables proportional to the file instead of to the
+ * largest id (one token with id 2e9 would need a 16 GiB table). */
+static lm_status read_vocab(const char *path, const lm_json *vocab, const char *where, int64_t id_limit,
+                            bpe_model *m) {
     if (!vocab || lm_json_type_of(vocab) != LM_JSON_OBJECT)
         return lm_error_set(LM_ERR_FORMAT, "%s: %s must be an object mapping token strings to ids", path, where);
     size_t n = lm_json_size(vocab);
@@ -43,10 +63,16 @@ static lm_status read_vocab(const char *path, const lm_json *vocab, const char *
         size_t len;
         const char *token = lm_json_key_at(vocab, i, &len);
         const lm_json *id = lm_json_at(vocab, i);
-        if (lm_json_type_of(id) != LM_JSON_NUMBER || !lm_json_is_integer(id) || lm_json_int(id) < 0 ||
-            lm_json_int(id) >= INT32_MAX - 1)
+        if (lm_json_type_of(id) != LM_JSON_NUMBER || !lm_json_is_integer(id) || lm_json_int(id) < 0)
             return lm_error_set(LM_ERR_FORMAT, "%s: %s: the id of token '%.*s' must be a non-negative integer", path,
                                 where, (int)(len > 100 ? 100 : len), token);
+        if (lm_json_int(id) >= id_limit || lm_json_int(id) >= INT32_MAX - 1)
+            return lm_error_set(LM_ERR_FORMAT,
+                                "%s: %s: token '%.*s' has id %lld, but the file lists %lld token(s), so ids must be "
+                                "0..%lld (Hugging Face vocabularies are dense)",
+                                path, where, (int)(len > 100 ? 100 : len), token, (long long)lm_json_int(id),
+                                (long long)id_limit, (long long)id_limit - 1);
+        LM_TRY(check_token_text(path, where, token, len, (long long)lm_json_int(id)));
         LM_TRY(bpe_model_set_token(m, (int32_t)lm_json_int(id), token, len, path));
     }
     return LM_OK;
@@ -84,7 +110,7 @@ static lm_status read_merges(const char *path, const lm_json *merges, bpe_model 
     return LM_OK;
 }
 
-static lm_status read_model(const char *path, const lm_json *model, bpe_model *m) {
+static lm_status read_model(const char *path, const lm_json *model, int64_t id_limit, bpe_model *m) {
     if (!model || lm_json_type_of(model) != LM_JSON_OBJECT)
         return lm_error_set(LM_ERR_FORMAT, "%s: no \"model\" object: is this a Hugging Face tokenizer.json?", path);
     const char *type = type_name(model);
@@ -109,7 +135,7 @@ static lm_status read_model(const char *path, const lm_json *model, bpe_model *m
                             path);
     LM_TRY(get_bool(path, model, "model", "fuse_unk", 0, &m->fuse_unk));
     LM_TRY(get_bool(path, model, "model", "ignore_merges", 0, &m->ignore_merges));
-    LM_TRY(read_vocab(path, lm_json_get(model, "vocab"), "model.vocab", m));
+    LM_TRY(read_vocab(path, lm_json_get(model, "vocab"), "model.vocab", id_limit, m));
     LM_TRY(read_merges(path, lm_json_get(model, "merges"), m));
     v = lm_json_get(model, "unk_token");
     if (!json_is_null(v)) {
@@ -156,7 +182,7 @@ static lm_status read_pipeline(const char *path, const lm_json *root, bpe_model 
     return LM_OK;
 }
 
-static lm_status read_added(const char *path, const lm_json *added, bpe_model *m) {
+static lm_status read_added(const char *path, const lm_json *added, int64_t id_limit, bpe_model *m) {
     if (json_is_null(added)) return LM_OK;
     if (lm_json_type_of(added) != LM_JSON_ARRAY)
         return lm_error_set(LM_ERR_FORMAT, "%s: added_tokens must be an array", path);
@@ -165,12 +191,18 @@ static lm_status read_added(const char *path, const lm_json *added, bpe_model *m
         const lm_json *id = lm_json_get(t, "id");
         const lm_json *content = lm_json_get(t, "content");
         if (lm_json_type_of(t) != LM_JSON_OBJECT || !id || lm_json_type_of(id) != LM_JSON_NUMBER ||
-            !lm_json_is_integer(id) || lm_json_int(id) < 0 || lm_json_int(id) >= INT32_MAX - 1 || !content ||
-            lm_json_type_of(content) != LM_JSON_STRING)
+            !lm_json_is_integer(id) || lm_json_int(id) < 0 || !content || lm_json_type_of(content) != LM_JSON_STRING)
             return lm_error_set(LM_ERR_FORMAT, "%s: added_tokens[%zu] needs an integer \"id\" and a string \"content\"",
                                 path, i);
         size_t len;
         const char *text = lm_json_string(content, &len);
+        if (lm_json_int(id) >= id_limit || lm_json_int(id) >= INT32_MAX - 1)
+            return lm_error_set(LM_ERR_FORMAT,
+                                "%s: added_tokens[%zu]: token '%.*s' has id %lld, but the file lists %lld token(s), so "
+                                "ids must be 0..%lld (Hugging Face vocabularies are dense)",
+                                path, i, (int)(len > 100 ? 100 : len), text, (long long)lm_json_int(id),
+                                (long long)id_limit, (long long)id_limit - 1);
+        LM_TRY(check_token_text(path, "added_tokens", text, len, (long long)lm_json_int(id)));
         int special;
         LM_TRY(get_bool(path, t, "added_tokens[]", "special", 0, &special));
         size_t before = m->n_added;
@@ -195,9 +227,12 @@ lm_status bpe_load_tokenizer_json(const char *path, bpe_model **out) {
         goto fail;
     }
     LM_CHECK(bpe_model_create(&m));
-    LM_CHECK(read_model(path, lm_json_get(root, "model"), m));
+    const lm_json *model = lm_json_get(root, "model"), *added = lm_json_get(root, "added_tokens");
+    /* lm_json_size is 0 for a missing or mistyped member (reported below). */
+    int64_t id_limit = (int64_t)(lm_json_size(lm_json_get(model, "vocab")) + lm_json_size(added));
+    LM_CHECK(read_model(path, model, id_limit, m));
     LM_CHECK(read_pipeline(path, root, m));
-    LM_CHECK(read_added(path, lm_json_get(root, "added_tokens"), m));
+    LM_CHECK(read_added(path, added, id_limit, m));
     LM_CHECK(bpe_model_finish(m, path));
     lm_json_free(root);
     *out = m;
@@ -243,7 +278,7 @@ lm_status bpe_load_vocab_merges(const char *vocab_path, const char *merges_path,
     lm_status status;
     LM_CHECK(lm_json_parse_file(vocab_path, &vocab));
     LM_CHECK(bpe_model_create(&m));
-    LM_CHECK(read_vocab(vocab_path, vocab, "the vocabulary", m));
+    LM_CHECK(read_vocab(vocab_path, vocab, "the vocabulary", (int64_t)lm_json_size(vocab), m));
     LM_CHECK(read_merges_txt(merges_path, m));
     for (size_t i = 0; i < n_specials; i++)
         LM_CHECK(bpe_model_add_added(m, specials[i], strlen(specials[i]), -1, 1, vocab_path));
@@ -331,7 +366,7 @@ static lm_status write_model(lm_json_writer *w, const bpe_model *m, lm_buffer *k
         const char *token = bpe_model_token(m, id, &len);
         if (!token || bpe_strmap_get(&m->vocab, token, len) != id) continue; /* holes, added-only ids */
         lm_buffer_clear(key);
-        LM_TRY(lm_buffer_append(key, token, len)); /* lm_json_key wants a C string */
+        LM_TRY(lm_buffer_append(key, token, len)); /* a C string: loaders refuse NUL */
         lm_json_key(w, key->data);
         lm_json_write_int(w, id);
     }

@@ -167,6 +167,15 @@ lm_status bpe_model_add_added(bpe_model *m, const char *content, size_t len, int
     return LM_OK;
 }
 
+/* By id, then content (ids are unique once finish() has checked them). */
+static int compare_added_tokens(const void *a, const void *b) {
+    const bpe_added_token *x = a, *y = b;
+    if (x->id != y->id) return (x->id > y->id) - (x->id < y->id);
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->content, y->content, n);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
 static int compare_i32(const void *a, const void *b) {
     int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
     return (x > y) - (x < y);
@@ -222,6 +231,11 @@ lm_status bpe_model_finish(bpe_model *m, const char *where) {
         }
     }
     if (m->n_ids == 0) return lm_error_set(LM_ERR_FORMAT, "%s: the vocabulary is empty", where);
+    /* Added tokens in id order, whatever their order in the file: save writes
+     * them so, and the fingerprint and info() (pad/eos) read them in this
+     * order, so a saved and reloaded tokenizer is the same tokenizer.  Matching
+     * does not depend on it (leftmost-longest; equal contents are merged). */
+    if (m->n_added > 1) qsort(m->added, m->n_added, sizeof(*m->added), compare_added_tokens);
 
     free(m->dec_off);
     free(m->dec_len);

@@ -209,7 +209,7 @@ static lm_status bpe_info(void *self, lm_vocab_info *out) {
     out->vocab_size = m->n_ids;
     out->unk_id = m->unk_id;
     out->pad_id = out->bos_id = out->eos_id = out->cls_id = out->sep_id = out->mask_id = -1;
-    for (size_t i = 0; i < m->n_added; i++) {
+    for (size_t i = 0; i < m->n_added; i++) { /* in id order (bpe_model_finish): not the file's order */
         const bpe_added_token *a = &m->added[i];
         if (strcmp(a->content, "<|endoftext|>") == 0) out->bos_id = out->eos_id = a->id;
         if (strcmp(a->content, "<pad>") == 0 || strcmp(a->content, "<|pad|>") == 0 ||
@@ -243,7 +243,7 @@ static lm_status bpe_fingerprint(void *self, uint64_t *hash) {
     }
     for (size_t r = 0; r < m->n_merges; r++)
         if (!m->merge_dead[r]) h = lm_hash64(&m->merge_pairs[r], sizeof(uint64_t), h);
-    for (size_t i = 0; i < m->n_added; i++) {
+    for (size_t i = 0; i < m->n_added; i++) { /* in id order (bpe_model_finish): not the file's order */
         const bpe_added_token *a = &m->added[i];
         int32_t flags[] = {a->id, a->special, a->lstrip, a->rstrip, a->normalized, a->single_word};
         h = lm_hash64(flags, sizeof(flags), h);

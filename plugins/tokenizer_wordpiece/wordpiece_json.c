@@ -12,6 +12,7 @@
 
 #include "lmcore/json.h"
 #include "lmcore/log.h"
+#include "unicode.h"
 #include "wordpiece.h"
 
 #define FORMAT_ERROR(path, ...) format_error(path, __VA_ARGS__)
@@ -140,6 +141,17 @@ static lm_status read_decoder(wp_tokenizer *t, const char *path, const lm_json *
     return LM_OK;
 }
 
+/* Save writes vocabulary keys and the unknown token as C strings, which
+ * U+0000 would cut short: such a token is refused on loading (HF accepts it,
+ * but no real vocabulary holds one; BertNormalizer's clean_text removes it). */
+static lm_status refuse_nul(const char *path, const char *what, const char *token, size_t len) {
+    const char *nul = memchr(token, '\0', len);
+    if (!nul) return LM_OK;
+    size_t before = (size_t)(nul - token), after = len - before - 1;
+    return FORMAT_ERROR(path, "%s '%.*s\\u0000%.*s' holds U+0000 (a NUL character), which lmcore cannot save: remove it",
+                        what, (int)(before > 60 ? 60 : before), token, (int)(after > 60 ? 60 : after), nul + 1);
+}
+
 /* Ids are dense in every real file: an id beyond the number of tokens in the
  * file is refused rather than allocating a table for it. */
 static lm_status read_model(wp_tokenizer *t, const char *path, const lm_json *m, int64_t id_limit) {
@@ -156,9 +168,14 @@ static lm_status read_model(wp_tokenizer *t, const char *path, const lm_json *m,
         size_t len;
         const char *tok = lm_json_key_at(vocab, i, &len);
         const lm_json *id = lm_json_at(vocab, i);
-        if (!lm_json_is_integer(id) || lm_json_int(id) < 0 || lm_json_int(id) >= id_limit)
-            return FORMAT_ERROR(path, "model.vocab['%.*s'] is not a valid token id (0..%lld)", (int)(len > 60 ? 60 : len),
-                                tok, (long long)id_limit - 1);
+        if (!lm_json_is_integer(id))
+            return FORMAT_ERROR(path, "model.vocab['%.*s'] is not a valid token id (0..%lld): ids are integers",
+                                (int)(len > 60 ? 60 : len), tok, (long long)id_limit - 1);
+        if (lm_json_int(id) < 0 || lm_json_int(id) >= id_limit)
+            return FORMAT_ERROR(path, "model.vocab['%.*s'] has id %lld, which is not a valid token id (0..%lld: the "
+                                "file lists %lld token(s))", (int)(len > 60 ? 60 : len), tok, (long long)lm_json_int(id),
+                                (long long)id_limit - 1, (long long)id_limit);
+        LM_TRY(refuse_nul(path, "model.vocab token", tok, len));
         if (wp_vocab_put(&t->vocab, tok, len, (int32_t)lm_json_int(id)) != LM_OK) {
             if (lm_error_status() == LM_ERR_NOMEM) return LM_ERR_NOMEM;
             return FORMAT_ERROR(path, "model.vocab: %s", lm_error_message());
@@ -167,6 +184,7 @@ static lm_status read_model(wp_tokenizer *t, const char *path, const lm_json *m,
     const char *unk = "[UNK]", *prefix = "##";
     size_t unk_len = 5, prefix_len = 2;
     LM_TRY(get_string(path, m, "model", "unk_token", &unk, &unk_len));
+    LM_TRY(refuse_nul(path, "model.unk_token", unk, unk_len));
     LM_TRY(get_string(path, m, "model", "continuing_subword_prefix", &prefix, &prefix_len));
     if (prefix_len >= sizeof t->prefix) return FORMAT_ERROR(path, "model.continuing_subword_prefix is too long");
     memcpy(t->prefix, prefix, prefix_len);
@@ -194,8 +212,13 @@ static lm_status read_added_tokens(wp_tokenizer *t, const char *path, const lm_j
         const char *content = NULL;
         size_t len = 0;
         LM_TRY(get_string(path, a, "added_tokens[]", "content", &content, &len));
-        if (!content || !lm_json_is_integer(id) || lm_json_int(id) < 0 || lm_json_int(id) >= id_limit)
-            return FORMAT_ERROR(path, "added_tokens[%zu] needs a content string and a valid id", i);
+        if (!content || !lm_json_is_integer(id))
+            return FORMAT_ERROR(path, "added_tokens[%zu] needs a content string and an integer id", i);
+        if (lm_json_int(id) < 0 || lm_json_int(id) >= id_limit)
+            return FORMAT_ERROR(path, "added_tokens[%zu] '%.*s' has id %lld, which is not a valid token id (0..%lld: "
+                                "the file lists %lld token(s))", i, (int)(len > 60 ? 60 : len), content,
+                                (long long)lm_json_int(id), (long long)id_limit - 1, (long long)id_limit);
+        LM_TRY(refuse_nul(path, "added token", content, len));
         int special = 0, normalized = 0, lstrip = 0, rstrip = 0, single_word = 0;
         LM_TRY(get_bool(path, a, "added_tokens[]", "special", &special));
         LM_TRY(get_bool(path, a, "added_tokens[]", "normalized", &normalized));
@@ -272,6 +295,12 @@ static lm_status load_vocab_txt(wp_tokenizer *t, const char *path) {
         while (len && isspace((unsigned char)text.data[start + len - 1])) len--;
         if (memchr(text.data + start, '\0', len)) {
             status = FORMAT_ERROR(path, "line %zu holds a NUL byte: this is not a vocab.txt", line + 1);
+            goto fail;
+        }
+        /* HF cannot read such a file either; accepting it would save the bad
+         * bytes as U+FFFD, a different tokenizer. */
+        if (!lm_utf8_valid((const unsigned char *)text.data + start, len)) {
+            status = FORMAT_ERROR(path, "line %zu is not valid UTF-8: a vocab.txt is UTF-8 text", line + 1);
             goto fail;
         }
         if (wp_vocab_put(&t->vocab, text.data + start, len, (int32_t)line) != LM_OK) {

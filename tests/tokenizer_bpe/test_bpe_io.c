@@ -299,10 +299,12 @@ Suite *bpe_io_suite(void) {
 }
 
 Suite *bpe_parity_suite(void);
+Suite *bpe_load_checks_suite(void);
 
 int main(void) {
     SRunner *runner = srunner_create(bpe_parity_suite());
     srunner_add_suite(runner, bpe_io_suite());
+    srunner_add_suite(runner, bpe_load_checks_suite());
     srunner_run_all(runner, CK_NORMAL);
     int failed = srunner_ntests_failed(runner);
     srunner_free(runner);

@@ -277,6 +277,63 @@ START_TEST(test_max_input_chars) {
 }
 END_TEST
 
+/* Fuzzer findings (docs/fuzzing.md).  A tokenizer.json around a model.vocab
+ * object text, an added_tokens array text and the unk_token. */
+#define WP_JSON(vocab, added, unk)                                                                                  \
+    "{\"added_tokens\": [" added "], \"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"}, \"model\": "               \
+    "{\"type\": \"WordPiece\", \"unk_token\": \"" unk "\", \"vocab\": {" vocab "}}}"
+
+/* F2: save writes vocabulary keys and the unknown token as C strings, so a
+ * token holding U+0000 came back cut short (a duplicate key): refused. */
+START_TEST(test_nul_in_tokens_refused) {
+    const char *nul_vocab = WP_JSON("\"[UNK]\": 0, \"a\\u0000b\": 1", "", "[UNK]");
+    expect_load_error(write_temp("nulvocab.json", nul_vocab, strlen(nul_vocab)), LM_ERR_FORMAT, "U+0000");
+    ck_assert_ptr_nonnull(strstr(lm_error_message(), "nulvocab.json"));
+    ck_assert_ptr_nonnull(strstr(lm_error_message(), "model.vocab token 'a\\u0000b'"));
+    const char *nul_added = WP_JSON("\"[UNK]\": 0", "{\"id\": 1, \"content\": \"[X\\u0000]\", \"special\": true}", "[UNK]");
+    expect_load_error(write_temp("nuladded.json", nul_added, strlen(nul_added)), LM_ERR_FORMAT, "U+0000");
+    ck_assert_ptr_nonnull(strstr(lm_error_message(), "added token"));
+    /* "a\0b" as the unknown token would come back as "a", another token. */
+    const char *nul_unk = WP_JSON("\"[UNK]\": 0, \"a\": 1", "", "a\\u0000b");
+    expect_load_error(write_temp("nulunk.json", nul_unk, strlen(nul_unk)), LM_ERR_FORMAT, "U+0000");
+    ck_assert_ptr_nonnull(strstr(lm_error_message(), "unk_token"));
+}
+END_TEST
+
+/* F3: a vocab.txt line that is not UTF-8 was accepted and saved as U+FFFD
+ * (another tokenizer); HF cannot read such a file at all. */
+START_TEST(test_vocab_txt_invalid_utf8_refused) {
+    static const char stray[] = "[UNK]\n##ce\xf3\nok\n";
+    expect_load_error(write_temp("bad1.txt", stray, sizeof stray - 1), LM_ERR_FORMAT, "line 2");
+    ck_assert_ptr_nonnull(strstr(lm_error_message(), "UTF-8"));
+    ck_assert_ptr_nonnull(strstr(lm_error_message(), "bad1.txt"));
+    static const char surrogate[] = "[UNK]\na\nb\n\xed\xa0\x80\n"; /* U+D800 encoded */
+    expect_load_error(write_temp("bad2.txt", surrogate, sizeof surrogate - 1), LM_ERR_FORMAT, "line 4");
+    static const char truncated[] = "[UNK]\n\xe6\x97"; /* the last line, without its last byte */
+    expect_load_error(write_temp("bad3.txt", truncated, sizeof truncated - 1), LM_ERR_FORMAT, "line 2");
+    static const char good[] = "[UNK]\ncaf\xc3\xa9\n##\xe6\x97\xa5\n";
+    void *tok = wp_open_path(write_temp("good.txt", good, sizeof good - 1));
+    int32_t id = -1;
+    ck_assert_int_eq(wp_plugin()->token_to_id(tok, "##\xe6\x97\xa5", 5, &id), LM_OK);
+    ck_assert_int_eq(id, 2);
+    wp_plugin()->destroy(tok);
+}
+END_TEST
+
+/* F6 (the BPE plugin's): WordPiece already refused ids beyond the number of
+ * tokens in the file; its message names the token and the id. */
+START_TEST(test_sparse_ids_named) {
+    const char *huge_added = WP_JSON("\"[UNK]\": 0", "{\"id\": 2000000000, \"content\": \"[BIG]\", \"special\": true}",
+                                     "[UNK]");
+    expect_load_error(write_temp("hugeadded.json", huge_added, strlen(huge_added)), LM_ERR_FORMAT, "id 2000000000");
+    ck_assert_ptr_nonnull(strstr(lm_error_message(), "'[BIG]'"));
+    ck_assert_ptr_nonnull(strstr(lm_error_message(), "0..1"));
+    const char *huge_vocab = WP_JSON("\"[UNK]\": 0, \"a\": 2000000000", "", "[UNK]");
+    expect_load_error(write_temp("hugevocab.json", huge_vocab, strlen(huge_vocab)), LM_ERR_FORMAT, "id 2000000000");
+    ck_assert_ptr_nonnull(strstr(lm_error_message(), "'a'"));
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("tokenizer_wordpiece_errors");
     TCase *tc = tcase_create("errors");
@@ -290,6 +347,9 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_untrained_and_loaded_misuse);
     tcase_add_test(tc, test_interrupt_then_retrain);
     tcase_add_test(tc, test_max_input_chars);
+    tcase_add_test(tc, test_nul_in_tokens_refused);
+    tcase_add_test(tc, test_vocab_txt_invalid_utf8_refused);
+    tcase_add_test(tc, test_sparse_ids_named);
     suite_add_tcase(s, tc);
     return s;
 }
