@@ -85,6 +85,15 @@ typedef struct lm_backend_ops {
     lm_status (*sum_squares_to_host)(lm_backend *be, const float *x, size_t n, double *out);
     void (*adamw)(lm_backend *be, float *param, const float *grad, float *m, float *v, size_t n, float lr,
                   float beta1, float beta2, float eps, float weight_decay, float grad_scale, int64_t t);
+
+    /* ---- incremental decoding with a key/value cache (generate_step) ---- */
+    void (*kv_cache_append)(lm_backend *be, float *k_cache, float *v_cache, const float *k, const float *v,
+                            int stride, int pos, int n, int C);
+    void (*attention_cached_forward)(lm_backend *be, float *out, float *att, const float *q, const float *k_cache,
+                                     const float *v_cache, int stride, int pos, int n, int C, int NH);
+    /* matmul_forward for the few rows of a decoding step. */
+    void (*matvec_forward)(lm_backend *be, float *out, const float *inp, const float *weight, const float *bias,
+                           int N, int IC, int OC, lm_weight_layout layout);
 } lm_backend_ops;
 
 struct lm_backend {

@@ -107,6 +107,28 @@ double lm_cpu_sum_squares(const float *x, size_t n);
 void lm_cpu_adamw(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1, float beta2,
                   float eps, float weight_decay, float grad_scale, int64_t t);
 
+/* ---- incremental decoding (key/value cache, one sequence) ----------------- */
+/* Appends n positions to a cache: k_cache[pos+i, :] = k[i*stride .. +C) and
+ * v_cache[pos+i, :] = v[i*stride .. +C) for i < n.  The caches are
+ * [max_tokens, C] rows (row stride C); k, v point at [n, *] rows `stride`
+ * floats apart (GPT-2: k = qkv + C, v = qkv + 2C, stride = 3C). */
+void lm_cpu_kv_cache_append(float *k_cache, float *v_cache, const float *k, const float *v, int stride, int pos,
+                            int n, int C);
+/* Causal multi-head attention of the n queries at positions pos..pos+n-1
+ * (q: [n, *] rows `stride` floats apart) over the pos+n cached keys and
+ * values (k_cache, v_cache: rows C apart, filled up to row pos+n-1): query i
+ * sees keys 0..pos+i, as row pos+i of lm_cpu_attention_forward with
+ * causal = 1, no key mask and no dropout.  out: [n, C].  att: [NH, n, pos+n]
+ * probabilities (hidden keys exactly 0); the scores are computed in place
+ * there, so it is also the op's scratch. */
+void lm_cpu_attention_cached_forward(float *out, float *att, const float *q, const float *k_cache,
+                                     const float *v_cache, int stride, int pos, int n, int C, int NH);
+/* lm_cpu_matmul_forward's result for a few rows (a decoding step), as one
+ * matrix-vector product per row: the weight is read in place, without the
+ * packing a GEMM does (which costs more than the product when N is 1). */
+void lm_cpu_matvec_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int IC,
+                           int OC, lm_weight_layout layout);
+
 #ifdef __cplusplus
 }
 #endif

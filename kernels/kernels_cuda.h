@@ -120,6 +120,15 @@ void lm_cuda_sum_squares(lm_cuda_ctx *ctx, double *out_device, const float *x, s
 void lm_cuda_adamw(lm_cuda_ctx *ctx, float *param, const float *grad, float *m, float *v, size_t n, float lr,
                    float beta1, float beta2, float eps, float weight_decay, float grad_scale, int64_t t);
 
+/* ---- incremental decoding (key/value cache) ------------------------------------------------ */
+void lm_cuda_kv_cache_append(lm_cuda_ctx *ctx, float *k_cache, float *v_cache, const float *k, const float *v,
+                             int stride, int pos, int n, int C);
+void lm_cuda_attention_cached_forward(lm_cuda_ctx *ctx, float *out, float *att, const float *q, const float *k_cache,
+                                      const float *v_cache, int stride, int pos, int n, int C, int NH);
+/* cuBLASLt already runs a one-row product well: this is lm_cuda_matmul_forward. */
+void lm_cuda_matvec_forward(lm_cuda_ctx *ctx, float *out, const float *inp, const float *weight, const float *bias,
+                            int N, int IC, int OC, lm_weight_layout layout);
+
 #ifdef __cplusplus
 }
 #endif

@@ -194,6 +194,24 @@ static void cpu_adamw(lm_backend *be, float *param, const float *grad, float *m,
     lm_cpu_adamw(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, grad_scale, t);
 }
 
+static void cpu_kv_cache_append(lm_backend *be, float *k_cache, float *v_cache, const float *k, const float *v,
+                                int stride, int pos, int n, int C) {
+    (void)be;
+    lm_cpu_kv_cache_append(k_cache, v_cache, k, v, stride, pos, n, C);
+}
+
+static void cpu_attention_cached_forward(lm_backend *be, float *out, float *att, const float *q, const float *k_cache,
+                                         const float *v_cache, int stride, int pos, int n, int C, int NH) {
+    (void)be;
+    lm_cpu_attention_cached_forward(out, att, q, k_cache, v_cache, stride, pos, n, C, NH);
+}
+
+static void cpu_matvec_forward(lm_backend *be, float *out, const float *inp, const float *weight, const float *bias,
+                               int N, int IC, int OC, lm_weight_layout layout) {
+    (void)be;
+    lm_cpu_matvec_forward(out, inp, weight, bias, N, IC, OC, layout);
+}
+
 static const lm_backend_ops cpu_ops = {
     .destroy = cpu_destroy,
     .describe = cpu_describe,
@@ -223,6 +241,9 @@ static const lm_backend_ops cpu_ops = {
     .sum_to_host = cpu_sum_to_host,
     .sum_squares_to_host = cpu_sum_squares_to_host,
     .adamw = cpu_adamw,
+    .kv_cache_append = cpu_kv_cache_append,
+    .attention_cached_forward = cpu_attention_cached_forward,
+    .matvec_forward = cpu_matvec_forward,
 };
 
 lm_status lm_backend_cpu_create(lm_backend **out, int threads) {

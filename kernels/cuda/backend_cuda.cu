@@ -232,6 +232,21 @@ static void cuda_adamw(lm_backend *be, float *param, const float *grad, float *m
     lm_cuda_adamw(ctx_of(be), param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, grad_scale, t);
 }
 
+static void cuda_kv_cache_append(lm_backend *be, float *k_cache, float *v_cache, const float *k, const float *v,
+                                 int stride, int pos, int n, int C) {
+    lm_cuda_kv_cache_append(ctx_of(be), k_cache, v_cache, k, v, stride, pos, n, C);
+}
+
+static void cuda_attention_cached_forward(lm_backend *be, float *out, float *att, const float *q, const float *k_cache,
+                                          const float *v_cache, int stride, int pos, int n, int C, int NH) {
+    lm_cuda_attention_cached_forward(ctx_of(be), out, att, q, k_cache, v_cache, stride, pos, n, C, NH);
+}
+
+static void cuda_matvec_forward(lm_backend *be, float *out, const float *inp, const float *weight, const float *bias,
+                                int N, int IC, int OC, lm_weight_layout layout) {
+    lm_cuda_matvec_forward(ctx_of(be), out, inp, weight, bias, N, IC, OC, layout);
+}
+
 static lm_backend_ops make_cuda_ops(void) {
     lm_backend_ops ops;
     memset(&ops, 0, sizeof ops);
@@ -263,6 +278,9 @@ static lm_backend_ops make_cuda_ops(void) {
     ops.sum_to_host = cuda_sum_to_host;
     ops.sum_squares_to_host = cuda_sum_squares_to_host;
     ops.adamw = cuda_adamw;
+    ops.kv_cache_append = cuda_kv_cache_append;
+    ops.attention_cached_forward = cuda_attention_cached_forward;
+    ops.matvec_forward = cuda_matvec_forward;
     return ops;
 }
 

@@ -82,6 +82,28 @@ typedef struct gpt2_acts {
     int32_t *ids, *labels, *key_mask; /* [N] device copies of the batch */
 } gpt2_acts;
 
+/* Incremental decoding of one sequence (gpt2_generate.c): per-layer key and
+ * value caches plus the activations of up to max_tokens new positions, in
+ * one allocation that only grows; the attention probabilities of a step
+ * ([NH, n, pos+n]) in a second one, grown when a long prompt needs it. */
+typedef struct gpt2_generation {
+    int32_t max_tokens; /* of the last generate_reset; 0: none, or invalidated */
+    int32_t pos;        /* positions in the caches */
+    float *memory;
+    size_t capacity;    /* floats */
+    float *k_cache, *v_cache;   /* [L, max_tokens, C] */
+    float *x, *h;               /* [max_tokens, C] residual stream: block input, after attention */
+    float *ln, *mean, *rstd;    /* [max_tokens, C], [max_tokens] x 2 */
+    float *qkv;                 /* [max_tokens, 3C] */
+    float *atty, *proj;         /* [max_tokens, C] */
+    float *fch, *fch_gelu;      /* [max_tokens, H] */
+    float *logits;              /* [V] of the last position */
+    float *att;                 /* [NH, n, pos+n] */
+    size_t att_capacity;        /* floats */
+    int32_t *ids;               /* [max_tokens] */
+    size_t ids_capacity;        /* int32s */
+} gpt2_generation;
+
 typedef struct gpt2_model {
     gpt2_config config;
     lm_backend *backend;
@@ -108,6 +130,8 @@ typedef struct gpt2_model {
     int64_t n_targets;
     float embd_p, attn_p, resid_p; /* dropout probabilities used */
     uint64_t seed, step;
+
+    gpt2_generation gen; /* separate from the training activations */
 } gpt2_model;
 
 /* Float pointer of tensor `index` inside a flat buffer. */
@@ -125,5 +149,12 @@ static inline uint64_t gpt2_dropout_stream(uint64_t step, int site) {
 lm_status gpt2_forward(gpt2_model *m, const lm_batch *batch, float *loss);
 lm_status gpt2_backward(gpt2_model *m, float loss_scale);
 void gpt2_acts_free(gpt2_model *m);
+
+/* The ABI 1.1 generate_reset / generate_step slots (gpt2_generate.c). */
+lm_status gpt2_generate_reset(gpt2_model *m, int32_t max_tokens);
+lm_status gpt2_generate_step(gpt2_model *m, const int32_t *ids, int32_t n, float *logits);
+/* The weights changed: the caches no longer match them (reset required). */
+void gpt2_generate_invalidate(gpt2_model *m);
+void gpt2_generate_free(gpt2_model *m);
 
 #endif

@@ -1,8 +1,8 @@
 /* The arch_gpt2 plugin: GPT2LMHeadModel with Hugging Face names and layouts.
  *
  * This file builds the parameter table, owns the backend and the flat
- * buffers, and fills the architecture vtable; the math is in gpt2_forward.c
- * and gpt2_backward.c. */
+ * buffers, and fills the architecture vtable; the math is in gpt2_forward.c,
+ * gpt2_backward.c and gpt2_generate.c (incremental decoding). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +62,7 @@ static lm_status build_param_table(gpt2_model *m) {
 static void gpt2_destroy(void *self) {
     gpt2_model *m = self;
     if (!m) return;
+    gpt2_generate_free(m);
     gpt2_acts_free(m);
     model_buffers_free(&m->buffers);
     param_table_free(&m->table);
@@ -115,6 +116,7 @@ static lm_status gpt2_params(void *self, const lm_param_desc **list, size_t *n) 
 static lm_status gpt2_init_weights(void *self, uint64_t seed) {
     gpt2_model *m = self;
     m->has_targets = 0;
+    gpt2_generate_invalidate(m);
     return model_buffers_init_weights(&m->buffers, &m->table, seed);
 }
 
@@ -136,6 +138,7 @@ static lm_status gpt2_grad_norm(void *self, float *norm) {
 }
 
 static lm_status gpt2_optimizer_step(void *self, const lm_optim_params *p) {
+    gpt2_generate_invalidate(self);
     return model_buffers_adamw(&((gpt2_model *)self)->buffers, p);
 }
 
@@ -160,12 +163,23 @@ static lm_status gpt2_read_buffer(void *self, lm_param_buffer which, float *dst)
 
 static lm_status gpt2_write_buffer(void *self, lm_param_buffer which, const float *src) {
     gpt2_model *m = self;
-    if (which == LM_BUFFER_PARAMS) m->has_targets = 0; /* saved activations no longer match */
+    if (which == LM_BUFFER_PARAMS) {
+        m->has_targets = 0; /* saved activations no longer match */
+        gpt2_generate_invalidate(m);
+    }
     return model_buffers_write(&m->buffers, which, src);
 }
 
 static lm_status gpt2_hf_config(void *self, lm_buffer *out) {
     return gpt2_config_write_hf(&((gpt2_model *)self)->config, out);
+}
+
+static lm_status gpt2_generate_reset_slot(void *self, int32_t max_tokens) {
+    return gpt2_generate_reset(self, max_tokens);
+}
+
+static lm_status gpt2_generate_step_slot(void *self, const int32_t *ids, int32_t n, float *logits) {
+    return gpt2_generate_step(self, ids, n, logits);
 }
 
 static const lm_architecture_vtable gpt2_vtable = {
@@ -184,8 +198,11 @@ static const lm_architecture_vtable gpt2_vtable = {
     .read_buffer = gpt2_read_buffer,
     .write_buffer = gpt2_write_buffer,
     .hf_config = gpt2_hf_config,
+    .generate_reset = gpt2_generate_reset_slot,
+    .generate_step = gpt2_generate_step_slot,
 };
 
-LM_PLUGIN_DEFINE(LM_KIND_ARCHITECTURE, "gpt2", "1.0.0",
-                 "GPT-2 causal language model (Hugging Face GPT2LMHeadModel names, tied head), CPU or CUDA",
+LM_PLUGIN_DEFINE(LM_KIND_ARCHITECTURE, "gpt2", "1.1.0",
+                 "GPT-2 causal language model (Hugging Face GPT2LMHeadModel names, tied head, KV-cache "
+                 "generation), CPU or CUDA",
                  lm_architecture_vtable, gpt2_vtable)

@@ -180,6 +180,20 @@ main() {
         echo "skipped (no .gpu-data/wiki.test.raw, or LMCORE_BENCH=0)"
     fi
 
+    section "training curves on the GPU (compare with the CPU run of the same command)"
+    if [ -f "$REPO/.gpu-data/wiki.test.raw" ] && [ "${LMCORE_CURVES:-1}" = 1 ]; then
+        for script in gpt2_clm bert_mlm; do
+            (cd "$REPO" && timeout 240 "$KIT/bin/lmcore" --log-level warn run scripts/$script.lua preset=small \
+                data=.gpu-data train_split=test max_steps="${LMCORE_CURVE_STEPS:-150}" eval_max_batches=50 \
+                device=cuda output_dir=/tmp/lmcore-curves/$script cache_dir=/tmp/lmcore-curves/cache) \
+                > /dev/null 2>> "$OUT/curves.txt"
+            echo "$script exit status: $?" >> "$OUT/curves.txt"
+            grep -o '"eval_loss": [0-9.]*\|"perplexity": [0-9.]*\|"device": "[^"]*"' \
+                /tmp/lmcore-curves/$script/results.json 2>/dev/null | sed "s/^/$script /" >> "$OUT/curves.txt"
+        done
+        cat "$OUT/curves.txt"
+    fi
+
     section "summary"
     {
         echo "device: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)"
@@ -187,6 +201,7 @@ main() {
         grep -E '^[0-9]+% tests passed|tests failed|\(Failed\)|\(SEGFAULT\)|\(Timeout\)|Not Run' "$OUT/ctest.log" 2>/dev/null
         grep -E ' FAIL$|Assertion|FAILED|SKIPPED' "$OUT/ctest.log" 2>/dev/null | head -40
         grep -a -E '^(RESULT|RATIO)' "$OUT/bench-results.txt" 2>/dev/null
+        grep -a -E '_(clm|mlm) ' "$OUT/curves.txt" 2>/dev/null
         if [ $rc -eq 0 ]; then echo "GPU TESTS: PASS"; else echo "GPU TESTS: FAIL (status $rc)"; fi
     } | tee "$OUT/summary.txt"
     return $rc
