@@ -191,6 +191,11 @@ main() {
             grep -o '"eval_loss": [0-9.]*\|"perplexity": [0-9.]*\|"device": "[^"]*"' \
                 /tmp/lmcore-curves/$script/results.json 2>/dev/null | sed "s/^/$script /" >> "$OUT/curves.txt"
         done
+        # Generation with the KV cache on the GPU, from the GPT-2 just saved.
+        (cd "$REPO" && timeout 60 "$KIT/bin/lmcore" run scripts/generate.lua model=/tmp/lmcore-curves/gpt2_clm \
+            prompt="The game began development in" max_new_tokens=200 temperature=0 stop_at_eos=false device=cuda) \
+            >> "$OUT/curves.txt" 2>&1
+        echo "generate exit status: $?" >> "$OUT/curves.txt"
         cat "$OUT/curves.txt"
     fi
 
@@ -201,7 +206,7 @@ main() {
         grep -E '^[0-9]+% tests passed|tests failed|\(Failed\)|\(SEGFAULT\)|\(Timeout\)|Not Run' "$OUT/ctest.log" 2>/dev/null
         grep -E ' FAIL$|Assertion|FAILED|SKIPPED' "$OUT/ctest.log" 2>/dev/null | head -40
         grep -a -E '^(RESULT|RATIO)' "$OUT/bench-results.txt" 2>/dev/null
-        grep -a -E '_(clm|mlm) ' "$OUT/curves.txt" 2>/dev/null
+        grep -a -E '_(clm|mlm) |tokens/s|exit status' "$OUT/curves.txt" 2>/dev/null
         if [ $rc -eq 0 ]; then echo "GPU TESTS: PASS"; else echo "GPU TESTS: FAIL (status $rc)"; fi
     } | tee "$OUT/summary.txt"
     return $rc
