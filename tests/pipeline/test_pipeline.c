@@ -105,6 +105,34 @@ START_TEST(shipped_scripts_run_tiny_presets) {
 }
 END_TEST
 
+START_TEST(ctrl_c_saves_a_checkpoint) {
+    char dir[64], cmd[2048];
+    temp_dir(dir, sizeof dir);
+    /* A long run, interrupted with SIGINT once it is training. */
+    snprintf(cmd, sizeof cmd,
+             EXE " run scripts/gpt2_clm.lua preset=tiny data=" DATA " train_split=test max_steps=100000 "
+             "threads=1 log_every=1 output_dir=%s/run cache_dir=%s/cache > %s/out.txt 2>&1 & pid=$!; "
+             "for i in $(seq 1 300); do grep -q '^\\[' %s/out.txt 2>/dev/null && break; sleep 0.1; done; "
+             "kill -INT $pid; wait $pid; echo exit=$?",
+             dir, dir, dir, dir);
+    run(cmd);
+    ck_assert_msg(strstr(output, "exit=130") != NULL, "%s", output);
+    char path[512];
+    snprintf(path, sizeof path, "%s/out.txt", dir);
+    FILE *f = fopen(path, "r");
+    size_t n = fread(output, 1, sizeof output - 1, f);
+    output[n] = '\0';
+    fclose(f);
+    ck_assert_msg(strstr(output, "interrupted by Ctrl-C after step") != NULL, "%s", output);
+    const char *saved = strstr(output, "saved checkpoint ");
+    ck_assert_msg(saved != NULL, "%s", output);
+    char checkpoint[512];
+    ck_assert_int_eq(sscanf(saved, "saved checkpoint %511s", checkpoint), 1);
+    ck_assert(exists(checkpoint, "trainer_state.json") && exists(checkpoint, "optimizer.safetensors"));
+    /* Resuming from such a checkpoint is tested bit-exactly by resume_check.lua. */
+}
+END_TEST
+
 START_TEST(inspect_data_prints_the_four_figures) {
     ck_assert_msg(run(EXE " run scripts/inspect_data.lua data=" DATA " train_split=test vocab_size=1000") == 0, "%s",
                   output);
@@ -154,6 +182,7 @@ int main(void) {
     tcase_add_test(tc, gpt2_resume_is_bit_exact);
     tcase_add_test(tc, bert_resume_is_bit_exact);
     tcase_add_test(tc, shipped_scripts_run_tiny_presets);
+    tcase_add_test(tc, ctrl_c_saves_a_checkpoint);
     tcase_add_test(tc, inspect_data_prints_the_four_figures);
     tcase_add_test(tc, bad_inputs_fail_clearly);
     tcase_add_test(tc, debug_masking_shows_a_block);
