@@ -75,9 +75,13 @@ typedef struct bert_acts {
     float *x0;                              /* [N,C] emb_ln after dropout */
     float *proj;                            /* [N,C] scratch: dense outputs before dropout */
     float *dropped;                         /* [N,C] scratch: dense outputs after dropout */
+    /* MLM head over its rows (bert_head.c): the scored rows when the batch
+     * has labels, else all N; buffers hold N rows, the first head_n used. */
+    float *head_in;                         /* [N,C] gathered encoder-output rows */
+    float *zero_row, *junk_row;             /* [C] the gather's zero "position" row, its gradient sink */
     float *head_dense, *head_gelu;          /* [N,C] */
     float *head_ln, *head_ln_mean, *head_ln_rstd;
-    float *logits;                          /* [N,V]; holds dlogits after backward */
+    float *logits;                          /* [head_n,V] (own allocation); holds dlogits after backward */
     float *losses;                          /* [N] */
     /* backward scratch */
     float *dres_a, *dres_b; /* [N,C] gradients of the residual stream (alternating) */
@@ -86,7 +90,8 @@ typedef struct bert_acts {
     float *dqkv;            /* [3,N,C] */
     float *dinter, *dinter_gelu; /* [N,I] */
     float *datt_scratch;    /* [B,NH,T,T] */
-    int32_t *ids, *labels, *key_mask, *type_ids; /* [N] device copies of the batch */
+    int32_t *ids, *key_mask, *type_ids;     /* [N] device copies of the batch */
+    int32_t *head_rows, *head_labels;       /* [N] scored rows (ascending) and their labels */
 } bert_acts;
 
 typedef struct bert_model {
@@ -103,12 +108,22 @@ typedef struct bert_model {
     bert_acts acts;
     bert_layer_acts *layer_acts; /* num_hidden_layers entries */
     int32_t act_B, act_T;
+    int32_t *host_head_rows, *host_head_labels; /* [N] host side of head_rows / head_labels */
+    size_t host_capacity;                       /* int32s in each */
+    float *logits_memory;                       /* acts.logits */
+    size_t logits_capacity;                     /* rows */
+    float *full_head_memory;                    /* logits() after a sparse forward (bert_head.c) */
+    size_t full_head_capacity;                  /* floats */
 
     /* What the last forward did, for backward. */
     int training;
     int32_t B, T;
     int has_targets;
     int logits_valid;
+    int head_sparse;          /* the head ran on the scored rows only */
+    int32_t head_n;           /* rows the head ran on */
+    const float *encoder_out; /* [N,C] the last layer's output (inside act_memory) */
+    const char *logits_gone;  /* why logits() cannot answer (NULL: it can, when logits_valid) */
     int has_type_ids;
     int batch_has_pad; /* an input id equals pad_token_id (its embedding row gets no gradient) */
     int64_t n_targets;
@@ -130,5 +145,14 @@ static inline uint64_t bert_dropout_stream(uint64_t step, int site) {
 lm_status bert_forward(bert_model *m, const lm_batch *batch, float *loss);
 lm_status bert_backward(bert_model *m, float loss_scale);
 void bert_acts_free(bert_model *m);
+
+/* The MLM head (bert_head.c).  Forward: with labels, on the n_targets
+ * scored rows of encoder_out, writing their mean loss; without, logits for
+ * every row.  Backward: leaves d(encoder output) [N,C] in acts.dres_a.
+ * download_logits: the [B,T,V] logits of the last forward. */
+lm_status bert_head_forward(bert_model *m, const lm_batch *batch, int64_t n_targets, double *loss_sum);
+void bert_head_backward(bert_model *m, float loss_scale);
+lm_status bert_head_download_logits(bert_model *m, float *out);
+void bert_head_free(bert_model *m);
 
 #endif

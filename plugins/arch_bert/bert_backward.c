@@ -7,8 +7,9 @@
  * through the LayerNorms, so two buffers alternate: dres_a holds the
  * gradient of a layer's output, dres_b the gradient of its inner LayerNorm's
  * output, and dres_a (zeroed again) ends as the gradient of the layer's
- * input.  The logits buffer receives dlogits in place, so logits() is only
- * valid between forward and backward.
+ * input.  The MLM head (bert_head.c) goes first and leaves the gradient of
+ * the encoder output in dres_a; its logits buffer receives dlogits in place,
+ * so logits() is only valid between forward and backward.
  *
  * The word embeddings receive two gradients: the decoder's (tied head) and
  * the lookup's.  nn.Embedding(padding_idx=pad_token_id) gives the padding
@@ -66,7 +67,7 @@ lm_status bert_backward(bert_model *m, float loss_scale) {
     lm_backend *be = m->backend;
     const lm_backend_ops *ops = be->ops;
     const int B = m->B, T = m->T, N = B * T;
-    const int C = c->hidden_size, I = c->intermediate_size, V = c->vocab_size, NH = c->num_attention_heads;
+    const int C = c->hidden_size, I = c->intermediate_size, NH = c->num_attention_heads;
     const int L = c->num_hidden_layers, tanh_gelu = c->gelu_tanh;
     const size_t NC = (size_t)N * (size_t)C, NI = (size_t)N * (size_t)I;
     const uint64_t seed = m->seed, step = m->step;
@@ -74,29 +75,13 @@ lm_status bert_backward(bert_model *m, float loss_scale) {
     float *params = m->buffers.params, *grads = m->buffers.grads;
     m->has_targets = 0;
     m->logits_valid = 0;
+    m->logits_gone = "backward has overwritten the logits of the last forward with their gradients: read them "
+                     "between forward and backward";
 #define P(index) bert_tensor(m, params, (index))
 #define G(index) bert_tensor(m, grads, (index))
 
-    /* d(mean loss * loss_scale)/dlogits, written over the logits. */
-    ops->crossentropy_backward(be, a->logits, a->logits, a->labels, loss_scale / (float)m->n_targets, N, V);
-
-    /* MLM head, top down; datty and dbranch serve as scratch here. */
-    float *dhead_ln = a->datty, *dhead_gelu = a->dbranch, *dhead_dense = a->dres_b;
-    ops->zero(be, dhead_ln, NC * sizeof(float));
-    ops->matmul_backward(be, dhead_ln, G(BERT_WORD_EMB), G(BERT_HEAD_TENSOR(L, BERT_HEAD_BIAS)), a->logits,
-                         a->head_ln, P(BERT_WORD_EMB), N, C, V, LM_W_OUT_IN);
-    ops->zero(be, dhead_gelu, NC * sizeof(float));
-    ops->layernorm_backward(be, dhead_gelu, G(BERT_HEAD_TENSOR(L, BERT_HEAD_LN_W)),
-                            G(BERT_HEAD_TENSOR(L, BERT_HEAD_LN_B)), dhead_ln, a->head_gelu,
-                            P(BERT_HEAD_TENSOR(L, BERT_HEAD_LN_W)), a->head_ln_mean, a->head_ln_rstd, N, C);
-    ops->zero(be, dhead_dense, NC * sizeof(float));
-    ops->gelu_backward(be, dhead_dense, a->head_dense, dhead_gelu, NC, tanh_gelu);
+    bert_head_backward(m, loss_scale);
     const float *x0 = m->hidden_p > 0.0f ? a->x0 : a->emb_ln;
-    const float *encoder_out = L > 0 ? m->layer_acts[L - 1].ln2 : x0;
-    ops->zero(be, a->dres_a, NC * sizeof(float));
-    ops->matmul_backward(be, a->dres_a, G(BERT_HEAD_TENSOR(L, BERT_HEAD_DENSE_W)),
-                         G(BERT_HEAD_TENSOR(L, BERT_HEAD_DENSE_B)), dhead_dense, encoder_out,
-                         P(BERT_HEAD_TENSOR(L, BERT_HEAD_DENSE_W)), N, C, C, LM_W_OUT_IN);
 
     float *dqkv[3] = {a->dqkv, a->dqkv + NC, a->dqkv + 2 * NC};
     for (int l = L - 1; l >= 0; l--) {

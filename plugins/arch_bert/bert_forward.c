@@ -8,9 +8,12 @@
  *   loss = mean cross-entropy over the labels that are not -100
  *
  * Attention is bidirectional; padding keys (attention_mask 0) are hidden
- * from every query, as Hugging Face's extended attention mask does.
- * Activations needed by backward live in one float allocation carved per
- * (B, T); it only grows, so alternating batch shapes do not reallocate. */
+ * from every query, as Hugging Face's extended attention mask does.  The
+ * MLM head and the loss are in bert_head.c (with labels, the head runs on
+ * the scored positions only).  Activations needed by backward live in one
+ * float allocation carved per (B, T) (the logits have their own, sized by
+ * the rows the head runs on); both only grow, so alternating batch shapes
+ * do not reallocate. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +40,7 @@ static float *take(carver *c, size_t n) {
 static size_t carve_acts(bert_model *m, float *base, int B, int T) {
     const bert_config *c = &m->config;
     const size_t N = (size_t)B * (size_t)T, C = (size_t)c->hidden_size, I = (size_t)c->intermediate_size;
-    const size_t V = (size_t)c->vocab_size, att = (size_t)B * (size_t)c->num_attention_heads * (size_t)T * (size_t)T;
+    const size_t att = (size_t)B * (size_t)c->num_attention_heads * (size_t)T * (size_t)T;
     carver cv = {base, 0};
     bert_acts *a = &m->acts;
     a->emb = take(&cv, N * C);
@@ -66,12 +69,14 @@ static size_t carve_acts(bert_model *m, float *base, int B, int T) {
     }
     a->proj = take(&cv, N * C);
     a->dropped = take(&cv, N * C);
+    a->head_in = take(&cv, N * C);
+    a->zero_row = take(&cv, C);
+    a->junk_row = take(&cv, C);
     a->head_dense = take(&cv, N * C);
     a->head_gelu = take(&cv, N * C);
     a->head_ln = take(&cv, N * C);
     a->head_ln_mean = take(&cv, N);
     a->head_ln_rstd = take(&cv, N);
-    a->logits = take(&cv, N * V);
     a->losses = take(&cv, N);
     a->dres_a = take(&cv, N * C);
     a->dres_b = take(&cv, N * C);
@@ -89,11 +94,16 @@ void bert_acts_free(bert_model *m) {
         if (m->act_memory) m->backend->ops->free(m->backend, m->act_memory);
         if (m->int_memory) m->backend->ops->free(m->backend, m->int_memory);
     }
+    bert_head_free(m);
     free(m->layer_acts);
+    free(m->host_head_rows);
+    free(m->host_head_labels);
     m->act_memory = NULL;
     m->int_memory = NULL;
     m->layer_acts = NULL;
-    m->act_capacity = m->int_capacity = 0;
+    m->host_head_rows = m->host_head_labels = NULL;
+    m->act_capacity = m->int_capacity = m->host_capacity = 0;
+    m->encoder_out = NULL;
     m->act_B = m->act_T = 0;
     memset(&m->acts, 0, sizeof m->acts);
 }
@@ -117,18 +127,29 @@ static lm_status ensure_acts(bert_model *m, int B, int T) {
         m->act_capacity = need;
     }
     const size_t stride = round_up_16((size_t)B * (size_t)T);
-    if (4 * stride > m->int_capacity) {
+    if (5 * stride > m->int_capacity) {
         if (m->int_memory) be->ops->free(be, m->int_memory);
         m->int_memory = NULL;
         m->int_capacity = 0;
-        LM_TRY(be->ops->alloc(be, (void **)&m->int_memory, 4 * stride * sizeof(int32_t), "BERT batch ids"));
-        m->int_capacity = 4 * stride;
+        LM_TRY(be->ops->alloc(be, (void **)&m->int_memory, 5 * stride * sizeof(int32_t), "BERT batch ids"));
+        m->int_capacity = 5 * stride;
+    }
+    if (stride > m->host_capacity) {
+        free(m->host_head_rows);
+        free(m->host_head_labels);
+        m->host_head_rows = malloc(stride * sizeof(int32_t));
+        m->host_head_labels = malloc(stride * sizeof(int32_t));
+        m->host_capacity = m->host_head_rows && m->host_head_labels ? stride : 0;
+        if (!m->host_capacity) return lm_error_set(LM_ERR_NOMEM, "out of memory for the BERT scored-row lists");
     }
     carve_acts(m, m->act_memory, B, T);
+    /* The carve moves with (B, T) over memory earlier shapes wrote. */
+    be->ops->zero(be, m->acts.zero_row, (size_t)m->config.hidden_size * sizeof(float));
     m->acts.ids = m->int_memory;
-    m->acts.labels = m->int_memory + stride;
-    m->acts.key_mask = m->int_memory + 2 * stride;
-    m->acts.type_ids = m->int_memory + 3 * stride;
+    m->acts.key_mask = m->int_memory + stride;
+    m->acts.type_ids = m->int_memory + 2 * stride;
+    m->acts.head_rows = m->int_memory + 3 * stride;
+    m->acts.head_labels = m->int_memory + 4 * stride;
     m->act_B = B;
     m->act_T = T;
     return LM_OK;
@@ -211,7 +232,7 @@ lm_status bert_forward(bert_model *m, const lm_batch *batch, float *loss) {
     m->logits_valid = 0;
     LM_TRY(check_batch(m, batch, &n_targets));
     const int B = batch->B, T = batch->T, N = B * T;
-    const int C = c->hidden_size, I = c->intermediate_size, V = c->vocab_size, NH = c->num_attention_heads;
+    const int C = c->hidden_size, I = c->intermediate_size, NH = c->num_attention_heads;
     const int L = c->num_hidden_layers, tanh_gelu = c->gelu_tanh;
     const float eps = (float)c->layer_norm_eps;
     LM_TRY(ensure_acts(m, B, T));
@@ -219,7 +240,6 @@ lm_status bert_forward(bert_model *m, const lm_batch *batch, float *loss) {
 
     const size_t id_bytes = (size_t)N * sizeof(int32_t);
     LM_TRY(ops->upload(be, a->ids, batch->input_ids, id_bytes));
-    if (batch->labels) LM_TRY(ops->upload(be, a->labels, batch->labels, id_bytes));
     if (batch->attention_mask) LM_TRY(ops->upload(be, a->key_mask, batch->attention_mask, id_bytes));
     if (batch->token_type_ids) LM_TRY(ops->upload(be, a->type_ids, batch->token_type_ids, id_bytes));
     const int32_t *key_mask = batch->attention_mask ? a->key_mask : NULL;
@@ -271,26 +291,16 @@ lm_status bert_forward(bert_model *m, const lm_batch *batch, float *loss) {
 #undef W
     }
 
-    /* MLM head: transform (dense, gelu, LayerNorm), then the decoder tied to
-     * the word embeddings ([V, C] = an [out, in] weight) with its own bias. */
-#define HEAD(k) P(BERT_HEAD_TENSOR(L, k))
-    ops->matmul_forward(be, a->head_dense, x, HEAD(BERT_HEAD_DENSE_W), HEAD(BERT_HEAD_DENSE_B), N, C, C,
-                        LM_W_OUT_IN);
-    ops->gelu_forward(be, a->head_gelu, a->head_dense, NC, tanh_gelu);
-    ops->layernorm_forward(be, a->head_ln, a->head_ln_mean, a->head_ln_rstd, a->head_gelu, HEAD(BERT_HEAD_LN_W),
-                           HEAD(BERT_HEAD_LN_B), N, C, eps);
-    ops->matmul_forward(be, a->logits, a->head_ln, P(BERT_WORD_EMB), HEAD(BERT_HEAD_BIAS), N, C, V, LM_W_OUT_IN);
-#undef HEAD
 #undef P
+    m->encoder_out = x;
+    double sum = 0.0;
+    LM_TRY(bert_head_forward(m, batch, n_targets, &sum));
     m->logits_valid = 1;
-
+    m->logits_gone = NULL;
     if (!batch->labels) {
         if (loss) *loss = 0.0f;
         return ops->check(be);
     }
-    ops->crossentropy_forward(be, a->losses, a->logits, a->labels, N, V);
-    double sum = 0.0;
-    LM_TRY(ops->sum_to_host(be, a->losses, (size_t)N, &sum));
     double mean = sum / (double)n_targets;
     if (!isfinite(mean))
         return lm_error_set(LM_ERR_NUMERIC, "architecture 'bert': the loss is %s at step %llu: training diverged "

@@ -169,7 +169,18 @@ static lm_status bert_grad_norm(void *self, float *norm) {
     return model_buffers_grad_norm(&((bert_model *)self)->buffers, norm);
 }
 
+/* After a forward with labels the logits of every position are computed
+ * on demand by logits(), from the weights: once they change, that would no
+ * longer be what the forward saw. */
+static void weights_changing(bert_model *m) {
+    if (!m->head_sparse || !m->logits_valid) return;
+    m->logits_valid = 0;
+    m->logits_gone = "the weights changed since the last forward (optimizer_step or write_buffer), and after a "
+                     "forward with labels the logits are computed when read: read them before, or run forward again";
+}
+
 static lm_status bert_optimizer_step(void *self, const lm_optim_params *p) {
+    weights_changing(self);
     return model_buffers_adamw(&((bert_model *)self)->buffers, p);
 }
 
@@ -178,14 +189,16 @@ static lm_status bert_logits(void *self, float *out, size_t count) {
     if (!m->acts.logits || m->B == 0)
         return lm_error_set(LM_ERR_INVALID, "logits: run forward first (no batch has been run)");
     if (!m->logits_valid)
-        return lm_error_set(LM_ERR_INVALID, "logits: backward has overwritten the logits of the last forward with "
-                                            "their gradients: read them between forward and backward");
+        return lm_error_set(LM_ERR_INVALID, "logits: %s",
+                            m->logits_gone ? m->logits_gone
+                                           : "backward has overwritten the logits of the last forward with their "
+                                             "gradients: read them between forward and backward");
     size_t n = (size_t)m->B * (size_t)m->T * (size_t)m->config.vocab_size;
     if (count != n)
         return lm_error_set(LM_ERR_INVALID, "logits: the last batch has %zu logits (B=%d x T=%d x vocab %d), the "
                                             "destination holds %zu",
                             n, (int)m->B, (int)m->T, (int)m->config.vocab_size, count);
-    return m->backend->ops->download(m->backend, out, m->acts.logits, n * sizeof(float));
+    return bert_head_download_logits(m, out);
 }
 
 static lm_status bert_read_buffer(void *self, lm_param_buffer which, float *dst) {
@@ -194,7 +207,10 @@ static lm_status bert_read_buffer(void *self, lm_param_buffer which, float *dst)
 
 static lm_status bert_write_buffer(void *self, lm_param_buffer which, const float *src) {
     bert_model *m = self;
-    if (which == LM_BUFFER_PARAMS) m->has_targets = 0; /* saved activations no longer match */
+    if (which == LM_BUFFER_PARAMS) {
+        m->has_targets = 0; /* saved activations no longer match */
+        weights_changing(m);
+    }
     return model_buffers_write(&m->buffers, which, src);
 }
 

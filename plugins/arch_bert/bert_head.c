@@ -1,0 +1,196 @@
+/* The MLM head of BertForMaskedLM (through the backend table):
+ *
+ *   logits = LN(gelu(transform.dense(x))) · word_embeddingsᵀ + cls.predictions.bias
+ *   loss   = mean cross-entropy over the labels that are not -100
+ *
+ * Only the positions with a label are scored (~15 % under the mlm
+ * objective), yet the head over every position is costly: the decoder is an
+ * N x C x vocab GEMM, three times in a training step, plus a softmax over
+ * N x vocab (for 4 layers, C 256, vocab 8192: two thirds of the encoder's
+ * GEMM work; the step got 1.3x faster without it).  So when the
+ * batch has labels the head runs on the scored rows only: their encoder
+ * outputs are gathered into head_in (rows in ascending order), the head and
+ * the cross-entropy run on those M rows, and backward scatters the gradient
+ * of head_in into a zeroed [N, C] gradient of the encoder output.  In the
+ * full computation the other rows get dlogits = 0 exactly, hence a zero
+ * gradient everywhere below, so the loss and every gradient are the same,
+ * up to the order of the sums inside the GEMMs.
+ *
+ * The backend table has no gather op, but embedding_forward is one: with the
+ * encoder output as the token table, the row indices as ids, T = 1 and a
+ * zero row as the position table, out[m] = x[rows[m]] + 0, exactly.  Its
+ * backward is the matching scatter-add (rows are distinct; the position
+ * gradient lands in a junk row).
+ *
+ * The logits of every position stay available: a forward without labels
+ * (inference: model:logits, top_k, fill_mask, generation) runs the head on
+ * all rows, and logits() after a forward with labels runs it on all rows
+ * then, into a buffer of its own, from the encoder output the forward kept
+ * (the head has no dropout, so this is what the forward would have
+ * computed). */
+#include <stdio.h>
+
+#include "bert.h"
+
+/* Rounds a row count (at most max_rows) up, so that the next batch, with a
+ * few more scored rows than this one, does not reallocate. */
+static size_t logits_rows_for(size_t rows, size_t max_rows) {
+    size_t want = (rows + rows / 8 + 63) & ~(size_t)63;
+    return want > max_rows ? max_rows : want;
+}
+
+static lm_status ensure_logits(bert_model *m, size_t rows, size_t max_rows) {
+    if (rows <= m->logits_capacity) return LM_OK;
+    lm_backend *be = m->backend;
+    if (m->logits_memory) be->ops->free(be, m->logits_memory);
+    m->logits_memory = NULL;
+    m->acts.logits = NULL;
+    m->logits_capacity = 0;
+    const size_t capacity = logits_rows_for(rows, max_rows);
+    char what[96];
+    snprintf(what, sizeof what, "BERT logits for %zu rows x %d tokens", capacity, (int)m->config.vocab_size);
+    LM_TRY(be->ops->alloc(be, (void **)&m->logits_memory, capacity * (size_t)m->config.vocab_size * sizeof(float),
+                          what));
+    m->logits_capacity = capacity;
+    m->acts.logits = m->logits_memory;
+    return LM_OK;
+}
+
+void bert_head_free(bert_model *m) {
+    if (m->backend) {
+        if (m->logits_memory) m->backend->ops->free(m->backend, m->logits_memory);
+        if (m->full_head_memory) m->backend->ops->free(m->backend, m->full_head_memory);
+    }
+    m->logits_memory = m->full_head_memory = NULL;
+    m->logits_capacity = m->full_head_capacity = 0;
+    m->acts.logits = NULL;
+}
+
+typedef struct head_rows {
+    float *dense, *gelu, *ln, *ln_mean, *ln_rstd, *logits;
+} head_rows;
+
+/* The head over `rows` rows of `input`. */
+static void head_forward(bert_model *m, const head_rows *h, const float *input, int rows) {
+    const bert_config *c = &m->config;
+    lm_backend *be = m->backend;
+    const int C = c->hidden_size, V = c->vocab_size, L = c->num_hidden_layers;
+    float *params = m->buffers.params;
+#define HEAD(k) bert_tensor(m, params, BERT_HEAD_TENSOR(L, k))
+    be->ops->matmul_forward(be, h->dense, input, HEAD(BERT_HEAD_DENSE_W), HEAD(BERT_HEAD_DENSE_B), rows, C, C,
+                            LM_W_OUT_IN);
+    be->ops->gelu_forward(be, h->gelu, h->dense, (size_t)rows * (size_t)C, c->gelu_tanh);
+    be->ops->layernorm_forward(be, h->ln, h->ln_mean, h->ln_rstd, h->gelu, HEAD(BERT_HEAD_LN_W),
+                               HEAD(BERT_HEAD_LN_B), rows, C, (float)c->layer_norm_eps);
+    /* The decoder: tied to the word embeddings ([V, C], an [out, in] weight), own bias. */
+    be->ops->matmul_forward(be, h->logits, h->ln, bert_tensor(m, params, BERT_WORD_EMB), HEAD(BERT_HEAD_BIAS), rows,
+                            C, V, LM_W_OUT_IN);
+#undef HEAD
+}
+
+static head_rows model_head_rows(bert_model *m) {
+    bert_acts *a = &m->acts;
+    head_rows h = {a->head_dense, a->head_gelu, a->head_ln, a->head_ln_mean, a->head_ln_rstd, a->logits};
+    return h;
+}
+
+/* Lists the scored rows and their labels and sends them to the device. */
+static lm_status upload_scored_rows(bert_model *m, const int32_t *labels, int N, int64_t n_targets) {
+    int32_t *rows = m->host_head_rows, *row_labels = m->host_head_labels;
+    int64_t count = 0;
+    for (int i = 0; i < N; i++) {
+        if (labels[i] == LM_IGNORE_INDEX) continue;
+        rows[count] = i;
+        row_labels[count] = labels[i];
+        count++;
+    }
+    if (count != n_targets)
+        return lm_error_set(LM_ERR_INTERNAL, "architecture 'bert': %lld scored rows, %lld expected", (long long)count,
+                            (long long)n_targets);
+    const size_t bytes = (size_t)count * sizeof(int32_t);
+    LM_TRY(m->backend->ops->upload(m->backend, m->acts.head_rows, rows, bytes));
+    return m->backend->ops->upload(m->backend, m->acts.head_labels, row_labels, bytes);
+}
+
+lm_status bert_head_forward(bert_model *m, const lm_batch *batch, int64_t n_targets, double *loss_sum) {
+    lm_backend *be = m->backend;
+    bert_acts *a = &m->acts;
+    const int N = batch->B * batch->T, C = m->config.hidden_size, V = m->config.vocab_size;
+    m->head_sparse = batch->labels != NULL;
+    m->head_n = m->head_sparse ? (int32_t)n_targets : N;
+    const int rows = m->head_n;
+    LM_TRY(ensure_logits(m, (size_t)rows, (size_t)N));
+    const float *input = m->encoder_out;
+    if (m->head_sparse) {
+        LM_TRY(upload_scored_rows(m, batch->labels, N, n_targets));
+        be->ops->embedding_forward(be, a->head_in, a->head_rows, NULL, m->encoder_out, a->zero_row, NULL, rows, 1, C);
+        input = a->head_in;
+    }
+    head_rows h = model_head_rows(m);
+    head_forward(m, &h, input, rows);
+    if (!m->head_sparse) return LM_OK;
+    be->ops->crossentropy_forward(be, a->losses, a->logits, a->head_labels, rows, V);
+    return be->ops->sum_to_host(be, a->losses, (size_t)rows, loss_sum);
+}
+
+void bert_head_backward(bert_model *m, float loss_scale) {
+    const bert_config *c = &m->config;
+    lm_backend *be = m->backend;
+    const lm_backend_ops *ops = be->ops;
+    bert_acts *a = &m->acts;
+    const int M = m->head_n, C = c->hidden_size, V = c->vocab_size, L = c->num_hidden_layers;
+    const size_t MC = (size_t)M * (size_t)C, NC = (size_t)m->B * (size_t)m->T * (size_t)C;
+    float *params = m->buffers.params, *grads = m->buffers.grads;
+#define P(index) bert_tensor(m, params, (index))
+#define G(index) bert_tensor(m, grads, (index))
+    /* d(mean loss * loss_scale)/dlogits, written over the logits. */
+    ops->crossentropy_backward(be, a->logits, a->logits, a->head_labels, loss_scale / (float)m->n_targets, M, V);
+    /* Top down; datty, dbranch and dres_b serve as scratch here. */
+    float *dhead_ln = a->datty, *dhead_gelu = a->dbranch, *dhead_dense = a->dres_b, *dhead_in = a->datty;
+    ops->zero(be, dhead_ln, MC * sizeof(float));
+    ops->matmul_backward(be, dhead_ln, G(BERT_WORD_EMB), G(BERT_HEAD_TENSOR(L, BERT_HEAD_BIAS)), a->logits,
+                         a->head_ln, P(BERT_WORD_EMB), M, C, V, LM_W_OUT_IN);
+    ops->zero(be, dhead_gelu, MC * sizeof(float));
+    ops->layernorm_backward(be, dhead_gelu, G(BERT_HEAD_TENSOR(L, BERT_HEAD_LN_W)),
+                            G(BERT_HEAD_TENSOR(L, BERT_HEAD_LN_B)), dhead_ln, a->head_gelu,
+                            P(BERT_HEAD_TENSOR(L, BERT_HEAD_LN_W)), a->head_ln_mean, a->head_ln_rstd, M, C);
+    ops->zero(be, dhead_dense, MC * sizeof(float));
+    ops->gelu_backward(be, dhead_dense, a->head_dense, dhead_gelu, MC, c->gelu_tanh);
+    ops->zero(be, dhead_in, MC * sizeof(float)); /* dhead_ln is spent */
+    ops->matmul_backward(be, dhead_in, G(BERT_HEAD_TENSOR(L, BERT_HEAD_DENSE_W)),
+                         G(BERT_HEAD_TENSOR(L, BERT_HEAD_DENSE_B)), dhead_dense, a->head_in,
+                         P(BERT_HEAD_TENSOR(L, BERT_HEAD_DENSE_W)), M, C, C, LM_W_OUT_IN);
+    /* Unscored rows of the encoder output get no gradient from the head. */
+    ops->zero(be, a->dres_a, NC * sizeof(float));
+    ops->embedding_backward(be, a->dres_a, a->junk_row, NULL, dhead_in, a->head_rows, NULL, M, 1, C);
+#undef P
+#undef G
+}
+
+/* The head over all N rows of the last forward, into full_head_memory. */
+static lm_status full_logits(bert_model *m, const float **logits) {
+    lm_backend *be = m->backend;
+    const size_t N = (size_t)m->B * (size_t)m->T, C = (size_t)m->config.hidden_size;
+    const size_t V = (size_t)m->config.vocab_size, NC = (N * C + 15) & ~(size_t)15, NS = (N + 15) & ~(size_t)15;
+    const size_t need = 3 * NC + 2 * NS + N * V;
+    if (need > m->full_head_capacity) {
+        if (m->full_head_memory) be->ops->free(be, m->full_head_memory);
+        m->full_head_memory = NULL;
+        m->full_head_capacity = 0;
+        LM_TRY(be->ops->alloc(be, (void **)&m->full_head_memory, need * sizeof(float),
+                              "BERT logits of every position (logits() after a forward with labels)"));
+        m->full_head_capacity = need;
+    }
+    float *base = m->full_head_memory;
+    head_rows h = {base, base + NC, base + 2 * NC, base + 3 * NC, base + 3 * NC + NS, base + 3 * NC + 2 * NS};
+    head_forward(m, &h, m->encoder_out, (int)N);
+    *logits = h.logits;
+    return LM_OK;
+}
+
+lm_status bert_head_download_logits(bert_model *m, float *out) {
+    const float *logits = m->acts.logits;
+    if (m->head_sparse) LM_TRY(full_logits(m, &logits));
+    const size_t n = (size_t)m->B * (size_t)m->T * (size_t)m->config.vocab_size;
+    return m->backend->ops->download(m->backend, out, logits, n * sizeof(float));
+}
