@@ -36,7 +36,6 @@ typedef struct bert_config {
 lm_status bert_config_read(bert_config *c, lm_config *cfg);
 /* Appends config.json text in Hugging Face BertConfig format. */
 lm_status bert_config_write_hf(const bert_config *c, lm_buffer *out);
-const char *bert_precision_name(lm_precision p);
 
 /* Tensors of one encoder layer, in Hugging Face order. */
 enum {

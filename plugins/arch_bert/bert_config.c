@@ -12,78 +12,11 @@
 #include <string.h>
 
 #include "bert.h"
+#include "hf_config.h"
 #include "lmcore/json.h"
 
 /* The transformers release the fixtures and the round-trip were checked with. */
 #define BERT_TRANSFORMERS_VERSION "5.24.0"
-
-typedef struct hf_file {
-    const char *path; /* NULL: no hf_config */
-    lm_json *root;
-    lm_status status; /* first problem found in the file */
-} hf_file;
-
-static const lm_json *hf_get(hf_file *f, const char *key) {
-    return f->root ? lm_json_get(f->root, key) : NULL;
-}
-
-static void hf_fail(hf_file *f, const char *key, const char *wanted) {
-    if (f->status != LM_OK) return;
-    f->status = lm_error_set(LM_ERR_FORMAT, "hf_config '%s': key '%s' must be %s", f->path, key, wanted);
-}
-
-/* An integer from the file (or def); null gives null_value. */
-static int64_t hf_int(hf_file *f, const char *key, int64_t def, int64_t null_value) {
-    const lm_json *v = hf_get(f, key);
-    if (!v) return def;
-    if (lm_json_type_of(v) == LM_JSON_NULL) return null_value;
-    if (lm_json_type_of(v) == LM_JSON_NUMBER && lm_json_is_integer(v)) return lm_json_int(v);
-    hf_fail(f, key, "an integer");
-    return def;
-}
-
-static double hf_number(hf_file *f, const char *key, double def) {
-    const lm_json *v = hf_get(f, key);
-    if (!v) return def;
-    if (lm_json_type_of(v) == LM_JSON_NUMBER) return lm_json_number(v);
-    hf_fail(f, key, "a number");
-    return def;
-}
-
-static int hf_bool(hf_file *f, const char *key, int def) {
-    const lm_json *v = hf_get(f, key);
-    if (!v) return def;
-    if (lm_json_type_of(v) == LM_JSON_BOOL) return lm_json_bool(v);
-    hf_fail(f, key, "true or false");
-    return def;
-}
-
-static const char *hf_string(hf_file *f, const char *key, const char *def) {
-    const lm_json *v = hf_get(f, key);
-    if (!v) return def;
-    if (lm_json_type_of(v) == LM_JSON_STRING) return lm_json_string(v, NULL);
-    hf_fail(f, key, "a string");
-    return def;
-}
-
-const char *bert_precision_name(lm_precision p) {
-    switch (p) {
-    case LM_PRECISION_FP32: return "fp32";
-    case LM_PRECISION_TF32: return "tf32";
-    case LM_PRECISION_BF16: return "bf16";
-    }
-    return "fp32";
-}
-
-static lm_status parse_precision(const char *name, lm_precision *out) {
-    if (strcmp(name, "fp32") == 0) *out = LM_PRECISION_FP32;
-    else if (strcmp(name, "tf32") == 0) *out = LM_PRECISION_TF32;
-    else if (strcmp(name, "bf16") == 0) *out = LM_PRECISION_BF16;
-    else
-        return lm_error_set(LM_ERR_INVALID, "architecture 'bert': precision '%s' is unknown: use fp32, tf32 or bf16",
-                            name);
-    return LM_OK;
-}
 
 /* Refuses files that describe something this plugin would compute differently. */
 static lm_status check_hf_variant(hf_file *f) {
@@ -227,17 +160,11 @@ lm_status bert_config_read(bert_config *c, lm_config *cfg) {
         goto fail;
     }
     strcpy(c->device, device);
-    LM_CHECK(parse_precision(precision, &c->precision));
+    LM_CHECK(hf_parse_precision("bert", precision, &c->precision));
     LM_CHECK(check_values(c, source));
 fail:
     lm_json_free(file.root);
     return status;
-}
-
-static void write_nullable(lm_json_writer *w, const char *key, int64_t value) {
-    lm_json_key(w, key);
-    if (value < 0) lm_json_write_null(w);
-    else lm_json_write_int(w, value);
 }
 
 lm_status bert_config_write_hf(const bert_config *c, lm_buffer *out) {
@@ -253,11 +180,11 @@ lm_status bert_config_write_hf(const bert_config *c, lm_buffer *out) {
     lm_json_end_array(&w);
     lm_json_key(&w, "attention_probs_dropout_prob");
     lm_json_write_number(&w, c->attention_probs_dropout_prob);
-    write_nullable(&w, "bos_token_id", -1);
-    write_nullable(&w, "classifier_dropout", -1);
+    hf_write_nullable(&w, "bos_token_id", -1);
+    hf_write_nullable(&w, "classifier_dropout", -1);
     lm_json_key(&w, "dtype"); /* transformers >= 5; torch_dtype below for 4.x */
     lm_json_write_cstr(&w, "float32");
-    write_nullable(&w, "eos_token_id", -1);
+    hf_write_nullable(&w, "eos_token_id", -1);
     lm_json_key(&w, "hidden_act");
     lm_json_write_cstr(&w, c->hidden_act);
     lm_json_key(&w, "hidden_dropout_prob");
@@ -280,7 +207,7 @@ lm_status bert_config_write_hf(const bert_config *c, lm_buffer *out) {
     lm_json_write_int(&w, c->num_attention_heads);
     lm_json_key(&w, "num_hidden_layers");
     lm_json_write_int(&w, c->num_hidden_layers);
-    write_nullable(&w, "pad_token_id", c->pad_token_id);
+    hf_write_nullable(&w, "pad_token_id", c->pad_token_id);
     lm_json_key(&w, "position_embedding_type"); /* read by transformers 4.x */
     lm_json_write_cstr(&w, "absolute");
     lm_json_key(&w, "tie_word_embeddings");

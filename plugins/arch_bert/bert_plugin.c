@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "bert.h"
+#include "hf_config.h"
 #include "lmcore/plugin.h"
 
 /* Declares every tensor in BertForMaskedLM.named_parameters() order, which
@@ -113,7 +114,7 @@ static lm_status bert_info(void *self, lm_arch_info *out) {
     out->max_positions = m->config.max_position_embeddings;
     out->n_params = (int64_t)m->table.n_params;
     out->device = m->device_desc;
-    out->precision = bert_precision_name(m->backend->precision);
+    out->precision = hf_precision_name(m->backend->precision);
     return LM_OK;
 }
 

@@ -34,7 +34,6 @@ typedef struct gpt2_config {
 lm_status gpt2_config_read(gpt2_config *c, lm_config *cfg);
 /* Appends config.json text in Hugging Face GPT2Config format. */
 lm_status gpt2_config_write_hf(const gpt2_config *c, lm_buffer *out);
-const char *gpt2_precision_name(lm_precision p);
 
 /* Tensors of one transformer block, in Hugging Face order. */
 enum {

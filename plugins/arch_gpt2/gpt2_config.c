@@ -12,62 +12,11 @@
 #include <string.h>
 
 #include "gpt2.h"
+#include "hf_config.h"
 #include "lmcore/json.h"
 
 /* The transformers release the fixtures and the round-trip were checked with. */
 #define GPT2_TRANSFORMERS_VERSION "5.24.0"
-
-typedef struct hf_file {
-    const char *path; /* NULL: no hf_config */
-    lm_json *root;
-    lm_status status; /* first problem found in the file */
-} hf_file;
-
-static const lm_json *hf_get(hf_file *f, const char *key) {
-    if (!f->root) return NULL;
-    return lm_json_get(f->root, key);
-}
-
-static void hf_fail(hf_file *f, const char *key, const char *wanted) {
-    if (f->status != LM_OK) return;
-    f->status = lm_error_set(LM_ERR_FORMAT, "hf_config '%s': key '%s' must be %s", f->path, key, wanted);
-}
-
-/* An integer from the file (or def); null gives null_value. */
-static int64_t hf_int(hf_file *f, const char *key, int64_t def, int64_t null_value) {
-    const lm_json *v = hf_get(f, key);
-    if (!v) return def;
-    if (lm_json_type_of(v) == LM_JSON_NULL) return null_value;
-    /* eos_token_id may be a list in recent configs: the first id is the one. */
-    if (lm_json_type_of(v) == LM_JSON_ARRAY && lm_json_size(v) > 0) v = lm_json_at(v, 0);
-    if (lm_json_type_of(v) == LM_JSON_NUMBER && lm_json_is_integer(v)) return lm_json_int(v);
-    hf_fail(f, key, "an integer");
-    return def;
-}
-
-static double hf_number(hf_file *f, const char *key, double def) {
-    const lm_json *v = hf_get(f, key);
-    if (!v) return def;
-    if (lm_json_type_of(v) == LM_JSON_NUMBER) return lm_json_number(v);
-    hf_fail(f, key, "a number");
-    return def;
-}
-
-static int hf_bool(hf_file *f, const char *key, int def) {
-    const lm_json *v = hf_get(f, key);
-    if (!v) return def;
-    if (lm_json_type_of(v) == LM_JSON_BOOL) return lm_json_bool(v);
-    hf_fail(f, key, "true or false");
-    return def;
-}
-
-static const char *hf_string(hf_file *f, const char *key, const char *def) {
-    const lm_json *v = hf_get(f, key);
-    if (!v) return def;
-    if (lm_json_type_of(v) == LM_JSON_STRING) return lm_json_string(v, NULL);
-    hf_fail(f, key, "a string");
-    return def;
-}
 
 /* A nullable integer key: an explicit config value, else the file's, else def. */
 static int64_t read_nullable_int(lm_config *cfg, hf_file *f, const char *key, int64_t def, int *given) {
@@ -78,25 +27,6 @@ static int64_t read_nullable_int(lm_config *cfg, hf_file *f, const char *key, in
         return lm_config_int(cfg, key, from_file);
     }
     return from_file;
-}
-
-static lm_status parse_precision(const char *name, lm_precision *out) {
-    if (strcmp(name, "fp32") == 0) *out = LM_PRECISION_FP32;
-    else if (strcmp(name, "tf32") == 0) *out = LM_PRECISION_TF32;
-    else if (strcmp(name, "bf16") == 0) *out = LM_PRECISION_BF16;
-    else
-        return lm_error_set(LM_ERR_INVALID, "architecture 'gpt2': precision '%s' is unknown: use fp32, tf32 or bf16",
-                            name);
-    return LM_OK;
-}
-
-const char *gpt2_precision_name(lm_precision p) {
-    switch (p) {
-    case LM_PRECISION_FP32: return "fp32";
-    case LM_PRECISION_TF32: return "tf32";
-    case LM_PRECISION_BF16: return "bf16";
-    }
-    return "fp32";
 }
 
 /* Refuses GPT-2 variants that this implementation would compute differently. */
@@ -222,18 +152,12 @@ lm_status gpt2_config_read(gpt2_config *c, lm_config *cfg) {
         goto done;
     }
     strcpy(c->device, device);
-    LM_CHECK(parse_precision(precision, &c->precision));
+    LM_CHECK(hf_parse_precision("gpt2", precision, &c->precision));
     LM_CHECK(check_sizes(c, source));
 done:
 fail:
     lm_json_free(file.root);
     return status;
-}
-
-static void write_nullable(lm_json_writer *w, const char *key, int64_t value) {
-    lm_json_key(w, key);
-    if (value < 0) lm_json_write_null(w);
-    else lm_json_write_int(w, value);
 }
 
 lm_status gpt2_config_write_hf(const gpt2_config *c, lm_buffer *out) {
@@ -251,12 +175,12 @@ lm_status gpt2_config_write_hf(const gpt2_config *c, lm_buffer *out) {
     lm_json_end_array(&w);
     lm_json_key(&w, "attn_pdrop");
     lm_json_write_number(&w, c->attn_pdrop);
-    write_nullable(&w, "bos_token_id", c->bos_token_id);
+    hf_write_nullable(&w, "bos_token_id", c->bos_token_id);
     lm_json_key(&w, "dtype"); /* transformers >= 5; torch_dtype below for 4.x */
     lm_json_write_cstr(&w, "float32");
     lm_json_key(&w, "embd_pdrop");
     lm_json_write_number(&w, c->embd_pdrop);
-    write_nullable(&w, "eos_token_id", c->eos_token_id);
+    hf_write_nullable(&w, "eos_token_id", c->eos_token_id);
     lm_json_key(&w, "initializer_range");
     lm_json_write_number(&w, c->initializer_range);
     lm_json_key(&w, "layer_norm_epsilon");
@@ -269,7 +193,7 @@ lm_status gpt2_config_write_hf(const gpt2_config *c, lm_buffer *out) {
     lm_json_write_int(&w, c->n_embd);
     lm_json_key(&w, "n_head");
     lm_json_write_int(&w, c->n_head);
-    write_nullable(&w, "n_inner", c->n_inner_given ? c->n_inner : -1);
+    hf_write_nullable(&w, "n_inner", c->n_inner_given ? c->n_inner : -1);
     lm_json_key(&w, "n_layer");
     lm_json_write_int(&w, c->n_layer);
     lm_json_key(&w, "n_positions");

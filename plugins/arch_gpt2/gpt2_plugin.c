@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "gpt2.h"
+#include "hf_config.h"
 #include "lmcore/plugin.h"
 
 /* Declares every tensor in Hugging Face GPT2LMHeadModel.named_parameters()
@@ -102,7 +103,7 @@ static lm_status gpt2_info(void *self, lm_arch_info *out) {
     out->max_positions = m->config.n_positions;
     out->n_params = (int64_t)m->table.n_params;
     out->device = m->device_desc;
-    out->precision = gpt2_precision_name(m->backend->precision);
+    out->precision = hf_precision_name(m->backend->precision);
     return LM_OK;
 }
 
