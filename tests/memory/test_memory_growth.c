@@ -87,8 +87,14 @@ START_TEST(create_destroy_cycles_do_not_grow) {
     for (int i = 0; i < 300; i++) all_kinds();
     long after = rss_kib();
     printf("RSS after warm-up %ld KiB, after 300 more cycles of 10 plugins %ld KiB\n", before, after);
+#if defined(__SANITIZE_ADDRESS__)
+    /* AddressSanitizer keeps freed memory in quarantine, so resident memory
+     * grows by design; LeakSanitizer checks for leaks in that build. */
+    printf("AddressSanitizer build: RSS growth not asserted (LeakSanitizer checks leaks)\n");
+#else
     /* 3,000 instances: even 1 KiB leaked per instance would show as 3 MiB. */
     ck_assert_msg(after - before < 1024, "resident memory grew by %ld KiB", after - before);
+#endif
     lm_registry_destroy(registry);
     char cleanup[128];
     snprintf(cleanup, sizeof cleanup, "rm -rf %s", tmp);
