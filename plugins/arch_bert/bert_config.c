@@ -103,22 +103,10 @@ static lm_status parse_activation(bert_config *c, const char *activation, const 
 
 lm_status bert_config_read(bert_config *c, lm_config *cfg) {
     memset(c, 0, sizeof *c);
-    hf_file file = {NULL, NULL, LM_OK};
-    lm_status status = LM_OK;
-    file.path = lm_config_string(cfg, "hf_config", NULL);
-    if (file.path) {
-        status = lm_json_parse_file(file.path, &file.root);
-        if (status != LM_OK) {
-            lm_error_prefix("architecture 'bert' (hf_config): ");
-            return status;
-        }
-        if (lm_json_type_of(file.root) != LM_JSON_OBJECT) {
-            status = lm_error_set(LM_ERR_FORMAT, "hf_config '%s' is not a JSON object (expected a config.json)",
-                                  file.path);
-            goto fail;
-        }
-        LM_CHECK(check_hf_variant(&file));
-    }
+    hf_file file;
+    lm_status status = hf_open(&file, cfg, "bert");
+    if (status != LM_OK) return status;
+    if (file.root) LM_CHECK(check_hf_variant(&file));
 
     /* bert-base-cased defaults. */
     c->vocab_size = (int32_t)lm_config_int(cfg, "vocab_size", hf_int(&file, "vocab_size", 28996, 28996));
@@ -163,7 +151,7 @@ lm_status bert_config_read(bert_config *c, lm_config *cfg) {
     LM_CHECK(hf_parse_precision("bert", precision, &c->precision));
     LM_CHECK(check_values(c, source));
 fail:
-    lm_json_free(file.root);
+    hf_close(&file);
     return status;
 }
 

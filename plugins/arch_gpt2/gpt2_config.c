@@ -90,22 +90,10 @@ static lm_status check_sizes(const gpt2_config *c, const char *source) {
 
 lm_status gpt2_config_read(gpt2_config *c, lm_config *cfg) {
     memset(c, 0, sizeof *c);
-    hf_file file = {NULL, NULL, LM_OK};
-    lm_status status = LM_OK;
-    file.path = lm_config_string(cfg, "hf_config", NULL);
-    if (file.path) {
-        status = lm_json_parse_file(file.path, &file.root);
-        if (status != LM_OK) {
-            lm_error_prefix("architecture 'gpt2' (hf_config): ");
-            return status;
-        }
-        if (lm_json_type_of(file.root) != LM_JSON_OBJECT) {
-            status = lm_error_set(LM_ERR_FORMAT, "hf_config '%s' is not a JSON object (expected a config.json)",
-                                  file.path);
-            goto done;
-        }
-        LM_CHECK(check_hf_variant(&file));
-    }
+    hf_file file;
+    lm_status status = hf_open(&file, cfg, "gpt2");
+    if (status != LM_OK) return status;
+    if (file.root) LM_CHECK(check_hf_variant(&file));
 
     /* Old configs spell the context n_ctx (always equal to n_positions). */
     int64_t positions_default = hf_int(&file, "n_ctx", 1024, 1024);
@@ -156,7 +144,7 @@ lm_status gpt2_config_read(gpt2_config *c, lm_config *cfg) {
     LM_CHECK(check_sizes(c, source));
 done:
 fail:
-    lm_json_free(file.root);
+    hf_close(&file);
     return status;
 }
 

@@ -3,6 +3,28 @@
 
 #include "hf_config.h"
 
+lm_status hf_open(hf_file *f, lm_config *cfg, const char *owner) {
+    f->root = NULL;
+    f->status = LM_OK;
+    f->path = lm_config_string(cfg, "hf_config", NULL);
+    if (!f->path) return LM_OK;
+    lm_status status = lm_json_parse_file(f->path, &f->root);
+    if (status != LM_OK) {
+        lm_error_prefix("architecture '%s' (hf_config): ", owner);
+        return status;
+    }
+    if (lm_json_type_of(f->root) != LM_JSON_OBJECT) {
+        hf_close(f);
+        return lm_error_set(LM_ERR_FORMAT, "hf_config '%s' is not a JSON object (expected a config.json)", f->path);
+    }
+    return LM_OK;
+}
+
+void hf_close(hf_file *f) {
+    lm_json_free(f->root);
+    f->root = NULL;
+}
+
 const lm_json *hf_get(hf_file *f, const char *key) {
     if (!f->root) return NULL;
     return lm_json_get(f->root, key);

@@ -15,6 +15,13 @@ typedef struct hf_file {
     lm_status status; /* first problem found in the file */
 } hf_file;
 
+/* Opens the config.json named by cfg's "hf_config" key, if any (f->root
+ * stays NULL without one); owner ("gpt2") prefixes errors.  On failure
+ * nothing is left open. */
+lm_status hf_open(hf_file *f, lm_config *cfg, const char *owner);
+/* Frees what hf_open read. */
+void hf_close(hf_file *f);
+
 const lm_json *hf_get(hf_file *f, const char *key);
 /* Records "key must be <wanted>" (first problem wins). */
 void hf_fail(hf_file *f, const char *key, const char *wanted);
