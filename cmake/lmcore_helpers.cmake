@@ -12,7 +12,7 @@ function(lm_add_plugin)
     BUILD_RPATH "$ORIGIN/../.."
     INSTALL_RPATH "$ORIGIN/../..")
   target_link_libraries(lmplugin_${P_NAME} PRIVATE lmcore ${P_LIBS})
-  install(TARGETS lmplugin_${P_NAME} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/lmcore/plugins)
+  install(TARGETS lmplugin_${P_NAME} LIBRARY DESTINATION ${LMCORE_PLUGIN_INSTALL_DIR})
 endfunction()
 
 # lm_add_check_test(NAME test_x SOURCES ... [LIBS ...] [LABELS ...] [TIMEOUT s])

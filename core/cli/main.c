@@ -1,9 +1,13 @@
 /* The lmcore command line: run, plugins, help, --version.
  * Exit codes: 0 success, 1 runtime error, 2 usage error. */
+#include <dirent.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "new_plugin.h"
 #include "registry.h"
 #include "runtime.h"
 
@@ -13,7 +17,9 @@ static const char usage_text[] =
     "usage: lmcore [--plugin-path DIRS] [--log-level LEVEL] <command> [arguments]\n"
     "\n"
     "commands:\n"
-    "  run SCRIPT.lua [key=value ...]   run a training pipeline script\n"
+    "  run SCRIPT [key=value ...]       run a pipeline script: a path, or the name of a\n"
+    "                                   shipped one (gpt2_clm, bert_mlm, generate, ...)\n"
+    "  new-plugin KIND NAME [DIR]       write a buildable plugin skeleton (default DIR: ./NAME)\n"
     "  plugins [--kind KIND]            list the plugins found\n"
     "  help [COMMAND]                   show help\n"
     "  --version                        print the version\n"
@@ -23,12 +29,15 @@ static const char usage_text[] =
     "  --log-level LEVEL    debug, info (default), warn, error or quiet\n"
     "\n"
     "Plugins are also searched in $LMCORE_PLUGIN_PATH, then next to the executable.\n"
-    "Documentation: docs/ (architecture, plugin ABI, Lua API, file formats).\n";
+    "Documentation: docs/ (architecture, writing plugins, plugin ABI, Lua API, file formats, recipes).\n";
 
 static const char run_help[] =
-    "usage: lmcore run SCRIPT.lua [key=value ...]\n"
+    "usage: lmcore run SCRIPT [key=value ...]\n"
     "\n"
-    "Runs a Lua pipeline script.  Each key=value pair reaches the script in the\n"
+    "Runs a Lua pipeline script.  SCRIPT is a path, or the bare name of a script\n"
+    "shipped with lmcore (share/lmcore/scripts next to the executable):\n"
+    "  lmcore run gpt2_clm preset=small   is   lmcore run <prefix>/share/lmcore/scripts/gpt2_clm.lua preset=small\n"
+    "Each key=value pair reaches the script in the\n"
     "global table `args`: integers and decimals as numbers, true/false as booleans,\n"
     "anything else as a string.  Example:\n"
     "  lmcore run scripts/gpt2_clm.lua n_layer=2 n_embd=128 epochs=1 device=cpu\n"
@@ -39,6 +48,16 @@ static const char plugins_help[] =
     "\n"
     "Lists every plugin found (kind, name, version, file, description), then any\n"
     "file that was refused and why.\n";
+
+static const char new_plugin_help[] =
+    "usage: lmcore new-plugin KIND NAME [DIR]\n"
+    "\n"
+    "Writes a plugin skeleton into DIR (default ./NAME): CMakeLists.txt (builds\n"
+    "against an installed lmcore through find_package(lmcore)), NAME.c with every\n"
+    "entry of the KIND vtable documented, test_NAME.c (Check) and README.md.  It\n"
+    "builds and loads as written; its test lists the entries that still need code.\n"
+    "KIND: tokenizer, dataset, architecture, objective or logger.\n"
+    "Tutorial: docs/writing-plugins.md.\n";
 
 static int usage_error(const char *fmt, const char *arg) {
     fprintf(stderr, "lmcore: ");
@@ -54,8 +73,9 @@ static int command_help(int argc, char **argv) {
     }
     if (strcmp(argv[0], "run") == 0) fputs(run_help, stdout);
     else if (strcmp(argv[0], "plugins") == 0) fputs(plugins_help, stdout);
+    else if (strcmp(argv[0], "new-plugin") == 0) fputs(new_plugin_help, stdout);
     else if (strcmp(argv[0], "help") == 0) fputs("usage: lmcore help [COMMAND]\n", stdout);
-    else return usage_error("unknown command '%s' (commands: run, plugins, help)", argv[0]);
+    else return usage_error("unknown command '%s' (commands: run, plugins, new-plugin, help)", argv[0]);
     return EXIT_OK;
 }
 
@@ -96,8 +116,74 @@ static int command_plugins(lm_registry *registry, int argc, char **argv) {
     return EXIT_OK;
 }
 
+/* The shipped scripts' folder: <bin>/LMCORE_SCRIPT_DIR_FROM_BIN (install and
+ * build tree alike).  Writes "" when the executable cannot be located. */
+static void shipped_script_dir(char *out, size_t size) {
+    char exe[PATH_MAX];
+    out[0] = '\0';
+    if (!realpath("/proc/self/exe", exe)) return;
+    char *slash = strrchr(exe, '/');
+    if (!slash) return;
+    *slash = '\0';
+    if (snprintf(out, size, "%s/%s", exe, LMCORE_SCRIPT_DIR_FROM_BIN) >= (int)size) out[0] = '\0';
+}
+
+static int is_regular_file(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* SCRIPT is a path; a bare name that is not a file here ("gpt2_clm" or
+ * "gpt2_clm.lua") is looked up among the shipped scripts, so an installed
+ * lmcore runs them from anywhere. */
+static int resolve_script(const char *script, char *out, size_t size) {
+    if (is_regular_file(script) || strchr(script, '/')) {
+        snprintf(out, size, "%s", script);
+        return 1;
+    }
+    char dir[PATH_MAX];
+    shipped_script_dir(dir, sizeof dir);
+    if (!dir[0]) return 0;
+    size_t len = strlen(script);
+    int has_suffix = len > 4 && strcmp(script + len - 4, ".lua") == 0;
+    if (snprintf(out, size, "%s/%s%s", dir, script, has_suffix ? "" : ".lua") >= (int)size) return 0;
+    return is_regular_file(out);
+}
+
+/* "gpt2_clm, bert_mlm, ..." : the shipped scripts, for error messages. */
+static void list_shipped_scripts(char *out, size_t size) {
+    char dir[PATH_MAX];
+    shipped_script_dir(dir, sizeof dir);
+    out[0] = '\0';
+    DIR *d = dir[0] ? opendir(dir) : NULL;
+    if (!d) {
+        snprintf(out, size, "none found next to the executable");
+        return;
+    }
+    size_t used = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len <= 4 || strcmp(e->d_name + len - 4, ".lua") != 0) continue;
+        int n = snprintf(out + used, size - used, "%s%.*s", used ? ", " : "", (int)(len - 4), e->d_name);
+        if (n < 0 || (size_t)n >= size - used) break;
+        used += (size_t)n;
+    }
+    closedir(d);
+}
+
 static int command_run(lm_registry *registry, int argc, char **argv) {
     if (argc < 1) return usage_error("%s", "`lmcore run` needs a script: lmcore run SCRIPT.lua [key=value ...]");
+    char script[PATH_MAX];
+    if (!resolve_script(argv[0], script, sizeof script)) {
+        char shipped[1024];
+        list_shipped_scripts(shipped, sizeof shipped);
+        fprintf(stderr,
+                "lmcore: error: cannot open script '%s': no such file here, and no shipped script of that name "
+                "(shipped: %s)\n",
+                argv[0], shipped);
+        return EXIT_RUNTIME;
+    }
     lm_config *check;
     if (lm_config_create(&check, "script arguments") != LM_OK) {
         fprintf(stderr, "lmcore: error: %s\n", lm_error_message());
@@ -107,7 +193,7 @@ static int command_run(lm_registry *registry, int argc, char **argv) {
     lm_config_destroy(check);
     if (parsed != LM_OK) return usage_error("%s", lm_error_message());
 
-    lm_runtime_options options = {argv[0], (const char *const *)argv + 1, argc - 1, registry};
+    lm_runtime_options options = {script, (const char *const *)argv + 1, argc - 1, registry};
     char *traceback = NULL;
     lm_status status = lm_runtime_run(&options, &traceback);
     if (status != LM_OK) {
@@ -152,8 +238,9 @@ int main(int argc, char **argv) {
     }
     const char *command = argv[i++];
     if (strcmp(command, "help") == 0) return command_help(argc - i, argv + i);
+    if (strcmp(command, "new-plugin") == 0) return lm_cli_new_plugin(argc - i, argv + i);
     if (strcmp(command, "run") != 0 && strcmp(command, "plugins") != 0)
-        return usage_error("unknown command '%s' (commands: run, plugins, help)", command);
+        return usage_error("unknown command '%s' (commands: run, plugins, new-plugin, help)", command);
 
     lm_registry *registry;
     if (lm_registry_create(&registry) != LM_OK) {

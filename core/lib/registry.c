@@ -9,6 +9,10 @@
 
 #include "registry.h"
 
+#ifndef LMCORE_PLUGIN_DIR_FROM_BIN /* set by the build from the install layout */
+#define LMCORE_PLUGIN_DIR_FROM_BIN "../lib/lmcore/plugins"
+#endif
+
 typedef struct rejection {
     char *path;
     char *reason;
@@ -300,17 +304,19 @@ lm_status lm_registry_scan_default(lm_registry *r, const char *plugin_path, cons
             char *slash = strrchr(resolved, '/');
             if (slash) {
                 *slash = '\0';
-                char dir[PATH_MAX + 32];
-                snprintf(dir, sizeof dir, "%s/../lib/lmcore/plugins", resolved);
+                /* The install layout's plugin folder relative to bin/; the
+                 * build tree always uses lib/lmcore/plugins, which is the
+                 * same unless the install's libdir is multiarch. */
+                char dir[PATH_MAX + 64];
+                snprintf(dir, sizeof dir, "%s/%s", resolved, LMCORE_PLUGIN_DIR_FROM_BIN);
                 lm_registry_scan_dir(r, dir);
-                snprintf(dir, sizeof dir, "%s/../plugins", resolved);
-                lm_registry_scan_dir(r, dir);
+                if (strcmp(LMCORE_PLUGIN_DIR_FROM_BIN, "../lib/lmcore/plugins") != 0) {
+                    snprintf(dir, sizeof dir, "%s/../lib/lmcore/plugins", resolved);
+                    lm_registry_scan_dir(r, dir);
+                }
             }
         }
     }
-#ifdef LMCORE_BUILD_PLUGIN_DIR
-    lm_registry_scan_dir(r, LMCORE_BUILD_PLUGIN_DIR);
-#endif
     lm_error_clear();
     return LM_OK;
 }

@@ -39,9 +39,10 @@ LM_API lm_status lm_registry_load_file(lm_registry *r, const char *path);
  * returned; a missing directory is skipped. */
 LM_API lm_status lm_registry_scan_dir(lm_registry *r, const char *dir);
 /* The standard search: each entry of `plugin_path` (colon-separated, may be
- * NULL), then $LMCORE_PLUGIN_PATH, then <exe_dir>/../lib/lmcore/plugins (an
- * install), then <exe_dir>/../plugins and the compiled-in build tree (a
- * build).  Never the current directory. */
+ * NULL), then $LMCORE_PLUGIN_PATH, then the plugin folder next to the
+ * executable `exe_path` (<bin>/../lib/lmcore/plugins in an install and in the
+ * build tree; may be NULL).  Never the current directory, never a folder
+ * compiled in. */
 LM_API lm_status lm_registry_scan_default(lm_registry *r, const char *plugin_path, const char *exe_path);
 
 LM_API size_t lm_registry_count(const lm_registry *r);

@@ -181,6 +181,17 @@ static lm_status emit(lm_trainer *t, lm_event *ev) {
     return LM_OK;
 }
 
+/* Asks every logger with a flush slot to put what it has on disk: after each
+ * checkpoint (so logs and checkpoint agree if the process dies) and at the
+ * end of the run. */
+static lm_status flush_loggers(lm_trainer *t) {
+    for (size_t i = 0; i < t->n_loggers; i++) {
+        const lm_logger_vtable *vt = &t->loggers[i].plugin->vtable.logger;
+        if (vt->flush) LM_TRY(vt->flush(t->loggers[i].self));
+    }
+    return LM_OK;
+}
+
 /* Fills the batch for blocks order[first .. first+B) through the objective. */
 static lm_status make_batch(lm_trainer *t, const lm_blocks *blocks, const size_t *order, size_t first, int32_t B,
                             lm_batch *batch) {
@@ -282,6 +293,7 @@ static lm_status save_checkpoint(lm_trainer *t, int64_t step, int64_t total_step
     if (status == LM_OK)
         status = lm_checkpoint_save(t->checkpoint_dir, (int)t->keep_last, &st, t->model, t->tokenizer, args.data);
     lm_buffer_free(&args);
+    if (status == LM_OK) status = flush_loggers(t);
     return status;
 }
 
@@ -450,7 +462,8 @@ lm_status lm_trainer_fit(lm_trainer *t, lm_train_result *result) {
                                {"perplexity", result->perplexity}};
     lm_event end_ev = {LM_EVENT_RUN_END, 0, step, total_steps, result->epochs, (int32_t)total_epochs, 0, NULL,
                        end_scalars, 6};
-    return emit(t, &end_ev);
+    LM_TRY(emit(t, &end_ev));
+    return flush_loggers(t);
 }
 
 lm_status lm_trainer_args_json(const lm_trainer *t, lm_buffer *out) {

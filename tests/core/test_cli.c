@@ -34,7 +34,10 @@ START_TEST(version_and_help) {
     ck_assert_int_eq(run(EXE " --version"), 0);
     ck_assert(strstr(output, "lmcore 0.1.0") != NULL);
     ck_assert_int_eq(run(EXE " help"), 0);
-    ck_assert(strstr(output, "run SCRIPT.lua") != NULL);
+    ck_assert(strstr(output, "run SCRIPT [key=value ...]") != NULL);
+    ck_assert(strstr(output, "new-plugin KIND NAME [DIR]") != NULL);
+    ck_assert_int_eq(run(EXE " help new-plugin"), 0);
+    ck_assert(strstr(output, "docs/writing-plugins.md") != NULL);
     ck_assert_int_eq(run(EXE " help run"), 0);
     ck_assert(strstr(output, "key=value") != NULL);
     ck_assert_int_eq(run(EXE " help plugins"), 0);
@@ -98,6 +101,53 @@ START_TEST(shipped_hello_script_logs_through_console) {
 }
 END_TEST
 
+/* A bare name that is not a file here runs the shipped script of that name
+ * (found next to the executable), from any directory. */
+START_TEST(shipped_scripts_run_by_name) {
+    ck_assert_int_eq(run("cd / && " EXE " run hello name=by_name"), 0);
+    ck_assert(strstr(output, "hello from lmcore 0.1.0, by_name") != NULL);
+    ck_assert_int_eq(run("cd / && " EXE " run hello.lua"), 0);
+    ck_assert(strstr(output, "hello from lmcore") != NULL);
+    ck_assert_int_eq(run("cd / && " EXE " run helo"), 1);
+    ck_assert(strstr(output, "cannot open script 'helo': no such file here, and no shipped script of that name") !=
+              NULL);
+    ck_assert(strstr(output, "gpt2_clm") != NULL && strstr(output, "bert_mlm") != NULL);
+}
+END_TEST
+
+/* new-plugin refuses bad kinds and names (usage, 2) and never writes into a
+ * folder that holds something (1, folder untouched). */
+START_TEST(new_plugin_refuses_bad_requests) {
+    ck_assert_int_eq(run(EXE " new-plugin"), 2);
+    ck_assert_int_eq(run(EXE " new-plugin tokeniser mytok /tmp/x"), 2);
+    ck_assert(strstr(output, "unknown plugin kind 'tokeniser'") != NULL);
+    ck_assert_int_eq(run(EXE " new-plugin dataset My-Data /tmp/x"), 2);
+    ck_assert(strstr(output, "invalid plugin name 'My-Data'") != NULL);
+    char dir[] = "/tmp/lmcore-new-plugin-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[256], cmd[512];
+    snprintf(path, sizeof path, "%s/keep.txt", dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("mine\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, EXE " new-plugin dataset mydata %s", dir);
+    ck_assert_int_eq(run(cmd), 1);
+    ck_assert(strstr(output, "already exists and is not an empty folder") != NULL);
+    snprintf(cmd, sizeof cmd, "ls -A %s", dir);
+    ck_assert_int_eq(run(cmd), 0);
+    ck_assert_str_eq(output, "keep.txt\n");
+    remove(path);
+    /* an empty folder is filled */
+    snprintf(cmd, sizeof cmd, EXE " new-plugin logger mylog %s", dir);
+    ck_assert_int_eq(run(cmd), 0);
+    ck_assert(strstr(output, "entries still to write: log") != NULL);
+    snprintf(cmd, sizeof cmd, "ls %s && rm -r %s", dir, dir);
+    ck_assert_int_eq(run(cmd), 0);
+    ck_assert_str_eq(output, "CMakeLists.txt\nREADME.md\nmylog.c\ntest_mylog.c\n");
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("exe");
@@ -108,6 +158,8 @@ int main(void) {
     tcase_add_test(tc, runtime_errors_exit_1_with_one_line);
     tcase_add_test(tc, plugins_lists_shipped_and_refused);
     tcase_add_test(tc, shipped_hello_script_logs_through_console);
+    tcase_add_test(tc, shipped_scripts_run_by_name);
+    tcase_add_test(tc, new_plugin_refuses_bad_requests);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
