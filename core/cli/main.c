@@ -146,8 +146,13 @@ static int resolve_script(const char *script, char *out, size_t size) {
     if (!dir[0]) return 0;
     size_t len = strlen(script);
     int has_suffix = len > 4 && strcmp(script + len - 4, ".lua") == 0;
-    if (snprintf(out, size, "%s/%s%s", dir, script, has_suffix ? "" : ".lua") >= (int)size) return 0;
-    return is_regular_file(out);
+    char found[PATH_MAX + 64];
+    if (snprintf(found, sizeof found, "%s/%s%s", dir, script, has_suffix ? "" : ".lua") >= (int)sizeof found ||
+        !is_regular_file(found))
+        return 0;
+    /* canonical, so error messages show <prefix>/share/..., not bin/../share/... */
+    char canonical[PATH_MAX];
+    return snprintf(out, size, "%s", realpath(found, canonical) ? canonical : found) < (int)size;
 }
 
 /* "gpt2_clm, bert_mlm, ..." : the shipped scripts, for error messages. */

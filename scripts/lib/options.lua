@@ -19,7 +19,13 @@ function M.merge(defaults, given, presets)
     cfg.preset = preset
   end
   for k, v in pairs(given) do
-    if k ~= "preset" then
+    local plugin_key = type(k) == "string" and k:match("^dataset%.(.+)$")
+    if plugin_key and defaults.dataset_settings ~= nil then
+      -- dataset.KEY=VALUE goes to the dataset plugin as its setting KEY (the
+      -- plugin refuses keys it does not know, naming the ones it does).
+      cfg.dataset_settings = cfg.dataset_settings or {}
+      cfg.dataset_settings[plugin_key] = v
+    elseif k ~= "preset" then
       if defaults[k] == nil then
         local known = {}
         for name in pairs(defaults) do known[#known + 1] = name end

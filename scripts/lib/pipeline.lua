@@ -8,6 +8,9 @@ function M.common_defaults(name)
   local options = require("options")
   return {
     data = options.first_existing({"data/wikitext-2-raw", "../shared/data/wikitext-2-raw"}, "wiki.train.raw"),
+    -- The dataset plugin; anything but wikitext takes its settings as
+    -- dataset.KEY=VALUE arguments (e.g. dataset=csv dataset.train=a.csv).
+    dataset = "wikitext", dataset_settings = false,
     train_split = "train", eval_split = "validation",
     tokenizer = "",            -- a tokenizer.json to reuse instead of training one
     min_frequency = 2,
@@ -35,8 +38,17 @@ function M.run(spec)
   local tensorboard <close> = lm.logger("tensorboard", {logdir = cfg.output_dir .. "/tb"})
   local report <close> = lm.logger("report", {dir = cfg.output_dir})
 
-  local dataset <close> = lm.dataset("wikitext", {path = cfg.data})
-  console:message(string.format("data: %s (training on '%s', evaluating on '%s')", cfg.data, cfg.train_split,
+  local dataset_settings = cfg.dataset_settings
+  if not dataset_settings then
+    if cfg.dataset ~= "wikitext" then
+      error(string.format("dataset '%s' needs its settings as dataset.KEY=VALUE arguments (e.g. dataset.train=FILE)",
+                          cfg.dataset), 0)
+    end
+    dataset_settings = {path = cfg.data}
+  end
+  local dataset <close> = lm.dataset(cfg.dataset, dataset_settings)
+  local source = cfg.dataset_settings and cfg.dataset or cfg.data
+  console:message(string.format("data: %s (training on '%s', evaluating on '%s')", source, cfg.train_split,
                                 cfg.eval_split))
 
   local reuse = cfg.tokenizer ~= ""
@@ -77,7 +89,7 @@ function M.run(spec)
     model = spec.name, model_type = info.model_type, objective = spec.objective.plugin,
     architecture = info.causal and "causal (unidirectional)" or "bidirectional (masked)",
     n_params = info.n_params, device = info.device, precision = info.precision,
-    data = cfg.data, train_split = cfg.train_split, eval_split = cfg.eval_split,
+    data = source, train_split = cfg.train_split, eval_split = cfg.eval_split,
     train_blocks = train:count(), eval_blocks = eval:count(), block_size = cfg.block_size,
     steps = result.steps, epochs = result.epochs, train_loss = result.train_loss,
     eval_loss = result.eval_loss, perplexity = result.perplexity, runtime_seconds = result.runtime,
