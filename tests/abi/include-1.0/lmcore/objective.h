@@ -1,0 +1,39 @@
+/* lmcore — the objective plugin interface (kind LM_KIND_OBJECTIVE).
+ *
+ * An objective turns blocks of token ids into a training batch: inputs,
+ * labels (LM_IGNORE_INDEX where no prediction is scored), masks. */
+#ifndef LMCORE_OBJECTIVE_H
+#define LMCORE_OBJECTIVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "architecture.h"
+#include "config.h"
+#include "status.h"
+#include "tokenizer.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct lm_objective_vtable {
+    /* All required. */
+    lm_status (*create)(void **self, lm_config *cfg);
+    void (*destroy)(void *self);
+    /* Checks that the objective fits the model and vocabulary (a causal LM
+     * objective refuses a bidirectional model and vice versa) and keeps what
+     * it needs (mask id, special ids, vocab size).  Called before make_batch. */
+    lm_status (*bind)(void *self, const lm_arch_info *arch, const lm_vocab_info *vocab);
+    /* tokens: B blocks of T ids, row-major.  out has its arrays allocated by
+     * the caller for B*T entries; the objective fills input_ids, labels,
+     * attention_mask (or sets it NULL), token_type_ids (or NULL), n_targets.
+     * Random choices are a pure function of (seed, batch_index). */
+    lm_status (*make_batch)(void *self, const int32_t *tokens, int32_t B, int32_t T, uint64_t batch_index,
+                            lm_batch *out);
+} lm_objective_vtable;
+
+#ifdef __cplusplus
+}
+#endif
+#endif
