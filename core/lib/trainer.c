@@ -216,6 +216,12 @@ lm_status lm_trainer_evaluate(lm_trainer *t, const lm_blocks *blocks, double *lo
     *loss = NAN;
     size_t n = lm_blocks_count(blocks);
     if (n == 0) return lm_error_set(LM_ERR_INVALID, "the evaluation split gave no block: use more text");
+    /* The batch buffers were sized for the training blocks. */
+    if (lm_blocks_block_size(blocks) != lm_blocks_block_size(t->train))
+        return lm_error_set(LM_ERR_INVALID,
+                            "evaluate: these blocks have %d tokens but the trainer's training blocks %d: make them "
+                            "with the same block_size",
+                            lm_blocks_block_size(blocks), lm_blocks_block_size(t->train));
     LM_TRY(arch_of(t)->set_training(t->model.self, 0));
     /* Evaluation masks (MLM) come from their own counter range so that
      * evaluating does not change the training stream. */

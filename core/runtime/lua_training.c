@@ -131,9 +131,38 @@ static int trainer_close(lua_State *L) {
     return 0;
 }
 
+/* The trainer holds raw pointers to its model, objective, tokenizer,
+ * loggers and blocks: refuse to run it once the script closed one of them
+ * (closing does not wait for the garbage collector). */
+static void check_parts_open(lua_State *L, int index) {
+    static const char *const parts[] = {"model", "objective", "tokenizer", "train", "eval"};
+    lua_getiuservalue(L, index, 1);
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
+        lua_getfield(L, -1, parts[i]);
+        int closed = 0;
+        if (luaL_testudata(L, -1, LM_BLOCKS_MT)) closed = ((lua_blocks *)lua_touserdata(L, -1))->blocks == NULL;
+        else if (lua_isuserdata(L, -1)) closed = ((lm_object *)lua_touserdata(L, -1))->self == NULL;
+        lua_pop(L, 1);
+        if (closed)
+            luaL_error(L, "the trainer's %s was closed: close the trainer first, or keep its parts open while it runs",
+                       parts[i]);
+    }
+    lua_getfield(L, -1, "loggers");
+    if (lua_istable(L, -1)) {
+        for (lua_Integer i = 1; lua_geti(L, -1, i) != LUA_TNIL; i++) {
+            int closed = ((lm_object *)lua_touserdata(L, -1))->self == NULL;
+            lua_pop(L, 1);
+            if (closed) luaL_error(L, "the trainer's logger %d was closed: close the trainer first", (int)i);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 2);
+}
+
 static lm_trainer *check_trainer(lua_State *L, int index) {
     lua_trainer *t = luaL_checkudata(L, index, LM_TRAINER_MT);
     if (!t->trainer) luaL_error(L, "attempt to use a closed trainer");
+    check_parts_open(L, index);
     return t->trainer;
 }
 
@@ -190,8 +219,25 @@ static int new_trainer(lua_State *L) {
     lua_trainer *t = lua_newuserdatauv(L, sizeof *t, 1);
     t->trainer = NULL;
     luaL_setmetatable(L, LM_TRAINER_MT);
-    /* Keep the objects alive as long as the trainer. */
-    lua_pushvalue(L, 1);
+    /* Keep the objects alive as long as the trainer, in a table of its own
+     * (the script may change the one it passed): check_parts_open() reads it. */
+    lua_createtable(L, 0, 6);
+    for (int i = 0; object_keys[i]; i++) {
+        lua_getfield(L, 1, object_keys[i]);
+        lua_setfield(L, -2, object_keys[i]);
+    }
+    if (lua_istable(L, -1)) { /* the loggers' list, copied too */
+        lua_getfield(L, -1, "loggers");
+        if (lua_istable(L, -1)) {
+            lua_createtable(L, (int)n_loggers, 0);
+            for (lua_Integer i = 1; i <= (lua_Integer)n_loggers; i++) {
+                lua_geti(L, -2, i);
+                lua_seti(L, -2, i);
+            }
+            lua_setfield(L, -3, "loggers");
+        }
+        lua_pop(L, 1);
+    }
     lua_setiuservalue(L, -2, 1);
     lm_config *cfg = lm_lua_to_config(L, settings, "the trainer");
     lm_handle model_handle = {model->plugin, model->self};
