@@ -238,10 +238,9 @@ static void wrong_type(lm_config *cfg, const config_entry *e, lm_config_type wan
     note_problem(cfg, "config key '%s' for %s must be %s, got %s", e->key, cfg->owner, type_name(wanted), value);
 }
 
-int lm_config_has(lm_config *cfg, const char *key) {
-    remember_asked(cfg, key);
-    return find(cfg, key) != NULL;
-}
+/* Asking whether a key is there counts as reading it: a plugin that only
+ * tests a flag's presence must not have it reported as unknown. */
+int lm_config_has(lm_config *cfg, const char *key) { return lookup(cfg, key) != NULL; }
 
 int lm_config_bool(lm_config *cfg, const char *key, int def) {
     config_entry *e = lookup(cfg, key);

@@ -27,6 +27,22 @@ START_TEST(defaults_and_values) {
 }
 END_TEST
 
+/* has() counts as reading: a flag tested only for presence is not unknown,
+ * and a typo next to it lists it once among the known keys. */
+START_TEST(has_marks_the_key_read) {
+    lm_config *cfg;
+    ck_assert_int_eq(lm_config_create(&cfg, "architecture 'toy'"), LM_OK);
+    ck_assert_int_eq(lm_config_set_parsed(cfg, "fast=true"), LM_OK);
+    ck_assert_int_eq(lm_config_set_parsed(cfg, "devic=cpu"), LM_OK);
+    ck_assert(lm_config_has(cfg, "fast"));
+    ck_assert(!lm_config_has(cfg, "slow"));
+    (void)lm_config_string(cfg, "device", "cpu");
+    ck_assert_int_eq(lm_config_validate(cfg), LM_ERR_INVALID);
+    ck_assert_str_eq(lm_error_message(), "unknown key 'devic' for architecture 'toy' (known: fast, slow, device)");
+    lm_config_destroy(cfg);
+}
+END_TEST
+
 START_TEST(integral_numbers_are_integers_and_integers_are_numbers) {
     lm_config *cfg = make();
     lm_config_set_number(cfg, "steps", 1e4);
@@ -132,6 +148,7 @@ static Suite *suite(void) {
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, defaults_and_values);
+    tcase_add_test(tc, has_marks_the_key_read);
     tcase_add_test(tc, integral_numbers_are_integers_and_integers_are_numbers);
     tcase_add_test(tc, wrong_type_is_reported_with_key_and_owner);
     tcase_add_test(tc, fractional_number_is_not_an_integer);

@@ -197,7 +197,8 @@ for doc in "${docs[@]}"; do
             lmcore --plugin-path "$block.so" plugins >>"$log" 2>&1 &&
             grep -q "($block.so)" "$log" && ! grep -q '^refused:' "$log"
         elif grep -Eq '(^|[^a-z_])main[ \t]*\(' "$block"; then
-          $cc "${flags[@]}" "$block.c" -o "$block.exe" "${libs[@]}" >"$log" 2>&1 &&
+          $cc "${flags[@]}" "$block.c" -o "$block.exe" "${libs[@]}" -Wl,-rpath,"$(pkg-config --variable=libdir lmcore)" \
+            >"$log" 2>&1 &&
             (cd "$ws/repo" && timeout 600 "$block.exe") >>"$log" 2>&1
         else
           $cc "${flags[@]}" -c "$block.c" -o "$block.o" >"$log" 2>&1
