@@ -2,8 +2,8 @@
  *
  * Each op has a CPU reference here (kernels/cpu/<op>.c) and a CUDA twin
  * (kernels/cuda/<op>.cu, declared in kernels_cuda.h) with the same name
- * after the prefix, the same arguments in the same order, plus a trailing
- * cudaStream_t.  Conventions (llm.c style):
+ * after the prefix and the same arguments in the same order, preceded by an
+ * lm_cuda_ctx (stream, BLAS handles, workspace).  Conventions (llm.c style):
  *   - outputs first, then inputs, then sizes, then options;
  *   - float32, row-major, contiguous unless a stride is given;
  *   - B batch, T positions, C channels, NH heads, V vocab, N = rows (B*T);

@@ -59,6 +59,12 @@ if [ -z "$prefix" ] || [ ! -x "$prefix/bin/lmcore" ]; then
   exit 2
 fi
 [ ${#docs[@]} -gt 0 ] || { echo "run_doc_examples: no documents given" >&2; exit 2; }
+# A document that runs the test suite would run this script again, forever.
+if [ -n "${LMCORE_IN_DOC_EXAMPLES:-}" ]; then
+  echo "run_doc_examples: called from a documentation example (a block runs the tests?): refusing to recurse" >&2
+  exit 2
+fi
+export LMCORE_IN_DOC_EXAMPLES=1
 prefix=$(cd "$prefix" && pwd)
 if [ -z "$work" ]; then
   work=$(mktemp -d "${TMPDIR:-/tmp}/lmcore-docs.XXXXXX")
