@@ -92,6 +92,10 @@ lm_status lm_generate(lm_handle model, const int32_t *prompt, int32_t n_prompt, 
                             "prompt (%d tokens) + max_new_tokens (%d) exceed the model's %d positions", n_prompt,
                             o->max_new_tokens, info.max_positions);
     int32_t V = info.vocab_size;
+    for (int32_t i = 0; i < n_prompt; i++) /* the embedding lookup trusts its ids */
+        if (prompt[i] < 0 || prompt[i] >= V)
+            return lm_error_set(LM_ERR_INVALID, "prompt token %d is %d, not an id of the model's vocabulary (0..%d)",
+                                i + 1, prompt[i], V - 1);
     int cached = vt->generate_reset && vt->generate_step;
     stats->used_kv_cache = cached;
     stats->prompt_tokens = n_prompt;

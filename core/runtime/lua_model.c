@@ -109,8 +109,17 @@ static float *sequence_logits(lua_State *L, lm_object *m, int index, int32_t *T_
     }
     for (lua_Integer i = 1; i <= T; i++) {
         lua_geti(L, index, i);
-        ids[i - 1] = (int32_t)lua_tointeger(L, -1);
+        int ok;
+        lua_Integer id = lua_tointegerx(L, -1, &ok);
         lua_pop(L, 1);
+        if (!ok || id < 0 || id >= info.vocab_size) {
+            free(ids);
+            free(logits);
+            luaL_error(L, "token %d of the sequence is not an id of this model's vocabulary (0..%d)", (int)i,
+                       info.vocab_size - 1);
+            return NULL;
+        }
+        ids[i - 1] = (int32_t)id;
     }
     lm_batch batch;
     memset(&batch, 0, sizeof batch);
@@ -160,6 +169,7 @@ static int model_top_k(lua_State *L) {
     lm_object *m = lm_lua_check_object(L, 1, LM_MODEL_MT);
     luaL_checktype(L, 3, LUA_TTABLE);
     lua_Integer k = luaL_optinteger(L, 4, 5);
+    if (k > 64) return luaL_argerror(L, 4, "top_k gives at most 64 candidates per position");
     int32_t T, V;
     float *logits = sequence_logits(L, m, 2, &T, &V);
     if (k < 1) k = 1;

@@ -79,11 +79,16 @@ static int tokenizer_encode(lua_State *L) {
     lm_object *tok = lm_lua_check_object(L, 1, LM_TOKENIZER_MT);
     size_t len;
     const char *text = luaL_checklstring(L, 2, &len);
+    /* tok:encode(text [, add_special | {add_special = bool}]) */
     int add_special = 1;
     if (lua_istable(L, 3)) {
         lua_getfield(L, 3, "add_special");
         if (!lua_isnil(L, -1)) add_special = lua_toboolean(L, -1);
         lua_pop(L, 1);
+    } else if (lua_isboolean(L, 3)) {
+        add_special = lua_toboolean(L, 3);
+    } else if (!lua_isnoneornil(L, 3)) {
+        return luaL_argerror(L, 3, "expected add_special as a boolean or {add_special = boolean}");
     }
     lm_ids ids = {0};
     if (tok->plugin->vtable.tokenizer.encode(tok->self, text, len, add_special, &ids) != LM_OK) {

@@ -15,12 +15,24 @@
 extern "C" {
 #endif
 
+/* The scalars the trainer sends with each event (look them up by name with
+ * lm_event_scalar; later versions may add more):
+ *   RUN_BEGIN  n_params, train_blocks, eval_blocks, block_size, batch_size
+ *              (text: a one-line description of the run)
+ *   STEP       loss, learning_rate, grad_norm, tokens_per_second, then the
+ *              system metrics when sampled (rss_mb, cpu_percent, gpu_*)
+ *   EVAL       train_loss, eval_loss, perplexity, epoch_index; sent at the
+ *              end of every epoch, with eval_loss NaN when there is nothing
+ *              to evaluate
+ *   RUN_END    train_runtime, train_samples_per_second,
+ *              train_steps_per_second, train_loss, eval_loss, perplexity
+ *   MESSAGE    none (text, and the level in `level`) */
 typedef enum lm_event_kind {
-    LM_EVENT_RUN_BEGIN = 1, /* text: run description; scalars: n_params, ... */
-    LM_EVENT_STEP = 2,      /* after an optimizer step: loss, learning_rate, grad_norm, tokens_per_second */
-    LM_EVENT_EVAL = 3,      /* after an evaluation: train_loss, eval_loss, perplexity */
-    LM_EVENT_RUN_END = 4,   /* train_runtime, train_samples_per_second, train_steps_per_second, perplexity */
-    LM_EVENT_MESSAGE = 5    /* text, level in `level` */
+    LM_EVENT_RUN_BEGIN = 1,
+    LM_EVENT_STEP = 2,    /* after an optimizer step */
+    LM_EVENT_EVAL = 3,    /* after an epoch's evaluation */
+    LM_EVENT_RUN_END = 4,
+    LM_EVENT_MESSAGE = 5
 } lm_event_kind;
 
 typedef struct lm_scalar {
@@ -59,7 +71,8 @@ typedef struct lm_logger_vtable {
     lm_status (*create)(void **self, lm_config *cfg);
     void (*destroy)(void *self);
     lm_status (*log)(void *self, const lm_event *event);
-    /* Optional. */
+    /* Optional: called after each checkpoint and at the end of the run, so
+     * what was logged is on disk if the process dies afterwards. */
     lm_status (*flush)(void *self);
 } lm_logger_vtable;
 

@@ -25,10 +25,13 @@ typedef struct lm_objective_vtable {
      * objective refuses a bidirectional model and vice versa) and keeps what
      * it needs (mask id, special ids, vocab size).  Called before make_batch. */
     lm_status (*bind)(void *self, const lm_arch_info *arch, const lm_vocab_info *vocab);
-    /* tokens: B blocks of T ids, row-major.  out has its arrays allocated by
-     * the caller for B*T entries; the objective fills input_ids, labels,
-     * attention_mask (or sets it NULL), token_type_ids (or NULL), n_targets.
-     * Random choices are a pure function of (seed, batch_index). */
+    /* tokens: B blocks of T ids, row-major.  The caller sets out->B, T,
+     * seed (the trainer's) and step, and allocates input_ids, labels,
+     * attention_mask and token_type_ids for B*T entries; the objective fills
+     * input_ids, labels, attention_mask (or sets it NULL), token_type_ids (or
+     * NULL) and n_targets.  Random choices (MLM masking) must be a pure
+     * function of the objective's own seed setting and batch_index, so that
+     * runs are reproducible and resume exactly. */
     lm_status (*make_batch)(void *self, const int32_t *tokens, int32_t B, int32_t T, uint64_t batch_index,
                             lm_batch *out);
 } lm_objective_vtable;

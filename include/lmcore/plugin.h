@@ -43,7 +43,7 @@ typedef struct lm_plugin_descriptor {
     uint32_t struct_size;    /* sizeof(lm_plugin_descriptor) at build time */
     int32_t kind;            /* lm_plugin_kind */
     uint32_t vtable_size;    /* sizeof the kind's vtable at build time */
-    const char *name;        /* unique within its kind: [a-z0-9_]+ */
+    const char *name;        /* unique within its kind: 1-64 of [a-z0-9_] */
     const char *version;     /* the plugin's own version, "1.2.0" */
     const char *description; /* one line */
     const void *vtable;      /* lm_tokenizer_vtable, lm_dataset_vtable, ... */

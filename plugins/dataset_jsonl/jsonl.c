@@ -214,8 +214,15 @@ static lm_status get_split(jsonl_dataset *d, const char *split, jsonl_split **ou
             return LM_OK;
         }
     }
-    return lm_error_set(LM_ERR_NOT_FOUND, "dataset 'jsonl' has no split '%s': give its files with %s=<file>",
-                        split ? split : "(null)", split ? split : "<split>");
+    int known = 0;
+    for (int i = 0; split && i < MAX_SPLITS; i++) known |= strcmp(split, known_splits[i]) == 0;
+    if (known)
+        return lm_error_set(LM_ERR_NOT_FOUND, "dataset 'jsonl' has no split '%s': give its files with %s=<file>", split,
+                            split);
+    return lm_error_set(LM_ERR_NOT_FOUND,
+                        "dataset 'jsonl' has no split '%s' (it knows train, validation and test, each given as "
+                        "<split>=<file>)",
+                        split ? split : "(null)");
 }
 
 static lm_status jsonl_row_count(void *self, const char *split, size_t *n) {

@@ -47,6 +47,45 @@ START_TEST(bindings_script_runs) {
 }
 END_TEST
 
+/* The trainer calls a logger's optional flush after every checkpoint and at
+ * the end of the run (tests/core/scripts/logger_flush.lua). */
+START_TEST(trainer_flushes_loggers) {
+    char out[] = "/tmp/lm_test_flush_XXXXXX";
+    int fd = mkstemp(out);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    char out_arg[64];
+    snprintf(out_arg, sizeof out_arg, "out=%s", out);
+    const char *args[] = {out_arg};
+    lm_registry *r = registry();
+    lm_runtime_options o = {SCRIPTS "logger_flush.lua", args, 1, r};
+    char *tb = NULL;
+    lm_status s = lm_runtime_run(&o, &tb);
+    ck_assert_msg(s == LM_OK, "script failed: %s\n%s", lm_error_message(), tb ? tb : "");
+    free(tb);
+    FILE *f = fopen(out, "r");
+    ck_assert_ptr_nonnull(f);
+    char line[512], last[512] = "";
+    int flushes = 0, after_step_2 = 0, previous_was_step_2 = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (strcmp(line, "flush\n") == 0) {
+            flushes++;
+            after_step_2 |= previous_was_step_2;
+        }
+        previous_was_step_2 = strncmp(line, "2 2 ", 4) == 0; /* the STEP event of step 2 */
+        strcpy(last, line);
+    }
+    fclose(f);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s %s.txt %s.ckpt", out, out, out);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_ge(flushes, 3);         /* checkpoints at steps 2 and 4, and the end */
+    ck_assert(after_step_2);              /* the step-2 checkpoint was followed by a flush */
+    ck_assert_str_eq(last, "flush\n");   /* after RUN_END */
+    lm_registry_destroy(r);
+}
+END_TEST
+
 START_TEST(errors_carry_file_and_line) {
     lm_registry *r = registry();
     lm_runtime_options o = {SCRIPTS "error_line.lua", NULL, 0, r};
@@ -117,6 +156,7 @@ int main(void) {
     tcase_add_test(tc, bindings_script_runs);
     tcase_add_test(tc, errors_carry_file_and_line);
     tcase_add_test(tc, missing_script_is_an_io_error);
+    tcase_add_test(tc, trainer_flushes_loggers);
     tcase_add_test(tc, ctrl_c_stops_a_lua_loop);
     tcase_add_test(tc, args_parsing_rejects_bad_pairs);
     suite_add_tcase(s, tc);

@@ -40,5 +40,15 @@ static lm_status rec_log(void *self, const lm_event *ev) {
     return LM_OK;
 }
 
-static const lm_logger_vtable vtable = {rec_create, rec_destroy, rec_log, NULL};
+/* Records that the core asked for a flush (after checkpoints, at the end). */
+static lm_status rec_flush(void *self) {
+    recorder *r = self;
+    if (r->file) {
+        fputs("flush\n", r->file);
+        fflush(r->file);
+    }
+    return LM_OK;
+}
+
+static const lm_logger_vtable vtable = {rec_create, rec_destroy, rec_log, rec_flush};
 LM_PLUGIN_DEFINE(LM_KIND_LOGGER, "test_logger", "0.0.1", "records events (tests)", lm_logger_vtable, vtable)
