@@ -37,11 +37,7 @@ for _, r in ipairs(rows) do
 end
 local text = table.concat(lines, "\n") .. "\n"
 io.write(text)
-if args.out then
-  local f = assert(io.open(args.out, "w"))
-  f:write(text)
-  f:close()
-end
+if args.out then lm.write_file(args.out, text) end
 
 -- ---- validation curves ---------------------------------------------------------------
 
@@ -173,7 +169,5 @@ if #series > 0 then
   add('  </g>')
 end
 add('</svg>')
-local f = assert(io.open(out_svg, "w"))
-f:write(table.concat(svg, "\n"), "\n")
-f:close()
+lm.write_file(out_svg, table.concat(svg, "\n") .. "\n")
 print("wrote " .. out_svg)

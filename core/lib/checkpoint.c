@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,20 +128,29 @@ static lm_status write_state(const char *path, const lm_checkpoint_state *s, lm_
     return status;
 }
 
-/* Deletes checkpoint-N folders beyond the newest keep_last. */
+/* Deletes checkpoint-N folders beyond the newest keep_last, and the hidden
+ * half-written folders of runs that were killed while saving
+ * (.checkpoint-N.tmp.<pid> whose process is gone). */
 static void prune(const char *root, int keep_last) {
-    if (keep_last <= 0) return;
     DIR *d = opendir(root);
     if (!d) return;
     int64_t steps[4096];
     int n = 0;
     struct dirent *e;
-    while ((e = readdir(d)) != NULL && n < 4096) {
+    while ((e = readdir(d)) != NULL) {
         long long step;
+        long pid;
         char tail;
-        if (sscanf(e->d_name, "checkpoint-%lld%c", &step, &tail) == 1) steps[n++] = step;
+        if (sscanf(e->d_name, "checkpoint-%lld%c", &step, &tail) == 1 && n < 4096) {
+            steps[n++] = step;
+        } else if (sscanf(e->d_name, ".checkpoint-%lld.tmp.%ld%c", &step, &pid, &tail) == 2 && pid > 0 &&
+                   pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
+            char dir[PATH_MAX];
+            if (snprintf(dir, sizeof dir, "%s/%s", root, e->d_name) < (int)sizeof dir) remove_checkpoint_dir(dir);
+        }
     }
     closedir(d);
+    if (keep_last <= 0) return;
     for (int i = 0; i < n; i++) {
         int newer = 0;
         for (int j = 0; j < n; j++) newer += steps[j] > steps[i];

@@ -83,12 +83,23 @@ static int lm_mkdir_lua(lua_State *L) {
     return 0;
 }
 
+/* lm.write_file(path, text): writes the whole file atomically (a temporary
+ * file renamed into place), so a reader or a crash never sees half of it. */
+static int lm_write_file_lua(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    size_t len;
+    const char *text = luaL_checklstring(L, 2, &len);
+    if (lm_file_write_atomic(path, text, len) != LM_OK) return lm_lua_raise(L);
+    return 0;
+}
+
 static int open_lm(lua_State *L) {
     static const luaL_Reg functions[] = {{"version", lm_version},
                                          {"interrupted", lm_interrupted_lua},
                                          {"log", lm_log_lua},
                                          {"plugins", lm_plugins_lua},
                                          {"mkdir", lm_mkdir_lua},
+                                         {"write_file", lm_write_file_lua},
                                          {NULL, NULL}};
     luaL_newlib(L, functions);
     lm_lua_open_objects(L);

@@ -96,9 +96,7 @@ function M.run(spec)
     samples_per_second = result.samples_per_second, tokens_per_second = result.tokens_per_second,
     log = cfg.output_dir .. "/log.jsonl",
   }
-  local f = assert(io.open(cfg.output_dir .. "/results.json", "w"))
-  f:write(lm.json_encode(results), "\n")
-  f:close()
+  lm.write_file(cfg.output_dir .. "/results.json", lm.json_encode(results) .. "\n")
   print(string.format("Perplexity: %.2f (validation loss %.4f on '%s')", result.perplexity, result.eval_loss,
                       cfg.eval_split))
   print(string.format("saved model.safetensors, config.json, tokenizer.json and results.json to %s", cfg.output_dir))

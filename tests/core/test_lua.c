@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "registry.h"
@@ -48,7 +49,8 @@ START_TEST(bindings_script_runs) {
 END_TEST
 
 /* The trainer calls a logger's optional flush after every checkpoint and at
- * the end of the run (tests/core/scripts/logger_flush.lua). */
+ * the end of the run (tests/core/scripts/logger_flush.lua); saving a
+ * checkpoint removes the half-written ones of killed runs. */
 START_TEST(trainer_flushes_loggers) {
     char out[] = "/tmp/lm_test_flush_XXXXXX";
     int fd = mkstemp(out);
@@ -57,6 +59,19 @@ START_TEST(trainer_flushes_loggers) {
     char out_arg[64];
     snprintf(out_arg, sizeof out_arg, "out=%s", out);
     const char *args[] = {out_arg};
+    /* Half-written checkpoint folders: one of a process that is gone (a
+     * child that exited) is cleaned up by the next save; one of a live
+     * process (pid 1) is left alone. */
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) _exit(0);
+    ck_assert_int_eq(waitpid(child, NULL, 0), child);
+    char stale[128], live[128], cmd[1024];
+    snprintf(stale, sizeof stale, "%s.ckpt/.checkpoint-7.tmp.%ld", out, (long)child);
+    snprintf(live, sizeof live, "%s.ckpt/.checkpoint-9.tmp.1", out);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s %s && touch %s/model.safetensors %s/model.safetensors", stale, live, stale,
+             live);
+    ck_assert_int_eq(system(cmd), 0);
     lm_registry *r = registry();
     lm_runtime_options o = {SCRIPTS "logger_flush.lua", args, 1, r};
     char *tb = NULL;
@@ -76,7 +91,8 @@ START_TEST(trainer_flushes_loggers) {
         strcpy(last, line);
     }
     fclose(f);
-    char cmd[256];
+    ck_assert_msg(access(stale, F_OK) != 0, "%s was not cleaned up", stale);
+    ck_assert_msg(access(live, F_OK) == 0, "%s (a live process's) was removed", live);
     snprintf(cmd, sizeof cmd, "rm -rf %s %s.txt %s.ckpt", out, out, out);
     ck_assert_int_eq(system(cmd), 0);
     ck_assert_int_ge(flushes, 3);         /* checkpoints at steps 2 and 4, and the end */
