@@ -38,6 +38,7 @@ struct lm_trainer {
     lm_sysmetrics *sysmetrics;
     lm_scalar system[LM_SYSMETRICS_MAX];
     size_t n_system;
+    int system_sampled;
 };
 
 static const lm_architecture_vtable *arch_of(const lm_trainer *t) { return &t->model.plugin->vtable.architecture; }
@@ -415,7 +416,10 @@ lm_status lm_trainer_fit(lm_trainer *t, lm_train_result *result) {
             loss_sum_run += step_loss;
             loss_sum_epoch += step_loss;
             double seconds = lm_time_seconds() - step_start;
-            if (step == 1 || step % t->log_every == 0) {
+            /* The first step of this process too (a resumed run starts at
+             * step N + 1): loggers with fixed columns see every metric. */
+            if (!t->system_sampled || step % t->log_every == 0) {
+                t->system_sampled = 1;
                 size_t n = 0;
                 if (lm_sysmetrics_sample(t->sysmetrics, t->system, LM_SYSMETRICS_MAX, &n) == LM_OK) t->n_system = n;
             }

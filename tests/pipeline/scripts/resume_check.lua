@@ -47,8 +47,14 @@ fit(c, {checkpoint_dir = out .. "/c", save_every = 4, keep_last = 0})
 c:close()
 local b = new_model(vocab.vocab_size)
 b:init(99) -- different weights: the checkpoint must replace them
-local rb = fit(b, {resume = out .. "/c/checkpoint-4"})
+local csv <close> = lm.logger("csv", {path = out .. "/resumed.csv"})
+local rb = fit(b, {resume = out .. "/c/checkpoint-4", loggers = {csv}, log_every = 3})
+csv:close()
 assert(rb.steps == 8 and ra.steps == 8)
+-- The resumed run's first step (5, not a multiple of log_every) sampled the
+-- system metrics, so the CSV has their columns.
+local header = assert(io.open(out .. "/resumed.csv")):read("l")
+assert(header:find("rss_mb", 1, true), "resumed log.csv lacks the system columns: " .. header)
 assert(rb.train_loss == ra.train_loss, string.format("train loss %.17g vs %.17g", rb.train_loss, ra.train_loss))
 local ids = train:get(0)
 for _, position in ipairs({1, 32}) do
