@@ -82,8 +82,13 @@ export PKG_CONFIG_PATH="$(dirname "$pc")${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 export CMAKE_PREFIX_PATH="$prefix${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
 unset LMCORE_PLUGIN_PATH
 cc=${CC:-cc}
-# Under sanitizers liblmcore needs the same runtime in whatever links it.
+# Under sanitizers liblmcore needs the same runtime in whatever links it:
+# the runner's own c blocks get these flags, and sh blocks see them as
+# CFLAGS/LDFLAGS (which CMake and the docs' cc commands use).
 read -r -a extra_cflags <<<"${LMCORE_DOC_CFLAGS:-}"
+if [ -n "${LMCORE_DOC_CFLAGS:-}" ]; then
+  export CFLAGS="${CFLAGS:+$CFLAGS }$LMCORE_DOC_CFLAGS" LDFLAGS="${LDFLAGS:+$LDFLAGS }$LMCORE_DOC_CFLAGS"
+fi
 
 have() {
   case $1 in
