@@ -25,6 +25,12 @@ struct lm_cuda_ctx {
     size_t blas_workspace_bytes;
     void *scratch; /* partial sums of the two-stage reductions */
     size_t scratch_bytes;
+    /* cuBLASLt plans (descriptors, layouts and the chosen algorithm) per
+     * GEMM shape, built on first use (gemm.cu): a training step repeats the
+     * same few dozen shapes, and building a plan costs tens of µs of host
+     * time, as much as a small GEMM takes on the GPU. */
+    struct lm_gemm_plan *gemm_plans;
+    int n_gemm_plans;
     /* First failure since the last report (ops cannot return one). */
     int has_error;
     char error_op[64];

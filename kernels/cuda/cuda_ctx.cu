@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cuda_common.cuh"
+#include "gemm.cuh"
 #include "lmcore/log.h"
 #include "lmcore/status.h"
 
@@ -136,6 +137,7 @@ extern "C" void lm_cuda_ctx_destroy(lm_cuda_ctx *ctx) {
     if (!ctx) return;
     cudaSetDevice(ctx->device);
     if (ctx->stream) cudaStreamSynchronize(ctx->stream);
+    lm_cuda_gemm_plans_free(ctx);
     if (ctx->blas) cublasDestroy(ctx->blas);
     if (ctx->lt) cublasLtDestroy(ctx->lt);
     cudaFree(ctx->lt_workspace);

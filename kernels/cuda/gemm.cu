@@ -5,6 +5,9 @@
  * tensors are slices of flat buffers (q = qkv + C, parameters carved from one
  * allocation), so the real alignment of every pointer is passed as a
  * preference, and a pointer cuBLASLt cannot serve falls back to cuBLAS. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "gemm.cuh"
 
 /* Largest power of two (up to 256) dividing the address. */
@@ -43,75 +46,139 @@ static void gemm_cublas(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool tra
                                      lm_cuda_compute_type(ctx), CUBLAS_GEMM_DEFAULT));
 }
 
-/* Returns 1 when cuBLASLt queued the product, 0 when it has no algorithm
- * for these pointers (the caller falls back), -1 on a kept failure. */
-static int gemm_lt(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
-                   const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc, const float *bias) {
-    cublasLtMatmulDesc_t desc = NULL;
-    cublasLtMatrixLayout_t a_layout = NULL, b_layout = NULL, c_layout = NULL;
+/* What decides a cuBLASLt plan: every field is an int, so keys compare
+ * with memcmp (no padding).  Alpha, beta and the pointers' values are given
+ * at each call; the bias pointer is set on the plan's descriptor per call. */
+typedef struct gemm_key {
+    int32_t trans_a, trans_b, m, n, k, lda, ldb, ldc, has_bias;
+    uint32_t align_a, align_b, align_c;
+} gemm_key;
+
+struct lm_gemm_plan {
+    gemm_key key;
+    int usable; /* 0: cuBLASLt has no algorithm for this key: use cuBLAS */
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t a_layout, b_layout, c_layout;
+    cublasLtMatmulAlgo_t algo;
+};
+
+/* Enough for GPT-2 and BERT training, evaluation and decoding together;
+ * shapes beyond it get a plan built and released per call, as before. */
+#define LM_CUDA_GEMM_PLANS 256
+
+static void plan_release(lm_gemm_plan *p) {
+    if (p->c_layout) cublasLtMatrixLayoutDestroy(p->c_layout);
+    if (p->b_layout) cublasLtMatrixLayoutDestroy(p->b_layout);
+    if (p->a_layout) cublasLtMatrixLayoutDestroy(p->a_layout);
+    if (p->desc) cublasLtMatmulDescDestroy(p->desc);
+    p->desc = NULL;
+    p->a_layout = p->b_layout = p->c_layout = NULL;
+}
+
+void lm_cuda_gemm_plans_free(lm_cuda_ctx *ctx) {
+    for (int i = 0; i < ctx->n_gemm_plans; i++) plan_release(&ctx->gemm_plans[i]);
+    free(ctx->gemm_plans);
+    ctx->gemm_plans = NULL;
+    ctx->n_gemm_plans = 0;
+}
+
+/* Builds the descriptor, layouts and heuristic algorithm for p->key.
+ * Returns 0 (p->usable says whether cuBLASLt has an algorithm) or -1 on a
+ * kept failure; on -1 the caller releases p. */
+static int plan_build(lm_cuda_ctx *ctx, const char *op, lm_gemm_plan *p) {
+    const gemm_key *key = &p->key;
+    const int32_t op_a = key->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const int32_t op_b = key->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const uint64_t workspace_bytes = ctx->lt_workspace_bytes;
+    const int m = key->m, n = key->n, k = key->k;
     cublasLtMatmulPreference_t preference = NULL;
     int result = -1;
-    const int32_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-    const int32_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
-    const uint64_t workspace_bytes = ctx->lt_workspace_bytes;
-    const uint32_t align_a = pointer_alignment(A), align_b = pointer_alignment(B), align_c = pointer_alignment(C);
-    cublasLtMatmulHeuristicResult_t heuristic;
-    int found = 0;
-
 #define LT_TRY(call)                                                                                               \
     do {                                                                                                           \
         if (lm_cuda_keep_cublas(ctx, op, (call))) goto done;                                                       \
     } while (0)
-    LT_TRY(cublasLtMatmulDescCreate(&desc, lm_cuda_compute_type(ctx), CUDA_R_32F));
-    LT_TRY(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof op_a));
-    LT_TRY(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof op_b));
-    if (bias) {
+    LT_TRY(cublasLtMatmulDescCreate(&p->desc, lm_cuda_compute_type(ctx), CUDA_R_32F));
+    LT_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof op_a));
+    LT_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof op_b));
+    if (key->has_bias) {
         const uint32_t epilogue = CUBLASLT_EPILOGUE_BIAS;
-        LT_TRY(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue));
-        LT_TRY(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
+        LT_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue));
     }
-    LT_TRY(cublasLtMatrixLayoutCreate(&a_layout, CUDA_R_32F, trans_a ? k : m, trans_a ? m : k, lda));
-    LT_TRY(cublasLtMatrixLayoutCreate(&b_layout, CUDA_R_32F, trans_b ? n : k, trans_b ? k : n, ldb));
-    LT_TRY(cublasLtMatrixLayoutCreate(&c_layout, CUDA_R_32F, m, n, ldc));
+    LT_TRY(cublasLtMatrixLayoutCreate(&p->a_layout, CUDA_R_32F, key->trans_a ? k : m, key->trans_a ? m : k,
+                                      key->lda));
+    LT_TRY(cublasLtMatrixLayoutCreate(&p->b_layout, CUDA_R_32F, key->trans_b ? n : k, key->trans_b ? k : n,
+                                      key->ldb));
+    LT_TRY(cublasLtMatrixLayoutCreate(&p->c_layout, CUDA_R_32F, m, n, key->ldc));
     LT_TRY(cublasLtMatmulPreferenceCreate(&preference));
     LT_TRY(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes,
                                                 sizeof workspace_bytes));
-    LT_TRY(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align_a,
-                                                sizeof align_a));
-    LT_TRY(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_b,
-                                                sizeof align_b));
-    LT_TRY(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align_c,
-                                                sizeof align_c));
-    LT_TRY(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_c,
-                                                sizeof align_c));
+    LT_TRY(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &key->align_a,
+                                                sizeof key->align_a));
+    LT_TRY(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &key->align_b,
+                                                sizeof key->align_b));
+    LT_TRY(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &key->align_c,
+                                                sizeof key->align_c));
+    LT_TRY(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &key->align_c,
+                                                sizeof key->align_c));
     {
         /* "Not supported" here just means no algorithm: fall back quietly. */
-        cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(ctx->lt, desc, a_layout, b_layout, c_layout, c_layout,
-                                                               preference, 1, &heuristic, &found);
-        if (status != CUBLAS_STATUS_SUCCESS || found == 0) {
-            result = 0;
-            goto done;
-        }
+        cublasLtMatmulHeuristicResult_t heuristic;
+        int found = 0;
+        cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(ctx->lt, p->desc, p->a_layout, p->b_layout,
+                                                               p->c_layout, p->c_layout, preference, 1, &heuristic,
+                                                               &found);
+        p->usable = status == CUBLAS_STATUS_SUCCESS && found > 0;
+        if (p->usable) p->algo = heuristic.algo;
     }
-    {
-        cublasStatus_t status = cublasLtMatmul(ctx->lt, desc, &alpha, A, a_layout, B, b_layout, &beta, C, c_layout,
-                                               C, c_layout, &heuristic.algo, ctx->lt_workspace,
-                                               ctx->lt_workspace_bytes, ctx->stream);
-        /* Nothing was queued when the algorithm turns out unsupported: fall back. */
-        if (status == CUBLAS_STATUS_NOT_SUPPORTED) {
-            result = 0;
-            goto done;
-        }
-        LT_TRY(status);
-    }
-    result = 1;
+    result = 0;
 #undef LT_TRY
 done:
     if (preference) cublasLtMatmulPreferenceDestroy(preference);
-    if (c_layout) cublasLtMatrixLayoutDestroy(c_layout);
-    if (b_layout) cublasLtMatrixLayoutDestroy(b_layout);
-    if (a_layout) cublasLtMatrixLayoutDestroy(a_layout);
-    if (desc) cublasLtMatmulDescDestroy(desc);
+    return result;
+}
+
+/* Returns 1 when cuBLASLt queued the product, 0 when it has no algorithm
+ * for these pointers (the caller falls back), -1 on a kept failure. */
+static int gemm_lt(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+                   const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc, const float *bias) {
+    gemm_key key;
+    memset(&key, 0, sizeof key);
+    key.trans_a = trans_a, key.trans_b = trans_b, key.m = m, key.n = n, key.k = k;
+    key.lda = lda, key.ldb = ldb, key.ldc = ldc, key.has_bias = bias != NULL;
+    key.align_a = pointer_alignment(A), key.align_b = pointer_alignment(B), key.align_c = pointer_alignment(C);
+
+    lm_gemm_plan *plan = NULL, temporary;
+    for (int i = 0; i < ctx->n_gemm_plans && !plan; i++)
+        if (memcmp(&ctx->gemm_plans[i].key, &key, sizeof key) == 0) plan = &ctx->gemm_plans[i];
+    if (!plan) {
+        if (!ctx->gemm_plans) ctx->gemm_plans = (lm_gemm_plan *)calloc(LM_CUDA_GEMM_PLANS, sizeof *ctx->gemm_plans);
+        plan = ctx->gemm_plans && ctx->n_gemm_plans < LM_CUDA_GEMM_PLANS ? &ctx->gemm_plans[ctx->n_gemm_plans]
+                                                                         : &temporary;
+        memset(plan, 0, sizeof *plan);
+        plan->key = key;
+        if (plan_build(ctx, op, plan) != 0) {
+            plan_release(plan);
+            return -1;
+        }
+        if (plan != &temporary) ctx->n_gemm_plans++;
+    }
+    int result = 0;
+    if (plan->usable) {
+        cublasStatus_t status = CUBLAS_STATUS_SUCCESS;
+        if (bias)
+            status = cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+        if (status == CUBLAS_STATUS_SUCCESS)
+            status = cublasLtMatmul(ctx->lt, plan->desc, &alpha, A, plan->a_layout, B, plan->b_layout, &beta, C,
+                                    plan->c_layout, C, plan->c_layout, &plan->algo, ctx->lt_workspace,
+                                    ctx->lt_workspace_bytes, ctx->stream);
+        if (status == CUBLAS_STATUS_NOT_SUPPORTED) {
+            /* Nothing was queued: fall back, now and for this key from now on. */
+            plan->usable = 0;
+        } else {
+            result = lm_cuda_keep_cublas(ctx, op, status) ? -1 : 1;
+        }
+    }
+    if (plan == &temporary) plan_release(&temporary);
     return result;
 }
 

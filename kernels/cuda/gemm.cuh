@@ -22,4 +22,7 @@ void lm_cuda_gemm_batched(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool t
                           float alpha, const float *A, int lda, long long stride_a, const float *B, int ldb,
                           long long stride_b, float beta, float *C, int ldc, long long stride_c, int batch);
 
+/* Releases the cached cuBLASLt plans (lm_cuda_ctx_destroy calls it). */
+void lm_cuda_gemm_plans_free(lm_cuda_ctx *ctx);
+
 #endif

@@ -286,6 +286,48 @@ START_TEST(test_matmul) {
 }
 END_TEST
 
+/* The cuBLASLt plan of a shape is cached (kernels/cuda/gemm.cu): the same
+ * shape on other buffers, with another bias, must use those buffers and that
+ * bias, every time. */
+START_TEST(test_matmul_plan_reuse) {
+    enum { N = 64, IC = 96, OC = 192, SETS = 2 };
+    float *x[SETS], *w[SETS], *b[SETS], *y[SETS], *d_x[SETS], *d_w[SETS], *d_b[SETS], *d_y[SETS];
+    for (int s = 0; s < SETS; s++) {
+        x[s] = gt_random((size_t)N * IC, -1, 1);
+        w[s] = gt_random((size_t)IC * OC, -0.5f, 0.5f);
+        b[s] = gt_random(OC, -1, 1);
+        y[s] = gt_host((size_t)N * OC);
+        lm_cpu_matmul_forward(y[s], x[s], w[s], b[s], N, IC, OC, LM_W_IN_OUT);
+        d_x[s] = gt_dev_upload(gt_be, x[s], (size_t)N * IC);
+        d_w[s] = gt_dev_upload(gt_be, w[s], (size_t)IC * OC);
+        d_b[s] = gt_dev_upload(gt_be, b[s], OC);
+        d_y[s] = gt_dev_nan(gt_be, (size_t)N * OC);
+    }
+    float *g = gt_host((size_t)N * OC);
+    const int order[] = {0, 1, 0, 1, 1, 0};
+    for (size_t i = 0; i < sizeof order / sizeof *order; i++) {
+        const int s = order[i];
+        gt_dev_free(gt_be, d_y[s]);
+        d_y[s] = gt_dev_nan(gt_be, (size_t)N * OC);
+        gt_be->ops->matmul_forward(gt_be, d_y[s], d_x[s], d_w[s], d_b[s], N, IC, OC, LM_W_IN_OUT);
+        gt_sync(gt_be, "matmul_forward (plan reuse)");
+        gt_dev_download(gt_be, g, d_y[s], (size_t)N * OC);
+        gt_compare(s ? "matmul_forward, set B" : "matmul_forward, set A", g, y[s], (size_t)N * OC, TOL_GEMM);
+    }
+    for (int s = 0; s < SETS; s++) {
+        gt_dev_free(gt_be, d_x[s]);
+        gt_dev_free(gt_be, d_w[s]);
+        gt_dev_free(gt_be, d_b[s]);
+        gt_dev_free(gt_be, d_y[s]);
+        free(x[s]);
+        free(w[s]);
+        free(b[s]);
+        free(y[s]);
+    }
+    free(g);
+}
+END_TEST
+
 START_TEST(test_matmul_tf32) {
     /* tf32 rounds the operands to 10 mantissa bits: ~3e-4 expected */
     check_matmul(gt_be_tf32, "tf32", 256, 768, 768, LM_W_IN_OUT, 1, 0, 3e-3);
@@ -676,6 +718,7 @@ Suite *gpu_ops_suite(void) {
     tcase_add_test(tc, test_embedding);
     tcase_add_test(tc, test_layernorm);
     tcase_add_test(tc, test_matmul);
+    tcase_add_test(tc, test_matmul_plan_reuse);
     tcase_add_test(tc, test_matmul_tf32);
     tcase_add_test(tc, test_attention);
     tcase_add_test(tc, test_gelu);
