@@ -12,10 +12,7 @@
 #include <string.h>
 
 #include "lmcore/lmcore.h"
-
-#define MAX_SPLITS 3
-
-static const char *const known_splits[MAX_SPLITS] = {"train", "validation", "test"};
+#include "file_splits.h"
 
 typedef struct jsonl_split {
     const char *name;
@@ -29,7 +26,7 @@ typedef struct jsonl_split {
 } jsonl_split;
 
 typedef struct jsonl_dataset {
-    jsonl_split splits[MAX_SPLITS];
+    jsonl_split splits[LM_FILE_SPLITS];
     size_t n_splits;
     char *field;
 } jsonl_dataset;
@@ -65,12 +62,12 @@ static lm_status jsonl_create(void **self, lm_config *cfg) {
         free(d);
         return lm_error_set(LM_ERR_NOMEM, "out of memory creating dataset 'jsonl'");
     }
-    for (int i = 0; i < MAX_SPLITS; i++) {
+    for (int i = 0; i < LM_FILE_SPLITS; i++) {
         const char *const *files;
-        size_t n = lm_config_list(cfg, known_splits[i], &files);
+        size_t n = lm_config_list(cfg, lm_file_split_names[i], &files);
         if (n == 0) continue;
         jsonl_split *sp = &d->splits[d->n_splits++];
-        sp->name = known_splits[i];
+        sp->name = lm_file_split_names[i];
         sp->paths = calloc(n, sizeof *sp->paths);
         if (!sp->paths) {
             jsonl_destroy(d);
@@ -214,15 +211,7 @@ static lm_status get_split(jsonl_dataset *d, const char *split, jsonl_split **ou
             return LM_OK;
         }
     }
-    int known = 0;
-    for (int i = 0; split && i < MAX_SPLITS; i++) known |= strcmp(split, known_splits[i]) == 0;
-    if (known)
-        return lm_error_set(LM_ERR_NOT_FOUND, "dataset 'jsonl' has no split '%s': give its files with %s=<file>", split,
-                            split);
-    return lm_error_set(LM_ERR_NOT_FOUND,
-                        "dataset 'jsonl' has no split '%s' (it knows train, validation and test, each given as "
-                        "<split>=<file>)",
-                        split ? split : "(null)");
+    return lm_file_split_missing("jsonl", split);
 }
 
 static lm_status jsonl_row_count(void *self, const char *split, size_t *n) {

@@ -11,11 +11,8 @@
 #include <string.h>
 
 #include "lmcore/lmcore.h"
+#include "file_splits.h"
 #include "unicode.h"
-
-#define MAX_SPLITS 3
-
-static const char *const known_splits[MAX_SPLITS] = {"train", "validation", "test"};
 
 typedef struct row_span {
     const char *text; /* NUL-terminated, inside one of the file buffers */
@@ -34,7 +31,7 @@ typedef struct text_split {
 } text_split;
 
 typedef struct text_dataset {
-    text_split splits[MAX_SPLITS];
+    text_split splits[LM_FILE_SPLITS];
     size_t n_splits;
 } text_dataset;
 
@@ -61,12 +58,12 @@ static void text_destroy(void *self) {
 static lm_status text_create(void **self, lm_config *cfg) {
     text_dataset *d = calloc(1, sizeof *d);
     if (!d) return lm_error_set(LM_ERR_NOMEM, "out of memory creating dataset 'text'");
-    for (int i = 0; i < MAX_SPLITS; i++) {
+    for (int i = 0; i < LM_FILE_SPLITS; i++) {
         const char *const *files;
-        size_t n = lm_config_list(cfg, known_splits[i], &files);
+        size_t n = lm_config_list(cfg, lm_file_split_names[i], &files);
         if (n == 0) continue;
         text_split *sp = &d->splits[d->n_splits++];
-        sp->name = known_splits[i];
+        sp->name = lm_file_split_names[i];
         sp->paths = calloc(n, sizeof *sp->paths);
         if (!sp->paths) {
             text_destroy(d);
@@ -176,15 +173,7 @@ static lm_status get_split(text_dataset *d, const char *split, text_split **out)
             return LM_OK;
         }
     }
-    int known = 0;
-    for (int i = 0; split && i < MAX_SPLITS; i++) known |= strcmp(split, known_splits[i]) == 0;
-    if (known)
-        return lm_error_set(LM_ERR_NOT_FOUND, "dataset 'text' has no split '%s': give its files with %s=<file>", split,
-                            split);
-    return lm_error_set(LM_ERR_NOT_FOUND,
-                        "dataset 'text' has no split '%s' (it knows train, validation and test, each given as "
-                        "<split>=<file>)",
-                        split ? split : "(null)");
+    return lm_file_split_missing("text", split);
 }
 
 static lm_status text_row_count(void *self, const char *split, size_t *n) {

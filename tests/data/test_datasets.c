@@ -296,6 +296,11 @@ START_TEST(text_rows_strip_newlines) {
     ck_assert(h == lm_hash64(b, sizeof b - 1, lm_hash64(a, sizeof a - 1, LM_HASH_SEED)));
     size_t n;
     ck_assert_int_eq(ds.vt->row_count(ds.self, "validation", &n), LM_ERR_NOT_FOUND);
+    ck_assert_str_eq(lm_error_message(), "dataset 'text' has no split 'validation': give its files with "
+                                         "validation=<file>");
+    ck_assert_int_eq(ds.vt->row_count(ds.self, "dev", &n), LM_ERR_NOT_FOUND); /* no such key exists */
+    ck_assert_str_eq(lm_error_message(), "dataset 'text' has no split 'dev' (it knows train, validation and test, "
+                                         "each given as <split>=<file>)");
     close_dataset(&ds);
     remove_temp_dir();
 }
