@@ -35,6 +35,44 @@ START_TEST(test_vectorised_exp_is_within_one_ulp) {
 }
 END_TEST
 
+/* The exact GELU (vectorised erf from libmvec where the build has it, glibc
+ * erff elsewhere) against double precision, forward and backward, on a
+ * length that exercises the 8-wide blocks, the chunk edges and the tail.
+ * Allowance: a few ulp of erf near 1 times 0.5·|x| (1 + erf cancels for
+ * negative x, in any float evaluation, PyTorch's included) plus a few ulp
+ * of the result. */
+START_TEST(test_exact_gelu_matches_double_reference) {
+    enum { N = 100003 };
+    float *x = tk_floats(N), *y = tk_floats(N), *dx = tk_floats(N), *dy = tk_floats(N);
+    for (int i = 0; i < N; i++) {
+        x[i] = -9.0f + 18.0f * (float)i / (float)(N - 1);
+        dy[i] = 1.0f;
+    }
+    x[0] = 0.0f, x[1] = -0.0f, x[2] = 1e-30f, x[3] = 40.0f, x[4] = -40.0f;
+    lm_cpu_gelu_forward(y, x, N, 0);
+    lm_cpu_gelu_backward(dx, x, dy, N, 0); /* dx starts at 0: accumulates once */
+    const double erf_ulp = 5.96e-8;         /* an ulp of floats just below 1 */
+    double worst_y = 0, worst_dx = 0;
+    for (int i = 0; i < N; i++) {
+        double xd = x[i], cdf = 0.5 * (1.0 + erf(xd / sqrt(2.0)));
+        double want_y = xd * cdf;
+        double want_dx = cdf + xd * exp(-0.5 * xd * xd) / sqrt(2.0 * M_PI);
+        double allow_y = 0.5 * fabs(xd) * 4 * erf_ulp + 4 * 1.2e-7 * fabs(want_y) + 1e-37;
+        double allow_dx = 0.5 * 4 * erf_ulp + 8 * 1.2e-7 * (fabs(want_dx) + fabs(xd * 0.4)) + 1e-37;
+        double ey = fabs(y[i] - want_y) / allow_y, edx = fabs(dx[i] - want_dx) / allow_dx;
+        if (ey > worst_y) worst_y = ey;
+        if (edx > worst_dx) worst_dx = edx;
+        ck_assert_msg(ey <= 1.0, "gelu(%.9g) = %.9g, double says %.9g", (double)x[i], (double)y[i], want_y);
+        ck_assert_msg(edx <= 1.0, "gelu'(%.9g) = %.9g, double says %.9g", (double)x[i], (double)dx[i], want_dx);
+    }
+    ck_assert_float_eq(y[0], 0.0f);
+    ck_assert_float_eq(y[3], 40.0f);
+    ck_assert(y[4] == 0.0f); /* -40 · Φ(-40): underflows to (-)0 */
+    printf("exact gelu: worst error %.2f (forward) and %.2f (backward) of the allowance\n", worst_y, worst_dx);
+    free(x), free(y), free(dx), free(dy);
+}
+END_TEST
+
 START_TEST(test_dropout_integer_threshold_equals_uniform_comparison) {
     /* The kernels keep an element when its top 24 random bits k reach an
      * integer threshold; lm_rng_uniform is k / 2^24.  Equivalence with
@@ -388,6 +426,7 @@ Suite *kernels_misc_suite(void) {
     Suite *s = suite_create("kernels_properties");
     TCase *tc = tcase_create("properties");
     tcase_add_test(tc, test_vectorised_exp_is_within_one_ulp);
+    tcase_add_test(tc, test_exact_gelu_matches_double_reference);
     tcase_add_test(tc, test_dropout_integer_threshold_equals_uniform_comparison);
     tcase_add_test(tc, test_dropout_mask_is_a_function_of_seed_stream_index);
     tcase_add_test(tc, test_attention_matches_double_reference);
