@@ -1,4 +1,4 @@
-/* The lmcore command line: run, plugins, help, --version.
+/* The lmcore command line: run, plugins, new-plugin, help, --version.
  * Exit codes: 0 success, 1 runtime error, 2 usage error. */
 #include <dirent.h>
 #include <limits.h>

@@ -5,6 +5,7 @@
  * leaves half a skeleton, and an existing non-empty folder is never touched. */
 #include "new_plugin.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -75,12 +76,19 @@ static int valid_name(const char *name) {
     return 1;
 }
 
-/* 1 if path does not exist or is an empty directory (what rename() may replace). */
+/* 1 if path does not exist or is an empty directory (rename() replaces an
+ * empty directory, and nothing else). */
 static int free_to_write(const char *path) {
     struct stat st;
     if (stat(path, &st) != 0) return errno == ENOENT;
     if (!S_ISDIR(st.st_mode)) return 0;
-    return rmdir(path) == 0; /* only succeeds when empty */
+    DIR *d = opendir(path);
+    if (!d) return 0;
+    int empty = 1;
+    struct dirent *e;
+    while (empty && (e = readdir(d)) != NULL) empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+    closedir(d);
+    return empty;
 }
 
 static lm_status write_expanded(const char *dir, const char *file, const char *template_text,
