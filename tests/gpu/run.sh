@@ -10,9 +10,14 @@
 # only the ones missing there into a private library folder.
 #
 # Writes into OUTDIR: run.log (everything printed), ctest.log (the test
-# output), nvidia-smi.txt, summary.txt.  Exit status: 0 when every gpu test
-# passed.  Device call (lead), after bundle_libs.sh:
-#   run(command="tests/gpu/run.sh $OUT", carry=[".gpu-kit.tar.gz"], timeout_s=300)
+# output), nvidia-smi.txt, summary.txt, and with .gpu-data/ (wiki.test.raw,
+# wiki.valid.raw) carried: bench-results.txt (reference shape vs the HF
+# Trainer), throughput-results.txt (block 1024 vs torch.compile, MFU, peak
+# memory), curves.txt, hf-curves.txt (validation loss vs the HF Trainer).
+# Exit status: 0 when every gpu test passed.  Device call (lead), after
+# bundle_libs.sh (each section can be turned off: LMCORE_BENCH=0,
+# LMCORE_THROUGHPUT=0, LMCORE_CURVES=0, LMCORE_HF_CURVES=0):
+#   run(command="tests/gpu/run.sh $OUT", carry=[".gpu-kit.tar.gz", ".gpu-data"], timeout_s=580)
 # Add LMCORE_GPU_SANITIZE=memcheck (or racecheck) in front to rerun the
 # kernel suite under compute-sanitizer after a failure.
 set -uo pipefail
@@ -180,6 +185,16 @@ main() {
         echo "skipped (no .gpu-data/wiki.test.raw, or LMCORE_BENCH=0)"
     fi
 
+    section "throughput shape: GPT-2 124M, blocks of 1024, bf16, largest batch <= 64, against torch.compile"
+    if [ -f "$REPO/.gpu-data/wiki.test.raw" ] && [ "${LMCORE_THROUGHPUT:-1}" = 1 ]; then
+        (cd "$REPO" && timeout "${LMCORE_THROUGHPUT_TIMEOUT:-300}" bench/gpu/throughput.sh "$KIT/bin/lmcore" .gpu-data \
+            "$OUT/throughput.log" "${LMCORE_PEAK_TFLOPS:-989.4}") > "$OUT/throughput-results.txt" 2>&1
+        echo "throughput exit status: $?"
+        cat "$OUT/throughput-results.txt"
+    else
+        echo "skipped (no .gpu-data/wiki.test.raw, or LMCORE_THROUGHPUT=0)"
+    fi
+
     section "training curves on the GPU (compare with the CPU run of the same command)"
     if [ -f "$REPO/.gpu-data/wiki.test.raw" ] && [ "${LMCORE_CURVES:-1}" = 1 ]; then
         for script in gpt2_clm bert_mlm; do
@@ -197,6 +212,19 @@ main() {
             >> "$OUT/curves.txt" 2>&1
         echo "generate exit status: $?" >> "$OUT/curves.txt"
         cat "$OUT/curves.txt"
+    fi
+
+    section "training curves against the Hugging Face Trainer (same tokenizer, blocks and recipe)"
+    if [ -f "$REPO/.gpu-data/wiki.valid.raw" ] && [ "${LMCORE_HF_CURVES:-1}" = 1 ]; then
+        local model
+        for model in gpt2 bert; do
+            (cd "$REPO" && timeout 300 bench/curves/compare_hf_trainer.sh "$KIT/bin/lmcore" .gpu-data "$model" \
+                "${LMCORE_CURVE_STEPS:-150}" cuda) >> "$OUT/hf-curves.txt" 2>&1
+            echo "$model exit status: $?" >> "$OUT/hf-curves.txt"
+        done
+        cat "$OUT/hf-curves.txt"
+    else
+        echo "skipped (no .gpu-data/wiki.valid.raw, or LMCORE_HF_CURVES=0)"
     fi
 
     section "summary"

@@ -1,0 +1,59 @@
+-- Throughput shape of the CUDA issue: GPT-2 124M, blocks of 1024 tokens,
+-- batch `batch_size`, bf16, training steps per second after warm-up.  Prints
+--   RESULT side=lmcore shape=throughput batch=B tokens_per_second=... mfu=... peak_gpu_memory_mib=...
+-- (bench/gpu/throughput.sh puts it beside PyTorch + torch.compile).  MFU is
+-- model FLOPs (6·N + 12·L·C·T per token, N without the position
+-- embeddings, as nanoGPT counts them) over `peak_tflops` (default: the
+-- H100 SXM's dense bf16, 989.4).  Peak memory: the largest gpu_memory_mb the
+-- trainer's system metrics saw (NVML, the whole GPU).
+--   lmcore run bench/gpu/throughput.lua data=DIR batch_size=16 [precision=bf16 steps=30 warmup=5 device=cuda]
+--   (small shapes for a smoke test: n_layer=, n_embd=, n_head=, block_size=, vocab_size=)
+local data = args.data or "../shared/data/wikitext-2-raw"
+local batch = args.batch_size or 16
+local block = args.block_size or 1024
+local steps = args.steps or 30
+local warmup = args.warmup or 5
+local precision = args.precision or "bf16"
+local device = args.device or "cuda"
+local peak_tflops = args.peak_tflops or 989.4
+local n_layer, n_head, n_embd = args.n_layer or 12, args.n_head or 12, args.n_embd or 768
+local vocab = args.vocab_size or 50257
+local metrics_path = args.metrics or "/tmp/lmcore-throughput-metrics.jsonl"
+
+local dataset <close> = lm.dataset("wikitext", {path = data})
+local tokenizer <close> = lm.tokenizer("bpe", {vocab_size = vocab, special_tokens = {"<|endoftext|>"}})
+tokenizer:train(dataset, "test")
+local blocks <close> = lm.blocks(tokenizer, dataset, "test", {block_size = block, add_special = false})
+assert(blocks:count() >= batch, string.format("%d blocks of %d tokens: fewer than the batch of %d",
+                                              blocks:count(), block, batch))
+local model <close> = lm.architecture("gpt2", {vocab_size = vocab, n_positions = block, n_layer = n_layer,
+                                               n_head = n_head, n_embd = n_embd, device = device,
+                                               precision = precision})
+model:init(42)
+local objective <close> = lm.objective("clm")
+local metrics <close> = lm.logger("jsonl", {path = metrics_path, every = 1})
+
+local function run(n)
+  local trainer <close> = lm.trainer{model = model, objective = objective, tokenizer = tokenizer, train = blocks,
+    loggers = {metrics}, max_steps = n, batch_size = batch, lr = 6e-4, weight_decay = 0.1, eval_every_epoch = false,
+    log_every = 1}
+  return trainer:fit()
+end
+run(warmup)
+local r = run(steps)
+metrics:close()
+
+local peak_mib = 0
+for line in io.lines(metrics_path) do
+  local event = lm.json_decode(line)
+  local mib = event.gpu_memory_mb or (event.scalars and event.scalars.gpu_memory_mb)
+  if type(mib) == "number" and mib > peak_mib then peak_mib = mib end
+end
+local info = model:info()
+local non_embedding = info.n_params - block * n_embd
+local flops_per_token = 6 * non_embedding + 12 * n_layer * n_embd * block
+local mfu = r.tokens_per_second * flops_per_token / (peak_tflops * 1e12)
+print(string.format("RESULT side=lmcore shape=throughput model=gpt2 params=%d batch=%d block=%d precision=%s "
+                    .. "device=%q steps_per_second=%.3f tokens_per_second=%.0f mfu=%.3f peak_gpu_memory_mib=%.0f",
+                    info.n_params, batch, block, precision, info.device, r.steps_per_second, r.tokens_per_second,
+                    mfu, peak_mib))
