@@ -110,8 +110,9 @@ lm_status gpt2_config_read(gpt2_config *c, lm_config *cfg) {
     c->resid_pdrop = lm_config_number(cfg, "resid_pdrop", hf_number(&file, "resid_pdrop", 0.1));
     c->layer_norm_epsilon = lm_config_number(cfg, "layer_norm_epsilon", hf_number(&file, "layer_norm_epsilon", 1e-5));
     c->initializer_range = lm_config_number(cfg, "initializer_range", hf_number(&file, "initializer_range", 0.02));
-    c->bos_token_id = read_nullable_int(cfg, &file, "bos_token_id", 50256, NULL);
-    c->eos_token_id = read_nullable_int(cfg, &file, "eos_token_id", 50256, NULL);
+    int bos_given = 0, eos_given = 0;
+    c->bos_token_id = read_nullable_int(cfg, &file, "bos_token_id", 50256, &bos_given);
+    c->eos_token_id = read_nullable_int(cfg, &file, "eos_token_id", 50256, &eos_given);
     const char *activation =
         lm_config_string(cfg, "activation_function", hf_string(&file, "activation_function", "gelu_new"));
     const char *device = lm_config_string(cfg, "device", "auto");
@@ -142,6 +143,18 @@ lm_status gpt2_config_read(gpt2_config *c, lm_config *cfg) {
     strcpy(c->device, device);
     LM_CHECK(hf_parse_precision("gpt2", precision, &c->precision));
     LM_CHECK(check_sizes(c, source));
+    /* Hugging Face's default ids (50256) belong to the 50,257-token GPT-2
+     * vocabulary: with a smaller one and no ids given, save none (null), as
+     * an id outside the vocabulary breaks `generate` in transformers. */
+    if (!bos_given && c->bos_token_id >= c->vocab_size) c->bos_token_id = -1;
+    if (!eos_given && c->eos_token_id >= c->vocab_size) c->eos_token_id = -1;
+    if (c->bos_token_id >= c->vocab_size || c->eos_token_id >= c->vocab_size) {
+        status = lm_error_set(LM_ERR_INVALID,
+                              "architecture 'gpt2': bos_token_id %d / eos_token_id %d must be ids of the %d-token "
+                              "vocabulary%s",
+                              (int)c->bos_token_id, (int)c->eos_token_id, (int)c->vocab_size, source);
+        goto done;
+    }
 done:
 fail:
     hf_close(&file);

@@ -131,6 +131,34 @@ START_TEST(test_config_errors) {
     expect_create_error(precision, LM_ERR_INVALID, "fp8");
     const char *const missing[] = {"device=cpu", "hf_config=/nonexistent/config.json", NULL};
     expect_create_error(missing, LM_ERR_IO, "/nonexistent/config.json");
+    const char *const bos_outside[] = {"device=cpu", "vocab_size=500", "bos_token_id=600", NULL};
+    expect_create_error(bos_outside, LM_ERR_INVALID, "bos_token_id 600");
+}
+END_TEST
+
+/* Hugging Face's default ids (50256) do not fit a smaller vocabulary: with
+ * none given, config.json says null, so transformers' generate works. */
+START_TEST(test_default_token_ids_fit_the_vocabulary) {
+    const lm_architecture_vtable *vt = gpt2_test_arch();
+    const char *const small[] = {"device=cpu", "vocab_size=500", "n_layer=1", "n_embd=32", "n_head=2", NULL};
+    void *model = gpt2_test_create_ok(small);
+    lm_buffer text = {0};
+    ck_assert_int_eq(vt->hf_config(model, &text), LM_OK);
+    lm_json *root = NULL;
+    ck_assert_int_eq(lm_json_parse(text.data, text.len, "hf_config", &root), LM_OK);
+    ck_assert_int_eq(lm_json_type_of(lm_json_get(root, "bos_token_id")), LM_JSON_NULL);
+    ck_assert_int_eq(lm_json_type_of(lm_json_get(root, "eos_token_id")), LM_JSON_NULL);
+    lm_json_free(root);
+    lm_buffer_free(&text);
+    vt->destroy(model);
+    const char *const full[] = {"device=cpu", "n_layer=1", "n_embd=32", "n_head=2", NULL}; /* 50,257 tokens */
+    model = gpt2_test_create_ok(full);
+    ck_assert_int_eq(vt->hf_config(model, &text), LM_OK);
+    ck_assert_int_eq(lm_json_parse(text.data, text.len, "hf_config", &root), LM_OK);
+    ck_assert_int_eq(lm_json_int(lm_json_get(root, "eos_token_id")), 50256);
+    lm_json_free(root);
+    lm_buffer_free(&text);
+    vt->destroy(model);
 }
 END_TEST
 
@@ -305,6 +333,7 @@ static Suite *gpt2_model_suite(void) {
     tcase_add_test(tc, test_config_errors);
     tcase_add_test(tc, test_hf_config_refuses_other_models);
     tcase_add_test(tc, test_hf_config_round_trip);
+    tcase_add_test(tc, test_default_token_ids_fit_the_vocabulary);
     tcase_add_test(tc, test_batch_limits);
     tcase_add_test(tc, test_nan_loss_is_reported);
     tcase_add_test(tc, test_clm_objective);
