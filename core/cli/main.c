@@ -155,26 +155,31 @@ static int resolve_script(const char *script, char *out, size_t size) {
     return snprintf(out, size, "%s", realpath(found, canonical) ? canonical : found) < (int)size;
 }
 
-/* "gpt2_clm, bert_mlm, ..." : the shipped scripts, for error messages. */
+static int only_lua_scripts(const struct dirent *e) {
+    size_t len = strlen(e->d_name);
+    return len > 4 && strcmp(e->d_name + len - 4, ".lua") == 0;
+}
+
+/* "bert_mlm, compare_runs, ..." : the shipped scripts, sorted, for error messages. */
 static void list_shipped_scripts(char *out, size_t size) {
     char dir[PATH_MAX];
     shipped_script_dir(dir, sizeof dir);
-    out[0] = '\0';
-    DIR *d = dir[0] ? opendir(dir) : NULL;
-    if (!d) {
+    struct dirent **names = NULL;
+    int n = dir[0] ? scandir(dir, &names, only_lua_scripts, alphasort) : -1;
+    if (n <= 0) {
         snprintf(out, size, "none found next to the executable");
+        free(names);
         return;
     }
     size_t used = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        size_t len = strlen(e->d_name);
-        if (len <= 4 || strcmp(e->d_name + len - 4, ".lua") != 0) continue;
-        int n = snprintf(out + used, size - used, "%s%.*s", used ? ", " : "", (int)(len - 4), e->d_name);
-        if (n < 0 || (size_t)n >= size - used) break;
-        used += (size_t)n;
+    out[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(names[i]->d_name);
+        int written = snprintf(out + used, size - used, "%s%.*s", used ? ", " : "", (int)(len - 4), names[i]->d_name);
+        if (written > 0 && (size_t)written < size - used) used += (size_t)written;
+        free(names[i]);
     }
-    closedir(d);
+    free(names);
 }
 
 static int command_run(lm_registry *registry, int argc, char **argv) {
