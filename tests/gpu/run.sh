@@ -187,7 +187,7 @@ main() {
 
     section "throughput shape: GPT-2 124M, blocks of 1024, bf16, largest batch <= 64, against torch.compile"
     if [ -f "$REPO/.gpu-data/wiki.test.raw" ] && [ "${LMCORE_THROUGHPUT:-1}" = 1 ]; then
-        (cd "$REPO" && timeout "${LMCORE_THROUGHPUT_TIMEOUT:-300}" bench/gpu/throughput.sh "$KIT/bin/lmcore" .gpu-data \
+        (cd "$REPO" && timeout "${LMCORE_THROUGHPUT_TIMEOUT:-180}" bench/gpu/throughput.sh "$KIT/bin/lmcore" .gpu-data \
             "$OUT/throughput.log" "${LMCORE_PEAK_TFLOPS:-989.4}") > "$OUT/throughput-results.txt" 2>&1
         echo "throughput exit status: $?"
         cat "$OUT/throughput-results.txt"
@@ -218,7 +218,7 @@ main() {
     if [ -f "$REPO/.gpu-data/wiki.valid.raw" ] && [ "${LMCORE_HF_CURVES:-1}" = 1 ]; then
         local model
         for model in gpt2 bert; do
-            (cd "$REPO" && timeout 300 bench/curves/compare_hf_trainer.sh "$KIT/bin/lmcore" .gpu-data "$model" \
+            (cd "$REPO" && timeout 100 bench/curves/compare_hf_trainer.sh "$KIT/bin/lmcore" .gpu-data "$model" \
                 "${LMCORE_CURVE_STEPS:-150}" cuda) >> "$OUT/hf-curves.txt" 2>&1
             echo "$model exit status: $?" >> "$OUT/hf-curves.txt"
         done
