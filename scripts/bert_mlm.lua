@@ -46,8 +46,27 @@ pipeline.run{
       device = c.device, precision = c.precision, threads = c.threads,
     }
   end,
-  objective = {plugin = "mlm", settings = {mlm_probability = cfg.mlm_probability, seed = cfg.seed,
-                                           debug_masking = cfg.debug_masking}},
+  objective = {plugin = "mlm", settings = {mlm_probability = cfg.mlm_probability, seed = cfg.seed}},
+  -- debug_masking=true: one block as text, then as the model sees it after
+  -- dynamic masking (the reference report's section 5.3).
+  before_fit = cfg.debug_masking and function(run)
+    local block = run.train:get(0)
+    local masked = run.objective:batch(run.model, run.tokenizer, run.train, 0)
+    print("block 0 of the training blocks, as text:")
+    print("  " .. run.tokenizer:decode(block, true))
+    print(string.format("the same block as the model sees it in batch 0 (%d of %d tokens chosen):",
+                        masked.n_targets, #block))
+    print("  " .. run.tokenizer:decode(masked.input_ids, false):gsub("%[PAD%]", ""))
+    local changes = {}
+    for i, label in ipairs(masked.labels) do
+      if label ~= -100 then
+        local seen = run.tokenizer:id_to_token(masked.input_ids[i])
+        local truth = run.tokenizer:id_to_token(label)
+        changes[#changes + 1] = string.format("%d: %s -> %s", i, truth, seen == truth and "(kept)" or seen)
+      end
+    end
+    print("  chosen positions (original -> input): " .. table.concat(changes, ", "))
+  end or nil,
   describe = function(c)
     return string.format("BERT (%d layers, %d heads, %d wide, FFN %d)", c.num_hidden_layers,
                          c.num_attention_heads, c.hidden_size, c.intermediate_size)

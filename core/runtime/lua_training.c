@@ -311,6 +311,77 @@ static void define(lua_State *L, const char *name, lua_CFunction close, const lu
     lua_pop(L, 1);
 }
 
+static void push_int_list(lua_State *L, const int32_t *values, int32_t n) {
+    lua_createtable(L, n, 0);
+    for (int32_t i = 0; i < n; i++) {
+        lua_pushinteger(L, values[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+}
+
+/* objective:batch(model, tokenizer, blocks, index [, batch_index]) ->
+ *   {input_ids =, labels =, attention_mask = (or nil), token_type_ids = (or nil), n_targets =}
+ * What the objective makes of block `index` (from 0) as the one row of
+ * micro-batch `batch_index` (default 0): the MLM masking of a block, say,
+ * to show it (bert_mlm.lua debug_masking=true).  Binds the objective to the
+ * model and the tokenizer first, as the trainer does. */
+static int objective_batch(lua_State *L) {
+    lm_object *objective = lm_lua_check_object(L, 1, LM_OBJECTIVE_MT);
+    lm_object *model = lm_lua_check_object(L, 2, LM_MODEL_MT);
+    lm_object *tokenizer = lm_lua_check_object(L, 3, LM_TOKENIZER_MT);
+    lm_blocks *blocks = check_blocks(L, 4);
+    lua_Integer index = luaL_checkinteger(L, 5);
+    lua_Integer batch_index = luaL_optinteger(L, 6, 0);
+    size_t count = lm_blocks_count(blocks);
+    if (index < 0 || (size_t)index >= count)
+        return luaL_error(L, "block %d is out of range: these blocks are 0 to %d", (int)index, (int)count - 1);
+    if (batch_index < 0) return luaL_argerror(L, 6, "the batch index must be >= 0");
+    lm_arch_info arch;
+    lm_vocab_info vocab;
+    memset(&arch, 0, sizeof arch);
+    memset(&vocab, 0, sizeof vocab);
+    if (model->plugin->vtable.architecture.info(model->self, &arch) != LM_OK ||
+        tokenizer->plugin->vtable.tokenizer.info(tokenizer->self, &vocab) != LM_OK ||
+        objective->plugin->vtable.objective.bind(objective->self, &arch, &vocab) != LM_OK)
+        return lm_lua_raise(L);
+    const int32_t T = lm_blocks_block_size(blocks);
+    int32_t *buffers = calloc(5 * (size_t)T, sizeof *buffers);
+    if (!buffers) return luaL_error(L, "out of memory for a batch of %d tokens", (int)T);
+    int32_t *tokens = buffers, *input_ids = buffers + T, *labels = buffers + 2 * T, *mask = buffers + 3 * T,
+            *types = buffers + 4 * T;
+    lm_blocks_get(blocks, (size_t)index, tokens);
+    lm_batch batch;
+    memset(&batch, 0, sizeof batch);
+    batch.B = 1;
+    batch.T = T;
+    batch.input_ids = input_ids;
+    batch.labels = labels;
+    batch.attention_mask = mask;
+    batch.token_type_ids = types;
+    if (objective->plugin->vtable.objective.make_batch(objective->self, tokens, 1, T, (uint64_t)batch_index, &batch) !=
+        LM_OK) {
+        free(buffers);
+        return lm_lua_raise(L);
+    }
+    lua_createtable(L, 0, 5);
+    push_int_list(L, batch.input_ids, T);
+    lua_setfield(L, -2, "input_ids");
+    push_int_list(L, batch.labels, T);
+    lua_setfield(L, -2, "labels");
+    if (batch.attention_mask) {
+        push_int_list(L, batch.attention_mask, T);
+        lua_setfield(L, -2, "attention_mask");
+    }
+    if (batch.token_type_ids) {
+        push_int_list(L, batch.token_type_ids, T);
+        lua_setfield(L, -2, "token_type_ids");
+    }
+    lua_pushinteger(L, (lua_Integer)batch.n_targets);
+    lua_setfield(L, -2, "n_targets");
+    free(buffers);
+    return 1;
+}
+
 void lm_lua_open_training(lua_State *L) {
     static const luaL_Reg blocks_methods[] = {{"count", blocks_count},         {"block_size", blocks_block_size},
                                               {"get", blocks_get},             {"from_cache", blocks_from_cache},
@@ -323,4 +394,10 @@ void lm_lua_open_training(lua_State *L) {
     lua_setfield(L, -2, "blocks");
     lua_pushcfunction(L, new_trainer);
     lua_setfield(L, -2, "trainer");
+    /* lmcore.Objective (lua_objects.c) gets batch() here, beside the blocks. */
+    luaL_getmetatable(L, LM_OBJECTIVE_MT);
+    lua_getfield(L, -1, "__index");
+    lua_pushcfunction(L, objective_batch);
+    lua_setfield(L, -2, "batch");
+    lua_pop(L, 2);
 }

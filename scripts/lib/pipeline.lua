@@ -28,7 +28,8 @@ end
 
 -- spec: {name, cfg, tokenizer = {plugin, settings}, add_special,
 --        architecture = function(cfg, vocab) -> plugin name, settings,
---        objective = {plugin, settings}, describe = function(cfg, info) -> string}
+--        objective = {plugin, settings}, describe = function(cfg, info) -> string,
+--        before_fit = nil or function({model, tokenizer, objective, train, eval})}
 function M.run(spec)
   local cfg = spec.cfg
   lm.mkdir(cfg.output_dir)
@@ -72,6 +73,9 @@ function M.run(spec)
                                 info.device, info.precision))
 
   local objective <close> = lm.objective(spec.objective.plugin, spec.objective.settings)
+  if spec.before_fit then
+    spec.before_fit{model = model, tokenizer = tokenizer, objective = objective, train = train, eval = eval}
+  end
   local trainer <close> = lm.trainer{
     model = model, objective = objective, tokenizer = tokenizer, train = train, eval = eval,
     loggers = {console, jsonl, csv, tensorboard, report},

@@ -170,6 +170,15 @@ END_TEST
 START_TEST(debug_masking_shows_a_block) {
     ck_assert_msg(run(EXE " run tests/pipeline/scripts/bert_debug_masking.lua data=" DATA) == 0, "%s", output);
     ck_assert(strstr(output, "[MASK]") != NULL);
+    ck_assert(strstr(output, "objective:batch ok") != NULL);
+    /* The shipped script shows the block as text, then masked (section 5.3). */
+    ck_assert_msg(run(EXE " --log-level warn run scripts/bert_mlm.lua preset=tiny data=" DATA
+                          " train_split=test max_steps=1 debug_masking=true output_dir=" LM_TEST_BINARY_DIR
+                          "/debug_masking cache_dir=" LM_TEST_BINARY_DIR "/debug_masking_cache") == 0,
+                  "%s", output);
+    ck_assert_msg(strstr(output, "block 0 of the training blocks, as text:") != NULL, "%s", output);
+    ck_assert(strstr(output, "the same block as the model sees it in batch 0") != NULL);
+    ck_assert(strstr(output, "-> [MASK]") != NULL);
 }
 END_TEST
 
