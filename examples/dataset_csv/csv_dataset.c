@@ -202,7 +202,8 @@ static lm_status parse_file(csv_dataset *d, csv_split *sp, const lm_buffer *file
     for (int end = 0; !end && status == LM_OK;) {
         status = read_field(&c, &field, &end);
         if (status != LM_OK) break;
-        if (field.len == strlen(d->column) && memcmp(field.data, d->column, field.len) == 0) text_column = n_columns;
+        if (field.len == strlen(d->column) && (field.len == 0 || memcmp(field.data, d->column, field.len) == 0))
+            text_column = n_columns;
         status = lm_buffer_appendf(&header_names, "%s%.*s", n_columns ? ", " : "", (int)field.len,
                                    field.data ? field.data : "");
         n_columns++;
@@ -306,7 +307,7 @@ static lm_status csv_row(void *self, const char *split, size_t index, const char
     LM_TRY(find_split(self, split, &sp));
     if (index >= sp->n_rows)
         return lm_error_set(LM_ERR_INVALID, "dataset 'csv', split '%s': row %zu of %zu", split, index, sp->n_rows);
-    *text = sp->text.data + sp->rows[index].offset;
+    *text = sp->text.data ? sp->text.data + sp->rows[index].offset : ""; /* every field empty: no buffer */
     *len = sp->rows[index].len;
     return LM_OK;
 }
