@@ -10,6 +10,8 @@
 #
 #   bench/curves/compare_hf_trainer.sh LMCORE_EXE DATA_DIR [gpt2|bert] [STEPS] [cpu|cuda]
 #     PYTHON (default python3) must have torch, transformers, accelerate, tokenizers.
+#     SEEDS="42 43 44" runs the HF side once per seed (default 42) and compares
+#     with their mean, printing the spread between seeds (the noise floor).
 # DATA_DIR holds wiki.test.raw (training) and wiki.valid.raw (evaluation):
 # the train split is not available on this project's machines.
 set -euo pipefail
@@ -33,9 +35,17 @@ lm_seconds=$(($(date +%s) - start))
 lm_loss=$(sed -n 's/.*"eval_loss": *\([0-9.eE+-]*\).*/\1/p' "$work/lmcore/results.json" | head -1)
 lm_device=$(sed -n 's/.*"device": *"\([^"]*\)".*/\1/p' "$work/lmcore/results.json" | head -1)
 echo "RESULT side=lmcore model=$model device=\"$lm_device\" steps=$steps eval_loss=$lm_loss seconds=$lm_seconds"
-hf=$("$python" "$root/bench/curves/hf_trainer_curve.py" --run "$work/lmcore" --data "$data" --steps "$steps" \
-  --lr 1e-3 --warmup-steps 20 --threads "$threads" 2>"$work/hf.log" | grep '^RESULT') || { cat "$work/hf.log"; exit 1; }
-echo "$hf"
-hf_loss=$(sed -n 's/.*eval_loss=\([0-9.]*\).*/\1/p' <<<"$hf")
-awk -v a="$lm_loss" -v b="$hf_loss" -v m="$model" 'BEGIN {
-  printf "CURVE model=%s lmcore_eval_loss=%.4f hf_eval_loss=%.4f lmcore/hf-1=%+.2f%%\n", m, a, b, (a / b - 1) * 100 }'
+hf_losses=""
+for seed in ${SEEDS:-42}; do
+  hf=$("$python" "$root/bench/curves/hf_trainer_curve.py" --run "$work/lmcore" --data "$data" --steps "$steps" \
+    --lr 1e-3 --warmup-steps 20 --threads "$threads" --seed "$seed" 2>"$work/hf.log" | grep '^RESULT') ||
+    { cat "$work/hf.log"; exit 1; }
+  echo "$hf seed=$seed"
+  hf_losses="$hf_losses $(sed -n 's/.*eval_loss=\([0-9.]*\).*/\1/p' <<<"$hf")"
+done
+awk -v a="$lm_loss" -v list="$hf_losses" -v m="$model" 'BEGIN {
+  n = split(list, l, " "); sum = 0; lo = l[1]; hi = l[1]
+  for (i = 1; i <= n; i++) { sum += l[i]; if (l[i] < lo) lo = l[i]; if (l[i] > hi) hi = l[i] }
+  b = sum / n
+  printf "CURVE model=%s lmcore_eval_loss=%.4f hf_eval_loss=%.4f (mean of %d seeds, spread %.2f%%) lmcore/hf-1=%+.2f%%\n",
+         m, a, b, n, (hi / lo - 1) * 100, (a / b - 1) * 100 }'
