@@ -26,5 +26,11 @@ for model in $models; do
     if [ -n "$a" ] && [ -n "$b" ]; then
       echo "RATIO model=$model precision=$precision lmcore/hf_trainer steps_per_second = $(python3 -c "print(round($a/$b, 2))")"
     fi
+    # Peak memory in use on the GPU (context included on both sides).
+    ma=$(sed -n 's/.*peak_gpu_memory_mib=\([0-9.]*\).*/\1/p' <<<"$lm")
+    mb=$(sed -n 's/.*peak_gpu_memory_mib=\([0-9.]*\).*/\1/p' <<<"$hf")
+    if [ -n "$ma" ] && [ -n "$mb" ] && [ "$mb" != 0 ]; then
+      echo "RATIO model=$model precision=$precision lmcore/hf_trainer peak_gpu_memory = $(python3 -c "print(round($ma/$mb, 2))")"
+    fi
   done
 done

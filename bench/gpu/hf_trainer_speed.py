@@ -13,11 +13,19 @@ from transformers import (BertConfig, BertForMaskedLM, DataCollatorForLanguageMo
                           GPT2LMHeadModel, PreTrainedTokenizerFast, Trainer, TrainerCallback, TrainingArguments)
 
 
+def device_used_mib():
+    """Memory in use on the whole GPU (as NVML reports it to lmcore's side)."""
+    free, total = torch.cuda.mem_get_info()
+    return (total - free) / 2**20
+
+
 class Timer(TrainerCallback):
     def __init__(self, warmup):
         self.warmup, self.start, self.end, self.steps = warmup, None, None, 0
+        self.peak_used = 0.0
 
     def on_step_end(self, args, state, control, **kwargs):
+        self.peak_used = max(self.peak_used, device_used_mib())
         if state.global_step == self.warmup:
             torch.cuda.synchronize()
             self.start = time.perf_counter()
@@ -80,7 +88,8 @@ def main():
     sps = timer.steps / (timer.end - timer.start)
     print(f"RESULT side=hf model={a.model} precision={a.precision} device=\"{torch.cuda.get_device_name()}\" "
           f"steps={timer.steps} steps_per_second={sps:.3f} tokens_per_second={sps * a.batch_size * a.block_size:.0f} "
-          f"projected_6747_steps_s={6747 / sps:.1f} peak_memory_mib={torch.cuda.max_memory_allocated() / 2**20:.0f}")
+          f"projected_6747_steps_s={6747 / sps:.1f} peak_memory_mib={torch.cuda.max_memory_allocated() / 2**20:.0f} "
+          f"peak_gpu_memory_mib={timer.peak_used:.0f}")
 
 
 if __name__ == "__main__":

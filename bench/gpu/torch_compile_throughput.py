@@ -4,9 +4,10 @@ gradient clipping at 1.0, blocks of 1024 random token ids, batch B; steps/s
 after warm-up (compilation included in the warm-up).  Prints
   RESULT side=torch_compile shape=throughput batch=B tokens_per_second=... mfu=... peak_gpu_memory_mib=...
 MFU uses the same count as bench/gpu/throughput.lua (6·N + 12·L·C·T per
-token, N without the position embeddings).  Peak memory:
-torch.cuda.max_memory_reserved (what the process holds from the GPU), and
-max_memory_allocated beside it.  --batch-size 0 tries 64, 32, 16, 8, 4 and
+token, N without the position embeddings).  Peak memory: the GPU's memory
+in use sampled after every step (torch.cuda.mem_get_info, the same measure
+as lmcore's NVML gpu_memory_mb: context included), with PyTorch's own
+max_memory_reserved and max_memory_allocated beside it.  --batch-size 0 tries 64, 32, 16, 8, 4 and
 keeps the first that fits.
 """
 import argparse
@@ -41,8 +42,12 @@ def run(a, batch, device):
     if device == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
+    peak_used = 0.0
     for _ in range(a.steps):
         loss = step()
+        if device == "cuda":
+            free, total = torch.cuda.mem_get_info()
+            peak_used = max(peak_used, (total - free) / 2**20)
     loss.item()
     if device == "cuda":
         torch.cuda.synchronize()
@@ -58,7 +63,8 @@ def run(a, batch, device):
     print(f"RESULT side=torch_compile shape=throughput model=gpt2 params={n_params} batch={batch} "
           f"block={a.block_size} precision={a.precision} compile={int(a.compile)} device=\"{name}\" "
           f"steps_per_second={a.steps / seconds:.3f} tokens_per_second={tokens_per_second:.0f} mfu={mfu:.3f} "
-          f"peak_gpu_memory_mib={reserved:.0f} peak_allocated_mib={allocated:.0f}", flush=True)
+          f"peak_gpu_memory_mib={peak_used:.0f} peak_reserved_mib={reserved:.0f} peak_allocated_mib={allocated:.0f}",
+          flush=True)
 
 
 def main():

@@ -26,15 +26,27 @@ local model <close> = model_kind == "gpt2"
 model:init(42)
 local objective <close> = lm.objective(model_kind == "gpt2" and "clm" or "mlm")
 
+-- The GPU's memory in use, as NVML reports it in the trainer's system
+-- metrics, sampled every 10 steps through a jsonl logger.
+local metrics_path = args.metrics or "/tmp/lmcore-train-speed-metrics.jsonl"
+local metrics <close> = lm.logger("jsonl", {path = metrics_path, every = 1})
+
 local function run(n)
   local trainer <close> = lm.trainer{model = model, objective = objective, tokenizer = tokenizer, train = blocks,
-    max_steps = n, batch_size = batch, lr = 2e-5, weight_decay = 0.01, eval_every_epoch = false}
+    loggers = {metrics}, max_steps = n, batch_size = batch, lr = 2e-5, weight_decay = 0.01, eval_every_epoch = false,
+    log_every = 10}
   return trainer:fit()
 end
 run(warmup)
 local r = run(steps)
+metrics:close()
+local peak_mib = 0
+for line in io.lines(metrics_path) do
+  local mib = lm.json_decode(line).gpu_memory_mb
+  if type(mib) == "number" and mib > peak_mib then peak_mib = mib end
+end
 local info = model:info()
 print(string.format("RESULT side=lmcore model=%s precision=%s device=%q steps=%d steps_per_second=%.3f "
-                    .. "tokens_per_second=%.0f projected_6747_steps_s=%.1f final_loss=%.4f",
+                    .. "tokens_per_second=%.0f projected_6747_steps_s=%.1f final_loss=%.4f peak_gpu_memory_mib=%.0f",
                     model_kind, precision, info.device, r.steps, r.steps_per_second, r.tokens_per_second,
-                    6747 / r.steps_per_second, r.train_loss))
+                    6747 / r.steps_per_second, r.train_loss, peak_mib))
