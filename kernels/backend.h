@@ -25,6 +25,9 @@ extern "C" {
 #endif
 
 typedef struct lm_backend lm_backend; /* per-model device context */
+/* A numbered set of time marks recorded in the order of queued work (on a
+ * GPU: CUDA events on the backend's stream), for the op profiler. */
+typedef struct lm_backend_timer lm_backend_timer;
 
 typedef enum lm_precision { LM_PRECISION_FP32 = 0, LM_PRECISION_TF32 = 1, LM_PRECISION_BF16 = 2 } lm_precision;
 
@@ -94,6 +97,15 @@ typedef struct lm_backend_ops {
     /* matmul_forward for the few rows of a decoding step. */
     void (*matvec_forward)(lm_backend *be, float *out, const float *inp, const float *weight, const float *bias,
                            int N, int IC, int OC, lm_weight_layout layout);
+
+    /* ---- timing (the op profiler, backend_profile.c) ---- */
+    /* n marks, numbered 0..n-1; a mark may be recorded again once read. */
+    lm_status (*timer_create)(lm_backend *be, lm_backend_timer **out, int n);
+    void (*timer_destroy)(lm_backend *be, lm_backend_timer *timer);
+    /* Records mark i when the work queued so far is done (CPU: now). */
+    void (*timer_record)(lm_backend *be, lm_backend_timer *timer, int i);
+    /* Milliseconds from mark `from` to mark `to`, both recorded; waits for `to`. */
+    lm_status (*timer_elapsed_ms)(lm_backend *be, lm_backend_timer *timer, int from, int to, double *ms);
 } lm_backend_ops;
 
 struct lm_backend {
@@ -113,6 +125,17 @@ lm_status lm_backend_cuda_create(lm_backend **out, int device_index, lm_precisio
 /* Picks a backend from a device string: "cpu", "cuda", "cuda:N", "auto"
  * (the GPU when one is usable, else the CPU; says which at info level). */
 lm_status lm_backend_create(lm_backend **out, const char *device, lm_precision precision, int cpu_threads);
+
+/* The op profiler (profile_ops=true on an architecture): replaces *be by a
+ * backend that forwards every call to it and times each op with the
+ * backend's timer (on a GPU, the time the op takes on the device, not the
+ * launch).  Destroying it logs the table at info level and destroys the
+ * wrapped backend.  On failure *be is left as it was. */
+lm_status lm_backend_profile(lm_backend **be, const char *label);
+/* The table so far (ops by total time: calls, total, mean, share of the
+ * busy time; then busy against elapsed time on the device's clock) into
+ * buf; waits for queued work.  LM_ERR_INVALID when be is not profiled. */
+lm_status lm_backend_profile_report(lm_backend *be, char *buf, size_t cap);
 
 #ifdef __cplusplus
 }

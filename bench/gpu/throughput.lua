@@ -7,7 +7,10 @@
 -- H100 SXM's dense bf16, 989.4).  Peak memory: the largest gpu_memory_mb the
 -- trainer's system metrics saw (NVML, the whole GPU).
 --   lmcore run bench/gpu/throughput.lua data=DIR batch_size=16 [precision=bf16 steps=30 warmup=5 device=cuda]
---   (small shapes for a smoke test: n_layer=, n_embd=, n_head=, block_size=, vocab_size=)
+--   (small shapes for a smoke test: n_layer=, n_embd=, n_head=, block_size=, vocab_size=;
+--    profile_ops=true logs the op table at the end, as in train_speed.lua)
+package.path = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/lib/?.lua;" .. package.path
+local speed = require("speed")
 local data = args.data or "../shared/data/wikitext-2-raw"
 local batch = args.batch_size or 16
 local block = args.block_size or 1024
@@ -18,37 +21,22 @@ local device = args.device or "cuda"
 local peak_tflops = args.peak_tflops or 989.4
 local n_layer, n_head, n_embd = args.n_layer or 12, args.n_head or 12, args.n_embd or 768
 local vocab = args.vocab_size or 50257
-local metrics_path = args.metrics or "/tmp/lmcore-throughput-metrics.jsonl"
 
-local dataset <close> = lm.dataset("wikitext", {path = data})
-local tokenizer <close> = lm.tokenizer("bpe", {vocab_size = vocab, special_tokens = {"<|endoftext|>"}})
-tokenizer:train(dataset, "test")
-local blocks <close> = lm.blocks(tokenizer, dataset, "test", {block_size = block, add_special = false})
+local d, t, b = speed.tokenized("gpt2", data, vocab, block)
+local dataset <close> = d
+local tokenizer <close> = t
+local blocks <close> = b
 assert(blocks:count() >= batch, string.format("%d blocks of %d tokens: fewer than the batch of %d",
                                               blocks:count(), block, batch))
 local model <close> = lm.architecture("gpt2", {vocab_size = vocab, n_positions = block, n_layer = n_layer,
                                                n_head = n_head, n_embd = n_embd, device = device,
-                                               precision = precision})
+                                               precision = precision, profile_ops = args.profile_ops == true})
 model:init(42)
 local objective <close> = lm.objective("clm")
-local metrics <close> = lm.logger("jsonl", {path = metrics_path, every = 1})
+local r, peak_mib = speed.timed_fit{model = model, objective = objective, tokenizer = tokenizer, blocks = blocks,
+  batch_size = batch, lr = 6e-4, weight_decay = 0.1, warmup = warmup, steps = steps, log_every = 1,
+  metrics = args.metrics or "/tmp/lmcore-throughput-metrics.jsonl"}
 
-local function run(n)
-  local trainer <close> = lm.trainer{model = model, objective = objective, tokenizer = tokenizer, train = blocks,
-    loggers = {metrics}, max_steps = n, batch_size = batch, lr = 6e-4, weight_decay = 0.1, eval_every_epoch = false,
-    log_every = 1}
-  return trainer:fit()
-end
-run(warmup)
-local r = run(steps)
-metrics:close()
-
-local peak_mib = 0
-for line in io.lines(metrics_path) do
-  local event = lm.json_decode(line)
-  local mib = event.gpu_memory_mb or (event.scalars and event.scalars.gpu_memory_mb)
-  if type(mib) == "number" and mib > peak_mib then peak_mib = mib end
-end
 local info = model:info()
 local non_embedding = info.n_params - block * n_embd
 local flops_per_token = 6 * non_embedding + 12 * n_layer * n_embd * block

@@ -3,7 +3,12 @@
 --   RESULT model=gpt2 precision=fp32 steps_per_second=... tokens_per_second=...
 -- that bench/gpu/bench_gpu.sh puts side by side with the Hugging Face
 -- Trainer's figure from hf_trainer_speed.py on the same GPU.
---   lmcore run bench/gpu/train_speed.lua data=DIR model=gpt2|bert precision=fp32|tf32|bf16
+--   lmcore run bench/gpu/train_speed.lua data=DIR model=gpt2|bert precision=fp32|tf32|bf16 [profile_ops=true]
+-- profile_ops=true: the model times every op on the device and logs the
+-- table (at info level) when the script ends; the steps/s are then those of
+-- a profiled run (two event records per op).
+package.path = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/lib/?.lua;" .. package.path
+local speed = require("speed")
 local model_kind = args.model or "gpt2"
 local data = args.data or "../shared/data/wikitext-2-raw"
 local steps = args.steps or 200
@@ -12,41 +17,24 @@ local precision = args.precision or "fp32"
 local device = args.device or "cuda"
 local batch = args.batch_size or 8
 local block = args.block_size or 128
+local profile_ops = args.profile_ops == true
 
-local dataset <close> = lm.dataset("wikitext", {path = data})
-local tokenizer <close> = model_kind == "gpt2"
-  and lm.tokenizer("bpe", {vocab_size = 50257, special_tokens = {"<|endoftext|>"}})
-  or lm.tokenizer("wordpiece", {vocab_size = 28996})
-tokenizer:train(dataset, "test")
-local blocks <close> = lm.blocks(tokenizer, dataset, "test", {block_size = block, add_special = model_kind ~= "gpt2"})
+local d, t, b = speed.tokenized(model_kind, data, model_kind == "gpt2" and 50257 or 28996, block)
+local dataset <close> = d
+local tokenizer <close> = t
+local blocks <close> = b
 
-local model <close> = model_kind == "gpt2"
-  and lm.architecture("gpt2", {vocab_size = 50257, device = device, precision = precision})
-  or lm.architecture("bert", {vocab_size = 28996, device = device, precision = precision})
+local model <close> = lm.architecture(model_kind, {vocab_size = model_kind == "gpt2" and 50257 or 28996,
+                                                   device = device, precision = precision, profile_ops = profile_ops})
 model:init(42)
 local objective <close> = lm.objective(model_kind == "gpt2" and "clm" or "mlm")
 
--- The GPU's memory in use, as NVML reports it in the trainer's system
--- metrics, sampled every 10 steps through a jsonl logger.
-local metrics_path = args.metrics or "/tmp/lmcore-train-speed-metrics.jsonl"
-local metrics <close> = lm.logger("jsonl", {path = metrics_path, every = 1})
-
-local function run(n)
-  local trainer <close> = lm.trainer{model = model, objective = objective, tokenizer = tokenizer, train = blocks,
-    loggers = {metrics}, max_steps = n, batch_size = batch, lr = 2e-5, weight_decay = 0.01, eval_every_epoch = false,
-    log_every = 10}
-  return trainer:fit()
-end
-run(warmup)
-local r = run(steps)
-metrics:close()
-local peak_mib = 0
-for line in io.lines(metrics_path) do
-  local mib = lm.json_decode(line).gpu_memory_mb
-  if type(mib) == "number" and mib > peak_mib then peak_mib = mib end
-end
+local r, peak_mib = speed.timed_fit{model = model, objective = objective, tokenizer = tokenizer, blocks = blocks,
+  batch_size = batch, lr = 2e-5, weight_decay = 0.01, warmup = warmup, steps = steps, log_every = 10,
+  metrics = args.metrics or "/tmp/lmcore-train-speed-metrics.jsonl"}
 local info = model:info()
 print(string.format("RESULT side=lmcore model=%s precision=%s device=%q steps=%d steps_per_second=%.3f "
                     .. "tokens_per_second=%.0f projected_6747_steps_s=%.1f final_loss=%.4f peak_gpu_memory_mib=%.0f",
                     model_kind, precision, info.device, r.steps, r.steps_per_second, r.tokens_per_second,
                     6747 / r.steps_per_second, r.train_loss, peak_mib))
+-- With profile_ops=true the model logs its op table when it is closed, just after this.

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backend.h"
@@ -212,6 +213,50 @@ static void cpu_matvec_forward(lm_backend *be, float *out, const float *inp, con
     lm_cpu_matvec_forward(out, inp, weight, bias, N, IC, OC, layout);
 }
 
+/* ---- timer: ops run to completion before they return, so a mark is the
+ * monotonic clock when it is recorded ---- */
+
+struct lm_backend_timer {
+    int n;
+    double seconds[]; /* -1 until recorded */
+};
+
+static lm_status cpu_timer_create(lm_backend *be, lm_backend_timer **out, int n) {
+    (void)be;
+    *out = NULL;
+    if (n < 1) return lm_error_set(LM_ERR_INVALID, "timer_create: %d marks (at least 1)", n);
+    lm_backend_timer *t = malloc(sizeof *t + (size_t)n * sizeof t->seconds[0]);
+    if (!t) return lm_error_set(LM_ERR_NOMEM, "out of host memory for a timer of %d marks", n);
+    t->n = n;
+    for (int i = 0; i < n; i++) t->seconds[i] = -1.0;
+    *out = t;
+    return LM_OK;
+}
+
+static void cpu_timer_destroy(lm_backend *be, lm_backend_timer *timer) {
+    (void)be;
+    free(timer);
+}
+
+static void cpu_timer_record(lm_backend *be, lm_backend_timer *timer, int i) {
+    (void)be;
+    if (i < 0 || i >= timer->n) return;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    timer->seconds[i] = (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
+}
+
+static lm_status cpu_timer_elapsed_ms(lm_backend *be, lm_backend_timer *timer, int from, int to, double *ms) {
+    (void)be;
+    *ms = 0.0;
+    if (from < 0 || to < 0 || from >= timer->n || to >= timer->n || timer->seconds[from] < 0.0 ||
+        timer->seconds[to] < 0.0)
+        return lm_error_set(LM_ERR_INVALID, "timer_elapsed_ms: marks %d and %d of %d are not both recorded", from, to,
+                            timer->n);
+    *ms = 1e3 * (timer->seconds[to] - timer->seconds[from]);
+    return LM_OK;
+}
+
 static const lm_backend_ops cpu_ops = {
     .destroy = cpu_destroy,
     .describe = cpu_describe,
@@ -244,6 +289,10 @@ static const lm_backend_ops cpu_ops = {
     .kv_cache_append = cpu_kv_cache_append,
     .attention_cached_forward = cpu_attention_cached_forward,
     .matvec_forward = cpu_matvec_forward,
+    .timer_create = cpu_timer_create,
+    .timer_destroy = cpu_timer_destroy,
+    .timer_record = cpu_timer_record,
+    .timer_elapsed_ms = cpu_timer_elapsed_ms,
 };
 
 lm_status lm_backend_cpu_create(lm_backend **out, int threads) {

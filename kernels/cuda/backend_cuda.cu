@@ -247,6 +247,70 @@ static void cuda_matvec_forward(lm_backend *be, float *out, const float *inp, co
     lm_cuda_matvec_forward(ctx_of(be), out, inp, weight, bias, N, IC, OC, layout);
 }
 
+/* ---- timer: CUDA events recorded on the context's stream ---- */
+
+struct lm_backend_timer {
+    int n;
+    cudaEvent_t *events;
+};
+
+static void cuda_timer_destroy(lm_backend *be, lm_backend_timer *timer) {
+    (void)be;
+    if (!timer) return;
+    for (int i = 0; i < timer->n; i++)
+        if (timer->events[i]) cudaEventDestroy(timer->events[i]);
+    free(timer->events);
+    free(timer);
+}
+
+static lm_status cuda_timer_create(lm_backend *be, lm_backend_timer **out, int n) {
+    *out = NULL;
+    if (n < 1) return lm_error_set(LM_ERR_INVALID, "timer_create: %d marks (at least 1)", n);
+    lm_backend_timer *t = (lm_backend_timer *)calloc(1, sizeof *t);
+    if (t) t->events = (cudaEvent_t *)calloc((size_t)n, sizeof *t->events);
+    if (!t || !t->events) {
+        free(t);
+        return lm_error_set(LM_ERR_NOMEM, "out of host memory for a timer of %d marks", n);
+    }
+    t->n = n;
+    cudaSetDevice(lm_cuda_ctx_device(ctx_of(be)));
+    for (int i = 0; i < n; i++) {
+        cudaError_t err = cudaEventCreate(&t->events[i]);
+        if (err != cudaSuccess) {
+            (void)cudaGetLastError();
+            t->events[i] = NULL;
+            cuda_timer_destroy(be, t);
+            return lm_error_set(LM_ERR_DEVICE, "CUDA error in timer_create (event %d of %d): %s", i, n,
+                                cudaGetErrorString(err));
+        }
+    }
+    *out = t;
+    return LM_OK;
+}
+
+static void cuda_timer_record(lm_backend *be, lm_backend_timer *timer, int i) {
+    if (i < 0 || i >= timer->n) return;
+    lm_cuda_ctx *ctx = ctx_of(be);
+    lm_cuda_keep_cuda(ctx, "timer_record", cudaEventRecord(timer->events[i], lm_cuda_ctx_stream(ctx)));
+}
+
+static lm_status cuda_timer_elapsed_ms(lm_backend *be, lm_backend_timer *timer, int from, int to, double *ms) {
+    *ms = 0.0;
+    if (from < 0 || to < 0 || from >= timer->n || to >= timer->n)
+        return lm_error_set(LM_ERR_INVALID, "timer_elapsed_ms: marks %d and %d of %d", from, to, timer->n);
+    LM_TRY(lm_cuda_ctx_check(ctx_of(be)));
+    cudaError_t err = cudaEventSynchronize(timer->events[to]);
+    float elapsed = 0.0f;
+    if (err == cudaSuccess) err = cudaEventElapsedTime(&elapsed, timer->events[from], timer->events[to]);
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        return lm_error_set(LM_ERR_DEVICE, "CUDA error in timer_elapsed_ms (marks %d to %d): %s", from, to,
+                            cudaGetErrorString(err));
+    }
+    *ms = (double)elapsed;
+    return LM_OK;
+}
+
 static lm_backend_ops make_cuda_ops(void) {
     lm_backend_ops ops;
     memset(&ops, 0, sizeof ops);
@@ -281,6 +345,10 @@ static lm_backend_ops make_cuda_ops(void) {
     ops.kv_cache_append = cuda_kv_cache_append;
     ops.attention_cached_forward = cuda_attention_cached_forward;
     ops.matvec_forward = cuda_matvec_forward;
+    ops.timer_create = cuda_timer_create;
+    ops.timer_destroy = cuda_timer_destroy;
+    ops.timer_record = cuda_timer_record;
+    ops.timer_elapsed_ms = cuda_timer_elapsed_ms;
     return ops;
 }
 

@@ -29,6 +29,7 @@ typedef struct bert_config {
     char device[64];
     lm_precision precision;
     int threads;
+    int profile_ops; /* time every op on the device and log the table at the end */
 } bert_config;
 
 /* Reads and validates the configuration (explicit keys win over the values

@@ -27,6 +27,7 @@ typedef struct gpt2_config {
     char device[64];
     lm_precision precision;
     int threads;
+    int profile_ops; /* time every op on the device and log the table at the end */
 } gpt2_config;
 
 /* Reads and validates the configuration (own keys, then hf_config file

@@ -118,6 +118,7 @@ lm_status gpt2_config_read(gpt2_config *c, lm_config *cfg) {
     const char *device = lm_config_string(cfg, "device", "auto");
     const char *precision = lm_config_string(cfg, "precision", "fp32");
     c->threads = (int)lm_config_int(cfg, "threads", 0);
+    c->profile_ops = lm_config_bool(cfg, "profile_ops", 0);
     LM_CHECK(file.status);
     /* Wrong types and unknown keys first: their messages name the key. */
     LM_CHECK(lm_config_validate(cfg));

@@ -83,6 +83,7 @@ static lm_status gpt2_create(void **self, lm_config *cfg) {
         lm_error_prefix("architecture 'gpt2': ");
         goto fail;
     }
+    if (m->config.profile_ops) LM_CHECK(lm_backend_profile(&m->backend, "GPT-2"));
     LM_CHECK(model_buffers_alloc(&m->buffers, m->backend, &m->table));
     snprintf(m->device_desc, sizeof m->device_desc, "%s", m->backend->ops->describe(m->backend));
     m->training = 1;

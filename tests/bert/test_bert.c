@@ -337,11 +337,55 @@ START_TEST(test_device_matches_cpu_with_dropout) {
 }
 END_TEST
 
+/* profile_ops=true times every op through a wrapping backend: it must
+ * change nothing.  Three AdamW steps with dropout, token types and a
+ * padding mask agree bit for bit with an unprofiled model. */
+START_TEST(test_op_profile_changes_nothing) {
+    const lm_architecture_vtable *vt = bert_test_arch();
+    const char *const plain[] = {"device=" BERT_TEST_DEVICE, "precision=" BERT_TEST_PRECISION,
+                                 "hf_config=" BERT_TINY_CONFIG, "hidden_dropout_prob=0.1",
+                                 "attention_probs_dropout_prob=0.1", NULL};
+    const char *const profiled[] = {"device=" BERT_TEST_DEVICE, "precision=" BERT_TEST_PRECISION,
+                                    "hf_config=" BERT_TINY_CONFIG, "hidden_dropout_prob=0.1",
+                                    "attention_probs_dropout_prob=0.1", "profile_ops=true", NULL};
+    void *models[2] = {bert_test_create_ok(plain), bert_test_create_ok(profiled)};
+    const size_t n = (size_t)bert_test_n_params(models[0]);
+    bert_fixture_batch fb;
+    bert_test_load_batch(&fb);
+    float losses[2][3], norms[2][3], *params[2];
+    for (int k = 0; k < 2; k++) {
+        bert_test_load_weights(models[k], BERT_TINY_WEIGHTS);
+        for (int step = 0; step < 3; step++) {
+            fb.batch.seed = 99;
+            fb.batch.step = (uint64_t)step;
+            ck_assert_int_eq(vt->zero_grad(models[k]), LM_OK);
+            ck_assert_msg(vt->forward(models[k], &fb.batch, &losses[k][step]) == LM_OK, "%s", lm_error_message());
+            ck_assert_msg(vt->backward(models[k], 1.0f) == LM_OK, "%s", lm_error_message());
+            ck_assert_msg(vt->grad_norm(models[k], &norms[k][step]) == LM_OK, "%s", lm_error_message());
+            lm_optim_params p = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f,
+                                 .grad_scale = 0.5f, .t = step + 1};
+            ck_assert_msg(vt->optimizer_step(models[k], &p) == LM_OK, "%s", lm_error_message());
+        }
+        ck_assert_int_eq(lm_alloc((void **)&params[k], n * sizeof(float), "params"), LM_OK);
+        ck_assert_int_eq(vt->read_buffer(models[k], LM_BUFFER_PARAMS, params[k]), LM_OK);
+    }
+    ck_assert_mem_eq(losses[0], losses[1], sizeof losses[0]);
+    ck_assert_mem_eq(norms[0], norms[1], sizeof norms[0]);
+    ck_assert_msg(memcmp(params[0], params[1], n * sizeof(float)) == 0, "parameters differ after 3 profiled steps");
+    for (int k = 0; k < 2; k++) {
+        lm_free(params[k]);
+        vt->destroy(models[k]); /* the profiled one logs its table here */
+    }
+    bert_test_free_batch(&fb);
+}
+END_TEST
+
 static Suite *bert_parity_suite(void) {
     Suite *s = suite_create("bert_parity_" BERT_TEST_DEVICE "_" BERT_TEST_PRECISION);
     TCase *tc = tcase_create("pytorch");
     tcase_add_test(tc, test_forward_backward_match_pytorch);
     tcase_add_test(tc, test_adamw_steps_match_pytorch);
+    tcase_add_test(tc, test_op_profile_changes_nothing);
     if (strcmp(BERT_TEST_PRECISION, "fp32") == 0) {
         tcase_add_test(tc, test_eval_mode_is_deterministic);
         tcase_add_test(tc, test_dropout_gradients_finite_differences);

@@ -373,11 +373,67 @@ START_TEST(test_device_matches_cpu_with_dropout) {
 }
 END_TEST
 
+/* profile_ops=true times every op through a wrapping backend: it must
+ * change nothing.  A training run with dropout (every training op, AdamW,
+ * the norm read) and a cached generation (the decoding ops) agree bit for
+ * bit with an unprofiled model on the same device. */
+START_TEST(test_op_profile_changes_nothing) {
+    const lm_architecture_vtable *vt = gpt2_test_arch();
+    const char *const plain[] = {"device=" GPT2_TEST_DEVICE, "precision=" GPT2_TEST_PRECISION,
+                                 "hf_config=" GPT2_TINY_CONFIG, "embd_pdrop=0.1", "attn_pdrop=0.1",
+                                 "resid_pdrop=0.1", NULL};
+    const char *const profiled[] = {"device=" GPT2_TEST_DEVICE, "precision=" GPT2_TEST_PRECISION,
+                                    "hf_config=" GPT2_TINY_CONFIG, "embd_pdrop=0.1", "attn_pdrop=0.1",
+                                    "resid_pdrop=0.1", "profile_ops=true", NULL};
+    void *models[2] = {gpt2_test_create_ok(plain), gpt2_test_create_ok(profiled)};
+    const size_t n = (size_t)gpt2_test_n_params(models[0]);
+    fixture_batch fb;
+    make_fixture_batch(models[0], &fb);
+    float losses[2][3], norms[2][3], *params[2], *logits[2];
+    lm_arch_info info;
+    ck_assert_int_eq(vt->info(models[0], &info), LM_OK);
+    const size_t V = (size_t)info.vocab_size;
+    for (int k = 0; k < 2; k++) {
+        gpt2_test_load_weights(models[k], GPT2_TINY_WEIGHTS);
+        for (int step = 0; step < 3; step++) {
+            fb.batch.seed = 99;
+            fb.batch.step = (uint64_t)step;
+            ck_assert_int_eq(vt->zero_grad(models[k]), LM_OK);
+            ck_assert_msg(vt->forward(models[k], &fb.batch, &losses[k][step]) == LM_OK, "%s", lm_error_message());
+            ck_assert_msg(vt->backward(models[k], 1.0f) == LM_OK, "%s", lm_error_message());
+            ck_assert_msg(vt->grad_norm(models[k], &norms[k][step]) == LM_OK, "%s", lm_error_message());
+            lm_optim_params p = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f,
+                                 .grad_scale = 0.5f, .t = step + 1};
+            ck_assert_msg(vt->optimizer_step(models[k], &p) == LM_OK, "%s", lm_error_message());
+        }
+        ck_assert_int_eq(lm_alloc((void **)&params[k], n * sizeof(float), "params"), LM_OK);
+        ck_assert_int_eq(vt->read_buffer(models[k], LM_BUFFER_PARAMS, params[k]), LM_OK);
+        ck_assert_int_eq(lm_alloc((void **)&logits[k], 2 * V * sizeof(float), "logits"), LM_OK);
+        ck_assert_int_eq(vt->set_training(models[k], 0), LM_OK);
+        ck_assert_msg(vt->generate_reset(models[k], 8) == LM_OK, "%s", lm_error_message());
+        ck_assert_msg(vt->generate_step(models[k], fb.input_ids, 3, logits[k]) == LM_OK, "%s", lm_error_message());
+        ck_assert_msg(vt->generate_step(models[k], fb.input_ids + 3, 1, logits[k] + V) == LM_OK, "%s",
+                      lm_error_message());
+    }
+    ck_assert_mem_eq(losses[0], losses[1], sizeof losses[0]);
+    ck_assert_mem_eq(norms[0], norms[1], sizeof norms[0]);
+    ck_assert_msg(memcmp(params[0], params[1], n * sizeof(float)) == 0, "parameters differ after 3 profiled steps");
+    ck_assert_msg(memcmp(logits[0], logits[1], 2 * V * sizeof(float)) == 0, "generation logits differ");
+    for (int k = 0; k < 2; k++) {
+        lm_free(params[k]);
+        lm_free(logits[k]);
+        vt->destroy(models[k]); /* the profiled one logs its table here */
+    }
+    free_fixture_batch(&fb);
+}
+END_TEST
+
 static Suite *gpt2_parity_suite(void) {
     Suite *s = suite_create("gpt2_parity_" GPT2_TEST_DEVICE "_" GPT2_TEST_PRECISION);
     TCase *tc = tcase_create("pytorch");
     tcase_add_test(tc, test_forward_backward_match_pytorch);
     tcase_add_test(tc, test_adamw_steps_match_pytorch);
+    tcase_add_test(tc, test_op_profile_changes_nothing);
     if (strcmp(GPT2_TEST_PRECISION, "fp32") == 0) {
         tcase_add_test(tc, test_eval_mode_ignores_dropout);
         tcase_add_test(tc, test_dropout_gradients_finite_differences);

@@ -13,9 +13,10 @@
 # output), nvidia-smi.txt, summary.txt, and with .gpu-data/ (wiki.test.raw,
 # wiki.valid.raw) carried: bench-results.txt (reference shape vs the HF
 # Trainer), throughput-results.txt (block 1024 vs torch.compile, MFU, peak
-# memory), curves.txt, hf-curves.txt (validation loss vs the HF Trainer).
+# memory), curves.txt, hf-curves.txt (validation loss vs the HF Trainer),
+# profile-MODEL-PRECISION.txt (each op's device time at the reference shape).
 # Exit status: 0 when every gpu test passed.  Device call (lead), after
-# bundle_libs.sh (each section can be turned off: LMCORE_BENCH=0,
+# bundle_libs.sh (each section can be turned off: LMCORE_PROFILE=0, LMCORE_BENCH=0,
 # LMCORE_THROUGHPUT=0, LMCORE_CURVES=0, LMCORE_HF_CURVES=0):
 #   run(command="tests/gpu/run.sh $OUT", carry=[".gpu-kit.tar.gz", ".gpu-data"], timeout_s=580)
 # Add LMCORE_GPU_SANITIZE=memcheck (or racecheck) in front to rerun the
@@ -174,6 +175,26 @@ main() {
     # The parity suites of GPT-2 and BERT on the CUDA backend run above as
     # gpu-labelled tests (test_*_parity_cuda), fp32 with the CPU tolerances.
 
+    section "op profiles at the reference shape (where a step's time goes on this GPU)"
+    # Each op timed with CUDA events (profile_ops=true): busy against elapsed
+    # says whether the step waits on the host (launches, syncs) or on the
+    # kernels, and the rows say which.  Profiled steps/s are a little lower.
+    if [ -f "$REPO/.gpu-data/wiki.test.raw" ] && [ "${LMCORE_PROFILE:-1}" = 1 ]; then
+        local spec model precision
+        for spec in ${LMCORE_PROFILE_RUNS:-gpt2:fp32 gpt2:bf16 bert:bf16}; do
+            model=${spec%%:*}
+            precision=${spec#*:}
+            (cd "$REPO" && timeout 120 "$KIT/bin/lmcore" run bench/gpu/train_speed.lua model="$model" data=.gpu-data \
+                precision="$precision" steps=60 warmup=10 profile_ops=true) 2>&1 | grep -v '^\[' \
+                > "$OUT/profile-$model-$precision.txt"
+            echo "$model $precision exit status: ${PIPESTATUS[0]}"
+            grep -E '^RESULT|op profile of' "$OUT/profile-$model-$precision.txt"
+            grep -A 12 'op profile of' "$OUT/profile-$model-$precision.txt" | tail -n +2
+        done
+    else
+        echo "skipped (no .gpu-data/wiki.test.raw, or LMCORE_PROFILE=0)"
+    fi
+
     section "benchmarks: lmcore vs the Hugging Face Trainer on this GPU"
     # .gpu-data/ (ignored by git, carried by the lead) holds wiki.test.raw.
     if [ -f "$REPO/.gpu-data/wiki.test.raw" ] && [ "${LMCORE_BENCH:-1}" = 1 ]; then
@@ -233,6 +254,7 @@ main() {
         echo "kit: $(sed -n 's/^CREATED=//p' "$KIT/KIT_INFO")"
         grep -E '^[0-9]+% tests passed|tests failed|\(Failed\)|\(SEGFAULT\)|\(Timeout\)|Not Run' "$OUT/ctest.log" 2>/dev/null
         grep -E ' FAIL$|Assertion|FAILED|SKIPPED' "$OUT/ctest.log" 2>/dev/null | head -40
+        grep -a -h -E 'op profile of' "$OUT"/profile-*.txt 2>/dev/null
         grep -a -E '^(RESULT|RATIO)' "$OUT/bench-results.txt" 2>/dev/null
         grep -a -E '_(clm|mlm) |tokens/s|exit status' "$OUT/curves.txt" 2>/dev/null
         if [ $rc -eq 0 ]; then echo "GPU TESTS: PASS"; else echo "GPU TESTS: FAIL (status $rc)"; fi

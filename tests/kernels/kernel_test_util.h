@@ -44,5 +44,6 @@ const char *tk_fixture_path(const char *name);
 Suite *kernels_grad_suite(void);
 Suite *kernels_torch_suite(void);
 Suite *kernels_misc_suite(void);
+Suite *kernels_profile_suite(void);
 
 #endif
