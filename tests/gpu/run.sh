@@ -19,6 +19,10 @@
 # bundle_libs.sh (each section can be turned off: LMCORE_PROFILE=0, LMCORE_BENCH=0,
 # LMCORE_THROUGHPUT=0, LMCORE_CURVES=0, LMCORE_HF_CURVES=0):
 #   run(command="tests/gpu/run.sh $OUT", carry=[".gpu-kit.tar.gz", ".gpu-data"], timeout_s=580)
+# LMCORE_GPU_BUDGET (default 540) is the script's time in seconds: keep it
+# under the call's timeout_s.  Sections run in order of what they decide:
+# tests, op profiles, the reference shape against the Trainer, the throughput
+# shape, then the curves.
 # Add LMCORE_GPU_SANITIZE=memcheck (or racecheck) in front to rerun the
 # kernel suite under compute-sanitizer after a failure.
 set -uo pipefail
@@ -33,7 +37,30 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
-section() { printf '\n===== %s =====\n' "$*"; }
+# The device call's limit is one number for the whole script: every section
+# after the tests gets at most what is left of LMCORE_GPU_BUDGET seconds
+# (default 540, for a 590 s call), and a section that would not fit is
+# skipped with a line saying so, so the summary is always written.
+RUN_START=$SECONDS
+BUDGET=${LMCORE_GPU_BUDGET:-540}
+time_left() { echo $((BUDGET - (SECONDS - RUN_START))); }
+# fits NAME SECONDS: false (and says so) when fewer seconds than that are left.
+fits() {
+    local left
+    left=$(time_left)
+    if [ "$left" -lt "$2" ]; then
+        echo "skipped: $1 needs about $2 s, $left s are left of the $BUDGET s budget"
+        return 1
+    fi
+}
+# cap SECONDS: that, or the time left if less.
+cap() {
+    local left
+    left=$(time_left)
+    if [ "$1" -lt "$left" ]; then echo "$1"; else echo "$((left > 1 ? left : 1))"; fi
+}
+
+section() { printf '\n===== %s [%d s] =====\n' "$*" $((SECONDS - RUN_START)); }
 
 # Finds the kit (unpacking a tarball into /tmp) and prints its folder.
 locate_kit() {
@@ -144,7 +171,8 @@ main() {
     cp -r "$KIT/ctest" "$ctest_dir"
     find "$ctest_dir" -name CTestTestfile.cmake -exec sed -i -e "s#$build_dir#$KIT#g" -e "s#$source_dir#$REPO#g" {} +
     if command -v ctest >/dev/null; then
-        (cd "$ctest_dir" && ctest -L gpu --output-on-failure -V --timeout 600) 2>&1 | tee "$OUT/ctest.log"
+        (cd "$ctest_dir" && timeout "$(cap 300)" ctest -L gpu --output-on-failure -V --timeout 300) 2>&1 |
+            tee "$OUT/ctest.log"
         rc=${PIPESTATUS[0]}
     else
         echo "ctest not found: running the gpu test executables directly"
@@ -184,7 +212,8 @@ main() {
         for spec in ${LMCORE_PROFILE_RUNS:-gpt2:fp32 gpt2:bf16 bert:bf16}; do
             model=${spec%%:*}
             precision=${spec#*:}
-            (cd "$REPO" && timeout 120 "$KIT/bin/lmcore" run bench/gpu/train_speed.lua model="$model" data=.gpu-data \
+            fits "profile $spec" 40 || continue
+            (cd "$REPO" && timeout "$(cap 90)" "$KIT/bin/lmcore" run bench/gpu/train_speed.lua model="$model" data=.gpu-data \
                 precision="$precision" steps=60 warmup=10 profile_ops=true) 2>&1 | grep -v '^\[' \
                 > "$OUT/profile-$model-$precision.txt"
             echo "$model $precision exit status: ${PIPESTATUS[0]}"
@@ -197,29 +226,31 @@ main() {
 
     section "benchmarks: lmcore vs the Hugging Face Trainer on this GPU"
     # .gpu-data/ (ignored by git, carried by the lead) holds wiki.test.raw.
-    if [ -f "$REPO/.gpu-data/wiki.test.raw" ] && [ "${LMCORE_BENCH:-1}" = 1 ]; then
-        (cd "$REPO" && timeout "${LMCORE_BENCH_TIMEOUT:-360}" bench/gpu/bench_gpu.sh "$KIT/bin/lmcore" .gpu-data \
-            "$OUT/bench.log" "${LMCORE_BENCH_MODELS:-gpt2}" "${LMCORE_BENCH_PRECISIONS:-fp32 bf16}") > "$OUT/bench-results.txt" 2>&1
+    if [ ! -f "$REPO/.gpu-data/wiki.test.raw" ] || [ "${LMCORE_BENCH:-1}" != 1 ]; then
+        echo "skipped (no .gpu-data/wiki.test.raw, or LMCORE_BENCH=0)"
+    elif fits benchmarks 90; then
+        (cd "$REPO" && timeout "$(cap "${LMCORE_BENCH_TIMEOUT:-360}")" bench/gpu/bench_gpu.sh "$KIT/bin/lmcore" \
+            .gpu-data "$OUT/bench.log" "${LMCORE_BENCH_MODELS:-gpt2}" "${LMCORE_BENCH_PRECISIONS:-fp32 bf16}") \
+            > "$OUT/bench-results.txt" 2>&1
         echo "benchmark exit status: $?"
         cat "$OUT/bench-results.txt"
-    else
-        echo "skipped (no .gpu-data/wiki.test.raw, or LMCORE_BENCH=0)"
     fi
 
     section "throughput shape: GPT-2 124M, blocks of 1024, bf16, largest batch <= 64, against torch.compile"
-    if [ -f "$REPO/.gpu-data/wiki.test.raw" ] && [ "${LMCORE_THROUGHPUT:-1}" = 1 ]; then
-        (cd "$REPO" && timeout "${LMCORE_THROUGHPUT_TIMEOUT:-180}" bench/gpu/throughput.sh "$KIT/bin/lmcore" .gpu-data \
-            "$OUT/throughput.log" "${LMCORE_PEAK_TFLOPS:-989.4}") > "$OUT/throughput-results.txt" 2>&1
+    if [ ! -f "$REPO/.gpu-data/wiki.test.raw" ] || [ "${LMCORE_THROUGHPUT:-1}" != 1 ]; then
+        echo "skipped (no .gpu-data/wiki.test.raw, or LMCORE_THROUGHPUT=0)"
+    elif fits throughput 90; then
+        (cd "$REPO" && timeout "$(cap "${LMCORE_THROUGHPUT_TIMEOUT:-180}")" bench/gpu/throughput.sh "$KIT/bin/lmcore" \
+            .gpu-data "$OUT/throughput.log" "${LMCORE_PEAK_TFLOPS:-989.4}") > "$OUT/throughput-results.txt" 2>&1
         echo "throughput exit status: $?"
         cat "$OUT/throughput-results.txt"
-    else
-        echo "skipped (no .gpu-data/wiki.test.raw, or LMCORE_THROUGHPUT=0)"
     fi
 
     section "training curves on the GPU (compare with the CPU run of the same command)"
-    if [ -f "$REPO/.gpu-data/wiki.test.raw" ] && [ "${LMCORE_CURVES:-1}" = 1 ]; then
+    if [ -f "$REPO/.gpu-data/wiki.test.raw" ] && [ "${LMCORE_CURVES:-1}" = 1 ] && fits curves 60; then
         for script in gpt2_clm bert_mlm; do
-            (cd "$REPO" && timeout 240 "$KIT/bin/lmcore" --log-level warn run scripts/$script.lua preset=small \
+            fits "curve $script" 30 >> "$OUT/curves.txt" || continue
+            (cd "$REPO" && timeout "$(cap 240)" "$KIT/bin/lmcore" --log-level warn run scripts/$script.lua preset=small \
                 data=.gpu-data train_split=test max_steps="${LMCORE_CURVE_STEPS:-150}" eval_max_batches=50 \
                 device=cuda output_dir=/tmp/lmcore-curves/$script cache_dir=/tmp/lmcore-curves/cache) \
                 > /dev/null 2>> "$OUT/curves.txt"
@@ -228,7 +259,7 @@ main() {
                 /tmp/lmcore-curves/$script/results.json 2>/dev/null | sed "s/^/$script /" >> "$OUT/curves.txt"
         done
         # Generation with the KV cache on the GPU, from the GPT-2 just saved.
-        (cd "$REPO" && timeout 60 "$KIT/bin/lmcore" run scripts/generate.lua model=/tmp/lmcore-curves/gpt2_clm \
+        (cd "$REPO" && timeout "$(cap 60)" "$KIT/bin/lmcore" run scripts/generate.lua model=/tmp/lmcore-curves/gpt2_clm \
             prompt="The game began development in" max_new_tokens=200 temperature=0 stop_at_eos=false device=cuda) \
             >> "$OUT/curves.txt" 2>&1
         echo "generate exit status: $?" >> "$OUT/curves.txt"
@@ -236,16 +267,17 @@ main() {
     fi
 
     section "training curves against the Hugging Face Trainer (same tokenizer, blocks and recipe)"
-    if [ -f "$REPO/.gpu-data/wiki.valid.raw" ] && [ "${LMCORE_HF_CURVES:-1}" = 1 ]; then
+    if [ ! -f "$REPO/.gpu-data/wiki.valid.raw" ] || [ "${LMCORE_HF_CURVES:-1}" != 1 ]; then
+        echo "skipped (no .gpu-data/wiki.valid.raw, or LMCORE_HF_CURVES=0)"
+    elif fits "HF curves" 60; then
         local model
         for model in gpt2 bert; do
-            (cd "$REPO" && timeout 100 bench/curves/compare_hf_trainer.sh "$KIT/bin/lmcore" .gpu-data "$model" \
+            fits "HF curve $model" 50 >> "$OUT/hf-curves.txt" || continue
+            (cd "$REPO" && timeout "$(cap 100)" bench/curves/compare_hf_trainer.sh "$KIT/bin/lmcore" .gpu-data "$model" \
                 "${LMCORE_CURVE_STEPS:-150}" cuda) >> "$OUT/hf-curves.txt" 2>&1
             echo "$model exit status: $?" >> "$OUT/hf-curves.txt"
         done
         cat "$OUT/hf-curves.txt"
-    else
-        echo "skipped (no .gpu-data/wiki.valid.raw, or LMCORE_HF_CURVES=0)"
     fi
 
     section "summary"
@@ -255,6 +287,7 @@ main() {
         grep -E '^[0-9]+% tests passed|tests failed|\(Failed\)|\(SEGFAULT\)|\(Timeout\)|Not Run' "$OUT/ctest.log" 2>/dev/null
         grep -E ' FAIL$|Assertion|FAILED|SKIPPED' "$OUT/ctest.log" 2>/dev/null | head -40
         grep -a -h -E 'op profile of' "$OUT"/profile-*.txt 2>/dev/null
+        grep -a -h -E '^skipped: .*budget' "$OUT/run.log" "$OUT/curves.txt" "$OUT/hf-curves.txt" 2>/dev/null
         grep -a -E '^(RESULT|RATIO)' "$OUT/bench-results.txt" 2>/dev/null
         grep -a -E '_(clm|mlm) |tokens/s|exit status' "$OUT/curves.txt" 2>/dev/null
         if [ $rc -eq 0 ]; then echo "GPU TESTS: PASS"; else echo "GPU TESTS: FAIL (status $rc)"; fi
