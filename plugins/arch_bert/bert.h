@@ -15,6 +15,7 @@
 #include "lmcore/config.h"
 #include "lmcore/rng.h"
 #include "lmcore/tensor.h"
+#include "model_device.h"
 #include "model_params.h"
 
 /* The Hugging Face BertConfig fields we honour, plus lmcore's own keys. */
@@ -26,10 +27,7 @@ typedef struct bert_config {
     int gelu_tanh;        /* 1 for the tanh approximation */
     double hidden_dropout_prob, attention_probs_dropout_prob;
     double layer_norm_eps, initializer_range;
-    char device[64];
-    lm_precision precision;
-    int threads;
-    int profile_ops; /* time every op on the device and log the table at the end */
+    model_device device; /* device, precision, threads, profile_ops */
 } bert_config;
 
 /* Reads and validates the configuration (explicit keys win over the values

@@ -83,9 +83,6 @@ static lm_status check_values(const bert_config *c, const char *source) {
     if (!(c->initializer_range >= 0.0 && c->initializer_range < 10.0))
         return lm_error_set(LM_ERR_INVALID, "architecture 'bert': initializer_range must be in [0, 10), got %g%s",
                             c->initializer_range, source);
-    if (c->threads < 0 || c->threads > 4096)
-        return lm_error_set(LM_ERR_INVALID, "architecture 'bert': threads must be 0 (default) or a positive count, "
-                                            "got %d", c->threads);
     return LM_OK;
 }
 
@@ -128,10 +125,7 @@ lm_status bert_config_read(bert_config *c, lm_config *cfg) {
     c->layer_norm_eps = lm_config_number(cfg, "layer_norm_eps", hf_number(&file, "layer_norm_eps", 1e-12));
     c->initializer_range = lm_config_number(cfg, "initializer_range", hf_number(&file, "initializer_range", 0.02));
     const char *activation = lm_config_string(cfg, "hidden_act", hf_string(&file, "hidden_act", "gelu"));
-    const char *device = lm_config_string(cfg, "device", "auto");
-    const char *precision = lm_config_string(cfg, "precision", "fp32");
-    c->threads = (int)lm_config_int(cfg, "threads", 0);
-    c->profile_ops = lm_config_bool(cfg, "profile_ops", 0);
+    model_device_read(&c->device, cfg);
     LM_CHECK(file.status);
     /* Wrong types and unknown keys first: their messages name the key. */
     LM_CHECK(lm_config_validate(cfg));
@@ -143,13 +137,7 @@ lm_status bert_config_read(bert_config *c, lm_config *cfg) {
         source = source_buf;
     }
     LM_CHECK(parse_activation(c, activation, source));
-    if (strlen(device) >= sizeof c->device) {
-        status = lm_error_set(LM_ERR_INVALID, "architecture 'bert': device '%.40s...' is too long: use cpu, cuda, "
-                                              "cuda:N or auto", device);
-        goto fail;
-    }
-    strcpy(c->device, device);
-    LM_CHECK(hf_parse_precision("bert", precision, &c->precision));
+    LM_CHECK(model_device_check(&c->device, "bert"));
     LM_CHECK(check_values(c, source));
 fail:
     hf_close(&file);

@@ -93,8 +93,7 @@ static lm_status bert_create(void **self, lm_config *cfg) {
     lm_status status;
     LM_CHECK(bert_config_read(&m->config, cfg));
     LM_CHECK(build_param_table(m));
-    LM_CHECK(lm_backend_create(&m->backend, m->config.device, m->config.precision, m->config.threads));
-    if (m->config.profile_ops) LM_CHECK(lm_backend_profile(&m->backend, "BERT"));
+    LM_CHECK(model_device_create_backend(&m->config.device, "bert", "BERT", &m->backend));
     LM_CHECK(model_buffers_alloc(&m->buffers, m->backend, &m->table));
     snprintf(m->device_desc, sizeof m->device_desc, "%s", m->backend->ops->describe(m->backend));
     m->training = 1;

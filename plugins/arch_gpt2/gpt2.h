@@ -14,6 +14,7 @@
 #include "lmcore/config.h"
 #include "lmcore/rng.h"
 #include "lmcore/tensor.h"
+#include "model_device.h"
 #include "model_params.h"
 
 /* The Hugging Face GPT2Config fields we honour, plus lmcore's own keys. */
@@ -24,10 +25,7 @@ typedef struct gpt2_config {
     double embd_pdrop, attn_pdrop, resid_pdrop;
     double layer_norm_epsilon, initializer_range;
     int64_t bos_token_id, eos_token_id; /* -1: null */
-    char device[64];
-    lm_precision precision;
-    int threads;
-    int profile_ops; /* time every op on the device and log the table at the end */
+    model_device device; /* device, precision, threads, profile_ops */
 } gpt2_config;
 
 /* Reads and validates the configuration (own keys, then hf_config file

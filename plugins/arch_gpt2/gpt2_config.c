@@ -82,9 +82,6 @@ static lm_status check_sizes(const gpt2_config *c, const char *source) {
     if (!(c->initializer_range >= 0.0 && c->initializer_range < 10.0))
         return lm_error_set(LM_ERR_INVALID, "architecture 'gpt2': initializer_range must be in [0, 10), got %g%s",
                             c->initializer_range, source);
-    if (c->threads < 0 || c->threads > 4096)
-        return lm_error_set(LM_ERR_INVALID, "architecture 'gpt2': threads must be 0 (default) or a positive count, "
-                                            "got %d", c->threads);
     return LM_OK;
 }
 
@@ -115,10 +112,7 @@ lm_status gpt2_config_read(gpt2_config *c, lm_config *cfg) {
     c->eos_token_id = read_nullable_int(cfg, &file, "eos_token_id", 50256, &eos_given);
     const char *activation =
         lm_config_string(cfg, "activation_function", hf_string(&file, "activation_function", "gelu_new"));
-    const char *device = lm_config_string(cfg, "device", "auto");
-    const char *precision = lm_config_string(cfg, "precision", "fp32");
-    c->threads = (int)lm_config_int(cfg, "threads", 0);
-    c->profile_ops = lm_config_bool(cfg, "profile_ops", 0);
+    model_device_read(&c->device, cfg);
     LM_CHECK(file.status);
     /* Wrong types and unknown keys first: their messages name the key. */
     LM_CHECK(lm_config_validate(cfg));
@@ -136,13 +130,7 @@ lm_status gpt2_config_read(gpt2_config *c, lm_config *cfg) {
                               activation, source);
         goto done;
     }
-    if (strlen(device) >= sizeof c->device) {
-        status = lm_error_set(LM_ERR_INVALID, "architecture 'gpt2': device '%.40s...' is too long: use cpu, cuda, "
-                                              "cuda:N or auto", device);
-        goto done;
-    }
-    strcpy(c->device, device);
-    LM_CHECK(hf_parse_precision("gpt2", precision, &c->precision));
+    LM_CHECK(model_device_check(&c->device, "gpt2"));
     LM_CHECK(check_sizes(c, source));
     /* Hugging Face's default ids (50256) belong to the 50,257-token GPT-2
      * vocabulary: with a smaller one and no ids given, save none (null), as

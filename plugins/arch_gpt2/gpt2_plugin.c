@@ -78,12 +78,7 @@ static lm_status gpt2_create(void **self, lm_config *cfg) {
     lm_status status;
     LM_CHECK(gpt2_config_read(&m->config, cfg));
     LM_CHECK(build_param_table(m));
-    status = lm_backend_create(&m->backend, m->config.device, m->config.precision, m->config.threads);
-    if (status != LM_OK) {
-        lm_error_prefix("architecture 'gpt2': ");
-        goto fail;
-    }
-    if (m->config.profile_ops) LM_CHECK(lm_backend_profile(&m->backend, "GPT-2"));
+    LM_CHECK(model_device_create_backend(&m->config.device, "gpt2", "GPT-2", &m->backend));
     LM_CHECK(model_buffers_alloc(&m->buffers, m->backend, &m->table));
     snprintf(m->device_desc, sizeof m->device_desc, "%s", m->backend->ops->describe(m->backend));
     m->training = 1;

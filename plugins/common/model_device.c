@@ -1,0 +1,43 @@
+/* The device keys shared by architecture plugins (model_device.h). */
+#include "model_device.h"
+
+#include <string.h>
+
+#include "hf_config.h"
+
+void model_device_read(model_device *d, lm_config *cfg) {
+    memset(d, 0, sizeof *d);
+    d->device_given = lm_config_string(cfg, "device", "auto");
+    d->precision_given = lm_config_string(cfg, "precision", "fp32");
+    d->threads = (int)lm_config_int(cfg, "threads", 0);
+    d->profile_ops = lm_config_bool(cfg, "profile_ops", 0);
+}
+
+lm_status model_device_check(model_device *d, const char *arch) {
+    const char *device = d->device_given ? d->device_given : "auto";
+    if (strlen(device) >= sizeof d->device)
+        return lm_error_set(LM_ERR_INVALID, "architecture '%s': device '%.40s...' is too long: use cpu, cuda, cuda:N "
+                                            "or auto", arch, device);
+    strcpy(d->device, device);
+    LM_TRY(hf_parse_precision(arch, d->precision_given ? d->precision_given : "fp32", &d->precision));
+    if (d->threads < 0 || d->threads > 4096)
+        return lm_error_set(LM_ERR_INVALID, "architecture '%s': threads must be 0 (default) or a positive count, "
+                                            "got %d", arch, d->threads);
+    /* The strings belong to the config, which the plugin does not keep. */
+    d->device_given = d->precision_given = NULL;
+    return LM_OK;
+}
+
+lm_status model_device_create_backend(const model_device *d, const char *arch, const char *label, lm_backend **out) {
+    *out = NULL;
+    lm_status status = lm_backend_create(out, d->device, d->precision, d->threads);
+    if (status == LM_OK && d->profile_ops) {
+        status = lm_backend_profile(out, label);
+        if (status != LM_OK) {
+            (*out)->ops->destroy(*out);
+            *out = NULL;
+        }
+    }
+    if (status != LM_OK) lm_error_prefix("architecture '%s': ", arch);
+    return status;
+}
