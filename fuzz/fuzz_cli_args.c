@@ -19,15 +19,6 @@
 
 #define MAX_ARGS 64
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc, (void)argv;
-    fuzz_quiet();
-    return 0;
-}
-
 /* What lm_config_set_parsed should make of a value (its documented rule). */
 static lm_config_type expected_type(const char *value) {
     if (!strcmp(value, "true") || !strcmp(value, "false")) return LM_CONFIG_BOOL;

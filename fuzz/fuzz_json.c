@@ -19,15 +19,6 @@
 
 #define WRITER_MAX_DEPTH 31
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc, (void)argv;
-    fuzz_quiet();
-    return 0;
-}
-
 /* Depth of the tree and whether some key holds a NUL byte; also walks every
  * accessor so that a bad node shows up under ASan. */
 static void survey(const lm_json *v, int depth, int *max_depth, int *nul_key) {

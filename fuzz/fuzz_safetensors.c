@@ -13,15 +13,6 @@
 #include "fuzz_util.h"
 #include "lmcore/lmcore.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc, (void)argv;
-    fuzz_quiet();
-    return 0;
-}
-
 static int is_float(lm_dtype d) { return d == LM_F32 || d == LM_F16 || d == LM_BF16 || d == LM_F64; }
 
 static void walk(const lm_safetensors *st, size_t file_size) {

@@ -24,15 +24,6 @@
 #include "blocks.h"
 #include "fuzz_util.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc, (void)argv;
-    fuzz_quiet();
-    return 0;
-}
-
 /* ---- the fake tokenizer: one id per byte, modulo the vocabulary --------------- */
 
 typedef struct fake_tokenizer {

@@ -17,15 +17,6 @@
 
 const lm_plugin_descriptor *FUZZ_DESCRIBE(void);
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc, (void)argv;
-    fuzz_quiet();
-    return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const lm_tokenizer_vtable *vt = FUZZ_DESCRIBE()->vtable;
     char item[600];

@@ -138,7 +138,12 @@ int fuzz_known_bug(const char *id) {
     return !strict;
 }
 
-void fuzz_quiet(void) { lm_log_set_level(LM_LOG_QUIET); }
+/* Shared by every target: see fuzz_util.h for why it lives here. */
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    (void)argc, (void)argv;
+    lm_log_set_level(LM_LOG_QUIET);
+    return 0;
+}
 
 /* UBSan is built recoverable (-fsanitize-recover=undefined) only so that
  * fuzz/ubsan.supp can silence known, reported bugs; every other report

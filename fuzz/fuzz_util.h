@@ -1,6 +1,7 @@
-/* Helpers shared by the libFuzzer targets: a private scratch directory for
- * the files a parser under test insists on opening by path, input
- * splitting, and a loud failure for broken invariants.
+/* Helpers shared by the libFuzzer targets: their common
+ * LLVMFuzzerInitialize, a private scratch directory for the files a parser
+ * under test insists on opening by path, input splitting, and a loud
+ * failure for broken invariants.
  *
  * Harness code only: it may abort() (that is how a fuzzer reports a bug);
  * the library and plugins under test never do. */
@@ -46,7 +47,15 @@ void fuzz_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * (to verify a fix: LMCORE_FUZZ_STRICT=1 fuzz_x fuzz/findings/<input>). */
 int fuzz_known_bug(const char *id);
 
-/* Quiets lm_log and progress output; call from LLVMFuzzerInitialize. */
-void fuzz_quiet(void);
+/* The libFuzzer entry points.  Each harness defines only
+ * LLVMFuzzerTestOneInput.  LLVMFuzzerInitialize is defined once, in
+ * fuzz_util.c, because every target needs the same one-time setup (quiet
+ * lm_log and progress output, so that the fuzzer's own output stays
+ * readable) and nothing else; one definition keeps the targets' setup
+ * from drifting apart.  A target that one day needs more setup should add
+ * it there behind a hook, not define its own: a second definition is a
+ * duplicate-symbol link error. */
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #endif

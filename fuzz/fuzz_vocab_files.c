@@ -17,15 +17,6 @@
 const lm_plugin_descriptor *fuzz_describe_tokenizer_bpe(void);
 const lm_plugin_descriptor *fuzz_describe_tokenizer_wordpiece(void);
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc, (void)argv;
-    fuzz_quiet();
-    return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
     uint8_t mode = data[0];
