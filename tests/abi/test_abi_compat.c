@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "registry.h"
+#include "test_main.h"
 
 static const lm_plugin *load_bert(lm_registry **r, const char *path) {
     ck_assert_int_eq(lm_registry_create(r), LM_OK);
@@ -87,9 +88,5 @@ int main(void) {
     tcase_add_test(tc, abi10_plugin_loads_with_missing_slots_null);
     tcase_add_test(tc, abi10_plugin_trains_like_the_current_build);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return lm_test_run_suites(s, NULL);
 }

@@ -11,6 +11,7 @@
 #include "bert_test_util.h"
 #include "lmcore/json.h"
 #include "lmcore/tensor.h"
+#include "test_main.h"
 
 #define V 512
 static const char *const tiny_cpu[] = {"device=cpu", "hf_config=" BERT_TINY_CONFIG, NULL};
@@ -332,9 +333,5 @@ static Suite *bert_model_suite(void) {
 }
 
 int main(void) {
-    SRunner *runner = srunner_create(bert_model_suite());
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return lm_test_run_suites(bert_model_suite(), NULL);
 }

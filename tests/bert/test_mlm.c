@@ -12,6 +12,7 @@
 
 #include "bert_test_util.h"
 #include "lmcore/tensor.h"
+#include "test_main.h"
 
 /* A BERT-like vocabulary: [PAD] 0, [UNK] 100, [CLS] 101, [SEP] 102, [MASK] 103. */
 #define TOKENIZER_VOCAB 1000
@@ -333,9 +334,5 @@ static Suite *mlm_suite(void) {
 }
 
 int main(void) {
-    SRunner *runner = srunner_create(mlm_suite());
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return lm_test_run_suites(mlm_suite(), NULL);
 }

@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "lmcore/lmcore.h"
+#include "test_main.h"
 
 START_TEST(descriptor_layout) {
     ck_assert_uint_eq(offsetof(lm_plugin_descriptor, abi_major), 0);
@@ -74,9 +75,5 @@ int main(void) {
     tcase_add_test(tc, vtable_layouts);
     tcase_add_test(tc, data_struct_layouts);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return lm_test_run_suites(s, NULL);
 }

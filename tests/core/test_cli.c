@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "test_main.h"
+
 #define EXE LM_TEST_LMCORE_EXE
 #define SRC LM_TEST_SOURCE_DIR
 #define TP LM_TEST_BINARY_DIR "/tests/plugins/"
@@ -161,9 +163,5 @@ int main(void) {
     tcase_add_test(tc, shipped_scripts_run_by_name);
     tcase_add_test(tc, new_plugin_refuses_bad_requests);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return lm_test_run_suites(s, NULL);
 }

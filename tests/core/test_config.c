@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "lmcore/lmcore.h"
+#include "test_main.h"
 
 static lm_config *make(void) {
     lm_config *cfg;
@@ -161,9 +162,5 @@ static Suite *suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return lm_test_run_suites(suite(), NULL);
 }

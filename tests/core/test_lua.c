@@ -10,6 +10,7 @@
 
 #include "registry.h"
 #include "runtime.h"
+#include "test_main.h"
 
 #define SCRIPTS LM_TEST_SOURCE_DIR "/tests/core/scripts/"
 #define TP LM_TEST_BINARY_DIR "/tests/plugins/"
@@ -176,9 +177,5 @@ int main(void) {
     tcase_add_test(tc, ctrl_c_stops_a_lua_loop);
     tcase_add_test(tc, args_parsing_rejects_bad_pairs);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return lm_test_run_suites(s, NULL);
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "registry.h"
+#include "test_main.h"
 
 #define TP LM_TEST_BINARY_DIR "/tests/plugins/"
 
@@ -136,9 +137,5 @@ int main(void) {
     tcase_add_test(tc, create_failure_and_unknown_key_are_prefixed);
     tcase_add_test(tc, default_scan_uses_env_path_first);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return lm_test_run_suites(s, NULL);
 }

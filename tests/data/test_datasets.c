@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "lmcore/lmcore.h"
+#include "test_main.h"
 
 #define WIKITEXT_DIR LM_TEST_SHARED_DATA_DIR "/wikitext-2-raw"
 
@@ -426,9 +427,5 @@ static Suite *datasets_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(datasets_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return lm_test_run_suites(datasets_suite(), NULL);
 }

@@ -22,6 +22,7 @@
 #include "kernels.h"
 #include "lmcore/tensor.h"
 #include "registry.h"
+#include "test_main.h"
 
 #ifndef GENERATE_TEST_DEVICE
 #define GENERATE_TEST_DEVICE "cpu"
@@ -569,7 +570,6 @@ static Suite *generate_suite(void) {
 }
 
 int main(void) {
-    SRunner *runner = srunner_create(generate_suite());
 #ifdef GENERATE_TEST_CUDA
     /* Skip (77) on a machine without a usable GPU unless one is required.
      * The probe creates a CUDA context in this process, so no fork. */
@@ -577,14 +577,11 @@ int main(void) {
     if (lm_backend_cuda_create(&probe, 0, LM_PRECISION_FP32) != LM_OK) {
         const char *require = getenv("LMCORE_REQUIRE_GPU");
         printf("%s: %s\n", require && strcmp(require, "1") == 0 ? "FAILED" : "SKIPPED", lm_error_message());
-        srunner_free(runner);
         return require && strcmp(require, "1") == 0 ? EXIT_FAILURE : 77;
     }
     probe->ops->destroy(probe);
-    srunner_set_fork_status(runner, CK_NOFORK);
+    return lm_test_run_suites_nofork(generate_suite(), NULL);
+#else
+    return lm_test_run_suites(generate_suite(), NULL);
 #endif
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

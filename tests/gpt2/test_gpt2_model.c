@@ -10,6 +10,7 @@
 #include "gpt2_test_util.h"
 #include "lmcore/json.h"
 #include "lmcore/tensor.h"
+#include "test_main.h"
 
 static const char *const tiny_cpu[] = {"device=cpu", "hf_config=" GPT2_TINY_CONFIG, NULL};
 
@@ -342,9 +343,5 @@ static Suite *gpt2_model_suite(void) {
 }
 
 int main(void) {
-    SRunner *runner = srunner_create(gpt2_model_suite());
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return lm_test_run_suites(gpt2_model_suite(), NULL);
 }

@@ -13,6 +13,7 @@
 #include "gpu_test_util.h"
 #include "kernels.h"
 #include "lmcore/status.h"
+#include "test_main.h"
 
 /* fp32 norm-relative tolerance of reductions and products (test_cuda_ops.c's). */
 #define TOL_DECODE 2e-5
@@ -181,11 +182,8 @@ int main(void) {
         return required ? EXIT_FAILURE : 77; /* CTest SKIP_RETURN_CODE */
     }
     printf("testing %s against the CPU kernels\n", gt_be->ops->describe(gt_be));
-    SRunner *runner = srunner_create(decode_ops_suite());
-    srunner_set_fork_status(runner, CK_NOFORK); /* the CUDA context lives in this process */
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
+    /* no fork: the CUDA context lives in this process */
+    const int status = lm_test_run_suites_nofork(decode_ops_suite(), NULL);
     gt_be->ops->destroy(gt_be);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return status;
 }

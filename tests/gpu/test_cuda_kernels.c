@@ -19,6 +19,7 @@
 #include "gpu_test_util.h"
 #include "kernels_cuda.h"
 #include "lmcore/status.h"
+#include "test_main.h"
 
 START_TEST(test_describe) {
     const char *text = gt_be->ops->describe(gt_be);
@@ -238,15 +239,10 @@ int main(void) {
         return EXIT_FAILURE;
     }
     printf("testing %s against the CPU kernels\n", gt_be->ops->describe(gt_be));
-    SRunner *runner = srunner_create(gpu_backend_suite());
-    srunner_add_suite(runner, gpu_ops_suite());
     /* no fork: the CUDA context lives in this process */
-    srunner_set_fork_status(runner, CK_NOFORK);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
+    const int status = lm_test_run_suites_nofork(gpu_backend_suite(), gpu_ops_suite(), NULL);
     gt_be_bf16->ops->destroy(gt_be_bf16);
     gt_be_tf32->ops->destroy(gt_be_tf32);
     gt_be->ops->destroy(gt_be);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return status;
 }

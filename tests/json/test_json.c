@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "lmcore/json.h"
+#include "test_main.h"
 
 static lm_json *parse_ok(const char *text) {
     lm_json *root = NULL;
@@ -540,9 +541,5 @@ static Suite *json_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(json_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return lm_test_run_suites(json_suite(), NULL);
 }

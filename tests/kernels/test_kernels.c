@@ -8,14 +8,9 @@
 #include <stdlib.h>
 
 #include "kernel_test_util.h"
+#include "test_main.h"
 
 int main(void) {
-    SRunner *runner = srunner_create(kernels_grad_suite());
-    srunner_add_suite(runner, kernels_torch_suite());
-    srunner_add_suite(runner, kernels_misc_suite());
-    srunner_add_suite(runner, kernels_profile_suite());
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return lm_test_run_suites(kernels_grad_suite(), kernels_torch_suite(), kernels_misc_suite(),
+                              kernels_profile_suite(), NULL);
 }

@@ -11,6 +11,7 @@
 
 #include "logger_test_util.h"
 #include "runtime.h"
+#include "test_main.h"
 
 #define SCRIPT LM_TEST_SOURCE_DIR "/scripts/compare_runs.lua"
 
@@ -187,9 +188,5 @@ static Suite *suite(void) {
 }
 
 int main(void) {
-    SRunner *runner = srunner_create(suite());
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return lm_test_run_suites(suite(), NULL);
 }

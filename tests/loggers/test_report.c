@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "logger_test_util.h"
+#include "test_main.h"
 
 #define GPU_DESCRIPTION                                                                                                \
     "gpt2 (1234 parameters) on cuda:0 NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB), 60 training blocks of 16 tokens, "      \
@@ -321,9 +322,5 @@ static Suite *suite(void) {
 }
 
 int main(void) {
-    SRunner *runner = srunner_create(suite());
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return lm_test_run_suites(suite(), NULL);
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "sysmetrics.h"
+#include "test_main.h"
 
 static double find(const lm_scalar *s, size_t n, const char *name) {
     for (size_t i = 0; i < n; i++)
@@ -180,9 +181,5 @@ static Suite *suite(void) {
 }
 
 int main(void) {
-    SRunner *runner = srunner_create(suite());
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return lm_test_run_suites(suite(), NULL);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "sysmetrics.h"
+#include "test_main.h"
 
 START_TEST(real_nvml_reports_gpu0) {
     lm_sysmetrics *m;
@@ -32,9 +33,5 @@ int main(void) {
     TCase *tc = tcase_create("nvml");
     tcase_add_test(tc, real_nvml_reports_gpu0);
     suite_add_tcase(s, tc);
-    SRunner *runner = srunner_create(s);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return lm_test_run_suites(s, NULL);
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "logger_test_util.h"
+#include "test_main.h"
 
 #define FIXTURE LM_TEST_SOURCE_DIR "/tests/loggers/fixtures/tensorboard_expected.tfevents"
 #define START_TIME 1700000000.25
@@ -385,9 +386,5 @@ static Suite *suite(void) {
 }
 
 int main(void) {
-    SRunner *runner = srunner_create(suite());
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return lm_test_run_suites(suite(), NULL);
 }

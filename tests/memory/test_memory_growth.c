@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "registry.h"
+#include "test_main.h"
 
 static lm_registry *registry;
 
@@ -108,9 +109,5 @@ int main(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, create_destroy_cycles_do_not_grow);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return lm_test_run_suites(s, NULL);
 }

@@ -11,6 +11,7 @@
 
 #include "blocks.h"
 #include "registry.h"
+#include "test_main.h"
 
 #define DATA LM_TEST_SHARED_DATA_DIR "/wikitext-2-raw"
 
@@ -261,9 +262,5 @@ int main(void) {
     tcase_add_test(tc, grouping_per_1000_rows_and_wordpiece_specials);
     tcase_add_test(tc, bad_options_and_missing_split);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return lm_test_run_suites(s, NULL);
 }

@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "test_main.h"
+
 #define EXE LM_TEST_LMCORE_EXE
 #define SRC LM_TEST_SOURCE_DIR
 #define DATA LM_TEST_SHARED_DATA_DIR "/wikitext-2-raw"
@@ -196,9 +198,5 @@ int main(void) {
     tcase_add_test(tc, bad_inputs_fail_clearly);
     tcase_add_test(tc, debug_masking_shows_a_block);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return lm_test_run_suites(s, NULL);
 }

@@ -10,6 +10,7 @@
 
 #include "lmcore/json.h"
 #include "lmcore/safetensors.h"
+#include "test_main.h"
 
 #define FIXTURES LM_TEST_SOURCE_DIR "/tests/safetensors/fixtures"
 
@@ -461,9 +462,5 @@ static Suite *safetensors_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(safetensors_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return lm_test_run_suites(safetensors_suite(), NULL);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bpe_test_util.h"
+#include "test_main.h"
 
 static void *load_main(void) {
     const char *kv[] = {"path=" BPE_FIXTURES "/hf_bpe_2000.json", NULL};
@@ -302,11 +303,5 @@ Suite *bpe_parity_suite(void);
 Suite *bpe_load_checks_suite(void);
 
 int main(void) {
-    SRunner *runner = srunner_create(bpe_parity_suite());
-    srunner_add_suite(runner, bpe_io_suite());
-    srunner_add_suite(runner, bpe_load_checks_suite());
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return lm_test_run_suites(bpe_parity_suite(), bpe_io_suite(), bpe_load_checks_suite(), NULL);
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "test_main.h"
 #include "unicode.h"
 
 START_TEST(utf8_decode_is_strict) {
@@ -109,9 +110,5 @@ int main(void) {
     tcase_add_test(tc, category_counts_match_unicode_16);
     tcase_add_test(tc, classes_of_known_characters);
     suite_add_tcase(s, tc);
-    SRunner *runner = srunner_create(s);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return lm_test_run_suites(s, NULL);
 }
