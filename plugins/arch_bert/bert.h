@@ -16,6 +16,7 @@
 #include "lmcore/rng.h"
 #include "lmcore/tensor.h"
 #include "model_device.h"
+#include "model_dropout.h"
 #include "model_params.h"
 
 /* The Hugging Face BertConfig fields we honour, plus lmcore's own keys. */
@@ -133,12 +134,6 @@ static inline float *bert_tensor(const bert_model *m, float *base, int index) {
     return base + m->table.descs[index].offset;
 }
 
-/* RNG stream of a dropout site for a micro-batch (site 0: embeddings; layer
- * l: 1 + 3l attention probabilities, 2 + 3l attention output, 3 + 3l
- * feed-forward output), as in arch_gpt2. */
-static inline uint64_t bert_dropout_stream(uint64_t step, int site) {
-    return (step << 24) | ((uint64_t)site << 8) | (uint64_t)LM_RNG_STREAM_DROPOUT;
-}
 
 lm_status bert_forward(bert_model *m, const lm_batch *batch, float *loss);
 lm_status bert_backward(bert_model *m, float loss_scale);

@@ -94,7 +94,7 @@ lm_status bert_backward(bert_model *m, float loss_scale) {
         ops->layernorm_backward(be, a->dres_b, DW(BERT_OUTLN_W), DW(BERT_OUTLN_B), a->dres_a, la->res2,
                                 W(BERT_OUTLN_W), la->ln2_mean, la->ln2_rstd, N, C);
         const float *dbranch = dropout_backward_or_identity(be, a->dbranch, a->dres_b, NC, m->hidden_p, seed,
-                                                            bert_dropout_stream(step, 3 + 3 * l));
+                                                            model_dropout_stream(step, 3 + 3 * l));
         ops->zero(be, a->dinter_gelu, NI * sizeof(float));
         ops->matmul_backward(be, a->dinter_gelu, DW(BERT_OUT_W), DW(BERT_OUT_B), dbranch, la->inter_gelu,
                              W(BERT_OUT_W), N, I, C, LM_W_OUT_IN);
@@ -109,13 +109,13 @@ lm_status bert_backward(bert_model *m, float loss_scale) {
         ops->layernorm_backward(be, a->dres_a, DW(BERT_ATTLN_W), DW(BERT_ATTLN_B), a->dres_b, la->res1,
                                 W(BERT_ATTLN_W), la->ln1_mean, la->ln1_rstd, N, C);
         dbranch = dropout_backward_or_identity(be, a->dbranch, a->dres_a, NC, m->hidden_p, seed,
-                                               bert_dropout_stream(step, 2 + 3 * l));
+                                               model_dropout_stream(step, 2 + 3 * l));
         ops->zero(be, a->datty, NC * sizeof(float));
         ops->matmul_backward(be, a->datty, DW(BERT_ATTOUT_W), DW(BERT_ATTOUT_B), dbranch, la->atty, W(BERT_ATTOUT_W),
                              N, C, C, LM_W_OUT_IN);
         ops->zero(be, a->dqkv, 3 * NC * sizeof(float));
         ops->attention_backward(be, dqkv[0], dqkv[1], dqkv[2], a->datt_scratch, a->datty, la->preatt, la->att, la->q,
-                                la->k, la->v, C, B, T, C, NH, m->attn_p, seed, bert_dropout_stream(step, 1 + 3 * l));
+                                la->k, la->v, C, B, T, C, NH, m->attn_p, seed, model_dropout_stream(step, 1 + 3 * l));
         static const int weight_of[3] = {BERT_Q_W, BERT_K_W, BERT_V_W};
         for (int j = 0; j < 3; j++)
             ops->matmul_backward(be, a->dres_a, DW(weight_of[j]), DW(weight_of[j] + 1), dqkv[j], layer_input,
@@ -126,7 +126,7 @@ lm_status bert_backward(bert_model *m, float loss_scale) {
 
     /* Embeddings: x0 = dropout(LN(emb)). */
     const float *demb_ln = dropout_backward_or_identity(be, a->dbranch, a->dres_a, NC, m->hidden_p, seed,
-                                                        bert_dropout_stream(step, 0));
+                                                        model_dropout_stream(step, 0));
     ops->zero(be, a->dres_b, NC * sizeof(float));
     ops->layernorm_backward(be, a->dres_b, G(BERT_EMB_LN_W), G(BERT_EMB_LN_B), demb_ln, a->emb, P(BERT_EMB_LN_W),
                             a->emb_ln_mean, a->emb_ln_rstd, N, C);

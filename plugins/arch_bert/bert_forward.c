@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "bert.h"
+#include "model_batch.h"
 
 /* Keeps every activation 64-byte aligned for vectorised kernels. */
 static size_t round_up_16(size_t n) { return (n + 15) & ~(size_t)15; }
@@ -155,72 +156,13 @@ static lm_status ensure_acts(bert_model *m, int B, int T) {
     return LM_OK;
 }
 
-/* Checks the batch against the model's limits (on the host, before anything
- * reaches a kernel) and counts the scored labels. */
-static lm_status check_batch(bert_model *m, const lm_batch *batch, int64_t *n_targets) {
-    const bert_config *c = &m->config;
-    if (!batch || !batch->input_ids)
-        return lm_error_set(LM_ERR_INVALID, "architecture 'bert': forward needs a batch with input_ids");
-    if (batch->B < 1 || batch->T < 1)
-        return lm_error_set(LM_ERR_INVALID, "architecture 'bert': batch shape B=%d, T=%d must be positive",
-                            (int)batch->B, (int)batch->T);
-    if (batch->T > c->max_position_embeddings)
-        return lm_error_set(LM_ERR_INVALID, "architecture 'bert': the batch has T=%d positions but the model has "
-                                            "max_position_embeddings=%d: use a block_size of at most %d",
-                            (int)batch->T, (int)c->max_position_embeddings, (int)c->max_position_embeddings);
-    if ((int64_t)batch->B * batch->T > (int64_t)1 << 28)
-        return lm_error_set(LM_ERR_INVALID, "architecture 'bert': batch of %d x %d tokens is too large",
-                            (int)batch->B, (int)batch->T);
-    const size_t n = (size_t)batch->B * (size_t)batch->T, T = (size_t)batch->T;
-    m->batch_has_pad = 0;
-    for (size_t i = 0; i < n; i++) {
-        int32_t id = batch->input_ids[i];
-        if (id < 0 || id >= c->vocab_size)
-            return lm_error_set(LM_ERR_INVALID, "architecture 'bert': input id %d at batch row %zu, position %zu is "
-                                                "outside the vocabulary [0, %d): the tokenizer and vocab_size disagree",
-                                (int)id, i / T, i % T, (int)c->vocab_size);
-        if (id == c->pad_token_id) m->batch_has_pad = 1;
-    }
-    if (batch->token_type_ids)
-        for (size_t i = 0; i < n; i++) {
-            int32_t type = batch->token_type_ids[i];
-            if (type < 0 || type >= c->type_vocab_size)
-                return lm_error_set(LM_ERR_INVALID, "architecture 'bert': token_type_id %d at batch row %zu, position "
-                                                    "%zu is outside [0, type_vocab_size=%d)",
-                                    (int)type, i / T, i % T, (int)c->type_vocab_size);
-        }
-    if (batch->attention_mask)
-        for (size_t i = 0; i < n; i++)
-            if (batch->attention_mask[i] != 0 && batch->attention_mask[i] != 1)
-                return lm_error_set(LM_ERR_INVALID, "architecture 'bert': attention_mask value %d at batch row %zu, "
-                                                    "position %zu must be 1 (token) or 0 (padding)",
-                                    (int)batch->attention_mask[i], i / T, i % T);
-    *n_targets = 0;
-    if (!batch->labels) return LM_OK;
-    for (size_t i = 0; i < n; i++) {
-        int32_t label = batch->labels[i];
-        if (label == LM_IGNORE_INDEX) continue;
-        if (label < 0 || label >= c->vocab_size)
-            return lm_error_set(LM_ERR_INVALID, "architecture 'bert': label %d at batch row %zu, position %zu is "
-                                                "outside the vocabulary [0, %d) and not %d (ignored)",
-                                (int)label, i / T, i % T, (int)c->vocab_size, LM_IGNORE_INDEX);
-        (*n_targets)++;
-    }
-    /* Hugging Face would return NaN (0/0); callers skip such batches (the
-     * mlm objective reports n_targets = 0 when it selected nothing). */
-    if (*n_targets == 0)
-        return lm_error_set(LM_ERR_INVALID, "architecture 'bert': the batch has labels but none is scored (all are "
-                                            "%d): the loss would be undefined; skip batches with n_targets 0",
-                            LM_IGNORE_INDEX);
-    return LM_OK;
-}
-
-/* out = dropout(inp) when p > 0; with p = 0 the input is used as is. */
-static const float *dropout_or_identity(lm_backend *be, float *out, const float *inp, size_t n, float p,
-                                        uint64_t seed, uint64_t stream) {
-    if (p <= 0.0f) return inp;
-    be->ops->dropout_forward(be, out, inp, n, p, seed, stream);
-    return out;
+/* Whether an input id is the padding id: the embedding row of pad_token_id
+ * gets no gradient (nn.Embedding(padding_idx=...)). */
+static int batch_has_pad(const bert_model *m, const lm_batch *batch) {
+    const size_t n = (size_t)batch->B * (size_t)batch->T;
+    for (size_t i = 0; i < n; i++)
+        if (batch->input_ids[i] == m->config.pad_token_id) return 1;
+    return 0;
 }
 
 lm_status bert_forward(bert_model *m, const lm_batch *batch, float *loss) {
@@ -230,7 +172,10 @@ lm_status bert_forward(bert_model *m, const lm_batch *batch, float *loss) {
     int64_t n_targets = 0;
     m->has_targets = 0;
     m->logits_valid = 0;
-    LM_TRY(check_batch(m, batch, &n_targets));
+    const model_batch_limits limits = {"bert", "max_position_embeddings", c->max_position_embeddings, c->vocab_size,
+                                       c->type_vocab_size};
+    LM_TRY(model_batch_check(&limits, batch, &n_targets));
+    m->batch_has_pad = batch_has_pad(m, batch);
     const int B = batch->B, T = batch->T, N = B * T;
     const int C = c->hidden_size, I = c->intermediate_size, NH = c->num_attention_heads;
     const int L = c->num_hidden_layers, tanh_gelu = c->gelu_tanh;
@@ -262,7 +207,7 @@ lm_status bert_forward(bert_model *m, const lm_batch *batch, float *loss) {
                            C);
     ops->layernorm_forward(be, a->emb_ln, a->emb_ln_mean, a->emb_ln_rstd, a->emb, P(BERT_EMB_LN_W),
                            P(BERT_EMB_LN_B), N, C, eps);
-    const float *x = dropout_or_identity(be, a->x0, a->emb_ln, NC, m->hidden_p, seed, bert_dropout_stream(step, 0));
+    const float *x = model_dropout_or_identity(be, a->x0, a->emb_ln, NC, m->hidden_p, seed, model_dropout_stream(step, 0));
 
     for (int l = 0; l < L; l++) {
         bert_layer_acts *la = &m->layer_acts[l];
@@ -271,10 +216,10 @@ lm_status bert_forward(bert_model *m, const lm_batch *batch, float *loss) {
         ops->matmul_forward(be, la->k, x, W(BERT_K_W), W(BERT_K_B), N, C, C, LM_W_OUT_IN);
         ops->matmul_forward(be, la->v, x, W(BERT_V_W), W(BERT_V_B), N, C, C, LM_W_OUT_IN);
         ops->attention_forward(be, la->atty, la->preatt, la->att, la->q, la->k, la->v, C, key_mask, 0, B, T, C, NH,
-                               m->attn_p, seed, bert_dropout_stream(step, 1 + 3 * l));
+                               m->attn_p, seed, model_dropout_stream(step, 1 + 3 * l));
         ops->matmul_forward(be, a->proj, la->atty, W(BERT_ATTOUT_W), W(BERT_ATTOUT_B), N, C, C, LM_W_OUT_IN);
         const float *branch =
-            dropout_or_identity(be, a->dropped, a->proj, NC, m->hidden_p, seed, bert_dropout_stream(step, 2 + 3 * l));
+            model_dropout_or_identity(be, a->dropped, a->proj, NC, m->hidden_p, seed, model_dropout_stream(step, 2 + 3 * l));
         ops->residual_forward(be, la->res1, branch, x, NC);
         ops->layernorm_forward(be, la->ln1, la->ln1_mean, la->ln1_rstd, la->res1, W(BERT_ATTLN_W), W(BERT_ATTLN_B),
                                N, C, eps);
@@ -283,7 +228,7 @@ lm_status bert_forward(bert_model *m, const lm_batch *batch, float *loss) {
         ops->gelu_forward(be, la->inter_gelu, la->inter, (size_t)N * (size_t)I, tanh_gelu);
         ops->matmul_forward(be, a->proj, la->inter_gelu, W(BERT_OUT_W), W(BERT_OUT_B), N, I, C, LM_W_OUT_IN);
         branch =
-            dropout_or_identity(be, a->dropped, a->proj, NC, m->hidden_p, seed, bert_dropout_stream(step, 3 + 3 * l));
+            model_dropout_or_identity(be, a->dropped, a->proj, NC, m->hidden_p, seed, model_dropout_stream(step, 3 + 3 * l));
         ops->residual_forward(be, la->res2, branch, la->ln1, NC);
         ops->layernorm_forward(be, la->ln2, la->ln2_mean, la->ln2_rstd, la->res2, W(BERT_OUTLN_W), W(BERT_OUTLN_B),
                                N, C, eps);

@@ -15,6 +15,7 @@
 #include "lmcore/rng.h"
 #include "lmcore/tensor.h"
 #include "model_device.h"
+#include "model_dropout.h"
 #include "model_params.h"
 
 /* The Hugging Face GPT2Config fields we honour, plus lmcore's own keys. */
@@ -137,12 +138,6 @@ static inline float *gpt2_tensor(const gpt2_model *m, float *base, int index) {
     return base + m->table.descs[index].offset;
 }
 
-/* RNG stream of a dropout site for a micro-batch: counters differ per step
- * and per site (site 0: embeddings; block l: 1 + 3l attention probabilities,
- * 2 + 3l attention output, 3 + 3l MLP output). */
-static inline uint64_t gpt2_dropout_stream(uint64_t step, int site) {
-    return (step << 24) | ((uint64_t)site << 8) | (uint64_t)LM_RNG_STREAM_DROPOUT;
-}
 
 lm_status gpt2_forward(gpt2_model *m, const lm_batch *batch, float *loss);
 lm_status gpt2_backward(gpt2_model *m, float loss_scale);

@@ -57,7 +57,7 @@ lm_status gpt2_backward(gpt2_model *m, float loss_scale) {
 #define DW(k) gpt2_tensor(m, grads, GPT2_LAYER_TENSOR(l, k))
         /* MLP branch: residual3 = residual2 + dropout(c_proj(gelu(c_fc(ln_2(residual2))))). */
         const float *dbranch = dropout_backward_or_identity(be, a->dproj, a->dresidual, NC, m->resid_p, seed,
-                                                            gpt2_dropout_stream(step, 3 + 3 * l));
+                                                            model_dropout_stream(step, 3 + 3 * l));
         ops->zero(be, a->dfch_gelu, NH4 * sizeof(float));
         ops->matmul_backward(be, a->dfch_gelu, DW(GPT2_FCPROJ_W), DW(GPT2_FCPROJ_B), dbranch, la->fch_gelu,
                              W(GPT2_FCPROJ_W), N, H, C, LM_W_IN_OUT);
@@ -71,14 +71,14 @@ lm_status gpt2_backward(gpt2_model *m, float loss_scale) {
 
         /* Attention branch: residual2 = input + dropout(c_proj(attn(c_attn(ln_1(input))))). */
         dbranch = dropout_backward_or_identity(be, a->dproj, a->dresidual, NC, m->resid_p, seed,
-                                               gpt2_dropout_stream(step, 2 + 3 * l));
+                                               model_dropout_stream(step, 2 + 3 * l));
         ops->zero(be, a->datty, NC * sizeof(float));
         ops->matmul_backward(be, a->datty, DW(GPT2_ATTPROJ_W), DW(GPT2_ATTPROJ_B), dbranch, la->atty,
                              W(GPT2_ATTPROJ_W), N, C, C, LM_W_IN_OUT);
         ops->zero(be, a->dqkv, 3 * NC * sizeof(float));
         ops->attention_backward(be, a->dqkv, a->dqkv + C, a->dqkv + 2 * C, a->datt_scratch, a->datty, la->preatt,
                                 la->att, la->qkv, la->qkv + C, la->qkv + 2 * C, 3 * C, B, T, C, NH, m->attn_p, seed,
-                                gpt2_dropout_stream(step, 1 + 3 * l));
+                                model_dropout_stream(step, 1 + 3 * l));
         ops->zero(be, a->dln, NC * sizeof(float));
         ops->matmul_backward(be, a->dln, DW(GPT2_QKV_W), DW(GPT2_QKV_B), a->dqkv, la->ln1, W(GPT2_QKV_W), N, C,
                              3 * C, LM_W_IN_OUT);
@@ -89,7 +89,7 @@ lm_status gpt2_backward(gpt2_model *m, float loss_scale) {
     }
 
     const float *dencoded = dropout_backward_or_identity(be, a->dproj, a->dresidual, NC, m->embd_p, seed,
-                                                         gpt2_dropout_stream(step, 0));
+                                                         model_dropout_stream(step, 0));
     ops->embedding_backward(be, gpt2_tensor(m, grads, GPT2_WTE), gpt2_tensor(m, grads, GPT2_WPE), NULL, dencoded,
                             a->ids, NULL, B, T, C);
     lm_status status = ops->check(be);

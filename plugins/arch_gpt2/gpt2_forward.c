@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "gpt2.h"
+#include "model_batch.h"
 
 /* Keeps every activation 64-byte aligned for vectorised kernels. */
 static size_t round_up_16(size_t n) { return (n + 15) & ~(size_t)15; }
@@ -124,56 +125,6 @@ static lm_status ensure_acts(gpt2_model *m, int B, int T) {
     return LM_OK;
 }
 
-/* Checks the batch against the model's limits and counts scored labels. */
-static lm_status check_batch(const gpt2_model *m, const lm_batch *batch, int64_t *n_targets) {
-    const gpt2_config *c = &m->config;
-    if (!batch || !batch->input_ids)
-        return lm_error_set(LM_ERR_INVALID, "architecture 'gpt2': forward needs a batch with input_ids");
-    if (batch->B < 1 || batch->T < 1)
-        return lm_error_set(LM_ERR_INVALID, "architecture 'gpt2': batch shape B=%d, T=%d must be positive",
-                            (int)batch->B, (int)batch->T);
-    if (batch->T > c->n_positions)
-        return lm_error_set(LM_ERR_INVALID, "architecture 'gpt2': the batch has T=%d positions but the model has "
-                                            "n_positions=%d: use a block_size of at most %d",
-                            (int)batch->T, (int)c->n_positions, (int)c->n_positions);
-    if ((int64_t)batch->B * batch->T > (int64_t)1 << 28)
-        return lm_error_set(LM_ERR_INVALID, "architecture 'gpt2': batch of %d x %d tokens is too large",
-                            (int)batch->B, (int)batch->T);
-    const size_t n = (size_t)batch->B * (size_t)batch->T;
-    for (size_t i = 0; i < n; i++) {
-        int32_t id = batch->input_ids[i];
-        if (id < 0 || id >= c->vocab_size)
-            return lm_error_set(LM_ERR_INVALID, "architecture 'gpt2': input id %d at batch row %zu, position %zu is "
-                                                "outside the vocabulary [0, %d): the tokenizer and vocab_size disagree",
-                                (int)id, i / (size_t)batch->T, i % (size_t)batch->T, (int)c->vocab_size);
-    }
-    *n_targets = 0;
-    if (!batch->labels) return LM_OK;
-    for (size_t i = 0; i < n; i++) {
-        int32_t label = batch->labels[i];
-        if (label == LM_IGNORE_INDEX) continue;
-        if (label < 0 || label >= c->vocab_size)
-            return lm_error_set(LM_ERR_INVALID, "architecture 'gpt2': label %d at batch row %zu, position %zu is "
-                                                "outside the vocabulary [0, %d) and not %d (ignored)",
-                                (int)label, i / (size_t)batch->T, i % (size_t)batch->T, (int)c->vocab_size,
-                                LM_IGNORE_INDEX);
-        (*n_targets)++;
-    }
-    if (*n_targets == 0)
-        return lm_error_set(LM_ERR_INVALID, "architecture 'gpt2': the batch has labels but none is scored (all are "
-                                            "%d): the loss would be undefined",
-                            LM_IGNORE_INDEX);
-    return LM_OK;
-}
-
-/* out = dropout(inp) when p > 0; with p = 0 the input is used as is. */
-static const float *dropout_or_identity(lm_backend *be, float *out, const float *inp, size_t n, float p,
-                                        uint64_t seed, uint64_t stream) {
-    if (p <= 0.0f) return inp;
-    be->ops->dropout_forward(be, out, inp, n, p, seed, stream);
-    return out;
-}
-
 lm_status gpt2_forward(gpt2_model *m, const lm_batch *batch, float *loss) {
     const gpt2_config *c = &m->config;
     lm_backend *be = m->backend;
@@ -181,7 +132,8 @@ lm_status gpt2_forward(gpt2_model *m, const lm_batch *batch, float *loss) {
     int64_t n_targets = 0;
     m->has_targets = 0;
     m->logits_valid = 0;
-    LM_TRY(check_batch(m, batch, &n_targets));
+    const model_batch_limits limits = {"gpt2", "n_positions", c->n_positions, c->vocab_size, 0};
+    LM_TRY(model_batch_check(&limits, batch, &n_targets));
     const int B = batch->B, T = batch->T, N = B * T;
     const int C = c->n_embd, H = c->n_inner, V = c->vocab_size, NH = c->n_head, L = c->n_layer;
     const float eps = (float)c->layer_norm_epsilon;
@@ -209,7 +161,7 @@ lm_status gpt2_forward(gpt2_model *m, const lm_batch *batch, float *loss) {
                            gpt2_tensor(m, params, GPT2_WPE), NULL, B, T, C);
     const float *residual = a->encoded;
     if (m->embd_p > 0.0f) {
-        ops->dropout_forward(be, a->x0, a->encoded, NC, m->embd_p, seed, gpt2_dropout_stream(step, 0));
+        ops->dropout_forward(be, a->x0, a->encoded, NC, m->embd_p, seed, model_dropout_stream(step, 0));
         residual = a->x0;
     }
     for (int l = 0; l < L; l++) {
@@ -219,10 +171,10 @@ lm_status gpt2_forward(gpt2_model *m, const lm_batch *batch, float *loss) {
                                C, eps);
         ops->matmul_forward(be, la->qkv, la->ln1, W(GPT2_QKV_W), W(GPT2_QKV_B), N, C, 3 * C, LM_W_IN_OUT);
         ops->attention_forward(be, la->atty, la->preatt, la->att, la->qkv, la->qkv + C, la->qkv + 2 * C, 3 * C,
-                               key_mask, 1, B, T, C, NH, m->attn_p, seed, gpt2_dropout_stream(step, 1 + 3 * l));
+                               key_mask, 1, B, T, C, NH, m->attn_p, seed, model_dropout_stream(step, 1 + 3 * l));
         ops->matmul_forward(be, a->proj, la->atty, W(GPT2_ATTPROJ_W), W(GPT2_ATTPROJ_B), N, C, C, LM_W_IN_OUT);
         const float *branch =
-            dropout_or_identity(be, a->dropped, a->proj, NC, m->resid_p, seed, gpt2_dropout_stream(step, 2 + 3 * l));
+            model_dropout_or_identity(be, a->dropped, a->proj, NC, m->resid_p, seed, model_dropout_stream(step, 2 + 3 * l));
         ops->residual_forward(be, la->residual2, residual, branch, NC);
 
         ops->layernorm_forward(be, la->ln2, la->ln2_mean, la->ln2_rstd, la->residual2, W(GPT2_LN2_W),
@@ -231,7 +183,7 @@ lm_status gpt2_forward(gpt2_model *m, const lm_batch *batch, float *loss) {
         ops->gelu_forward(be, la->fch_gelu, la->fch, (size_t)N * (size_t)H, 1);
         ops->matmul_forward(be, a->proj, la->fch_gelu, W(GPT2_FCPROJ_W), W(GPT2_FCPROJ_B), N, H, C, LM_W_IN_OUT);
         branch =
-            dropout_or_identity(be, a->dropped, a->proj, NC, m->resid_p, seed, gpt2_dropout_stream(step, 3 + 3 * l));
+            model_dropout_or_identity(be, a->dropped, a->proj, NC, m->resid_p, seed, model_dropout_stream(step, 3 + 3 * l));
         ops->residual_forward(be, la->residual3, la->residual2, branch, NC);
         residual = la->residual3;
 #undef W

@@ -244,6 +244,21 @@ START_TEST(test_batch_limits) {
     labels[5] = -7;
     ck_assert_int_eq(vt->forward(model, &batch, &loss), LM_ERR_INVALID);
     labels[5] = 4;
+    /* A padding mask holds 1 (token) or 0 (padding), nothing else. */
+    int32_t mask[2 * 65];
+    for (int i = 0; i < 2 * 65; i++) mask[i] = 1;
+    mask[64 + 9] = 2;
+    batch.attention_mask = mask;
+    ck_assert_int_eq(vt->forward(model, &batch, &loss), LM_ERR_INVALID);
+    ck_assert_msg(strstr(lm_error_message(), "attention_mask value 2 at batch row 1, position 9"), "%s",
+                  lm_error_message());
+    batch.attention_mask = NULL;
+    /* Labels that score nothing: the mean loss would be 0/0. */
+    for (int i = 0; i < 2 * 64; i++) labels[i] = LM_IGNORE_INDEX;
+    ck_assert_int_eq(vt->forward(model, &batch, &loss), LM_ERR_INVALID);
+    ck_assert_msg(strstr(lm_error_message(), "none is scored"), "%s", lm_error_message());
+    for (int i = 0; i < 2 * 65; i++) labels[i] = (i + 1) % 512;
+    labels[5] = 4;
     ck_assert_msg(vt->forward(model, &batch, &loss) == LM_OK, "%s", lm_error_message());
     ck_assert(isfinite(loss) && loss > 0.0f);
 
