@@ -43,7 +43,8 @@ pipeline.run{
       max_position_embeddings = c.max_position_embeddings,
       hidden_dropout_prob = c.dropout, attention_probs_dropout_prob = c.dropout,
       pad_token_id = vocab.pad_id or 0,
-      device = c.device, precision = c.precision, threads = c.threads, profile_ops = c.profile_ops,
+      device = c.device, precision = c.precision, threads = c.threads,
+      profile_ops = c.profile_ops,
     }
   end,
   objective = {plugin = "mlm", settings = {mlm_probability = cfg.mlm_probability, seed = cfg.seed}},

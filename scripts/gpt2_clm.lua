@@ -39,7 +39,8 @@ pipeline.run{
       n_layer = c.n_layer, n_head = c.n_head, n_embd = c.n_embd, n_positions = c.n_positions,
       embd_pdrop = c.dropout, attn_pdrop = c.dropout, resid_pdrop = c.dropout,
       bos_token_id = vocab.bos_id, eos_token_id = vocab.eos_id,
-      device = c.device, precision = c.precision, threads = c.threads, profile_ops = c.profile_ops,
+      device = c.device, precision = c.precision, threads = c.threads,
+      profile_ops = c.profile_ops,
     }
   end,
   objective = {plugin = "clm", settings = {}},

@@ -134,7 +134,6 @@ static inline float *bert_tensor(const bert_model *m, float *base, int index) {
     return base + m->table.descs[index].offset;
 }
 
-
 lm_status bert_forward(bert_model *m, const lm_batch *batch, float *loss);
 lm_status bert_backward(bert_model *m, float loss_scale);
 void bert_acts_free(bert_model *m);

@@ -207,7 +207,8 @@ lm_status bert_forward(bert_model *m, const lm_batch *batch, float *loss) {
                            C);
     ops->layernorm_forward(be, a->emb_ln, a->emb_ln_mean, a->emb_ln_rstd, a->emb, P(BERT_EMB_LN_W),
                            P(BERT_EMB_LN_B), N, C, eps);
-    const float *x = model_dropout_or_identity(be, a->x0, a->emb_ln, NC, m->hidden_p, seed, model_dropout_stream(step, 0));
+    const float *x =
+        model_dropout_or_identity(be, a->x0, a->emb_ln, NC, m->hidden_p, seed, model_dropout_stream(step, 0));
 
     for (int l = 0; l < L; l++) {
         bert_layer_acts *la = &m->layer_acts[l];
@@ -219,7 +220,8 @@ lm_status bert_forward(bert_model *m, const lm_batch *batch, float *loss) {
                                m->attn_p, seed, model_dropout_stream(step, 1 + 3 * l));
         ops->matmul_forward(be, a->proj, la->atty, W(BERT_ATTOUT_W), W(BERT_ATTOUT_B), N, C, C, LM_W_OUT_IN);
         const float *branch =
-            model_dropout_or_identity(be, a->dropped, a->proj, NC, m->hidden_p, seed, model_dropout_stream(step, 2 + 3 * l));
+            model_dropout_or_identity(be, a->dropped, a->proj, NC, m->hidden_p, seed,
+                                      model_dropout_stream(step, 2 + 3 * l));
         ops->residual_forward(be, la->res1, branch, x, NC);
         ops->layernorm_forward(be, la->ln1, la->ln1_mean, la->ln1_rstd, la->res1, W(BERT_ATTLN_W), W(BERT_ATTLN_B),
                                N, C, eps);
@@ -228,7 +230,8 @@ lm_status bert_forward(bert_model *m, const lm_batch *batch, float *loss) {
         ops->gelu_forward(be, la->inter_gelu, la->inter, (size_t)N * (size_t)I, tanh_gelu);
         ops->matmul_forward(be, a->proj, la->inter_gelu, W(BERT_OUT_W), W(BERT_OUT_B), N, I, C, LM_W_OUT_IN);
         branch =
-            model_dropout_or_identity(be, a->dropped, a->proj, NC, m->hidden_p, seed, model_dropout_stream(step, 3 + 3 * l));
+            model_dropout_or_identity(be, a->dropped, a->proj, NC, m->hidden_p, seed,
+                                      model_dropout_stream(step, 3 + 3 * l));
         ops->residual_forward(be, la->res2, branch, la->ln1, NC);
         ops->layernorm_forward(be, la->ln2, la->ln2_mean, la->ln2_rstd, la->res2, W(BERT_OUTLN_W), W(BERT_OUTLN_B),
                                N, C, eps);

@@ -138,7 +138,6 @@ static inline float *gpt2_tensor(const gpt2_model *m, float *base, int index) {
     return base + m->table.descs[index].offset;
 }
 
-
 lm_status gpt2_forward(gpt2_model *m, const lm_batch *batch, float *loss);
 lm_status gpt2_backward(gpt2_model *m, float loss_scale);
 void gpt2_acts_free(gpt2_model *m);

@@ -174,7 +174,8 @@ lm_status gpt2_forward(gpt2_model *m, const lm_batch *batch, float *loss) {
                                key_mask, 1, B, T, C, NH, m->attn_p, seed, model_dropout_stream(step, 1 + 3 * l));
         ops->matmul_forward(be, a->proj, la->atty, W(GPT2_ATTPROJ_W), W(GPT2_ATTPROJ_B), N, C, C, LM_W_IN_OUT);
         const float *branch =
-            model_dropout_or_identity(be, a->dropped, a->proj, NC, m->resid_p, seed, model_dropout_stream(step, 2 + 3 * l));
+            model_dropout_or_identity(be, a->dropped, a->proj, NC, m->resid_p, seed,
+                                      model_dropout_stream(step, 2 + 3 * l));
         ops->residual_forward(be, la->residual2, residual, branch, NC);
 
         ops->layernorm_forward(be, la->ln2, la->ln2_mean, la->ln2_rstd, la->residual2, W(GPT2_LN2_W),
@@ -183,7 +184,8 @@ lm_status gpt2_forward(gpt2_model *m, const lm_batch *batch, float *loss) {
         ops->gelu_forward(be, la->fch_gelu, la->fch, (size_t)N * (size_t)H, 1);
         ops->matmul_forward(be, a->proj, la->fch_gelu, W(GPT2_FCPROJ_W), W(GPT2_FCPROJ_B), N, H, C, LM_W_IN_OUT);
         branch =
-            model_dropout_or_identity(be, a->dropped, a->proj, NC, m->resid_p, seed, model_dropout_stream(step, 3 + 3 * l));
+            model_dropout_or_identity(be, a->dropped, a->proj, NC, m->resid_p, seed,
+                                      model_dropout_stream(step, 3 + 3 * l));
         ops->residual_forward(be, la->residual3, la->residual2, branch, NC);
         residual = la->residual3;
 #undef W
