@@ -5,10 +5,11 @@
  * additive mask), dropout on the probabilities with the mask of element
  * ((b·NH + h)·T + t)·T + t2, then · v.
  *
- * The products go through cuBLAS strided-batched GEMMs, one call per batch
- * row b over the NH heads: head h of q/k/v starts hd floats after head h-1
- * (stride_a = hd) with rows `stride` apart (lda = stride), which covers both
- * GPT-2's interleaved qkv and BERT's separate buffers without a permute.
+ * Each product is one cuBLAS call over all B x NH (batch row, head) pairs
+ * (lm_cuda_gemm_batched_2d): head h of q/k/v starts hd floats after head
+ * h-1 with rows `stride` apart (lda = stride) and batch row b T·stride
+ * floats after b-1, which covers both GPT-2's interleaved qkv and BERT's
+ * separate buffers without a permute.
  * Softmax and its backward are one warp per query row.
  *
  * Column-major views used below (hd = head size; one (b, h) slice):
@@ -97,22 +98,18 @@ extern "C" void lm_cuda_attention_forward(lm_cuda_ctx *ctx, float *out, float *p
     const float scale = (float)(1.0 / sqrt((double)hd));
     const float keep_scale = dropout_p > 0.0f && dropout_p < 1.0f ? 1.0f / (1.0f - dropout_p) : 1.0f;
     const long long TT = (long long)T * T;
+    const long long row = (long long)T * stride, heads_tt = (long long)NH * TT, out_row = (long long)T * C;
     /* S' = scale · K'ᵀ·Q'  (scores[t, t2] = scale · q_t·k_t2), written to att. */
-    for (int b = 0; b < B; b++) {
-        const size_t in_offset = (size_t)b * T * stride;
-        lm_cuda_gemm_batched(ctx, "attention_forward (scores)", true, false, T, T, hd, scale, k + in_offset, stride, hd,
-                             q + in_offset, stride, hd, 0.0f, att + (size_t)b * NH * TT, T, TT, NH);
-    }
+    lm_cuda_gemm_batched_2d(ctx, "attention_forward (scores)", true, false, T, T, hd, scale, k, stride, row, hd, q,
+                            stride, row, hd, 0.0f, att, T, heads_tt, TT, B, NH);
     const size_t rows = (size_t)B * NH * T;
     const unsigned blocks = (unsigned)((rows + LM_ATT_ROWS_PER_BLOCK - 1) / LM_ATT_ROWS_PER_BLOCK);
     lm_attention_softmax_kernel<<<blocks, LM_CUDA_BLOCK, 0, ctx->stream>>>(preatt, att, key_mask, causal, NH, T, rows,
                                                                           dropout_p, keep_scale, seed, stream);
     lm_cuda_check_launch(ctx, "attention_forward (softmax)");
     /* out' (hd x T, ld C) = V'·S'  (out[t, d] = Σ_t2 att[t, t2] v[t2, d]). */
-    for (int b = 0; b < B; b++) {
-        lm_cuda_gemm_batched(ctx, "attention_forward (att·v)", false, false, hd, T, T, 1.0f, v + (size_t)b * T * stride,
-                             stride, hd, att + (size_t)b * NH * TT, T, TT, 0.0f, out + (size_t)b * T * C, C, hd, NH);
-    }
+    lm_cuda_gemm_batched_2d(ctx, "attention_forward (att·v)", false, false, hd, T, T, 1.0f, v, stride, row, hd, att, T,
+                            heads_tt, TT, 0.0f, out, C, out_row, hd, B, NH);
 }
 
 extern "C" void lm_cuda_attention_backward(lm_cuda_ctx *ctx, float *dq, float *dk, float *dv, float *scratch,
@@ -126,30 +123,21 @@ extern "C" void lm_cuda_attention_backward(lm_cuda_ctx *ctx, float *dq, float *d
     const int hd = C / NH;
     const float scale = (float)(1.0 / sqrt((double)hd));
     const long long TT = (long long)T * T;
-    for (int b = 0; b < B; b++) {
-        const size_t in_offset = (size_t)b * T * stride;
-        const float *dO = dout + (size_t)b * T * C;
-        const float *A = att + (size_t)b * NH * TT;
-        float *D = scratch + (size_t)b * NH * TT;
-        /* dA: S'(t2, t) = Σ_d v[t2, d] dout[t, d]  ->  V'ᵀ · dO' */
-        lm_cuda_gemm_batched(ctx, "attention_backward (dA)", true, false, T, T, hd, 1.0f, v + in_offset, stride, hd,
-                             dO, C, hd, 0.0f, D, T, TT, NH);
-        /* dV'(d, t2) += Σ_t dout[t, d] att[t, t2]  ->  dO' · S'ᵀ */
-        lm_cuda_gemm_batched(ctx, "attention_backward (dv)", false, true, hd, T, T, 1.0f, dO, C, hd, A, T, TT, 1.0f,
-                             dv + in_offset, stride, hd, NH);
-    }
+    const long long row = (long long)T * stride, heads_tt = (long long)NH * TT, out_row = (long long)T * C;
+    /* dA: S'(t2, t) = Σ_d v[t2, d] dout[t, d]  ->  V'ᵀ · dO', into scratch */
+    lm_cuda_gemm_batched_2d(ctx, "attention_backward (dA)", true, false, T, T, hd, 1.0f, v, stride, row, hd, dout, C,
+                            out_row, hd, 0.0f, scratch, T, heads_tt, TT, B, NH);
+    /* dV'(d, t2) += Σ_t dout[t, d] att[t, t2]  ->  dO' · S'ᵀ */
+    lm_cuda_gemm_batched_2d(ctx, "attention_backward (dv)", false, true, hd, T, T, 1.0f, dout, C, out_row, hd, att, T,
+                            heads_tt, TT, 1.0f, dv, stride, row, hd, B, NH);
     const size_t rows = (size_t)B * NH * T;
     const unsigned blocks = (unsigned)((rows + LM_ATT_ROWS_PER_BLOCK - 1) / LM_ATT_ROWS_PER_BLOCK);
     lm_attention_softmax_backward_kernel<<<blocks, LM_CUDA_BLOCK, 0, ctx->stream>>>(scratch, preatt, att, T, rows);
     lm_cuda_check_launch(ctx, "attention_backward (softmax)");
-    for (int b = 0; b < B; b++) {
-        const size_t in_offset = (size_t)b * T * stride;
-        const float *D = scratch + (size_t)b * NH * TT;
-        /* dQ'(d, t) += scale · Σ_t2 k[t2, d] dS[t, t2]  ->  K' · S' */
-        lm_cuda_gemm_batched(ctx, "attention_backward (dq)", false, false, hd, T, T, scale, k + in_offset, stride, hd,
-                             D, T, TT, 1.0f, dq + in_offset, stride, hd, NH);
-        /* dK'(d, t2) += scale · Σ_t q[t, d] dS[t, t2]  ->  Q' · S'ᵀ */
-        lm_cuda_gemm_batched(ctx, "attention_backward (dk)", false, true, hd, T, T, scale, q + in_offset, stride, hd,
-                             D, T, TT, 1.0f, dk + in_offset, stride, hd, NH);
-    }
+    /* dQ'(d, t) += scale · Σ_t2 k[t2, d] dS[t, t2]  ->  K' · S' */
+    lm_cuda_gemm_batched_2d(ctx, "attention_backward (dq)", false, false, hd, T, T, scale, k, stride, row, hd, scratch,
+                            T, heads_tt, TT, 1.0f, dq, stride, row, hd, B, NH);
+    /* dK'(d, t2) += scale · Σ_t q[t, d] dS[t, t2]  ->  Q' · S'ᵀ */
+    lm_cuda_gemm_batched_2d(ctx, "attention_backward (dk)", false, true, hd, T, T, scale, q, stride, row, hd, scratch,
+                            T, heads_tt, TT, 1.0f, dk, stride, row, hd, B, NH);
 }

@@ -31,6 +31,11 @@ struct lm_cuda_ctx {
      * time, as much as a small GEMM takes on the GPU. */
     struct lm_gemm_plan *gemm_plans;
     int n_gemm_plans;
+    /* Device arrays of A/B/C pointers for attention's two-level batched
+     * GEMMs, per (pointers, strides, counts) (gemm_batched.cu): the step's
+     * activations stay put, so each array is built once and reused. */
+    struct lm_gemm_pointer_array *gemm_pointer_arrays;
+    int n_gemm_pointer_arrays;
     /* First failure since the last report (ops cannot return one). */
     int has_error;
     char error_op[64];

@@ -138,6 +138,7 @@ extern "C" void lm_cuda_ctx_destroy(lm_cuda_ctx *ctx) {
     cudaSetDevice(ctx->device);
     if (ctx->stream) cudaStreamSynchronize(ctx->stream);
     lm_cuda_gemm_plans_free(ctx);
+    lm_cuda_gemm_pointer_arrays_free(ctx);
     if (ctx->blas) cublasDestroy(ctx->blas);
     if (ctx->lt) cublasLtDestroy(ctx->lt);
     cudaFree(ctx->lt_workspace);

@@ -1,5 +1,5 @@
 /* Column-major GEMMs for the linear layers (cuBLASLt, bias in the epilogue)
- * and for attention (cuBLAS strided-batched), in the context's precision.
+ * in the context's precision (attention's batched GEMMs: gemm_batched.cu).
  *
  * cuBLASLt assumes 256-byte aligned matrices unless told otherwise; our
  * tensors are slices of flat buffers (q = qkv + C, parameters carved from one
@@ -197,16 +197,4 @@ void lm_cuda_gemm(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, 
     if (done < 0) return;
     if (done == 0) gemm_cublas(ctx, op, trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
     if (bias && !fuse_bias) scale_add_bias(ctx, op, C, bias, 1.0f, m, n, ldc);
-}
-
-void lm_cuda_gemm_batched(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, int m, int n, int k,
-                          float alpha, const float *A, int lda, long long stride_a, const float *B, int ldb,
-                          long long stride_b, float beta, float *C, int ldc, long long stride_c, int batch) {
-    if (m <= 0 || n <= 0 || k <= 0 || batch <= 0) return;
-    lm_cuda_keep_cublas(ctx, op,
-                        cublasGemmStridedBatchedEx(ctx->blas, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                                   trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, m, n, k, &alpha, A, CUDA_R_32F,
-                                                   lda, stride_a, B, CUDA_R_32F, ldb, stride_b, &beta, C, CUDA_R_32F,
-                                                   ldc, stride_c, batch, lm_cuda_compute_type(ctx),
-                                                   CUBLAS_GEMM_DEFAULT));
 }

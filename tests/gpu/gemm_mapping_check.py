@@ -4,7 +4,8 @@ Emulates cuBLAS's column-major GEMM (op, m, n, k, lda/ldb/ldc with cuBLAS's
 validity rules, strided batches) in numpy and replays the exact calls of
 kernels/cuda/matmul.cu (both weight layouts, forward and backward) and
 attention.cu (GPT-2 interleaved qkv and separate q/k/v, forward and
-backward) against plain numpy formulas.  Keep the calls here in sync with
+backward, through the two-level batches of gemm_batched.cu) against plain
+numpy formulas.  Keep the calls here in sync with
 the .cu files when they change.  Run: /work/venv/bin/python tests/gpu/gemm_mapping_check.py
 (CI does not run Python; this is a desk check for whoever edits the GEMMs.)
 """
@@ -26,6 +27,28 @@ def gemm(ta, tb, m, n, k, alpha, A, ao, lda, B, bo, ldb, beta, C, co, ldc, bias=
 def batched(ta, tb, m, n, k, alpha, A, ao, lda, sa, B, bo, ldb, sb, beta, C, co, ldc, sc, batch):
     for i in range(batch):
         gemm(ta, tb, m, n, k, alpha, A, ao + i * sa, lda, B, bo + i * sb, ldb, beta, C, co + i * sc, ldc)
+
+def batched_2d(ta, tb, m, n, k, alpha, A, ao, lda, outer_a, inner_a, B, bo, ldb, outer_b, inner_b, beta, C, co, ldc,
+               outer_c, inner_c, n_outer, n_inner):
+    """lm_cuda_gemm_batched_2d (gemm_batched.cu): the pointer arrays as
+    pointer_arrays() builds them (element e = o * n_inner + i), then one
+    cublasGemmBatchedEx over them; the fallback (one strided batch per o)
+    must give the same result."""
+    count = n_outer * n_inner
+    arrays = [0] * (3 * count)
+    for o in range(n_outer):
+        for i in range(n_inner):
+            e = o * n_inner + i
+            arrays[e] = ao + o * outer_a + i * inner_a
+            arrays[count + e] = bo + o * outer_b + i * inner_b
+            arrays[2 * count + e] = co + o * outer_c + i * inner_c
+    fallback = C.copy()
+    for e in range(count):
+        gemm(ta, tb, m, n, k, alpha, A, arrays[e], lda, B, arrays[count + e], ldb, beta, C, arrays[2 * count + e], ldc)
+    for o in range(n_outer):
+        batched(ta, tb, m, n, k, alpha, A, ao + o * outer_a, lda, inner_a, B, bo + o * outer_b, ldb, inner_b, beta,
+                fallback, co + o * outer_c, ldc, inner_c, n_inner)
+    assert np.allclose(C, fallback), "pointer arrays and fallback disagree"
 
 def matmul_check(N, IC, OC, layout):
     x = rng.standard_normal((N, IC)); w = rng.standard_normal((IC, OC) if layout == 0 else (OC, IC)); b = rng.standard_normal(OC)
@@ -63,16 +86,15 @@ def attention_check(B, T, C, NH, interleaved):
         return a
     q, k, v = heads(Q, qo), heads(K, ko), heads(V, vo)
     att = np.zeros(B * NH * TT)
-    for b in range(B):
-        batched(True, False, T, T, hd, scale, K, ko + b * T * stride, stride, hd, Q, qo + b * T * stride, stride, hd, 0, att, b * NH * TT, T, TT, NH)
+    row, heads_tt, out_row = T * stride, NH * TT, T * C  # as in attention.cu
+    batched_2d(True, False, T, T, hd, scale, K, ko, stride, row, hd, Q, qo, stride, row, hd, 0, att, 0, T, heads_tt, TT, B, NH)
     S = att.reshape(B, NH, T, T)
     assert np.allclose(S, scale * q @ k.transpose(0, 1, 3, 2)), "scores"
     P = np.exp(S - S.max(-1, keepdims=True)); P /= P.sum(-1, keepdims=True)
     A = P * (rng.random(P.shape) > 0.1) / 0.9
     att = A.ravel().copy()
     out = np.zeros(B * T * C)
-    for b in range(B):
-        batched(False, False, hd, T, T, 1, V, vo + b * T * stride, stride, hd, att, b * NH * TT, T, TT, 0, out, b * T * C, C, hd, NH)
+    batched_2d(False, False, hd, T, T, 1, V, vo, stride, row, hd, att, 0, T, heads_tt, TT, 0, out, 0, C, out_row, hd, B, NH)
     o_ref = (A @ v).transpose(0, 2, 1, 3).reshape(B, T, C)
     assert np.allclose(out.reshape(B, T, C), o_ref), "out"
     # backward
@@ -81,16 +103,14 @@ def attention_check(B, T, C, NH, interleaved):
     gq = np.zeros(B * T * stride) if not interleaved else None
     G = [np.zeros(B * T * stride) for _ in range(3)] if not interleaved else [np.zeros(B * T * stride)] * 3
     go = (0, 0, 0) if not interleaved else (0, C, 2 * C)
-    for b in range(B):
-        batched(True, False, T, T, hd, 1, V, vo + b * T * stride, stride, hd, dout, b * T * C, C, hd, 0, D, b * NH * TT, T, TT, NH)
-        batched(False, True, hd, T, T, 1, dout, b * T * C, C, hd, att, b * NH * TT, T, TT, 1, G[2], go[2] + b * T * stride, stride, hd, NH)
+    batched_2d(True, False, T, T, hd, 1, V, vo, stride, row, hd, dout, 0, C, out_row, hd, 0, D, 0, T, heads_tt, TT, B, NH)
+    batched_2d(False, True, hd, T, T, 1, dout, 0, C, out_row, hd, att, 0, T, heads_tt, TT, 1, G[2], go[2], stride, row, hd, B, NH)
     dA = D.reshape(B, NH, T, T)
     assert np.allclose(dA, dO @ v.transpose(0, 1, 3, 2)), "dA"
     dS = A * dA - P * (A * dA).sum(-1, keepdims=True)
     D = dS.ravel().copy()
-    for b in range(B):
-        batched(False, False, hd, T, T, scale, K, ko + b * T * stride, stride, hd, D, b * NH * TT, T, TT, 1, G[0], go[0] + b * T * stride, stride, hd, NH)
-        batched(False, True, hd, T, T, scale, Q, qo + b * T * stride, stride, hd, D, b * NH * TT, T, TT, 1, G[1], go[1] + b * T * stride, stride, hd, NH)
+    batched_2d(False, False, hd, T, T, scale, K, ko, stride, row, hd, D, 0, T, heads_tt, TT, 1, G[0], go[0], stride, row, hd, B, NH)
+    batched_2d(False, True, hd, T, T, scale, Q, qo, stride, row, hd, D, 0, T, heads_tt, TT, 1, G[1], go[1], stride, row, hd, B, NH)
     dq_ref = scale * dS @ k; dk_ref = scale * dS.transpose(0, 1, 3, 2) @ q; dv_ref = A.transpose(0, 1, 3, 2) @ dO
     for g, o, ref, name in zip(G, go, (dq_ref, dk_ref, dv_ref), "qkv"):
         assert np.allclose(heads(g, o), ref), "d" + name
@@ -98,4 +118,4 @@ def attention_check(B, T, C, NH, interleaved):
 
 for layout in (0, 1):
     matmul_check(7, 5, 9, layout); matmul_check(3, 8, 4, layout)
-attention_check(2, 5, 12, 3, True); attention_check(3, 4, 8, 2, False)
+attention_check(2, 5, 12, 3, True); attention_check(3, 4, 8, 2, False); attention_check(1, 6, 8, 4, True)

@@ -469,6 +469,65 @@ START_TEST(test_attention) {
 }
 END_TEST
 
+/* Attention's products are one cuBLAS call over device arrays of pointers,
+ * cached per (buffers, shape) (kernels/cuda/gemm_batched.cu): two sets of
+ * buffers used in turn, forward and backward, must each get their own
+ * results every time (a stale or shared array would mix them up). */
+START_TEST(test_attention_pointer_arrays_reuse) {
+    enum { B = 3, T = 24, C = 64, NH = 4, SETS = 2 };
+    const size_t n_in = (size_t)B * T * 3 * C, n_out = (size_t)B * T * C, n_att = (size_t)B * NH * T * T;
+    float *qkv[SETS], *dout[SETS], *want_out[SETS], *want_dqkv[SETS];
+    float *d_qkv[SETS], *d_dout[SETS], *d_out[SETS], *d_preatt[SETS], *d_att[SETS], *d_dqkv[SETS], *d_scratch[SETS];
+    for (int s = 0; s < SETS; s++) {
+        qkv[s] = gt_random(n_in, -2, 2);
+        dout[s] = gt_random(n_out, -1, 1);
+        want_out[s] = gt_host(n_out);
+        want_dqkv[s] = gt_host(n_in);
+        float *preatt = gt_host(n_att), *att = gt_host(n_att), *scratch = gt_host(n_att);
+        lm_cpu_attention_forward(want_out[s], preatt, att, qkv[s], qkv[s] + C, qkv[s] + 2 * C, 3 * C, NULL, 1, B, T, C,
+                                 NH, 0.0f, 1, 1);
+        lm_cpu_attention_backward(want_dqkv[s], want_dqkv[s] + C, want_dqkv[s] + 2 * C, scratch, dout[s], preatt, att,
+                                  qkv[s], qkv[s] + C, qkv[s] + 2 * C, 3 * C, B, T, C, NH, 0.0f, 1, 1);
+        free(preatt), free(att), free(scratch);
+        d_qkv[s] = gt_dev_upload(gt_be, qkv[s], n_in);
+        d_dout[s] = gt_dev_upload(gt_be, dout[s], n_out);
+        d_out[s] = gt_dev_nan(gt_be, n_out);
+        d_preatt[s] = gt_dev_nan(gt_be, n_att);
+        d_att[s] = gt_dev_nan(gt_be, n_att);
+        d_dqkv[s] = gt_dev_nan(gt_be, n_in);
+        d_scratch[s] = gt_dev_nan(gt_be, n_att);
+    }
+    float *got_out = gt_host(n_out), *got_dqkv = gt_host(n_in), *zeros = gt_host(n_in);
+    const int order[] = {0, 1, 0, 1, 1, 0};
+    for (size_t i = 0; i < sizeof order / sizeof *order; i++) {
+        const int s = order[i];
+        float *q = d_qkv[s], *dq = d_dqkv[s];
+        gt_be->ops->zero(gt_be, dq, n_in * sizeof(float));
+        gt_be->ops->attention_forward(gt_be, d_out[s], d_preatt[s], d_att[s], q, q + C, q + 2 * C, 3 * C, NULL, 1, B,
+                                      T, C, NH, 0.0f, 1, 1);
+        gt_be->ops->attention_backward(gt_be, dq, dq + C, dq + 2 * C, d_scratch[s], d_dout[s], d_preatt[s], d_att[s],
+                                       q, q + C, q + 2 * C, 3 * C, B, T, C, NH, 0.0f, 1, 1);
+        gt_sync(gt_be, "attention (pointer arrays reuse)");
+        gt_dev_download(gt_be, got_out, d_out[s], n_out);
+        gt_dev_download(gt_be, got_dqkv, dq, n_in);
+        gt_compare(s ? "attention_forward, set B" : "attention_forward, set A", got_out, want_out[s], n_out, TOL_GEMM);
+        gt_compare_accumulated(s ? "attention_backward, set B" : "attention_backward, set A", got_dqkv, want_dqkv[s],
+                               zeros, n_in, 5e-5);
+    }
+    for (int s = 0; s < SETS; s++) {
+        gt_dev_free(gt_be, d_qkv[s]);
+        gt_dev_free(gt_be, d_dout[s]);
+        gt_dev_free(gt_be, d_out[s]);
+        gt_dev_free(gt_be, d_preatt[s]);
+        gt_dev_free(gt_be, d_att[s]);
+        gt_dev_free(gt_be, d_dqkv[s]);
+        gt_dev_free(gt_be, d_scratch[s]);
+        free(qkv[s]), free(dout[s]), free(want_out[s]), free(want_dqkv[s]);
+    }
+    free(got_out), free(got_dqkv), free(zeros);
+}
+END_TEST
+
 /* ---- pointwise ----------------------------------------------------------------------------- */
 
 START_TEST(test_gelu) {
@@ -721,6 +780,7 @@ Suite *gpu_ops_suite(void) {
     tcase_add_test(tc, test_matmul_plan_reuse);
     tcase_add_test(tc, test_matmul_tf32);
     tcase_add_test(tc, test_attention);
+    tcase_add_test(tc, test_attention_pointer_arrays_reuse);
     tcase_add_test(tc, test_gelu);
     tcase_add_test(tc, test_dropout);
     tcase_add_test(tc, test_residual_accumulate);
