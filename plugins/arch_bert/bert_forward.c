@@ -20,21 +20,8 @@
 #include <string.h>
 
 #include "bert.h"
+#include "model_arena.h"
 #include "model_batch.h"
-
-/* Keeps every activation 64-byte aligned for vectorised kernels. */
-static size_t round_up_16(size_t n) { return (n + 15) & ~(size_t)15; }
-
-typedef struct carver {
-    float *base; /* NULL: only count */
-    size_t used; /* floats */
-} carver;
-
-static float *take(carver *c, size_t n) {
-    float *p = c->base ? c->base + c->used : NULL;
-    c->used += round_up_16(n);
-    return p;
-}
 
 /* Lays the activations of a (B, T) batch out from `base` (or only counts
  * them when base is NULL); returns the floats needed. */
@@ -42,51 +29,51 @@ static size_t carve_acts(bert_model *m, float *base, int B, int T) {
     const bert_config *c = &m->config;
     const size_t N = (size_t)B * (size_t)T, C = (size_t)c->hidden_size, I = (size_t)c->intermediate_size;
     const size_t att = (size_t)B * (size_t)c->num_attention_heads * (size_t)T * (size_t)T;
-    carver cv = {base, 0};
+    model_arena cv = {base, 0};
     bert_acts *a = &m->acts;
-    a->emb = take(&cv, N * C);
-    a->emb_ln = take(&cv, N * C);
-    a->emb_ln_mean = take(&cv, N);
-    a->emb_ln_rstd = take(&cv, N);
-    a->x0 = take(&cv, N * C);
+    a->emb = model_arena_take(&cv, N * C);
+    a->emb_ln = model_arena_take(&cv, N * C);
+    a->emb_ln_mean = model_arena_take(&cv, N);
+    a->emb_ln_rstd = model_arena_take(&cv, N);
+    a->x0 = model_arena_take(&cv, N * C);
     for (int l = 0; l < c->num_hidden_layers; l++) {
         bert_layer_acts *la = &m->layer_acts[l];
-        la->q = take(&cv, N * C);
-        la->k = take(&cv, N * C);
-        la->v = take(&cv, N * C);
-        la->preatt = take(&cv, att);
-        la->att = take(&cv, att);
-        la->atty = take(&cv, N * C);
-        la->res1 = take(&cv, N * C);
-        la->ln1 = take(&cv, N * C);
-        la->ln1_mean = take(&cv, N);
-        la->ln1_rstd = take(&cv, N);
-        la->inter = take(&cv, N * I);
-        la->inter_gelu = take(&cv, N * I);
-        la->res2 = take(&cv, N * C);
-        la->ln2 = take(&cv, N * C);
-        la->ln2_mean = take(&cv, N);
-        la->ln2_rstd = take(&cv, N);
+        la->q = model_arena_take(&cv, N * C);
+        la->k = model_arena_take(&cv, N * C);
+        la->v = model_arena_take(&cv, N * C);
+        la->preatt = model_arena_take(&cv, att);
+        la->att = model_arena_take(&cv, att);
+        la->atty = model_arena_take(&cv, N * C);
+        la->res1 = model_arena_take(&cv, N * C);
+        la->ln1 = model_arena_take(&cv, N * C);
+        la->ln1_mean = model_arena_take(&cv, N);
+        la->ln1_rstd = model_arena_take(&cv, N);
+        la->inter = model_arena_take(&cv, N * I);
+        la->inter_gelu = model_arena_take(&cv, N * I);
+        la->res2 = model_arena_take(&cv, N * C);
+        la->ln2 = model_arena_take(&cv, N * C);
+        la->ln2_mean = model_arena_take(&cv, N);
+        la->ln2_rstd = model_arena_take(&cv, N);
     }
-    a->proj = take(&cv, N * C);
-    a->dropped = take(&cv, N * C);
-    a->head_in = take(&cv, N * C);
-    a->zero_row = take(&cv, C);
-    a->junk_row = take(&cv, C);
-    a->head_dense = take(&cv, N * C);
-    a->head_gelu = take(&cv, N * C);
-    a->head_ln = take(&cv, N * C);
-    a->head_ln_mean = take(&cv, N);
-    a->head_ln_rstd = take(&cv, N);
-    a->losses = take(&cv, N);
-    a->dres_a = take(&cv, N * C);
-    a->dres_b = take(&cv, N * C);
-    a->dbranch = take(&cv, N * C);
-    a->datty = take(&cv, N * C);
-    a->dqkv = take(&cv, 3 * N * C);
-    a->dinter = take(&cv, N * I);
-    a->dinter_gelu = take(&cv, N * I);
-    a->datt_scratch = take(&cv, att);
+    a->proj = model_arena_take(&cv, N * C);
+    a->dropped = model_arena_take(&cv, N * C);
+    a->head_in = model_arena_take(&cv, N * C);
+    a->zero_row = model_arena_take(&cv, C);
+    a->junk_row = model_arena_take(&cv, C);
+    a->head_dense = model_arena_take(&cv, N * C);
+    a->head_gelu = model_arena_take(&cv, N * C);
+    a->head_ln = model_arena_take(&cv, N * C);
+    a->head_ln_mean = model_arena_take(&cv, N);
+    a->head_ln_rstd = model_arena_take(&cv, N);
+    a->losses = model_arena_take(&cv, N);
+    a->dres_a = model_arena_take(&cv, N * C);
+    a->dres_b = model_arena_take(&cv, N * C);
+    a->dbranch = model_arena_take(&cv, N * C);
+    a->datty = model_arena_take(&cv, N * C);
+    a->dqkv = model_arena_take(&cv, 3 * N * C);
+    a->dinter = model_arena_take(&cv, N * I);
+    a->dinter_gelu = model_arena_take(&cv, N * I);
+    a->datt_scratch = model_arena_take(&cv, att);
     return cv.used;
 }
 
@@ -127,7 +114,7 @@ static lm_status ensure_acts(bert_model *m, int B, int T) {
         LM_TRY(be->ops->alloc(be, (void **)&m->act_memory, need * sizeof(float), what));
         m->act_capacity = need;
     }
-    const size_t stride = round_up_16((size_t)B * (size_t)T);
+    const size_t stride = model_arena_round((size_t)B * (size_t)T);
     if (5 * stride > m->int_capacity) {
         if (m->int_memory) be->ops->free(be, m->int_memory);
         m->int_memory = NULL;

@@ -13,21 +13,8 @@
 #include <string.h>
 
 #include "gpt2.h"
+#include "model_arena.h"
 #include "model_batch.h"
-
-/* Keeps every activation 64-byte aligned for vectorised kernels. */
-static size_t round_up_16(size_t n) { return (n + 15) & ~(size_t)15; }
-
-typedef struct carver {
-    float *base; /* NULL: only count */
-    size_t used; /* floats */
-} carver;
-
-static float *take(carver *c, size_t n) {
-    float *p = c->base ? c->base + c->used : NULL;
-    c->used += round_up_16(n);
-    return p;
-}
 
 /* Lays the activations of a (B, T) batch out from `base` (or only counts
  * them when base is NULL); returns the floats needed. */
@@ -35,43 +22,43 @@ static size_t carve_acts(gpt2_model *m, float *base, int B, int T) {
     const gpt2_config *c = &m->config;
     const size_t N = (size_t)B * (size_t)T, C = (size_t)c->n_embd, H = (size_t)c->n_inner;
     const size_t V = (size_t)c->vocab_size, att = (size_t)B * (size_t)c->n_head * (size_t)T * (size_t)T;
-    carver cv = {base, 0};
+    model_arena cv = {base, 0};
     gpt2_acts *a = &m->acts;
-    a->encoded = take(&cv, N * C);
-    a->x0 = take(&cv, N * C);
+    a->encoded = model_arena_take(&cv, N * C);
+    a->x0 = model_arena_take(&cv, N * C);
     for (int l = 0; l < c->n_layer; l++) {
         gpt2_layer_acts *la = &m->layer_acts[l];
-        la->ln1 = take(&cv, N * C);
-        la->ln1_mean = take(&cv, N);
-        la->ln1_rstd = take(&cv, N);
-        la->qkv = take(&cv, N * 3 * C);
-        la->atty = take(&cv, N * C);
-        la->preatt = take(&cv, att);
-        la->att = take(&cv, att);
-        la->residual2 = take(&cv, N * C);
-        la->ln2 = take(&cv, N * C);
-        la->ln2_mean = take(&cv, N);
-        la->ln2_rstd = take(&cv, N);
-        la->fch = take(&cv, N * H);
-        la->fch_gelu = take(&cv, N * H);
-        la->residual3 = take(&cv, N * C);
+        la->ln1 = model_arena_take(&cv, N * C);
+        la->ln1_mean = model_arena_take(&cv, N);
+        la->ln1_rstd = model_arena_take(&cv, N);
+        la->qkv = model_arena_take(&cv, N * 3 * C);
+        la->atty = model_arena_take(&cv, N * C);
+        la->preatt = model_arena_take(&cv, att);
+        la->att = model_arena_take(&cv, att);
+        la->residual2 = model_arena_take(&cv, N * C);
+        la->ln2 = model_arena_take(&cv, N * C);
+        la->ln2_mean = model_arena_take(&cv, N);
+        la->ln2_rstd = model_arena_take(&cv, N);
+        la->fch = model_arena_take(&cv, N * H);
+        la->fch_gelu = model_arena_take(&cv, N * H);
+        la->residual3 = model_arena_take(&cv, N * C);
     }
     a->layers = m->layer_acts;
-    a->proj = take(&cv, N * C);
-    a->dropped = take(&cv, N * C);
-    a->lnf = take(&cv, N * C);
-    a->lnf_mean = take(&cv, N);
-    a->lnf_rstd = take(&cv, N);
-    a->logits = take(&cv, N * V);
-    a->losses = take(&cv, N);
-    a->dresidual = take(&cv, N * C);
-    a->dproj = take(&cv, N * C);
-    a->dln = take(&cv, N * C);
-    a->datty = take(&cv, N * C);
-    a->dqkv = take(&cv, N * 3 * C);
-    a->dfch = take(&cv, N * H);
-    a->dfch_gelu = take(&cv, N * H);
-    a->datt_scratch = take(&cv, att);
+    a->proj = model_arena_take(&cv, N * C);
+    a->dropped = model_arena_take(&cv, N * C);
+    a->lnf = model_arena_take(&cv, N * C);
+    a->lnf_mean = model_arena_take(&cv, N);
+    a->lnf_rstd = model_arena_take(&cv, N);
+    a->logits = model_arena_take(&cv, N * V);
+    a->losses = model_arena_take(&cv, N);
+    a->dresidual = model_arena_take(&cv, N * C);
+    a->dproj = model_arena_take(&cv, N * C);
+    a->dln = model_arena_take(&cv, N * C);
+    a->datty = model_arena_take(&cv, N * C);
+    a->dqkv = model_arena_take(&cv, N * 3 * C);
+    a->dfch = model_arena_take(&cv, N * H);
+    a->dfch_gelu = model_arena_take(&cv, N * H);
+    a->datt_scratch = model_arena_take(&cv, att);
     return cv.used;
 }
 
@@ -107,7 +94,7 @@ static lm_status ensure_acts(gpt2_model *m, int B, int T) {
         LM_TRY(be->ops->alloc(be, (void **)&m->act_memory, need * sizeof(float), what));
         m->act_capacity = need;
     }
-    size_t need_ints = 3 * round_up_16((size_t)B * (size_t)T);
+    size_t need_ints = 3 * model_arena_round((size_t)B * (size_t)T);
     if (need_ints > m->int_capacity) {
         if (m->int_memory) be->ops->free(be, m->int_memory);
         m->int_memory = NULL;
@@ -116,7 +103,7 @@ static lm_status ensure_acts(gpt2_model *m, int B, int T) {
         m->int_capacity = need_ints;
     }
     carve_acts(m, m->act_memory, B, T);
-    size_t stride = round_up_16((size_t)B * (size_t)T);
+    size_t stride = model_arena_round((size_t)B * (size_t)T);
     m->acts.ids = m->int_memory;
     m->acts.labels = m->int_memory + stride;
     m->acts.key_mask = m->int_memory + 2 * stride;

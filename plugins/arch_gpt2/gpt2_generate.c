@@ -23,9 +23,7 @@
 #include <string.h>
 
 #include "gpt2.h"
-
-/* 16 floats = 64 bytes: every buffer starts on a cache line. */
-static size_t round_up_16(size_t n) { return (n + 15) & ~(size_t)15; }
+#include "model_arena.h"
 
 /* Lays out the caches and row activations for max_tokens positions from
  * `base` (only counts when base is NULL); returns the floats needed. */
@@ -33,11 +31,12 @@ static size_t carve_generation(gpt2_model *m, float *base, size_t max_tokens) {
     const gpt2_config *c = &m->config;
     const size_t C = (size_t)c->n_embd, H = (size_t)c->n_inner, L = (size_t)c->n_layer, T = max_tokens;
     gpt2_generation *g = &m->gen;
-    size_t used = 0;
+    model_arena arena = {base, 0};
+    /* Counting leaves the fields as they are (the old buffers may still be live). */
 #define TAKE(field, count)                                  \
     do {                                                    \
-        if (base) g->field = base + used;                   \
-        used += round_up_16(count);                         \
+        float *slice = model_arena_take(&arena, (count));   \
+        if (base) g->field = slice;                         \
     } while (0)
     TAKE(k_cache, L * T * C);
     TAKE(v_cache, L * T * C);
@@ -53,7 +52,7 @@ static size_t carve_generation(gpt2_model *m, float *base, size_t max_tokens) {
     TAKE(fch_gelu, T * H);
     TAKE(logits, (size_t)c->vocab_size);
 #undef TAKE
-    return used;
+    return arena.used;
 }
 
 void gpt2_generate_invalidate(gpt2_model *m) {

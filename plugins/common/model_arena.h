@@ -1,0 +1,29 @@
+/* Carving one allocation into the activation buffers of a batch shape.
+ *
+ * An architecture keeps its activations in one allocation per model (on a
+ * GPU an allocation is slow and synchronises; one arena, grown only when a
+ * larger batch shape arrives, costs nothing per step) and lays the buffers
+ * out in it twice: first without a base, to count the floats needed, then
+ * with the allocated base, to assign them.  Every buffer starts on a 64-byte
+ * boundary (16 floats) for vectorised kernels. */
+#ifndef LM_PLUGIN_MODEL_ARENA_H
+#define LM_PLUGIN_MODEL_ARENA_H
+
+#include <stddef.h>
+
+/* n floats rounded up to whole 64-byte lines. */
+static inline size_t model_arena_round(size_t n) { return (n + 15) & ~(size_t)15; }
+
+typedef struct model_arena {
+    float *base; /* NULL: only count */
+    size_t used; /* floats */
+} model_arena;
+
+/* The next n floats (NULL while counting). */
+static inline float *model_arena_take(model_arena *a, size_t n) {
+    float *p = a->base ? a->base + a->used : NULL;
+    a->used += model_arena_round(n);
+    return p;
+}
+
+#endif
