@@ -59,7 +59,7 @@ enum { BERT_HEAD_BIAS, BERT_HEAD_DENSE_W, BERT_HEAD_DENSE_B, BERT_HEAD_LN_W, BER
 /* Activations kept from forward for backward, for the (B, T) in use. */
 typedef struct bert_layer_acts {
     float *q, *k, *v;                 /* [N,C] each */
-    float *preatt, *att;              /* [B,NH,T,T] */
+    float *preatt;                    /* [B,NH,T,T] probabilities before dropout */
     float *atty;                      /* [N,C] attention context */
     float *res1;                      /* [N,C] input + dropout(attention.output.dense) */
     float *ln1, *ln1_mean, *ln1_rstd; /* attention.output.LayerNorm */
@@ -74,6 +74,10 @@ typedef struct bert_acts {
     float *x0;                              /* [N,C] emb_ln after dropout */
     float *proj;                            /* [N,C] scratch: dense outputs before dropout */
     float *dropped;                         /* [N,C] scratch: dense outputs after dropout */
+    /* [B,NH,T,T] scratch: attention probabilities after dropout, one buffer
+     * for all layers (as in arch_gpt2: backward rebuilds a layer's from its
+     * preatt with the same counter-based mask, bit for bit). */
+    float *att;
     /* MLM head over its rows (bert_head.c): the scored rows when the batch
      * has labels, else all N; buffers hold N rows, the first head_n used. */
     float *head_in;                         /* [N,C] gathered encoder-output rows */

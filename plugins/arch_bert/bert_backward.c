@@ -70,6 +70,7 @@ lm_status bert_backward(bert_model *m, float loss_scale) {
     const int C = c->hidden_size, I = c->intermediate_size, NH = c->num_attention_heads;
     const int L = c->num_hidden_layers, tanh_gelu = c->gelu_tanh;
     const size_t NC = (size_t)N * (size_t)C, NI = (size_t)N * (size_t)I;
+    const size_t n_att = (size_t)B * (size_t)NH * (size_t)T * (size_t)T;
     const uint64_t seed = m->seed, step = m->step;
     bert_acts *a = &m->acts;
     float *params = m->buffers.params, *grads = m->buffers.grads;
@@ -114,8 +115,12 @@ lm_status bert_backward(bert_model *m, float loss_scale) {
         ops->matmul_backward(be, a->datty, DW(BERT_ATTOUT_W), DW(BERT_ATTOUT_B), dbranch, la->atty, W(BERT_ATTOUT_W),
                              N, C, C, LM_W_OUT_IN);
         ops->zero(be, a->dqkv, 3 * NC * sizeof(float));
-        ops->attention_backward(be, dqkv[0], dqkv[1], dqkv[2], a->datt_scratch, a->datty, la->preatt, la->att, la->q,
-                                la->k, la->v, C, B, T, C, NH, m->attn_p, seed, model_dropout_stream(step, 1 + 3 * l));
+        /* The probabilities after dropout, rebuilt from preatt with the
+         * mask attention_forward drew (same seed, stream and flat index). */
+        const uint64_t att_stream = model_dropout_stream(step, 1 + 3 * l);
+        const float *att = model_dropout_or_identity(be, a->att, la->preatt, n_att, m->attn_p, seed, att_stream);
+        ops->attention_backward(be, dqkv[0], dqkv[1], dqkv[2], a->datt_scratch, a->datty, la->preatt, att, la->q,
+                                la->k, la->v, C, B, T, C, NH, m->attn_p, seed, att_stream);
         static const int weight_of[3] = {BERT_Q_W, BERT_K_W, BERT_V_W};
         for (int j = 0; j < 3; j++)
             ops->matmul_backward(be, a->dres_a, DW(weight_of[j]), DW(weight_of[j] + 1), dqkv[j], layer_input,

@@ -42,7 +42,6 @@ static size_t carve_acts(bert_model *m, float *base, int B, int T) {
         la->k = model_arena_take(&cv, N * C);
         la->v = model_arena_take(&cv, N * C);
         la->preatt = model_arena_take(&cv, att);
-        la->att = model_arena_take(&cv, att);
         la->atty = model_arena_take(&cv, N * C);
         la->res1 = model_arena_take(&cv, N * C);
         la->ln1 = model_arena_take(&cv, N * C);
@@ -74,6 +73,7 @@ static size_t carve_acts(bert_model *m, float *base, int B, int T) {
     a->dinter = model_arena_take(&cv, N * I);
     a->dinter_gelu = model_arena_take(&cv, N * I);
     a->datt_scratch = model_arena_take(&cv, att);
+    a->att = model_arena_take(&cv, att);
     return cv.used;
 }
 
@@ -203,7 +203,9 @@ lm_status bert_forward(bert_model *m, const lm_batch *batch, float *loss) {
         ops->matmul_forward(be, la->q, x, W(BERT_Q_W), W(BERT_Q_B), N, C, C, LM_W_OUT_IN);
         ops->matmul_forward(be, la->k, x, W(BERT_K_W), W(BERT_K_B), N, C, C, LM_W_OUT_IN);
         ops->matmul_forward(be, la->v, x, W(BERT_V_W), W(BERT_V_B), N, C, C, LM_W_OUT_IN);
-        ops->attention_forward(be, la->atty, la->preatt, la->att, la->q, la->k, la->v, C, key_mask, 0, B, T, C, NH,
+        /* Without dropout the probabilities are the same before and after. */
+        float *att = m->attn_p > 0.0f ? a->att : la->preatt;
+        ops->attention_forward(be, la->atty, la->preatt, att, la->q, la->k, la->v, C, key_mask, 0, B, T, C, NH,
                                m->attn_p, seed, model_dropout_stream(step, 1 + 3 * l));
         ops->matmul_forward(be, a->proj, la->atty, W(BERT_ATTOUT_W), W(BERT_ATTOUT_B), N, C, C, LM_W_OUT_IN);
         const float *branch =

@@ -54,7 +54,7 @@ typedef struct gpt2_layer_acts {
     float *ln1, *ln1_mean, *ln1_rstd; /* [N,C] [N] [N] */
     float *qkv;                       /* [N,3C] */
     float *atty;                      /* [N,C] */
-    float *preatt, *att;              /* [B,NH,T,T] */
+    float *preatt;                    /* [B,NH,T,T] probabilities before dropout */
     float *residual2;                 /* [N,C] */
     float *ln2, *ln2_mean, *ln2_rstd;
     float *fch, *fch_gelu;            /* [N,H] */
@@ -67,6 +67,11 @@ typedef struct gpt2_acts {
     gpt2_layer_acts *layers;
     float *proj;     /* [N,C] scratch: c_proj outputs before dropout */
     float *dropped;  /* [N,C] scratch: c_proj outputs after dropout */
+    /* [B,NH,T,T] scratch: attention probabilities after dropout, one buffer
+     * for all layers: forward needs them only for att·v, and backward
+     * rebuilds a layer's from its preatt with the same counter-based mask
+     * (bit for bit), which halves the memory attention keeps per layer. */
+    float *att;
     float *lnf, *lnf_mean, *lnf_rstd;
     float *logits;   /* [N,V]; holds dlogits after backward */
     float *losses;   /* [N] */

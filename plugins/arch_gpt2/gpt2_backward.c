@@ -31,6 +31,7 @@ lm_status gpt2_backward(gpt2_model *m, float loss_scale) {
     const int B = m->B, T = m->T, N = B * T;
     const int C = c->n_embd, H = c->n_inner, V = c->vocab_size, NH = c->n_head, L = c->n_layer;
     const size_t NC = (size_t)N * (size_t)C, NH4 = (size_t)N * (size_t)H;
+    const size_t n_att = (size_t)B * (size_t)NH * (size_t)T * (size_t)T;
     const uint64_t seed = m->seed, step = m->step;
     gpt2_acts *a = &m->acts;
     float *params = m->buffers.params, *grads = m->buffers.grads;
@@ -76,9 +77,13 @@ lm_status gpt2_backward(gpt2_model *m, float loss_scale) {
         ops->matmul_backward(be, a->datty, DW(GPT2_ATTPROJ_W), DW(GPT2_ATTPROJ_B), dbranch, la->atty,
                              W(GPT2_ATTPROJ_W), N, C, C, LM_W_IN_OUT);
         ops->zero(be, a->dqkv, 3 * NC * sizeof(float));
+        /* The probabilities after dropout, rebuilt from preatt with the
+         * mask attention_forward drew (same seed, stream and flat index). */
+        const uint64_t att_stream = model_dropout_stream(step, 1 + 3 * l);
+        const float *att = model_dropout_or_identity(be, a->att, la->preatt, n_att, m->attn_p, seed, att_stream);
         ops->attention_backward(be, a->dqkv, a->dqkv + C, a->dqkv + 2 * C, a->datt_scratch, a->datty, la->preatt,
-                                la->att, la->qkv, la->qkv + C, la->qkv + 2 * C, 3 * C, B, T, C, NH, m->attn_p, seed,
-                                model_dropout_stream(step, 1 + 3 * l));
+                                att, la->qkv, la->qkv + C, la->qkv + 2 * C, 3 * C, B, T, C, NH, m->attn_p, seed,
+                                att_stream);
         ops->zero(be, a->dln, NC * sizeof(float));
         ops->matmul_backward(be, a->dln, DW(GPT2_QKV_W), DW(GPT2_QKV_B), a->dqkv, la->ln1, W(GPT2_QKV_W), N, C,
                              3 * C, LM_W_IN_OUT);

@@ -34,7 +34,6 @@ static size_t carve_acts(gpt2_model *m, float *base, int B, int T) {
         la->qkv = model_arena_take(&cv, N * 3 * C);
         la->atty = model_arena_take(&cv, N * C);
         la->preatt = model_arena_take(&cv, att);
-        la->att = model_arena_take(&cv, att);
         la->residual2 = model_arena_take(&cv, N * C);
         la->ln2 = model_arena_take(&cv, N * C);
         la->ln2_mean = model_arena_take(&cv, N);
@@ -46,6 +45,7 @@ static size_t carve_acts(gpt2_model *m, float *base, int B, int T) {
     a->layers = m->layer_acts;
     a->proj = model_arena_take(&cv, N * C);
     a->dropped = model_arena_take(&cv, N * C);
+    a->att = model_arena_take(&cv, att);
     a->lnf = model_arena_take(&cv, N * C);
     a->lnf_mean = model_arena_take(&cv, N);
     a->lnf_rstd = model_arena_take(&cv, N);
@@ -157,7 +157,9 @@ lm_status gpt2_forward(gpt2_model *m, const lm_batch *batch, float *loss) {
         ops->layernorm_forward(be, la->ln1, la->ln1_mean, la->ln1_rstd, residual, W(GPT2_LN1_W), W(GPT2_LN1_B), N,
                                C, eps);
         ops->matmul_forward(be, la->qkv, la->ln1, W(GPT2_QKV_W), W(GPT2_QKV_B), N, C, 3 * C, LM_W_IN_OUT);
-        ops->attention_forward(be, la->atty, la->preatt, la->att, la->qkv, la->qkv + C, la->qkv + 2 * C, 3 * C,
+        /* Without dropout the probabilities are the same before and after. */
+        float *att = m->attn_p > 0.0f ? a->att : la->preatt;
+        ops->attention_forward(be, la->atty, la->preatt, att, la->qkv, la->qkv + C, la->qkv + 2 * C, 3 * C,
                                key_mask, 1, B, T, C, NH, m->attn_p, seed, model_dropout_stream(step, 1 + 3 * l));
         ops->matmul_forward(be, a->proj, la->atty, W(GPT2_ATTPROJ_W), W(GPT2_ATTPROJ_B), N, C, C, LM_W_IN_OUT);
         const float *branch =
