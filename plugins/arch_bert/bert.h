@@ -63,7 +63,7 @@ typedef struct bert_layer_acts {
     float *atty;                      /* [N,C] attention context */
     float *res1;                      /* [N,C] input + dropout(attention.output.dense) */
     float *ln1, *ln1_mean, *ln1_rstd; /* attention.output.LayerNorm */
-    float *inter, *inter_gelu;        /* [N,I] */
+    float *inter;                     /* [N,I] intermediate.dense output, before GELU */
     float *res2;                      /* [N,C] ln1 + dropout(output.dense) */
     float *ln2, *ln2_mean, *ln2_rstd; /* output.LayerNorm = the layer's output */
 } bert_layer_acts;
@@ -95,6 +95,10 @@ typedef struct bert_acts {
     float *datt_scratch;    /* [B,NH,T,T] */
     int32_t *ids, *key_mask, *type_ids;     /* [N] device copies of the batch */
     int32_t *head_rows, *head_labels;       /* [N] scored rows (ascending) and their labels */
+    /* [N,I] scratch: gelu(inter) of the layer at hand, one buffer for all
+     * layers: backward recomputes it from the layer's inter (as in
+     * arch_gpt2: same op, same input, same bits). */
+    float *inter_gelu;
 } bert_acts;
 
 typedef struct bert_model {

@@ -96,8 +96,9 @@ lm_status bert_backward(bert_model *m, float loss_scale) {
                                 W(BERT_OUTLN_W), la->ln2_mean, la->ln2_rstd, N, C);
         const float *dbranch = dropout_backward_or_identity(be, a->dbranch, a->dres_b, NC, m->hidden_p, seed,
                                                             model_dropout_stream(step, 3 + 3 * l));
+        ops->gelu_forward(be, a->inter_gelu, la->inter, NI, tanh_gelu); /* recomputed: see bert.h */
         ops->zero(be, a->dinter_gelu, NI * sizeof(float));
-        ops->matmul_backward(be, a->dinter_gelu, DW(BERT_OUT_W), DW(BERT_OUT_B), dbranch, la->inter_gelu,
+        ops->matmul_backward(be, a->dinter_gelu, DW(BERT_OUT_W), DW(BERT_OUT_B), dbranch, a->inter_gelu,
                              W(BERT_OUT_W), N, I, C, LM_W_OUT_IN);
         ops->zero(be, a->dinter, NI * sizeof(float));
         ops->gelu_backward(be, a->dinter, la->inter, a->dinter_gelu, NI, tanh_gelu);

@@ -48,7 +48,6 @@ static size_t carve_acts(bert_model *m, float *base, int B, int T) {
         la->ln1_mean = model_arena_take(&cv, N);
         la->ln1_rstd = model_arena_take(&cv, N);
         la->inter = model_arena_take(&cv, N * I);
-        la->inter_gelu = model_arena_take(&cv, N * I);
         la->res2 = model_arena_take(&cv, N * C);
         la->ln2 = model_arena_take(&cv, N * C);
         la->ln2_mean = model_arena_take(&cv, N);
@@ -74,6 +73,7 @@ static size_t carve_acts(bert_model *m, float *base, int B, int T) {
     a->dinter_gelu = model_arena_take(&cv, N * I);
     a->datt_scratch = model_arena_take(&cv, att);
     a->att = model_arena_take(&cv, att);
+    a->inter_gelu = model_arena_take(&cv, N * I);
     return cv.used;
 }
 
@@ -216,8 +216,8 @@ lm_status bert_forward(bert_model *m, const lm_batch *batch, float *loss) {
                                N, C, eps);
 
         ops->matmul_forward(be, la->inter, la->ln1, W(BERT_INTER_W), W(BERT_INTER_B), N, C, I, LM_W_OUT_IN);
-        ops->gelu_forward(be, la->inter_gelu, la->inter, (size_t)N * (size_t)I, tanh_gelu);
-        ops->matmul_forward(be, a->proj, la->inter_gelu, W(BERT_OUT_W), W(BERT_OUT_B), N, I, C, LM_W_OUT_IN);
+        ops->gelu_forward(be, a->inter_gelu, la->inter, (size_t)N * (size_t)I, tanh_gelu);
+        ops->matmul_forward(be, a->proj, a->inter_gelu, W(BERT_OUT_W), W(BERT_OUT_B), N, I, C, LM_W_OUT_IN);
         branch =
             model_dropout_or_identity(be, a->dropped, a->proj, NC, m->hidden_p, seed,
                                       model_dropout_stream(step, 3 + 3 * l));

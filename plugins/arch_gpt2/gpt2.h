@@ -57,7 +57,7 @@ typedef struct gpt2_layer_acts {
     float *preatt;                    /* [B,NH,T,T] probabilities before dropout */
     float *residual2;                 /* [N,C] */
     float *ln2, *ln2_mean, *ln2_rstd;
-    float *fch, *fch_gelu;            /* [N,H] */
+    float *fch;                       /* [N,H] c_fc output, before GELU */
     float *residual3;                 /* [N,C] = the block's output */
 } gpt2_layer_acts;
 
@@ -72,6 +72,11 @@ typedef struct gpt2_acts {
      * rebuilds a layer's from its preatt with the same counter-based mask
      * (bit for bit), which halves the memory attention keeps per layer. */
     float *att;
+    /* [N,H] scratch: gelu(fch) of the layer at hand, one buffer for all
+     * layers: backward recomputes it from the layer's fch (the same op on
+     * the same input, so the same bits), which saves L-1 [N,H] buffers for
+     * one GELU per layer. */
+    float *fch_gelu;
     float *lnf, *lnf_mean, *lnf_rstd;
     float *logits;   /* [N,V]; holds dlogits after backward */
     float *losses;   /* [N] */

@@ -59,8 +59,9 @@ lm_status gpt2_backward(gpt2_model *m, float loss_scale) {
         /* MLP branch: residual3 = residual2 + dropout(c_proj(gelu(c_fc(ln_2(residual2))))). */
         const float *dbranch = dropout_backward_or_identity(be, a->dproj, a->dresidual, NC, m->resid_p, seed,
                                                             model_dropout_stream(step, 3 + 3 * l));
+        ops->gelu_forward(be, a->fch_gelu, la->fch, NH4, 1); /* recomputed: see gpt2.h */
         ops->zero(be, a->dfch_gelu, NH4 * sizeof(float));
-        ops->matmul_backward(be, a->dfch_gelu, DW(GPT2_FCPROJ_W), DW(GPT2_FCPROJ_B), dbranch, la->fch_gelu,
+        ops->matmul_backward(be, a->dfch_gelu, DW(GPT2_FCPROJ_W), DW(GPT2_FCPROJ_B), dbranch, a->fch_gelu,
                              W(GPT2_FCPROJ_W), N, H, C, LM_W_IN_OUT);
         ops->zero(be, a->dfch, NH4 * sizeof(float));
         ops->gelu_backward(be, a->dfch, la->fch, a->dfch_gelu, NH4, 1);

@@ -39,13 +39,13 @@ static size_t carve_acts(gpt2_model *m, float *base, int B, int T) {
         la->ln2_mean = model_arena_take(&cv, N);
         la->ln2_rstd = model_arena_take(&cv, N);
         la->fch = model_arena_take(&cv, N * H);
-        la->fch_gelu = model_arena_take(&cv, N * H);
         la->residual3 = model_arena_take(&cv, N * C);
     }
     a->layers = m->layer_acts;
     a->proj = model_arena_take(&cv, N * C);
     a->dropped = model_arena_take(&cv, N * C);
     a->att = model_arena_take(&cv, att);
+    a->fch_gelu = model_arena_take(&cv, N * H);
     a->lnf = model_arena_take(&cv, N * C);
     a->lnf_mean = model_arena_take(&cv, N);
     a->lnf_rstd = model_arena_take(&cv, N);
@@ -170,8 +170,8 @@ lm_status gpt2_forward(gpt2_model *m, const lm_batch *batch, float *loss) {
         ops->layernorm_forward(be, la->ln2, la->ln2_mean, la->ln2_rstd, la->residual2, W(GPT2_LN2_W),
                                W(GPT2_LN2_B), N, C, eps);
         ops->matmul_forward(be, la->fch, la->ln2, W(GPT2_FC_W), W(GPT2_FC_B), N, C, H, LM_W_IN_OUT);
-        ops->gelu_forward(be, la->fch_gelu, la->fch, (size_t)N * (size_t)H, 1);
-        ops->matmul_forward(be, a->proj, la->fch_gelu, W(GPT2_FCPROJ_W), W(GPT2_FCPROJ_B), N, H, C, LM_W_IN_OUT);
+        ops->gelu_forward(be, a->fch_gelu, la->fch, (size_t)N * (size_t)H, 1);
+        ops->matmul_forward(be, a->proj, a->fch_gelu, W(GPT2_FCPROJ_W), W(GPT2_FCPROJ_B), N, H, C, LM_W_IN_OUT);
         branch =
             model_dropout_or_identity(be, a->dropped, a->proj, NC, m->resid_p, seed,
                                       model_dropout_stream(step, 3 + 3 * l));
