@@ -51,12 +51,12 @@ enum {
 /* Activations kept from forward for backward, for the (B, T) in use.
  * Per-layer arrays point into one allocation (llm.c style). */
 typedef struct gpt2_layer_acts {
-    float *ln1, *ln1_mean, *ln1_rstd; /* [N,C] [N] [N] */
+    float *ln1_mean, *ln1_rstd;       /* [N] [N] statistics of ln_1 (its output is recomputed) */
     float *qkv;                       /* [N,3C] */
     float *atty;                      /* [N,C] */
     float *preatt;                    /* [B,NH,T,T] probabilities before dropout */
     float *residual2;                 /* [N,C] */
-    float *ln2, *ln2_mean, *ln2_rstd;
+    float *ln2_mean, *ln2_rstd;
     float *fch;                       /* [N,H] c_fc output, before GELU */
     float *residual3;                 /* [N,C] = the block's output */
 } gpt2_layer_acts;
@@ -77,6 +77,11 @@ typedef struct gpt2_acts {
      * the same input, so the same bits), which saves L-1 [N,H] buffers for
      * one GELU per layer. */
     float *fch_gelu;
+    /* [N,C] scratch: the ln_1 or ln_2 output the next linear layer reads,
+     * one buffer for all of them; backward recomputes it from the saved
+     * input with layernorm_forward (same bits, statistics rewritten with the
+     * values they already hold). */
+    float *ln;
     float *lnf, *lnf_mean, *lnf_rstd;
     float *logits;   /* [N,V]; holds dlogits after backward */
     float *losses;   /* [N] */

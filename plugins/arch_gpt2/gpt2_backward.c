@@ -33,6 +33,7 @@ lm_status gpt2_backward(gpt2_model *m, float loss_scale) {
     const size_t NC = (size_t)N * (size_t)C, NH4 = (size_t)N * (size_t)H;
     const size_t n_att = (size_t)B * (size_t)NH * (size_t)T * (size_t)T;
     const uint64_t seed = m->seed, step = m->step;
+    const float eps = (float)c->layer_norm_epsilon;
     gpt2_acts *a = &m->acts;
     float *params = m->buffers.params, *grads = m->buffers.grads;
     m->has_targets = 0;
@@ -65,8 +66,10 @@ lm_status gpt2_backward(gpt2_model *m, float loss_scale) {
                              W(GPT2_FCPROJ_W), N, H, C, LM_W_IN_OUT);
         ops->zero(be, a->dfch, NH4 * sizeof(float));
         ops->gelu_backward(be, a->dfch, la->fch, a->dfch_gelu, NH4, 1);
+        ops->layernorm_forward(be, a->ln, la->ln2_mean, la->ln2_rstd, la->residual2, W(GPT2_LN2_W),
+                               W(GPT2_LN2_B), N, C, eps); /* recomputed: see gpt2.h */
         ops->zero(be, a->dln, NC * sizeof(float));
-        ops->matmul_backward(be, a->dln, DW(GPT2_FC_W), DW(GPT2_FC_B), a->dfch, la->ln2, W(GPT2_FC_W), N, C, H,
+        ops->matmul_backward(be, a->dln, DW(GPT2_FC_W), DW(GPT2_FC_B), a->dfch, a->ln, W(GPT2_FC_W), N, C, H,
                              LM_W_IN_OUT);
         ops->layernorm_backward(be, a->dresidual, DW(GPT2_LN2_W), DW(GPT2_LN2_B), a->dln, la->residual2,
                                 W(GPT2_LN2_W), la->ln2_mean, la->ln2_rstd, N, C);
@@ -85,8 +88,10 @@ lm_status gpt2_backward(gpt2_model *m, float loss_scale) {
         ops->attention_backward(be, a->dqkv, a->dqkv + C, a->dqkv + 2 * C, a->datt_scratch, a->datty, la->preatt,
                                 att, la->qkv, la->qkv + C, la->qkv + 2 * C, 3 * C, B, T, C, NH, m->attn_p, seed,
                                 att_stream);
+        ops->layernorm_forward(be, a->ln, la->ln1_mean, la->ln1_rstd, block_input, W(GPT2_LN1_W), W(GPT2_LN1_B), N,
+                               C, eps); /* recomputed: see gpt2.h */
         ops->zero(be, a->dln, NC * sizeof(float));
-        ops->matmul_backward(be, a->dln, DW(GPT2_QKV_W), DW(GPT2_QKV_B), a->dqkv, la->ln1, W(GPT2_QKV_W), N, C,
+        ops->matmul_backward(be, a->dln, DW(GPT2_QKV_W), DW(GPT2_QKV_B), a->dqkv, a->ln, W(GPT2_QKV_W), N, C,
                              3 * C, LM_W_IN_OUT);
         ops->layernorm_backward(be, a->dresidual, DW(GPT2_LN1_W), DW(GPT2_LN1_B), a->dln, block_input,
                                 W(GPT2_LN1_W), la->ln1_mean, la->ln1_rstd, N, C);

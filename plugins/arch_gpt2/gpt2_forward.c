@@ -28,14 +28,12 @@ static size_t carve_acts(gpt2_model *m, float *base, int B, int T) {
     a->x0 = model_arena_take(&cv, N * C);
     for (int l = 0; l < c->n_layer; l++) {
         gpt2_layer_acts *la = &m->layer_acts[l];
-        la->ln1 = model_arena_take(&cv, N * C);
         la->ln1_mean = model_arena_take(&cv, N);
         la->ln1_rstd = model_arena_take(&cv, N);
         la->qkv = model_arena_take(&cv, N * 3 * C);
         la->atty = model_arena_take(&cv, N * C);
         la->preatt = model_arena_take(&cv, att);
         la->residual2 = model_arena_take(&cv, N * C);
-        la->ln2 = model_arena_take(&cv, N * C);
         la->ln2_mean = model_arena_take(&cv, N);
         la->ln2_rstd = model_arena_take(&cv, N);
         la->fch = model_arena_take(&cv, N * H);
@@ -46,6 +44,7 @@ static size_t carve_acts(gpt2_model *m, float *base, int B, int T) {
     a->dropped = model_arena_take(&cv, N * C);
     a->att = model_arena_take(&cv, att);
     a->fch_gelu = model_arena_take(&cv, N * H);
+    a->ln = model_arena_take(&cv, N * C);
     a->lnf = model_arena_take(&cv, N * C);
     a->lnf_mean = model_arena_take(&cv, N);
     a->lnf_rstd = model_arena_take(&cv, N);
@@ -154,9 +153,9 @@ lm_status gpt2_forward(gpt2_model *m, const lm_batch *batch, float *loss) {
     for (int l = 0; l < L; l++) {
         gpt2_layer_acts *la = &m->layer_acts[l];
 #define W(k) gpt2_tensor(m, params, GPT2_LAYER_TENSOR(l, k))
-        ops->layernorm_forward(be, la->ln1, la->ln1_mean, la->ln1_rstd, residual, W(GPT2_LN1_W), W(GPT2_LN1_B), N,
+        ops->layernorm_forward(be, a->ln, la->ln1_mean, la->ln1_rstd, residual, W(GPT2_LN1_W), W(GPT2_LN1_B), N,
                                C, eps);
-        ops->matmul_forward(be, la->qkv, la->ln1, W(GPT2_QKV_W), W(GPT2_QKV_B), N, C, 3 * C, LM_W_IN_OUT);
+        ops->matmul_forward(be, la->qkv, a->ln, W(GPT2_QKV_W), W(GPT2_QKV_B), N, C, 3 * C, LM_W_IN_OUT);
         /* Without dropout the probabilities are the same before and after. */
         float *att = m->attn_p > 0.0f ? a->att : la->preatt;
         ops->attention_forward(be, la->atty, la->preatt, att, la->qkv, la->qkv + C, la->qkv + 2 * C, 3 * C,
@@ -167,9 +166,9 @@ lm_status gpt2_forward(gpt2_model *m, const lm_batch *batch, float *loss) {
                                       model_dropout_stream(step, 2 + 3 * l));
         ops->residual_forward(be, la->residual2, residual, branch, NC);
 
-        ops->layernorm_forward(be, la->ln2, la->ln2_mean, la->ln2_rstd, la->residual2, W(GPT2_LN2_W),
+        ops->layernorm_forward(be, a->ln, la->ln2_mean, la->ln2_rstd, la->residual2, W(GPT2_LN2_W),
                                W(GPT2_LN2_B), N, C, eps);
-        ops->matmul_forward(be, la->fch, la->ln2, W(GPT2_FC_W), W(GPT2_FC_B), N, C, H, LM_W_IN_OUT);
+        ops->matmul_forward(be, la->fch, a->ln, W(GPT2_FC_W), W(GPT2_FC_B), N, C, H, LM_W_IN_OUT);
         ops->gelu_forward(be, a->fch_gelu, la->fch, (size_t)N * (size_t)H, 1);
         ops->matmul_forward(be, a->proj, a->fch_gelu, W(GPT2_FCPROJ_W), W(GPT2_FCPROJ_B), N, H, C, LM_W_IN_OUT);
         branch =
