@@ -28,7 +28,7 @@ typedef struct bert_config {
     int gelu_tanh;        /* 1 for the tanh approximation */
     double hidden_dropout_prob, attention_probs_dropout_prob;
     double layer_norm_eps, initializer_range;
-    model_device device; /* device, precision, threads, profile_ops */
+    model_device device; /* device, precision, threads, profile_ops, recompute_attention */
 } bert_config;
 
 /* Reads and validates the configuration (explicit keys win over the values
@@ -59,7 +59,7 @@ enum { BERT_HEAD_BIAS, BERT_HEAD_DENSE_W, BERT_HEAD_DENSE_B, BERT_HEAD_LN_W, BER
 /* Activations kept from forward for backward, for the (B, T) in use. */
 typedef struct bert_layer_acts {
     float *q, *k, *v;                 /* [N,C] each */
-    float *preatt;                    /* [B,NH,T,T] probabilities before dropout */
+    float *preatt; /* [B,NH,T,T] probabilities before dropout (with recompute_attention, all layers share one) */
     float *atty;                      /* [N,C] attention context */
     float *res1;                      /* [N,C] input + dropout(attention.output.dense) */
     float *ln1, *ln1_mean, *ln1_rstd; /* attention.output.LayerNorm */
@@ -132,6 +132,7 @@ typedef struct bert_model {
     const float *encoder_out; /* [N,C] the last layer's output (inside act_memory) */
     const char *logits_gone;  /* why logits() cannot answer (NULL: it can, when logits_valid) */
     int has_type_ids;
+    int has_key_mask; /* the last forward had an attention_mask (backward may recompute attention) */
     int batch_has_pad; /* an input id equals pad_token_id (its embedding row gets no gradient) */
     int64_t n_targets;
     float hidden_p, attn_p; /* dropout probabilities used */

@@ -116,10 +116,21 @@ lm_status bert_backward(bert_model *m, float loss_scale) {
         ops->matmul_backward(be, a->datty, DW(BERT_ATTOUT_W), DW(BERT_ATTOUT_B), dbranch, la->atty, W(BERT_ATTOUT_W),
                              N, C, C, LM_W_OUT_IN);
         ops->zero(be, a->dqkv, 3 * NC * sizeof(float));
-        /* The probabilities after dropout, rebuilt from preatt with the
-         * mask attention_forward drew (same seed, stream and flat index). */
         const uint64_t att_stream = model_dropout_stream(step, 1 + 3 * l);
-        const float *att = model_dropout_or_identity(be, a->att, la->preatt, n_att, m->attn_p, seed, att_stream);
+        const float *att;
+        if (c->device.recompute_attention) {
+            /* Later layers overwrote the shared probabilities: the same
+             * forward on the same inputs gives them back, bit for bit (its
+             * output goes to a->proj, free during backward). */
+            float *att_out = m->attn_p > 0.0f ? a->att : la->preatt;
+            ops->attention_forward(be, a->proj, la->preatt, att_out, la->q, la->k, la->v, C,
+                                   m->has_key_mask ? a->key_mask : NULL, 0, B, T, C, NH, m->attn_p, seed, att_stream);
+            att = att_out;
+        } else {
+            /* The probabilities after dropout, rebuilt from preatt with the
+             * mask attention_forward drew (same seed, stream and flat index). */
+            att = model_dropout_or_identity(be, a->att, la->preatt, n_att, m->attn_p, seed, att_stream);
+        }
         ops->attention_backward(be, dqkv[0], dqkv[1], dqkv[2], a->datt_scratch, a->datty, la->preatt, att, la->q,
                                 la->k, la->v, C, B, T, C, NH, m->attn_p, seed, att_stream);
         static const int weight_of[3] = {BERT_Q_W, BERT_K_W, BERT_V_W};

@@ -36,12 +36,15 @@ static size_t carve_acts(bert_model *m, float *base, int B, int T) {
     a->emb_ln_mean = model_arena_take(&cv, N);
     a->emb_ln_rstd = model_arena_take(&cv, N);
     a->x0 = model_arena_take(&cv, N * C);
+    /* With recompute_attention every layer's preatt is this one buffer. */
+    const int share_preatt = c->device.recompute_attention;
+    float *shared_preatt = share_preatt ? model_arena_take(&cv, att) : NULL;
     for (int l = 0; l < c->num_hidden_layers; l++) {
         bert_layer_acts *la = &m->layer_acts[l];
         la->q = model_arena_take(&cv, N * C);
         la->k = model_arena_take(&cv, N * C);
         la->v = model_arena_take(&cv, N * C);
-        la->preatt = model_arena_take(&cv, att);
+        la->preatt = share_preatt ? shared_preatt : model_arena_take(&cv, att);
         la->atty = model_arena_take(&cv, N * C);
         la->res1 = model_arena_take(&cv, N * C);
         la->ln1 = model_arena_take(&cv, N * C);
@@ -175,6 +178,7 @@ lm_status bert_forward(bert_model *m, const lm_batch *batch, float *loss) {
     if (batch->attention_mask) LM_TRY(ops->upload(be, a->key_mask, batch->attention_mask, id_bytes));
     if (batch->token_type_ids) LM_TRY(ops->upload(be, a->type_ids, batch->token_type_ids, id_bytes));
     const int32_t *key_mask = batch->attention_mask ? a->key_mask : NULL;
+    m->has_key_mask = key_mask != NULL;
     const int32_t *type_ids = batch->token_type_ids ? a->type_ids : NULL;
 
     m->B = B;

@@ -26,7 +26,7 @@ typedef struct gpt2_config {
     double embd_pdrop, attn_pdrop, resid_pdrop;
     double layer_norm_epsilon, initializer_range;
     int64_t bos_token_id, eos_token_id; /* -1: null */
-    model_device device; /* device, precision, threads, profile_ops */
+    model_device device; /* device, precision, threads, profile_ops, recompute_attention */
 } gpt2_config;
 
 /* Reads and validates the configuration (own keys, then hf_config file
@@ -54,7 +54,7 @@ typedef struct gpt2_layer_acts {
     float *ln1_mean, *ln1_rstd;       /* [N] [N] statistics of ln_1 (its output is recomputed) */
     float *qkv;                       /* [N,3C] */
     float *atty;                      /* [N,C] */
-    float *preatt;                    /* [B,NH,T,T] probabilities before dropout */
+    float *preatt; /* [B,NH,T,T] probabilities before dropout (with recompute_attention, all layers share one) */
     float *residual2;                 /* [N,C] */
     float *ln2_mean, *ln2_rstd;
     float *fch;                       /* [N,H] c_fc output, before GELU */

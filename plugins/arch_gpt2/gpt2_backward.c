@@ -81,10 +81,21 @@ lm_status gpt2_backward(gpt2_model *m, float loss_scale) {
         ops->matmul_backward(be, a->datty, DW(GPT2_ATTPROJ_W), DW(GPT2_ATTPROJ_B), dbranch, la->atty,
                              W(GPT2_ATTPROJ_W), N, C, C, LM_W_IN_OUT);
         ops->zero(be, a->dqkv, 3 * NC * sizeof(float));
-        /* The probabilities after dropout, rebuilt from preatt with the
-         * mask attention_forward drew (same seed, stream and flat index). */
         const uint64_t att_stream = model_dropout_stream(step, 1 + 3 * l);
-        const float *att = model_dropout_or_identity(be, a->att, la->preatt, n_att, m->attn_p, seed, att_stream);
+        const float *att;
+        if (c->device.recompute_attention) {
+            /* Later layers overwrote the shared probabilities: the same
+             * forward on the same inputs gives them back, bit for bit (its
+             * output goes to a->proj, free during backward). */
+            float *att_out = m->attn_p > 0.0f ? a->att : la->preatt;
+            ops->attention_forward(be, a->proj, la->preatt, att_out, la->qkv, la->qkv + C, la->qkv + 2 * C, 3 * C,
+                                   m->has_key_mask ? a->key_mask : NULL, 1, B, T, C, NH, m->attn_p, seed, att_stream);
+            att = att_out;
+        } else {
+            /* The probabilities after dropout, rebuilt from preatt with the
+             * mask attention_forward drew (same seed, stream and flat index). */
+            att = model_dropout_or_identity(be, a->att, la->preatt, n_att, m->attn_p, seed, att_stream);
+        }
         ops->attention_backward(be, a->dqkv, a->dqkv + C, a->dqkv + 2 * C, a->datt_scratch, a->datty, la->preatt,
                                 att, la->qkv, la->qkv + C, la->qkv + 2 * C, 3 * C, B, T, C, NH, m->attn_p, seed,
                                 att_stream);

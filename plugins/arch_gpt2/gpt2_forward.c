@@ -26,13 +26,16 @@ static size_t carve_acts(gpt2_model *m, float *base, int B, int T) {
     gpt2_acts *a = &m->acts;
     a->encoded = model_arena_take(&cv, N * C);
     a->x0 = model_arena_take(&cv, N * C);
+    /* With recompute_attention every layer's preatt is this one buffer. */
+    const int share_preatt = c->device.recompute_attention;
+    float *shared_preatt = share_preatt ? model_arena_take(&cv, att) : NULL;
     for (int l = 0; l < c->n_layer; l++) {
         gpt2_layer_acts *la = &m->layer_acts[l];
         la->ln1_mean = model_arena_take(&cv, N);
         la->ln1_rstd = model_arena_take(&cv, N);
         la->qkv = model_arena_take(&cv, N * 3 * C);
         la->atty = model_arena_take(&cv, N * C);
-        la->preatt = model_arena_take(&cv, att);
+        la->preatt = share_preatt ? shared_preatt : model_arena_take(&cv, att);
         la->residual2 = model_arena_take(&cv, N * C);
         la->ln2_mean = model_arena_take(&cv, N);
         la->ln2_rstd = model_arena_take(&cv, N);

@@ -11,6 +11,7 @@ void model_device_read(model_device *d, lm_config *cfg) {
     d->precision_given = lm_config_string(cfg, "precision", "fp32");
     d->threads = (int)lm_config_int(cfg, "threads", 0);
     d->profile_ops = lm_config_bool(cfg, "profile_ops", 0);
+    d->recompute_attention = lm_config_bool(cfg, "recompute_attention", 0);
 }
 
 lm_status model_device_check(model_device *d, const char *arch) {

@@ -1,6 +1,7 @@
 /* Where and how an architecture plugin computes: the keys every
  * architecture takes besides its Hugging Face configuration (device,
- * precision, threads, profile_ops), and the backend they describe.
+ * precision, threads, profile_ops, recompute_attention), and the backend
+ * they describe.
  *
  * Reading is split in two because of lm_config's rules: keys must be read
  * before lm_config_validate (reading is what makes a key known), and their
@@ -17,6 +18,11 @@ typedef struct model_device {
     lm_precision precision; /* fp32, tf32, bf16 (CUDA; the CPU computes in fp32) */
     int threads;            /* CPU threads, 0 = the default */
     int profile_ops;        /* time every op and log the table when the model is destroyed */
+    /* Keep no attention probabilities per layer: backward recomputes a
+     * layer's (the same attention_forward on the same inputs, so the same
+     * bits) into one shared buffer.  Saves (L-1)·B·heads·T² floats for one
+     * more attention forward per layer: worth it for long blocks. */
+    int recompute_attention;
     const char *device_given, *precision_given; /* as read (owned by the config), until checked */
 } model_device;
 

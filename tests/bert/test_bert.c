@@ -331,21 +331,22 @@ START_TEST(test_device_matches_cpu_with_dropout) {
 }
 END_TEST
 
-/* profile_ops=true times every op through a wrapping backend: it must
- * change nothing.  Three AdamW steps with dropout, token types and a
- * padding mask agree bit for bit with an unprofiled model. */
-START_TEST(test_op_profile_changes_nothing) {
+/* A setting that changes how the model computes but not what: three AdamW
+ * steps with dropout, token types and a padding mask must agree bit for bit
+ * with the model without it, on the same device. */
+static void check_setting_changes_nothing(const char *setting) {
     const lm_architecture_vtable *vt = bert_test_arch();
     const char *const plain[] = {"device=" BERT_TEST_DEVICE, "precision=" BERT_TEST_PRECISION,
                                  "hf_config=" BERT_TINY_CONFIG, "hidden_dropout_prob=0.1",
                                  "attention_probs_dropout_prob=0.1", NULL};
-    const char *const profiled[] = {"device=" BERT_TEST_DEVICE, "precision=" BERT_TEST_PRECISION,
-                                    "hf_config=" BERT_TINY_CONFIG, "hidden_dropout_prob=0.1",
-                                    "attention_probs_dropout_prob=0.1", "profile_ops=true", NULL};
-    void *models[2] = {bert_test_create_ok(plain), bert_test_create_ok(profiled)};
+    const char *const varied[] = {"device=" BERT_TEST_DEVICE, "precision=" BERT_TEST_PRECISION,
+                                  "hf_config=" BERT_TINY_CONFIG, "hidden_dropout_prob=0.1",
+                                  "attention_probs_dropout_prob=0.1", setting, NULL};
+    void *models[2] = {bert_test_create_ok(plain), bert_test_create_ok(varied)};
     const size_t n = (size_t)bert_test_n_params(models[0]);
     bert_fixture_batch fb;
     bert_test_load_batch(&fb);
+    ck_assert_ptr_nonnull(fb.batch.attention_mask); /* the fixture pads: the recomputed mask path runs */
     float losses[2][3], norms[2][3], *params[2];
     for (int k = 0; k < 2; k++) {
         bert_test_load_weights(models[k], BERT_TINY_WEIGHTS);
@@ -363,15 +364,24 @@ START_TEST(test_op_profile_changes_nothing) {
         ck_assert_int_eq(lm_alloc((void **)&params[k], n * sizeof(float), "params"), LM_OK);
         ck_assert_int_eq(vt->read_buffer(models[k], LM_BUFFER_PARAMS, params[k]), LM_OK);
     }
-    ck_assert_mem_eq(losses[0], losses[1], sizeof losses[0]);
-    ck_assert_mem_eq(norms[0], norms[1], sizeof norms[0]);
-    ck_assert_msg(memcmp(params[0], params[1], n * sizeof(float)) == 0, "parameters differ after 3 profiled steps");
+    ck_assert_msg(memcmp(losses[0], losses[1], sizeof losses[0]) == 0, "%s: losses differ", setting);
+    ck_assert_msg(memcmp(norms[0], norms[1], sizeof norms[0]) == 0, "%s: gradient norms differ", setting);
+    ck_assert_msg(memcmp(params[0], params[1], n * sizeof(float)) == 0, "%s: parameters differ after 3 steps",
+                  setting);
     for (int k = 0; k < 2; k++) {
         lm_free(params[k]);
-        vt->destroy(models[k]); /* the profiled one logs its table here */
+        vt->destroy(models[k]); /* a profiled model logs its table here */
     }
     bert_test_free_batch(&fb);
 }
+
+/* profile_ops=true times every op through a wrapping backend. */
+START_TEST(test_op_profile_changes_nothing) { check_setting_changes_nothing("profile_ops=true"); }
+END_TEST
+
+/* recompute_attention=true keeps one buffer of attention probabilities and
+ * recomputes each layer's in backward. */
+START_TEST(test_recompute_attention_changes_nothing) { check_setting_changes_nothing("recompute_attention=true"); }
 END_TEST
 
 static Suite *bert_parity_suite(void) {
@@ -380,6 +390,7 @@ static Suite *bert_parity_suite(void) {
     tcase_add_test(tc, test_forward_backward_match_pytorch);
     tcase_add_test(tc, test_adamw_steps_match_pytorch);
     tcase_add_test(tc, test_op_profile_changes_nothing);
+    tcase_add_test(tc, test_recompute_attention_changes_nothing);
     if (strcmp(BERT_TEST_PRECISION, "fp32") == 0) {
         tcase_add_test(tc, test_eval_mode_is_deterministic);
         tcase_add_test(tc, test_dropout_gradients_finite_differences);

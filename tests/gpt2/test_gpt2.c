@@ -365,19 +365,19 @@ START_TEST(test_device_matches_cpu_with_dropout) {
 }
 END_TEST
 
-/* profile_ops=true times every op through a wrapping backend: it must
- * change nothing.  A training run with dropout (every training op, AdamW,
- * the norm read) and a cached generation (the decoding ops) agree bit for
- * bit with an unprofiled model on the same device. */
-START_TEST(test_op_profile_changes_nothing) {
+/* A setting that changes how the model computes but not what: training
+ * with dropout (every training op, AdamW, the norm read) and a cached
+ * generation (the decoding ops) must agree bit for bit with the model
+ * without it, on the same device. */
+static void check_setting_changes_nothing(const char *setting) {
     const lm_architecture_vtable *vt = gpt2_test_arch();
     const char *const plain[] = {"device=" GPT2_TEST_DEVICE, "precision=" GPT2_TEST_PRECISION,
                                  "hf_config=" GPT2_TINY_CONFIG, "embd_pdrop=0.1", "attn_pdrop=0.1",
                                  "resid_pdrop=0.1", NULL};
-    const char *const profiled[] = {"device=" GPT2_TEST_DEVICE, "precision=" GPT2_TEST_PRECISION,
-                                    "hf_config=" GPT2_TINY_CONFIG, "embd_pdrop=0.1", "attn_pdrop=0.1",
-                                    "resid_pdrop=0.1", "profile_ops=true", NULL};
-    void *models[2] = {gpt2_test_create_ok(plain), gpt2_test_create_ok(profiled)};
+    const char *const varied[] = {"device=" GPT2_TEST_DEVICE, "precision=" GPT2_TEST_PRECISION,
+                                  "hf_config=" GPT2_TINY_CONFIG, "embd_pdrop=0.1", "attn_pdrop=0.1",
+                                  "resid_pdrop=0.1", setting, NULL};
+    void *models[2] = {gpt2_test_create_ok(plain), gpt2_test_create_ok(varied)};
     const size_t n = (size_t)gpt2_test_n_params(models[0]);
     fixture_batch fb;
     make_fixture_batch(models[0], &fb);
@@ -407,17 +407,26 @@ START_TEST(test_op_profile_changes_nothing) {
         ck_assert_msg(vt->generate_step(models[k], fb.input_ids + 3, 1, logits[k] + V) == LM_OK, "%s",
                       lm_error_message());
     }
-    ck_assert_mem_eq(losses[0], losses[1], sizeof losses[0]);
-    ck_assert_mem_eq(norms[0], norms[1], sizeof norms[0]);
-    ck_assert_msg(memcmp(params[0], params[1], n * sizeof(float)) == 0, "parameters differ after 3 profiled steps");
-    ck_assert_msg(memcmp(logits[0], logits[1], 2 * V * sizeof(float)) == 0, "generation logits differ");
+    ck_assert_msg(memcmp(losses[0], losses[1], sizeof losses[0]) == 0, "%s: losses differ", setting);
+    ck_assert_msg(memcmp(norms[0], norms[1], sizeof norms[0]) == 0, "%s: gradient norms differ", setting);
+    ck_assert_msg(memcmp(params[0], params[1], n * sizeof(float)) == 0, "%s: parameters differ after 3 steps",
+                  setting);
+    ck_assert_msg(memcmp(logits[0], logits[1], 2 * V * sizeof(float)) == 0, "%s: generation logits differ", setting);
     for (int k = 0; k < 2; k++) {
         lm_free(params[k]);
         lm_free(logits[k]);
-        vt->destroy(models[k]); /* the profiled one logs its table here */
+        vt->destroy(models[k]); /* a profiled model logs its table here */
     }
     free_fixture_batch(&fb);
 }
+
+/* profile_ops=true times every op through a wrapping backend. */
+START_TEST(test_op_profile_changes_nothing) { check_setting_changes_nothing("profile_ops=true"); }
+END_TEST
+
+/* recompute_attention=true keeps one buffer of attention probabilities and
+ * recomputes each layer's in backward. */
+START_TEST(test_recompute_attention_changes_nothing) { check_setting_changes_nothing("recompute_attention=true"); }
 END_TEST
 
 static Suite *gpt2_parity_suite(void) {
@@ -426,6 +435,7 @@ static Suite *gpt2_parity_suite(void) {
     tcase_add_test(tc, test_forward_backward_match_pytorch);
     tcase_add_test(tc, test_adamw_steps_match_pytorch);
     tcase_add_test(tc, test_op_profile_changes_nothing);
+    tcase_add_test(tc, test_recompute_attention_changes_nothing);
     if (strcmp(GPT2_TEST_PRECISION, "fp32") == 0) {
         tcase_add_test(tc, test_eval_mode_ignores_dropout);
         tcase_add_test(tc, test_dropout_gradients_finite_differences);

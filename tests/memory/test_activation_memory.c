@@ -1,0 +1,104 @@
+/* What an architecture keeps between forward and backward, measured: with
+ * recompute_attention=true, GPT-2 and BERT hold one buffer of attention
+ * probabilities instead of one per layer.  Resident memory of a model with
+ * long blocks and several layers, from creation to the end of a training
+ * step, must drop by (nearly) the (L-1) buffers that no longer exist.
+ * (That the results are the same bits is checked by the parity suites.) */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "registry.h"
+#include "test_main.h"
+
+enum { LAYERS = 4, HEADS = 4, B = 4, T = 512 };
+
+static long rss_kib(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, resident = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+        fclose(f);
+    }
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* Resident memory added by creating the model and running one training
+ * step on a B x T batch (KiB). */
+static long step_kib(lm_registry *registry, const char *arch, const char *const *settings, int n_settings) {
+    const lm_plugin *p;
+    ck_assert_int_eq(lm_registry_find(registry, LM_KIND_ARCHITECTURE, arch, &p), LM_OK);
+    lm_config *cfg;
+    ck_assert_int_eq(lm_config_create(&cfg, arch), LM_OK);
+    for (int i = 0; i < n_settings; i++) ck_assert_int_eq(lm_config_set_parsed(cfg, settings[i]), LM_OK);
+    static int32_t ids[B * T], labels[B * T];
+    for (int i = 0; i < B * T; i++) ids[i] = labels[i] = (i * 7) % 100;
+    lm_batch batch;
+    memset(&batch, 0, sizeof batch);
+    batch.B = B;
+    batch.T = T;
+    batch.input_ids = ids;
+    batch.labels = labels;
+    batch.n_targets = B * T;
+    long before = rss_kib();
+    void *self;
+    ck_assert_msg(lm_plugin_instantiate(p, cfg, &self) == LM_OK, "%s: %s", arch, lm_error_message());
+    const lm_architecture_vtable *vt = &p->vtable.architecture;
+    ck_assert_int_eq(vt->init_weights(self, 1), LM_OK);
+    float loss;
+    ck_assert_msg(vt->forward(self, &batch, &loss) == LM_OK, "%s", lm_error_message());
+    ck_assert_msg(vt->backward(self, 1.0f) == LM_OK, "%s", lm_error_message());
+    long grown = rss_kib() - before;
+    lm_plugin_release(p, self);
+    lm_config_destroy(cfg);
+    return grown;
+}
+
+static void check_saving(const char *arch, const char *const *settings, int n_settings) {
+    lm_registry *registry;
+    ck_assert_int_eq(lm_registry_create(&registry), LM_OK);
+    lm_registry_scan_dir(registry, LM_TEST_PLUGIN_DIR);
+    const char *with[16];
+    memcpy(with, settings, (size_t)n_settings * sizeof *with);
+    with[n_settings] = "recompute_attention=true";
+    step_kib(registry, arch, settings, n_settings); /* warm-up: thread pool, BLAS buffers, tables */
+    long kept = step_kib(registry, arch, settings, n_settings);
+    long recomputed = step_kib(registry, arch, with, n_settings + 1);
+    const long saving = (long)(LAYERS - 1) * B * HEADS * T * T * (long)sizeof(float) / 1024;
+    printf("%s, %d layers, batch %d x %d: %ld KiB keeping every layer's attention, %ld KiB with recompute_attention (%ld KiB fewer, "
+           "%ld expected)\n",
+           arch, LAYERS, B, T, kept, recomputed, kept - recomputed, saving);
+#if defined(__SANITIZE_ADDRESS__)
+    printf("AddressSanitizer build: resident memory not compared (freed memory stays in quarantine)\n");
+#else
+    ck_assert_msg(kept - recomputed > saving * 9 / 10 && kept - recomputed < saving * 11 / 10,
+                  "%s: recompute_attention saved %ld KiB, expected %ld", arch, kept - recomputed, saving);
+#endif
+    lm_registry_destroy(registry);
+}
+
+START_TEST(test_gpt2_recompute_attention_keeps_one_buffer) {
+    const char *gpt2[] = {"vocab_size=100", "n_layer=4", "n_head=4", "n_embd=64", "n_positions=512", "device=cpu",
+                          "threads=1", "attn_pdrop=0.1"};
+    check_saving("gpt2", gpt2, 8);
+}
+END_TEST
+
+START_TEST(test_bert_recompute_attention_keeps_one_buffer) {
+    const char *bert[] = {"vocab_size=100", "num_hidden_layers=4", "num_attention_heads=4", "hidden_size=64",
+                          "intermediate_size=128", "max_position_embeddings=512", "device=cpu", "threads=1"};
+    check_saving("bert", bert, 8);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("activation_memory");
+    TCase *tc = tcase_create("recompute");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_gpt2_recompute_attention_keeps_one_buffer);
+    tcase_add_test(tc, test_bert_recompute_attention_keeps_one_buffer);
+    suite_add_tcase(s, tc);
+    return lm_test_run_suites(s, NULL);
+}
