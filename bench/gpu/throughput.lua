@@ -9,9 +9,9 @@
 --   lmcore run bench/gpu/throughput.lua data=DIR batch_size=16 [precision=bf16 steps=30 warmup=5 device=cuda]
 --   (small shapes for a smoke test: n_layer=, n_embd=, n_head=, block_size=, vocab_size=;
 --    profile_ops=true logs the op table at the end, as in train_speed.lua;
---    recompute_attention=false keeps every layer's attention probabilities:
---    by default they are recomputed in backward, as PyTorch's fused
---    attention does, so that the largest batch fits)
+--    recompute=none keeps every layer's activations: by default
+--    recompute=attention rebuilds them in backward, as PyTorch's fused
+--    attention recomputes its probabilities, so that the largest batch fits)
 package.path = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/lib/?.lua;" .. package.path
 local speed = require("speed")
 local data = args.data or "../shared/data/wikitext-2-raw"
@@ -34,7 +34,7 @@ assert(blocks:count() >= batch, string.format("%d blocks of %d tokens: fewer tha
 local model <close> = lm.architecture("gpt2", {vocab_size = vocab, n_positions = block, n_layer = n_layer,
                                                n_head = n_head, n_embd = n_embd, device = device,
                                                precision = precision, profile_ops = args.profile_ops == true,
-                                               recompute_attention = args.recompute_attention ~= false})
+                                               recompute = args.recompute or "attention"})
 model:init(42)
 local objective <close> = lm.objective("clm")
 local r, peak_mib = speed.timed_fit{model = model, objective = objective, tokenizer = tokenizer, blocks = blocks,

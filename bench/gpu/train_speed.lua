@@ -4,6 +4,7 @@
 -- that bench/gpu/bench_gpu.sh puts side by side with the Hugging Face
 -- Trainer's figure from hf_trainer_speed.py on the same GPU.
 --   lmcore run bench/gpu/train_speed.lua data=DIR model=gpt2|bert precision=fp32|tf32|bf16 [profile_ops=true]
+--        [recompute=none|activations|attention]
 -- profile_ops=true: the model times every op on the device and logs the
 -- table (at info level) when the script ends; the steps/s are then those of
 -- a profiled run (two event records per op).
@@ -25,7 +26,8 @@ local tokenizer <close> = t
 local blocks <close> = b
 
 local model <close> = lm.architecture(model_kind, {vocab_size = model_kind == "gpt2" and 50257 or 28996,
-                                                   device = device, precision = precision, profile_ops = profile_ops})
+                                                   device = device, precision = precision, profile_ops = profile_ops,
+                                                   recompute = args.recompute or "none"})
 model:init(42)
 local objective <close> = lm.objective(model_kind == "gpt2" and "clm" or "mlm")
 

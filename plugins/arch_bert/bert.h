@@ -28,7 +28,7 @@ typedef struct bert_config {
     int gelu_tanh;        /* 1 for the tanh approximation */
     double hidden_dropout_prob, attention_probs_dropout_prob;
     double layer_norm_eps, initializer_range;
-    model_device device; /* device, precision, threads, profile_ops, recompute_attention */
+    model_device device; /* device, precision, threads, profile_ops, recompute */
 } bert_config;
 
 /* Reads and validates the configuration (explicit keys win over the values
@@ -56,14 +56,19 @@ enum {
 #define BERT_HEAD_TENSOR(L, k) (5 + (L) * BERT_TENSORS_PER_LAYER + (k))
 enum { BERT_HEAD_BIAS, BERT_HEAD_DENSE_W, BERT_HEAD_DENSE_B, BERT_HEAD_LN_W, BERT_HEAD_LN_B, BERT_HEAD_TENSORS };
 
-/* Activations kept from forward for backward, for the (B, T) in use. */
+/* Activations kept from forward for backward, for the (B, T) in use.  The
+ * buffers marked (R) are shared by all layers under the `recompute` setting
+ * (model_device.h), and backward rebuilds a layer's before using it: att
+ * and inter_gelu with recompute=activations, preatt too with
+ * recompute=attention. */
 typedef struct bert_layer_acts {
     float *q, *k, *v;                 /* [N,C] each */
-    float *preatt; /* [B,NH,T,T] probabilities before dropout (with recompute_attention, all layers share one) */
+    float *preatt;                    /* [B,NH,T,T] probabilities before dropout (R: attention) */
+    float *att;                       /* [B,NH,T,T] after dropout (R; unused when attention dropout is 0) */
     float *atty;                      /* [N,C] attention context */
     float *res1;                      /* [N,C] input + dropout(attention.output.dense) */
     float *ln1, *ln1_mean, *ln1_rstd; /* attention.output.LayerNorm */
-    float *inter;                     /* [N,I] intermediate.dense output, before GELU */
+    float *inter, *inter_gelu;        /* [N,I] intermediate.dense output, before and after GELU (R: inter_gelu) */
     float *res2;                      /* [N,C] ln1 + dropout(output.dense) */
     float *ln2, *ln2_mean, *ln2_rstd; /* output.LayerNorm = the layer's output */
 } bert_layer_acts;
@@ -74,10 +79,6 @@ typedef struct bert_acts {
     float *x0;                              /* [N,C] emb_ln after dropout */
     float *proj;                            /* [N,C] scratch: dense outputs before dropout */
     float *dropped;                         /* [N,C] scratch: dense outputs after dropout */
-    /* [B,NH,T,T] scratch: attention probabilities after dropout, one buffer
-     * for all layers (as in arch_gpt2: backward rebuilds a layer's from its
-     * preatt with the same counter-based mask, bit for bit). */
-    float *att;
     /* MLM head over its rows (bert_head.c): the scored rows when the batch
      * has labels, else all N; buffers hold N rows, the first head_n used. */
     float *head_in;                         /* [N,C] gathered encoder-output rows */
@@ -95,10 +96,6 @@ typedef struct bert_acts {
     float *datt_scratch;    /* [B,NH,T,T] */
     int32_t *ids, *key_mask, *type_ids;     /* [N] device copies of the batch */
     int32_t *head_rows, *head_labels;       /* [N] scored rows (ascending) and their labels */
-    /* [N,I] scratch: gelu(inter) of the layer at hand, one buffer for all
-     * layers: backward recomputes it from the layer's inter (as in
-     * arch_gpt2: same op, same input, same bits). */
-    float *inter_gelu;
 } bert_acts;
 
 typedef struct bert_model {

@@ -72,6 +72,7 @@ lm_status bert_backward(bert_model *m, float loss_scale) {
     const size_t NC = (size_t)N * (size_t)C, NI = (size_t)N * (size_t)I;
     const size_t n_att = (size_t)B * (size_t)NH * (size_t)T * (size_t)T;
     const uint64_t seed = m->seed, step = m->step;
+    const model_recompute recompute = c->device.recompute;
     bert_acts *a = &m->acts;
     float *params = m->buffers.params, *grads = m->buffers.grads;
     m->has_targets = 0;
@@ -96,9 +97,11 @@ lm_status bert_backward(bert_model *m, float loss_scale) {
                                 W(BERT_OUTLN_W), la->ln2_mean, la->ln2_rstd, N, C);
         const float *dbranch = dropout_backward_or_identity(be, a->dbranch, a->dres_b, NC, m->hidden_p, seed,
                                                             model_dropout_stream(step, 3 + 3 * l));
-        ops->gelu_forward(be, a->inter_gelu, la->inter, NI, tanh_gelu); /* recomputed: see bert.h */
+        /* Buffers shared by all layers under `recompute` hold a later layer's
+         * values: rebuild this layer's with the op that made them (bert.h). */
+        if (recompute >= MODEL_RECOMPUTE_ACTIVATIONS) ops->gelu_forward(be, la->inter_gelu, la->inter, NI, tanh_gelu);
         ops->zero(be, a->dinter_gelu, NI * sizeof(float));
-        ops->matmul_backward(be, a->dinter_gelu, DW(BERT_OUT_W), DW(BERT_OUT_B), dbranch, a->inter_gelu,
+        ops->matmul_backward(be, a->dinter_gelu, DW(BERT_OUT_W), DW(BERT_OUT_B), dbranch, la->inter_gelu,
                              W(BERT_OUT_W), N, I, C, LM_W_OUT_IN);
         ops->zero(be, a->dinter, NI * sizeof(float));
         ops->gelu_backward(be, a->dinter, la->inter, a->dinter_gelu, NI, tanh_gelu);
@@ -117,19 +120,16 @@ lm_status bert_backward(bert_model *m, float loss_scale) {
                              N, C, C, LM_W_OUT_IN);
         ops->zero(be, a->dqkv, 3 * NC * sizeof(float));
         const uint64_t att_stream = model_dropout_stream(step, 1 + 3 * l);
-        const float *att;
-        if (c->device.recompute_attention) {
-            /* Later layers overwrote the shared probabilities: the same
-             * forward on the same inputs gives them back, bit for bit (its
-             * output goes to a->proj, free during backward). */
-            float *att_out = m->attn_p > 0.0f ? a->att : la->preatt;
-            ops->attention_forward(be, a->proj, la->preatt, att_out, la->q, la->k, la->v, C,
+        float *att = m->attn_p > 0.0f ? la->att : la->preatt; /* as in forward */
+        if (recompute == MODEL_RECOMPUTE_ATTENTION) {
+            /* The same forward on the same inputs (its output goes to
+             * a->proj, free during backward). */
+            ops->attention_forward(be, a->proj, la->preatt, att, la->q, la->k, la->v, C,
                                    m->has_key_mask ? a->key_mask : NULL, 0, B, T, C, NH, m->attn_p, seed, att_stream);
-            att = att_out;
-        } else {
-            /* The probabilities after dropout, rebuilt from preatt with the
-             * mask attention_forward drew (same seed, stream and flat index). */
-            att = model_dropout_or_identity(be, a->att, la->preatt, n_att, m->attn_p, seed, att_stream);
+        } else if (recompute == MODEL_RECOMPUTE_ACTIVATIONS && m->attn_p > 0.0f) {
+            /* preatt through the mask attention_forward drew: the same
+             * seed, stream and flat index give the same bits. */
+            ops->dropout_forward(be, la->att, la->preatt, n_att, m->attn_p, seed, att_stream);
         }
         ops->attention_backward(be, dqkv[0], dqkv[1], dqkv[2], a->datt_scratch, a->datty, la->preatt, att, la->q,
                                 la->k, la->v, C, B, T, C, NH, m->attn_p, seed, att_stream);

@@ -36,21 +36,26 @@ static size_t carve_acts(bert_model *m, float *base, int B, int T) {
     a->emb_ln_mean = model_arena_take(&cv, N);
     a->emb_ln_rstd = model_arena_take(&cv, N);
     a->x0 = model_arena_take(&cv, N * C);
-    /* With recompute_attention every layer's preatt is this one buffer. */
-    const int share_preatt = c->device.recompute_attention;
-    float *shared_preatt = share_preatt ? model_arena_take(&cv, att) : NULL;
+    /* Buffers all layers share under `recompute` (bert.h). */
+    const model_recompute recompute = c->device.recompute;
+    const int share = recompute >= MODEL_RECOMPUTE_ACTIVATIONS, share_preatt = recompute >= MODEL_RECOMPUTE_ATTENTION;
+    float *inter_gelu = share ? model_arena_take(&cv, N * I) : NULL;
+    float *probs = share ? model_arena_take(&cv, att) : NULL;
+    float *preatt = share_preatt ? model_arena_take(&cv, att) : NULL;
     for (int l = 0; l < c->num_hidden_layers; l++) {
         bert_layer_acts *la = &m->layer_acts[l];
         la->q = model_arena_take(&cv, N * C);
         la->k = model_arena_take(&cv, N * C);
         la->v = model_arena_take(&cv, N * C);
-        la->preatt = share_preatt ? shared_preatt : model_arena_take(&cv, att);
+        la->preatt = model_arena_take_or_share(&cv, share_preatt, preatt, att);
+        la->att = model_arena_take_or_share(&cv, share, probs, att);
         la->atty = model_arena_take(&cv, N * C);
         la->res1 = model_arena_take(&cv, N * C);
         la->ln1 = model_arena_take(&cv, N * C);
         la->ln1_mean = model_arena_take(&cv, N);
         la->ln1_rstd = model_arena_take(&cv, N);
         la->inter = model_arena_take(&cv, N * I);
+        la->inter_gelu = model_arena_take_or_share(&cv, share, inter_gelu, N * I);
         la->res2 = model_arena_take(&cv, N * C);
         la->ln2 = model_arena_take(&cv, N * C);
         la->ln2_mean = model_arena_take(&cv, N);
@@ -75,8 +80,6 @@ static size_t carve_acts(bert_model *m, float *base, int B, int T) {
     a->dinter = model_arena_take(&cv, N * I);
     a->dinter_gelu = model_arena_take(&cv, N * I);
     a->datt_scratch = model_arena_take(&cv, att);
-    a->att = model_arena_take(&cv, att);
-    a->inter_gelu = model_arena_take(&cv, N * I);
     return cv.used;
 }
 
@@ -208,7 +211,7 @@ lm_status bert_forward(bert_model *m, const lm_batch *batch, float *loss) {
         ops->matmul_forward(be, la->k, x, W(BERT_K_W), W(BERT_K_B), N, C, C, LM_W_OUT_IN);
         ops->matmul_forward(be, la->v, x, W(BERT_V_W), W(BERT_V_B), N, C, C, LM_W_OUT_IN);
         /* Without dropout the probabilities are the same before and after. */
-        float *att = m->attn_p > 0.0f ? a->att : la->preatt;
+        float *att = m->attn_p > 0.0f ? la->att : la->preatt;
         ops->attention_forward(be, la->atty, la->preatt, att, la->q, la->k, la->v, C, key_mask, 0, B, T, C, NH,
                                m->attn_p, seed, model_dropout_stream(step, 1 + 3 * l));
         ops->matmul_forward(be, a->proj, la->atty, W(BERT_ATTOUT_W), W(BERT_ATTOUT_B), N, C, C, LM_W_OUT_IN);
@@ -220,8 +223,8 @@ lm_status bert_forward(bert_model *m, const lm_batch *batch, float *loss) {
                                N, C, eps);
 
         ops->matmul_forward(be, la->inter, la->ln1, W(BERT_INTER_W), W(BERT_INTER_B), N, C, I, LM_W_OUT_IN);
-        ops->gelu_forward(be, a->inter_gelu, la->inter, (size_t)N * (size_t)I, tanh_gelu);
-        ops->matmul_forward(be, a->proj, a->inter_gelu, W(BERT_OUT_W), W(BERT_OUT_B), N, I, C, LM_W_OUT_IN);
+        ops->gelu_forward(be, la->inter_gelu, la->inter, (size_t)N * (size_t)I, tanh_gelu);
+        ops->matmul_forward(be, a->proj, la->inter_gelu, W(BERT_OUT_W), W(BERT_OUT_B), N, I, C, LM_W_OUT_IN);
         branch =
             model_dropout_or_identity(be, a->dropped, a->proj, NC, m->hidden_p, seed,
                                       model_dropout_stream(step, 3 + 3 * l));

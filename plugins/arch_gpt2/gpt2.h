@@ -26,7 +26,7 @@ typedef struct gpt2_config {
     double embd_pdrop, attn_pdrop, resid_pdrop;
     double layer_norm_epsilon, initializer_range;
     int64_t bos_token_id, eos_token_id; /* -1: null */
-    model_device device; /* device, precision, threads, profile_ops, recompute_attention */
+    model_device device; /* device, precision, threads, profile_ops, recompute */
 } gpt2_config;
 
 /* Reads and validates the configuration (own keys, then hf_config file
@@ -49,15 +49,20 @@ enum {
 #define GPT2_LNF_B(L) (GPT2_LNF_W(L) + 1)
 
 /* Activations kept from forward for backward, for the (B, T) in use.
- * Per-layer arrays point into one allocation (llm.c style). */
+ * Per-layer arrays point into one allocation (llm.c style).  The buffers
+ * marked (R) are shared by all layers under the `recompute` setting
+ * (model_device.h), and backward rebuilds a layer's before using it:
+ * ln1, ln2, fch_gelu and att with recompute=activations, preatt too with
+ * recompute=attention. */
 typedef struct gpt2_layer_acts {
-    float *ln1_mean, *ln1_rstd;       /* [N] [N] statistics of ln_1 (its output is recomputed) */
+    float *ln1, *ln1_mean, *ln1_rstd; /* [N,C] (R) [N] [N] */
     float *qkv;                       /* [N,3C] */
     float *atty;                      /* [N,C] */
-    float *preatt; /* [B,NH,T,T] probabilities before dropout (with recompute_attention, all layers share one) */
+    float *preatt;                    /* [B,NH,T,T] probabilities before dropout (R: attention) */
+    float *att;                       /* [B,NH,T,T] after dropout (R; unused when attn_p = 0) */
     float *residual2;                 /* [N,C] */
-    float *ln2_mean, *ln2_rstd;
-    float *fch;                       /* [N,H] c_fc output, before GELU */
+    float *ln2, *ln2_mean, *ln2_rstd; /* (R) */
+    float *fch, *fch_gelu;            /* [N,H] before and after GELU (R: fch_gelu) */
     float *residual3;                 /* [N,C] = the block's output */
 } gpt2_layer_acts;
 
@@ -67,21 +72,6 @@ typedef struct gpt2_acts {
     gpt2_layer_acts *layers;
     float *proj;     /* [N,C] scratch: c_proj outputs before dropout */
     float *dropped;  /* [N,C] scratch: c_proj outputs after dropout */
-    /* [B,NH,T,T] scratch: attention probabilities after dropout, one buffer
-     * for all layers: forward needs them only for att·v, and backward
-     * rebuilds a layer's from its preatt with the same counter-based mask
-     * (bit for bit), which halves the memory attention keeps per layer. */
-    float *att;
-    /* [N,H] scratch: gelu(fch) of the layer at hand, one buffer for all
-     * layers: backward recomputes it from the layer's fch (the same op on
-     * the same input, so the same bits), which saves L-1 [N,H] buffers for
-     * one GELU per layer. */
-    float *fch_gelu;
-    /* [N,C] scratch: the ln_1 or ln_2 output the next linear layer reads,
-     * one buffer for all of them; backward recomputes it from the saved
-     * input with layernorm_forward (same bits, statistics rewritten with the
-     * values they already hold). */
-    float *ln;
     float *lnf, *lnf_mean, *lnf_rstd;
     float *logits;   /* [N,V]; holds dlogits after backward */
     float *losses;   /* [N] */

@@ -34,6 +34,7 @@ lm_status gpt2_backward(gpt2_model *m, float loss_scale) {
     const size_t n_att = (size_t)B * (size_t)NH * (size_t)T * (size_t)T;
     const uint64_t seed = m->seed, step = m->step;
     const float eps = (float)c->layer_norm_epsilon;
+    const model_recompute recompute = c->device.recompute;
     gpt2_acts *a = &m->acts;
     float *params = m->buffers.params, *grads = m->buffers.grads;
     m->has_targets = 0;
@@ -60,16 +61,19 @@ lm_status gpt2_backward(gpt2_model *m, float loss_scale) {
         /* MLP branch: residual3 = residual2 + dropout(c_proj(gelu(c_fc(ln_2(residual2))))). */
         const float *dbranch = dropout_backward_or_identity(be, a->dproj, a->dresidual, NC, m->resid_p, seed,
                                                             model_dropout_stream(step, 3 + 3 * l));
-        ops->gelu_forward(be, a->fch_gelu, la->fch, NH4, 1); /* recomputed: see gpt2.h */
+        /* Buffers shared by all layers under `recompute` hold a later layer's
+         * values: rebuild this layer's with the op that made them (gpt2.h). */
+        if (recompute >= MODEL_RECOMPUTE_ACTIVATIONS) ops->gelu_forward(be, la->fch_gelu, la->fch, NH4, 1);
         ops->zero(be, a->dfch_gelu, NH4 * sizeof(float));
-        ops->matmul_backward(be, a->dfch_gelu, DW(GPT2_FCPROJ_W), DW(GPT2_FCPROJ_B), dbranch, a->fch_gelu,
+        ops->matmul_backward(be, a->dfch_gelu, DW(GPT2_FCPROJ_W), DW(GPT2_FCPROJ_B), dbranch, la->fch_gelu,
                              W(GPT2_FCPROJ_W), N, H, C, LM_W_IN_OUT);
         ops->zero(be, a->dfch, NH4 * sizeof(float));
         ops->gelu_backward(be, a->dfch, la->fch, a->dfch_gelu, NH4, 1);
-        ops->layernorm_forward(be, a->ln, la->ln2_mean, la->ln2_rstd, la->residual2, W(GPT2_LN2_W),
-                               W(GPT2_LN2_B), N, C, eps); /* recomputed: see gpt2.h */
+        if (recompute >= MODEL_RECOMPUTE_ACTIVATIONS)
+            ops->layernorm_forward(be, la->ln2, la->ln2_mean, la->ln2_rstd, la->residual2, W(GPT2_LN2_W),
+                                   W(GPT2_LN2_B), N, C, eps);
         ops->zero(be, a->dln, NC * sizeof(float));
-        ops->matmul_backward(be, a->dln, DW(GPT2_FC_W), DW(GPT2_FC_B), a->dfch, a->ln, W(GPT2_FC_W), N, C, H,
+        ops->matmul_backward(be, a->dln, DW(GPT2_FC_W), DW(GPT2_FC_B), a->dfch, la->ln2, W(GPT2_FC_W), N, C, H,
                              LM_W_IN_OUT);
         ops->layernorm_backward(be, a->dresidual, DW(GPT2_LN2_W), DW(GPT2_LN2_B), a->dln, la->residual2,
                                 W(GPT2_LN2_W), la->ln2_mean, la->ln2_rstd, N, C);
@@ -82,27 +86,25 @@ lm_status gpt2_backward(gpt2_model *m, float loss_scale) {
                              W(GPT2_ATTPROJ_W), N, C, C, LM_W_IN_OUT);
         ops->zero(be, a->dqkv, 3 * NC * sizeof(float));
         const uint64_t att_stream = model_dropout_stream(step, 1 + 3 * l);
-        const float *att;
-        if (c->device.recompute_attention) {
-            /* Later layers overwrote the shared probabilities: the same
-             * forward on the same inputs gives them back, bit for bit (its
-             * output goes to a->proj, free during backward). */
-            float *att_out = m->attn_p > 0.0f ? a->att : la->preatt;
-            ops->attention_forward(be, a->proj, la->preatt, att_out, la->qkv, la->qkv + C, la->qkv + 2 * C, 3 * C,
+        float *att = m->attn_p > 0.0f ? la->att : la->preatt; /* as in forward */
+        if (recompute == MODEL_RECOMPUTE_ATTENTION) {
+            /* The same forward on the same inputs (its output goes to
+             * a->proj, free during backward). */
+            ops->attention_forward(be, a->proj, la->preatt, att, la->qkv, la->qkv + C, la->qkv + 2 * C, 3 * C,
                                    m->has_key_mask ? a->key_mask : NULL, 1, B, T, C, NH, m->attn_p, seed, att_stream);
-            att = att_out;
-        } else {
-            /* The probabilities after dropout, rebuilt from preatt with the
-             * mask attention_forward drew (same seed, stream and flat index). */
-            att = model_dropout_or_identity(be, a->att, la->preatt, n_att, m->attn_p, seed, att_stream);
+        } else if (recompute == MODEL_RECOMPUTE_ACTIVATIONS && m->attn_p > 0.0f) {
+            /* preatt through the mask attention_forward drew: the same
+             * seed, stream and flat index give the same bits. */
+            ops->dropout_forward(be, la->att, la->preatt, n_att, m->attn_p, seed, att_stream);
         }
         ops->attention_backward(be, a->dqkv, a->dqkv + C, a->dqkv + 2 * C, a->datt_scratch, a->datty, la->preatt,
                                 att, la->qkv, la->qkv + C, la->qkv + 2 * C, 3 * C, B, T, C, NH, m->attn_p, seed,
                                 att_stream);
-        ops->layernorm_forward(be, a->ln, la->ln1_mean, la->ln1_rstd, block_input, W(GPT2_LN1_W), W(GPT2_LN1_B), N,
-                               C, eps); /* recomputed: see gpt2.h */
+        if (recompute >= MODEL_RECOMPUTE_ACTIVATIONS)
+            ops->layernorm_forward(be, la->ln1, la->ln1_mean, la->ln1_rstd, block_input, W(GPT2_LN1_W),
+                                   W(GPT2_LN1_B), N, C, eps);
         ops->zero(be, a->dln, NC * sizeof(float));
-        ops->matmul_backward(be, a->dln, DW(GPT2_QKV_W), DW(GPT2_QKV_B), a->dqkv, a->ln, W(GPT2_QKV_W), N, C,
+        ops->matmul_backward(be, a->dln, DW(GPT2_QKV_W), DW(GPT2_QKV_B), a->dqkv, la->ln1, W(GPT2_QKV_W), N, C,
                              3 * C, LM_W_IN_OUT);
         ops->layernorm_backward(be, a->dresidual, DW(GPT2_LN1_W), DW(GPT2_LN1_B), a->dln, block_input,
                                 W(GPT2_LN1_W), la->ln1_mean, la->ln1_rstd, N, C);

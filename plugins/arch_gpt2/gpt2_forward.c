@@ -26,28 +26,33 @@ static size_t carve_acts(gpt2_model *m, float *base, int B, int T) {
     gpt2_acts *a = &m->acts;
     a->encoded = model_arena_take(&cv, N * C);
     a->x0 = model_arena_take(&cv, N * C);
-    /* With recompute_attention every layer's preatt is this one buffer. */
-    const int share_preatt = c->device.recompute_attention;
-    float *shared_preatt = share_preatt ? model_arena_take(&cv, att) : NULL;
+    /* Buffers all layers share under `recompute` (gpt2.h). */
+    const model_recompute recompute = c->device.recompute;
+    const int share = recompute >= MODEL_RECOMPUTE_ACTIVATIONS, share_preatt = recompute >= MODEL_RECOMPUTE_ATTENTION;
+    float *ln = share ? model_arena_take(&cv, N * C) : NULL;
+    float *fch_gelu = share ? model_arena_take(&cv, N * H) : NULL;
+    float *probs = share ? model_arena_take(&cv, att) : NULL;
+    float *preatt = share_preatt ? model_arena_take(&cv, att) : NULL;
     for (int l = 0; l < c->n_layer; l++) {
         gpt2_layer_acts *la = &m->layer_acts[l];
+        la->ln1 = model_arena_take_or_share(&cv, share, ln, N * C);
         la->ln1_mean = model_arena_take(&cv, N);
         la->ln1_rstd = model_arena_take(&cv, N);
         la->qkv = model_arena_take(&cv, N * 3 * C);
         la->atty = model_arena_take(&cv, N * C);
-        la->preatt = share_preatt ? shared_preatt : model_arena_take(&cv, att);
+        la->preatt = model_arena_take_or_share(&cv, share_preatt, preatt, att);
+        la->att = model_arena_take_or_share(&cv, share, probs, att);
         la->residual2 = model_arena_take(&cv, N * C);
+        la->ln2 = model_arena_take_or_share(&cv, share, ln, N * C);
         la->ln2_mean = model_arena_take(&cv, N);
         la->ln2_rstd = model_arena_take(&cv, N);
         la->fch = model_arena_take(&cv, N * H);
+        la->fch_gelu = model_arena_take_or_share(&cv, share, fch_gelu, N * H);
         la->residual3 = model_arena_take(&cv, N * C);
     }
     a->layers = m->layer_acts;
     a->proj = model_arena_take(&cv, N * C);
     a->dropped = model_arena_take(&cv, N * C);
-    a->att = model_arena_take(&cv, att);
-    a->fch_gelu = model_arena_take(&cv, N * H);
-    a->ln = model_arena_take(&cv, N * C);
     a->lnf = model_arena_take(&cv, N * C);
     a->lnf_mean = model_arena_take(&cv, N);
     a->lnf_rstd = model_arena_take(&cv, N);
@@ -156,11 +161,11 @@ lm_status gpt2_forward(gpt2_model *m, const lm_batch *batch, float *loss) {
     for (int l = 0; l < L; l++) {
         gpt2_layer_acts *la = &m->layer_acts[l];
 #define W(k) gpt2_tensor(m, params, GPT2_LAYER_TENSOR(l, k))
-        ops->layernorm_forward(be, a->ln, la->ln1_mean, la->ln1_rstd, residual, W(GPT2_LN1_W), W(GPT2_LN1_B), N,
+        ops->layernorm_forward(be, la->ln1, la->ln1_mean, la->ln1_rstd, residual, W(GPT2_LN1_W), W(GPT2_LN1_B), N,
                                C, eps);
-        ops->matmul_forward(be, la->qkv, a->ln, W(GPT2_QKV_W), W(GPT2_QKV_B), N, C, 3 * C, LM_W_IN_OUT);
+        ops->matmul_forward(be, la->qkv, la->ln1, W(GPT2_QKV_W), W(GPT2_QKV_B), N, C, 3 * C, LM_W_IN_OUT);
         /* Without dropout the probabilities are the same before and after. */
-        float *att = m->attn_p > 0.0f ? a->att : la->preatt;
+        float *att = m->attn_p > 0.0f ? la->att : la->preatt;
         ops->attention_forward(be, la->atty, la->preatt, att, la->qkv, la->qkv + C, la->qkv + 2 * C, 3 * C,
                                key_mask, 1, B, T, C, NH, m->attn_p, seed, model_dropout_stream(step, 1 + 3 * l));
         ops->matmul_forward(be, a->proj, la->atty, W(GPT2_ATTPROJ_W), W(GPT2_ATTPROJ_B), N, C, C, LM_W_IN_OUT);
@@ -169,11 +174,11 @@ lm_status gpt2_forward(gpt2_model *m, const lm_batch *batch, float *loss) {
                                       model_dropout_stream(step, 2 + 3 * l));
         ops->residual_forward(be, la->residual2, residual, branch, NC);
 
-        ops->layernorm_forward(be, a->ln, la->ln2_mean, la->ln2_rstd, la->residual2, W(GPT2_LN2_W),
+        ops->layernorm_forward(be, la->ln2, la->ln2_mean, la->ln2_rstd, la->residual2, W(GPT2_LN2_W),
                                W(GPT2_LN2_B), N, C, eps);
-        ops->matmul_forward(be, la->fch, a->ln, W(GPT2_FC_W), W(GPT2_FC_B), N, C, H, LM_W_IN_OUT);
-        ops->gelu_forward(be, a->fch_gelu, la->fch, (size_t)N * (size_t)H, 1);
-        ops->matmul_forward(be, a->proj, a->fch_gelu, W(GPT2_FCPROJ_W), W(GPT2_FCPROJ_B), N, H, C, LM_W_IN_OUT);
+        ops->matmul_forward(be, la->fch, la->ln2, W(GPT2_FC_W), W(GPT2_FC_B), N, C, H, LM_W_IN_OUT);
+        ops->gelu_forward(be, la->fch_gelu, la->fch, (size_t)N * (size_t)H, 1);
+        ops->matmul_forward(be, a->proj, la->fch_gelu, W(GPT2_FCPROJ_W), W(GPT2_FCPROJ_B), N, H, C, LM_W_IN_OUT);
         branch =
             model_dropout_or_identity(be, a->dropped, a->proj, NC, m->resid_p, seed,
                                       model_dropout_stream(step, 3 + 3 * l));

@@ -26,4 +26,11 @@ static inline float *model_arena_take(model_arena *a, size_t n) {
     return p;
 }
 
+/* A per-layer buffer of n floats: `shared` (taken once by the caller) when
+ * every layer shares one, else its own.  `share` decides, not whether
+ * `shared` is NULL: while counting, every taken pointer is NULL. */
+static inline float *model_arena_take_or_share(model_arena *a, int share, float *shared, size_t n) {
+    return share ? shared : model_arena_take(a, n);
+}
+
 #endif

@@ -11,7 +11,7 @@ void model_device_read(model_device *d, lm_config *cfg) {
     d->precision_given = lm_config_string(cfg, "precision", "fp32");
     d->threads = (int)lm_config_int(cfg, "threads", 0);
     d->profile_ops = lm_config_bool(cfg, "profile_ops", 0);
-    d->recompute_attention = lm_config_bool(cfg, "recompute_attention", 0);
+    d->recompute_given = lm_config_string(cfg, "recompute", "none");
 }
 
 lm_status model_device_check(model_device *d, const char *arch) {
@@ -21,11 +21,19 @@ lm_status model_device_check(model_device *d, const char *arch) {
                                             "or auto", arch, device);
     strcpy(d->device, device);
     LM_TRY(hf_parse_precision(arch, d->precision_given ? d->precision_given : "fp32", &d->precision));
+    const char *recompute = d->recompute_given ? d->recompute_given : "none";
+    if (strcmp(recompute, "none") == 0) d->recompute = MODEL_RECOMPUTE_NONE;
+    else if (strcmp(recompute, "activations") == 0) d->recompute = MODEL_RECOMPUTE_ACTIVATIONS;
+    else if (strcmp(recompute, "attention") == 0) d->recompute = MODEL_RECOMPUTE_ATTENTION;
+    else
+        return lm_error_set(LM_ERR_INVALID, "architecture '%s': recompute '%.40s' is unknown: use none (keep every "
+                                            "layer's activations), activations or attention (less memory, more "
+                                            "time)", arch, recompute);
     if (d->threads < 0 || d->threads > 4096)
         return lm_error_set(LM_ERR_INVALID, "architecture '%s': threads must be 0 (default) or a positive count, "
                                             "got %d", arch, d->threads);
     /* The strings belong to the config, which the plugin does not keep. */
-    d->device_given = d->precision_given = NULL;
+    d->device_given = d->precision_given = d->recompute_given = NULL;
     return LM_OK;
 }
 

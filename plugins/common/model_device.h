@@ -1,7 +1,7 @@
 /* Where and how an architecture plugin computes: the keys every
  * architecture takes besides its Hugging Face configuration (device,
- * precision, threads, profile_ops, recompute_attention), and the backend
- * they describe.
+ * precision, threads, profile_ops, recompute), and the backend they
+ * describe.
  *
  * Reading is split in two because of lm_config's rules: keys must be read
  * before lm_config_validate (reading is what makes a key known), and their
@@ -13,17 +13,24 @@
 #include "backend.h"
 #include "lmcore/config.h"
 
+/* What backward recomputes instead of keeping one buffer per layer (the
+ * `recompute` key): memory for time, never results: each buffer is rebuilt
+ * by the op that made it, on the same inputs, so the bits are the same. */
+typedef enum model_recompute {
+    MODEL_RECOMPUTE_NONE = 0,        /* "none": every layer keeps its activations (the fastest) */
+    MODEL_RECOMPUTE_ACTIVATIONS = 1, /* "activations": GELU and LayerNorm outputs and the attention
+                                        probabilities after dropout, one buffer each for all layers */
+    MODEL_RECOMPUTE_ATTENTION = 2    /* "attention": also the probabilities before dropout, by running
+                                        each layer's attention forward again (for long blocks) */
+} model_recompute;
+
 typedef struct model_device {
     char device[64];        /* "auto", "cpu", "cuda", "cuda:N" */
     lm_precision precision; /* fp32, tf32, bf16 (CUDA; the CPU computes in fp32) */
     int threads;            /* CPU threads, 0 = the default */
     int profile_ops;        /* time every op and log the table when the model is destroyed */
-    /* Keep no attention probabilities per layer: backward recomputes a
-     * layer's (the same attention_forward on the same inputs, so the same
-     * bits) into one shared buffer.  Saves (L-1)·B·heads·T² floats for one
-     * more attention forward per layer: worth it for long blocks. */
-    int recompute_attention;
-    const char *device_given, *precision_given; /* as read (owned by the config), until checked */
+    model_recompute recompute;
+    const char *device_given, *precision_given, *recompute_given; /* as read (owned by the config), until checked */
 } model_device;
 
 /* Reads the keys (call before lm_config_validate). */

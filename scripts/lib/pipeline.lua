@@ -20,7 +20,7 @@ function M.common_defaults(name)
     lr = 2e-5, weight_decay = 0.01, warmup_steps = 0, max_grad_norm = 1.0,
     seed = 42, device = "auto", precision = "fp32", threads = 0,
     profile_ops = false,       -- time every op of the model; the table is logged when the run ends
-    recompute_attention = false, -- keep one layer's attention probabilities, recompute the others' in backward
+    recompute = "none",        -- or "activations", "attention": less memory, a little more time (docs/recipes.md)
     eval_max_batches = 0, log_every = 50,
     output_dir = "runs/" .. name, cache_dir = "runs/cache",
     save_every = 0, keep_last = 2,   -- checkpoints in <output_dir>/checkpoints (every epoch, and on Ctrl-C)

@@ -379,9 +379,12 @@ static void check_setting_changes_nothing(const char *setting) {
 START_TEST(test_op_profile_changes_nothing) { check_setting_changes_nothing("profile_ops=true"); }
 END_TEST
 
-/* recompute_attention=true keeps one buffer of attention probabilities and
- * recomputes each layer's in backward. */
-START_TEST(test_recompute_attention_changes_nothing) { check_setting_changes_nothing("recompute_attention=true"); }
+/* recompute=activations and recompute=attention keep one buffer for all
+ * layers of what backward can rebuild, and rebuild it. */
+START_TEST(test_recompute_changes_nothing) {
+    check_setting_changes_nothing("recompute=activations");
+    check_setting_changes_nothing("recompute=attention");
+}
 END_TEST
 
 static Suite *bert_parity_suite(void) {
@@ -390,7 +393,7 @@ static Suite *bert_parity_suite(void) {
     tcase_add_test(tc, test_forward_backward_match_pytorch);
     tcase_add_test(tc, test_adamw_steps_match_pytorch);
     tcase_add_test(tc, test_op_profile_changes_nothing);
-    tcase_add_test(tc, test_recompute_attention_changes_nothing);
+    tcase_add_test(tc, test_recompute_changes_nothing);
     if (strcmp(BERT_TEST_PRECISION, "fp32") == 0) {
         tcase_add_test(tc, test_eval_mode_is_deterministic);
         tcase_add_test(tc, test_dropout_gradients_finite_differences);
