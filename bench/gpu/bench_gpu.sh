@@ -4,6 +4,8 @@
 # ratio.  Run from the repository root on the GPU machine:
 #   bench/gpu/bench_gpu.sh LMCORE_EXE DATA_DIR LOG [models] [precisions]
 # LOG receives both sides' full output; stdout gets the RESULT/RATIO lines.
+# LMCORE_RECOMPUTE=activations|attention runs lmcore with that `recompute`
+# setting (less memory, a little more time; default none).
 # DATA_DIR holds wiki.test.raw (the text lmcore trains its tokenizer and
 # blocks on; the HF side uses random ids of the same shape: speed only).
 set -uo pipefail
@@ -15,7 +17,8 @@ precisions=${5:-fp32 bf16}
 : > "$log"
 for model in $models; do
   for precision in $precisions; do
-    lm=$("$exe" --log-level warn run bench/gpu/train_speed.lua model="$model" data="$data" precision="$precision" 2>&1 |
+    lm=$("$exe" --log-level warn run bench/gpu/train_speed.lua model="$model" data="$data" precision="$precision" \
+         recompute="${LMCORE_RECOMPUTE:-none}" 2>&1 |
          tee -a "$log" | grep '^RESULT')
     hf=$(python3 bench/gpu/hf_trainer_speed.py --model "$model" --precision "$precision" 2>&1 | tee -a "$log" |
          grep '^RESULT')
