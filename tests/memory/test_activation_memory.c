@@ -12,20 +12,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "process_memory.h"
 #include "registry.h"
 #include "test_main.h"
 
 enum { LAYERS = 4, HEADS = 4, WIDTH = 64, FFN = 256, B = 4, T = 512 };
 
-static long rss_kib(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    long pages = 0, resident = 0;
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
-        fclose(f);
-    }
-    return resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
 
 /* Resident memory added by creating the model and running one training
  * step on a B x T batch (KiB). */
@@ -44,7 +36,7 @@ static long step_kib(lm_registry *registry, const char *arch, const char *const 
     batch.input_ids = ids;
     batch.labels = labels;
     batch.n_targets = B * T;
-    long before = rss_kib();
+    long before = lm_test_rss_kib();
     void *self;
     ck_assert_msg(lm_plugin_instantiate(p, cfg, &self) == LM_OK, "%s: %s", arch, lm_error_message());
     const lm_architecture_vtable *vt = &p->vtable.architecture;
@@ -52,7 +44,7 @@ static long step_kib(lm_registry *registry, const char *arch, const char *const 
     float loss;
     ck_assert_msg(vt->forward(self, &batch, &loss) == LM_OK, "%s", lm_error_message());
     ck_assert_msg(vt->backward(self, 1.0f) == LM_OK, "%s", lm_error_message());
-    long grown = rss_kib() - before;
+    long grown = lm_test_rss_kib() - before;
     lm_plugin_release(p, self);
     lm_config_destroy(cfg);
     return grown;

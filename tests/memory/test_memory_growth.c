@@ -7,20 +7,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "process_memory.h"
 #include "registry.h"
 #include "test_main.h"
 
 static lm_registry *registry;
 
-static long rss_kib(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    long pages = 0, resident = 0;
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
-        fclose(f);
-    }
-    return resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
 
 /* Creates and destroys one instance of plugin (kind, name) with settings. */
 static void cycle(lm_plugin_kind kind, const char *name, const char *const *pairs, int n_pairs) {
@@ -84,9 +76,9 @@ START_TEST(create_destroy_cycles_do_not_grow) {
     ck_assert_int_eq(lm_registry_create(&registry), LM_OK);
     lm_registry_scan_dir(registry, LM_TEST_PLUGIN_DIR);
     for (int i = 0; i < 50; i++) all_kinds(); /* warm-up */
-    long before = rss_kib();
+    long before = lm_test_rss_kib();
     for (int i = 0; i < 300; i++) all_kinds();
-    long after = rss_kib();
+    long after = lm_test_rss_kib();
     printf("RSS after warm-up %ld KiB, after 300 more cycles of 10 plugins %ld KiB\n", before, after);
 #if defined(__SANITIZE_ADDRESS__)
     /* AddressSanitizer keeps freed memory in quarantine, so resident memory
