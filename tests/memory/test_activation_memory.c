@@ -18,7 +18,6 @@
 
 enum { LAYERS = 4, HEADS = 4, WIDTH = 64, FFN = 256, B = 4, T = 512 };
 
-
 /* Resident memory added by creating the model and running one training
  * step on a B x T batch (KiB). */
 static long step_kib(lm_registry *registry, const char *arch, const char *const *settings, int n_settings) {

@@ -13,7 +13,6 @@
 
 static lm_registry *registry;
 
-
 /* Creates and destroys one instance of plugin (kind, name) with settings. */
 static void cycle(lm_plugin_kind kind, const char *name, const char *const *pairs, int n_pairs) {
     const lm_plugin *p;
