@@ -85,7 +85,7 @@ void lm_cuda_matmul_backward(lm_cuda_ctx *ctx, float *dinp, float *dweight, floa
                              const float *inp, const float *weight, int N, int IC, int OC,
                              lm_weight_layout layout);
 
-/* ---- attention (cuBLAS strided-batched GEMMs + softmax kernels) ------------------------- */
+/* ---- attention (cuBLAS batched GEMMs + softmax kernels) --------------------------------- */
 void lm_cuda_attention_forward(lm_cuda_ctx *ctx, float *out, float *preatt, float *att, const float *q,
                                const float *k, const float *v, int stride, const int32_t *key_mask, int causal,
                                int B, int T, int C, int NH, float dropout_p, uint64_t seed, uint64_t stream);

@@ -21,7 +21,7 @@ struct lm_cuda_ctx {
     cublasHandle_t blas;
     void *lt_workspace; /* cuBLASLt matmuls */
     size_t lt_workspace_bytes;
-    void *blas_workspace; /* cuBLAS strided-batched GEMMs (attention) */
+    void *blas_workspace; /* cuBLAS batched GEMMs (attention) */
     size_t blas_workspace_bytes;
     void *scratch; /* partial sums of the two-stage reductions */
     size_t scratch_bytes;
