@@ -345,8 +345,11 @@ static int objective_batch(lua_State *L) {
         objective->plugin->vtable.objective.bind(objective->self, &arch, &vocab) != LM_OK)
         return lm_lua_raise(L);
     const int32_t T = lm_blocks_block_size(blocks);
-    int32_t *buffers = calloc(5 * (size_t)T, sizeof *buffers);
-    if (!buffers) return luaL_error(L, "out of memory for a batch of %d tokens", (int)T);
+    /* Owned by Lua (freed by the collector), so that an error raised while
+     * the result table is built cannot leak it. */
+    const size_t bytes = 5 * (size_t)T * sizeof(int32_t);
+    int32_t *buffers = lua_newuserdatauv(L, bytes, 0);
+    memset(buffers, 0, bytes);
     int32_t *tokens = buffers, *input_ids = buffers + T, *labels = buffers + 2 * T, *mask = buffers + 3 * T,
             *types = buffers + 4 * T;
     lm_blocks_get(blocks, (size_t)index, tokens);
@@ -359,10 +362,8 @@ static int objective_batch(lua_State *L) {
     batch.attention_mask = mask;
     batch.token_type_ids = types;
     if (objective->plugin->vtable.objective.make_batch(objective->self, tokens, 1, T, (uint64_t)batch_index, &batch) !=
-        LM_OK) {
-        free(buffers);
+        LM_OK)
         return lm_lua_raise(L);
-    }
     lua_createtable(L, 0, 5);
     push_int_list(L, batch.input_ids, T);
     lua_setfield(L, -2, "input_ids");
@@ -378,8 +379,7 @@ static int objective_batch(lua_State *L) {
     }
     lua_pushinteger(L, (lua_Integer)batch.n_targets);
     lua_setfield(L, -2, "n_targets");
-    free(buffers);
-    return 1;
+    return 1; /* the table; the buffers below it go with the stack */
 }
 
 void lm_lua_open_training(lua_State *L) {
