@@ -420,9 +420,8 @@ static void p_matvec_forward(lm_backend *be, float *out, const float *inp, const
     end_op(p);
 }
 
-/* The profiler's own timer calls go to the wrapped backend: profiling a
- * profiled backend is refused in lm_backend_profile, so these only serve
- * code that times through any backend. */
+/* Timer calls go to the wrapped backend (lm_backend_profile never wraps a
+ * profiled backend twice), for code that times through any backend. */
 static lm_status p_timer_create(lm_backend *be, lm_backend_timer **out, int n) {
     return inner_of(be)->ops->timer_create(inner_of(be), out, n);
 }

@@ -101,19 +101,7 @@ void lm_cuda_gemm_batched_2d(lm_cuda_ctx *ctx, const char *op, bool trans_a, boo
     if (m <= 0 || n <= 0 || k <= 0 || n_outer <= 0 || n_inner <= 0) return;
     void **arrays = NULL;
     if (n_outer > 1) {
-        pointer_array_key key;
-        memset(&key, 0, sizeof key);
-        key.A = A;
-        key.B = B;
-        key.C = C;
-        key.outer_a = outer_a;
-        key.inner_a = inner_a;
-        key.outer_b = outer_b;
-        key.inner_b = inner_b;
-        key.outer_c = outer_c;
-        key.inner_c = inner_c;
-        key.n_outer = n_outer;
-        key.n_inner = n_inner;
+        const pointer_array_key key = {A, B, C, outer_a, inner_a, outer_b, inner_b, outer_c, inner_c, n_outer, n_inner};
         arrays = pointer_arrays(ctx, &key);
     }
     if (!arrays) { /* one level at a time (also the whole batch when n_outer is 1) */
