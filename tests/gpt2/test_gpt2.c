@@ -13,6 +13,7 @@
 
 #include "gpt2_test_util.h"
 #include "lmcore/tensor.h"
+#include "model_steps.h"
 #include "test_main.h"
 
 /* The CUDA build compiles this suite a second time with GPT2_TEST_DEVICE
@@ -387,17 +388,7 @@ static void check_setting_changes_nothing(const char *setting) {
     const size_t V = (size_t)info.vocab_size;
     for (int k = 0; k < 2; k++) {
         gpt2_test_load_weights(models[k], GPT2_TINY_WEIGHTS);
-        for (int step = 0; step < 3; step++) {
-            fb.batch.seed = 99;
-            fb.batch.step = (uint64_t)step;
-            ck_assert_int_eq(vt->zero_grad(models[k]), LM_OK);
-            ck_assert_msg(vt->forward(models[k], &fb.batch, &losses[k][step]) == LM_OK, "%s", lm_error_message());
-            ck_assert_msg(vt->backward(models[k], 1.0f) == LM_OK, "%s", lm_error_message());
-            ck_assert_msg(vt->grad_norm(models[k], &norms[k][step]) == LM_OK, "%s", lm_error_message());
-            lm_optim_params p = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f,
-                                 .grad_scale = 0.5f, .t = step + 1};
-            ck_assert_msg(vt->optimizer_step(models[k], &p) == LM_OK, "%s", lm_error_message());
-        }
+        lm_test_train_steps(vt, models[k], &fb.batch, 3, losses[k], norms[k]);
         ck_assert_int_eq(lm_alloc((void **)&params[k], n * sizeof(float), "params"), LM_OK);
         ck_assert_int_eq(vt->read_buffer(models[k], LM_BUFFER_PARAMS, params[k]), LM_OK);
         ck_assert_int_eq(lm_alloc((void **)&logits[k], 2 * V * sizeof(float), "logits"), LM_OK);
