@@ -23,20 +23,30 @@ static lm_registry *registry(void) {
     return r;
 }
 
-START_TEST(bindings_script_runs) {
-    char out[] = "/tmp/lm_test_lua_XXXXXX";
+/* A fresh empty file for a script's output (path in out, which holds a
+ * mkstemp template) and the "out=PATH" argument that names it. */
+static void make_output_file(char *out, char *out_arg, size_t arg_size) {
     int fd = mkstemp(out);
     ck_assert_int_ge(fd, 0);
     close(fd);
-    char out_arg[64];
-    snprintf(out_arg, sizeof out_arg, "out=%s", out);
-    const char *args[] = {out_arg, "n=12", "f=0.5", "b=true", "nb=false", "s=hello world"};
-    lm_registry *r = registry();
-    lm_runtime_options o = {SCRIPTS "bindings.lua", args, 6, r};
+    snprintf(out_arg, arg_size, "out=%s", out);
+}
+
+/* Runs a script that must succeed; its traceback is in the failure message. */
+static void run_script_ok(const char *script, const char *const *args, int n_args, lm_registry *r) {
+    lm_runtime_options o = {script, args, n_args, r};
     char *tb = NULL;
     lm_status s = lm_runtime_run(&o, &tb);
     ck_assert_msg(s == LM_OK, "script failed: %s\n%s", lm_error_message(), tb ? tb : "");
     free(tb);
+}
+
+START_TEST(bindings_script_runs) {
+    char out[] = "/tmp/lm_test_lua_XXXXXX", out_arg[64];
+    make_output_file(out, out_arg, sizeof out_arg);
+    const char *args[] = {out_arg, "n=12", "f=0.5", "b=true", "nb=false", "s=hello world"};
+    lm_registry *r = registry();
+    run_script_ok(SCRIPTS "bindings.lua", args, 6, r);
     FILE *f = fopen(out, "r");
     char content[512] = {0};
     size_t n = fread(content, 1, sizeof content - 1, f);
@@ -53,12 +63,8 @@ END_TEST
  * the end of the run (tests/core/scripts/logger_flush.lua); saving a
  * checkpoint removes the half-written ones of killed runs. */
 START_TEST(trainer_flushes_loggers) {
-    char out[] = "/tmp/lm_test_flush_XXXXXX";
-    int fd = mkstemp(out);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
-    char out_arg[64];
-    snprintf(out_arg, sizeof out_arg, "out=%s", out);
+    char out[] = "/tmp/lm_test_flush_XXXXXX", out_arg[64];
+    make_output_file(out, out_arg, sizeof out_arg);
     const char *args[] = {out_arg};
     /* Half-written checkpoint folders: one of a process that is gone (a
      * child that exited) is cleaned up by the next save; one of a live
@@ -74,11 +80,7 @@ START_TEST(trainer_flushes_loggers) {
              live);
     ck_assert_int_eq(system(cmd), 0);
     lm_registry *r = registry();
-    lm_runtime_options o = {SCRIPTS "logger_flush.lua", args, 1, r};
-    char *tb = NULL;
-    lm_status s = lm_runtime_run(&o, &tb);
-    ck_assert_msg(s == LM_OK, "script failed: %s\n%s", lm_error_message(), tb ? tb : "");
-    free(tb);
+    run_script_ok(SCRIPTS "logger_flush.lua", args, 1, r);
     FILE *f = fopen(out, "r");
     ck_assert_ptr_nonnull(f);
     char line[512], last[512] = "";
