@@ -10,7 +10,8 @@
 #   DIR     where the workspaces go (default: a fresh temporary folder).
 #
 # What each block's info string means:
-#   sh, bash   run with bash -euo pipefail in the workspace
+#   sh, bash   run with bash -euo pipefail in the workspace; on failure the
+#              last commands of its trace (set -x, kept in a side file) are shown
 #   lua        saved as doc_example_<line>.lua and run with `lmcore run`
 #   c          compiled against the installed headers with -Wall -Werror:
 #              with LM_PLUGIN_DEFINE it is built as a plugin and must load
@@ -187,7 +188,12 @@ for doc in "${docs[@]}"; do
     case $lang in
       text|console|output) continue ;;
       sh|bash)
-        (cd "$ws/repo" && timeout 600 bash -euo pipefail "$block") >"$log" 2>&1 ;;
+        # The trace (set -x) goes to a file of its own, not to the block's
+        # stderr, so a failing `test` that prints nothing still shows where
+        # the block stopped.
+        (cd "$ws/repo" && timeout 600 bash -euo pipefail -c \
+          'exec 9>"$1"; BASH_XTRACEFD=9; doc_block=$2; set --; set -x; . "$doc_block"' \
+          doc-example "$block.trace" "$block") >"$log" 2>&1 ;;
       lua)
         cp "$block" "$ws/repo/doc_example_$line.lua"
         # shellcheck disable=SC2046
@@ -235,6 +241,10 @@ for doc in "${docs[@]}"; do
         echo "FAIL $where $lang: exit status $rc"
       fi
       sed 's/^/    | /' "$log" | tail -n 40
+      if [ -s "$block.trace" ]; then
+        echo "    last commands run:"
+        sed 's/^/    | /' "$block.trace" | tail -n 8
+      fi
       fail=$((fail + 1))
     fi
   done <<<"$manifest"
