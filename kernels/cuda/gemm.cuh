@@ -28,13 +28,15 @@ void lm_cuda_gemm_batched(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool t
  * (attention: o = batch row, i = head), in one cuBLAS call over device
  * arrays of pointers that are built on first use and kept in the context.
  * Falls back to one strided-batched call per o when the arrays cannot be
- * made.  gemm_batched.cu. */
+ * made, when a matrix is not 16-byte aligned, or when cuBLAS does not
+ * support the pointer-array call.  gemm_batched.cu. */
 void lm_cuda_gemm_batched_2d(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, int m, int n, int k,
                              float alpha, const float *A, int lda, long long outer_a, long long inner_a,
                              const float *B, int ldb, long long outer_b, long long inner_b, float beta, float *C,
                              int ldc, long long outer_c, long long inner_c, int n_outer, int n_inner);
 
-/* Releases the cached pointer arrays (lm_cuda_ctx_destroy calls it). */
+/* Releases the cached pointer arrays; the stream must be synchronised
+ * (lm_cuda_ctx_destroy calls it). */
 void lm_cuda_gemm_pointer_arrays_free(lm_cuda_ctx *ctx);
 
 /* Releases the cached cuBLASLt plans (lm_cuda_ctx_destroy calls it). */

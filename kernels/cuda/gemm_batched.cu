@@ -12,6 +12,7 @@
  * the step's activations live at fixed addresses (one arena per batch
  * shape), so the arrays are built once per (pointers, strides, counts) and
  * kept: one call per product. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,8 +40,27 @@ typedef struct pointer_array_key {
 
 struct lm_gemm_pointer_array {
     pointer_array_key key;
-    void **device; /* n_outer·n_inner pointers of A, then of B, then of C */
+    void **device; /* the pointers of A, then of B, then of C, each list padded (see array_slots) */
 };
+
+/* Slots per list: the count rounded up to 4 pointers, so that the B and C
+ * lists start 32-byte aligned like the A list (cuBLAS has refused
+ * pointer arrays at lesser alignment with CUBLAS_STATUS_NOT_SUPPORTED). */
+static size_t array_slots(const pointer_array_key *key) {
+    return ((size_t)key->n_outer * (size_t)key->n_inner + 3) & ~(size_t)3;
+}
+
+/* Whether every matrix the arrays would point at is 16-byte aligned.
+ * cuBLAS cannot see pointers held in device memory, and its tensor-core
+ * kernels (tf32, bf16) assume that alignment: a misaligned matrix faults
+ * and loses the context (e.g. attention scores at an odd T).  The strided
+ * batch has no such rule, so the caller uses it when this is false. */
+static bool matrices_aligned(const pointer_array_key *key) {
+    const uintptr_t bases = (uintptr_t)key->A | (uintptr_t)key->B | (uintptr_t)key->C;
+    const long long strides =
+        key->outer_a | key->inner_a | key->outer_b | key->inner_b | key->outer_c | key->inner_c;
+    return bases % 16 == 0 && strides % 4 == 0; /* 4 floats: 16 bytes */
+}
 
 /* A training step of GPT-2 or BERT uses 6 per layer; evaluation and other
  * batch shapes add their own.  Past this many the cache is emptied (stale
@@ -48,8 +68,9 @@ struct lm_gemm_pointer_array {
 #define LM_CUDA_POINTER_ARRAYS 1024
 
 void lm_cuda_gemm_pointer_arrays_free(lm_cuda_ctx *ctx) {
-    /* cudaFree waits for the device, so no queued GEMM still reads an array. */
+    /* Callers have synchronised the stream: no queued GEMM reads an array. */
     for (int i = 0; i < ctx->n_gemm_pointer_arrays; i++) cudaFree(ctx->gemm_pointer_arrays[i].device);
+    (void)cudaGetLastError(); /* a failed free is not the next op's failure */
     free(ctx->gemm_pointer_arrays);
     ctx->gemm_pointer_arrays = NULL;
     ctx->n_gemm_pointer_arrays = 0;
@@ -60,22 +81,28 @@ void lm_cuda_gemm_pointer_arrays_free(lm_cuda_ctx *ctx) {
 static void **pointer_arrays(lm_cuda_ctx *ctx, const pointer_array_key *key) {
     for (int i = 0; i < ctx->n_gemm_pointer_arrays; i++)
         if (memcmp(&ctx->gemm_pointer_arrays[i].key, key, sizeof *key) == 0) return ctx->gemm_pointer_arrays[i].device;
-    if (ctx->n_gemm_pointer_arrays == LM_CUDA_POINTER_ARRAYS) lm_cuda_gemm_pointer_arrays_free(ctx);
+    if (ctx->n_gemm_pointer_arrays == LM_CUDA_POINTER_ARRAYS) {
+        /* cudaFree is not documented to wait for queued work that reads the
+         * arrays, so wait first (rare: after 1024 distinct shapes).  On a
+         * failed wait keep them all: the fault is reported at the next sync. */
+        if (cudaStreamSynchronize(ctx->stream) != cudaSuccess) return NULL;
+        lm_cuda_gemm_pointer_arrays_free(ctx);
+    }
     if (!ctx->gemm_pointer_arrays) {
         ctx->gemm_pointer_arrays =
             (lm_gemm_pointer_array *)calloc(LM_CUDA_POINTER_ARRAYS, sizeof *ctx->gemm_pointer_arrays);
         if (!ctx->gemm_pointer_arrays) return NULL;
     }
-    const size_t count = (size_t)key->n_outer * (size_t)key->n_inner;
-    const size_t bytes = 3 * count * sizeof(void *);
-    void **host = (void **)malloc(bytes);
+    const size_t slots = array_slots(key);
+    const size_t bytes = 3 * slots * sizeof(void *);
+    void **host = (void **)calloc(3 * slots, sizeof(void *));
     if (!host) return NULL;
     for (int o = 0; o < key->n_outer; o++)
         for (int i = 0; i < key->n_inner; i++) {
             const size_t e = (size_t)o * (size_t)key->n_inner + (size_t)i;
             host[e] = (void *)((const float *)key->A + o * key->outer_a + i * key->inner_a);
-            host[count + e] = (void *)((const float *)key->B + o * key->outer_b + i * key->inner_b);
-            host[2 * count + e] = (void *)((const float *)key->C + o * key->outer_c + i * key->inner_c);
+            host[slots + e] = (void *)((const float *)key->B + o * key->outer_b + i * key->inner_b);
+            host[2 * slots + e] = (void *)((const float *)key->C + o * key->outer_c + i * key->inner_c);
         }
     void **device = NULL;
     cudaError_t err = cudaMalloc((void **)&device, bytes);
@@ -99,23 +126,23 @@ void lm_cuda_gemm_batched_2d(lm_cuda_ctx *ctx, const char *op, bool trans_a, boo
                              const float *B, int ldb, long long outer_b, long long inner_b, float beta, float *C,
                              int ldc, long long outer_c, long long inner_c, int n_outer, int n_inner) {
     if (m <= 0 || n <= 0 || k <= 0 || n_outer <= 0 || n_inner <= 0) return;
-    void **arrays = NULL;
-    if (n_outer > 1) {
-        const pointer_array_key key = {A, B, C, outer_a, inner_a, outer_b, inner_b, outer_c, inner_c, n_outer, n_inner};
-        arrays = pointer_arrays(ctx, &key);
+    const pointer_array_key key = {A, B, C, outer_a, inner_a, outer_b, inner_b, outer_c, inner_c, n_outer, n_inner};
+    void **arrays = n_outer > 1 && matrices_aligned(&key) ? pointer_arrays(ctx, &key) : NULL;
+    if (arrays) {
+        const size_t slots = array_slots(&key);
+        cublasStatus_t status = cublasGemmBatchedEx(
+            ctx->blas, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, m, n, k, &alpha,
+            (const void *const *)arrays, CUDA_R_32F, lda, (const void *const *)(arrays + slots), CUDA_R_32F, ldb,
+            &beta, arrays + 2 * slots, CUDA_R_32F, ldc, n_outer * n_inner, lm_cuda_compute_type(ctx),
+            CUBLAS_GEMM_DEFAULT);
+        /* Not supported: nothing was queued, and the strided batches below do the same product. */
+        if (status != CUBLAS_STATUS_NOT_SUPPORTED) {
+            lm_cuda_keep_cublas(ctx, op, status);
+            return;
+        }
     }
-    if (!arrays) { /* one level at a time (also the whole batch when n_outer is 1) */
-        for (int o = 0; o < n_outer; o++)
-            lm_cuda_gemm_batched(ctx, op, trans_a, trans_b, m, n, k, alpha, A + o * outer_a, lda, inner_a,
-                                 B + o * outer_b, ldb, inner_b, beta, C + o * outer_c, ldc, inner_c, n_inner);
-        return;
-    }
-    const int count = n_outer * n_inner;
-    lm_cuda_keep_cublas(ctx, op,
-                        cublasGemmBatchedEx(ctx->blas, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                            trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, m, n, k, &alpha,
-                                            (const void *const *)arrays, CUDA_R_32F, lda,
-                                            (const void *const *)(arrays + count), CUDA_R_32F, ldb, &beta,
-                                            arrays + 2 * count, CUDA_R_32F, ldc, count, lm_cuda_compute_type(ctx),
-                                            CUBLAS_GEMM_DEFAULT));
+    /* One level at a time (also the whole batch when n_outer is 1). */
+    for (int o = 0; o < n_outer; o++)
+        lm_cuda_gemm_batched(ctx, op, trans_a, trans_b, m, n, k, alpha, A + o * outer_a, lda, inner_a,
+                             B + o * outer_b, ldb, inner_b, beta, C + o * outer_c, ldc, inner_c, n_inner);
 }

@@ -35,16 +35,17 @@ def batched_2d(ta, tb, m, n, k, alpha, A, ao, lda, outer_a, inner_a, B, bo, ldb,
     cublasGemmBatchedEx over them; the fallback (one strided batch per o)
     must give the same result."""
     count = n_outer * n_inner
-    arrays = [0] * (3 * count)
+    slots = (count + 3) & ~3  # array_slots(): each list padded to 4 pointers
+    arrays = [None] * (3 * slots)
     for o in range(n_outer):
         for i in range(n_inner):
             e = o * n_inner + i
             arrays[e] = ao + o * outer_a + i * inner_a
-            arrays[count + e] = bo + o * outer_b + i * inner_b
-            arrays[2 * count + e] = co + o * outer_c + i * inner_c
+            arrays[slots + e] = bo + o * outer_b + i * inner_b
+            arrays[2 * slots + e] = co + o * outer_c + i * inner_c
     fallback = C.copy()
     for e in range(count):
-        gemm(ta, tb, m, n, k, alpha, A, arrays[e], lda, B, arrays[count + e], ldb, beta, C, arrays[2 * count + e], ldc)
+        gemm(ta, tb, m, n, k, alpha, A, arrays[e], lda, B, arrays[slots + e], ldb, beta, C, arrays[2 * slots + e], ldc)
     for o in range(n_outer):
         batched(ta, tb, m, n, k, alpha, A, ao + o * outer_a, lda, inner_a, B, bo + o * outer_b, ldb, inner_b, beta,
                 fallback, co + o * outer_c, ldc, inner_c, n_inner)

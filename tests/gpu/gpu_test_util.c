@@ -105,6 +105,14 @@ float *gt_dev_nan(lm_backend *be, size_t n) {
     return d;
 }
 
+void gt_dev_poison(lm_backend *be, float *dev, size_t n) {
+    float *h = gt_host(n);
+    gt_fill_nan(h, n);
+    lm_status status = be->ops->upload(be, dev, h, n * sizeof *h);
+    free(h);
+    ck_assert_msg(status == LM_OK, "poisoning a device buffer failed: %s", lm_error_message());
+}
+
 void gt_dev_download(lm_backend *be, float *host, const float *dev, size_t n) {
     lm_status status = be->ops->download(be, host, dev, n * sizeof *host);
     ck_assert_msg(status == LM_OK, "download failed: %s", lm_error_message());

@@ -33,6 +33,7 @@ int32_t *gt_random_ints(size_t n, int lo, int hi_exclusive);
 float *gt_dev_upload(lm_backend *be, const float *host, size_t n);
 int32_t *gt_dev_upload_ints(lm_backend *be, const int32_t *host, size_t n);
 float *gt_dev_nan(lm_backend *be, size_t n);
+void gt_dev_poison(lm_backend *be, float *dev, size_t n); /* NaN over an existing buffer */
 void gt_dev_download(lm_backend *be, float *host, const float *dev, size_t n);
 void gt_dev_free(lm_backend *be, void *dev);
 /* Waits for the queued ops; fails the test with the kept CUDA error. */

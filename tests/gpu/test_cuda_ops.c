@@ -342,11 +342,12 @@ END_TEST
 /* interleaved: GPT-2's qkv [B,T,3C] (stride 3C), else three [B,T,C] buffers.
  * mask_mode: 0 none; 1 right padding of random length per batch row; 2 left
  * padding (5 keys) and the last batch row fully padded (queries that see no
- * key: uniform rows).  alias: att == preatt (only with dropout_p == 0). */
-static void check_attention(int B, int T, int C, int NH, int interleaved, int causal, int mask_mode, float p,
-                            int alias) {
-    lm_backend *be = gt_be;
-    printf("attention B=%d T=%d C=%d NH=%d interleaved=%d causal=%d mask=%d p=%g alias=%d\n", B, T, C, NH,
+ * key: uniform rows).  alias: att == preatt (only with dropout_p == 0).
+ * On `be` (label names it), every tolerance times tol_scale (tensor-core
+ * math rounds the GEMM operands). */
+static void check_attention_on(lm_backend *be, const char *label, double tol_scale, int B, int T, int C, int NH,
+                               int interleaved, int causal, int mask_mode, float p, int alias) {
+    printf("attention[%s] B=%d T=%d C=%d NH=%d interleaved=%d causal=%d mask=%d p=%g alias=%d\n", label, B, T, C, NH,
            interleaved, causal, mask_mode, (double)p, alias);
     const int stride = interleaved ? 3 * C : C;
     const size_t n_in = (size_t)B * T * stride, n_out = (size_t)B * T * C, n_att = (size_t)B * NH * T * T;
@@ -423,15 +424,16 @@ static void check_attention(int B, int T, int C, int NH, int interleaved, int ca
         gt_dev_free(be, d_preatt);
         if (!alias) gt_dev_free(be, d_att);
     }
-    gt_compare("attention_forward preatt", g_preatt, preatt, n_att, TOL_REDUCE);
-    gt_compare("attention_forward att", g_att, att_buffer, n_att, TOL_REDUCE);
+    gt_compare("attention_forward preatt", g_preatt, preatt, n_att, TOL_REDUCE * tol_scale);
+    gt_compare("attention_forward att", g_att, att_buffer, n_att, TOL_REDUCE * tol_scale);
     if (p > 0.0f && p < 1.0f) gt_compare_zero_pattern("attention_forward dropout mask", g_att, att_buffer, preatt, n_att);
-    gt_compare("attention_forward out", g_out[0], out, n_out, TOL_GEMM);
+    gt_compare("attention_forward out", g_out[0], out, n_out, TOL_GEMM * tol_scale);
     static const char *names[3][2] = {{"attention_backward dqkv", "attention_backward dq"},
                                       {"", "attention_backward dk"},
                                       {"", "attention_backward dv"}};
     for (int i = 0; i < n_buffers; i++)
-        gt_compare_accumulated(names[i][interleaved ? 0 : 1], g_grad[0][i], grad_cpu[i], grad0[i], n_in, 5e-5);
+        gt_compare_accumulated(names[i][interleaved ? 0 : 1], g_grad[0][i], grad_cpu[i], grad0[i], n_in,
+                               5e-5 * tol_scale);
     gt_assert_bitwise("attention_forward determinism (out)", g_out[0], g_out[1], n_out);
     gt_assert_bitwise("attention_forward determinism (att)", g_att, g_att2, n_att);
     for (int i = 0; i < n_buffers; i++) gt_assert_bitwise("attention_backward determinism", g_grad[0][i], g_grad[1][i], n_in);
@@ -459,6 +461,11 @@ static void check_attention(int B, int T, int C, int NH, int interleaved, int ca
     free(scratch);
 }
 
+static void check_attention(int B, int T, int C, int NH, int interleaved, int causal, int mask_mode, float p,
+                            int alias) {
+    check_attention_on(gt_be, "fp32", 1.0, B, T, C, NH, interleaved, causal, mask_mode, p, alias);
+}
+
 START_TEST(test_attention) {
     check_attention(2, 33, 96, 4, 1, 1, 0, 0.1f, 0);  /* GPT-2 layout, causal, dropout */
     check_attention(3, 29, 64, 2, 0, 0, 1, 0.1f, 0);  /* BERT layout, padding mask, dropout */
@@ -466,6 +473,21 @@ START_TEST(test_attention) {
     check_attention(2, 16, 32, 4, 1, 1, 0, 0.0f, 1);  /* no dropout, att aliases preatt */
     check_attention(2, 16, 32, 4, 0, 0, 0, 1.0f, 0);  /* everything dropped */
     check_attention(2, 128, 768, 12, 1, 1, 0, 0.1f, 0); /* GPT-2 small head size 64 */
+    check_attention(3, 32, 96, 3, 1, 1, 0, 0.1f, 0);   /* 9 (b, h) pairs: pointer lists padded to 12 */
+}
+END_TEST
+
+/* Tensor-core math (tf32, bf16) assumes every matrix of a pointer-array
+ * batch is 16-byte aligned; at an odd T the score matrices are not, and
+ * gemm_batched.cu must take the strided batches instead of faulting.  Even
+ * T takes the pointer arrays.  Tolerances: the GEMM operands are rounded to
+ * 10 (tf32) or 7 (bf16) mantissa bits, and softmax carries the scores'
+ * error into the probabilities. */
+START_TEST(test_attention_fast_math) {
+    check_attention_on(gt_be_tf32, "tf32", 500.0, 2, 33, 96, 4, 1, 1, 0, 0.1f, 0);
+    check_attention_on(gt_be_tf32, "tf32", 500.0, 2, 32, 96, 4, 1, 1, 0, 0.1f, 0);
+    check_attention_on(gt_be_bf16, "bf16", 2500.0, 3, 29, 64, 2, 0, 0, 1, 0.1f, 0);
+    check_attention_on(gt_be_bf16, "bf16", 2500.0, 2, 32, 96, 4, 1, 1, 0, 0.1f, 0);
 }
 END_TEST
 
@@ -502,6 +524,11 @@ START_TEST(test_attention_pointer_arrays_reuse) {
     for (size_t i = 0; i < sizeof order / sizeof *order; i++) {
         const int s = order[i];
         float *q = d_qkv[s], *dq = d_dqkv[s];
+        /* Poisoned again each pass: a write that went to the other set's
+         * buffers would otherwise leave this set's earlier results. */
+        gt_dev_poison(gt_be, d_out[s], n_out);
+        gt_dev_poison(gt_be, d_preatt[s], n_att);
+        gt_dev_poison(gt_be, d_att[s], n_att);
         gt_be->ops->zero(gt_be, dq, n_in * sizeof(float));
         gt_be->ops->attention_forward(gt_be, d_out[s], d_preatt[s], d_att[s], q, q + C, q + 2 * C, 3 * C, NULL, 1, B,
                                       T, C, NH, 0.0f, 1, 1);
@@ -781,6 +808,7 @@ Suite *gpu_ops_suite(void) {
     tcase_add_test(tc, test_matmul_tf32);
     tcase_add_test(tc, test_attention);
     tcase_add_test(tc, test_attention_pointer_arrays_reuse);
+    tcase_add_test(tc, test_attention_fast_math);
     tcase_add_test(tc, test_gelu);
     tcase_add_test(tc, test_dropout);
     tcase_add_test(tc, test_residual_accumulate);
