@@ -58,6 +58,9 @@ lm_precision lm_cuda_ctx_precision(const lm_cuda_ctx *ctx);
 /* Returns (and forgets) the first failure kept since the last report, as
  * lm_error_set(LM_ERR_DEVICE, "CUDA error in <op>: <reason>"); LM_OK if none. */
 lm_status lm_cuda_ctx_check(lm_cuda_ctx *ctx);
+/* Whether a failure is kept and not yet reported; it stays kept (for code,
+ * like the op profiler, that must stop without taking the model's error). */
+int lm_cuda_ctx_failed(const lm_cuda_ctx *ctx);
 /* Waits for the stream, then reports like lm_cuda_ctx_check. */
 lm_status lm_cuda_ctx_sync(lm_cuda_ctx *ctx);
 /* Keeps a failure found outside the ops (first one wins).  For backends. */

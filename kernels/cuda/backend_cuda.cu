@@ -298,12 +298,22 @@ static lm_status cuda_timer_elapsed_ms(lm_backend *be, lm_backend_timer *timer, 
     *ms = 0.0;
     if (from < 0 || to < 0 || from >= timer->n || to >= timer->n)
         return lm_error_set(LM_ERR_INVALID, "timer_elapsed_ms: marks %d and %d of %d", from, to, timer->n);
-    LM_TRY(lm_cuda_ctx_check(ctx_of(be)));
+    /* A failure kept by an op stays kept: the model reports it at its next
+     * check (the profiler only stops timing); taking it here would lose it. */
+    lm_cuda_ctx *ctx = ctx_of(be);
+    if (lm_cuda_ctx_failed(ctx))
+        return lm_error_set(LM_ERR_DEVICE, "timer_elapsed_ms: an earlier op failed (the model reports it)");
     cudaError_t err = cudaEventSynchronize(timer->events[to]);
-    float elapsed = 0.0f;
-    if (err == cudaSuccess) err = cudaEventElapsedTime(&elapsed, timer->events[from], timer->events[to]);
     if (err != cudaSuccess) {
-        (void)cudaGetLastError();
+        /* A fault of the queued work: kept for the model, like a sync's. */
+        lm_cuda_keep_cuda(ctx, "a kernel (reported at a profiler mark)", err);
+        return lm_error_set(LM_ERR_DEVICE, "CUDA error in timer_elapsed_ms (waiting for mark %d): %s", to,
+                            cudaGetErrorString(err));
+    }
+    float elapsed = 0.0f;
+    err = cudaEventElapsedTime(&elapsed, timer->events[from], timer->events[to]);
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError(); /* the timer's own failure, not the model's */
         return lm_error_set(LM_ERR_DEVICE, "CUDA error in timer_elapsed_ms (marks %d to %d): %s", from, to,
                             cudaGetErrorString(err));
     }

@@ -161,6 +161,8 @@ extern "C" lm_status lm_cuda_ctx_check(lm_cuda_ctx *ctx) {
     return lm_error_set(LM_ERR_DEVICE, "CUDA error in %s: %s", ctx->error_op, ctx->error_reason);
 }
 
+extern "C" int lm_cuda_ctx_failed(const lm_cuda_ctx *ctx) { return ctx->has_error; }
+
 extern "C" lm_status lm_cuda_ctx_sync(lm_cuda_ctx *ctx) {
     cudaError_t err = cudaSetDevice(ctx->device);
     if (err == cudaSuccess) err = cudaStreamSynchronize(ctx->stream);

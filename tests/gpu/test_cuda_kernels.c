@@ -1,7 +1,8 @@
 /* The CUDA backend against the CPU kernels (test_cuda_ops.c) and its own
  * promises (this file): zero-filled memory, out-of-memory and bad-device
  * errors that name the problem, failures kept by ops and reported once by
- * check/sync, and ops that a CUDA graph can capture.
+ * check/sync, ops that a CUDA graph can capture, and the op profiler's
+ * CUDA timer.
  *
  * Labelled `gpu`: CPU-only CI runs `ctest -LE gpu`.  Without a usable GPU
  * the suite says why and exits 77 (CTest: skipped) unless
@@ -207,6 +208,74 @@ START_TEST(test_graph_capture) {
 }
 END_TEST
 
+/* A profiled CUDA backend of its own (destroying the wrapper destroys it). */
+static lm_backend *profiled_cuda(void) {
+    lm_backend *be = NULL;
+    ck_assert_msg(lm_backend_cuda_create(&be, 0, LM_PRECISION_FP32) == LM_OK, "%s", lm_error_message());
+    ck_assert_msg(lm_backend_profile(&be, "gpu test") == LM_OK, "%s", lm_error_message());
+    return be;
+}
+
+/* The calls column of the report's row `key`, -1 without such a row. */
+static long calls_in_report(const char *report, const char *key) {
+    const char *row = strstr(report, key);
+    if (!row) return -1;
+    long calls = -1;
+    return sscanf(row + strlen(key), " %ld", &calls) == 1 ? calls : -1;
+}
+
+/* The CUDA timer (events on the model's stream) times every op: the report
+ * counts each call, its busy time is positive and within the elapsed time,
+ * and timing did not stop early. */
+START_TEST(test_profile_times_cuda_ops) {
+    lm_backend *be = profiled_cuda();
+    enum { N = 256, IC = 128, OC = 384 };
+    float *x = NULL, *w = NULL, *y = NULL;
+    ck_assert_int_eq(be->ops->alloc(be, (void **)&x, N * IC * sizeof(float), "x"), LM_OK);
+    ck_assert_int_eq(be->ops->alloc(be, (void **)&w, IC * OC * sizeof(float), "w"), LM_OK);
+    ck_assert_int_eq(be->ops->alloc(be, (void **)&y, N * OC * sizeof(float), "y"), LM_OK);
+    for (int i = 0; i < 5; i++) be->ops->matmul_forward(be, y, x, w, NULL, N, IC, OC, LM_W_IN_OUT);
+    for (int i = 0; i < 3; i++) be->ops->gelu_forward(be, y, y, N * OC, 1);
+    ck_assert_msg(be->ops->sync(be) == LM_OK, "%s", lm_error_message());
+    char report[8192];
+    ck_assert_msg(lm_backend_profile_report(be, report, sizeof report) == LM_OK, "%s", lm_error_message());
+    printf("%s\n", report);
+    ck_assert_int_eq(calls_in_report(report, "matmul_forward 256x128 -> 384"), 5);
+    ck_assert_int_eq(calls_in_report(report, "gelu_forward"), 3);
+    ck_assert_msg(strstr(report, "timing stopped early") == NULL, "%s", report);
+    double busy = 0, elapsed = 0;
+    const char *numbers = strstr(report, "busy ");
+    ck_assert_ptr_nonnull(numbers);
+    ck_assert_int_eq(sscanf(numbers, "busy %lf ms of %lf ms elapsed", &busy, &elapsed), 2);
+    /* Each op is timed by its own pair of events (0.5 us resolution). */
+    ck_assert_msg(busy > 0 && busy <= elapsed + 8 * 0.0005, "busy %f ms, elapsed %f ms", busy, elapsed);
+    be->ops->free(be, x), be->ops->free(be, w), be->ops->free(be, y);
+    be->ops->destroy(be);
+}
+END_TEST
+
+/* An op's failure stays the model's to report even when the profiler reads
+ * its marks before any sync (every 2048 ops): the profiler stops timing,
+ * and the next sync still returns the failure, naming the op. */
+START_TEST(test_profile_keeps_the_models_error) {
+    lm_backend *be = profiled_cuda();
+    float *buf = NULL;
+    ck_assert_int_eq(be->ops->alloc(be, (void **)&buf, 4096 * sizeof(float), "buffer"), LM_OK);
+    /* stride 1 < head size 8: an invalid lda for the score GEMM (as in test_kept_error) */
+    be->ops->attention_forward(be, buf, buf + 1024, buf + 2048, buf, buf, buf, 1, NULL, 1, 1, 4, 8, 1, 0.0f, 1, 1);
+    for (int i = 0; i < 2100; i++) be->ops->zero(be, buf + 3072, 16 * sizeof(float));
+    lm_status status = be->ops->sync(be);
+    printf("kept error through the profiler: %s\n", lm_error_message());
+    ck_assert_int_eq(status, LM_ERR_DEVICE);
+    ck_assert_msg(strstr(lm_error_message(), "attention_forward") != NULL, "%s", lm_error_message());
+    char report[8192];
+    ck_assert_msg(lm_backend_profile_report(be, report, sizeof report) == LM_OK, "%s", lm_error_message());
+    ck_assert_msg(strstr(report, "timing stopped early") != NULL, "%s", report);
+    be->ops->free(be, buf);
+    be->ops->destroy(be);
+}
+END_TEST
+
 Suite *gpu_backend_suite(void) {
     Suite *s = suite_create("cuda backend");
     TCase *tc = tcase_create("backend");
@@ -217,6 +286,8 @@ Suite *gpu_backend_suite(void) {
     tcase_add_test(tc, test_bad_device);
     tcase_add_test(tc, test_kept_error);
     tcase_add_test(tc, test_graph_capture);
+    tcase_add_test(tc, test_profile_times_cuda_ops);
+    tcase_add_test(tc, test_profile_keeps_the_models_error);
     suite_add_tcase(s, tc);
     return s;
 }
