@@ -40,7 +40,10 @@ static size_t carve_acts(bert_model *m, float *base, int B, int T) {
     const model_recompute recompute = c->device.recompute;
     const int share = recompute >= MODEL_RECOMPUTE_ACTIVATIONS, share_preatt = recompute >= MODEL_RECOMPUTE_ATTENTION;
     float *inter_gelu = share ? model_arena_take(&cv, N * I) : NULL;
-    float *probs = share ? model_arena_take(&cv, att) : NULL;
+    /* Probabilities after dropout exist only with attention dropout: without
+     * it every user reads preatt (m->attn_p is then 0), and att aliases it. */
+    const int dropped_probs = c->attention_probs_dropout_prob > 0.0;
+    float *probs = share && dropped_probs ? model_arena_take(&cv, att) : NULL;
     float *preatt = share_preatt ? model_arena_take(&cv, att) : NULL;
     for (int l = 0; l < c->num_hidden_layers; l++) {
         bert_layer_acts *la = &m->layer_acts[l];
@@ -48,7 +51,7 @@ static size_t carve_acts(bert_model *m, float *base, int B, int T) {
         la->k = model_arena_take(&cv, N * C);
         la->v = model_arena_take(&cv, N * C);
         la->preatt = model_arena_take_or_share(&cv, share_preatt, preatt, att);
-        la->att = model_arena_take_or_share(&cv, share, probs, att);
+        la->att = dropped_probs ? model_arena_take_or_share(&cv, share, probs, att) : la->preatt;
         la->atty = model_arena_take(&cv, N * C);
         la->res1 = model_arena_take(&cv, N * C);
         la->ln1 = model_arena_take(&cv, N * C);

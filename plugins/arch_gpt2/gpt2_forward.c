@@ -31,7 +31,10 @@ static size_t carve_acts(gpt2_model *m, float *base, int B, int T) {
     const int share = recompute >= MODEL_RECOMPUTE_ACTIVATIONS, share_preatt = recompute >= MODEL_RECOMPUTE_ATTENTION;
     float *ln = share ? model_arena_take(&cv, N * C) : NULL;
     float *fch_gelu = share ? model_arena_take(&cv, N * H) : NULL;
-    float *probs = share ? model_arena_take(&cv, att) : NULL;
+    /* Probabilities after dropout exist only with attention dropout: without
+     * it every user reads preatt (m->attn_p is then 0), and att aliases it. */
+    const int dropped_probs = c->attn_pdrop > 0.0;
+    float *probs = share && dropped_probs ? model_arena_take(&cv, att) : NULL;
     float *preatt = share_preatt ? model_arena_take(&cv, att) : NULL;
     for (int l = 0; l < c->n_layer; l++) {
         gpt2_layer_acts *la = &m->layer_acts[l];
@@ -41,7 +44,7 @@ static size_t carve_acts(gpt2_model *m, float *base, int B, int T) {
         la->qkv = model_arena_take(&cv, N * 3 * C);
         la->atty = model_arena_take(&cv, N * C);
         la->preatt = model_arena_take_or_share(&cv, share_preatt, preatt, att);
-        la->att = model_arena_take_or_share(&cv, share, probs, att);
+        la->att = dropped_probs ? model_arena_take_or_share(&cv, share, probs, att) : la->preatt;
         la->residual2 = model_arena_take(&cv, N * C);
         la->ln2 = model_arena_take_or_share(&cv, share, ln, N * C);
         la->ln2_mean = model_arena_take(&cv, N);

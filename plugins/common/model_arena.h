@@ -4,15 +4,18 @@
  * GPU an allocation is slow and synchronises; one arena, grown only when a
  * larger batch shape arrives, costs nothing per step) and lays the buffers
  * out in it twice: first without a base, to count the floats needed, then
- * with the allocated base, to assign them.  Every buffer starts on a 64-byte
- * boundary (16 floats) for vectorised kernels. */
+ * with the allocated base, to assign them.  Every buffer starts on a 256-byte
+ * boundary (64 floats): vectorised kernels want 64, and cuBLASLt picks its
+ * algorithm by each matrix's alignment up to 256 bytes, so only then is
+ * that alignment the same wherever a buffer lies: the same algorithm and
+ * the same bits whatever the layout (recompute= moves buffers around). */
 #ifndef LM_PLUGIN_MODEL_ARENA_H
 #define LM_PLUGIN_MODEL_ARENA_H
 
 #include <stddef.h>
 
-/* n floats rounded up to whole 64-byte lines. */
-static inline size_t model_arena_round(size_t n) { return (n + 15) & ~(size_t)15; }
+/* n floats rounded up to whole 256-byte blocks. */
+static inline size_t model_arena_round(size_t n) { return (n + 63) & ~(size_t)63; }
 
 typedef struct model_arena {
     float *base; /* NULL: only count */
