@@ -15,7 +15,8 @@
 #             ldd resolves except glibc, libstdc++/libgcc_s and CUDA/driver
 #             libraries, which the GPU machine has
 #   ctest/    the build's CTestTestfile.cmake tree (paths rewritten at run time)
-#   KIT_INFO  the original build and source paths
+#   KIT_INFO  the original build and source paths, the source commit
+# The build folder is brought up to date first.
 # and KIT_DIR.tar.gz next to it (OpenBLAS compresses ~3.5x): carry that.
 #
 # The GPU machine has the NVIDIA driver and the CUDA 13 runtime/cuBLAS but not
@@ -33,6 +34,15 @@ LIMIT_MB=60
 
 [ -f "$BUILD/CMakeCache.txt" ] || { echo "error: $BUILD is not a CMake build folder" >&2; exit 1; }
 SOURCE=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$BUILD/CMakeCache.txt")
+
+# Brought up to date first (nothing to do when it is): a kit older than the
+# sources would test old code on the GPU and could report a pass.
+if ! build_log=$(cmake --build "$BUILD" -j"$(nproc)" 2>&1); then
+    echo "$build_log" | tail -n 40 >&2
+    echo "error: building $BUILD failed (above); no kit made" >&2
+    exit 1
+fi
+COMMIT=$(git -C "$SOURCE" describe --always --dirty 2>/dev/null || echo unknown)
 
 # The gpu-labelled tests, from CTest itself.
 mapfile -t GPU_TESTS < <(cd "$BUILD" && ctest -N -L gpu 2>/dev/null | sed -n 's/^ *Test *#[0-9]*: *//p')
@@ -65,8 +75,8 @@ done
     mkdir -p "$KIT/ctest/$(dirname "$f")"
     cp "$f" "$KIT/ctest/$f"
 done)
-printf 'BUILD_DIR=%s\nSOURCE_DIR=%s\nCREATED=%s on %s\n' "$BUILD" "$SOURCE" "$(date -u +%FT%TZ)" "$(hostname)" \
-    > "$KIT/KIT_INFO"
+printf 'BUILD_DIR=%s\nSOURCE_DIR=%s\nSOURCE_COMMIT=%s\nCREATED=%s on %s\n' "$BUILD" "$SOURCE" "$COMMIT" \
+    "$(date -u +%FT%TZ)" "$(hostname)" > "$KIT/KIT_INFO"
 
 # Shared libraries to carry: whatever ldd resolves, minus the base system
 # (glibc, libstdc++, libgcc_s), the CUDA/driver libraries and the kit's own.

@@ -128,7 +128,11 @@ main() {
     command -v ctest >/dev/null && ctest --version | head -1
 
     section "kit"
-    KIT=$(locate_kit) || { echo "FATAL: no kit (run tests/gpu/bundle_libs.sh BUILD_DIR here, carry .gpu-kit.tar.gz)"; return 3; }
+    if ! KIT=$(locate_kit); then
+        echo "FATAL: no kit (run tests/gpu/bundle_libs.sh BUILD_DIR here, carry .gpu-kit.tar.gz)" |
+            tee "$OUT/summary.txt"
+        return 3
+    fi
     echo "kit: $KIT"
     cat "$KIT/KIT_INFO"
     ls "$KIT/bin"
@@ -186,12 +190,12 @@ main() {
 
     # Opt-in: LMCORE_GPU_SANITIZE=memcheck|racecheck|synccheck|initcheck reruns
     # the kernel suite under compute-sanitizer (slower; for a failing run).
-    if [ -n "${LMCORE_GPU_SANITIZE:-}" ]; then
+    if [ -n "${LMCORE_GPU_SANITIZE:-}" ] && fits sanitizer 120; then
         section "compute-sanitizer --tool $LMCORE_GPU_SANITIZE"
         local sanitizer
         sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
         if [ -n "$sanitizer" ]; then
-            (cd "$KIT" && "$sanitizer" --tool "$LMCORE_GPU_SANITIZE" --error-exitcode 99 \
+            (cd "$KIT" && timeout "$(cap 200)" "$sanitizer" --tool "$LMCORE_GPU_SANITIZE" --error-exitcode 99 \
                 "$KIT/bin/test_cuda_kernels") > "$OUT/sanitizer.log" 2>&1
             echo "compute-sanitizer exit status: $? (log: sanitizer.log)"
             grep -E '=========' "$OUT/sanitizer.log" | head -60
@@ -283,7 +287,7 @@ main() {
     section "summary"
     {
         echo "device: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)"
-        echo "kit: $(sed -n 's/^CREATED=//p' "$KIT/KIT_INFO")"
+        echo "kit: $(sed -n 's/^CREATED=//p' "$KIT/KIT_INFO"), source $(sed -n 's/^SOURCE_COMMIT=//p' "$KIT/KIT_INFO")"
         grep -E '^[0-9]+% tests passed|tests failed|\(Failed\)|\(SEGFAULT\)|\(Timeout\)|Not Run' "$OUT/ctest.log" 2>/dev/null
         grep -E ' FAIL$|Assertion|FAILED|SKIPPED' "$OUT/ctest.log" 2>/dev/null | head -40
         grep -a -h -E 'op profile of' "$OUT"/profile-*.txt 2>/dev/null
