@@ -335,14 +335,14 @@ END_TEST
 /* A setting that changes how the model computes but not what: three AdamW
  * steps with dropout, token types and a padding mask must agree bit for bit
  * with the model without it, on the same device. */
-static void check_setting_changes_nothing(const char *setting) {
+static void check_setting_changes_nothing_at(const char *setting, const char *attention_dropout) {
     const lm_architecture_vtable *vt = bert_test_arch();
+    char attn[64];
+    snprintf(attn, sizeof attn, "attention_probs_dropout_prob=%s", attention_dropout);
     const char *const plain[] = {"device=" BERT_TEST_DEVICE, "precision=" BERT_TEST_PRECISION,
-                                 "hf_config=" BERT_TINY_CONFIG, "hidden_dropout_prob=0.1",
-                                 "attention_probs_dropout_prob=0.1", NULL};
+                                 "hf_config=" BERT_TINY_CONFIG, "hidden_dropout_prob=0.1", attn, NULL};
     const char *const varied[] = {"device=" BERT_TEST_DEVICE, "precision=" BERT_TEST_PRECISION,
-                                  "hf_config=" BERT_TINY_CONFIG, "hidden_dropout_prob=0.1",
-                                  "attention_probs_dropout_prob=0.1", setting, NULL};
+                                  "hf_config=" BERT_TINY_CONFIG, "hidden_dropout_prob=0.1", attn, setting, NULL};
     void *models[2] = {bert_test_create_ok(plain), bert_test_create_ok(varied)};
     const size_t n = (size_t)bert_test_n_params(models[0]);
     bert_fixture_batch fb;
@@ -366,6 +366,8 @@ static void check_setting_changes_nothing(const char *setting) {
     bert_test_free_batch(&fb);
 }
 
+static void check_setting_changes_nothing(const char *setting) { check_setting_changes_nothing_at(setting, "0.1"); }
+
 /* profile_ops=true times every op through a wrapping backend. */
 START_TEST(test_op_profile_changes_nothing) { check_setting_changes_nothing("profile_ops=true"); }
 END_TEST
@@ -375,6 +377,9 @@ END_TEST
 START_TEST(test_recompute_changes_nothing) {
     check_setting_changes_nothing("recompute=activations");
     check_setting_changes_nothing("recompute=attention");
+    /* Without attention dropout no dropped probabilities are kept at all. */
+    check_setting_changes_nothing_at("recompute=activations", "0");
+    check_setting_changes_nothing_at("recompute=attention", "0");
 }
 END_TEST
 

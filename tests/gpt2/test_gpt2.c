@@ -370,14 +370,15 @@ END_TEST
  * with dropout (every training op, AdamW, the norm read) and a cached
  * generation (the decoding ops) must agree bit for bit with the model
  * without it, on the same device. */
-static void check_setting_changes_nothing(const char *setting) {
+static void check_setting_changes_nothing_at(const char *setting, const char *attn_pdrop) {
     const lm_architecture_vtable *vt = gpt2_test_arch();
+    char attn[64];
+    snprintf(attn, sizeof attn, "attn_pdrop=%s", attn_pdrop);
     const char *const plain[] = {"device=" GPT2_TEST_DEVICE, "precision=" GPT2_TEST_PRECISION,
-                                 "hf_config=" GPT2_TINY_CONFIG, "embd_pdrop=0.1", "attn_pdrop=0.1",
-                                 "resid_pdrop=0.1", NULL};
+                                 "hf_config=" GPT2_TINY_CONFIG, "embd_pdrop=0.1", attn, "resid_pdrop=0.1", NULL};
     const char *const varied[] = {"device=" GPT2_TEST_DEVICE, "precision=" GPT2_TEST_PRECISION,
-                                  "hf_config=" GPT2_TINY_CONFIG, "embd_pdrop=0.1", "attn_pdrop=0.1",
-                                  "resid_pdrop=0.1", setting, NULL};
+                                  "hf_config=" GPT2_TINY_CONFIG, "embd_pdrop=0.1", attn, "resid_pdrop=0.1",
+                                  setting, NULL};
     void *models[2] = {gpt2_test_create_ok(plain), gpt2_test_create_ok(varied)};
     const size_t n = (size_t)gpt2_test_n_params(models[0]);
     fixture_batch fb;
@@ -411,6 +412,8 @@ static void check_setting_changes_nothing(const char *setting) {
     free_fixture_batch(&fb);
 }
 
+static void check_setting_changes_nothing(const char *setting) { check_setting_changes_nothing_at(setting, "0.1"); }
+
 /* profile_ops=true times every op through a wrapping backend. */
 START_TEST(test_op_profile_changes_nothing) { check_setting_changes_nothing("profile_ops=true"); }
 END_TEST
@@ -420,6 +423,9 @@ END_TEST
 START_TEST(test_recompute_changes_nothing) {
     check_setting_changes_nothing("recompute=activations");
     check_setting_changes_nothing("recompute=attention");
+    /* Without attention dropout no dropped probabilities are kept at all. */
+    check_setting_changes_nothing_at("recompute=activations", "0");
+    check_setting_changes_nothing_at("recompute=attention", "0");
 }
 END_TEST
 
