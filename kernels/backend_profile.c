@@ -25,11 +25,16 @@
 #define PROFILE_KEYS 96      /* distinct op/shape rows; more go to "(other ops)" */
 #define PROFILE_KEY_LEN 72
 
+/* A key with ROWS_MARK stands for ops on any number of rows (see
+ * begin_rows); the report writes the range seen in its place. */
+#define ROWS_MARK '#'
+
 typedef struct op_stat {
     char key[PROFILE_KEY_LEN];
     uint64_t calls;
     double total_ms;
     double max_ms;
+    int rows_min, rows_max; /* keys with ROWS_MARK; rows_max 0 until the first op */
 } op_stat;
 
 typedef struct profiled_backend {
@@ -112,6 +117,20 @@ static void end_op(profiled_backend *p) {
     p->n_pending++;
 }
 
+/* GEMM-like ops on `rows` rows: keyed by the rest of their shape, with the
+ * row count kept as a range.  The rows of BERT's MLM head (the masked
+ * positions) change from batch to batch: a row of the table per count
+ * would crowd it and split the head's time over dozens of rows. */
+static void begin_rows(profiled_backend *p, const char *op, int rows, int IC, int OC) {
+    char key[PROFILE_KEY_LEN];
+    snprintf(key, sizeof key, "%s %cx%d -> %d", op, ROWS_MARK, IC, OC);
+    begin_op(p, key);
+    if (p->broken) return;
+    op_stat *s = &p->stats[p->pending[p->n_pending]];
+    if (s->rows_max == 0 || rows < s->rows_min) s->rows_min = rows;
+    if (rows > s->rows_max) s->rows_max = rows;
+}
+
 static void begin_shaped(profiled_backend *p, const char *fmt, ...) LM_PRINTF(2, 3);
 static void begin_shaped(profiled_backend *p, const char *fmt, ...) {
     char key[PROFILE_KEY_LEN];
@@ -156,7 +175,21 @@ static void format_report(profiled_backend *p, char *buf, size_t cap) {
     for (int i = 0; i < p->n_stats; i++) {
         const op_stat *s = &sorted[i];
         if (s->calls == 0) continue;
-        append(buf, cap, &used, "  %-44s %9llu %12.3f %11.1f %11.1f %6.1f%%\n", s->key, (unsigned long long)s->calls,
+        /* Bounded: key and the text after the mark are within PROFILE_KEY_LEN. */
+        char label[2 * PROFILE_KEY_LEN + 32];
+        const int key_len = (int)strnlen(s->key, PROFILE_KEY_LEN);
+        const char *mark = memchr(s->key, ROWS_MARK, (size_t)key_len);
+        if (!mark) {
+            snprintf(label, sizeof label, "%.*s", key_len, s->key);
+        } else {
+            const int before = (int)(mark - s->key), after = key_len - before - 1;
+            if (s->rows_min == s->rows_max)
+                snprintf(label, sizeof label, "%.*s%d%.*s", before, s->key, s->rows_min, after, mark + 1);
+            else
+                snprintf(label, sizeof label, "%.*s%d..%d%.*s", before, s->key, s->rows_min, s->rows_max, after,
+                         mark + 1);
+        }
+        append(buf, cap, &used, "  %-44s %9llu %12.3f %11.1f %11.1f %6.1f%%\n", label, (unsigned long long)s->calls,
                s->total_ms, 1e3 * s->total_ms / (double)s->calls, 1e3 * s->max_ms,
                busy > 0.0 ? 100.0 * s->total_ms / busy : 0.0);
     }
@@ -271,11 +304,12 @@ static void p_layernorm_backward(lm_backend *be, float *dinp, float *dweight, fl
 }
 
 /* GEMM rows are keyed by shape: a step's linear layers differ by shape
- * (GPT-2: qkv, attention projection, MLP up and down, the LM head). */
+ * (GPT-2: qkv, attention projection, MLP up and down, the LM head); the
+ * number of rows N is shown as the range seen (begin_rows). */
 static void p_matmul_forward(lm_backend *be, float *out, const float *inp, const float *weight, const float *bias,
                              int N, int IC, int OC, lm_weight_layout layout) {
     profiled_backend *p = (profiled_backend *)be;
-    begin_shaped(p, "matmul_forward %dx%d -> %d", N, IC, OC);
+    begin_rows(p, "matmul_forward", N, IC, OC);
     p->inner->ops->matmul_forward(p->inner, out, inp, weight, bias, N, IC, OC, layout);
     end_op(p);
 }
@@ -283,7 +317,7 @@ static void p_matmul_forward(lm_backend *be, float *out, const float *inp, const
 static void p_matmul_backward(lm_backend *be, float *dinp, float *dweight, float *dbias, const float *dout,
                               const float *inp, const float *weight, int N, int IC, int OC, lm_weight_layout layout) {
     profiled_backend *p = (profiled_backend *)be;
-    begin_shaped(p, "matmul_backward %dx%d -> %d", N, IC, OC);
+    begin_rows(p, "matmul_backward", N, IC, OC);
     p->inner->ops->matmul_backward(p->inner, dinp, dweight, dbias, dout, inp, weight, N, IC, OC, layout);
     end_op(p);
 }
@@ -415,7 +449,7 @@ static void p_attention_cached_forward(lm_backend *be, float *out, float *att, c
 static void p_matvec_forward(lm_backend *be, float *out, const float *inp, const float *weight, const float *bias,
                              int N, int IC, int OC, lm_weight_layout layout) {
     profiled_backend *p = (profiled_backend *)be;
-    begin_shaped(p, "matvec_forward %dx%d -> %d", N, IC, OC);
+    begin_rows(p, "matvec_forward", N, IC, OC);
     p->inner->ops->matvec_forward(p->inner, out, inp, weight, bias, N, IC, OC, layout);
     end_op(p);
 }
