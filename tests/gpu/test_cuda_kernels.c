@@ -20,6 +20,7 @@
 #include "gpu_test_util.h"
 #include "kernels_cuda.h"
 #include "lmcore/status.h"
+#include "profile_report.h"
 #include "test_main.h"
 
 START_TEST(test_describe) {
@@ -216,14 +217,6 @@ static lm_backend *profiled_cuda(void) {
     return be;
 }
 
-/* The calls column of the report's row `key`, -1 without such a row. */
-static long calls_in_report(const char *report, const char *key) {
-    const char *row = strstr(report, key);
-    if (!row) return -1;
-    long calls = -1;
-    return sscanf(row + strlen(key), " %ld", &calls) == 1 ? calls : -1;
-}
-
 /* The CUDA timer (events on the model's stream) times every op: the report
  * counts each call, its busy time is positive and within the elapsed time,
  * and timing did not stop early. */
@@ -240,13 +233,11 @@ START_TEST(test_profile_times_cuda_ops) {
     char report[8192];
     ck_assert_msg(lm_backend_profile_report(be, report, sizeof report) == LM_OK, "%s", lm_error_message());
     printf("%s\n", report);
-    ck_assert_int_eq(calls_in_report(report, "matmul_forward 256x128 -> 384"), 5);
-    ck_assert_int_eq(calls_in_report(report, "gelu_forward"), 3);
+    ck_assert_int_eq(lm_test_profile_calls(report, "matmul_forward 256x128 -> 384"), 5);
+    ck_assert_int_eq(lm_test_profile_calls(report, "gelu_forward"), 3);
     ck_assert_msg(strstr(report, "timing stopped early") == NULL, "%s", report);
     double busy = 0, elapsed = 0;
-    const char *numbers = strstr(report, "busy ");
-    ck_assert_ptr_nonnull(numbers);
-    ck_assert_int_eq(sscanf(numbers, "busy %lf ms of %lf ms elapsed", &busy, &elapsed), 2);
+    ck_assert_msg(lm_test_profile_busy(report, &busy, &elapsed), "report:\n%s", report);
     /* Each op is timed by its own pair of events (0.5 us resolution). */
     ck_assert_msg(busy > 0 && busy <= elapsed + 8 * 0.0005, "busy %f ms, elapsed %f ms", busy, elapsed);
     be->ops->free(be, x), be->ops->free(be, w), be->ops->free(be, y);

@@ -9,6 +9,7 @@
 #include "backend.h"
 #include "kernel_test_util.h"
 #include "lmcore/log.h"
+#include "profile_report.h"
 
 #define REPORT_BYTES 16384
 
@@ -19,15 +20,6 @@ static lm_backend *profiled_cpu(void) {
     return be;
 }
 
-/* The row of `key` in the report: its call count, or -1 when absent. */
-static long calls_of(const char *report, const char *key) {
-    char needle[96];
-    snprintf(needle, sizeof needle, "\n  %s ", key);
-    const char *row = strstr(report, needle);
-    if (!row) return -1;
-    row += strlen(needle);
-    return strtol(row, NULL, 10);
-}
 
 START_TEST(test_profile_counts_ops_by_name_and_shape) {
     lm_backend *be = profiled_cpu();
@@ -51,15 +43,13 @@ START_TEST(test_profile_counts_ops_by_name_and_shape) {
     ck_assert_msg(strstr(report, "op profile of test on cpu (1 thread): 6 ops timed") == report, "report:\n%s",
                   report);
     /* One row per shape apart from the number of rows, shown as the range seen. */
-    ck_assert_int_eq(calls_of(report, "matmul_forward 32..64x32 -> 48"), 5);
-    ck_assert_int_eq(calls_of(report, "matmul_forward 64x32 -> 48"), -1);
-    ck_assert_int_eq(calls_of(report, "layernorm_forward"), 1);
-    ck_assert_int_eq(calls_of(report, "gelu_forward"), -1);
+    ck_assert_int_eq(lm_test_profile_calls(report, "matmul_forward 32..64x32 -> 48"), 5);
+    ck_assert_int_eq(lm_test_profile_calls(report, "matmul_forward 64x32 -> 48"), -1);
+    ck_assert_int_eq(lm_test_profile_calls(report, "layernorm_forward"), 1);
+    ck_assert_int_eq(lm_test_profile_calls(report, "gelu_forward"), -1);
     /* busy <= elapsed, both positive */
     double busy = 0, elapsed = 0;
-    const char *numbers = strstr(report, "busy ");
-    ck_assert_ptr_nonnull(numbers);
-    ck_assert_int_eq(sscanf(numbers, "busy %lf ms of %lf ms elapsed", &busy, &elapsed), 2);
+    ck_assert_msg(lm_test_profile_busy(report, &busy, &elapsed), "report:\n%s", report);
     ck_assert_msg(busy > 0 && busy <= elapsed, "busy %f, elapsed %f", busy, elapsed);
     /* Rows by total time, largest first. */
     double previous = 1e300;
@@ -94,12 +84,12 @@ START_TEST(test_profile_overflows_are_counted) {
     char *report = malloc(REPORT_BYTES);
     ck_assert_ptr_nonnull(report);
     ck_assert_int_eq(lm_backend_profile_report(be, report, REPORT_BYTES), LM_OK);
-    ck_assert_int_eq(calls_of(report, "residual_forward"), 5000);
-    long rows = 0, other = calls_of(report, "(other ops)");
+    ck_assert_int_eq(lm_test_profile_calls(report, "residual_forward"), 5000);
+    long rows = 0, other = lm_test_profile_calls(report, "(other ops)");
     for (int n = 1; n <= 120; n++) {
         char key[64];
         snprintf(key, sizeof key, "matmul_forward 1x1 -> %d", n);
-        if (calls_of(report, key) == 1) rows++;
+        if (lm_test_profile_calls(report, key) == 1) rows++;
     }
     ck_assert_msg(other > 0 && rows + other == 120, "%ld shape rows + %ld in (other ops), want 120", rows, other);
     ck_assert_msg(strstr(report, "5120 ops timed") != NULL, "report:\n%.300s", report);
