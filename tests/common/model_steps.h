@@ -29,4 +29,19 @@ static inline void lm_test_train_steps(const lm_architecture_vtable *vt, void *m
     }
 }
 
+/* The recompute= settings each architecture must train with bit for bit as
+ * without: with attention dropout, and without it (no dropped
+ * probabilities are kept then; att aliases preatt). */
+typedef struct lm_test_recompute_case {
+    const char *setting;
+    const char *attention_dropout;
+} lm_test_recompute_case;
+static const lm_test_recompute_case lm_test_recompute_cases[] = {
+    {"recompute=activations", "0.1"},
+    {"recompute=attention", "0.1"},
+    {"recompute=activations", "0"},
+    {"recompute=attention", "0"},
+};
+#define LM_TEST_RECOMPUTE_CASES (sizeof lm_test_recompute_cases / sizeof lm_test_recompute_cases[0])
+
 #endif
