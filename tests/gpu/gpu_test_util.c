@@ -97,20 +97,18 @@ int32_t *gt_dev_upload_ints(lm_backend *be, const int32_t *host, size_t n) {
     return d;
 }
 
-float *gt_dev_nan(lm_backend *be, size_t n) {
-    float *h = gt_host(n);
-    gt_fill_nan(h, n);
-    float *d = gt_dev_upload(be, h, n);
-    free(h);
-    return d;
-}
-
 void gt_dev_poison(lm_backend *be, float *dev, size_t n) {
     float *h = gt_host(n);
     gt_fill_nan(h, n);
     lm_status status = be->ops->upload(be, dev, h, n * sizeof *h);
     free(h);
     ck_assert_msg(status == LM_OK, "poisoning a device buffer failed: %s", lm_error_message());
+}
+
+float *gt_dev_nan(lm_backend *be, size_t n) {
+    float *d = dev_alloc(be, n * sizeof *d);
+    gt_dev_poison(be, d, n);
+    return d;
 }
 
 void gt_dev_download(lm_backend *be, float *host, const float *dev, size_t n) {
