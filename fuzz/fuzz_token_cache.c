@@ -1,8 +1,8 @@
 /* fuzz_token_cache: a token-block cache file (core/lib/blocks.c) made of
  * the fuzzer's bytes, found by lm_blocks_build where it looks for its cache.
  *
- * A fake tokenizer and a fake dataset (in-process lm_plugin structs) stand
- * in for real plugins.  Their fingerprints, vocabulary size and the build
+ * A fake tokenizer (an in-process lm_plugin struct) and a fake split (an
+ * lm_text_source of a few fixed rows) stand in for real plugins.  Their fingerprints, vocabulary size and the build
  * options are taken from the fuzzed header when byte 0 says so, so that the
  * header checks pass and the mmap path is reached; byte 0 can also repair
  * the block count and the trailing hash so that fully "valid" files with
@@ -51,11 +51,7 @@ static lm_status fake_tokenizer_fingerprint(void *self, uint64_t *hash) {
     return LM_OK;
 }
 
-/* ---- the fake dataset: a few fixed rows -------------------------------------------- */
-
-typedef struct fake_dataset {
-    uint64_t fingerprint;
-} fake_dataset;
+/* ---- the fake split: a few fixed rows ------------------------------------------------ */
 
 static const char *const rows[] = {
     " = Robert Boulter = \n",
@@ -65,23 +61,11 @@ static const char *const rows[] = {
 };
 #define N_ROWS (sizeof rows / sizeof rows[0])
 
-static lm_status fake_row_count(void *self, const char *split, size_t *n) {
-    (void)self, (void)split;
-    *n = N_ROWS;
-    return LM_OK;
-}
-
-static lm_status fake_row(void *self, const char *split, size_t index, const char **text, size_t *len) {
-    (void)self, (void)split;
+static lm_status fake_row(void *ctx, size_t index, const char **text, size_t *len) {
+    (void)ctx;
     if (index >= N_ROWS) fuzz_fail("lm_blocks_build asked for row %zu of %zu", index, (size_t)N_ROWS);
     *text = rows[index];
     *len = strlen(rows[index]);
-    return LM_OK;
-}
-
-static lm_status fake_dataset_fingerprint(void *self, const char *split, uint64_t *hash) {
-    (void)split;
-    *hash = ((fake_dataset *)self)->fingerprint;
     return LM_OK;
 }
 
@@ -137,7 +121,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (len) memcpy(file, data + 1, len);
 
     fake_tokenizer tok = {50257, 0x1234567890abcdefull};
-    fake_dataset ds = {0xfedcba0987654321ull};
+    /* Named "train": the cache file's name starts with the source's name. */
+    lm_text_source split = {sizeof(lm_text_source), NULL, N_ROWS, fake_row, 0xfedcba0987654321ull, "train"};
     lm_blocks_options options = {8, 0, 0, NULL};
     if ((mode & 1) && len >= 64) {
         uint32_t vocab = get_u32(file + 16);
@@ -146,7 +131,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         options.group_lines = (int32_t)get_u32(file + 28);
         options.add_special = get_u32(file + 32) != 0;
         tok.fingerprint = get_u64(file + 40);
-        ds.fingerprint = get_u64(file + 48);
+        split.fingerprint = get_u64(file + 48);
     }
     /* Keep builds cheap and legal: block sizes the core accepts. */
     if (options.block_size < 2 || options.block_size > 4096) options.block_size = 2 + (options.block_size & 15);
@@ -168,26 +153,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!(mode & 4)) fuzz_write_file(cache_path, file, len);
     options.cache_dir = cache_dir;
 
-    lm_plugin tp, dp;
+    lm_plugin tp;
     memset(&tp, 0, sizeof tp);
-    memset(&dp, 0, sizeof dp);
     tp.kind = LM_KIND_TOKENIZER;
     tp.name = "fake";
     tp.vtable.tokenizer.encode = fake_encode;
     tp.vtable.tokenizer.info = fake_info;
     tp.vtable.tokenizer.fingerprint = fake_tokenizer_fingerprint;
-    dp.kind = LM_KIND_DATASET;
-    dp.name = "fake";
-    dp.vtable.dataset.row_count = fake_row_count;
-    dp.vtable.dataset.row = fake_row;
-    dp.vtable.dataset.fingerprint = fake_dataset_fingerprint;
 
     lm_blocks *first = NULL, *second = NULL;
-    if (lm_blocks_build(&first, &tp, &tok, &dp, &ds, "train", &options) != LM_OK)
+    if (lm_blocks_build(&first, &tp, &tok, &split, &options) != LM_OK)
         fuzz_fail("lm_blocks_build failed instead of rebuilding a bad cache: %s", lm_error_message());
     fuzz_note("first build %s the cache file", lm_blocks_from_cache(first) ? "used" : "rebuilt");
     check_blocks(first, tok.vocab_size, options.block_size, lm_blocks_from_cache(first) ? "cached" : "built");
-    if (lm_blocks_build(&second, &tp, &tok, &dp, &ds, "train", &options) != LM_OK)
+    if (lm_blocks_build(&second, &tp, &tok, &split, &options) != LM_OK)
         fuzz_fail("second lm_blocks_build failed: %s", lm_error_message());
     FUZZ_CHECK(lm_blocks_from_cache(second), "the cache written by the first build was not used by the second");
     FUZZ_CHECK(same_blocks(first, second), "the cache gives other blocks than the build that wrote it");

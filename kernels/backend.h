@@ -10,7 +10,14 @@
  *
  * Ops do not return a status (so that a CUDA graph can capture them); a
  * failure inside one (a launch error, a cuBLAS error) is kept by the backend
- * and returned by the next sync() or check(), with what failed named. */
+ * and returned by the next sync() or check(), with what failed named.
+ *
+ * Nothing an op needs changes from step to step as an argument: dropout
+ * reads its key (seed and micro-batch counter) from the step state in device
+ * memory (lmcore/step.h), the loss is written there, and the step_* ops
+ * update it; only download and sync wait for the device.  Every backend
+ * also presents itself as the public lm_device (lmcore/device.h) that a
+ * model hands to the core and to optimizer plugins (device.c). */
 #ifndef LM_BACKEND_H
 #define LM_BACKEND_H
 
@@ -18,7 +25,10 @@
 #include <stdint.h>
 
 #include "kernels.h"
+#include "lmcore/device.h"
+#include "lmcore/rng.h"
 #include "lmcore/status.h"
+#include "lmcore/step.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -59,35 +69,43 @@ typedef struct lm_backend_ops {
                            int N, int IC, int OC, lm_weight_layout layout);
     void (*matmul_backward)(lm_backend *be, float *dinp, float *dweight, float *dbias, const float *dout,
                             const float *inp, const float *weight, int N, int IC, int OC, lm_weight_layout layout);
+    /* Dropout (attention's, on the probabilities, and dropout_*) draws
+     * its masks from (key->seed, lm_dropout_stream(key->micro_batch,
+     * site)), reading the key in device memory; key may be NULL when
+     * dropout_p is 0. */
     void (*attention_forward)(lm_backend *be, float *out, float *preatt, float *att, const float *q, const float *k,
                               const float *v, int stride, const int32_t *key_mask, int causal, int B, int T, int C,
-                              int NH, float dropout_p, uint64_t seed, uint64_t stream);
+                              int NH, float dropout_p, const lm_step_state *key, int site);
     void (*attention_backward)(lm_backend *be, float *dq, float *dk, float *dv, float *scratch, const float *dout,
                                const float *preatt, const float *att, const float *q, const float *k, const float *v,
-                               int stride, int B, int T, int C, int NH, float dropout_p, uint64_t seed,
-                               uint64_t stream);
+                               int stride, int B, int T, int C, int NH, float dropout_p, const lm_step_state *key,
+                               int site);
     void (*gelu_forward)(lm_backend *be, float *out, const float *inp, size_t n, int approx_tanh);
     void (*gelu_backward)(lm_backend *be, float *dinp, const float *inp, const float *dout, size_t n,
                           int approx_tanh);
-    void (*dropout_forward)(lm_backend *be, float *out, const float *inp, size_t n, float p, uint64_t seed,
-                            uint64_t stream);
-    void (*dropout_backward)(lm_backend *be, float *dinp, const float *dout, size_t n, float p, uint64_t seed,
-                             uint64_t stream);
+    void (*dropout_forward)(lm_backend *be, float *out, const float *inp, size_t n, float p,
+                            const lm_step_state *key, int site);
+    void (*dropout_backward)(lm_backend *be, float *dinp, const float *dout, size_t n, float p,
+                             const lm_step_state *key, int site);
     void (*residual_forward)(lm_backend *be, float *out, const float *a, const float *b, size_t n);
     void (*accumulate)(lm_backend *be, float *dst, const float *src, size_t n);
-    /* Writes per-row losses to `losses` (device) and adds their sum to
-     * *loss_sum_device (a device float/double scratch chosen by the backend:
-     * use loss_sum() to read it). */
+    /* Writes per-row losses to `losses` (device); loss_mean turns them into the batch's loss. */
     void (*crossentropy_forward)(lm_backend *be, float *losses, const float *logits, const int32_t *labels, int N,
                                  int V);
     void (*crossentropy_backward)(lm_backend *be, float *dlogits, const float *logits, const int32_t *labels,
                                   float dloss, int N, int V);
-    /* Σ losses[0..n) to the host (synchronises). */
+    /* *out (device) = (float)(Σ losses[0..n) / count), the sum in double. */
+    void (*loss_mean)(lm_backend *be, float *out, const float *losses, size_t n, int64_t count);
+    /* Σ losses[0..n) to the host (a host read: waits). */
     lm_status (*sum_to_host)(lm_backend *be, const float *x, size_t n, double *out);
-    /* Σ x² over the buffer to the host (synchronises). */
+    /* Σ x² over the buffer to the host (a host read: waits). */
     lm_status (*sum_squares_to_host)(lm_backend *be, const float *x, size_t n, double *out);
-    void (*adamw)(lm_backend *be, float *param, const float *grad, float *m, float *v, size_t n, float lr,
-                  float beta1, float beta2, float eps, float weight_decay, float grad_scale, int64_t t);
+
+    /* ---- the device side of a training step: lm_device_ops.step_* (lmcore/device.h) ---- */
+    void (*step_micro_batch_end)(lm_backend *be, lm_step_state *state, double num, double den, int scored);
+    void (*step_clip)(lm_backend *be, lm_step_state *state, const float *grads, size_t n);
+    void (*step_schedule)(lm_backend *be, lm_step_state *state);
+    void (*step_finish)(lm_backend *be, lm_step_state *state);
 
     /* ---- incremental decoding with a key/value cache (generate_step) ---- */
     void (*kv_cache_append)(lm_backend *be, float *k_cache, float *v_cache, const float *k, const float *v,
@@ -106,12 +124,35 @@ typedef struct lm_backend_ops {
     void (*timer_record)(lm_backend *be, lm_backend_timer *timer, int i);
     /* Milliseconds from mark `from` to mark `to`, both recorded; waits for `to`. */
     lm_status (*timer_elapsed_ms)(lm_backend *be, lm_backend_timer *timer, int from, int to, double *ms);
+
+    /* ---- what the public lm_device needs besides the above ---- */
+    void (*counters)(lm_backend *be, lm_device_counters *out);
+    /* Keeps a failure of work queued outside the ops (an optimizer plugin's kernel). */
+    void (*keep_failure)(lm_backend *be, const char *what, const char *reason);
 } lm_backend_ops;
 
 struct lm_backend {
     const lm_backend_ops *ops;
     lm_precision precision;
+    lm_device device; /* this backend as plugins see it (lm_backend_device_init) */
+    int holders;      /* the model's hold and each lm_device_ops.retain: destroyed at 0 */
 };
+
+/* The dropout stream of site `site` in micro-batch `micro_batch`: streams
+ * differ per micro-batch and per site, so no two masks of a run repeat. */
+LM_HOST_DEVICE uint64_t lm_dropout_stream(uint64_t micro_batch, int site) {
+    return (micro_batch << 24) | ((uint64_t)site << 8) | (uint64_t)LM_RNG_STREAM_DROPOUT;
+}
+
+/* Fills be->device so that its ops run through be->ops (device.c); the CPU
+ * device also gets parallel_for.  `stream` is the cudaStream_t, or NULL. */
+void lm_backend_device_init(lm_backend *be, lm_device_type type, int index, void *stream);
+/* The backend of a device that lm_backend_device_init filled. */
+lm_backend *lm_backend_of_device(lm_device *dev);
+/* Drops the creator's hold (a model's, at its destroy): the backend is
+ * destroyed now, or when the last plugin that retained its device releases
+ * it.  Use this instead of ops->destroy. */
+void lm_backend_release(lm_backend *be);
 
 /* Creates the CPU backend (threads: 0 = one per core). */
 lm_status lm_backend_cpu_create(lm_backend **out, int threads);

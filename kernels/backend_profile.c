@@ -9,9 +9,9 @@
  * of the step the GPU sat idle waiting for the host.
  *
  * Marks are read back in batches, when the wrapped backend synchronises
- * anyway (a download, a loss or norm read, sync()) or when the pending set
- * is full; so profiling adds two event records per op and no extra waits in
- * a training step.  Mark 0 is the origin (the first op); op j of a batch
+ * anyway (a download, sync()) or when the pending set is full; so profiling
+ * adds two event records per op and no extra waits in a training step
+ * beyond one per PROFILE_PENDING ops.  Mark 0 is the origin (the first op); op j of a batch
  * uses marks 1+2j (start) and 2+2j (end). */
 #include <stdarg.h>
 #include <stdio.h>
@@ -233,16 +233,15 @@ static lm_status p_alloc(lm_backend *be, void **ptr, size_t bytes, const char *w
 
 static void p_free(lm_backend *be, void *ptr) { inner_of(be)->ops->free(inner_of(be), ptr); }
 
-/* Ops that wait for the device anyway: time them, then read the marks. */
 static lm_status p_upload(lm_backend *be, void *dst, const void *src, size_t bytes) {
     profiled_backend *p = (profiled_backend *)be;
     begin_op(p, "upload");
     lm_status status = p->inner->ops->upload(p->inner, dst, src, bytes);
     end_op(p);
-    if (status == LM_OK) read_marks(p);
     return status;
 }
 
+/* Ops that wait for the device anyway: time them, then read the marks. */
 static lm_status p_download(lm_backend *be, void *dst, const void *src, size_t bytes) {
     profiled_backend *p = (profiled_backend *)be;
     begin_op(p, "download");
@@ -324,22 +323,22 @@ static void p_matmul_backward(lm_backend *be, float *dinp, float *dweight, float
 
 static void p_attention_forward(lm_backend *be, float *out, float *preatt, float *att, const float *q, const float *k,
                                 const float *v, int stride, const int32_t *key_mask, int causal, int B, int T, int C,
-                                int NH, float dropout_p, uint64_t seed, uint64_t stream) {
+                                int NH, float dropout_p, const lm_step_state *key, int site) {
     profiled_backend *p = (profiled_backend *)be;
     begin_shaped(p, "attention_forward B%d T%d NH%d", B, T, NH);
     p->inner->ops->attention_forward(p->inner, out, preatt, att, q, k, v, stride, key_mask, causal, B, T, C, NH,
-                                     dropout_p, seed, stream);
+                                     dropout_p, key, site);
     end_op(p);
 }
 
 static void p_attention_backward(lm_backend *be, float *dq, float *dk, float *dv, float *scratch, const float *dout,
                                  const float *preatt, const float *att, const float *q, const float *k, const float *v,
-                                 int stride, int B, int T, int C, int NH, float dropout_p, uint64_t seed,
-                                 uint64_t stream) {
+                                 int stride, int B, int T, int C, int NH, float dropout_p, const lm_step_state *key,
+                                 int site) {
     profiled_backend *p = (profiled_backend *)be;
     begin_shaped(p, "attention_backward B%d T%d NH%d", B, T, NH);
     p->inner->ops->attention_backward(p->inner, dq, dk, dv, scratch, dout, preatt, att, q, k, v, stride, B, T, C, NH,
-                                      dropout_p, seed, stream);
+                                      dropout_p, key, site);
     end_op(p);
 }
 
@@ -358,19 +357,19 @@ static void p_gelu_backward(lm_backend *be, float *dinp, const float *inp, const
     end_op(p);
 }
 
-static void p_dropout_forward(lm_backend *be, float *out, const float *inp, size_t n, float prob, uint64_t seed,
-                              uint64_t stream) {
+static void p_dropout_forward(lm_backend *be, float *out, const float *inp, size_t n, float prob,
+                              const lm_step_state *key, int site) {
     profiled_backend *p = (profiled_backend *)be;
     begin_op(p, "dropout_forward");
-    p->inner->ops->dropout_forward(p->inner, out, inp, n, prob, seed, stream);
+    p->inner->ops->dropout_forward(p->inner, out, inp, n, prob, key, site);
     end_op(p);
 }
 
-static void p_dropout_backward(lm_backend *be, float *dinp, const float *dout, size_t n, float prob, uint64_t seed,
-                               uint64_t stream) {
+static void p_dropout_backward(lm_backend *be, float *dinp, const float *dout, size_t n, float prob,
+                               const lm_step_state *key, int site) {
     profiled_backend *p = (profiled_backend *)be;
     begin_op(p, "dropout_backward");
-    p->inner->ops->dropout_backward(p->inner, dinp, dout, n, prob, seed, stream);
+    p->inner->ops->dropout_backward(p->inner, dinp, dout, n, prob, key, site);
     end_op(p);
 }
 
@@ -422,11 +421,38 @@ static lm_status p_sum_squares_to_host(lm_backend *be, const float *x, size_t n,
     return status;
 }
 
-static void p_adamw(lm_backend *be, float *param, const float *grad, float *m, float *v, size_t n, float lr,
-                    float beta1, float beta2, float eps, float weight_decay, float grad_scale, int64_t t) {
+static void p_loss_mean(lm_backend *be, float *out, const float *losses, size_t n, int64_t count) {
     profiled_backend *p = (profiled_backend *)be;
-    begin_op(p, "adamw");
-    p->inner->ops->adamw(p->inner, param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, grad_scale, t);
+    begin_op(p, "loss_mean");
+    p->inner->ops->loss_mean(p->inner, out, losses, n, count);
+    end_op(p);
+}
+
+static void p_step_micro_batch_end(lm_backend *be, lm_step_state *state, double num, double den, int scored) {
+    profiled_backend *p = (profiled_backend *)be;
+    begin_op(p, "step_micro_batch_end");
+    p->inner->ops->step_micro_batch_end(p->inner, state, num, den, scored);
+    end_op(p);
+}
+
+static void p_step_clip(lm_backend *be, lm_step_state *state, const float *grads, size_t n) {
+    profiled_backend *p = (profiled_backend *)be;
+    begin_op(p, "step_clip");
+    p->inner->ops->step_clip(p->inner, state, grads, n);
+    end_op(p);
+}
+
+static void p_step_schedule(lm_backend *be, lm_step_state *state) {
+    profiled_backend *p = (profiled_backend *)be;
+    begin_op(p, "step_schedule");
+    p->inner->ops->step_schedule(p->inner, state);
+    end_op(p);
+}
+
+static void p_step_finish(lm_backend *be, lm_step_state *state) {
+    profiled_backend *p = (profiled_backend *)be;
+    begin_op(p, "step_finish");
+    p->inner->ops->step_finish(p->inner, state);
     end_op(p);
 }
 
@@ -472,6 +498,14 @@ static lm_status p_timer_elapsed_ms(lm_backend *be, lm_backend_timer *timer, int
     return inner_of(be)->ops->timer_elapsed_ms(inner_of(be), timer, from, to, ms);
 }
 
+static void p_counters(lm_backend *be, lm_device_counters *out) {
+    inner_of(be)->ops->counters(inner_of(be), out);
+}
+
+static void p_keep_failure(lm_backend *be, const char *what, const char *reason) {
+    inner_of(be)->ops->keep_failure(inner_of(be), what, reason);
+}
+
 static const lm_backend_ops profiled_ops = {
     .destroy = p_destroy,
     .describe = p_describe,
@@ -498,9 +532,13 @@ static const lm_backend_ops profiled_ops = {
     .accumulate = p_accumulate,
     .crossentropy_forward = p_crossentropy_forward,
     .crossentropy_backward = p_crossentropy_backward,
+    .loss_mean = p_loss_mean,
     .sum_to_host = p_sum_to_host,
     .sum_squares_to_host = p_sum_squares_to_host,
-    .adamw = p_adamw,
+    .step_micro_batch_end = p_step_micro_batch_end,
+    .step_clip = p_step_clip,
+    .step_schedule = p_step_schedule,
+    .step_finish = p_step_finish,
     .kv_cache_append = p_kv_cache_append,
     .attention_cached_forward = p_attention_cached_forward,
     .matvec_forward = p_matvec_forward,
@@ -508,6 +546,8 @@ static const lm_backend_ops profiled_ops = {
     .timer_destroy = p_timer_destroy,
     .timer_record = p_timer_record,
     .timer_elapsed_ms = p_timer_elapsed_ms,
+    .counters = p_counters,
+    .keep_failure = p_keep_failure,
 };
 
 lm_status lm_backend_profile(lm_backend **be, const char *label) {
@@ -528,6 +568,9 @@ lm_status lm_backend_profile(lm_backend **be, const char *label) {
     p->base.precision = in->precision;
     p->inner = in;
     snprintf(p->label, sizeof p->label, "%s", label ? label : "a model");
+    /* The same device, reached through the profiler so that the step
+     * operations of plugins are timed too. */
+    lm_backend_device_init(&p->base, (lm_device_type)in->device.type, in->device.index, in->device.stream);
     *be = &p->base;
     return LM_OK;
 }

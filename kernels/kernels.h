@@ -10,13 +10,16 @@
  *   - backward functions ACCUMULATE (+=) into every gradient they write,
  *     parameter and activation gradients alike: the caller zeroes them;
  *   - dropout masks are a pure function of (seed, stream, element index)
- *     through lmcore/rng.h, identical on CPU and GPU.
+ *     through lmcore/rng.h, identical on CPU and GPU; the backend table
+ *     (backend.h) derives seed and stream from the step state.
  * Kernels do not fail: sizes are validated by the caller. */
 #ifndef LM_KERNELS_H
 #define LM_KERNELS_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "lmcore/step.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -98,14 +101,20 @@ double lm_cpu_crossentropy_forward(float *losses, const float *logits, const int
 void lm_cpu_crossentropy_backward(float *dlogits, const float *logits, const int32_t *labels, float dloss, int N,
                                   int V);
 
-/* ---- optimizer ------------------------------------------------------------- */
-/* Σ x² in double (global grad norm = sqrt of the sum over buffers). */
+/* ---- reductions ------------------------------------------------------------ */
+/* Σ x² in double (global grad norm = sqrt of the sum over buffers), in
+ * fixed chunks summed in order: the same for any thread count. */
 double lm_cpu_sum_squares(const float *x, size_t n);
-/* PyTorch AdamW on n elements: g = grad*grad_scale; m,v updated; param -=
- * lr*(m̂/(sqrt(v̂)+eps) + weight_decay*param) where the decay uses the value
- * before the update (torch: param *= 1 - lr*wd first). */
-void lm_cpu_adamw(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1, float beta2,
-                  float eps, float weight_decay, float grad_scale, int64_t t);
+/* Σ x in double, in index order. */
+double lm_cpu_sum(const float *x, size_t n);
+/* *out = (float)(lm_cpu_sum(losses, n) / count): the batch's mean loss. */
+void lm_cpu_loss_mean(float *out, const float *losses, size_t n, int64_t count);
+
+/* ---- the device side of a training step (lmcore/device.h, step.h) --------- */
+void lm_cpu_step_micro_batch_end(lm_step_state *s, double num, double den, int scored);
+void lm_cpu_step_clip(lm_step_state *s, const float *grads, size_t n);
+void lm_cpu_step_schedule(lm_step_state *s);
+void lm_cpu_step_finish(lm_step_state *s);
 
 /* ---- incremental decoding (key/value cache, one sequence) ----------------- */
 /* Appends n positions to a cache: k_cache[pos+i, :] = k[i*stride .. +C) and

@@ -17,7 +17,15 @@
  *   - lm_cuda_crossentropy_forward returns nothing: it writes the per-row
  *     losses, and lm_cuda_sum adds them up on the device;
  *   - lm_cuda_sum_squares / lm_cuda_sum write their double result to device
- *     memory (deterministic two-stage reductions; no host round trip).
+ *     memory (deterministic two-stage reductions; no host round trip);
+ *   - dropout (lm_cuda_dropout_*, attention's) takes the backend op's
+ *     (const lm_step_state *key, int site) instead of the CPU's (seed,
+ *     stream): the kernels read key->seed and key->micro_batch from device
+ *     memory and draw with stream lm_dropout_stream(micro_batch, site), so a
+ *     captured graph replays with the key of the moment, not the key of the
+ *     capture.  The masks are the CPU's for (seed, lm_dropout_stream(...)).
+ *   - the step twins (lm_cuda_step_*, lm_cuda_loss_mean) take a device
+ *     lm_step_state / device output and only queue kernels.
  *
  * Precision (lm_precision of backend.h): FP32 runs true fp32 GEMMs; TF32 uses
  * CUBLAS_COMPUTE_32F_FAST_TF32; BF16 currently means fp32 storage with bf16
@@ -47,7 +55,8 @@ typedef struct lm_cuda_ctx lm_cuda_ctx;
 
 /* ---- context ---------------------------------------------------------------- */
 /* Selects `device_index`, creates the stream, the cuBLASLt and cuBLAS handles,
- * a 32 MiB GEMM workspace and the reduction scratch.  LM_ERR_DEVICE (with the
+ * a 32 MiB GEMM workspace, the reduction scratch and the device double that
+ * loss_mean / step_clip / the backend's sum_to_host reduce into.  LM_ERR_DEVICE (with the
  * CUDA reason) when no usable device exists or the driver is too old;
  * LM_ERR_NOMEM when the workspaces do not fit. */
 lm_status lm_cuda_ctx_create(lm_cuda_ctx **out, int device_index, lm_precision precision);
@@ -91,20 +100,24 @@ void lm_cuda_matmul_backward(lm_cuda_ctx *ctx, float *dinp, float *dweight, floa
 /* ---- attention (cuBLAS batched GEMMs + softmax kernels) --------------------------------- */
 void lm_cuda_attention_forward(lm_cuda_ctx *ctx, float *out, float *preatt, float *att, const float *q,
                                const float *k, const float *v, int stride, const int32_t *key_mask, int causal,
-                               int B, int T, int C, int NH, float dropout_p, uint64_t seed, uint64_t stream);
+                               int B, int T, int C, int NH, float dropout_p, const lm_step_state *key, int site);
+/* The dropout mask is read back from att (A = P ⊙ keep/(1-p)): key and site
+ * are not read; they keep the backend op's argument list. */
 void lm_cuda_attention_backward(lm_cuda_ctx *ctx, float *dq, float *dk, float *dv, float *scratch,
                                 const float *dout, const float *preatt, const float *att, const float *q,
                                 const float *k, const float *v, int stride, int B, int T, int C, int NH,
-                                float dropout_p, uint64_t seed, uint64_t stream);
+                                float dropout_p, const lm_step_state *key, int site);
 
 /* ---- pointwise ------------------------------------------------------------------------------ */
 void lm_cuda_gelu_forward(lm_cuda_ctx *ctx, float *out, const float *inp, size_t n, int approx_tanh);
 void lm_cuda_gelu_backward(lm_cuda_ctx *ctx, float *dinp, const float *inp, const float *dout, size_t n,
                            int approx_tanh);
-void lm_cuda_dropout_forward(lm_cuda_ctx *ctx, float *out, const float *inp, size_t n, float p, uint64_t seed,
-                             uint64_t stream);
-void lm_cuda_dropout_backward(lm_cuda_ctx *ctx, float *dinp, const float *dout, size_t n, float p, uint64_t seed,
-                              uint64_t stream);
+/* key: device memory; may be NULL when p <= 0 or p >= 1 (no draw), else a
+ * failure is kept ("dropout_forward: ... no step state"). */
+void lm_cuda_dropout_forward(lm_cuda_ctx *ctx, float *out, const float *inp, size_t n, float p,
+                             const lm_step_state *key, int site);
+void lm_cuda_dropout_backward(lm_cuda_ctx *ctx, float *dinp, const float *dout, size_t n, float p,
+                              const lm_step_state *key, int site);
 void lm_cuda_residual_forward(lm_cuda_ctx *ctx, float *out, const float *a, const float *b, size_t n);
 void lm_cuda_accumulate(lm_cuda_ctx *ctx, float *dst, const float *src, size_t n);
 
@@ -116,12 +129,26 @@ void lm_cuda_crossentropy_forward(lm_cuda_ctx *ctx, float *losses, const float *
 void lm_cuda_crossentropy_backward(lm_cuda_ctx *ctx, float *dlogits, const float *logits, const int32_t *labels,
                                    float dloss, int N, int V);
 
-/* ---- reductions and optimizer ----------------------------------------------------------------- */
-/* *out_device = Σ x (resp. Σ x²) accumulated in double, deterministic. */
+/* ---- reductions ------------------------------------------------------------------------------- */
+/* *out_device = Σ x (resp. Σ x²) accumulated in double, deterministic (a
+ * fixed grid from n: not the CPU's order, so equal to lm_cpu_sum /
+ * lm_cpu_sum_squares within double rounding, not bit for bit). */
 void lm_cuda_sum(lm_cuda_ctx *ctx, double *out_device, const float *x, size_t n);
 void lm_cuda_sum_squares(lm_cuda_ctx *ctx, double *out_device, const float *x, size_t n);
-void lm_cuda_adamw(lm_cuda_ctx *ctx, float *param, const float *grad, float *m, float *v, size_t n, float lr,
-                   float beta1, float beta2, float eps, float weight_decay, float grad_scale, int64_t t);
+/* *out (device) = (float)(Σ losses[0..n) / (double)count): lm_cuda_sum into
+ * the context's device double, then one thread divides and rounds. */
+void lm_cuda_loss_mean(lm_cuda_ctx *ctx, float *out, const float *losses, size_t n, int64_t count);
+
+/* ---- the device side of a training step (lmcore/device.h; twins of kernels/cpu/step.c) ---------
+ * `state` is device memory.  Each is one or two kernels on the stream, no
+ * wait.  The scalar updates are one thread each with the CPU's operations in
+ * the CPU's order (explicit round-to-nearest intrinsics: no FMA
+ * contraction), so they match lm_cpu_step_* bit for bit given the same
+ * inputs; step_clip's sum of squares is lm_cuda_sum_squares (see above). */
+void lm_cuda_step_micro_batch_end(lm_cuda_ctx *ctx, lm_step_state *state, double num, double den, int scored);
+void lm_cuda_step_clip(lm_cuda_ctx *ctx, lm_step_state *state, const float *grads, size_t n);
+void lm_cuda_step_schedule(lm_cuda_ctx *ctx, lm_step_state *state);
+void lm_cuda_step_finish(lm_cuda_ctx *ctx, lm_step_state *state);
 
 /* ---- incremental decoding (key/value cache) ------------------------------------------------ */
 void lm_cuda_kv_cache_append(lm_cuda_ctx *ctx, float *k_cache, float *v_cache, const float *k, const float *v,

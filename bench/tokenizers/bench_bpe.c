@@ -101,7 +101,7 @@ int main(int argc, char **argv) {
     double t0 = lm_time_seconds();
     size_t tokens = 0;
     if (training) {
-        lm_text_source src = {&c, c.count, corpus_row};
+        lm_text_source src = {sizeof(lm_text_source), &c, c.count, corpus_row, 0, NULL};
         if (vt->train(tok, &src) != LM_OK) return fail("train");
     } else {
         lm_ids ids = {0};

@@ -10,18 +10,24 @@
  *             intermediate_size=1024 vocab_size=8192 max_position_embeddings=128
  *             hidden_dropout_prob/attention_probs_dropout_prob=0.1
  *
- * Loads the architecture and its objective (gpt2 + clm, bert + mlm) from the
- * build tree, builds random token batches from a fixed seed, and times whole
- * training steps the way the trainer runs them: zero_grad, forward,
- * backward, grad_norm, optimizer_step (AdamW, Trainer hyper-parameters,
- * clipping at 1.0).  The objective's make_batch (the shift for clm, the 15 %
- * masking for mlm) runs outside the timed region, as the data collator does
- * in the Trainer's data loader.  Prints one JSON line: median step time,
- * tokens/s (every input token counts, masked or not), peak RSS, the BLAS in
- * use, the losses of the first and last step and a fingerprint of the
- * trained weights (for reproducibility checks). */
+ * Loads the architecture, its objective (gpt2 + clm, bert + mlm) and the
+ * adamw optimizer from the build tree, builds random token batches from a
+ * fixed seed, and times whole training steps the way the trainer runs them
+ * (core/lib/trainer.c, plugin ABI 2): the micro-batch counter uploaded to
+ * the step state, forward (its loss into the state), step_micro_batch_end,
+ * backward, step_clip (clipping at 1.0), step_schedule (a constant learning
+ * rate of 2e-5), the optimizer's step (AdamW, Trainer hyper-parameters) and
+ * step_finish — all queued on the model's device, none reading it back.
+ * The objective's make_batch (the shift for clm, the 15 % masking for mlm)
+ * runs outside the timed region, as the data collator does in the
+ * Trainer's data loader.  Prints one JSON line: median step time, tokens/s
+ * (every input token counts, masked or not), peak RSS, the BLAS in use, the
+ * losses of the first and last step (read from the step state after those
+ * steps, outside the timed region) and a fingerprint of the trained weights
+ * (for reproducibility checks). */
 #include <dlfcn.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +86,20 @@ static int compare_doubles(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* The optimizer every model trains with. */
+#define OPTIMIZER_PLUGIN "lm_optimizer_adamw.so"
+
+/* The bench calls every slot it uses directly: the plugin's table must be
+ * at least this build's (the registry would read missing slots as NULL). */
+static size_t kind_vtable_size(int kind) {
+    switch (kind) {
+    case LM_KIND_ARCHITECTURE: return offsetof(lm_architecture_vtable, hf_config) + sizeof(void *);
+    case LM_KIND_OBJECTIVE: return sizeof(lm_objective_vtable);
+    case LM_KIND_OPTIMIZER: return sizeof(lm_optimizer_vtable);
+    default: return 0;
+    }
+}
+
 static const void *load_vtable(const char *path, int kind, void **handle_out) {
     void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL); /* kept open: the vtables live in it */
     if (!handle) {
@@ -88,8 +108,10 @@ static const void *load_vtable(const char *path, int kind, void **handle_out) {
     }
     lm_plugin_describe_fn describe = (lm_plugin_describe_fn)dlsym(handle, LM_PLUGIN_DESCRIBE_SYMBOL);
     const lm_plugin_descriptor *d = describe ? describe() : NULL;
-    if (!d || d->abi_major != LM_ABI_MAJOR || d->kind != kind) {
-        fprintf(stderr, "bench_train_lm: %s is not a compatible plugin of kind %d\n", path, kind);
+    if (!d || d->abi_major != LM_ABI_MAJOR || d->abi_minor > LM_ABI_MINOR || d->kind != kind ||
+        d->vtable_size < kind_vtable_size(kind)) {
+        fprintf(stderr, "bench_train_lm: %s is not a %s plugin of this build's ABI %d.%d (rebuild the plugins)\n",
+                path, lm_plugin_kind_name((lm_plugin_kind)kind), LM_ABI_MAJOR, LM_ABI_MINOR);
         return NULL;
     }
     if (handle_out) *handle_out = handle;
@@ -159,6 +181,12 @@ static lm_vocab_info vocab_for(const bench_model *model, int32_t vocab_size) {
     return vocab;
 }
 
+/* Reads the step state back (a host read: outside the timed region only). */
+static int read_state(lm_device *dev, const lm_step_state *state, lm_step_state *out) {
+    if (dev->ops->download(dev, out, state, sizeof *out) != LM_OK) return fail("read the step state");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     bench_settings s = {20, 3, 2, 8, 128, 1234};
     const char *plugin_dir = getenv("LMCORE_BENCH_PLUGIN_DIR") ? getenv("LMCORE_BENCH_PLUGIN_DIR")
@@ -194,31 +222,61 @@ int main(int argc, char **argv) {
     const lm_architecture_vtable *arch = load_vtable(path, LM_KIND_ARCHITECTURE, &arch_handle);
     snprintf(path, sizeof path, "%s/%s", plugin_dir, model_kind->objective_plugin);
     const lm_objective_vtable *obj = load_vtable(path, LM_KIND_OBJECTIVE, NULL);
-    if (!arch || !obj) return 1;
+    snprintf(path, sizeof path, "%s/%s", plugin_dir, OPTIMIZER_PLUGIN);
+    const lm_optimizer_vtable *opt = load_vtable(path, LM_KIND_OPTIMIZER, NULL);
+    if (!arch || !obj || !opt) return 1;
 
-    void *model = NULL, *objective = NULL;
+    void *model = NULL, *objective = NULL, *optimizer = NULL;
     if (arch->create(&model, cfg) != LM_OK || lm_config_validate(cfg) != LM_OK) return fail("create the model");
     lm_config *obj_cfg = NULL;
     snprintf(what, sizeof what, "objective of '%s'", model_kind->name);
     if (lm_config_create(&obj_cfg, what) != LM_OK) return fail("config");
     if (model_kind->masked_lm) lm_config_set_int(obj_cfg, "seed", (int64_t)s.seed); /* the masks */
     if (obj->create(&objective, obj_cfg) != LM_OK) return fail("create the objective");
+    /* The Trainer's recipe: AdamW (0.9, 0.999, 1e-8), weight decay 0.01. */
+    lm_config *opt_cfg = NULL;
+    if (lm_config_create(&opt_cfg, "optimizer 'adamw'") != LM_OK) return fail("config");
+    lm_config_set_number(opt_cfg, "weight_decay", 0.01);
+    lm_config_set_number(opt_cfg, "beta1", 0.9);
+    lm_config_set_number(opt_cfg, "beta2", 0.999);
+    lm_config_set_number(opt_cfg, "eps", 1e-8);
+    if (opt->create(&optimizer, opt_cfg) != LM_OK || lm_config_validate(opt_cfg) != LM_OK)
+        return fail("create the optimizer");
     lm_arch_info info;
     if (arch->info(model, &info) != LM_OK) return fail("info");
     lm_vocab_info vocab = vocab_for(model_kind, info.vocab_size);
     if (obj->bind(objective, &info, &vocab) != LM_OK) return fail("bind the objective");
     if (arch->init_weights(model, 42) != LM_OK) return fail("init_weights");
     if (arch->set_training(model, 1) != LM_OK) return fail("set_training");
+    lm_param_set params;
+    if (arch->parameters(model, &params) != LM_OK) return fail("parameters");
+    if (opt->bind(optimizer, &params) != LM_OK) return fail("bind the optimizer");
+
+    /* The step state on the model's device, as the trainer starts a run:
+     * a constant learning rate of 2e-5, clipping at 1.0. */
+    lm_device *dev = params.device;
+    const int grad_accum = 1;
+    lm_step_state *state = NULL, host;
+    if (dev->ops->alloc(dev, (void **)&state, sizeof *state, "the step state") != LM_OK) return fail("alloc");
+    dev->ops->retain(dev); /* held while the state lives on it, as the trainer does */
+    memset(&host, 0, sizeof host);
+    host.seed = s.seed;
+    host.schedule.kind = LM_SCHEDULE_CONSTANT;
+    host.schedule.base_lr = 2e-5;
+    host.max_grad_norm = 1.0;
+    host.lr = host.schedule.base_lr;
+    host.clip_scale = 1.0f;
+    host.grad_norm = NAN;
+    if (dev->ops->upload(dev, state, &host, sizeof host) != LM_OK) return fail("upload the step state");
 
     /* A fresh batch of random ordinary tokens every step. */
     const int B = s.batch, T = s.block, total = s.warmup + s.steps;
     const size_t n = (size_t)B * (size_t)T;
     const int32_t first_token = model_kind->masked_lm ? BERT_N_SPECIAL : 0; /* no special in the blocks */
     const uint32_t id_range = (uint32_t)(info.vocab_size - first_token);
-    int32_t *tokens = malloc(n * sizeof *tokens), *input_ids = malloc(n * sizeof *input_ids);
-    int32_t *labels = malloc(n * sizeof *labels);
+    int32_t *tokens = malloc(n * sizeof *tokens);
     double *times = malloc((size_t)total * sizeof *times);
-    if (!tokens || !input_ids || !labels || !times) {
+    if (!tokens || !times) {
         fprintf(stderr, "bench_train_lm: out of memory\n");
         return 1;
     }
@@ -228,33 +286,41 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < n; i++)
             tokens[i] = first_token +
                         (int32_t)lm_rng_below(s.seed, LM_RNG_STREAM_USER, (uint64_t)step * n + i, id_range);
-        lm_batch batch;
-        memset(&batch, 0, sizeof batch);
-        batch.input_ids = input_ids;
-        batch.labels = labels;
+        const lm_batch *batch = NULL; /* the objective's, until its next make_batch */
         if (obj->make_batch(objective, tokens, B, T, (uint64_t)step, &batch) != LM_OK) return fail("make_batch");
-        if (batch.n_targets == 0) {
+        if (batch->n_targets == 0) {
             fprintf(stderr, "bench_train_lm: step %d scores no token: use larger batches\n", step);
             return 1;
         }
-        batch.seed = s.seed;
-        batch.step = (uint64_t)step;
-        if (step >= s.warmup) scored += batch.n_targets;
+        if (step >= s.warmup) scored += batch->n_targets;
+        const uint64_t micro_batch = (uint64_t)step; /* one micro-batch per step */
 
         double start = now_seconds();
-        float loss = 0.0f, norm = 0.0f;
-        if (arch->zero_grad(model) != LM_OK) return fail("zero_grad");
-        if (arch->forward(model, &batch, &loss) != LM_OK) return fail("forward");
-        if (arch->backward(model, 1.0f) != LM_OK) return fail("backward");
-        if (arch->grad_norm(model, &norm) != LM_OK) return fail("grad_norm");
-        /* The Trainer's recipe: AdamW (0.9, 0.999, 1e-8), decay 0.01, clipping at 1.0. */
-        float clip = norm > 1.0f ? (float)(1.0 / ((double)norm + 1e-6)) : 1.0f;
-        lm_optim_params p = {2e-5f, 0.9f, 0.999f, 1e-8f, 0.01f, clip, step + 1};
-        if (arch->optimizer_step(model, &p) != LM_OK) return fail("optimizer_step");
+        if (dev->ops->upload(dev, &state->micro_batch, &micro_batch, sizeof micro_batch) != LM_OK)
+            return fail("upload the micro-batch counter");
+        if (arch->forward(model, batch, state) != LM_OK) return fail("forward");
+        if (dev->ops->step_micro_batch_end(dev, state, 1.0, (double)grad_accum, 1) != LM_OK)
+            return fail("step_micro_batch_end");
+        if (arch->backward(model, 1.0f / (float)grad_accum, 0) != LM_OK) return fail("backward");
+        if (dev->ops->step_clip(dev, state, params.grads, (lm_dtype)params.grad_dtype, params.n_params) != LM_OK)
+            return fail("step_clip");
+        if (dev->ops->step_schedule(dev, state) != LM_OK) return fail("step_schedule");
+        if (opt->step(optimizer, state) != LM_OK) return fail("the optimizer's step");
+        if (dev->ops->step_finish(dev, state) != LM_OK) return fail("step_finish");
+        /* A GPU would still be running the queued step: wait for it (the
+         * CPU device has finished everything already). */
+        if (dev->type != LM_DEVICE_CPU && dev->ops->sync(dev) != LM_OK) return fail("sync");
         times[step] = now_seconds() - start;
-        if (step == 0) first_loss = loss;
-        last_loss = loss;
+        if (step == 0 || step == total - 1) {
+            if (read_state(dev, state, &host)) return 1;
+            if (step == 0) first_loss = host.loss;
+            last_loss = host.loss;
+        }
     }
+    if (host.bad_step != 0)
+        fprintf(stderr, "bench_train_lm: the %s at step %lld was %g: the run diverged\n",
+                host.bad_what == LM_BAD_LOSS ? "loss" : "gradient norm", (long long)host.bad_step,
+                (double)host.bad_value);
     double peak_rss = peak_rss_mb(); /* before the fingerprint's copy of the weights */
     qsort(times + s.warmup, (size_t)s.steps, sizeof *times, compare_doubles);
     double median = s.steps % 2 ? times[s.warmup + s.steps / 2]
@@ -262,12 +328,13 @@ int main(int argc, char **argv) {
     /* A fingerprint of the trained weights: equal across runs (and thread
      * counts) when the training is bit-for-bit reproducible. */
     uint64_t fingerprint = 1469598103934665603ull; /* FNV-1a over the parameter bytes */
-    float *params = malloc((size_t)info.n_params * sizeof *params);
-    if (!params || arch->read_buffer(model, LM_BUFFER_PARAMS, params) != LM_OK) return fail("read_buffer");
-    const unsigned char *bytes = (const unsigned char *)params;
-    for (size_t i = 0; i < (size_t)info.n_params * sizeof *params; i++)
+    float *weights = malloc(params.n_params * sizeof *weights);
+    if (!weights || dev->ops->download(dev, weights, params.params, params.n_params * sizeof *weights) != LM_OK)
+        return fail("download the parameters");
+    const unsigned char *bytes = (const unsigned char *)weights;
+    for (size_t i = 0; i < params.n_params * sizeof *weights; i++)
         fingerprint = (fingerprint ^ bytes[i]) * 1099511628211ull;
-    free(params);
+    free(weights);
     char blas[512];
     describe_blas(arch_handle, blas, sizeof blas);
     printf("{\"impl\": \"lmcore\", \"model\": \"%s\", \"median_step_s\": %.6f, \"tokens_per_s\": %.1f, "
@@ -277,13 +344,17 @@ int main(int argc, char **argv) {
            model_kind->name, median, (double)n / median, peak_rss, s.steps, s.threads, (long long)info.n_params,
            (double)scored / s.steps, (double)first_loss, (double)last_loss, (unsigned long long)fingerprint,
            info.device, blas);
+    /* The optimizer's state and the step state live on the model's device,
+     * which their holds keep open whatever goes first. */
+    opt->destroy(optimizer);
     arch->destroy(model);
+    dev->ops->free(dev, state);
+    dev->ops->release(dev);
     obj->destroy(objective);
     lm_config_destroy(cfg);
     lm_config_destroy(obj_cfg);
+    lm_config_destroy(opt_cfg);
     free(tokens);
-    free(input_ids);
-    free(labels);
     free(times);
     return 0;
 }

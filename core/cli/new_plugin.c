@@ -19,10 +19,10 @@
 /* plugin_templates.c, generated from cli/templates/ at build time. */
 extern const char lm_template_CMakeLists_txt_in[], lm_template_README_md_in[], lm_template_test_plugin_c_in[];
 extern const char lm_template_tokenizer_c_in[], lm_template_dataset_c_in[], lm_template_architecture_c_in[],
-    lm_template_objective_c_in[], lm_template_logger_c_in[];
+    lm_template_objective_c_in[], lm_template_logger_c_in[], lm_template_optimizer_c_in[];
 extern const char lm_template_exercise_tokenizer_c_in[], lm_template_exercise_dataset_c_in[],
     lm_template_exercise_architecture_c_in[], lm_template_exercise_objective_c_in[],
-    lm_template_exercise_logger_c_in[];
+    lm_template_exercise_logger_c_in[], lm_template_exercise_optimizer_c_in[];
 
 typedef struct kind_templates {
     const char *kind, *kind_enum, *vtable_type, *source, *exercise;
@@ -37,6 +37,8 @@ static const kind_templates kinds[] = {
     {"objective", "LM_KIND_OBJECTIVE", "lm_objective_vtable", lm_template_objective_c_in,
      lm_template_exercise_objective_c_in},
     {"logger", "LM_KIND_LOGGER", "lm_logger_vtable", lm_template_logger_c_in, lm_template_exercise_logger_c_in},
+    {"optimizer", "LM_KIND_OPTIMIZER", "lm_optimizer_vtable", lm_template_optimizer_c_in,
+     lm_template_exercise_optimizer_c_in},
 };
 
 typedef struct substitution {
@@ -160,7 +162,7 @@ static void print_unwritten(const char *source_template) {
 int lm_cli_new_plugin(int argc, char **argv) {
     if (argc < 2 || argc > 3) {
         fprintf(stderr, "lmcore: usage: lmcore new-plugin KIND NAME [DIR]\n"
-                        "  KIND: tokenizer, dataset, architecture, objective or logger\n"
+                        "  KIND: tokenizer, dataset, architecture, objective, logger or optimizer\n"
                         "  NAME: the plugin's name, [a-z][a-z0-9_]* (scripts use lm.KIND(\"NAME\", {...}))\n"
                         "  DIR:  where to write it (default ./NAME; must not exist or be empty)\n");
         return 2;
@@ -169,7 +171,8 @@ int lm_cli_new_plugin(int argc, char **argv) {
     for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
         if (strcmp(argv[0], kinds[i].kind) == 0) kind = &kinds[i];
     if (!kind) {
-        fprintf(stderr, "lmcore: unknown plugin kind '%s' (tokenizer, dataset, architecture, objective, logger)\n",
+        fprintf(stderr,
+                "lmcore: unknown plugin kind '%s' (tokenizer, dataset, architecture, objective, logger, optimizer)\n",
                 argv[0]);
         return 2;
     }

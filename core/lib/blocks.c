@@ -136,10 +136,9 @@ static lm_status write_cache(const lm_blocks *b, const char *path, const cache_k
 }
 
 /* Tokenizes the split and cuts blocks, HF group_texts style. */
-static lm_status tokenize_split(lm_blocks *b, const lm_plugin *tp, void *tok, const lm_plugin *dp, void *ds,
+static lm_status tokenize_split(lm_blocks *b, const lm_plugin *tp, void *tok, const lm_text_source *source,
                                 const char *split, const lm_blocks_options *o) {
-    size_t rows;
-    LM_TRY(dp->vtable.dataset.row_count(ds, split, &rows));
+    const size_t rows = source->count;
     lm_ids group = {0}, all = {0};
     lm_status status = LM_OK;
     char label[128];
@@ -152,7 +151,7 @@ static lm_status tokenize_split(lm_blocks *b, const lm_plugin *tp, void *tok, co
         for (size_t i = start; i < end; i++) {
             const char *text;
             size_t len;
-            LM_CHECK(dp->vtable.dataset.row(ds, split, i, &text, &len));
+            LM_CHECK(source->row(source->ctx, i, &text, &len));
             LM_CHECK(tp->vtable.tokenizer.encode(tok, text, len, o->add_special, &group));
             if ((i & 255) == 0) {
                 lm_progress_update(progress, i);
@@ -186,9 +185,10 @@ fail:
     return status;
 }
 
-lm_status lm_blocks_build(lm_blocks **out, const lm_plugin *tp, void *tok, const lm_plugin *dp, void *ds,
-                          const char *split, const lm_blocks_options *o) {
+lm_status lm_blocks_build(lm_blocks **out, const lm_plugin *tp, void *tok, const lm_text_source *source,
+                          const lm_blocks_options *o) {
     *out = NULL;
+    const char *split = source->name && *source->name ? source->name : "rows";
     if (o->block_size < 2 || o->block_size > (1 << 20))
         return lm_error_set(LM_ERR_INVALID, "block_size must be between 2 and 1048576, got %d", o->block_size);
     if (o->group_lines < 0) return lm_error_set(LM_ERR_INVALID, "group_lines must be >= 0, got %d", o->group_lines);
@@ -203,7 +203,7 @@ lm_status lm_blocks_build(lm_blocks **out, const lm_plugin *tp, void *tok, const
     key.group_lines = (uint32_t)o->group_lines;
     key.add_special = o->add_special ? 1 : 0;
     LM_TRY(tp->vtable.tokenizer.fingerprint(tok, &key.tokenizer_hash));
-    LM_TRY(dp->vtable.dataset.fingerprint(ds, split, &key.source_hash));
+    key.source_hash = source->fingerprint;
 
     lm_blocks *b = calloc(1, sizeof *b);
     if (!b) return lm_error_set(LM_ERR_NOMEM, "out of memory for token blocks");
@@ -221,7 +221,7 @@ lm_status lm_blocks_build(lm_blocks **out, const lm_plugin *tp, void *tok, const
             return LM_OK;
         }
     }
-    lm_status status = tokenize_split(b, tp, tok, dp, ds, split, o);
+    lm_status status = tokenize_split(b, tp, tok, source, split, o);
     if (status == LM_OK && path[0]) {
         status = lm_mkdir_p(o->cache_dir);
         if (status == LM_OK) status = write_cache(b, path, &key);

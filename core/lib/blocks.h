@@ -14,12 +14,13 @@ typedef struct lm_blocks_options {
     const char *cache_dir;/* NULL: no cache file */
 } lm_blocks_options;
 
-/* Builds the blocks, or maps them from a valid cache file whose header
- * matches the tokenizer, the source bytes and the options; a truncated,
- * foreign or stale cache is rebuilt (atomically), never trusted. */
+/* Builds the blocks of one dataset split (a text source: its name names
+ * the cache file, its fingerprint keys it), or maps them from a valid cache
+ * file whose header matches the tokenizer, the source bytes and the
+ * options; a truncated, foreign or stale cache is rebuilt (atomically),
+ * never trusted. */
 LM_API lm_status lm_blocks_build(lm_blocks **out, const lm_plugin *tokenizer_plugin, void *tokenizer,
-                                 const lm_plugin *dataset_plugin, void *dataset, const char *split,
-                                 const lm_blocks_options *options);
+                                 const lm_text_source *source, const lm_blocks_options *options);
 LM_API void lm_blocks_free(lm_blocks *blocks);
 LM_API size_t lm_blocks_count(const lm_blocks *blocks);
 LM_API int32_t lm_blocks_block_size(const lm_blocks *blocks);

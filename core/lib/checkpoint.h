@@ -1,37 +1,40 @@
 /* Training checkpoints: everything needed to continue a run exactly.
  *
  * <root>/checkpoint-<step>/ holds model.safetensors (HF names), config.json,
- * tokenizer.json, optimizer.safetensors (AdamW moments as
- * "<param>.exp_avg" / "<param>.exp_avg_sq") and trainer_state.json (step,
- * epoch, position in the shuffled order, RNG counters, loss sums, the
- * schedule's length).  A checkpoint is written into a hidden temporary
- * folder and renamed into place, so it is either complete or absent; only
- * the newest `keep_last` are kept. */
+ * tokenizer.json, training_args.json, optimizer.safetensors (the optimizer
+ * plugin's state under its own names: "<param>.exp_avg" and
+ * "<param>.exp_avg_sq" for AdamW, "<param>.momentum_buffer" for SGD) and
+ * trainer_state.json (written by the trainer: counters, loss sums, the
+ * schedule, the optimizer's name and settings, callback state).  A
+ * checkpoint is written into a hidden temporary folder and renamed into
+ * place, so it is either complete or absent; only the newest `keep_last`
+ * are kept (and a protected one: the best model's). */
 #ifndef LMCORE_CHECKPOINT_H
 #define LMCORE_CHECKPOINT_H
 
-#include "trainer.h"
+#include "lmcore/lmcore.h"
+#include "registry.h"
 
-typedef struct lm_checkpoint_state {
-    int64_t step, total_steps;
-    int64_t epoch;           /* epoch in progress (0-based) */
-    int64_t steps_in_epoch;  /* optimizer steps done in that epoch */
-    uint64_t cursor;         /* next block of the epoch's shuffled order */
-    uint64_t micro_batches;  /* dropout / masking counter */
-    uint64_t seed;
-    double loss_sum_run, loss_sum_epoch;
-    uint64_t train_blocks;   /* the run's shape, checked on resume */
-    int64_t batch_size, grad_accum;
-} lm_checkpoint_state;
+typedef struct lm_checkpoint_parts {
+    lm_handle model, optimizer, tokenizer; /* the tokenizer's plugin may be NULL */
+} lm_checkpoint_parts;
 
-/* Writes <root>/checkpoint-<state->step> and prunes older ones beyond
- * keep_last (0 keeps all).  tokenizer may have a NULL plugin. */
-LM_API lm_status lm_checkpoint_save(const char *root, int keep_last, const lm_checkpoint_state *state,
-                                    lm_handle model, lm_handle tokenizer, const char *args_json);
+#define LM_CHECKPOINT_STATE_FILE "trainer_state.json"
+#define LM_CHECKPOINT_OPTIMIZER_FILE "optimizer.safetensors"
 
-/* Loads a checkpoint folder into the model (weights and moments) and state,
- * refusing one from another architecture, vocabulary or shape with the
- * mismatch named. */
-LM_API lm_status lm_checkpoint_load(const char *dir, lm_handle model, lm_checkpoint_state *state);
+/* Writes <root>/checkpoint-<step> and prunes older ones beyond keep_last
+ * (0 keeps all), never the folder named `protect` (NULL: none).  The path
+ * of the new folder goes to dir_out (may be NULL). */
+LM_API lm_status lm_checkpoint_save(const char *root, int64_t step, int keep_last, const char *protect,
+                                    const lm_checkpoint_parts *parts, const char *state_json, const char *args_json,
+                                    char *dir_out, size_t dir_cap);
+
+/* Parses <dir>/trainer_state.json (the caller frees *state). */
+LM_API lm_status lm_checkpoint_read_state(const char *dir, lm_json **state);
+
+/* Loads <dir>/model.safetensors into the model and <dir>/optimizer.safetensors
+ * into the optimizer (bound to the model), naming any tensor that is
+ * missing or of another shape. */
+LM_API lm_status lm_checkpoint_load_tensors(const char *dir, const lm_checkpoint_parts *parts);
 
 #endif

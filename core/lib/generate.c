@@ -63,11 +63,11 @@ int32_t lm_sample_token(float *logits, int32_t V, const lm_generate_options *o, 
 static lm_status full_forward_last_logits(lm_handle model, const lm_ids *seq, float *all, int32_t V, float *last) {
     lm_batch batch;
     memset(&batch, 0, sizeof batch);
+    batch.struct_size = sizeof batch;
     batch.B = 1;
     batch.T = (int32_t)seq->len;
     batch.input_ids = seq->data;
-    float loss;
-    LM_TRY(model.plugin->vtable.architecture.forward(model.self, &batch, &loss));
+    LM_TRY(model.plugin->vtable.architecture.forward(model.self, &batch, NULL));
     LM_TRY(model.plugin->vtable.architecture.logits(model.self, all, seq->len * (size_t)V));
     memcpy(last, all + (seq->len - 1) * (size_t)V, (size_t)V * sizeof *last);
     return LM_OK;

@@ -3,7 +3,7 @@
 #ifndef LMCORE_GENERATE_H
 #define LMCORE_GENERATE_H
 
-#include "trainer.h"
+#include "registry.h"
 
 typedef struct lm_generate_options {
     int32_t max_new_tokens;

@@ -251,3 +251,52 @@ lm_status lm_json_writer_finish(lm_json_writer *w) {
         writer_fail(w, "an array or object was left open");
     return w->status;
 }
+
+void lm_json_write_value(lm_json_writer *w, const lm_json *v) {
+    if (w->status != LM_OK) return;
+    switch (lm_json_type_of(v)) {
+    case LM_JSON_NULL: lm_json_write_null(w); break;
+    case LM_JSON_BOOL: lm_json_write_bool(w, lm_json_bool(v)); break;
+    case LM_JSON_NUMBER:
+        if (lm_json_is_integer(v)) lm_json_write_int(w, lm_json_int(v));
+        else lm_json_write_number(w, lm_json_number(v));
+        break;
+    case LM_JSON_STRING: {
+        size_t len;
+        const char *s = lm_json_string(v, &len);
+        lm_json_write_string(w, s, len);
+        break;
+    }
+    case LM_JSON_ARRAY:
+        lm_json_begin_array(w);
+        for (size_t i = 0; i < lm_json_size(v); i++) lm_json_write_value(w, lm_json_at(v, i));
+        lm_json_end_array(w);
+        break;
+    case LM_JSON_OBJECT:
+        lm_json_begin_object(w);
+        for (size_t i = 0; i < lm_json_size(v); i++) {
+            size_t key_len;
+            const char *key = lm_json_key_at(v, i, &key_len);
+            char stack_key[256];
+            /* lm_json_key takes a C string: keys are copied (escapes kept by the writer). */
+            if (key_len < sizeof stack_key) {
+                memcpy(stack_key, key, key_len);
+                stack_key[key_len] = '\0';
+                lm_json_key(w, stack_key);
+            } else {
+                char *heap = malloc(key_len + 1);
+                if (!heap) {
+                    w->status = lm_error_set(LM_ERR_NOMEM, "JSON writer: out of memory");
+                    return;
+                }
+                memcpy(heap, key, key_len);
+                heap[key_len] = '\0';
+                lm_json_key(w, heap);
+                free(heap);
+            }
+            lm_json_write_value(w, lm_json_at(v, i));
+        }
+        lm_json_end_object(w);
+        break;
+    }
+}

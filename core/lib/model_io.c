@@ -13,13 +13,12 @@ static lm_status join_path(char *out, size_t cap, const char *dir, const char *f
     return LM_OK;
 }
 
-static lm_status read_all_params(const lm_plugin *arch, void *model, float **out, int64_t *n_params) {
-    lm_arch_info info;
-    memset(&info, 0, sizeof info);
-    LM_TRY(arch->vtable.architecture.info(model, &info));
-    *n_params = info.n_params;
-    LM_TRY(lm_alloc((void **)out, (size_t)info.n_params * sizeof(float), "a host copy of the parameters"));
-    lm_status status = arch->vtable.architecture.read_buffer(model, LM_BUFFER_PARAMS, *out);
+/* A host copy of the model's parameters (one download). */
+static lm_status read_all_params(const lm_plugin *arch, void *model, lm_param_set *set, float **out) {
+    *out = NULL;
+    LM_TRY(arch->vtable.architecture.parameters(model, set));
+    LM_TRY(lm_alloc((void **)out, set->n_params * sizeof(float), "a host copy of the parameters"));
+    lm_status status = set->device->ops->download(set->device, *out, set->params, set->n_params * sizeof(float));
     if (status != LM_OK) {
         lm_free(*out);
         *out = NULL;
@@ -31,12 +30,11 @@ lm_status lm_model_save(const lm_plugin *arch, void *model, const char *dir, con
                         void *tokenizer, const char *args_json) {
     char path[PATH_MAX];
     LM_TRY(lm_mkdir_p(dir));
-    const lm_param_desc *descs;
-    size_t n_descs;
-    LM_TRY(arch->vtable.architecture.params(model, &descs, &n_descs));
+    lm_param_set set;
     float *params = NULL;
-    int64_t n_params = 0;
-    LM_TRY(read_all_params(arch, model, &params, &n_params));
+    LM_TRY(read_all_params(arch, model, &set, &params));
+    const lm_param_desc *descs = set.descs;
+    const size_t n_descs = set.n_descs;
 
     lm_status status = LM_OK;
     lm_safetensors_entry *entries = calloc(n_descs ? n_descs : 1, sizeof *entries);
@@ -75,20 +73,20 @@ fail:
 }
 
 lm_status lm_model_load_weights(const lm_plugin *arch, void *model, const char *path) {
-    const lm_param_desc *descs;
-    size_t n_descs;
-    LM_TRY(arch->vtable.architecture.params(model, &descs, &n_descs));
     lm_safetensors *st = NULL;
     float *params = NULL;
-    int64_t n_params = 0;
+    lm_param_set set;
     lm_status status = lm_safetensors_open(path, &st);
     if (status != LM_OK) return status;
-    LM_CHECK(read_all_params(arch, model, &params, &n_params));
-    for (size_t i = 0; i < n_descs; i++) {
-        status = lm_safetensors_read_f32(st, descs[i].name, descs[i].shape, descs[i].ndim, params + descs[i].offset);
-        if (status != LM_OK) goto fail;
+    /* Every tensor is required: a file that lacks one, or has one of
+     * another shape, fails before anything reaches the model. */
+    LM_CHECK(read_all_params(arch, model, &set, &params));
+    for (size_t i = 0; i < set.n_descs; i++) {
+        const lm_param_desc *d = &set.descs[i];
+        LM_CHECK(lm_safetensors_read_f32(st, d->name, d->shape, d->ndim, params + d->offset));
     }
-    LM_CHECK(arch->vtable.architecture.write_buffer(model, LM_BUFFER_PARAMS, params));
+    LM_CHECK(set.device->ops->upload(set.device, set.params, params, set.n_params * sizeof(float)));
+    LM_CHECK(set.device->ops->sync(set.device));
 fail:
     if (status != LM_OK && !strstr(lm_error_message(), path)) lm_error_prefix("loading weights from '%s': ", path);
     lm_free(params);

@@ -37,22 +37,22 @@ static const slot_rule tokenizer_slots[] = {
     SLOT(lm_tokenizer_vtable, decode), SLOT(lm_tokenizer_vtable, info),    SLOT(lm_tokenizer_vtable, save),
     SLOT(lm_tokenizer_vtable, fingerprint)};
 static const slot_rule dataset_slots[] = {
-    SLOT(lm_dataset_vtable, create),    SLOT(lm_dataset_vtable, destroy), SLOT(lm_dataset_vtable, split_count),
-    SLOT(lm_dataset_vtable, split_name), SLOT(lm_dataset_vtable, row_count), SLOT(lm_dataset_vtable, row),
-    SLOT(lm_dataset_vtable, fingerprint)};
+    SLOT(lm_dataset_vtable, create),     SLOT(lm_dataset_vtable, destroy),   SLOT(lm_dataset_vtable, split_count),
+    SLOT(lm_dataset_vtable, split_name), SLOT(lm_dataset_vtable, open_split)};
 static const slot_rule architecture_slots[] = {
     SLOT(lm_architecture_vtable, create),       SLOT(lm_architecture_vtable, destroy),
-    SLOT(lm_architecture_vtable, info),         SLOT(lm_architecture_vtable, params),
+    SLOT(lm_architecture_vtable, info),         SLOT(lm_architecture_vtable, parameters),
     SLOT(lm_architecture_vtable, init_weights), SLOT(lm_architecture_vtable, set_training),
     SLOT(lm_architecture_vtable, forward),      SLOT(lm_architecture_vtable, backward),
-    SLOT(lm_architecture_vtable, zero_grad),    SLOT(lm_architecture_vtable, grad_norm),
-    SLOT(lm_architecture_vtable, optimizer_step), SLOT(lm_architecture_vtable, logits),
-    SLOT(lm_architecture_vtable, read_buffer),  SLOT(lm_architecture_vtable, write_buffer),
-    SLOT(lm_architecture_vtable, hf_config)};
+    SLOT(lm_architecture_vtable, logits),       SLOT(lm_architecture_vtable, hf_config)};
 static const slot_rule objective_slots[] = {SLOT(lm_objective_vtable, create), SLOT(lm_objective_vtable, destroy),
                                             SLOT(lm_objective_vtable, bind), SLOT(lm_objective_vtable, make_batch)};
 static const slot_rule logger_slots[] = {SLOT(lm_logger_vtable, create), SLOT(lm_logger_vtable, destroy),
                                          SLOT(lm_logger_vtable, log)};
+static const slot_rule optimizer_slots[] = {
+    SLOT(lm_optimizer_vtable, create),      SLOT(lm_optimizer_vtable, destroy),  SLOT(lm_optimizer_vtable, bind),
+    SLOT(lm_optimizer_vtable, step),        SLOT(lm_optimizer_vtable, state_count), SLOT(lm_optimizer_vtable, state_at),
+    SLOT(lm_optimizer_vtable, settings_json)};
 #undef SLOT
 
 static const struct {
@@ -66,6 +66,7 @@ static const struct {
     {architecture_slots, sizeof architecture_slots / sizeof *architecture_slots, sizeof(lm_architecture_vtable)},
     {objective_slots, sizeof objective_slots / sizeof *objective_slots, sizeof(lm_objective_vtable)},
     {logger_slots, sizeof logger_slots / sizeof *logger_slots, sizeof(lm_logger_vtable)},
+    {optimizer_slots, sizeof optimizer_slots / sizeof *optimizer_slots, sizeof(lm_optimizer_vtable)},
 };
 
 static char *dup_string(const char *s) {
@@ -121,6 +122,15 @@ static int valid_name(const char *name) {
 /* Checks a descriptor; on success fills `plugin` (vtable copied). */
 static lm_status check_descriptor(const char *path, const lm_plugin_descriptor *d, lm_plugin *plugin) {
     if (!d) return lm_error_set(LM_ERR_FORMAT, "%s: lm_plugin_describe() returned NULL", path);
+    if (d->abi_major == 1 && LM_ABI_MAJOR == 2)
+        return lm_error_set(LM_ERR_ABI,
+                            "%s: built for plugin ABI %u.%u but this lmcore speaks ABI %d.%d: rebuild it against "
+                            "these headers, changing what ABI 2 changed: architectures hand out parameters() "
+                            "and no longer step an optimizer (optimizers are plugins of their own), forward "
+                            "writes its loss to the step state and backward takes an accumulate flag; datasets "
+                            "replace row_count/row/fingerprint by open_split; objectives own the batch "
+                            "make_batch returns (docs/plugin-abi.md, \"Migrating from ABI 1\")",
+                            path, d->abi_major, d->abi_minor, LM_ABI_MAJOR, LM_ABI_MINOR);
     if (d->abi_major != LM_ABI_MAJOR)
         return lm_error_set(LM_ERR_ABI,
                             "%s: built for plugin ABI %u.%u but this lmcore speaks ABI %d.%d (major versions "
@@ -136,7 +146,7 @@ static lm_status check_descriptor(const char *path, const lm_plugin_descriptor *
     if (d->kind < 1 || d->kind > LM_KIND_COUNT)
         return lm_error_set(LM_ERR_FORMAT,
                             "%s: unknown plugin kind %d (known: 1 tokenizer, 2 dataset, 3 architecture, "
-                            "4 objective, 5 logger)",
+                            "4 objective, 5 logger, 6 optimizer)",
                             path, d->kind);
     const char *kind = lm_plugin_kind_name((lm_plugin_kind)d->kind);
     if (!valid_name(d->name))

@@ -16,6 +16,7 @@ typedef union lm_any_vtable {
     lm_architecture_vtable architecture;
     lm_objective_vtable objective;
     lm_logger_vtable logger;
+    lm_optimizer_vtable optimizer;
 } lm_any_vtable;
 
 typedef struct lm_plugin {
@@ -28,6 +29,12 @@ typedef struct lm_plugin {
 } lm_plugin;
 
 typedef struct lm_registry lm_registry;
+
+/* A plugin instance: the plugin and what its create() made. */
+typedef struct lm_handle {
+    const lm_plugin *plugin;
+    void *self;
+} lm_handle;
 
 LM_API lm_status lm_registry_create(lm_registry **out);
 LM_API void lm_registry_destroy(lm_registry *r);

@@ -71,6 +71,27 @@ static int model_load(lua_State *L) {
     return 1;
 }
 
+/* model:weights_hash() -> 16 hex digits: a hash of every parameter's bits
+ * (one read of the parameters), to compare runs or processes. */
+static int model_weights_hash(lua_State *L) {
+    lm_object *m = lm_lua_check_object(L, 1, LM_MODEL_MT);
+    lm_param_set set;
+    float *host = NULL;
+    if (m->plugin->vtable.architecture.parameters(m->self, &set) != LM_OK ||
+        lm_alloc((void **)&host, set.n_params * sizeof(float), "a host copy of the parameters") != LM_OK)
+        return lm_lua_raise(L);
+    if (set.device->ops->download(set.device, host, set.params, set.n_params * sizeof(float)) != LM_OK) {
+        lm_free(host);
+        return lm_lua_raise(L);
+    }
+    uint64_t hash = lm_hash64(host, set.n_params * sizeof(float), LM_HASH_SEED);
+    lm_free(host);
+    char hex[17];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)hash);
+    lua_pushstring(L, hex);
+    return 1;
+}
+
 static int model_n_params(lua_State *L) {
     lm_object *m = lm_lua_check_object(L, 1, LM_MODEL_MT);
     lm_arch_info info;
@@ -123,13 +144,13 @@ static float *sequence_logits(lua_State *L, lm_object *m, int index, int32_t *T_
     }
     lm_batch batch;
     memset(&batch, 0, sizeof batch);
+    batch.struct_size = sizeof batch;
     batch.B = 1;
     batch.T = (int32_t)T;
     batch.input_ids = ids;
-    float loss;
     const lm_architecture_vtable *vt = &m->plugin->vtable.architecture;
     lm_status status = vt->set_training(m->self, 0);
-    if (status == LM_OK) status = vt->forward(m->self, &batch, &loss);
+    if (status == LM_OK) status = vt->forward(m->self, &batch, NULL);
     if (status == LM_OK) status = vt->logits(m->self, logits, (size_t)T * (size_t)info.vocab_size);
     vt->set_training(m->self, 1);
     free(ids);
@@ -302,6 +323,7 @@ void lm_lua_open_model(lua_State *L) {
     static const luaL_Reg methods[] = {{"info", model_info}, {"init", model_init},         {"save", model_save},
                                        {"load", model_load}, {"n_params", model_n_params}, {"logits", model_logits},
                                        {"top_k", model_top_k}, {"generate", model_generate},
+                                       {"weights_hash", model_weights_hash},
                                        {NULL, NULL}};
     lm_lua_define_class(L, LM_MODEL_MT, methods);
     lua_pushcfunction(L, load_model);

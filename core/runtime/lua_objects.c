@@ -37,7 +37,7 @@ static int object_name(lua_State *L) {
 }
 
 /* lm.<kind>(name, settings) */
-static int new_object(lua_State *L, lm_plugin_kind kind, const char *metatable) {
+int lm_lua_new_object(lua_State *L, lm_plugin_kind kind, const char *metatable) {
     const char *name = luaL_checkstring(L, 1);
     lua_settop(L, 2); /* settings at 2, even when absent */
     const lm_plugin *plugin;
@@ -57,11 +57,11 @@ static int new_object(lua_State *L, lm_plugin_kind kind, const char *metatable) 
     return 1;
 }
 
-static int new_tokenizer(lua_State *L) { return new_object(L, LM_KIND_TOKENIZER, LM_TOKENIZER_MT); }
-static int new_dataset(lua_State *L) { return new_object(L, LM_KIND_DATASET, LM_DATASET_MT); }
-static int new_model(lua_State *L) { return new_object(L, LM_KIND_ARCHITECTURE, LM_MODEL_MT); }
-static int new_objective(lua_State *L) { return new_object(L, LM_KIND_OBJECTIVE, LM_OBJECTIVE_MT); }
-static int new_logger(lua_State *L) { return new_object(L, LM_KIND_LOGGER, LM_LOGGER_MT); }
+static int new_tokenizer(lua_State *L) { return lm_lua_new_object(L, LM_KIND_TOKENIZER, LM_TOKENIZER_MT); }
+static int new_dataset(lua_State *L) { return lm_lua_new_object(L, LM_KIND_DATASET, LM_DATASET_MT); }
+static int new_model(lua_State *L) { return lm_lua_new_object(L, LM_KIND_ARCHITECTURE, LM_MODEL_MT); }
+static int new_objective(lua_State *L) { return lm_lua_new_object(L, LM_KIND_OBJECTIVE, LM_OBJECTIVE_MT); }
+static int new_logger(lua_State *L) { return lm_lua_new_object(L, LM_KIND_LOGGER, LM_LOGGER_MT); }
 
 /* ---- Tokenizer ------------------------------------------------------------ */
 
@@ -143,14 +143,13 @@ static int tokenizer_decode(lua_State *L) {
     return 1;
 }
 
-typedef struct split_source {
-    lm_object *dataset;
-    const char *split;
-} split_source;
-
-static lm_status split_row(void *ctx, size_t index, const char **text, size_t *len) {
-    split_source *s = ctx;
-    return s->dataset->plugin->vtable.dataset.row(s->dataset->self, s->split, index, text, len);
+/* The rows of `split` of dataset `ds` (opened on first use by the plugin):
+ * raises the dataset's error (unknown split, missing file, bad content).
+ * The source lives as long as the dataset object. */
+static const lm_text_source *split_rows(lua_State *L, lm_object *ds, const char *split) {
+    const lm_text_source *rows = NULL;
+    if (ds->plugin->vtable.dataset.open_split(ds->self, split, &rows) != LM_OK) lm_lua_raise(L);
+    return rows;
 }
 
 /* tok:train(dataset, split) */
@@ -160,10 +159,8 @@ static int tokenizer_train(lua_State *L) {
     const char *split = luaL_optstring(L, 3, "train");
     if (!tok->plugin->vtable.tokenizer.train)
         return luaL_error(L, "tokenizer '%s' cannot be trained (load one from a file instead)", tok->plugin->name);
-    split_source source = {ds, split};
-    lm_text_source rows = {&source, 0, split_row};
-    if (ds->plugin->vtable.dataset.row_count(ds->self, split, &rows.count) != LM_OK) return lm_lua_raise(L);
-    if (tok->plugin->vtable.tokenizer.train(tok->self, &rows) != LM_OK) return lm_lua_raise(L);
+    const lm_text_source *rows = split_rows(L, ds, split);
+    if (tok->plugin->vtable.tokenizer.train(tok->self, rows) != LM_OK) return lm_lua_raise(L);
     lua_settop(L, 1);
     return 1;
 }
@@ -258,9 +255,7 @@ static int dataset_splits(lua_State *L) {
 static int dataset_count(lua_State *L) {
     lm_object *ds = lm_lua_check_object(L, 1, LM_DATASET_MT);
     const char *split = luaL_checkstring(L, 2);
-    size_t n;
-    if (ds->plugin->vtable.dataset.row_count(ds->self, split, &n) != LM_OK) return lm_lua_raise(L);
-    lua_pushinteger(L, (lua_Integer)n);
+    lua_pushinteger(L, (lua_Integer)split_rows(L, ds, split)->count);
     return 1;
 }
 
@@ -269,13 +264,13 @@ static int dataset_row(lua_State *L) {
     lm_object *ds = lm_lua_check_object(L, 1, LM_DATASET_MT);
     const char *split = luaL_checkstring(L, 2);
     lua_Integer index = luaL_checkinteger(L, 3);
-    size_t n;
-    if (ds->plugin->vtable.dataset.row_count(ds->self, split, &n) != LM_OK) return lm_lua_raise(L);
+    const lm_text_source *rows = split_rows(L, ds, split);
+    const size_t n = rows->count;
     if (index < 0 || (size_t)index >= n)
         return luaL_error(L, "row %d is out of range: split '%s' has rows 0 to %d", (int)index, split, (int)n - 1);
     const char *text;
     size_t len;
-    if (ds->plugin->vtable.dataset.row(ds->self, split, (size_t)index, &text, &len) != LM_OK) return lm_lua_raise(L);
+    if (rows->row(rows->ctx, (size_t)index, &text, &len) != LM_OK) return lm_lua_raise(L);
     lua_pushlstring(L, text, len);
     return 1;
 }
@@ -287,8 +282,8 @@ static int dataset_sample(lua_State *L) {
     const char *split = luaL_checkstring(L, 2);
     lua_Integer want = luaL_optinteger(L, 3, 5);
     lua_Integer seed = luaL_optinteger(L, 4, 42);
-    size_t n;
-    if (ds->plugin->vtable.dataset.row_count(ds->self, split, &n) != LM_OK) return lm_lua_raise(L);
+    const lm_text_source *rows = split_rows(L, ds, split);
+    const size_t n = rows->count;
     if (want < 0) want = 0;
     if ((size_t)want > n) want = (lua_Integer)n;
     size_t *order = malloc((n ? n : 1) * sizeof *order);
@@ -304,7 +299,7 @@ static int dataset_sample(lua_State *L) {
     for (lua_Integer i = 0; i < want; i++) {
         const char *text;
         size_t len;
-        if (ds->plugin->vtable.dataset.row(ds->self, split, order[i], &text, &len) != LM_OK) {
+        if (rows->row(rows->ctx, order[i], &text, &len) != LM_OK) {
             free(order);
             return lm_lua_raise(L);
         }

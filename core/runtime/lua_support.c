@@ -101,3 +101,17 @@ lm_object *lm_lua_check_object(lua_State *L, int index, const char *metatable) {
     if (!object->self) luaL_error(L, "attempt to use a closed %s", metatable + strlen("lmcore."));
     return object;
 }
+
+void lm_lua_define_plain_class(lua_State *L, const char *name, lua_CFunction close, const luaL_Reg *methods) {
+    luaL_newmetatable(L, name);
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__close");
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "close");
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+}

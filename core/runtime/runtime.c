@@ -105,7 +105,9 @@ static int open_lm(lua_State *L) {
     lm_lua_open_objects(L);
     lm_lua_open_model(L);
     lm_lua_open_json(L);
-    lm_lua_open_training(L);
+    lm_lua_open_optimizer(L);
+    lm_lua_open_blocks(L);
+    lm_lua_open_trainer(L);
     return 1;
 }
 

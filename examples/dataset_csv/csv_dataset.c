@@ -34,7 +34,7 @@ typedef struct csv_split {
     lm_buffer text; /* the column's fields, unquoted, one after the other */
     csv_row_span *rows;
     size_t n_rows, cap_rows;
-    uint64_t fingerprint;
+    lm_text_source source; /* what open_split hands out, once loaded: ctx is this split */
 } csv_split;
 
 typedef struct csv_dataset {
@@ -210,8 +210,9 @@ static lm_status parse_file(csv_dataset *d, csv_split *sp, const lm_buffer *file
     }
     if (status == LM_OK && file->len == 0)
         status = lm_error_set(LM_ERR_FORMAT, "%s: the file is empty (a CSV file starts with a header line)", sp->path);
+    /* LM_ERR_FORMAT, not NOT_FOUND: open_split keeps NOT_FOUND for an unknown split. */
     if (status == LM_OK && text_column == (size_t)-1)
-        status = lm_error_set(LM_ERR_NOT_FOUND, "%s:1: no column '%s' in the header (columns: %s); set column=<name>",
+        status = lm_error_set(LM_ERR_FORMAT, "%s:1: no column '%s' in the header (columns: %s); set column=<name>",
                               sp->path, d->column, header_names.data ? header_names.data : "");
     lm_buffer_free(&header_names);
     while (status == LM_OK && c.pos < c.len) {
@@ -240,6 +241,17 @@ static lm_status parse_file(csv_dataset *d, csv_split *sp, const lm_buffer *file
     return status;
 }
 
+/* The source's row(): a field of the split's text buffer. */
+static lm_status csv_row(void *ctx, size_t index, const char **text, size_t *len) {
+    const csv_split *sp = ctx;
+    if (index >= sp->n_rows)
+        return lm_error_set(LM_ERR_INVALID, "dataset 'csv', split '%s': row %zu of %zu", sp->name, index,
+                            sp->n_rows);
+    *text = sp->text.data ? sp->text.data + sp->rows[index].offset : ""; /* every field empty: no buffer */
+    *len = sp->rows[index].len;
+    return LM_OK;
+}
+
 static lm_status load_split(csv_dataset *d, csv_split *sp) {
     lm_buffer file = {0};
     lm_status status = lm_file_read(sp->path, &file);
@@ -250,10 +262,17 @@ static lm_status load_split(csv_dataset *d, csv_split *sp) {
     }
     status = parse_file(d, sp, &file);
     if (status == LM_OK) {
-        sp->fingerprint = lm_hash64(file.data ? file.data : "", file.len, LM_HASH_SEED);
-        sp->fingerprint = lm_hash64(d->column, strlen(d->column), sp->fingerprint);
+        /* Token caches are keyed by this: the file's bytes and the column read from them. */
+        uint64_t hash = lm_hash64(file.data ? file.data : "", file.len, LM_HASH_SEED);
+        sp->source = (lm_text_source){.struct_size = sizeof(lm_text_source),
+                                      .ctx = sp,
+                                      .count = sp->n_rows,
+                                      .row = csv_row,
+                                      .fingerprint = lm_hash64(d->column, strlen(d->column), hash),
+                                      .name = sp->name};
         sp->loaded = 1;
     } else {
+        /* Nothing half-read stays: the next open reads the file again. */
         lm_buffer_free(&sp->text);
         free(sp->rows);
         sp->rows = NULL;
@@ -263,13 +282,16 @@ static lm_status load_split(csv_dataset *d, csv_split *sp) {
     return status;
 }
 
-/* The split of that name, read on first use. */
-static lm_status find_split(csv_dataset *d, const char *name, csv_split **out) {
+/* open_split: the split of that name, read on first use; the same source
+ * every time after. */
+static lm_status csv_open_split(void *self, const char *name, const lm_text_source **out) {
+    csv_dataset *d = self;
+    if (!name) return lm_error_set(LM_ERR_INVALID, "dataset 'csv': open_split needs a split name (train, ...)");
     for (int i = 0; i < N_SPLITS; i++) {
         csv_split *sp = &d->splits[i];
         if (!sp->path || strcmp(sp->name, name) != 0) continue;
         if (!sp->loaded) LM_TRY(load_split(d, sp));
-        *out = sp;
+        *out = &sp->source;
         return LM_OK;
     }
     return lm_error_set(LM_ERR_NOT_FOUND, "dataset 'csv' has no split '%s' (give it a file: %s=<file.csv>)", name,
@@ -295,38 +317,12 @@ static lm_status csv_split_name(void *self, size_t index, const char **name) {
     return lm_error_set(LM_ERR_INVALID, "dataset 'csv': split index out of range");
 }
 
-static lm_status csv_row_count(void *self, const char *split, size_t *n) {
-    csv_split *sp;
-    LM_TRY(find_split(self, split, &sp));
-    *n = sp->n_rows;
-    return LM_OK;
-}
-
-static lm_status csv_row(void *self, const char *split, size_t index, const char **text, size_t *len) {
-    csv_split *sp;
-    LM_TRY(find_split(self, split, &sp));
-    if (index >= sp->n_rows)
-        return lm_error_set(LM_ERR_INVALID, "dataset 'csv', split '%s': row %zu of %zu", split, index, sp->n_rows);
-    *text = sp->text.data ? sp->text.data + sp->rows[index].offset : ""; /* every field empty: no buffer */
-    *len = sp->rows[index].len;
-    return LM_OK;
-}
-
-static lm_status csv_fingerprint(void *self, const char *split, uint64_t *hash) {
-    csv_split *sp;
-    LM_TRY(find_split(self, split, &sp));
-    *hash = sp->fingerprint;
-    return LM_OK;
-}
-
 static const lm_dataset_vtable csv_vtable = {
     .create = csv_create,
     .destroy = csv_destroy,
     .split_count = csv_split_count,
     .split_name = csv_split_name,
-    .row_count = csv_row_count,
-    .row = csv_row,
-    .fingerprint = csv_fingerprint,
+    .open_split = csv_open_split,
 };
 
 LM_PLUGIN_DEFINE(LM_KIND_DATASET, "csv", "1.0.0", "One text column of CSV files (RFC 4180 quoting), split per file",

@@ -1,11 +1,19 @@
 /* lmcore — the architecture plugin interface (kind LM_KIND_ARCHITECTURE).
  *
- * A model owns its parameters, gradients and AdamW moments as four flat
- * float32 buffers of n_params elements each (on the host or the device),
- * carved into named tensors described by lm_param_desc.  Names and layouts
- * follow Hugging Face, so the core can write model.safetensors that
- * `transformers` loads unchanged.  The training step is driven by the core:
- * zero_grad, forward (loss), backward, grad_norm, optimizer_step. */
+ * A model owns its parameters and their gradients: two flat buffers of
+ * n_params elements in the memory of its device, carved into named tensors
+ * described by lm_param_desc.  Names and layouts follow Hugging Face, so the
+ * core writes model.safetensors that `transformers` loads unchanged.  The
+ * model computes (forward, backward, inference); everything else about
+ * training belongs elsewhere: the optimizer and its state to an optimizer
+ * plugin (optimizer.h), the per-step scalars to the step state (step.h),
+ * the loop to the core.  A training step is
+ *
+ *     forward(batch, state)          loss -> state->loss, on the device
+ *     backward(scale, accumulate)    gradients written or added
+ *     [device] step_clip, step_schedule; [optimizer] step; [device] step_finish
+ *
+ * and none of it waits for the device. */
 #ifndef LMCORE_ARCHITECTURE_H
 #define LMCORE_ARCHITECTURE_H
 
@@ -13,7 +21,9 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "device.h"
 #include "status.h"
+#include "step.h"
 #include "tensor.h"
 
 #ifdef __cplusplus
@@ -28,50 +38,52 @@ typedef struct lm_arch_info {
     int uses_token_types;   /* reads lm_batch.token_type_ids */
     int32_t vocab_size;
     int32_t max_positions;
-    int64_t n_params;       /* floats in each flat buffer */
-    const char *device;     /* "cpu" or "cuda:0 NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB)" */
+    int64_t n_params;       /* elements in each flat buffer */
+    const char *device;     /* "cpu (2 threads)" or "cuda:0 NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB)" */
     const char *precision;  /* "fp32", "tf32", "bf16" */
 } lm_arch_info;
 
-/* One batch of B sequences of T positions, prepared by an objective.
+/* One batch of B sequences of T positions, made (and owned) by an objective.
  * labels[i] is the target id of position i (already shifted for causal LM),
  * or LM_IGNORE_INDEX.  The loss is the mean cross-entropy over the
- * n_targets positions whose label is not ignored. */
+ * n_targets positions whose label is not ignored.  Host memory. */
 typedef struct lm_batch {
+    uint32_t struct_size;          /* sizeof(lm_batch) of its maker: fields past it are absent (0: 2.0) */
     int32_t B, T;
-    int32_t *input_ids;      /* [B*T] */
-    int32_t *labels;         /* [B*T] or NULL (inference)          */
-    int32_t *attention_mask; /* [B*T] 1 = token, 0 = padding; NULL = all tokens */
-    int32_t *token_type_ids; /* [B*T] or NULL = all zeros          */
-    int64_t n_targets;       /* labels != LM_IGNORE_INDEX          */
-    uint64_t seed;           /* dropout: masks are f(seed, step, element) */
-    uint64_t step;           /* distinct for every micro-batch of a run */
+    const int32_t *input_ids;      /* [B*T] */
+    const int32_t *labels;         /* [B*T] or NULL (inference)          */
+    const int32_t *attention_mask; /* [B*T] 1 = token, 0 = padding; NULL = all tokens */
+    const int32_t *token_type_ids; /* [B*T] or NULL = all zeros          */
+    int64_t n_targets;             /* labels != LM_IGNORE_INDEX          */
 } lm_batch;
-
-/* One AdamW update (Loshchilov & Hutter; PyTorch's torch.optim.AdamW). */
-typedef struct lm_optim_params {
-    float lr;
-    float beta1, beta2, eps;
-    float weight_decay; /* applied to tensors whose desc.weight_decay is 1 */
-    float grad_scale;   /* gradients are multiplied by this first (clipping) */
-    int64_t t;          /* 1-based step count, for bias correction */
-} lm_optim_params;
-
-typedef enum lm_param_buffer {
-    LM_BUFFER_PARAMS = 0,
-    LM_BUFFER_GRADS = 1,
-    LM_BUFFER_ADAM_M = 2,
-    LM_BUFFER_ADAM_V = 3
-} lm_param_buffer;
 
 /* A named tensor inside the flat buffers. */
 typedef struct lm_param_desc {
-    const char *name;  /* "transformer.h.0.attn.c_attn.weight" */
+    const char *name;     /* "transformer.h.0.attn.c_attn.weight" */
     int32_t ndim;
+    int32_t weight_decay; /* 1: AdamW decays it; 0 for biases and LayerNorm weights */
     int64_t shape[4];
-    size_t offset;     /* in floats from the start of the flat buffer */
-    int weight_decay;  /* 0 for biases, LayerNorm weights and embeddings' norms */
+    size_t offset;        /* in elements from the start of the flat buffers */
+    size_t storage;       /* elements it occupies: its element count, or more when rows
+                             beyond shape[0] pad it (they stay zero and are never saved) */
 } lm_param_desc;
+
+/* The parameters as an optimizer and the core see them.  Pointers are
+ * device memory and stay valid as long as the model. */
+typedef struct lm_param_set {
+    uint32_t struct_size; /* sizeof(lm_param_set) */
+    int32_t grad_dtype;   /* lm_dtype of grads: LM_F32 */
+    lm_device *device;    /* where params, grads and anything beside them live */
+    const lm_param_desc *descs;
+    size_t n_descs;
+    size_t n_params;      /* elements in params and grads */
+    float *params;        /* fp32 master weights */
+    void *grads;          /* gradients, grad_dtype */
+    void *params_copy;    /* NULL, or a lower-precision copy of params (copy_dtype) that forward
+                             reads: an optimizer rewrites it from params after each update */
+    int32_t copy_dtype;   /* lm_dtype of params_copy */
+    int32_t reserved0;
+} lm_param_set;
 
 typedef struct lm_architecture_vtable {
     /* Required.  cfg: the Hugging Face config fields of the model, plus
@@ -80,33 +92,37 @@ typedef struct lm_architecture_vtable {
     lm_status (*create)(void **self, lm_config *cfg);
     void (*destroy)(void *self);
     lm_status (*info)(void *self, lm_arch_info *out);
-    lm_status (*params)(void *self, const lm_param_desc **list, size_t *n);
-    /* Hugging Face initialisation from a seed (same weights on CPU and GPU). */
+    /* The parameters, their gradients, their descriptors and the device. */
+    lm_status (*parameters)(void *self, lm_param_set *out);
+    /* Hugging Face initialisation from a seed (same weights on CPU and GPU);
+     * the gradients are zeroed. */
     lm_status (*init_weights)(void *self, uint64_t seed);
     lm_status (*set_training)(void *self, int training); /* dropout on/off */
-    /* Runs the model; with labels, *loss receives the mean cross-entropy.
-     * Activations for the batch's (B, T) are (re)allocated as needed. */
-    lm_status (*forward)(void *self, const lm_batch *batch, float *loss);
-    /* Accumulates d(loss * loss_scale)/d(param) into the gradient buffer
-     * for the batch of the last forward (loss_scale: 1/accumulation steps). */
-    lm_status (*backward)(void *self, float loss_scale);
-    lm_status (*zero_grad)(void *self);
-    lm_status (*grad_norm)(void *self, float *norm); /* global L2 norm */
-    lm_status (*optimizer_step)(void *self, const lm_optim_params *p);
-    /* Copies the logits of the last forward ([B, T, vocab] floats) to host. */
+    /* Runs the model on a batch, queued on the device.  `state` (device
+     * memory, step.h) may be NULL for inference.  In training mode dropout
+     * masks come from state->seed and state->micro_batch, read on the
+     * device.  With labels and a state, the mean loss is written to
+     * state->loss; nothing is read back.  Activations for the batch's
+     * (B, T) are (re)allocated as needed. */
+    lm_status (*forward)(void *self, const lm_batch *batch, lm_step_state *state);
+    /* d(loss * loss_scale)/d(param) for the batch of the last forward with
+     * labels, written into the gradient buffer (accumulate = 0) or added to
+     * it (accumulate = 1, gradient accumulation).  Once per forward. */
+    lm_status (*backward)(void *self, float loss_scale, int accumulate);
+    /* Copies the logits of the last forward ([B, T, vocab] floats) to the
+     * host: a host read.  Kept after an inference forward (state NULL); a
+     * model may keep none after a training forward. */
     lm_status (*logits)(void *self, float *out, size_t count);
-    /* Whole flat buffers to / from host memory (n_params floats). */
-    lm_status (*read_buffer)(void *self, lm_param_buffer which, float *dst);
-    lm_status (*write_buffer)(void *self, lm_param_buffer which, const float *src);
     /* Appends the Hugging Face config.json text for this model. */
     lm_status (*hf_config)(void *self, lm_buffer *out);
 
-    /* ---- ABI 1.1, optional: incremental decoding for causal models ----
-     * generate_reset prepares a key/value cache for one sequence of at most
-     * max_tokens tokens (eval mode, dropout off).  generate_step appends n
-     * tokens at the next positions and writes the logits of the last one
-     * ([vocab_size] floats, host memory) to `logits`.  Without these slots
-     * the core generates by re-running forward on the whole sequence. */
+    /* Optional: incremental decoding for causal models.  generate_reset
+     * prepares a key/value cache for one sequence of at most max_tokens
+     * tokens (eval mode, dropout off) from the current weights.
+     * generate_step appends n tokens at the next positions and writes the
+     * logits of the last one ([vocab_size] floats, host memory) to `logits`.
+     * Without these slots the core generates by re-running forward on the
+     * whole sequence. */
     lm_status (*generate_reset)(void *self, int32_t max_tokens);
     lm_status (*generate_step)(void *self, const int32_t *ids, int32_t n, float *logits);
 } lm_architecture_vtable;

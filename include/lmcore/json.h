@@ -70,6 +70,8 @@ LM_API void lm_json_write_int(lm_json_writer *w, int64_t v);
 LM_API void lm_json_write_number(lm_json_writer *w, double v);
 LM_API void lm_json_write_bool(lm_json_writer *w, int v);
 LM_API void lm_json_write_null(lm_json_writer *w);
+/* Writes a parsed value (and everything inside it) as it was. */
+LM_API void lm_json_write_value(lm_json_writer *w, const lm_json *value);
 /* LM_OK or the first failure (out of memory, unbalanced nesting). */
 LM_API lm_status lm_json_writer_finish(lm_json_writer *w);
 

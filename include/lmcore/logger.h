@@ -19,20 +19,28 @@ extern "C" {
  * lm_event_scalar; later versions may add more):
  *   RUN_BEGIN  n_params, train_blocks, eval_blocks, block_size, batch_size
  *              (text: a one-line description of the run)
- *   STEP       loss, learning_rate, grad_norm, tokens_per_second, then the
- *              system metrics when sampled (rss_mb, cpu_percent, gpu_*)
- *   EVAL       train_loss, eval_loss, perplexity, epoch_index; sent at the
- *              end of every epoch, with eval_loss NaN when there is nothing
- *              to evaluate
+ *   STEP       sent at logging points only (logging_steps): loss (the mean
+ *              step loss since the previous STEP), learning_rate and
+ *              grad_norm (of the last step), tokens_per_second (since the
+ *              previous STEP), then the system metrics (rss_mb,
+ *              cpu_percent, gpu_*); reading them is the step's one wait
+ *              for the device
+ *   PROGRESS   after every optimizer step, no scalars (step, epoch,
+ *              elapsed only): progress bars; nothing is read from the device
+ *   EVAL       after an evaluation, at any step (eval_strategy): eval_loss,
+ *              perplexity, train_loss (the mean step loss since the
+ *              previous evaluation), epoch_index (the fractional epoch),
+ *              eval_runtime
  *   RUN_END    train_runtime, train_samples_per_second,
  *              train_steps_per_second, train_loss, eval_loss, perplexity
  *   MESSAGE    none (text, and the level in `level`) */
 typedef enum lm_event_kind {
     LM_EVENT_RUN_BEGIN = 1,
-    LM_EVENT_STEP = 2,    /* after an optimizer step */
-    LM_EVENT_EVAL = 3,    /* after an epoch's evaluation */
+    LM_EVENT_STEP = 2,     /* at a logging point, after an optimizer step */
+    LM_EVENT_EVAL = 3,     /* after an evaluation */
     LM_EVENT_RUN_END = 4,
-    LM_EVENT_MESSAGE = 5
+    LM_EVENT_MESSAGE = 5,
+    LM_EVENT_PROGRESS = 6  /* after every optimizer step */
 } lm_event_kind;
 
 typedef struct lm_scalar {

@@ -25,17 +25,21 @@
 extern "C" {
 #endif
 
-#define LM_ABI_MAJOR 1
-#define LM_ABI_MINOR 1 /* 1.1: architecture generate_reset / generate_step */
+/* 2.0: the optimizer left the architecture (optimizer plugins, step.h,
+ * device.h); datasets hand out one text source per split; objectives own
+ * their batches.  docs/plugin-abi.md#migrating-from-abi-1 lists the changes. */
+#define LM_ABI_MAJOR 2
+#define LM_ABI_MINOR 0
 
 typedef enum lm_plugin_kind {
     LM_KIND_TOKENIZER = 1,
     LM_KIND_DATASET = 2,
     LM_KIND_ARCHITECTURE = 3,
     LM_KIND_OBJECTIVE = 4,
-    LM_KIND_LOGGER = 5
+    LM_KIND_LOGGER = 5,
+    LM_KIND_OPTIMIZER = 6
 } lm_plugin_kind;
-#define LM_KIND_COUNT 5
+#define LM_KIND_COUNT 6
 
 typedef struct lm_plugin_descriptor {
     uint16_t abi_major;      /* LM_ABI_MAJOR the plugin was built with */
@@ -46,7 +50,7 @@ typedef struct lm_plugin_descriptor {
     const char *name;        /* unique within its kind: 1-64 of [a-z0-9_] */
     const char *version;     /* the plugin's own version, "1.2.0" */
     const char *description; /* one line */
-    const void *vtable;      /* lm_tokenizer_vtable, lm_dataset_vtable, ... */
+    const void *vtable;      /* lm_tokenizer_vtable, lm_dataset_vtable, ... lm_optimizer_vtable */
 } lm_plugin_descriptor;
 
 #define LM_PLUGIN_DESCRIBE_SYMBOL "lm_plugin_describe"

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "status.h"
 #include "tensor.h"
+#include "text_source.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -21,14 +22,6 @@ typedef struct lm_vocab_info {
     const int32_t *special_ids; /* every special (added) token id, sorted */
     size_t n_special;
 } lm_vocab_info;
-
-/* Rows of text to train on, by index (a dataset split). */
-typedef struct lm_text_source {
-    void *ctx;
-    size_t count;
-    /* *text stays valid until the source's owner is destroyed. */
-    lm_status (*row)(void *ctx, size_t index, const char **text, size_t *len);
-} lm_text_source;
 
 typedef struct lm_tokenizer_vtable {
     /* Required.  cfg holds either `path` (a tokenizer.json, or the plugin's
@@ -47,7 +40,7 @@ typedef struct lm_tokenizer_vtable {
      * normalisation, specials): token caches are rebuilt when it changes. */
     lm_status (*fingerprint)(void *self, uint64_t *hash);
 
-    /* Optional. Trains from rows, with the settings given to create(). */
+    /* Optional. Trains from rows (a dataset split), with the settings given to create(). */
     lm_status (*train)(void *self, const lm_text_source *rows);
     /* Optional. The token's string (in the plugin's own alphabet). */
     lm_status (*id_to_token)(void *self, int32_t id, const char **token, size_t *len);

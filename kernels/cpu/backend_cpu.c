@@ -1,7 +1,10 @@
 /* lmkernels — the CPU backend: the lm_backend_ops table over the lm_cpu_*
  * kernels.  Memory is ordinary host memory (64-byte aligned, zeroed),
  * uploads and downloads are copies, and nothing is ever queued, so sync and
- * check have no failure to report. */
+ * check have no failure of the ops to report; only a failure that a plugin
+ * kept through lm_device_ops.keep_failure.  Downloads and syncs are counted
+ * all the same: the protocol (a step without logging reads nothing back) is
+ * the GPU's, and tests check it here too. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +17,8 @@
 typedef struct cpu_backend {
     lm_backend base; /* first: the lm_backend pointer is the cpu_backend pointer */
     char description[64];
+    lm_device_counters counters;
+    char kept_failure[320]; /* "" or "<what>: <reason>" kept by a plugin */
 } cpu_backend;
 
 static void cpu_destroy(lm_backend *be) {
@@ -47,15 +52,45 @@ static void cpu_free(lm_backend *be, void *ptr) {
     free(ptr);
 }
 
-static lm_status cpu_copy(lm_backend *be, void *dst, const void *src, size_t bytes) {
-    (void)be;
+static lm_status cpu_upload(lm_backend *be, void *dst, const void *src, size_t bytes) {
+    ((cpu_backend *)be)->counters.uploads++;
     if (bytes > 0 && dst != src) memcpy(dst, src, bytes);
     return LM_OK;
 }
 
-static lm_status cpu_no_failure(lm_backend *be) {
-    (void)be;
-    return LM_OK;
+static lm_status cpu_kept_failure(cpu_backend *cb) {
+    if (!cb->kept_failure[0]) return LM_OK;
+    lm_status status = lm_error_set(LM_ERR_DEVICE, "%s", cb->kept_failure);
+    cb->kept_failure[0] = '\0';
+    return status;
+}
+
+static lm_status cpu_sync(lm_backend *be) {
+    cpu_backend *cb = (cpu_backend *)be;
+    cb->counters.syncs++;
+    return cpu_kept_failure(cb);
+}
+
+static lm_status cpu_check(lm_backend *be) {
+    return cpu_kept_failure((cpu_backend *)be);
+}
+
+/* A host read: what a GPU download costs (a wait for the queued work). */
+static lm_status cpu_download(lm_backend *be, void *dst, const void *src, size_t bytes) {
+    cpu_backend *cb = (cpu_backend *)be;
+    cb->counters.downloads++;
+    cb->counters.syncs++;
+    if (bytes > 0 && dst != src) memcpy(dst, src, bytes);
+    return cpu_kept_failure(cb);
+}
+
+static void cpu_counters(lm_backend *be, lm_device_counters *out) {
+    *out = ((cpu_backend *)be)->counters;
+}
+
+static void cpu_keep_failure(lm_backend *be, const char *what, const char *reason) {
+    cpu_backend *cb = (cpu_backend *)be;
+    if (!cb->kept_failure[0]) snprintf(cb->kept_failure, sizeof cb->kept_failure, "%s: %s", what, reason);
 }
 
 /* Zeroing the gradients (the whole parameter buffer, every step) and the
@@ -115,8 +150,9 @@ static void cpu_matmul_backward(lm_backend *be, float *dinp, float *dweight, flo
 
 static void cpu_attention_forward(lm_backend *be, float *out, float *preatt, float *att, const float *q,
                                   const float *k, const float *v, int stride, const int32_t *key_mask, int causal,
-                                  int B, int T, int C, int NH, float dropout_p, uint64_t seed, uint64_t stream) {
+                                  int B, int T, int C, int NH, float dropout_p, const lm_step_state *key, int site) {
     (void)be;
+    const uint64_t seed = key ? key->seed : 0, stream = key ? lm_dropout_stream(key->micro_batch, site) : 0;
     lm_cpu_attention_forward(out, preatt, att, q, k, v, stride, key_mask, causal, B, T, C, NH, dropout_p, seed,
                              stream);
 }
@@ -124,8 +160,9 @@ static void cpu_attention_forward(lm_backend *be, float *out, float *preatt, flo
 static void cpu_attention_backward(lm_backend *be, float *dq, float *dk, float *dv, float *scratch,
                                    const float *dout, const float *preatt, const float *att, const float *q,
                                    const float *k, const float *v, int stride, int B, int T, int C, int NH,
-                                   float dropout_p, uint64_t seed, uint64_t stream) {
+                                   float dropout_p, const lm_step_state *key, int site) {
     (void)be;
+    const uint64_t seed = key ? key->seed : 0, stream = key ? lm_dropout_stream(key->micro_batch, site) : 0;
     lm_cpu_attention_backward(dq, dk, dv, scratch, dout, preatt, att, q, k, v, stride, B, T, C, NH, dropout_p,
                               seed, stream);
 }
@@ -141,15 +178,17 @@ static void cpu_gelu_backward(lm_backend *be, float *dinp, const float *inp, con
     lm_cpu_gelu_backward(dinp, inp, dout, n, approx_tanh);
 }
 
-static void cpu_dropout_forward(lm_backend *be, float *out, const float *inp, size_t n, float p, uint64_t seed,
-                                uint64_t stream) {
+static void cpu_dropout_forward(lm_backend *be, float *out, const float *inp, size_t n, float p,
+                                const lm_step_state *key, int site) {
     (void)be;
+    const uint64_t seed = key ? key->seed : 0, stream = key ? lm_dropout_stream(key->micro_batch, site) : 0;
     lm_cpu_dropout_forward(out, inp, n, p, seed, stream);
 }
 
-static void cpu_dropout_backward(lm_backend *be, float *dinp, const float *dout, size_t n, float p, uint64_t seed,
-                                 uint64_t stream) {
+static void cpu_dropout_backward(lm_backend *be, float *dinp, const float *dout, size_t n, float p,
+                                 const lm_step_state *key, int site) {
     (void)be;
+    const uint64_t seed = key ? key->seed : 0, stream = key ? lm_dropout_stream(key->micro_batch, site) : 0;
     lm_cpu_dropout_backward(dinp, dout, n, p, seed, stream);
 }
 
@@ -166,7 +205,7 @@ static void cpu_accumulate(lm_backend *be, float *dst, const float *src, size_t 
 static void cpu_crossentropy_forward(lm_backend *be, float *losses, const float *logits, const int32_t *labels,
                                      int N, int V) {
     (void)be;
-    (void)lm_cpu_crossentropy_forward(losses, logits, labels, N, V); /* the sum comes from sum_to_host */
+    (void)lm_cpu_crossentropy_forward(losses, logits, labels, N, V); /* the sum comes from loss_mean */
 }
 
 static void cpu_crossentropy_backward(lm_backend *be, float *dlogits, const float *logits, const int32_t *labels,
@@ -175,24 +214,45 @@ static void cpu_crossentropy_backward(lm_backend *be, float *dlogits, const floa
     lm_cpu_crossentropy_backward(dlogits, logits, labels, dloss, N, V);
 }
 
-static lm_status cpu_sum_to_host(lm_backend *be, const float *x, size_t n, double *out) {
+static void cpu_loss_mean(lm_backend *be, float *out, const float *losses, size_t n, int64_t count) {
     (void)be;
-    double sum = 0.0;
-    for (size_t i = 0; i < n; i++) sum += (double)x[i];
-    *out = sum;
+    lm_cpu_loss_mean(out, losses, n, count);
+}
+
+static lm_status cpu_sum_to_host(lm_backend *be, const float *x, size_t n, double *out) {
+    cpu_backend *cb = (cpu_backend *)be;
+    cb->counters.downloads++;
+    cb->counters.syncs++;
+    *out = lm_cpu_sum(x, n);
     return LM_OK;
 }
 
 static lm_status cpu_sum_squares_to_host(lm_backend *be, const float *x, size_t n, double *out) {
-    (void)be;
+    cpu_backend *cb = (cpu_backend *)be;
+    cb->counters.downloads++;
+    cb->counters.syncs++;
     *out = lm_cpu_sum_squares(x, n);
     return LM_OK;
 }
 
-static void cpu_adamw(lm_backend *be, float *param, const float *grad, float *m, float *v, size_t n, float lr,
-                      float beta1, float beta2, float eps, float weight_decay, float grad_scale, int64_t t) {
+static void cpu_step_micro_batch_end(lm_backend *be, lm_step_state *state, double num, double den, int scored) {
     (void)be;
-    lm_cpu_adamw(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, grad_scale, t);
+    lm_cpu_step_micro_batch_end(state, num, den, scored);
+}
+
+static void cpu_step_clip(lm_backend *be, lm_step_state *state, const float *grads, size_t n) {
+    (void)be;
+    lm_cpu_step_clip(state, grads, n);
+}
+
+static void cpu_step_schedule(lm_backend *be, lm_step_state *state) {
+    (void)be;
+    lm_cpu_step_schedule(state);
+}
+
+static void cpu_step_finish(lm_backend *be, lm_step_state *state) {
+    (void)be;
+    lm_cpu_step_finish(state);
 }
 
 static void cpu_kv_cache_append(lm_backend *be, float *k_cache, float *v_cache, const float *k, const float *v,
@@ -262,10 +322,10 @@ static const lm_backend_ops cpu_ops = {
     .describe = cpu_describe,
     .alloc = cpu_alloc,
     .free = cpu_free,
-    .upload = cpu_copy,
-    .download = cpu_copy,
-    .sync = cpu_no_failure,
-    .check = cpu_no_failure,
+    .upload = cpu_upload,
+    .download = cpu_download,
+    .sync = cpu_sync,
+    .check = cpu_check,
     .zero = cpu_zero,
     .embedding_forward = cpu_embedding_forward,
     .embedding_backward = cpu_embedding_backward,
@@ -283,9 +343,13 @@ static const lm_backend_ops cpu_ops = {
     .accumulate = cpu_accumulate,
     .crossentropy_forward = cpu_crossentropy_forward,
     .crossentropy_backward = cpu_crossentropy_backward,
+    .loss_mean = cpu_loss_mean,
     .sum_to_host = cpu_sum_to_host,
     .sum_squares_to_host = cpu_sum_squares_to_host,
-    .adamw = cpu_adamw,
+    .step_micro_batch_end = cpu_step_micro_batch_end,
+    .step_clip = cpu_step_clip,
+    .step_schedule = cpu_step_schedule,
+    .step_finish = cpu_step_finish,
     .kv_cache_append = cpu_kv_cache_append,
     .attention_cached_forward = cpu_attention_cached_forward,
     .matvec_forward = cpu_matvec_forward,
@@ -293,6 +357,8 @@ static const lm_backend_ops cpu_ops = {
     .timer_destroy = cpu_timer_destroy,
     .timer_record = cpu_timer_record,
     .timer_elapsed_ms = cpu_timer_elapsed_ms,
+    .counters = cpu_counters,
+    .keep_failure = cpu_keep_failure,
 };
 
 lm_status lm_backend_cpu_create(lm_backend **out, int threads) {
@@ -308,6 +374,7 @@ lm_status lm_backend_cpu_create(lm_backend **out, int threads) {
     snprintf(be->description, sizeof be->description, "cpu (%d thread%s)", used, used == 1 ? "" : "s");
     be->base.ops = &cpu_ops;
     be->base.precision = LM_PRECISION_FP32;
+    lm_backend_device_init(&be->base, LM_DEVICE_CPU, 0, NULL);
     *out = &be->base;
     return LM_OK;
 }

@@ -3,7 +3,9 @@
  * when causal, key_mask == 0) get probability 0, a query that sees no key at
  * all gets the uniform 1/T over every key (Hugging Face's finfo.min
  * additive mask), dropout on the probabilities with the mask of element
- * ((b·NH + h)·T + t)·T + t2, then · v.
+ * ((b·NH + h)·T + t)·T + t2 drawn from the step state's key (seed and
+ * lm_dropout_stream(micro_batch, site), read on the device: dropout.cu),
+ * then · v.
  *
  * Each product is one cuBLAS call over all B x NH (batch row, head) pairs
  * (lm_cuda_gemm_batched_2d): head h of q/k/v starts hd floats after head
@@ -17,6 +19,7 @@
  *   dO'         = hd x T, ld C
  *   S'          = T x T,  ld T        (element (t2, t) = scores[t, t2]) */
 #include <math.h>
+#include <stdio.h>
 
 #include "gemm.cuh"
 #include "lmcore/rng.h"
@@ -25,8 +28,8 @@
 
 /* Raw scaled scores (in att) -> preatt = softmax, att = dropout(preatt). */
 __global__ void lm_attention_softmax_kernel(float *preatt, float *att, const int32_t *key_mask, int causal, int NH,
-                                            int T, size_t rows, float dropout_p, float keep_scale, uint64_t seed,
-                                            uint64_t stream) {
+                                            int T, size_t rows, float dropout_p, float keep_scale,
+                                            const lm_step_state *key, int site) {
     const int lane = threadIdx.x & 31;
     const size_t row = (size_t)blockIdx.x * LM_ATT_ROWS_PER_BLOCK + (threadIdx.x >> 5);
     if (row >= rows) return;
@@ -53,6 +56,9 @@ __global__ void lm_attention_softmax_kernel(float *preatt, float *att, const int
         inv_sum = 1.0f / lm_warp_sum(sum);
     }
     const uint64_t base = (uint64_t)row * (uint64_t)T;
+    /* key is NULL unless 0 < dropout_p < 1 (the host checked). */
+    lm_dropout_key dk = {0, 0};
+    if (dropout_p > 0.0f && dropout_p < 1.0f) dk = lm_dropout_key_load(key, site);
     for (int j = lane; j < T; j += 32) {
         float prob;
         if (uniform) {
@@ -65,7 +71,7 @@ __global__ void lm_attention_softmax_kernel(float *preatt, float *att, const int
         if (dropout_p >= 1.0f) { /* torch: everything dropped, no 0·inf */
             dropped = 0.0f;
         } else if (dropout_p > 0.0f) {
-            const float keep = lm_rng_uniform(seed, stream, base + (uint64_t)j) >= dropout_p ? 1.0f : 0.0f;
+            const float keep = lm_rng_uniform(dk.seed, dk.stream, base + (uint64_t)j) >= dropout_p ? 1.0f : 0.0f;
             dropped = prob * (keep * keep_scale);
         }
         p_out[j] = prob;
@@ -91,9 +97,17 @@ __global__ void lm_attention_softmax_backward_kernel(float *scratch, const float
 
 extern "C" void lm_cuda_attention_forward(lm_cuda_ctx *ctx, float *out, float *preatt, float *att, const float *q,
                                           const float *k, const float *v, int stride, const int32_t *key_mask,
-                                          int causal, int B, int T, int C, int NH, float dropout_p, uint64_t seed,
-                                          uint64_t stream) {
+                                          int causal, int B, int T, int C, int NH, float dropout_p,
+                                          const lm_step_state *key, int site) {
     if (B <= 0 || T <= 0 || C <= 0 || NH <= 0) return;
+    if (dropout_p > 0.0f && dropout_p < 1.0f && !key) {
+        /* kept, not dereferenced on the GPU: the caller's bug, named at the next sync */
+        char reason[160];
+        snprintf(reason, sizeof reason, "dropout p=%g needs the step state (its key), and none was given",
+                 (double)dropout_p);
+        lm_cuda_ctx_keep_error(ctx, "attention_forward", reason);
+        return;
+    }
     const int hd = C / NH;
     const float scale = (float)(1.0 / sqrt((double)hd));
     const float keep_scale = dropout_p > 0.0f && dropout_p < 1.0f ? 1.0f / (1.0f - dropout_p) : 1.0f;
@@ -105,7 +119,7 @@ extern "C" void lm_cuda_attention_forward(lm_cuda_ctx *ctx, float *out, float *p
     const size_t rows = (size_t)B * NH * T;
     const unsigned blocks = (unsigned)((rows + LM_ATT_ROWS_PER_BLOCK - 1) / LM_ATT_ROWS_PER_BLOCK);
     lm_attention_softmax_kernel<<<blocks, LM_CUDA_BLOCK, 0, ctx->stream>>>(preatt, att, key_mask, causal, NH, T, rows,
-                                                                          dropout_p, keep_scale, seed, stream);
+                                                                          dropout_p, keep_scale, key, site);
     lm_cuda_check_launch(ctx, "attention_forward (softmax)");
     /* out' (hd x T, ld C) = V'·S'  (out[t, d] = Σ_t2 att[t, t2] v[t2, d]). */
     lm_cuda_gemm_batched_2d(ctx, "attention_forward (att·v)", false, false, hd, T, T, 1.0f, v, stride, row, hd, att, T,
@@ -115,10 +129,10 @@ extern "C" void lm_cuda_attention_forward(lm_cuda_ctx *ctx, float *out, float *p
 extern "C" void lm_cuda_attention_backward(lm_cuda_ctx *ctx, float *dq, float *dk, float *dv, float *scratch,
                                            const float *dout, const float *preatt, const float *att, const float *q,
                                            const float *k, const float *v, int stride, int B, int T, int C, int NH,
-                                           float dropout_p, uint64_t seed, uint64_t stream) {
+                                           float dropout_p, const lm_step_state *key, int site) {
     (void)dropout_p; /* the mask is read back from att (see the softmax backward) */
-    (void)seed;
-    (void)stream;
+    (void)key;
+    (void)site;
     if (B <= 0 || T <= 0 || C <= 0 || NH <= 0) return;
     const int hd = C / NH;
     const float scale = (float)(1.0 / sqrt((double)hd));

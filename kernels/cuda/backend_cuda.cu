@@ -1,8 +1,14 @@
 /* The CUDA backend: the lm_backend_ops table over the lm_cuda_* twins, on
- * one stream with the cuBLAS(Lt) handles and workspaces of an lm_cuda_ctx.
- * Memory is cudaMalloc'd and zero-filled; upload/download wait for the copy
- * (and so for all queued work); ops keep their first failure in the context
- * and sync()/check() report it. */
+ * one stream with the cuBLAS(Lt) handles and workspaces of an lm_cuda_ctx,
+ * presented to plugins as an lm_device (lmcore/device.h, ../device.c).
+ * Memory is cudaMalloc'd and zero-filled; ops keep their first failure in
+ * the context and sync()/check() report it.
+ *
+ * Only download and sync wait for the device (device.h), and the backend
+ * counts every wait (counters) so that a test can show a training step
+ * without logging never waits.  Upload does not wait: it copies the host
+ * bytes into a pinned staging ring and queues the copy from there (below).
+ * Like every op, the backend is used by one host thread at a time. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,10 +16,43 @@
 #include "cuda_common.cuh"
 #include "lmcore/log.h"
 
+/* ---- upload staging ----
+ * A copy from pageable host memory may wait for the stream (the driver
+ * stages it through its own pinned buffer when it sees fit), and the caller
+ * may reuse `src` as soon as upload returns.  So upload copies the bytes
+ * into a pinned ring allocated once per backend and queues
+ * cudaMemcpyAsync(dst, ring + begin) on the stream, then records an event
+ * after it.  A part of the ring is written again only once the copies that
+ * read it are done: each staged region keeps its event, and a region about
+ * to be reused is first queried (free when its copy is done, the usual case
+ * since copies of a few KiB finish in microseconds), else waited for, which
+ * is counted as a sync.  Events complete in stream order, so waiting for
+ * the youngest overlapping region covers every older one.  Uploads larger
+ * than half the ring (parameters at load) copy directly and wait (a sync). */
+#define LM_CUDA_STAGING_BYTES ((size_t)8 << 20)
+#define LM_CUDA_STAGING_MAX (LM_CUDA_STAGING_BYTES / 2)
+/* Regions in flight at most (one event each); more waits for the oldest. */
+#define LM_CUDA_STAGING_REGIONS 64
+/* Regions start on 256-byte boundaries (the DMA engines' preference). */
+#define LM_CUDA_STAGING_ALIGN ((size_t)256)
+
+typedef struct staged_region {
+    size_t begin, end; /* [begin, end) of the ring */
+} staged_region;
+
 typedef struct cuda_backend {
     lm_backend base; /* first: the lm_backend pointer is the cuda_backend pointer */
     lm_cuda_ctx *ctx;
-    double *reduce_result; /* device double written by sum / sum_squares */
+    lm_device_counters counters;
+    /* The staging ring (NULL when pinned memory could not be had: every
+     * upload then copies directly and waits). */
+    unsigned char *ring;
+    size_t ring_head; /* where the next region starts, unless it must wrap */
+    /* Regions in flight, oldest first: slot (first + i) % REGIONS, whose
+     * copy is followed by events[that slot]. */
+    staged_region regions[LM_CUDA_STAGING_REGIONS];
+    cudaEvent_t events[LM_CUDA_STAGING_REGIONS];
+    int first, in_flight;
     char description[640]; /* room for any device name */
 } cuda_backend;
 
@@ -26,8 +65,12 @@ static void cuda_destroy(lm_backend *be) {
     cuda_backend *cb = (cuda_backend *)be;
     if (cb->ctx) {
         cudaSetDevice(lm_cuda_ctx_device(cb->ctx));
+        /* the ring may still be read by queued copies */
         cudaStreamSynchronize(lm_cuda_ctx_stream(cb->ctx));
-        cudaFree(cb->reduce_result);
+        for (int i = 0; i < LM_CUDA_STAGING_REGIONS; i++)
+            if (cb->events[i]) cudaEventDestroy(cb->events[i]);
+        if (cb->ring) cudaFreeHost(cb->ring);
+        (void)cudaGetLastError();
         lm_cuda_ctx_destroy(cb->ctx);
     }
     free(cb);
@@ -92,24 +135,142 @@ static lm_status finish_copy(lm_cuda_ctx *ctx, const char *op, cudaError_t err) 
     return LM_OK;
 }
 
-static lm_status cuda_upload(lm_backend *be, void *dst_device, const void *src_host, size_t bytes) {
-    lm_cuda_ctx *ctx = ctx_of(be);
-    if (bytes == 0) return LM_OK;
-    cudaSetDevice(lm_cuda_ctx_device(ctx));
-    return finish_copy(ctx, "upload",
-                       cudaMemcpyAsync(dst_device, src_host, bytes, cudaMemcpyHostToDevice, lm_cuda_ctx_stream(ctx)));
+/* A fault of queued work met while staging (an event that will never
+ * complete): kept like a sync's, and returned, since the upload cannot be
+ * queued on a broken context. */
+static lm_status staging_fault(lm_cuda_ctx *ctx, cudaError_t err) {
+    lm_cuda_keep_cuda(ctx, "a kernel (reported at upload)", err);
+    return lm_cuda_ctx_check(ctx);
 }
 
-static lm_status cuda_download(lm_backend *be, void *dst_host, const void *src_device, size_t bytes) {
-    lm_cuda_ctx *ctx = ctx_of(be);
+/* Forgets the oldest `count` regions (their copies are done). */
+static void staging_pop(cuda_backend *cb, int count) {
+    cb->first = (cb->first + count) % LM_CUDA_STAGING_REGIONS;
+    cb->in_flight -= count;
+}
+
+/* Forgets the regions whose copies are done, oldest first, without waiting. */
+static lm_status staging_retire_done(cuda_backend *cb) {
+    while (cb->in_flight > 0) {
+        const cudaError_t err = cudaEventQuery(cb->events[cb->first]);
+        if (err == cudaErrorNotReady) {
+            /* not a failure; any launch error before it was kept by the caller */
+            (void)cudaGetLastError();
+            return LM_OK;
+        }
+        if (err != cudaSuccess) return staging_fault(cb->ctx, err);
+        staging_pop(cb, 1);
+    }
+    return LM_OK;
+}
+
+/* Queues dst = src through the ring: returns once src has been copied into
+ * it, without waiting for the device unless the part of the ring it needs
+ * is still being read (counted as a sync). */
+static lm_status staged_upload(cuda_backend *cb, void *dst_device, const void *src_host, size_t bytes) {
+    lm_cuda_ctx *ctx = cb->ctx;
+    LM_TRY(staging_retire_done(cb));
+    const size_t need = (bytes + LM_CUDA_STAGING_ALIGN - 1) / LM_CUDA_STAGING_ALIGN * LM_CUDA_STAGING_ALIGN;
+    size_t begin = cb->ring_head;
+    if (begin + need > LM_CUDA_STAGING_BYTES) begin = 0; /* wrap: the tail piece stays unused this lap */
+    const size_t end = begin + need;
+    /* The youngest region in flight that overlaps [begin, end), or the
+     * oldest when every event is taken. */
+    int wait_for = cb->in_flight == LM_CUDA_STAGING_REGIONS ? 0 : -1;
+    for (int i = 0; i < cb->in_flight; i++) {
+        const staged_region *r = &cb->regions[(cb->first + i) % LM_CUDA_STAGING_REGIONS];
+        if (r->begin < end && begin < r->end) wait_for = i;
+    }
+    if (wait_for >= 0) {
+        const cudaEvent_t done = cb->events[(cb->first + wait_for) % LM_CUDA_STAGING_REGIONS];
+        cudaError_t err = cudaEventQuery(done); /* it may have finished since the query above */
+        if (err == cudaErrorNotReady) {
+            (void)cudaGetLastError();
+            cb->counters.syncs++; /* the host waits for the device: say so */
+            err = cudaEventSynchronize(done);
+        }
+        if (err != cudaSuccess) return staging_fault(ctx, err);
+        staging_pop(cb, wait_for + 1);
+    }
+    memcpy(cb->ring + begin, src_host, bytes);
+    const cudaStream_t stream = lm_cuda_ctx_stream(ctx);
+    const int slot = (cb->first + cb->in_flight) % LM_CUDA_STAGING_REGIONS;
+    cudaError_t err = cudaMemcpyAsync(dst_device, cb->ring + begin, bytes, cudaMemcpyHostToDevice, stream);
+    if (err == cudaSuccess && (err = cudaEventRecord(cb->events[slot], stream)) != cudaSuccess) {
+        /* The copy is queued but cannot be tracked: wait for it rather
+         * than let a later upload overwrite what it reads. */
+        cb->counters.syncs++;
+        (void)cudaStreamSynchronize(stream);
+    }
+    if (err != cudaSuccess) {
+        /* A kept failure of an earlier op comes first: it is the cause on a broken context. */
+        (void)cudaGetLastError();
+        LM_TRY(lm_cuda_ctx_check(ctx));
+        return lm_error_set(LM_ERR_DEVICE, "CUDA error in upload (%zu bytes): %s", bytes, cudaGetErrorString(err));
+    }
+    cb->regions[slot].begin = begin;
+    cb->regions[slot].end = end;
+    cb->in_flight++;
+    cb->ring_head = end;
+    return LM_OK;
+}
+
+static lm_status cuda_upload(lm_backend *be, void *dst_device, const void *src_host, size_t bytes) {
+    cuda_backend *cb = (cuda_backend *)be;
+    lm_cuda_ctx *ctx = cb->ctx;
+    cb->counters.uploads++;
     if (bytes == 0) return LM_OK;
+    const cudaStream_t stream = lm_cuda_ctx_stream(ctx);
+    /* A launch error of a plugin's kernel not yet seen is kept first (for
+     * the next sync or check), so that clearing the state of the queries
+     * below cannot lose it. */
+    lm_cuda_check_launch(ctx, "a queued kernel");
+    /* A copy queued while the stream is captured would replay from a ring
+     * region that later uploads overwrite (and querying events is not
+     * allowed then): uploads belong before the capture.  Asked first, so
+     * that a refused upload makes no other CUDA call inside the capture. */
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    const cudaError_t capture_err = cudaStreamIsCapturing(stream, &capture);
+    if (capture_err != cudaSuccess) (void)cudaGetLastError();
+    if (capture_err == cudaSuccess && capture != cudaStreamCaptureStatusNone)
+        return lm_error_set(LM_ERR_INVALID,
+                            "upload of %zu bytes while the stream is captured into a CUDA graph: upload before the "
+                            "capture begins",
+                            bytes);
     cudaSetDevice(lm_cuda_ctx_device(ctx));
+    if (cb->ring && bytes <= LM_CUDA_STAGING_MAX) return staged_upload(cb, dst_device, src_host, bytes);
+    /* Too large for the ring (or no ring): the direct copy, and a wait so
+     * that src may be reused at once. */
+    cb->counters.syncs++;
+    return finish_copy(ctx, "upload", cudaMemcpyAsync(dst_device, src_host, bytes, cudaMemcpyHostToDevice, stream));
+}
+
+/* A host read: waits for the queued work even when there is nothing to
+ * copy, so that what the caller does next sees it done. */
+static lm_status cuda_download(lm_backend *be, void *dst_host, const void *src_device, size_t bytes) {
+    cuda_backend *cb = (cuda_backend *)be;
+    lm_cuda_ctx *ctx = cb->ctx;
+    cb->counters.downloads++;
+    cb->counters.syncs++;
+    cudaSetDevice(lm_cuda_ctx_device(ctx));
+    if (bytes == 0) return finish_copy(ctx, "download", cudaSuccess);
     return finish_copy(ctx, "download",
                        cudaMemcpyAsync(dst_host, src_device, bytes, cudaMemcpyDeviceToHost, lm_cuda_ctx_stream(ctx)));
 }
 
 static lm_status cuda_sync(lm_backend *be) {
+    ((cuda_backend *)be)->counters.syncs++;
     return lm_cuda_ctx_sync(ctx_of(be));
+}
+
+static void cuda_counters(lm_backend *be, lm_device_counters *out) {
+    *out = ((cuda_backend *)be)->counters;
+}
+
+/* A failure of work a plugin queued itself (its own kernel's launch):
+ * reported by the next sync or check like an op's, first one wins. */
+static void cuda_keep_failure(lm_backend *be, const char *what, const char *reason) {
+    lm_cuda_ctx_keep_error(ctx_of(be), what ? what : "a plugin's work", reason ? reason : "failed");
 }
 
 static lm_status cuda_check(lm_backend *be) {
@@ -158,17 +319,18 @@ static void cuda_matmul_backward(lm_backend *be, float *dinp, float *dweight, fl
 
 static void cuda_attention_forward(lm_backend *be, float *out, float *preatt, float *att, const float *q,
                                    const float *k, const float *v, int stride, const int32_t *key_mask, int causal,
-                                   int B, int T, int C, int NH, float dropout_p, uint64_t seed, uint64_t stream) {
+                                   int B, int T, int C, int NH, float dropout_p, const lm_step_state *key,
+                                   int site) {
     lm_cuda_attention_forward(ctx_of(be), out, preatt, att, q, k, v, stride, key_mask, causal, B, T, C, NH, dropout_p,
-                              seed, stream);
+                              key, site);
 }
 
 static void cuda_attention_backward(lm_backend *be, float *dq, float *dk, float *dv, float *scratch,
                                     const float *dout, const float *preatt, const float *att, const float *q,
                                     const float *k, const float *v, int stride, int B, int T, int C, int NH,
-                                    float dropout_p, uint64_t seed, uint64_t stream) {
+                                    float dropout_p, const lm_step_state *key, int site) {
     lm_cuda_attention_backward(ctx_of(be), dq, dk, dv, scratch, dout, preatt, att, q, k, v, stride, B, T, C, NH,
-                               dropout_p, seed, stream);
+                               dropout_p, key, site);
 }
 
 static void cuda_gelu_forward(lm_backend *be, float *out, const float *inp, size_t n, int approx_tanh) {
@@ -180,14 +342,14 @@ static void cuda_gelu_backward(lm_backend *be, float *dinp, const float *inp, co
     lm_cuda_gelu_backward(ctx_of(be), dinp, inp, dout, n, approx_tanh);
 }
 
-static void cuda_dropout_forward(lm_backend *be, float *out, const float *inp, size_t n, float p, uint64_t seed,
-                                 uint64_t stream) {
-    lm_cuda_dropout_forward(ctx_of(be), out, inp, n, p, seed, stream);
+static void cuda_dropout_forward(lm_backend *be, float *out, const float *inp, size_t n, float p,
+                                 const lm_step_state *key, int site) {
+    lm_cuda_dropout_forward(ctx_of(be), out, inp, n, p, key, site);
 }
 
-static void cuda_dropout_backward(lm_backend *be, float *dinp, const float *dout, size_t n, float p, uint64_t seed,
-                                  uint64_t stream) {
-    lm_cuda_dropout_backward(ctx_of(be), dinp, dout, n, p, seed, stream);
+static void cuda_dropout_backward(lm_backend *be, float *dinp, const float *dout, size_t n, float p,
+                                  const lm_step_state *key, int site) {
+    lm_cuda_dropout_backward(ctx_of(be), dinp, dout, n, p, key, site);
 }
 
 static void cuda_residual_forward(lm_backend *be, float *out, const float *a, const float *b, size_t n) {
@@ -200,7 +362,7 @@ static void cuda_accumulate(lm_backend *be, float *dst, const float *src, size_t
 
 static void cuda_crossentropy_forward(lm_backend *be, float *losses, const float *logits, const int32_t *labels,
                                       int N, int V) {
-    lm_cuda_crossentropy_forward(ctx_of(be), losses, logits, labels, N, V); /* the sum comes from sum_to_host */
+    lm_cuda_crossentropy_forward(ctx_of(be), losses, logits, labels, N, V); /* the mean comes from loss_mean */
 }
 
 static void cuda_crossentropy_backward(lm_backend *be, float *dlogits, const float *logits, const int32_t *labels,
@@ -208,15 +370,21 @@ static void cuda_crossentropy_backward(lm_backend *be, float *dlogits, const flo
     lm_cuda_crossentropy_backward(ctx_of(be), dlogits, logits, labels, dloss, N, V);
 }
 
+static void cuda_loss_mean(lm_backend *be, float *out, const float *losses, size_t n, int64_t count) {
+    lm_cuda_loss_mean(ctx_of(be), out, losses, n, count);
+}
+
+/* The sum lands in the context's device double; the download (one download
+ * and one sync in the counters) reads it. */
 static lm_status reduce_to_host(lm_backend *be, const float *x, size_t n, double *out, int square) {
-    cuda_backend *cb = (cuda_backend *)be;
+    lm_cuda_ctx *ctx = ctx_of(be);
     *out = 0.0;
     if (square) {
-        lm_cuda_sum_squares(cb->ctx, cb->reduce_result, x, n);
+        lm_cuda_sum_squares(ctx, ctx->sum_result, x, n);
     } else {
-        lm_cuda_sum(cb->ctx, cb->reduce_result, x, n);
+        lm_cuda_sum(ctx, ctx->sum_result, x, n);
     }
-    return cuda_download(be, out, cb->reduce_result, sizeof *out);
+    return cuda_download(be, out, ctx->sum_result, sizeof *out);
 }
 
 static lm_status cuda_sum_to_host(lm_backend *be, const float *x, size_t n, double *out) {
@@ -227,9 +395,20 @@ static lm_status cuda_sum_squares_to_host(lm_backend *be, const float *x, size_t
     return reduce_to_host(be, x, n, out, 1);
 }
 
-static void cuda_adamw(lm_backend *be, float *param, const float *grad, float *m, float *v, size_t n, float lr,
-                       float beta1, float beta2, float eps, float weight_decay, float grad_scale, int64_t t) {
-    lm_cuda_adamw(ctx_of(be), param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, grad_scale, t);
+static void cuda_step_micro_batch_end(lm_backend *be, lm_step_state *state, double num, double den, int scored) {
+    lm_cuda_step_micro_batch_end(ctx_of(be), state, num, den, scored);
+}
+
+static void cuda_step_clip(lm_backend *be, lm_step_state *state, const float *grads, size_t n) {
+    lm_cuda_step_clip(ctx_of(be), state, grads, n);
+}
+
+static void cuda_step_schedule(lm_backend *be, lm_step_state *state) {
+    lm_cuda_step_schedule(ctx_of(be), state);
+}
+
+static void cuda_step_finish(lm_backend *be, lm_step_state *state) {
+    lm_cuda_step_finish(ctx_of(be), state);
 }
 
 static void cuda_kv_cache_append(lm_backend *be, float *k_cache, float *v_cache, const float *k, const float *v,
@@ -303,6 +482,7 @@ static lm_status cuda_timer_elapsed_ms(lm_backend *be, lm_backend_timer *timer, 
     lm_cuda_ctx *ctx = ctx_of(be);
     if (lm_cuda_ctx_failed(ctx))
         return lm_error_set(LM_ERR_DEVICE, "timer_elapsed_ms: an earlier op failed (the model reports it)");
+    ((cuda_backend *)be)->counters.syncs++; /* the host waits for the device */
     cudaError_t err = cudaEventSynchronize(timer->events[to]);
     if (err != cudaSuccess) {
         /* A fault of the queued work: kept for the model, like a sync's. */
@@ -349,9 +529,13 @@ static lm_backend_ops make_cuda_ops(void) {
     ops.accumulate = cuda_accumulate;
     ops.crossentropy_forward = cuda_crossentropy_forward;
     ops.crossentropy_backward = cuda_crossentropy_backward;
+    ops.loss_mean = cuda_loss_mean;
     ops.sum_to_host = cuda_sum_to_host;
     ops.sum_squares_to_host = cuda_sum_squares_to_host;
-    ops.adamw = cuda_adamw;
+    ops.step_micro_batch_end = cuda_step_micro_batch_end;
+    ops.step_clip = cuda_step_clip;
+    ops.step_schedule = cuda_step_schedule;
+    ops.step_finish = cuda_step_finish;
     ops.kv_cache_append = cuda_kv_cache_append;
     ops.attention_cached_forward = cuda_attention_cached_forward;
     ops.matvec_forward = cuda_matvec_forward;
@@ -359,6 +543,8 @@ static lm_backend_ops make_cuda_ops(void) {
     ops.timer_destroy = cuda_timer_destroy;
     ops.timer_record = cuda_timer_record;
     ops.timer_elapsed_ms = cuda_timer_elapsed_ms;
+    ops.counters = cuda_counters;
+    ops.keep_failure = cuda_keep_failure;
     return ops;
 }
 
@@ -377,11 +563,23 @@ extern "C" lm_status lm_backend_cuda_create(lm_backend **out, int device_index, 
     cb->ctx = ctx;
     cb->base.ops = &cuda_ops;
     cb->base.precision = precision;
-    cudaError_t err = cudaMalloc((void **)&cb->reduce_result, sizeof(double));
-    if (err != cudaSuccess) {
+    cudaError_t err;
+    for (int i = 0; i < LM_CUDA_STAGING_REGIONS; i++) {
+        /* no timing: recording and querying such events is cheapest */
+        if ((err = cudaEventCreateWithFlags(&cb->events[i], cudaEventDisableTiming)) != cudaSuccess) {
+            (void)cudaGetLastError();
+            cb->events[i] = NULL;
+            cuda_destroy(&cb->base);
+            return lm_error_set(LM_ERR_DEVICE, "CUDA error creating the upload events: %s", cudaGetErrorString(err));
+        }
+    }
+    if ((err = cudaHostAlloc((void **)&cb->ring, LM_CUDA_STAGING_BYTES, cudaHostAllocDefault)) != cudaSuccess) {
+        /* Not fatal: uploads copy directly and wait, which the counters show. */
         (void)cudaGetLastError();
-        cuda_destroy(&cb->base);
-        return lm_error_set(LM_ERR_NOMEM, "out of GPU memory creating the CUDA backend: %s", cudaGetErrorString(err));
+        cb->ring = NULL;
+        lm_log(LM_LOG_WARN, "cuda:%d: no pinned memory for the %zu MiB upload staging buffer (%s): every upload will "
+                            "wait for the GPU",
+               device_index, LM_CUDA_STAGING_BYTES >> 20, cudaGetErrorString(err));
     }
     cudaDeviceProp prop;
     err = cudaGetDeviceProperties(&prop, device_index);
@@ -395,6 +593,8 @@ extern "C" lm_status lm_backend_cuda_create(lm_backend **out, int device_index, 
     if (prop.major < 8)
         lm_log(LM_LOG_WARN, "%s: this build targets sm_80 and newer; kernels may fail to launch on sm_%d%d",
                cb->description, prop.major, prop.minor);
+    /* Plugins reach this backend as an lm_device (device.c): its stream is the context's. */
+    lm_backend_device_init(&cb->base, LM_DEVICE_CUDA, device_index, (void *)lm_cuda_ctx_stream(ctx));
     *out = &cb->base;
     return LM_OK;
 }

@@ -25,6 +25,10 @@ struct lm_cuda_ctx {
     size_t blas_workspace_bytes;
     void *scratch; /* partial sums of the two-stage reductions */
     size_t scratch_bytes;
+    /* Device doubles that the step kernels' sums land in (loss_mean,
+     * step_clip, the backend's sum_to_host): one reduction's result, read by
+     * the next kernel on the stream, so one slot is enough. */
+    double *sum_result;
     /* cuBLASLt plans (descriptors, layouts and the chosen algorithm) per
      * GEMM shape, built on first use (gemm.cu): a training step repeats the
      * same few dozen shapes, and building a plan costs tens of µs of host
@@ -63,6 +67,23 @@ static inline unsigned lm_cuda_grid_for(size_t n, unsigned block) {
 
 /* cuBLAS compute type for the context's precision. */
 cublasComputeType_t lm_cuda_compute_type(const lm_cuda_ctx *ctx);
+
+/* ---- dropout key -------------------------------------------------------------------------------- */
+/* (seed, stream) of dropout site `site` in the micro-batch the step state
+ * names (lmcore/step.h, backend.h), read from device memory by the kernel
+ * itself: the host never reads the key, and a captured graph draws the mask
+ * of the micro-batch current at replay.  Every thread loads the same two
+ * words (a broadcast through L1); nothing writes them during the kernel. */
+struct lm_dropout_key {
+    uint64_t seed, stream;
+};
+
+__device__ __forceinline__ lm_dropout_key lm_dropout_key_load(const lm_step_state *key, int site) {
+    lm_dropout_key k;
+    k.seed = __ldg(&key->seed);
+    k.stream = lm_dropout_stream(__ldg(&key->micro_batch), site);
+    return k;
+}
 
 /* ---- reductions -------------------------------------------------------------------- */
 template <typename Tv> __device__ __forceinline__ Tv lm_warp_sum(Tv v) {

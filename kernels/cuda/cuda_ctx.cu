@@ -118,6 +118,7 @@ extern "C" lm_status lm_cuda_ctx_create(lm_cuda_ctx **out, int device_index, lm_
     ctx->blas_workspace_bytes = LM_CUDA_BLAS_WORKSPACE_BYTES;
     LM_CHECK(alloc_workspace(&ctx->scratch, LM_CUDA_SCRATCH_BYTES, "reduction scratch"));
     ctx->scratch_bytes = LM_CUDA_SCRATCH_BYTES;
+    LM_CHECK(alloc_workspace((void **)&ctx->sum_result, sizeof(double), "reduction result"));
     /* Our own workspace keeps cuBLAS from allocating during graph capture. */
     if ((cs = cublasSetStream(ctx->blas, ctx->stream)) != CUBLAS_STATUS_SUCCESS ||
         (cs = cublasSetWorkspace(ctx->blas, ctx->blas_workspace, ctx->blas_workspace_bytes)) !=
@@ -144,6 +145,7 @@ extern "C" void lm_cuda_ctx_destroy(lm_cuda_ctx *ctx) {
     cudaFree(ctx->lt_workspace);
     cudaFree(ctx->blas_workspace);
     cudaFree(ctx->scratch);
+    cudaFree(ctx->sum_result);
     if (ctx->stream) cudaStreamDestroy(ctx->stream);
     (void)cudaGetLastError();
     free(ctx);

@@ -1,7 +1,14 @@
 /* Inverted dropout with counter-based masks, the CPU twin's semantics
  * (kernels/cpu/dropout.c, dropout_mask.h): element i is kept when
  * lm_rng_uniform(seed, stream, i) >= p and then scaled by 1/(1-p); p <= 0
- * copies, p >= 1 drops everything (no 0·inf).  Backward redraws the mask. */
+ * copies, p >= 1 drops everything (no 0·inf).  Backward redraws the mask.
+ *
+ * The key is not an argument: the kernels read seed and micro-batch from
+ * the step state in device memory (cuda_common.cuh, lm_dropout_key_load),
+ * so that the host never has to know them and a captured step replays
+ * with the current micro-batch's masks. */
+#include <stdio.h>
+
 #include "cuda_common.cuh"
 #include "lmcore/rng.h"
 
@@ -11,20 +18,32 @@ __device__ __forceinline__ float lm_dropout_multiplier(uint64_t seed, uint64_t s
     return lm_rng_uniform(seed, stream, i) >= p ? scale : 0.0f;
 }
 
-__global__ void lm_dropout_forward_kernel(float *out, const float *inp, size_t n, float p, float scale, uint64_t seed,
-                                          uint64_t stream) {
+__global__ void lm_dropout_forward_kernel(float *out, const float *inp, size_t n, float p, float scale,
+                                          const lm_step_state *key, int site) {
+    const lm_dropout_key k = lm_dropout_key_load(key, site);
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-        out[i] = inp[i] * lm_dropout_multiplier(seed, stream, i, p, scale);
+        out[i] = inp[i] * lm_dropout_multiplier(k.seed, k.stream, i, p, scale);
 }
 
 __global__ void lm_dropout_backward_kernel(float *dinp, const float *dout, size_t n, float p, float scale,
-                                           uint64_t seed, uint64_t stream) {
+                                           const lm_step_state *key, int site) {
+    const lm_dropout_key k = lm_dropout_key_load(key, site);
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-        dinp[i] += dout[i] * lm_dropout_multiplier(seed, stream, i, p, scale);
+        dinp[i] += dout[i] * lm_dropout_multiplier(k.seed, k.stream, i, p, scale);
+}
+
+/* A draw without a key is the caller's bug; kept (ops return nothing) so
+ * that the next sync names it, instead of dereferencing NULL on the GPU. */
+static int missing_key(lm_cuda_ctx *ctx, const char *op, const lm_step_state *key, float p) {
+    if (key) return 0;
+    char reason[160];
+    snprintf(reason, sizeof reason, "dropout p=%g needs the step state (its key), and none was given", (double)p);
+    lm_cuda_ctx_keep_error(ctx, op, reason);
+    return 1;
 }
 
 extern "C" void lm_cuda_dropout_forward(lm_cuda_ctx *ctx, float *out, const float *inp, size_t n, float p,
-                                        uint64_t seed, uint64_t stream) {
+                                        const lm_step_state *key, int site) {
     if (n == 0) return;
     if (p <= 0.0f) {
         if (out != inp)
@@ -36,22 +55,24 @@ extern "C" void lm_cuda_dropout_forward(lm_cuda_ctx *ctx, float *out, const floa
         lm_cuda_keep_cuda(ctx, "dropout_forward", cudaMemsetAsync(out, 0, n * sizeof *out, ctx->stream));
         return;
     }
+    if (missing_key(ctx, "dropout_forward", key, p)) return;
     const float scale = 1.0f / (1.0f - p);
     lm_dropout_forward_kernel<<<lm_cuda_grid_for(n, LM_CUDA_BLOCK), LM_CUDA_BLOCK, 0, ctx->stream>>>(out, inp, n, p,
-                                                                                                    scale, seed, stream);
+                                                                                                    scale, key, site);
     lm_cuda_check_launch(ctx, "dropout_forward");
 }
 
 extern "C" void lm_cuda_dropout_backward(lm_cuda_ctx *ctx, float *dinp, const float *dout, size_t n, float p,
-                                         uint64_t seed, uint64_t stream) {
+                                         const lm_step_state *key, int site) {
     if (n == 0) return;
     if (p <= 0.0f) {
         lm_cuda_accumulate(ctx, dinp, dout, n);
         return;
     }
     if (p >= 1.0f) return;
+    if (missing_key(ctx, "dropout_backward", key, p)) return;
     const float scale = 1.0f / (1.0f - p);
     lm_dropout_backward_kernel<<<lm_cuda_grid_for(n, LM_CUDA_BLOCK), LM_CUDA_BLOCK, 0, ctx->stream>>>(
-        dinp, dout, n, p, scale, seed, stream);
+        dinp, dout, n, p, scale, key, site);
     lm_cuda_check_launch(ctx, "dropout_backward");
 }

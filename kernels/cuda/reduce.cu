@@ -1,7 +1,9 @@
 /* Σ x and Σ x² over a buffer, in double, deterministic: a first stage of a
  * fixed number of blocks (a function of n only, never of the GPU) writes
  * one partial per block into the context's scratch, a second single block
- * adds them in a fixed order and writes the result to device memory. */
+ * adds them in a fixed order and writes the result to device memory.
+ * The batch's mean loss (loss_mean) is Σ losses into the context's device
+ * double, then one thread that divides: the host never reads the loss. */
 #include "cuda_common.cuh"
 
 #define LM_REDUCE_MAX_BLOCKS 1024
@@ -45,4 +47,16 @@ extern "C" void lm_cuda_sum(lm_cuda_ctx *ctx, double *out_device, const float *x
 
 extern "C" void lm_cuda_sum_squares(lm_cuda_ctx *ctx, double *out_device, const float *x, size_t n) {
     reduce<true>(ctx, "sum_squares", out_device, x, n);
+}
+
+/* lm_cpu_loss_mean's arithmetic: the double sum divided by the count in
+ * double (IEEE division, no contraction possible), rounded to float. */
+__global__ void lm_loss_mean_kernel(float *out, const double *sum, int64_t count) {
+    *out = (float)__ddiv_rn(*sum, (double)count);
+}
+
+extern "C" void lm_cuda_loss_mean(lm_cuda_ctx *ctx, float *out, const float *losses, size_t n, int64_t count) {
+    reduce<false>(ctx, "loss_mean", ctx->sum_result, losses, n);
+    lm_loss_mean_kernel<<<1, 1, 0, ctx->stream>>>(out, ctx->sum_result, count);
+    lm_cuda_check_launch(ctx, "loss_mean");
 }

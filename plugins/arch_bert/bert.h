@@ -83,6 +83,7 @@ typedef struct bert_acts {
      * has labels, else all N; buffers hold N rows, the first head_n used. */
     float *head_in;                         /* [N,C] gathered encoder-output rows */
     float *zero_row, *junk_row;             /* [C] the gather's zero "position" row, its gradient sink */
+    float *pad_grad;                        /* [C] the padding row's gradient, kept across the embedding backward */
     float *head_dense, *head_gelu;          /* [N,C] */
     float *head_ln, *head_ln_mean, *head_ln_rstd;
     float *logits;                          /* [head_n,V] (own allocation); holds dlogits after backward */
@@ -132,23 +133,23 @@ typedef struct bert_model {
     int has_key_mask; /* the last forward had an attention_mask (backward may recompute attention) */
     int batch_has_pad; /* an input id equals pad_token_id (its embedding row gets no gradient) */
     int64_t n_targets;
-    float hidden_p, attn_p; /* dropout probabilities used */
-    uint64_t seed, step;
+    float hidden_p, attn_p;   /* dropout probabilities used */
+    const lm_step_state *key; /* the dropout key of the last forward (device memory) */
 } bert_model;
 
 static inline float *bert_tensor(const bert_model *m, float *base, int index) {
     return base + m->table.descs[index].offset;
 }
 
-lm_status bert_forward(bert_model *m, const lm_batch *batch, float *loss);
-lm_status bert_backward(bert_model *m, float loss_scale);
+lm_status bert_forward(bert_model *m, const lm_batch *batch, lm_step_state *state);
+lm_status bert_backward(bert_model *m, float loss_scale, int accumulate);
 void bert_acts_free(bert_model *m);
 
 /* The MLM head (bert_head.c).  Forward: with labels, on the n_targets
- * scored rows of encoder_out, writing their mean loss; without, logits for
- * every row.  Backward: leaves d(encoder output) [N,C] in acts.dres_a.
+ * scored rows of encoder_out, writing their mean loss to *loss (device
+ * memory; NULL: not wanted); without, logits for every row.  Backward: leaves d(encoder output) [N,C] in acts.dres_a.
  * download_logits: the [B,T,V] logits of the last forward. */
-lm_status bert_head_forward(bert_model *m, const lm_batch *batch, int64_t n_targets, double *loss_sum);
+lm_status bert_head_forward(bert_model *m, const lm_batch *batch, int64_t n_targets, float *loss);
 void bert_head_backward(bert_model *m, float loss_scale);
 lm_status bert_head_download_logits(bert_model *m, float *out);
 void bert_head_free(bert_model *m);

@@ -2,7 +2,8 @@
  *
  * Walks the forward in reverse for the batch of the last forward.  Every
  * backward op accumulates (+=), so parameter gradients add up across
- * micro-batches, and each activation-gradient buffer is zeroed right before
+ * micro-batches (the gradient buffer is zeroed first unless the caller
+ * accumulates), and each activation-gradient buffer is zeroed right before
  * the op that fills it.  Post-LN layers make the residual gradient pass
  * through the LayerNorms, so two buffers alternate: dres_a holds the
  * gradient of a layer's output, dres_b the gradient of its inner LayerNorm's
@@ -13,19 +14,19 @@
  *
  * The word embeddings receive two gradients: the decoder's (tied head) and
  * the lookup's.  nn.Embedding(padding_idx=pad_token_id) gives the padding
- * row no lookup gradient, so that row is saved before the embedding
- * backward and put back after it (only when the batch contains the id). */
+ * row no lookup gradient, so that row is saved (on the device: a step reads
+ * nothing back) before the embedding backward and put back after it (only
+ * when the batch contains the id). */
 #include <stdio.h>
-#include <stdlib.h>
 
 #include "bert.h"
 
 /* Gradient of a dropout's input: the output gradient itself when p = 0. */
 static const float *dropout_backward_or_identity(lm_backend *be, float *dinp, const float *dout, size_t n, float p,
-                                                 uint64_t seed, uint64_t stream) {
+                                                 const lm_step_state *key, int site) {
     if (p <= 0.0f) return dout;
     be->ops->zero(be, dinp, n * sizeof(float));
-    be->ops->dropout_backward(be, dinp, dout, n, p, seed, stream);
+    be->ops->dropout_backward(be, dinp, dout, n, p, key, site);
     return dinp;
 }
 
@@ -37,29 +38,20 @@ static lm_status embedding_backward(bert_model *m, const float *demb) {
     bert_acts *a = &m->acts;
     float *grads = m->buffers.grads;
     const size_t C = (size_t)c->hidden_size;
-    float *pad_row = NULL, *saved = NULL;
+    float *pad_row = NULL;
+    /* A dropout with p = 0 is an exact copy on every backend. */
     if (m->batch_has_pad && c->pad_token_id >= 0) {
         pad_row = bert_tensor(m, grads, BERT_WORD_EMB) + (size_t)c->pad_token_id * C;
-        saved = malloc(C * sizeof *saved);
-        if (!saved) return lm_error_set(LM_ERR_NOMEM, "out of memory in BERT backward");
-        lm_status status = be->ops->download(be, saved, pad_row, C * sizeof *saved);
-        if (status != LM_OK) {
-            free(saved);
-            return status;
-        }
+        be->ops->dropout_forward(be, a->pad_grad, pad_row, C, 0.0f, NULL, 0);
     }
     be->ops->embedding_backward(be, bert_tensor(m, grads, BERT_WORD_EMB), bert_tensor(m, grads, BERT_POS_EMB),
                                 bert_tensor(m, grads, BERT_TYPE_EMB), demb, a->ids,
                                 m->has_type_ids ? a->type_ids : NULL, m->B, m->T, c->hidden_size);
-    lm_status status = LM_OK;
-    if (saved) {
-        status = be->ops->upload(be, pad_row, saved, C * sizeof *saved);
-        free(saved);
-    }
-    return status;
+    if (pad_row) be->ops->dropout_forward(be, pad_row, a->pad_grad, C, 0.0f, NULL, 0);
+    return LM_OK;
 }
 
-lm_status bert_backward(bert_model *m, float loss_scale) {
+lm_status bert_backward(bert_model *m, float loss_scale, int accumulate) {
     if (!m->has_targets)
         return lm_error_set(LM_ERR_INVALID, "architecture 'bert': backward needs a forward with labels first (and "
                                             "runs once per forward)");
@@ -71,12 +63,13 @@ lm_status bert_backward(bert_model *m, float loss_scale) {
     const int L = c->num_hidden_layers, tanh_gelu = c->gelu_tanh;
     const size_t NC = (size_t)N * (size_t)C, NI = (size_t)N * (size_t)I;
     const size_t n_att = (size_t)B * (size_t)NH * (size_t)T * (size_t)T;
-    const uint64_t seed = m->seed, step = m->step;
+    const lm_step_state *key = m->key;
     const model_recompute recompute = c->device.recompute;
     bert_acts *a = &m->acts;
     float *params = m->buffers.params, *grads = m->buffers.grads;
     m->has_targets = 0;
     m->logits_valid = 0;
+    model_buffers_prepare_grads(&m->buffers, accumulate);
     m->logits_gone = "backward has overwritten the logits of the last forward with their gradients: read them "
                      "between forward and backward";
 #define P(index) bert_tensor(m, params, (index))
@@ -95,8 +88,8 @@ lm_status bert_backward(bert_model *m, float loss_scale) {
         ops->zero(be, a->dres_b, NC * sizeof(float));
         ops->layernorm_backward(be, a->dres_b, DW(BERT_OUTLN_W), DW(BERT_OUTLN_B), a->dres_a, la->res2,
                                 W(BERT_OUTLN_W), la->ln2_mean, la->ln2_rstd, N, C);
-        const float *dbranch = dropout_backward_or_identity(be, a->dbranch, a->dres_b, NC, m->hidden_p, seed,
-                                                            model_dropout_stream(step, 3 + 3 * l));
+        const float *dbranch = dropout_backward_or_identity(be, a->dbranch, a->dres_b, NC, m->hidden_p, key,
+                                                            model_dropout_site(l, MODEL_SITE_FFN_OUT));
         /* Buffers shared by all layers under `recompute` hold a later layer's
          * values: rebuild this layer's with the op that made them (bert.h). */
         if (recompute >= MODEL_RECOMPUTE_ACTIVATIONS) ops->gelu_forward(be, la->inter_gelu, la->inter, NI, tanh_gelu);
@@ -113,26 +106,26 @@ lm_status bert_backward(bert_model *m, float loss_scale) {
         ops->zero(be, a->dres_a, NC * sizeof(float));
         ops->layernorm_backward(be, a->dres_a, DW(BERT_ATTLN_W), DW(BERT_ATTLN_B), a->dres_b, la->res1,
                                 W(BERT_ATTLN_W), la->ln1_mean, la->ln1_rstd, N, C);
-        dbranch = dropout_backward_or_identity(be, a->dbranch, a->dres_a, NC, m->hidden_p, seed,
-                                               model_dropout_stream(step, 2 + 3 * l));
+        dbranch = dropout_backward_or_identity(be, a->dbranch, a->dres_a, NC, m->hidden_p, key,
+                                               model_dropout_site(l, MODEL_SITE_ATTENTION_OUT));
         ops->zero(be, a->datty, NC * sizeof(float));
         ops->matmul_backward(be, a->datty, DW(BERT_ATTOUT_W), DW(BERT_ATTOUT_B), dbranch, la->atty, W(BERT_ATTOUT_W),
                              N, C, C, LM_W_OUT_IN);
         ops->zero(be, a->dqkv, 3 * NC * sizeof(float));
-        const uint64_t att_stream = model_dropout_stream(step, 1 + 3 * l);
+        const int att_site = model_dropout_site(l, MODEL_SITE_ATTENTION_PROBS);
         float *att = m->attn_p > 0.0f ? la->att : la->preatt; /* as in forward */
         if (recompute == MODEL_RECOMPUTE_ATTENTION) {
             /* The same forward on the same inputs (its output goes to
              * a->proj, free during backward). */
             ops->attention_forward(be, a->proj, la->preatt, att, la->q, la->k, la->v, C,
-                                   m->has_key_mask ? a->key_mask : NULL, 0, B, T, C, NH, m->attn_p, seed, att_stream);
+                                   m->has_key_mask ? a->key_mask : NULL, 0, B, T, C, NH, m->attn_p, key, att_site);
         } else if (recompute == MODEL_RECOMPUTE_ACTIVATIONS && m->attn_p > 0.0f) {
             /* preatt through the mask attention_forward drew: the same
              * seed, stream and flat index give the same bits. */
-            ops->dropout_forward(be, la->att, la->preatt, n_att, m->attn_p, seed, att_stream);
+            ops->dropout_forward(be, la->att, la->preatt, n_att, m->attn_p, key, att_site);
         }
         ops->attention_backward(be, dqkv[0], dqkv[1], dqkv[2], a->datt_scratch, a->datty, la->preatt, att, la->q,
-                                la->k, la->v, C, B, T, C, NH, m->attn_p, seed, att_stream);
+                                la->k, la->v, C, B, T, C, NH, m->attn_p, key, att_site);
         static const int weight_of[3] = {BERT_Q_W, BERT_K_W, BERT_V_W};
         for (int j = 0; j < 3; j++)
             ops->matmul_backward(be, a->dres_a, DW(weight_of[j]), DW(weight_of[j] + 1), dqkv[j], layer_input,
@@ -142,8 +135,8 @@ lm_status bert_backward(bert_model *m, float loss_scale) {
     }
 
     /* Embeddings: x0 = dropout(LN(emb)). */
-    const float *demb_ln = dropout_backward_or_identity(be, a->dbranch, a->dres_a, NC, m->hidden_p, seed,
-                                                        model_dropout_stream(step, 0));
+    const float *demb_ln = dropout_backward_or_identity(be, a->dbranch, a->dres_a, NC, m->hidden_p, key,
+                                                        MODEL_SITE_EMBEDDINGS);
     ops->zero(be, a->dres_b, NC * sizeof(float));
     ops->layernorm_backward(be, a->dres_b, G(BERT_EMB_LN_W), G(BERT_EMB_LN_B), demb_ln, a->emb, P(BERT_EMB_LN_W),
                             a->emb_ln_mean, a->emb_ln_rstd, N, C);

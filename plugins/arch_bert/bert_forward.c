@@ -14,7 +14,6 @@
  * float allocation carved per (B, T) (the logits have their own, sized by
  * the rows the head runs on); both only grow, so alternating batch shapes
  * do not reallocate. */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +68,7 @@ static size_t carve_acts(bert_model *m, float *base, int B, int T) {
     a->head_in = model_arena_take(&cv, N * C);
     a->zero_row = model_arena_take(&cv, C);
     a->junk_row = model_arena_take(&cv, C);
+    a->pad_grad = model_arena_take(&cv, C);
     a->head_dense = model_arena_take(&cv, N * C);
     a->head_gelu = model_arena_take(&cv, N * C);
     a->head_ln = model_arena_take(&cv, N * C);
@@ -161,7 +161,7 @@ static int batch_has_pad(const bert_model *m, const lm_batch *batch) {
     return 0;
 }
 
-lm_status bert_forward(bert_model *m, const lm_batch *batch, float *loss) {
+lm_status bert_forward(bert_model *m, const lm_batch *batch, lm_step_state *state) {
     const bert_config *c = &m->config;
     lm_backend *be = m->backend;
     const lm_backend_ops *ops = be->ops;
@@ -176,6 +176,9 @@ lm_status bert_forward(bert_model *m, const lm_batch *batch, float *loss) {
     const int C = c->hidden_size, I = c->intermediate_size, NH = c->num_attention_heads;
     const int L = c->num_hidden_layers, tanh_gelu = c->gelu_tanh;
     const float eps = (float)c->layer_norm_eps;
+    if (m->training && !state && (c->hidden_dropout_prob > 0 || c->attention_probs_dropout_prob > 0))
+        return lm_error_set(LM_ERR_INVALID, "architecture 'bert': forward in training mode needs a step state (its "
+                                            "dropout key); pass one, or set_training(0) for inference");
     LM_TRY(ensure_acts(m, B, T));
     bert_acts *a = &m->acts;
 
@@ -189,12 +192,11 @@ lm_status bert_forward(bert_model *m, const lm_batch *batch, float *loss) {
 
     m->B = B;
     m->T = T;
-    m->seed = batch->seed;
-    m->step = batch->step;
+    m->key = state;
     m->has_type_ids = type_ids != NULL;
     m->hidden_p = m->training ? (float)c->hidden_dropout_prob : 0.0f;
     m->attn_p = m->training ? (float)c->attention_probs_dropout_prob : 0.0f;
-    const uint64_t seed = m->seed, step = m->step;
+    const lm_step_state *key = state;
     float *params = m->buffers.params;
     const size_t NC = (size_t)N * (size_t)C;
 #define P(index) bert_tensor(m, params, (index))
@@ -205,7 +207,7 @@ lm_status bert_forward(bert_model *m, const lm_batch *batch, float *loss) {
     ops->layernorm_forward(be, a->emb_ln, a->emb_ln_mean, a->emb_ln_rstd, a->emb, P(BERT_EMB_LN_W),
                            P(BERT_EMB_LN_B), N, C, eps);
     const float *x =
-        model_dropout_or_identity(be, a->x0, a->emb_ln, NC, m->hidden_p, seed, model_dropout_stream(step, 0));
+        model_dropout_or_identity(be, a->x0, a->emb_ln, NC, m->hidden_p, key, MODEL_SITE_EMBEDDINGS);
 
     for (int l = 0; l < L; l++) {
         bert_layer_acts *la = &m->layer_acts[l];
@@ -216,11 +218,11 @@ lm_status bert_forward(bert_model *m, const lm_batch *batch, float *loss) {
         /* Without dropout the probabilities are the same before and after. */
         float *att = m->attn_p > 0.0f ? la->att : la->preatt;
         ops->attention_forward(be, la->atty, la->preatt, att, la->q, la->k, la->v, C, key_mask, 0, B, T, C, NH,
-                               m->attn_p, seed, model_dropout_stream(step, 1 + 3 * l));
+                               m->attn_p, key, model_dropout_site(l, MODEL_SITE_ATTENTION_PROBS));
         ops->matmul_forward(be, a->proj, la->atty, W(BERT_ATTOUT_W), W(BERT_ATTOUT_B), N, C, C, LM_W_OUT_IN);
         const float *branch =
-            model_dropout_or_identity(be, a->dropped, a->proj, NC, m->hidden_p, seed,
-                                      model_dropout_stream(step, 2 + 3 * l));
+            model_dropout_or_identity(be, a->dropped, a->proj, NC, m->hidden_p, key,
+                                      model_dropout_site(l, MODEL_SITE_ATTENTION_OUT));
         ops->residual_forward(be, la->res1, branch, x, NC);
         ops->layernorm_forward(be, la->ln1, la->ln1_mean, la->ln1_rstd, la->res1, W(BERT_ATTLN_W), W(BERT_ATTLN_B),
                                N, C, eps);
@@ -229,8 +231,8 @@ lm_status bert_forward(bert_model *m, const lm_batch *batch, float *loss) {
         ops->gelu_forward(be, la->inter_gelu, la->inter, (size_t)N * (size_t)I, tanh_gelu);
         ops->matmul_forward(be, a->proj, la->inter_gelu, W(BERT_OUT_W), W(BERT_OUT_B), N, I, C, LM_W_OUT_IN);
         branch =
-            model_dropout_or_identity(be, a->dropped, a->proj, NC, m->hidden_p, seed,
-                                      model_dropout_stream(step, 3 + 3 * l));
+            model_dropout_or_identity(be, a->dropped, a->proj, NC, m->hidden_p, key,
+                                      model_dropout_site(l, MODEL_SITE_FFN_OUT));
         ops->residual_forward(be, la->res2, branch, la->ln1, NC);
         ops->layernorm_forward(be, la->ln2, la->ln2_mean, la->ln2_rstd, la->res2, W(BERT_OUTLN_W), W(BERT_OUTLN_B),
                                N, C, eps);
@@ -240,21 +242,14 @@ lm_status bert_forward(bert_model *m, const lm_batch *batch, float *loss) {
 
 #undef P
     m->encoder_out = x;
-    double sum = 0.0;
-    LM_TRY(bert_head_forward(m, batch, n_targets, &sum));
+    /* The loss goes to the step state on the device; a loss that is not
+     * finite is flagged there (step_micro_batch_end), not read here. */
+    LM_TRY(bert_head_forward(m, batch, n_targets, state && batch->labels ? &state->loss : NULL));
     m->logits_valid = 1;
     m->logits_gone = NULL;
-    if (!batch->labels) {
-        if (loss) *loss = 0.0f;
-        return ops->check(be);
+    if (batch->labels) {
+        m->n_targets = n_targets;
+        m->has_targets = 1;
     }
-    double mean = sum / (double)n_targets;
-    if (!isfinite(mean))
-        return lm_error_set(LM_ERR_NUMERIC, "architecture 'bert': the loss is %s at step %llu: training diverged "
-                                            "(lower the learning rate, check the data or use fp32)",
-                            isnan(mean) ? "NaN" : "infinite", (unsigned long long)batch->step);
-    if (loss) *loss = (float)mean;
-    m->n_targets = n_targets;
-    m->has_targets = 1;
-    return LM_OK;
+    return ops->check(be);
 }

@@ -112,7 +112,7 @@ static lm_status upload_scored_rows(bert_model *m, const int32_t *labels, int N,
     return m->backend->ops->upload(m->backend, m->acts.head_labels, row_labels, bytes);
 }
 
-lm_status bert_head_forward(bert_model *m, const lm_batch *batch, int64_t n_targets, double *loss_sum) {
+lm_status bert_head_forward(bert_model *m, const lm_batch *batch, int64_t n_targets, float *loss) {
     lm_backend *be = m->backend;
     bert_acts *a = &m->acts;
     const int N = batch->B * batch->T, C = m->config.hidden_size, V = m->config.vocab_size;
@@ -130,7 +130,8 @@ lm_status bert_head_forward(bert_model *m, const lm_batch *batch, int64_t n_targ
     head_forward(m, &h, input, rows);
     if (!m->head_sparse) return LM_OK;
     be->ops->crossentropy_forward(be, a->losses, a->logits, a->head_labels, rows, V);
-    return be->ops->sum_to_host(be, a->losses, (size_t)rows, loss_sum);
+    if (loss) be->ops->loss_mean(be, loss, a->losses, (size_t)rows, n_targets);
+    return LM_OK;
 }
 
 void bert_head_backward(bert_model *m, float loss_scale) {

@@ -82,7 +82,7 @@ static void bert_destroy(void *self) {
     bert_acts_free(m);
     model_buffers_free(&m->buffers);
     param_table_free(&m->table);
-    if (m->backend) m->backend->ops->destroy(m->backend);
+    lm_backend_release(m->backend); /* destroyed now, or when the last optimizer bound to it lets go */
     free(m);
 }
 
@@ -118,10 +118,9 @@ static lm_status bert_info(void *self, lm_arch_info *out) {
     return LM_OK;
 }
 
-static lm_status bert_params(void *self, const lm_param_desc **list, size_t *n) {
+static lm_status bert_parameters(void *self, lm_param_set *out) {
     bert_model *m = self;
-    *list = m->table.descs;
-    *n = m->table.count;
+    model_buffers_describe(&m->buffers, &m->table, out);
     return LM_OK;
 }
 
@@ -143,13 +142,10 @@ static lm_status bert_init_weights(void *self, uint64_t seed) {
         memset(host + m->table.descs[BERT_WORD_EMB].offset + (size_t)m->config.pad_token_id * H, 0,
                H * sizeof(float));
     }
-    lm_status status = model_buffers_write(b, LM_BUFFER_PARAMS, host);
-    lm_free(host);
+    lm_status status = m->backend->ops->upload(m->backend, b->params, host, b->n_params * sizeof(float));
+    lm_free(host); /* uploads are staged: the host copy may go at once */
     LM_TRY(status);
-    const size_t bytes = b->n_params * sizeof(float);
-    m->backend->ops->zero(m->backend, b->grads, bytes);
-    m->backend->ops->zero(m->backend, b->adam_m, bytes);
-    m->backend->ops->zero(m->backend, b->adam_v, bytes);
+    m->backend->ops->zero(m->backend, b->grads, b->n_params * sizeof(float));
     return m->backend->ops->check(m->backend);
 }
 
@@ -158,31 +154,12 @@ static lm_status bert_set_training(void *self, int training) {
     return LM_OK;
 }
 
-static lm_status bert_forward_slot(void *self, const lm_batch *batch, float *loss) {
-    return bert_forward(self, batch, loss);
+static lm_status bert_forward_slot(void *self, const lm_batch *batch, lm_step_state *state) {
+    return bert_forward(self, batch, state);
 }
 
-static lm_status bert_backward_slot(void *self, float loss_scale) { return bert_backward(self, loss_scale); }
-
-static lm_status bert_zero_grad(void *self) { return model_buffers_zero_grad(&((bert_model *)self)->buffers); }
-
-static lm_status bert_grad_norm(void *self, float *norm) {
-    return model_buffers_grad_norm(&((bert_model *)self)->buffers, norm);
-}
-
-/* After a forward with labels the logits of every position are computed
- * on demand by logits(), from the weights: once they change, that would no
- * longer be what the forward saw. */
-static void weights_changing(bert_model *m) {
-    if (!m->head_sparse || !m->logits_valid) return;
-    m->logits_valid = 0;
-    m->logits_gone = "the weights changed since the last forward (optimizer_step or write_buffer), and after a "
-                     "forward with labels the logits are computed when read: read them before, or run forward again";
-}
-
-static lm_status bert_optimizer_step(void *self, const lm_optim_params *p) {
-    weights_changing(self);
-    return model_buffers_adamw(&((bert_model *)self)->buffers, p);
+static lm_status bert_backward_slot(void *self, float loss_scale, int accumulate) {
+    return bert_backward(self, loss_scale, accumulate);
 }
 
 static lm_status bert_logits(void *self, float *out, size_t count) {
@@ -202,19 +179,6 @@ static lm_status bert_logits(void *self, float *out, size_t count) {
     return bert_head_download_logits(m, out);
 }
 
-static lm_status bert_read_buffer(void *self, lm_param_buffer which, float *dst) {
-    return model_buffers_read(&((bert_model *)self)->buffers, which, dst);
-}
-
-static lm_status bert_write_buffer(void *self, lm_param_buffer which, const float *src) {
-    bert_model *m = self;
-    if (which == LM_BUFFER_PARAMS) {
-        m->has_targets = 0; /* saved activations no longer match */
-        weights_changing(m);
-    }
-    return model_buffers_write(&m->buffers, which, src);
-}
-
 static lm_status bert_hf_config(void *self, lm_buffer *out) {
     return bert_config_write_hf(&((bert_model *)self)->config, out);
 }
@@ -223,20 +187,15 @@ static const lm_architecture_vtable bert_vtable = {
     .create = bert_create,
     .destroy = bert_destroy,
     .info = bert_info,
-    .params = bert_params,
+    .parameters = bert_parameters,
     .init_weights = bert_init_weights,
     .set_training = bert_set_training,
     .forward = bert_forward_slot,
     .backward = bert_backward_slot,
-    .zero_grad = bert_zero_grad,
-    .grad_norm = bert_grad_norm,
-    .optimizer_step = bert_optimizer_step,
     .logits = bert_logits,
-    .read_buffer = bert_read_buffer,
-    .write_buffer = bert_write_buffer,
     .hf_config = bert_hf_config,
 };
 
-LM_PLUGIN_DEFINE(LM_KIND_ARCHITECTURE, "bert", "1.0.0",
+LM_PLUGIN_DEFINE(LM_KIND_ARCHITECTURE, "bert", "2.0.0",
                  "BERT masked language model (Hugging Face BertForMaskedLM names, tied decoder), CPU or CUDA",
                  lm_architecture_vtable, bert_vtable)

@@ -133,7 +133,7 @@ typedef struct gpt2_model {
     int has_key_mask;
     int64_t n_targets;
     float embd_p, attn_p, resid_p; /* dropout probabilities used */
-    uint64_t seed, step;
+    const lm_step_state *key;      /* the dropout key of the last forward (device memory) */
 
     gpt2_generation gen; /* separate from the training activations */
 } gpt2_model;
@@ -143,8 +143,8 @@ static inline float *gpt2_tensor(const gpt2_model *m, float *base, int index) {
     return base + m->table.descs[index].offset;
 }
 
-lm_status gpt2_forward(gpt2_model *m, const lm_batch *batch, float *loss);
-lm_status gpt2_backward(gpt2_model *m, float loss_scale);
+lm_status gpt2_forward(gpt2_model *m, const lm_batch *batch, lm_step_state *state);
+lm_status gpt2_backward(gpt2_model *m, float loss_scale, int accumulate);
 void gpt2_acts_free(gpt2_model *m);
 
 /* The ABI 1.1 generate_reset / generate_step slots (gpt2_generate.c). */

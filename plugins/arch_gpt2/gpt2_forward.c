@@ -5,9 +5,11 @@
  *               x = h + dropout(mlp.c_proj(gelu_new(c_fc(ln_2(h)))))
  *   logits = ln_f(x) · wteᵀ   (tied head);  loss = mean CE over scored labels
  *
+ * Everything is queued on the device: the loss goes to the step state in
+ * device memory, and dropout reads its key from there.
+ *
  * Activations needed by backward live in one float allocation carved per
  * (B, T); it only grows, so alternating batch shapes do not reallocate. */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,7 +124,7 @@ static lm_status ensure_acts(gpt2_model *m, int B, int T) {
     return LM_OK;
 }
 
-lm_status gpt2_forward(gpt2_model *m, const lm_batch *batch, float *loss) {
+lm_status gpt2_forward(gpt2_model *m, const lm_batch *batch, lm_step_state *state) {
     const gpt2_config *c = &m->config;
     lm_backend *be = m->backend;
     const lm_backend_ops *ops = be->ops;
@@ -134,6 +136,9 @@ lm_status gpt2_forward(gpt2_model *m, const lm_batch *batch, float *loss) {
     const int B = batch->B, T = batch->T, N = B * T;
     const int C = c->n_embd, H = c->n_inner, V = c->vocab_size, NH = c->n_head, L = c->n_layer;
     const float eps = (float)c->layer_norm_epsilon;
+    if (m->training && !state && (c->embd_pdrop > 0 || c->attn_pdrop > 0 || c->resid_pdrop > 0))
+        return lm_error_set(LM_ERR_INVALID, "architecture 'gpt2': forward in training mode needs a step state (its "
+                                            "dropout key); pass one, or set_training(0) for inference");
     LM_TRY(ensure_acts(m, B, T));
     gpt2_acts *a = &m->acts;
 
@@ -145,12 +150,11 @@ lm_status gpt2_forward(gpt2_model *m, const lm_batch *batch, float *loss) {
 
     m->B = B;
     m->T = T;
-    m->seed = batch->seed;
-    m->step = batch->step;
+    m->key = state;
     m->embd_p = m->training ? (float)c->embd_pdrop : 0.0f;
     m->attn_p = m->training ? (float)c->attn_pdrop : 0.0f;
     m->resid_p = m->training ? (float)c->resid_pdrop : 0.0f;
-    const uint64_t seed = m->seed, step = m->step;
+    const lm_step_state *key = state;
     float *params = m->buffers.params;
     const size_t NC = (size_t)N * (size_t)C;
 
@@ -158,7 +162,7 @@ lm_status gpt2_forward(gpt2_model *m, const lm_batch *batch, float *loss) {
                            gpt2_tensor(m, params, GPT2_WPE), NULL, B, T, C);
     const float *residual = a->encoded;
     if (m->embd_p > 0.0f) {
-        ops->dropout_forward(be, a->x0, a->encoded, NC, m->embd_p, seed, model_dropout_stream(step, 0));
+        ops->dropout_forward(be, a->x0, a->encoded, NC, m->embd_p, key, MODEL_SITE_EMBEDDINGS);
         residual = a->x0;
     }
     for (int l = 0; l < L; l++) {
@@ -170,11 +174,12 @@ lm_status gpt2_forward(gpt2_model *m, const lm_batch *batch, float *loss) {
         /* Without dropout the probabilities are the same before and after. */
         float *att = m->attn_p > 0.0f ? la->att : la->preatt;
         ops->attention_forward(be, la->atty, la->preatt, att, la->qkv, la->qkv + C, la->qkv + 2 * C, 3 * C,
-                               key_mask, 1, B, T, C, NH, m->attn_p, seed, model_dropout_stream(step, 1 + 3 * l));
+                               key_mask, 1, B, T, C, NH, m->attn_p, key,
+                               model_dropout_site(l, MODEL_SITE_ATTENTION_PROBS));
         ops->matmul_forward(be, a->proj, la->atty, W(GPT2_ATTPROJ_W), W(GPT2_ATTPROJ_B), N, C, C, LM_W_IN_OUT);
         const float *branch =
-            model_dropout_or_identity(be, a->dropped, a->proj, NC, m->resid_p, seed,
-                                      model_dropout_stream(step, 2 + 3 * l));
+            model_dropout_or_identity(be, a->dropped, a->proj, NC, m->resid_p, key,
+                                      model_dropout_site(l, MODEL_SITE_ATTENTION_OUT));
         ops->residual_forward(be, la->residual2, residual, branch, NC);
 
         ops->layernorm_forward(be, la->ln2, la->ln2_mean, la->ln2_rstd, la->residual2, W(GPT2_LN2_W),
@@ -183,8 +188,8 @@ lm_status gpt2_forward(gpt2_model *m, const lm_batch *batch, float *loss) {
         ops->gelu_forward(be, la->fch_gelu, la->fch, (size_t)N * (size_t)H, 1);
         ops->matmul_forward(be, a->proj, la->fch_gelu, W(GPT2_FCPROJ_W), W(GPT2_FCPROJ_B), N, H, C, LM_W_IN_OUT);
         branch =
-            model_dropout_or_identity(be, a->dropped, a->proj, NC, m->resid_p, seed,
-                                      model_dropout_stream(step, 3 + 3 * l));
+            model_dropout_or_identity(be, a->dropped, a->proj, NC, m->resid_p, key,
+                                      model_dropout_site(l, MODEL_SITE_FFN_OUT));
         ops->residual_forward(be, la->residual3, la->residual2, branch, NC);
         residual = la->residual3;
 #undef W
@@ -196,20 +201,12 @@ lm_status gpt2_forward(gpt2_model *m, const lm_batch *batch, float *loss) {
     m->logits_valid = 1;
     m->has_key_mask = key_mask != NULL;
 
-    if (!batch->labels) {
-        if (loss) *loss = 0.0f;
-        return ops->check(be);
-    }
+    if (!batch->labels) return ops->check(be);
     ops->crossentropy_forward(be, a->losses, a->logits, a->labels, N, V);
-    double sum = 0.0;
-    LM_TRY(ops->sum_to_host(be, a->losses, (size_t)N, &sum));
-    double mean = sum / (double)n_targets;
-    if (!isfinite(mean))
-        return lm_error_set(LM_ERR_NUMERIC, "architecture 'gpt2': the loss is %s at step %llu: training diverged "
-                                            "(lower the learning rate, check the data or use fp32)",
-                            isnan(mean) ? "NaN" : "infinite", (unsigned long long)batch->step);
-    if (loss) *loss = (float)mean;
+    /* The mean over the scored positions, on the device: a loss that is not
+     * finite is flagged there too (step_micro_batch_end), not read here. */
+    if (state) ops->loss_mean(be, &state->loss, a->losses, (size_t)N, n_targets);
     m->n_targets = n_targets;
     m->has_targets = 1;
-    return LM_OK;
+    return ops->check(be);
 }

@@ -16,8 +16,10 @@
  * This is the forward of gpt2_forward.c in eval mode (no dropout), row for
  * row, with the attention of the old positions read from the cache.  The
  * memory is separate from the training activations: a forward() between
- * steps leaves the cache intact.  Changing the weights (write_buffer,
- * init_weights, optimizer_step) invalidates it. */
+ * steps leaves the cache intact.  The cache holds keys and values of the
+ * weights at generate_reset: whoever changes the weights (an optimizer,
+ * loading a file) resets before generating again, as lm_generate always
+ * does; init_weights invalidates it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

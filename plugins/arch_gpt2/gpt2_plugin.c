@@ -1,7 +1,8 @@
 /* The arch_gpt2 plugin: GPT2LMHeadModel with Hugging Face names and layouts.
  *
  * This file builds the parameter table, owns the backend and the flat
- * buffers, and fills the architecture vtable; the math is in gpt2_forward.c,
+ * buffers (parameters and gradients: the optimizer is a plugin of its own),
+ * and fills the architecture vtable; the math is in gpt2_forward.c,
  * gpt2_backward.c and gpt2_generate.c (incremental decoding). */
 #include <math.h>
 #include <stdio.h>
@@ -67,7 +68,7 @@ static void gpt2_destroy(void *self) {
     gpt2_acts_free(m);
     model_buffers_free(&m->buffers);
     param_table_free(&m->table);
-    if (m->backend) m->backend->ops->destroy(m->backend);
+    lm_backend_release(m->backend); /* destroyed now, or when the last optimizer bound to it lets go */
     free(m);
 }
 
@@ -103,10 +104,9 @@ static lm_status gpt2_info(void *self, lm_arch_info *out) {
     return LM_OK;
 }
 
-static lm_status gpt2_params(void *self, const lm_param_desc **list, size_t *n) {
+static lm_status gpt2_parameters(void *self, lm_param_set *out) {
     gpt2_model *m = self;
-    *list = m->table.descs;
-    *n = m->table.count;
+    model_buffers_describe(&m->buffers, &m->table, out);
     return LM_OK;
 }
 
@@ -122,21 +122,12 @@ static lm_status gpt2_set_training(void *self, int training) {
     return LM_OK;
 }
 
-static lm_status gpt2_forward_slot(void *self, const lm_batch *batch, float *loss) {
-    return gpt2_forward(self, batch, loss);
+static lm_status gpt2_forward_slot(void *self, const lm_batch *batch, lm_step_state *state) {
+    return gpt2_forward(self, batch, state);
 }
 
-static lm_status gpt2_backward_slot(void *self, float loss_scale) { return gpt2_backward(self, loss_scale); }
-
-static lm_status gpt2_zero_grad(void *self) { return model_buffers_zero_grad(&((gpt2_model *)self)->buffers); }
-
-static lm_status gpt2_grad_norm(void *self, float *norm) {
-    return model_buffers_grad_norm(&((gpt2_model *)self)->buffers, norm);
-}
-
-static lm_status gpt2_optimizer_step(void *self, const lm_optim_params *p) {
-    gpt2_generate_invalidate(self);
-    return model_buffers_adamw(&((gpt2_model *)self)->buffers, p);
+static lm_status gpt2_backward_slot(void *self, float loss_scale, int accumulate) {
+    return gpt2_backward(self, loss_scale, accumulate);
 }
 
 static lm_status gpt2_logits(void *self, float *out, size_t count) {
@@ -152,19 +143,6 @@ static lm_status gpt2_logits(void *self, float *out, size_t count) {
                                             "destination holds %zu",
                             n, (int)m->B, (int)m->T, (int)m->config.vocab_size, count);
     return m->backend->ops->download(m->backend, out, m->acts.logits, n * sizeof(float));
-}
-
-static lm_status gpt2_read_buffer(void *self, lm_param_buffer which, float *dst) {
-    return model_buffers_read(&((gpt2_model *)self)->buffers, which, dst);
-}
-
-static lm_status gpt2_write_buffer(void *self, lm_param_buffer which, const float *src) {
-    gpt2_model *m = self;
-    if (which == LM_BUFFER_PARAMS) {
-        m->has_targets = 0; /* saved activations no longer match */
-        gpt2_generate_invalidate(m);
-    }
-    return model_buffers_write(&m->buffers, which, src);
 }
 
 static lm_status gpt2_hf_config(void *self, lm_buffer *out) {
@@ -183,23 +161,18 @@ static const lm_architecture_vtable gpt2_vtable = {
     .create = gpt2_create,
     .destroy = gpt2_destroy,
     .info = gpt2_info,
-    .params = gpt2_params,
+    .parameters = gpt2_parameters,
     .init_weights = gpt2_init_weights,
     .set_training = gpt2_set_training,
     .forward = gpt2_forward_slot,
     .backward = gpt2_backward_slot,
-    .zero_grad = gpt2_zero_grad,
-    .grad_norm = gpt2_grad_norm,
-    .optimizer_step = gpt2_optimizer_step,
     .logits = gpt2_logits,
-    .read_buffer = gpt2_read_buffer,
-    .write_buffer = gpt2_write_buffer,
     .hf_config = gpt2_hf_config,
     .generate_reset = gpt2_generate_reset_slot,
     .generate_step = gpt2_generate_step_slot,
 };
 
-LM_PLUGIN_DEFINE(LM_KIND_ARCHITECTURE, "gpt2", "1.1.0",
+LM_PLUGIN_DEFINE(LM_KIND_ARCHITECTURE, "gpt2", "2.0.0",
                  "GPT-2 causal language model (Hugging Face GPT2LMHeadModel names, tied head, KV-cache "
                  "generation), CPU or CUDA",
                  lm_architecture_vtable, gpt2_vtable)

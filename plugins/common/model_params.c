@@ -1,7 +1,6 @@
 /* Flat-buffer parameter tables: see model_params.h. */
 #include "model_params.h"
 
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +47,7 @@ lm_status param_table_add(param_table *t, int weight_decay, param_init_kind init
     d->ndim = ndim;
     for (int i = 0; i < ndim; i++) d->shape[i] = shape[i];
     d->weight_decay = weight_decay;
+    d->storage = (size_t)param_desc_numel(d);
     t->inits[t->count] = init;
     t->init_stds[t->count] = init_std;
     t->count++;
@@ -112,8 +112,6 @@ lm_status model_buffers_alloc(model_buffers *b, lm_backend *backend, const param
     lm_status status;
     LM_CHECK(ops->alloc(backend, (void **)&b->params, bytes, "model parameters"));
     LM_CHECK(ops->alloc(backend, (void **)&b->grads, bytes, "parameter gradients"));
-    LM_CHECK(ops->alloc(backend, (void **)&b->adam_m, bytes, "AdamW first moments"));
-    LM_CHECK(ops->alloc(backend, (void **)&b->adam_v, bytes, "AdamW second moments"));
     return LM_OK;
 fail:
     model_buffers_free(b);
@@ -122,9 +120,8 @@ fail:
 
 void model_buffers_free(model_buffers *b) {
     if (!b->backend) return;
-    float *all[4] = {b->params, b->grads, b->adam_m, b->adam_v};
-    for (int i = 0; i < 4; i++)
-        if (all[i]) b->backend->ops->free(b->backend, all[i]);
+    if (b->params) b->backend->ops->free(b->backend, b->params);
+    if (b->grads) b->backend->ops->free(b->backend, b->grads);
     memset(b, 0, sizeof *b);
 }
 
@@ -132,63 +129,28 @@ lm_status model_buffers_init_weights(model_buffers *b, const param_table *t, uin
     float *host = NULL;
     LM_TRY(lm_alloc((void **)&host, b->n_params * sizeof(float), "initial weights (host copy)"));
     param_table_init_host(t, host, seed);
-    lm_status status = model_buffers_write(b, LM_BUFFER_PARAMS, host);
+    lm_status status = b->backend->ops->upload(b->backend, b->params, host, b->n_params * sizeof(float));
+    /* The upload is staged: the host copy may go at once. */
     lm_free(host);
     LM_TRY(status);
-    size_t bytes = b->n_params * sizeof(float);
-    b->backend->ops->zero(b->backend, b->grads, bytes);
-    b->backend->ops->zero(b->backend, b->adam_m, bytes);
-    b->backend->ops->zero(b->backend, b->adam_v, bytes);
-    return b->backend->ops->check(b->backend);
-}
-
-static float *buffer_of(model_buffers *b, lm_param_buffer which) {
-    switch (which) {
-    case LM_BUFFER_PARAMS: return b->params;
-    case LM_BUFFER_GRADS: return b->grads;
-    case LM_BUFFER_ADAM_M: return b->adam_m;
-    case LM_BUFFER_ADAM_V: return b->adam_v;
-    }
-    return NULL;
-}
-
-lm_status model_buffers_read(model_buffers *b, lm_param_buffer which, float *dst) {
-    float *src = buffer_of(b, which);
-    if (!src || !dst) return lm_error_set(LM_ERR_INVALID, "read_buffer: unknown buffer %d or NULL destination", which);
-    return b->backend->ops->download(b->backend, dst, src, b->n_params * sizeof(float));
-}
-
-lm_status model_buffers_write(model_buffers *b, lm_param_buffer which, const float *src) {
-    float *dst = buffer_of(b, which);
-    if (!dst || !src) return lm_error_set(LM_ERR_INVALID, "write_buffer: unknown buffer %d or NULL source", which);
-    return b->backend->ops->upload(b->backend, dst, src, b->n_params * sizeof(float));
-}
-
-lm_status model_buffers_zero_grad(model_buffers *b) {
     b->backend->ops->zero(b->backend, b->grads, b->n_params * sizeof(float));
     return b->backend->ops->check(b->backend);
 }
 
-lm_status model_buffers_grad_norm(model_buffers *b, float *norm) {
-    double sum = 0.0;
-    LM_TRY(b->backend->ops->sum_squares_to_host(b->backend, b->grads, b->n_params, &sum));
-    if (!isfinite(sum))
-        return lm_error_set(LM_ERR_NUMERIC, "the gradient norm is not finite (%g): the loss diverged; lower the "
-                                            "learning rate or check the data", sum);
-    *norm = (float)sqrt(sum);
-    return LM_OK;
+void model_buffers_describe(const model_buffers *b, const param_table *t, lm_param_set *out) {
+    memset(out, 0, sizeof *out);
+    out->struct_size = (uint32_t)sizeof *out;
+    out->grad_dtype = LM_F32;
+    out->device = &b->backend->device;
+    out->descs = t->descs;
+    out->n_descs = t->count;
+    out->n_params = b->n_params;
+    out->params = b->params;
+    out->grads = b->grads;
+    out->params_copy = NULL;
+    out->copy_dtype = LM_F32;
 }
 
-lm_status model_buffers_adamw(model_buffers *b, const lm_optim_params *p) {
-    if (p->t < 1) return lm_error_set(LM_ERR_INVALID, "optimizer_step: the step count t must start at 1, got %lld",
-                                      (long long)p->t);
-    lm_backend *be = b->backend;
-    if (b->n_decay > 0)
-        be->ops->adamw(be, b->params, b->grads, b->adam_m, b->adam_v, b->n_decay, p->lr, p->beta1, p->beta2, p->eps,
-                       p->weight_decay, p->grad_scale, p->t);
-    size_t rest = b->n_params - b->n_decay;
-    if (rest > 0)
-        be->ops->adamw(be, b->params + b->n_decay, b->grads + b->n_decay, b->adam_m + b->n_decay,
-                       b->adam_v + b->n_decay, rest, p->lr, p->beta1, p->beta2, p->eps, 0.0f, p->grad_scale, p->t);
-    return be->ops->check(be);
+void model_buffers_prepare_grads(model_buffers *b, int accumulate) {
+    if (!accumulate) b->backend->ops->zero(b->backend, b->grads, b->n_params * sizeof(float));
 }

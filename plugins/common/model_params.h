@@ -3,14 +3,14 @@
  * A model declares its tensors once, in Hugging Face order and with Hugging
  * Face names, each with its shape, whether AdamW decays it, and how it is
  * initialised.  param_table_layout() then places every weight-decayed tensor
- * first and the others after, so that the four flat buffers (parameters,
- * gradients, AdamW m and v) are each one allocation and the optimizer is two
- * calls: [0, n_decay) with weight decay, [n_decay, n_params) without.
+ * first and the others after, so that an optimizer can update the flat
+ * buffers in two ranges: [0, n_decay) with weight decay, [n_decay,
+ * n_params) without.
  *
- * model_buffers_* own those four buffers on a backend (host memory for the
- * CPU, device memory for CUDA) and implement the vtable slots that do not
- * depend on the architecture: init_weights, zero_grad, grad_norm,
- * optimizer_step, read_buffer and write_buffer.
+ * model_buffers_* own the two flat buffers (parameters and gradients) on a
+ * backend (host memory for the CPU, device memory for CUDA) and implement
+ * the vtable slots that do not depend on the architecture: parameters and
+ * init_weights.  The optimizer and its state live in optimizer plugins.
  *
  * Plugin-internal (hidden visibility): not part of the lmcore API. */
 #ifndef LM_PLUGIN_COMMON_MODEL_PARAMS_H
@@ -57,21 +57,18 @@ void param_table_init_host(const param_table *t, float *host, uint64_t seed);
 
 typedef struct model_buffers {
     lm_backend *backend; /* not owned */
-    float *params, *grads, *adam_m, *adam_v;
+    float *params, *grads;
     size_t n_params, n_decay;
 } model_buffers;
 
 lm_status model_buffers_alloc(model_buffers *b, lm_backend *backend, const param_table *t);
 void model_buffers_free(model_buffers *b);
 /* param_table_init_host on a temporary host buffer, then upload; the
- * gradients and AdamW moments are zeroed (a fresh start). */
+ * gradients are zeroed. */
 lm_status model_buffers_init_weights(model_buffers *b, const param_table *t, uint64_t seed);
-lm_status model_buffers_read(model_buffers *b, lm_param_buffer which, float *dst);
-lm_status model_buffers_write(model_buffers *b, lm_param_buffer which, const float *src);
-lm_status model_buffers_zero_grad(model_buffers *b);
-/* Global L2 norm of the gradients; LM_ERR_NUMERIC if it is not finite. */
-lm_status model_buffers_grad_norm(model_buffers *b, float *norm);
-/* AdamW over the decayed prefix (p->weight_decay) and the rest (0). */
-lm_status model_buffers_adamw(model_buffers *b, const lm_optim_params *p);
+/* The parameters slot: the buffers, the table's descriptors, the device. */
+void model_buffers_describe(const model_buffers *b, const param_table *t, lm_param_set *out);
+/* Before a backward: zeroes the gradients unless it accumulates into them. */
+void model_buffers_prepare_grads(model_buffers *b, int accumulate);
 
 #endif

@@ -1,10 +1,17 @@
 /* Logger 'console': what a person watching the run wants to see.
  *   - a progress bar like the Hugging Face Trainer's
- *       [1004/6747 05:35 < 32:01, 2.99 it/s, Epoch 0.45/3]
- *     redrawn on stderr when it is a terminal, a plain line every `every`
- *     steps otherwise (logs, CI);
+ *       [1004/6747 05:35 < 32:01, 2.99 it/s, Epoch 0.45/3] loss 3.2187
+ *     redrawn on stderr when it is a terminal, on PROGRESS (every optimizer
+ *     step, at most every 0.1 s, and always at the last step) with the loss
+ *     of the last STEP (logging point); otherwise a plain line at a logging
+ *     point (STEP) whose step is a multiple of `every`, and at the last step
+ *     (logs, CI);
  *   - after each evaluation a row of the table
- *       Epoch | Training Loss | Validation Loss | Perplexity
+ *       Epoch  | Training Loss | Validation Loss | Perplexity
+ *     while every evaluation falls on an epoch end, or, from the first one
+ *     that does not (eval_strategy "steps", max_steps), under a new header
+ *       Step   | Epoch  | Training Loss | Validation Loss | Perplexity
+ *     with the epoch to 2 decimals when it is not whole;
  *   - at the end a summary: runtime, samples/s, steps/s, perplexity;
  *   - messages with their level.
  * Tables and the summary go to stdout (they are results); progress and
@@ -17,15 +24,39 @@
 
 #include "lmcore/lmcore.h"
 
+enum { NO_TABLE, EPOCH_TABLE, STEP_TABLE };
+
 typedef struct console {
     int tty;
     int64_t every;
-    int table_started;
+    int table; /* which header the evaluation rows are under */
     int bar_shown;
-    double last_draw;
+    double last_draw; /* elapsed at the last redraw; negative: none yet */
+    /* Steps done before this process (a resumed run starts at step N): the
+     * rate counts only the steps `elapsed` measured. */
+    int has_first;
+    int64_t first_step;
+    /* The last STEP's loss, shown on the bar until the next logging point. */
+    int has_loss;
+    double last_loss;
+    /* Plain lines: the loss since the last printed line.  Each STEP's loss
+     * is a mean over the steps since the previous STEP, so it is weighted
+     * by that count (intervals differ: the last one of a run is shorter). */
     double window_loss;
-    int64_t window_steps;
+    int64_t window_steps, last_step_event;
 } console;
+
+static void reset_run(console *c) {
+    c->table = NO_TABLE;
+    c->last_draw = -1;
+    c->has_first = 0;
+    c->first_step = 0;
+    c->has_loss = 0;
+    c->last_loss = NAN;
+    c->window_loss = 0;
+    c->window_steps = 0;
+    c->last_step_event = 0;
+}
 
 static lm_status console_create(void **self, lm_config *cfg) {
     console *c = calloc(1, sizeof *c);
@@ -37,6 +68,7 @@ static lm_status console_create(void **self, lm_config *cfg) {
     else if (strcmp(progress, "lines") == 0) c->tty = 0;
     else lm_config_reject(cfg, "progress", "must be auto, bar or lines, got '%s'", progress);
     if (c->every < 1) lm_config_reject(cfg, "every", "must be at least 1");
+    reset_run(c);
     *self = c;
     return LM_OK;
 }
@@ -66,41 +98,99 @@ static void end_bar(console *c) {
     }
 }
 
-static void on_step(console *c, const lm_event *ev) {
-    double loss = scalar(ev, "loss");
-    c->window_loss += loss;
-    c->window_steps++;
-    double rate = ev->elapsed > 0 ? (double)ev->step / ev->elapsed : 0;
+/* Without a RUN_BEGIN (a logger given events by hand), the first step
+ * event tells: a PROGRESS follows the one step it reports, so the steps
+ * before it were done elsewhere. */
+static void note_first_step(console *c, const lm_event *ev) {
+    if (c->has_first) return;
+    c->has_first = 1;
+    c->first_step = ev->kind == LM_EVENT_PROGRESS && ev->step > 0 ? ev->step - 1 : 0;
+    c->last_step_event = c->first_step;
+}
+
+/* "[12/30 00:04 < 00:06, 3.00 it/s, Epoch 0.40/3]": the HF Trainer's bar. */
+static void format_progress(const console *c, const lm_event *ev, char *out, size_t cap) {
+    double done = (double)(ev->step - c->first_step);
+    double rate = ev->elapsed > 0 && done > 0 ? done / ev->elapsed : 0;
     char spent[32], left[32];
     format_clock(spent, sizeof spent, ev->elapsed);
     format_clock(left, sizeof left, rate > 0 ? (double)(ev->total_steps - ev->step) / rate : -1);
+    snprintf(out, cap, "[%lld/%lld %s < %s, %.2f it/s, Epoch %.2f/%d]", (long long)ev->step,
+             (long long)ev->total_steps, spent, left, rate, ev->epoch, ev->total_epochs);
+}
+
+static void draw_bar(console *c, const lm_event *ev) {
+    char progress[160];
+    format_progress(c, ev, progress, sizeof progress);
+    c->last_draw = ev->elapsed;
+    /* Trailing spaces wipe what a longer previous bar left on the line. */
+    if (c->has_loss) fprintf(stderr, "\r%s loss %.4f   ", progress, c->last_loss);
+    else fprintf(stderr, "\r%s   ", progress);
+    fflush(stderr);
+    c->bar_shown = 1;
+}
+
+static void on_progress(console *c, const lm_event *ev) {
+    note_first_step(c, ev);
+    if (!c->tty) return; /* plain lines come with the losses, on STEP */
+    /* A redraw per step would cost more than a fast step on a terminal. */
+    if (ev->elapsed - c->last_draw < 0.1 && c->last_draw >= 0 && ev->step != ev->total_steps) return;
+    draw_bar(c, ev);
+}
+
+static void on_step(console *c, const lm_event *ev) {
+    note_first_step(c, ev);
+    double loss = scalar(ev, "loss");
+    int64_t covered = ev->step - c->last_step_event;
+    if (covered < 1) covered = 1; /* out-of-order events: count the STEP once */
+    c->last_step_event = ev->step;
+    c->has_loss = 1;
+    c->last_loss = loss;
     if (c->tty) {
-        double now = ev->elapsed;
-        if (now - c->last_draw < 0.1 && ev->step != ev->total_steps) return;
-        c->last_draw = now;
-        fprintf(stderr, "\r[%lld/%lld %s < %s, %.2f it/s, Epoch %.2f/%d] loss %.4f   ", (long long)ev->step,
-                (long long)ev->total_steps, spent, left, rate, ev->epoch, ev->total_epochs, loss);
-        fflush(stderr);
-        c->bar_shown = 1;
+        /* A logging point is rare: show its loss now, the next PROGRESS may
+         * be the end of the run or far away. */
+        draw_bar(c, ev);
         return;
     }
+    c->window_loss += loss * (double)covered;
+    c->window_steps += covered;
     if (ev->step % c->every != 0 && ev->step != ev->total_steps) return;
-    fprintf(stderr, "[%lld/%lld %s < %s, %.2f it/s, Epoch %.2f/%d] loss %.4f lr %.3g grad_norm %.3f tokens/s %.0f\n",
-            (long long)ev->step, (long long)ev->total_steps, spent, left, rate, ev->epoch, ev->total_epochs,
+    char progress[160];
+    format_progress(c, ev, progress, sizeof progress);
+    fprintf(stderr, "%s loss %.4f lr %.3g grad_norm %.3f tokens/s %.0f\n", progress,
             c->window_loss / (double)c->window_steps, scalar(ev, "learning_rate"), scalar(ev, "grad_norm"),
             scalar(ev, "tokens_per_second"));
     c->window_loss = 0;
     c->window_steps = 0;
 }
 
+/* An evaluation at an epoch end reports a whole epoch_index; one made
+ * mid-epoch a fraction (logger.h). */
+static int whole_epoch(double epoch) { return isfinite(epoch) && fabs(epoch - nearbyint(epoch)) < 1e-6; }
+
 static void on_eval(console *c, const lm_event *ev) {
     end_bar(c);
-    if (!c->table_started) {
+    double epoch = scalar(ev, "epoch_index");
+    if (isnan(epoch)) epoch = ev->epoch;
+    int whole = whole_epoch(epoch);
+    /* The header only grows a Step column when a row needs it, so a run
+     * evaluated at epoch ends keeps the reference report's table. */
+    if (c->table == NO_TABLE && whole) {
         printf("%-6s | %-13s | %-15s | %s\n", "Epoch", "Training Loss", "Validation Loss", "Perplexity");
-        c->table_started = 1;
+        c->table = EPOCH_TABLE;
+    } else if (c->table != STEP_TABLE && !whole) {
+        printf("%-6s | %-6s | %-13s | %-15s | %s\n", "Step", "Epoch", "Training Loss", "Validation Loss",
+               "Perplexity");
+        c->table = STEP_TABLE;
     }
-    printf("%-6.0f | %-13.6f | %-15.6f | %.2f\n", scalar(ev, "epoch_index"), scalar(ev, "train_loss"),
-           scalar(ev, "eval_loss"), scalar(ev, "perplexity"));
+    if (c->table == EPOCH_TABLE) {
+        printf("%-6.0f | ", epoch);
+    } else {
+        char text[32];
+        snprintf(text, sizeof text, whole ? "%.0f" : "%.2f", epoch);
+        printf("%-6lld | %-6s | ", (long long)ev->step, text);
+    }
+    printf("%-13.6f | %-15.6f | %.2f\n", scalar(ev, "train_loss"), scalar(ev, "eval_loss"), scalar(ev, "perplexity"));
     fflush(stdout);
 }
 
@@ -122,8 +212,15 @@ static lm_status console_log(void *self, const lm_event *ev) {
     switch (ev->kind) {
     case LM_EVENT_RUN_BEGIN:
         end_bar(c);
+        /* A new run (a second fit, or a resumed one at step N) starts its
+         * own table and counts its own steps. */
+        reset_run(c);
+        c->has_first = 1;
+        c->first_step = ev->step;
+        c->last_step_event = ev->step;
         fprintf(stderr, "training %s\n", ev->text ? ev->text : "");
         break;
+    case LM_EVENT_PROGRESS: on_progress(c, ev); break;
     case LM_EVENT_STEP: on_step(c, ev); break;
     case LM_EVENT_EVAL: on_eval(c, ev); break;
     case LM_EVENT_RUN_END: on_end(c, ev); break;

@@ -1,11 +1,14 @@
-/* Logger 'csv': one row per step, evaluation and run end, for spreadsheets
- * and pandas.
+/* Logger 'csv': one row per logging point (STEP), evaluation and run end,
+ * for spreadsheets and pandas.  PROGRESS events (every optimizer step, no
+ * scalars) make no row: the trainer's logging_steps decides the step rows.
  *
  *   path   output file (required; replaced)
- *   every  write a step row every N steps, its loss averaged over them (1)
+ *   every  thins the logging points: a step row only at a STEP whose step
+ *          is a multiple of N, and at the last step (1: every STEP); its
+ *          loss is the mean step loss since the previous row
  *
  *   event,step,epoch,elapsed,loss,learning_rate,grad_norm,tokens_per_second,...
- *   step,1,0.0005,0.84,10.9,2e-05,3.1,1520.4,...
+ *   step,50,0.025,42.1,10.9,2e-05,3.1,1520.4,...
  *
  * A CSV header cannot grow, so it is fixed at the first row: the scalars of
  * the first STEP event in their order (system metrics included), then the
@@ -24,7 +27,8 @@
 #include "lmcore/lmcore.h"
 
 /* What the trainer reports after an evaluation and at the end (logger.h). */
-static const char *const eval_columns[] = {"train_loss", "eval_loss", "perplexity", "epoch_index"};
+static const char *const eval_columns[] = {"train_loss",  "eval_loss",    "perplexity",
+                                           "epoch_index", "eval_runtime", "eval_samples_per_second"};
 static const char *const end_columns[] = {"train_runtime", "train_samples_per_second", "train_steps_per_second",
                                           "train_loss", "eval_loss", "perplexity"};
 
@@ -32,8 +36,10 @@ typedef struct csv {
     FILE *file;
     char *path;
     int64_t every;
+    /* The loss since the last step row: each STEP's loss is a mean over the
+     * steps since the previous STEP, so it counts with that many steps. */
     double window_loss;
-    int64_t window_steps;
+    int64_t window_steps, last_step_event;
     char **columns; /* scalar columns, after event,step,epoch,elapsed; NULL until the header is written */
     size_t n_columns;
     int header_written, warned;
@@ -162,14 +168,23 @@ static lm_status csv_log(void *self, const lm_event *ev) {
     case LM_EVENT_STEP: event = "step"; break;
     case LM_EVENT_EVAL: event = "eval"; break;
     case LM_EVENT_RUN_END: event = "run_end"; break;
-    default: return LM_OK; /* begin and messages are text: the jsonl and console loggers keep them */
+    case LM_EVENT_RUN_BEGIN:
+        /* A resumed run's first STEP covers the steps from here on only. */
+        c->window_loss = 0;
+        c->window_steps = 0;
+        c->last_step_event = ev->step;
+        return LM_OK; /* begin and messages are text: the jsonl and console loggers keep them */
+    default: return LM_OK; /* messages; PROGRESS has no scalars and would be a row per step */
     }
     double window_mean = NAN;
     if (ev->kind == LM_EVENT_STEP) {
         double loss = NAN;
         lm_event_scalar(ev, "loss", &loss);
-        c->window_loss += loss;
-        c->window_steps++;
+        int64_t covered = ev->step - c->last_step_event;
+        if (covered < 1) covered = 1; /* out-of-order events: count the STEP once */
+        c->last_step_event = ev->step;
+        c->window_loss += loss * (double)covered;
+        c->window_steps += covered;
         if (ev->step % c->every != 0 && ev->step != ev->total_steps) return LM_OK;
         window_mean = c->window_loss / (double)c->window_steps;
         c->window_loss = 0;
@@ -201,5 +216,5 @@ static lm_status csv_flush(void *self) {
 static const lm_logger_vtable csv_vtable = {csv_create, csv_destroy, csv_log, csv_flush};
 
 LM_PLUGIN_DEFINE(LM_KIND_LOGGER, "csv", "1.0.0",
-                 "One CSV row per step, evaluation and run end (header from the first step)", lm_logger_vtable,
+                 "One CSV row per logging step, evaluation and run end (header from the first step)", lm_logger_vtable,
                  csv_vtable)

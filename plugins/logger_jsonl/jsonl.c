@@ -1,9 +1,14 @@
 /* Logger 'jsonl': one JSON object per line, for scripts and plots.
  *   {"event":"step","step":50,"epoch":0.12,"elapsed":3.1,"loss":...,
  *    "learning_rate":...,"grad_norm":...,"tokens_per_second":...}
- * Steps are written every `every` steps (their loss averaged over the
- * window); evaluations, run begin/end and messages always.  Each line is
- * flushed, so a crash loses at most the line being written. */
+ * Step lines come from STEP events, which the trainer sends at its logging
+ * points (logging_steps); `every` thins them further: a STEP is written
+ * when its step is a multiple of `every` or the last one, its loss the
+ * mean step loss since the previous step line.  Evaluations (at any step),
+ * run begin/end and messages are always written; PROGRESS events (every
+ * optimizer step, no scalars) never: they are for progress bars and would
+ * be a line per step.  Each line is flushed, so a crash loses at most the
+ * line being written. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -16,8 +21,10 @@ typedef struct jsonl {
     FILE *file;
     char *path;
     int64_t every;
+    /* The loss since the last step line: each STEP's loss is a mean over
+     * the steps since the previous STEP, so it counts with that many. */
     double window_loss;
-    int64_t window_steps;
+    int64_t window_steps, last_step_event;
     lm_buffer line;
 } jsonl;
 
@@ -59,17 +66,28 @@ static const char *event_name(lm_event_kind kind) {
     case LM_EVENT_EVAL: return "eval";
     case LM_EVENT_RUN_END: return "run_end";
     case LM_EVENT_MESSAGE: return "message";
+    case LM_EVENT_PROGRESS: return "progress";
     }
     return "unknown";
 }
 
 static lm_status jsonl_log(void *self, const lm_event *ev) {
     jsonl *j = self;
-    double loss = NAN;
+    if (ev->kind == LM_EVENT_PROGRESS) return LM_OK;
+    if (ev->kind == LM_EVENT_RUN_BEGIN) {
+        /* A resumed run's first STEP covers the steps from here on only. */
+        j->window_loss = 0;
+        j->window_steps = 0;
+        j->last_step_event = ev->step;
+    }
     if (ev->kind == LM_EVENT_STEP) {
+        double loss = NAN;
         lm_event_scalar(ev, "loss", &loss);
-        j->window_loss += loss;
-        j->window_steps++;
+        int64_t covered = ev->step - j->last_step_event;
+        if (covered < 1) covered = 1; /* out-of-order events: count the STEP once */
+        j->last_step_event = ev->step;
+        j->window_loss += loss * (double)covered;
+        j->window_steps += covered;
         if (ev->step % j->every != 0 && ev->step != ev->total_steps) return LM_OK;
     }
     lm_buffer_clear(&j->line);
@@ -117,5 +135,6 @@ static lm_status jsonl_flush(void *self) {
 
 static const lm_logger_vtable jsonl_vtable = {jsonl_create, jsonl_destroy, jsonl_log, jsonl_flush};
 
-LM_PLUGIN_DEFINE(LM_KIND_LOGGER, "jsonl", "1.0.0", "One JSON object per step and evaluation, for scripts and plots",
-                 lm_logger_vtable, jsonl_vtable)
+LM_PLUGIN_DEFINE(LM_KIND_LOGGER, "jsonl", "1.0.0",
+                 "One JSON object per logging step and evaluation, for scripts and plots", lm_logger_vtable,
+                 jsonl_vtable)

@@ -1,8 +1,10 @@
-/* loss.svg: training loss per step (a moving average over ~2 % of the run,
- * over the faint per-step values), validation loss per evaluation, dashed
- * epoch boundaries, axes with round tick values, a legend and a title.
- * Plain SVG 1.1 written with printf: any browser, Inkscape or rsvg shows it,
- * and it needs no plotting library. */
+/* loss.svg: training loss per logging point (each the mean step loss of
+ * its logging interval; with many points, a moving average over ~2 % of
+ * them above the faint logged values), validation loss per evaluation at
+ * its step (mid-epoch ones too), dashed epoch boundaries, an x axis that
+ * spans exactly the run's steps, round tick values, a legend placed where
+ * it covers no mark, and a title.  Plain SVG 1.1 written with printf: any
+ * browser, Inkscape or rsvg shows it, and it needs no plotting library. */
 #include "loss_plot.h"
 
 #include <math.h>
@@ -25,8 +27,12 @@
 #define EPOCH_COLOR "#7f7f7f"
 
 typedef struct axis {
-    double lo, hi, step; /* data range rounded out to ticks, tick spacing */
+    double lo, hi, step; /* the range drawn, tick spacing */
 } axis;
+
+typedef struct box {
+    double x, y, w, h; /* pixels, y down */
+} box;
 
 static lm_status put(lm_buffer *out, const char *text) { return lm_buffer_append(out, text, strlen(text)); }
 
@@ -58,6 +64,26 @@ static axis nice_axis(double lo, double hi, int target) {
     return a;
 }
 
+/* The x axis: exactly the run's steps, [first, last].  Rounding its end
+ * out to a tick, as the y axis does, drew a 303-step run to 350 as if it
+ * had stopped short; the ticks stay round and fall inside instead.  Steps
+ * are whole: no spacing below 1. */
+static axis step_axis(double first, double last) {
+    if (!(last > first)) last = first + 1;
+    axis a = nice_axis(first, last, 8);
+    if (a.step < 1) a.step = 1;
+    a.lo = first;
+    a.hi = last;
+    return a;
+}
+
+/* The ticks of a: the multiples of its step inside [lo, hi]. */
+static double first_tick(const axis *a) {
+    double t = ceil(a->lo / a->step - 1e-9) * a->step;
+    return t == 0 ? 0 : t; /* not -0, which prints as "-0" */
+}
+static int tick_count(const axis *a) { return (int)floor((a->hi - first_tick(a)) / a->step + 1e-6) + 1; }
+
 static double map(const axis *a, double v, double from, double to) {
     return from + (v - a->lo) / (a->hi - a->lo) * (to - from);
 }
@@ -68,9 +94,11 @@ static int tick_decimals(double step) {
     return d < 0 ? 0 : d > 6 ? 6 : d;
 }
 
-/* Smoothing: a least-squares line through the steps i-h .. i+h (clipped
- * to the run), evaluated at i.  Inside the run the window is symmetric and
- * this is exactly the centred moving average of 2h+1 steps; at the ends,
+/* Smoothing: a least-squares line through the logged values i-h .. i+h
+ * (clipped to the run), evaluated at i.  The logging points are evenly
+ * spaced (logging_steps) but for a shorter last interval, so their index
+ * stands for x.  Inside the run the window is symmetric and this is
+ * exactly the centred moving average of 2h+1 values; at the ends,
  * where the window is one-sided, the line follows the trend, so the curve
  * neither starts below the first losses (a plain average of what follows
  * would) nor ends on one noisy step (a shrinking window would).  Sums come
@@ -124,8 +152,9 @@ static lm_status polyline(lm_buffer *out, const axis *ax, const axis *ay, const 
     return put(out, "\"/>\n");
 }
 
-/* The per-step values: a faint line when there are fewer steps than pixels,
- * else the min..max band of each pixel column (a line would be a smear). */
+/* The logged values themselves: a faint line when there are fewer of them
+ * than pixels, else the min..max band of each pixel column (a line would be
+ * a smear). */
 static lm_status per_step_values(lm_buffer *out, const axis *ax, const axis *ay, const loss_plot *p) {
     size_t columns = (size_t)(RIGHT - LEFT);
     if (p->n_train <= columns)
@@ -161,8 +190,8 @@ static lm_status per_step_values(lm_buffer *out, const axis *ax, const axis *ay,
 static lm_status axes(lm_buffer *out, const axis *ax, const axis *ay) {
     int xd = tick_decimals(ax->step), yd = tick_decimals(ay->step);
     LM_TRY(put(out, "  <g font-size=\"12\" fill=\"" AXIS_COLOR "\">\n"));
-    for (double v = ax->lo; v <= ax->hi + ax->step * 1e-6; v += ax->step) {
-        double px = map(ax, v, LEFT, RIGHT);
+    for (int i = 0, n = tick_count(ax); i < n; i++) {
+        double v = first_tick(ax) + i * ax->step, px = map(ax, v, LEFT, RIGHT);
         LM_TRY(
             lm_buffer_appendf(out,
                               "    <line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"" GRID_COLOR "\"/>\n"
@@ -170,8 +199,8 @@ static lm_status axes(lm_buffer *out, const axis *ax, const axis *ay) {
                               "    <text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.*f</text>\n",
                               px, TOP, px, BOTTOM, px, BOTTOM, px, BOTTOM + 5, px, BOTTOM + 19, xd, v));
     }
-    for (double v = ay->lo; v <= ay->hi + ay->step * 1e-6; v += ay->step) {
-        double py = map(ay, v, BOTTOM, TOP);
+    for (int i = 0, n = tick_count(ay); i < n; i++) {
+        double v = first_tick(ay) + i * ay->step, py = map(ay, v, BOTTOM, TOP);
         LM_TRY(
             lm_buffer_appendf(out,
                               "    <line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"" GRID_COLOR "\"/>\n"
@@ -191,16 +220,24 @@ static lm_status axes(lm_buffer *out, const axis *ax, const axis *ay) {
     return LM_OK;
 }
 
-/* Epoch boundaries strictly inside the run (not at its end). */
-static int epoch_boundaries(const loss_plot *p, double last_step) {
+/* Epoch boundaries strictly inside the x axis: not at the run's end, nor
+ * at or before where a resumed run went on.  Returns the last one's k and
+ * sets *from to the first one's (none: the last is below the first); at
+ * most 10000 of them, a dashed line per pixel being already too many. */
+static int epoch_boundaries(const loss_plot *p, const axis *ax, int *from) {
+    *from = 1;
     if (!(p->steps_per_epoch > 0)) return 0;
-    int k = 0;
-    while ((k + 1) * p->steps_per_epoch < last_step - 0.5 && k < 10000) k++;
-    return k;
+    double first = floor((ax->lo + 0.5) / p->steps_per_epoch) + 1, last = ceil((ax->hi - 0.5) / p->steps_per_epoch) - 1;
+    if (!(first < 1e9)) return 0; /* a nonsensical steps_per_epoch: no lines rather than an overflow */
+    if (first < 1) first = 1;
+    if (last > first + 9999) last = first + 9999;
+    *from = (int)first;
+    return last < first ? *from - 1 : (int)last;
 }
 
-static lm_status epoch_lines(lm_buffer *out, const axis *ax, const loss_plot *p, double last_step) {
-    for (int k = 1; k <= epoch_boundaries(p, last_step); k++) {
+static lm_status epoch_lines(lm_buffer *out, const axis *ax, const loss_plot *p) {
+    int from, to = epoch_boundaries(p, ax, &from);
+    for (int k = from; k <= to; k++) {
         double px = map(ax, k * p->steps_per_epoch, LEFT, RIGHT);
         LM_TRY(lm_buffer_appendf(out,
                                  "  <line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"" EPOCH_COLOR "\" "
@@ -235,29 +272,42 @@ static lm_status eval_points(lm_buffer *out, const axis *ax, const axis *ay, con
     return LM_OK;
 }
 
-static lm_status legend(lm_buffer *out, const loss_plot *p, size_t half_window, int band, int boundaries) {
-    char smooth_label[96];
+/* The legend's rows: kinds 0 smoothed line, 1 band, 2 validation, 3 epoch,
+ * 4 faint line.  `label` holds the smoothed line's text. */
+typedef struct legend_rows {
+    const char *text[4];
+    int kind[4], n;
+    char label[96];
+} legend_rows;
+
+static void legend_rows_of(legend_rows *l, const loss_plot *p, size_t half_window, int band, int boundaries) {
+    l->n = 0;
+    /* Each logged value is already a mean over its logging interval: the
+     * labels count logged values, not optimizer steps. */
     if (half_window > 0)
-        snprintf(smooth_label, sizeof smooth_label, "training loss (moving average of %zu steps)", 2 * half_window + 1);
+        snprintf(l->label, sizeof l->label, "training loss (moving average of %zu logged values)", 2 * half_window + 1);
     else
-        snprintf(smooth_label, sizeof smooth_label, "training loss");
-    const char *rows[4];
-    int kinds[4], n = 0; /* 0 smoothed line, 1 band, 2 validation, 3 epoch, 4 faint line */
-    if (p->n_train) rows[n] = smooth_label, kinds[n++] = 0;
+        snprintf(l->label, sizeof l->label, "training loss");
+    if (p->n_train) l->text[l->n] = l->label, l->kind[l->n++] = 0;
     if (p->n_train && half_window > 0)
-        rows[n] = band ? "training loss per step (range)" : "training loss per step", kinds[n++] = band ? 1 : 4;
-    if (p->n_eval) rows[n] = "validation loss (each evaluation)", kinds[n++] = 2;
-    if (boundaries > 0) rows[n] = "epoch boundary", kinds[n++] = 3;
-    if (n == 0) return LM_OK;
-    double w = 320, h = 10 + 20.0 * n, x = RIGHT - w - 10, y = TOP + 10;
+        l->text[l->n] = band ? "training loss, logged values (range)" : "training loss, each logged value",
+        l->kind[l->n++] = band ? 1 : 4;
+    if (p->n_eval) l->text[l->n] = "validation loss (each evaluation)", l->kind[l->n++] = 2;
+    if (boundaries > 0) l->text[l->n] = "epoch boundary", l->kind[l->n++] = 3;
+}
+
+static lm_status legend(lm_buffer *out, const legend_rows *l, const box *b) {
+    if (l->n == 0) return LM_OK;
+    const int n = l->n;
+    const double x = b->x, y = b->y;
     LM_TRY(lm_buffer_appendf(out,
                              "  <g font-size=\"12\" fill=\"" AXIS_COLOR "\">\n"
                              "    <rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"white\" "
                              "fill-opacity=\"0.9\" stroke=\"#bbbbbb\" rx=\"4\"/>\n",
-                             x, y, w, h));
+                             x, y, b->w, b->h));
     for (int i = 0; i < n; i++) {
         double ly = y + 15 + 20.0 * i;
-        switch (kinds[i]) {
+        switch (l->kind[i]) {
         case 0:
             LM_TRY(lm_buffer_appendf(out,
                                      "    <line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"" TRAIN_COLOR
@@ -290,7 +340,7 @@ static lm_status legend(lm_buffer *out, const loss_plot *p, size_t half_window, 
                                      x + 10, ly, x + 40, ly));
         }
         LM_TRY(lm_buffer_appendf(out, "    <text x=\"%.1f\" y=\"%.1f\">", x + 50, ly + 4));
-        LM_TRY(svg_append_escaped(out, rows[i]));
+        LM_TRY(svg_append_escaped(out, l->text[i]));
         LM_TRY(put(out, "</text>\n"));
     }
     return put(out, "  </g>\n");
@@ -331,51 +381,165 @@ static void extend(double v, double *lo, double *hi) {
     if (v > *hi) *hi = v;
 }
 
+/* ---- where the legend goes ------------------------------------------------------------ */
+
+/* Whether the segment (x0, y0)-(x1, y1) has a point inside b: Liang-Barsky
+ * clipping leaves a non-empty piece. */
+static int segment_hits(const box *b, double x0, double y0, double x1, double y1) {
+    double dx = x1 - x0, dy = y1 - y0, t0 = 0, t1 = 1;
+    const double p[4] = {-dx, dx, -dy, dy};
+    const double q[4] = {x0 - b->x, b->x + b->w - x0, y0 - b->y, b->y + b->h - y0};
+    for (int i = 0; i < 4; i++) {
+        if (p[i] == 0) {
+            if (q[i] < 0) return 0; /* parallel to this edge and outside it */
+            continue;
+        }
+        double t = q[i] / p[i];
+        if (p[i] < 0) {
+            if (t > t1) return 0;
+            if (t > t0) t0 = t;
+        } else {
+            if (t < t0) return 0;
+            if (t < t1) t1 = t;
+        }
+    }
+    return 1;
+}
+
+static int boxes_overlap(const box *a, const box *b) {
+    return a->x < b->x + b->w && b->x < a->x + a->w && a->y < b->y + b->h && b->y < a->y + a->h;
+}
+
+/* Whether the line through the finite points (x, y), as polyline() draws
+ * it, crosses b; a lone point counts as a zero-length segment. */
+static int line_hits(const box *b, const axis *ax, const axis *ay, const int64_t *x, const double *y, size_t n) {
+    int have = 0;
+    double px0 = 0, py0 = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(y[i])) continue;
+        double px = map(ax, (double)x[i], LEFT, RIGHT), py = map(ay, y[i], BOTTOM, TOP);
+        if (segment_hits(b, have ? px0 : px, have ? py0 : py, px, py)) return 1;
+        px0 = px, py0 = py, have = 1;
+    }
+    return 0;
+}
+
+/* Text boxes, from the character count: DejaVu Sans averages about 0.6 em
+ * per character, bold a little more. */
+static box text_box(double x, double baseline, const char *text, double size, int anchor_end) {
+    double w = (double)strlen(text) * size * 0.62;
+    box b = {anchor_end ? x - w : x, baseline - size, w, size * 1.3};
+    return b;
+}
+
+/* Whether `legend_box` would hide a mark: a training or validation line, a
+ * validation point or the value beside it, an epoch boundary's label. */
+static int covers_marks(const box *legend_box, const loss_plot *p, const double *smoothed, const axis *ax,
+                        const axis *ay) {
+    const double margin = 4; /* keep clear of the marks, not just off them */
+    box b = {legend_box->x - margin, legend_box->y - margin, legend_box->w + 2 * margin, legend_box->h + 2 * margin};
+    if (line_hits(&b, ax, ay, p->train_steps, p->train_loss, p->n_train)) return 1;
+    if (smoothed && line_hits(&b, ax, ay, p->train_steps, smoothed, p->n_train)) return 1;
+    if (line_hits(&b, ax, ay, p->eval_steps, p->eval_loss, p->n_eval)) return 1;
+    for (size_t i = 0; i < p->n_eval; i++) {
+        if (!isfinite(p->eval_loss[i])) continue;
+        double px = map(ax, (double)p->eval_steps[i], LEFT, RIGHT), py = map(ay, p->eval_loss[i], BOTTOM, TOP);
+        box point = {px - 6, py - 6, 12, 12};
+        if (boxes_overlap(&b, &point)) return 1;
+        char value[32];
+        snprintf(value, sizeof value, "%.3f", p->eval_loss[i]);
+        box label = text_box(px > RIGHT - 60 ? px - 8 : px + 8, py - 9, value, 12, px > RIGHT - 60);
+        if (p->n_eval <= 12 && boxes_overlap(&b, &label)) return 1;
+    }
+    int from, to = epoch_boundaries(p, ax, &from);
+    for (int k = from; k <= to; k++) {
+        char text[48];
+        snprintf(text, sizeof text, "epoch %d | %d", k, k + 1);
+        box label = text_box(map(ax, k * p->steps_per_epoch, LEFT, RIGHT) - 4, BOTTOM - 6, text, 11, 1);
+        if (boxes_overlap(&b, &label)) return 1;
+    }
+    return 0;
+}
+
+/* Puts the legend in the first corner where it hides no mark: top right,
+ * top left, bottom right, bottom left (a fixed top-right box once covered
+ * validation points).  When every corner would, the y axis grows upward
+ * until the top-right corner is clear: a little less resolution is better
+ * than a hidden point. */
+static void place_legend(box *b, axis *ay, double y_lo, double y_hi, const loss_plot *p, const double *smoothed,
+                         const axis *ax) {
+    const double xs[2] = {RIGHT - b->w - 10, LEFT + 10}, ys[2] = {TOP + 10, BOTTOM - b->h - 10};
+    for (int corner = 0; corner < 4; corner++) {
+        b->x = xs[corner % 2];
+        b->y = ys[corner / 2];
+        if (!covers_marks(b, p, smoothed, ax, ay)) return;
+    }
+    b->x = xs[0];
+    b->y = ys[0];
+    double range = y_hi > y_lo ? y_hi - y_lo : 1;
+    for (int k = 1; k <= 40 && covers_marks(b, p, smoothed, ax, ay); k++)
+        *ay = nice_axis(y_lo, y_hi + 0.1 * k * range, 6);
+}
+
 lm_status loss_plot_svg(const loss_plot *p, lm_buffer *out) {
-    double x_hi = 1, y_lo = INFINITY, y_hi = -INFINITY;
+    double y_lo = INFINITY, y_hi = -INFINITY;
+    double first = (double)p->first_step, last = (double)p->last_step;
+    /* A point outside the declared steps widens the axis rather than fall off it. */
     for (size_t i = 0; i < p->n_train; i++) {
         extend(p->train_loss[i], &y_lo, &y_hi);
-        if ((double)p->train_steps[i] > x_hi) x_hi = (double)p->train_steps[i];
+        extend((double)p->train_steps[i], &first, &last);
     }
     for (size_t i = 0; i < p->n_eval; i++) {
         extend(p->eval_loss[i], &y_lo, &y_hi);
-        if ((double)p->eval_steps[i] > x_hi) x_hi = (double)p->eval_steps[i];
+        extend((double)p->eval_steps[i], &first, &last);
     }
     int empty = !(y_hi >= y_lo);
     if (empty) y_lo = 0, y_hi = 1;
-    axis ax = nice_axis(0, x_hi, 8), ay = nice_axis(y_lo, y_hi, 6);
-    /* ~2 % of the run: light enough to keep the shape, enough to read the trend. */
+    axis ax = step_axis(first, last), ay = nice_axis(y_lo, y_hi, 6);
+    /* ~2 % of the logged values: light enough to keep the shape, enough to
+     * read the trend.  (Each value is already a mean over its logging
+     * interval; with logging_steps 1 this smooths single steps.) */
     size_t half_window = p->n_train >= 100 ? p->n_train / 100 : p->n_train >= 20 ? 1 : 0;
-
-    LM_TRY(lm_buffer_appendf(out,
-                             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-                             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
-                             "viewBox=\"0 0 %.0f %.0f\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\">\n"
-                             "  <rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
-                             "  <text x=\"%.1f\" y=\"30\" font-size=\"20\" font-weight=\"bold\" text-anchor=\"middle\" "
-                             "fill=\"#111111\">",
-                             WIDTH, HEIGHT, WIDTH, HEIGHT, WIDTH / 2));
-    LM_TRY(svg_append_escaped(out, p->title ? p->title : "Training and validation loss"));
-    LM_TRY(put(out, "</text>\n"));
-    if (p->subtitle && *p->subtitle) LM_TRY(subtitle(out, p->subtitle));
-    LM_TRY(axes(out, &ax, &ay));
-    if (empty)
-        LM_TRY(lm_buffer_appendf(out,
-                                 "  <text x=\"%.1f\" y=\"%.1f\" font-size=\"16\" text-anchor=\"middle\" "
-                                 "fill=\"#888888\">no loss was recorded</text>\n",
-                                 (LEFT + RIGHT) / 2, (TOP + BOTTOM) / 2));
-    LM_TRY(epoch_lines(out, &ax, p, x_hi));
+    double *smoothed = NULL;
+    if (p->n_train) LM_TRY(smooth(p->train_loss, p->n_train, half_window, &smoothed));
     int band = p->n_train > (size_t)(RIGHT - LEFT);
+    legend_rows rows;
+    int first_boundary, last_boundary = epoch_boundaries(p, &ax, &first_boundary);
+    legend_rows_of(&rows, p, half_window, band, last_boundary - first_boundary + 1);
+    size_t widest = 0;
+    for (int i = 0; i < rows.n; i++)
+        if (strlen(rows.text[i]) > widest) widest = strlen(rows.text[i]);
+    box legend_box = {0, 0, 60 + 12 * 0.62 * (double)widest, 10 + 20.0 * rows.n};
+    if (rows.n) place_legend(&legend_box, &ay, y_lo, y_hi, p, smoothed, &ax);
+
+    lm_status status = LM_OK;
+    LM_CHECK(lm_buffer_appendf(out,
+                               "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+                               "viewBox=\"0 0 %.0f %.0f\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\">\n"
+                               "  <rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+                               "  <text x=\"%.1f\" y=\"30\" font-size=\"20\" font-weight=\"bold\" "
+                               "text-anchor=\"middle\" fill=\"#111111\">",
+                               WIDTH, HEIGHT, WIDTH, HEIGHT, WIDTH / 2));
+    LM_CHECK(svg_append_escaped(out, p->title ? p->title : "Training and validation loss"));
+    LM_CHECK(put(out, "</text>\n"));
+    if (p->subtitle && *p->subtitle) LM_CHECK(subtitle(out, p->subtitle));
+    LM_CHECK(axes(out, &ax, &ay));
+    if (empty)
+        LM_CHECK(lm_buffer_appendf(out,
+                                   "  <text x=\"%.1f\" y=\"%.1f\" font-size=\"16\" text-anchor=\"middle\" "
+                                   "fill=\"#888888\">no loss was recorded</text>\n",
+                                   (LEFT + RIGHT) / 2, (TOP + BOTTOM) / 2));
+    LM_CHECK(epoch_lines(out, &ax, p));
     if (p->n_train) {
-        if (half_window > 0) LM_TRY(per_step_values(out, &ax, &ay, p));
-        double *smoothed;
-        LM_TRY(smooth(p->train_loss, p->n_train, half_window, &smoothed));
-        lm_status status = polyline(out, &ax, &ay, p->train_steps, smoothed, p->n_train,
-                                    "stroke=\"" TRAIN_COLOR "\" stroke-width=\"2.2\" stroke-linejoin=\"round\"");
-        free(smoothed);
-        LM_TRY(status);
+        if (half_window > 0) LM_CHECK(per_step_values(out, &ax, &ay, p));
+        LM_CHECK(polyline(out, &ax, &ay, p->train_steps, smoothed, p->n_train,
+                          "stroke=\"" TRAIN_COLOR "\" stroke-width=\"2.2\" stroke-linejoin=\"round\""));
     }
-    LM_TRY(eval_points(out, &ax, &ay, p));
-    LM_TRY(legend(out, p, half_window, band, epoch_boundaries(p, x_hi)));
-    return put(out, "</svg>\n");
+    LM_CHECK(eval_points(out, &ax, &ay, p));
+    LM_CHECK(legend(out, &rows, &legend_box));
+    LM_CHECK(put(out, "</svg>\n"));
+fail:
+    free(smoothed);
+    return status;
 }

@@ -10,13 +10,16 @@
 typedef struct loss_plot {
     const char *title;
     const char *subtitle;       /* may be NULL */
-    const int64_t *train_steps; /* per optimizer step: its number and loss */
+    const int64_t *train_steps; /* per logging point (STEP event): its step and the mean loss since the previous */
     const double *train_loss;
     size_t n_train;
-    const int64_t *eval_steps; /* per evaluation: the step it followed and its loss */
+    const int64_t *eval_steps; /* per evaluation, mid-epoch ones too: the step it followed and its loss */
     const double *eval_loss;
     size_t n_eval;
     double steps_per_epoch; /* > 0: dashed lines at every epoch boundary inside the run */
+    /* The x axis spans exactly [first_step, last_step]: where the run began
+     * (0, or the step a resumed run went on from) and its last step. */
+    int64_t first_step, last_step;
 } loss_plot;
 
 /* Appends the whole SVG document to out. */

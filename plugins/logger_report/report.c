@@ -3,12 +3,16 @@
  *   dir    folder for report.md and loss.svg (required; created)
  *   title  the plot's and the report's title ("Training report")
  *
- * The logger keeps every step's loss and every evaluation, then at RUN_END
- * writes loss.svg (loss_plot.c) and report.md (report_markdown.c): the run
- * description, the epoch table, final perplexity, throughput, runtime and
- * hardware.  Both files are replaced atomically.  A run that stops early
- * (Ctrl-C, an error) still gets its report when the logger is destroyed,
- * marked as unfinished. */
+ * The logger keeps the loss of every logging point (STEP events: the mean
+ * step loss of each logging interval) and every evaluation (EVAL, at an
+ * epoch end or mid-epoch), then at RUN_END writes loss.svg (loss_plot.c)
+ * and report.md (report_markdown.c): the run description, the evaluation
+ * table, final perplexity, throughput, runtime and hardware.  PROGRESS
+ * events (every optimizer step) add no row and no point: they only move
+ * the count of steps done, which an unfinished run's report states and its
+ * plot's x axis ends at.  Both files are replaced atomically.  A run that
+ * stops early (Ctrl-C, an error) still gets its report when the logger is
+ * destroyed, marked as unfinished. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,13 +55,15 @@ static double scalar(const lm_event *ev, const char *name) {
     return v;
 }
 
-static void track(series_stats *s, const lm_event *ev, const char *name) {
+/* `steps`: how many optimizer steps the STEP's interval covers, so that a
+ * short last interval weighs what it lasted. */
+static void track(series_stats *s, const lm_event *ev, const char *name, double steps) {
     double v;
     if (!lm_event_scalar(ev, name, &v) || !isfinite(v)) return;
     if (s->count == 0 || v > s->peak) s->peak = v;
-    s->sum += v;
-    s->inverse_sum += v > 0 ? 1.0 / v : 0;
-    s->count++;
+    s->sum += v * steps;
+    s->inverse_sum += v > 0 ? steps / v : 0;
+    s->count += steps;
 }
 
 static lm_status grow(void **array, size_t *cap, size_t need, size_t item) {
@@ -76,6 +82,7 @@ static lm_status on_begin(report *r, const lm_event *ev) {
     r->n_steps = r->n_evals = 0;
     r->ended = r->written = 0;
     r->steps_per_epoch = 0;
+    r->first_step = r->last_step = r->last_step_event = ev->step;
     series_stats none = {0, 0, 0, 0};
     r->tokens_per_second = r->rss_mb = r->cpu_percent = none;
     r->gpu_utilization = r->gpu_memory_mb = r->gpu_power_w = none;
@@ -93,6 +100,17 @@ static lm_status on_begin(report *r, const lm_event *ev) {
     return LM_OK;
 }
 
+/* What a STEP, PROGRESS or EVAL event tells: how far the run got and how
+ * long its epochs are; the planned steps and epochs are taken from the
+ * training events (STEP, PROGRESS) only. */
+static void note_step(report *r, const lm_event *ev) {
+    if (ev->step > r->last_step) r->last_step = ev->step;
+    if (ev->epoch > 0 && ev->step > 0) r->steps_per_epoch = (double)ev->step / ev->epoch;
+    if (ev->kind == LM_EVENT_EVAL) return;
+    r->total_steps = ev->total_steps;
+    r->total_epochs = ev->total_epochs;
+}
+
 static lm_status on_step(report *r, const lm_event *ev) {
     size_t cap = r->cap_steps;
     LM_TRY(grow((void **)&r->steps, &cap, r->n_steps + 1, sizeof *r->steps));
@@ -102,15 +120,15 @@ static lm_status on_step(report *r, const lm_event *ev) {
     r->steps[r->n_steps] = ev->step;
     r->losses[r->n_steps] = scalar(ev, "loss");
     r->n_steps++;
-    if (ev->epoch > 0) r->steps_per_epoch = (double)ev->step / ev->epoch;
-    r->total_steps = ev->total_steps;
-    r->total_epochs = ev->total_epochs;
-    track(&r->tokens_per_second, ev, "tokens_per_second");
-    track(&r->rss_mb, ev, "rss_mb");
-    track(&r->cpu_percent, ev, "cpu_percent");
-    track(&r->gpu_utilization, ev, "gpu_utilization");
-    track(&r->gpu_memory_mb, ev, "gpu_memory_mb");
-    track(&r->gpu_power_w, ev, "gpu_power_w");
+    double covered = ev->step > r->last_step_event ? (double)(ev->step - r->last_step_event) : 1.0;
+    r->last_step_event = ev->step;
+    note_step(r, ev);
+    track(&r->tokens_per_second, ev, "tokens_per_second", covered);
+    track(&r->rss_mb, ev, "rss_mb", covered);
+    track(&r->cpu_percent, ev, "cpu_percent", covered);
+    track(&r->gpu_utilization, ev, "gpu_utilization", covered);
+    track(&r->gpu_memory_mb, ev, "gpu_memory_mb", covered);
+    track(&r->gpu_power_w, ev, "gpu_power_w", covered);
     return LM_OK;
 }
 
@@ -124,6 +142,7 @@ static lm_status on_eval(report *r, const lm_event *ev) {
     row->train_loss = scalar(ev, "train_loss");
     row->eval_loss = scalar(ev, "eval_loss");
     row->perplexity = scalar(ev, "perplexity");
+    note_step(r, ev);
     return LM_OK;
 }
 
@@ -149,8 +168,11 @@ static lm_status write_report(report *r) {
         eval_steps[i] = r->evals[i].step;
         eval_losses[i] = r->evals[i].eval_loss;
     }
-    loss_plot plot = {r->title,     r->description, r->steps,   r->losses,           r->n_steps,
-                      eval_steps,   eval_losses,    r->n_evals, r->steps_per_epoch};
+    /* The x axis ends at the run's last step: RUN_END's, or the last one
+     * done by a run that stopped early. */
+    int64_t last = r->ended && r->end_step > r->last_step ? r->end_step : r->last_step;
+    loss_plot plot = {r->title,   r->description, r->steps,           r->losses,      r->n_steps, eval_steps,
+                      eval_losses, r->n_evals,    r->steps_per_epoch, r->first_step, last};
     LM_CHECK(loss_plot_svg(&plot, &svg));
     LM_CHECK(write_file(r, "loss.svg", &svg));
     LM_CHECK(report_markdown(r, &md));
@@ -184,6 +206,7 @@ static lm_status report_log(void *self, const lm_event *ev) {
     case LM_EVENT_STEP: return on_step(r, ev);
     case LM_EVENT_EVAL: return on_eval(r, ev);
     case LM_EVENT_RUN_END: return on_end(r, ev);
+    case LM_EVENT_PROGRESS: note_step(r, ev); return LM_OK;
     case LM_EVENT_MESSAGE: return LM_OK;
     }
     return LM_OK;
@@ -206,5 +229,5 @@ static void report_destroy(void *self) {
 static const lm_logger_vtable report_vtable = {report_create, report_destroy, report_log, NULL};
 
 LM_PLUGIN_DEFINE(LM_KIND_LOGGER, "report", "1.0.0",
-                 "report.md (epoch table, perplexity, throughput, hardware) and loss.svg at the end of a run",
+                 "report.md (evaluation table, perplexity, throughput, hardware) and loss.svg at the end of a run",
                  lm_logger_vtable, report_vtable)

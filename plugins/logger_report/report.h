@@ -8,16 +8,20 @@
 
 #include "lmcore/lmcore.h"
 
+/* One evaluation: at an epoch end (epoch_index whole) or mid-epoch
+ * (eval_strategy "steps", max_steps: epoch_index fractional). */
 typedef struct eval_row {
     int64_t step;
     double epoch, epoch_index, train_loss, eval_loss, perplexity;
 } eval_row;
 
-/* Running summary of a per-step scalar (system metrics, throughput). */
+/* Running summary of a scalar of the STEP events (system metrics,
+ * throughput), each weighted by the optimizer steps its logging interval
+ * covers. */
 typedef struct series_stats {
-    size_t count;
+    double count; /* steps covered */
     double sum, peak;
-    double inverse_sum; /* sum of 1/value: the harmonic mean of rates */
+    double inverse_sum; /* sum of steps/value: the harmonic mean of rates */
 } series_stats;
 
 typedef struct report {
@@ -27,13 +31,16 @@ typedef struct report {
     double n_params, train_blocks, eval_blocks, block_size, batch_size; /* NAN if not reported */
     int64_t total_steps;
     int32_t total_epochs;
-    /* per optimizer step */
+    int64_t first_step;      /* RUN_BEGIN's: 0, or where a resumed run went on */
+    int64_t last_step;       /* the last step done (STEP, EVAL or PROGRESS) */
+    int64_t last_step_event; /* the step of the last STEP: where the next one's interval starts */
+    /* per logging point (STEP event): its step and the mean step loss of its interval */
     int64_t *steps;
     double *losses;
     size_t n_steps, cap_steps;
-    double steps_per_epoch; /* step / epoch of the STEP events */
+    double steps_per_epoch; /* step / epoch of the STEP and EVAL events */
     series_stats tokens_per_second, rss_mb, cpu_percent, gpu_utilization, gpu_memory_mb, gpu_power_w;
-    /* per evaluation */
+    /* per evaluation, in the order they came */
     eval_row *evals;
     size_t n_evals, cap_evals;
     /* RUN_END */

@@ -1,6 +1,7 @@
 /* report.md: the run in the shape of the reference report (its epoch table
- * is the Hugging Face Trainer's), plus throughput and the hardware it ran
- * on, read from /proc and the device named in the run description. */
+ * is the Hugging Face Trainer's, here with a Step column for evaluations
+ * made mid-epoch), plus throughput and the hardware it ran on, read from
+ * /proc and the device named in the run description. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,30 +109,41 @@ static lm_status hardware(const report *r, lm_buffer *out) {
         LM_TRY(put(out, " |\n"));
     }
     /* System metrics, when the trainer sampled them into its steps. */
-    if (r->rss_mb.count) LM_TRY(lm_buffer_appendf(out, "| Peak process memory (RSS) | %.0f MiB |\n", r->rss_mb.peak));
-    if (r->cpu_percent.count)
+    if (r->rss_mb.count > 0)
+        LM_TRY(lm_buffer_appendf(out, "| Peak process memory (RSS) | %.0f MiB |\n", r->rss_mb.peak));
+    if (r->cpu_percent.count > 0)
         LM_TRY(lm_buffer_appendf(out, "| Mean process CPU use | %.0f %% (100 %% = one core) |\n",
-                                 r->cpu_percent.sum / (double)r->cpu_percent.count));
-    if (r->gpu_utilization.count)
+                                 r->cpu_percent.sum / r->cpu_percent.count));
+    if (r->gpu_utilization.count > 0)
         LM_TRY(lm_buffer_appendf(out, "| Mean GPU utilisation | %.0f %% |\n",
-                                 r->gpu_utilization.sum / (double)r->gpu_utilization.count));
-    if (r->gpu_memory_mb.count)
+                                 r->gpu_utilization.sum / r->gpu_utilization.count));
+    if (r->gpu_memory_mb.count > 0)
         LM_TRY(lm_buffer_appendf(out, "| Peak GPU memory in use | %.0f MiB |\n", r->gpu_memory_mb.peak));
-    if (r->gpu_power_w.count)
+    if (r->gpu_power_w.count > 0)
         LM_TRY(lm_buffer_appendf(out, "| Mean GPU power | %.0f W (peak %.0f W) |\n",
-                                 r->gpu_power_w.sum / (double)r->gpu_power_w.count, r->gpu_power_w.peak));
+                                 r->gpu_power_w.sum / r->gpu_power_w.count, r->gpu_power_w.peak));
     return LM_OK;
 }
 
 /* ---- results --------------------------------------------------------------------------- */
 
-static lm_status epoch_table(const report *r, lm_buffer *out) {
+/* An evaluation at an epoch end has a whole epoch_index ("1", as in the
+ * reference report); one made mid-epoch a fraction ("0.34"). */
+static int whole_epoch(double epoch) { return isfinite(epoch) && fabs(epoch - nearbyint(epoch)) < 1e-6; }
+
+/* One row per evaluation, mid-epoch ones too.  Epoch stays the first column
+ * (the reference report's table, and what readers grep for); Step places
+ * evaluations made between epoch ends. */
+static lm_status eval_table(const report *r, lm_buffer *out) {
     LM_TRY(put(out, "\n## Results\n\n"));
     if (r->n_evals == 0) return put(out, "No evaluation was run.\n");
-    LM_TRY(put(out, "| Epoch | Training Loss | Validation Loss | Perplexity |\n| ---: | ---: | ---: | ---: |\n"));
+    LM_TRY(put(out, "| Epoch | Step | Training Loss | Validation Loss | Perplexity |\n"
+                    "| ---: | ---: | ---: | ---: | ---: |\n"));
     for (size_t i = 0; i < r->n_evals; i++) {
         const eval_row *e = &r->evals[i];
-        LM_TRY(lm_buffer_appendf(out, "| %.0f | ", e->epoch_index));
+        LM_TRY(put(out, "| "));
+        LM_TRY(put_number(out, whole_epoch(e->epoch_index) ? "%.0f" : "%.2f", e->epoch_index));
+        LM_TRY(lm_buffer_appendf(out, " | %lld | ", (long long)e->step));
         LM_TRY(put_number(out, "%.6f", e->train_loss));
         LM_TRY(put(out, " | "));
         LM_TRY(put_number(out, "%.6f", e->eval_loss));
@@ -156,7 +168,7 @@ static int final_eval(const report *r, double *loss, double *perplexity) {
 static lm_status throughput(const report *r, lm_buffer *out) {
     char runtime[96];
     format_duration(runtime, sizeof runtime, r->runtime);
-    int64_t steps = r->ended ? r->end_step : (r->n_steps ? r->steps[r->n_steps - 1] : 0);
+    int64_t steps = r->ended ? r->end_step : r->last_step;
     double epochs = r->ended ? r->end_epoch : (r->steps_per_epoch > 0 ? (double)steps / r->steps_per_epoch : NAN);
     LM_TRY(put(out, "\n## Throughput\n\n| | |\n| --- | --- |\n"));
     LM_TRY(lm_buffer_appendf(out, "| Runtime | %s |\n| Optimizer steps | %lld of %lld (", runtime, (long long)steps,
@@ -168,14 +180,15 @@ static lm_status throughput(const report *r, lm_buffer *out) {
     LM_TRY(put_number(out, "%.3f", r->steps_per_second));
     /* Tokens/s over the whole run (evaluations included), like samples/s;
      * and over the training steps alone: every step has the same tokens, so
-     * total tokens / total step time is the harmonic mean of the step rates
-     * (their plain mean would let a few fast steps dominate). */
+     * total tokens / total step time is the harmonic mean of the logging
+     * intervals' rates weighted by their steps (a plain mean would let a
+     * few fast intervals dominate). */
     LM_TRY(put(out, " |\n| Tokens/s (whole run) | "));
     LM_TRY(put_number(out, "%.0f", r->samples_per_second * r->block_size));
     LM_TRY(put(out, " |\n| Tokens/s (training steps only) | "));
     LM_TRY(put_number(out, "%.0f",
                       r->tokens_per_second.inverse_sum > 0
-                          ? (double)r->tokens_per_second.count / r->tokens_per_second.inverse_sum
+                          ? r->tokens_per_second.count / r->tokens_per_second.inverse_sum
                           : NAN));
     LM_TRY(put(out, " |\n| Training loss (mean over the run) | "));
     LM_TRY(put_number(out, "%.4f", r->train_loss));
@@ -214,9 +227,9 @@ lm_status report_markdown(const report *r, lm_buffer *out) {
     if (!r->ended)
         LM_TRY(lm_buffer_appendf(out, "\n> **The run stopped before its end** (interrupted or failed) after step "
                                       "%lld of %lld; the figures below cover what was done.\n",
-                                 (long long)(r->n_steps ? r->steps[r->n_steps - 1] : 0), (long long)r->total_steps));
+                                 (long long)r->last_step, (long long)r->total_steps));
     LM_TRY(setup(r, out));
-    LM_TRY(epoch_table(r, out));
+    LM_TRY(eval_table(r, out));
     double loss, perplexity;
     if (final_eval(r, &loss, &perplexity))
         LM_TRY(lm_buffer_appendf(out, "\n**Final perplexity: %.2f** (validation loss %.4f).\n", perplexity, loss));

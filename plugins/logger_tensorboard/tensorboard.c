@@ -17,7 +17,13 @@
  * does, so the files equal those of TensorBoard's Python writer.
  *
  * Every scalar of an event becomes one value of one Event record:
- * STEP -> train/<name>, EVAL -> eval/<name>, RUN_END -> run/<name>.
+ * STEP -> train/<name>, EVAL -> eval/<name>, RUN_END -> run/<name>.  STEP
+ * events come at the trainer's logging points (logging_steps), so the
+ * train/ curves have a point per logging interval (train/loss is its mean
+ * step loss); EVAL events at any step (eval_strategy), each at its own
+ * step.  PROGRESS events (every optimizer step) carry no scalars and write
+ * nothing, nor do RUN_BEGIN and messages.  There is no `every`: TensorBoard
+ * thins long curves itself when it shows them.
  * Non-finite values (an evaluation that did not run reports NaN) are left
  * out rather than drawn as gaps.  The file is flushed after each event so
  * TensorBoard shows a run live and a crash loses at most one record. */
@@ -43,7 +49,8 @@ typedef struct tensorboard {
 /* ---- TFRecord framing ------------------------------------------------------------ */
 
 /* CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), bit by bit: the
- * records are a few hundred bytes once per step, a table would buy nothing. */
+ * records are a few hundred bytes once per logging point, a table would buy
+ * nothing. */
 static uint32_t crc32c(const uint8_t *p, size_t n) {
     uint32_t crc = 0xFFFFFFFFu;
     for (size_t i = 0; i < n; i++) {
@@ -251,7 +258,7 @@ static lm_status tensorboard_log(void *self, const lm_event *ev) {
     case LM_EVENT_STEP: prefix = "train/"; break;
     case LM_EVENT_EVAL: prefix = "eval/"; break;
     case LM_EVENT_RUN_END: prefix = "run/"; break;
-    default: return LM_OK;
+    default: return LM_OK; /* run begin, messages, PROGRESS: nothing to plot */
     }
     size_t n_kept = 0;
     for (size_t i = 0; i < ev->n_scalars; i++) n_kept += (size_t)kept(&ev->scalars[i]);

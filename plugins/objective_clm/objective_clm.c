@@ -6,7 +6,11 @@
  * done here: labels[b, t] = tokens[b, t+1] for t < T-1 and -100 at T-1,
  * which scores B*(T-1) predictions per batch (127 per 128-token block), the
  * same count and mean as the Hugging Face loss.  Blocks are full (no
- * padding), so there is no attention mask and no token types. */
+ * padding), so there is no attention mask and no token types.
+ *
+ * The batch is the objective's own (ABI 2.0): two arrays grown to the
+ * largest B*T seen and reused, so a training loop allocates nothing per
+ * step. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +20,10 @@
 typedef struct clm_objective {
     int bound;
     int32_t vocab_size;
+    /* The batch handed out by make_batch, valid until the next one. */
+    int32_t *input_ids, *labels;
+    size_t capacity; /* entries of each array */
+    lm_batch batch;
 } clm_objective;
 
 static lm_status clm_create(void **self, lm_config *cfg) {
@@ -26,7 +34,31 @@ static lm_status clm_create(void **self, lm_config *cfg) {
     return LM_OK;
 }
 
-static void clm_destroy(void *self) { free(self); }
+static void clm_destroy(void *self) {
+    clm_objective *o = self;
+    if (!o) return;
+    free(o->input_ids);
+    free(o->labels);
+    free(o);
+}
+
+/* Room for n entries in each array; the old contents need not survive. */
+static lm_status reserve(clm_objective *o, size_t n) {
+    if (n <= o->capacity) return LM_OK;
+    int32_t *input_ids = malloc(n * sizeof *input_ids), *labels = malloc(n * sizeof *labels);
+    if (!input_ids || !labels) {
+        free(input_ids);
+        free(labels);
+        return lm_error_set(LM_ERR_NOMEM, "objective 'clm': out of memory for a batch of %zu tokens (%zu bytes)", n,
+                            2 * n * sizeof(int32_t));
+    }
+    free(o->input_ids);
+    free(o->labels);
+    o->input_ids = input_ids;
+    o->labels = labels;
+    o->capacity = n;
+    return LM_OK;
+}
 
 static lm_status clm_bind(void *self, const lm_arch_info *arch, const lm_vocab_info *vocab) {
     clm_objective *o = self;
@@ -48,13 +80,13 @@ static lm_status clm_bind(void *self, const lm_arch_info *arch, const lm_vocab_i
 }
 
 static lm_status clm_make_batch(void *self, const int32_t *tokens, int32_t B, int32_t T, uint64_t batch_index,
-                                lm_batch *out) {
+                                const lm_batch **out) {
     clm_objective *o = self;
     (void)batch_index; /* deterministic: nothing random in next-token prediction */
     if (!o->bound) return lm_error_set(LM_ERR_INVALID, "objective 'clm': bind() must be called before make_batch()");
-    if (!tokens || !out || !out->input_ids || !out->labels)
-        return lm_error_set(LM_ERR_INVALID, "objective 'clm': make_batch needs tokens and allocated "
-                                            "input_ids/labels arrays");
+    if (!tokens || !out)
+        return lm_error_set(LM_ERR_INVALID, "objective 'clm': make_batch needs the tokens and where to put the "
+                                            "batch (tokens and out must not be NULL)");
     if (B < 1 || T < 2)
         return lm_error_set(LM_ERR_INVALID, "objective 'clm': blocks of %d x %d tokens: causal LM needs B >= 1 and "
                                             "at least 2 tokens per block (block_size >= 2)",
@@ -66,18 +98,23 @@ static lm_status clm_make_batch(void *self, const int32_t *tokens, int32_t B, in
                                                 "the model's vocabulary [0, %d)",
                                 (int)tokens[i], i / (size_t)T, i % (size_t)T, (int)o->vocab_size);
     }
-    memcpy(out->input_ids, tokens, n * sizeof *tokens);
+    LM_TRY(reserve(o, n));
+    memcpy(o->input_ids, tokens, n * sizeof *tokens);
     for (int32_t b = 0; b < B; b++) {
         const int32_t *row = tokens + (size_t)b * (size_t)T;
-        int32_t *labels = out->labels + (size_t)b * (size_t)T;
+        int32_t *labels = o->labels + (size_t)b * (size_t)T;
         memcpy(labels, row + 1, (size_t)(T - 1) * sizeof *labels);
         labels[T - 1] = LM_IGNORE_INDEX;
     }
-    out->B = B;
-    out->T = T;
-    out->attention_mask = NULL;
-    out->token_type_ids = NULL;
-    out->n_targets = (int64_t)B * (int64_t)(T - 1);
+    o->batch = (lm_batch){.struct_size = sizeof(lm_batch),
+                          .B = B,
+                          .T = T,
+                          .input_ids = o->input_ids,
+                          .labels = o->labels,
+                          .attention_mask = NULL,
+                          .token_type_ids = NULL,
+                          .n_targets = (int64_t)B * (int64_t)(T - 1)};
+    *out = &o->batch;
     return LM_OK;
 }
 
@@ -88,6 +125,6 @@ static const lm_objective_vtable clm_vtable = {
     .make_batch = clm_make_batch,
 };
 
-LM_PLUGIN_DEFINE(LM_KIND_OBJECTIVE, "clm", "1.0.0",
+LM_PLUGIN_DEFINE(LM_KIND_OBJECTIVE, "clm", "2.0.0",
                  "Causal language modelling: each position predicts the next token (labels shifted, last ignored)",
                  lm_objective_vtable, clm_vtable)

@@ -26,7 +26,11 @@
  *
  * A batch in which nothing was selected (possible only for tiny batches)
  * gets n_targets = 0 and every label -100; Hugging Face would compute a NaN
- * loss for it, lmcore's trainer skips it. */
+ * loss for it, lmcore's trainer skips it.
+ *
+ * The batch is the objective's own (ABI 2.0): two arrays grown to the
+ * largest B*T seen and reused, so a training loop allocates nothing per
+ * step. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +56,11 @@ typedef struct mlm_objective {
     /* Probabilities as 24-bit thresholds on the Philox lanes (uniform < p
      * is exactly (lane >> 8) < ceil(p * 2^24)). */
     uint32_t select_threshold, mask_threshold, random_threshold;
+
+    /* The batch handed out by make_batch, valid until the next one. */
+    int32_t *input_ids, *labels;
+    size_t capacity; /* entries of each array */
+    lm_batch batch;
 } mlm_objective;
 
 static uint32_t threshold_of(double p) {
@@ -105,7 +114,27 @@ static void mlm_destroy(void *self) {
     mlm_objective *o = self;
     if (!o) return;
     free(o->is_special);
+    free(o->input_ids);
+    free(o->labels);
     free(o);
+}
+
+/* Room for n entries in each array; the old contents need not survive. */
+static lm_status reserve(mlm_objective *o, size_t n) {
+    if (n <= o->capacity) return LM_OK;
+    int32_t *input_ids = malloc(n * sizeof *input_ids), *labels = malloc(n * sizeof *labels);
+    if (!input_ids || !labels) {
+        free(input_ids);
+        free(labels);
+        return lm_error_set(LM_ERR_NOMEM, "objective 'mlm': out of memory for a batch of %zu tokens (%zu bytes)", n,
+                            2 * n * sizeof(int32_t));
+    }
+    free(o->input_ids);
+    free(o->labels);
+    o->input_ids = input_ids;
+    o->labels = labels;
+    o->capacity = n;
+    return LM_OK;
 }
 
 static void mark_special(mlm_objective *o, int32_t id) {
@@ -184,12 +213,12 @@ static void log_block(const mlm_objective *o, const int32_t *tokens, const int32
 }
 
 static lm_status mlm_make_batch(void *self, const int32_t *tokens, int32_t B, int32_t T, uint64_t batch_index,
-                                lm_batch *out) {
+                                const lm_batch **out) {
     mlm_objective *o = self;
     if (!o->bound) return lm_error_set(LM_ERR_INVALID, "objective 'mlm': bind() must be called before make_batch()");
-    if (!tokens || !out || !out->input_ids || !out->labels)
-        return lm_error_set(LM_ERR_INVALID, "objective 'mlm': make_batch needs tokens and allocated "
-                                            "input_ids/labels arrays");
+    if (!tokens || !out)
+        return lm_error_set(LM_ERR_INVALID, "objective 'mlm': make_batch needs the tokens and where to put the "
+                                            "batch (tokens and out must not be NULL)");
     if (B < 1 || T < 1)
         return lm_error_set(LM_ERR_INVALID, "objective 'mlm': blocks of %d x %d tokens: B and T must be positive",
                             (int)B, (int)T);
@@ -199,31 +228,37 @@ static lm_status mlm_make_batch(void *self, const int32_t *tokens, int32_t B, in
             return lm_error_set(LM_ERR_INVALID, "objective 'mlm': token id %d (block %zu, position %zu) is outside "
                                                 "the model's vocabulary [0, %d)",
                                 (int)tokens[i], i / (size_t)T, i % (size_t)T, (int)o->model_vocab_size);
+    LM_TRY(reserve(o, n));
 
+    int32_t *input_ids = o->input_ids, *labels = o->labels;
     int64_t n_targets = 0;
     for (size_t i = 0; i < n; i++) {
         const int32_t token = tokens[i];
-        out->input_ids[i] = token;
-        out->labels[i] = LM_IGNORE_INDEX;
+        input_ids[i] = token;
+        labels[i] = LM_IGNORE_INDEX;
         if (o->is_special[token]) continue;
         const uint64_t stream = ((uint64_t)i << 8) | (uint64_t)LM_RNG_STREAM_MASKING;
         const lm_u32x4 r = lm_philox4x32(o->seed, batch_index, stream);
         if ((r.v[0] >> 8) >= o->select_threshold) continue;
-        out->labels[i] = token;
+        labels[i] = token;
         n_targets++;
-        if ((r.v[1] >> 8) < o->mask_threshold) out->input_ids[i] = o->mask_id;
+        if ((r.v[1] >> 8) < o->mask_threshold) input_ids[i] = o->mask_id;
         else if ((r.v[2] >> 8) < o->random_threshold)
-            out->input_ids[i] = (int32_t)(((uint64_t)r.v[3] * (uint64_t)o->vocab_size) >> 32);
+            input_ids[i] = (int32_t)(((uint64_t)r.v[3] * (uint64_t)o->vocab_size) >> 32);
     }
-    out->B = B;
-    out->T = T;
-    out->attention_mask = NULL;
-    out->token_type_ids = NULL;
-    out->n_targets = n_targets;
+    o->batch = (lm_batch){.struct_size = sizeof(lm_batch),
+                          .B = B,
+                          .T = T,
+                          .input_ids = input_ids,
+                          .labels = labels,
+                          .attention_mask = NULL,
+                          .token_type_ids = NULL,
+                          .n_targets = n_targets};
     if (o->debug_masking && !o->debug_done) {
         o->debug_done = 1;
-        log_block(o, tokens, out->input_ids, out->labels, T, batch_index);
+        log_block(o, tokens, input_ids, labels, T, batch_index);
     }
+    *out = &o->batch;
     return LM_OK;
 }
 
@@ -234,6 +269,6 @@ static const lm_objective_vtable mlm_vtable = {
     .make_batch = mlm_make_batch,
 };
 
-LM_PLUGIN_DEFINE(LM_KIND_OBJECTIVE, "mlm", "1.0.0",
+LM_PLUGIN_DEFINE(LM_KIND_OBJECTIVE, "mlm", "2.0.0",
                  "Masked language modelling (Hugging Face DataCollatorForLanguageModeling: 15% selected, 80/10/10)",
                  lm_objective_vtable, mlm_vtable)

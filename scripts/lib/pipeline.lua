@@ -17,11 +17,15 @@ function M.common_defaults(name)
     vocab_size = 0,            -- model vocabulary; 0 = the tokenizer's size
     block_size = 128, group_lines = 0,
     epochs = 3, max_steps = -1, batch_size = 8, grad_accum = 1,
-    lr = 2e-5, weight_decay = 0.01, warmup_steps = 0, max_grad_norm = 1.0,
+    lr = 2e-5, weight_decay = 0.01, warmup_steps = 0, warmup_ratio = 0.0, max_grad_norm = 1.0,
+    optimizer = "adamw",       -- or sgd, lion, any optimizer plugin (`lmcore plugins --kind optimizer`)
+    lr_scheduler_type = "linear", -- or cosine, cosine_with_restarts, polynomial, constant, constant_with_warmup, inverse_sqrt
     seed = 42, device = "auto", precision = "fp32", threads = 0,
     profile_ops = false,       -- time every op of the model; the table is logged when the run ends
     recompute = "none",        -- or "activations", "attention": less memory, a little more time (docs/recipes.md)
     eval_max_batches = 0, log_every = 50,
+    eval_strategy = "epoch", eval_steps = 0,  -- "steps": evaluate every eval_steps (0: every log_every)
+    load_best_model_at_end = false, metric_for_best_model = "eval_loss", early_stopping_patience = 0,
     output_dir = "runs/" .. name, cache_dir = "runs/cache",
     save_every = 0, keep_last = 2,   -- checkpoints in <output_dir>/checkpoints (every epoch, and on Ctrl-C)
     resume = "",                     -- a checkpoint folder to continue from, exactly
@@ -78,14 +82,27 @@ function M.run(spec)
   if spec.before_fit then
     spec.before_fit{model = model, tokenizer = tokenizer, objective = objective, train = train, eval = eval}
   end
+  -- Checkpoints every epoch by default; load_best_model_at_end needs them
+  -- at the evaluations (Hugging Face's rule).
+  local eval_steps = cfg.eval_steps > 0 and cfg.eval_steps or cfg.log_every
+  local save_strategy, save_steps = nil, cfg.save_every
+  if cfg.load_best_model_at_end then
+    save_strategy = cfg.eval_strategy
+    if cfg.eval_strategy == "steps" then save_steps = eval_steps end
+  end
   local trainer <close> = lm.trainer{
     model = model, objective = objective, tokenizer = tokenizer, train = train, eval = eval,
     loggers = {console, jsonl, csv, tensorboard, report},
+    optimizer = cfg.optimizer, lr_scheduler_type = cfg.lr_scheduler_type,
     lr = cfg.lr, weight_decay = cfg.weight_decay, epochs = cfg.epochs, max_steps = cfg.max_steps,
     batch_size = cfg.batch_size, grad_accum = cfg.grad_accum, warmup_steps = cfg.warmup_steps,
-    max_grad_norm = cfg.max_grad_norm, seed = cfg.seed, eval_max_batches = cfg.eval_max_batches,
-    log_every = cfg.log_every,
-    checkpoint_dir = cfg.output_dir .. "/checkpoints", save_every = cfg.save_every, keep_last = cfg.keep_last,
+    warmup_ratio = cfg.warmup_ratio, max_grad_norm = cfg.max_grad_norm, seed = cfg.seed,
+    eval_max_batches = cfg.eval_max_batches, log_every = cfg.log_every,
+    eval_strategy = cfg.eval_strategy, eval_steps = cfg.eval_strategy == "steps" and eval_steps or nil,
+    load_best_model_at_end = cfg.load_best_model_at_end, metric_for_best_model = cfg.metric_for_best_model,
+    early_stopping_patience = cfg.early_stopping_patience,
+    checkpoint_dir = cfg.output_dir .. "/checkpoints", save_strategy = save_strategy, save_steps = save_steps,
+    keep_last = cfg.keep_last,
     resume = cfg.resume,
   }
   local result = trainer:fit()

@@ -10,6 +10,7 @@
 
 #include "lmcore/plugin.h"
 #include "lmcore/tensor.h"
+#include "model_steps.h"
 
 const void *bert_test_vtable(const char *file, int kind, const char *expected_name) {
     char path[1024];
@@ -84,21 +85,16 @@ int64_t bert_test_n_params(void *model) {
 }
 
 const lm_param_desc *bert_test_find_param(void *model, const char *name) {
-    const lm_param_desc *descs = NULL;
-    size_t count = 0;
-    ck_assert_int_eq(bert_test_arch()->params(model, &descs, &count), LM_OK);
-    for (size_t i = 0; i < count; i++)
-        if (strcmp(descs[i].name, name) == 0) return &descs[i];
-    ck_abort_msg("no parameter %s", name);
-    return NULL;
+    return lm_test_find_desc(bert_test_arch(), model, name);
 }
 
 float *bert_test_read_named(void *model, const char *path) {
-    const lm_param_desc *descs = NULL;
-    size_t count = 0;
-    ck_assert_int_eq(bert_test_arch()->params(model, &descs, &count), LM_OK);
+    const lm_param_set set = lm_test_params(bert_test_arch(), model);
+    const lm_param_desc *descs = set.descs;
+    const size_t count = set.n_descs;
     float *host = NULL;
-    ck_assert_int_eq(lm_alloc((void **)&host, (size_t)bert_test_n_params(model) * sizeof(float), "test"), LM_OK);
+    ck_assert_int_eq(lm_alloc((void **)&host, set.n_params * sizeof(float), "test"), LM_OK);
+    memset(host, 0, set.n_params * sizeof(float)); /* padding rows beyond a tensor's shape stay zero */
     lm_safetensors *st = NULL;
     ck_assert_msg(lm_safetensors_open(path, &st) == LM_OK, "%s", lm_error_message());
     ck_assert_int_eq(lm_safetensors_count(st), count); /* nothing in the file is left unused */
@@ -113,7 +109,7 @@ float *bert_test_read_named(void *model, const char *path) {
 
 void bert_test_load_weights(void *model, const char *path) {
     float *host = bert_test_read_named(model, path);
-    ck_assert_int_eq(bert_test_arch()->write_buffer(model, LM_BUFFER_PARAMS, host), LM_OK);
+    lm_test_write_params(bert_test_arch(), model, host);
     lm_free(host);
 }
 

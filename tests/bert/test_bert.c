@@ -55,8 +55,8 @@ START_TEST(test_forward_backward_match_pytorch) {
     ck_assert_int_eq(info.n_params, 512 * H + 64 * H + 2 * H + 2 * H + 2 * layer + 512 + H * H + H + 2 * H);
 
     float loss = 0.0f;
-    ck_assert_msg(vt->zero_grad(model) == LM_OK, "%s", lm_error_message());
-    ck_assert_msg(vt->forward(model, &fb.batch, &loss) == LM_OK, "%s", lm_error_message());
+    lm_step_state *state = lm_test_state_new(vt, model, 0, 0);
+    ck_assert_msg(lm_test_forward(vt, model, &fb.batch, state, &loss) == LM_OK, "%s", lm_error_message());
     float ref_loss = bert_test_ref_scalar("loss", 0);
     double loss_rel = fabs((double)loss - ref_loss) / fabs((double)ref_loss);
     printf("bert parity (" BERT_TEST_DEVICE ", " BERT_TEST_PRECISION "): loss %.7f (pytorch %.7f), relative error %.2e, %lld targets\n", loss, ref_loss, loss_rel,
@@ -78,14 +78,15 @@ START_TEST(test_forward_backward_match_pytorch) {
     free(logits);
     lm_safetensors_close(ref);
 
-    ck_assert_msg(vt->backward(model, 1.0f) == LM_OK, "%s", lm_error_message());
-    float *grads = NULL;
-    ck_assert_int_eq(lm_alloc((void **)&grads, (size_t)info.n_params * sizeof(float), "grads"), LM_OK);
-    ck_assert_int_eq(vt->read_buffer(model, LM_BUFFER_GRADS, grads), LM_OK);
+    ck_assert_msg(vt->backward(model, 1.0f, 0) == LM_OK, "%s", lm_error_message());
+    float *grads = lm_test_read_grads(vt, model);
     float *ref_grads = bert_test_read_named(model, BERT_GRADS_PATH);
-    const lm_param_desc *descs;
-    size_t count;
-    ck_assert_int_eq(vt->params(model, &descs, &count), LM_OK);
+    const lm_param_set set = lm_test_params(vt, model);
+    ck_assert_uint_eq(set.n_params, (size_t)info.n_params);
+    ck_assert_int_eq(set.grad_dtype, LM_F32);
+    ck_assert_ptr_nonnull(set.device);
+    const lm_param_desc *descs = set.descs;
+    size_t count = set.n_descs;
     ck_assert_int_eq(count, 5 + 2 * 16 + 5);
     double worst = 0.0;
     const char *worst_name = "";
@@ -117,10 +118,13 @@ START_TEST(test_forward_backward_match_pytorch) {
     bert_test_compare(grads + word->offset, ref_grads + word->offset, 64, &err, &mag);
     ck_assert_msg(mag > 0.0 && err / mag < TOL_GRADS, "padding row gradient: error %g of %g", err, mag);
     /* The next backward without a forward is refused: dlogits are spent. */
-    ck_assert_int_eq(vt->backward(model, 1.0f), LM_ERR_INVALID);
+    ck_assert_int_eq(vt->backward(model, 1.0f, 0), LM_ERR_INVALID);
+    ck_assert_int_eq(vt->backward(model, 1.0f, 1), LM_ERR_INVALID);
+    ck_assert_msg(strstr(lm_error_message(), "once per forward"), "%s", lm_error_message());
 
     lm_free(grads);
     lm_free(ref_grads);
+    lm_test_state_free(vt, model, state);
     bert_test_free_batch(&fb);
     vt->destroy(model);
 }
@@ -134,23 +138,27 @@ START_TEST(test_adamw_steps_match_pytorch) {
     bert_test_load_weights(model, BERT_TINY_WEIGHTS);
     bert_fixture_batch fb;
     bert_test_load_batch(&fb);
+    void *optimizer = lm_test_adamw_bind(model, vt); /* betas (0.9, 0.999), eps 1e-8, weight decay 0.01 */
+    lm_step_state *state = lm_test_state_new(vt, model, 0, 0);
 
     double worst_loss = 0.0, worst_norm = 0.0;
     int clipped = 0;
     for (int step = 0; step < 10; step++) {
-        float loss, norm;
-        fb.batch.step = (uint64_t)step;
-        ck_assert_int_eq(vt->zero_grad(model), LM_OK);
-        ck_assert_msg(vt->forward(model, &fb.batch, &loss) == LM_OK, "%s", lm_error_message());
-        ck_assert_msg(vt->backward(model, 1.0f) == LM_OK, "%s", lm_error_message());
-        ck_assert_msg(vt->grad_norm(model, &norm) == LM_OK, "%s", lm_error_message());
-        /* torch.nn.utils.clip_grad_norm_: coefficient max_norm / (norm + 1e-6), at most 1. */
-        float scale = 1.0f / (norm + 1e-6f);
-        if (scale > 1.0f) scale = 1.0f;
-        else clipped++;
-        lm_optim_params p = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f,
-                             .grad_scale = scale, .t = step + 1};
-        ck_assert_msg(vt->optimizer_step(model, &p) == LM_OK, "%s", lm_error_message());
+        float loss, norm, scale;
+        lm_test_state_key(vt, model, state, 0, (uint64_t)step);
+        ck_assert_msg(lm_test_forward(vt, model, &fb.batch, state, &loss) == LM_OK, "%s", lm_error_message());
+        ck_assert_msg(vt->backward(model, 1.0f, 0) == LM_OK, "%s", lm_error_message());
+        /* Clipping at 1.0 on the device, AdamW at lr 1e-3 (t = step + 1). */
+        lm_test_adamw_clipped_step(vt, model, optimizer, state, 1e-3, 1.0, &norm, &scale);
+        /* torch.nn.utils.clip_grad_norm_: coefficient max_norm / (norm + 1e-6), applied below 1. */
+        double coefficient = 1.0 / ((double)norm + 1e-6);
+        if (coefficient < 1.0) {
+            clipped++;
+            ck_assert_msg(fabs(scale - coefficient) <= 1e-7 * coefficient, "step %d: clip scale %.9g, torch %.9g",
+                          step, scale, coefficient);
+        } else {
+            ck_assert_msg(scale == 1.0f, "step %d: norm %g under 1 but clip scale %g", step, norm, scale);
+        }
         float ref_loss = bert_test_ref_scalar("step_losses", (size_t)step);
         float ref_norm = bert_test_ref_scalar("step_grad_norms", (size_t)step);
         double loss_rel = fabs((double)loss - ref_loss) / ref_loss;
@@ -161,15 +169,18 @@ START_TEST(test_adamw_steps_match_pytorch) {
         ck_assert_msg(norm_rel < TOL_NORM, "step %d: grad norm %.7f vs pytorch %.7f", step, norm, ref_norm);
     }
     ck_assert_msg(clipped >= 1, "the fixture never clips: the test would not see clipping");
+    ck_assert_int_eq(lm_test_state_read(vt, model, state).step, 10);
     float loss;
     ck_assert_int_eq(vt->set_training(model, 0), LM_OK);
-    ck_assert_msg(vt->forward(model, &fb.batch, &loss) == LM_OK, "%s", lm_error_message());
+    ck_assert_msg(lm_test_forward(vt, model, &fb.batch, state, &loss) == LM_OK, "%s", lm_error_message());
     float ref_final = bert_test_ref_scalar("final_loss", 0);
     double final_rel = fabs((double)loss - ref_final) / ref_final;
     printf("bert parity (" BERT_TEST_DEVICE ", " BERT_TEST_PRECISION "): 10 AdamW steps, worst loss relative error %.2e, worst grad-norm relative error %.2e, "
            "final loss %.7f (pytorch %.7f, relative %.2e)\n",
            worst_loss, worst_norm, loss, ref_final, final_rel);
     ck_assert_msg(final_rel < TOL_LOSS, "loss after 10 steps %.7f vs pytorch %.7f", loss, ref_final);
+    lm_test_state_free(vt, model, state);
+    lm_test_adamw()->destroy(optimizer);
     bert_test_free_batch(&fb);
     vt->destroy(model);
 }
@@ -196,32 +207,43 @@ START_TEST(test_eval_mode_is_deterministic) {
     memcpy(ref_logits, t.data, n_logits * sizeof(float));
     lm_safetensors_close(ref);
     double err, mag;
-    fb.batch.seed = 7;
-    ck_assert_int_eq(vt->forward(model, &fb.batch, &train_a), LM_OK);
+    lm_step_state *state = lm_test_state_new(vt, model, 7, 0);
+    ck_assert_int_eq(lm_test_forward(vt, model, &fb.batch, state, &train_a), LM_OK);
     ck_assert_int_eq(vt->logits(model, logits_a, n_logits), LM_OK);
     bert_test_compare(logits_a, ref_logits, n_logits, &err, &mag);
     /* A random model's loss barely moves with dropout; its logits do. */
     ck_assert_msg(err / mag > 1e-2, "dropout 0.1 in training changed the logits by %g only", err);
-    fb.batch.step = 1;
-    ck_assert_int_eq(vt->forward(model, &fb.batch, &train_b), LM_OK);
+    lm_test_state_key(vt, model, state, 7, 1);
+    ck_assert_int_eq(lm_test_forward(vt, model, &fb.batch, state, &train_b), LM_OK);
     ck_assert_int_eq(vt->logits(model, logits_b, n_logits), LM_OK);
     ck_assert_msg(train_a != train_b && memcmp(logits_a, logits_b, n_logits * sizeof(float)) != 0,
-                  "another micro-batch step must draw other dropout masks");
+                  "another micro-batch must draw other dropout masks");
     ck_assert_int_eq(vt->set_training(model, 0), LM_OK);
-    ck_assert_int_eq(vt->forward(model, &fb.batch, &eval_a), LM_OK);
+    ck_assert_int_eq(lm_test_forward(vt, model, &fb.batch, state, &eval_a), LM_OK);
     ck_assert_int_eq(vt->logits(model, logits_a, n_logits), LM_OK);
-    fb.batch.seed = 8;
-    fb.batch.step = 123;
-    ck_assert_int_eq(vt->forward(model, &fb.batch, &eval_b), LM_OK);
+    lm_test_state_key(vt, model, state, 8, 123);
+    ck_assert_int_eq(lm_test_forward(vt, model, &fb.batch, state, &eval_b), LM_OK);
     ck_assert_int_eq(vt->logits(model, logits_b, n_logits), LM_OK);
     ck_assert(eval_a == eval_b);
     ck_assert(memcmp(logits_a, logits_b, n_logits * sizeof(float)) == 0);
+    /* In eval mode inference needs no step state: the same logits, and the
+     * loss is written nowhere. */
+    ck_assert_msg(vt->forward(model, &fb.batch, NULL) == LM_OK, "%s", lm_error_message());
+    ck_assert_int_eq(vt->logits(model, logits_b, n_logits), LM_OK);
+    ck_assert(memcmp(logits_a, logits_b, n_logits * sizeof(float)) == 0);
+    ck_assert(lm_test_state_read(vt, model, state).loss == eval_b);
+    /* Back in training mode, a forward without its dropout key is refused. */
+    ck_assert_int_eq(vt->set_training(model, 1), LM_OK);
+    ck_assert_int_eq(vt->forward(model, &fb.batch, NULL), LM_ERR_INVALID);
+    ck_assert_msg(strstr(lm_error_message(), "step state"), "%s", lm_error_message());
+    ck_assert_int_eq(vt->set_training(model, 0), LM_OK);
     ck_assert_msg(fabs((double)eval_a - ref_loss) / ref_loss < 1e-5, "eval loss %f vs %f", eval_a, ref_loss);
     bert_test_compare(logits_a, ref_logits, n_logits, &err, &mag);
     ck_assert_msg(err / mag < 1e-4, "eval logits differ from the reference by %g", err);
     free(ref_logits);
     free(logits_a);
     free(logits_b);
+    lm_test_state_free(vt, model, state);
     bert_test_free_batch(&fb);
     vt->destroy(model);
 }
@@ -239,22 +261,21 @@ START_TEST(test_dropout_gradients_finite_differences) {
     bert_test_load_weights(model, BERT_TINY_WEIGHTS);
     bert_fixture_batch fb;
     bert_test_load_batch(&fb);
-    fb.batch.seed = 99;
-    fb.batch.step = 5;
+    lm_step_state *state = lm_test_state_new(vt, model, 99, 5);
     size_t n = (size_t)bert_test_n_params(model);
-    float *params = NULL, *grads = NULL, *moved = NULL;
-    ck_assert_int_eq(lm_alloc((void **)&params, n * sizeof(float), "params"), LM_OK);
-    ck_assert_int_eq(lm_alloc((void **)&grads, n * sizeof(float), "grads"), LM_OK);
+    float *params = lm_test_read_params(vt, model), *moved = NULL;
     ck_assert_int_eq(lm_alloc((void **)&moved, n * sizeof(float), "moved"), LM_OK);
-    ck_assert_int_eq(vt->read_buffer(model, LM_BUFFER_PARAMS, params), LM_OK);
 
     float loss, again;
-    ck_assert_int_eq(vt->zero_grad(model), LM_OK);
-    ck_assert_int_eq(vt->forward(model, &fb.batch, &loss), LM_OK);
-    ck_assert_int_eq(vt->backward(model, 1.0f), LM_OK);
-    ck_assert_int_eq(vt->read_buffer(model, LM_BUFFER_GRADS, grads), LM_OK);
-    ck_assert_int_eq(vt->forward(model, &fb.batch, &again), LM_OK);
-    ck_assert_msg(loss == again, "same seed and step must give the same masks");
+    ck_assert_int_eq(lm_test_forward(vt, model, &fb.batch, state, &loss), LM_OK);
+    ck_assert_int_eq(vt->backward(model, 1.0f, 0), LM_OK);
+    float *grads = lm_test_read_grads(vt, model);
+    ck_assert_int_eq(lm_test_forward(vt, model, &fb.batch, state, &again), LM_OK);
+    ck_assert_msg(loss == again, "same seed and micro-batch must give the same masks");
+    lm_test_state_key(vt, model, state, 100, 5);
+    ck_assert_int_eq(lm_test_forward(vt, model, &fb.batch, state, &again), LM_OK);
+    ck_assert_msg(loss != again, "another seed must draw other masks");
+    lm_test_state_key(vt, model, state, 99, 5);
 
     const char *names[] = {"bert.embeddings.word_embeddings.weight",
                            "bert.embeddings.position_embeddings.weight",
@@ -279,8 +300,8 @@ START_TEST(test_dropout_gradients_finite_differences) {
             memcpy(moved, params, n * sizeof(float));
             for (size_t j = 0; j < numel; j++)
                 moved[d->offset + j] += (float)(sign * h * grads[d->offset + j] / norm);
-            ck_assert_int_eq(vt->write_buffer(model, LM_BUFFER_PARAMS, moved), LM_OK);
-            ck_assert_int_eq(vt->forward(model, &fb.batch, sign > 0 ? &plus : &minus), LM_OK);
+            lm_test_write_params(vt, model, moved);
+            ck_assert_int_eq(lm_test_forward(vt, model, &fb.batch, state, sign > 0 ? &plus : &minus), LM_OK);
         }
         double numeric = ((double)plus - (double)minus) / (2.0 * h);
         double rel = fabs(numeric - norm) / norm;
@@ -292,6 +313,7 @@ START_TEST(test_dropout_gradients_finite_differences) {
     lm_free(params);
     lm_free(grads);
     lm_free(moved);
+    lm_test_state_free(vt, model, state);
     bert_test_free_batch(&fb);
     vt->destroy(model);
 }
@@ -308,15 +330,14 @@ START_TEST(test_device_matches_cpu_with_dropout) {
     float *grads[2], losses[2];
     bert_fixture_batch fb;
     bert_test_load_batch(&fb);
-    fb.batch.seed = 1234;
-    fb.batch.step = 77;
     for (int k = 0; k < 2; k++) {
         bert_test_load_weights(models[k], BERT_TINY_WEIGHTS);
-        ck_assert_int_eq(lm_alloc((void **)&grads[k], n * sizeof(float), "grads"), LM_OK);
-        ck_assert_int_eq(vt->zero_grad(models[k]), LM_OK);
-        ck_assert_msg(vt->forward(models[k], &fb.batch, &losses[k]) == LM_OK, "%s", lm_error_message());
-        ck_assert_msg(vt->backward(models[k], 1.0f) == LM_OK, "%s", lm_error_message());
-        ck_assert_int_eq(vt->read_buffer(models[k], LM_BUFFER_GRADS, grads[k]), LM_OK);
+        lm_step_state *state = lm_test_state_new(vt, models[k], 1234, 77);
+        ck_assert_msg(lm_test_forward(vt, models[k], &fb.batch, state, &losses[k]) == LM_OK, "%s",
+                      lm_error_message());
+        ck_assert_msg(vt->backward(models[k], 1.0f, 0) == LM_OK, "%s", lm_error_message());
+        grads[k] = lm_test_read_grads(vt, models[k]);
+        lm_test_state_free(vt, models[k], state);
     }
     double err, mag;
     bert_test_compare(grads[1], grads[0], n, &err, &mag);
@@ -353,8 +374,7 @@ static void check_setting_changes_nothing(const char *setting, const char *atten
     for (int k = 0; k < 2; k++) {
         bert_test_load_weights(models[k], BERT_TINY_WEIGHTS);
         lm_test_train_steps(vt, models[k], &fb.batch, 3, losses[k], norms[k]);
-        ck_assert_int_eq(lm_alloc((void **)&params[k], n * sizeof(float), "params"), LM_OK);
-        ck_assert_int_eq(vt->read_buffer(models[k], LM_BUFFER_PARAMS, params[k]), LM_OK);
+        params[k] = lm_test_read_params(vt, models[k]);
     }
     ck_assert_msg(memcmp(losses[0], losses[1], sizeof losses[0]) == 0, "%s: losses differ", setting);
     ck_assert_msg(memcmp(norms[0], norms[1], sizeof norms[0]) == 0, "%s: gradient norms differ", setting);

@@ -11,15 +11,16 @@
 #include "bert_test_util.h"
 #include "lmcore/json.h"
 #include "lmcore/tensor.h"
+#include "model_steps.h"
 #include "test_main.h"
 
 #define V 512
 static const char *const tiny_cpu[] = {"device=cpu", "hf_config=" BERT_TINY_CONFIG, NULL};
 
+/* An inference forward (the tiny model has no dropout: no step state). */
 static float *forward_logits(void *model, const lm_batch *batch) {
     const lm_architecture_vtable *vt = bert_test_arch();
-    float loss;
-    ck_assert_msg(vt->forward(model, batch, &loss) == LM_OK, "%s", lm_error_message());
+    ck_assert_msg(vt->forward(model, batch, NULL) == LM_OK, "%s", lm_error_message());
     size_t n = (size_t)batch->B * (size_t)batch->T * V;
     float *logits = malloc(n * sizeof(float));
     ck_assert_int_eq(vt->logits(model, logits, n), LM_OK);
@@ -108,19 +109,19 @@ START_TEST(test_init_weights_follow_hugging_face) {
     const lm_architecture_vtable *vt = bert_test_arch();
     void *model = bert_test_create_ok(settings);
     size_t n = (size_t)bert_test_n_params(model);
-    float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float));
     ck_assert_int_eq(vt->init_weights(model, 5), LM_OK);
-    ck_assert_int_eq(vt->read_buffer(model, LM_BUFFER_PARAMS, a), LM_OK);
+    float *a = lm_test_read_params(vt, model);
     ck_assert_int_eq(vt->init_weights(model, 5), LM_OK);
-    ck_assert_int_eq(vt->read_buffer(model, LM_BUFFER_PARAMS, b), LM_OK);
+    float *b = lm_test_read_params(vt, model);
     ck_assert(memcmp(a, b, n * sizeof(float)) == 0);
+    lm_free(b);
     ck_assert_int_eq(vt->init_weights(model, 6), LM_OK);
-    ck_assert_int_eq(vt->read_buffer(model, LM_BUFFER_PARAMS, b), LM_OK);
+    b = lm_test_read_params(vt, model);
     ck_assert(memcmp(a, b, n * sizeof(float)) != 0);
 
-    const lm_param_desc *descs;
-    size_t count;
-    ck_assert_int_eq(vt->params(model, &descs, &count), LM_OK);
+    const lm_param_set set = lm_test_params(vt, model);
+    const lm_param_desc *descs = set.descs;
+    size_t count = set.n_descs;
     for (size_t i = 0; i < count; i++) {
         const lm_param_desc *d = &descs[i];
         size_t numel = 1;
@@ -146,13 +147,15 @@ START_TEST(test_init_weights_follow_hugging_face) {
     const lm_param_desc *word = bert_test_find_param(model, "bert.embeddings.word_embeddings.weight");
     for (int c = 0; c < 64; c++) ck_assert(a[word->offset + (size_t)c] == 0.0f); /* pad_token_id 0 */
     ck_assert(a[word->offset + 64] != 0.0f);
-    free(a);
-    free(b);
+    lm_free(a);
+    lm_free(b);
     vt->destroy(model);
 }
 END_TEST
 
-/* Two backward passes at loss_scale 0.5 accumulate what one at 1.0 gives. */
+/* backward(..., accumulate = 1) adds to the gradients: two passes at
+ * loss_scale 0.5 give what one at 1.0 gives.  accumulate = 0 writes them,
+ * whatever the buffer held. */
 START_TEST(test_gradient_accumulation) {
     const lm_architecture_vtable *vt = bert_test_arch();
     void *model = bert_test_create_ok(tiny_cpu);
@@ -160,27 +163,45 @@ START_TEST(test_gradient_accumulation) {
     bert_fixture_batch fb;
     bert_test_load_batch(&fb);
     size_t n = (size_t)bert_test_n_params(model);
-    float *once = malloc(n * sizeof(float)), *twice = malloc(n * sizeof(float));
+    lm_step_state *state = lm_test_state_new(vt, model, 0, 0);
     float loss;
-    ck_assert_int_eq(vt->zero_grad(model), LM_OK);
-    ck_assert_int_eq(vt->forward(model, &fb.batch, &loss), LM_OK);
-    ck_assert_int_eq(vt->backward(model, 1.0f), LM_OK);
-    ck_assert_int_eq(vt->read_buffer(model, LM_BUFFER_GRADS, once), LM_OK);
-    ck_assert_int_eq(vt->zero_grad(model), LM_OK);
+    ck_assert_int_eq(lm_test_forward(vt, model, &fb.batch, state, &loss), LM_OK);
+    ck_assert_int_eq(vt->backward(model, 1.0f, 0), LM_OK);
+    float *once = lm_test_read_grads(vt, model);
     for (int i = 0; i < 2; i++) {
-        ck_assert_int_eq(vt->forward(model, &fb.batch, &loss), LM_OK);
-        ck_assert_int_eq(vt->backward(model, 0.5f), LM_OK);
+        ck_assert_int_eq(lm_test_forward(vt, model, &fb.batch, state, &loss), LM_OK);
+        ck_assert_int_eq(vt->backward(model, 0.5f, i > 0), LM_OK); /* the first one overwrites `once` */
     }
-    ck_assert_int_eq(vt->read_buffer(model, LM_BUFFER_GRADS, twice), LM_OK);
+    float *twice = lm_test_read_grads(vt, model);
     double err, mag;
     bert_test_compare(twice, once, n, &err, &mag);
     ck_assert_msg(err <= 1e-6 * mag, "accumulated gradients differ by %g (max %g)", err, mag);
+    /* accumulate = 0 over those: the single pass again, bit for bit. */
+    ck_assert_int_eq(lm_test_forward(vt, model, &fb.batch, state, &loss), LM_OK);
+    ck_assert_int_eq(vt->backward(model, 1.0f, 0), LM_OK);
+    float *again = lm_test_read_grads(vt, model);
+    ck_assert_msg(memcmp(again, once, n * sizeof(float)) == 0, "backward(accumulate = 0) did not overwrite");
+    /* accumulate = 1 over them: twice the single pass. */
+    ck_assert_int_eq(lm_test_forward(vt, model, &fb.batch, state, &loss), LM_OK);
+    ck_assert_int_eq(vt->backward(model, 1.0f, 1), LM_OK);
+    lm_free(again);
+    again = lm_test_read_grads(vt, model);
+    for (size_t i = 0; i < n; i++) once[i] *= 2.0f;
+    bert_test_compare(again, once, n, &err, &mag);
+    ck_assert_msg(err <= 1e-6 * mag, "accumulate = 1 gave %g off twice the gradients (max %g)", err, mag);
+    /* init_weights zeroes the gradients. */
+    ck_assert_int_eq(vt->init_weights(model, 3), LM_OK);
+    lm_free(again);
+    again = lm_test_read_grads(vt, model);
+    for (size_t i = 0; i < n; i++) ck_assert_msg(again[i] == 0.0f, "gradient %zu is %g after init_weights", i, again[i]);
     /* Inference: no labels, logits only, and no backward. */
     fb.batch.labels = NULL;
-    ck_assert_int_eq(vt->forward(model, &fb.batch, &loss), LM_OK);
-    ck_assert_int_eq(vt->backward(model, 1.0f), LM_ERR_INVALID);
-    free(once);
-    free(twice);
+    ck_assert_int_eq(vt->forward(model, &fb.batch, state), LM_OK);
+    ck_assert_int_eq(vt->backward(model, 1.0f, 0), LM_ERR_INVALID);
+    lm_free(once);
+    lm_free(twice);
+    lm_free(again);
+    lm_test_state_free(vt, model, state);
     bert_test_free_batch(&fb);
     vt->destroy(model);
 }
@@ -265,8 +286,7 @@ START_TEST(test_config_errors) {
 END_TEST
 
 static void expect_forward_error(void *model, const lm_batch *batch, lm_status expected, const char *needle) {
-    float loss;
-    lm_status status = bert_test_arch()->forward(model, batch, &loss);
+    lm_status status = bert_test_arch()->forward(model, batch, NULL);
     ck_assert_msg(status == expected, "expected %d, got %d (%s)", expected, status, lm_error_message());
     ck_assert_msg(strstr(lm_error_message(), needle), "message '%s' lacks '%s'", lm_error_message(), needle);
 }
@@ -298,23 +318,144 @@ START_TEST(test_batch_errors) {
     expect_forward_error(model, &fb.batch, LM_ERR_INVALID, "attention_mask value 5");
     fb.attention_mask[3] = 1;
 
-    int32_t *labels = fb.batch.labels, none[128];
+    const int32_t *labels = fb.batch.labels;
+    int32_t none[128];
     for (int i = 0; i < 128; i++) none[i] = LM_IGNORE_INDEX;
     fb.batch.labels = none;
     expect_forward_error(model, &fb.batch, LM_ERR_INVALID, "none is scored");
+    /* A refused batch leaves nothing to run backward on. */
+    ck_assert_int_eq(vt->backward(model, 1.0f, 0), LM_ERR_INVALID);
     fb.batch.labels = labels;
-
-    /* A NaN weight makes the loss NaN: a numeric error naming the step. */
-    size_t n = (size_t)bert_test_n_params(model);
-    float *params = malloc(n * sizeof(float));
-    ck_assert_int_eq(vt->read_buffer(model, LM_BUFFER_PARAMS, params), LM_OK);
-    params[bert_test_find_param(model, "cls.predictions.bias")->offset + 3] = NAN;
-    ck_assert_int_eq(vt->write_buffer(model, LM_BUFFER_PARAMS, params), LM_OK);
-    fb.batch.step = 7;
-    expect_forward_error(model, &fb.batch, LM_ERR_NUMERIC, "NaN at step 7");
-    free(params);
+    ck_assert_msg(vt->forward(model, &fb.batch, NULL) == LM_OK, "%s", lm_error_message());
+    ck_assert_msg(vt->backward(model, 1.0f, 0) == LM_OK, "%s", lm_error_message());
+    ck_assert_int_eq(vt->backward(model, 1.0f, 1), LM_ERR_INVALID); /* once per forward */
+    ck_assert_msg(strstr(lm_error_message(), "once per forward"), "%s", lm_error_message());
     bert_test_free_batch(&fb);
     vt->destroy(model);
+}
+END_TEST
+
+/* A NaN weight makes the loss NaN: forward still succeeds (it never reads
+ * the device) and writes it to the step state, where step_micro_batch_end
+ * flags the step (bad_step = step + 1, bad_what = LM_BAD_LOSS). */
+START_TEST(test_nan_loss_is_flagged_on_the_device) {
+    const lm_architecture_vtable *vt = bert_test_arch();
+    void *model = bert_test_create_ok(tiny_cpu);
+    bert_test_load_weights(model, BERT_TINY_WEIGHTS);
+    bert_fixture_batch fb;
+    bert_test_load_batch(&fb);
+    lm_device *dev = lm_test_device(vt, model);
+    lm_step_state *state = lm_test_state_new(vt, model, 0, 0);
+    lm_step_state host = lm_test_state_read(vt, model, state);
+    host.step = 6;
+    lm_test_state_write(vt, model, state, &host);
+    float loss;
+    ck_assert_int_eq(lm_test_forward(vt, model, &fb.batch, state, &loss), LM_OK);
+    ck_assert(isfinite(loss));
+    ck_assert_int_eq(dev->ops->step_micro_batch_end(dev, state, 1.0, 1.0, 1), LM_OK);
+    host = lm_test_state_read(vt, model, state);
+    ck_assert_int_eq(host.bad_step, 0);
+    ck_assert_int_eq(host.bad_what, LM_BAD_NONE);
+    ck_assert(host.loss_sum == (double)loss);
+
+    float *params = lm_test_read_params(vt, model);
+    params[bert_test_find_param(model, "cls.predictions.bias")->offset + 3] = NAN;
+    lm_test_write_params(vt, model, params);
+    ck_assert_msg(lm_test_forward(vt, model, &fb.batch, state, &loss) == LM_OK, "%s", lm_error_message());
+    ck_assert_msg(isnan(loss), "loss %g", loss);
+    ck_assert_int_eq(lm_test_state_read(vt, model, state).bad_step, 0); /* forward only writes the loss */
+    ck_assert_int_eq(dev->ops->step_micro_batch_end(dev, state, 1.0, 1.0, 1), LM_OK);
+    host = lm_test_state_read(vt, model, state);
+    ck_assert_int_eq(host.bad_step, 7);
+    ck_assert_int_eq(host.bad_what, LM_BAD_LOSS);
+    ck_assert(isnan(host.bad_value));
+    ck_assert_int_eq(host.scored, 2);
+    /* A batch with nothing scored (scored = 0) changes nothing. */
+    lm_step_state fresh_host;
+    memset(&fresh_host, 0, sizeof fresh_host);
+    lm_test_state_write(vt, model, state, &fresh_host);
+    ck_assert_int_eq(lm_test_forward(vt, model, &fb.batch, state, &loss), LM_OK);
+    ck_assert_int_eq(dev->ops->step_micro_batch_end(dev, state, 1.0, 1.0, 0), LM_OK);
+    host = lm_test_state_read(vt, model, state);
+    ck_assert_int_eq(host.bad_step, 0);
+    ck_assert_int_eq(host.scored, 0);
+    lm_free(params);
+    lm_test_state_free(vt, model, state);
+    bert_test_free_batch(&fb);
+    vt->destroy(model);
+}
+END_TEST
+
+/* A training step's forward and backward queue their work and never wait:
+ * on the CPU device, no download and no sync, with dropout, padding and
+ * token types (the MLM head's scored rows come from the host's labels). */
+START_TEST(test_training_step_never_waits) {
+    const lm_architecture_vtable *vt = bert_test_arch();
+    const char *const settings[] = {"device=cpu", "hf_config=" BERT_TINY_CONFIG, "hidden_dropout_prob=0.1",
+                                    "attention_probs_dropout_prob=0.1", NULL};
+    void *model = bert_test_create_ok(settings);
+    bert_test_load_weights(model, BERT_TINY_WEIGHTS);
+    bert_fixture_batch fb;
+    bert_test_load_batch(&fb);
+    lm_device *dev = lm_test_device(vt, model);
+    ck_assert_int_eq(dev->type, LM_DEVICE_CPU);
+    lm_step_state *state = lm_test_state_new(vt, model, 5, 0);
+    const lm_param_set set = lm_test_params(vt, model);
+    for (int step = 0; step < 2; step++) { /* the first allocates the activations */
+        lm_device_counters before = lm_test_counters(vt, model);
+        ck_assert_msg(vt->forward(model, &fb.batch, state) == LM_OK, "%s", lm_error_message());
+        ck_assert_int_eq(dev->ops->step_micro_batch_end(dev, state, 1.0, 1.0, 1), LM_OK);
+        ck_assert_msg(vt->backward(model, 1.0f, step > 0) == LM_OK, "%s", lm_error_message());
+        ck_assert_int_eq(dev->ops->step_clip(dev, state, set.grads, LM_F32, set.n_params), LM_OK);
+        ck_assert_int_eq(dev->ops->step_finish(dev, state), LM_OK);
+        lm_device_counters after = lm_test_counters(vt, model);
+        printf("bert training step %d on the cpu: %llu downloads, %llu syncs, %llu uploads\n", step,
+               (unsigned long long)(after.downloads - before.downloads),
+               (unsigned long long)(after.syncs - before.syncs), (unsigned long long)(after.uploads - before.uploads));
+        ck_assert_msg(after.downloads == before.downloads, "a training step downloaded %llu times",
+                      (unsigned long long)(after.downloads - before.downloads));
+        ck_assert_msg(after.syncs == before.syncs, "a training step waited %llu times",
+                      (unsigned long long)(after.syncs - before.syncs));
+        ck_assert(after.uploads > before.uploads); /* the batch went up */
+    }
+    lm_step_state host = lm_test_state_read(vt, model, state);
+    ck_assert_int_eq(host.step, 2);
+    ck_assert(isfinite(host.step_loss) && host.step_loss > 0.0);
+    ck_assert(host.grad_norm > 0.0f);
+    lm_test_state_free(vt, model, state);
+    bert_test_free_batch(&fb);
+    vt->destroy(model);
+}
+END_TEST
+
+/* Training mode with dropout reads its key from the step state: without
+ * one, forward is refused with a message saying what to do; eval mode, or a
+ * model without dropout, needs none. */
+START_TEST(test_training_forward_needs_a_state) {
+    const lm_architecture_vtable *vt = bert_test_arch();
+    bert_fixture_batch fb;
+    bert_test_load_batch(&fb);
+    const char *const drops[] = {"hidden_dropout_prob=0.1", "attention_probs_dropout_prob=0.1"};
+    for (size_t k = 0; k < 2; k++) {
+        const char *const settings[] = {"device=cpu", "hf_config=" BERT_TINY_CONFIG, drops[k], NULL};
+        void *model = bert_test_create_ok(settings);
+        ck_assert_int_eq(vt->init_weights(model, 1), LM_OK);
+        lm_status status = vt->forward(model, &fb.batch, NULL);
+        ck_assert_msg(status == LM_ERR_INVALID, "%s: forward without a state gave %d", drops[k], status);
+        ck_assert_msg(strstr(lm_error_message(), "training mode needs a step state") &&
+                          strstr(lm_error_message(), "set_training(0)"),
+                      "%s", lm_error_message());
+        ck_assert_int_eq(vt->backward(model, 1.0f, 0), LM_ERR_INVALID);
+        ck_assert_int_eq(vt->set_training(model, 0), LM_OK);
+        ck_assert_msg(vt->forward(model, &fb.batch, NULL) == LM_OK, "%s", lm_error_message());
+        vt->destroy(model);
+    }
+    void *plain = bert_test_create_ok(tiny_cpu); /* no dropout */
+    ck_assert_int_eq(vt->init_weights(plain, 1), LM_OK);
+    ck_assert_msg(vt->forward(plain, &fb.batch, NULL) == LM_OK, "%s", lm_error_message());
+    ck_assert_msg(vt->backward(plain, 1.0f, 0) == LM_OK, "%s", lm_error_message());
+    vt->destroy(plain);
+    bert_test_free_batch(&fb);
 }
 END_TEST
 
@@ -328,6 +469,9 @@ static Suite *bert_model_suite(void) {
     tcase_add_test(tc, test_hf_config_round_trip);
     tcase_add_test(tc, test_config_errors);
     tcase_add_test(tc, test_batch_errors);
+    tcase_add_test(tc, test_nan_loss_is_flagged_on_the_device);
+    tcase_add_test(tc, test_training_step_never_waits);
+    tcase_add_test(tc, test_training_forward_needs_a_state);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -54,33 +54,37 @@ static void fill_blocks(int32_t *tokens, int B, int T, uint32_t salt) {
         }
 }
 
+/* A copy of a batch's arrays: the objective owns its batch and rewrites it
+ * on the next make_batch, and the tests compare batches made one after the
+ * other.  `batch` is the objective's own, valid until its next make_batch. */
 typedef struct batch_arrays {
-    int32_t *input_ids, *labels, *attention_mask, *token_type_ids;
+    int32_t *input_ids, *labels;
+    size_t capacity;
     lm_batch batch;
 } batch_arrays;
 
 static void alloc_batch(batch_arrays *a, size_t n) {
     a->input_ids = malloc(n * sizeof(int32_t));
     a->labels = malloc(n * sizeof(int32_t));
-    a->attention_mask = malloc(n * sizeof(int32_t));
-    a->token_type_ids = malloc(n * sizeof(int32_t));
+    ck_assert(a->input_ids && a->labels);
+    a->capacity = n;
 }
 
 static void make(void *o, const int32_t *tokens, int B, int T, uint64_t index, batch_arrays *a) {
-    memset(&a->batch, 0, sizeof a->batch);
-    a->batch.input_ids = a->input_ids;
-    a->batch.labels = a->labels;
-    a->batch.attention_mask = a->attention_mask;
-    a->batch.token_type_ids = a->token_type_ids;
-    ck_assert_msg(bert_test_mlm()->make_batch(o, tokens, B, T, index, &a->batch) == LM_OK, "%s",
-                  lm_error_message());
+    const lm_batch *made = NULL;
+    ck_assert_msg(bert_test_mlm()->make_batch(o, tokens, B, T, index, &made) == LM_OK, "%s", lm_error_message());
+    ck_assert_ptr_nonnull(made);
+    ck_assert_ptr_nonnull(made->input_ids);
+    ck_assert_ptr_nonnull(made->labels);
+    ck_assert_uint_le((size_t)B * (size_t)T, a->capacity);
+    memcpy(a->input_ids, made->input_ids, (size_t)B * (size_t)T * sizeof(int32_t));
+    memcpy(a->labels, made->labels, (size_t)B * (size_t)T * sizeof(int32_t));
+    a->batch = *made;
 }
 
 static void free_batch(batch_arrays *a) {
     free(a->input_ids);
     free(a->labels);
-    free(a->attention_mask);
-    free(a->token_type_ids);
 }
 
 /* 2000 blocks x 128 tokens, in batches of 8 with batch indices 0..249. */
@@ -204,7 +208,8 @@ START_TEST(test_probabilities_are_configurable) {
     ck_assert_int_eq(a.batch.n_targets, 0);
     for (int i = 0; i < 4; i++) ck_assert(a.labels[i] == LM_IGNORE_INDEX && a.input_ids[i] == only_specials[i]);
     int32_t outside[2] = {5, MODEL_VOCAB};
-    ck_assert_int_eq(bert_test_mlm()->make_batch(o, outside, 1, 2, 0, &a.batch), LM_ERR_INVALID);
+    const lm_batch *refused = NULL;
+    ck_assert_int_eq(bert_test_mlm()->make_batch(o, outside, 1, 2, 0, &refused), LM_ERR_INVALID);
     bert_test_mlm()->destroy(o);
     free_batch(&a);
 }
@@ -222,8 +227,8 @@ START_TEST(test_bind_and_config_refusals) {
     const lm_objective_vtable *vt = bert_test_mlm();
     void *o = NULL;
     ck_assert_int_eq(bert_test_create_mlm(&o, NULL), LM_OK);
-    int32_t tokens[4] = {5, 6, 7, 8}, ids[4], labels[4];
-    lm_batch batch = {.input_ids = ids, .labels = labels};
+    int32_t tokens[4] = {5, 6, 7, 8};
+    const lm_batch *batch = NULL;
     ck_assert_int_eq(vt->make_batch(o, tokens, 1, 4, 0, &batch), LM_ERR_INVALID);
     ck_assert(strstr(lm_error_message(), "bind()"));
 
@@ -307,16 +312,52 @@ START_TEST(test_mlm_batch_runs_through_bert) {
     alloc_batch(&a, B * T);
     make(o, tokens, B, T, 3, &a);
     ck_assert(a.batch.n_targets > 0);
-    float loss, norm;
-    ck_assert_int_eq(arch->zero_grad(model), LM_OK);
-    ck_assert_msg(arch->forward(model, &a.batch, &loss) == LM_OK, "%s", lm_error_message());
-    ck_assert_msg(isfinite(loss) && loss > 4.0f && loss < 9.0f, "loss %f (log 512 = 6.24)", loss);
-    ck_assert_int_eq(arch->backward(model, 1.0f), LM_OK);
-    ck_assert_int_eq(arch->grad_norm(model, &norm), LM_OK);
-    ck_assert(norm > 0.0f && isfinite(norm));
+    /* One training step's device side, as the trainer runs it: forward
+     * writes the loss into the step state, backward the gradients, and
+     * step_clip their norm; the host reads the state once, at the end. */
+    lm_param_set params;
+    memset(&params, 0, sizeof params);
+    params.struct_size = sizeof params;
+    ck_assert_msg(arch->parameters(model, &params) == LM_OK, "%s", lm_error_message());
+    lm_device *dev = params.device;
+    lm_step_state host, *state = NULL;
+    memset(&host, 0, sizeof host);
+    host.seed = 1;
+    host.clip_scale = 1.0f;
+    ck_assert_int_eq(dev->ops->alloc(dev, (void **)&state, sizeof *state, "the test's step state"), LM_OK);
+    ck_assert_int_eq(dev->ops->upload(dev, state, &host, sizeof host), LM_OK);
+    ck_assert_msg(arch->forward(model, &a.batch, state) == LM_OK, "%s", lm_error_message());
+    ck_assert_msg(arch->backward(model, 1.0f, 0) == LM_OK, "%s", lm_error_message());
+    ck_assert_int_eq(dev->ops->step_clip(dev, state, params.grads, (lm_dtype)params.grad_dtype, params.n_params), LM_OK);
+    ck_assert_msg(dev->ops->download(dev, &host, state, sizeof host) == LM_OK, "%s", lm_error_message());
+    dev->ops->free(dev, state);
+    ck_assert_msg(isfinite(host.loss) && host.loss > 4.0f && host.loss < 9.0f, "loss %f (log 512 = 6.24)", host.loss);
+    ck_assert(host.grad_norm > 0.0f && isfinite(host.grad_norm));
     free_batch(&a);
     bert_test_mlm()->destroy(o);
     arch->destroy(model);
+}
+END_TEST
+
+/* The batch is the objective's: the same struct every time, its arrays
+ * grown for a larger batch and reused for a smaller one. */
+START_TEST(test_batch_belongs_to_the_objective) {
+    void *o = make_bound(NULL);
+    enum { T = 16 };
+    int32_t tokens[8 * T];
+    fill_blocks(tokens, 8, T, 11);
+    const lm_batch *small = NULL, *large = NULL, *again = NULL;
+    ck_assert_int_eq(bert_test_mlm()->make_batch(o, tokens, 1, T, 0, &small), LM_OK);
+    ck_assert_int_eq(bert_test_mlm()->make_batch(o, tokens, 8, T, 1, &large), LM_OK);
+    ck_assert_ptr_eq(small, large);
+    ck_assert_int_eq(large->B, 8);
+    for (int i = 0; i < 8 * T; i++)
+        ck_assert(large->labels[i] == LM_IGNORE_INDEX || large->labels[i] == tokens[i]);
+    const int32_t *grown = large->input_ids;
+    ck_assert_int_eq(bert_test_mlm()->make_batch(o, tokens, 2, T, 2, &again), LM_OK);
+    ck_assert_ptr_eq(again->input_ids, grown); /* no allocation for a batch that fits */
+    ck_assert_int_eq(again->B, 2);
+    bert_test_mlm()->destroy(o);
 }
 END_TEST
 
@@ -329,6 +370,7 @@ static Suite *mlm_suite(void) {
     tcase_add_test(tc, test_bind_and_config_refusals);
     tcase_add_test(tc, test_debug_masking_logs_once);
     tcase_add_test(tc, test_mlm_batch_runs_through_bert);
+    tcase_add_test(tc, test_batch_belongs_to_the_objective);
     suite_add_tcase(s, tc);
     return s;
 }

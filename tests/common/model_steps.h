@@ -1,32 +1,224 @@
-/* A few training steps of an architecture plugin on one batch, for the
- * tests that train two models and compare them (tests/gpt2, tests/bert).
- * Header-only, like the rest of tests/common. */
+/* Driving an architecture plugin under ABI 2.0 in tests (tests/gpt2,
+ * tests/bert, tests/memory, tests/generate): a step state in the model's
+ * device memory, a forward whose loss is read back, host copies of the
+ * parameter and gradient buffers, and a few training steps with the adamw
+ * optimizer plugin.  Header-only, like the rest of tests/common; needs
+ * LM_TEST_PLUGIN_DIR (the build's plugin folder) for the optimizer. */
 #ifndef LMCORE_TESTS_MODEL_STEPS_H
 #define LMCORE_TESTS_MODEL_STEPS_H
 
 #include <check.h>
+#include <dlfcn.h>
+#include <math.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
-#include "lmcore/architecture.h"
-#include "lmcore/status.h"
+#include "lmcore/lmcore.h"
 
-/* `steps` steps of zero_grad, forward, backward, grad_norm and AdamW
- * (lr 1e-3, weight decay 0.01, gradients scaled by 0.5) on `batch`, with
- * dropout seed 99 and the step number as the dropout step; writes each
- * step's loss and gradient norm.  Fails the test on any error. */
-static inline void lm_test_train_steps(const lm_architecture_vtable *vt, void *model, lm_batch *batch, int steps,
-                                       float *losses, float *norms) {
+/* The model's parameter set (ck_assert on failure). */
+static inline lm_param_set lm_test_params(const lm_architecture_vtable *vt, void *model) {
+    lm_param_set set;
+    ck_assert_msg(vt->parameters(model, &set) == LM_OK, "%s", lm_error_message());
+    return set;
+}
+
+/* A zeroed step state in the model's device memory with this dropout key;
+ * free it with lm_test_state_free. */
+static inline lm_step_state *lm_test_state_new(const lm_architecture_vtable *vt, void *model, uint64_t seed,
+                                               uint64_t micro_batch) {
+    lm_param_set set = lm_test_params(vt, model);
+    lm_step_state *state = NULL;
+    ck_assert_msg(set.device->ops->alloc(set.device, (void **)&state, sizeof *state, "a test step state") == LM_OK,
+                  "%s", lm_error_message());
+    lm_step_state host;
+    memset(&host, 0, sizeof host);
+    host.seed = seed;
+    host.micro_batch = micro_batch;
+    host.clip_scale = 1.0f;
+    ck_assert_int_eq(set.device->ops->upload(set.device, state, &host, sizeof host), LM_OK);
+    return state;
+}
+
+static inline void lm_test_state_free(const lm_architecture_vtable *vt, void *model, lm_step_state *state) {
+    lm_param_set set = lm_test_params(vt, model);
+    set.device->ops->free(set.device, state);
+}
+
+/* The state as the device has it. */
+static inline lm_step_state lm_test_state_read(const lm_architecture_vtable *vt, void *model,
+                                               const lm_step_state *state) {
+    lm_param_set set = lm_test_params(vt, model);
+    lm_step_state host;
+    ck_assert_msg(set.device->ops->download(set.device, &host, state, sizeof host) == LM_OK, "%s",
+                  lm_error_message());
+    return host;
+}
+
+/* Sets the dropout key (seed, micro-batch counter) of a state. */
+static inline void lm_test_state_key(const lm_architecture_vtable *vt, void *model, lm_step_state *state,
+                                     uint64_t seed, uint64_t micro_batch) {
+    lm_param_set set = lm_test_params(vt, model);
+    uint64_t key[2] = {seed, micro_batch};
+    ck_assert_int_eq(set.device->ops->upload(set.device, state, key, sizeof key), LM_OK);
+}
+
+/* forward with a state, then the loss it wrote (NaN when the batch has no
+ * labels).  Returns the forward's status, its message in lm_error_message(). */
+static inline lm_status lm_test_forward(const lm_architecture_vtable *vt, void *model, const lm_batch *batch,
+                                        lm_step_state *state, float *loss) {
+    if (loss) *loss = NAN;
+    lm_status status = vt->forward(model, batch, state);
+    if (status != LM_OK || !state || !loss || !batch->labels) return status;
+    *loss = lm_test_state_read(vt, model, state).loss;
+    return LM_OK;
+}
+
+/* Host copies of the flat buffers (n_params floats; lm_free them). */
+static inline float *lm_test_read_params(const lm_architecture_vtable *vt, void *model) {
+    lm_param_set set = lm_test_params(vt, model);
+    float *host = NULL;
+    ck_assert_int_eq(lm_alloc((void **)&host, set.n_params * sizeof(float), "test params"), LM_OK);
+    ck_assert_int_eq(set.device->ops->download(set.device, host, set.params, set.n_params * sizeof(float)), LM_OK);
+    return host;
+}
+
+static inline float *lm_test_read_grads(const lm_architecture_vtable *vt, void *model) {
+    lm_param_set set = lm_test_params(vt, model);
+    float *host = NULL;
+    ck_assert_int_eq(lm_alloc((void **)&host, set.n_params * sizeof(float), "test grads"), LM_OK);
+    ck_assert_int_eq(set.device->ops->download(set.device, host, set.grads, set.n_params * sizeof(float)), LM_OK);
+    return host;
+}
+
+static inline void lm_test_write_params(const lm_architecture_vtable *vt, void *model, const float *host) {
+    lm_param_set set = lm_test_params(vt, model);
+    ck_assert_int_eq(set.device->ops->upload(set.device, set.params, host, set.n_params * sizeof(float)), LM_OK);
+    ck_assert_int_eq(set.device->ops->sync(set.device), LM_OK);
+}
+
+/* The model's device and what it has counted (downloads, syncs, uploads). */
+static inline lm_device *lm_test_device(const lm_architecture_vtable *vt, void *model) {
+    return lm_test_params(vt, model).device;
+}
+
+static inline lm_device_counters lm_test_counters(const lm_architecture_vtable *vt, void *model) {
+    lm_device *dev = lm_test_device(vt, model);
+    lm_device_counters c;
+    memset(&c, 0, sizeof c);
+    dev->ops->counters(dev, &c);
+    return c;
+}
+
+/* The descriptor of the tensor called `name` (ck_abort when there is none). */
+static inline const lm_param_desc *lm_test_find_desc(const lm_architecture_vtable *vt, void *model,
+                                                     const char *name) {
+    lm_param_set set = lm_test_params(vt, model);
+    for (size_t i = 0; i < set.n_descs; i++)
+        if (strcmp(set.descs[i].name, name) == 0) return &set.descs[i];
+    ck_abort_msg("no parameter %s", name);
+    return NULL;
+}
+
+/* Replaces the whole step state with `host` (the host fields of a run start:
+ * seed, micro_batch, step, max_grad_norm ...). */
+static inline void lm_test_state_write(const lm_architecture_vtable *vt, void *model, lm_step_state *state,
+                                       const lm_step_state *host) {
+    lm_device *dev = lm_test_device(vt, model);
+    ck_assert_int_eq(dev->ops->upload(dev, state, host, sizeof *host), LM_OK);
+}
+
+/* The adamw optimizer plugin's vtable (dlopen'd once, kept open). */
+static inline const lm_optimizer_vtable *lm_test_adamw(void) {
+    static const lm_optimizer_vtable *vt = NULL;
+    if (vt) return vt;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/lm_optimizer_adamw.so", LM_TEST_PLUGIN_DIR);
+    void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    ck_assert_msg(handle != NULL, "dlopen %s: %s", path, dlerror());
+    lm_plugin_describe_fn describe = (lm_plugin_describe_fn)dlsym(handle, LM_PLUGIN_DESCRIBE_SYMBOL);
+    ck_assert_msg(describe != NULL, "%s exports no %s", path, LM_PLUGIN_DESCRIBE_SYMBOL);
+    const lm_plugin_descriptor *d = describe();
+    ck_assert_int_eq(d->abi_major, LM_ABI_MAJOR);
+    ck_assert_int_eq(d->kind, LM_KIND_OPTIMIZER);
+    ck_assert_str_eq(d->name, "adamw");
+    vt = d->vtable;
+    return vt;
+}
+
+/* An adamw optimizer bound to the model: weight decay 0.01, torch's betas
+ * (0.9, 0.999) and eps 1e-8, given explicitly (what the PyTorch fixtures
+ * were made with, whatever the plugin's defaults). */
+static inline void *lm_test_adamw_bind(void *model, const lm_architecture_vtable *vt) {
+    lm_config *cfg = NULL;
+    ck_assert_int_eq(lm_config_create(&cfg, "optimizer 'adamw'"), LM_OK);
+    ck_assert_int_eq(lm_config_set_number(cfg, "weight_decay", 0.01), LM_OK);
+    ck_assert_int_eq(lm_config_set_number(cfg, "beta1", 0.9), LM_OK);
+    ck_assert_int_eq(lm_config_set_number(cfg, "beta2", 0.999), LM_OK);
+    ck_assert_int_eq(lm_config_set_number(cfg, "eps", 1e-8), LM_OK);
+    void *optimizer = NULL;
+    ck_assert_msg(lm_test_adamw()->create(&optimizer, cfg) == LM_OK, "%s", lm_error_message());
+    ck_assert_int_eq(lm_config_validate(cfg), LM_OK);
+    lm_config_destroy(cfg);
+    lm_param_set set = lm_test_params(vt, model);
+    ck_assert_msg(lm_test_adamw()->bind(optimizer, &set) == LM_OK, "%s", lm_error_message());
+    return optimizer;
+}
+
+/* One optimizer step at learning rate `lr` on the gradients the model holds:
+ * the global norm into *norm (no clipping beyond `clip_scale`, which the
+ * update multiplies the gradients by), AdamW, the step count + 1. */
+static inline void lm_test_adamw_step(const lm_architecture_vtable *vt, void *model, void *optimizer,
+                                      lm_step_state *state, double lr, float clip_scale, float *norm) {
+    lm_param_set set = lm_test_params(vt, model);
+    lm_device *dev = set.device;
+    ck_assert_int_eq(dev->ops->step_clip(dev, state, set.grads, LM_F32, set.n_params), LM_OK);
+    ck_assert_int_eq(dev->ops->upload(dev, &state->lr, &lr, sizeof lr), LM_OK);
+    ck_assert_int_eq(dev->ops->upload(dev, &state->clip_scale, &clip_scale, sizeof clip_scale), LM_OK);
+    ck_assert_msg(lm_test_adamw()->step(optimizer, state) == LM_OK, "%s", lm_error_message());
+    if (norm) *norm = lm_test_state_read(vt, model, state).grad_norm;
+    ck_assert_int_eq(dev->ops->step_finish(dev, state), LM_OK);
+    ck_assert_msg(dev->ops->sync(dev) == LM_OK, "%s", lm_error_message());
+}
+
+/* One optimizer step as the trainer runs it, with clipping on the device:
+ * max_grad_norm and the learning rate into the state, step_clip (the norm,
+ * and clip_scale = torch's clip coefficient when the norm exceeds
+ * max_grad_norm), AdamW (which reads lr as a float, clip_scale as its
+ * gradient scale and t = step + 1), step_finish.  Writes the norm and the
+ * clip scale the update used. */
+static inline void lm_test_adamw_clipped_step(const lm_architecture_vtable *vt, void *model, void *optimizer,
+                                              lm_step_state *state, double lr, double max_grad_norm, float *norm,
+                                              float *clip_scale) {
+    lm_param_set set = lm_test_params(vt, model);
+    lm_device *dev = set.device;
+    ck_assert_int_eq(dev->ops->upload(dev, &state->max_grad_norm, &max_grad_norm, sizeof max_grad_norm), LM_OK);
+    ck_assert_int_eq(dev->ops->upload(dev, &state->lr, &lr, sizeof lr), LM_OK);
+    ck_assert_int_eq(dev->ops->step_clip(dev, state, set.grads, (lm_dtype)set.grad_dtype, set.n_params), LM_OK);
+    ck_assert_msg(lm_test_adamw()->step(optimizer, state) == LM_OK, "%s", lm_error_message());
+    lm_step_state host = lm_test_state_read(vt, model, state);
+    if (norm) *norm = host.grad_norm;
+    if (clip_scale) *clip_scale = host.clip_scale;
+    ck_assert_int_eq(dev->ops->step_finish(dev, state), LM_OK);
+    ck_assert_msg(dev->ops->sync(dev) == LM_OK, "%s", lm_error_message());
+}
+
+/* `steps` steps of forward, backward (gradients written), the norm and
+ * AdamW (lr 1e-3, weight decay 0.01, gradients scaled by 0.5) on `batch`,
+ * with dropout seed 99 and the step number as the micro-batch counter;
+ * writes each step's loss and gradient norm.  Fails the test on any error. */
+static inline void lm_test_train_steps(const lm_architecture_vtable *vt, void *model, const lm_batch *batch,
+                                       int steps, float *losses, float *norms) {
+    void *optimizer = lm_test_adamw_bind(model, vt);
+    lm_step_state *state = lm_test_state_new(vt, model, 99, 0);
     for (int step = 0; step < steps; step++) {
-        batch->seed = 99;
-        batch->step = (uint64_t)step;
-        ck_assert_int_eq(vt->zero_grad(model), LM_OK);
-        ck_assert_msg(vt->forward(model, batch, &losses[step]) == LM_OK, "%s", lm_error_message());
-        ck_assert_msg(vt->backward(model, 1.0f) == LM_OK, "%s", lm_error_message());
-        ck_assert_msg(vt->grad_norm(model, &norms[step]) == LM_OK, "%s", lm_error_message());
-        lm_optim_params p = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f,
-                             .grad_scale = 0.5f, .t = step + 1};
-        ck_assert_msg(vt->optimizer_step(model, &p) == LM_OK, "%s", lm_error_message());
+        lm_test_state_key(vt, model, state, 99, (uint64_t)step);
+        ck_assert_msg(lm_test_forward(vt, model, batch, state, &losses[step]) == LM_OK, "%s", lm_error_message());
+        ck_assert_msg(vt->backward(model, 1.0f, 0) == LM_OK, "%s", lm_error_message());
+        lm_test_adamw_step(vt, model, optimizer, state, 1e-3, 0.5f, &norms[step]);
     }
+    lm_test_state_free(vt, model, state);
+    lm_test_adamw()->destroy(optimizer);
 }
 
 /* The recompute= settings each architecture must train with bit for bit as

@@ -34,7 +34,7 @@ static size_t count_lines(const char *s) {
 
 START_TEST(version_and_help) {
     ck_assert_int_eq(run(EXE " --version"), 0);
-    ck_assert(strstr(output, "lmcore 0.1.0") != NULL);
+    ck_assert(strstr(output, "lmcore 0.2.0") != NULL);
     ck_assert_int_eq(run(EXE " help"), 0);
     ck_assert(strstr(output, "run SCRIPT [key=value ...]") != NULL);
     ck_assert(strstr(output, "new-plugin KIND NAME [DIR]") != NULL);
@@ -107,7 +107,7 @@ END_TEST
  * (found next to the executable), from any directory. */
 START_TEST(shipped_scripts_run_by_name) {
     ck_assert_int_eq(run("cd / && " EXE " run hello name=by_name"), 0);
-    ck_assert(strstr(output, "hello from lmcore 0.1.0, by_name") != NULL);
+    ck_assert(strstr(output, "hello from lmcore 0.2.0, by_name") != NULL);
     ck_assert_int_eq(run("cd / && " EXE " run hello.lua"), 0);
     ck_assert(strstr(output, "hello from lmcore") != NULL);
     ck_assert_int_eq(run("cd / && " EXE " run helo"), 1);

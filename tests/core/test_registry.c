@@ -49,10 +49,41 @@ START_TEST(refusals) {
     expect_refusal(TP "bad_major/lm_test_bad_major.so", LM_ERR_ABI, "major versions differ");
     expect_refusal(TP "newer_minor/lm_test_newer_minor.so", LM_ERR_ABI, "newer than this lmcore");
     expect_refusal(TP "missing_slot/lm_test_missing_slot.so", LM_ERR_ABI, "lacks the required function 'log'");
+    expect_refusal(TP "missing_optimizer_slot/lm_test_missing_optimizer_slot.so", LM_ERR_ABI,
+                   "optimizer plugin 'no_step' lacks the required function 'step' in its vtable");
     expect_refusal(TP "not_a_plugin/lm_test_not_a_plugin.so", LM_ERR_FORMAT, "not an lmcore plugin");
     expect_refusal(TP "garbage/lm_garbage.so", LM_ERR_FORMAT, "not a loadable shared object");
     expect_refusal(TP "bad_kind/lm_test_bad_kind.so", LM_ERR_FORMAT, "unknown plugin kind 42");
     expect_refusal(TP "nonexistent/lm_nothing.so", LM_ERR_FORMAT, "not a loadable shared object");
+}
+END_TEST
+
+/* The versions in a refusal are the plugin's and this core's. */
+START_TEST(major_refusal_names_both_versions) {
+    char needle[128];
+    snprintf(needle, sizeof needle, "built for plugin ABI %d.0 but this lmcore speaks ABI %d.%d", LM_ABI_MAJOR + 1,
+             LM_ABI_MAJOR, LM_ABI_MINOR);
+    expect_refusal(TP "bad_major/lm_test_bad_major.so", LM_ERR_ABI, needle);
+    snprintf(needle, sizeof needle, "built for plugin ABI %d.%d, newer than this lmcore's ABI %d.%d", LM_ABI_MAJOR,
+             LM_ABI_MINOR + 1, LM_ABI_MAJOR, LM_ABI_MINOR);
+    expect_refusal(TP "newer_minor/lm_test_newer_minor.so", LM_ERR_ABI, needle);
+}
+END_TEST
+
+/* ABI 2 added the optimizer kind: named in messages and listings. */
+START_TEST(optimizer_kind_is_known) {
+    ck_assert_str_eq(lm_plugin_kind_name(LM_KIND_OPTIMIZER), "optimizer");
+    lm_plugin_kind kind = LM_KIND_TOKENIZER;
+    ck_assert(lm_plugin_kind_parse("optimizer", &kind));
+    ck_assert_int_eq(kind, LM_KIND_OPTIMIZER);
+    ck_assert(!lm_plugin_kind_parse("optimiser", &kind));
+    ck_assert_str_eq(lm_plugin_kind_name((lm_plugin_kind)(LM_KIND_COUNT + 1)), "unknown");
+    lm_registry *r = registry();
+    lm_registry_scan_dir(r, LM_TEST_PLUGIN_DIR);
+    const lm_plugin *p;
+    ck_assert_int_eq(lm_registry_find(r, LM_KIND_OPTIMIZER, "adamv", &p), LM_ERR_NOT_FOUND);
+    ck_assert_ptr_nonnull(strstr(lm_error_message(), "unknown optimizer plugin 'adamv'"));
+    lm_registry_destroy(r);
 }
 END_TEST
 
@@ -131,6 +162,8 @@ int main(void) {
     TCase *tc = tcase_create("load");
     tcase_add_test(tc, good_plugin_loads_and_instantiates);
     tcase_add_test(tc, refusals);
+    tcase_add_test(tc, major_refusal_names_both_versions);
+    tcase_add_test(tc, optimizer_kind_is_known);
     tcase_add_test(tc, duplicate_name_is_refused);
     tcase_add_test(tc, short_vtable_reads_missing_slots_as_null);
     tcase_add_test(tc, unknown_plugin_names_available_ones);

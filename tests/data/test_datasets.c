@@ -97,15 +97,26 @@ static void close_dataset(dataset *ds) {
     lm_config_destroy(ds->cfg);
 }
 
-static size_t row_count(dataset *ds, const char *split) {
-    size_t n = 0;
-    ck_assert_msg(ds->vt->row_count(ds->self, split, &n) == LM_OK, "%s", lm_error_message());
-    return n;
+/* The split's rows: open_split must succeed. */
+static const lm_text_source *source(dataset *ds, const char *split) {
+    const lm_text_source *src = NULL;
+    ck_assert_msg(ds->vt->open_split(ds->self, split, &src) == LM_OK, "%s", lm_error_message());
+    ck_assert_ptr_nonnull(src);
+    return src;
 }
 
+/* open_split's status, for splits that must fail (the source is not kept). */
+static lm_status open_status(dataset *ds, const char *split) {
+    const lm_text_source *src = NULL;
+    return ds->vt->open_split(ds->self, split, &src);
+}
+
+static size_t row_count(dataset *ds, const char *split) { return source(ds, split)->count; }
+
 static const char *row(dataset *ds, const char *split, size_t index, size_t *len) {
+    const lm_text_source *src = source(ds, split);
     const char *text = NULL;
-    ck_assert_msg(ds->vt->row(ds->self, split, index, &text, len) == LM_OK, "%s", lm_error_message());
+    ck_assert_msg(src->row(src->ctx, index, &text, len) == LM_OK, "%s", lm_error_message());
     return text;
 }
 
@@ -167,7 +178,12 @@ START_TEST(wikitext_rows_match_hugging_face) {
     size_t len;
     const char *third = row(&ds, "test", 3, &len);
     ck_assert_int_eq(strncmp(third, " Robert Boulter is an English film , television and theatre actor", 65), 0);
-    ck_assert_int_eq(ds.vt->row(ds.self, "test", 4358, &third, &len), LM_ERR_INVALID);
+    /* The same source every time; past the end is an error naming split, index and count. */
+    const lm_text_source *test = source(&ds, "test");
+    ck_assert_ptr_eq(test, source(&ds, "test"));
+    ck_assert_str_eq(test->name, "test");
+    ck_assert_int_eq(test->row(test->ctx, 4358, &third, &len), LM_ERR_INVALID);
+    ck_assert_str_eq(lm_error_message(), "dataset 'wikitext', split 'test': row 4358 out of range (4358 rows)");
     close_dataset(&ds);
 }
 END_TEST
@@ -176,9 +192,7 @@ START_TEST(wikitext_fingerprint_hashes_the_file) {
     dataset ds;
     const char *settings[] = {"path=" WIKITEXT_DIR, NULL};
     ck_assert_int_eq(open_dataset(&ds, "wikitext", settings), LM_OK);
-    uint64_t test_hash, valid_hash;
-    ck_assert_int_eq(ds.vt->fingerprint(ds.self, "test", &test_hash), LM_OK);
-    ck_assert_int_eq(ds.vt->fingerprint(ds.self, "validation", &valid_hash), LM_OK);
+    uint64_t test_hash = source(&ds, "test")->fingerprint, valid_hash = source(&ds, "validation")->fingerprint;
     ck_assert(test_hash == file_hash(WIKITEXT_DIR "/wiki.test.raw"));
     ck_assert(valid_hash == file_hash(WIKITEXT_DIR "/wiki.valid.raw"));
     ck_assert(test_hash != valid_hash);
@@ -192,17 +206,15 @@ START_TEST(wikitext_missing_split_says_how_to_fetch) {
     dataset ds;
     const char *settings[] = {"path=" WIKITEXT_DIR, NULL};
     ck_assert_int_eq(open_dataset(&ds, "wikitext", settings), LM_OK);
-    size_t n;
-    ck_assert_int_eq(ds.vt->row_count(ds.self, "train", &n), LM_ERR_IO);
+    ck_assert_int_eq(open_status(&ds, "train"), LM_ERR_IO);
     const char *msg = lm_error_message();
     ck_assert_msg(strstr(msg, "wiki.train.raw") != NULL, "%s", msg);
     ck_assert_msg(strstr(msg, "scripts/fetch_wikitext2.sh") != NULL, "%s", msg);
     ck_assert_msg(strstr(msg, "train=") != NULL, "%s", msg);
-    uint64_t h;
-    ck_assert_int_eq(ds.vt->fingerprint(ds.self, "train", &h), LM_ERR_IO);
+    ck_assert_int_eq(open_status(&ds, "train"), LM_ERR_IO); /* fails again, the same way */
     ck_assert_uint_eq(row_count(&ds, "test"), 4358);
-    ck_assert_int_eq(ds.vt->row_count(ds.self, "dev", &n), LM_ERR_NOT_FOUND);
-    ck_assert_ptr_nonnull(strstr(lm_error_message(), "'dev'"));
+    ck_assert_int_eq(open_status(&ds, "dev"), LM_ERR_NOT_FOUND);
+    ck_assert_str_eq(lm_error_message(), "dataset 'wikitext' has no split 'dev' (its splits: train, validation, test)");
     close_dataset(&ds);
 }
 END_TEST
@@ -246,17 +258,14 @@ START_TEST(wikitext_follows_python_line_semantics) {
     assert_row(&ds, "test", 4, "a\n");
     assert_row(&ds, "test", 5, "b\n");
     assert_row(&ds, "test", 6, "\xc3\xa9 last");
-    uint64_t h;
-    ck_assert_int_eq(ds.vt->fingerprint(ds.self, "test", &h), LM_OK);
-    ck_assert(h == lm_hash64(text, sizeof text - 1, LM_HASH_SEED)); /* the bytes as stored */
+    ck_assert(source(&ds, "test")->fingerprint == lm_hash64(text, sizeof text - 1, LM_HASH_SEED)); /* as stored */
     close_dataset(&ds);
 
     const char bad[] = "ok\nstill ok\nbad \xff byte\n";
     path = temp_file("bad.raw", bad, sizeof bad - 1);
     snprintf(setting, sizeof setting, "validation=%s", path);
     ck_assert_int_eq(open_dataset(&ds, "wikitext", settings), LM_OK);
-    size_t n;
-    ck_assert_int_eq(ds.vt->row_count(ds.self, "validation", &n), LM_ERR_FORMAT);
+    ck_assert_int_eq(open_status(&ds, "validation"), LM_ERR_FORMAT);
     char where[600];
     snprintf(where, sizeof where, "%s:3: invalid UTF-8", path);
     ck_assert_msg(strstr(lm_error_message(), where) != NULL, "%s", lm_error_message());
@@ -292,14 +301,16 @@ START_TEST(text_rows_strip_newlines) {
     assert_row(&ds, "train", 3, "last without newline");
     assert_row(&ds, "train", 4, "\xc3\xa9t\xc3\xa9");
     ck_assert_uint_eq(row_count(&ds, "test"), 1);
-    uint64_t h;
-    ck_assert_int_eq(ds.vt->fingerprint(ds.self, "train", &h), LM_OK);
-    ck_assert(h == lm_hash64(b, sizeof b - 1, lm_hash64(a, sizeof a - 1, LM_HASH_SEED)));
-    size_t n;
-    ck_assert_int_eq(ds.vt->row_count(ds.self, "validation", &n), LM_ERR_NOT_FOUND);
+    const lm_text_source *train_rows = source(&ds, "train");
+    ck_assert(train_rows->fingerprint == lm_hash64(b, sizeof b - 1, lm_hash64(a, sizeof a - 1, LM_HASH_SEED)));
+    const char *text;
+    size_t len;
+    ck_assert_int_eq(train_rows->row(train_rows->ctx, 5, &text, &len), LM_ERR_INVALID);
+    ck_assert_str_eq(lm_error_message(), "dataset 'text', split 'train': row 5 out of range (5 rows)");
+    ck_assert_int_eq(open_status(&ds, "validation"), LM_ERR_NOT_FOUND);
     ck_assert_str_eq(lm_error_message(), "dataset 'text' has no split 'validation': give its files with "
                                          "validation=<file>");
-    ck_assert_int_eq(ds.vt->row_count(ds.self, "dev", &n), LM_ERR_NOT_FOUND); /* no such key exists */
+    ck_assert_int_eq(open_status(&ds, "dev"), LM_ERR_NOT_FOUND); /* no such key exists */
     ck_assert_str_eq(lm_error_message(), "dataset 'text' has no split 'dev' (it knows train, validation and test, "
                                          "each given as <split>=<file>)");
     close_dataset(&ds);
@@ -316,8 +327,7 @@ START_TEST(text_errors_name_file_and_line) {
     const char *settings[] = {setting, NULL};
     dataset ds;
     ck_assert_int_eq(open_dataset(&ds, "text", settings), LM_OK);
-    size_t n;
-    ck_assert_int_eq(ds.vt->row_count(ds.self, "train", &n), LM_ERR_FORMAT);
+    ck_assert_int_eq(open_status(&ds, "train"), LM_ERR_FORMAT);
     char where[600];
     snprintf(where, sizeof where, "%s:3: invalid UTF-8", path);
     ck_assert_msg(strstr(lm_error_message(), where) != NULL, "%s", lm_error_message());
@@ -325,7 +335,7 @@ START_TEST(text_errors_name_file_and_line) {
 
     const char *missing[] = {"validation=/nonexistent/valid.txt", NULL};
     ck_assert_int_eq(open_dataset(&ds, "text", missing), LM_OK);
-    ck_assert_int_eq(ds.vt->row_count(ds.self, "validation", &n), LM_ERR_IO);
+    ck_assert_int_eq(open_status(&ds, "validation"), LM_ERR_IO);
     ck_assert_ptr_nonnull(strstr(lm_error_message(), "/nonexistent/valid.txt"));
     close_dataset(&ds);
 
@@ -354,9 +364,7 @@ START_TEST(jsonl_rows_from_field) {
     assert_row(&ds, "train", 0, "hello");
     assert_row(&ds, "train", 1, "a\nb \xc3\xa9");
     assert_row(&ds, "train", 2, "");
-    uint64_t h;
-    ck_assert_int_eq(ds.vt->fingerprint(ds.self, "train", &h), LM_OK);
-    ck_assert(h == lm_hash64(data, sizeof data - 1, LM_HASH_SEED));
+    ck_assert(source(&ds, "train")->fingerprint == lm_hash64(data, sizeof data - 1, LM_HASH_SEED));
     close_dataset(&ds);
 
     const char *with_field[] = {setting, "field=body", NULL};
@@ -392,8 +400,7 @@ START_TEST(jsonl_bad_line_names_file_and_line) {
     const char *settings[] = {setting, NULL};
     dataset ds;
     ck_assert_int_eq(open_dataset(&ds, "jsonl", settings), LM_OK);
-    size_t rows;
-    ck_assert_int_eq(ds.vt->row_count(ds.self, "validation", &rows), LM_ERR_FORMAT);
+    ck_assert_int_eq(open_status(&ds, "validation"), LM_ERR_FORMAT);
     char where[600];
     snprintf(where, sizeof where, "%s%s", path, bad_jsonl_lines[_i].where);
     const char *msg = lm_error_message();

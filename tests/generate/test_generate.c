@@ -21,6 +21,7 @@
 #include "gpt2_test_util.h"
 #include "kernels.h"
 #include "lmcore/tensor.h"
+#include "model_steps.h"
 #include "registry.h"
 #include "test_main.h"
 
@@ -51,16 +52,16 @@ static void make_ids(int32_t *ids, int n, uint64_t seed) {
     }
 }
 
-/* Logits of the last of `n` tokens from one full forward (B = 1, T = n). */
+/* Logits of the last of `n` tokens from one full forward (B = 1, T = n),
+ * an inference forward: no labels, no step state. */
 static void full_forward_last(void *model, const int32_t *ids, int n, float *last) {
     const lm_architecture_vtable *vt = gpt2_test_arch();
     lm_batch batch;
     memset(&batch, 0, sizeof batch);
     batch.B = 1;
     batch.T = n;
-    batch.input_ids = (int32_t *)ids;
-    float loss;
-    ck_assert_msg(vt->forward(model, &batch, &loss) == LM_OK, "%s", lm_error_message());
+    batch.input_ids = ids;
+    ck_assert_msg(vt->forward(model, &batch, NULL) == LM_OK, "%s", lm_error_message());
     float *all = malloc((size_t)n * TINY_VOCAB * sizeof(float));
     ck_assert_msg(vt->logits(model, all, (size_t)n * TINY_VOCAB) == LM_OK, "%s", lm_error_message());
     memcpy(last, all + (size_t)(n - 1) * TINY_VOCAB, TINY_VOCAB * sizeof(float));
@@ -478,17 +479,23 @@ START_TEST(test_limits_and_misuse) {
     full_forward_last(model, ids, 8, full);
     ck_assert(relative_error(logits, full, TINY_VOCAB) < LOGIT_TOLERANCE);
 
-    /* New weights make the cache stale: steps are refused until a reset. */
-    const size_t n_params = (size_t)gpt2_test_n_params(model);
-    float *weights = malloc(n_params * sizeof(float));
-    ck_assert_int_eq(vt->read_buffer(model, LM_BUFFER_PARAMS, weights), LM_OK);
-    ck_assert_int_eq(vt->write_buffer(model, LM_BUFFER_PARAMS, weights), LM_OK);
-    expect_error(vt->generate_step(model, ids, 1, logits), LM_ERR_INVALID, "generate_reset");
+    /* The cache holds the keys and values of the weights at the reset:
+     * whoever writes new weights through the parameter set (an optimizer,
+     * a checkpoint load) resets, and the steps then follow the new weights. */
+    float *weights = lm_test_read_params(vt, model);
+    const lm_param_desc *ln_f = lm_test_find_desc(vt, model, "transformer.ln_f.bias");
+    for (int c = 0; c < 64; c++) weights[ln_f->offset + (size_t)c] += 0.25f * (float)((c % 5) - 2);
+    lm_test_write_params(vt, model, weights);
+    reset_ok(model, 8);
+    step_ok(model, ids, 5, logits);
+    full_forward_last(model, ids, 5, full);
+    ck_assert(relative_error(logits, full, TINY_VOCAB) < LOGIT_TOLERANCE);
+    /* init_weights makes the cache stale: steps are refused until a reset. */
+    ck_assert_int_eq(vt->init_weights(model, 5), LM_OK);
+    expect_error(vt->generate_step(model, ids + 5, 1, logits), LM_ERR_INVALID, "generate_reset");
     reset_ok(model, 8);
     step_ok(model, ids, 1, logits);
-    ck_assert_int_eq(vt->init_weights(model, 5), LM_OK);
-    expect_error(vt->generate_step(model, ids + 1, 1, logits), LM_ERR_INVALID, "generate_reset");
-    free(weights);
+    lm_free(weights);
     vt->destroy(model);
 
     /* Destroying a model right after reset (cache allocated, never stepped) is fine. */
@@ -507,13 +514,21 @@ START_TEST(test_forward_between_steps) {
     float logits[TINY_VOCAB], full[TINY_VOCAB];
     reset_ok(model, 24);
     step_ok(model, ids, 10, logits);
+    /* A training forward and backward (with labels and a step state). */
+    int32_t labels[2 * 16];
+    make_ids(labels, 2 * 16, 8);
     lm_batch batch;
     memset(&batch, 0, sizeof batch);
     batch.B = 2;
     batch.T = 16;
     batch.input_ids = other;
-    float loss;
-    ck_assert_int_eq(gpt2_test_arch()->forward(model, &batch, &loss), LM_OK);
+    batch.labels = labels;
+    batch.n_targets = 2 * 16;
+    lm_step_state *state = lm_test_state_new(gpt2_test_arch(), model, 1, 0);
+    ck_assert_msg(gpt2_test_arch()->set_training(model, 1) == LM_OK, "%s", lm_error_message());
+    ck_assert_msg(gpt2_test_arch()->forward(model, &batch, state) == LM_OK, "%s", lm_error_message());
+    ck_assert_msg(gpt2_test_arch()->backward(model, 1.0f, 0) == LM_OK, "%s", lm_error_message());
+    lm_test_state_free(gpt2_test_arch(), model, state);
     for (int t = 10; t < 24; t++) step_ok(model, &ids[t], 1, logits);
     full_forward_last(model, ids, 24, full);
     double rel = relative_error(logits, full, TINY_VOCAB);
@@ -579,7 +594,7 @@ int main(void) {
         printf("%s: %s\n", require && strcmp(require, "1") == 0 ? "FAILED" : "SKIPPED", lm_error_message());
         return require && strcmp(require, "1") == 0 ? EXIT_FAILURE : 77;
     }
-    probe->ops->destroy(probe);
+    lm_backend_release(probe);
     return lm_test_run_suites_nofork(generate_suite(), NULL);
 #else
     return lm_test_run_suites(generate_suite(), NULL);

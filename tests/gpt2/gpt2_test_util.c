@@ -9,6 +9,7 @@
 
 #include "lmcore/plugin.h"
 #include "lmcore/tensor.h"
+#include "model_steps.h"
 
 const void *gpt2_test_vtable(const char *file, int kind) {
     char path[1024];
@@ -61,17 +62,15 @@ int64_t gpt2_test_n_params(void *model) {
 }
 
 float *gpt2_test_read_named(void *model, const char *path) {
-    const lm_architecture_vtable *vt = gpt2_test_arch();
-    const lm_param_desc *descs = NULL;
-    size_t count = 0;
-    ck_assert_int_eq(vt->params(model, &descs, &count), LM_OK);
+    const lm_param_set set = lm_test_params(gpt2_test_arch(), model);
     float *host = NULL;
-    ck_assert_int_eq(lm_alloc((void **)&host, (size_t)gpt2_test_n_params(model) * sizeof(float), "test"), LM_OK);
+    ck_assert_int_eq(lm_alloc((void **)&host, set.n_params * sizeof(float), "test"), LM_OK);
+    memset(host, 0, set.n_params * sizeof(float)); /* padding rows beyond a tensor's shape stay zero */
     lm_safetensors *st = NULL;
     ck_assert_msg(lm_safetensors_open(path, &st) == LM_OK, "%s", lm_error_message());
-    for (size_t i = 0; i < count; i++) {
-        lm_status status = lm_safetensors_read_f32(st, descs[i].name, descs[i].shape, descs[i].ndim,
-                                                   host + descs[i].offset);
+    for (size_t i = 0; i < set.n_descs; i++) {
+        const lm_param_desc *d = &set.descs[i];
+        lm_status status = lm_safetensors_read_f32(st, d->name, d->shape, d->ndim, host + d->offset);
         ck_assert_msg(status == LM_OK, "%s", lm_error_message());
     }
     lm_safetensors_close(st);
@@ -80,7 +79,7 @@ float *gpt2_test_read_named(void *model, const char *path) {
 
 void gpt2_test_load_weights(void *model, const char *path) {
     float *host = gpt2_test_read_named(model, path);
-    ck_assert_int_eq(gpt2_test_arch()->write_buffer(model, LM_BUFFER_PARAMS, host), LM_OK);
+    lm_test_write_params(gpt2_test_arch(), model, host);
     lm_free(host);
 }
 

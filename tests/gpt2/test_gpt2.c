@@ -38,11 +38,12 @@ static const char *const tiny_model[] = {"device=" GPT2_TEST_DEVICE, "precision=
 
 typedef struct fixture_batch {
     int32_t B, T;
-    int32_t *tokens, *input_ids, *labels;
-    lm_batch batch;
+    int32_t *tokens, *input_ids, *labels; /* copies of the objective's arrays */
+    lm_batch batch;                       /* pointing at the copies */
 } fixture_batch;
 
-/* The fixture's ids turned into a batch by the clm objective. */
+/* The fixture's ids turned into a batch by the clm objective (which owns
+ * the batch it makes: the test keeps a copy). */
 static void make_fixture_batch(void *model, fixture_batch *fb) {
     lm_safetensors *st = NULL;
     ck_assert_msg(lm_safetensors_open(REF_PATH, &st) == LM_OK, "%s", lm_error_message());
@@ -69,11 +70,16 @@ static void make_fixture_batch(void *model, fixture_batch *fb) {
     lm_vocab_info vocab = {.vocab_size = 512, .unk_id = -1, .pad_id = -1, .bos_id = 511, .eos_id = 511,
                            .cls_id = -1, .sep_id = -1, .mask_id = -1};
     ck_assert_msg(clm->bind(objective, &info, &vocab) == LM_OK, "%s", lm_error_message());
-    memset(&fb->batch, 0, sizeof fb->batch);
+    const lm_batch *made = NULL;
+    ck_assert_msg(clm->make_batch(objective, fb->tokens, fb->B, fb->T, 0, &made) == LM_OK, "%s", lm_error_message());
+    ck_assert_int_eq(made->B, fb->B);
+    ck_assert_int_eq(made->T, fb->T);
+    ck_assert_int_eq(made->n_targets, (int64_t)fb->B * (fb->T - 1));
+    memcpy(fb->input_ids, made->input_ids, n * sizeof(int32_t));
+    memcpy(fb->labels, made->labels, n * sizeof(int32_t));
+    fb->batch = *made;
     fb->batch.input_ids = fb->input_ids;
     fb->batch.labels = fb->labels;
-    ck_assert_int_eq(clm->make_batch(objective, fb->tokens, fb->B, fb->T, 0, &fb->batch), LM_OK);
-    ck_assert_int_eq(fb->batch.n_targets, (int64_t)fb->B * (fb->T - 1));
     clm->destroy(objective);
     lm_config_destroy(cfg);
 }
@@ -113,8 +119,8 @@ START_TEST(test_forward_backward_match_pytorch) {
     lm_safetensors *ref = NULL;
     ck_assert_int_eq(lm_safetensors_open(REF_PATH, &ref), LM_OK);
     float loss = 0.0f;
-    ck_assert_msg(vt->zero_grad(model) == LM_OK, "%s", lm_error_message());
-    ck_assert_msg(vt->forward(model, &fb.batch, &loss) == LM_OK, "%s", lm_error_message());
+    lm_step_state *state = lm_test_state_new(vt, model, 0, 0);
+    ck_assert_msg(lm_test_forward(vt, model, &fb.batch, state, &loss) == LM_OK, "%s", lm_error_message());
     float ref_loss = read_scalar(ref, "loss", 0);
     double loss_rel = fabs((double)loss - ref_loss) / fabs((double)ref_loss);
     printf("gpt2 parity (%s): loss %.7f (pytorch %.7f), relative error %.2e\n", GPT2_TEST_PRECISION, loss, ref_loss,
@@ -133,14 +139,15 @@ START_TEST(test_forward_backward_match_pytorch) {
     ck_assert_msg(err / mag < TOL_LOGITS, "logits differ from pytorch: max abs error %g", err);
     free(logits);
 
-    ck_assert_msg(vt->backward(model, 1.0f) == LM_OK, "%s", lm_error_message());
-    float *grads = NULL;
-    ck_assert_int_eq(lm_alloc((void **)&grads, (size_t)info.n_params * sizeof(float), "grads"), LM_OK);
-    ck_assert_int_eq(vt->read_buffer(model, LM_BUFFER_GRADS, grads), LM_OK);
+    ck_assert_msg(vt->backward(model, 1.0f, 0) == LM_OK, "%s", lm_error_message());
+    float *grads = lm_test_read_grads(vt, model);
     float *ref_grads = gpt2_test_read_named(model, GRADS_PATH);
-    const lm_param_desc *descs;
-    size_t count;
-    ck_assert_int_eq(vt->params(model, &descs, &count), LM_OK);
+    const lm_param_set set = lm_test_params(vt, model);
+    ck_assert_uint_eq(set.n_params, (size_t)info.n_params);
+    ck_assert_int_eq(set.grad_dtype, LM_F32);
+    ck_assert_ptr_nonnull(set.device);
+    const lm_param_desc *descs = set.descs;
+    size_t count = set.n_descs;
     ck_assert_int_eq(count, 2 + 2 * 12 + 2);
     double worst = 0.0;
     const char *worst_name = "";
@@ -159,11 +166,14 @@ START_TEST(test_forward_backward_match_pytorch) {
     }
     printf("gpt2 parity: %zu gradients, worst relative error %.2e (%s)\n", count, worst, worst_name);
     /* The next backward without a forward is refused: dlogits are spent. */
-    ck_assert_int_eq(vt->backward(model, 1.0f), LM_ERR_INVALID);
+    ck_assert_int_eq(vt->backward(model, 1.0f, 0), LM_ERR_INVALID);
+    ck_assert_int_eq(vt->backward(model, 1.0f, 1), LM_ERR_INVALID);
+    ck_assert_msg(strstr(lm_error_message(), "once per forward"), "%s", lm_error_message());
 
     lm_free(grads);
     lm_free(ref_grads);
     lm_safetensors_close(ref);
+    lm_test_state_free(vt, model, state);
     free_fixture_batch(&fb);
     vt->destroy(model);
 }
@@ -179,23 +189,27 @@ START_TEST(test_adamw_steps_match_pytorch) {
     make_fixture_batch(model, &fb);
     lm_safetensors *ref = NULL;
     ck_assert_int_eq(lm_safetensors_open(REF_PATH, &ref), LM_OK);
+    void *optimizer = lm_test_adamw_bind(model, vt); /* betas (0.9, 0.999), eps 1e-8, weight decay 0.01 */
+    lm_step_state *state = lm_test_state_new(vt, model, 0, 0);
 
     double worst_loss = 0.0, worst_norm = 0.0;
     int clipped = 0;
     for (int step = 0; step < 10; step++) {
-        float loss, norm;
-        fb.batch.step = (uint64_t)step;
-        ck_assert_int_eq(vt->zero_grad(model), LM_OK);
-        ck_assert_msg(vt->forward(model, &fb.batch, &loss) == LM_OK, "%s", lm_error_message());
-        ck_assert_msg(vt->backward(model, 1.0f) == LM_OK, "%s", lm_error_message());
-        ck_assert_msg(vt->grad_norm(model, &norm) == LM_OK, "%s", lm_error_message());
-        /* torch.nn.utils.clip_grad_norm_: coefficient max_norm / (norm + 1e-6), at most 1. */
-        float scale = 1.0f / (norm + 1e-6f);
-        if (scale > 1.0f) scale = 1.0f;
-        else clipped++;
-        lm_optim_params p = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f,
-                             .grad_scale = scale, .t = step + 1};
-        ck_assert_msg(vt->optimizer_step(model, &p) == LM_OK, "%s", lm_error_message());
+        float loss, norm, scale;
+        lm_test_state_key(vt, model, state, 0, (uint64_t)step);
+        ck_assert_msg(lm_test_forward(vt, model, &fb.batch, state, &loss) == LM_OK, "%s", lm_error_message());
+        ck_assert_msg(vt->backward(model, 1.0f, 0) == LM_OK, "%s", lm_error_message());
+        /* Clipping at 1.0 on the device, AdamW at lr 1e-3 (t = step + 1). */
+        lm_test_adamw_clipped_step(vt, model, optimizer, state, 1e-3, 1.0, &norm, &scale);
+        /* torch.nn.utils.clip_grad_norm_: coefficient max_norm / (norm + 1e-6), applied below 1. */
+        double coefficient = 1.0 / ((double)norm + 1e-6);
+        if (coefficient < 1.0) {
+            clipped++;
+            ck_assert_msg(fabs(scale - coefficient) <= 1e-7 * coefficient, "step %d: clip scale %.9g, torch %.9g",
+                          step, scale, coefficient);
+        } else {
+            ck_assert_msg(scale == 1.0f, "step %d: norm %g under 1 but clip scale %g", step, norm, scale);
+        }
         float ref_loss = read_scalar(ref, "step_losses", (size_t)step);
         float ref_norm = read_scalar(ref, "step_grad_norms", (size_t)step);
         double loss_rel = fabs((double)loss - ref_loss) / ref_loss;
@@ -206,10 +220,11 @@ START_TEST(test_adamw_steps_match_pytorch) {
         ck_assert_msg(norm_rel < TOL_NORM, "step %d: grad norm %.7f vs pytorch %.7f", step, norm, ref_norm);
     }
     ck_assert_msg(clipped >= 1, "the fixture never clips: the test would not see clipping");
+    ck_assert_int_eq(lm_test_state_read(vt, model, state).step, 10);
     /* The loss after the 10th (clipped) update. */
     float loss;
     ck_assert_int_eq(vt->set_training(model, 0), LM_OK);
-    ck_assert_msg(vt->forward(model, &fb.batch, &loss) == LM_OK, "%s", lm_error_message());
+    ck_assert_msg(lm_test_forward(vt, model, &fb.batch, state, &loss) == LM_OK, "%s", lm_error_message());
     float ref_final = read_scalar(ref, "final_loss", 0);
     double final_rel = fabs((double)loss - ref_final) / ref_final;
     printf("gpt2 parity: 10 AdamW steps, worst loss relative error %.2e, worst grad-norm relative error %.2e, "
@@ -217,6 +232,8 @@ START_TEST(test_adamw_steps_match_pytorch) {
            worst_loss, worst_norm, loss, ref_final, final_rel);
     ck_assert_msg(final_rel < TOL_LOSS, "loss after 10 steps %.7f vs pytorch %.7f", loss, ref_final);
 
+    lm_test_state_free(vt, model, state);
+    lm_test_adamw()->destroy(optimizer);
     lm_safetensors_close(ref);
     free_fixture_batch(&fb);
     vt->destroy(model);
@@ -236,21 +253,38 @@ START_TEST(test_eval_mode_ignores_dropout) {
     ck_assert_int_eq(lm_safetensors_open(REF_PATH, &ref), LM_OK);
     float ref_loss = read_scalar(ref, "loss", 0);
 
-    float train_loss, eval_a, eval_b;
-    fb.batch.seed = 7;
-    ck_assert_int_eq(vt->forward(model, &fb.batch, &train_loss), LM_OK);
+    float train_loss, eval_a, eval_b, eval_c;
+    lm_step_state *state = lm_test_state_new(vt, model, 7, 0);
+    ck_assert_int_eq(lm_test_forward(vt, model, &fb.batch, state, &train_loss), LM_OK);
     /* A random model's loss stays near log(V) with or without dropout: the
      * change is small but far above the 1e-5 agreement asserted below. */
     ck_assert_msg(fabs((double)train_loss - ref_loss) / ref_loss > 1e-5, "dropout 0.1 in training changed nothing (%f)",
                   train_loss);
     ck_assert_int_eq(vt->set_training(model, 0), LM_OK);
-    ck_assert_int_eq(vt->forward(model, &fb.batch, &eval_a), LM_OK);
-    fb.batch.seed = 8;
-    fb.batch.step = 123;
-    ck_assert_int_eq(vt->forward(model, &fb.batch, &eval_b), LM_OK);
+    ck_assert_int_eq(lm_test_forward(vt, model, &fb.batch, state, &eval_a), LM_OK);
+    lm_test_state_key(vt, model, state, 8, 123);
+    ck_assert_int_eq(lm_test_forward(vt, model, &fb.batch, state, &eval_b), LM_OK);
     ck_assert(eval_a == eval_b);
     ck_assert_msg(fabs((double)eval_a - ref_loss) / ref_loss < 1e-5, "eval loss %f vs %f", eval_a, ref_loss);
+    /* In eval mode inference needs no step state (the model has dropout):
+     * the same logits, and the loss is written nowhere. */
+    const size_t n_logits = (size_t)fb.B * (size_t)fb.T * 512;
+    float *with_state = malloc(n_logits * sizeof(float)), *without = malloc(n_logits * sizeof(float));
+    ck_assert_int_eq(vt->logits(model, with_state, n_logits), LM_OK);
+    ck_assert_msg(vt->forward(model, &fb.batch, NULL) == LM_OK, "%s", lm_error_message());
+    ck_assert_int_eq(vt->logits(model, without, n_logits), LM_OK);
+    ck_assert(memcmp(with_state, without, n_logits * sizeof(float)) == 0);
+    ck_assert(lm_test_state_read(vt, model, state).loss == eval_b);
+    /* Back in training mode, a forward without its dropout key is refused. */
+    ck_assert_int_eq(vt->set_training(model, 1), LM_OK);
+    ck_assert_int_eq(vt->forward(model, &fb.batch, NULL), LM_ERR_INVALID);
+    ck_assert_msg(strstr(lm_error_message(), "step state"), "%s", lm_error_message());
+    ck_assert_int_eq(lm_test_forward(vt, model, &fb.batch, state, &eval_c), LM_OK);
+    ck_assert_msg(eval_c != eval_a, "training mode again, dropout again (%f)", eval_c);
+    free(with_state);
+    free(without);
 
+    lm_test_state_free(vt, model, state);
     lm_safetensors_close(ref);
     free_fixture_batch(&fb);
     vt->destroy(model);
@@ -268,37 +302,28 @@ START_TEST(test_dropout_gradients_finite_differences) {
     gpt2_test_load_weights(model, GPT2_TINY_WEIGHTS);
     fixture_batch fb;
     make_fixture_batch(model, &fb);
-    fb.batch.seed = 99;
-    fb.batch.step = 5;
-    size_t n = (size_t)gpt2_test_n_params(model);
-    float *params = NULL, *grads = NULL;
-    ck_assert_int_eq(lm_alloc((void **)&params, n * sizeof(float), "params"), LM_OK);
-    ck_assert_int_eq(lm_alloc((void **)&grads, n * sizeof(float), "grads"), LM_OK);
-    ck_assert_int_eq(vt->read_buffer(model, LM_BUFFER_PARAMS, params), LM_OK);
+    lm_step_state *state = lm_test_state_new(vt, model, 99, 5);
+    float *params = lm_test_read_params(vt, model);
 
     float loss, again;
-    ck_assert_int_eq(vt->zero_grad(model), LM_OK);
-    ck_assert_int_eq(vt->forward(model, &fb.batch, &loss), LM_OK);
-    ck_assert_int_eq(vt->backward(model, 1.0f), LM_OK);
-    ck_assert_int_eq(vt->read_buffer(model, LM_BUFFER_GRADS, grads), LM_OK);
-    ck_assert_int_eq(vt->forward(model, &fb.batch, &again), LM_OK);
-    ck_assert_msg(loss == again, "same seed and step must give the same masks");
-    fb.batch.step = 6;
-    ck_assert_int_eq(vt->forward(model, &fb.batch, &again), LM_OK);
-    ck_assert_msg(loss != again, "another step must draw other masks");
-    fb.batch.step = 5;
+    ck_assert_int_eq(lm_test_forward(vt, model, &fb.batch, state, &loss), LM_OK);
+    ck_assert_int_eq(vt->backward(model, 1.0f, 0), LM_OK);
+    float *grads = lm_test_read_grads(vt, model);
+    ck_assert_int_eq(lm_test_forward(vt, model, &fb.batch, state, &again), LM_OK);
+    ck_assert_msg(loss == again, "same seed and micro-batch must give the same masks");
+    lm_test_state_key(vt, model, state, 99, 6);
+    ck_assert_int_eq(lm_test_forward(vt, model, &fb.batch, state, &again), LM_OK);
+    ck_assert_msg(loss != again, "another micro-batch must draw other masks");
+    lm_test_state_key(vt, model, state, 100, 5);
+    ck_assert_int_eq(lm_test_forward(vt, model, &fb.batch, state, &again), LM_OK);
+    ck_assert_msg(loss != again, "another seed must draw other masks");
+    lm_test_state_key(vt, model, state, 99, 5);
 
     const char *names[] = {"transformer.wte.weight", "transformer.wpe.weight", "transformer.h.0.attn.c_attn.weight",
                            "transformer.h.0.attn.c_proj.bias", "transformer.h.1.mlp.c_fc.weight",
                            "transformer.h.1.ln_2.weight", "transformer.ln_f.bias"};
-    const lm_param_desc *descs;
-    size_t count;
-    ck_assert_int_eq(vt->params(model, &descs, &count), LM_OK);
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
-        const lm_param_desc *d = NULL;
-        for (size_t i = 0; i < count; i++)
-            if (strcmp(descs[i].name, names[k]) == 0) d = &descs[i];
-        ck_assert_msg(d != NULL, "no parameter %s", names[k]);
+        const lm_param_desc *d = lm_test_find_desc(vt, model, names[k]);
         size_t numel = 1, best = 0;
         for (int j = 0; j < d->ndim; j++) numel *= (size_t)d->shape[j];
         for (size_t j = 0; j < numel; j++)
@@ -307,11 +332,11 @@ START_TEST(test_dropout_gradients_finite_differences) {
         const float h = 1e-2f;
         float saved = params[at], plus, minus;
         params[at] = saved + h;
-        ck_assert_int_eq(vt->write_buffer(model, LM_BUFFER_PARAMS, params), LM_OK);
-        ck_assert_int_eq(vt->forward(model, &fb.batch, &plus), LM_OK);
+        lm_test_write_params(vt, model, params);
+        ck_assert_int_eq(lm_test_forward(vt, model, &fb.batch, state, &plus), LM_OK);
         params[at] = saved - h;
-        ck_assert_int_eq(vt->write_buffer(model, LM_BUFFER_PARAMS, params), LM_OK);
-        ck_assert_int_eq(vt->forward(model, &fb.batch, &minus), LM_OK);
+        lm_test_write_params(vt, model, params);
+        ck_assert_int_eq(lm_test_forward(vt, model, &fb.batch, state, &minus), LM_OK);
         params[at] = saved;
         double numeric = ((double)plus - (double)minus) / (2.0 * h);
         double analytic = grads[at];
@@ -321,7 +346,8 @@ START_TEST(test_dropout_gradients_finite_differences) {
         ck_assert_msg(fabs(analytic) > 1e-4, "gradient of %s too small to check", names[k]);
         ck_assert_msg(rel < 2e-2, "%s: analytic %g vs finite difference %g", names[k], analytic, numeric);
     }
-    ck_assert_int_eq(vt->write_buffer(model, LM_BUFFER_PARAMS, params), LM_OK);
+    lm_test_write_params(vt, model, params);
+    lm_test_state_free(vt, model, state);
     lm_free(params);
     lm_free(grads);
     free_fixture_batch(&fb);
@@ -342,15 +368,14 @@ START_TEST(test_device_matches_cpu_with_dropout) {
     float *grads[2], losses[2];
     fixture_batch fb;
     make_fixture_batch(models[0], &fb);
-    fb.batch.seed = 1234;
-    fb.batch.step = 77;
     for (int k = 0; k < 2; k++) {
         gpt2_test_load_weights(models[k], GPT2_TINY_WEIGHTS);
-        ck_assert_int_eq(lm_alloc((void **)&grads[k], n * sizeof(float), "grads"), LM_OK);
-        ck_assert_int_eq(vt->zero_grad(models[k]), LM_OK);
-        ck_assert_msg(vt->forward(models[k], &fb.batch, &losses[k]) == LM_OK, "%s", lm_error_message());
-        ck_assert_msg(vt->backward(models[k], 1.0f) == LM_OK, "%s", lm_error_message());
-        ck_assert_int_eq(vt->read_buffer(models[k], LM_BUFFER_GRADS, grads[k]), LM_OK);
+        lm_step_state *state = lm_test_state_new(vt, models[k], 1234, 77);
+        ck_assert_msg(lm_test_forward(vt, models[k], &fb.batch, state, &losses[k]) == LM_OK, "%s",
+                      lm_error_message());
+        ck_assert_msg(vt->backward(models[k], 1.0f, 0) == LM_OK, "%s", lm_error_message());
+        grads[k] = lm_test_read_grads(vt, models[k]);
+        lm_test_state_free(vt, models[k], state);
     }
     double err, mag;
     gpt2_test_compare(grads[1], grads[0], n, &err, &mag);
@@ -391,8 +416,7 @@ static void check_setting_changes_nothing(const char *setting, const char *attn_
     for (int k = 0; k < 2; k++) {
         gpt2_test_load_weights(models[k], GPT2_TINY_WEIGHTS);
         lm_test_train_steps(vt, models[k], &fb.batch, 3, losses[k], norms[k]);
-        ck_assert_int_eq(lm_alloc((void **)&params[k], n * sizeof(float), "params"), LM_OK);
-        ck_assert_int_eq(vt->read_buffer(models[k], LM_BUFFER_PARAMS, params[k]), LM_OK);
+        params[k] = lm_test_read_params(vt, models[k]);
         ck_assert_int_eq(lm_alloc((void **)&logits[k], 2 * V * sizeof(float), "logits"), LM_OK);
         ck_assert_int_eq(vt->set_training(models[k], 0), LM_OK);
         ck_assert_msg(vt->generate_reset(models[k], 8) == LM_OK, "%s", lm_error_message());

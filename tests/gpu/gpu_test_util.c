@@ -125,6 +125,26 @@ void gt_sync(lm_backend *be, const char *after_what) {
     ck_assert_msg(status == LM_OK, "after %s: %s", after_what, lm_error_message());
 }
 
+lm_step_state *gt_dev_step_state(lm_backend *be, const lm_step_state *host) {
+    lm_step_state *d = dev_alloc(be, sizeof *d);
+    lm_status status = be->ops->upload(be, d, host, sizeof *host);
+    ck_assert_msg(status == LM_OK, "upload of a step state failed: %s", lm_error_message());
+    return d;
+}
+
+void gt_dev_step_state_download(lm_backend *be, lm_step_state *host, const lm_step_state *dev) {
+    lm_status status = be->ops->download(be, host, dev, sizeof *host);
+    ck_assert_msg(status == LM_OK, "download of a step state failed: %s", lm_error_message());
+}
+
+lm_step_state *gt_dev_key(lm_backend *be, uint64_t seed, uint64_t micro_batch) {
+    lm_step_state key;
+    memset(&key, 0, sizeof key);
+    key.seed = seed;
+    key.micro_batch = micro_batch;
+    return gt_dev_step_state(be, &key);
+}
+
 void gt_compare(const char *what, const float *got, const float *want, size_t n, double tol) {
     double diff_sq = 0.0, want_sq = 0.0, max_abs = 0.0, max_rel = 0.0;
     size_t bad_nan = 0, first_nan = 0;

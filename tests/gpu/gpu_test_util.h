@@ -38,6 +38,13 @@ void gt_dev_download(lm_backend *be, float *host, const float *dev, size_t n);
 void gt_dev_free(lm_backend *be, void *dev);
 /* Waits for the queued ops; fails the test with the kept CUDA error. */
 void gt_sync(lm_backend *be, const char *after_what);
+/* A step state in device memory holding `host` (all of it, reserved words
+ * included), and the way back. */
+lm_step_state *gt_dev_step_state(lm_backend *be, const lm_step_state *host);
+void gt_dev_step_state_download(lm_backend *be, lm_step_state *host, const lm_step_state *dev);
+/* A device step state that holds only a dropout key (the rest zero): the
+ * GPU draws the masks of lm_cpu_*(seed, lm_dropout_stream(micro_batch, site)). */
+lm_step_state *gt_dev_key(lm_backend *be, uint64_t seed, uint64_t micro_batch);
 
 /* Compares got (GPU) with want (CPU): prints one line and fails unless
  * ‖got−want‖/‖want‖ <= tol and every |got−want| <= 10·tol·(|want| + rms(want)),
@@ -61,5 +68,6 @@ void gt_assert_bitwise(const char *what, const float *a, const float *b, size_t 
 
 Suite *gpu_ops_suite(void);
 Suite *gpu_backend_suite(void);
+Suite *gpu_step_suite(void);
 
 #endif

@@ -1,5 +1,6 @@
-/* The CUDA backend against the CPU kernels (test_cuda_ops.c) and its own
- * promises (this file): zero-filled memory, out-of-memory and bad-device
+/* The CUDA backend against the CPU kernels (test_cuda_ops.c), the device
+ * side of a training step and the device's waits (test_cuda_step.c), and its
+ * own promises (this file): zero-filled memory, out-of-memory and bad-device
  * errors that name the problem, failures kept by ops and reported once by
  * check/sync, ops that a CUDA graph can capture, and the op profiler's
  * CUDA timer.
@@ -105,7 +106,7 @@ START_TEST(test_kept_error) {
     /* the context's stream does not wait for the legacy stream */
     ck_assert_int_eq(cudaDeviceSynchronize(), cudaSuccess);
     /* stride 1 < head size 8: an invalid lda for the score GEMM */
-    lm_cuda_attention_forward(ctx, buf, buf + 1024, buf + 2048, buf, buf, buf, 1, NULL, 1, 1, 4, 8, 1, 0.0f, 1, 1);
+    lm_cuda_attention_forward(ctx, buf, buf + 1024, buf + 2048, buf, buf, buf, 1, NULL, 1, 1, 4, 8, 1, 0.0f, NULL, 0);
     lm_status status = lm_cuda_ctx_sync(ctx);
     printf("kept error: %s\n", lm_error_message());
     ck_assert_int_eq(status, LM_ERR_DEVICE);
@@ -253,7 +254,7 @@ START_TEST(test_profile_keeps_the_models_error) {
     float *buf = NULL;
     ck_assert_int_eq(be->ops->alloc(be, (void **)&buf, 4096 * sizeof(float), "buffer"), LM_OK);
     /* stride 1 < head size 8: an invalid lda for the score GEMM (as in test_kept_error) */
-    be->ops->attention_forward(be, buf, buf + 1024, buf + 2048, buf, buf, buf, 1, NULL, 1, 1, 4, 8, 1, 0.0f, 1, 1);
+    be->ops->attention_forward(be, buf, buf + 1024, buf + 2048, buf, buf, buf, 1, NULL, 1, 1, 4, 8, 1, 0.0f, NULL, 0);
     for (int i = 0; i < 2100; i++) be->ops->zero(be, buf + 3072, 16 * sizeof(float));
     lm_status status = be->ops->sync(be);
     printf("kept error through the profiler: %s\n", lm_error_message());
@@ -302,7 +303,7 @@ int main(void) {
     }
     printf("testing %s against the CPU kernels\n", gt_be->ops->describe(gt_be));
     /* no fork: the CUDA context lives in this process */
-    const int status = lm_test_run_suites_nofork(gpu_backend_suite(), gpu_ops_suite(), NULL);
+    const int status = lm_test_run_suites_nofork(gpu_backend_suite(), gpu_ops_suite(), gpu_step_suite(), NULL);
     gt_be_bf16->ops->destroy(gt_be_bf16);
     gt_be_tf32->ops->destroy(gt_be_tf32);
     gt_be->ops->destroy(gt_be);

@@ -351,7 +351,13 @@ static void check_attention_on(lm_backend *be, const char *label, double tol_sca
            interleaved, causal, mask_mode, (double)p, alias);
     const int stride = interleaved ? 3 * C : C;
     const size_t n_in = (size_t)B * T * stride, n_out = (size_t)B * T * C, n_att = (size_t)B * NH * T * T;
-    const uint64_t seed = gt_next_seed(), stream = 4 + (7 << 8);
+    /* The GPU reads the key (seed, micro-batch) from a device step state and
+     * draws with the stream of site 7; the CPU is given that stream. */
+    const uint64_t seed = gt_next_seed(), micro_batch = 1000 + (seed >> 48);
+    const int site = 7;
+    const uint64_t stream = lm_dropout_stream(micro_batch, site);
+    /* NULL where nothing is drawn (p 0 or 1): the backend must not read it */
+    lm_step_state *d_key = p > 0.0f && p < 1.0f ? gt_dev_key(be, seed, micro_batch) : NULL;
     /* interleaved: one buffer, q/k/v at offsets 0, C, 2C; else three */
     const int n_buffers = interleaved ? 1 : 3;
     float *in[3], *d_in[3];
@@ -399,7 +405,7 @@ static void check_attention_on(lm_backend *be, const char *label, double tol_sca
         float *d_out = gt_dev_nan(be, n_out), *d_preatt = gt_dev_nan(be, n_att);
         float *d_att = alias ? d_preatt : gt_dev_nan(be, n_att);
         be->ops->attention_forward(be, d_out, d_preatt, d_att, dq_, dk_, dv_, stride, d_mask, causal, B, T, C, NH, p,
-                                   seed, stream);
+                                   d_key, site);
         gt_sync(be, "attention_forward");
         g_out[run] = gt_host(n_out);
         gt_dev_download(be, g_out[run], d_out, n_out);
@@ -412,7 +418,7 @@ static void check_attention_on(lm_backend *be, const char *label, double tol_sca
         float *ddq = d_grad[0], *ddk = interleaved ? d_grad[0] + C : d_grad[1];
         float *ddv = interleaved ? d_grad[0] + 2 * C : d_grad[2];
         be->ops->attention_backward(be, ddq, ddk, ddv, d_scratch, d_dout, d_preatt, d_att, dq_, dk_, dv_, stride, B,
-                                    T, C, NH, p, seed, stream);
+                                    T, C, NH, p, d_key, site);
         gt_sync(be, "attention_backward");
         for (int i = 0; i < n_buffers; i++) {
             g_grad[run][i] = gt_host(n_in);
@@ -450,6 +456,7 @@ static void check_attention_on(lm_backend *be, const char *label, double tol_sca
     }
     gt_dev_free(be, d_mask);
     gt_dev_free(be, d_dout);
+    gt_dev_free(be, d_key);
     free(mask);
     free(out);
     free(preatt);
@@ -531,9 +538,9 @@ START_TEST(test_attention_pointer_arrays_reuse) {
         gt_dev_poison(gt_be, d_att[s], n_att);
         gt_be->ops->zero(gt_be, dq, n_in * sizeof(float));
         gt_be->ops->attention_forward(gt_be, d_out[s], d_preatt[s], d_att[s], q, q + C, q + 2 * C, 3 * C, NULL, 1, B,
-                                      T, C, NH, 0.0f, 1, 1);
+                                      T, C, NH, 0.0f, NULL, 0);
         gt_be->ops->attention_backward(gt_be, dq, dq + C, dq + 2 * C, d_scratch[s], d_dout[s], d_preatt[s], d_att[s],
-                                       q, q + C, q + 2 * C, 3 * C, B, T, C, NH, 0.0f, 1, 1);
+                                       q, q + C, q + 2 * C, 3 * C, B, T, C, NH, 0.0f, NULL, 0);
         gt_sync(gt_be, "attention (pointer arrays reuse)");
         gt_dev_download(gt_be, got_out, d_out[s], n_out);
         gt_dev_download(gt_be, got_dqkv, dq, n_in);
@@ -601,13 +608,17 @@ START_TEST(test_dropout) {
     const float ps[] = {0.1f, 0.5f, 0.0f, 1.0f};
     for (size_t k = 0; k < sizeof ps / sizeof ps[0]; k++) {
         const float p = ps[k];
-        const uint64_t seed = gt_next_seed(), stream = 4 + (3 << 8) + ((uint64_t)k << 40);
-        printf("dropout p=%g n=%zu\n", (double)p, n);
+        /* micro-batches past 2^32 too: the key's high bits reach the stream */
+        const uint64_t seed = gt_next_seed(), micro_batch = ((uint64_t)k << 34) + 17 * k + 3;
+        const int site = 3 + (int)k;
+        const uint64_t stream = lm_dropout_stream(micro_batch, site);
+        lm_step_state *d_key = gt_dev_key(be, seed, micro_batch);
+        printf("dropout p=%g n=%zu micro_batch=%llu site=%d\n", (double)p, n, (unsigned long long)micro_batch, site);
         float *x = gt_random(n, -1, 1), *y = gt_host(n), *g = gt_host(n);
         gt_fill_nan(y, n);
         lm_cpu_dropout_forward(y, x, n, p, seed, stream);
         float *d_x = gt_dev_upload(be, x, n), *d_y = gt_dev_nan(be, n);
-        be->ops->dropout_forward(be, d_y, d_x, n, p, seed, stream);
+        be->ops->dropout_forward(be, d_y, d_x, n, p, d_key, site);
         gt_sync(be, "dropout_forward");
         gt_dev_download(be, g, d_y, n);
         gt_compare_exact("dropout_forward out", g, y, n);
@@ -616,10 +627,11 @@ START_TEST(test_dropout) {
         float *dy = gt_random(n, -1, 1), *dx0 = gt_random(n, -1, 1), *dx = gt_host_copy(dx0, n);
         lm_cpu_dropout_backward(dx, dy, n, p, seed, stream);
         float *d_dy = gt_dev_upload(be, dy, n), *d_dx = gt_dev_upload(be, dx0, n);
-        be->ops->dropout_backward(be, d_dx, d_dy, n, p, seed, stream);
+        be->ops->dropout_backward(be, d_dx, d_dy, n, p, d_key, site);
         gt_sync(be, "dropout_backward");
         gt_dev_download(be, g, d_dx, n);
         gt_compare_accumulated("dropout_backward dinp", g, dx, dx0, n, TOL_POINTWISE);
+        gt_dev_free(be, d_key);
         gt_dev_free(be, d_x);
         gt_dev_free(be, d_y);
         gt_dev_free(be, d_dy);
@@ -732,7 +744,7 @@ START_TEST(test_crossentropy) {
 }
 END_TEST
 
-/* ---- reductions and optimizer ---------------------------------------------------------------------- */
+/* ---- reductions (the step's own ops, loss_mean and step_clip: test_cuda_step.c) ------------------------ */
 
 START_TEST(test_sums) {
     lm_backend *be = gt_be;
@@ -761,42 +773,6 @@ START_TEST(test_sums) {
 }
 END_TEST
 
-START_TEST(test_adamw) {
-    lm_backend *be = gt_be;
-    const size_t n = 100003;
-    printf("adamw n=%zu\n", n);
-    float *p = gt_random(n, -1, 1), *m = gt_host(n), *v = gt_host(n), *g = gt_host(n);
-    float *d_p = gt_dev_upload(be, p, n), *d_m = gt_dev_upload(be, m, n), *d_v = gt_dev_upload(be, v, n);
-    for (int t = 1; t <= 4; t++) {
-        float *grad = gt_random(n, -0.1f, 0.1f);
-        const float wd = t == 3 ? 0.0f : 0.01f, scale = t == 2 ? 0.7f : 1.0f, lr = 1e-3f / (float)t;
-        lm_cpu_adamw(p, grad, m, v, n, lr, 0.9f, 0.999f, 1e-8f, wd, scale, t);
-        float *d_grad = gt_dev_upload(be, grad, n);
-        be->ops->adamw(be, d_p, d_grad, d_m, d_v, n, lr, 0.9f, 0.999f, 1e-8f, wd, scale, t);
-        gt_sync(be, "adamw");
-        char what[64];
-        snprintf(what, sizeof what, "adamw step %d param", t);
-        gt_dev_download(be, g, d_p, n);
-        gt_compare_ulp(what, g, p, n, 2); /* same operation order: expected bit-exact */
-        snprintf(what, sizeof what, "adamw step %d m", t);
-        gt_dev_download(be, g, d_m, n);
-        gt_compare_ulp(what, g, m, n, 2);
-        snprintf(what, sizeof what, "adamw step %d v", t);
-        gt_dev_download(be, g, d_v, n);
-        gt_compare_ulp(what, g, v, n, 2);
-        gt_dev_free(be, d_grad);
-        free(grad);
-    }
-    gt_dev_free(be, d_p);
-    gt_dev_free(be, d_m);
-    gt_dev_free(be, d_v);
-    free(p);
-    free(m);
-    free(v);
-    free(g);
-}
-END_TEST
-
 Suite *gpu_ops_suite(void) {
     Suite *s = suite_create("cuda ops vs cpu");
     TCase *tc = tcase_create("ops");
@@ -814,7 +790,6 @@ Suite *gpu_ops_suite(void) {
     tcase_add_test(tc, test_residual_accumulate);
     tcase_add_test(tc, test_crossentropy);
     tcase_add_test(tc, test_sums);
-    tcase_add_test(tc, test_adamw);
     suite_add_tcase(s, tc);
     return s;
 }

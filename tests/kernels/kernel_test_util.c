@@ -1,10 +1,14 @@
 /* Helpers shared by the kernel test suites (see kernel_test_util.h). */
 #include "kernel_test_util.h"
 
+#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "backend.h"
+#include "lmcore/lmcore.h"
 
 float *tk_floats(size_t n) {
     float *x = calloc(n > 0 ? n : 1, sizeof *x);
@@ -116,4 +120,98 @@ const char *tk_fixture_path(const char *name) {
     static char path[1024];
     snprintf(path, sizeof path, "%s/tests/kernels/fixtures/%s", LM_TEST_SOURCE_DIR, name);
     return path;
+}
+
+/* ---- AdamW through the adamw optimizer plugin ---- */
+
+static const lm_optimizer_vtable *adamw_vtable(void) {
+    static const lm_optimizer_vtable *vt = NULL;
+    if (vt) return vt;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/lm_optimizer_adamw.so", LM_TEST_PLUGIN_DIR);
+    void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL); /* kept open: the vtable lives in it */
+    ck_assert_msg(handle != NULL, "dlopen %s: %s", path, dlerror());
+    lm_plugin_describe_fn describe = (lm_plugin_describe_fn)dlsym(handle, LM_PLUGIN_DESCRIBE_SYMBOL);
+    ck_assert_msg(describe != NULL, "%s exports no %s", path, LM_PLUGIN_DESCRIBE_SYMBOL);
+    const lm_plugin_descriptor *d = describe();
+    ck_assert_int_eq(d->abi_major, LM_ABI_MAJOR);
+    ck_assert_int_eq(d->kind, LM_KIND_OPTIMIZER);
+    ck_assert_str_eq(d->name, "adamw");
+    vt = d->vtable;
+    return vt;
+}
+
+void tk_adamw(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1, float beta2,
+              float eps, float weight_decay, float grad_scale, int64_t t, int threads) {
+    const lm_optimizer_vtable *vt = adamw_vtable();
+    lm_backend *be = NULL;
+    ck_assert_int_eq(lm_backend_cpu_create(&be, threads), LM_OK);
+    lm_device *dev = &be->device;
+    const size_t bytes = n * sizeof(float);
+    float *d_param = NULL, *d_grad = NULL;
+    lm_step_state *state = NULL;
+    ck_assert_int_eq(dev->ops->alloc(dev, (void **)&d_param, bytes, "test params"), LM_OK);
+    ck_assert_int_eq(dev->ops->alloc(dev, (void **)&d_grad, bytes, "test grads"), LM_OK);
+    ck_assert_int_eq(dev->ops->alloc(dev, (void **)&state, sizeof *state, "test step state"), LM_OK);
+    ck_assert_int_eq(dev->ops->upload(dev, d_param, param, bytes), LM_OK);
+    ck_assert_int_eq(dev->ops->upload(dev, d_grad, grad, bytes), LM_OK);
+
+    /* One decayed tensor of n elements. */
+    const lm_param_desc desc = {.name = "w", .ndim = 1, .weight_decay = 1, .shape = {(int64_t)n}, .offset = 0,
+                                .storage = n};
+    lm_param_set set;
+    memset(&set, 0, sizeof set);
+    set.struct_size = sizeof set;
+    set.grad_dtype = LM_F32;
+    set.device = dev;
+    set.descs = &desc;
+    set.n_descs = 1;
+    set.n_params = n;
+    set.params = d_param;
+    set.grads = d_grad;
+    set.copy_dtype = LM_F32;
+
+    lm_config *cfg = NULL;
+    ck_assert_int_eq(lm_config_create(&cfg, "optimizer 'adamw'"), LM_OK);
+    ck_assert_int_eq(lm_config_set_number(cfg, "beta1", (double)beta1), LM_OK);
+    ck_assert_int_eq(lm_config_set_number(cfg, "beta2", (double)beta2), LM_OK);
+    ck_assert_int_eq(lm_config_set_number(cfg, "eps", (double)eps), LM_OK);
+    ck_assert_int_eq(lm_config_set_number(cfg, "weight_decay", (double)weight_decay), LM_OK);
+    void *opt = NULL;
+    ck_assert_msg(vt->create(&opt, cfg) == LM_OK, "%s", lm_error_message());
+    ck_assert_msg(lm_config_validate(cfg) == LM_OK, "%s", lm_error_message());
+    lm_config_destroy(cfg);
+    ck_assert_msg(vt->bind(opt, &set) == LM_OK, "%s", lm_error_message());
+
+    /* The moments in, as lm_cpu_adamw took them. */
+    size_t count = 0;
+    ck_assert_int_eq(vt->state_count(opt, &count), LM_OK);
+    ck_assert_uint_eq(count, 2);
+    lm_optimizer_state moments[2];
+    float *host[2] = {m, v};
+    const char *names[2] = {"exp_avg", "exp_avg_sq"};
+    for (size_t i = 0; i < 2; i++) {
+        ck_assert_int_eq(vt->state_at(opt, i, &moments[i]), LM_OK);
+        ck_assert_str_eq(moments[i].name, names[i]);
+        ck_assert_uint_eq(moments[i].count, n);
+        ck_assert_int_eq(moments[i].per_parameter, 1);
+        ck_assert_int_eq(dev->ops->upload(dev, moments[i].data, host[i], bytes), LM_OK);
+    }
+    /* The step state as lmcore 1.x's arguments: lr, the gradient scale, t = step + 1. */
+    lm_step_state s;
+    memset(&s, 0, sizeof s);
+    s.lr = (double)lr;
+    s.clip_scale = grad_scale;
+    s.step = t - 1;
+    ck_assert_int_eq(dev->ops->upload(dev, state, &s, sizeof s), LM_OK);
+    ck_assert_msg(vt->step(opt, state) == LM_OK, "%s", lm_error_message());
+    ck_assert_msg(dev->ops->sync(dev) == LM_OK, "%s", lm_error_message());
+    ck_assert_int_eq(dev->ops->download(dev, param, d_param, bytes), LM_OK);
+    for (size_t i = 0; i < 2; i++) ck_assert_int_eq(dev->ops->download(dev, host[i], moments[i].data, bytes), LM_OK);
+
+    vt->destroy(opt);
+    dev->ops->free(dev, state);
+    dev->ops->free(dev, d_grad);
+    dev->ops->free(dev, d_param);
+    lm_backend_release(be);
 }

@@ -38,6 +38,14 @@ double tk_check_gradient(const char *what, tk_forward_fn forward, void *ctx, flo
 /* after - before, elementwise: what a backward pass accumulated. */
 float *tk_delta(const float *after, const float *before, size_t n);
 
+/* torch.optim.AdamW on n parameters of one weight-decayed tensor, through
+ * the adamw optimizer plugin (where lmcore 1.x's lm_cpu_adamw moved) on a
+ * CPU device of `threads` threads: lm_cpu_adamw's arguments, the moments m
+ * and v carried in and out, the step state's lr = lr, clip_scale =
+ * grad_scale and step = t - 1. */
+void tk_adamw(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1, float beta2,
+              float eps, float weight_decay, float grad_scale, int64_t t, int threads);
+
 /* Path of a fixture file under tests/kernels/fixtures. */
 const char *tk_fixture_path(const char *name);
 

@@ -1,7 +1,9 @@
 /* The op profiler (kernels/backend_profile.c) over the CPU backend: what it
- * counts and how it reports.  That a profiled model computes exactly what an
+ * counts and how it reports, and that it forwards the step state (the
+ * dropout key, the step ops, the device counters) as the CPU backend reads it.  That a profiled model computes exactly what an
  * unprofiled one does is checked by the GPT-2 and BERT parity suites
  * (test_op_profile_changes_nothing). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,7 +72,7 @@ START_TEST(test_profile_counts_ops_by_name_and_shape) {
     free(report);
     free(x), free(w), free(y), free(mean), free(rstd), free(ln), free(g), free(b);
     free(want), free(want_mean), free(want_rstd);
-    be->ops->destroy(be);
+    lm_backend_release(be);
 }
 END_TEST
 
@@ -102,7 +104,7 @@ START_TEST(test_profile_overflows_are_counted) {
     free(report);
     free(x), free(y);
     lm_log_set_level(LM_LOG_WARN); /* the 97-row table logged at destroy */
-    be->ops->destroy(be);
+    lm_backend_release(be);
 }
 END_TEST
 
@@ -120,7 +122,7 @@ START_TEST(test_profile_report_needs_a_profiled_backend) {
     /* A profile with no op logs nothing and reports zero ops. */
     ck_assert_int_eq(lm_backend_profile_report(be, buf, sizeof buf), LM_OK);
     ck_assert_msg(strstr(buf, ": 0 ops timed") != NULL, "%s", buf);
-    be->ops->destroy(be);
+    lm_backend_release(be);
 }
 END_TEST
 
@@ -143,7 +145,120 @@ START_TEST(test_cpu_timer_marks) {
     ck_assert_int_eq(be->ops->timer_elapsed_ms(be, timer, 0, 2, &ms), LM_ERR_INVALID);
     ck_assert_int_eq(be->ops->timer_elapsed_ms(be, timer, 0, 3, &ms), LM_ERR_INVALID);
     be->ops->timer_destroy(be, timer);
-    be->ops->destroy(be);
+    lm_backend_release(be);
+}
+END_TEST
+
+/* What changed with the step state (lmcore/step.h): dropout reads its key
+ * (seed, micro-batch counter) from the state in device memory and draws the
+ * masks of (seed, lm_dropout_stream(micro_batch, site)), which are the
+ * lm_cpu_* kernels' masks for that stream; the step ops update the state;
+ * the device counts its waits.  Checked on a backend, through the ops table
+ * and the public lm_device, the profiled one forwarding every part. */
+static void check_step_key_and_ops(lm_backend *be, const char *what) {
+    lm_device *dev = &be->device;
+    ck_assert_int_eq(dev->type, LM_DEVICE_CPU);
+    ck_assert_ptr_nonnull(dev->ops->parallel_for);
+    lm_step_state *state = NULL, host;
+    ck_assert_int_eq(dev->ops->alloc(dev, (void **)&state, sizeof *state, "test step state"), LM_OK);
+    memset(&host, 0, sizeof host);
+    host.seed = 1234;
+    host.micro_batch = 9;
+    host.clip_scale = 1.0f;
+    host.max_grad_norm = 1.0;
+    ck_assert_int_eq(dev->ops->upload(dev, state, &host, sizeof host), LM_OK);
+
+    enum { N = 3000 };
+    float *x = tk_floats(N), *out = tk_floats(N), *want = tk_floats(N), *grad = tk_floats(N), *want_grad = tk_floats(N);
+    tk_fill(x, N, -1, 1, 21);
+    be->ops->dropout_forward(be, out, x, N, 0.3f, state, 5);
+    lm_cpu_dropout_forward(want, x, N, 0.3f, 1234, lm_dropout_stream(9, 5));
+    ck_assert_msg(memcmp(out, want, N * sizeof(float)) == 0, "%s: dropout_forward's mask is not the key's", what);
+    tk_fill(grad, N, -1, 1, 22);
+    memcpy(want_grad, grad, N * sizeof(float));
+    be->ops->dropout_backward(be, grad, x, N, 0.3f, state, 5);
+    lm_cpu_dropout_backward(want_grad, x, N, 0.3f, 1234, lm_dropout_stream(9, 5));
+    ck_assert_msg(memcmp(grad, want_grad, N * sizeof(float)) == 0, "%s: dropout_backward's mask", what);
+    /* Another site, another micro-batch, another seed: other masks. */
+    be->ops->dropout_forward(be, want, x, N, 0.3f, state, 6);
+    ck_assert(memcmp(out, want, N * sizeof(float)) != 0);
+    uint64_t key[2] = {1234, 10};
+    ck_assert_int_eq(dev->ops->upload(dev, state, key, sizeof key), LM_OK);
+    be->ops->dropout_forward(be, want, x, N, 0.3f, state, 5);
+    ck_assert_msg(memcmp(out, want, N * sizeof(float)) != 0, "%s: the micro-batch counter is not read", what);
+    key[0] = 1235;
+    key[1] = 9;
+    ck_assert_int_eq(dev->ops->upload(dev, state, key, sizeof key), LM_OK);
+    be->ops->dropout_forward(be, want, x, N, 0.3f, state, 5);
+    ck_assert_msg(memcmp(out, want, N * sizeof(float)) != 0, "%s: the seed is not read", what);
+    /* p = 0 needs no key. */
+    be->ops->dropout_forward(be, want, x, N, 0.0f, NULL, 5);
+    ck_assert_mem_eq(want, x, N * sizeof(float));
+
+    /* Attention's dropout on the probabilities: the key's stream for the site. */
+    enum { B = 2, T = 7, C = 8, NH = 2 };
+    const size_t nqkv = (size_t)B * T * 3 * C, natt = (size_t)B * NH * T * T, no = (size_t)B * T * C;
+    float *qkv = tk_floats(nqkv), *att_out = tk_floats(no), *pre = tk_floats(natt), *att = tk_floats(natt);
+    float *ref_out = tk_floats(no), *ref_pre = tk_floats(natt), *ref_att = tk_floats(natt);
+    tk_fill(qkv, nqkv, -2, 2, 23);
+    be->ops->attention_forward(be, att_out, pre, att, qkv, qkv + C, qkv + 2 * C, 3 * C, NULL, 1, B, T, C, NH, 0.2f,
+                               state, 300);
+    lm_cpu_attention_forward(ref_out, ref_pre, ref_att, qkv, qkv + C, qkv + 2 * C, 3 * C, NULL, 1, B, T, C, NH, 0.2f,
+                             1235, lm_dropout_stream(9, 300));
+    ck_assert_msg(memcmp(att, ref_att, natt * sizeof(float)) == 0, "%s: attention's dropout mask", what);
+    ck_assert_msg(memcmp(att_out, ref_out, no * sizeof(float)) == 0, "%s: attention's output", what);
+
+    /* The step ops, through the public device: they update the state and never wait. */
+    lm_device_counters before, after;
+    dev->ops->counters(dev, &before);
+    const float loss = 2.5f;
+    ck_assert_int_eq(dev->ops->upload(dev, &state->loss, &loss, sizeof loss), LM_OK);
+    ck_assert_int_eq(dev->ops->step_micro_batch_end(dev, state, 3.0, 4.0, 1), LM_OK);
+    ck_assert_int_eq(dev->ops->step_clip(dev, state, x, LM_F32, N), LM_OK);
+    ck_assert_int_eq(dev->ops->step_finish(dev, state), LM_OK);
+    dev->ops->counters(dev, &after);
+    ck_assert_uint_eq(after.downloads, before.downloads);
+    ck_assert_uint_eq(after.syncs, before.syncs);
+    ck_assert_uint_eq(after.uploads, before.uploads + 1);
+    ck_assert_int_eq(dev->ops->download(dev, &host, state, sizeof host), LM_OK);
+    dev->ops->counters(dev, &after);
+    ck_assert_uint_eq(after.downloads, before.downloads + 1);
+    ck_assert_uint_ge(after.syncs, before.syncs + 1);
+    ck_assert_int_eq(host.step, 1);
+    ck_assert(host.step_loss == 2.5 * 3.0 / 4.0);
+    ck_assert(host.grad_norm == (float)sqrt(lm_cpu_sum_squares(x, N)));
+    ck_assert(host.grad_norm > 1.0f); /* so that step_clip computed a scale below 1, which step_finish reset */
+    ck_assert(host.clip_scale == 1.0f);
+    ck_assert_int_eq(host.bad_step, 0);
+    ck_assert_int_eq(dev->ops->sync(dev), LM_OK);
+    ck_assert_int_eq(dev->ops->check(dev), LM_OK);
+
+    free(x), free(out), free(want), free(grad), free(want_grad);
+    free(qkv), free(att_out), free(pre), free(att), free(ref_out), free(ref_pre), free(ref_att);
+    dev->ops->free(dev, state);
+}
+
+START_TEST(test_cpu_backend_reads_the_step_key) {
+    lm_backend *be = NULL;
+    ck_assert_int_eq(lm_backend_cpu_create(&be, 1), LM_OK);
+    check_step_key_and_ops(be, "cpu");
+    lm_backend_release(be);
+}
+END_TEST
+
+START_TEST(test_profile_forwards_the_step_key_and_ops) {
+    lm_backend *be = profiled_cpu();
+    check_step_key_and_ops(be, "profiled cpu");
+    char *report = malloc(REPORT_BYTES);
+    ck_assert_ptr_nonnull(report);
+    ck_assert_msg(lm_backend_profile_report(be, report, REPORT_BYTES) == LM_OK, "%s", lm_error_message());
+    ck_assert_int_eq(lm_test_profile_calls(report, "dropout_forward"), 5);
+    ck_assert_int_eq(lm_test_profile_calls(report, "dropout_backward"), 1);
+    ck_assert_int_eq(lm_test_profile_calls(report, "step_micro_batch_end"), 1);
+    ck_assert_int_eq(lm_test_profile_calls(report, "step_clip"), 1);
+    ck_assert_int_eq(lm_test_profile_calls(report, "step_finish"), 1);
+    free(report);
+    lm_backend_release(be);
 }
 END_TEST
 
@@ -154,6 +269,8 @@ Suite *kernels_profile_suite(void) {
     tcase_add_test(tc, test_profile_overflows_are_counted);
     tcase_add_test(tc, test_profile_report_needs_a_profiled_backend);
     tcase_add_test(tc, test_cpu_timer_marks);
+    tcase_add_test(tc, test_cpu_backend_reads_the_step_key);
+    tcase_add_test(tc, test_profile_forwards_the_step_key_and_ops);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -320,7 +320,8 @@ static void run_ops(thread_run *r, int threads) {
     lm_cpu_dropout_forward(r->drop_out, big, TP, 0.1f, 5, 6);
     r->sum_squares = lm_cpu_sum_squares(big, TP);
     r->param = tk_copy(big, TP), r->m = tk_floats(TP), r->v = tk_floats(TP);
-    lm_cpu_adamw(r->param, big_g, r->m, r->v, TP, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, 0.5f, 1);
+    /* AdamW (the adamw plugin's CPU loop, on a device of as many threads). */
+    tk_adamw(r->param, big_g, r->m, r->v, TP, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, 0.5f, 1, threads);
     free(x), free(w), free(bias), free(dout), free(qkv), free(g), free(scratch), free(mean), free(rstd), free(labels);
     free(wpe_grad), free(big), free(big_g);
 }
@@ -391,7 +392,7 @@ START_TEST(test_cpu_backend_forwards_ops) {
         ck_assert_msg(slot != NULL, "lm_backend_ops slot %zu is NULL", offset / sizeof(any_fn));
     }
     be->ops->free(be, dev);
-    be->ops->destroy(be);
+    lm_backend_release(be);
     ck_assert_int_eq(lm_backend_cpu_create(&be, -1), LM_ERR_INVALID);
     ck_assert_ptr_null(be);
 }
@@ -401,7 +402,7 @@ START_TEST(test_backend_device_strings) {
     lm_backend *be = NULL;
     ck_assert_int_eq(lm_backend_create(&be, "cpu", LM_PRECISION_FP32, 1), LM_OK);
     ck_assert_str_eq(be->ops->describe(be), "cpu (1 thread)");
-    be->ops->destroy(be);
+    lm_backend_release(be);
     ck_assert_int_eq(lm_backend_create(&be, "tpu", LM_PRECISION_FP32, 1), LM_ERR_INVALID);
     ck_assert_ptr_null(be);
     ck_assert_msg(strstr(lm_error_message(), "'tpu'") != NULL, "message: %s", lm_error_message());
@@ -410,14 +411,14 @@ START_TEST(test_backend_device_strings) {
     /* auto always ends with a working backend. */
     ck_assert_int_eq(lm_backend_create(&be, "auto", LM_PRECISION_FP32, 1), LM_OK);
     ck_assert_ptr_nonnull(be);
-    be->ops->destroy(be);
+    lm_backend_release(be);
 #ifndef LM_HAVE_CUDA
     ck_assert_int_eq(lm_backend_create(&be, "cuda", LM_PRECISION_FP32, 1), LM_ERR_UNSUPPORTED);
     ck_assert_msg(strstr(lm_error_message(), "built without CUDA") != NULL, "message: %s", lm_error_message());
     ck_assert_int_eq(lm_backend_create(&be, "cuda:1", LM_PRECISION_FP32, 1), LM_ERR_UNSUPPORTED);
     ck_assert_int_eq(lm_backend_create(&be, "auto", LM_PRECISION_BF16, 2), LM_OK);
     ck_assert_str_eq(be->ops->describe(be), "cpu (2 threads)");
-    be->ops->destroy(be);
+    lm_backend_release(be);
 #endif
 }
 END_TEST

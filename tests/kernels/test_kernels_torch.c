@@ -170,6 +170,8 @@ START_TEST(test_crossentropy_matches_torch) {
 }
 END_TEST
 
+/* lmcore 1.x's lm_cpu_adamw now lives in the adamw optimizer plugin: the
+ * same torch parity, through the plugin's bind and step on a CPU device. */
 START_TEST(test_adamw_matches_torch) {
     enum { N = 37 };
     const float *h = fx("adamw.hparams", 6);
@@ -179,7 +181,7 @@ START_TEST(test_adamw_matches_torch) {
     for (int step = 1; step <= 3; step++) {
         char name[32];
         snprintf(name, sizeof name, "adamw.grad%d", step);
-        lm_cpu_adamw(param, fx(name, N), m, v, N, lr, beta1, beta2, eps, wd, step == 2 ? clip : 1.0f, step);
+        tk_adamw(param, fx(name, N), m, v, N, lr, beta1, beta2, eps, wd, step == 2 ? clip : 1.0f, step, 1);
         const char *fields[3] = {"param", "m", "v"};
         float *mine[3] = {param, m, v};
         for (int f = 0; f < 3; f++) {

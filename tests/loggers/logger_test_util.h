@@ -52,8 +52,12 @@ typedef struct test_svg_axes {
     test_svg_linear x, y;            /* value -> pixel, fitted through the numeric tick labels */
 } test_svg_axes;
 /* x tick labels are the numbers below the frame, centred on their tick; y
- * tick labels the numbers left of it, 4 px below theirs (12 px text). */
+ * tick labels the numbers left of it, 4 px below theirs (12 px text).
+ * test_svg_frame also checks that the x axis starts at its first tick (a
+ * run from step 0); test_svg_frame_any does not (a resumed run's axis
+ * starts where it went on, between ticks). */
 test_svg_axes test_svg_frame(const char *svg);
+test_svg_axes test_svg_frame_any(const char *svg);
 double test_svg_px(const test_svg_linear *m, double v);
 
 #endif

@@ -1,7 +1,9 @@
 /* Logger 'csv': the file equals the one Python's csv module writes for the
  * same rows (fixtures/gen_csv_fixture.py: quoting, header order, empty
- * fields, number spelling); every row is on disk at once; `every` averages
- * the loss over its window; numbers read back exactly; errors are clear. */
+ * fields, number spelling); PROGRESS events make no row; every row is on
+ * disk at once; `every` thins the logging points, the loss of a row being
+ * the mean step loss since the previous one; numbers read back exactly;
+ * errors are clear. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -21,9 +23,11 @@ typedef struct scripted {
     lm_scalar scalars[7];
 } scripted;
 
-/* Keep in sync with fixtures/gen_csv_fixture.py. */
+/* Keep in sync with fixtures/gen_csv_fixture.py (which leaves out what
+ * makes no row: RUN_BEGIN, MESSAGE, PROGRESS). */
 static const scripted script[] = {
     {LM_EVENT_RUN_BEGIN, 0, 0.0, 1, {{"n_params", 1000}}},
+    {LM_EVENT_PROGRESS, 1, 0.2, 0, {{NULL, 0}}},
     {LM_EVENT_STEP, 1, 0.25, 7,
      {{"loss", 10.5},
       {"learning_rate", 2e-05},
@@ -39,9 +43,16 @@ static const scripted script[] = {
       {"tokens_per_second", 1600.0},
       {"rss,mb", 101.0},
       {"multi\nline", 1e20}}},
+    {LM_EVENT_PROGRESS, 2, 0.45, 0, {{NULL, 0}}},
     {LM_EVENT_MESSAGE, 2, 0.6, 0, {{NULL, 0}}},
-    {LM_EVENT_EVAL, 2, 0.75, 4,
-     {{"train_loss", 10.125}, {"eval_loss", 9.5}, {"perplexity", 13359.726829661873}, {"epoch_index", 1}}},
+    {LM_EVENT_EVAL, 2, 0.75, 6,
+     {{"train_loss", 10.125},
+      {"eval_loss", 9.5},
+      {"perplexity", 13359.726829661873},
+      {"epoch_index", 1},
+      {"eval_runtime", 0.125},
+      {"eval_samples_per_second", 96}}},
+    {LM_EVENT_PROGRESS, 3, 0.9, 0, {{NULL, 0}}},
     {LM_EVENT_STEP, 3, 1.0, 6,
      {{"loss", 9.0},
       {"learning_rate", 0.0},
@@ -107,15 +118,20 @@ START_TEST(rows_are_flushed_one_by_one) {
     test_logger t;
     char *path = open_csv(&t, dir, NULL);
     log_scripted(&t, &script[0]); /* run begin: no row, and the header waits for the first step */
+    log_scripted(&t, &script[1]); /* PROGRESS: no row either */
     char *text = test_read_file(path, NULL);
     ck_assert_str_eq(text, "");
     free(text);
-    log_scripted(&t, &script[1]);
+    log_scripted(&t, &script[2]);
     text = test_read_file(path, NULL);
     ck_assert_int_eq(count_lines(text), 3); /* header (with a quoted line break inside) + one row */
     ck_assert_ptr_nonnull(strstr(text, "\nstep,1,0.5,0.25,10.5,"));
     free(text);
-    log_scripted(&t, &script[4]);
+    log_scripted(&t, &script[4]); /* PROGRESS */
+    text = test_read_file(path, NULL);
+    ck_assert_int_eq(count_lines(text), 3);
+    free(text);
+    log_scripted(&t, &script[6]); /* EVAL */
     text = test_read_file(path, NULL);
     ck_assert_int_eq(count_lines(text), 4);
     free(text);
@@ -145,6 +161,28 @@ START_TEST(every_averages_the_loss_of_its_window) {
     ck_assert_ptr_nonnull(strstr(text, "\nstep,2,1,1,3.5,0.001,"));
     ck_assert_ptr_nonnull(strstr(text, "\nstep,4,2,2,1.875,0.001,"));
     ck_assert_ptr_nonnull(strstr(text, "\nstep,6,3,3,0.75,0.001,"));
+    free(text);
+    free(path);
+
+    /* Logging points 50 steps apart, the last one 30: each STEP's loss
+     * counts with the steps it covers, (4 x 50 + 3 x 50 + 2 x 30) / 130. */
+    path = open_csv(&t, dir, "every=1000");
+    ev = test_event(LM_EVENT_RUN_BEGIN, 0, 0, NULL, 0);
+    ev.total_steps = 130;
+    ck_assert_int_eq(test_logger_log(&t, &ev), LM_OK);
+    const int64_t at[] = {50, 100, 130};
+    for (int i = 0; i < 3; i++) {
+        lm_scalar loss[] = {{"loss", 4.0 - i}};
+        ev = test_event(LM_EVENT_STEP, at[i], 0.5 * (double)at[i], loss, 1);
+        ev.total_steps = 130;
+        ck_assert_int_eq(test_logger_log(&t, &ev), LM_OK);
+    }
+    test_logger_close(&t);
+    text = test_read_file(path, NULL);
+    ck_assert_int_eq(count_lines(text), 2);
+    const char *row = strstr(text, "\nstep,130,65,65,");
+    ck_assert_msg(row != NULL, "no row at the last step in:\n%s", text);
+    ck_assert_double_eq(strtod(row + 16, NULL), 410.0 / 130.0); /* read back exactly */
     free(text);
     free(path);
     test_remove_dir(dir);

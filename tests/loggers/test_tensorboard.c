@@ -1,8 +1,9 @@
 /* Logger 'tensorboard': the event file equals, byte for byte, the one
  * TensorBoard's own Python writer makes for the same events
  * (fixtures/gen_tb_fixture.py); an independent reader here (table CRC-32C,
- * generic protobuf decoding) checks every record's CRCs and fields; records
- * are on disk as soon as an event is logged; errors are clear. */
+ * generic protobuf decoding) checks every record's CRCs and fields;
+ * PROGRESS events write nothing; records are on disk as soon as an event
+ * is logged; errors are clear. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -185,8 +186,10 @@ typedef struct scripted {
 
 static const scripted script[] = {
     {LM_EVENT_RUN_BEGIN, NULL, 0, 0.0, 2, {{"n_params", 124e6}, {"block_size", 128}}},
+    {LM_EVENT_PROGRESS, NULL, 1, 0.4, 0, {{NULL, 0}}},
     {LM_EVENT_STEP, "train/", 1, 0.5, 5,
      {{"loss", 10.875}, {"learning_rate", 2e-5}, {"grad_norm", 3.25}, {"tokens_per_second", 1234.5}, {"rss_mb", 512}}},
+    {LM_EVENT_PROGRESS, NULL, 2, 0.9, 0, {{NULL, 0}}},
     {LM_EVENT_STEP, "train/", 2, 1.0, 5,
      {{"loss", 9.5}, {"learning_rate", 1.5e-5}, {"grad_norm", 2.0}, {"tokens_per_second", 1300.25}, {"rss_mb", 513.5}}},
     {LM_EVENT_MESSAGE, NULL, 2, 1.5, 0, {{NULL, 0}}},
@@ -272,7 +275,7 @@ START_TEST(records_decode_to_the_logged_events) {
     char *path = test_find_file(dir, "tfevents");
     tb_record records[16];
     int n = read_event_file(path, records, 16);
-    ck_assert_int_eq(n, 6); /* file_version + 3 steps + eval + run end; begin and message are not scalars here */
+    ck_assert_int_eq(n, 6); /* file_version + 3 steps + eval + run end; begin, PROGRESS and message write nothing */
     ck_assert_str_eq(records[0].file_version, "brain.Event:2");
     ck_assert_double_eq(records[0].wall_time, START_TIME);
     ck_assert_int_eq(records[0].n_values, 0);
@@ -312,9 +315,11 @@ START_TEST(each_event_is_on_disk_at_once) {
     tb_record records[8];
     ck_assert_int_eq(read_event_file(path, records, 8), 1); /* file_version, before any event */
     double before = (double)time(NULL);
-    log_scripted(&t, &script[1]);
-    ck_assert_int_eq(read_event_file(path, records, 8), 2);
     log_scripted(&t, &script[2]);
+    ck_assert_int_eq(read_event_file(path, records, 8), 2);
+    log_scripted(&t, &script[3]); /* PROGRESS: no record */
+    ck_assert_int_eq(read_event_file(path, records, 8), 2);
+    log_scripted(&t, &script[4]);
     ck_assert_int_eq(read_event_file(path, records, 8), 3);
     /* Without start_time the wall times are real UNIX times, elapsed apart. */
     ck_assert_double_ge(records[1].wall_time, before - 5);
@@ -332,8 +337,8 @@ START_TEST(two_runs_in_one_second_keep_both_files) {
     test_logger a, b;
     open_logger(&a, dir, 1);
     open_logger(&b, dir, 1);
-    log_scripted(&a, &script[1]);
-    log_scripted(&b, &script[2]);
+    log_scripted(&a, &script[2]);
+    log_scripted(&b, &script[4]);
     test_logger_close(&a);
     test_logger_close(&b);
     ck_assert_int_eq(test_count_files(dir, "events.out.tfevents.1700000000."), 2);

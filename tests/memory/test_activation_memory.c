@@ -7,11 +7,13 @@
  * must drop by (nearly) the L-1 buffers of each kind that no longer exist.
  * (That the results are the same bits is checked by the parity suites.) */
 #include <check.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "model_steps.h"
 #include "process_memory.h"
 #include "registry.h"
 #include "test_main.h"
@@ -40,10 +42,13 @@ static long step_kib(lm_registry *registry, const char *arch, const char *const 
     ck_assert_msg(lm_plugin_instantiate(p, cfg, &self) == LM_OK, "%s: %s", arch, lm_error_message());
     const lm_architecture_vtable *vt = &p->vtable.architecture;
     ck_assert_int_eq(vt->init_weights(self, 1), LM_OK);
-    float loss;
-    ck_assert_msg(vt->forward(self, &batch, &loss) == LM_OK, "%s", lm_error_message());
-    ck_assert_msg(vt->backward(self, 1.0f) == LM_OK, "%s", lm_error_message());
+    /* A training step: the dropout key and the loss in a step state on the model's device. */
+    lm_step_state *state = lm_test_state_new(vt, self, 1, 0);
+    ck_assert_msg(vt->forward(self, &batch, state) == LM_OK, "%s", lm_error_message());
+    ck_assert_msg(vt->backward(self, 1.0f, 0) == LM_OK, "%s", lm_error_message());
+    ck_assert(isfinite(lm_test_state_read(vt, self, state).loss));
     long grown = lm_test_rss_kib() - before;
+    lm_test_state_free(vt, self, state);
     lm_plugin_release(p, self);
     lm_config_destroy(cfg);
     return grown;

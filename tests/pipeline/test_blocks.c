@@ -52,28 +52,28 @@ static void *trained_tokenizer(const lm_plugin *p, int vocab_size) {
     return tok;
 }
 
-static lm_status row_of_test(void *ctx, size_t index, const char **text, size_t *len) {
-    return wikitext->vtable.dataset.row(ctx, "test", index, text, len);
+/* The rows of `split`: the dataset's own source, opened on first use. */
+static const lm_text_source *rows_of(const char *split) {
+    const lm_text_source *rows = NULL;
+    ck_assert_msg(wikitext->vtable.dataset.open_split(dataset, split, &rows) == LM_OK, "%s", lm_error_message());
+    return rows;
 }
 
+/* Trains the tokenizer on the test split, straight from the dataset's source. */
 static void train_on_test(const lm_plugin *p, void *tok) {
-    lm_text_source source;
-    source.ctx = dataset;
-    source.row = row_of_test;
-    ck_assert_int_eq(wikitext->vtable.dataset.row_count(dataset, "test", &source.count), LM_OK);
-    ck_assert_int_eq(p->vtable.tokenizer.train(tok, &source), LM_OK);
+    ck_assert_int_eq(p->vtable.tokenizer.train(tok, rows_of("test")), LM_OK);
 }
 
 /* Expected blocks as group_texts computes them: per group of rows, the
  * concatenated length floored to a multiple of the block size. */
 static size_t expected_blocks(const lm_plugin *p, void *tok, int add_special, size_t group, size_t block) {
-    size_t n, blocks = 0, group_tokens = 0;
-    wikitext->vtable.dataset.row_count(dataset, "test", &n);
+    const lm_text_source *rows = rows_of("test");
+    size_t n = rows->count, blocks = 0, group_tokens = 0;
     lm_ids ids = {0};
     for (size_t i = 0; i < n; i++) {
         const char *text;
         size_t len;
-        wikitext->vtable.dataset.row(dataset, "test", i, &text, &len);
+        ck_assert_int_eq(rows->row(rows->ctx, i, &text, &len), LM_OK);
         lm_ids_clear(&ids);
         ck_assert_int_eq(p->vtable.tokenizer.encode(tok, text, len, add_special, &ids), LM_OK);
         group_tokens += ids.len;
@@ -126,10 +126,10 @@ START_TEST(counts_match_group_texts_and_cache_is_reused) {
     make_cache_dir();
     lm_blocks_options o = {128, 0, 0, cache_dir};
     lm_blocks *a, *b;
-    ck_assert_int_eq(lm_blocks_build(&a, bpe, tok, wikitext, dataset, "test", &o), LM_OK);
+    ck_assert_int_eq(lm_blocks_build(&a, bpe, tok, rows_of("test"), &o), LM_OK);
     ck_assert_uint_eq(lm_blocks_count(a), expected_blocks(bpe, tok, 0, 0, 128));
     ck_assert(!lm_blocks_from_cache(a));
-    ck_assert_int_eq(lm_blocks_build(&b, bpe, tok, wikitext, dataset, "test", &o), LM_OK);
+    ck_assert_int_eq(lm_blocks_build(&b, bpe, tok, rows_of("test"), &o), LM_OK);
     ck_assert(lm_blocks_from_cache(b));
     ck_assert_uint_eq(lm_blocks_count(a), lm_blocks_count(b));
     int32_t x[128], y[128];
@@ -140,12 +140,11 @@ START_TEST(counts_match_group_texts_and_cache_is_reused) {
     }
     /* The first block is the first tokens of the split, in order. */
     lm_ids first = {0};
-    size_t n;
-    wikitext->vtable.dataset.row_count(dataset, "test", &n);
-    for (size_t i = 0; i < n && first.len < 128; i++) {
+    const lm_text_source *rows = rows_of("test");
+    for (size_t i = 0; i < rows->count && first.len < 128; i++) {
         const char *text;
         size_t len;
-        wikitext->vtable.dataset.row(dataset, "test", i, &text, &len);
+        ck_assert_int_eq(rows->row(rows->ctx, i, &text, &len), LM_OK);
         bpe->vtable.tokenizer.encode(tok, text, len, 0, &first);
     }
     lm_blocks_get(a, 0, x);
@@ -158,7 +157,7 @@ START_TEST(counts_match_group_texts_and_cache_is_reused) {
     char path[512];
     ck_assert_int_eq(only_cache_file(path, sizeof path), 1);
     ck_assert_int_eq(truncate(path, 1000), 0);
-    ck_assert_int_eq(lm_blocks_build(&a, bpe, tok, wikitext, dataset, "test", &o), LM_OK);
+    ck_assert_int_eq(lm_blocks_build(&a, bpe, tok, rows_of("test"), &o), LM_OK);
     ck_assert(!lm_blocks_from_cache(a));
     ck_assert_uint_eq(lm_blocks_count(a), expected_blocks(bpe, tok, 0, 0, 128));
     lm_blocks_free(a);
@@ -166,7 +165,7 @@ START_TEST(counts_match_group_texts_and_cache_is_reused) {
     FILE *f = fopen(path, "wb");
     for (int i = 0; i < 5000; i++) fputc(i * 7, f);
     fclose(f);
-    ck_assert_int_eq(lm_blocks_build(&a, bpe, tok, wikitext, dataset, "test", &o), LM_OK);
+    ck_assert_int_eq(lm_blocks_build(&a, bpe, tok, rows_of("test"), &o), LM_OK);
     ck_assert(!lm_blocks_from_cache(a));
     lm_blocks_free(a);
     /* A flipped id inside an otherwise valid file: the checksum catches it. */
@@ -176,13 +175,13 @@ START_TEST(counts_match_group_texts_and_cache_is_reused) {
     fseek(f, 100, SEEK_SET);
     fputc(c ^ 1, f);
     fclose(f);
-    ck_assert_int_eq(lm_blocks_build(&a, bpe, tok, wikitext, dataset, "test", &o), LM_OK);
+    ck_assert_int_eq(lm_blocks_build(&a, bpe, tok, rows_of("test"), &o), LM_OK);
     ck_assert(!lm_blocks_from_cache(a));
     lm_blocks_free(a);
 
     /* A consistent file (hash repaired) whose ids leave the vocabulary:
      * still rejected, since a cache is data, not trusted code. */
-    ck_assert_int_eq(lm_blocks_build(&a, bpe, tok, wikitext, dataset, "test", &o), LM_OK); /* rewrite a good one */
+    ck_assert_int_eq(lm_blocks_build(&a, bpe, tok, rows_of("test"), &o), LM_OK); /* rewrite a good one */
     size_t payload = lm_blocks_count(a) * 128 * 2; /* vocab 2000 fits 16-bit ids */
     lm_blocks_free(a);
     f = fopen(path, "r+b");
@@ -196,7 +195,7 @@ START_TEST(counts_match_group_texts_and_cache_is_reused) {
     fwrite(file, 1, 64 + payload + 16, f);
     fclose(f);
     free(file);
-    ck_assert_int_eq(lm_blocks_build(&a, bpe, tok, wikitext, dataset, "test", &o), LM_OK);
+    ck_assert_int_eq(lm_blocks_build(&a, bpe, tok, rows_of("test"), &o), LM_OK);
     ck_assert(!lm_blocks_from_cache(a));
     lm_blocks_get(a, 0, x);
     ck_assert_int_lt(x[0], 2000);
@@ -205,7 +204,7 @@ START_TEST(counts_match_group_texts_and_cache_is_reused) {
     /* Another tokenizer: its own cache, built fresh. */
     void *other = trained_tokenizer(bpe, 1000);
     train_on_test(bpe, other);
-    ck_assert_int_eq(lm_blocks_build(&a, bpe, other, wikitext, dataset, "test", &o), LM_OK);
+    ck_assert_int_eq(lm_blocks_build(&a, bpe, other, rows_of("test"), &o), LM_OK);
     ck_assert(!lm_blocks_from_cache(a));
     ck_assert_uint_eq(lm_blocks_count(a), expected_blocks(bpe, other, 0, 0, 128));
     lm_blocks_free(a);
@@ -220,7 +219,7 @@ START_TEST(grouping_per_1000_rows_and_wordpiece_specials) {
     train_on_test(wordpiece, tok);
     lm_blocks_options o = {128, 1000, 1, NULL};
     lm_blocks *a;
-    ck_assert_int_eq(lm_blocks_build(&a, wordpiece, tok, wikitext, dataset, "test", &o), LM_OK);
+    ck_assert_int_eq(lm_blocks_build(&a, wordpiece, tok, rows_of("test"), &o), LM_OK);
     ck_assert_uint_eq(lm_blocks_count(a), expected_blocks(wordpiece, tok, 1, 1000, 128));
     int32_t x[128];
     lm_blocks_get(a, 0, x);
@@ -230,7 +229,7 @@ START_TEST(grouping_per_1000_rows_and_wordpiece_specials) {
     size_t whole = lm_blocks_count(a);
     lm_blocks_free(a);
     o.group_lines = 0;
-    ck_assert_int_eq(lm_blocks_build(&a, wordpiece, tok, wikitext, dataset, "test", &o), LM_OK);
+    ck_assert_int_eq(lm_blocks_build(&a, wordpiece, tok, rows_of("test"), &o), LM_OK);
     ck_assert_uint_eq(lm_blocks_count(a), expected_blocks(wordpiece, tok, 1, 0, 128));
     ck_assert_uint_ge(lm_blocks_count(a), whole);
     lm_blocks_free(a);
@@ -243,10 +242,11 @@ START_TEST(bad_options_and_missing_split) {
     train_on_test(bpe, tok);
     lm_blocks_options o = {1, 0, 0, NULL};
     lm_blocks *a;
-    ck_assert_int_eq(lm_blocks_build(&a, bpe, tok, wikitext, dataset, "test", &o), LM_ERR_INVALID);
+    ck_assert_int_eq(lm_blocks_build(&a, bpe, tok, rows_of("test"), &o), LM_ERR_INVALID);
     ck_assert(strstr(lm_error_message(), "block_size") != NULL);
-    o.block_size = 64;
-    ck_assert_int_ne(lm_blocks_build(&a, bpe, tok, wikitext, dataset, "train", &o), LM_OK);
+    /* A missing split fails where its rows are asked for, before any build. */
+    const lm_text_source *train = NULL;
+    ck_assert_int_eq(wikitext->vtable.dataset.open_split(dataset, "train", &train), LM_ERR_IO);
     ck_assert(strstr(lm_error_message(), "wiki.train.raw") != NULL);
     ck_assert(strstr(lm_error_message(), "fetch_wikitext2.sh") != NULL);
     lm_plugin_release(bpe, tok);

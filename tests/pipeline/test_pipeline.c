@@ -77,6 +77,29 @@ END_TEST
 START_TEST(bert_resume_is_bit_exact) { resume_check("bert"); }
 END_TEST
 
+static void step_api_check(const char *model) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, EXE " run tests/pipeline/scripts/step_api_check.lua model=%s data=" DATA, model);
+    ck_assert_msg(run(cmd) == 0, "%s", output);
+    ck_assert(strstr(output, "OK step api") != NULL);
+}
+
+/* A loop written in Lua trains bit-identically to fit(); no read per step. */
+START_TEST(gpt2_step_api_matches_fit) { step_api_check("gpt2"); }
+END_TEST
+
+START_TEST(bert_step_api_matches_fit) { step_api_check("bert"); }
+END_TEST
+
+START_TEST(callbacks_and_cadence) {
+    char dir[64], cmd[1024];
+    temp_dir(dir, sizeof dir);
+    snprintf(cmd, sizeof cmd, EXE " run tests/pipeline/scripts/callbacks_check.lua data=" DATA " out=%s", dir);
+    ck_assert_msg(run(cmd) == 0, "%s", output);
+    ck_assert(strstr(output, "OK callbacks") != NULL);
+}
+END_TEST
+
 START_TEST(shipped_scripts_run_tiny_presets) {
     char dir[64], cmd[1024];
     temp_dir(dir, sizeof dir);
@@ -192,6 +215,9 @@ int main(void) {
     tcase_add_test(tc, bert_trains_reproducibly_and_reloads);
     tcase_add_test(tc, gpt2_resume_is_bit_exact);
     tcase_add_test(tc, bert_resume_is_bit_exact);
+    tcase_add_test(tc, gpt2_step_api_matches_fit);
+    tcase_add_test(tc, bert_step_api_matches_fit);
+    tcase_add_test(tc, callbacks_and_cadence);
     tcase_add_test(tc, shipped_scripts_run_tiny_presets);
     tcase_add_test(tc, ctrl_c_saves_a_checkpoint);
     tcase_add_test(tc, inspect_data_prints_the_four_figures);

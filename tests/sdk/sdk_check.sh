@@ -40,9 +40,9 @@ install)
            lib/lmcore/plugins/lm_arch_gpt2.so share/lmcore/scripts/gpt2_clm.lua share/lmcore/scripts/lib/pipeline.lua; do
     [ -e "$prefix/$f" ] || fail "the install lacks $f"
   done
-  # The moved lmcore finds its 14 plugins and nothing of the build tree.
+  # The moved lmcore finds its 17 plugins and nothing of the build tree.
   (cd / && "$lmcore" plugins) >"$work/plugins.txt" 2>&1
-  [ "$(grep -c "($prefix/lib/lmcore/plugins/" "$work/plugins.txt")" -eq 14 ] || { cat "$work/plugins.txt"; fail "expected 14 plugins from $prefix"; }
+  [ "$(grep -c "($prefix/lib/lmcore/plugins/" "$work/plugins.txt")" -eq 17 ] || { cat "$work/plugins.txt"; fail "expected 17 plugins from $prefix"; }
   ! grep -q "($build/lib/" "$work/plugins.txt" || fail "the installed lmcore loaded plugins from the build tree"
   ! grep -q "^refused" "$work/plugins.txt" || fail "the installed lmcore refused a plugin"
   # Shipped scripts by name, from anywhere.
@@ -92,11 +92,12 @@ new-plugin)
   mkdir -p "$work/scaffold"
   declare -A entries=(
     [tokenizer]="train, info, encode, decode, fingerprint, save"
-    [dataset]="split_count, split_name, row_count, row, fingerprint"
-    [architecture]="info, params, init_weights, set_training, zero_grad, forward, backward, grad_norm, optimizer_step, logits, read_buffer, write_buffer \(after info\), hf_config"
+    [dataset]="split_count, split_name, open_split, row \(after open_split\)"
+    [architecture]="info, parameters, init_weights, set_training, forward, backward, logits, hf_config"
     [objective]="bind, make_batch"
-    [logger]="log")
-  for kind in tokenizer dataset architecture objective logger; do
+    [logger]="log"
+    [optimizer]="bind, step, state_count, state_at, settings_json")
+  for kind in tokenizer dataset architecture objective logger optimizer; do
     dir="$work/scaffold/my_$kind"
     "$lmcore" new-plugin "$kind" "my_$kind" "$dir" >"$dir.new.log"
     expect "^wrote $dir/" "$dir.new.log"

@@ -82,7 +82,7 @@ static lm_status line_row(void *ctx, size_t index, const char **text, size_t *le
 }
 
 lm_text_source lines_source(text_lines *lines) {
-    lm_text_source src = {lines, lines->count, line_row};
+    lm_text_source src = {sizeof(lm_text_source), lines, lines->count, line_row, 0, NULL};
     return src;
 }
 

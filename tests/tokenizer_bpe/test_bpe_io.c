@@ -225,15 +225,15 @@ START_TEST(untrained_and_empty_training_are_clear_errors) {
     lm_ids ids = {0};
     ck_assert_int_eq(bpe_vtable()->encode(tok, "x", 1, 0, &ids), LM_ERR_INVALID);
     ck_assert_ptr_nonnull(strstr(lm_error_message(), "train"));
-    lm_text_source none = {NULL, 0, empty_row};
+    lm_text_source none = {sizeof(lm_text_source), NULL, 0, empty_row, 0, NULL};
     ck_assert_int_eq(bpe_vtable()->train(tok, &none), LM_ERR_INVALID);
     ck_assert_ptr_nonnull(strstr(lm_error_message(), "empty"));
-    lm_text_source blank = {NULL, 5, empty_row};
+    lm_text_source blank = {sizeof(lm_text_source), NULL, 5, empty_row, 0, NULL};
     ck_assert_int_eq(bpe_vtable()->train(tok, &blank), LM_ERR_INVALID);
     bpe_destroy(tok);
     /* A loaded tokenizer refuses to be retrained. */
     tok = load_main();
-    lm_text_source one = {NULL, 1, empty_row};
+    lm_text_source one = {sizeof(lm_text_source), NULL, 1, empty_row, 0, NULL};
     ck_assert_int_eq(bpe_vtable()->train(tok, &one), LM_ERR_INVALID);
     ck_assert_ptr_nonnull(strstr(lm_error_message(), "hf_bpe_2000.json"));
     bpe_destroy(tok);

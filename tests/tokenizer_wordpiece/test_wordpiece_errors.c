@@ -203,7 +203,8 @@ END_TEST
 
 START_TEST(test_empty_training_data) {
     void *tok = wp_open(NULL);
-    lm_text_source none = {NULL, 0, empty_row}, blank = {NULL, 8, empty_row};
+    lm_text_source none = {sizeof(lm_text_source), NULL, 0, empty_row, 0, NULL},
+                   blank = {sizeof(lm_text_source), NULL, 8, empty_row, 0, NULL};
     ck_assert_int_eq(wp_plugin()->train(tok, &none), LM_ERR_INVALID);
     ck_assert_ptr_nonnull(strstr(lm_error_message(), "no words"));
     ck_assert_int_eq(wp_plugin()->train(tok, &blank), LM_ERR_INVALID);

@@ -120,7 +120,7 @@ lm_text_source wp_wiki_rows(size_t n) {
         pos = end + 1;
     }
     ck_assert_uint_eq(r->n, n);
-    return (lm_text_source){r, r->n, wiki_row};
+    return (lm_text_source){sizeof(lm_text_source), r, r->n, wiki_row, 0, NULL};
 }
 
 void wp_wiki_rows_free(lm_text_source *rows) {

@@ -1,8 +1,8 @@
--- expect: unknown key 'learning_rate' for the trainer
+-- expect: unknown key 'lerning_rate' for the trainer
 local ds <close> = lm.dataset("wikitext", {path = args.data})
 local tok <close> = lm.tokenizer("bpe", {vocab_size = 300})
 tok:train(ds, "validation")
 local b <close> = lm.blocks(tok, ds, "validation", {block_size = 16})
 local m <close> = lm.architecture("gpt2", {n_layer = 1, vocab_size = 300, n_embd = 16, n_head = 2, n_positions = 16, device = "cpu"})
 local o <close> = lm.objective("clm")
-lm.trainer{model = m, objective = o, tokenizer = tok, train = b, learning_rate = 1e-3}
+lm.trainer{model = m, objective = o, tokenizer = tok, train = b, lerning_rate = 1e-3}

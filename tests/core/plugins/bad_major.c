@@ -1,4 +1,4 @@
-/* Built "for ABI 2": must be refused by major version. */
+/* Built "for the next ABI major" (LM_ABI_MAJOR + 1): must be refused by major version. */
 #include "lmcore/lmcore.h"
 static lm_status c(void **s, lm_config *cfg) { (void)cfg; *s = (void *)1; return LM_OK; }
 static void d(void *s) { (void)s; }

@@ -1,4 +1,4 @@
-/* Built "for ABI 1.(minor+1)": must be refused by newer minor. */
+/* Built "for ABI major.(minor+1)": must be refused by newer minor. */
 #include "lmcore/lmcore.h"
 static lm_status c(void **s, lm_config *cfg) { (void)cfg; *s = (void *)1; return LM_OK; }
 static void d(void *s) { (void)s; }

@@ -17,5 +17,6 @@ m:init(1)
 local o <close> = lm.objective("clm")
 local log <close> = lm.logger("test_logger", {path = args.out})
 local t <close> = lm.trainer{model = m, objective = o, tokenizer = tok, train = b, loggers = {log}, max_steps = 4,
-                             batch_size = 2, checkpoint_dir = args.out .. ".ckpt", save_every = 2, keep_last = 1}
+                             batch_size = 2, checkpoint_dir = args.out .. ".ckpt", save_every = 2, keep_last = 1,
+                             log_every = 2}
 t:fit()

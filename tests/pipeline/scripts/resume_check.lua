@@ -73,4 +73,37 @@ ok, err = pcall(fit, same, {resume = out .. "/c/checkpoint-4", max_steps = 9})
 assert(not ok and err:find("resume with the same data and settings"), tostring(err))
 ok, err = pcall(fit, same, {resume = out .. "/nowhere"})
 assert(not ok and err:find("nowhere"), tostring(err))
+
+-- Another optimizer (SGD with Nesterov momentum: its momentum buffers are
+-- saved), another schedule (cosine with warmup) and a callback that declares
+-- state (a step counter, saved in trainer_state.json) resume exactly too.
+local function counter()
+  return {name = "counter", steps = 0,
+          on_step_end = function(self) self.steps = self.steps + 1 end,
+          state = function(self) return {steps = self.steps} end,
+          load_state = function(self, saved) self.steps = saved.steps end}
+end
+local sgd = {optimizer = "sgd", optimizer_args = {momentum = 0.9, nesterov = true}, lr = 0.05,
+             lr_scheduler_type = "cosine", warmup_steps = 2}
+local function with(extra)
+  local all = {}
+  for k, v in pairs(sgd) do all[k] = v end
+  for k, v in pairs(extra) do all[k] = v end
+  return all
+end
+local whole_count, half_count = counter(), counter()
+local d = new_model(vocab.vocab_size)
+d:init(1)
+local rd = fit(d, with({checkpoint_dir = out .. "/d", save_every = 4, keep_last = 0, callbacks = {whole_count}}))
+local e = new_model(vocab.vocab_size)
+e:init(42)
+local re = fit(e, with({resume = out .. "/d/checkpoint-4", callbacks = {half_count}}))
+assert(d:weights_hash() == e:weights_hash(), "SGD run resumed from step 4 ended with other weights")
+assert(rd.train_loss == re.train_loss, string.format("train loss %.17g vs %.17g", rd.train_loss, re.train_loss))
+assert(whole_count.steps == 8 and half_count.steps == 8,
+       "the callback's state did not resume: " .. whole_count.steps .. " and " .. half_count.steps)
+-- A checkpoint of one optimizer does not resume with another.
+local f = new_model(vocab.vocab_size)
+ok, err = pcall(fit, f, {resume = out .. "/d/checkpoint-4", lr_scheduler_type = "cosine", warmup_steps = 2})
+assert(not ok and err:find("trained with optimizer 'sgd' and this run uses 'adamw'", 1, true), tostring(err))
 print("OK resume " .. kind)

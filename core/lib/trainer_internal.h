@@ -1,0 +1,80 @@
+/* The trainer's state, shared by its files: trainer.c (the step, logging,
+ * evaluation), trainer_settings.c (settings into a plan, training
+ * arguments), trainer_resume.c (trainer_state.json: save and resume). */
+#ifndef LMCORE_TRAINER_INTERNAL_H
+#define LMCORE_TRAINER_INTERNAL_H
+
+#include <limits.h>
+
+#include "checkpoint.h"
+#include "sysmetrics.h"
+#include "trainer.h"
+
+/* The settings, as read (before the data gives them a plan). */
+typedef struct trainer_settings {
+    double lr, max_grad_norm, warmup_ratio;
+    int64_t epochs, max_steps, batch_size, eval_batch_size, grad_accum, warmup_steps, eval_max_batches;
+    uint64_t seed;
+    char schedule[32];
+    char checkpoint_dir[PATH_MAX], resume[PATH_MAX];
+    /* for training_args.json: the optimizer as the trainer was told it */
+    double weight_decay, beta1, beta2, eps;
+} trainer_settings;
+
+struct lm_trainer {
+    lm_trainer_parts parts; /* loggers points at `loggers` */
+    lm_handle *loggers;
+    lm_arch_info arch;
+    lm_param_set params;
+    lm_device *dev;
+    trainer_settings s;
+    lm_trainer_plan plan;
+    lm_schedule schedule;
+
+    /* The step state and the evaluation's accumulator, in device memory. */
+    lm_step_state *state, *eval_state;
+
+    /* Where the run is (host side; the device's counters agree). */
+    int64_t step, epoch, steps_in_epoch;
+    size_t cursor;           /* next block of the epoch's shuffled order */
+    uint64_t micro_batches;  /* batches made: dropout and masking counter */
+    int64_t micro_in_step;   /* micro-batches made for the step in progress */
+    int grads_written;       /* a backward (or a zeroing) wrote this step's gradients */
+    size_t *order;
+    int32_t *tokens;
+
+    /* The batch handed out last. */
+    const lm_batch *batch;
+    uint64_t batch_serial, batch_index;
+    int batch_used;
+
+    /* Logging and evaluation intervals. */
+    int begun, finished;
+    double start_time, log_time;
+    int64_t first_step;      /* the step this process started from (resume) */
+    int64_t last_log_step, last_eval_step;
+    uint64_t tokens_since_log;
+    double last_eval_loss;
+    lm_sysmetrics *sysmetrics;
+    lm_scalar system[LM_SYSMETRICS_MAX];
+    size_t n_system;
+
+    char resumed_from[PATH_MAX];
+    char *resumed_extra; /* the checkpoint's "fit" object, as JSON text ("" if none) */
+};
+
+/* trainer_settings.c */
+lm_status trainer_read_settings(lm_trainer *t, lm_config *settings, lm_config *schedule_kwargs, int host_schedule);
+
+/* trainer_resume.c */
+lm_status trainer_state_json(lm_trainer *t, const lm_step_state *state, const char *extra_json, lm_buffer *out);
+lm_status trainer_resume(lm_trainer *t, const char *dir);
+
+/* trainer.c */
+void trainer_shuffle(lm_trainer *t, int64_t epoch);
+/* The state as the device has it (one download), refused when it diverged. */
+lm_status trainer_read_state(lm_trainer *t, lm_step_state *state);
+/* Host-to-device writes of single fields of the step state. */
+lm_status trainer_upload_field(lm_trainer *t, void *field_in_state, const void *value, size_t bytes);
+
+#endif

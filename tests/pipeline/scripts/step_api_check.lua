@@ -1,0 +1,102 @@
+-- The step API: a loop written in Lua with trainer:next_batch(),
+-- forward_backward(), clip_grad_norm(), optimizer_step(), log() and
+-- evaluate() trains bit-identically to trainer:fit() (same weights, same
+-- loss averages, same evaluation), with dropout, gradient accumulation over
+-- more than one epoch, for GPT-2 and BERT; and with logging off a step
+-- reads nothing back from the device.
+-- args: model=gpt2|bert data=DIR
+local kind = args.model or "gpt2"
+local data = assert(args.data, "data=DIR")
+
+local dataset <close> = lm.dataset("wikitext", {path = data})
+local tokenizer <close> = kind == "gpt2" and lm.tokenizer("bpe", {vocab_size = 600})
+  or lm.tokenizer("wordpiece", {vocab_size = 600})
+tokenizer:train(dataset, "validation")
+local vocab = tokenizer:info()
+local opts = {block_size = 32, add_special = kind ~= "gpt2"}
+local train <close> = lm.blocks(tokenizer, dataset, "validation", opts)
+local eval <close> = lm.blocks(tokenizer, dataset, "test", opts)
+
+local function new_model()
+  local m
+  if kind == "gpt2" then
+    m = lm.architecture("gpt2", {vocab_size = vocab.vocab_size, n_layer = 1, n_head = 2, n_embd = 16,
+                                 n_positions = 32, device = "cpu", threads = 1})
+  else
+    m = lm.architecture("bert", {vocab_size = vocab.vocab_size, num_hidden_layers = 1, num_attention_heads = 2,
+                                 hidden_size = 16, intermediate_size = 32, max_position_embeddings = 32,
+                                 pad_token_id = vocab.pad_id, device = "cpu", threads = 1})
+  end
+  m:init(3)
+  return m
+end
+
+-- Enough steps for two epochs of 4 optimizer steps (32 blocks kept, batch 4, accumulation 2).
+local function new_trainer(model, objective, extra)
+  local settings = {model = model, objective = objective, tokenizer = tokenizer, train = train, eval = eval,
+                    lr = 3e-3, batch_size = 4, grad_accum = 2, epochs = 2, seed = 7, warmup_steps = 2,
+                    eval_max_batches = 3, log_every = 3, lr_scheduler_type = "cosine"}
+  for k, v in pairs(extra or {}) do settings[k] = v end
+  return lm.trainer(settings)
+end
+
+-- Both trainers see the same training blocks: the first 32 of the split.
+assert(train:count() >= 32, "need 32 training blocks")
+
+-- 1. trainer:fit()
+local model_a <close> = new_model()
+local objective_a <close> = lm.objective(kind == "gpt2" and "clm" or "mlm", kind == "bert" and {seed = 11} or nil)
+local fitted <close> = new_trainer(model_a, objective_a)
+local ra = fitted:fit()
+
+-- 2. The documented loop (docs/lua-api.md, "Writing the loop yourself").
+local model_b <close> = new_model()
+local objective_b <close> = lm.objective(kind == "gpt2" and "clm" or "mlm", kind == "bert" and {seed = 11} or nil)
+local t <close> = new_trainer(model_b, objective_b)
+while t.step < t.total_steps do
+  for _ = 1, t.grad_accum do
+    t:forward_backward(t:next_batch())
+  end
+  t:clip_grad_norm()
+  t:optimizer_step()
+  if t.step % t.logging_steps == 0 or t.step == t.total_steps then t:log() end
+  if t.epoch_done or t.step == t.total_steps then t:evaluate() end
+end
+local rb = t:finish()
+
+assert(ra.steps == rb.steps and ra.steps == t.total_steps, "steps " .. ra.steps .. " vs " .. rb.steps)
+assert(model_a:weights_hash() == model_b:weights_hash(),
+       "weights differ: " .. model_a:weights_hash() .. " vs " .. model_b:weights_hash())
+assert(ra.train_loss == rb.train_loss, string.format("train loss %.17g vs %.17g", ra.train_loss, rb.train_loss))
+assert(ra.eval_loss == rb.eval_loss, string.format("eval loss %.17g vs %.17g", ra.eval_loss, rb.eval_loss))
+assert(ra.eval_loss == ra.eval_loss and ra.eval_loss < math.log(vocab.vocab_size) + 1, "eval loss " .. ra.eval_loss)
+
+-- 3. Logging off: a step reads nothing back (no download, no wait).
+local model_c <close> = new_model()
+local objective_c <close> = lm.objective(kind == "gpt2" and "clm" or "mlm", kind == "bert" and {seed = 11} or nil)
+local quiet <close> = new_trainer(model_c, objective_c, {logging_strategy = "no", eval_strategy = "no"})
+local before = quiet:device_counters()
+for _ = 1, 3 do
+  for _ = 1, quiet.grad_accum do quiet:forward_backward(quiet:next_batch()) end
+  quiet:clip_grad_norm()
+  quiet:optimizer_step()
+end
+local after = quiet:device_counters()
+assert(after.downloads == before.downloads and after.syncs == before.syncs,
+       string.format("3 steps read the device: downloads %d -> %d, syncs %d -> %d", before.downloads,
+                     after.downloads, before.syncs, after.syncs))
+assert(after.uploads > before.uploads, "the batches were uploaded")
+local logs = quiet:log()
+local read = quiet:device_counters()
+assert(read.downloads == after.downloads + 1, "log() reads the step state once")
+assert(logs.step == 3 and logs.loss == logs.loss and logs.grad_norm > 0, "logs " .. logs.loss)
+-- fit() with logging and evaluation off reads the device once per run (the end).
+local model_d <close> = new_model()
+local objective_d <close> = lm.objective(kind == "gpt2" and "clm" or "mlm", kind == "bert" and {seed = 11} or nil)
+local silent <close> = new_trainer(model_d, objective_d, {logging_strategy = "no", eval_strategy = "no"})
+local c0 = silent:device_counters()
+silent:fit()
+local c1 = silent:device_counters()
+assert(c1.downloads - c0.downloads == 1,
+       string.format("fit() without logging read the device %d times", c1.downloads - c0.downloads))
+print("OK step api " .. kind)
