@@ -44,7 +44,7 @@ static const char run_help[] =
     "Ctrl-C asks the trainer to stop after the current step (a second Ctrl-C kills).\n";
 
 static const char plugins_help[] =
-    "usage: lmcore plugins [--kind tokenizer|dataset|architecture|objective|logger]\n"
+    "usage: lmcore plugins [--kind tokenizer|dataset|architecture|objective|logger|optimizer]\n"
     "\n"
     "Lists every plugin found (kind, name, version, file, description), then any\n"
     "file that was refused and why.\n";
@@ -56,7 +56,7 @@ static const char new_plugin_help[] =
     "against an installed lmcore through find_package(lmcore)), NAME.c with every\n"
     "entry of the KIND vtable documented, test_NAME.c (Check) and README.md.  It\n"
     "builds and loads as written; its test lists the entries that still need code.\n"
-    "KIND: tokenizer, dataset, architecture, objective or logger.\n"
+    "KIND: tokenizer, dataset, architecture, objective, logger or optimizer.\n"
     "Tutorial: docs/writing-plugins.md.\n";
 
 static int usage_error(const char *fmt, const char *arg) {
@@ -93,7 +93,7 @@ static int command_plugins(lm_registry *registry, int argc, char **argv) {
             return usage_error("unexpected argument '%s' for `lmcore plugins`", argv[i]);
         }
         if (!lm_plugin_kind_parse(value, &filter))
-            return usage_error("unknown plugin kind '%s' (tokenizer, dataset, architecture, objective, logger)",
+            return usage_error("unknown plugin kind '%s' (tokenizer, dataset, architecture, objective, logger, optimizer)",
                                value);
         have_filter = 1;
     }

@@ -87,6 +87,7 @@ lm_status lm_model_load_weights(const lm_plugin *arch, void *model, const char *
     }
     LM_CHECK(set.device->ops->upload(set.device, set.params, params, set.n_params * sizeof(float)));
     LM_CHECK(set.device->ops->sync(set.device));
+    if (arch->vtable.architecture.params_written) LM_CHECK(arch->vtable.architecture.params_written(model));
 fail:
     if (status != LM_OK && !strstr(lm_error_message(), path)) lm_error_prefix("loading weights from '%s': ", path);
     lm_free(params);

@@ -184,11 +184,8 @@ lm_status lm_trainer_create(lm_trainer **out, lm_config *settings, lm_config *sc
     }
     LM_CHECK(parts->objective.plugin->vtable.objective.bind(parts->objective.self, &t->arch,
                                                             parts->tokenizer.plugin ? &vocab : NULL));
-    status = parts->optimizer.plugin->vtable.optimizer.bind(parts->optimizer.self, &t->params);
-    if (status != LM_OK) {
-        lm_error_prefix("optimizer '%s': ", parts->optimizer.plugin->name);
-        goto fail;
-    }
+    /* An optimizer's messages name it (docs/plugin-abi.md). */
+    LM_CHECK(parts->optimizer.plugin->vtable.optimizer.bind(parts->optimizer.self, &t->params));
     read_optimizer_settings(t);
 
     int64_t B = t->s.batch_size > t->s.eval_batch_size ? t->s.batch_size : t->s.eval_batch_size;
@@ -386,8 +383,7 @@ lm_status lm_trainer_optimizer_step(lm_trainer *t, const double *host_lr) {
     }
     lm_status status = t->parts.optimizer.plugin->vtable.optimizer.step(t->parts.optimizer.self, t->state);
     if (status != LM_OK) {
-        lm_error_prefix("training step %lld: optimizer '%s': ", (long long)t->step + 1,
-                        t->parts.optimizer.plugin->name);
+        lm_error_prefix("training step %lld: ", (long long)t->step + 1);
         return status;
     }
     LM_TRY(t->dev->ops->step_finish(t->dev, t->state));

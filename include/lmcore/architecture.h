@@ -125,6 +125,12 @@ typedef struct lm_architecture_vtable {
      * whole sequence. */
     lm_status (*generate_reset)(void *self, int32_t max_tokens);
     lm_status (*generate_step)(void *self, const int32_t *ids, int32_t n, float *logits);
+
+    /* Optional: the host wrote `params` through the device (loading
+     * weights, resuming a checkpoint).  Rebuild what is derived from the
+     * parameters (a params_copy, caches); a model that derives nothing
+     * leaves it NULL.  (An optimizer rewrites params_copy itself.) */
+    lm_status (*params_written)(void *self);
 } lm_architecture_vtable;
 
 #ifdef __cplusplus

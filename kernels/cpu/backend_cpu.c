@@ -108,6 +108,16 @@ static void cpu_zero(lm_backend *be, void *ptr, size_t bytes) {
     if (bytes > 0) lm_cpu_parallel_for((long)bytes, LM_CPU_ZERO_PIECE, zero_task, ptr);
 }
 
+static void cpu_keep_failure(lm_backend *be, const char *what, const char *reason);
+
+/* Dropout without a key would draw the same masks for every batch: kept as
+ * a failure (reported by the next check), as the CUDA backend does. */
+static int dropout_key_given(lm_backend *be, const lm_step_state *key, float p, const char *op) {
+    if (key || !(p > 0.0f && p < 1.0f)) return 1;
+    cpu_keep_failure(be, op, "dropout with p > 0 needs the step state's dropout key, and none was given");
+    return 0;
+}
+
 /* ---- ops: the backend argument dropped, everything else passed on ---- */
 
 static void cpu_embedding_forward(lm_backend *be, float *out, const int32_t *ids, const int32_t *type_ids,
@@ -151,7 +161,7 @@ static void cpu_matmul_backward(lm_backend *be, float *dinp, float *dweight, flo
 static void cpu_attention_forward(lm_backend *be, float *out, float *preatt, float *att, const float *q,
                                   const float *k, const float *v, int stride, const int32_t *key_mask, int causal,
                                   int B, int T, int C, int NH, float dropout_p, const lm_step_state *key, int site) {
-    (void)be;
+    if (!dropout_key_given(be, key, dropout_p, "attention_forward")) return;
     const uint64_t seed = key ? key->seed : 0, stream = key ? lm_dropout_stream(key->micro_batch, site) : 0;
     lm_cpu_attention_forward(out, preatt, att, q, k, v, stride, key_mask, causal, B, T, C, NH, dropout_p, seed,
                              stream);
@@ -161,7 +171,7 @@ static void cpu_attention_backward(lm_backend *be, float *dq, float *dk, float *
                                    const float *dout, const float *preatt, const float *att, const float *q,
                                    const float *k, const float *v, int stride, int B, int T, int C, int NH,
                                    float dropout_p, const lm_step_state *key, int site) {
-    (void)be;
+    if (!dropout_key_given(be, key, dropout_p, "attention_backward")) return;
     const uint64_t seed = key ? key->seed : 0, stream = key ? lm_dropout_stream(key->micro_batch, site) : 0;
     lm_cpu_attention_backward(dq, dk, dv, scratch, dout, preatt, att, q, k, v, stride, B, T, C, NH, dropout_p,
                               seed, stream);
@@ -180,14 +190,14 @@ static void cpu_gelu_backward(lm_backend *be, float *dinp, const float *inp, con
 
 static void cpu_dropout_forward(lm_backend *be, float *out, const float *inp, size_t n, float p,
                                 const lm_step_state *key, int site) {
-    (void)be;
+    if (!dropout_key_given(be, key, p, "dropout_forward")) return;
     const uint64_t seed = key ? key->seed : 0, stream = key ? lm_dropout_stream(key->micro_batch, site) : 0;
     lm_cpu_dropout_forward(out, inp, n, p, seed, stream);
 }
 
 static void cpu_dropout_backward(lm_backend *be, float *dinp, const float *dout, size_t n, float p,
                                  const lm_step_state *key, int site) {
-    (void)be;
+    if (!dropout_key_given(be, key, p, "dropout_backward")) return;
     const uint64_t seed = key ? key->seed : 0, stream = key ? lm_dropout_stream(key->micro_batch, site) : 0;
     lm_cpu_dropout_backward(dinp, dout, n, p, seed, stream);
 }

@@ -183,6 +183,18 @@ static lm_status bert_hf_config(void *self, lm_buffer *out) {
     return bert_config_write_hf(&((bert_model *)self)->config, out);
 }
 
+/* New weights from the host: a saved forward, and the logits of a forward
+ * with labels (computed when read), no longer match them. */
+static lm_status bert_params_written(void *self) {
+    bert_model *m = self;
+    m->has_targets = 0;
+    if (m->logits_valid) {
+        m->logits_valid = 0;
+        m->logits_gone = "the weights were replaced since the last forward: run forward again";
+    }
+    return LM_OK;
+}
+
 static const lm_architecture_vtable bert_vtable = {
     .create = bert_create,
     .destroy = bert_destroy,
@@ -194,6 +206,7 @@ static const lm_architecture_vtable bert_vtable = {
     .backward = bert_backward_slot,
     .logits = bert_logits,
     .hf_config = bert_hf_config,
+    .params_written = bert_params_written,
 };
 
 LM_PLUGIN_DEFINE(LM_KIND_ARCHITECTURE, "bert", "2.0.0",

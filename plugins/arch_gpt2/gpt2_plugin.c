@@ -157,6 +157,16 @@ static lm_status gpt2_generate_step_slot(void *self, const int32_t *ids, int32_t
     return gpt2_generate_step(self, ids, n, logits);
 }
 
+/* New weights from the host: a saved forward and the generation cache no
+ * longer match them. */
+static lm_status gpt2_params_written(void *self) {
+    gpt2_model *m = self;
+    m->has_targets = 0;
+    m->logits_valid = 0;
+    gpt2_generate_invalidate(m);
+    return LM_OK;
+}
+
 static const lm_architecture_vtable gpt2_vtable = {
     .create = gpt2_create,
     .destroy = gpt2_destroy,
@@ -170,6 +180,7 @@ static const lm_architecture_vtable gpt2_vtable = {
     .hf_config = gpt2_hf_config,
     .generate_reset = gpt2_generate_reset_slot,
     .generate_step = gpt2_generate_step_slot,
+    .params_written = gpt2_params_written,
 };
 
 LM_PLUGIN_DEFINE(LM_KIND_ARCHITECTURE, "gpt2", "2.0.0",

@@ -149,7 +149,8 @@ START_TEST(architecture_vtable_layout) {
     SLOT(lm_architecture_vtable, hf_config, 9);
     SLOT(lm_architecture_vtable, generate_reset, 10);
     SLOT(lm_architecture_vtable, generate_step, 11);
-    SIZE(lm_architecture_vtable, 12 * P);
+    SLOT(lm_architecture_vtable, params_written, 12);
+    SIZE(lm_architecture_vtable, 13 * P);
 }
 END_TEST
 

@@ -96,6 +96,18 @@ typedef struct lm_device_ops {
     lm_status (*step_finish)(lm_device *dev, lm_step_state *state);
 } lm_device_ops;
 
+/* The reference arithmetic of the step_* operations on a state in host
+ * memory: every device computes these, in this order of operations (a GPU
+ * device in its kernels); lmcore's CPU devices call them.  step_clip is
+ * lm_step_clip_from_sum of the gradients' sum of squares, accumulated in
+ * double in an order of the device's own that does not depend on its
+ * number of threads (lm_sum_squares: chunks of 16384 elements in order). */
+LM_API double lm_sum_squares(const float *x, size_t n);
+LM_API void lm_step_micro_batch_end(lm_step_state *state, double num, double den, int scored);
+LM_API void lm_step_clip_from_sum(lm_step_state *state, double sum_of_squares);
+LM_API void lm_step_schedule(lm_step_state *state);
+LM_API void lm_step_finish(lm_step_state *state);
+
 struct lm_device {
     uint32_t struct_size; /* sizeof(lm_device) */
     int32_t type;         /* lm_device_type */
@@ -105,6 +117,13 @@ struct lm_device {
     void *stream;            /* the cudaStream_t all of the model's work is queued on; NULL on the CPU */
     const lm_device_ops *ops;
 };
+
+/* A device in host memory with no threads of its own (parallel_for runs
+ * the pieces in order on the caller), for an architecture plugin that
+ * computes on the CPU by itself, and for tests.  Work runs at once; waits
+ * and copies are counted as a GPU device's would be.  The creator holds
+ * it: release it (the last release frees it). */
+LM_API lm_status lm_host_device_create(lm_device **out, const char *description);
 
 #ifdef __cplusplus
 }

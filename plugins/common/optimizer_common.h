@@ -3,9 +3,8 @@
  * buffers on the parameters' device, the BF16 copy of the parameters,
  * settings checks and torch-style JSON members.
  *
- * Built as the static library lmplugin_optimizer_common (hidden symbols),
- * linked into each optimizer plugin; it lives in this folder because each
- * plugin folder is a plugin of its own (plugins/CMakeLists.txt).
+ * Built as the static library lmplugin_optimizer (hidden symbols, CUDA half
+ * lmplugin_optimizer_cuda), linked into each optimizer plugin.
  *
  * Every message names the optimizer ("optimizer 'sgd': ..."), as entries
  * other than create() must (docs/plugin-abi.md, status codes). */
