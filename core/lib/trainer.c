@@ -86,33 +86,27 @@ lm_status lm_trainer_check(lm_trainer *t) {
 
 /* ---- creation ----------------------------------------------------------------- */
 
-/* The optimizer's settings as training_args.json reports them. */
-static void read_optimizer_settings(lm_trainer *t) {
+/* The optimizer's settings as training_args.json reports them (torch's
+ * AdamW defaults for what it does not have). */
+static lm_status read_optimizer_settings(lm_trainer *t) {
     trainer_settings *s = &t->s;
     s->weight_decay = 0.0;
     s->beta1 = 0.9;
     s->beta2 = 0.999;
     s->eps = 1e-8;
-    lm_buffer members = {0}, text = {0};
     lm_json *root = NULL;
-    const lm_optimizer_vtable *ovt = &t->parts.optimizer.plugin->vtable.optimizer;
-    if (ovt->settings_json(t->parts.optimizer.self, &members) == LM_OK &&
-        lm_buffer_appendf(&text, "{%s}", members.data ? members.data : "") == LM_OK &&
-        lm_json_parse(text.data, text.len, "optimizer settings", &root) == LM_OK) {
-        const lm_json *v = lm_json_get(root, "weight_decay");
-        if (v && lm_json_type_of(v) == LM_JSON_NUMBER) s->weight_decay = lm_json_number(v);
-        v = lm_json_get(root, "eps");
-        if (v && lm_json_type_of(v) == LM_JSON_NUMBER) s->eps = lm_json_number(v);
-        v = lm_json_get(root, "betas");
-        if (v && lm_json_type_of(v) == LM_JSON_ARRAY && lm_json_size(v) == 2) {
-            s->beta1 = lm_json_number(lm_json_at(v, 0));
-            s->beta2 = lm_json_number(lm_json_at(v, 1));
-        }
+    LM_TRY(trainer_optimizer_settings(t, &root));
+    const lm_json *v = lm_json_get(root, "weight_decay");
+    if (v && lm_json_type_of(v) == LM_JSON_NUMBER) s->weight_decay = lm_json_number(v);
+    v = lm_json_get(root, "eps");
+    if (v && lm_json_type_of(v) == LM_JSON_NUMBER) s->eps = lm_json_number(v);
+    v = lm_json_get(root, "betas");
+    if (v && lm_json_type_of(v) == LM_JSON_ARRAY && lm_json_size(v) == 2) {
+        s->beta1 = lm_json_number(lm_json_at(v, 0));
+        s->beta2 = lm_json_number(lm_json_at(v, 1));
     }
-    lm_error_clear();
     lm_json_free(root);
-    lm_buffer_free(&members);
-    lm_buffer_free(&text);
+    return LM_OK;
 }
 
 /* A fresh step state on the device: the run's seed, schedule and clipping;
@@ -186,7 +180,7 @@ lm_status lm_trainer_create(lm_trainer **out, lm_config *settings, lm_config *sc
                                                             parts->tokenizer.plugin ? &vocab : NULL));
     /* An optimizer's messages name it (docs/plugin-abi.md). */
     LM_CHECK(parts->optimizer.plugin->vtable.optimizer.bind(parts->optimizer.self, &t->params));
-    read_optimizer_settings(t);
+    LM_CHECK(read_optimizer_settings(t));
 
     int64_t B = t->s.batch_size > t->s.eval_batch_size ? t->s.batch_size : t->s.eval_batch_size;
     LM_CHECK(lm_alloc((void **)&t->tokens, (size_t)B * (size_t)T * sizeof(int32_t), "batch tokens"));

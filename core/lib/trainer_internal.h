@@ -65,6 +65,8 @@ struct lm_trainer {
 
 /* trainer_settings.c */
 lm_status trainer_read_settings(lm_trainer *t, lm_config *settings, lm_config *schedule_kwargs, int host_schedule);
+/* The optimizer's settings_json as a parsed object (the caller frees it). */
+lm_status trainer_optimizer_settings(const lm_trainer *t, lm_json **out);
 
 /* trainer_resume.c */
 lm_status trainer_state_json(lm_trainer *t, const lm_step_state *state, const char *extra_json, lm_buffer *out);

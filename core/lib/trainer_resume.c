@@ -72,13 +72,11 @@ lm_status trainer_state_json(lm_trainer *t, const lm_step_state *state, const ch
     write_int(&w, "n_params", t->arch.n_params);
     lm_json_key(&w, "optimizer");
     lm_json_write_cstr(&w, t->parts.optimizer.plugin->name);
-    lm_buffer members = {0}, settings = {0};
-    lm_status status = t->parts.optimizer.plugin->vtable.optimizer.settings_json(t->parts.optimizer.self, &members);
-    if (status == LM_OK) status = lm_buffer_appendf(&settings, "{%s}", members.data ? members.data : "");
-    if (status == LM_OK) status = write_object_text(&w, "optimizer_settings", settings.data, "the optimizer's settings");
-    lm_buffer_free(&members);
-    lm_buffer_free(&settings);
-    LM_TRY(status);
+    lm_json *settings = NULL;
+    LM_TRY(trainer_optimizer_settings(t, &settings));
+    lm_json_key(&w, "optimizer_settings");
+    lm_json_write_value(&w, settings);
+    lm_json_free(settings);
     lm_json_key(&w, "lr_scheduler_type");
     lm_json_write_cstr(&w, lm_schedule_name(t->schedule.kind));
     write_bits(&w, "learning_rate_bits", t->schedule.base_lr);

@@ -203,6 +203,23 @@ lm_status trainer_read_settings(lm_trainer *t, lm_config *cfg, lm_config *schedu
     return status;
 }
 
+lm_status trainer_optimizer_settings(const lm_trainer *t, lm_json **out) {
+    *out = NULL;
+    lm_buffer members = {0}, object = {0};
+    lm_status status = t->parts.optimizer.plugin->vtable.optimizer.settings_json(t->parts.optimizer.self, &members);
+    if (status == LM_OK) status = lm_buffer_appendf(&object, "{%s}", members.data ? members.data : "");
+    if (status == LM_OK) status = lm_json_parse(object.data, object.len, "the optimizer's settings", out);
+    if (status == LM_OK && lm_json_type_of(*out) != LM_JSON_OBJECT) {
+        lm_json_free(*out);
+        *out = NULL;
+        status = lm_error_set(LM_ERR_INVALID, "optimizer '%s': settings_json did not write the members of an object",
+                              t->parts.optimizer.plugin->name);
+    }
+    lm_buffer_free(&members);
+    lm_buffer_free(&object);
+    return status;
+}
+
 lm_status lm_trainer_args_json(const lm_trainer *t, lm_buffer *out) {
     const trainer_settings *s = &t->s;
     const lm_trainer_plan *p = &t->plan;
@@ -224,6 +241,13 @@ lm_status lm_trainer_args_json(const lm_trainer *t, lm_buffer *out) {
     }
     lm_json_key(&w, "optim");
     lm_json_write_cstr(&w, adamw ? "adamw_torch" : t->parts.optimizer.plugin->name);
+    /* The optimizer's own settings, in torch.optim names. */
+    lm_json *settings = NULL;
+    lm_status status = trainer_optimizer_settings(t, &settings);
+    if (status != LM_OK) return status;
+    lm_json_key(&w, "optim_args");
+    lm_json_write_value(&w, settings);
+    lm_json_free(settings);
     lm_json_key(&w, "max_grad_norm");
     lm_json_write_number(&w, s->max_grad_norm);
     lm_json_key(&w, "num_train_epochs");

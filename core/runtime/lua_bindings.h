@@ -42,6 +42,11 @@ lm_config *lm_lua_to_config(lua_State *L, int index, const char *owner);
  * of `metatable` (arguments at 1 and 2); returns 1 (the object). */
 int lm_lua_new_object(lua_State *L, lm_plugin_kind kind, const char *metatable);
 
+/* The same, owned by a userdata pushed on the stack (freed by the
+ * collector): for configs that must not leak when an error is raised
+ * before the caller is done with them. */
+lm_config *lm_lua_boxed_config(lua_State *L, int index, const char *owner);
+
 /* Checks that argument `index` is an open object of the metatable. */
 lm_object *lm_lua_check_object(lua_State *L, int index, const char *metatable);
 

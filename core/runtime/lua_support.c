@@ -96,6 +96,26 @@ lm_config *lm_lua_to_config(lua_State *L, int index, const char *owner) {
     return cfg;
 }
 
+static int config_box_gc(lua_State *L) {
+    lm_config **box = lua_touserdata(L, 1);
+    if (box && *box) lm_config_destroy(*box);
+    if (box) *box = NULL;
+    return 0;
+}
+
+lm_config *lm_lua_boxed_config(lua_State *L, int index, const char *owner) {
+    index = lua_absindex(L, index);
+    lm_config **box = lua_newuserdatauv(L, sizeof *box, 0);
+    *box = NULL;
+    if (luaL_newmetatable(L, "lmcore.ConfigBox")) {
+        lua_pushcfunction(L, config_box_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    *box = lm_lua_to_config(L, index, owner); /* raises on bad values; the box is collected then */
+    return *box;
+}
+
 lm_object *lm_lua_check_object(lua_State *L, int index, const char *metatable) {
     lm_object *object = luaL_checkudata(L, index, metatable);
     if (!object->self) luaL_error(L, "attempt to use a closed %s", metatable + strlen("lmcore."));

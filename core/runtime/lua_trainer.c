@@ -108,7 +108,6 @@ static lm_object *make_optimizer(lua_State *L, int table, lm_config *settings) {
         int has_args = !lua_isnil(L, -1);
         lua_pop(L, 1);
         if (stray || has_args) {
-            lm_config_destroy(settings);
             luaL_error(L, "lm.trainer: '%s' belongs to the optimizer, which is given as an object: set it when "
                           "creating the optimizer (lm.optimizer('%s', {...}))",
                        stray ? stray : "optimizer_args", given->plugin->name);
@@ -118,7 +117,6 @@ static lm_object *make_optimizer(lua_State *L, int table, lm_config *settings) {
     const char *name = lua_isnil(L, -1) ? "adamw" : lua_tostring(L, -1);
     if (!name || lua_type(L, -1) != LUA_TSTRING) {
         if (!lua_isnil(L, -1)) {
-            lm_config_destroy(settings);
             luaL_error(L, "lm.trainer: optimizer must be a name (adamw, sgd, lion, ...) or an Optimizer, got a %s",
                        luaL_typename(L, -1));
         }
@@ -137,7 +135,6 @@ static lm_object *make_optimizer(lua_State *L, int table, lm_config *settings) {
         lua_pop(L, 1);
         lua_newtable(L);
     } else if (!lua_istable(L, -1)) {
-        lm_config_destroy(settings);
         luaL_error(L, "lm.trainer: optimizer_args must be a table of the optimizer's settings, got a %s",
                    luaL_typename(L, -1));
     } else {
@@ -151,28 +148,23 @@ static lm_object *make_optimizer(lua_State *L, int table, lm_config *settings) {
         }
         lua_remove(L, -2);
     }
-    lm_config *extra = NULL;
-    if (lm_config_create(&extra, "the optimizer") != LM_OK ||
-        lm_trainer_optimizer_settings(settings, extra) != LM_OK) {
-        lm_config_destroy(extra);
-        lm_config_destroy(settings);
-        lm_lua_raise(L);
-    }
+    lua_pushnil(L);
+    lm_config *extra = lm_lua_boxed_config(L, -1, "the optimizer"); /* empty, freed with its box */
+    lua_remove(L, -2);
+    lua_insert(L, -2); /* the box below the settings table */
+    if (lm_trainer_optimizer_settings(settings, extra) != LM_OK) lm_lua_raise(L);
     for (size_t i = 0; i < lm_config_count(extra); i++) {
         const char *key = lm_config_key_at(extra, i);
         lua_getfield(L, -1, key);
         int given = !lua_isnil(L, -1);
         lua_pop(L, 1);
-        if (given) {
-            lm_config_destroy(extra);
-            lm_config_destroy(settings);
+        if (given)
             luaL_error(L, "lm.trainer: '%s' is given twice, in the trainer's settings and in optimizer_args: keep one",
                        key);
-        }
         lua_pushnumber(L, lm_config_number(extra, key, 0.0));
         lua_setfield(L, -2, key);
     }
-    lm_config_destroy(extra);
+    lua_remove(L, -2); /* the box: done with it */
     lua_call(L, 2, 1); /* raises with the plugin's message on bad settings */
     return lm_lua_check_object(L, -1, LM_OPTIMIZER_MT);
 }
@@ -234,17 +226,16 @@ static int new_trainer(lua_State *L) {
         lua_insert(L, -2);
         lua_settable(L, settings_table);
     }
-    lm_config *settings = lm_lua_to_config(L, settings_table, "the trainer");
+    lm_config *settings = lm_lua_boxed_config(L, settings_table, "the trainer");
     lm_object *optimizer = make_optimizer(L, 1, settings);
     int optimizer_index = lua_gettop(L);
     lm_config *kwargs = NULL;
     lua_getfield(L, 1, "lr_scheduler_kwargs");
     if (!lua_isnil(L, -1)) {
-        if (!lua_istable(L, -1)) {
-            lm_config_destroy(settings);
+        if (!lua_istable(L, -1))
             return luaL_error(L, "lm.trainer: lr_scheduler_kwargs must be a table, got a %s", luaL_typename(L, -1));
-        }
-        kwargs = lm_lua_to_config(L, -1, "lr_scheduler_kwargs");
+        kwargs = lm_lua_boxed_config(L, -1, "lr_scheduler_kwargs");
+        lua_insert(L, -2); /* the box stays below the table, on the stack until the trainer is made */
     }
     lua_pop(L, 1);
 
@@ -287,10 +278,7 @@ static int new_trainer(lua_State *L) {
     parts.eval = eval;
     parts.loggers = loggers;
     parts.n_loggers = n_loggers;
-    lm_status status = lm_trainer_create(&t->trainer, settings, kwargs, host_schedule, &parts);
-    lm_config_destroy(settings);
-    lm_config_destroy(kwargs);
-    if (status != LM_OK) return lm_lua_raise(L);
+    if (lm_trainer_create(&t->trainer, settings, kwargs, host_schedule, &parts) != LM_OK) return lm_lua_raise(L);
     return 1;
 }
 

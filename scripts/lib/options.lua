@@ -19,12 +19,15 @@ function M.merge(defaults, given, presets)
     cfg.preset = preset
   end
   for k, v in pairs(given) do
-    local plugin_key = type(k) == "string" and k:match("^dataset%.(.+)$")
-    if plugin_key and defaults.dataset_settings ~= nil then
-      -- dataset.KEY=VALUE goes to the dataset plugin as its setting KEY (the
-      -- plugin refuses keys it does not know, naming the ones it does).
-      cfg.dataset_settings = cfg.dataset_settings or {}
-      cfg.dataset_settings[plugin_key] = v
+    -- dataset.KEY=VALUE (optimizer.KEY=VALUE) goes to the dataset (optimizer)
+    -- plugin as its setting KEY: the plugin refuses keys it does not know,
+    -- naming the ones it does.
+    local part, plugin_key = nil, nil
+    if type(k) == "string" then part, plugin_key = k:match("^(%a+)%.(.+)$") end
+    local settings = part and part .. "_settings"
+    if settings and defaults[settings] ~= nil then
+      cfg[settings] = cfg[settings] or {}
+      cfg[settings][plugin_key] = v
     elseif k ~= "preset" then
       if defaults[k] == nil then
         local known = {}

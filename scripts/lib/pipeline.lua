@@ -18,7 +18,8 @@ function M.common_defaults(name)
     block_size = 128, group_lines = 0,
     epochs = 3, max_steps = -1, batch_size = 8, grad_accum = 1,
     lr = 2e-5, weight_decay = 0.01, warmup_steps = 0, warmup_ratio = 0.0, max_grad_norm = 1.0,
-    optimizer = "adamw",       -- or sgd, lion, any optimizer plugin (`lmcore plugins --kind optimizer`)
+    optimizer = "adamw",       -- or sgd, lion, any optimizer plugin (`lmcore plugins --kind optimizer`);
+    optimizer_settings = false, -- its own settings as optimizer.KEY=VALUE (e.g. optimizer.momentum=0.9)
     lr_scheduler_type = "linear", -- or cosine, cosine_with_restarts, polynomial, constant, constant_with_warmup, inverse_sqrt
     seed = 42, device = "auto", precision = "fp32", threads = 0,
     profile_ops = false,       -- time every op of the model; the table is logged when the run ends
@@ -93,7 +94,8 @@ function M.run(spec)
   local trainer <close> = lm.trainer{
     model = model, objective = objective, tokenizer = tokenizer, train = train, eval = eval,
     loggers = {console, jsonl, csv, tensorboard, report},
-    optimizer = cfg.optimizer, lr_scheduler_type = cfg.lr_scheduler_type,
+    optimizer = cfg.optimizer, optimizer_args = cfg.optimizer_settings or nil,
+    lr_scheduler_type = cfg.lr_scheduler_type,
     lr = cfg.lr, weight_decay = cfg.weight_decay, epochs = cfg.epochs, max_steps = cfg.max_steps,
     batch_size = cfg.batch_size, grad_accum = cfg.grad_accum, warmup_steps = cfg.warmup_steps,
     warmup_ratio = cfg.warmup_ratio, max_grad_norm = cfg.max_grad_norm, seed = cfg.seed,

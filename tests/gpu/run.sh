@@ -9,6 +9,14 @@
 # OpenBLAS/Check .so files: the kit carries those, and this script links
 # only the ones missing there into a private library folder.
 #
+# The gpu tests (ctest -L gpu) are: test_cuda_kernels (CUDA ops against
+# their CPU twins, the step kernels, staged uploads, a captured step),
+# test_cuda_decode_ops, test_optimizers_cuda (adamw, sgd, lion on the GPU),
+# test_{gpt2,bert}_parity_cuda[_bf16], test_generate_cuda,
+# test_sysmetrics_gpu, and test_gpu_step_reads: the host reads and waits of
+# a training step counted through the trainer (zero without logging, fp32
+# and bf16, with accumulation; one per log()).
+#
 # Writes into OUTDIR: run.log (everything printed), ctest.log (the test
 # output), nvidia-smi.txt, summary.txt, and with .gpu-data/ (wiki.test.raw,
 # wiki.valid.raw) carried: bench-results.txt (reference shape vs the HF

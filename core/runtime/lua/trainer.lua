@@ -193,7 +193,8 @@ function M.fit(t)
     if improved_at == t.step then
       state.best_model_checkpoint = t.checkpoint_dir .. "/checkpoint-" .. t.step
     end
-    local path = t:save(loop_state_json(), state.best_model_checkpoint)
+    -- Pruning spares the best checkpoint when it is to be loaded at the end.
+    local path = t:save(loop_state_json(), t.load_best_model_at_end and state.best_model_checkpoint or nil)
     fire("on_save", path)
   end
 
@@ -201,7 +202,7 @@ function M.fit(t)
     if not lm.interrupted() then return end
     local where = ""
     if t.checkpoint_dir then
-      t:save(loop_state_json(), state.best_model_checkpoint)
+      t:save(loop_state_json(), t.load_best_model_at_end and state.best_model_checkpoint or nil)
       where = "; resume from the checkpoint in " .. t.checkpoint_dir
     end
     error(string.format("training interrupted by Ctrl-C after step %d%s", t.step, where), 0)

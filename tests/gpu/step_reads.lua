@@ -1,0 +1,73 @@
+-- On the GPU, a training step without logging reads nothing back from the
+-- device and never waits for it: the trainer's step (batch upload, forward,
+-- the loss into the step state, backward, clipping, schedule, optimizer,
+-- step end) only queues work.  Counted by the CUDA backend (downloads and
+-- syncs, lm_device_counters), in fp32 and in bf16, with and without
+-- gradient accumulation; then one log() is exactly one read.
+-- Exits 77 (skipped) without a usable GPU unless LMCORE_REQUIRE_GPU=1.
+-- args: out=PATH (a scratch file prefix)
+local out = assert(args.out, "out=PATH")
+
+-- A small text of its own, so that the check needs no dataset download.
+local lines = {}
+for i = 1, 400 do
+  lines[#lines + 1] = string.format("line %d: the model reads this text %d times and learns nothing much", i, i % 7)
+end
+local path = out .. ".txt"
+local f = assert(io.open(path, "w"))
+f:write(table.concat(lines, "\n"), "\n")
+f:close()
+
+local dataset <close> = lm.dataset("text", {train = path})
+local tokenizer <close> = lm.tokenizer("bpe", {vocab_size = 300, min_frequency = 1})
+tokenizer:train(dataset, "train")
+local blocks <close> = lm.blocks(tokenizer, dataset, "train", {block_size = 32})
+
+local function gpt2(precision)
+  return lm.architecture("gpt2", {vocab_size = 300, n_layer = 2, n_head = 2, n_embd = 64, n_positions = 32,
+                                  device = "cuda", precision = precision})
+end
+
+local ok, probe = pcall(gpt2, "fp32")
+if not ok then
+  if os.getenv("LMCORE_REQUIRE_GPU") == "1" then error("LMCORE_REQUIRE_GPU=1 but: " .. tostring(probe), 0) end
+  print("skipped: " .. tostring(probe))
+  os.exit(77, true)
+end
+probe:close()
+
+local function steps(t, n)
+  for _ = 1, n do
+    for _ = 1, t.grad_accum do t:forward_backward(t:next_batch()) end
+    t:clip_grad_norm()
+    t:optimizer_step()
+  end
+end
+
+for _, case in ipairs({{"fp32", 1}, {"bf16", 1}, {"fp32", 2}}) do
+  local precision, accumulation = case[1], case[2]
+  local model <close> = gpt2(precision)
+  model:init(1)
+  local objective <close> = lm.objective("clm")
+  local t <close> = lm.trainer{model = model, objective = objective, tokenizer = tokenizer, train = blocks,
+                               max_steps = 20, batch_size = 4, grad_accum = accumulation, lr = 1e-3,
+                               logging_strategy = "no", eval_strategy = "no"}
+  steps(t, 2) -- the first steps allocate activations and build GEMM plans
+  t:check()
+  local before = t:device_counters()
+  steps(t, 5)
+  local after = t:device_counters()
+  local label = string.format("%s, %d micro-batch(es) per step", precision, accumulation)
+  assert(after.downloads == before.downloads and after.syncs == before.syncs,
+         string.format("%s: 5 steps read the device %d times and waited %d times", label,
+                       after.downloads - before.downloads, after.syncs - before.syncs))
+  assert(after.uploads > before.uploads, label .. ": the batches were uploaded")
+  local logs = t:log()
+  local read = t:device_counters()
+  assert(read.downloads == after.downloads + 1, label .. ": log() reads the step state once")
+  assert(logs.step == 7 and logs.loss == logs.loss and logs.grad_norm > 0,
+         string.format("%s: logs at step %d: loss %g, grad norm %g", label, logs.step, logs.loss, logs.grad_norm))
+  print(string.format("%s: 5 steps, 0 reads, 0 waits; loss %.4f", label, logs.loss))
+end
+os.remove(path)
+print("OK gpu step reads")
