@@ -104,46 +104,20 @@ static lm_status device_step_finish(lm_device *dev, lm_step_state *state) {
     return LM_OK;
 }
 
-static const lm_device_ops cpu_device_ops = {
-    .struct_size = sizeof(lm_device_ops),
-    .alloc = device_alloc,
-    .free = device_free,
-    .upload = device_upload,
-    .download = device_download,
-    .zero = device_zero,
-    .sync = device_sync,
-    .check = device_check,
-    .counters = device_counters,
-    .retain = device_retain,
-    .release = device_release,
-    .parallel_for = device_parallel_for,
-    .keep_failure = device_keep_failure,
-    .step_micro_batch_end = device_step_micro_batch_end,
-    .step_clip = device_step_clip,
-    .step_schedule = device_step_schedule,
-    .step_finish = device_step_finish,
-};
+/* The two tables differ only in parallel_for: a CPU device lends its thread
+ * pool to plugins, a GPU device has none (kernels go on the stream). */
+#define DEVICE_OPS(parallel_for_fn)                                                                                    \
+    {                                                                                                                  \
+        .struct_size = sizeof(lm_device_ops), .alloc = device_alloc, .free = device_free, .upload = device_upload,     \
+        .download = device_download, .zero = device_zero, .sync = device_sync, .check = device_check,                  \
+        .counters = device_counters, .retain = device_retain, .release = device_release,                               \
+        .parallel_for = parallel_for_fn, .keep_failure = device_keep_failure,                                          \
+        .step_micro_batch_end = device_step_micro_batch_end, .step_clip = device_step_clip,                            \
+        .step_schedule = device_step_schedule, .step_finish = device_step_finish,                                      \
+    }
 
-/* A GPU device: the same, without parallel_for (kernels go on the stream). */
-static const lm_device_ops gpu_device_ops = {
-    .struct_size = sizeof(lm_device_ops),
-    .alloc = device_alloc,
-    .free = device_free,
-    .upload = device_upload,
-    .download = device_download,
-    .zero = device_zero,
-    .sync = device_sync,
-    .check = device_check,
-    .counters = device_counters,
-    .retain = device_retain,
-    .release = device_release,
-    .parallel_for = NULL,
-    .keep_failure = device_keep_failure,
-    .step_micro_batch_end = device_step_micro_batch_end,
-    .step_clip = device_step_clip,
-    .step_schedule = device_step_schedule,
-    .step_finish = device_step_finish,
-};
+static const lm_device_ops cpu_device_ops = DEVICE_OPS(device_parallel_for);
+static const lm_device_ops gpu_device_ops = DEVICE_OPS(NULL);
 
 void lm_backend_device_init(lm_backend *be, lm_device_type type, int index, void *stream) {
     lm_device *dev = &be->device;

@@ -191,7 +191,8 @@ lm_status lm_trainer_create(lm_trainer **out, lm_config *settings, lm_config *sc
     LM_CHECK(upload_fresh_state(t));
     if (t->s.resume[0]) LM_CHECK(trainer_resume(t, t->s.resume));
     else trainer_shuffle(t, 0);
-    t->first_step = t->last_log_step = t->step;
+    /* A resumed run's log and evaluation intervals continue the checkpoint's. */
+    t->first_step = t->step;
     *out = t;
     return LM_OK;
 fail:

@@ -114,14 +114,14 @@ static lm_object *make_optimizer(lua_State *L, int table, lm_config *settings) {
         }
         return given;
     }
-    const char *name = lua_isnil(L, -1) ? "adamw" : lua_tostring(L, -1);
-    if (!name || lua_type(L, -1) != LUA_TSTRING) {
-        if (!lua_isnil(L, -1)) {
-            luaL_error(L, "lm.trainer: optimizer must be a name (adamw, sgd, lion, ...) or an Optimizer, got a %s",
-                       luaL_typename(L, -1));
-        }
+    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "lm.trainer: optimizer must be a name (adamw, sgd, lion, ...) or an Optimizer, got a %s",
+                   luaL_typename(L, -1));
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushliteral(L, "adamw");
     }
-    lua_pop(L, 1);
+    int name = lua_gettop(L);
     /* lm.optimizer(name, settings) with settings = optimizer_args + the
      * trainer's optimizer keys. */
     lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
@@ -129,7 +129,8 @@ static lm_object *make_optimizer(lua_State *L, int table, lm_config *settings) {
     lua_getfield(L, -1, "optimizer");
     lua_remove(L, -2);
     lua_remove(L, -2);
-    lua_pushstring(L, name);
+    lua_pushvalue(L, name);
+    lua_remove(L, name); /* the function and the name are now the call's */
     lua_getfield(L, table, "optimizer_args");
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
@@ -344,25 +345,34 @@ static int trainer_clip_grad_norm(lua_State *L) {
     return 0;
 }
 
+/* The learning rate of the Lua schedule function at the current step,
+ * (step, total_steps) -> lr, into *lr; returns 0 (and leaves *lr) when the
+ * trainer has no Lua schedule.  Raises when the function returns anything
+ * but a number. */
+static int lua_schedule_lr(lua_State *L, lm_trainer *t, double *lr) {
+    if (lua_getiuservalue(L, 1, TRAINER_SCHEDULE) != LUA_TFUNCTION) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    lua_pushinteger(L, (lua_Integer)lm_trainer_step(t));
+    lua_pushinteger(L, (lua_Integer)lm_trainer_plan_of(t)->total_steps);
+    lua_call(L, 2, 1);
+    int is_number = 0;
+    *lr = (double)lua_tonumberx(L, -1, &is_number);
+    if (!is_number)
+        return luaL_error(L, "lr_scheduler_type: the schedule function returned a %s at step %d: it must return "
+                             "the learning rate, a number >= 0",
+                          luaL_typename(L, -1), (int)lm_trainer_step(t));
+    lua_pop(L, 1);
+    return 1;
+}
+
 /* trainer:optimizer_step(): the Lua schedule function, if any, gives the
- * learning rate: (step, total_steps) -> lr. */
+ * learning rate (the trainer checks it is finite and >= 0). */
 static int trainer_optimizer_step(lua_State *L) {
     lm_trainer *t = check_trainer(L, 1);
     double lr = 0.0;
-    const double *host_lr = NULL;
-    if (lua_getiuservalue(L, 1, TRAINER_SCHEDULE) == LUA_TFUNCTION) {
-        lua_pushinteger(L, (lua_Integer)lm_trainer_step(t));
-        lua_pushinteger(L, (lua_Integer)lm_trainer_plan_of(t)->total_steps);
-        lua_call(L, 2, 1);
-        int is_number = 0;
-        lr = (double)lua_tonumberx(L, -1, &is_number);
-        if (!is_number)
-            return luaL_error(L, "lr_scheduler_type: the schedule function returned a %s at step %d: it must return "
-                                 "the learning rate, a number >= 0",
-                              luaL_typename(L, -1), (int)lm_trainer_step(t));
-        host_lr = &lr;
-    }
-    lua_pop(L, 1);
+    const double *host_lr = lua_schedule_lr(L, t, &lr) ? &lr : NULL;
     if (lm_trainer_optimizer_step(t, host_lr) != LM_OK) return lm_lua_raise(L);
     return 0;
 }
@@ -457,13 +467,8 @@ static int trainer_finish(lua_State *L) {
 
 static int trainer_learning_rate(lua_State *L) {
     lm_trainer *t = check_trainer(L, 1);
-    if (lua_getiuservalue(L, 1, TRAINER_SCHEDULE) == LUA_TFUNCTION) {
-        lua_pushinteger(L, (lua_Integer)lm_trainer_step(t));
-        lua_pushinteger(L, (lua_Integer)lm_trainer_plan_of(t)->total_steps);
-        lua_call(L, 2, 1);
-        return 1;
-    }
-    lua_pushnumber(L, lm_trainer_learning_rate(t));
+    double lr = 0.0;
+    lua_pushnumber(L, lua_schedule_lr(L, t, &lr) ? lr : lm_trainer_learning_rate(t));
     return 1;
 }
 

@@ -16,14 +16,12 @@
 
 #include "lmcore/objective.h"
 #include "lmcore/plugin.h"
+#include "objective_batch.h"
 
 typedef struct clm_objective {
     int bound;
     int32_t vocab_size;
-    /* The batch handed out by make_batch, valid until the next one. */
-    int32_t *input_ids, *labels;
-    size_t capacity; /* entries of each array */
-    lm_batch batch;
+    objective_batch out; /* handed out by make_batch, valid until the next one */
 } clm_objective;
 
 static lm_status clm_create(void **self, lm_config *cfg) {
@@ -37,27 +35,8 @@ static lm_status clm_create(void **self, lm_config *cfg) {
 static void clm_destroy(void *self) {
     clm_objective *o = self;
     if (!o) return;
-    free(o->input_ids);
-    free(o->labels);
+    objective_batch_free(&o->out);
     free(o);
-}
-
-/* Room for n entries in each array; the old contents need not survive. */
-static lm_status reserve(clm_objective *o, size_t n) {
-    if (n <= o->capacity) return LM_OK;
-    int32_t *input_ids = malloc(n * sizeof *input_ids), *labels = malloc(n * sizeof *labels);
-    if (!input_ids || !labels) {
-        free(input_ids);
-        free(labels);
-        return lm_error_set(LM_ERR_NOMEM, "objective 'clm': out of memory for a batch of %zu tokens (%zu bytes)", n,
-                            2 * n * sizeof(int32_t));
-    }
-    free(o->input_ids);
-    free(o->labels);
-    o->input_ids = input_ids;
-    o->labels = labels;
-    o->capacity = n;
-    return LM_OK;
 }
 
 static lm_status clm_bind(void *self, const lm_arch_info *arch, const lm_vocab_info *vocab) {
@@ -98,23 +77,15 @@ static lm_status clm_make_batch(void *self, const int32_t *tokens, int32_t B, in
                                                 "the model's vocabulary [0, %d)",
                                 (int)tokens[i], i / (size_t)T, i % (size_t)T, (int)o->vocab_size);
     }
-    LM_TRY(reserve(o, n));
-    memcpy(o->input_ids, tokens, n * sizeof *tokens);
+    LM_TRY(objective_batch_reserve(&o->out, n, "clm"));
+    memcpy(o->out.input_ids, tokens, n * sizeof *tokens);
     for (int32_t b = 0; b < B; b++) {
         const int32_t *row = tokens + (size_t)b * (size_t)T;
-        int32_t *labels = o->labels + (size_t)b * (size_t)T;
+        int32_t *labels = o->out.labels + (size_t)b * (size_t)T;
         memcpy(labels, row + 1, (size_t)(T - 1) * sizeof *labels);
         labels[T - 1] = LM_IGNORE_INDEX;
     }
-    o->batch = (lm_batch){.struct_size = sizeof(lm_batch),
-                          .B = B,
-                          .T = T,
-                          .input_ids = o->input_ids,
-                          .labels = o->labels,
-                          .attention_mask = NULL,
-                          .token_type_ids = NULL,
-                          .n_targets = (int64_t)B * (int64_t)(T - 1)};
-    *out = &o->batch;
+    *out = objective_batch_finish(&o->out, B, T, (int64_t)B * (int64_t)(T - 1));
     return LM_OK;
 }
 

@@ -40,6 +40,7 @@
 #include "lmcore/plugin.h"
 #include "lmcore/rng.h"
 #include "lmcore/tensor.h"
+#include "objective_batch.h"
 
 typedef struct mlm_objective {
     double mlm_probability, mask_replace_prob, random_replace_prob;
@@ -57,10 +58,7 @@ typedef struct mlm_objective {
      * is exactly (lane >> 8) < ceil(p * 2^24)). */
     uint32_t select_threshold, mask_threshold, random_threshold;
 
-    /* The batch handed out by make_batch, valid until the next one. */
-    int32_t *input_ids, *labels;
-    size_t capacity; /* entries of each array */
-    lm_batch batch;
+    objective_batch out; /* handed out by make_batch, valid until the next one */
 } mlm_objective;
 
 static uint32_t threshold_of(double p) {
@@ -114,27 +112,8 @@ static void mlm_destroy(void *self) {
     mlm_objective *o = self;
     if (!o) return;
     free(o->is_special);
-    free(o->input_ids);
-    free(o->labels);
+    objective_batch_free(&o->out);
     free(o);
-}
-
-/* Room for n entries in each array; the old contents need not survive. */
-static lm_status reserve(mlm_objective *o, size_t n) {
-    if (n <= o->capacity) return LM_OK;
-    int32_t *input_ids = malloc(n * sizeof *input_ids), *labels = malloc(n * sizeof *labels);
-    if (!input_ids || !labels) {
-        free(input_ids);
-        free(labels);
-        return lm_error_set(LM_ERR_NOMEM, "objective 'mlm': out of memory for a batch of %zu tokens (%zu bytes)", n,
-                            2 * n * sizeof(int32_t));
-    }
-    free(o->input_ids);
-    free(o->labels);
-    o->input_ids = input_ids;
-    o->labels = labels;
-    o->capacity = n;
-    return LM_OK;
 }
 
 static void mark_special(mlm_objective *o, int32_t id) {
@@ -228,9 +207,9 @@ static lm_status mlm_make_batch(void *self, const int32_t *tokens, int32_t B, in
             return lm_error_set(LM_ERR_INVALID, "objective 'mlm': token id %d (block %zu, position %zu) is outside "
                                                 "the model's vocabulary [0, %d)",
                                 (int)tokens[i], i / (size_t)T, i % (size_t)T, (int)o->model_vocab_size);
-    LM_TRY(reserve(o, n));
+    LM_TRY(objective_batch_reserve(&o->out, n, "mlm"));
 
-    int32_t *input_ids = o->input_ids, *labels = o->labels;
+    int32_t *input_ids = o->out.input_ids, *labels = o->out.labels;
     int64_t n_targets = 0;
     for (size_t i = 0; i < n; i++) {
         const int32_t token = tokens[i];
@@ -246,19 +225,11 @@ static lm_status mlm_make_batch(void *self, const int32_t *tokens, int32_t B, in
         else if ((r.v[2] >> 8) < o->random_threshold)
             input_ids[i] = (int32_t)(((uint64_t)r.v[3] * (uint64_t)o->vocab_size) >> 32);
     }
-    o->batch = (lm_batch){.struct_size = sizeof(lm_batch),
-                          .B = B,
-                          .T = T,
-                          .input_ids = input_ids,
-                          .labels = labels,
-                          .attention_mask = NULL,
-                          .token_type_ids = NULL,
-                          .n_targets = n_targets};
     if (o->debug_masking && !o->debug_done) {
         o->debug_done = 1;
         log_block(o, tokens, input_ids, labels, T, batch_index);
     }
-    *out = &o->batch;
+    *out = objective_batch_finish(&o->out, B, T, n_targets);
     return LM_OK;
 }
 

@@ -138,49 +138,13 @@ START_TEST(test_adamw_steps_match_pytorch) {
     bert_test_load_weights(model, BERT_TINY_WEIGHTS);
     bert_fixture_batch fb;
     bert_test_load_batch(&fb);
-    void *optimizer = lm_test_adamw_bind(model, vt); /* betas (0.9, 0.999), eps 1e-8, weight decay 0.01 */
-    lm_step_state *state = lm_test_state_new(vt, model, 0, 0);
-
-    double worst_loss = 0.0, worst_norm = 0.0;
-    int clipped = 0;
-    for (int step = 0; step < 10; step++) {
-        float loss, norm, scale;
-        lm_test_state_key(vt, model, state, 0, (uint64_t)step);
-        ck_assert_msg(lm_test_forward(vt, model, &fb.batch, state, &loss) == LM_OK, "%s", lm_error_message());
-        ck_assert_msg(vt->backward(model, 1.0f, 0) == LM_OK, "%s", lm_error_message());
-        /* Clipping at 1.0 on the device, AdamW at lr 1e-3 (t = step + 1). */
-        lm_test_adamw_clipped_step(vt, model, optimizer, state, 1e-3, 1.0, &norm, &scale);
-        /* torch.nn.utils.clip_grad_norm_: coefficient max_norm / (norm + 1e-6), applied below 1. */
-        double coefficient = 1.0 / ((double)norm + 1e-6);
-        if (coefficient < 1.0) {
-            clipped++;
-            ck_assert_msg(fabs(scale - coefficient) <= 1e-7 * coefficient, "step %d: clip scale %.9g, torch %.9g",
-                          step, scale, coefficient);
-        } else {
-            ck_assert_msg(scale == 1.0f, "step %d: norm %g under 1 but clip scale %g", step, norm, scale);
-        }
-        float ref_loss = bert_test_ref_scalar("step_losses", (size_t)step);
-        float ref_norm = bert_test_ref_scalar("step_grad_norms", (size_t)step);
-        double loss_rel = fabs((double)loss - ref_loss) / ref_loss;
-        double norm_rel = fabs((double)norm - ref_norm) / ref_norm;
-        if (loss_rel > worst_loss) worst_loss = loss_rel;
-        if (norm_rel > worst_norm) worst_norm = norm_rel;
-        ck_assert_msg(loss_rel < TOL_LOSS, "step %d: loss %.7f vs pytorch %.7f", step, loss, ref_loss);
-        ck_assert_msg(norm_rel < TOL_NORM, "step %d: grad norm %.7f vs pytorch %.7f", step, norm, ref_norm);
+    float ref_losses[LM_TEST_PARITY_STEPS], ref_norms[LM_TEST_PARITY_STEPS];
+    for (size_t step = 0; step < LM_TEST_PARITY_STEPS; step++) {
+        ref_losses[step] = bert_test_ref_scalar("step_losses", step);
+        ref_norms[step] = bert_test_ref_scalar("step_grad_norms", step);
     }
-    ck_assert_msg(clipped >= 1, "the fixture never clips: the test would not see clipping");
-    ck_assert_int_eq(lm_test_state_read(vt, model, state).step, 10);
-    float loss;
-    ck_assert_int_eq(vt->set_training(model, 0), LM_OK);
-    ck_assert_msg(lm_test_forward(vt, model, &fb.batch, state, &loss) == LM_OK, "%s", lm_error_message());
-    float ref_final = bert_test_ref_scalar("final_loss", 0);
-    double final_rel = fabs((double)loss - ref_final) / ref_final;
-    printf("bert parity (" BERT_TEST_DEVICE ", " BERT_TEST_PRECISION "): 10 AdamW steps, worst loss relative error %.2e, worst grad-norm relative error %.2e, "
-           "final loss %.7f (pytorch %.7f, relative %.2e)\n",
-           worst_loss, worst_norm, loss, ref_final, final_rel);
-    ck_assert_msg(final_rel < TOL_LOSS, "loss after 10 steps %.7f vs pytorch %.7f", loss, ref_final);
-    lm_test_state_free(vt, model, state);
-    lm_test_adamw()->destroy(optimizer);
+    lm_test_check_adamw_parity(vt, model, &fb.batch, ref_losses, ref_norms, bert_test_ref_scalar("final_loss", 0),
+                               TOL_LOSS, TOL_NORM, "bert parity (" BERT_TEST_DEVICE ", " BERT_TEST_PRECISION ")");
     bert_test_free_batch(&fb);
     vt->destroy(model);
 }

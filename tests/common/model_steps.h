@@ -221,6 +221,61 @@ static inline void lm_test_train_steps(const lm_architecture_vtable *vt, void *m
     lm_test_adamw()->destroy(optimizer);
 }
 
+/* The steps of a PyTorch fixture's Trainer-style run (tests/gpt2, tests/bert):
+ * LM_TEST_PARITY_STEPS steps on `batch` of forward, backward, clipping the
+ * global norm to 1.0 on the device and AdamW at lr 1e-3 (betas 0.9/0.999,
+ * eps 1e-8, weight decay 0.01 on all but biases and LayerNorm weights), then
+ * an evaluation-mode loss.  Each step's loss and norm must be within
+ * tol_loss / tol_norm (relative) of the fixture's, the clip coefficient
+ * torch's max_norm / (norm + 1e-6) where it applies, at least one step must
+ * clip, and the final loss must be within tol_loss of ref_final.  Prints
+ * the worst errors after `label`. */
+#define LM_TEST_PARITY_STEPS 10
+static inline void lm_test_check_adamw_parity(const lm_architecture_vtable *vt, void *model, const lm_batch *batch,
+                                              const float *ref_losses, const float *ref_norms, float ref_final,
+                                              double tol_loss, double tol_norm, const char *label) {
+    void *optimizer = lm_test_adamw_bind(model, vt);
+    lm_step_state *state = lm_test_state_new(vt, model, 0, 0);
+    double worst_loss = 0.0, worst_norm = 0.0;
+    int clipped = 0;
+    for (int step = 0; step < LM_TEST_PARITY_STEPS; step++) {
+        float loss, norm, scale;
+        lm_test_state_key(vt, model, state, 0, (uint64_t)step);
+        ck_assert_msg(lm_test_forward(vt, model, batch, state, &loss) == LM_OK, "%s", lm_error_message());
+        ck_assert_msg(vt->backward(model, 1.0f, 0) == LM_OK, "%s", lm_error_message());
+        lm_test_adamw_clipped_step(vt, model, optimizer, state, 1e-3, 1.0, &norm, &scale);
+        /* torch.nn.utils.clip_grad_norm_: coefficient max_norm / (norm + 1e-6), applied below 1. */
+        double coefficient = 1.0 / ((double)norm + 1e-6);
+        if (coefficient < 1.0) {
+            clipped++;
+            ck_assert_msg(fabs(scale - coefficient) <= 1e-7 * coefficient, "step %d: clip scale %.9g, torch %.9g",
+                          step, scale, coefficient);
+        } else {
+            ck_assert_msg(scale == 1.0f, "step %d: norm %g under 1 but clip scale %g", step, norm, scale);
+        }
+        double loss_rel = fabs((double)loss - ref_losses[step]) / ref_losses[step];
+        double norm_rel = fabs((double)norm - ref_norms[step]) / ref_norms[step];
+        if (loss_rel > worst_loss) worst_loss = loss_rel;
+        if (norm_rel > worst_norm) worst_norm = norm_rel;
+        ck_assert_msg(loss_rel < tol_loss, "step %d: loss %.7f vs pytorch %.7f", step, loss, ref_losses[step]);
+        ck_assert_msg(norm_rel < tol_norm, "step %d: grad norm %.7f vs pytorch %.7f", step, norm, ref_norms[step]);
+    }
+    ck_assert_msg(clipped >= 1, "the fixture never clips: the test would not see clipping");
+    ck_assert_int_eq(lm_test_state_read(vt, model, state).step, LM_TEST_PARITY_STEPS);
+    /* The loss after the last (clipped) update. */
+    float loss;
+    ck_assert_int_eq(vt->set_training(model, 0), LM_OK);
+    ck_assert_msg(lm_test_forward(vt, model, batch, state, &loss) == LM_OK, "%s", lm_error_message());
+    double final_rel = fabs((double)loss - ref_final) / ref_final;
+    printf("%s: %d AdamW steps, worst loss relative error %.2e, worst grad-norm relative error %.2e, "
+           "final loss %.7f (pytorch %.7f, relative %.2e)\n",
+           label, LM_TEST_PARITY_STEPS, worst_loss, worst_norm, loss, ref_final, final_rel);
+    ck_assert_msg(final_rel < tol_loss, "loss after %d steps %.7f vs pytorch %.7f", LM_TEST_PARITY_STEPS, loss,
+                  ref_final);
+    lm_test_state_free(vt, model, state);
+    lm_test_adamw()->destroy(optimizer);
+}
+
 /* The recompute= settings each architecture must train with bit for bit as
  * without: with attention dropout, and without it (no dropped
  * probabilities are kept then; att aliases preatt). */
