@@ -12,6 +12,7 @@
 
 #include "checkpoint.h"
 #include "model_io.h"
+#include "safetensors_internal.h"
 
 
 static lm_status path_join(char *out, size_t cap, const char *a, const char *b) {
@@ -37,10 +38,13 @@ static void remove_checkpoint_dir(const char *dir) {
 
 /* Every state buffer of the optimizer as safetensors entries: per-parameter
  * buffers split by tensor ("<param>.<name>"), others whole
- * ("optimizer.<name>").  hosts[i] receives a host copy of buffer i. */
-static lm_status optimizer_entries(const lm_checkpoint_parts *parts, const lm_param_set *set, float ***hosts_out,
-                                   size_t *n_states_out, lm_safetensors_entry **entries_out, char **names_out,
-                                   size_t *n_entries_out) {
+ * ("optimizer.<name>").  With host_copies, hosts[i] is a host buffer the
+ * size of state i and the entries point into it (for reading); without,
+ * hosts[i] is NULL and the entries point into the device's state (for
+ * writing through lm_safetensors_write_via). */
+static lm_status optimizer_entries(const lm_checkpoint_parts *parts, const lm_param_set *set, int host_copies,
+                                   float ***hosts_out, size_t *n_states_out, lm_safetensors_entry **entries_out,
+                                   char **names_out, size_t *n_entries_out) {
     const lm_optimizer_vtable *ovt = &parts->optimizer.plugin->vtable.optimizer;
     void *opt = parts->optimizer.self;
     size_t n_states = 0;
@@ -73,7 +77,10 @@ static lm_status optimizer_entries(const lm_checkpoint_parts *parts, const lm_pa
             return lm_error_set(LM_ERR_INTERNAL, "optimizer '%s': per-parameter state '%s' has %zu floats, the "
                                                  "model %zu", parts->optimizer.plugin->name, st.name, st.count,
                                 set->n_params);
-        LM_TRY(lm_alloc((void **)&hosts[i], (st.count ? st.count : 1) * sizeof(float), "a host copy of the optimizer state"));
+        if (host_copies)
+            LM_TRY(lm_alloc((void **)&hosts[i], (st.count ? st.count : 1) * sizeof(float),
+                            "a host copy of the optimizer state"));
+        float *base = host_copies ? hosts[i] : st.data;
         for (size_t k = 0; k < (st.per_parameter ? set->n_descs : 1); k++, e++) {
             char *name = names + 320 * e;
             lm_safetensors_entry *en = &entries[e];
@@ -84,12 +91,12 @@ static lm_status optimizer_entries(const lm_checkpoint_parts *parts, const lm_pa
                 snprintf(name, 320, "%s.%s", d->name, st.name);
                 en->tensor.ndim = d->ndim;
                 for (int j = 0; j < d->ndim; j++) en->tensor.shape[j] = d->shape[j];
-                en->tensor.data = hosts[i] + d->offset;
+                en->tensor.data = base + d->offset;
             } else {
                 snprintf(name, 320, "optimizer.%s", st.name);
                 en->tensor.ndim = 1;
                 en->tensor.shape[0] = (int64_t)st.count;
-                en->tensor.data = hosts[i];
+                en->tensor.data = base;
             }
         }
     }
@@ -104,22 +111,16 @@ static void free_optimizer_entries(float **hosts, size_t n_states, lm_safetensor
 }
 
 static lm_status write_optimizer(const char *path, const lm_checkpoint_parts *parts) {
-    const lm_optimizer_vtable *ovt = &parts->optimizer.plugin->vtable.optimizer;
     lm_param_set set;
     LM_TRY(parts->model.plugin->vtable.architecture.parameters(parts->model.self, &set));
     float **hosts = NULL;
     lm_safetensors_entry *entries = NULL;
     char *names = NULL;
     size_t n_states = 0, n_entries = 0;
-    lm_status status = optimizer_entries(parts, &set, &hosts, &n_states, &entries, &names, &n_entries);
-    for (size_t i = 0; status == LM_OK && i < n_states; i++) {
-        lm_optimizer_state st;
-        status = ovt->state_at(parts->optimizer.self, i, &st);
-        if (status == LM_OK)
-            status = set.device->ops->download(set.device, hosts[i], st.data, st.count * sizeof(float));
-    }
+    lm_status status = optimizer_entries(parts, &set, 0, &hosts, &n_states, &entries, &names, &n_entries);
     const char *const metadata[] = {"format", "pt", "optimizer", parts->optimizer.plugin->name, NULL};
-    if (status == LM_OK) status = lm_safetensors_write(path, entries, n_entries, metadata);
+    if (status == LM_OK)
+        status = lm_safetensors_write_via(path, entries, n_entries, metadata, lm_safetensors_read_device, set.device);
     free_optimizer_entries(hosts, n_states, entries, names);
     return status;
 }
@@ -134,7 +135,7 @@ static lm_status read_optimizer(const char *path, const lm_checkpoint_parts *par
     lm_safetensors_entry *entries = NULL;
     char *names = NULL;
     size_t n_states = 0, n_entries = 0;
-    lm_status status = optimizer_entries(parts, &set, &hosts, &n_states, &entries, &names, &n_entries);
+    lm_status status = optimizer_entries(parts, &set, 1, &hosts, &n_states, &entries, &names, &n_entries);
     for (size_t e = 0; status == LM_OK && e < n_entries; e++) {
         const lm_safetensors_entry *en = &entries[e];
         status = lm_safetensors_read_f32(file, en->name, en->tensor.shape, en->tensor.ndim, en->tensor.data);

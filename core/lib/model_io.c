@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "model_io.h"
+#include "safetensors_internal.h"
 
 static lm_status join_path(char *out, size_t cap, const char *dir, const char *file) {
     if ((size_t)snprintf(out, cap, "%s/%s", dir, file) >= cap)
@@ -31,8 +32,7 @@ lm_status lm_model_save(const lm_plugin *arch, void *model, const char *dir, con
     char path[PATH_MAX];
     LM_TRY(lm_mkdir_p(dir));
     lm_param_set set;
-    float *params = NULL;
-    LM_TRY(read_all_params(arch, model, &set, &params));
+    LM_TRY(arch->vtable.architecture.parameters(model, &set));
     const lm_param_desc *descs = set.descs;
     const size_t n_descs = set.n_descs;
 
@@ -48,11 +48,11 @@ lm_status lm_model_save(const lm_plugin *arch, void *model, const char *dir, con
         entries[i].tensor.dtype = LM_F32;
         entries[i].tensor.ndim = descs[i].ndim;
         for (int d = 0; d < descs[i].ndim; d++) entries[i].tensor.shape[d] = descs[i].shape[d];
-        entries[i].tensor.data = params + descs[i].offset;
+        entries[i].tensor.data = (float *)set.params + descs[i].offset; /* device memory: staged by the writer */
     }
     static const char *const metadata[] = {"format", "pt", NULL};
     LM_CHECK(join_path(path, sizeof path, dir, "model.safetensors"));
-    LM_CHECK(lm_safetensors_write(path, entries, n_descs, metadata));
+    LM_CHECK(lm_safetensors_write_via(path, entries, n_descs, metadata, lm_safetensors_read_device, set.device));
     LM_CHECK(arch->vtable.architecture.hf_config(model, &config));
     LM_CHECK(join_path(path, sizeof path, dir, "config.json"));
     LM_CHECK(lm_file_write_atomic(path, config.data, config.len));
@@ -68,7 +68,6 @@ fail:
     if (status != LM_OK) lm_error_prefix("saving the model to '%s': ", dir);
     lm_buffer_free(&config);
     free(entries);
-    lm_free(params);
     return status;
 }
 

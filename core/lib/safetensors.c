@@ -25,6 +25,8 @@
 #include <unistd.h>
 
 #include "json_internal.h"
+#include "safetensors_internal.h"
+#include "lmcore/device.h"
 #include "lmcore/json.h"
 #include "lmcore/safetensors.h"
 
@@ -491,8 +493,34 @@ static int write_all(int fd, const void *data, size_t len) {
     return 1;
 }
 
+/* Writes entry e's data to fd: straight from memory, or staged through
+ * `stage` with `read`.  Returns 0 with errno set when the write fails, or
+ * with *status set when the read fails. */
+static int write_entry_data(int fd, const lm_safetensors_entry *e, lm_safetensors_reader read, void *ctx,
+                            unsigned char *stage, lm_status *status) {
+    const size_t nbytes = lm_tensor_nbytes(&e->tensor);
+    if (!read) return write_all(fd, e->tensor.data, nbytes);
+    for (size_t offset = 0; offset < nbytes; offset += LM_SAFETENSORS_STAGE_BYTES) {
+        size_t piece = nbytes - offset < LM_SAFETENSORS_STAGE_BYTES ? nbytes - offset : LM_SAFETENSORS_STAGE_BYTES;
+        *status = read(ctx, &e->tensor, offset, stage, piece);
+        if (*status != LM_OK) return 0;
+        if (!write_all(fd, stage, piece)) return 0;
+    }
+    return 1;
+}
+
+lm_status lm_safetensors_read_device(void *ctx, const lm_tensor *t, size_t offset, void *dst, size_t bytes) {
+    lm_device *dev = ctx; /* download waits for the copy */
+    return dev->ops->download(dev, dst, (const char *)t->data + offset, bytes);
+}
+
 lm_status lm_safetensors_write(const char *path, const lm_safetensors_entry *entries, size_t n,
                                const char *const *metadata) {
+    return lm_safetensors_write_via(path, entries, n, metadata, NULL, NULL);
+}
+
+lm_status lm_safetensors_write_via(const char *path, const lm_safetensors_entry *entries, size_t n,
+                                   const char *const *metadata, lm_safetensors_reader read, void *ctx) {
     if (!path || (n && !entries)) return lm_error_set(LM_ERR_INVALID, "lm_safetensors_write: NULL argument");
     for (size_t i = 0; i < n; i++) LM_TRY(check_entry(path, entries, i));
     lm_buffer header = {0};
@@ -504,17 +532,31 @@ lm_status lm_safetensors_write(const char *path, const lm_safetensors_entry *ent
     unsigned char length[8];
     for (int i = 0; i < 8; i++) length[i] = (unsigned char)((uint64_t)header.len >> (8 * i));
 
+    unsigned char *stage = NULL;
+    if (read && (status = lm_alloc((void **)&stage, LM_SAFETENSORS_STAGE_BYTES, "a staging buffer for writing a "
+                                                                               "safetensors file")) != LM_OK) {
+        lm_buffer_free(&header);
+        return status;
+    }
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         lm_buffer_free(&header);
+        lm_free(stage);
         return lm_error_set(LM_ERR_IO, "cannot create '%s': %s (is the directory writable?)", tmp, strerror(errno));
     }
     int ok = write_all(fd, length, 8) && write_all(fd, header.data, header.len);
-    for (size_t i = 0; ok && i < n; i++)
-        ok = write_all(fd, entries[i].tensor.data, lm_tensor_nbytes(&entries[i].tensor));
+    for (size_t i = 0; ok && i < n; i++) ok = write_entry_data(fd, &entries[i], read, ctx, stage, &status);
     int saved_errno = errno;
+    lm_free(stage);
+    if (status != LM_OK) { /* a read failed: its message stands */
+        close(fd);
+        unlink(tmp);
+        lm_buffer_free(&header);
+        lm_error_prefix("writing '%s': ", path);
+        return status;
+    }
     if (ok && fsync(fd) != 0) {
         ok = 0;
         saved_errno = errno;

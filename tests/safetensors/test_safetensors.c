@@ -8,8 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lmcore/device.h"
 #include "lmcore/json.h"
 #include "lmcore/safetensors.h"
+#include "safetensors_internal.h"
 #include "test_main.h"
 
 #define FIXTURES LM_TEST_SOURCE_DIR "/tests/safetensors/fixtures"
@@ -220,6 +222,117 @@ START_TEST(rewrite_is_byte_identical_to_reference_writer) {
     ck_assert_int_eq(memcmp(got, want, want_len), 0);
     free(want);
     free(got);
+    remove_temp_dir();
+}
+END_TEST
+
+/* ---- writing through a reader (from device memory) ---------------------------------- */
+
+/* A reader from host memory that records how it was called. */
+typedef struct staged_reads {
+    size_t calls, largest, fail_at; /* fail_at: the call that fails (0: none) */
+} staged_reads;
+
+static lm_status read_host(void *ctx, const lm_tensor *t, size_t offset, void *dst, size_t bytes) {
+    staged_reads *r = ctx;
+    if (++r->calls == r->fail_at) return lm_error_set(LM_ERR_IO, "the test's reader failed on purpose");
+    if (bytes > r->largest) r->largest = bytes;
+    memcpy(dst, (const char *)t->data + offset, bytes);
+    return LM_OK;
+}
+
+/* Two tensors, one of them larger than the staging buffer with a tail that
+ * is not a whole piece, a small one between: the file written piece by
+ * piece is byte for byte the one written from memory at once. */
+#define BIG_FLOATS (LM_SAFETENSORS_STAGE_BYTES / sizeof(float) * 2 + 1001)
+static void big_entries(lm_safetensors_entry entries[3], float *big, float *small, int16_t *half) {
+    for (size_t i = 0; i < BIG_FLOATS; i++) big[i] = (float)i * 0.5f - 7.0f;
+    for (int i = 0; i < 6; i++) small[i] = (float)(i * i);
+    for (int i = 0; i < 4; i++) half[i] = (int16_t)(0x3c00 + i);
+    memset(entries, 0, 3 * sizeof *entries);
+    entries[0] = (lm_safetensors_entry){.name = "big", .tensor = {.dtype = LM_F32, .ndim = 1, .data = big}};
+    entries[0].tensor.shape[0] = (int64_t)BIG_FLOATS;
+    entries[1] = (lm_safetensors_entry){.name = "small", .tensor = {.dtype = LM_F32, .ndim = 2, .data = small}};
+    entries[1].tensor.shape[0] = 2;
+    entries[1].tensor.shape[1] = 3;
+    entries[2] = (lm_safetensors_entry){.name = "half", .tensor = {.dtype = LM_F16, .ndim = 1, .data = half}};
+    entries[2].tensor.shape[0] = 4;
+}
+
+START_TEST(write_via_reader_is_byte_identical_in_pieces) {
+    make_temp_dir();
+    float *big = malloc(BIG_FLOATS * sizeof(float)), small[6];
+    int16_t half[4];
+    ck_assert_ptr_nonnull(big);
+    lm_safetensors_entry entries[3];
+    big_entries(entries, big, small, half);
+    const char *metadata[] = {"format", "pt", NULL};
+    char direct[512];
+    snprintf(direct, sizeof direct, "%s", temp_path("direct.safetensors"));
+    ck_assert_int_eq(lm_safetensors_write(direct, entries, 3, metadata), LM_OK);
+
+    staged_reads reads = {0};
+    const char *staged = temp_path("staged.safetensors");
+    ck_assert_msg(lm_safetensors_write_via(staged, entries, 3, metadata, read_host, &reads) == LM_OK, "%s",
+                  lm_error_message());
+    /* big: 3 pieces (two whole, the tail); small and half: one each. */
+    ck_assert_uint_eq(reads.calls, 5);
+    ck_assert_uint_eq(reads.largest, LM_SAFETENSORS_STAGE_BYTES);
+    size_t want_len, got_len;
+    char *want = read_bytes(direct, &want_len);
+    char *got = read_bytes(staged, &got_len);
+    ck_assert_uint_eq(got_len, want_len);
+    ck_assert_int_eq(memcmp(got, want, want_len), 0);
+    free(want);
+    free(got);
+
+    /* Through a device (the host device: downloads counted as a GPU's). */
+    lm_device *dev = NULL;
+    ck_assert_int_eq(lm_host_device_create(&dev, "a test device"), LM_OK);
+    const char *from_device = temp_path("device.safetensors");
+    ck_assert_int_eq(lm_safetensors_write_via(from_device, entries, 3, metadata, lm_safetensors_read_device, dev),
+                     LM_OK);
+    lm_device_counters c;
+    dev->ops->counters(dev, &c);
+    ck_assert_uint_eq(c.downloads, 5);
+    got = read_bytes(from_device, &got_len);
+    want = read_bytes(direct, &want_len);
+    ck_assert_uint_eq(got_len, want_len);
+    ck_assert_int_eq(memcmp(got, want, want_len), 0);
+    free(want);
+    free(got);
+    dev->ops->release(dev);
+    free(big);
+    remove_temp_dir();
+}
+END_TEST
+
+/* A reader that fails half-way: its message, the file named, and nothing
+ * written (neither the file nor its temporary); an older file survives. */
+START_TEST(write_via_failing_reader_leaves_nothing) {
+    make_temp_dir();
+    float *big = malloc(BIG_FLOATS * sizeof(float)), small[6];
+    int16_t half[4];
+    ck_assert_ptr_nonnull(big);
+    lm_safetensors_entry entries[3];
+    big_entries(entries, big, small, half);
+    const char *path = temp_path("model.safetensors");
+    staged_reads reads = {.fail_at = 2};
+    ck_assert_int_eq(lm_safetensors_write_via(path, entries, 3, NULL, read_host, &reads), LM_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(lm_error_message(), "the test's reader failed on purpose"));
+    ck_assert_ptr_nonnull(strstr(lm_error_message(), path));
+    ck_assert_int_eq(count_dir_entries(temp_dir), 0);
+
+    write_bytes(path, "old", 3);
+    reads = (staged_reads){.fail_at = 4};
+    ck_assert_int_eq(lm_safetensors_write_via(path, entries, 3, NULL, read_host, &reads), LM_ERR_IO);
+    ck_assert_int_eq(count_dir_entries(temp_dir), 1);
+    size_t len;
+    char *kept = read_bytes(path, &len);
+    ck_assert_uint_eq(len, 3);
+    ck_assert_int_eq(memcmp(kept, "old", 3), 0);
+    free(kept);
+    free(big);
     remove_temp_dir();
 }
 END_TEST
@@ -450,6 +563,8 @@ static Suite *safetensors_suite(void) {
     tcase_add_test(tc, read_f32_checks_shape_and_dtype);
     tcase_add_test(tc, iterates_in_offset_order);
     tcase_add_test(tc, rewrite_is_byte_identical_to_reference_writer);
+    tcase_add_test(tc, write_via_reader_is_byte_identical_in_pieces);
+    tcase_add_test(tc, write_via_failing_reader_leaves_nothing);
     tcase_add_test(tc, round_trip_all_dtypes);
     tcase_add_test(tc, write_rejects_bad_entries);
     tcase_add_test(tc, rejects_truncated_files);
