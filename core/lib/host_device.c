@@ -36,16 +36,17 @@ void lm_step_micro_batch_end(lm_step_state *s, double num, double den, int score
 
 void lm_step_clip_from_sum(lm_step_state *s, double sum) {
     const float norm = (float)sqrt(sum);
-    if (!isfinite(sum) && s->bad_step == 0) {
+    /* A finite sum can still give a norm beyond FLT_MAX. */
+    if (!(isfinite(sum) && isfinite(norm)) && s->bad_step == 0) {
         s->bad_step = s->step + 1;
         s->bad_what = LM_BAD_GRAD_NORM;
         s->bad_value = norm;
     }
     s->grad_norm = norm;
-    /* torch.nn.utils.clip_grad_norm_: max_norm / (total_norm + 1e-6), applied only when below 1. */
-    s->clip_scale = (s->max_grad_norm > 0 && norm > s->max_grad_norm)
-                        ? (float)(s->max_grad_norm / ((double)norm + 1e-6))
-                        : 1.0f;
+    /* torch.nn.utils.clip_grad_norm_: the coefficient max_norm / (total_norm
+     * + 1e-6), clamped at 1 (so it applies from a norm of max_norm - 1e-6). */
+    const double coefficient = s->max_grad_norm / ((double)norm + 1e-6);
+    s->clip_scale = (s->max_grad_norm > 0 && coefficient < 1.0) ? (float)coefficient : 1.0f;
 }
 
 void lm_step_schedule(lm_step_state *s) {

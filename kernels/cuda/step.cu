@@ -43,12 +43,12 @@ __global__ void lm_step_micro_batch_end_kernel(lm_step_state *s, double num, dou
 __global__ void lm_step_clip_kernel(lm_step_state *s, const double *sum_squares) {
     const double sum = *sum_squares;
     const float norm = (float)__dsqrt_rn(sum);
-    if (!isfinite(sum)) lm_step_flag(s, LM_BAD_GRAD_NORM, norm);
+    if (!(isfinite(sum) && isfinite(norm))) lm_step_flag(s, LM_BAD_GRAD_NORM, norm); /* norm can pass FLT_MAX */
     s->grad_norm = norm;
+    /* The coefficient clamped at 1, as lm_step_clip_from_sum. */
     const double max_norm = s->max_grad_norm;
-    s->clip_scale = (max_norm > 0 && (double)norm > max_norm)
-                        ? (float)__ddiv_rn(max_norm, __dadd_rn((double)norm, 1e-6))
-                        : 1.0f;
+    const double coefficient = __ddiv_rn(max_norm, __dadd_rn((double)norm, 1e-6));
+    s->clip_scale = (max_norm > 0 && coefficient < 1.0) ? (float)coefficient : 1.0f;
 }
 
 /* The schedule is the host's own function (step.h), compiled as device code. */
