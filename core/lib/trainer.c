@@ -278,9 +278,21 @@ static lm_status begin_run(lm_trainer *t) {
     return arch_of(t)->set_training(t->parts.model.self, 1);
 }
 
+/* A batch next_batch() handed out has not gone through forward_backward():
+ * it belongs to the objective until its next make_batch, so nothing may
+ * make another batch (next_batch, evaluate) or end the step meanwhile. */
+static lm_status refuse_pending_batch(const lm_trainer *t, const char *what) {
+    if (t->batch && !t->batch_used)
+        return lm_error_set(LM_ERR_INVALID, "%s: the batch next_batch() returned has not gone through "
+                                            "forward_backward() yet: pass it to forward_backward() first",
+                            what);
+    return LM_OK;
+}
+
 lm_status lm_trainer_next_batch(lm_trainer *t, const lm_batch **batch, uint64_t *serial) {
     *batch = NULL;
     if (t->finished) return lm_error_set(LM_ERR_INVALID, "next_batch: the run is finished");
+    LM_TRY(refuse_pending_batch(t, "next_batch"));
     if (t->step >= t->plan.total_steps && t->micro_in_step == 0)
         return lm_error_set(LM_ERR_INVALID, "next_batch: all %lld steps of the run are done",
                             (long long)t->plan.total_steps);
@@ -297,7 +309,9 @@ lm_status lm_trainer_next_batch(lm_trainer *t, const lm_batch **batch, uint64_t 
         LM_TRY(trainer_upload_field(t, &t->state->loss_sums[LM_LOSS_SUM_EPOCH], &(double){0.0}, sizeof(double)));
     }
     const size_t n_train = t->plan.train_blocks;
-    if (t->cursor >= n_train) t->cursor = 0; /* only when grad_accum does not divide the epoch */
+    /* Wraps only when an epoch has fewer batches than grad_accum (its one
+     * step then takes blocks of the same shuffled order again). */
+    if (t->cursor >= n_train) t->cursor = 0;
     const int32_t T = t->plan.block_size;
     const int32_t B = (int32_t)((n_train - t->cursor) < (size_t)t->s.batch_size ? (n_train - t->cursor)
                                                                                   : (size_t)t->s.batch_size);
@@ -358,6 +372,7 @@ lm_status lm_trainer_clip_grad_norm(lm_trainer *t) {
 }
 
 lm_status lm_trainer_optimizer_step(lm_trainer *t, const double *host_lr) {
+    LM_TRY(refuse_pending_batch(t, "optimizer_step"));
     if (t->micro_in_step != t->s.grad_accum)
         return lm_error_set(LM_ERR_INVALID, "optimizer_step: this step has %lld of its %lld micro-batches "
                                             "(gradient_accumulation_steps): call next_batch() and "
@@ -427,6 +442,7 @@ lm_status lm_trainer_evaluate(lm_trainer *t, const lm_blocks *blocks, int report
     out->loss = out->perplexity = out->train_loss = NAN;
     if (!blocks) blocks = t->parts.eval;
     if (!blocks) return lm_error_set(LM_ERR_INVALID, "evaluate: the trainer has no eval blocks: pass some");
+    LM_TRY(refuse_pending_batch(t, "evaluate")); /* its batches would overwrite the pending one */
     size_t n = lm_blocks_count(blocks);
     if (n == 0) return lm_error_set(LM_ERR_INVALID, "the evaluation split gave no block: use more text");
     /* The batch buffers were sized for the training blocks. */

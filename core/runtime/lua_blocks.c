@@ -100,30 +100,26 @@ static int blocks_tokens(lua_State *L) {
 }
 
 /* blocks:get(index) -> list of ids; index counts from 0 */
-static int blocks_get(lua_State *L) {
-    lm_blocks *b = lm_lua_check_blocks(L, 1);
-    lua_Integer index = luaL_checkinteger(L, 2);
-    if (index < 0 || (size_t)index >= lm_blocks_count(b))
-        return luaL_error(L, "block %d is out of range (0 to %d)", (int)index, (int)lm_blocks_count(b) - 1);
-    int32_t T = lm_blocks_block_size(b);
-    int32_t *ids = malloc((size_t)T * sizeof *ids);
-    if (!ids) return luaL_error(L, "out of memory");
-    lm_blocks_get(b, (size_t)index, ids);
-    lua_createtable(L, T, 0);
-    for (int32_t i = 0; i < T; i++) {
-        lua_pushinteger(L, ids[i]);
-        lua_rawseti(L, -2, i + 1);
-    }
-    free(ids);
-    return 1;
-}
-
 static void push_int_list(lua_State *L, const int32_t *values, int32_t n) {
     lua_createtable(L, n, 0);
     for (int32_t i = 0; i < n; i++) {
         lua_pushinteger(L, values[i]);
         lua_rawseti(L, -2, i + 1);
     }
+}
+
+static int blocks_get(lua_State *L) {
+    lm_blocks *b = lm_lua_check_blocks(L, 1);
+    lua_Integer index = luaL_checkinteger(L, 2);
+    if (index < 0 || (size_t)index >= lm_blocks_count(b))
+        return luaL_error(L, "block %d is out of range (0 to %d)", (int)index, (int)lm_blocks_count(b) - 1);
+    int32_t T = lm_blocks_block_size(b);
+    /* Lua-owned scratch: an allocation error while the table is built
+     * cannot leak it. */
+    int32_t *ids = lua_newuserdatauv(L, (size_t)T * sizeof *ids, 0);
+    lm_blocks_get(b, (size_t)index, ids);
+    push_int_list(L, ids, T);
+    return 1;
 }
 
 /* objective:batch(model, tokenizer, blocks, index [, batch_index]) ->
