@@ -56,10 +56,12 @@ lm_status trainer_state_json(lm_trainer *t, const lm_step_state *state, const ch
      * shuffles for it), as lmcore has always written them. */
     int64_t epoch = t->epoch, steps_in_epoch = t->steps_in_epoch;
     uint64_t cursor = t->cursor;
+    double epoch_loss_sum = state->loss_sums[LM_LOSS_SUM_EPOCH];
     if (steps_in_epoch >= t->plan.steps_per_epoch) {
         epoch++;
         steps_in_epoch = 0;
         cursor = 0;
+        epoch_loss_sum = 0.0; /* what next_batch would have set when starting it */
     }
     lm_json_writer w;
     lm_json_writer_init(&w, out, 2);
@@ -92,7 +94,7 @@ lm_status trainer_state_json(lm_trainer *t, const lm_step_state *state, const ch
     write_u64(&w, "micro_batches", t->micro_batches);
     write_u64(&w, "seed", t->s.seed);
     write_bits(&w, "loss_sum_run_bits", state->loss_sums[LM_LOSS_SUM_RUN]);
-    write_bits(&w, "loss_sum_epoch_bits", state->loss_sums[LM_LOSS_SUM_EPOCH]);
+    write_bits(&w, "loss_sum_epoch_bits", epoch_loss_sum);
     write_bits(&w, "loss_sum_log_bits", state->loss_sums[LM_LOSS_SUM_LOG]);
     write_bits(&w, "loss_sum_eval_bits", state->loss_sums[LM_LOSS_SUM_EVAL]);
     write_int(&w, "last_log_step", t->last_log_step);

@@ -106,4 +106,44 @@ assert(whole_count.steps == 8 and half_count.steps == 8,
 local f = new_model(vocab.vocab_size)
 ok, err = pcall(fit, f, {resume = out .. "/d/checkpoint-4", lr_scheduler_type = "cosine", warmup_steps = 2})
 assert(not ok and err:find("trained with optimizer 'sgd' and this run uses 'adamw'", 1, true), tostring(err))
+
+-- A checkpoint at an epoch's end starts the next epoch: resumed from it,
+-- the run writes the very same trainer state (every loss sum's bits, the
+-- cursor, the counters) at the next epoch's end.  Training blocks from the
+-- split's first 4,000 characters, so that an epoch is a few steps.
+local head = os.tmpname()
+do
+  local src, dst, n = assert(io.open(data .. "/wiki.test.raw")), assert(io.open(head, "w")), 0
+  for line in src:lines() do
+    dst:write(line, "\n")
+    n = n + #line
+    if n > 4000 then break end
+  end
+  src:close()
+  dst:close()
+end
+local head_dataset <close> = lm.dataset("text", {train = head})
+local small <close> = lm.blocks(tokenizer, head_dataset, "train", {block_size = 32, add_special = kind ~= "gpt2"})
+os.remove(head)
+local function fit_small(model, settings)
+  local config = {train = small, epochs = 3, max_steps = 0, grad_accum = 2, save_strategy = "epoch", keep_last = 0}
+  for k, v in pairs(settings) do config[k] = v end
+  return fit(model, config)
+end
+local g = new_model(vocab.vocab_size)
+g:init(1)
+local rg = fit_small(g, {checkpoint_dir = out .. "/g"})
+local per_epoch = rg.steps // 3
+assert(per_epoch >= 2 and rg.steps == 3 * per_epoch, "steps " .. rg.steps)
+local h = new_model(vocab.vocab_size)
+h:init(7)
+fit_small(h, {checkpoint_dir = out .. "/h", resume = out .. "/g/checkpoint-" .. per_epoch})
+local function state_text(dir)
+  return (assert(io.open(dir .. "/checkpoint-" .. 2 * per_epoch .. "/trainer_state.json")):read("a"):gsub(dir, "DIR"))
+end
+local whole, resumed = state_text(out .. "/g"), state_text(out .. "/h")
+assert(whole == resumed, "trainer_state.json after resuming at an epoch's end differs:\n" .. whole .. "\n" .. resumed)
+assert(whole:find('"steps_in_epoch": 0', 1, true) and whole:find('"loss_sum_epoch_bits": "0"', 1, true),
+       "an epoch-end checkpoint starts the next epoch: " .. whole)
+assert(g:weights_hash() == h:weights_hash(), "run resumed at an epoch's end ended with other weights")
 print("OK resume " .. kind)
