@@ -187,6 +187,7 @@ function M.fit(t)
     end
   end
 
+  local saved_at = nil -- the step last saved
   local function save()
     -- The checkpoint about to be written becomes the best one when this
     -- step's evaluation improved the metric (its path is known in advance).
@@ -195,14 +196,21 @@ function M.fit(t)
     end
     -- Pruning spares the best checkpoint when it is to be loaded at the end.
     local path = t:save(loop_state_json(), t.load_best_model_at_end and state.best_model_checkpoint or nil)
+    saved_at = t.step
     fire("on_save", path)
   end
 
+  -- Ctrl-C: checked once a step is complete (evaluated and saved as the
+  -- cadence asks), so that the checkpoint it writes resumes into exactly
+  -- the run that was stopped; an evaluation Ctrl-C cut short leaves that
+  -- step unevaluated.
   local function interrupted()
     if not lm.interrupted() then return end
     local where = ""
     if t.checkpoint_dir then
-      t:save(loop_state_json(), t.load_best_model_at_end and state.best_model_checkpoint or nil)
+      if saved_at ~= t.step then
+        t:save(loop_state_json(), t.load_best_model_at_end and state.best_model_checkpoint or nil)
+      end
       where = "; resume from the checkpoint in " .. t.checkpoint_dir
     end
     error(string.format("training interrupted by Ctrl-C after step %d%s", t.step, where), 0)
@@ -225,8 +233,9 @@ function M.fit(t)
     local step = t.step
     state.global_step, state.epoch = step, t.epoch
     local last = step >= t.total_steps
-    -- DefaultFlowCallback's cadence, and the last step logged (and saved
-    -- with "steps"), as Hugging Face does.
+    -- DefaultFlowCallback's cadence (transformers 5): with "steps", the
+    -- last step is evaluated and saved too.  lmcore also logs it, so that
+    -- logs and curves end at the last step.
     control.should_log = logging == "steps" and (step % log_every == 0 or last)
     control.should_evaluate = evaluating == "steps" and step % eval_every == 0
     control.should_save = saving == "steps" and (step % save_every == 0 or last)
@@ -241,15 +250,19 @@ function M.fit(t)
     -- The run's last step is always evaluated (results report its perplexity).
     if last and evaluating ~= "no" then control.should_evaluate = true end
     if control.should_log then fire("on_log", t:log()) end
-    interrupted()
     if control.should_evaluate then
       if not t.eval then error("a callback asked for an evaluation, but the trainer has no eval blocks", 0) end
-      evaluate()
+      local ok, err = pcall(evaluate)
+      if not ok then
+        interrupted() -- a Ctrl-C during the evaluation: save, then say so
+        error(err, 0)
+      end
     end
     if control.should_save then
       if not t.checkpoint_dir then error("a callback asked for a save, but the trainer has no checkpoint_dir", 0) end
       save()
     end
+    interrupted()
     if control.should_training_stop then break end
   end
   fire("on_train_end")
