@@ -159,9 +159,13 @@ static lm_object *make_optimizer(lua_State *L, int table, lm_config *settings) {
         lua_getfield(L, -1, key);
         int given = !lua_isnil(L, -1);
         lua_pop(L, 1);
-        if (given)
+        /* weight_decay is in `extra` even when the trainer's table lacks it
+         * (its default, 0.01): optimizer_args may give it then. */
+        int from_trainer = strcmp(key, "weight_decay") != 0 || lm_config_has(settings, "weight_decay");
+        if (given && from_trainer)
             luaL_error(L, "lm.trainer: '%s' is given twice, in the trainer's settings and in optimizer_args: keep one",
                        key);
+        if (given) continue;
         lua_pushnumber(L, lm_config_number(extra, key, 0.0));
         lua_setfield(L, -2, key);
     }

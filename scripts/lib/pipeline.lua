@@ -91,12 +91,17 @@ function M.run(spec)
     save_strategy = cfg.eval_strategy
     if cfg.eval_strategy == "steps" then save_steps = eval_steps end
   end
+  -- optimizer.weight_decay=X is the optimizer's own setting: then the
+  -- trainer's weight_decay (default 0.01) is not passed as well.
+  local optimizer_settings = cfg.optimizer_settings or nil
+  local weight_decay = cfg.weight_decay
+  if optimizer_settings and optimizer_settings.weight_decay ~= nil then weight_decay = nil end
   local trainer <close> = lm.trainer{
     model = model, objective = objective, tokenizer = tokenizer, train = train, eval = eval,
     loggers = {console, jsonl, csv, tensorboard, report},
-    optimizer = cfg.optimizer, optimizer_args = cfg.optimizer_settings or nil,
+    optimizer = cfg.optimizer, optimizer_args = optimizer_settings,
     lr_scheduler_type = cfg.lr_scheduler_type,
-    lr = cfg.lr, weight_decay = cfg.weight_decay, epochs = cfg.epochs, max_steps = cfg.max_steps,
+    lr = cfg.lr, weight_decay = weight_decay, epochs = cfg.epochs, max_steps = cfg.max_steps,
     batch_size = cfg.batch_size, grad_accum = cfg.grad_accum, warmup_steps = cfg.warmup_steps,
     warmup_ratio = cfg.warmup_ratio, max_grad_norm = cfg.max_grad_norm, seed = cfg.seed,
     eval_max_batches = cfg.eval_max_batches, log_every = cfg.log_every,

@@ -14,7 +14,22 @@ local tokenizer <close> = kind == "gpt2" and lm.tokenizer("bpe", {vocab_size = 6
 tokenizer:train(dataset, "validation")
 local vocab = tokenizer:info()
 local opts = {block_size = 32, add_special = kind ~= "gpt2"}
-local train <close> = lm.blocks(tokenizer, dataset, "validation", opts)
+-- Training blocks from the split's first 6,000 characters (a text file of
+-- them): about 80 blocks, so that two epochs are a handful of steps.
+local head = os.tmpname()
+do
+  local src, dst, n = assert(io.open(data .. "/wiki.valid.raw")), assert(io.open(head, "w")), 0
+  for line in src:lines() do
+    dst:write(line, "\n")
+    n = n + #line
+    if n > 6000 then break end
+  end
+  src:close()
+  dst:close()
+end
+local head_dataset <close> = lm.dataset("text", {train = head})
+local train <close> = lm.blocks(tokenizer, head_dataset, "train", opts)
+os.remove(head)
 local eval <close> = lm.blocks(tokenizer, dataset, "test", opts)
 
 local function new_model()
@@ -31,7 +46,7 @@ local function new_model()
   return m
 end
 
--- Enough steps for two epochs of 4 optimizer steps (32 blocks kept, batch 4, accumulation 2).
+-- Two epochs at batch 4 and accumulation 2, with a cosine schedule.
 local function new_trainer(model, objective, extra)
   local settings = {model = model, objective = objective, tokenizer = tokenizer, train = train, eval = eval,
                     lr = 3e-3, batch_size = 4, grad_accum = 2, epochs = 2, seed = 7, warmup_steps = 2,
@@ -40,8 +55,7 @@ local function new_trainer(model, objective, extra)
   return lm.trainer(settings)
 end
 
--- Both trainers see the same training blocks: the first 32 of the split.
-assert(train:count() >= 32, "need 32 training blocks")
+assert(train:count() >= 40 and train:count() < 400, "training blocks: " .. train:count())
 
 -- 1. trainer:fit()
 local model_a <close> = new_model()
@@ -99,4 +113,30 @@ silent:fit()
 local c1 = silent:device_counters()
 assert(c1.downloads - c0.downloads == 1,
        string.format("fit() without logging read the device %d times", c1.downloads - c0.downloads))
-print("OK step api " .. kind)
+
+-- 4. A batch from next_batch() must go through forward_backward() before
+-- anything makes another one (the objective reuses its memory) or ends the step.
+local model_e <close> = new_model()
+local objective_e <close> = lm.objective(kind == "gpt2" and "clm" or "mlm", kind == "bert" and {seed = 11} or nil)
+local strict <close> = new_trainer(model_e, objective_e, {grad_accum = 1})
+local pending = strict:next_batch()
+for _, call in ipairs({"evaluate", "next_batch", "optimizer_step"}) do
+  local ok, err = pcall(strict[call], strict)
+  assert(not ok and err:find(call .. ": the batch next_batch() returned has not gone through forward_backward()",
+                             1, true), call .. ": " .. tostring(err))
+end
+strict:forward_backward(pending)
+strict:optimizer_step()
+strict:evaluate()
+assert(strict.step == 1)
+
+-- 5. optimizer_args may give weight_decay when the trainer's table does not
+-- (the trainer's default 0.01 gives way); both at once is refused.
+local model_f <close> = new_model()
+local objective_f <close> = lm.objective(kind == "gpt2" and "clm" or "mlm")
+local decayed <close> = new_trainer(model_f, objective_f, {optimizer = "adamw", optimizer_args = {weight_decay = 0.1}})
+assert(decayed.optimizer:settings().weight_decay == 0.1, "weight_decay " .. decayed.optimizer:settings().weight_decay)
+local ok, err = pcall(new_trainer, model_f, objective_f, {optimizer_args = {weight_decay = 0.1}, weight_decay = 0.2})
+assert(not ok and err:find("'weight_decay' is given twice", 1, true), tostring(err))
+assert(ra.epochs == 2, "the run covers two epochs: " .. ra.epochs)
+print("OK step api " .. kind .. " (" .. ra.steps .. " steps over 2 epochs)")
