@@ -13,16 +13,18 @@
 
 #include "lmcore/config.h"
 
+typedef union config_value {
+    int boolean;
+    int64_t integer;
+    double number;
+    char *string;
+} config_value;
+
 typedef struct config_entry {
     char *key;
     lm_config_type type;
     int read;
-    union {
-        int boolean;
-        int64_t integer;
-        double number;
-        char *string;
-    } v;
+    config_value v;
     char **items;
     size_t n_items;
 } config_entry;
@@ -110,28 +112,25 @@ static lm_status slot(lm_config *cfg, const char *key, config_entry **out) {
     return LM_OK;
 }
 
-lm_status lm_config_set_bool(lm_config *cfg, const char *key, int value) {
+/* Stores a value that owns no memory (a bool, an integer, a number). */
+static lm_status set_plain(lm_config *cfg, const char *key, lm_config_type type, config_value value) {
     config_entry *e;
     LM_TRY(slot(cfg, key, &e));
-    e->type = LM_CONFIG_BOOL;
-    e->v.boolean = value != 0;
+    e->type = type;
+    e->v = value;
     return LM_OK;
+}
+
+lm_status lm_config_set_bool(lm_config *cfg, const char *key, int value) {
+    return set_plain(cfg, key, LM_CONFIG_BOOL, (config_value){.boolean = value != 0});
 }
 
 lm_status lm_config_set_int(lm_config *cfg, const char *key, int64_t value) {
-    config_entry *e;
-    LM_TRY(slot(cfg, key, &e));
-    e->type = LM_CONFIG_INT;
-    e->v.integer = value;
-    return LM_OK;
+    return set_plain(cfg, key, LM_CONFIG_INT, (config_value){.integer = value});
 }
 
 lm_status lm_config_set_number(lm_config *cfg, const char *key, double value) {
-    config_entry *e;
-    LM_TRY(slot(cfg, key, &e));
-    e->type = LM_CONFIG_NUMBER;
-    e->v.number = value;
-    return LM_OK;
+    return set_plain(cfg, key, LM_CONFIG_NUMBER, (config_value){.number = value});
 }
 
 lm_status lm_config_set_string(lm_config *cfg, const char *key, const char *value) {

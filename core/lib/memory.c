@@ -1,10 +1,10 @@
-/* Host memory, growable buffers and whole-file helpers. */
+/* Host memory, growable buffers, reading whole files and making folders
+ * (writing files atomically: atomic_file.c). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "lmcore/tensor.h"
 
@@ -140,36 +140,6 @@ lm_status lm_file_read(const char *path, lm_buffer *out) {
     if (failed) return lm_error_set(LM_ERR_IO, "error reading '%s': %s", path, strerror(errno));
     if (!out->data) LM_TRY(lm_buffer_reserve(out, 0));
     out->data[out->len] = '\0';
-    return LM_OK;
-}
-
-lm_status lm_file_write_atomic(const char *path, const void *data, size_t len) {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
-        return lm_error_set(LM_ERR_INVALID, "path too long: '%s'", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return lm_error_set(LM_ERR_IO, "cannot create '%s': %s (is the directory writable?)", tmp, strerror(errno));
-    size_t written = len ? fwrite(data, 1, len, f) : 0;
-    int write_failed = written != len;
-    int saved_errno = errno;
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
-        write_failed = 1;
-        saved_errno = errno;
-    }
-    if (fclose(f) != 0 && !write_failed) {
-        write_failed = 1;
-        saved_errno = errno;
-    }
-    if (write_failed) {
-        unlink(tmp);
-        return lm_error_set(LM_ERR_IO, "cannot write '%s': %s (disk full?); the previous file, if any, is untouched",
-                            path, strerror(saved_errno));
-    }
-    if (rename(tmp, path) != 0) {
-        saved_errno = errno;
-        unlink(tmp);
-        return lm_error_set(LM_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(saved_errno));
-    }
     return LM_OK;
 }
 

@@ -12,9 +12,9 @@
  * The writer produces what the reference writer produces: compact JSON with
  * "__metadata__" first, {"dtype","shape","data_offsets"} per tensor, padded
  * with spaces to a multiple of 8 bytes so that the data section is 8-byte
- * aligned.  It streams to "<path>.tmp.<pid>" and renames (like
- * lm_file_write_atomic) rather than assembling the file in memory: a model
- * checkpoint is hundreds of MB and must not be copied once more. */
+ * aligned.  It streams through an lm_atomic_file (atomic_file.h, as
+ * lm_file_write_atomic does) rather than assembling the file in memory: a
+ * model checkpoint is hundreds of MB and must not be copied once more. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
 #include "json_internal.h"
 #include "safetensors_internal.h"
 #include "lmcore/device.h"
@@ -481,30 +482,18 @@ static lm_status build_header(const char *path, const lm_safetensors_entry *entr
     return LM_OK;
 }
 
-static int write_all(int fd, const void *data, size_t len) {
-    const char *p = data;
-    while (len) {
-        ssize_t n = write(fd, p, len > (1u << 30) ? (1u << 30) : len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return 0;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 1;
-}
-
-/* Writes entry e's data to fd: straight from memory, or staged through
- * `stage` with `read`.  Returns 0 with errno set when the write fails, or
+/* Writes entry e's data: straight from memory, or staged through `stage`
+ * with `read`.  Returns 0 when a write fails (kept in `out` for commit), or
  * with *status set when the read fails. */
-static int write_entry_data(int fd, const lm_safetensors_entry *e, lm_safetensors_reader read, void *ctx,
+static int write_entry_data(lm_atomic_file *out, const lm_safetensors_entry *e, lm_safetensors_reader read, void *ctx,
                             unsigned char *stage, lm_status *status) {
     const size_t nbytes = lm_tensor_nbytes(&e->tensor);
-    if (!read) return write_all(fd, e->tensor.data, nbytes);
+    if (!read) return lm_atomic_file_write(out, e->tensor.data, nbytes);
     for (size_t offset = 0; offset < nbytes; offset += LM_SAFETENSORS_STAGE_BYTES) {
         size_t piece = nbytes - offset < LM_SAFETENSORS_STAGE_BYTES ? nbytes - offset : LM_SAFETENSORS_STAGE_BYTES;
         *status = read(ctx, &e->tensor, offset, stage, piece);
         if (*status != LM_OK) return 0;
-        if (!write_all(fd, stage, piece)) return 0;
+        if (!lm_atomic_file_write(out, stage, piece)) return 0;
     }
     return 1;
 }
@@ -538,43 +527,20 @@ lm_status lm_safetensors_write_via(const char *path, const lm_safetensors_entry 
         lm_buffer_free(&header);
         return status;
     }
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
+    lm_atomic_file out;
+    if ((status = lm_atomic_file_open(&out, path)) != LM_OK) {
         lm_buffer_free(&header);
         lm_free(stage);
-        return lm_error_set(LM_ERR_IO, "cannot create '%s': %s (is the directory writable?)", tmp, strerror(errno));
+        return status;
     }
-    int ok = write_all(fd, length, 8) && write_all(fd, header.data, header.len);
-    for (size_t i = 0; ok && i < n; i++) ok = write_entry_data(fd, &entries[i], read, ctx, stage, &status);
-    int saved_errno = errno;
+    int ok = lm_atomic_file_write(&out, length, 8) && lm_atomic_file_write(&out, header.data, header.len);
+    for (size_t i = 0; ok && i < n; i++) ok = write_entry_data(&out, &entries[i], read, ctx, stage, &status);
     lm_free(stage);
+    lm_buffer_free(&header);
     if (status != LM_OK) { /* a read failed: its message stands */
-        close(fd);
-        unlink(tmp);
-        lm_buffer_free(&header);
+        lm_atomic_file_discard(&out);
         lm_error_prefix("writing '%s': ", path);
         return status;
     }
-    if (ok && fsync(fd) != 0) {
-        ok = 0;
-        saved_errno = errno;
-    }
-    if (close(fd) != 0 && ok) {
-        ok = 0;
-        saved_errno = errno;
-    }
-    lm_buffer_free(&header);
-    if (!ok) {
-        unlink(tmp);
-        return lm_error_set(LM_ERR_IO, "cannot write '%s': %s (disk full?); the previous file, if any, is untouched",
-                            path, strerror(saved_errno));
-    }
-    if (rename(tmp, path) != 0) {
-        saved_errno = errno;
-        unlink(tmp);
-        return lm_error_set(LM_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(saved_errno));
-    }
-    return LM_OK;
+    return lm_atomic_file_commit(&out);
 }

@@ -603,15 +603,12 @@ void lm_lua_open_trainer(lua_State *L) {
                                        {"device_counters", trainer_device_counters},
                                        {"args_json", trainer_args_json},
                                        {"message", trainer_message},
-                                       {"close", trainer_close},
                                        {NULL, NULL}};
-    luaL_newmetatable(L, LM_TRAINER_MT);
-    lua_pushcfunction(L, trainer_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, trainer_close);
-    lua_setfield(L, -2, "__close");
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
+    lm_lua_define_plain_class(L, LM_TRAINER_MT, trainer_close, methods);
+    /* The methods (close() included) move to "methods": trainer_index looks
+     * there first, then at the trainer's parts and settings. */
+    luaL_getmetatable(L, LM_TRAINER_MT);
+    lua_getfield(L, -1, "__index");
     lua_setfield(L, -2, "methods");
     lua_pushcfunction(L, trainer_index);
     lua_setfield(L, -2, "__index");

@@ -162,6 +162,35 @@ void lm_opt_free_state(lm_opt_params *p, float *buffer) {
     if (buffer && p->dev) p->dev->ops->free(p->dev, buffer);
 }
 
+lm_status lm_opt_bind_with_state(lm_opt_params *p, const char *optimizer, const lm_param_set *set,
+                                 const lm_opt_state_slot *slots, size_t n) {
+    LM_TRY(lm_opt_bind(p, optimizer, set));
+    lm_status status = LM_OK;
+    size_t allocated = 0;
+    while (allocated < n && (status = lm_opt_alloc_state(p, slots[allocated].buffer, slots[allocated].what)) == LM_OK)
+        allocated++;
+    if (status != LM_OK) {
+        for (size_t i = 0; i < allocated; i++) {
+            lm_opt_free_state(p, *slots[i].buffer);
+            *slots[i].buffer = NULL;
+        }
+        lm_opt_release(p);
+        *p = (lm_opt_params){0};
+    }
+    return status;
+}
+
+lm_status lm_opt_check_bound(const lm_opt_params *p, const char *optimizer, const char *entry) {
+    if (!p->dev) return lm_error_set(LM_ERR_INVALID, "optimizer '%s': %s() before bind()", optimizer, entry);
+    return LM_OK;
+}
+
+lm_status lm_opt_check_step(const lm_opt_params *p, const char *optimizer, const lm_step_state *state) {
+    LM_TRY(lm_opt_check_bound(p, optimizer, "step"));
+    if (!state) return lm_error_set(LM_ERR_INVALID, "optimizer '%s': step() needs the step state", optimizer);
+    return LM_OK;
+}
+
 void lm_opt_describe_state(const lm_opt_params *p, const char *name, float *data, lm_optimizer_state *out) {
     memset(out, 0, sizeof *out);
     out->name = name;

@@ -56,6 +56,24 @@ void lm_opt_release(lm_opt_params *p);
 lm_status lm_opt_alloc_state(lm_opt_params *p, float **out, const char *what);
 void lm_opt_free_state(lm_opt_params *p, float *buffer);
 
+/* Where bind() puts one of its state buffers, and what it is called in an
+ * out-of-memory message ("AdamW's exp_avg"). */
+typedef struct lm_opt_state_slot {
+    float **buffer;
+    const char *what;
+} lm_opt_state_slot;
+/* An optimizer's bind(): lm_opt_bind, then a state buffer for each of the
+ * n slots.  On failure nothing stays allocated and *p is unbound again, so
+ * that nothing half-made is used or freed twice. */
+lm_status lm_opt_bind_with_state(lm_opt_params *p, const char *optimizer, const lm_param_set *set,
+                                 const lm_opt_state_slot *slots, size_t n);
+
+/* LM_ERR_INVALID "optimizer '<optimizer>': <entry>() before bind()" when
+ * bind() has not succeeded; LM_OK otherwise. */
+lm_status lm_opt_check_bound(const lm_opt_params *p, const char *optimizer, const char *entry);
+/* What step() checks first: bound, and given the step state. */
+lm_status lm_opt_check_step(const lm_opt_params *p, const char *optimizer, const lm_step_state *state);
+
 /* Describes a per-parameter state buffer for state_at(). */
 void lm_opt_describe_state(const lm_opt_params *p, const char *name, float *data, lm_optimizer_state *out);
 

@@ -111,30 +111,17 @@ const char *lm_unicode_category_name(lm_unicode_category_id cat) {
 
 const char *lm_unicode_version(void) { return lm_unicode_tables_version; }
 
-int lm_unicode_is_letter(uint32_t cp) {
+/* The categories of one major class are consecutive in lm_unicode_category_id. */
+static int category_in(uint32_t cp, lm_unicode_category_id first, lm_unicode_category_id last) {
     lm_unicode_category_id c = lm_unicode_category(cp);
-    return c >= LM_UC_LU && c <= LM_UC_LO;
+    return c >= first && c <= last;
 }
 
-int lm_unicode_is_number(uint32_t cp) {
-    lm_unicode_category_id c = lm_unicode_category(cp);
-    return c >= LM_UC_ND && c <= LM_UC_NO;
-}
-
-int lm_unicode_is_punctuation(uint32_t cp) {
-    lm_unicode_category_id c = lm_unicode_category(cp);
-    return c >= LM_UC_PC && c <= LM_UC_PO;
-}
-
-int lm_unicode_is_symbol(uint32_t cp) {
-    lm_unicode_category_id c = lm_unicode_category(cp);
-    return c >= LM_UC_SM && c <= LM_UC_SO;
-}
-
-int lm_unicode_is_mark(uint32_t cp) {
-    lm_unicode_category_id c = lm_unicode_category(cp);
-    return c >= LM_UC_MN && c <= LM_UC_ME;
-}
+int lm_unicode_is_letter(uint32_t cp) { return category_in(cp, LM_UC_LU, LM_UC_LO); }
+int lm_unicode_is_number(uint32_t cp) { return category_in(cp, LM_UC_ND, LM_UC_NO); }
+int lm_unicode_is_punctuation(uint32_t cp) { return category_in(cp, LM_UC_PC, LM_UC_PO); }
+int lm_unicode_is_symbol(uint32_t cp) { return category_in(cp, LM_UC_SM, LM_UC_SO); }
+int lm_unicode_is_mark(uint32_t cp) { return category_in(cp, LM_UC_MN, LM_UC_ME); }
 
 int lm_unicode_is_whitespace(uint32_t cp) {
     if (cp <= 0x20) return cp == 0x20 || (cp >= 0x09 && cp <= 0x0D);

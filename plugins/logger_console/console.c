@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "lmcore/lmcore.h"
+#include "loss_window.h"
 
 enum { NO_TABLE, EPOCH_TABLE, STEP_TABLE };
 
@@ -39,11 +40,7 @@ typedef struct console {
     /* The last STEP's loss, shown on the bar until the next logging point. */
     int has_loss;
     double last_loss;
-    /* Plain lines: the loss since the last printed line.  Each STEP's loss
-     * is a mean over the steps since the previous STEP, so it is weighted
-     * by that count (intervals differ: the last one of a run is shorter). */
-    double window_loss;
-    int64_t window_steps, last_step_event;
+    loss_window window; /* plain lines: the loss since the last printed line */
 } console;
 
 static void reset_run(console *c) {
@@ -53,9 +50,7 @@ static void reset_run(console *c) {
     c->first_step = 0;
     c->has_loss = 0;
     c->last_loss = NAN;
-    c->window_loss = 0;
-    c->window_steps = 0;
-    c->last_step_event = 0;
+    loss_window_start(&c->window, 0);
 }
 
 static lm_status console_create(void **self, lm_config *cfg) {
@@ -105,7 +100,7 @@ static void note_first_step(console *c, const lm_event *ev) {
     if (c->has_first) return;
     c->has_first = 1;
     c->first_step = ev->kind == LM_EVENT_PROGRESS && ev->step > 0 ? ev->step - 1 : 0;
-    c->last_step_event = c->first_step;
+    loss_window_start(&c->window, c->first_step);
 }
 
 /* "[12/30 00:04 < 00:06, 3.00 it/s, Epoch 0.40/3]": the HF Trainer's bar. */
@@ -140,28 +135,21 @@ static void on_progress(console *c, const lm_event *ev) {
 
 static void on_step(console *c, const lm_event *ev) {
     note_first_step(c, ev);
-    double loss = scalar(ev, "loss");
-    int64_t covered = ev->step - c->last_step_event;
-    if (covered < 1) covered = 1; /* out-of-order events: count the STEP once */
-    c->last_step_event = ev->step;
     c->has_loss = 1;
-    c->last_loss = loss;
+    c->last_loss = scalar(ev, "loss");
+    const int line_due = loss_window_add(&c->window, ev, c->every);
     if (c->tty) {
         /* A logging point is rare: show its loss now, the next PROGRESS may
          * be the end of the run or far away. */
         draw_bar(c, ev);
         return;
     }
-    c->window_loss += loss * (double)covered;
-    c->window_steps += covered;
-    if (ev->step % c->every != 0 && ev->step != ev->total_steps) return;
+    if (!line_due) return;
     char progress[160];
     format_progress(c, ev, progress, sizeof progress);
     fprintf(stderr, "%s loss %.4f lr %.3g grad_norm %.3f tokens/s %.0f\n", progress,
-            c->window_loss / (double)c->window_steps, scalar(ev, "learning_rate"), scalar(ev, "grad_norm"),
+            loss_window_take_mean(&c->window), scalar(ev, "learning_rate"), scalar(ev, "grad_norm"),
             scalar(ev, "tokens_per_second"));
-    c->window_loss = 0;
-    c->window_steps = 0;
 }
 
 /* An evaluation at an epoch end reports a whole epoch_index; one made
@@ -217,7 +205,7 @@ static lm_status console_log(void *self, const lm_event *ev) {
         reset_run(c);
         c->has_first = 1;
         c->first_step = ev->step;
-        c->last_step_event = ev->step;
+        loss_window_start(&c->window, ev->step);
         fprintf(stderr, "training %s\n", ev->text ? ev->text : "");
         break;
     case LM_EVENT_PROGRESS: on_progress(c, ev); break;

@@ -18,13 +18,14 @@
  * quotes, quotes doubled); numbers are written with the fewest digits that
  * read back to the same double; an absent value is an empty field.  Every
  * row is flushed, so a crash loses at most the row being written. */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "file_logger.h"
 #include "lmcore/lmcore.h"
+#include "loss_window.h"
 
 /* What the trainer reports after an evaluation and at the end (logger.h). */
 static const char *const eval_columns[] = {"train_loss",  "eval_loss",    "perplexity",
@@ -33,36 +34,21 @@ static const char *const end_columns[] = {"train_runtime", "train_samples_per_se
                                           "train_loss", "eval_loss", "perplexity"};
 
 typedef struct csv {
-    FILE *file;
-    char *path;
-    int64_t every;
-    /* The loss since the last step row: each STEP's loss is a mean over the
-     * steps since the previous STEP, so it counts with that many steps. */
-    double window_loss;
-    int64_t window_steps, last_step_event;
-    char **columns; /* scalar columns, after event,step,epoch,elapsed; NULL until the header is written */
+    file_logger out;
+    loss_window window; /* the loss of the next step row */
+    char **columns;     /* scalar columns, after event,step,epoch,elapsed; NULL until the header is written */
     size_t n_columns;
     int header_written, warned;
     lm_buffer line;
 } csv;
 
 static lm_status csv_create(void **self, lm_config *cfg) {
-    const char *path = lm_config_string(cfg, "path", NULL);
-    int64_t every = lm_config_int(cfg, "every", 1);
-    if (!path || !*path) return lm_error_set(LM_ERR_INVALID, "logger 'csv' needs a 'path' for its output file");
-    if (every < 1) return lm_error_set(LM_ERR_INVALID, "logger 'csv': 'every' must be at least 1");
     csv *c = calloc(1, sizeof *c);
     if (!c) return lm_error_set(LM_ERR_NOMEM, "out of memory creating the csv logger");
-    c->every = every;
-    c->path = malloc(strlen(path) + 1);
-    if (c->path) strcpy(c->path, path);
-    c->file = fopen(path, "w");
-    if (!c->file || !c->path) {
-        lm_status s = lm_error_set(LM_ERR_IO, "logger 'csv' cannot open '%s': %s", path, strerror(errno));
-        if (c->file) fclose(c->file);
-        free(c->path);
+    lm_status status = file_logger_open(&c->out, "csv", cfg, "w");
+    if (status != LM_OK) {
         free(c);
-        return s;
+        return status;
     }
     *self = c;
     return LM_OK;
@@ -70,11 +56,10 @@ static lm_status csv_create(void **self, lm_config *cfg) {
 
 static void csv_destroy(void *self) {
     csv *c = self;
-    if (c->file) fclose(c->file);
+    file_logger_close(&c->out);
     for (size_t i = 0; i < c->n_columns; i++) free(c->columns[i]);
     free(c->columns);
     lm_buffer_free(&c->line);
-    free(c->path);
     free(c);
 }
 
@@ -121,11 +106,7 @@ static lm_status add_column(csv *c, const char *name, size_t cap) {
     return LM_OK;
 }
 
-static lm_status write_line(csv *c) {
-    if (fwrite(c->line.data, 1, c->line.len, c->file) != c->line.len || fflush(c->file) != 0)
-        return lm_error_set(LM_ERR_IO, "logger 'csv' cannot write '%s': %s (disk full?)", c->path, strerror(errno));
-    return LM_OK;
-}
+static lm_status write_line(csv *c) { return file_logger_write(&c->out, c->line.data, c->line.len); }
 
 /* The first row's event decides the scalar columns (see the top comment). */
 static lm_status write_header(csv *c, const lm_event *first) {
@@ -155,7 +136,7 @@ static void warn_unknown_columns(csv *c, const lm_event *ev) {
     for (size_t i = 0; i < ev->n_scalars; i++) {
         if (has_column(c, ev->scalars[i].name)) continue;
         lm_log(LM_LOG_WARN, "logger 'csv': scalar '%s' appeared after the header of '%s' was written; left out",
-               ev->scalars[i].name, c->path);
+               ev->scalars[i].name, c->out.path);
         c->warned = 1;
         return;
     }
@@ -170,25 +151,14 @@ static lm_status csv_log(void *self, const lm_event *ev) {
     case LM_EVENT_RUN_END: event = "run_end"; break;
     case LM_EVENT_RUN_BEGIN:
         /* A resumed run's first STEP covers the steps from here on only. */
-        c->window_loss = 0;
-        c->window_steps = 0;
-        c->last_step_event = ev->step;
+        loss_window_start(&c->window, ev->step);
         return LM_OK; /* begin and messages are text: the jsonl and console loggers keep them */
     default: return LM_OK; /* messages; PROGRESS has no scalars and would be a row per step */
     }
     double window_mean = NAN;
     if (ev->kind == LM_EVENT_STEP) {
-        double loss = NAN;
-        lm_event_scalar(ev, "loss", &loss);
-        int64_t covered = ev->step - c->last_step_event;
-        if (covered < 1) covered = 1; /* out-of-order events: count the STEP once */
-        c->last_step_event = ev->step;
-        c->window_loss += loss * (double)covered;
-        c->window_steps += covered;
-        if (ev->step % c->every != 0 && ev->step != ev->total_steps) return LM_OK;
-        window_mean = c->window_loss / (double)c->window_steps;
-        c->window_loss = 0;
-        c->window_steps = 0;
+        if (!loss_window_add(&c->window, ev, c->out.every)) return LM_OK;
+        window_mean = loss_window_take_mean(&c->window);
     }
     if (!c->header_written) LM_TRY(write_header(c, ev));
     warn_unknown_columns(c, ev);
@@ -210,7 +180,7 @@ static lm_status csv_log(void *self, const lm_event *ev) {
 
 static lm_status csv_flush(void *self) {
     csv *c = self;
-    return fflush(c->file) == 0 ? LM_OK : lm_error_set(LM_ERR_IO, "cannot flush '%s'", c->path);
+    return file_logger_flush(&c->out);
 }
 
 static const lm_logger_vtable csv_vtable = {csv_create, csv_destroy, csv_log, csv_flush};

@@ -187,26 +187,35 @@ static lm_status per_step_values(lm_buffer *out, const axis *ax, const axis *ay,
     return status;
 }
 
+/* A tick of either axis: its grid line across the plot and its mark on the
+ * axis (x1, y1, x2, y2 each), and where its label goes and how it aligns. */
+typedef struct tick {
+    double grid[4], mark[4];
+    double label_x, label_y;
+    const char *anchor;
+} tick;
+
+static lm_status put_tick(lm_buffer *out, const tick *t, int decimals, double v) {
+    return lm_buffer_appendf(out,
+                             "    <line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"" GRID_COLOR "\"/>\n"
+                             "    <line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"" AXIS_COLOR "\"/>\n"
+                             "    <text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\">%.*f</text>\n",
+                             t->grid[0], t->grid[1], t->grid[2], t->grid[3], t->mark[0], t->mark[1], t->mark[2],
+                             t->mark[3], t->label_x, t->label_y, t->anchor, decimals, v);
+}
+
 static lm_status axes(lm_buffer *out, const axis *ax, const axis *ay) {
     int xd = tick_decimals(ax->step), yd = tick_decimals(ay->step);
     LM_TRY(put(out, "  <g font-size=\"12\" fill=\"" AXIS_COLOR "\">\n"));
     for (int i = 0, n = tick_count(ax); i < n; i++) {
         double v = first_tick(ax) + i * ax->step, px = map(ax, v, LEFT, RIGHT);
-        LM_TRY(
-            lm_buffer_appendf(out,
-                              "    <line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"" GRID_COLOR "\"/>\n"
-                              "    <line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"" AXIS_COLOR "\"/>\n"
-                              "    <text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.*f</text>\n",
-                              px, TOP, px, BOTTOM, px, BOTTOM, px, BOTTOM + 5, px, BOTTOM + 19, xd, v));
+        const tick t = {{px, TOP, px, BOTTOM}, {px, BOTTOM, px, BOTTOM + 5}, px, BOTTOM + 19, "middle"};
+        LM_TRY(put_tick(out, &t, xd, v));
     }
     for (int i = 0, n = tick_count(ay); i < n; i++) {
         double v = first_tick(ay) + i * ay->step, py = map(ay, v, BOTTOM, TOP);
-        LM_TRY(
-            lm_buffer_appendf(out,
-                              "    <line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"" GRID_COLOR "\"/>\n"
-                              "    <line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"" AXIS_COLOR "\"/>\n"
-                              "    <text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.*f</text>\n",
-                              LEFT, py, RIGHT, py, LEFT - 5, py, LEFT, py, LEFT - 8, py + 4, yd, v));
+        const tick t = {{LEFT, py, RIGHT, py}, {LEFT - 5, py, LEFT, py}, LEFT - 8, py + 4, "end"};
+        LM_TRY(put_tick(out, &t, yd, v));
     }
     LM_TRY(lm_buffer_appendf(
         out,

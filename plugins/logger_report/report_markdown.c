@@ -29,6 +29,20 @@ static lm_status put_number(lm_buffer *out, const char *format, double v) {
     return lm_buffer_appendf(out, format, v);
 }
 
+/* A table cell holding a number: " v |" (a row is "|", its cells, "\n"). */
+static lm_status put_number_cell(lm_buffer *out, const char *format, double v) {
+    LM_TRY(put(out, " "));
+    LM_TRY(put_number(out, format, v));
+    return put(out, " |");
+}
+
+/* A row of a two-column table: "| label | v |\n". */
+static lm_status put_number_row(lm_buffer *out, const char *label, const char *format, double v) {
+    LM_TRY(lm_buffer_appendf(out, "| %s |", label));
+    LM_TRY(put_number_cell(out, format, v));
+    return put(out, "\n");
+}
+
 static void format_duration(char *out, size_t cap, double seconds) {
     if (!(seconds >= 0)) {
         snprintf(out, cap, "n/a");
@@ -141,15 +155,13 @@ static lm_status eval_table(const report *r, lm_buffer *out) {
                     "| ---: | ---: | ---: | ---: | ---: |\n"));
     for (size_t i = 0; i < r->n_evals; i++) {
         const eval_row *e = &r->evals[i];
-        LM_TRY(put(out, "| "));
-        LM_TRY(put_number(out, whole_epoch(e->epoch_index) ? "%.0f" : "%.2f", e->epoch_index));
-        LM_TRY(lm_buffer_appendf(out, " | %lld | ", (long long)e->step));
-        LM_TRY(put_number(out, "%.6f", e->train_loss));
-        LM_TRY(put(out, " | "));
-        LM_TRY(put_number(out, "%.6f", e->eval_loss));
-        LM_TRY(put(out, " | "));
-        LM_TRY(put_number(out, "%.2f", e->perplexity));
-        LM_TRY(put(out, " |\n"));
+        LM_TRY(put(out, "|"));
+        LM_TRY(put_number_cell(out, whole_epoch(e->epoch_index) ? "%.0f" : "%.2f", e->epoch_index));
+        LM_TRY(lm_buffer_appendf(out, " %lld |", (long long)e->step));
+        LM_TRY(put_number_cell(out, "%.6f", e->train_loss));
+        LM_TRY(put_number_cell(out, "%.6f", e->eval_loss));
+        LM_TRY(put_number_cell(out, "%.2f", e->perplexity));
+        LM_TRY(put(out, "\n"));
     }
     return LM_OK;
 }
@@ -174,39 +186,29 @@ static lm_status throughput(const report *r, lm_buffer *out) {
     LM_TRY(lm_buffer_appendf(out, "| Runtime | %s |\n| Optimizer steps | %lld of %lld (", runtime, (long long)steps,
                              (long long)r->total_steps));
     LM_TRY(put_number(out, "%.2f", epochs));
-    LM_TRY(lm_buffer_appendf(out, " of %d epochs) |\n| Samples/s | ", r->total_epochs));
-    LM_TRY(put_number(out, "%.3f", r->samples_per_second));
-    LM_TRY(put(out, " |\n| Steps/s | "));
-    LM_TRY(put_number(out, "%.3f", r->steps_per_second));
+    LM_TRY(lm_buffer_appendf(out, " of %d epochs) |\n", r->total_epochs));
+    LM_TRY(put_number_row(out, "Samples/s", "%.3f", r->samples_per_second));
+    LM_TRY(put_number_row(out, "Steps/s", "%.3f", r->steps_per_second));
     /* Tokens/s over the whole run (evaluations included), like samples/s;
      * and over the training steps alone: every step has the same tokens, so
      * total tokens / total step time is the harmonic mean of the logging
      * intervals' rates weighted by their steps (a plain mean would let a
      * few fast intervals dominate). */
-    LM_TRY(put(out, " |\n| Tokens/s (whole run) | "));
-    LM_TRY(put_number(out, "%.0f", r->samples_per_second * r->block_size));
-    LM_TRY(put(out, " |\n| Tokens/s (training steps only) | "));
-    LM_TRY(put_number(out, "%.0f",
-                      r->tokens_per_second.inverse_sum > 0
-                          ? r->tokens_per_second.count / r->tokens_per_second.inverse_sum
-                          : NAN));
-    LM_TRY(put(out, " |\n| Training loss (mean over the run) | "));
-    LM_TRY(put_number(out, "%.4f", r->train_loss));
-    return put(out, " |\n");
+    LM_TRY(put_number_row(out, "Tokens/s (whole run)", "%.0f", r->samples_per_second * r->block_size));
+    LM_TRY(put_number_row(out, "Tokens/s (training steps only)", "%.0f",
+                          r->tokens_per_second.inverse_sum > 0
+                              ? r->tokens_per_second.count / r->tokens_per_second.inverse_sum
+                              : NAN));
+    return put_number_row(out, "Training loss (mean over the run)", "%.4f", r->train_loss);
 }
 
 static lm_status setup(const report *r, lm_buffer *out) {
     if (!isfinite(r->n_params)) return LM_OK;
-    LM_TRY(lm_buffer_appendf(out, "\n| Parameters | Training blocks | Evaluation blocks | Block size | Batch size |\n"
-                                  "| ---: | ---: | ---: | ---: | ---: |\n| %.0f | ", r->n_params));
-    LM_TRY(put_number(out, "%.0f", r->train_blocks));
-    LM_TRY(put(out, " | "));
-    LM_TRY(put_number(out, "%.0f", r->eval_blocks));
-    LM_TRY(put(out, " | "));
-    LM_TRY(put_number(out, "%.0f", r->block_size));
-    LM_TRY(put(out, " | "));
-    LM_TRY(put_number(out, "%.0f", r->batch_size));
-    return put(out, " |\n");
+    LM_TRY(put(out, "\n| Parameters | Training blocks | Evaluation blocks | Block size | Batch size |\n"
+                    "| ---: | ---: | ---: | ---: | ---: |\n|"));
+    const double cells[] = {r->n_params, r->train_blocks, r->eval_blocks, r->block_size, r->batch_size};
+    for (size_t i = 0; i < sizeof cells / sizeof *cells; i++) LM_TRY(put_number_cell(out, "%.0f", cells[i]));
+    return put(out, "\n");
 }
 
 lm_status report_markdown(const report *r, lm_buffer *out) {

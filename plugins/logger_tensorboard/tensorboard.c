@@ -99,22 +99,24 @@ static lm_status put_bytes(lm_buffer *b, int field, const void *data, size_t len
     return lm_buffer_append(b, data, len);
 }
 
+/* A fixed64 or fixed32 field: the value's bits, little endian. */
+static lm_status put_fixed(lm_buffer *b, int field, int wire, uint64_t bits, int bytes) {
+    uint8_t le[8];
+    store_le(le, bits, bytes);
+    LM_TRY(put_key(b, field, wire));
+    return lm_buffer_append(b, le, (size_t)bytes);
+}
+
 static lm_status put_double(lm_buffer *b, int field, double v) {
     uint64_t bits;
     memcpy(&bits, &v, sizeof bits);
-    uint8_t bytes[8];
-    store_le(bytes, bits, 8);
-    LM_TRY(put_key(b, field, WIRE_FIXED64));
-    return lm_buffer_append(b, bytes, 8);
+    return put_fixed(b, field, WIRE_FIXED64, bits, 8);
 }
 
 static lm_status put_float(lm_buffer *b, int field, float v) {
     uint32_t bits;
     memcpy(&bits, &v, sizeof bits);
-    uint8_t bytes[4];
-    store_le(bytes, bits, 4);
-    LM_TRY(put_key(b, field, WIRE_FIXED32));
-    return lm_buffer_append(b, bytes, 4);
+    return put_fixed(b, field, WIRE_FIXED32, bits, 4);
 }
 
 /* Event fields 1 and 2, skipped at their proto3 defaults like protobuf does. */

@@ -62,21 +62,13 @@ static lm_status clm_make_batch(void *self, const int32_t *tokens, int32_t B, in
                                 const lm_batch **out) {
     clm_objective *o = self;
     (void)batch_index; /* deterministic: nothing random in next-token prediction */
-    if (!o->bound) return lm_error_set(LM_ERR_INVALID, "objective 'clm': bind() must be called before make_batch()");
-    if (!tokens || !out)
-        return lm_error_set(LM_ERR_INVALID, "objective 'clm': make_batch needs the tokens and where to put the "
-                                            "batch (tokens and out must not be NULL)");
+    LM_TRY(objective_batch_check_call("clm", o->bound, tokens, out));
     if (B < 1 || T < 2)
         return lm_error_set(LM_ERR_INVALID, "objective 'clm': blocks of %d x %d tokens: causal LM needs B >= 1 and "
                                             "at least 2 tokens per block (block_size >= 2)",
                             (int)B, (int)T);
+    LM_TRY(objective_batch_check_tokens("clm", tokens, B, T, o->vocab_size));
     const size_t n = (size_t)B * (size_t)T;
-    for (size_t i = 0; i < n; i++) {
-        if (tokens[i] < 0 || tokens[i] >= o->vocab_size)
-            return lm_error_set(LM_ERR_INVALID, "objective 'clm': token id %d (block %zu, position %zu) is outside "
-                                                "the model's vocabulary [0, %d)",
-                                (int)tokens[i], i / (size_t)T, i % (size_t)T, (int)o->vocab_size);
-    }
     LM_TRY(objective_batch_reserve(&o->out, n, "clm"));
     memcpy(o->out.input_ids, tokens, n * sizeof *tokens);
     for (int32_t b = 0; b < B; b++) {

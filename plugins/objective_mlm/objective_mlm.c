@@ -194,19 +194,12 @@ static void log_block(const mlm_objective *o, const int32_t *tokens, const int32
 static lm_status mlm_make_batch(void *self, const int32_t *tokens, int32_t B, int32_t T, uint64_t batch_index,
                                 const lm_batch **out) {
     mlm_objective *o = self;
-    if (!o->bound) return lm_error_set(LM_ERR_INVALID, "objective 'mlm': bind() must be called before make_batch()");
-    if (!tokens || !out)
-        return lm_error_set(LM_ERR_INVALID, "objective 'mlm': make_batch needs the tokens and where to put the "
-                                            "batch (tokens and out must not be NULL)");
+    LM_TRY(objective_batch_check_call("mlm", o->bound, tokens, out));
     if (B < 1 || T < 1)
         return lm_error_set(LM_ERR_INVALID, "objective 'mlm': blocks of %d x %d tokens: B and T must be positive",
                             (int)B, (int)T);
+    LM_TRY(objective_batch_check_tokens("mlm", tokens, B, T, o->model_vocab_size));
     const size_t n = (size_t)B * (size_t)T;
-    for (size_t i = 0; i < n; i++)
-        if (tokens[i] < 0 || tokens[i] >= o->model_vocab_size)
-            return lm_error_set(LM_ERR_INVALID, "objective 'mlm': token id %d (block %zu, position %zu) is outside "
-                                                "the model's vocabulary [0, %d)",
-                                (int)tokens[i], i / (size_t)T, i % (size_t)T, (int)o->model_vocab_size);
     LM_TRY(objective_batch_reserve(&o->out, n, "mlm"));
 
     int32_t *input_ids = o->out.input_ids, *labels = o->out.labels;

@@ -46,23 +46,13 @@ static void adamw_destroy(void *self) {
 
 static lm_status adamw_bind(void *self, const lm_param_set *params) {
     adamw_optimizer *o = self;
-    LM_TRY(lm_opt_bind(&o->params, "adamw", params));
-    lm_status status = lm_opt_alloc_state(&o->params, &o->exp_avg, "AdamW's exp_avg");
-    if (status == LM_OK) status = lm_opt_alloc_state(&o->params, &o->exp_avg_sq, "AdamW's exp_avg_sq");
-    if (status != LM_OK) {
-        /* Unbound again, so that nothing half-made is used or freed twice. */
-        lm_opt_free_state(&o->params, o->exp_avg);
-        o->exp_avg = NULL;
-        lm_opt_release(&o->params);
-        o->params = (lm_opt_params){0};
-    }
-    return status;
+    const lm_opt_state_slot state[] = {{&o->exp_avg, "AdamW's exp_avg"}, {&o->exp_avg_sq, "AdamW's exp_avg_sq"}};
+    return lm_opt_bind_with_state(&o->params, "adamw", params, state, 2);
 }
 
 static lm_status adamw_step(void *self, const lm_step_state *state) {
     adamw_optimizer *o = self;
-    if (!o->params.dev) return lm_error_set(LM_ERR_INVALID, "optimizer 'adamw': step() before bind()");
-    if (!state) return lm_error_set(LM_ERR_INVALID, "optimizer 'adamw': step() needs the step state");
+    LM_TRY(lm_opt_check_step(&o->params, "adamw", state));
 #if defined(LM_OPT_HAVE_CUDA)
     if (o->params.on_gpu) {
         adamw_cuda_step(&o->params, o->exp_avg, o->exp_avg_sq, &o->h, state);
@@ -77,14 +67,14 @@ static lm_status adamw_step(void *self, const lm_step_state *state) {
 
 static lm_status adamw_state_count(void *self, size_t *n) {
     adamw_optimizer *o = self;
-    if (!o->params.dev) return lm_error_set(LM_ERR_INVALID, "optimizer 'adamw': state_count() before bind()");
+    LM_TRY(lm_opt_check_bound(&o->params, "adamw", "state_count"));
     *n = 2;
     return LM_OK;
 }
 
 static lm_status adamw_state_at(void *self, size_t index, lm_optimizer_state *out) {
     adamw_optimizer *o = self;
-    if (!o->params.dev) return lm_error_set(LM_ERR_INVALID, "optimizer 'adamw': state_at() before bind()");
+    LM_TRY(lm_opt_check_bound(&o->params, "adamw", "state_at"));
     if (index >= 2)
         return lm_error_set(LM_ERR_INVALID, "optimizer 'adamw': state buffer %zu asked for; it has 2 (exp_avg, "
                                             "exp_avg_sq)",

@@ -49,19 +49,13 @@ static void lion_destroy(void *self) {
 
 static lm_status lion_bind(void *self, const lm_param_set *params) {
     lion_optimizer *o = self;
-    LM_TRY(lm_opt_bind(&o->params, "lion", params));
-    lm_status status = lm_opt_alloc_state(&o->params, &o->exp_avg, "Lion's exp_avg");
-    if (status != LM_OK) {
-        lm_opt_release(&o->params);
-        o->params = (lm_opt_params){0};
-    }
-    return status;
+    const lm_opt_state_slot state[] = {{&o->exp_avg, "Lion's exp_avg"}};
+    return lm_opt_bind_with_state(&o->params, "lion", params, state, 1);
 }
 
 static lm_status lion_step(void *self, const lm_step_state *state) {
     lion_optimizer *o = self;
-    if (!o->params.dev) return lm_error_set(LM_ERR_INVALID, "optimizer 'lion': step() before bind()");
-    if (!state) return lm_error_set(LM_ERR_INVALID, "optimizer 'lion': step() needs the step state");
+    LM_TRY(lm_opt_check_step(&o->params, "lion", state));
 #if defined(LM_OPT_HAVE_CUDA)
     if (o->params.on_gpu) {
         lion_cuda_step(&o->params, o->exp_avg, &o->h, state);
@@ -76,14 +70,14 @@ static lm_status lion_step(void *self, const lm_step_state *state) {
 
 static lm_status lion_state_count(void *self, size_t *n) {
     lion_optimizer *o = self;
-    if (!o->params.dev) return lm_error_set(LM_ERR_INVALID, "optimizer 'lion': state_count() before bind()");
+    LM_TRY(lm_opt_check_bound(&o->params, "lion", "state_count"));
     *n = 1;
     return LM_OK;
 }
 
 static lm_status lion_state_at(void *self, size_t index, lm_optimizer_state *out) {
     lion_optimizer *o = self;
-    if (!o->params.dev) return lm_error_set(LM_ERR_INVALID, "optimizer 'lion': state_at() before bind()");
+    LM_TRY(lm_opt_check_bound(&o->params, "lion", "state_at"));
     if (index != 0)
         return lm_error_set(LM_ERR_INVALID, "optimizer 'lion': state buffer %zu asked for; it has 1 (exp_avg)",
                             index);

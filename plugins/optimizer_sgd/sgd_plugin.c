@@ -59,20 +59,13 @@ static int has_buffer(const sgd_optimizer *o) { return o->momentum != 0.0; }
 
 static lm_status sgd_bind(void *self, const lm_param_set *params) {
     sgd_optimizer *o = self;
-    LM_TRY(lm_opt_bind(&o->params, "sgd", params));
-    if (!has_buffer(o)) return LM_OK;
-    lm_status status = lm_opt_alloc_state(&o->params, &o->momentum_buffer, "SGD's momentum_buffer");
-    if (status != LM_OK) {
-        lm_opt_release(&o->params);
-        o->params = (lm_opt_params){0};
-    }
-    return status;
+    const lm_opt_state_slot state[] = {{&o->momentum_buffer, "SGD's momentum_buffer"}};
+    return lm_opt_bind_with_state(&o->params, "sgd", params, state, has_buffer(o) ? 1 : 0);
 }
 
 static lm_status sgd_step(void *self, const lm_step_state *state) {
     sgd_optimizer *o = self;
-    if (!o->params.dev) return lm_error_set(LM_ERR_INVALID, "optimizer 'sgd': step() before bind()");
-    if (!state) return lm_error_set(LM_ERR_INVALID, "optimizer 'sgd': step() needs the step state");
+    LM_TRY(lm_opt_check_step(&o->params, "sgd", state));
 #if defined(LM_OPT_HAVE_CUDA)
     if (o->params.on_gpu) {
         sgd_cuda_step(&o->params, o->momentum_buffer, &o->h, state);
@@ -87,14 +80,14 @@ static lm_status sgd_step(void *self, const lm_step_state *state) {
 
 static lm_status sgd_state_count(void *self, size_t *n) {
     sgd_optimizer *o = self;
-    if (!o->params.dev) return lm_error_set(LM_ERR_INVALID, "optimizer 'sgd': state_count() before bind()");
+    LM_TRY(lm_opt_check_bound(&o->params, "sgd", "state_count"));
     *n = has_buffer(o) ? 1 : 0;
     return LM_OK;
 }
 
 static lm_status sgd_state_at(void *self, size_t index, lm_optimizer_state *out) {
     sgd_optimizer *o = self;
-    if (!o->params.dev) return lm_error_set(LM_ERR_INVALID, "optimizer 'sgd': state_at() before bind()");
+    LM_TRY(lm_opt_check_bound(&o->params, "sgd", "state_at"));
     if (!has_buffer(o) || index != 0)
         return lm_error_set(LM_ERR_INVALID, "optimizer 'sgd': state buffer %zu asked for; it has %s", index,
                             has_buffer(o) ? "1 (momentum_buffer)" : "none (momentum is 0)");

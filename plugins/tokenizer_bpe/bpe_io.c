@@ -1,12 +1,14 @@
 /* tokenizer.json / vocab.json / merges.txt for the BPE plugin. */
 #include "bpe_io.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <lmcore/json.h>
 #include <lmcore/status.h>
 
+#include "tokenizer_json.h"
 #include "unicode.h"
 
 /* ---- small JSON helpers ---------------------------------------------------------- */
@@ -25,12 +27,6 @@ static lm_status get_bool(const char *path, const lm_json *obj, const char *wher
         return lm_error_set(LM_ERR_FORMAT, "%s: %s.%s must be true or false", path, where, key);
     *out = lm_json_bool(v);
     return LM_OK;
-}
-
-static const char *type_name(const lm_json *v) {
-    const lm_json *type = v && lm_json_type_of(v) == LM_JSON_OBJECT ? lm_json_get(v, "type") : NULL;
-    if (!type || lm_json_type_of(type) != LM_JSON_STRING) return NULL;
-    return lm_json_string(type, NULL);
 }
 
 /* ---- tokenizer.json ------------------------------------------------------------------ */
@@ -54,6 +50,16 @@ static lm_status check_token_text(const char *path, const char *where, const cha
  * (plus its added tokens).  Every Hugging Face vocabulary is; refusing the
  * rest keeps the per-id tables proportional to the file instead of to the
  * largest id (one token with id 2e9 would need a 16 GiB table). */
+static lm_status check_dense_id(const char *path, const char *where, const char *token, size_t len, int64_t id,
+                                int64_t id_limit) {
+    if (id < id_limit && id < INT32_MAX - 1) return LM_OK;
+    return lm_error_set(LM_ERR_FORMAT,
+                        "%s: %s: token '%.*s' has id %lld, but the file lists %lld token(s), so ids must be 0..%lld "
+                        "(Hugging Face vocabularies are dense)",
+                        path, where, (int)(len > 100 ? 100 : len), token, (long long)id, (long long)id_limit,
+                        (long long)id_limit - 1);
+}
+
 static lm_status read_vocab(const char *path, const lm_json *vocab, const char *where, int64_t id_limit,
                             bpe_model *m) {
     if (!vocab || lm_json_type_of(vocab) != LM_JSON_OBJECT)
@@ -66,12 +72,7 @@ static lm_status read_vocab(const char *path, const lm_json *vocab, const char *
         if (lm_json_type_of(id) != LM_JSON_NUMBER || !lm_json_is_integer(id) || lm_json_int(id) < 0)
             return lm_error_set(LM_ERR_FORMAT, "%s: %s: the id of token '%.*s' must be a non-negative integer", path,
                                 where, (int)(len > 100 ? 100 : len), token);
-        if (lm_json_int(id) >= id_limit || lm_json_int(id) >= INT32_MAX - 1)
-            return lm_error_set(LM_ERR_FORMAT,
-                                "%s: %s: token '%.*s' has id %lld, but the file lists %lld token(s), so ids must be "
-                                "0..%lld (Hugging Face vocabularies are dense)",
-                                path, where, (int)(len > 100 ? 100 : len), token, (long long)lm_json_int(id),
-                                (long long)id_limit, (long long)id_limit - 1);
+        LM_TRY(check_dense_id(path, where, token, len, lm_json_int(id), id_limit));
         LM_TRY(check_token_text(path, where, token, len, (long long)lm_json_int(id)));
         LM_TRY(bpe_model_set_token(m, (int32_t)lm_json_int(id), token, len, path));
     }
@@ -113,7 +114,7 @@ static lm_status read_merges(const char *path, const lm_json *merges, bpe_model 
 static lm_status read_model(const char *path, const lm_json *model, int64_t id_limit, bpe_model *m) {
     if (!model || lm_json_type_of(model) != LM_JSON_OBJECT)
         return lm_error_set(LM_ERR_FORMAT, "%s: no \"model\" object: is this a Hugging Face tokenizer.json?", path);
-    const char *type = type_name(model);
+    const char *type = tokenizer_json_type(model);
     if (type && strcmp(type, "BPE") != 0)
         return lm_error_set(LM_ERR_UNSUPPORTED, "%s: model type is '%s', not 'BPE': use the tokenizer plugin for %s",
                             path, type, type);
@@ -149,26 +150,37 @@ static lm_status read_model(const char *path, const lm_json *model, int64_t id_l
     return LM_OK;
 }
 
+static int is_byte_level(const lm_json *v) {
+    const char *type = tokenizer_json_type(v);
+    return type && strcmp(type, "ByteLevel") == 0;
+}
+
+/* A component's type for messages: "?" when it has none. */
+static const char *type_for_message(const lm_json *v) {
+    const char *type = tokenizer_json_type(v);
+    return type ? type : "?";
+}
+
 /* pre_tokenizer, post_processor and decoder must be ByteLevel (or null for
  * the last two); the normalizer must be null. */
 static lm_status read_pipeline(const char *path, const lm_json *root, bpe_model *m) {
     const lm_json *v = lm_json_get(root, "normalizer");
     if (!json_is_null(v))
         return lm_error_set(LM_ERR_UNSUPPORTED, "%s: normalizer '%s' is not supported by the byte-level BPE plugin",
-                            path, type_name(v) ? type_name(v) : "?");
+                            path, type_for_message(v));
     v = lm_json_get(root, "pre_tokenizer");
-    if (json_is_null(v) || !type_name(v) || strcmp(type_name(v), "ByteLevel") != 0)
+    if (!is_byte_level(v))
         return lm_error_set(LM_ERR_UNSUPPORTED, "%s: pre_tokenizer must be ByteLevel (found %s)", path,
-                            json_is_null(v) ? "null" : type_name(v) ? type_name(v) : "no type");
+                            json_is_null(v) ? "null" : tokenizer_json_type(v) ? tokenizer_json_type(v) : "no type");
     LM_TRY(get_bool(path, v, "pre_tokenizer", "add_prefix_space", 1, &m->add_prefix_space));
     LM_TRY(get_bool(path, v, "pre_tokenizer", "trim_offsets", 1, &m->trim_offsets));
     LM_TRY(get_bool(path, v, "pre_tokenizer", "use_regex", 1, &m->use_regex));
     v = lm_json_get(root, "post_processor");
     m->post_processor = 0;
     if (!json_is_null(v)) {
-        if (!type_name(v) || strcmp(type_name(v), "ByteLevel") != 0)
+        if (!is_byte_level(v))
             return lm_error_set(LM_ERR_UNSUPPORTED, "%s: post_processor '%s' is not supported (only ByteLevel or null)",
-                                path, type_name(v) ? type_name(v) : "?");
+                                path, type_for_message(v));
         m->post_processor = 1;
         LM_TRY(get_bool(path, v, "post_processor", "add_prefix_space", 1, &m->post_add_prefix_space));
         LM_TRY(get_bool(path, v, "post_processor", "trim_offsets", 1, &m->post_trim_offsets));
@@ -176,9 +188,9 @@ static lm_status read_pipeline(const char *path, const lm_json *root, bpe_model 
     }
     v = lm_json_get(root, "decoder");
     m->has_decoder = !json_is_null(v);
-    if (m->has_decoder && (!type_name(v) || strcmp(type_name(v), "ByteLevel") != 0))
+    if (m->has_decoder && !is_byte_level(v))
         return lm_error_set(LM_ERR_UNSUPPORTED, "%s: decoder '%s' is not supported (only ByteLevel or null)", path,
-                            type_name(v) ? type_name(v) : "?");
+                            type_for_message(v));
     return LM_OK;
 }
 
@@ -196,12 +208,9 @@ static lm_status read_added(const char *path, const lm_json *added, int64_t id_l
                                 path, i);
         size_t len;
         const char *text = lm_json_string(content, &len);
-        if (lm_json_int(id) >= id_limit || lm_json_int(id) >= INT32_MAX - 1)
-            return lm_error_set(LM_ERR_FORMAT,
-                                "%s: added_tokens[%zu]: token '%.*s' has id %lld, but the file lists %lld token(s), so "
-                                "ids must be 0..%lld (Hugging Face vocabularies are dense)",
-                                path, i, (int)(len > 100 ? 100 : len), text, (long long)lm_json_int(id),
-                                (long long)id_limit, (long long)id_limit - 1);
+        char where[48];
+        snprintf(where, sizeof where, "added_tokens[%zu]", i);
+        LM_TRY(check_dense_id(path, where, text, len, lm_json_int(id), id_limit));
         LM_TRY(check_token_text(path, "added_tokens", text, len, (long long)lm_json_int(id)));
         int special;
         LM_TRY(get_bool(path, t, "added_tokens[]", "special", 0, &special));
@@ -214,6 +223,18 @@ static lm_status read_added(const char *path, const lm_json *added, int64_t id_l
         LM_TRY(get_bool(path, t, "added_tokens[]", "rstrip", 0, &a->rstrip));
         LM_TRY(get_bool(path, t, "added_tokens[]", "single_word", 0, &a->single_word));
     }
+    return LM_OK;
+}
+
+/* The end of a load: the parsed file freed, and the model handed out on
+ * success or destroyed on failure. */
+static lm_status finish_load(lm_status status, lm_json *file, bpe_model *m, bpe_model **out) {
+    lm_json_free(file);
+    if (status != LM_OK) {
+        bpe_model_destroy(m);
+        return status;
+    }
+    *out = m;
     return LM_OK;
 }
 
@@ -234,13 +255,8 @@ lm_status bpe_load_tokenizer_json(const char *path, bpe_model **out) {
     LM_CHECK(read_pipeline(path, root, m));
     LM_CHECK(read_added(path, added, id_limit, m));
     LM_CHECK(bpe_model_finish(m, path));
-    lm_json_free(root);
-    *out = m;
-    return LM_OK;
 fail:
-    lm_json_free(root);
-    bpe_model_destroy(m);
-    return status;
+    return finish_load(status, root, m, out);
 }
 
 /* ---- vocab.json + merges.txt ------------------------------------------------------------ */
@@ -286,13 +302,8 @@ lm_status bpe_load_vocab_merges(const char *vocab_path, const char *merges_path,
     m->post_add_prefix_space = 1;
     m->post_trim_offsets = 1;
     LM_CHECK(bpe_model_finish(m, vocab_path));
-    lm_json_free(vocab);
-    *out = m;
-    return LM_OK;
 fail:
-    lm_json_free(vocab);
-    bpe_model_destroy(m);
-    return status;
+    return finish_load(status, vocab, m, out);
 }
 
 /* ---- writing ----------------------------------------------------------------------------- */
@@ -323,18 +334,9 @@ static lm_status write_added(lm_json_writer *w, const bpe_model *m) {
     lm_json_begin_array(w);
     for (size_t i = 0; i < m->n_added; i++) {
         const bpe_added_token *t = sorted[i];
-        lm_json_begin_object(w);
-        lm_json_key(w, "id");
-        lm_json_write_int(w, t->id);
-        lm_json_key(w, "content");
-        lm_json_write_string(w, t->content, t->len);
-        static const char *const flags[] = {"single_word", "lstrip", "rstrip", "normalized", "special"};
-        const int values[] = {t->single_word, t->lstrip, t->rstrip, t->normalized, t->special};
-        for (int k = 0; k < 5; k++) {
-            lm_json_key(w, flags[k]);
-            lm_json_write_bool(w, values[k]);
-        }
-        lm_json_end_object(w);
+        tokenizer_json_added_token(w, t->id, t->content, t->len,
+                                   (tokenizer_json_token_flags){t->single_word, t->lstrip, t->rstrip, t->normalized,
+                                                                t->special});
     }
     lm_json_end_array(w);
     free(sorted);
@@ -393,13 +395,7 @@ lm_status bpe_save_tokenizer_json(const bpe_model *m, const char *path) {
     lm_json_writer w;
     lm_json_writer_init(&w, &out, 2);
     lm_status status;
-    lm_json_begin_object(&w);
-    lm_json_key(&w, "version");
-    lm_json_write_cstr(&w, "1.0");
-    lm_json_key(&w, "truncation");
-    lm_json_write_null(&w);
-    lm_json_key(&w, "padding");
-    lm_json_write_null(&w);
+    tokenizer_json_begin(&w);
     lm_json_key(&w, "added_tokens");
     LM_CHECK(write_added(&w, m));
     lm_json_key(&w, "normalizer");
@@ -415,9 +411,7 @@ lm_status bpe_save_tokenizer_json(const bpe_model *m, const char *path) {
     lm_json_key(&w, "model");
     LM_CHECK(write_model(&w, m, &key));
     lm_json_end_object(&w);
-    LM_CHECK(lm_json_writer_finish(&w));
-    LM_CHECK(lm_buffer_append(&out, "\n", 1));
-    status = lm_file_write_atomic(path, out.data, out.len);
+    status = tokenizer_json_save(&w, &out, path);
 fail:
     if (status != LM_OK) lm_error_prefix("saving tokenizer '%s': ", path);
     lm_buffer_free(&out);

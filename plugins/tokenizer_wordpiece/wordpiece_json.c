@@ -12,6 +12,7 @@
 
 #include "lmcore/json.h"
 #include "lmcore/log.h"
+#include "tokenizer_json.h"
 #include "unicode.h"
 #include "wordpiece.h"
 
@@ -25,11 +26,6 @@ static lm_status format_error(const char *path, const char *fmt, ...) {
     vsnprintf(problem, sizeof problem, fmt, ap);
     va_end(ap);
     return lm_error_set(LM_ERR_FORMAT, "tokenizer file '%s': %s", path, problem);
-}
-
-static const char *type_name(const lm_json *obj) {
-    const lm_json *type = lm_json_get(obj, "type");
-    return lm_json_type_of(type) == LM_JSON_STRING ? lm_json_string(type, NULL) : NULL;
 }
 
 /* Optional boolean member: *out keeps its default when absent or null. */
@@ -55,7 +51,7 @@ static lm_status read_normalizer(wp_tokenizer *t, const char *path, const lm_jso
         t->norm = (wp_normalizer){0, 0, 0, 0};
         return LM_OK;
     }
-    const char *type = type_name(n);
+    const char *type = tokenizer_json_type(n);
     if (!type || strcmp(type, "BertNormalizer") != 0)
         return lm_error_set(LM_ERR_UNSUPPORTED, "tokenizer file '%s': normalizer type '%s' is not supported by the "
                             "wordpiece plugin (it reads BertNormalizer or null)", path, type ? type : "?");
@@ -73,7 +69,7 @@ static lm_status read_normalizer(wp_tokenizer *t, const char *path, const lm_jso
 /* The post-processor becomes the ids put before and after the sequence. */
 static lm_status read_post_processor(wp_tokenizer *t, const char *path, const lm_json *p) {
     if (!p || lm_json_type_of(p) == LM_JSON_NULL) return wp_set_template(t, NULL, 0, NULL, 0);
-    const char *type = type_name(p);
+    const char *type = tokenizer_json_type(p);
     if (type && strcmp(type, "BertProcessing") == 0) {
         const lm_json *cls = lm_json_get(p, "cls"), *sep = lm_json_get(p, "sep");
         if (lm_json_size(cls) != 2 || lm_json_size(sep) != 2 || !lm_json_is_integer(lm_json_at(cls, 1)) ||
@@ -124,7 +120,7 @@ static lm_status read_decoder(wp_tokenizer *t, const char *path, const lm_json *
         t->decoder_wordpiece = 0;
         return LM_OK;
     }
-    const char *type = type_name(d);
+    const char *type = tokenizer_json_type(d);
     if (!type || strcmp(type, "WordPiece") != 0)
         return lm_error_set(LM_ERR_UNSUPPORTED, "tokenizer file '%s': decoder type '%s' is not supported by the "
                             "wordpiece plugin (it reads WordPiece or null)", path, type ? type : "?");
@@ -157,7 +153,7 @@ static lm_status refuse_nul(const char *path, const char *what, const char *toke
 static lm_status read_model(wp_tokenizer *t, const char *path, const lm_json *m, int64_t id_limit) {
     if (lm_json_type_of(m) != LM_JSON_OBJECT)
         return FORMAT_ERROR(path, "no \"model\" object: this is not a Hugging Face tokenizer.json");
-    const char *type = type_name(m);
+    const char *type = tokenizer_json_type(m);
     if (type && strcmp(type, "WordPiece") != 0)
         return lm_error_set(LM_ERR_UNSUPPORTED, "tokenizer file '%s' holds a %s model, not WordPiece: use the tokenizer "
                             "plugin for %s", path, type, type);
@@ -257,7 +253,7 @@ static lm_status load_json(wp_tokenizer *t, const char *path) {
     LM_CHECK(read_added_tokens(t, path, added, id_limit));
     LM_CHECK(read_normalizer(t, path, lm_json_get(root, "normalizer")));
     const lm_json *pre = lm_json_get(root, "pre_tokenizer");
-    const char *pre_type = pre ? type_name(pre) : NULL;
+    const char *pre_type = pre ? tokenizer_json_type(pre) : NULL;
     if (!pre_type || strcmp(pre_type, "BertPreTokenizer") != 0) {
         status = lm_error_set(LM_ERR_UNSUPPORTED, "tokenizer file '%s': pre_tokenizer '%s' is not supported by the "
                               "wordpiece plugin (it reads BertPreTokenizer)", path, pre_type ? pre_type : "null");
@@ -439,30 +435,12 @@ lm_status wp_save_json(wp_tokenizer *t, const char *path) {
     lm_buffer out = {0};
     lm_json_writer w;
     lm_json_writer_init(&w, &out, 2);
-    lm_json_begin_object(&w);
-    lm_json_key(&w, "version");
-    lm_json_write_cstr(&w, "1.0");
-    lm_json_key(&w, "truncation");
-    lm_json_write_null(&w);
-    lm_json_key(&w, "padding");
-    lm_json_write_null(&w);
+    tokenizer_json_begin(&w);
     lm_json_key(&w, "added_tokens");
     lm_json_begin_array(&w);
     for (size_t i = 0; i < t->n_added; i++) {
         const wp_added_token *a = &t->added[i];
-        lm_json_begin_object(&w);
-        lm_json_key(&w, "id");
-        lm_json_write_int(&w, a->id);
-        lm_json_key(&w, "content");
-        lm_json_write_string(&w, a->content, a->len);
-        static const char *const flags[] = {"single_word", "lstrip", "rstrip", "normalized"};
-        for (size_t f = 0; f < 4; f++) {
-            lm_json_key(&w, flags[f]);
-            lm_json_write_bool(&w, 0);
-        }
-        lm_json_key(&w, "special");
-        lm_json_write_bool(&w, a->special);
-        lm_json_end_object(&w);
+        tokenizer_json_added_token(&w, a->id, a->content, a->len, (tokenizer_json_token_flags){.special = a->special});
     }
     lm_json_end_array(&w);
     lm_json_key(&w, "normalizer");
@@ -523,9 +501,7 @@ lm_status wp_save_json(wp_tokenizer *t, const char *path) {
     lm_json_end_object(&w);
     lm_json_end_object(&w);
     lm_json_end_object(&w);
-    lm_status status = lm_json_writer_finish(&w);
-    if (status == LM_OK) status = lm_buffer_append(&out, "\n", 1);
-    if (status == LM_OK) status = lm_file_write_atomic(path, out.data, out.len);
+    lm_status status = tokenizer_json_save(&w, &out, path);
     if (status != LM_OK) lm_error_prefix("saving wordpiece tokenizer to '%s': ", path);
     lm_buffer_free(&out);
     return status;
