@@ -1,12 +1,15 @@
 /* lmcore kernels — a device backend behind one table of operations.
  *
  * Architecture plugins write forward and backward once, as calls through
- * lm_backend_ops; the CPU backend (kernels/cpu/backend_cpu.c) forwards to the
- * lm_cpu_* references, the CUDA backend (kernels/cuda/backend_cuda.cu) to
- * the CUDA twins on the backend's stream with the backend's cuBLAS handle and
- * workspace.  Every op has the argument order of its lm_cpu_* twin in
- * kernels.h with the backend first.  Pointers passed to ops are device
- * pointers of that backend (host pointers for the CPU backend).
+ * lm_backend_ops.  The ops are listed once, in backend_ops.def, and their
+ * members here are generated from it: each takes the backend, then the
+ * list's parameters.  The CPU backend (kernels/cpu/backend_cpu.c) forwards
+ * them to the lm_cpu_* references (kernels.h), the CUDA backend
+ * (kernels/cuda/backend_cuda.cu) to the CUDA twins (kernels_cuda.h) on the
+ * backend's stream with the backend's cuBLAS handle and workspace; both
+ * forwarders are generated from the list too, and every backend's table
+ * from backend_table.def.  Pointers passed to ops are device pointers of
+ * that backend (host pointers for the CPU backend).
  *
  * Ops do not return a status (so that a CUDA graph can capture them); a
  * failure inside one (a launch error, a cuBLAS error) is kept by the backend
@@ -15,7 +18,9 @@
  * Nothing an op needs changes from step to step as an argument: dropout
  * reads its key (seed and micro-batch counter) from the step state in device
  * memory (lmcore/step.h), the loss is written there, and the step_* ops
- * update it; only download and sync wait for the device.  Every backend
+ * update it; only the host reads (download, sum_to_host,
+ * sum_squares_to_host), sync and the profiler's timer_elapsed_ms wait for
+ * the device.  Every backend
  * also presents itself as the public lm_device (lmcore/device.h) that a
  * model hands to the core and to optimizer plugins (device.c). */
 #ifndef LM_BACKEND_H
@@ -41,6 +46,7 @@ typedef struct lm_backend_timer lm_backend_timer;
 
 typedef enum lm_precision { LM_PRECISION_FP32 = 0, LM_PRECISION_TF32 = 1, LM_PRECISION_BF16 = 2 } lm_precision;
 
+/* A member added here (besides the ops) is added to backend_table.def too. */
 typedef struct lm_backend_ops {
     /* ---- lifetime and memory ---- */
     void (*destroy)(lm_backend *be);
@@ -55,66 +61,12 @@ typedef struct lm_backend_ops {
     lm_status (*check)(lm_backend *be); /* returns any kept failure without waiting */
     void (*zero)(lm_backend *be, void *ptr, size_t bytes);
 
-    /* ---- ops (see kernels.h for the semantics) ---- */
-    void (*embedding_forward)(lm_backend *be, float *out, const int32_t *ids, const int32_t *type_ids,
-                              const float *wte, const float *wpe, const float *wtt, int B, int T, int C);
-    void (*embedding_backward)(lm_backend *be, float *dwte, float *dwpe, float *dwtt, const float *dout,
-                               const int32_t *ids, const int32_t *type_ids, int B, int T, int C);
-    void (*layernorm_forward)(lm_backend *be, float *out, float *mean, float *rstd, const float *inp,
-                              const float *weight, const float *bias, int N, int C, float eps);
-    void (*layernorm_backward)(lm_backend *be, float *dinp, float *dweight, float *dbias, const float *dout,
-                               const float *inp, const float *weight, const float *mean, const float *rstd, int N,
-                               int C);
-    void (*matmul_forward)(lm_backend *be, float *out, const float *inp, const float *weight, const float *bias,
-                           int N, int IC, int OC, lm_weight_layout layout);
-    void (*matmul_backward)(lm_backend *be, float *dinp, float *dweight, float *dbias, const float *dout,
-                            const float *inp, const float *weight, int N, int IC, int OC, lm_weight_layout layout);
-    /* Dropout (attention's, on the probabilities, and dropout_*) draws
-     * its masks from (key->seed, lm_dropout_stream(key->micro_batch,
-     * site)), reading the key in device memory; key may be NULL when
-     * dropout_p is 0. */
-    void (*attention_forward)(lm_backend *be, float *out, float *preatt, float *att, const float *q, const float *k,
-                              const float *v, int stride, const int32_t *key_mask, int causal, int B, int T, int C,
-                              int NH, float dropout_p, const lm_step_state *key, int site);
-    void (*attention_backward)(lm_backend *be, float *dq, float *dk, float *dv, float *scratch, const float *dout,
-                               const float *preatt, const float *att, const float *q, const float *k, const float *v,
-                               int stride, int B, int T, int C, int NH, float dropout_p, const lm_step_state *key,
-                               int site);
-    void (*gelu_forward)(lm_backend *be, float *out, const float *inp, size_t n, int approx_tanh);
-    void (*gelu_backward)(lm_backend *be, float *dinp, const float *inp, const float *dout, size_t n,
-                          int approx_tanh);
-    void (*dropout_forward)(lm_backend *be, float *out, const float *inp, size_t n, float p,
-                            const lm_step_state *key, int site);
-    void (*dropout_backward)(lm_backend *be, float *dinp, const float *dout, size_t n, float p,
-                             const lm_step_state *key, int site);
-    void (*residual_forward)(lm_backend *be, float *out, const float *a, const float *b, size_t n);
-    void (*accumulate)(lm_backend *be, float *dst, const float *src, size_t n);
-    /* Writes per-row losses to `losses` (device); loss_mean turns them into the batch's loss. */
-    void (*crossentropy_forward)(lm_backend *be, float *losses, const float *logits, const int32_t *labels, int N,
-                                 int V);
-    void (*crossentropy_backward)(lm_backend *be, float *dlogits, const float *logits, const int32_t *labels,
-                                  float dloss, int N, int V);
-    /* *out (device) = (float)(Σ losses[0..n) / count), the sum in double. */
-    void (*loss_mean)(lm_backend *be, float *out, const float *losses, size_t n, int64_t count);
-    /* Σ losses[0..n) to the host (a host read: waits). */
-    lm_status (*sum_to_host)(lm_backend *be, const float *x, size_t n, double *out);
-    /* Σ x² over the buffer to the host (a host read: waits). */
-    lm_status (*sum_squares_to_host)(lm_backend *be, const float *x, size_t n, double *out);
-
-    /* ---- the device side of a training step: lm_device_ops.step_* (lmcore/device.h) ---- */
-    void (*step_micro_batch_end)(lm_backend *be, lm_step_state *state, double num, double den, int scored);
-    void (*step_clip)(lm_backend *be, lm_step_state *state, const float *grads, size_t n);
-    void (*step_schedule)(lm_backend *be, lm_step_state *state);
-    void (*step_finish)(lm_backend *be, lm_step_state *state);
-
-    /* ---- incremental decoding with a key/value cache (generate_step) ---- */
-    void (*kv_cache_append)(lm_backend *be, float *k_cache, float *v_cache, const float *k, const float *v,
-                            int stride, int pos, int n, int C);
-    void (*attention_cached_forward)(lm_backend *be, float *out, float *att, const float *q, const float *k_cache,
-                                     const float *v_cache, int stride, int pos, int n, int C, int NH);
-    /* matmul_forward for the few rows of a decoding step. */
-    void (*matvec_forward)(lm_backend *be, float *out, const float *inp, const float *weight, const float *bias,
-                           int N, int IC, int OC, lm_weight_layout layout);
+    /* ---- ops: one member per entry of backend_ops.def (their semantics are
+     * written there), the backend first ---- */
+#define LM_OP(name, params, args, profile_key) void (*name)(lm_backend *be, LM_UNPAREN params);
+#define LM_OP_CPU_ADAPTED LM_OP
+#define LM_OP_HOST_READ(name, params, args, profile_key) lm_status (*name)(lm_backend *be, LM_UNPAREN params);
+#include "backend_ops.def"
 
     /* ---- timing (the op profiler, backend_profile.c) ---- */
     /* n marks, numbered 0..n-1; a mark may be recorded again once read. */

@@ -241,14 +241,18 @@ static lm_status p_upload(lm_backend *be, void *dst, const void *src, size_t byt
     return status;
 }
 
-/* Ops that wait for the device anyway: time them, then read the marks. */
-static lm_status p_download(lm_backend *be, void *dst, const void *src, size_t bytes) {
-    profiled_backend *p = (profiled_backend *)be;
-    begin_op(p, "download");
-    lm_status status = p->inner->ops->download(p->inner, dst, src, bytes);
+/* The end of a host read (a download, the *_to_host ops): it waited for
+ * the device anyway, so the marks are read now at no extra wait. */
+static lm_status end_host_read(profiled_backend *p, lm_status status) {
     end_op(p);
     if (status == LM_OK) read_marks(p);
     return status;
+}
+
+static lm_status p_download(lm_backend *be, void *dst, const void *src, size_t bytes) {
+    profiled_backend *p = (profiled_backend *)be;
+    begin_op(p, "download");
+    return end_host_read(p, p->inner->ops->download(p->inner, dst, src, bytes));
 }
 
 static lm_status p_sync(lm_backend *be) {
@@ -267,218 +271,33 @@ static void p_zero(lm_backend *be, void *ptr, size_t bytes) {
     end_op(p);
 }
 
-/* ---- ops: timed and forwarded ---- */
+/* ---- ops (backend_ops.def): timed and forwarded ----
+ * The list's profile key of an op says which row of the table a call is
+ * added to: NAME, the op's own row; ROWS(rows, in, out), GEMM-like ops, a
+ * row per (in, out) shape with the rows seen as a range (begin_rows); SHAPE
+ * (format, ...), a row per formatted shape.  Each wrapper names its op in
+ * op_name for these, and itself `self` (an op has a parameter p). */
+#define PROFILE_BEGIN_NAME begin_op(self, op_name)
+#define PROFILE_BEGIN_ROWS(rows, in, out) begin_rows(self, op_name, rows, in, out)
+#define PROFILE_BEGIN_SHAPE(format, ...) begin_shaped(self, "%s" format, op_name, __VA_ARGS__)
 
-static void p_embedding_forward(lm_backend *be, float *out, const int32_t *ids, const int32_t *type_ids,
-                                const float *wte, const float *wpe, const float *wtt, int B, int T, int C) {
-    profiled_backend *p = (profiled_backend *)be;
-    begin_op(p, "embedding_forward");
-    p->inner->ops->embedding_forward(p->inner, out, ids, type_ids, wte, wpe, wtt, B, T, C);
-    end_op(p);
-}
-
-static void p_embedding_backward(lm_backend *be, float *dwte, float *dwpe, float *dwtt, const float *dout,
-                                 const int32_t *ids, const int32_t *type_ids, int B, int T, int C) {
-    profiled_backend *p = (profiled_backend *)be;
-    begin_op(p, "embedding_backward");
-    p->inner->ops->embedding_backward(p->inner, dwte, dwpe, dwtt, dout, ids, type_ids, B, T, C);
-    end_op(p);
-}
-
-static void p_layernorm_forward(lm_backend *be, float *out, float *mean, float *rstd, const float *inp,
-                                const float *weight, const float *bias, int N, int C, float eps) {
-    profiled_backend *p = (profiled_backend *)be;
-    begin_op(p, "layernorm_forward");
-    p->inner->ops->layernorm_forward(p->inner, out, mean, rstd, inp, weight, bias, N, C, eps);
-    end_op(p);
-}
-
-static void p_layernorm_backward(lm_backend *be, float *dinp, float *dweight, float *dbias, const float *dout,
-                                 const float *inp, const float *weight, const float *mean, const float *rstd, int N,
-                                 int C) {
-    profiled_backend *p = (profiled_backend *)be;
-    begin_op(p, "layernorm_backward");
-    p->inner->ops->layernorm_backward(p->inner, dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
-    end_op(p);
-}
-
-/* GEMM rows are keyed by shape: a step's linear layers differ by shape
- * (GPT-2: qkv, attention projection, MLP up and down, the LM head); the
- * number of rows N is shown as the range seen (begin_rows). */
-static void p_matmul_forward(lm_backend *be, float *out, const float *inp, const float *weight, const float *bias,
-                             int N, int IC, int OC, lm_weight_layout layout) {
-    profiled_backend *p = (profiled_backend *)be;
-    begin_rows(p, "matmul_forward", N, IC, OC);
-    p->inner->ops->matmul_forward(p->inner, out, inp, weight, bias, N, IC, OC, layout);
-    end_op(p);
-}
-
-static void p_matmul_backward(lm_backend *be, float *dinp, float *dweight, float *dbias, const float *dout,
-                              const float *inp, const float *weight, int N, int IC, int OC, lm_weight_layout layout) {
-    profiled_backend *p = (profiled_backend *)be;
-    begin_rows(p, "matmul_backward", N, IC, OC);
-    p->inner->ops->matmul_backward(p->inner, dinp, dweight, dbias, dout, inp, weight, N, IC, OC, layout);
-    end_op(p);
-}
-
-static void p_attention_forward(lm_backend *be, float *out, float *preatt, float *att, const float *q, const float *k,
-                                const float *v, int stride, const int32_t *key_mask, int causal, int B, int T, int C,
-                                int NH, float dropout_p, const lm_step_state *key, int site) {
-    profiled_backend *p = (profiled_backend *)be;
-    begin_shaped(p, "attention_forward B%d T%d NH%d", B, T, NH);
-    p->inner->ops->attention_forward(p->inner, out, preatt, att, q, k, v, stride, key_mask, causal, B, T, C, NH,
-                                     dropout_p, key, site);
-    end_op(p);
-}
-
-static void p_attention_backward(lm_backend *be, float *dq, float *dk, float *dv, float *scratch, const float *dout,
-                                 const float *preatt, const float *att, const float *q, const float *k, const float *v,
-                                 int stride, int B, int T, int C, int NH, float dropout_p, const lm_step_state *key,
-                                 int site) {
-    profiled_backend *p = (profiled_backend *)be;
-    begin_shaped(p, "attention_backward B%d T%d NH%d", B, T, NH);
-    p->inner->ops->attention_backward(p->inner, dq, dk, dv, scratch, dout, preatt, att, q, k, v, stride, B, T, C, NH,
-                                      dropout_p, key, site);
-    end_op(p);
-}
-
-static void p_gelu_forward(lm_backend *be, float *out, const float *inp, size_t n, int approx_tanh) {
-    profiled_backend *p = (profiled_backend *)be;
-    begin_op(p, "gelu_forward");
-    p->inner->ops->gelu_forward(p->inner, out, inp, n, approx_tanh);
-    end_op(p);
-}
-
-static void p_gelu_backward(lm_backend *be, float *dinp, const float *inp, const float *dout, size_t n,
-                            int approx_tanh) {
-    profiled_backend *p = (profiled_backend *)be;
-    begin_op(p, "gelu_backward");
-    p->inner->ops->gelu_backward(p->inner, dinp, inp, dout, n, approx_tanh);
-    end_op(p);
-}
-
-static void p_dropout_forward(lm_backend *be, float *out, const float *inp, size_t n, float prob,
-                              const lm_step_state *key, int site) {
-    profiled_backend *p = (profiled_backend *)be;
-    begin_op(p, "dropout_forward");
-    p->inner->ops->dropout_forward(p->inner, out, inp, n, prob, key, site);
-    end_op(p);
-}
-
-static void p_dropout_backward(lm_backend *be, float *dinp, const float *dout, size_t n, float prob,
-                               const lm_step_state *key, int site) {
-    profiled_backend *p = (profiled_backend *)be;
-    begin_op(p, "dropout_backward");
-    p->inner->ops->dropout_backward(p->inner, dinp, dout, n, prob, key, site);
-    end_op(p);
-}
-
-static void p_residual_forward(lm_backend *be, float *out, const float *a, const float *b, size_t n) {
-    profiled_backend *p = (profiled_backend *)be;
-    begin_op(p, "residual_forward");
-    p->inner->ops->residual_forward(p->inner, out, a, b, n);
-    end_op(p);
-}
-
-static void p_accumulate(lm_backend *be, float *dst, const float *src, size_t n) {
-    profiled_backend *p = (profiled_backend *)be;
-    begin_op(p, "accumulate");
-    p->inner->ops->accumulate(p->inner, dst, src, n);
-    end_op(p);
-}
-
-static void p_crossentropy_forward(lm_backend *be, float *losses, const float *logits, const int32_t *labels, int N,
-                                   int V) {
-    profiled_backend *p = (profiled_backend *)be;
-    begin_op(p, "crossentropy_forward");
-    p->inner->ops->crossentropy_forward(p->inner, losses, logits, labels, N, V);
-    end_op(p);
-}
-
-static void p_crossentropy_backward(lm_backend *be, float *dlogits, const float *logits, const int32_t *labels,
-                                    float dloss, int N, int V) {
-    profiled_backend *p = (profiled_backend *)be;
-    begin_op(p, "crossentropy_backward");
-    p->inner->ops->crossentropy_backward(p->inner, dlogits, logits, labels, dloss, N, V);
-    end_op(p);
-}
-
-static lm_status p_sum_to_host(lm_backend *be, const float *x, size_t n, double *out) {
-    profiled_backend *p = (profiled_backend *)be;
-    begin_op(p, "sum_to_host");
-    lm_status status = p->inner->ops->sum_to_host(p->inner, x, n, out);
-    end_op(p);
-    if (status == LM_OK) read_marks(p);
-    return status;
-}
-
-static lm_status p_sum_squares_to_host(lm_backend *be, const float *x, size_t n, double *out) {
-    profiled_backend *p = (profiled_backend *)be;
-    begin_op(p, "sum_squares_to_host");
-    lm_status status = p->inner->ops->sum_squares_to_host(p->inner, x, n, out);
-    end_op(p);
-    if (status == LM_OK) read_marks(p);
-    return status;
-}
-
-static void p_loss_mean(lm_backend *be, float *out, const float *losses, size_t n, int64_t count) {
-    profiled_backend *p = (profiled_backend *)be;
-    begin_op(p, "loss_mean");
-    p->inner->ops->loss_mean(p->inner, out, losses, n, count);
-    end_op(p);
-}
-
-static void p_step_micro_batch_end(lm_backend *be, lm_step_state *state, double num, double den, int scored) {
-    profiled_backend *p = (profiled_backend *)be;
-    begin_op(p, "step_micro_batch_end");
-    p->inner->ops->step_micro_batch_end(p->inner, state, num, den, scored);
-    end_op(p);
-}
-
-static void p_step_clip(lm_backend *be, lm_step_state *state, const float *grads, size_t n) {
-    profiled_backend *p = (profiled_backend *)be;
-    begin_op(p, "step_clip");
-    p->inner->ops->step_clip(p->inner, state, grads, n);
-    end_op(p);
-}
-
-static void p_step_schedule(lm_backend *be, lm_step_state *state) {
-    profiled_backend *p = (profiled_backend *)be;
-    begin_op(p, "step_schedule");
-    p->inner->ops->step_schedule(p->inner, state);
-    end_op(p);
-}
-
-static void p_step_finish(lm_backend *be, lm_step_state *state) {
-    profiled_backend *p = (profiled_backend *)be;
-    begin_op(p, "step_finish");
-    p->inner->ops->step_finish(p->inner, state);
-    end_op(p);
-}
-
-static void p_kv_cache_append(lm_backend *be, float *k_cache, float *v_cache, const float *k, const float *v,
-                              int stride, int pos, int n, int C) {
-    profiled_backend *p = (profiled_backend *)be;
-    begin_op(p, "kv_cache_append");
-    p->inner->ops->kv_cache_append(p->inner, k_cache, v_cache, k, v, stride, pos, n, C);
-    end_op(p);
-}
-
-static void p_attention_cached_forward(lm_backend *be, float *out, float *att, const float *q, const float *k_cache,
-                                       const float *v_cache, int stride, int pos, int n, int C, int NH) {
-    profiled_backend *p = (profiled_backend *)be;
-    begin_op(p, "attention_cached_forward");
-    p->inner->ops->attention_cached_forward(p->inner, out, att, q, k_cache, v_cache, stride, pos, n, C, NH);
-    end_op(p);
-}
-
-static void p_matvec_forward(lm_backend *be, float *out, const float *inp, const float *weight, const float *bias,
-                             int N, int IC, int OC, lm_weight_layout layout) {
-    profiled_backend *p = (profiled_backend *)be;
-    begin_rows(p, "matvec_forward", N, IC, OC);
-    p->inner->ops->matvec_forward(p->inner, out, inp, weight, bias, N, IC, OC, layout);
-    end_op(p);
-}
+#define LM_OP(name, params, args, profile_key)                                                                         \
+    static void p_##name(lm_backend *be, LM_UNPAREN params) {                                                          \
+        profiled_backend *self = (profiled_backend *)be;                                                               \
+        static const char op_name[] = #name;                                                                           \
+        PROFILE_BEGIN_##profile_key;                                                                                   \
+        self->inner->ops->name(self->inner, LM_UNPAREN args);                                                          \
+        end_op(self);                                                                                                  \
+    }
+#define LM_OP_CPU_ADAPTED LM_OP
+#define LM_OP_HOST_READ(name, params, args, profile_key)                                                               \
+    static lm_status p_##name(lm_backend *be, LM_UNPAREN params) {                                                     \
+        profiled_backend *self = (profiled_backend *)be;                                                               \
+        static const char op_name[] = #name;                                                                           \
+        PROFILE_BEGIN_##profile_key;                                                                                   \
+        return end_host_read(self, self->inner->ops->name(self->inner, LM_UNPAREN args));                              \
+    }
+#include "backend_ops.def"
 
 /* Timer calls go to the wrapped backend (lm_backend_profile never wraps a
  * profiled backend twice), for code that times through any backend. */
@@ -507,47 +326,8 @@ static void p_keep_failure(lm_backend *be, const char *what, const char *reason)
 }
 
 static const lm_backend_ops profiled_ops = {
-    .destroy = p_destroy,
-    .describe = p_describe,
-    .alloc = p_alloc,
-    .free = p_free,
-    .upload = p_upload,
-    .download = p_download,
-    .sync = p_sync,
-    .check = p_check,
-    .zero = p_zero,
-    .embedding_forward = p_embedding_forward,
-    .embedding_backward = p_embedding_backward,
-    .layernorm_forward = p_layernorm_forward,
-    .layernorm_backward = p_layernorm_backward,
-    .matmul_forward = p_matmul_forward,
-    .matmul_backward = p_matmul_backward,
-    .attention_forward = p_attention_forward,
-    .attention_backward = p_attention_backward,
-    .gelu_forward = p_gelu_forward,
-    .gelu_backward = p_gelu_backward,
-    .dropout_forward = p_dropout_forward,
-    .dropout_backward = p_dropout_backward,
-    .residual_forward = p_residual_forward,
-    .accumulate = p_accumulate,
-    .crossentropy_forward = p_crossentropy_forward,
-    .crossentropy_backward = p_crossentropy_backward,
-    .loss_mean = p_loss_mean,
-    .sum_to_host = p_sum_to_host,
-    .sum_squares_to_host = p_sum_squares_to_host,
-    .step_micro_batch_end = p_step_micro_batch_end,
-    .step_clip = p_step_clip,
-    .step_schedule = p_step_schedule,
-    .step_finish = p_step_finish,
-    .kv_cache_append = p_kv_cache_append,
-    .attention_cached_forward = p_attention_cached_forward,
-    .matvec_forward = p_matvec_forward,
-    .timer_create = p_timer_create,
-    .timer_destroy = p_timer_destroy,
-    .timer_record = p_timer_record,
-    .timer_elapsed_ms = p_timer_elapsed_ms,
-    .counters = p_counters,
-    .keep_failure = p_keep_failure,
+#define LM_BACKEND_ENTRY(member) .member = p_##member,
+#include "backend_table.def"
 };
 
 lm_status lm_backend_profile(lm_backend **be, const char *label) {

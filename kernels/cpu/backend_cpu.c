@@ -75,11 +75,16 @@ static lm_status cpu_check(lm_backend *be) {
     return cpu_kept_failure((cpu_backend *)be);
 }
 
-/* A host read: what a GPU download costs (a wait for the queued work). */
-static lm_status cpu_download(lm_backend *be, void *dst, const void *src, size_t bytes) {
-    cpu_backend *cb = (cpu_backend *)be;
+/* A host read is counted as what it costs on a GPU: a download and a wait
+ * for the queued work. */
+static void count_host_read(cpu_backend *cb) {
     cb->counters.downloads++;
     cb->counters.syncs++;
+}
+
+static lm_status cpu_download(lm_backend *be, void *dst, const void *src, size_t bytes) {
+    cpu_backend *cb = (cpu_backend *)be;
+    count_host_read(cb);
     if (bytes > 0 && dst != src) memcpy(dst, src, bytes);
     return cpu_kept_failure(cb);
 }
@@ -108,108 +113,68 @@ static void cpu_zero(lm_backend *be, void *ptr, size_t bytes) {
     if (bytes > 0) lm_cpu_parallel_for((long)bytes, LM_CPU_ZERO_PIECE, zero_task, ptr);
 }
 
-static void cpu_keep_failure(lm_backend *be, const char *what, const char *reason);
+/* The (seed, stream) pair the CPU kernels draw dropout masks with, from
+ * the op's (key, site).  Dropout without a key would draw the same masks
+ * for every batch: kept as a failure (reported by the next check), as the
+ * CUDA backend does, and the op does nothing (returns 0). */
+typedef struct dropout_draw {
+    uint64_t seed, stream;
+} dropout_draw;
 
-/* Dropout without a key would draw the same masks for every batch: kept as
- * a failure (reported by the next check), as the CUDA backend does. */
-static int dropout_key_given(lm_backend *be, const lm_step_state *key, float p, const char *op) {
+static int dropout_draw_of(lm_backend *be, const lm_step_state *key, int site, float p, const char *op,
+                           dropout_draw *draw) {
+    draw->seed = key ? key->seed : 0;
+    draw->stream = key ? lm_dropout_stream(key->micro_batch, site) : 0;
     if (key || !(p > 0.0f && p < 1.0f)) return 1;
     cpu_keep_failure(be, op, "dropout with p > 0 needs the step state's dropout key, and none was given");
     return 0;
 }
 
-/* ---- ops: the backend argument dropped, everything else passed on ---- */
+/* ---- ops (backend_ops.def): the backend dropped, everything else passed
+ * on; the table calls these directly, so a call costs what it did when
+ * each was written out ---- */
+#define LM_OP(name, params, args, profile_key)                                                                         \
+    static void cpu_##name(lm_backend *be, LM_UNPAREN params) {                                                        \
+        (void)be;                                                                                                      \
+        lm_cpu_##name args;                                                                                            \
+    }
+#define LM_OP_CPU_ADAPTED(name, params, args, profile_key) /* written below */
+#define LM_OP_HOST_READ(name, params, args, profile_key)   /* written below */
+#include "backend_ops.def"
 
-static void cpu_embedding_forward(lm_backend *be, float *out, const int32_t *ids, const int32_t *type_ids,
-                                  const float *wte, const float *wpe, const float *wtt, int B, int T, int C) {
-    (void)be;
-    lm_cpu_embedding_forward(out, ids, type_ids, wte, wpe, wtt, B, T, C);
-}
-
-static void cpu_embedding_backward(lm_backend *be, float *dwte, float *dwpe, float *dwtt, const float *dout,
-                                   const int32_t *ids, const int32_t *type_ids, int B, int T, int C) {
-    (void)be;
-    lm_cpu_embedding_backward(dwte, dwpe, dwtt, dout, ids, type_ids, B, T, C);
-}
-
-static void cpu_layernorm_forward(lm_backend *be, float *out, float *mean, float *rstd, const float *inp,
-                                  const float *weight, const float *bias, int N, int C, float eps) {
-    (void)be;
-    lm_cpu_layernorm_forward(out, mean, rstd, inp, weight, bias, N, C, eps);
-}
-
-static void cpu_layernorm_backward(lm_backend *be, float *dinp, float *dweight, float *dbias, const float *dout,
-                                   const float *inp, const float *weight, const float *mean, const float *rstd,
-                                   int N, int C) {
-    (void)be;
-    lm_cpu_layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
-}
-
-static void cpu_matmul_forward(lm_backend *be, float *out, const float *inp, const float *weight, const float *bias,
-                               int N, int IC, int OC, lm_weight_layout layout) {
-    (void)be;
-    lm_cpu_matmul_forward(out, inp, weight, bias, N, IC, OC, layout);
-}
-
-static void cpu_matmul_backward(lm_backend *be, float *dinp, float *dweight, float *dbias, const float *dout,
-                                const float *inp, const float *weight, int N, int IC, int OC,
-                                lm_weight_layout layout) {
-    (void)be;
-    lm_cpu_matmul_backward(dinp, dweight, dbias, dout, inp, weight, N, IC, OC, layout);
-}
+/* ---- the ops whose CPU kernels take other arguments (LM_OP_CPU_ADAPTED) ---- */
 
 static void cpu_attention_forward(lm_backend *be, float *out, float *preatt, float *att, const float *q,
                                   const float *k, const float *v, int stride, const int32_t *key_mask, int causal,
                                   int B, int T, int C, int NH, float dropout_p, const lm_step_state *key, int site) {
-    if (!dropout_key_given(be, key, dropout_p, "attention_forward")) return;
-    const uint64_t seed = key ? key->seed : 0, stream = key ? lm_dropout_stream(key->micro_batch, site) : 0;
-    lm_cpu_attention_forward(out, preatt, att, q, k, v, stride, key_mask, causal, B, T, C, NH, dropout_p, seed,
-                             stream);
+    dropout_draw draw;
+    if (!dropout_draw_of(be, key, site, dropout_p, "attention_forward", &draw)) return;
+    lm_cpu_attention_forward(out, preatt, att, q, k, v, stride, key_mask, causal, B, T, C, NH, dropout_p, draw.seed,
+                             draw.stream);
 }
 
 static void cpu_attention_backward(lm_backend *be, float *dq, float *dk, float *dv, float *scratch,
                                    const float *dout, const float *preatt, const float *att, const float *q,
                                    const float *k, const float *v, int stride, int B, int T, int C, int NH,
                                    float dropout_p, const lm_step_state *key, int site) {
-    if (!dropout_key_given(be, key, dropout_p, "attention_backward")) return;
-    const uint64_t seed = key ? key->seed : 0, stream = key ? lm_dropout_stream(key->micro_batch, site) : 0;
+    dropout_draw draw;
+    if (!dropout_draw_of(be, key, site, dropout_p, "attention_backward", &draw)) return;
     lm_cpu_attention_backward(dq, dk, dv, scratch, dout, preatt, att, q, k, v, stride, B, T, C, NH, dropout_p,
-                              seed, stream);
-}
-
-static void cpu_gelu_forward(lm_backend *be, float *out, const float *inp, size_t n, int approx_tanh) {
-    (void)be;
-    lm_cpu_gelu_forward(out, inp, n, approx_tanh);
-}
-
-static void cpu_gelu_backward(lm_backend *be, float *dinp, const float *inp, const float *dout, size_t n,
-                              int approx_tanh) {
-    (void)be;
-    lm_cpu_gelu_backward(dinp, inp, dout, n, approx_tanh);
+                              draw.seed, draw.stream);
 }
 
 static void cpu_dropout_forward(lm_backend *be, float *out, const float *inp, size_t n, float p,
                                 const lm_step_state *key, int site) {
-    if (!dropout_key_given(be, key, p, "dropout_forward")) return;
-    const uint64_t seed = key ? key->seed : 0, stream = key ? lm_dropout_stream(key->micro_batch, site) : 0;
-    lm_cpu_dropout_forward(out, inp, n, p, seed, stream);
+    dropout_draw draw;
+    if (!dropout_draw_of(be, key, site, p, "dropout_forward", &draw)) return;
+    lm_cpu_dropout_forward(out, inp, n, p, draw.seed, draw.stream);
 }
 
 static void cpu_dropout_backward(lm_backend *be, float *dinp, const float *dout, size_t n, float p,
                                  const lm_step_state *key, int site) {
-    if (!dropout_key_given(be, key, p, "dropout_backward")) return;
-    const uint64_t seed = key ? key->seed : 0, stream = key ? lm_dropout_stream(key->micro_batch, site) : 0;
-    lm_cpu_dropout_backward(dinp, dout, n, p, seed, stream);
-}
-
-static void cpu_residual_forward(lm_backend *be, float *out, const float *a, const float *b, size_t n) {
-    (void)be;
-    lm_cpu_residual_forward(out, a, b, n);
-}
-
-static void cpu_accumulate(lm_backend *be, float *dst, const float *src, size_t n) {
-    (void)be;
-    lm_cpu_accumulate(dst, src, n);
+    dropout_draw draw;
+    if (!dropout_draw_of(be, key, site, p, "dropout_backward", &draw)) return;
+    lm_cpu_dropout_backward(dinp, dout, n, p, draw.seed, draw.stream);
 }
 
 static void cpu_crossentropy_forward(lm_backend *be, float *losses, const float *logits, const int32_t *labels,
@@ -218,69 +183,18 @@ static void cpu_crossentropy_forward(lm_backend *be, float *losses, const float 
     (void)lm_cpu_crossentropy_forward(losses, logits, labels, N, V); /* the sum comes from loss_mean */
 }
 
-static void cpu_crossentropy_backward(lm_backend *be, float *dlogits, const float *logits, const int32_t *labels,
-                                      float dloss, int N, int V) {
-    (void)be;
-    lm_cpu_crossentropy_backward(dlogits, logits, labels, dloss, N, V);
-}
-
-static void cpu_loss_mean(lm_backend *be, float *out, const float *losses, size_t n, int64_t count) {
-    (void)be;
-    lm_cpu_loss_mean(out, losses, n, count);
-}
+/* ---- the host reads (LM_OP_HOST_READ) ---- */
 
 static lm_status cpu_sum_to_host(lm_backend *be, const float *x, size_t n, double *out) {
-    cpu_backend *cb = (cpu_backend *)be;
-    cb->counters.downloads++;
-    cb->counters.syncs++;
+    count_host_read((cpu_backend *)be);
     *out = lm_cpu_sum(x, n);
     return LM_OK;
 }
 
 static lm_status cpu_sum_squares_to_host(lm_backend *be, const float *x, size_t n, double *out) {
-    cpu_backend *cb = (cpu_backend *)be;
-    cb->counters.downloads++;
-    cb->counters.syncs++;
+    count_host_read((cpu_backend *)be);
     *out = lm_cpu_sum_squares(x, n);
     return LM_OK;
-}
-
-static void cpu_step_micro_batch_end(lm_backend *be, lm_step_state *state, double num, double den, int scored) {
-    (void)be;
-    lm_cpu_step_micro_batch_end(state, num, den, scored);
-}
-
-static void cpu_step_clip(lm_backend *be, lm_step_state *state, const float *grads, size_t n) {
-    (void)be;
-    lm_cpu_step_clip(state, grads, n);
-}
-
-static void cpu_step_schedule(lm_backend *be, lm_step_state *state) {
-    (void)be;
-    lm_cpu_step_schedule(state);
-}
-
-static void cpu_step_finish(lm_backend *be, lm_step_state *state) {
-    (void)be;
-    lm_cpu_step_finish(state);
-}
-
-static void cpu_kv_cache_append(lm_backend *be, float *k_cache, float *v_cache, const float *k, const float *v,
-                                int stride, int pos, int n, int C) {
-    (void)be;
-    lm_cpu_kv_cache_append(k_cache, v_cache, k, v, stride, pos, n, C);
-}
-
-static void cpu_attention_cached_forward(lm_backend *be, float *out, float *att, const float *q, const float *k_cache,
-                                         const float *v_cache, int stride, int pos, int n, int C, int NH) {
-    (void)be;
-    lm_cpu_attention_cached_forward(out, att, q, k_cache, v_cache, stride, pos, n, C, NH);
-}
-
-static void cpu_matvec_forward(lm_backend *be, float *out, const float *inp, const float *weight, const float *bias,
-                               int N, int IC, int OC, lm_weight_layout layout) {
-    (void)be;
-    lm_cpu_matvec_forward(out, inp, weight, bias, N, IC, OC, layout);
 }
 
 /* ---- timer: ops run to completion before they return, so a mark is the
@@ -328,47 +242,8 @@ static lm_status cpu_timer_elapsed_ms(lm_backend *be, lm_backend_timer *timer, i
 }
 
 static const lm_backend_ops cpu_ops = {
-    .destroy = cpu_destroy,
-    .describe = cpu_describe,
-    .alloc = cpu_alloc,
-    .free = cpu_free,
-    .upload = cpu_upload,
-    .download = cpu_download,
-    .sync = cpu_sync,
-    .check = cpu_check,
-    .zero = cpu_zero,
-    .embedding_forward = cpu_embedding_forward,
-    .embedding_backward = cpu_embedding_backward,
-    .layernorm_forward = cpu_layernorm_forward,
-    .layernorm_backward = cpu_layernorm_backward,
-    .matmul_forward = cpu_matmul_forward,
-    .matmul_backward = cpu_matmul_backward,
-    .attention_forward = cpu_attention_forward,
-    .attention_backward = cpu_attention_backward,
-    .gelu_forward = cpu_gelu_forward,
-    .gelu_backward = cpu_gelu_backward,
-    .dropout_forward = cpu_dropout_forward,
-    .dropout_backward = cpu_dropout_backward,
-    .residual_forward = cpu_residual_forward,
-    .accumulate = cpu_accumulate,
-    .crossentropy_forward = cpu_crossentropy_forward,
-    .crossentropy_backward = cpu_crossentropy_backward,
-    .loss_mean = cpu_loss_mean,
-    .sum_to_host = cpu_sum_to_host,
-    .sum_squares_to_host = cpu_sum_squares_to_host,
-    .step_micro_batch_end = cpu_step_micro_batch_end,
-    .step_clip = cpu_step_clip,
-    .step_schedule = cpu_step_schedule,
-    .step_finish = cpu_step_finish,
-    .kv_cache_append = cpu_kv_cache_append,
-    .attention_cached_forward = cpu_attention_cached_forward,
-    .matvec_forward = cpu_matvec_forward,
-    .timer_create = cpu_timer_create,
-    .timer_destroy = cpu_timer_destroy,
-    .timer_record = cpu_timer_record,
-    .timer_elapsed_ms = cpu_timer_elapsed_ms,
-    .counters = cpu_counters,
-    .keep_failure = cpu_keep_failure,
+#define LM_BACKEND_ENTRY(member) .member = cpu_##member,
+#include "backend_table.def"
 };
 
 lm_status lm_backend_cpu_create(lm_backend **out, int threads) {

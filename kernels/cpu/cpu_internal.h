@@ -24,22 +24,12 @@
 #include <cblas.h>
 #include <stddef.h>
 
+#include "wide_clones.h" /* LM_CPU_WIDE_CLONES */
+
 #if defined(__GNUC__)
 #define LM_CPU_INTERNAL __attribute__((visibility("hidden")))
 #else
 #define LM_CPU_INTERNAL
-#endif
-
-/* For element-wise loops in which every element goes through the same IEEE
- * operations whatever the vector width (no reduction, no contraction): an
- * AVX-512 clone picked at load time on CPUs that have it, next to the
- * build's baseline code.  Same bits, twice the lanes; the dropout mask
- * (Philox, integer multiplies) runs twice as fast. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__ELF__) && \
-    !defined(__AVX512F__) && !defined(LM_CPU_NO_CLONES)
-#define LM_CPU_WIDE_CLONES __attribute__((target_clones("arch=x86-64-v4", "default")))
-#else
-#define LM_CPU_WIDE_CLONES
 #endif
 
 /* The work of one task (elements, or rows times channels): a hand-off costs

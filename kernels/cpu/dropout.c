@@ -8,30 +8,34 @@
 #include "kernels.h"
 
 typedef struct dropout_job {
-    float *out;
-    const float *inp;
+    float *out;       /* backward: dinp */
+    const float *inp; /* backward: dout */
     lm_dropout_mask mask;
     uint64_t seed, stream;
 } dropout_job;
 
-LM_CPU_WIDE_CLONES static void dropout_forward_task(void *ctx, long begin, long end) {
-    const dropout_job *j = ctx;
+/* Forward: out[i] = inp[i] · multiplier.  Backward (accumulate = 1):
+ * dinp[i] += dout[i] · multiplier, the same mask drawn again.  One loop for
+ * both, inlined into each task with `accumulate` a constant. */
+static inline __attribute__((always_inline)) void dropout_range(const dropout_job *j, long begin, long end,
+                                                                int accumulate) {
     float *out = j->out;
     const float *inp = j->inp;
     const lm_dropout_mask mask = j->mask;
     const uint64_t seed = j->seed, stream = j->stream;
 #pragma omp simd
-    for (long i = begin; i < end; i++) out[i] = inp[i] * lm_dropout_multiplier(mask, seed, stream, (uint64_t)i);
+    for (long i = begin; i < end; i++) {
+        const float kept = inp[i] * lm_dropout_multiplier(mask, seed, stream, (uint64_t)i);
+        out[i] = accumulate ? out[i] + kept : kept;
+    }
+}
+
+LM_CPU_WIDE_CLONES static void dropout_forward_task(void *ctx, long begin, long end) {
+    dropout_range(ctx, begin, end, 0);
 }
 
 LM_CPU_WIDE_CLONES static void dropout_backward_task(void *ctx, long begin, long end) {
-    const dropout_job *j = ctx;
-    float *dinp = j->out;
-    const float *dout = j->inp;
-    const lm_dropout_mask mask = j->mask;
-    const uint64_t seed = j->seed, stream = j->stream;
-#pragma omp simd
-    for (long i = begin; i < end; i++) dinp[i] += dout[i] * lm_dropout_multiplier(mask, seed, stream, (uint64_t)i);
+    dropout_range(ctx, begin, end, 1);
 }
 
 void lm_cpu_dropout_forward(float *out, const float *inp, size_t n, float p, uint64_t seed, uint64_t stream) {
@@ -50,7 +54,7 @@ void lm_cpu_dropout_forward(float *out, const float *inp, size_t n, float p, uin
 
 void lm_cpu_dropout_backward(float *dinp, const float *dout, size_t n, float p, uint64_t seed, uint64_t stream) {
     if (p <= 0.0f) {
-        lm_cpu_accumulate(dinp, dout, n);
+        lm_cpu_residual_forward(dinp, dinp, dout, n); /* dinp += dout */
         return;
     }
     if (p >= 1.0f) return;

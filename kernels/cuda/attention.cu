@@ -126,6 +126,8 @@ extern "C" void lm_cuda_attention_forward(lm_cuda_ctx *ctx, float *out, float *p
                             heads_tt, TT, 0.0f, out, C, out_row, hd, B, NH);
 }
 
+/* The dropout mask is read back from att (A = P ⊙ keep/(1-p)): key and site
+ * are not read; they keep the op's argument list (backend_ops.def). */
 extern "C" void lm_cuda_attention_backward(lm_cuda_ctx *ctx, float *dq, float *dk, float *dv, float *scratch,
                                            const float *dout, const float *preatt, const float *att, const float *q,
                                            const float *k, const float *v, int stride, int B, int T, int C, int NH,

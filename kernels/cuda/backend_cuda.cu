@@ -283,96 +283,15 @@ static void cuda_zero(lm_backend *be, void *ptr, size_t bytes) {
     lm_cuda_keep_cuda(ctx, "zero", cudaMemsetAsync(ptr, 0, bytes, lm_cuda_ctx_stream(ctx)));
 }
 
-/* ---- ops: the backend replaced by its context, everything else passed on ---- */
+/* ---- ops (backend_ops.def): the backend replaced by its context,
+ * everything else passed on ---- */
+#define LM_OP(name, params, args, profile_key)                                                                         \
+    static void cuda_##name(lm_backend *be, LM_UNPAREN params) { lm_cuda_##name(ctx_of(be), LM_UNPAREN args); }
+#define LM_OP_CPU_ADAPTED LM_OP
+#define LM_OP_HOST_READ(name, params, args, profile_key) /* written below */
+#include "backend_ops.def"
 
-static void cuda_embedding_forward(lm_backend *be, float *out, const int32_t *ids, const int32_t *type_ids,
-                                   const float *wte, const float *wpe, const float *wtt, int B, int T, int C) {
-    lm_cuda_embedding_forward(ctx_of(be), out, ids, type_ids, wte, wpe, wtt, B, T, C);
-}
-
-static void cuda_embedding_backward(lm_backend *be, float *dwte, float *dwpe, float *dwtt, const float *dout,
-                                    const int32_t *ids, const int32_t *type_ids, int B, int T, int C) {
-    lm_cuda_embedding_backward(ctx_of(be), dwte, dwpe, dwtt, dout, ids, type_ids, B, T, C);
-}
-
-static void cuda_layernorm_forward(lm_backend *be, float *out, float *mean, float *rstd, const float *inp,
-                                   const float *weight, const float *bias, int N, int C, float eps) {
-    lm_cuda_layernorm_forward(ctx_of(be), out, mean, rstd, inp, weight, bias, N, C, eps);
-}
-
-static void cuda_layernorm_backward(lm_backend *be, float *dinp, float *dweight, float *dbias, const float *dout,
-                                    const float *inp, const float *weight, const float *mean, const float *rstd, int N,
-                                    int C) {
-    lm_cuda_layernorm_backward(ctx_of(be), dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
-}
-
-static void cuda_matmul_forward(lm_backend *be, float *out, const float *inp, const float *weight, const float *bias,
-                                int N, int IC, int OC, lm_weight_layout layout) {
-    lm_cuda_matmul_forward(ctx_of(be), out, inp, weight, bias, N, IC, OC, layout);
-}
-
-static void cuda_matmul_backward(lm_backend *be, float *dinp, float *dweight, float *dbias, const float *dout,
-                                 const float *inp, const float *weight, int N, int IC, int OC,
-                                 lm_weight_layout layout) {
-    lm_cuda_matmul_backward(ctx_of(be), dinp, dweight, dbias, dout, inp, weight, N, IC, OC, layout);
-}
-
-static void cuda_attention_forward(lm_backend *be, float *out, float *preatt, float *att, const float *q,
-                                   const float *k, const float *v, int stride, const int32_t *key_mask, int causal,
-                                   int B, int T, int C, int NH, float dropout_p, const lm_step_state *key,
-                                   int site) {
-    lm_cuda_attention_forward(ctx_of(be), out, preatt, att, q, k, v, stride, key_mask, causal, B, T, C, NH, dropout_p,
-                              key, site);
-}
-
-static void cuda_attention_backward(lm_backend *be, float *dq, float *dk, float *dv, float *scratch,
-                                    const float *dout, const float *preatt, const float *att, const float *q,
-                                    const float *k, const float *v, int stride, int B, int T, int C, int NH,
-                                    float dropout_p, const lm_step_state *key, int site) {
-    lm_cuda_attention_backward(ctx_of(be), dq, dk, dv, scratch, dout, preatt, att, q, k, v, stride, B, T, C, NH,
-                               dropout_p, key, site);
-}
-
-static void cuda_gelu_forward(lm_backend *be, float *out, const float *inp, size_t n, int approx_tanh) {
-    lm_cuda_gelu_forward(ctx_of(be), out, inp, n, approx_tanh);
-}
-
-static void cuda_gelu_backward(lm_backend *be, float *dinp, const float *inp, const float *dout, size_t n,
-                               int approx_tanh) {
-    lm_cuda_gelu_backward(ctx_of(be), dinp, inp, dout, n, approx_tanh);
-}
-
-static void cuda_dropout_forward(lm_backend *be, float *out, const float *inp, size_t n, float p,
-                                 const lm_step_state *key, int site) {
-    lm_cuda_dropout_forward(ctx_of(be), out, inp, n, p, key, site);
-}
-
-static void cuda_dropout_backward(lm_backend *be, float *dinp, const float *dout, size_t n, float p,
-                                  const lm_step_state *key, int site) {
-    lm_cuda_dropout_backward(ctx_of(be), dinp, dout, n, p, key, site);
-}
-
-static void cuda_residual_forward(lm_backend *be, float *out, const float *a, const float *b, size_t n) {
-    lm_cuda_residual_forward(ctx_of(be), out, a, b, n);
-}
-
-static void cuda_accumulate(lm_backend *be, float *dst, const float *src, size_t n) {
-    lm_cuda_accumulate(ctx_of(be), dst, src, n);
-}
-
-static void cuda_crossentropy_forward(lm_backend *be, float *losses, const float *logits, const int32_t *labels,
-                                      int N, int V) {
-    lm_cuda_crossentropy_forward(ctx_of(be), losses, logits, labels, N, V); /* the mean comes from loss_mean */
-}
-
-static void cuda_crossentropy_backward(lm_backend *be, float *dlogits, const float *logits, const int32_t *labels,
-                                       float dloss, int N, int V) {
-    lm_cuda_crossentropy_backward(ctx_of(be), dlogits, logits, labels, dloss, N, V);
-}
-
-static void cuda_loss_mean(lm_backend *be, float *out, const float *losses, size_t n, int64_t count) {
-    lm_cuda_loss_mean(ctx_of(be), out, losses, n, count);
-}
+/* ---- the host reads (LM_OP_HOST_READ) ---- */
 
 /* The sum lands in the context's device double; the download (one download
  * and one sync in the counters) reads it. */
@@ -393,37 +312,6 @@ static lm_status cuda_sum_to_host(lm_backend *be, const float *x, size_t n, doub
 
 static lm_status cuda_sum_squares_to_host(lm_backend *be, const float *x, size_t n, double *out) {
     return reduce_to_host(be, x, n, out, 1);
-}
-
-static void cuda_step_micro_batch_end(lm_backend *be, lm_step_state *state, double num, double den, int scored) {
-    lm_cuda_step_micro_batch_end(ctx_of(be), state, num, den, scored);
-}
-
-static void cuda_step_clip(lm_backend *be, lm_step_state *state, const float *grads, size_t n) {
-    lm_cuda_step_clip(ctx_of(be), state, grads, n);
-}
-
-static void cuda_step_schedule(lm_backend *be, lm_step_state *state) {
-    lm_cuda_step_schedule(ctx_of(be), state);
-}
-
-static void cuda_step_finish(lm_backend *be, lm_step_state *state) {
-    lm_cuda_step_finish(ctx_of(be), state);
-}
-
-static void cuda_kv_cache_append(lm_backend *be, float *k_cache, float *v_cache, const float *k, const float *v,
-                                 int stride, int pos, int n, int C) {
-    lm_cuda_kv_cache_append(ctx_of(be), k_cache, v_cache, k, v, stride, pos, n, C);
-}
-
-static void cuda_attention_cached_forward(lm_backend *be, float *out, float *att, const float *q, const float *k_cache,
-                                          const float *v_cache, int stride, int pos, int n, int C, int NH) {
-    lm_cuda_attention_cached_forward(ctx_of(be), out, att, q, k_cache, v_cache, stride, pos, n, C, NH);
-}
-
-static void cuda_matvec_forward(lm_backend *be, float *out, const float *inp, const float *weight, const float *bias,
-                                int N, int IC, int OC, lm_weight_layout layout) {
-    lm_cuda_matvec_forward(ctx_of(be), out, inp, weight, bias, N, IC, OC, layout);
 }
 
 /* ---- timer: CUDA events recorded on the context's stream ---- */
@@ -504,47 +392,8 @@ static lm_status cuda_timer_elapsed_ms(lm_backend *be, lm_backend_timer *timer, 
 static lm_backend_ops make_cuda_ops(void) {
     lm_backend_ops ops;
     memset(&ops, 0, sizeof ops);
-    ops.destroy = cuda_destroy;
-    ops.describe = cuda_describe;
-    ops.alloc = cuda_alloc;
-    ops.free = cuda_free;
-    ops.upload = cuda_upload;
-    ops.download = cuda_download;
-    ops.sync = cuda_sync;
-    ops.check = cuda_check;
-    ops.zero = cuda_zero;
-    ops.embedding_forward = cuda_embedding_forward;
-    ops.embedding_backward = cuda_embedding_backward;
-    ops.layernorm_forward = cuda_layernorm_forward;
-    ops.layernorm_backward = cuda_layernorm_backward;
-    ops.matmul_forward = cuda_matmul_forward;
-    ops.matmul_backward = cuda_matmul_backward;
-    ops.attention_forward = cuda_attention_forward;
-    ops.attention_backward = cuda_attention_backward;
-    ops.gelu_forward = cuda_gelu_forward;
-    ops.gelu_backward = cuda_gelu_backward;
-    ops.dropout_forward = cuda_dropout_forward;
-    ops.dropout_backward = cuda_dropout_backward;
-    ops.residual_forward = cuda_residual_forward;
-    ops.accumulate = cuda_accumulate;
-    ops.crossentropy_forward = cuda_crossentropy_forward;
-    ops.crossentropy_backward = cuda_crossentropy_backward;
-    ops.loss_mean = cuda_loss_mean;
-    ops.sum_to_host = cuda_sum_to_host;
-    ops.sum_squares_to_host = cuda_sum_squares_to_host;
-    ops.step_micro_batch_end = cuda_step_micro_batch_end;
-    ops.step_clip = cuda_step_clip;
-    ops.step_schedule = cuda_step_schedule;
-    ops.step_finish = cuda_step_finish;
-    ops.kv_cache_append = cuda_kv_cache_append;
-    ops.attention_cached_forward = cuda_attention_cached_forward;
-    ops.matvec_forward = cuda_matvec_forward;
-    ops.timer_create = cuda_timer_create;
-    ops.timer_destroy = cuda_timer_destroy;
-    ops.timer_record = cuda_timer_record;
-    ops.timer_elapsed_ms = cuda_timer_elapsed_ms;
-    ops.counters = cuda_counters;
-    ops.keep_failure = cuda_keep_failure;
+#define LM_BACKEND_ENTRY(member) ops.member = cuda_##member;
+#include "backend_table.def"
     return ops;
 }
 

@@ -66,7 +66,7 @@ extern "C" void lm_cuda_dropout_backward(lm_cuda_ctx *ctx, float *dinp, const fl
                                          const lm_step_state *key, int site) {
     if (n == 0) return;
     if (p <= 0.0f) {
-        lm_cuda_accumulate(ctx, dinp, dout, n);
+        lm_cuda_residual_forward(ctx, dinp, dinp, dout, n); /* dinp += dout */
         return;
     }
     if (p >= 1.0f) return;

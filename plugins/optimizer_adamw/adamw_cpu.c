@@ -21,15 +21,9 @@
 
 #include "adamw.h"
 
-/* kernels/cpu/cpu_internal.h's LM_CPU_WIDE_CLONES (the kernels' internals
- * are not linked here): an AVX-512 clone picked at load time on CPUs that
- * have it, beside the build's baseline code.  Same bits, twice the lanes. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__ELF__) && \
-    !defined(__AVX512F__) && !defined(LM_CPU_NO_CLONES)
-#define LM_CPU_WIDE_CLONES __attribute__((target_clones("arch=x86-64-v4", "default")))
-#else
-#define LM_CPU_WIDE_CLONES
-#endif
+/* The kernels' LM_CPU_WIDE_CLONES: a header alone (a macro), so the plugin
+ * still links nothing of the kernels. */
+#include "wide_clones.h" /* kernels/cpu: LM_CPU_WIDE_CLONES */
 
 typedef struct adamw_scalars {
     float decay, lerp_weight, beta2, one_minus_beta2, neg_step_size, bias_correction2_sqrt, eps, grad_scale;

@@ -76,7 +76,7 @@ START_TEST(test_out_of_memory) {
     /* the failed allocation must not poison later work */
     gt_sync(gt_be, "a failed allocation");
     float one = 1.0f, *d = gt_dev_upload(gt_be, &one, 1);
-    gt_be->ops->accumulate(gt_be, d, d, 1);
+    gt_be->ops->residual_forward(gt_be, d, d, d, 1);
     float back = 0.0f;
     gt_dev_download(gt_be, &back, d, 1);
     ck_assert_msg(back == 2.0f, "backend unusable after OOM (got %g)", back);
@@ -113,7 +113,7 @@ START_TEST(test_kept_error) {
     ck_assert_msg(strstr(lm_error_message(), "CUDA error in attention_forward") != NULL,
                   "the message does not name the op: %s", lm_error_message());
     ck_assert_int_eq(lm_cuda_ctx_check(ctx), LM_OK); /* reported once */
-    lm_cuda_accumulate(ctx, buf, buf + 4, 4);
+    lm_cuda_residual_forward(ctx, buf, buf, buf + 4, 4);
     ck_assert_int_eq(lm_cuda_ctx_sync(ctx), LM_OK);
     cudaFree(buf);
     lm_cuda_ctx_destroy(ctx);

@@ -649,7 +649,7 @@ END_TEST
 START_TEST(test_residual_accumulate) {
     lm_backend *be = gt_be;
     const size_t n = 300007;
-    printf("residual/accumulate n=%zu\n", n);
+    printf("residual (and in place) n=%zu\n", n);
     float *a = gt_random(n, -1, 1), *b = gt_random(n, -1, 1), *y = gt_host(n), *g = gt_host(n);
     lm_cpu_residual_forward(y, a, b, n);
     float *d_a = gt_dev_upload(be, a, n), *d_b = gt_dev_upload(be, b, n), *d_y = gt_dev_nan(be, n);
@@ -657,11 +657,12 @@ START_TEST(test_residual_accumulate) {
     gt_sync(be, "residual_forward");
     gt_dev_download(be, g, d_y, n);
     gt_compare_exact("residual_forward out", g, y, n);
-    lm_cpu_accumulate(a, b, n);
-    be->ops->accumulate(be, d_a, d_b, n);
-    gt_sync(be, "accumulate");
+    /* in place, as a gradient merge (dst += src) */
+    lm_cpu_residual_forward(a, a, b, n);
+    be->ops->residual_forward(be, d_a, d_a, d_b, n);
+    gt_sync(be, "residual_forward in place");
     gt_dev_download(be, g, d_a, n);
-    gt_compare_exact("accumulate dst", g, a, n);
+    gt_compare_exact("residual_forward in place", g, a, n);
     gt_dev_free(be, d_a);
     gt_dev_free(be, d_b);
     gt_dev_free(be, d_y);

@@ -226,7 +226,7 @@ START_TEST(test_residual_and_sum_squares) {
     tk_fill(b, N, -1.0f, 1.0f, 82);
     lm_cpu_residual_forward(out, a, b, N);
     for (int i = 0; i < N; i++) ck_assert_float_eq(out[i], a[i] + b[i]);
-    lm_cpu_accumulate(out, a, N);
+    lm_cpu_residual_forward(out, out, a, N); /* in place: a gradient merge */
     for (int i = 0; i < N; i++) ck_assert_float_eq(out[i], (a[i] + b[i]) + a[i]);
     double want = 0.0;
     for (int i = 0; i < N; i++) want += (double)a[i] * a[i];
