@@ -22,7 +22,7 @@ function(lm_add_check_test)
   cmake_parse_arguments(T "" "NAME;TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
   add_executable(${T_NAME} ${T_SOURCES})
   target_link_libraries(${T_NAME} PRIVATE lmcore PkgConfig::CHECK ${T_LIBS})
-  target_include_directories(${T_NAME} PRIVATE ${PROJECT_SOURCE_DIR}/core/lib ${PROJECT_SOURCE_DIR}/core/runtime ${PROJECT_SOURCE_DIR}/tests/common)
+  target_include_directories(${T_NAME} PRIVATE ${LMCORE_INTERNAL_INCLUDE_DIRS} ${PROJECT_SOURCE_DIR}/tests/common)
   target_compile_definitions(${T_NAME} PRIVATE
     LM_TEST_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
     LM_TEST_BINARY_DIR="${CMAKE_BINARY_DIR}"

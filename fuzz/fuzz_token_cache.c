@@ -1,4 +1,4 @@
-/* fuzz_token_cache: a token-block cache file (core/lib/blocks.c) made of
+/* fuzz_token_cache: a token-block cache file (core/train/blocks.c) made of
  * the fuzzer's bytes, found by lm_blocks_build where it looks for its cache.
  *
  * A fake tokenizer (an in-process lm_plugin struct) and a fake split (an

@@ -13,7 +13,7 @@
  * Loads the architecture, its objective (gpt2 + clm, bert + mlm) and the
  * adamw optimizer from the build tree, builds random token batches from a
  * fixed seed, and times whole training steps the way the trainer runs them
- * (core/lib/trainer.c, plugin ABI 2): the micro-batch counter uploaded to
+ * (core/train/trainer.c, plugin ABI 2): the micro-batch counter uploaded to
  * the step state, forward (its loss into the state), step_micro_batch_end,
  * backward, step_clip (clipping at 1.0), step_schedule (a constant learning
  * rate of 2e-5), the optimizer's step (AdamW, Trainer hyper-parameters) and

@@ -30,7 +30,7 @@ def out(target, name, data):
 
 
 def lm_hash64(data, seed=0x9E3779B97F4A7C15):
-    """core/lib/hash.c, for valid token-cache seeds."""
+    """core/host/hash.c, for valid token-cache seeds."""
     M = (1 << 64) - 1
 
     def mix(x):

@@ -32,7 +32,7 @@ const char *lm_status_name(lm_status status) {
 
 lm_status lm_error_vset_at(const char *file, int line, lm_status status, const char *fmt, va_list ap) {
     vsnprintf(error_message, sizeof error_message, fmt, ap);
-    /* Keep only the path below the source root: "core/lib/config.c:12". */
+    /* Keep only the path below the source root: "core/host/config.c:12". */
     const char *shown = file ? file : "?";
     const char *markers[] = {"/core/", "/plugins/", "/kernels/", "/tests/"};
     for (size_t i = 0; i < sizeof markers / sizeof markers[0]; i++) {

@@ -1,6 +1,6 @@
 /* lm.trainer: the training step as methods a Lua loop calls, and fit(),
  * the loop with Hugging Face's cadence and callbacks (written in Lua on the
- * same methods: core/runtime/lua/trainer.lua). */
+ * same methods: core/lua/embedded/trainer.lua). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +25,7 @@ typedef struct lua_batch {
 
 static const char lua_code_key = 'c'; /* the table trainer.lua returns, in the registry */
 
-extern const char lm_lua_trainer_lua[]; /* core/runtime/lua/trainer.lua, embedded */
+extern const char lm_lua_trainer_lua[]; /* core/lua/embedded/trainer.lua, embedded */
 
 static int trainer_close(lua_State *L) {
     lua_trainer *t = lua_touserdata(L, 1);
@@ -568,7 +568,7 @@ static int trainer_index(lua_State *L) {
     return 1;
 }
 
-/* trainer:fit() -> result: the loop of core/runtime/lua/trainer.lua.  The
+/* trainer:fit() -> result: the loop of core/lua/embedded/trainer.lua.  The
  * runtime's Ctrl-C hook (which stops pure Lua loops) is off meanwhile: the
  * loop checks lm.interrupted() after each step itself, to save a
  * checkpoint before it stops. */
@@ -620,7 +620,7 @@ void lm_lua_open_trainer(lua_State *L) {
     lua_pop(L, 1);
 
     /* trainer.lua: fit(), the callbacks' checks and the shipped callbacks. */
-    if (luaL_loadbuffer(L, lm_lua_trainer_lua, strlen(lm_lua_trainer_lua), "=core/runtime/lua/trainer.lua") !=
+    if (luaL_loadbuffer(L, lm_lua_trainer_lua, strlen(lm_lua_trainer_lua), "=core/lua/embedded/trainer.lua") !=
         LUA_OK)
         lua_error(L);
     lua_pushvalue(L, -2); /* the lm module table */
