@@ -3,23 +3,19 @@
  *
  * Internal to the arch_bert plugin.  The model is written once as calls to
  * lm_backend_ops (kernels/backend.h), so the same code runs on the CPU and on
- * CUDA; nothing here touches a device API directly. */
+ * CUDA; nothing here touches a device API directly.  The vtable slots that
+ * every architecture shares are the skeleton's (plugins/common/
+ * model_plugin.h); this plugin supplies its descriptor (bert_plugin.c). */
 #ifndef LM_ARCH_BERT_H
 #define LM_ARCH_BERT_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "backend.h"
-#include "lmcore/architecture.h"
-#include "lmcore/config.h"
-#include "lmcore/rng.h"
-#include "lmcore/tensor.h"
-#include "model_device.h"
-#include "model_dropout.h"
-#include "model_params.h"
+#include "model_plugin.h"
 
-/* The Hugging Face BertConfig fields we honour, plus lmcore's own keys. */
+/* The Hugging Face BertConfig fields we honour (the device keys are in the
+ * model_base). */
 typedef struct bert_config {
     int32_t vocab_size, hidden_size, num_hidden_layers, num_attention_heads, intermediate_size;
     int32_t max_position_embeddings, type_vocab_size;
@@ -28,14 +24,7 @@ typedef struct bert_config {
     int gelu_tanh;        /* 1 for the tanh approximation */
     double hidden_dropout_prob, attention_probs_dropout_prob;
     double layer_norm_eps, initializer_range;
-    model_device device; /* device, precision, threads, profile_ops, recompute */
 } bert_config;
-
-/* Reads and validates the configuration (explicit keys win over the values
- * of the hf_config file). */
-lm_status bert_config_read(bert_config *c, lm_config *cfg);
-/* Appends config.json text in Hugging Face BertConfig format. */
-lm_status bert_config_write_hf(const bert_config *c, lm_buffer *out);
 
 /* Tensors of one encoder layer, in Hugging Face order. */
 enum {
@@ -74,6 +63,7 @@ typedef struct bert_layer_acts {
 } bert_layer_acts;
 
 typedef struct bert_acts {
+    bert_layer_acts *layers;                /* num_hidden_layers entries (model_base.layer_acts) */
     float *emb;                             /* [N,C] word + type + position */
     float *emb_ln, *emb_ln_mean, *emb_ln_rstd;
     float *x0;                              /* [N,C] emb_ln after dropout */
@@ -95,24 +85,14 @@ typedef struct bert_acts {
     float *dqkv;            /* [3,N,C] */
     float *dinter, *dinter_gelu; /* [N,I] */
     float *datt_scratch;    /* [B,NH,T,T] */
-    int32_t *ids, *key_mask, *type_ids;     /* [N] device copies of the batch */
+    int32_t *type_ids;                      /* [N] on the device (ids and key mask: model_base) */
     int32_t *head_rows, *head_labels;       /* [N] scored rows (ascending) and their labels */
 } bert_acts;
 
 typedef struct bert_model {
+    model_base base; /* first: the skeleton's part (model_plugin.h) */
     bert_config config;
-    lm_backend *backend;
-    param_table table;
-    model_buffers buffers;
-    char device_desc[160];
-
-    float *act_memory;
-    size_t act_capacity; /* floats */
-    int32_t *int_memory;
-    size_t int_capacity; /* int32s */
     bert_acts acts;
-    bert_layer_acts *layer_acts; /* num_hidden_layers entries */
-    int32_t act_B, act_T;
     int32_t *host_head_rows, *host_head_labels; /* [N] host side of head_rows / head_labels */
     size_t host_capacity;                       /* int32s in each */
     float *logits_memory;                       /* acts.logits */
@@ -121,37 +101,34 @@ typedef struct bert_model {
     size_t full_head_capacity;                  /* floats */
 
     /* What the last forward did, for backward. */
-    int training;
-    int32_t B, T;
-    int has_targets;
-    int logits_valid;
     int head_sparse;          /* the head ran on the scored rows only */
     int32_t head_n;           /* rows the head ran on */
-    const float *encoder_out; /* [N,C] the last layer's output (inside act_memory) */
-    const char *logits_gone;  /* why logits() cannot answer (NULL: it can, when logits_valid) */
+    const float *encoder_out; /* [N,C] the last layer's output (inside the activation memory) */
     int has_type_ids;
-    int has_key_mask; /* the last forward had an attention_mask (backward may recompute attention) */
-    int batch_has_pad; /* an input id equals pad_token_id (its embedding row gets no gradient) */
-    int64_t n_targets;
+    int batch_has_pad;        /* an input id equals pad_token_id (its embedding row gets no gradient) */
     float hidden_p, attn_p;   /* dropout probabilities used */
-    const lm_step_state *key; /* the dropout key of the last forward (device memory) */
 } bert_model;
 
-static inline float *bert_tensor(const bert_model *m, float *base, int index) {
-    return base + m->table.descs[index].offset;
-}
+static inline bert_model *bert_of(model_base *m) { return (bert_model *)m; }
 
-lm_status bert_forward(bert_model *m, const lm_batch *batch, lm_step_state *state);
-lm_status bert_backward(bert_model *m, float loss_scale, int accumulate);
-void bert_acts_free(bert_model *m);
+/* The architecture's half of the plugin: bert_config.c, bert_forward.c,
+ * bert_backward.c. */
+lm_status bert_read_config(model_base *m, lm_config *cfg);
+lm_status bert_write_hf_config(const model_base *m, lm_buffer *out);
+size_t bert_carve_acts(model_base *m, float *base, int B, int T);
+lm_status bert_acts_ready(model_base *m, int B, int T);
+lm_status bert_forward(model_base *m, const lm_batch *batch, lm_step_state *state, int64_t n_targets);
+void bert_backward(model_base *m, float loss_scale);
 
 /* The MLM head (bert_head.c).  Forward: with labels, on the n_targets
- * scored rows of encoder_out, writing their mean loss to *loss (device
- * memory; NULL: not wanted); without, logits for every row.  Backward: leaves d(encoder output) [N,C] in acts.dres_a.
- * download_logits: the [B,T,V] logits of the last forward. */
-lm_status bert_head_forward(bert_model *m, const lm_batch *batch, int64_t n_targets, float *loss);
+ * scored rows of encoder_out, writing their mean loss to state->loss (when
+ * state is given); without, logits for every row.  Backward: leaves
+ * d(encoder output) [N,C] in acts.dres_a.  download_logits: the [B,T,V]
+ * logits of the last forward (the logits slot). */
+lm_status bert_head_forward(bert_model *m, const lm_batch *batch, int64_t n_targets, lm_step_state *state);
 void bert_head_backward(bert_model *m, float loss_scale);
-lm_status bert_head_download_logits(bert_model *m, float *out);
-void bert_head_free(bert_model *m);
+lm_status bert_head_download_logits(model_base *m, float *out, size_t count);
+/* Frees the head's buffers and the host row lists (free_extra). */
+void bert_head_free(model_base *m);
 
 #endif

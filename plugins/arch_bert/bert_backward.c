@@ -2,9 +2,9 @@
  *
  * Walks the forward in reverse for the batch of the last forward.  Every
  * backward op accumulates (+=), so parameter gradients add up across
- * micro-batches (the gradient buffer is zeroed first unless the caller
- * accumulates), and each activation-gradient buffer is zeroed right before
- * the op that fills it.  Post-LN layers make the residual gradient pass
+ * micro-batches (the skeleton zeroes the gradient buffer first unless the
+ * caller accumulates), and each activation-gradient buffer is zeroed
+ * right before the op that fills it.  Post-LN layers make the residual gradient pass
  * through the LayerNorms, so two buffers alternate: dres_a holds the
  * gradient of a layer's output, dres_b the gradient of its inner LayerNorm's
  * output, and dres_a (zeroed again) ends as the gradient of the layer's
@@ -17,82 +17,63 @@
  * row no lookup gradient, so that row is saved (on the device: a step reads
  * nothing back) before the embedding backward and put back after it (only
  * when the batch contains the id). */
-#include <stdio.h>
-
 #include "bert.h"
-
-/* Gradient of a dropout's input: the output gradient itself when p = 0. */
-static const float *dropout_backward_or_identity(lm_backend *be, float *dinp, const float *dout, size_t n, float p,
-                                                 const lm_step_state *key, int site) {
-    if (p <= 0.0f) return dout;
-    be->ops->zero(be, dinp, n * sizeof(float));
-    be->ops->dropout_backward(be, dinp, dout, n, p, key, site);
-    return dinp;
-}
+#include "model_dropout.h"
 
 /* Embedding backward that leaves the padding row of the word embeddings'
  * gradient as it was. */
-static lm_status embedding_backward(bert_model *m, const float *demb) {
+static void embedding_backward(bert_model *m, const float *demb) {
     const bert_config *c = &m->config;
-    lm_backend *be = m->backend;
+    model_base *b = &m->base;
+    lm_backend *be = b->backend;
     bert_acts *a = &m->acts;
-    float *grads = m->buffers.grads;
+    float *grads = b->buffers.grads;
     const size_t C = (size_t)c->hidden_size;
     float *pad_row = NULL;
     /* A dropout with p = 0 is an exact copy on every backend. */
     if (m->batch_has_pad && c->pad_token_id >= 0) {
-        pad_row = bert_tensor(m, grads, BERT_WORD_EMB) + (size_t)c->pad_token_id * C;
+        pad_row = model_tensor(b, grads, BERT_WORD_EMB) + (size_t)c->pad_token_id * C;
         be->ops->dropout_forward(be, a->pad_grad, pad_row, C, 0.0f, NULL, 0);
     }
-    be->ops->embedding_backward(be, bert_tensor(m, grads, BERT_WORD_EMB), bert_tensor(m, grads, BERT_POS_EMB),
-                                bert_tensor(m, grads, BERT_TYPE_EMB), demb, a->ids,
-                                m->has_type_ids ? a->type_ids : NULL, m->B, m->T, c->hidden_size);
+    be->ops->embedding_backward(be, model_tensor(b, grads, BERT_WORD_EMB), model_tensor(b, grads, BERT_POS_EMB),
+                                model_tensor(b, grads, BERT_TYPE_EMB), demb, b->ids,
+                                m->has_type_ids ? a->type_ids : NULL, b->B, b->T, c->hidden_size);
     if (pad_row) be->ops->dropout_forward(be, pad_row, a->pad_grad, C, 0.0f, NULL, 0);
-    return LM_OK;
 }
 
-lm_status bert_backward(bert_model *m, float loss_scale, int accumulate) {
-    if (!m->has_targets)
-        return lm_error_set(LM_ERR_INVALID, "architecture 'bert': backward needs a forward with labels first (and "
-                                            "runs once per forward)");
+void bert_backward(model_base *b, float loss_scale) {
+    bert_model *m = bert_of(b);
     const bert_config *c = &m->config;
-    lm_backend *be = m->backend;
+    lm_backend *be = b->backend;
     const lm_backend_ops *ops = be->ops;
-    const int B = m->B, T = m->T, N = B * T;
-    const int C = c->hidden_size, I = c->intermediate_size, NH = c->num_attention_heads;
-    const int L = c->num_hidden_layers, tanh_gelu = c->gelu_tanh;
+    const int N = b->B * b->T, C = c->hidden_size, I = c->intermediate_size, L = c->num_hidden_layers;
+    const int tanh_gelu = c->gelu_tanh;
     const size_t NC = (size_t)N * (size_t)C, NI = (size_t)N * (size_t)I;
-    const size_t n_att = (size_t)B * (size_t)NH * (size_t)T * (size_t)T;
-    const lm_step_state *key = m->key;
-    const model_recompute recompute = c->device.recompute;
+    const lm_step_state *key = b->key;
+    const int recompute = b->device.recompute >= MODEL_RECOMPUTE_ACTIVATIONS;
     bert_acts *a = &m->acts;
-    float *params = m->buffers.params, *grads = m->buffers.grads;
-    m->has_targets = 0;
-    m->logits_valid = 0;
-    model_buffers_prepare_grads(&m->buffers, accumulate);
-    m->logits_gone = "backward has overwritten the logits of the last forward with their gradients: read them "
-                     "between forward and backward";
-#define P(index) bert_tensor(m, params, (index))
-#define G(index) bert_tensor(m, grads, (index))
+    float *params = b->buffers.params, *grads = b->buffers.grads;
+#define P(index) model_tensor(b, params, (index))
+#define G(index) model_tensor(b, grads, (index))
 
     bert_head_backward(m, loss_scale);
     const float *x0 = m->hidden_p > 0.0f ? a->x0 : a->emb_ln;
 
     float *dqkv[3] = {a->dqkv, a->dqkv + NC, a->dqkv + 2 * NC};
     for (int l = L - 1; l >= 0; l--) {
-        bert_layer_acts *la = &m->layer_acts[l];
-        const float *layer_input = l > 0 ? m->layer_acts[l - 1].ln2 : x0;
+        bert_layer_acts *la = &a->layers[l];
+        const float *layer_input = l > 0 ? a->layers[l - 1].ln2 : x0;
 #define W(k) P(BERT_LAYER_TENSOR(l, k))
 #define DW(k) G(BERT_LAYER_TENSOR(l, k))
         /* Feed-forward: ln2 = LN(ln1 + dropout(out(gelu(inter(ln1))))); dres_a = d ln2. */
         ops->zero(be, a->dres_b, NC * sizeof(float));
         ops->layernorm_backward(be, a->dres_b, DW(BERT_OUTLN_W), DW(BERT_OUTLN_B), a->dres_a, la->res2,
                                 W(BERT_OUTLN_W), la->ln2_mean, la->ln2_rstd, N, C);
-        const float *dbranch = dropout_backward_or_identity(be, a->dbranch, a->dres_b, NC, m->hidden_p, key,
-                                                            model_dropout_site(l, MODEL_SITE_FFN_OUT));
+        const float *dbranch = model_dropout_backward_or_identity(be, a->dbranch, a->dres_b, NC, m->hidden_p, key,
+                                                                  MODEL_DROPOUT_FFN_OUT, l);
         /* Buffers shared by all layers under `recompute` hold a later layer's
          * values: rebuild this layer's with the op that made them (bert.h). */
-        if (recompute >= MODEL_RECOMPUTE_ACTIVATIONS) ops->gelu_forward(be, la->inter_gelu, la->inter, NI, tanh_gelu);
+        if (recompute) ops->gelu_forward(be, la->inter_gelu, la->inter, NI, tanh_gelu);
         ops->zero(be, a->dinter_gelu, NI * sizeof(float));
         ops->matmul_backward(be, a->dinter_gelu, DW(BERT_OUT_W), DW(BERT_OUT_B), dbranch, la->inter_gelu,
                              W(BERT_OUT_W), N, I, C, LM_W_OUT_IN);
@@ -106,26 +87,14 @@ lm_status bert_backward(bert_model *m, float loss_scale, int accumulate) {
         ops->zero(be, a->dres_a, NC * sizeof(float));
         ops->layernorm_backward(be, a->dres_a, DW(BERT_ATTLN_W), DW(BERT_ATTLN_B), a->dres_b, la->res1,
                                 W(BERT_ATTLN_W), la->ln1_mean, la->ln1_rstd, N, C);
-        dbranch = dropout_backward_or_identity(be, a->dbranch, a->dres_a, NC, m->hidden_p, key,
-                                               model_dropout_site(l, MODEL_SITE_ATTENTION_OUT));
+        dbranch = model_dropout_backward_or_identity(be, a->dbranch, a->dres_a, NC, m->hidden_p, key,
+                                                     MODEL_DROPOUT_ATTENTION_OUT, l);
         ops->zero(be, a->datty, NC * sizeof(float));
         ops->matmul_backward(be, a->datty, DW(BERT_ATTOUT_W), DW(BERT_ATTOUT_B), dbranch, la->atty, W(BERT_ATTOUT_W),
                              N, C, C, LM_W_OUT_IN);
         ops->zero(be, a->dqkv, 3 * NC * sizeof(float));
-        const int att_site = model_dropout_site(l, MODEL_SITE_ATTENTION_PROBS);
-        float *att = m->attn_p > 0.0f ? la->att : la->preatt; /* as in forward */
-        if (recompute == MODEL_RECOMPUTE_ATTENTION) {
-            /* The same forward on the same inputs (its output goes to
-             * a->proj, free during backward). */
-            ops->attention_forward(be, a->proj, la->preatt, att, la->q, la->k, la->v, C,
-                                   m->has_key_mask ? a->key_mask : NULL, 0, B, T, C, NH, m->attn_p, key, att_site);
-        } else if (recompute == MODEL_RECOMPUTE_ACTIVATIONS && m->attn_p > 0.0f) {
-            /* preatt through the mask attention_forward drew: the same
-             * seed, stream and flat index give the same bits. */
-            ops->dropout_forward(be, la->att, la->preatt, n_att, m->attn_p, key, att_site);
-        }
-        ops->attention_backward(be, dqkv[0], dqkv[1], dqkv[2], a->datt_scratch, a->datty, la->preatt, att, la->q,
-                                la->k, la->v, C, B, T, C, NH, m->attn_p, key, att_site);
+        model_attention_backward(b, dqkv[0], dqkv[1], dqkv[2], a->datt_scratch, a->proj, a->datty, la->preatt,
+                                 la->att, la->q, la->k, la->v, C, m->attn_p, l);
         static const int weight_of[3] = {BERT_Q_W, BERT_K_W, BERT_V_W};
         for (int j = 0; j < 3; j++)
             ops->matmul_backward(be, a->dres_a, DW(weight_of[j]), DW(weight_of[j] + 1), dqkv[j], layer_input,
@@ -135,15 +104,12 @@ lm_status bert_backward(bert_model *m, float loss_scale, int accumulate) {
     }
 
     /* Embeddings: x0 = dropout(LN(emb)). */
-    const float *demb_ln = dropout_backward_or_identity(be, a->dbranch, a->dres_a, NC, m->hidden_p, key,
-                                                        MODEL_SITE_EMBEDDINGS);
+    const float *demb_ln = model_dropout_backward_or_identity(be, a->dbranch, a->dres_a, NC, m->hidden_p, key,
+                                                              MODEL_DROPOUT_EMBEDDINGS, 0);
     ops->zero(be, a->dres_b, NC * sizeof(float));
     ops->layernorm_backward(be, a->dres_b, G(BERT_EMB_LN_W), G(BERT_EMB_LN_B), demb_ln, a->emb, P(BERT_EMB_LN_W),
                             a->emb_ln_mean, a->emb_ln_rstd, N, C);
 #undef P
 #undef G
-    lm_status status = embedding_backward(m, a->dres_b);
-    if (status == LM_OK) status = ops->check(be);
-    if (status != LM_OK) lm_error_prefix("architecture 'bert' backward: ");
-    return status;
+    embedding_backward(m, a->dres_b);
 }

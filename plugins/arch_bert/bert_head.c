@@ -29,6 +29,7 @@
  * (the head has no dropout, so this is what the forward would have
  * computed). */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "bert.h"
 
@@ -41,29 +42,24 @@ static size_t logits_rows_for(size_t rows, size_t max_rows) {
 
 static lm_status ensure_logits(bert_model *m, size_t rows, size_t max_rows) {
     if (rows <= m->logits_capacity) return LM_OK;
-    lm_backend *be = m->backend;
-    if (m->logits_memory) be->ops->free(be, m->logits_memory);
-    m->logits_memory = NULL;
-    m->acts.logits = NULL;
-    m->logits_capacity = 0;
-    const size_t capacity = logits_rows_for(rows, max_rows);
+    const size_t capacity = logits_rows_for(rows, max_rows), V = (size_t)m->config.vocab_size;
     char what[96];
-    snprintf(what, sizeof what, "BERT logits for %zu rows x %d tokens", capacity, (int)m->config.vocab_size);
-    LM_TRY(be->ops->alloc(be, (void **)&m->logits_memory, capacity * (size_t)m->config.vocab_size * sizeof(float),
-                          what));
-    m->logits_capacity = capacity;
+    snprintf(what, sizeof what, "BERT logits for %zu rows x %zu tokens", capacity, V);
+    m->acts.logits = NULL;
+    LM_TRY(model_buffer_grow(m->base.backend, (void **)&m->logits_memory, &m->logits_capacity, capacity,
+                             V * sizeof(float), what));
     m->acts.logits = m->logits_memory;
     return LM_OK;
 }
 
-void bert_head_free(bert_model *m) {
-    if (m->backend) {
-        if (m->logits_memory) m->backend->ops->free(m->backend, m->logits_memory);
-        if (m->full_head_memory) m->backend->ops->free(m->backend, m->full_head_memory);
+void bert_head_free(model_base *b) {
+    bert_model *m = bert_of(b);
+    if (b->backend) {
+        if (m->logits_memory) b->backend->ops->free(b->backend, m->logits_memory);
+        if (m->full_head_memory) b->backend->ops->free(b->backend, m->full_head_memory);
     }
-    m->logits_memory = m->full_head_memory = NULL;
-    m->logits_capacity = m->full_head_capacity = 0;
-    m->acts.logits = NULL;
+    free(m->host_head_rows);
+    free(m->host_head_labels);
 }
 
 typedef struct head_rows {
@@ -73,18 +69,18 @@ typedef struct head_rows {
 /* The head over `rows` rows of `input`. */
 static void head_forward(bert_model *m, const head_rows *h, const float *input, int rows) {
     const bert_config *c = &m->config;
-    lm_backend *be = m->backend;
+    lm_backend *be = m->base.backend;
     const int C = c->hidden_size, V = c->vocab_size, L = c->num_hidden_layers;
-    float *params = m->buffers.params;
-#define HEAD(k) bert_tensor(m, params, BERT_HEAD_TENSOR(L, k))
+    float *params = m->base.buffers.params;
+#define HEAD(k) model_tensor(&m->base, params, BERT_HEAD_TENSOR(L, k))
     be->ops->matmul_forward(be, h->dense, input, HEAD(BERT_HEAD_DENSE_W), HEAD(BERT_HEAD_DENSE_B), rows, C, C,
                             LM_W_OUT_IN);
     be->ops->gelu_forward(be, h->gelu, h->dense, (size_t)rows * (size_t)C, c->gelu_tanh);
     be->ops->layernorm_forward(be, h->ln, h->ln_mean, h->ln_rstd, h->gelu, HEAD(BERT_HEAD_LN_W),
                                HEAD(BERT_HEAD_LN_B), rows, C, (float)c->layer_norm_eps);
     /* The decoder: tied to the word embeddings ([V, C], an [out, in] weight), own bias. */
-    be->ops->matmul_forward(be, h->logits, h->ln, bert_tensor(m, params, BERT_WORD_EMB), HEAD(BERT_HEAD_BIAS), rows,
-                            C, V, LM_W_OUT_IN);
+    be->ops->matmul_forward(be, h->logits, h->ln, model_tensor(&m->base, params, BERT_WORD_EMB), HEAD(BERT_HEAD_BIAS),
+                            rows, C, V, LM_W_OUT_IN);
 #undef HEAD
 }
 
@@ -108,14 +104,15 @@ static lm_status upload_scored_rows(bert_model *m, const int32_t *labels, int N,
         return lm_error_set(LM_ERR_INTERNAL, "architecture 'bert': %lld scored rows, %lld expected", (long long)count,
                             (long long)n_targets);
     const size_t bytes = (size_t)count * sizeof(int32_t);
-    LM_TRY(m->backend->ops->upload(m->backend, m->acts.head_rows, rows, bytes));
-    return m->backend->ops->upload(m->backend, m->acts.head_labels, row_labels, bytes);
+    lm_backend *be = m->base.backend;
+    LM_TRY(be->ops->upload(be, m->acts.head_rows, rows, bytes));
+    return be->ops->upload(be, m->acts.head_labels, row_labels, bytes);
 }
 
-lm_status bert_head_forward(bert_model *m, const lm_batch *batch, int64_t n_targets, float *loss) {
-    lm_backend *be = m->backend;
+lm_status bert_head_forward(bert_model *m, const lm_batch *batch, int64_t n_targets, lm_step_state *state) {
+    lm_backend *be = m->base.backend;
     bert_acts *a = &m->acts;
-    const int N = batch->B * batch->T, C = m->config.hidden_size, V = m->config.vocab_size;
+    const int N = batch->B * batch->T, C = m->config.hidden_size;
     m->head_sparse = batch->labels != NULL;
     m->head_n = m->head_sparse ? (int32_t)n_targets : N;
     const int rows = m->head_n;
@@ -128,24 +125,22 @@ lm_status bert_head_forward(bert_model *m, const lm_batch *batch, int64_t n_targ
     }
     head_rows h = model_head_rows(m);
     head_forward(m, &h, input, rows);
-    if (!m->head_sparse) return LM_OK;
-    be->ops->crossentropy_forward(be, a->losses, a->logits, a->head_labels, rows, V);
-    if (loss) be->ops->loss_mean(be, loss, a->losses, (size_t)rows, n_targets);
+    if (m->head_sparse) model_forward_loss(&m->base, a->losses, a->logits, a->head_labels, rows, n_targets, state);
     return LM_OK;
 }
 
 void bert_head_backward(bert_model *m, float loss_scale) {
     const bert_config *c = &m->config;
-    lm_backend *be = m->backend;
+    lm_backend *be = m->base.backend;
     const lm_backend_ops *ops = be->ops;
     bert_acts *a = &m->acts;
     const int M = m->head_n, C = c->hidden_size, V = c->vocab_size, L = c->num_hidden_layers;
-    const size_t MC = (size_t)M * (size_t)C, NC = (size_t)m->B * (size_t)m->T * (size_t)C;
-    float *params = m->buffers.params, *grads = m->buffers.grads;
-#define P(index) bert_tensor(m, params, (index))
-#define G(index) bert_tensor(m, grads, (index))
+    const size_t MC = (size_t)M * (size_t)C, NC = (size_t)m->base.B * (size_t)m->base.T * (size_t)C;
+    float *params = m->base.buffers.params, *grads = m->base.buffers.grads;
+#define P(index) model_tensor(&m->base, params, (index))
+#define G(index) model_tensor(&m->base, grads, (index))
     /* d(mean loss * loss_scale)/dlogits, written over the logits. */
-    ops->crossentropy_backward(be, a->logits, a->logits, a->head_labels, loss_scale / (float)m->n_targets, M, V);
+    ops->crossentropy_backward(be, a->logits, a->logits, a->head_labels, loss_scale / (float)m->base.n_targets, M, V);
     /* Top down; datty, dbranch and dres_b serve as scratch here. */
     float *dhead_ln = a->datty, *dhead_gelu = a->dbranch, *dhead_dense = a->dres_b, *dhead_in = a->datty;
     ops->zero(be, dhead_ln, MC * sizeof(float));
@@ -170,18 +165,11 @@ void bert_head_backward(bert_model *m, float loss_scale) {
 
 /* The head over all N rows of the last forward, into full_head_memory. */
 static lm_status full_logits(bert_model *m, const float **logits) {
-    lm_backend *be = m->backend;
-    const size_t N = (size_t)m->B * (size_t)m->T, C = (size_t)m->config.hidden_size;
+    const size_t N = (size_t)m->base.B * (size_t)m->base.T, C = (size_t)m->config.hidden_size;
     const size_t V = (size_t)m->config.vocab_size, NC = (N * C + 15) & ~(size_t)15, NS = (N + 15) & ~(size_t)15;
-    const size_t need = 3 * NC + 2 * NS + N * V;
-    if (need > m->full_head_capacity) {
-        if (m->full_head_memory) be->ops->free(be, m->full_head_memory);
-        m->full_head_memory = NULL;
-        m->full_head_capacity = 0;
-        LM_TRY(be->ops->alloc(be, (void **)&m->full_head_memory, need * sizeof(float),
-                              "BERT logits of every position (logits() after a forward with labels)"));
-        m->full_head_capacity = need;
-    }
+    LM_TRY(model_buffer_grow(m->base.backend, (void **)&m->full_head_memory, &m->full_head_capacity,
+                             3 * NC + 2 * NS + N * V, sizeof(float),
+                             "BERT logits of every position (logits() after a forward with labels)"));
     float *base = m->full_head_memory;
     head_rows h = {base, base + NC, base + 2 * NC, base + 3 * NC, base + 3 * NC + NS, base + 3 * NC + 2 * NS};
     head_forward(m, &h, m->encoder_out, (int)N);
@@ -189,9 +177,9 @@ static lm_status full_logits(bert_model *m, const float **logits) {
     return LM_OK;
 }
 
-lm_status bert_head_download_logits(bert_model *m, float *out) {
+lm_status bert_head_download_logits(model_base *b, float *out, size_t count) {
+    bert_model *m = bert_of(b);
     const float *logits = m->acts.logits;
     if (m->head_sparse) LM_TRY(full_logits(m, &logits));
-    const size_t n = (size_t)m->B * (size_t)m->T * (size_t)m->config.vocab_size;
-    return m->backend->ops->download(m->backend, out, logits, n * sizeof(float));
+    return b->backend->ops->download(b->backend, out, logits, count * sizeof(float));
 }

@@ -2,23 +2,19 @@
  *
  * Internal to the arch_gpt2 plugin.  The model is written once as calls to
  * lm_backend_ops (kernels/backend.h), so the same code runs on the CPU and on
- * CUDA; nothing here touches a device API directly. */
+ * CUDA; nothing here touches a device API directly.  The vtable slots that
+ * every architecture shares are the skeleton's (plugins/common/
+ * model_plugin.h); this plugin supplies its descriptor (gpt2_plugin.c). */
 #ifndef LM_ARCH_GPT2_H
 #define LM_ARCH_GPT2_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "backend.h"
-#include "lmcore/architecture.h"
-#include "lmcore/config.h"
-#include "lmcore/rng.h"
-#include "lmcore/tensor.h"
-#include "model_device.h"
-#include "model_dropout.h"
-#include "model_params.h"
+#include "model_plugin.h"
 
-/* The Hugging Face GPT2Config fields we honour, plus lmcore's own keys. */
+/* The Hugging Face GPT2Config fields we honour (the device keys are in the
+ * model_base). */
 typedef struct gpt2_config {
     int32_t vocab_size, n_positions, n_embd, n_layer, n_head;
     int32_t n_inner;   /* resolved: 4 * n_embd when the config says null */
@@ -26,14 +22,7 @@ typedef struct gpt2_config {
     double embd_pdrop, attn_pdrop, resid_pdrop;
     double layer_norm_epsilon, initializer_range;
     int64_t bos_token_id, eos_token_id; /* -1: null */
-    model_device device; /* device, precision, threads, profile_ops, recompute */
 } gpt2_config;
-
-/* Reads and validates the configuration (own keys, then hf_config file
- * values for keys that were not given). */
-lm_status gpt2_config_read(gpt2_config *c, lm_config *cfg);
-/* Appends config.json text in Hugging Face GPT2Config format. */
-lm_status gpt2_config_write_hf(const gpt2_config *c, lm_buffer *out);
 
 /* Tensors of one transformer block, in Hugging Face order. */
 enum {
@@ -83,7 +72,7 @@ typedef struct gpt2_acts {
     float *dqkv;         /* [N,3C] */
     float *dfch, *dfch_gelu; /* [N,H] */
     float *datt_scratch; /* [B,NH,T,T] */
-    int32_t *ids, *labels, *key_mask; /* [N] device copies of the batch */
+    int32_t *labels;     /* [N] on the device (ids and key mask: model_base) */
 } gpt2_acts;
 
 /* Incremental decoding of one sequence (gpt2_generate.c): per-layer key and
@@ -109,49 +98,28 @@ typedef struct gpt2_generation {
 } gpt2_generation;
 
 typedef struct gpt2_model {
+    model_base base; /* first: the skeleton's part (model_plugin.h) */
     gpt2_config config;
-    lm_backend *backend;
-    param_table table;
-    model_buffers buffers;
-    char device_desc[160];
-
-    /* Activations: one float allocation and one int allocation, grown when a
-     * batch needs more. */
-    float *act_memory;
-    size_t act_capacity; /* floats */
-    int32_t *int_memory;
-    size_t int_capacity; /* int32s */
     gpt2_acts acts;
-    gpt2_layer_acts *layer_acts; /* n_layer entries */
-    int32_t act_B, act_T;        /* the shape acts are carved for */
-
-    /* What the last forward did, for backward. */
-    int training;
-    int32_t B, T;
-    int has_targets;   /* forward computed a loss: backward is possible */
-    int logits_valid;  /* logits not yet overwritten by backward */
-    int has_key_mask;
-    int64_t n_targets;
-    float embd_p, attn_p, resid_p; /* dropout probabilities used */
-    const lm_step_state *key;      /* the dropout key of the last forward (device memory) */
-
-    gpt2_generation gen; /* separate from the training activations */
+    float embd_p, attn_p, resid_p; /* dropout probabilities of the last forward */
+    gpt2_generation gen;           /* separate from the training activations */
 } gpt2_model;
 
-/* Float pointer of tensor `index` inside a flat buffer. */
-static inline float *gpt2_tensor(const gpt2_model *m, float *base, int index) {
-    return base + m->table.descs[index].offset;
-}
+static inline gpt2_model *gpt2_of(model_base *m) { return (gpt2_model *)m; }
 
-lm_status gpt2_forward(gpt2_model *m, const lm_batch *batch, lm_step_state *state);
-lm_status gpt2_backward(gpt2_model *m, float loss_scale, int accumulate);
-void gpt2_acts_free(gpt2_model *m);
+/* The architecture's half of the plugin: gpt2_config.c, gpt2_forward.c,
+ * gpt2_backward.c. */
+lm_status gpt2_read_config(model_base *m, lm_config *cfg);
+lm_status gpt2_write_hf_config(const model_base *m, lm_buffer *out);
+size_t gpt2_carve_acts(model_base *m, float *base, int B, int T);
+lm_status gpt2_forward(model_base *m, const lm_batch *batch, lm_step_state *state, int64_t n_targets);
+void gpt2_backward(model_base *m, float loss_scale);
 
 /* The ABI 1.1 generate_reset / generate_step slots (gpt2_generate.c). */
-lm_status gpt2_generate_reset(gpt2_model *m, int32_t max_tokens);
-lm_status gpt2_generate_step(gpt2_model *m, const int32_t *ids, int32_t n, float *logits);
+lm_status gpt2_generate_reset(void *self, int32_t max_tokens);
+lm_status gpt2_generate_step(void *self, const int32_t *ids, int32_t n, float *logits);
 /* The weights changed: the caches no longer match them (reset required). */
-void gpt2_generate_invalidate(gpt2_model *m);
-void gpt2_generate_free(gpt2_model *m);
+void gpt2_generate_invalidate(model_base *m);
+void gpt2_generate_free(model_base *m);
 
 #endif

@@ -21,7 +21,6 @@
  * loading a file) resets before generating again, as lm_generate always
  * does; init_weights invalidates it. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "gpt2.h"
@@ -57,13 +56,13 @@ static size_t carve_generation(gpt2_model *m, float *base, size_t max_tokens) {
     return arena.used;
 }
 
-void gpt2_generate_invalidate(gpt2_model *m) {
-    m->gen.max_tokens = 0;
-    m->gen.pos = 0;
+void gpt2_generate_invalidate(model_base *m) {
+    gpt2_of(m)->gen.max_tokens = 0;
+    gpt2_of(m)->gen.pos = 0;
 }
 
-void gpt2_generate_free(gpt2_model *m) {
-    gpt2_generation *g = &m->gen;
+void gpt2_generate_free(model_base *m) {
+    gpt2_generation *g = &gpt2_of(m)->gen;
     lm_backend *be = m->backend;
     if (be) {
         if (g->memory) be->ops->free(be, g->memory);
@@ -73,42 +72,31 @@ void gpt2_generate_free(gpt2_model *m) {
     memset(g, 0, sizeof *g);
 }
 
-/* Grows a backend buffer to at least `need` elements (contents not kept). */
-static lm_status grow(lm_backend *be, void **buffer, size_t *capacity, size_t need, size_t element_size,
-                      const char *what) {
-    if (need <= *capacity) return LM_OK;
-    if (*buffer) be->ops->free(be, *buffer);
-    *buffer = NULL;
-    *capacity = 0;
-    LM_TRY(be->ops->alloc(be, buffer, need * element_size, what));
-    *capacity = need;
-    return LM_OK;
-}
-
 /* The attention probabilities of a step of n queries at position pos. */
 static lm_status ensure_att(gpt2_model *m, int32_t pos, int32_t n) {
     gpt2_generation *g = &m->gen;
     size_t need = (size_t)m->config.n_head * (size_t)n * ((size_t)pos + (size_t)n);
     char what[128];
     snprintf(what, sizeof what, "GPT-2 generation attention scores for %d new tokens after %d", (int)n, (int)pos);
-    return grow(m->backend, (void **)&g->att, &g->att_capacity, need, sizeof(float), what);
+    return model_buffer_grow(m->base.backend, (void **)&g->att, &g->att_capacity, need, sizeof(float), what);
 }
 
-lm_status gpt2_generate_reset(gpt2_model *m, int32_t max_tokens) {
+lm_status gpt2_generate_reset(void *self, int32_t max_tokens) {
+    gpt2_model *m = self;
     const gpt2_config *c = &m->config;
     gpt2_generation *g = &m->gen;
-    gpt2_generate_invalidate(m);
+    gpt2_generate_invalidate(&m->base);
     if (max_tokens < 1 || max_tokens > c->n_positions)
         return lm_error_set(LM_ERR_INVALID, "architecture 'gpt2': generate_reset(max_tokens=%d) must be between 1 "
                                             "and the model's n_positions=%d",
                             (int)max_tokens, (int)c->n_positions);
-    lm_backend *be = m->backend;
+    lm_backend *be = m->base.backend;
     size_t need = carve_generation(m, NULL, (size_t)max_tokens);
     char what[128];
     snprintf(what, sizeof what, "the GPT-2 key/value cache and activations for %d tokens", (int)max_tokens);
-    LM_TRY(grow(be, (void **)&g->memory, &g->capacity, need, sizeof(float), what));
+    LM_TRY(model_buffer_grow(be, (void **)&g->memory, &g->capacity, need, sizeof(float), what));
     carve_generation(m, g->memory, (size_t)max_tokens);
-    LM_TRY(grow(be, (void **)&g->ids, &g->ids_capacity, (size_t)max_tokens, sizeof(int32_t),
+    LM_TRY(model_buffer_grow(be, (void **)&g->ids, &g->ids_capacity, (size_t)max_tokens, sizeof(int32_t),
                 "GPT-2 generation token ids"));
     /* Enough for one-token steps up to max_tokens; a long prompt grows it. */
     LM_TRY(ensure_att(m, max_tokens - 1, 1));
@@ -151,24 +139,25 @@ static void linear(lm_backend *be, float *out, const float *inp, const float *we
     else be->ops->matmul_forward(be, out, inp, weight, bias, n, IC, OC, layout);
 }
 
-lm_status gpt2_generate_step(gpt2_model *m, const int32_t *ids, int32_t n, float *logits) {
+lm_status gpt2_generate_step(void *self, const int32_t *ids, int32_t n, float *logits) {
+    gpt2_model *m = self;
     LM_TRY(check_step(m, ids, n, logits));
     const gpt2_config *c = &m->config;
     gpt2_generation *g = &m->gen;
-    lm_backend *be = m->backend;
+    lm_backend *be = m->base.backend;
     const lm_backend_ops *ops = be->ops;
     const int pos = g->pos, C = c->n_embd, H = c->n_inner, V = c->vocab_size, NH = c->n_head, L = c->n_layer;
     const size_t nC = (size_t)n * (size_t)C, cache_stride = (size_t)g->max_tokens * (size_t)C;
     const float eps = (float)c->layer_norm_epsilon;
-    float *params = m->buffers.params;
+    float *params = m->base.buffers.params;
     LM_TRY(ensure_att(m, pos, n));
     LM_TRY(ops->upload(be, g->ids, ids, (size_t)n * sizeof(int32_t)));
 
-    const float *wte = gpt2_tensor(m, params, GPT2_WTE);
-    ops->embedding_forward(be, g->x, g->ids, NULL, wte, gpt2_tensor(m, params, GPT2_WPE) + (size_t)pos * C, NULL, 1,
+    const float *wte = model_tensor(&m->base, params, GPT2_WTE);
+    ops->embedding_forward(be, g->x, g->ids, NULL, wte, model_tensor(&m->base, params, GPT2_WPE) + (size_t)pos * C, NULL, 1,
                            n, C);
     for (int l = 0; l < L; l++) {
-#define W(k) gpt2_tensor(m, params, GPT2_LAYER_TENSOR(l, k))
+#define W(k) model_tensor(&m->base, params, GPT2_LAYER_TENSOR(l, k))
         float *k_cache = g->k_cache + (size_t)l * cache_stride, *v_cache = g->v_cache + (size_t)l * cache_stride;
         ops->layernorm_forward(be, g->ln, g->mean, g->rstd, g->x, W(GPT2_LN1_W), W(GPT2_LN1_B), n, C, eps);
         linear(be, g->qkv, g->ln, W(GPT2_QKV_W), W(GPT2_QKV_B), n, C, 3 * C, LM_W_IN_OUT);
@@ -186,7 +175,7 @@ lm_status gpt2_generate_step(gpt2_model *m, const int32_t *ids, int32_t n, float
     }
     /* Only the last position is sampled from: ln_f and the tied head on it alone. */
     ops->layernorm_forward(be, g->ln, g->mean, g->rstd, g->x + (size_t)(n - 1) * C,
-                           gpt2_tensor(m, params, GPT2_LNF_W(L)), gpt2_tensor(m, params, GPT2_LNF_B(L)), 1, C, eps);
+                           model_tensor(&m->base, params, GPT2_LNF_W(L)), model_tensor(&m->base, params, GPT2_LNF_B(L)), 1, C, eps);
     linear(be, g->logits, g->ln, wte, NULL, 1, C, V, LM_W_OUT_IN);
     LM_TRY(ops->download(be, logits, g->logits, (size_t)V * sizeof(float)));
     g->pos += n;

@@ -95,3 +95,41 @@ void hf_write_nullable(lm_json_writer *w, const char *key, int64_t value) {
     if (value < 0) lm_json_write_null(w);
     else lm_json_write_int(w, value);
 }
+
+void hf_write_begin(lm_json_writer *w, lm_buffer *out) {
+    lm_json_writer_init(w, out, 2);
+    lm_json_begin_object(w);
+}
+
+lm_status hf_write_end(lm_json_writer *w, lm_buffer *out) {
+    lm_json_end_object(w);
+    LM_TRY(lm_json_writer_finish(w));
+    return lm_buffer_append(out, "\n", 1);
+}
+
+void hf_write_int(lm_json_writer *w, const char *key, int64_t value) {
+    lm_json_key(w, key);
+    lm_json_write_int(w, value);
+}
+
+void hf_write_number(lm_json_writer *w, const char *key, double value) {
+    lm_json_key(w, key);
+    lm_json_write_number(w, value);
+}
+
+void hf_write_bool(lm_json_writer *w, const char *key, int value) {
+    lm_json_key(w, key);
+    lm_json_write_bool(w, value);
+}
+
+void hf_write_string(lm_json_writer *w, const char *key, const char *value) {
+    lm_json_key(w, key);
+    lm_json_write_cstr(w, value);
+}
+
+void hf_write_architectures(lm_json_writer *w, const char *model_class) {
+    lm_json_key(w, "architectures");
+    lm_json_begin_array(w);
+    lm_json_write_cstr(w, model_class);
+    lm_json_end_array(w);
+}

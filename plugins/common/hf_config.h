@@ -1,6 +1,7 @@
 /* Reading Hugging Face config.json files in architecture plugins: typed
  * lookups that remember the first problem (like lm_config's getters), and
- * the few helpers GPT-2 and BERT share for their configs. */
+ * the few helpers GPT-2 and BERT share for their configs: precision names,
+ * and writing config.json. */
 #ifndef LM_PLUGIN_HF_CONFIG_H
 #define LM_PLUGIN_HF_CONFIG_H
 
@@ -36,6 +37,17 @@ const char *hf_string(hf_file *f, const char *key, const char *def);
 lm_status hf_parse_precision(const char *owner, const char *name, lm_precision *out);
 const char *hf_precision_name(lm_precision p);
 
+/* Writing config.json, one key and its value a call, in the order given
+ * (transformers writes the keys sorted).  hf_write_begin starts the object
+ * in `out`; hf_write_end closes it and ends the text with a newline. */
+void hf_write_begin(lm_json_writer *w, lm_buffer *out);
+lm_status hf_write_end(lm_json_writer *w, lm_buffer *out);
+void hf_write_int(lm_json_writer *w, const char *key, int64_t value);
+void hf_write_number(lm_json_writer *w, const char *key, double value);
+void hf_write_bool(lm_json_writer *w, const char *key, int value);
+void hf_write_string(lm_json_writer *w, const char *key, const char *value);
+/* "architectures": [model_class] */
+void hf_write_architectures(lm_json_writer *w, const char *model_class);
 /* Writes key: value, or key: null for a negative value. */
 void hf_write_nullable(lm_json_writer *w, const char *key, int64_t value);
 

@@ -14,6 +14,8 @@
 
 #include <stddef.h>
 
+#include "model_device.h"
+
 /* n floats rounded up to whole 256-byte blocks. */
 static inline size_t model_arena_round(size_t n) { return (n + 63) & ~(size_t)63; }
 
@@ -34,6 +36,34 @@ static inline float *model_arena_take(model_arena *a, size_t n) {
  * `shared` is NULL: while counting, every taken pointer is NULL. */
 static inline float *model_arena_take_or_share(model_arena *a, int share, float *shared, size_t n) {
     return share ? shared : model_arena_take(a, n);
+}
+
+/* The attention probabilities in a carve: for every layer [B,NH,T,T]
+ * floats before dropout (preatt) and after it (att), or one buffer of each
+ * for all layers under `recompute` (model_device.h: att with activations,
+ * preatt too with attention).  Without attention dropout the probabilities
+ * after it do not exist: every user reads preatt (the dropout p is then
+ * 0), and att aliases it. */
+typedef struct model_arena_probs {
+    size_t size; /* floats of one buffer */
+    int share_att, share_preatt, dropout;
+    float *att, *preatt; /* the buffers all layers share (when they do) */
+} model_arena_probs;
+
+/* Takes the shared buffers (when recompute shares them). */
+static inline model_arena_probs model_arena_probs_begin(model_arena *a, model_recompute recompute, int dropout,
+                                                        size_t size) {
+    model_arena_probs p = {size, recompute >= MODEL_RECOMPUTE_ACTIVATIONS, recompute >= MODEL_RECOMPUTE_ATTENTION,
+                           dropout, NULL, NULL};
+    p.att = p.share_att && dropout ? model_arena_take(a, size) : NULL;
+    p.preatt = p.share_preatt ? model_arena_take(a, size) : NULL;
+    return p;
+}
+
+/* One layer's preatt and att. */
+static inline void model_arena_probs_layer(model_arena *a, const model_arena_probs *p, float **preatt, float **att) {
+    *preatt = model_arena_take_or_share(a, p->share_preatt, p->preatt, p->size);
+    *att = p->dropout ? model_arena_take_or_share(a, p->share_att, p->att, p->size) : *preatt;
 }
 
 #endif

@@ -15,9 +15,8 @@ int64_t param_desc_numel(const lm_param_desc *d) {
     return n;
 }
 
-lm_status param_table_add(param_table *t, int weight_decay, param_init_kind init, float init_std, int ndim,
-                          const int64_t *shape, const char *name_fmt, ...) {
-    if (ndim < 1 || ndim > 4) return lm_error_set(LM_ERR_INTERNAL, "parameter with %d dimensions", ndim);
+static lm_status add_tensor(param_table *t, int weight_decay, param_init_kind init, float init_std, int ndim,
+                            const int64_t *shape, const char *name_fmt, va_list ap) {
     if (t->count == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 64;
         lm_param_desc *descs = realloc(t->descs, cap * sizeof *descs);
@@ -32,10 +31,7 @@ lm_status param_table_add(param_table *t, int weight_decay, param_init_kind init
         t->cap = cap;
     }
     char name[256];
-    va_list ap;
-    va_start(ap, name_fmt);
     int len = vsnprintf(name, sizeof name, name_fmt, ap);
-    va_end(ap);
     if (len < 0 || (size_t)len >= sizeof name) return lm_error_set(LM_ERR_INTERNAL, "parameter name too long");
     char *owned = malloc((size_t)len + 1);
     if (!owned) return lm_error_set(LM_ERR_NOMEM, "out of memory for the parameter table");
@@ -52,6 +48,24 @@ lm_status param_table_add(param_table *t, int weight_decay, param_init_kind init
     t->init_stds[t->count] = init_std;
     t->count++;
     return LM_OK;
+}
+
+lm_status param_table_add_matrix(param_table *t, float init_std, int64_t rows, int64_t cols, const char *name_fmt,
+                                 ...) {
+    const int64_t shape[2] = {rows, cols};
+    va_list ap;
+    va_start(ap, name_fmt);
+    lm_status status = add_tensor(t, 1, PARAM_INIT_NORMAL, init_std, 2, shape, name_fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+lm_status param_table_add_vector(param_table *t, param_init_kind init, int64_t size, const char *name_fmt, ...) {
+    va_list ap;
+    va_start(ap, name_fmt);
+    lm_status status = add_tensor(t, 0, init, 0.0f, 1, &size, name_fmt, ap);
+    va_end(ap);
+    return status;
 }
 
 void param_table_layout(param_table *t) {
@@ -123,18 +137,6 @@ void model_buffers_free(model_buffers *b) {
     if (b->params) b->backend->ops->free(b->backend, b->params);
     if (b->grads) b->backend->ops->free(b->backend, b->grads);
     memset(b, 0, sizeof *b);
-}
-
-lm_status model_buffers_init_weights(model_buffers *b, const param_table *t, uint64_t seed) {
-    float *host = NULL;
-    LM_TRY(lm_alloc((void **)&host, b->n_params * sizeof(float), "initial weights (host copy)"));
-    param_table_init_host(t, host, seed);
-    lm_status status = b->backend->ops->upload(b->backend, b->params, host, b->n_params * sizeof(float));
-    /* The upload is staged: the host copy may go at once. */
-    lm_free(host);
-    LM_TRY(status);
-    b->backend->ops->zero(b->backend, b->grads, b->n_params * sizeof(float));
-    return b->backend->ops->check(b->backend);
 }
 
 void model_buffers_describe(const model_buffers *b, const param_table *t, lm_param_set *out) {

@@ -9,8 +9,8 @@
  *
  * model_buffers_* own the two flat buffers (parameters and gradients) on a
  * backend (host memory for the CPU, device memory for CUDA) and implement
- * the vtable slots that do not depend on the architecture: parameters and
- * init_weights.  The optimizer and its state live in optimizer plugins.
+ * the parameters slot (model_plugin.c implements the others).  The
+ * optimizer and its state live in optimizer plugins.
  *
  * Plugin-internal (hidden visibility): not part of the lmcore API. */
 #ifndef LM_PLUGIN_COMMON_MODEL_PARAMS_H
@@ -38,10 +38,16 @@ typedef struct param_table {
     size_t n_params; /* floats in each flat buffer */
 } param_table;
 
-/* Appends a tensor named by the printf-style name_fmt.  Offsets are assigned
- * by param_table_layout() once every tensor is declared. */
-lm_status param_table_add(param_table *t, int weight_decay, param_init_kind init, float init_std, int ndim,
-                          const int64_t *shape, const char *name_fmt, ...) LM_PRINTF(7, 8);
+/* Append a tensor named by the printf-style name_fmt.  Offsets are assigned
+ * by param_table_layout() once every tensor is declared.  The two kinds a
+ * transformer has, weight decay as the Hugging Face Trainer applies it: a
+ * matrix (a Linear or Embedding weight) is decayed and drawn from
+ * N(0, init_std²); a vector (a bias, a LayerNorm weight) is not decayed and
+ * starts as zeros or ones. */
+lm_status param_table_add_matrix(param_table *t, float init_std, int64_t rows, int64_t cols, const char *name_fmt,
+                                 ...) LM_PRINTF(5, 6);
+lm_status param_table_add_vector(param_table *t, param_init_kind init, int64_t size, const char *name_fmt, ...)
+    LM_PRINTF(4, 5);
 /* Places decayed tensors first (in declaration order), then the others. */
 void param_table_layout(param_table *t);
 /* The tensor called `name`, or NULL. */
@@ -63,9 +69,6 @@ typedef struct model_buffers {
 
 lm_status model_buffers_alloc(model_buffers *b, lm_backend *backend, const param_table *t);
 void model_buffers_free(model_buffers *b);
-/* param_table_init_host on a temporary host buffer, then upload; the
- * gradients are zeroed. */
-lm_status model_buffers_init_weights(model_buffers *b, const param_table *t, uint64_t seed);
 /* The parameters slot: the buffers, the table's descriptors, the device. */
 void model_buffers_describe(const model_buffers *b, const param_table *t, lm_param_set *out);
 /* Before a backward: zeroes the gradients unless it accumulates into them. */

@@ -1,0 +1,246 @@
+/* The architecture vtable written once (model_plugin.h). */
+#include "model_plugin.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hf_config.h"
+#include "model_arena.h"
+#include "model_dropout.h"
+
+lm_status model_buffer_grow(lm_backend *be, void **buffer, size_t *capacity, size_t need, size_t element_size,
+                            const char *what) {
+    if (need <= *capacity) return LM_OK;
+    if (*buffer) be->ops->free(be, *buffer);
+    *buffer = NULL;
+    *capacity = 0;
+    LM_TRY(be->ops->alloc(be, buffer, need * element_size, what));
+    *capacity = need;
+    return LM_OK;
+}
+
+void model_destroy(void *self) {
+    model_base *m = self;
+    if (!m) return;
+    if (m->arch->free_extra) m->arch->free_extra(m);
+    if (m->backend) {
+        if (m->act_memory) m->backend->ops->free(m->backend, m->act_memory);
+        if (m->int_memory) m->backend->ops->free(m->backend, m->int_memory);
+    }
+    free(m->layer_acts);
+    model_buffers_free(&m->buffers);
+    param_table_free(&m->table);
+    lm_backend_release(m->backend); /* destroyed now, or when the last optimizer bound to it lets go */
+    free(m);
+}
+
+lm_status model_create(const model_arch *arch, void **self, lm_config *cfg) {
+    *self = NULL;
+    model_base *m = calloc(1, arch->model_size);
+    if (!m) return lm_error_set(LM_ERR_NOMEM, "out of memory creating architecture '%s'", arch->name);
+    m->arch = arch;
+    lm_status status;
+    LM_CHECK(arch->read_config(m, cfg));
+    LM_CHECK(arch->declare_params(m));
+    param_table_layout(&m->table);
+    LM_CHECK(model_device_create_backend(&m->device, arch->name, arch->label, &m->backend));
+    LM_CHECK(model_buffers_alloc(&m->buffers, m->backend, &m->table));
+    snprintf(m->device_desc, sizeof m->device_desc, "%s", m->backend->ops->describe(m->backend));
+    m->training = 1;
+    *self = m;
+    return LM_OK;
+fail:
+    model_destroy(m);
+    return status;
+}
+
+lm_status model_info(void *self, lm_arch_info *out) {
+    model_base *m = self;
+    memset(out, 0, sizeof *out);
+    out->model_type = m->arch->name;
+    out->causal = m->arch->causal;
+    out->uses_token_types = m->arch->uses_token_types;
+    out->vocab_size = m->limits.vocab_size;
+    out->max_positions = m->limits.max_positions;
+    out->n_params = (int64_t)m->table.n_params;
+    out->device = m->device_desc;
+    out->precision = hf_precision_name(m->backend->precision);
+    return LM_OK;
+}
+
+lm_status model_parameters(void *self, lm_param_set *out) {
+    model_base *m = self;
+    model_buffers_describe(&m->buffers, &m->table, out);
+    return LM_OK;
+}
+
+lm_status model_set_training(void *self, int training) {
+    ((model_base *)self)->training = training != 0;
+    return LM_OK;
+}
+
+lm_status model_hf_config(void *self, lm_buffer *out) {
+    model_base *m = self;
+    return m->arch->write_hf_config(m, out);
+}
+
+/* New weights: a saved forward, and whatever was computed from the old
+ * weights (logits, a generation cache), no longer match them. */
+lm_status model_params_written(void *self) {
+    model_base *m = self;
+    m->has_targets = 0;
+    if (m->logits_valid) {
+        m->logits_valid = 0;
+        m->logits_gone = "the weights were replaced since the last forward: run forward again";
+    }
+    if (m->arch->weights_replaced) m->arch->weights_replaced(m);
+    return LM_OK;
+}
+
+/* Drawn on the host (param_table_init_host), so that the CPU and the GPU
+ * start from the same weights; the gradients are zeroed. */
+lm_status model_init_weights(void *self, uint64_t seed) {
+    model_base *m = self;
+    model_params_written(m);
+    model_buffers *b = &m->buffers;
+    lm_backend *be = m->backend;
+    char what[96];
+    snprintf(what, sizeof what, "initial %s weights (host copy)", m->arch->label);
+    float *host = NULL;
+    LM_TRY(lm_alloc((void **)&host, b->n_params * sizeof(float), what));
+    param_table_init_host(&m->table, host, seed);
+    if (m->arch->adjust_initial_weights) m->arch->adjust_initial_weights(m, host);
+    lm_status status = be->ops->upload(be, b->params, host, b->n_params * sizeof(float));
+    lm_free(host); /* uploads are staged: the host copy may go at once */
+    LM_TRY(status);
+    be->ops->zero(be, b->grads, b->n_params * sizeof(float));
+    return be->ops->check(be);
+}
+
+/* Carves the activations and the batch arrays for (B, T), growing the two
+ * allocations when the shape needs more (they never shrink, so alternating
+ * batch shapes do not reallocate). */
+static lm_status ensure_acts(model_base *m, int B, int T) {
+    if (m->act_B == B && m->act_T == T) return LM_OK;
+    const model_arch *arch = m->arch;
+    lm_backend *be = m->backend;
+    if (!m->layer_acts && m->n_layer > 0) {
+        m->layer_acts = calloc((size_t)m->n_layer, arch->layer_acts_size);
+        if (!m->layer_acts) return lm_error_set(LM_ERR_NOMEM, "out of memory for the %s layer table", arch->label);
+    }
+    m->act_B = m->act_T = 0;
+    char what[96];
+    snprintf(what, sizeof what, "%s activations for a batch of %d x %d tokens", arch->label, B, T);
+    LM_TRY(model_buffer_grow(be, (void **)&m->act_memory, &m->act_capacity, arch->carve_acts(m, NULL, B, T),
+                             sizeof(float), what));
+    const size_t stride = model_arena_round((size_t)B * (size_t)T);
+    snprintf(what, sizeof what, "%s batch ids", arch->label);
+    LM_TRY(model_buffer_grow(be, (void **)&m->int_memory, &m->int_capacity,
+                             (size_t)(2 + arch->extra_batch_arrays) * stride, sizeof(int32_t), what));
+    m->ids = m->int_memory;
+    m->key_mask_memory = m->int_memory + stride;
+    m->extra_batch_ints = m->int_memory + 2 * stride;
+    m->batch_ints_stride = stride;
+    arch->carve_acts(m, m->act_memory, B, T);
+    if (arch->acts_ready) LM_TRY(arch->acts_ready(m, B, T));
+    m->act_B = B;
+    m->act_T = T;
+    return LM_OK;
+}
+
+lm_status model_forward(void *self, const lm_batch *batch, lm_step_state *state) {
+    model_base *m = self;
+    lm_backend *be = m->backend;
+    int64_t n_targets = 0;
+    m->has_targets = 0;
+    m->logits_valid = 0;
+    LM_TRY(model_batch_check(&m->limits, batch, &n_targets));
+    if (m->training && !state && m->dropout_configured)
+        return lm_error_set(LM_ERR_INVALID, "architecture '%s': forward in training mode needs a step state (its "
+                                            "dropout key); pass one, or set_training(0) for inference",
+                            m->arch->name);
+    LM_TRY(ensure_acts(m, batch->B, batch->T));
+    const size_t id_bytes = (size_t)batch->B * (size_t)batch->T * sizeof(int32_t);
+    LM_TRY(be->ops->upload(be, m->ids, batch->input_ids, id_bytes));
+    if (batch->attention_mask) LM_TRY(be->ops->upload(be, m->key_mask_memory, batch->attention_mask, id_bytes));
+    m->key_mask = batch->attention_mask ? m->key_mask_memory : NULL;
+    m->B = batch->B;
+    m->T = batch->T;
+    m->key = state;
+    LM_TRY(m->arch->forward(m, batch, state, n_targets));
+    m->logits_valid = 1;
+    m->logits_gone = NULL;
+    if (batch->labels) {
+        m->n_targets = n_targets;
+        m->has_targets = 1;
+    }
+    return be->ops->check(be);
+}
+
+void model_forward_loss(model_base *m, float *losses, const float *logits, const int32_t *labels, int rows,
+                        int64_t n_targets, lm_step_state *state) {
+    lm_backend *be = m->backend;
+    be->ops->crossentropy_forward(be, losses, logits, labels, rows, m->limits.vocab_size);
+    if (state) be->ops->loss_mean(be, &state->loss, losses, (size_t)rows, n_targets);
+}
+
+lm_status model_backward(void *self, float loss_scale, int accumulate) {
+    model_base *m = self;
+    if (!m->has_targets)
+        return lm_error_set(LM_ERR_INVALID, "architecture '%s': backward needs a forward with labels first (and "
+                                            "runs once per forward)",
+                            m->arch->name);
+    m->has_targets = 0;
+    m->logits_valid = 0;
+    m->logits_gone = NULL;
+    model_buffers_prepare_grads(&m->buffers, accumulate);
+    m->arch->backward(m, loss_scale);
+    lm_status status = m->backend->ops->check(m->backend);
+    if (status != LM_OK) lm_error_prefix("architecture '%s' backward: ", m->arch->name);
+    return status;
+}
+
+lm_status model_logits(void *self, float *out, size_t count) {
+    model_base *m = self;
+    if (m->B == 0) return lm_error_set(LM_ERR_INVALID, "logits: run forward first (no batch has been run)");
+    if (!m->logits_valid)
+        return lm_error_set(LM_ERR_INVALID, "logits: %s",
+                            m->logits_gone ? m->logits_gone
+                                           : "backward has overwritten the logits of the last forward with their "
+                                             "gradients: read them between forward and backward");
+    const int32_t V = m->limits.vocab_size;
+    size_t n = (size_t)m->B * (size_t)m->T * (size_t)V;
+    if (count != n)
+        return lm_error_set(LM_ERR_INVALID, "logits: the last batch has %zu logits (B=%d x T=%d x vocab %d), the "
+                                            "destination holds %zu",
+                            n, (int)m->B, (int)m->T, (int)V, count);
+    if (m->arch->download_logits) return m->arch->download_logits(m, out, n);
+    return m->backend->ops->download(m->backend, out, m->logits, n * sizeof(float));
+}
+
+void model_attention_forward(model_base *m, float *out, float *preatt, float *att, const float *q, const float *k,
+                             const float *v, int stride, float p, int layer) {
+    m->backend->ops->attention_forward(m->backend, out, preatt, model_attention_probs(preatt, att, p), q, k, v,
+                                       stride, m->key_mask, m->arch->causal, m->B, m->T, m->width, m->n_head, p,
+                                       m->key, model_dropout_stream(MODEL_DROPOUT_ATTENTION_PROBS, layer));
+}
+
+void model_attention_backward(model_base *m, float *dq, float *dk, float *dv, float *scratch, float *out_scratch,
+                              const float *dout, float *preatt, float *att, const float *q, const float *k,
+                              const float *v, int stride, float p, int layer) {
+    lm_backend *be = m->backend;
+    const int site = model_dropout_stream(MODEL_DROPOUT_ATTENTION_PROBS, layer);
+    const model_recompute recompute = m->device.recompute;
+    if (recompute == MODEL_RECOMPUTE_ATTENTION) {
+        /* The same forward on the same inputs. */
+        model_attention_forward(m, out_scratch, preatt, att, q, k, v, stride, p, layer);
+    } else if (recompute == MODEL_RECOMPUTE_ACTIVATIONS && p > 0.0f) {
+        /* preatt through the mask attention_forward drew: the same seed,
+         * stream and flat index give the same bits. */
+        const size_t n_att = (size_t)m->B * (size_t)m->n_head * (size_t)m->T * (size_t)m->T;
+        be->ops->dropout_forward(be, att, preatt, n_att, p, m->key, site);
+    }
+    be->ops->attention_backward(be, dq, dk, dv, scratch, dout, preatt, model_attention_probs(preatt, att, p), q, k, v,
+                                stride, m->B, m->T, m->width, m->n_head, p, m->key, site);
+}

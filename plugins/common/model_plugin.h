@@ -1,0 +1,164 @@
+/* The architecture vtable written once: what every transformer plugin does
+ * the same way, over a small descriptor of what it does its own way.
+ *
+ * An architecture plugin (GPT-2, BERT) supplies a model_arch: its sizes,
+ * how it reads its configuration and declares its parameters, how it lays
+ * out its activations, and its forward and backward.  The functions below
+ * are the lm_architecture_vtable slots; the plugin's vtable points at them
+ * (create through a one-line wrapper that names the descriptor).  They own
+ * the backend, the parameter table and flat buffers, the activation memory
+ * and the batch's ids on the device, and the state between forward and
+ * backward, with the checks and messages that go with them.
+ *
+ * The architecture's model struct starts with a model_base (the skeleton's
+ * part), so that the skeleton and the architecture see the same object.
+ *
+ * Plugin-internal (hidden visibility): not part of the lmcore API. */
+#ifndef LM_PLUGIN_MODEL_PLUGIN_H
+#define LM_PLUGIN_MODEL_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "lmcore/architecture.h"
+#include "lmcore/config.h"
+#include "model_batch.h"
+#include "model_device.h"
+#include "model_params.h"
+
+typedef struct model_base model_base;
+
+typedef struct model_arch {
+    const char *name;  /* "gpt2": lm_arch_info.model_type and the prefix of messages */
+    const char *label; /* "GPT-2": names allocations and the op profile */
+    int causal, uses_token_types;  /* lm_arch_info */
+    size_t model_size;             /* of the architecture's struct, which starts with its model_base */
+    size_t layer_acts_size;        /* of one entry of the per-layer activation table */
+    int extra_batch_arrays;        /* [N] int32 arrays on the device besides ids and the key mask */
+
+    /* Reads and checks the configuration, and fills the model_base fields
+     * it owns (limits, n_layer, width, n_head, dropout_configured, device). */
+    lm_status (*read_config)(model_base *m, lm_config *cfg);
+    /* Declares every tensor, in Hugging Face order (param_table_add_*). */
+    lm_status (*declare_params)(model_base *m);
+    /* Lays the activations of a (B, T) batch out from `base` (only counts
+     * when base is NULL) and returns the floats needed.  When assigning,
+     * m->layer_acts and the batch arrays (m->extra_batch_ints) are ready. */
+    size_t (*carve_acts)(model_base *m, float *base, int B, int T);
+    /* The forward after the skeleton's checks: the batch is valid, B, T,
+     * key, ids and key_mask of m are this batch's.  With labels it writes
+     * the mean loss over the n_targets scored labels to state->loss (when
+     * state is given). */
+    lm_status (*forward)(model_base *m, const lm_batch *batch, lm_step_state *state, int64_t n_targets);
+    /* The backward of the last forward (which had labels), into gradients
+     * the skeleton has zeroed or kept (accumulate). */
+    void (*backward)(model_base *m, float loss_scale);
+    /* Appends config.json text in the Hugging Face format. */
+    lm_status (*write_hf_config)(const model_base *m, lm_buffer *out);
+
+    /* Optional (NULL: nothing to do). */
+    /* After carve_acts assigned: what else a batch shape needs (host buffers, constants). */
+    lm_status (*acts_ready)(model_base *m, int B, int T);
+    /* The freshly drawn weights, on the host, before they are uploaded. */
+    void (*adjust_initial_weights)(model_base *m, float *host);
+    /* logits() after the skeleton's checks (NULL: download m->logits). */
+    lm_status (*download_logits)(model_base *m, float *out, size_t count);
+    /* The weights changed (init_weights, params_written): drop what was computed from them. */
+    void (*weights_replaced)(model_base *m);
+    /* Frees what the architecture allocated itself (destroy; the backend is still there, or NULL). */
+    void (*free_extra)(model_base *m);
+} model_arch;
+
+struct model_base {
+    const model_arch *arch;
+
+    /* Filled by read_config. */
+    model_device device;       /* device, precision, threads, profile_ops, recompute */
+    model_batch_limits limits; /* the batch checks: vocab_size, max_positions, type_vocab_size */
+    int32_t n_layer, width, n_head;
+    int dropout_configured;    /* any dropout p > 0: forward in training mode needs a step state */
+
+    lm_backend *backend;
+    param_table table;
+    model_buffers buffers;
+    char device_desc[160];
+
+    /* Activations: one float and one int32 allocation, grown when a batch
+     * needs more, carved for (act_B, act_T). */
+    float *act_memory;
+    size_t act_capacity; /* floats */
+    int32_t *int_memory;
+    size_t int_capacity; /* int32s */
+    void *layer_acts;    /* n_layer entries of arch->layer_acts_size */
+    int32_t act_B, act_T;
+    int32_t *extra_batch_ints; /* arch->extra_batch_arrays arrays of batch_ints_stride int32s */
+    size_t batch_ints_stride;
+
+    /* What the last forward did, for backward and logits(). */
+    int training;
+    int32_t B, T;
+    int32_t *ids;              /* [N] the input ids on the device */
+    const int32_t *key_mask;   /* [N] the attention mask on the device; NULL: the batch had none */
+    int32_t *key_mask_memory;  /* where key_mask is uploaded */
+    const lm_step_state *key;  /* the dropout key (device memory) */
+    int has_targets;           /* forward computed a loss: backward is possible (once) */
+    int64_t n_targets;
+    int logits_valid;          /* the logits of the last forward can be read */
+    const char *logits_gone;   /* why not, when !logits_valid after a forward (NULL: backward overwrote them) */
+    const float *logits;       /* [B*T, V] where logits() downloads from, unless download_logits */
+};
+
+/* The vtable slots.  create names the descriptor; the others find it in
+ * the model.  An architecture's vtable is {.create = its_create,
+ * MODEL_VTABLE_SLOTS, and any slot of its own (generate_*)}. */
+#define MODEL_VTABLE_SLOTS                                                                                         \
+    .destroy = model_destroy, .info = model_info, .parameters = model_parameters,                                  \
+    .init_weights = model_init_weights, .set_training = model_set_training, .forward = model_forward,              \
+    .backward = model_backward, .logits = model_logits, .hf_config = model_hf_config,                              \
+    .params_written = model_params_written
+lm_status model_create(const model_arch *arch, void **self, lm_config *cfg);
+void model_destroy(void *self);
+lm_status model_info(void *self, lm_arch_info *out);
+lm_status model_parameters(void *self, lm_param_set *out);
+lm_status model_init_weights(void *self, uint64_t seed);
+lm_status model_set_training(void *self, int training);
+lm_status model_forward(void *self, const lm_batch *batch, lm_step_state *state);
+lm_status model_backward(void *self, float loss_scale, int accumulate);
+lm_status model_logits(void *self, float *out, size_t count);
+lm_status model_hf_config(void *self, lm_buffer *out);
+lm_status model_params_written(void *self);
+
+/* Float pointer of tensor `index` (declaration order) inside a flat buffer
+ * (m->buffers.params or .grads). */
+static inline float *model_tensor(const model_base *m, float *base, int index) {
+    return base + m->table.descs[index].offset;
+}
+
+/* Grows a backend buffer to at least `need` elements of element_size
+ * bytes (the contents are not kept). */
+lm_status model_buffer_grow(lm_backend *be, void **buffer, size_t *capacity, size_t need, size_t element_size,
+                            const char *what);
+
+/* The loss of the forward: per-row cross-entropies of `rows` logits rows
+ * into `losses`, and their mean over n_targets to state->loss (when state
+ * is given), on the device: a loss that is not finite is flagged there
+ * (step_micro_batch_end), not read here. */
+void model_forward_loss(model_base *m, float *losses, const float *logits, const int32_t *labels, int rows,
+                        int64_t n_targets, lm_step_state *state);
+
+/* Self-attention of one layer of the last forward: q, k and v are rows of
+ * `stride` floats; the probabilities before dropout go to preatt, after
+ * it to att (unused when p = 0, when every user reads preatt: the layer's
+ * attention_probs(), which both directions use). */
+static inline float *model_attention_probs(float *preatt, float *att, float p) { return p > 0.0f ? att : preatt; }
+void model_attention_forward(model_base *m, float *out, float *preatt, float *att, const float *q, const float *k,
+                             const float *v, int stride, float p, int layer);
+/* Its backward, into zeroed dq, dk, dv: first rebuilds what `recompute`
+ * did not keep (att, and preatt with recompute=attention, whose output goes
+ * to out_scratch, [N,C] that is free during backward). */
+void model_attention_backward(model_base *m, float *dq, float *dk, float *dv, float *scratch, float *out_scratch,
+                              const float *dout, float *preatt, float *att, const float *q, const float *k,
+                              const float *v, int stride, float p, int layer);
+
+#endif
