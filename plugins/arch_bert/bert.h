@@ -4,7 +4,7 @@
  * Internal to the arch_bert plugin.  The model is written once as calls to
  * lm_backend_ops (kernels/backend.h), so the same code runs on the CPU and on
  * CUDA; nothing here touches a device API directly.  The vtable slots that
- * every architecture shares are the skeleton's (plugins/common/
+ * every architecture shares are the skeleton's (plugins/common/model/
  * model_plugin.h); this plugin supplies its descriptor (bert_plugin.c). */
 #ifndef LM_ARCH_BERT_H
 #define LM_ARCH_BERT_H

@@ -1,4 +1,4 @@
-/* plugins/common/unicode: strict UTF-8 and the Unicode 16.0 classes.
+/* plugins/common/text/unicode: strict UTF-8 and the Unicode 16.0 classes.
  *
  * The category counts are Python's unicodedata2 16.0.0 (the version HF
  * tokenizers' Oniguruma uses), computed over all 0x110000 code points. */
