@@ -4,7 +4,9 @@
  *   {exe} run {case} data={data} tmp={tmp}
  * ({build} is the build folder).  Each must exit 1 with one line
  * "lmcore: error: ..." containing TEXT, print no sanitizer report, and leave
- * no temporary file behind (atomic writes). */
+ * no temporary file behind (atomic writes).  Each "-- absent: PATH" line
+ * (placeholders as above) names an output that the failed run must not have
+ * created.  A case that runs longer than 60 s (a hang) fails. */
 #include <check.h>
 #include <dirent.h>
 #include <stdio.h>
@@ -18,13 +20,13 @@
 #define CASES LM_TEST_SOURCE_DIR "/tests/bad_inputs/cases"
 #define DATA LM_TEST_SHARED_DATA_DIR "/wikitext-2-raw"
 
-static char names[64][256];
+static char names[512][256];
 static int n_cases;
 
 static void list_cases(void) {
     DIR *d = opendir(CASES);
     struct dirent *e;
-    while (d && (e = readdir(d)) && n_cases < 64) {
+    while (d && (e = readdir(d)) && n_cases < (int)(sizeof names / sizeof names[0])) {
         size_t len = strlen(e->d_name);
         if (len > 4 && strcmp(e->d_name + len - 4, ".lua") == 0) snprintf(names[n_cases++], sizeof names[0], "%s", e->d_name);
     }
@@ -32,17 +34,25 @@ static void list_cases(void) {
     qsort(names, (size_t)n_cases, sizeof names[0], (int (*)(const void *, const void *))strcmp);
 }
 
-static void header_value(const char *path, const char *prefix, char *out, size_t cap) {
+#define HEADER_LINES 8
+
+/* The value of the nth (from 0) header line starting with prefix, or "". */
+static void header_value_at(const char *path, const char *prefix, int nth, char *out, size_t cap) {
     out[0] = '\0';
     FILE *f = fopen(path, "r");
     char line[1024];
-    for (int i = 0; f && i < 3 && fgets(line, sizeof line, f); i++) {
-        if (strncmp(line, prefix, strlen(prefix)) == 0) {
+    for (int i = 0; f && i < HEADER_LINES && fgets(line, sizeof line, f); i++) {
+        if (strncmp(line, prefix, strlen(prefix)) == 0 && nth-- == 0) {
             snprintf(out, cap, "%s", line + strlen(prefix));
             out[strcspn(out, "\n")] = '\0';
+            break;
         }
     }
     if (f) fclose(f);
+}
+
+static void header_value(const char *path, const char *prefix, char *out, size_t cap) {
+    header_value_at(path, prefix, 0, out, cap);
 }
 
 /* Replaces {key} placeholders. */
@@ -97,13 +107,14 @@ START_TEST(each_case_fails_clearly) {
     ck_assert_ptr_nonnull(mkdtemp(tmp));
     char substituted[2048];
     substitute(run_line, substituted, sizeof substituted, case_path, tmp);
-    snprintf(command, sizeof command, "cd %s && LMCORE_PLUGIN_PATH= OMP_NUM_THREADS=1 %s 2>&1", LM_TEST_SOURCE_DIR,
-             substituted);
+    snprintf(command, sizeof command, "cd %s && LMCORE_PLUGIN_PATH= OMP_NUM_THREADS=1 timeout -k 5 60 %s 2>&1",
+             LM_TEST_SOURCE_DIR, substituted);
     FILE *p = popen(command, "r");
     size_t n = fread(output, 1, sizeof output - 1, p);
     output[n] = '\0';
     int status = pclose(p);
     int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    ck_assert_msg(rc != 124 && rc != 137, "%s: still running after 60 s (a hang)\n%s", name, output);
     ck_assert_msg(rc == 1, "%s: exit status %d (expected 1)\n%s", name, rc, output);
     const char *line = strstr(output, "lmcore: error: ");
     ck_assert_msg(line != NULL, "%s: no 'lmcore: error:' line\n%s", name, output);
@@ -116,6 +127,11 @@ START_TEST(each_case_fails_clearly) {
     ck_assert_msg(strstr(output, "Sanitizer") == NULL && strstr(output, "runtime error:") == NULL,
                   "%s: sanitizer report\n%s", name, output);
     ck_assert_msg(!leftover_temporary(tmp, 2), "%s: a temporary file was left in %s", name, tmp);
+    char absent[1024], absent_path[2048];
+    for (int k = 0; header_value_at(case_path, "-- absent: ", k, absent, sizeof absent), absent[0]; k++) {
+        substitute(absent, absent_path, sizeof absent_path, case_path, tmp);
+        ck_assert_msg(access(absent_path, F_OK) != 0, "%s: the failed run left %s behind", name, absent_path);
+    }
     char cleanup[600];
     snprintf(cleanup, sizeof cleanup, "rm -rf %s", tmp);
     ck_assert_int_eq(system(cleanup), 0);
