@@ -8,8 +8,8 @@ local cfg = options.merge({model = "runs/gpt2_clm", prompt = "The", max_new_toke
                            top_k = 0, top_p = 1.0, seed = 42, device = "cpu", stop_at_eos = true}, args)
 
 local tokenizer_json = cfg.model .. "/tokenizer.json"
-local f = io.open(tokenizer_json, "r")
-if not f then error(tokenizer_json .. " not found: is " .. cfg.model .. " a folder saved by gpt2_clm.lua?", 0) end
+local f, why = io.open(tokenizer_json, "r")
+if not f then error(why .. ": is " .. cfg.model .. " a folder saved by gpt2_clm.lua?", 0) end
 local kind = lm.json_decode(f:read("a"), tokenizer_json).model.type
 f:close()
 local tokenizer <close> = lm.tokenizer(kind == "WordPiece" and "wordpiece" or "bpe", {path = tokenizer_json})

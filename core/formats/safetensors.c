@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "atomic_file.h"
+#include "user_file.h"
 #include "json_internal.h"
 #include "safetensors_internal.h"
 #include "lmcore/device.h"
@@ -244,12 +245,12 @@ lm_status lm_safetensors_open(const char *path, lm_safetensors **out) {
         return lm_error_set(LM_ERR_NOMEM, "out of memory opening '%s'", path);
     }
     lm_status status = LM_OK;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd;
     struct stat info;
-    if (fd < 0) {
-        status = lm_error_set(LM_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    } else if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
-        status = lm_error_set(LM_ERR_IO, "'%s' is not a regular file", path);
+    /* A FIFO or a device is refused (naming what it is), never waited on. */
+    status = lm_user_file_open(path, &fd, &info);
+    if (status != LM_OK) {
+        fd = -1;
     } else if (info.st_size < 8) {
         status = lm_error_set(LM_ERR_FORMAT, "'%s' is %lld bytes long: too short for a safetensors file", path,
                               (long long)info.st_size);

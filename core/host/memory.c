@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "lmcore/tensor.h"
+#include "user_file.h"
 
 static void format_bytes(char *out, size_t cap, size_t n) {
     if (n >= (1ull << 30)) snprintf(out, cap, "%.2f GiB", (double)n / (1ull << 30));
@@ -112,14 +114,17 @@ void lm_ids_free(lm_ids *ids) {
 
 lm_status lm_file_read(const char *path, lm_buffer *out) {
     lm_buffer_clear(out);
-    FILE *f = fopen(path, "rb");
-    if (!f) return lm_error_set(LM_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    /* Never blocks on a FIFO, never reads a device forever: user_file.h. */
+    int fd;
     struct stat st;
-    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-        fclose(f);
-        return lm_error_set(LM_ERR_IO, "'%s' is a directory, expected a file", path);
+    LM_TRY(lm_user_file_open(path, &fd, &st));
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        int err = errno;
+        close(fd);
+        return lm_error_set(LM_ERR_IO, "cannot open '%s': %s", path, strerror(err));
     }
-    if (fstat(fileno(f), &st) == 0 && st.st_size > 0) {
+    if (st.st_size > 0) {
         lm_status s = lm_buffer_reserve(out, (size_t)st.st_size);
         if (s != LM_OK) {
             fclose(f);

@@ -11,6 +11,7 @@
 
 #include "lua_bindings.h"
 #include "runtime.h"
+#include "user_file.h"
 
 static void on_sigint(int signo) {
     (void)signo;
@@ -164,6 +165,7 @@ lm_status lm_runtime_run(const lm_runtime_options *options, char **traceback) {
     lua_State *L = luaL_newstate();
     if (!L) return lm_error_set(LM_ERR_NOMEM, "cannot create a Lua state (out of memory)");
     luaL_openlibs(L);
+    lm_lua_guard_file_openers(L);
     lm_lua_set_registry(L, options->registry);
     luaL_requiref(L, "lm", open_lm, 1);
     lua_pop(L, 1);
@@ -185,6 +187,14 @@ lm_status lm_runtime_run(const lm_runtime_options *options, char **traceback) {
 
     lua_pushcfunction(L, traceback_handler);
     int handler = lua_gettop(L);
+    /* luaL_loadfile would block on a FIFO: what is not a regular file is
+     * refused first (stat() does not block). */
+    if (lm_user_file_check(options->script) != LM_OK) {
+        lm_error_prefix("script ");
+        status = LM_ERR_IO;
+        lua_close(L);
+        return status;
+    }
     int rc = luaL_loadfile(L, options->script);
     if (rc != LUA_OK) {
         const char *message = lua_tostring(L, -1);

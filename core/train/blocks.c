@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "blocks.h"
+#include "user_file.h"
 
 #define CACHE_MAGIC "LMBLOCKS"
 #define CACHE_VERSION 1u
@@ -66,10 +67,13 @@ static uint64_t get_u64(const unsigned char *p) {
 
 /* Maps a cache file and accepts it only if everything matches. */
 static int try_cache(lm_blocks *b, const char *path, const cache_key *key) {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return 0;
+    int fd;
     struct stat st;
-    if (fstat(fd, &st) != 0 || st.st_size < (off_t)(CACHE_HEADER + 16)) {
+    if (lm_user_file_open(path, &fd, &st) != LM_OK) {
+        lm_error_clear(); /* missing: a cache miss (what is not a file was refused before) */
+        return 0;
+    }
+    if (st.st_size < (off_t)(CACHE_HEADER + 16)) {
         close(fd);
         return 0;
     }
@@ -215,6 +219,16 @@ lm_status lm_blocks_build(lm_blocks **out, const lm_plugin *tp, void *tok, const
     if (o->cache_dir && *o->cache_dir) {
         snprintf(path, sizeof path, "%s/%s-%016llx-b%d.lmblocks", o->cache_dir, split,
                  (unsigned long long)key.tokenizer_hash, o->block_size);
+        /* A FIFO or a device in the cache's place would hang the run or be
+         * renamed over: refuse it, naming it. */
+        struct stat in_place;
+        if (stat(path, &in_place) == 0 && !S_ISREG(in_place.st_mode)) {
+            lm_blocks_free(b);
+            return lm_error_set(LM_ERR_IO,
+                                "token cache '%s' is %s, not a regular file: remove it (it is rebuilt) or choose "
+                                "another cache_dir",
+                                path, lm_user_file_kind(in_place.st_mode));
+        }
         if (try_cache(b, path, &key)) {
             lm_log(LM_LOG_INFO, "%s: %zu blocks of %d tokens from cache %s", split, b->n_blocks, b->block_size, path);
             *out = b;

@@ -1,6 +1,7 @@
 /* Logger 'report': at the end of a run, a report a person can read.
  *
- *   dir    folder for report.md and loss.svg (required; created)
+ *   dir    folder for report.md and loss.svg (required; created when they
+ *          are written)
  *   title  the plot's and the report's title ("Training report")
  *
  * The logger keeps the loss of every logging point (STEP events: the mean
@@ -32,7 +33,8 @@ static lm_status report_create(void **self, lm_config *cfg) {
     const char *dir = lm_config_string(cfg, "dir", NULL);
     const char *title = lm_config_string(cfg, "title", "Training report");
     if (!dir || !*dir) return lm_error_set(LM_ERR_INVALID, "logger 'report' needs a 'dir' for report.md and loss.svg");
-    LM_TRY(lm_mkdir_p(dir));
+    /* The folder is made when the report is written: a run that fails
+     * before its first step leaves nothing behind. */
     report *r = calloc(1, sizeof *r);
     if (!r) return lm_error_set(LM_ERR_NOMEM, "out of memory creating the report logger");
     r->dir = copy_string(dir);
@@ -148,7 +150,8 @@ static lm_status on_eval(report *r, const lm_event *ev) {
 
 static lm_status write_file(const report *r, const char *name, const lm_buffer *content) {
     lm_buffer path = {0};
-    lm_status status = lm_buffer_appendf(&path, "%s/%s", r->dir, name);
+    lm_status status = lm_mkdir_p(r->dir);
+    if (status == LM_OK) status = lm_buffer_appendf(&path, "%s/%s", r->dir, name);
     if (status == LM_OK) status = lm_file_write_atomic(path.data, content->data, content->len);
     if (status != LM_OK) lm_error_prefix("logger 'report': ");
     lm_buffer_free(&path);

@@ -1,6 +1,7 @@
 /* Logger 'tensorboard': TensorBoard event files, without TensorFlow.
  *
- *   logdir      folder for events.out.tfevents.<unix time>.<host> (created)
+ *   logdir      folder for events.out.tfevents.<unix time>.<host> (created
+ *               with the file at the run's begin, not at create())
  *   start_time  UNIX time of elapsed = 0 (default: measured at the first
  *               event); set it to make a file byte-for-byte reproducible
  *
@@ -32,13 +33,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "lmcore/lmcore.h"
 
 typedef struct tensorboard {
-    FILE *file;
+    char *logdir;
+    FILE *file; /* NULL until the run begins */
     char *path;
     int has_origin;
     double origin;  /* UNIX time at elapsed = 0 */
@@ -188,6 +191,7 @@ static void tensorboard_destroy(void *self) {
     lm_buffer_free(&tb->data);
     lm_buffer_free(&tb->record);
     free(tb->path);
+    free(tb->logdir);
     free(tb);
 }
 
@@ -227,6 +231,32 @@ static lm_status open_event_file(tensorboard *tb, const char *logdir, double sta
     return lm_error_set(LM_ERR_IO, "logger 'tensorboard': too many event files of the same second in '%s'", logdir);
 }
 
+/* What create() can check without creating anything: the nearest part of
+ * `logdir` that exists is a writable folder, so that a wrong logdir fails
+ * before the run rather than at its first event. */
+static lm_status check_logdir(const char *logdir) {
+    char dir[4096];
+    if (snprintf(dir, sizeof dir, "%s", logdir) >= (int)sizeof dir)
+        return lm_error_set(LM_ERR_INVALID, "logger 'tensorboard': logdir '%s' is too long", logdir);
+    for (;;) {
+        struct stat st;
+        if (stat(dir, &st) == 0) {
+            if (!S_ISDIR(st.st_mode))
+                return lm_error_set(LM_ERR_IO, "logger 'tensorboard' cannot create logdir '%s': '%s' is not a folder",
+                                    logdir, dir);
+            if (access(dir, W_OK) != 0)
+                return lm_error_set(LM_ERR_IO, "logger 'tensorboard' cannot create logdir '%s': '%s': %s", logdir,
+                                    dir, strerror(errno));
+            return LM_OK;
+        }
+        char *slash = strrchr(dir, '/');
+        if (!slash) return LM_OK; /* a relative path below the current folder: checked when it is made */
+        if (slash != dir) *slash = '\0';
+        else if (dir[1] != '\0') dir[1] = '\0'; /* "/x": the root is next */
+        else return LM_OK;
+    }
+}
+
 static lm_status tensorboard_create(void **self, lm_config *cfg) {
     const char *logdir = lm_config_string(cfg, "logdir", NULL);
     int has_start = lm_config_has(cfg, "start_time");
@@ -235,22 +265,31 @@ static lm_status tensorboard_create(void **self, lm_config *cfg) {
         return lm_error_set(LM_ERR_INVALID, "logger 'tensorboard' needs a 'logdir' folder for its event files");
     if (has_start && !(isfinite(start_time) && start_time > 0))
         return lm_error_set(LM_ERR_INVALID, "logger 'tensorboard': 'start_time' must be a positive UNIX time");
-    LM_TRY(lm_mkdir_p(logdir));
+    LM_TRY(check_logdir(logdir));
     tensorboard *tb = calloc(1, sizeof *tb);
-    if (!tb) return lm_error_set(LM_ERR_NOMEM, "out of memory creating the tensorboard logger");
+    if (!tb || !(tb->logdir = malloc(strlen(logdir) + 1))) {
+        free(tb);
+        return lm_error_set(LM_ERR_NOMEM, "out of memory creating the tensorboard logger");
+    }
+    strcpy(tb->logdir, logdir);
     tb->has_origin = has_start;
     tb->origin = start_time;
-    double now = has_start ? start_time : unix_time();
-    lm_status status = open_event_file(tb, logdir, now);
-    if (status == LM_OK) status = put_event_header(&tb->data, now, 0);
-    if (status == LM_OK) status = put_bytes(&tb->data, 3, "brain.Event:2", strlen("brain.Event:2"));
-    if (status == LM_OK) status = write_record(tb);
-    if (status != LM_OK) {
-        tensorboard_destroy(tb);
-        return status;
-    }
     *self = tb;
     return LM_OK;
+}
+
+/* The folder, the event file and its first record, made at the run's
+ * begin (or the first record, for a caller that sends no RUN_BEGIN): a
+ * run that fails before it leaves no empty event file behind. */
+static lm_status ensure_file(tensorboard *tb) {
+    if (tb->file) return LM_OK;
+    LM_TRY(lm_mkdir_p(tb->logdir));
+    double now = tb->has_origin ? tb->origin : unix_time();
+    LM_TRY(open_event_file(tb, tb->logdir, now));
+    lm_buffer_clear(&tb->data);
+    LM_TRY(put_event_header(&tb->data, now, 0));
+    LM_TRY(put_bytes(&tb->data, 3, "brain.Event:2", strlen("brain.Event:2")));
+    return write_record(tb);
 }
 
 static lm_status tensorboard_log(void *self, const lm_event *ev) {
@@ -260,11 +299,13 @@ static lm_status tensorboard_log(void *self, const lm_event *ev) {
     case LM_EVENT_STEP: prefix = "train/"; break;
     case LM_EVENT_EVAL: prefix = "eval/"; break;
     case LM_EVENT_RUN_END: prefix = "run/"; break;
-    default: return LM_OK; /* run begin, messages, PROGRESS: nothing to plot */
+    case LM_EVENT_RUN_BEGIN: return ensure_file(tb);
+    default: return LM_OK; /* messages, PROGRESS: nothing to plot */
     }
     size_t n_kept = 0;
     for (size_t i = 0; i < ev->n_scalars; i++) n_kept += (size_t)kept(&ev->scalars[i]);
     if (n_kept == 0) return LM_OK;
+    LM_TRY(ensure_file(tb)); /* before the origin: the header's time is the file's creation */
     if (!tb->has_origin) {
         tb->origin = unix_time() - ev->elapsed;
         tb->has_origin = 1;
@@ -276,6 +317,7 @@ static lm_status tensorboard_log(void *self, const lm_event *ev) {
 
 static lm_status tensorboard_flush(void *self) {
     tensorboard *tb = self;
+    if (!tb->file) return LM_OK; /* nothing written yet */
     return fflush(tb->file) == 0 ? LM_OK : lm_error_set(LM_ERR_IO, "cannot flush '%s'", tb->path);
 }
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "logger_test_util.h"
 #include "test_main.h"
@@ -38,6 +39,20 @@ static int count(const char *text, const char *needle) {
     for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle)) n++;
     return n;
 }
+
+/* A run that fails before its first event (a bad setting found after the
+ * loggers were made) must leave no empty log.jsonl behind. */
+START_TEST(no_event_no_file) {
+    char *dir = test_temp_dir("jsonl");
+    test_logger t;
+    char *path = open_jsonl(&t, dir, NULL);
+    test_logger_close(&t);
+    ck_assert_int_ne(access(path, F_OK), 0);
+    test_remove_dir(dir);
+    free(path);
+    free(dir);
+}
+END_TEST
 
 START_TEST(progress_makes_no_line_and_evaluations_come_at_any_step) {
     char *dir = test_temp_dir("jsonl");
@@ -110,6 +125,7 @@ END_TEST
 static Suite *suite(void) {
     Suite *s = suite_create("logger_jsonl");
     TCase *tc = tcase_create("jsonl");
+    tcase_add_test(tc, no_event_no_file);
     tcase_add_test(tc, progress_makes_no_line_and_evaluations_come_at_any_step);
     tcase_add_test(tc, every_thins_logging_points_weighting_their_intervals);
     suite_add_tcase(s, tc);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "logger_test_util.h"
 #include "test_main.h"
@@ -300,6 +301,14 @@ START_TEST(empty_run_and_bad_settings) {
     lm_config_destroy(cfg);
 
     char *dir = test_temp_dir("report");
+    /* A logger whose run failed before its first step makes nothing, not
+     * even its folder. */
+    char sub[600];
+    snprintf(sub, sizeof sub, "%s/never", dir);
+    open_report(&t, sub, NULL);
+    test_logger_close(&t);
+    ck_assert_int_ne(access(sub, F_OK), 0);
+
     open_report(&t, dir, NULL);
     lm_event ev = test_event(LM_EVENT_RUN_END, 0, 0, NULL, 0);
     ck_assert_int_eq(test_logger_log(&t, &ev), LM_OK);

@@ -1,0 +1,88 @@
+/* Lua's own file openers made safe for a user's paths.
+ *
+ * io.open, io.lines, loadfile and dofile call fopen(), which blocks
+ * forever on a FIFO, and a read of /dev/zero never ends.  Each is wrapped:
+ * a path that exists and is not a regular file is refused (stat() never
+ * blocks) before the original runs, with the message of
+ * core/host/user_file.h naming the path and what it is.  Writing stays
+ * allowed to character devices (io.open("/dev/null", "w")), which never
+ * block; a FIFO is refused for writing too (fopen waits for a reader). */
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "lua_bindings.h"
+#include "user_file.h"
+
+/* 1 when a path about to be opened with `mode` must be refused; the
+ * message is then lmcore's error message. */
+static int refused(const char *path, const char *mode) {
+    int reading = strchr(mode, 'r') != NULL || strchr(mode, '+') != NULL;
+    if (reading) return lm_user_file_check(path) != LM_OK;
+    struct stat info;
+    if (stat(path, &info) == 0 && (S_ISFIFO(info.st_mode) || S_ISSOCK(info.st_mode))) {
+        lm_error_set(LM_ERR_IO, "'%s' is %s: lmcore writes regular files only", path,
+                     lm_user_file_kind(info.st_mode));
+        return 1;
+    }
+    return 0;
+}
+
+/* io.open(path [, mode]): nil, message, errno when refused (io.open's own
+ * way to fail), else the original. */
+static int guarded_io_open(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    const char *mode = luaL_optstring(L, 2, "r");
+    if (refused(path, mode)) {
+        lua_pushnil(L);
+        lua_pushstring(L, lm_error_message());
+        lua_pushinteger(L, EINVAL);
+        return 3;
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* io.lines(path, ...), dofile(path): raise when refused.
+ * loadfile(path, ...): nil, message when refused.  A nil path means
+ * standard input for all three, which is left alone. */
+static int guarded_reader(lua_State *L, int raises) {
+    if (lua_type(L, 1) == LUA_TSTRING && refused(lua_tostring(L, 1), "r")) {
+        if (raises) return luaL_error(L, "%s", lm_error_message());
+        lua_pushnil(L);
+        lua_pushstring(L, lm_error_message());
+        return 2;
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+static int guarded_raising_reader(lua_State *L) { return guarded_reader(L, 1); }
+static int guarded_loadfile(lua_State *L) { return guarded_reader(L, 0); }
+
+/* Replaces table[name] (the table at the top of the stack) by a closure of
+ * `guard` over the original function. */
+static void wrap_field(lua_State *L, const char *name, lua_CFunction guard) {
+    lua_getfield(L, -1, name);
+    if (!lua_isfunction(L, -1)) {
+        lua_pop(L, 1);
+        return;
+    }
+    lua_pushcclosure(L, guard, 1);
+    lua_setfield(L, -2, name);
+}
+
+void lm_lua_guard_file_openers(lua_State *L) {
+    lua_pushglobaltable(L);
+    wrap_field(L, "loadfile", guarded_loadfile);
+    wrap_field(L, "dofile", guarded_raising_reader);
+    if (lua_getfield(L, -1, "io") == LUA_TTABLE) {
+        wrap_field(L, "open", guarded_io_open);
+        wrap_field(L, "lines", guarded_raising_reader);
+    }
+    lua_pop(L, 2);
+}

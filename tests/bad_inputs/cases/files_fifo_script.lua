@@ -1,0 +1,3 @@
+-- expect: script '/tmp/
+-- run: sh -c 'mkfifo {tmp}/script.lua && exec {exe} run {tmp}/script.lua'
+-- The script given to `lmcore run` is a FIFO: refused, not waited on.
