@@ -2,6 +2,7 @@
  * Exit codes: 0 success, 1 runtime error, 2 usage error. */
 #include <dirent.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,7 +213,12 @@ static int command_run(lm_registry *registry, int argc, char **argv) {
         else if (traceback) fprintf(stderr, "(set LMCORE_TRACEBACK=1 for the Lua traceback)\n");
     }
     free(traceback);
-    if (status == LM_ERR_INTERRUPTED) return 130;
+    /* 130 after Ctrl-C, 143 after SIGTERM: what a shell or a scheduler
+     * expects of a process the signal stopped. */
+    if (status == LM_ERR_INTERRUPTED) {
+        int signo = lm_runtime_interrupt_signal();
+        return 128 + (signo ? signo : SIGINT);
+    }
     return status == LM_OK ? EXIT_OK : EXIT_RUNTIME;
 }
 

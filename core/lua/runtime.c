@@ -1,7 +1,7 @@
 /* Runs a pipeline script: a fresh Lua state with the standard libraries,
  * the `lm` module preloaded, the `args` table from key=value pairs, a
- * traceback handler, and Ctrl-C turned into a flag that the trainer polls
- * between steps (it then saves and stops cleanly). */
+ * traceback handler, and Ctrl-C or SIGTERM turned into a flag that the
+ * trainer polls between steps (it then saves and stops cleanly). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,23 +13,31 @@
 #include "runtime.h"
 #include "user_file.h"
 
-static void on_sigint(int signo) {
-    (void)signo;
+/* The first interrupting signal: SIGINT (Ctrl-C) or SIGTERM (what Slurm
+ * and Kubernetes send before they kill). */
+static volatile sig_atomic_t interrupt_signal;
+
+static const char *signal_label(int signo) { return signo == SIGTERM ? "SIGTERM" : "Ctrl-C"; }
+
+static void on_interrupt(int signo) {
     if (lm_interrupted()) {
-        /* A second Ctrl-C: the user means it. */
-        signal(SIGINT, SIG_DFL);
-        raise(SIGINT);
+        /* A second signal: the user (or the scheduler) means it. */
+        signal(signo, SIG_DFL);
+        raise(signo);
         return;
     }
+    interrupt_signal = signo;
     lm_interrupt_request();
 }
+
+int lm_runtime_interrupt_signal(void) { return lm_interrupted() ? (int)interrupt_signal : 0; }
 
 /* Lua hook: long pure-Lua loops are interrupted too. */
 static void interrupt_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
     if (lm_interrupted()) {
         lua_sethook(L, NULL, 0, 0);
-        luaL_error(L, "interrupted by Ctrl-C");
+        luaL_error(L, "interrupted by %s", signal_label(interrupt_signal));
     }
 }
 
@@ -38,9 +46,15 @@ static int lm_version(lua_State *L) {
     return 1;
 }
 
+/* lm.interrupted() -> whether, and by what ("Ctrl-C", "SIGTERM") */
 static int lm_interrupted_lua(lua_State *L) {
-    lua_pushboolean(L, lm_interrupted());
-    return 1;
+    if (!lm_interrupted()) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    lua_pushboolean(L, 1);
+    lua_pushstring(L, signal_label(interrupt_signal));
+    return 2;
 }
 
 /* lm.log(level, message) with level debug|info|warn|error */
@@ -109,6 +123,7 @@ static int open_lm(lua_State *L) {
     lm_lua_open_optimizer(L);
     lm_lua_open_blocks(L);
     lm_lua_open_trainer(L);
+    lm_lua_open_lock(L);
     return 1;
 }
 
@@ -203,10 +218,13 @@ lm_status lm_runtime_run(const lm_runtime_options *options, char **traceback) {
         return status;
     }
     lm_interrupt_clear();
-    void (*previous)(int) = signal(SIGINT, on_sigint);
+    interrupt_signal = SIGINT; /* what an lm_interrupt_request() from elsewhere counts as */
+    void (*previous_int)(int) = signal(SIGINT, on_interrupt);
+    void (*previous_term)(int) = signal(SIGTERM, on_interrupt);
     lua_sethook(L, interrupt_hook, LUA_MASKCOUNT, 1000);
     rc = lua_pcall(L, 0, 0, handler);
-    signal(SIGINT, previous == SIG_ERR ? SIG_DFL : previous);
+    signal(SIGINT, previous_int == SIG_ERR ? SIG_DFL : previous_int);
+    signal(SIGTERM, previous_term == SIG_ERR ? SIG_DFL : previous_term);
     if (rc != LUA_OK) {
         const char *full = lua_tostring(L, -1);
         if (!full) full = "(error object is not a string)";

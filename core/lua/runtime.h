@@ -14,8 +14,15 @@ typedef struct lm_runtime_options {
 
 /* Runs the script.  Returns LM_OK, or the failure with lm_error_message()
  * holding "script.lua:12: what went wrong" and *traceback (malloc'd, may be
- * NULL) the Lua traceback.  Installs a SIGINT handler for the duration. */
+ * NULL) the Lua traceback.  Installs SIGINT and SIGTERM handlers for the
+ * duration: either sets the interrupt flag (the trainer saves a checkpoint
+ * and stops); a second one kills the process. */
 lm_status lm_runtime_run(const lm_runtime_options *options, char **traceback);
+
+/* The signal that interrupted the last run (SIGINT or SIGTERM), or 0: a
+ * run stopped by it exits with 128 + the signal, as the shell reports a
+ * process killed by it (130, 143), after its checkpoint and report. */
+int lm_runtime_interrupt_signal(void);
 
 /* Parses key=value pairs into a config (numbers as numbers, true/false as
  * booleans, the rest strings); usage errors name the bad argument. */

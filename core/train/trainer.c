@@ -147,6 +147,10 @@ lm_status lm_trainer_create(lm_trainer **out, lm_config *settings, lm_config *sc
         goto fail;
     }
     LM_CHECK(trainer_read_settings(t, settings, schedule_kwargs, host_schedule));
+    /* Two runs saving into one checkpoint_dir would prune and rename each
+     * other's checkpoints: the second is refused here, before any work. */
+    if (t->plan.has_checkpoint_dir)
+        LM_CHECK(lm_dir_lock_acquire(t->s.checkpoint_dir, "checkpoint_dir", &t->checkpoint_lock));
     LM_CHECK(arch_of(t)->info(parts->model.self, &t->arch));
     LM_CHECK(arch_of(t)->parameters(parts->model.self, &t->params));
     /* The step state lives on the device: hold it until that is freed. */
@@ -212,6 +216,7 @@ void lm_trainer_destroy(lm_trainer *t) {
     lm_sysmetrics_destroy(t->sysmetrics);
     free(t->loggers);
     free(t->resumed_extra);
+    lm_dir_lock_release(t->checkpoint_lock);
     free(t);
 }
 

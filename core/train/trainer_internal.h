@@ -7,6 +7,7 @@
 #include <limits.h>
 
 #include "checkpoint.h"
+#include "dir_lock.h"
 #include "sysmetrics.h"
 #include "trainer.h"
 
@@ -27,6 +28,7 @@ struct lm_trainer {
     lm_arch_info arch;
     lm_param_set params;
     lm_device *dev;
+    lm_dir_lock *checkpoint_lock; /* held while the trainer lives (dir_lock.h) */
     trainer_settings s;
     lm_trainer_plan plan;
     lm_schedule schedule;

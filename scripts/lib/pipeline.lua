@@ -39,7 +39,9 @@ end
 --        before_fit = nil or function({model, tokenizer, objective, train, eval})}
 function M.run(spec)
   local cfg = spec.cfg
-  lm.mkdir(cfg.output_dir)
+  -- One run per output_dir (created here; removed again if this run fails
+  -- before writing anything): a second run is refused, naming the first.
+  local output_lock <close> = lm.lock_dir(cfg.output_dir, "output_dir")
   local console <close> = lm.logger("console", {every = cfg.log_every})
   local jsonl <close> = lm.logger("jsonl", {path = cfg.output_dir .. "/log.jsonl", every = cfg.log_every})
   local csv <close> = lm.logger("csv", {path = cfg.output_dir .. "/log.csv"})

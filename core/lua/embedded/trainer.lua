@@ -200,12 +200,13 @@ function M.fit(t)
     fire("on_save", path)
   end
 
-  -- Ctrl-C: checked once a step is complete (evaluated and saved as the
-  -- cadence asks), so that the checkpoint it writes resumes into exactly
-  -- the run that was stopped; an evaluation Ctrl-C cut short leaves that
-  -- step unevaluated.
+  -- Ctrl-C or SIGTERM: checked once a step is complete (evaluated and
+  -- saved as the cadence asks), so that the checkpoint it writes resumes
+  -- into exactly the run that was stopped; an evaluation that the signal
+  -- cut short leaves that step unevaluated.
   local function interrupted()
-    if not lm.interrupted() then return end
+    local stopped, by = lm.interrupted() -- by: "Ctrl-C" or "SIGTERM"
+    if not stopped then return end
     local where = ""
     if t.checkpoint_dir then
       if saved_at ~= t.step then
@@ -213,7 +214,7 @@ function M.fit(t)
       end
       where = "; resume from the checkpoint in " .. t.checkpoint_dir
     end
-    error(string.format("training interrupted by Ctrl-C after step %d%s", t.step, where), 0)
+    error(string.format("training interrupted by %s after step %d%s", by, t.step, where), 0)
   end
 
   local logging, log_every = t.logging_strategy, t.logging_steps

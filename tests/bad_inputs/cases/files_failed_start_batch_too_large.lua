@@ -1,0 +1,9 @@
+-- expect: is larger than the 4 training blocks
+-- run: sh -c 'mkdir {tmp}/out && exec {exe} run scripts/gpt2_clm.lua preset=tiny data={data} train_split=test max_steps=2 threads=1 output_dir={tmp}/out cache_dir={tmp}/cache block_size=100000'
+-- absent: {tmp}/out/log.csv
+-- absent: {tmp}/out/log.jsonl
+-- absent: {tmp}/out/tb
+-- absent: {tmp}/out/report.md
+-- absent: {tmp}/out/.lmcore.lock
+-- An output_dir that existed before: the failed run leaves it as it was
+-- (no empty log.csv, log.jsonl or 40-byte TensorBoard file).

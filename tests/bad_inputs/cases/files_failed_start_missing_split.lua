@@ -1,0 +1,3 @@
+-- expect: has no split 'nosuch'
+-- run: {exe} run scripts/gpt2_clm.lua preset=tiny data={data} train_split=nosuch max_steps=2 threads=1 output_dir={tmp}/out cache_dir={tmp}/cache
+-- absent: {tmp}/out

@@ -1,0 +1,8 @@
+-- expect: output_dir '/tmp/
+-- run: sh -c 'mkdir {tmp}/out && exec flock {tmp}/out/.lmcore.lock {exe} run scripts/gpt2_clm.lua preset=tiny data={data} train_split=test max_steps=2 threads=1 output_dir={tmp}/out cache_dir={tmp}/cache'
+-- absent: {tmp}/out/log.csv
+-- absent: {tmp}/out/log.jsonl
+-- absent: {tmp}/out/tb
+-- absent: {tmp}/cache
+-- Another process holds the output_dir's lock (here flock(1), standing in
+-- for a first run): this run is refused at its start, before tokenizing.
