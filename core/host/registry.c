@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "elf_check.h"
 #include "registry.h"
 
 #ifndef LMCORE_PLUGIN_DIR_FROM_BIN /* set by the build from the install layout */
@@ -173,6 +174,8 @@ static lm_status check_descriptor(const char *path, const lm_plugin_descriptor *
 }
 
 static lm_status load_file(lm_registry *r, const char *path) {
+    /* dlopen() of a file cut short dies of SIGBUS: check it whole first. */
+    LM_TRY(lm_elf_check_file(path));
     void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!handle) {
         const char *why = dlerror();
