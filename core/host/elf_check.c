@@ -3,8 +3,10 @@
 
 #include <elf.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "user_file.h"
@@ -29,9 +31,8 @@
 #define HOST_DATA ELFDATA2MSB
 #endif
 
-/* The table of program headers may not be larger than this (65535 headers
- * of 56 bytes would be 3.5 MiB; real plugins have about ten). */
-#define MAX_PHDR_BYTES (1u << 20)
+/* Loadable segments a plugin may have (linkers make four). */
+#define MAX_LOADS 64
 
 /* 1 when [offset, offset + size) lies inside a file of file_size bytes,
  * without overflow. */
@@ -52,12 +53,12 @@ static const char *segment_name(uint32_t type) {
     }
 }
 
-static lm_status check_header(const Elf64_Ehdr *h, size_t len, uint64_t file_size) {
-    if (len < SELFMAG || memcmp(h->e_ident, ELFMAG, SELFMAG) != 0)
+static lm_status check_header(const Elf64_Ehdr *h, uint64_t size) {
+    if (size < SELFMAG || memcmp(h->e_ident, ELFMAG, SELFMAG) != 0)
         return lm_error_set(LM_ERR_FORMAT, "not an ELF file (no ELF magic bytes)");
-    if (len < sizeof *h)
+    if (size < sizeof *h)
         return lm_error_set(LM_ERR_FORMAT, "truncated: %llu bytes, shorter than an ELF header",
-                            (unsigned long long)file_size);
+                            (unsigned long long)size);
     if (h->e_ident[EI_CLASS] != ELFCLASS64)
         return lm_error_set(LM_ERR_FORMAT, "a %s ELF file; lmcore loads 64-bit plugins",
                             h->e_ident[EI_CLASS] == ELFCLASS32 ? "32-bit" : "bad-class");
@@ -77,92 +78,130 @@ static lm_status check_header(const Elf64_Ehdr *h, size_t len, uint64_t file_siz
     if (h->e_phentsize != sizeof(Elf64_Phdr))
         return lm_error_set(LM_ERR_FORMAT, "program headers of %u bytes (expected %zu)", (unsigned)h->e_phentsize,
                             sizeof(Elf64_Phdr));
-    uint64_t table = (uint64_t)h->e_phnum * sizeof(Elf64_Phdr);
-    if (!inside(h->e_phoff, table, file_size))
+    if (!inside(h->e_phoff, (uint64_t)h->e_phnum * sizeof(Elf64_Phdr), size))
         return lm_error_set(LM_ERR_FORMAT, "truncated: the program headers end past the file's %llu bytes",
-                            (unsigned long long)file_size);
-    if (!inside(h->e_phoff, table, len))
-        return lm_error_set(LM_ERR_FORMAT, "the program headers are not in the file's first %zu bytes", len);
+                            (unsigned long long)size);
     if (h->e_shoff != 0) {
         if (h->e_shentsize != sizeof(Elf64_Shdr))
             return lm_error_set(LM_ERR_FORMAT, "section headers of %u bytes (expected %zu)", (unsigned)h->e_shentsize,
                                 sizeof(Elf64_Shdr));
         /* Linkers put them last: a file cut short loses them first. */
-        if (!inside(h->e_shoff, (uint64_t)h->e_shnum * sizeof(Elf64_Shdr), file_size))
+        if (!inside(h->e_shoff, (uint64_t)h->e_shnum * sizeof(Elf64_Shdr), size))
             return lm_error_set(LM_ERR_FORMAT, "truncated: the section headers end past the file's %llu bytes",
-                                (unsigned long long)file_size);
+                                (unsigned long long)size);
     }
     return LM_OK;
 }
 
-lm_status lm_elf_check_image(const unsigned char *data, size_t len, uint64_t file_size) {
-    if (len > file_size) return lm_error_set(LM_ERR_INTERNAL, "lm_elf_check_image: %zu bytes of a %llu-byte file",
-                                             len, (unsigned long long)file_size);
+/* Whether [vaddr, vaddr + len) is backed by file bytes of a PT_LOAD segment. */
+static int in_loaded_file_bytes(const Elf64_Phdr *loads, int n, uint64_t vaddr, uint64_t len) {
+    for (int i = 0; i < n; i++)
+        if (vaddr >= loads[i].p_vaddr && inside(vaddr - loads[i].p_vaddr, len, loads[i].p_filesz)) return 1;
+    return 0;
+}
+
+/* The dynamic section is what dlopen() reads first and trusts: a file whose
+ * tail was zeroed (a crash after the size was written, before the data)
+ * has a table without its string and symbol tables.  Each entry the loader
+ * needs must be there and point into bytes the file provides. */
+static lm_status check_dynamic(const unsigned char *data, const Elf64_Phdr *dyn, const Elf64_Phdr *loads,
+                               int n_loads) {
+    if (!in_loaded_file_bytes(loads, n_loads, dyn->p_vaddr, dyn->p_filesz))
+        return lm_error_set(LM_ERR_FORMAT, "the dynamic segment is not inside a loadable one");
+    uint64_t strtab = 0, strsz = 0, symtab = 0;
+    int has_strtab = 0, has_symtab = 0, has_hash = 0, terminated = 0;
+    size_t n = (size_t)(dyn->p_filesz / sizeof(Elf64_Dyn));
+    for (size_t i = 0; i < n && !terminated; i++) {
+        Elf64_Dyn d;
+        memcpy(&d, data + dyn->p_offset + i * sizeof d, sizeof d);
+        switch (d.d_tag) {
+        case DT_NULL: terminated = 1; break;
+        case DT_STRTAB: strtab = d.d_un.d_ptr, has_strtab = 1; break;
+        case DT_STRSZ: strsz = d.d_un.d_val; break;
+        case DT_SYMTAB: symtab = d.d_un.d_ptr, has_symtab = 1; break;
+        case DT_HASH:
+        case DT_GNU_HASH: has_hash = 1; break;
+        default: break;
+        }
+    }
+    if (!terminated) return lm_error_set(LM_ERR_FORMAT, "the dynamic section has no end (DT_NULL): damaged");
+    if (!has_strtab || !has_symtab || !has_hash)
+        return lm_error_set(LM_ERR_FORMAT, "the dynamic section lacks its %s: damaged",
+                            !has_strtab ? "string table" : !has_symtab ? "symbol table" : "symbol hash table");
+    if (strsz == 0 || !in_loaded_file_bytes(loads, n_loads, strtab, strsz))
+        return lm_error_set(LM_ERR_FORMAT, "the dynamic string table is not inside the file's loaded bytes: damaged");
+    if (!in_loaded_file_bytes(loads, n_loads, symtab, sizeof(Elf64_Sym)))
+        return lm_error_set(LM_ERR_FORMAT, "the dynamic symbol table is not inside the file's loaded bytes: damaged");
+    return LM_OK;
+}
+
+lm_status lm_elf_check_image(const unsigned char *data, size_t size) {
     Elf64_Ehdr h;
     memset(&h, 0, sizeof h);
-    memcpy(&h, data, len < sizeof h ? len : sizeof h);
-    LM_TRY(check_header(&h, len, file_size));
-    int loads = 0, dynamic = 0;
+    memcpy(&h, data, size < sizeof h ? size : sizeof h);
+    LM_TRY(check_header(&h, size));
+    Elf64_Phdr loads[MAX_LOADS], dyn;
+    memset(&dyn, 0, sizeof dyn);
+    int n_loads = 0, n_dynamic = 0;
     for (unsigned i = 0; i < h.e_phnum; i++) {
         Elf64_Phdr p;
         memcpy(&p, data + h.e_phoff + (uint64_t)i * sizeof p, sizeof p); /* unaligned-safe */
-        if (p.p_type == PT_LOAD) {
-            loads++;
-            if (p.p_filesz > p.p_memsz)
-                return lm_error_set(LM_ERR_FORMAT, "segment %u (PT_LOAD) has more bytes in the file than in memory",
-                                    i);
-        }
-        if (p.p_type == PT_DYNAMIC) dynamic++;
-        if (!inside(p.p_offset, p.p_filesz, file_size))
+        if (!inside(p.p_offset, p.p_filesz, size))
             return lm_error_set(LM_ERR_FORMAT,
                                 "truncated: segment %u (%s) ends at byte %llu but the file has %llu bytes", i,
                                 segment_name(p.p_type), (unsigned long long)p.p_offset + p.p_filesz,
-                                (unsigned long long)file_size);
+                                (unsigned long long)size);
+        if (p.p_type == PT_LOAD) {
+            if (p.p_filesz > p.p_memsz)
+                return lm_error_set(LM_ERR_FORMAT, "segment %u (PT_LOAD) has more bytes in the file than in memory",
+                                    i);
+            if (n_loads == MAX_LOADS)
+                return lm_error_set(LM_ERR_FORMAT, "more than %d loadable segments: not a plugin", MAX_LOADS);
+            loads[n_loads++] = p;
+        }
+        if (p.p_type == PT_DYNAMIC) {
+            n_dynamic++;
+            dyn = p;
+        }
     }
-    if (loads == 0) return lm_error_set(LM_ERR_FORMAT, "no loadable (PT_LOAD) segment: not a shared object");
-    if (dynamic != 1)
-        return lm_error_set(LM_ERR_FORMAT, "%d dynamic (PT_DYNAMIC) segments: not a shared object", dynamic);
-    return LM_OK;
-}
-
-/* Reads `len` bytes at offset 0 (a short read is an error). */
-static lm_status read_prefix(int fd, const char *path, unsigned char *out, size_t len) {
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = pread(fd, out + done, len - done, (off_t)done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return lm_error_set(LM_ERR_IO, "cannot read '%s': %s", path, n < 0 ? strerror(errno) : "short read");
-        done += (size_t)n;
-    }
-    return LM_OK;
+    if (n_loads == 0) return lm_error_set(LM_ERR_FORMAT, "no loadable (PT_LOAD) segment: not a shared object");
+    if (n_dynamic != 1)
+        return lm_error_set(LM_ERR_FORMAT, "%d dynamic (PT_DYNAMIC) segments: not a shared object", n_dynamic);
+    return check_dynamic(data, &dyn, loads, n_loads);
 }
 
 lm_status lm_elf_check_file(const char *path) {
     int fd;
     struct stat st;
-    LM_TRY(lm_user_file_open(path, &fd, &st));
-    uint64_t file_size = (uint64_t)st.st_size;
-    /* The header, then as much of the file as the program header table
-     * needs (it follows the header in every linker's output); a table that
-     * lies beyond the file or MAX_PHDR_BYTES is refused by the check. */
-    unsigned char header[sizeof(Elf64_Ehdr)];
-    size_t need = file_size < sizeof header ? (size_t)file_size : sizeof header;
-    lm_status status = read_prefix(fd, path, header, need);
-    if (status == LM_OK && need == sizeof header) {
-        Elf64_Ehdr h;
-        memcpy(&h, header, sizeof h);
-        uint64_t end = h.e_phoff + (uint64_t)h.e_phnum * sizeof(Elf64_Phdr);
-        if (end >= h.e_phoff && end > need && end <= file_size && end <= MAX_PHDR_BYTES) need = (size_t)end;
+    lm_status opened = lm_user_file_open(path, &fd, &st);
+    if (opened != LM_OK) { /* missing, unreadable, a FIFO: unloadable, as dlopen() would say */
+        char reason[1024];
+        snprintf(reason, sizeof reason, "%s", lm_error_message());
+        return lm_error_set(LM_ERR_FORMAT, "%s: not a loadable shared object (%s)", path, reason);
     }
-    unsigned char *image = NULL;
-    if (status == LM_OK) {
-        image = malloc(need ? need : 1);
-        if (!image) status = lm_error_set(LM_ERR_NOMEM, "out of memory checking '%s'", path);
+    /* Mapped within the size fstat() gave, so reading it cannot fault
+     * (unless the file shrinks meanwhile); only the headers and the
+     * dynamic section are touched. */
+    size_t size = (size_t)st.st_size;
+    lm_status status = LM_OK;
+    if (size == 0) {
+        status = lm_error_set(LM_ERR_FORMAT, "an empty file");
+    } else {
+        void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (map == MAP_FAILED) {
+            status = lm_error_set(LM_ERR_IO, "%s: cannot map it: %s", path, strerror(errno));
+        } else {
+            status = lm_elf_check_image(map, size);
+            munmap(map, size);
+        }
     }
-    if (status == LM_OK) status = read_prefix(fd, path, image, need);
-    if (status == LM_OK) status = lm_elf_check_image(image, need, file_size);
-    free(image);
     close(fd);
-    if (status == LM_ERR_FORMAT) lm_error_prefix("%s: damaged or foreign plugin file: ", path);
+    if (status == LM_ERR_FORMAT) {
+        char reason[1024];
+        snprintf(reason, sizeof reason, "%s", lm_error_message());
+        lm_error_set(LM_ERR_FORMAT,
+                     "%s: not a loadable shared object: %s (rebuild or reinstall the plugin, or remove the file)", path,
+                     reason);
+    }
     return status;
 }

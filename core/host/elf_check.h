@@ -6,7 +6,9 @@
  * registry checks first that the file is a whole ELF shared object for
  * this machine: the header (magic, 64-bit, byte order, version, ET_DYN,
  * the machine), the program header table and every segment's file range,
- * and the section header table, all inside the file's size.  A file that
+ * and the section header table, all inside the file's size, and the
+ * dynamic section that dlopen() reads first: terminated, with its string,
+ * symbol and hash tables, pointing into bytes the file provides.  A file that
  * fails is refused with the reason, as any other unloadable file is.
  * Internal to liblmcore (the registry); fuzzed by fuzz/fuzz_elf_check.c. */
 #ifndef LMCORE_ELF_CHECK_H
@@ -17,13 +19,11 @@
 
 #include "lmcore/status.h"
 
-/* Checks the first `len` bytes of a file of `file_size` bytes (len <=
- * file_size; the header and the program header table must be among them).
- * LM_ERR_FORMAT with the reason (no path) when it is no whole shared object
- * for this machine. */
-LM_API lm_status lm_elf_check_image(const unsigned char *data, size_t len, uint64_t file_size);
-/* Reads what lm_elf_check_image needs from `path` (opened without blocking,
- * refused unless a regular file) and checks it.  Messages name the path. */
+/* Checks a whole file's bytes.  LM_ERR_FORMAT with the reason (no path)
+ * when it is no whole shared object for this machine. */
+LM_API lm_status lm_elf_check_image(const unsigned char *data, size_t size);
+/* Checks the file at `path` (opened without blocking, refused unless a
+ * regular file, mapped within its size).  Messages name the path. */
 LM_API lm_status lm_elf_check_file(const char *path);
 
 #endif
