@@ -1,7 +1,8 @@
 /* Lua's own file openers made safe for a user's paths.
  *
- * io.open, io.lines, loadfile and dofile call fopen(), which blocks
- * forever on a FIFO, and a read of /dev/zero never ends.  Each is wrapped:
+ * io.open, io.lines, io.input, io.output, loadfile and dofile call
+ * fopen(), which blocks forever on a FIFO, and a read of /dev/zero never
+ * ends.  Each is wrapped:
  * a path that exists and is not a regular file is refused (stat() never
  * blocks) before the original runs, with the message of
  * core/host/user_file.h naming the path and what it is.  Writing stays
@@ -45,7 +46,7 @@ static int guarded_io_open(lua_State *L) {
     return lua_gettop(L);
 }
 
-/* io.lines(path, ...), dofile(path): raise when refused.
+/* io.lines(path, ...), io.input(path), dofile(path): raise when refused.
  * loadfile(path, ...): nil, message when refused.  A nil path means
  * standard input for all three, which is left alone. */
 static int guarded_reader(lua_State *L, int raises) {
@@ -62,6 +63,17 @@ static int guarded_reader(lua_State *L, int raises) {
 }
 
 static int guarded_raising_reader(lua_State *L) { return guarded_reader(L, 1); }
+
+/* io.output(path): raises when `path` is a FIFO or a socket (a file or no
+ * argument is left to the original). */
+static int guarded_output(lua_State *L) {
+    if (lua_type(L, 1) == LUA_TSTRING && refused(lua_tostring(L, 1), "w"))
+        return luaL_error(L, "%s", lm_error_message());
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
 static int guarded_loadfile(lua_State *L) { return guarded_reader(L, 0); }
 
 /* Replaces table[name] (the table at the top of the stack) by a closure of
@@ -83,6 +95,8 @@ void lm_lua_guard_file_openers(lua_State *L) {
     if (lua_getfield(L, -1, "io") == LUA_TTABLE) {
         wrap_field(L, "open", guarded_io_open);
         wrap_field(L, "lines", guarded_raising_reader);
+        wrap_field(L, "input", guarded_raising_reader);
+        wrap_field(L, "output", guarded_output);
     }
     lua_pop(L, 2);
 }
