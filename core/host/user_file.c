@@ -26,7 +26,13 @@ lm_status lm_user_file_open(const char *path, int *fd, struct stat *st) {
     /* O_NONBLOCK: open() of a FIFO returns at once instead of waiting for
      * a writer; fstat() then tells what was opened. */
     int opened = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (opened < 0) return lm_error_set(LM_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    if (opened < 0) {
+        int err = errno;
+        struct stat named; /* a socket cannot be opened at all (ENXIO): say what it is */
+        if (stat(path, &named) == 0 && !S_ISREG(named.st_mode) && !S_ISDIR(named.st_mode))
+            return refuse(path, named.st_mode);
+        return lm_error_set(LM_ERR_IO, "cannot open '%s': %s", path, strerror(err));
+    }
     struct stat info;
     if (fstat(opened, &info) != 0) {
         int err = errno;
