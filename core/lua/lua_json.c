@@ -59,15 +59,15 @@ static int json_decode(lua_State *L) {
  * that the writer's buffer never leaks through a Lua error. */
 static void validate(lua_State *L, int index, int depth) {
     index = lua_absindex(L, index);
-    if (depth > 100) luaL_error(L, "json_encode: value nested too deeply (cycle?)");
+    if (depth > 100) lm_lua_error(L, "json_encode: value nested too deeply (cycle?)");
     int t = lua_type(L, index);
     if (t == LUA_TNIL || t == LUA_TBOOLEAN || t == LUA_TNUMBER || t == LUA_TSTRING) return;
-    if (t != LUA_TTABLE) luaL_error(L, "json_encode: a %s cannot be written as JSON", luaL_typename(L, index));
+    if (t != LUA_TTABLE) lm_lua_error(L, "json_encode: a %s cannot be written as JSON", luaL_typename(L, index));
     luaL_checkstack(L, 4, "json_encode: value nested too deeply");
     lua_pushnil(L);
     while (lua_next(L, index)) {
         if (lua_type(L, -2) != LUA_TSTRING && lua_type(L, -2) != LUA_TNUMBER)
-            luaL_error(L, "json_encode: table keys must be strings (or array indices)");
+            lm_lua_error(L, "json_encode: table keys must be strings (or array indices)");
         validate(L, -1, depth + 1);
         lua_pop(L, 1);
     }
