@@ -260,6 +260,21 @@ int64_t lm_config_int(lm_config *cfg, const char *key, int64_t def) {
     return def;
 }
 
+int64_t lm_config_int_range(lm_config *cfg, const char *key, int64_t def, int64_t lo, int64_t hi) {
+    const config_entry *e = find(cfg, key);
+    const char *before = cfg->problem[0] ? cfg->problem : NULL;
+    int64_t value = lm_config_int(cfg, key, def);
+    if (!e || before != NULL || cfg->problem[0] || (value >= lo && value <= hi)) return value;
+    /* Out of range: named with the value as given (never a narrowed one). */
+    char range[96];
+    if (lo == INT64_MIN) snprintf(range, sizeof range, "at most %lld", (long long)hi);
+    else if (hi == INT64_MAX) snprintf(range, sizeof range, "at least %lld", (long long)lo);
+    else snprintf(range, sizeof range, "between %lld and %lld", (long long)lo, (long long)hi);
+    note_problem(cfg, "config key '%s' for %s must be an integer %s, got %lld", key, cfg->owner, range,
+                 (long long)value);
+    return def;
+}
+
 double lm_config_number(lm_config *cfg, const char *key, double def) {
     config_entry *e = lookup(cfg, key);
     if (!e) return def;

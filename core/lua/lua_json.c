@@ -153,7 +153,7 @@ static void write_value(lua_State *L, int index, lm_json_writer *w, int depth) {
 
 static int json_encode(lua_State *L) {
     luaL_checkany(L, 1);
-    int indent = (int)luaL_optinteger(L, 2, 2);
+    int indent = (int)lm_lua_opt_int_arg(L, 2, "lm.json_encode", "indent", 2, 0, 16);
     validate(L, 1, 0);
     lm_buffer out = {0};
     lm_json_writer w;
