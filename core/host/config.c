@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "lmcore/config.h"
+#include "names.h"
 
 typedef union config_value {
     int boolean;
@@ -339,6 +340,10 @@ lm_status lm_config_validate(lm_config *cfg) {
             }
             used += (size_t)n;
         }
+        const char *near = lm_nearest_name(cfg->entries[i].key, (const char *const *)cfg->asked, cfg->n_asked);
+        if (near)
+            return lm_error_set(LM_ERR_INVALID, "unknown key '%s' for %s (known: %s): did you mean '%s'?",
+                                cfg->entries[i].key, cfg->owner, known, near);
         return lm_error_set(LM_ERR_INVALID, "unknown key '%s' for %s (known: %s)", cfg->entries[i].key, cfg->owner,
                             cfg->n_asked ? known : "none");
     }

@@ -96,8 +96,6 @@ lua_Integer lm_lua_int_arg(lua_State *L, int arg, const char *function, const ch
                            lua_Integer hi);
 lua_Integer lm_lua_opt_int_arg(lua_State *L, int arg, const char *function, const char *name, lua_Integer def,
                                lua_Integer lo, lua_Integer hi);
-/* The known name within a typo or two of `given`, else NULL. */
-const char *lm_lua_nearest_name(const char *given, const char *const *known);
 /* The option table at `index` (nil or none: no options) holds only keys of
  * `known` (NULL-terminated); else raises, suggesting the nearest key. */
 void lm_lua_check_options(lua_State *L, int index, const char *function, const char *const *known);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "lua_bindings.h"
+#include "names.h"
 
 int lm_lua_error(lua_State *L, const char *fmt, ...) {
     /* vsnprintf, not lua_pushvfstring: messages print 64-bit values (%lld, %g). */
@@ -84,42 +85,6 @@ lua_Integer lm_lua_opt_int_arg(lua_State *L, int arg, const char *function, cons
     return lm_lua_int_arg(L, arg, function, name, lo, hi);
 }
 
-/* Edit distance (Levenshtein) of short names, for "did you mean". */
-static size_t edit_distance(const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 63 || lb > 63) return (size_t)-1;
-    size_t row[64];
-    for (size_t j = 0; j <= lb; j++) row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diagonal = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t above = row[j];
-            size_t best = diagonal + (a[i - 1] != b[j - 1]);
-            if (above + 1 < best) best = above + 1;
-            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-            row[j] = best;
-            diagonal = above;
-        }
-    }
-    return row[lb];
-}
-
-const char *lm_lua_nearest_name(const char *given, const char *const *known) {
-    const char *best = NULL;
-    size_t best_distance = (size_t)-1;
-    for (size_t i = 0; known[i]; i++) {
-        size_t d = edit_distance(given, known[i]);
-        if (d < best_distance) {
-            best_distance = d;
-            best = known[i];
-        }
-    }
-    /* A near miss: a typo or two, not a different word. */
-    size_t limit = strlen(given) <= 4 ? 1 : strlen(given) <= 8 ? 2 : 3;
-    return best_distance <= limit ? best : NULL;
-}
-
 void lm_lua_check_options(lua_State *L, int index, const char *function, const char *const *known) {
     index = lua_absindex(L, index);
     if (lua_isnoneornil(L, index)) return;
@@ -144,8 +109,8 @@ void lm_lua_check_options(lua_State *L, int index, const char *function, const c
             lm_lua_describe_value(L, -1, given, sizeof given);
             lm_lua_error(L, "%s: option keys are names, got %s (known: %s)", function, given, names);
         }
-        const char *near = lm_lua_nearest_name(key, known);
-        if (near) lm_lua_error(L, "%s: unknown option '%s': did you mean '%s'? (known: %s)", function, key, near, names);
+        const char *near = lm_nearest_name(key, known, (size_t)-1);
+        if (near) lm_lua_error(L, "%s: unknown option '%s' (known: %s): did you mean '%s'?", function, key, names, near);
         lm_lua_error(L, "%s: unknown option '%s' (known: %s)", function, key, names);
     }
 }

@@ -129,7 +129,7 @@ START_TEST(user_errors_carry_no_position) {
     char *tb = NULL;
     unsetenv("LMCORE_TRACEBACK");
     ck_assert_int_ne(lm_runtime_run(&o, &tb), LM_OK);
-    ck_assert_str_eq(lm_error_message(), "unknown key 'pth' for logger 'test_logger' (known: path, fail)");
+    ck_assert_str_eq(lm_error_message(), "unknown key 'pth' for logger 'test_logger' (known: path, fail): did you mean 'path'?");
     ck_assert_ptr_null(tb);
     setenv("LMCORE_TRACEBACK", "1", 1);
     ck_assert_int_ne(lm_runtime_run(&o, &tb), LM_OK);
