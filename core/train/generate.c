@@ -94,8 +94,13 @@ lm_status lm_generate(lm_handle model, const int32_t *prompt, int32_t n_prompt, 
     int32_t V = info.vocab_size;
     for (int32_t i = 0; i < n_prompt; i++) /* the embedding lookup trusts its ids */
         if (prompt[i] < 0 || prompt[i] >= V)
-            return lm_error_set(LM_ERR_INVALID, "prompt token %d is %d, not an id of the model's vocabulary (0..%d)",
-                                i + 1, prompt[i], V - 1);
+            /* The usual cause is a tokenizer that is not the model's (its
+             * vocabulary is larger): say so, not only which id is wrong. */
+            return lm_error_set(LM_ERR_INVALID, "prompt token %d is %d, not an id of the model's vocabulary (0..%d): %s",
+                                i + 1, prompt[i], V - 1,
+                                prompt[i] < 0 ? "token ids are never negative"
+                                              : "the prompt was encoded by a tokenizer that does not match this model "
+                                                "(use the tokenizer.json saved beside it)");
     int cached = vt->generate_reset && vt->generate_step;
     stats->used_kv_cache = cached;
     stats->prompt_tokens = n_prompt;
