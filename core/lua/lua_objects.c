@@ -88,7 +88,10 @@ static int tokenizer_encode(lua_State *L) {
     } else if (lua_isboolean(L, 3)) {
         add_special = lua_toboolean(L, 3);
     } else if (!lua_isnoneornil(L, 3)) {
-        return luaL_argerror(L, 3, "expected add_special as a boolean or {add_special = boolean}");
+        char given[96];
+        lm_lua_describe_value(L, 3, given, sizeof given);
+        return lm_lua_error(L, "tokenizer:encode: expected add_special as a boolean or {add_special = boolean}, got %s",
+                            given);
     }
     lm_ids ids = {0};
     if (tok->plugin->vtable.tokenizer.encode(tok->self, text, len, add_special, &ids) != LM_OK) {

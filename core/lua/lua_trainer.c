@@ -363,7 +363,9 @@ static int trainer_next_batch(lua_State *L) {
 static int trainer_forward_backward(lua_State *L) {
     lm_trainer *t = check_trainer(L, 1);
     lua_batch *b = luaL_checkudata(L, 2, LM_BATCH_MT);
-    if (b->trainer != t) return luaL_argerror(L, 2, "the batch comes from another trainer");
+    if (b->trainer != t)
+        return lm_lua_error(L, "trainer:forward_backward: the batch comes from another trainer (use this trainer's "
+                               "next_batch())");
     if (lm_trainer_forward_backward(t, b->batch, b->serial) != LM_OK) return lm_lua_raise(L);
     return 0;
 }
