@@ -312,9 +312,13 @@ size_t lm_config_list(lm_config *cfg, const char *key, const char *const **items
 
 lm_status lm_config_require_range(lm_config *cfg, const char *key, double value, double lo, double hi) {
     if (value >= lo && value <= hi) return LM_OK;
-    note_problem(cfg, "config key '%s' for %s must be between %g and %g, got %g", key, cfg->owner, lo, hi, value);
-    return lm_error_set(LM_ERR_INVALID, "config key '%s' for %s must be between %g and %g, got %g", key, cfg->owner,
-                        lo, hi, value);
+    /* An integral value is printed whole (4294967298, not 4.29497e+09). */
+    char given[64];
+    if (value == floor(value) && fabs(value) < 1e18) snprintf(given, sizeof given, "%.0f", value);
+    else snprintf(given, sizeof given, "%g", value);
+    note_problem(cfg, "config key '%s' for %s must be between %g and %g, got %s", key, cfg->owner, lo, hi, given);
+    return lm_error_set(LM_ERR_INVALID, "config key '%s' for %s must be between %g and %g, got %s", key, cfg->owner,
+                        lo, hi, given);
 }
 
 void lm_config_reject(lm_config *cfg, const char *key, const char *fmt, ...) {

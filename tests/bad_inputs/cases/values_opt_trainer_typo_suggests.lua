@@ -1,5 +1,5 @@
--- expect: unknown key 'warmup_step' for the trainer (known:
--- and the message ends with: did you mean 'warmup_steps'?
+-- expect: ): did you mean 'warmup_steps'?
+-- an unknown trainer setting is refused with the known ones and the near miss
 local ds <close> = lm.dataset("wikitext", {path = args.data})
 local tok <close> = lm.tokenizer("bpe", {vocab_size = 300})
 tok:train(ds, "validation")
@@ -7,6 +7,4 @@ local b <close> = lm.blocks(tok, ds, "validation", {block_size = 16})
 local m <close> = lm.architecture("gpt2", {n_layer = 1, vocab_size = 300, n_embd = 16, n_head = 2, n_positions = 16, device = "cpu"})
 m:init(1)
 local o <close> = lm.objective("clm")
-local ok, err = pcall(lm.trainer, {model = m, objective = o, tokenizer = tok, train = b, warmup_step = 10})
-assert(not ok and err:find("did you mean 'warmup_steps'?", 1, true), err)
-error(err, 0)
+lm.trainer{model = m, objective = o, tokenizer = tok, train = b, warmup_step = 10}
