@@ -123,7 +123,7 @@ static float *sequence_logits(lua_State *L, lm_object *m, int index, const char 
     }
     lua_Integer T = luaL_len(L, index);
     if (T < 1) {
-        lm_lua_error(L, "need at least one token id");
+        lm_lua_error(L, "%s: need at least one token id", use);
         return NULL;
     }
     lm_arch_info info;
@@ -132,7 +132,7 @@ static float *sequence_logits(lua_State *L, lm_object *m, int index, const char 
         return NULL;
     }
     if (T > info.max_positions) {
-        lm_lua_error(L, "%d tokens exceed the model's %d positions", (int)T, info.max_positions);
+        lm_lua_error(L, "%s: %lld tokens exceed the model's %d positions", use, (long long)T, info.max_positions);
         return NULL;
     }
     int32_t *ids = malloc((size_t)T * sizeof *ids);
@@ -153,7 +153,7 @@ static float *sequence_logits(lua_State *L, lm_object *m, int index, const char 
             free(logits);
             lm_lua_error(L, "token %d of the sequence is not an id of this model's vocabulary (0..%d): got %s%s",
                          (int)i, info.vocab_size - 1, given,
-                         lua_type(L, -1) == LUA_TNUMBER && lua_isinteger(L, -1)
+                         lua_isinteger(L, -1) && lua_tointeger(L, -1) >= info.vocab_size
                              ? " (ids from a tokenizer with a larger vocabulary than the model's? encode with the "
                                "tokenizer saved beside the model)"
                              : "");

@@ -83,9 +83,13 @@ lm_status lm_generate(lm_handle model, const int32_t *prompt, int32_t n_prompt, 
         return lm_error_set(LM_ERR_INVALID, "generation needs a causal model, and '%s' is bidirectional: use "
                                             "scripts/fill_mask.lua for masked models", info.model_type);
     if (n_prompt < 1) return lm_error_set(LM_ERR_INVALID, "the prompt encodes to no token: give some text");
-    if (o->max_new_tokens < 0) return lm_error_set(LM_ERR_INVALID, "max_new_tokens must be >= 0");
-    if (!(o->temperature >= 0) || !(o->top_p > 0 && o->top_p <= 1) || o->top_k < 0)
-        return lm_error_set(LM_ERR_INVALID, "temperature must be >= 0, top_p in (0, 1], top_k >= 0");
+    if (o->max_new_tokens < 0)
+        return lm_error_set(LM_ERR_INVALID, "max_new_tokens must be >= 0, got %d", (int)o->max_new_tokens);
+    if (!(o->temperature >= 0) || !isfinite(o->temperature))
+        return lm_error_set(LM_ERR_INVALID, "temperature must be a number >= 0 (0: greedy), got %g", o->temperature);
+    if (!(o->top_p > 0 && o->top_p <= 1))
+        return lm_error_set(LM_ERR_INVALID, "top_p must be in (0, 1], got %g", o->top_p);
+    if (o->top_k < 0) return lm_error_set(LM_ERR_INVALID, "top_k must be >= 0 (0: all), got %d", (int)o->top_k);
     int32_t total = n_prompt + o->max_new_tokens;
     if (total > info.max_positions)
         return lm_error_set(LM_ERR_INVALID,
