@@ -106,5 +106,9 @@ double lm_lua_number_option(lua_State *L, int index, const char *function, const
                             double hi);
 int lm_lua_bool_option(lua_State *L, int index, const char *function, const char *key, int def);
 const char *lm_lua_string_option(lua_State *L, int index, const char *function, const char *key, const char *def);
+/* Argument `arg`, one of `choices` (NULL-terminated), or def when absent
+ * (def NULL: required); returns its index. */
+int lm_lua_check_choice(lua_State *L, int arg, const char *function, const char *name, const char *def,
+                        const char *const *choices);
 
 #endif

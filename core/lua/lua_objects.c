@@ -332,7 +332,7 @@ static int logger_message(lua_State *L) {
     lm_object *logger = lm_lua_check_object(L, 1, LM_LOGGER_MT);
     const char *text = luaL_checkstring(L, 2);
     static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
-    int level = luaL_checkoption(L, 3, "info", levels);
+    int level = lm_lua_check_choice(L, 3, "logger:message", "the level", "info", levels);
     lm_event event;
     memset(&event, 0, sizeof event);
     event.kind = LM_EVENT_MESSAGE;

@@ -190,3 +190,16 @@ const char *lm_lua_string_option(lua_State *L, int index, const char *function, 
     lua_pop(L, 1);
     return v;
 }
+
+int lm_lua_check_choice(lua_State *L, int arg, const char *function, const char *name, const char *def,
+                        const char *const *choices) {
+    const char *given = lua_isnoneornil(L, arg) ? def : lua_type(L, arg) == LUA_TSTRING ? lua_tostring(L, arg) : NULL;
+    for (int i = 0; given && choices[i]; i++)
+        if (strcmp(given, choices[i]) == 0) return i;
+    char names[256] = "", value[96];
+    size_t used = 0;
+    for (int i = 0; choices[i] && used < sizeof names; i++)
+        used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "", choices[i]);
+    lm_lua_describe_value(L, arg, value, sizeof value);
+    return lm_lua_error(L, "%s: %s must be one of %s, got %s", function, name, names, value);
+}

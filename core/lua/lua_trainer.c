@@ -537,7 +537,7 @@ static int trainer_message(lua_State *L) {
     lm_trainer *t = check_trainer(L, 1);
     const char *text = luaL_checkstring(L, 2);
     static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
-    int level = luaL_checkoption(L, 3, "info", levels);
+    int level = lm_lua_check_choice(L, 3, "trainer:message", "the level", "info", levels);
     if (lm_trainer_message(t, (lm_log_level)level, text) != LM_OK) return lm_lua_raise(L);
     return 0;
 }

@@ -45,7 +45,7 @@ static int lm_interrupted_lua(lua_State *L) {
 /* lm.log(level, message) with level debug|info|warn|error */
 static int lm_log_lua(lua_State *L) {
     static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
-    int level = luaL_checkoption(L, 1, NULL, levels);
+    int level = lm_lua_check_choice(L, 1, "lm.log", "the level", NULL, levels);
     const char *message = luaL_checkstring(L, 2);
     lm_log((lm_log_level)level, "%s", message);
     return 0;
