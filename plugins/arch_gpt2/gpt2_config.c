@@ -53,6 +53,12 @@ lm_status gpt2_read_config(model_base *m, lm_config *cfg) {
 
     /* Old configs spell the context n_ctx (always equal to n_positions). */
     const int64_t positions_default = hf_int(&r.file, "n_ctx", 1024, 1024);
+    if (r.file.status == LM_OK && (positions_default < 1 || positions_default > 1 << 20)) {
+        status = lm_error_set(LM_ERR_INVALID, "architecture 'gpt2': n_ctx must be an integer between 1 and 1048576, "
+                                              "got %lld%s",
+                              (long long)positions_default, r.source);
+        goto fail;
+    }
     /* The ranges are check_values' (read in 64 bits, then narrowed). */
     c->vocab_size = (int32_t)model_config_int(&r, "vocab_size", 50257, 1, 1 << 24);
     c->n_positions = (int32_t)model_config_int(&r, "n_positions", positions_default, 1, 1 << 20);
