@@ -630,7 +630,14 @@ int lm_json_is_integer(const lm_json *v) { return v && v->type == LM_JSON_NUMBER
 
 int64_t lm_json_int(const lm_json *v) {
     if (!v || v->type != LM_JSON_NUMBER) return 0;
-    return v->is_integer ? v->u.number.integer : (int64_t)v->u.number.value;
+    if (v->is_integer) return v->u.number.integer;
+    /* A converted double outside int64 is undefined behaviour: 1e300
+     * saturates instead (and fails any range check that follows). */
+    const double d = v->u.number.value;
+    if (!(d == d)) return 0;
+    if (d >= 9.2233720368547758e18) return INT64_MAX;
+    if (d < -9.2233720368547758e18) return INT64_MIN;
+    return (int64_t)d;
 }
 
 const char *lm_json_string(const lm_json *v, size_t *len) {

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "lmcore/config.h"
+#include "names.h"
 
 typedef union config_value {
     int boolean;
@@ -260,6 +261,21 @@ int64_t lm_config_int(lm_config *cfg, const char *key, int64_t def) {
     return def;
 }
 
+int64_t lm_config_int_range(lm_config *cfg, const char *key, int64_t def, int64_t lo, int64_t hi) {
+    const config_entry *e = find(cfg, key);
+    const char *before = cfg->problem[0] ? cfg->problem : NULL;
+    int64_t value = lm_config_int(cfg, key, def);
+    if (!e || before != NULL || cfg->problem[0] || (value >= lo && value <= hi)) return value;
+    /* Out of range: named with the value as given (never a narrowed one). */
+    char range[96];
+    if (lo == INT64_MIN) snprintf(range, sizeof range, "at most %lld", (long long)hi);
+    else if (hi == INT64_MAX) snprintf(range, sizeof range, "at least %lld", (long long)lo);
+    else snprintf(range, sizeof range, "between %lld and %lld", (long long)lo, (long long)hi);
+    note_problem(cfg, "config key '%s' for %s must be an integer %s, got %lld", key, cfg->owner, range,
+                 (long long)value);
+    return def;
+}
+
 double lm_config_number(lm_config *cfg, const char *key, double def) {
     config_entry *e = lookup(cfg, key);
     if (!e) return def;
@@ -296,9 +312,13 @@ size_t lm_config_list(lm_config *cfg, const char *key, const char *const **items
 
 lm_status lm_config_require_range(lm_config *cfg, const char *key, double value, double lo, double hi) {
     if (value >= lo && value <= hi) return LM_OK;
-    note_problem(cfg, "config key '%s' for %s must be between %g and %g, got %g", key, cfg->owner, lo, hi, value);
-    return lm_error_set(LM_ERR_INVALID, "config key '%s' for %s must be between %g and %g, got %g", key, cfg->owner,
-                        lo, hi, value);
+    /* An integral value is printed whole (4294967298, not 4.29497e+09). */
+    char given[64];
+    if (value == floor(value) && fabs(value) < 1e18) snprintf(given, sizeof given, "%.0f", value);
+    else snprintf(given, sizeof given, "%g", value);
+    note_problem(cfg, "config key '%s' for %s must be between %g and %g, got %s", key, cfg->owner, lo, hi, given);
+    return lm_error_set(LM_ERR_INVALID, "config key '%s' for %s must be between %g and %g, got %s", key, cfg->owner,
+                        lo, hi, given);
 }
 
 void lm_config_reject(lm_config *cfg, const char *key, const char *fmt, ...) {
@@ -324,6 +344,10 @@ lm_status lm_config_validate(lm_config *cfg) {
             }
             used += (size_t)n;
         }
+        const char *near = lm_nearest_name(cfg->entries[i].key, (const char *const *)cfg->asked, cfg->n_asked);
+        if (near)
+            return lm_error_set(LM_ERR_INVALID, "unknown key '%s' for %s (known: %s): did you mean '%s'?",
+                                cfg->entries[i].key, cfg->owner, known, near);
         return lm_error_set(LM_ERR_INVALID, "unknown key '%s' for %s (known: %s)", cfg->entries[i].key, cfg->owner,
                             cfg->n_asked ? known : "none");
     }

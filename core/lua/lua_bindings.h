@@ -13,7 +13,13 @@ typedef struct lm_object {
     const lm_plugin *plugin;
     void *self;
     lm_config *config; /* kept alive as long as the instance: plugins may keep its strings */
+    int weights_set;   /* models: init(), load(), lm.load_model or a resumed trainer set the weights */
 } lm_object;
+
+/* Raises unless the model's weights were set (init or load): a model used
+ * before would compute from zeros, and save zeros.  `use` names what the
+ * script called ("model:generate", "lm.trainer"). */
+void lm_lua_check_weights_set(lua_State *L, lm_object *model, const char *use);
 
 /* Closes an object (idempotent). */
 void lm_lua_object_close(lm_object *object);
@@ -31,7 +37,7 @@ void lm_lua_object_close(lm_object *object);
 /* The registry the runtime was started with (stored in the Lua registry). */
 lm_registry *lm_lua_registry(lua_State *L);
 
-/* Raises the current lmcore error as a Lua error at the caller's file:line. */
+/* Raises the current lmcore error as a Lua error (the message alone, no position). */
 int lm_lua_raise(lua_State *L);
 
 /* Converts the table at `index` (or nil) to a config owned by the caller;
@@ -75,5 +81,39 @@ void lm_lua_set_registry(lua_State *L, lm_registry *r);
  * a FIFO or a device given as a path is refused instead of blocking
  * (lua_files.c). */
 void lm_lua_guard_file_openers(lua_State *L);
+
+/* ---- What a script passes (lua_options.c): the only way the bindings read
+ * option tables and integers.  Each raises a message naming the function,
+ * the key or argument, the accepted range and the value as given, without
+ * a Lua position (a script's mistake prints no traceback hint). */
+
+/* Raises the formatted message as it is (no "file:line:" prefix). */
+int lm_lua_error(lua_State *L, const char *fmt, ...) LM_PRINTF(2, 3);
+/* The value at `index` as a message shows it: 4294967298, 1.5, the string 'x', a table. */
+void lm_lua_describe_value(lua_State *L, int index, char *out, size_t cap);
+/* 1 and *out when the value at `index` is an integer (or an integral float)
+ * within [lo, hi]; 0 otherwise (no error raised). */
+int lm_lua_to_int_in(lua_State *L, int index, lua_Integer lo, lua_Integer hi, lua_Integer *out);
+/* The integer at `index` in [lo, hi], else raises "<what> must be ..., got ...". */
+lua_Integer lm_lua_check_int(lua_State *L, int index, const char *what, lua_Integer lo, lua_Integer hi);
+/* Argument `arg` of `function` ("model:init"), called `name` in messages. */
+lua_Integer lm_lua_int_arg(lua_State *L, int arg, const char *function, const char *name, lua_Integer lo,
+                           lua_Integer hi);
+lua_Integer lm_lua_opt_int_arg(lua_State *L, int arg, const char *function, const char *name, lua_Integer def,
+                               lua_Integer lo, lua_Integer hi);
+/* The option table at `index` (nil or none: no options) holds only keys of
+ * `known` (NULL-terminated); else raises, suggesting the nearest key. */
+void lm_lua_check_options(lua_State *L, int index, const char *function, const char *const *known);
+/* Option `key` of the table at `index`: def when absent (or no table). */
+lua_Integer lm_lua_int_option(lua_State *L, int index, const char *function, const char *key, lua_Integer def,
+                              lua_Integer lo, lua_Integer hi);
+double lm_lua_number_option(lua_State *L, int index, const char *function, const char *key, double def, double lo,
+                            double hi);
+int lm_lua_bool_option(lua_State *L, int index, const char *function, const char *key, int def);
+const char *lm_lua_string_option(lua_State *L, int index, const char *function, const char *key, const char *def);
+/* Argument `arg`, one of `choices` (NULL-terminated), or def when absent
+ * (def NULL: required); returns its index. */
+int lm_lua_check_choice(lua_State *L, int arg, const char *function, const char *name, const char *def,
+                        const char *const *choices);
 
 #endif

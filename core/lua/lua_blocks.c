@@ -21,20 +21,8 @@ static int blocks_close(lua_State *L) {
 
 lm_blocks *lm_lua_check_blocks(lua_State *L, int index) {
     lua_blocks *b = luaL_checkudata(L, index, LM_BLOCKS_MT);
-    if (!b->blocks) luaL_error(L, "attempt to use closed token blocks");
+    if (!b->blocks) lm_lua_error(L, "attempt to use closed token blocks");
     return b->blocks;
-}
-
-static int get_int_option(lua_State *L, int table, const char *key, int def) {
-    if (!lua_istable(L, table)) return def;
-    lua_getfield(L, table, key);
-    int ok;
-    lua_Integer v = lua_tointegerx(L, -1, &ok);
-    int is_nil = lua_isnil(L, -1);
-    lua_pop(L, 1);
-    if (is_nil) return def;
-    if (!ok) luaL_error(L, "option '%s' must be an integer", key);
-    return (int)v;
 }
 
 /* lm.blocks(tokenizer, dataset, split, {block_size=128, group_lines=0,
@@ -43,32 +31,15 @@ static int new_blocks(lua_State *L) {
     lm_object *tok = lm_lua_check_object(L, 1, LM_TOKENIZER_MT);
     lm_object *ds = lm_lua_check_object(L, 2, LM_DATASET_MT);
     const char *split = luaL_checkstring(L, 3);
-    if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TTABLE);
     static const char *const known[] = {"block_size", "group_lines", "add_special", "cache_dir", NULL};
-    if (lua_istable(L, 4)) {
-        lua_pushnil(L);
-        while (lua_next(L, 4)) {
-            int found = 0;
-            for (int i = 0; known[i]; i++)
-                if (lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), known[i]) == 0) found = 1;
-            if (!found)
-                return luaL_error(L, "unknown option '%s' for lm.blocks (known: block_size, group_lines, "
-                                     "add_special, cache_dir)",
-                                  lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?");
-            lua_pop(L, 1);
-        }
-    }
+    lm_lua_check_options(L, 4, "lm.blocks", known);
     lm_blocks_options options;
     memset(&options, 0, sizeof options);
-    options.block_size = get_int_option(L, 4, "block_size", 128);
-    options.group_lines = get_int_option(L, 4, "group_lines", 0);
-    options.add_special = 1;
-    if (lua_istable(L, 4)) {
-        lua_getfield(L, 4, "add_special");
-        if (!lua_isnil(L, -1)) options.add_special = lua_toboolean(L, -1);
-        lua_getfield(L, 4, "cache_dir");
-        if (!lua_isnil(L, -1)) options.cache_dir = luaL_checkstring(L, -1);
-    }
+    /* The ranges lm_blocks_build checks, here in 64 bits: 2^32 + 16 must not become 16. */
+    options.block_size = (int)lm_lua_int_option(L, 4, "lm.blocks", "block_size", 128, 2, 1 << 20);
+    options.group_lines = (int)lm_lua_int_option(L, 4, "lm.blocks", "group_lines", 0, 0, INT32_MAX);
+    options.add_special = lm_lua_bool_option(L, 4, "lm.blocks", "add_special", 1);
+    options.cache_dir = lm_lua_string_option(L, 4, "lm.blocks", "cache_dir", NULL);
     lua_blocks *b = lua_newuserdatauv(L, sizeof *b, 0);
     b->blocks = NULL;
     luaL_setmetatable(L, LM_BLOCKS_MT);
@@ -110,9 +81,9 @@ static void push_int_list(lua_State *L, const int32_t *values, int32_t n) {
 
 static int blocks_get(lua_State *L) {
     lm_blocks *b = lm_lua_check_blocks(L, 1);
-    lua_Integer index = luaL_checkinteger(L, 2);
-    if (index < 0 || (size_t)index >= lm_blocks_count(b))
-        return luaL_error(L, "block %d is out of range (0 to %d)", (int)index, (int)lm_blocks_count(b) - 1);
+    const lua_Integer count = (lua_Integer)lm_blocks_count(b);
+    if (count == 0) return lm_lua_error(L, "blocks:get: these blocks are empty");
+    lua_Integer index = lm_lua_int_arg(L, 2, "blocks:get", "the block index", 0, count - 1);
     int32_t T = lm_blocks_block_size(b);
     /* Lua-owned scratch: an allocation error while the table is built
      * cannot leak it. */
@@ -133,12 +104,10 @@ static int objective_batch(lua_State *L) {
     lm_object *model = lm_lua_check_object(L, 2, LM_MODEL_MT);
     lm_object *tokenizer = lm_lua_check_object(L, 3, LM_TOKENIZER_MT);
     lm_blocks *blocks = lm_lua_check_blocks(L, 4);
-    lua_Integer index = luaL_checkinteger(L, 5);
-    lua_Integer batch_index = luaL_optinteger(L, 6, 0);
-    size_t count = lm_blocks_count(blocks);
-    if (index < 0 || (size_t)index >= count)
-        return luaL_error(L, "block %d is out of range: these blocks are 0 to %d", (int)index, (int)count - 1);
-    if (batch_index < 0) return luaL_argerror(L, 6, "the batch index must be >= 0");
+    const lua_Integer count = (lua_Integer)lm_blocks_count(blocks);
+    if (count == 0) return lm_lua_error(L, "objective:batch: these blocks are empty");
+    lua_Integer index = lm_lua_int_arg(L, 5, "objective:batch", "the block index", 0, count - 1);
+    lua_Integer batch_index = lm_lua_opt_int_arg(L, 6, "objective:batch", "the batch index", 0, 0, LUA_MAXINTEGER);
     lm_arch_info arch;
     lm_vocab_info vocab;
     memset(&arch, 0, sizeof arch);

@@ -59,15 +59,15 @@ static int json_decode(lua_State *L) {
  * that the writer's buffer never leaks through a Lua error. */
 static void validate(lua_State *L, int index, int depth) {
     index = lua_absindex(L, index);
-    if (depth > 100) luaL_error(L, "json_encode: value nested too deeply (cycle?)");
+    if (depth > 100) lm_lua_error(L, "json_encode: value nested too deeply (cycle?)");
     int t = lua_type(L, index);
     if (t == LUA_TNIL || t == LUA_TBOOLEAN || t == LUA_TNUMBER || t == LUA_TSTRING) return;
-    if (t != LUA_TTABLE) luaL_error(L, "json_encode: a %s cannot be written as JSON", luaL_typename(L, index));
+    if (t != LUA_TTABLE) lm_lua_error(L, "json_encode: a %s cannot be written as JSON", luaL_typename(L, index));
     luaL_checkstack(L, 4, "json_encode: value nested too deeply");
     lua_pushnil(L);
     while (lua_next(L, index)) {
         if (lua_type(L, -2) != LUA_TSTRING && lua_type(L, -2) != LUA_TNUMBER)
-            luaL_error(L, "json_encode: table keys must be strings (or array indices)");
+            lm_lua_error(L, "json_encode: table keys must be strings (or array indices)");
         validate(L, -1, depth + 1);
         lua_pop(L, 1);
     }
@@ -153,7 +153,7 @@ static void write_value(lua_State *L, int index, lm_json_writer *w, int depth) {
 
 static int json_encode(lua_State *L) {
     luaL_checkany(L, 1);
-    int indent = (int)luaL_optinteger(L, 2, 2);
+    int indent = (int)lm_lua_opt_int_arg(L, 2, "lm.json_encode", "indent", 2, 0, 16);
     validate(L, 1, 0);
     lm_buffer out = {0};
     lm_json_writer w;

@@ -1,4 +1,5 @@
 /* lmcore.Model: an architecture instance, plus lm.load_model(dir). */
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -35,8 +36,10 @@ static int model_info(lua_State *L) {
 /* model:init(seed): Hugging Face initialisation */
 static int model_init(lua_State *L) {
     lm_object *m = lm_lua_check_object(L, 1, LM_MODEL_MT);
-    lua_Integer seed = luaL_optinteger(L, 2, 42);
+    /* Seeds are >= 0, as in Hugging Face (a negative one would wrap to 2^64 - n). */
+    lua_Integer seed = lm_lua_opt_int_arg(L, 2, "model:init", "seed", 42, 0, LUA_MAXINTEGER);
     if (m->plugin->vtable.architecture.init_weights(m->self, (uint64_t)seed) != LM_OK) return lm_lua_raise(L);
+    m->weights_set = 1;
     lua_settop(L, 1);
     return 1;
 }
@@ -45,13 +48,17 @@ static int model_init(lua_State *L) {
 static int model_save(lua_State *L) {
     lm_object *m = lm_lua_check_object(L, 1, LM_MODEL_MT);
     const char *dir = luaL_checkstring(L, 2);
+    static const char *const known[] = {"tokenizer", "args_json", NULL};
+    lm_lua_check_options(L, 3, "model:save", known);
+    lm_lua_check_weights_set(L, m, "model:save");
     lm_object *tok = NULL;
-    const char *args_json = NULL;
+    const char *args_json = lm_lua_string_option(L, 3, "model:save", "args_json", NULL);
     if (lua_istable(L, 3)) {
         lua_getfield(L, 3, "tokenizer");
+        if (!lua_isnil(L, -1) && !luaL_testudata(L, -1, LM_TOKENIZER_MT))
+            return lm_lua_error(L, "model:save: option 'tokenizer' must be a Tokenizer (lm.tokenizer), got a %s",
+                                luaL_typename(L, -1));
         if (!lua_isnil(L, -1)) tok = lm_lua_check_object(L, lua_gettop(L), LM_TOKENIZER_MT);
-        lua_getfield(L, 3, "args_json");
-        if (!lua_isnil(L, -1)) args_json = luaL_checkstring(L, -1);
     }
     if (lm_model_save(m->plugin, m->self, dir, tok ? tok->plugin : NULL, tok ? tok->self : NULL, args_json) != LM_OK)
         return lm_lua_raise(L);
@@ -67,6 +74,7 @@ static int model_load(lua_State *L) {
     if (len > 12 && strcmp(path + len - 12, ".safetensors") == 0) snprintf(file, sizeof file, "%s", path);
     else snprintf(file, sizeof file, "%s/model.safetensors", path);
     if (lm_model_load_weights(m->plugin, m->self, file) != LM_OK) return lm_lua_raise(L);
+    m->weights_set = 1;
     lua_settop(L, 1);
     return 1;
 }
@@ -104,11 +112,18 @@ static int model_n_params(lua_State *L) {
 /* Runs one sequence through the model in eval mode and returns its logits
  * ([T, vocab], malloc'd) or NULL with the error set.  `ids` is the Lua list
  * at `index`; token types are zero, no padding. */
-static float *sequence_logits(lua_State *L, lm_object *m, int index, int32_t *T_out, int32_t *V_out) {
-    luaL_checktype(L, index, LUA_TTABLE);
+static float *sequence_logits(lua_State *L, lm_object *m, int index, const char *use, int32_t *T_out,
+                              int32_t *V_out) {
+    lm_lua_check_weights_set(L, m, use);
+    if (!lua_istable(L, index)) {
+        char given[96];
+        lm_lua_describe_value(L, index, given, sizeof given);
+        lm_lua_error(L, "%s: the token ids must be a list of integers, got %s", use, given);
+        return NULL;
+    }
     lua_Integer T = luaL_len(L, index);
     if (T < 1) {
-        luaL_error(L, "need at least one token id");
+        lm_lua_error(L, "%s: need at least one token id", use);
         return NULL;
     }
     lm_arch_info info;
@@ -117,7 +132,7 @@ static float *sequence_logits(lua_State *L, lm_object *m, int index, int32_t *T_
         return NULL;
     }
     if (T > info.max_positions) {
-        luaL_error(L, "%d tokens exceed the model's %d positions", (int)T, info.max_positions);
+        lm_lua_error(L, "%s: %lld tokens exceed the model's %d positions", use, (long long)T, info.max_positions);
         return NULL;
     }
     int32_t *ids = malloc((size_t)T * sizeof *ids);
@@ -125,21 +140,26 @@ static float *sequence_logits(lua_State *L, lm_object *m, int index, int32_t *T_
     if (!ids || !logits) {
         free(ids);
         free(logits);
-        luaL_error(L, "out of memory for %d x %d logits", (int)T, info.vocab_size);
+        lm_lua_error(L, "out of memory for %d x %d logits", (int)T, info.vocab_size);
         return NULL;
     }
     for (lua_Integer i = 1; i <= T; i++) {
         lua_geti(L, index, i);
-        int ok;
-        lua_Integer id = lua_tointegerx(L, -1, &ok);
-        lua_pop(L, 1);
-        if (!ok || id < 0 || id >= info.vocab_size) {
+        lua_Integer id;
+        if (!lm_lua_to_int_in(L, -1, 0, info.vocab_size - 1, &id)) {
+            char given[96];
+            lm_lua_describe_value(L, -1, given, sizeof given);
             free(ids);
             free(logits);
-            luaL_error(L, "token %d of the sequence is not an id of this model's vocabulary (0..%d)", (int)i,
-                       info.vocab_size - 1);
+            lm_lua_error(L, "token %d of the sequence is not an id of this model's vocabulary (0..%d): got %s%s",
+                         (int)i, info.vocab_size - 1, given,
+                         lua_isinteger(L, -1) && lua_tointeger(L, -1) >= info.vocab_size
+                             ? " (ids from a tokenizer with a larger vocabulary than the model's? encode with the "
+                               "tokenizer saved beside the model)"
+                             : "");
             return NULL;
         }
+        lua_pop(L, 1);
         ids[i - 1] = (int32_t)id;
     }
     lm_batch batch;
@@ -167,12 +187,15 @@ static float *sequence_logits(lua_State *L, lm_object *m, int index, int32_t *T_
 /* model:logits(ids, position) -> list of vocab_size logits at position (from 1) */
 static int model_logits(lua_State *L) {
     lm_object *m = lm_lua_check_object(L, 1, LM_MODEL_MT);
-    lua_Integer position = luaL_checkinteger(L, 3);
     int32_t T, V;
-    float *logits = sequence_logits(L, m, 2, &T, &V);
-    if (position < 1 || position > T) {
+    float *logits = sequence_logits(L, m, 2, "model:logits", &T, &V);
+    lua_Integer position;
+    if (!lm_lua_to_int_in(L, 3, 1, T, &position)) {
         free(logits);
-        return luaL_error(L, "position %d is outside 1..%d", (int)position, (int)T);
+        char given[96];
+        lm_lua_describe_value(L, 3, given, sizeof given);
+        return lm_lua_error(L, "model:logits: position must be an integer between 1 and %d (the sequence's "
+                               "length), got %s", (int)T, given);
     }
     lua_createtable(L, V, 0);
     const float *row = logits + (size_t)(position - 1) * (size_t)V;
@@ -188,23 +211,29 @@ static int model_logits(lua_State *L) {
  * {id=, prob=} with the k most probable tokens (softmax over the vocabulary) */
 static int model_top_k(lua_State *L) {
     lm_object *m = lm_lua_check_object(L, 1, LM_MODEL_MT);
-    luaL_checktype(L, 3, LUA_TTABLE);
-    lua_Integer k = luaL_optinteger(L, 4, 5);
-    if (k > 64) return luaL_argerror(L, 4, "top_k gives at most 64 candidates per position");
+    if (!lua_istable(L, 3)) {
+        char given[96];
+        lm_lua_describe_value(L, 3, given, sizeof given);
+        return lm_lua_error(L, "model:top_k: positions must be a list of integers, got %s", given);
+    }
+    /* top_k gives at most 64 candidates per position. */
+    lua_Integer k = lm_lua_opt_int_arg(L, 4, "model:top_k", "top_k", 5, 1, 64);
     int32_t T, V;
-    float *logits = sequence_logits(L, m, 2, &T, &V);
-    if (k < 1) k = 1;
+    float *logits = sequence_logits(L, m, 2, "model:top_k", &T, &V);
     if (k > V) k = V;
     lua_Integer n_positions = luaL_len(L, 3);
     lua_createtable(L, (int)n_positions, 0);
     for (lua_Integer p = 1; p <= n_positions; p++) {
         lua_geti(L, 3, p);
-        lua_Integer position = lua_tointeger(L, -1);
-        lua_pop(L, 1);
-        if (position < 1 || position > T) {
+        lua_Integer position;
+        if (!lm_lua_to_int_in(L, -1, 1, T, &position)) {
             free(logits);
-            return luaL_error(L, "position %d is outside 1..%d", (int)position, (int)T);
+            char given[96];
+            lm_lua_describe_value(L, -1, given, sizeof given);
+            return lm_lua_error(L, "model:top_k: position %d must be an integer between 1 and %d (the sequence's "
+                                   "length), got %s", (int)p, (int)T, given);
         }
+        lua_pop(L, 1);
         const float *row = logits + (size_t)(position - 1) * (size_t)V;
         double max = row[0], sum = 0;
         for (int32_t v = 1; v < V; v++) max = row[v] > max ? row[v] : max;
@@ -234,37 +263,53 @@ static int model_top_k(lua_State *L) {
 }
 
 
-static double number_option(lua_State *L, int table, const char *key, double def) {
-    if (!lua_istable(L, table)) return def;
-    lua_getfield(L, table, key);
-    double v = lua_isnil(L, -1) ? def : luaL_checknumber(L, -1);
-    lua_pop(L, 1);
-    return v;
-}
-
 /* model:generate(ids, {max_new_tokens=50, temperature=1, top_k=0, top_p=1,
  *                      seed=42, eos_id=-1}) -> new ids, stats */
 static int model_generate(lua_State *L) {
+    static const char *const known[] = {"max_new_tokens", "temperature", "top_k", "top_p", "seed", "eos_id", NULL};
+    static const char *const function = "model:generate";
     lm_object *m = lm_lua_check_object(L, 1, LM_MODEL_MT);
-    luaL_checktype(L, 2, LUA_TTABLE);
+    lm_lua_check_options(L, 3, function, known);
+    lm_lua_check_weights_set(L, m, "model:generate");
+    if (!lua_istable(L, 2)) {
+        char given[96];
+        lm_lua_describe_value(L, 2, given, sizeof given);
+        return lm_lua_error(L, "model:generate: the prompt must be a list of token ids, got %s", given);
+    }
+    lm_arch_info info;
+    if (m->plugin->vtable.architecture.info(m->self, &info) != LM_OK) return lm_lua_raise(L);
     lm_generate_options o;
-    o.max_new_tokens = (int32_t)number_option(L, 3, "max_new_tokens", 50);
-    o.temperature = number_option(L, 3, "temperature", 1.0);
-    o.top_k = (int32_t)number_option(L, 3, "top_k", 0);
-    o.top_p = number_option(L, 3, "top_p", 1.0);
-    o.seed = (uint64_t)number_option(L, 3, "seed", 42);
-    o.eos_id = (int32_t)number_option(L, 3, "eos_id", -1);
+    /* At most 2^20 here (prompt + new tokens stay within int32); lm_generate
+     * then checks them against the model's positions. */
+    o.max_new_tokens = (int32_t)lm_lua_int_option(L, 3, function, "max_new_tokens", 50, 0, 1 << 20);
+    o.temperature = lm_lua_number_option(L, 3, function, "temperature", 1.0, 0.0, DBL_MAX);
+    o.top_k = (int32_t)lm_lua_int_option(L, 3, function, "top_k", 0, 0, INT32_MAX); /* above the vocabulary: all */
+    o.top_p = lm_lua_number_option(L, 3, function, "top_p", 1.0, 0.0, 1.0);
+    if (o.top_p == 0.0) return lm_lua_error(L, "model:generate: option 'top_p' must be above 0 (at most 1), got 0");
+    o.seed = (uint64_t)lm_lua_int_option(L, 3, function, "seed", 42, 0, LUA_MAXINTEGER);
+    o.eos_id = (int32_t)lm_lua_int_option(L, 3, function, "eos_id", -1, -1, info.vocab_size - 1);
     lua_Integer n = luaL_len(L, 2);
-    if (n > 1 << 20) return luaL_error(L, "prompt too long");
+    if (n > 1 << 20)
+        return lm_lua_error(L, "model:generate: the prompt has %lld tokens, more than the model's %d positions",
+                            (long long)n, (int)info.max_positions);
     lm_ids prompt = {0}, out = {0};
     for (lua_Integer i = 1; i <= n; i++) {
         lua_geti(L, 2, i);
-        int ok;
-        lua_Integer id = lua_tointegerx(L, -1, &ok);
-        lua_pop(L, 1);
-        if (!ok || lm_ids_push(&prompt, (int32_t)id) != LM_OK) {
+        lua_Integer id;
+        /* Range-checked here in 64 bits (4294967298 must not become id 2); lm_generate names ids
+         * outside the vocabulary. */
+        if (!lm_lua_to_int_in(L, -1, INT32_MIN, INT32_MAX, &id)) {
+            char given[96];
+            lm_lua_describe_value(L, -1, given, sizeof given);
             lm_ids_free(&prompt);
-            return luaL_error(L, "prompt item %d is not a token id", (int)i);
+            return lm_lua_error(L, "model:generate: prompt item %d is %s, not a token id of the model's vocabulary "
+                                   "(0..%d)",
+                                (int)i, given, (int)info.vocab_size - 1);
+        }
+        lua_pop(L, 1);
+        if (lm_ids_push(&prompt, (int32_t)id) != LM_OK) {
+            lm_ids_free(&prompt);
+            return lm_lua_raise(L);
         }
     }
     lm_handle model = {m->plugin, m->self};
@@ -316,7 +361,15 @@ static int load_model(lua_State *L) {
     if (lm_plugin_instantiate(plugin, object->config, &object->self) != LM_OK) return lm_lua_raise(L);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     if (lm_model_load_weights(plugin, object->self, path) != LM_OK) return lm_lua_raise(L);
+    object->weights_set = 1;
     return 1;
+}
+
+void lm_lua_check_weights_set(lua_State *L, lm_object *model, const char *use) {
+    if (model->weights_set) return;
+    lm_lua_error(L, "%s: the %s model's weights were never set (they are all zero): call model:init(seed) for "
+                    "new weights or model:load(dir) for saved ones first",
+                 use, model->plugin->name);
 }
 
 void lm_lua_open_model(lua_State *L) {

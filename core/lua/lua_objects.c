@@ -82,13 +82,16 @@ static int tokenizer_encode(lua_State *L) {
     /* tok:encode(text [, add_special | {add_special = bool}]) */
     int add_special = 1;
     if (lua_istable(L, 3)) {
-        lua_getfield(L, 3, "add_special");
-        if (!lua_isnil(L, -1)) add_special = lua_toboolean(L, -1);
-        lua_pop(L, 1);
+        static const char *const known[] = {"add_special", NULL};
+        lm_lua_check_options(L, 3, "tokenizer:encode", known);
+        add_special = lm_lua_bool_option(L, 3, "tokenizer:encode", "add_special", 1);
     } else if (lua_isboolean(L, 3)) {
         add_special = lua_toboolean(L, 3);
     } else if (!lua_isnoneornil(L, 3)) {
-        return luaL_argerror(L, 3, "expected add_special as a boolean or {add_special = boolean}");
+        char given[96];
+        lm_lua_describe_value(L, 3, given, sizeof given);
+        return lm_lua_error(L, "tokenizer:encode: expected add_special as a boolean or {add_special = boolean}, got %s",
+                            given);
     }
     lm_ids ids = {0};
     if (tok->plugin->vtable.tokenizer.encode(tok->self, text, len, add_special, &ids) != LM_OK) {
@@ -107,17 +110,25 @@ static int tokenizer_encode(lua_State *L) {
 
 /* Reads a Lua list of integers into ids (raises on non-integers). */
 static void read_ids(lua_State *L, int index, lm_ids *ids) {
-    luaL_checktype(L, index, LUA_TTABLE);
+    if (!lua_istable(L, index)) {
+        char given[96];
+        lm_lua_describe_value(L, index, given, sizeof given);
+        lm_lua_error(L, "tokenizer:decode: the ids must be a list of integers, got %s", given);
+    }
     lua_Integer n = luaL_len(L, index);
     for (lua_Integer i = 1; i <= n; i++) {
         lua_geti(L, index, i);
-        int ok;
-        lua_Integer v = lua_tointegerx(L, -1, &ok);
-        lua_pop(L, 1);
-        if (!ok || v < INT32_MIN || v > INT32_MAX) {
+        lua_Integer v;
+        /* 64-bit check first: 4294967298 must not decode as id 2.  The
+         * tokenizer then names ids outside its vocabulary. */
+        if (!lm_lua_to_int_in(L, -1, 0, INT32_MAX, &v)) {
+            char given[96];
+            lm_lua_describe_value(L, -1, given, sizeof given);
             lm_ids_free(ids);
-            luaL_error(L, "token list item %d is not an integer id", (int)i);
+            lm_lua_error(L, "tokenizer:decode: token list item %d is %s, not a token id (an integer >= 0)", (int)i,
+                         given);
         }
+        lua_pop(L, 1);
         if (lm_ids_push(ids, (int32_t)v) != LM_OK) {
             lm_ids_free(ids);
             lm_lua_raise(L);
@@ -158,7 +169,7 @@ static int tokenizer_train(lua_State *L) {
     lm_object *ds = lm_lua_check_object(L, 2, LM_DATASET_MT);
     const char *split = luaL_optstring(L, 3, "train");
     if (!tok->plugin->vtable.tokenizer.train)
-        return luaL_error(L, "tokenizer '%s' cannot be trained (load one from a file instead)", tok->plugin->name);
+        return lm_lua_error(L, "tokenizer '%s' cannot be trained (load one from a file instead)", tok->plugin->name);
     const lm_text_source *rows = split_rows(L, ds, split);
     if (tok->plugin->vtable.tokenizer.train(tok->self, rows) != LM_OK) return lm_lua_raise(L);
     lua_settop(L, 1);
@@ -209,9 +220,9 @@ static int tokenizer_vocab_size(lua_State *L) {
 
 static int tokenizer_id_to_token(lua_State *L) {
     lm_object *tok = lm_lua_check_object(L, 1, LM_TOKENIZER_MT);
-    lua_Integer id = luaL_checkinteger(L, 2);
+    lua_Integer id = lm_lua_int_arg(L, 2, "tokenizer:id_to_token", "the id", 0, INT32_MAX);
     if (!tok->plugin->vtable.tokenizer.id_to_token)
-        return luaL_error(L, "tokenizer '%s' does not expose its tokens", tok->plugin->name);
+        return lm_lua_error(L, "tokenizer '%s' does not expose its tokens", tok->plugin->name);
     const char *token;
     size_t len;
     if (tok->plugin->vtable.tokenizer.id_to_token(tok->self, (int32_t)id, &token, &len) != LM_OK)
@@ -225,7 +236,7 @@ static int tokenizer_token_to_id(lua_State *L) {
     size_t len;
     const char *token = luaL_checklstring(L, 2, &len);
     if (!tok->plugin->vtable.tokenizer.token_to_id)
-        return luaL_error(L, "tokenizer '%s' does not expose its tokens", tok->plugin->name);
+        return lm_lua_error(L, "tokenizer '%s' does not expose its tokens", tok->plugin->name);
     int32_t id;
     if (tok->plugin->vtable.tokenizer.token_to_id(tok->self, token, len, &id) != LM_OK) {
         lua_pushnil(L);
@@ -263,11 +274,12 @@ static int dataset_count(lua_State *L) {
 static int dataset_row(lua_State *L) {
     lm_object *ds = lm_lua_check_object(L, 1, LM_DATASET_MT);
     const char *split = luaL_checkstring(L, 2);
-    lua_Integer index = luaL_checkinteger(L, 3);
     const lm_text_source *rows = split_rows(L, ds, split);
     const size_t n = rows->count;
-    if (index < 0 || (size_t)index >= n)
-        return luaL_error(L, "row %d is out of range: split '%s' has rows 0 to %d", (int)index, split, (int)n - 1);
+    if (n == 0) return lm_lua_error(L, "dataset:row: split '%s' has no rows", split);
+    char what[160];
+    snprintf(what, sizeof what, "dataset:row: the row index of split '%.60s' (from 0)", split);
+    lua_Integer index = lm_lua_check_int(L, 3, what, 0, (lua_Integer)n - 1);
     const char *text;
     size_t len;
     if (rows->row(rows->ctx, (size_t)index, &text, &len) != LM_OK) return lm_lua_raise(L);
@@ -280,14 +292,13 @@ static int dataset_row(lua_State *L) {
 static int dataset_sample(lua_State *L) {
     lm_object *ds = lm_lua_check_object(L, 1, LM_DATASET_MT);
     const char *split = luaL_checkstring(L, 2);
-    lua_Integer want = luaL_optinteger(L, 3, 5);
-    lua_Integer seed = luaL_optinteger(L, 4, 42);
+    lua_Integer want = lm_lua_opt_int_arg(L, 3, "dataset:sample", "the number of rows", 5, 0, LUA_MAXINTEGER);
+    lua_Integer seed = lm_lua_opt_int_arg(L, 4, "dataset:sample", "seed", 42, 0, LUA_MAXINTEGER);
     const lm_text_source *rows = split_rows(L, ds, split);
     const size_t n = rows->count;
-    if (want < 0) want = 0;
     if ((size_t)want > n) want = (lua_Integer)n;
     size_t *order = malloc((n ? n : 1) * sizeof *order);
-    if (!order) return luaL_error(L, "out of memory sampling %d rows", (int)n);
+    if (!order) return lm_lua_error(L, "out of memory sampling %d rows", (int)n);
     for (size_t i = 0; i < n; i++) order[i] = i;
     for (size_t i = 0; i < (size_t)want; i++) {
         size_t j = i + lm_rng_below((uint64_t)seed, LM_RNG_STREAM_DATA, i, (uint32_t)(n - i));
@@ -321,7 +332,7 @@ static int logger_message(lua_State *L) {
     lm_object *logger = lm_lua_check_object(L, 1, LM_LOGGER_MT);
     const char *text = luaL_checkstring(L, 2);
     static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
-    int level = luaL_checkoption(L, 3, "info", levels);
+    int level = lm_lua_check_choice(L, 3, "logger:message", "the level", "info", levels);
     lm_event event;
     memset(&event, 0, sizeof event);
     event.kind = LM_EVENT_MESSAGE;

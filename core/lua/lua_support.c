@@ -1,5 +1,6 @@
 /* Helpers shared by the Lua bindings: errors, configs, object checks. */
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "lua_bindings.h"
@@ -21,7 +22,8 @@ void lm_lua_set_registry(lua_State *L, lm_registry *r) {
 
 int lm_lua_raise(lua_State *L) {
     const char *message = lm_error_message();
-    return luaL_error(L, "%s", *message ? message : "unknown lmcore error");
+    /* An lmcore error names what failed and how to fix it: no Lua position. */
+    return lm_lua_error(L, "%s", *message ? message : "unknown lmcore error");
 }
 
 static int push_config_value(lua_State *L, lm_config *cfg, const char *key, int value_index, const char *owner) {
@@ -75,14 +77,14 @@ lm_config *lm_lua_to_config(lua_State *L, int index, const char *owner) {
     if (lua_isnoneornil(L, index)) return cfg;
     if (!lua_istable(L, index)) {
         lm_config_destroy(cfg);
-        luaL_error(L, "settings for %s must be a table, got %s", owner, luaL_typename(L, index));
+        lm_lua_error(L, "settings for %s must be a table, got %s", owner, luaL_typename(L, index));
         return NULL;
     }
     lua_pushnil(L);
     while (lua_next(L, index)) {
         if (lua_type(L, -2) != LUA_TSTRING) {
             lm_config_destroy(cfg);
-            luaL_error(L, "settings for %s: keys must be strings, got a %s", owner, luaL_typename(L, -2));
+            lm_lua_error(L, "settings for %s: keys must be strings, got a %s", owner, luaL_typename(L, -2));
             return NULL;
         }
         const char *key = lua_tostring(L, -2);
@@ -118,7 +120,7 @@ lm_config *lm_lua_boxed_config(lua_State *L, int index, const char *owner) {
 
 lm_object *lm_lua_check_object(lua_State *L, int index, const char *metatable) {
     lm_object *object = luaL_checkudata(L, index, metatable);
-    if (!object->self) luaL_error(L, "attempt to use a closed %s", metatable + strlen("lmcore."));
+    if (!object->self) lm_lua_error(L, "attempt to use a closed %s", metatable + strlen("lmcore."));
     return object;
 }
 

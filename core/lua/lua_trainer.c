@@ -48,7 +48,7 @@ static void check_parts_open(lua_State *L, int index) {
         else if (lua_isuserdata(L, -1)) closed = ((lm_object *)lua_touserdata(L, -1))->self == NULL;
         lua_pop(L, 1);
         if (closed)
-            luaL_error(L, "the trainer's %s was closed: close the trainer first, or keep its parts open while it runs",
+            lm_lua_error(L, "the trainer's %s was closed: close the trainer first, or keep its parts open while it runs",
                        parts[i]);
     }
     lua_getfield(L, -1, "loggers");
@@ -56,7 +56,7 @@ static void check_parts_open(lua_State *L, int index) {
         for (lua_Integer i = 1; lua_geti(L, -1, i) != LUA_TNIL; i++) {
             int closed = ((lm_object *)lua_touserdata(L, -1))->self == NULL;
             lua_pop(L, 1);
-            if (closed) luaL_error(L, "the trainer's logger %d was closed: close the trainer first", (int)i);
+            if (closed) lm_lua_error(L, "the trainer's logger %d was closed: close the trainer first", (int)i);
         }
         lua_pop(L, 1);
     }
@@ -65,7 +65,7 @@ static void check_parts_open(lua_State *L, int index) {
 
 static lm_trainer *check_trainer(lua_State *L, int index) {
     lua_trainer *t = luaL_checkudata(L, index, LM_TRAINER_MT);
-    if (!t->trainer) luaL_error(L, "attempt to use a closed trainer");
+    if (!t->trainer) lm_lua_error(L, "attempt to use a closed trainer");
     check_parts_open(L, index);
     return t->trainer;
 }
@@ -108,14 +108,14 @@ static lm_object *make_optimizer(lua_State *L, int table, lm_config *settings) {
         int has_args = !lua_isnil(L, -1);
         lua_pop(L, 1);
         if (stray || has_args) {
-            luaL_error(L, "lm.trainer: '%s' belongs to the optimizer, which is given as an object: set it when "
+            lm_lua_error(L, "lm.trainer: '%s' belongs to the optimizer, which is given as an object: set it when "
                           "creating the optimizer (lm.optimizer('%s', {...}))",
                        stray ? stray : "optimizer_args", given->plugin->name);
         }
         return given;
     }
     if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
-        luaL_error(L, "lm.trainer: optimizer must be a name (adamw, sgd, lion, ...) or an Optimizer, got a %s",
+        lm_lua_error(L, "lm.trainer: optimizer must be a name (adamw, sgd, lion, ...) or an Optimizer, got a %s",
                    luaL_typename(L, -1));
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
@@ -136,7 +136,7 @@ static lm_object *make_optimizer(lua_State *L, int table, lm_config *settings) {
         lua_pop(L, 1);
         lua_newtable(L);
     } else if (!lua_istable(L, -1)) {
-        luaL_error(L, "lm.trainer: optimizer_args must be a table of the optimizer's settings, got a %s",
+        lm_lua_error(L, "lm.trainer: optimizer_args must be a table of the optimizer's settings, got a %s",
                    luaL_typename(L, -1));
     } else {
         /* a copy: the caller's table stays as it was */
@@ -163,7 +163,7 @@ static lm_object *make_optimizer(lua_State *L, int table, lm_config *settings) {
          * (its default, 0.01): optimizer_args may give it then. */
         int from_trainer = strcmp(key, "weight_decay") != 0 || lm_config_has(settings, "weight_decay");
         if (given && from_trainer)
-            luaL_error(L, "lm.trainer: '%s' is given twice, in the trainer's settings and in optimizer_args: keep one",
+            lm_lua_error(L, "lm.trainer: '%s' is given twice, in the trainer's settings and in optimizer_args: keep one",
                        key);
         if (given) continue;
         lua_pushnumber(L, lm_config_number(extra, key, 0.0));
@@ -176,28 +176,49 @@ static lm_object *make_optimizer(lua_State *L, int table, lm_config *settings) {
 
 /* lm.trainer{model=, objective=, tokenizer=, train=, eval=, loggers={...},
  *            optimizer=, optimizer_args=, callbacks={...}, <settings>} */
+/* The part `key` of the lm.trainer table, on the stack: an open object of
+ * `metatable`, named in the message by what makes one. */
+static void *trainer_part(lua_State *L, const char *key, const char *metatable, const char *made_by, int optional) {
+    lua_getfield(L, 1, key);
+    if (optional && lua_isnil(L, -1)) return NULL;
+    if (!luaL_testudata(L, -1, metatable)) {
+        char given[96];
+        lm_lua_describe_value(L, -1, given, sizeof given);
+        lm_lua_error(L, "lm.trainer: '%s' must be %s, got %s", key, made_by, given);
+    }
+    if (strcmp(metatable, LM_BLOCKS_MT) == 0) return lm_lua_check_blocks(L, lua_gettop(L));
+    return lm_lua_check_object(L, -1, metatable);
+}
+
 static int new_trainer(lua_State *L) {
-    luaL_checktype(L, 1, LUA_TTABLE);
+    if (!lua_istable(L, 1)) {
+        char given[96];
+        lm_lua_describe_value(L, 1, given, sizeof given);
+        return lm_lua_error(L, "lm.trainer takes one table {model = ..., objective = ..., tokenizer = ..., train = "
+                               "..., <settings>}, got %s", given);
+    }
     lua_settop(L, 1);
-    lua_getfield(L, 1, "model");
-    lm_object *model = lm_lua_check_object(L, -1, LM_MODEL_MT);
-    lua_getfield(L, 1, "objective");
-    lm_object *objective = lm_lua_check_object(L, -1, LM_OBJECTIVE_MT);
-    lua_getfield(L, 1, "tokenizer");
-    lm_object *tokenizer = lm_lua_check_object(L, -1, LM_TOKENIZER_MT);
-    lua_getfield(L, 1, "train");
-    lm_blocks *train = lm_lua_check_blocks(L, lua_gettop(L));
-    lua_getfield(L, 1, "eval");
-    lm_blocks *eval = lua_isnil(L, -1) ? NULL : lm_lua_check_blocks(L, lua_gettop(L));
+    lm_object *model = trainer_part(L, "model", LM_MODEL_MT, "a model (lm.architecture or lm.load_model)", 0);
+    lm_object *objective = trainer_part(L, "objective", LM_OBJECTIVE_MT, "an objective (lm.objective)", 0);
+    lm_object *tokenizer = trainer_part(L, "tokenizer", LM_TOKENIZER_MT, "a tokenizer (lm.tokenizer)", 0);
+    lm_blocks *train = trainer_part(L, "train", LM_BLOCKS_MT, "token blocks (lm.blocks)", 0);
+    lm_blocks *eval = trainer_part(L, "eval", LM_BLOCKS_MT, "token blocks (lm.blocks) or nil", 1);
     lm_handle loggers[16];
     size_t n_loggers = 0;
     lua_getfield(L, 1, "loggers");
     if (!lua_isnil(L, -1)) {
-        luaL_checktype(L, -1, LUA_TTABLE);
+        if (!lua_istable(L, -1))
+            return lm_lua_error(L, "lm.trainer: 'loggers' must be a list of loggers (lm.logger), got a %s",
+                                luaL_typename(L, -1));
         lua_Integer n = luaL_len(L, -1);
-        if (n > 16) return luaL_error(L, "at most 16 loggers");
+        if (n > 16) return lm_lua_error(L, "lm.trainer: at most 16 loggers, got %lld", (long long)n);
         for (lua_Integer i = 1; i <= n; i++) {
             lua_geti(L, -1, i);
+            if (!luaL_testudata(L, -1, LM_LOGGER_MT)) {
+                char given[96];
+                lm_lua_describe_value(L, -1, given, sizeof given);
+                return lm_lua_error(L, "lm.trainer: loggers[%d] must be a logger (lm.logger), got %s", (int)i, given);
+            }
             loggers[n_loggers++] = handle_of(lm_lua_check_object(L, -1, LM_LOGGER_MT));
             lua_pop(L, 1);
         }
@@ -238,7 +259,7 @@ static int new_trainer(lua_State *L) {
     lua_getfield(L, 1, "lr_scheduler_kwargs");
     if (!lua_isnil(L, -1)) {
         if (!lua_istable(L, -1))
-            return luaL_error(L, "lm.trainer: lr_scheduler_kwargs must be a table, got a %s", luaL_typename(L, -1));
+            return lm_lua_error(L, "lm.trainer: lr_scheduler_kwargs must be a table, got a %s", luaL_typename(L, -1));
         kwargs = lm_lua_boxed_config(L, -1, "lr_scheduler_kwargs");
         lua_insert(L, -2); /* the box stays below the table, on the stack until the trainer is made */
     }
@@ -284,6 +305,10 @@ static int new_trainer(lua_State *L) {
     parts.loggers = loggers;
     parts.n_loggers = n_loggers;
     if (lm_trainer_create(&t->trainer, settings, kwargs, host_schedule, &parts) != LM_OK) return lm_lua_raise(L);
+    /* A resumed run loaded the model's weights from its checkpoint; any
+     * other would train from zeros. */
+    if (lm_trainer_resumed_from(t->trainer)[0]) model->weights_set = 1;
+    lm_lua_check_weights_set(L, model, "lm.trainer");
     return 1;
 }
 
@@ -304,9 +329,9 @@ static int batch_index(lua_State *L) {
     lua_trainer *owner = lua_touserdata(L, -1);
     lua_pop(L, 1);
     if (!owner || owner->trainer != b->trainer || !b->trainer)
-        return luaL_error(L, "this batch's trainer was closed");
+        return lm_lua_error(L, "this batch's trainer was closed");
     if (b->serial != lm_trainer_batch_serial(b->trainer))
-        return luaL_error(L, "this batch is stale: the trainer has made a newer one (the objective reuses its memory)");
+        return lm_lua_error(L, "this batch is stale: the trainer has made a newer one (the objective reuses its memory)");
     const lm_batch *batch = b->batch;
     const size_t n = (size_t)batch->B * (size_t)batch->T;
     if (strcmp(key, "size") == 0 || strcmp(key, "B") == 0) lua_pushinteger(L, batch->B);
@@ -338,7 +363,9 @@ static int trainer_next_batch(lua_State *L) {
 static int trainer_forward_backward(lua_State *L) {
     lm_trainer *t = check_trainer(L, 1);
     lua_batch *b = luaL_checkudata(L, 2, LM_BATCH_MT);
-    if (b->trainer != t) return luaL_argerror(L, 2, "the batch comes from another trainer");
+    if (b->trainer != t)
+        return lm_lua_error(L, "trainer:forward_backward: the batch comes from another trainer (use this trainer's "
+                               "next_batch())");
     if (lm_trainer_forward_backward(t, b->batch, b->serial) != LM_OK) return lm_lua_raise(L);
     return 0;
 }
@@ -364,7 +391,7 @@ static int lua_schedule_lr(lua_State *L, lm_trainer *t, double *lr) {
     int is_number = 0;
     *lr = (double)lua_tonumberx(L, -1, &is_number);
     if (!is_number)
-        return luaL_error(L, "lr_scheduler_type: the schedule function returned a %s at step %d: it must return "
+        return lm_lua_error(L, "lr_scheduler_type: the schedule function returned a %s at step %d: it must return "
                              "the learning rate, a number >= 0",
                           luaL_typename(L, -1), (int)lm_trainer_step(t));
     lua_pop(L, 1);
@@ -510,7 +537,7 @@ static int trainer_message(lua_State *L) {
     lm_trainer *t = check_trainer(L, 1);
     const char *text = luaL_checkstring(L, 2);
     static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
-    int level = luaL_checkoption(L, 3, "info", levels);
+    int level = lm_lua_check_choice(L, 3, "trainer:message", "the level", "info", levels);
     if (lm_trainer_message(t, (lm_log_level)level, text) != LM_OK) return lm_lua_raise(L);
     return 0;
 }

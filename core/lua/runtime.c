@@ -37,7 +37,7 @@ static void interrupt_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
     if (lm_interrupted()) {
         lua_sethook(L, NULL, 0, 0);
-        luaL_error(L, "interrupted by %s", signal_label(interrupt_signal));
+        lm_lua_error(L, "interrupted by %s", signal_label(interrupt_signal));
     }
 }
 
@@ -60,7 +60,7 @@ static int lm_interrupted_lua(lua_State *L) {
 /* lm.log(level, message) with level debug|info|warn|error */
 static int lm_log_lua(lua_State *L) {
     static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
-    int level = luaL_checkoption(L, 1, NULL, levels);
+    int level = lm_lua_check_choice(L, 1, "lm.log", "the level", NULL, levels);
     const char *message = luaL_checkstring(L, 2);
     lm_log((lm_log_level)level, "%s", message);
     return 0;
@@ -125,6 +125,20 @@ static int open_lm(lua_State *L) {
     lm_lua_open_trainer(L);
     lm_lua_open_lock(L);
     return 1;
+}
+
+/* Whether a Lua error message starts with the position Lua adds to the
+ * errors of code ("pipeline.lua:91: ...", "[string \"x\"]:3: ..."): an
+ * internal error, whose traceback helps.  The script's own mistakes are
+ * raised without one (error(msg, 0), the lm.* checks: lm_lua_error), and
+ * print just their message. */
+static int has_lua_position(const char *message) {
+    const char *colon = strchr(message, ':');
+    const char *newline = strchr(message, '\n');
+    if (!colon || colon == message || (newline && newline < colon)) return 0;
+    const char *digits = colon + 1;
+    while (*digits >= '0' && *digits <= '9') digits++;
+    return digits > colon + 1 && digits[0] == ':' && digits[1] == ' ';
 }
 
 static int traceback_handler(lua_State *L) {
@@ -233,7 +247,9 @@ lm_status lm_runtime_run(const lm_runtime_options *options, char **traceback) {
         size_t first_len = newline ? (size_t)(newline - full) : strlen(full);
         status = lm_interrupted() ? LM_ERR_INTERRUPTED : LM_ERR_INVALID;
         lm_error_set(status, "%.*s", (int)first_len, full);
-        if (newline) {
+        /* The traceback (and main's hint about it) only for internal
+         * errors, or when asked for (LMCORE_TRACEBACK). */
+        if (newline && (has_lua_position(full) || getenv("LMCORE_TRACEBACK"))) {
             *traceback = malloc(strlen(newline + 1) + 1);
             if (*traceback) strcpy(*traceback, newline + 1);
         }

@@ -83,9 +83,13 @@ lm_status lm_generate(lm_handle model, const int32_t *prompt, int32_t n_prompt, 
         return lm_error_set(LM_ERR_INVALID, "generation needs a causal model, and '%s' is bidirectional: use "
                                             "scripts/fill_mask.lua for masked models", info.model_type);
     if (n_prompt < 1) return lm_error_set(LM_ERR_INVALID, "the prompt encodes to no token: give some text");
-    if (o->max_new_tokens < 0) return lm_error_set(LM_ERR_INVALID, "max_new_tokens must be >= 0");
-    if (!(o->temperature >= 0) || !(o->top_p > 0 && o->top_p <= 1) || o->top_k < 0)
-        return lm_error_set(LM_ERR_INVALID, "temperature must be >= 0, top_p in (0, 1], top_k >= 0");
+    if (o->max_new_tokens < 0)
+        return lm_error_set(LM_ERR_INVALID, "max_new_tokens must be >= 0, got %d", (int)o->max_new_tokens);
+    if (!(o->temperature >= 0) || !isfinite(o->temperature))
+        return lm_error_set(LM_ERR_INVALID, "temperature must be a number >= 0 (0: greedy), got %g", o->temperature);
+    if (!(o->top_p > 0 && o->top_p <= 1))
+        return lm_error_set(LM_ERR_INVALID, "top_p must be in (0, 1], got %g", o->top_p);
+    if (o->top_k < 0) return lm_error_set(LM_ERR_INVALID, "top_k must be >= 0 (0: all), got %d", (int)o->top_k);
     int32_t total = n_prompt + o->max_new_tokens;
     if (total > info.max_positions)
         return lm_error_set(LM_ERR_INVALID,
@@ -94,8 +98,13 @@ lm_status lm_generate(lm_handle model, const int32_t *prompt, int32_t n_prompt, 
     int32_t V = info.vocab_size;
     for (int32_t i = 0; i < n_prompt; i++) /* the embedding lookup trusts its ids */
         if (prompt[i] < 0 || prompt[i] >= V)
-            return lm_error_set(LM_ERR_INVALID, "prompt token %d is %d, not an id of the model's vocabulary (0..%d)",
-                                i + 1, prompt[i], V - 1);
+            /* The usual cause is a tokenizer that is not the model's (its
+             * vocabulary is larger): say so, not only which id is wrong. */
+            return lm_error_set(LM_ERR_INVALID, "prompt token %d is %d, not an id of the model's vocabulary (0..%d): %s",
+                                i + 1, prompt[i], V - 1,
+                                prompt[i] < 0 ? "token ids are never negative"
+                                              : "the prompt was encoded by a tokenizer that does not match this model "
+                                                "(use the tokenizer.json saved beside it)");
     int cached = vt->generate_reset && vt->generate_step;
     stats->used_kv_cache = cached;
     stats->prompt_tokens = n_prompt;

@@ -62,23 +62,34 @@ const char *lm_trainer_stray_optimizer_setting(lm_config *settings) {
     return NULL;
 }
 
+/* The largest step, epoch or interval count (2^40: far more than any run,
+ * and products of two stay within int64), and the largest batch. */
+#define MAX_COUNT ((int64_t)1 << 40)
+#define MAX_BATCH ((int64_t)1 << 20)
+
 lm_status trainer_read_settings(lm_trainer *t, lm_config *cfg, lm_config *schedule_kwargs, int host_schedule) {
     trainer_settings *s = &t->s;
     lm_trainer_plan *p = &t->plan;
     s->lr = lm_config_number(cfg, pick(cfg, "learning_rate", "lr"), 2e-5);
     s->max_grad_norm = lm_config_number(cfg, "max_grad_norm", 1.0);
-    s->epochs = lm_config_int(cfg, pick(cfg, "num_train_epochs", "epochs"), 3);
-    s->max_steps = lm_config_int(cfg, "max_steps", -1);
-    s->batch_size = lm_config_int(cfg, pick(cfg, "per_device_train_batch_size", "batch_size"), 8);
-    s->eval_batch_size = lm_config_int(cfg, pick(cfg, "per_device_eval_batch_size", "eval_batch_size"), s->batch_size);
-    s->grad_accum = lm_config_int(cfg, pick(cfg, "gradient_accumulation_steps", "grad_accum"), 1);
-    s->warmup_steps = lm_config_int(cfg, "warmup_steps", 0);
+    /* Counts are read in 64 bits with an upper bound that keeps the plan's
+     * products (steps x epochs, batch x block) far from overflowing; the
+     * lower bounds are checked below, with messages that say what 0 means. */
+    s->epochs = lm_config_int_range(cfg, pick(cfg, "num_train_epochs", "epochs"), 3, INT64_MIN, MAX_COUNT);
+    s->max_steps = lm_config_int_range(cfg, "max_steps", -1, -1, MAX_COUNT);
+    s->batch_size = lm_config_int_range(cfg, pick(cfg, "per_device_train_batch_size", "batch_size"), 8, INT64_MIN,
+                                        MAX_BATCH);
+    s->eval_batch_size = lm_config_int_range(cfg, pick(cfg, "per_device_eval_batch_size", "eval_batch_size"),
+                                             s->batch_size, INT64_MIN, MAX_BATCH);
+    s->grad_accum = lm_config_int_range(cfg, pick(cfg, "gradient_accumulation_steps", "grad_accum"), 1, INT64_MIN,
+                                        MAX_BATCH);
+    s->warmup_steps = lm_config_int_range(cfg, "warmup_steps", 0, 0, MAX_COUNT);
     s->warmup_ratio = lm_config_number(cfg, "warmup_ratio", 0.0);
     const char *schedule_key = pick(cfg, "lr_scheduler_type", "schedule");
     const char *schedule = lm_config_string(cfg, schedule_key, "linear");
-    s->seed = (uint64_t)lm_config_int(cfg, "seed", 42);
+    s->seed = (uint64_t)lm_config_int_range(cfg, "seed", 42, 0, INT64_MAX); /* a negative seed would wrap */
     const char *logging_strategy = lm_config_string(cfg, "logging_strategy", "steps");
-    p->logging_steps = lm_config_int(cfg, pick(cfg, "logging_steps", "log_every"), 50);
+    p->logging_steps = lm_config_int_range(cfg, pick(cfg, "logging_steps", "log_every"), 50, INT64_MIN, MAX_COUNT);
     const int has_eval = t->parts.eval != NULL;
     const char *eval_strategy_key = pick(cfg, "eval_strategy", "eval_every_epoch");
     const char *eval_strategy = has_eval ? "epoch" : "no";
@@ -87,19 +98,20 @@ lm_status trainer_read_settings(lm_trainer *t, lm_config *cfg, lm_config *schedu
     else
         eval_strategy = lm_config_string(cfg, "eval_strategy", eval_strategy);
     const int eval_strategy_given = lm_config_has(cfg, "eval_strategy");
-    p->eval_steps = lm_config_int(cfg, "eval_steps", p->logging_steps);
+    p->eval_steps = lm_config_int_range(cfg, "eval_steps", p->logging_steps, INT64_MIN, MAX_COUNT);
     const int eval_steps_given = lm_config_has(cfg, "eval_steps");
-    s->eval_max_batches = lm_config_int(cfg, "eval_max_batches", 0);
+    s->eval_max_batches = lm_config_int_range(cfg, "eval_max_batches", 0, INT64_MIN, MAX_COUNT);
     const char *checkpoint_dir = lm_config_string(cfg, "checkpoint_dir", "");
-    p->save_steps = lm_config_int(cfg, pick(cfg, "save_steps", "save_every"), 0);
+    p->save_steps = lm_config_int_range(cfg, pick(cfg, "save_steps", "save_every"), 0, INT64_MIN, MAX_COUNT);
     const char *save_strategy =
         lm_config_string(cfg, "save_strategy", !*checkpoint_dir ? "no" : p->save_steps > 0 ? "steps" : "epoch");
-    p->save_total_limit = lm_config_int(cfg, pick(cfg, "save_total_limit", "keep_last"), 2);
+    p->save_total_limit = lm_config_int_range(cfg, pick(cfg, "save_total_limit", "keep_last"), 2, INT64_MIN,
+                                              MAX_COUNT);
     const char *resume = lm_config_string(cfg, pick(cfg, "resume_from_checkpoint", "resume"), "");
     p->load_best_model_at_end = lm_config_bool(cfg, "load_best_model_at_end", 0);
     const char *metric = lm_config_string(cfg, "metric_for_best_model", "eval_loss");
     p->greater_is_better = lm_config_bool(cfg, "greater_is_better", !metric_is_a_loss(metric));
-    p->early_stopping_patience = lm_config_int(cfg, "early_stopping_patience", 0);
+    p->early_stopping_patience = lm_config_int_range(cfg, "early_stopping_patience", 0, INT64_MIN, MAX_COUNT);
     p->early_stopping_threshold = lm_config_number(cfg, "early_stopping_threshold", 0.0);
     LM_TRY(lm_config_validate(cfg));
 

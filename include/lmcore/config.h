@@ -51,6 +51,12 @@ LM_API lm_status lm_config_set_parsed(lm_config *cfg, const char *key_equals_val
 LM_API int lm_config_has(lm_config *cfg, const char *key);
 LM_API int lm_config_bool(lm_config *cfg, const char *key, int def);
 LM_API int64_t lm_config_int(lm_config *cfg, const char *key, int64_t def);
+/* The same, range-checked in 64 bits before the caller narrows it: a value
+ * outside [lo, hi] is recorded as the config's problem ("config key
+ * 'n_layer' for architecture 'gpt2' must be an integer between 1 and 4096,
+ * got 4294967298", the value as given) and def is returned.  Read every
+ * integer a plugin stores in a narrower type this way. */
+LM_API int64_t lm_config_int_range(lm_config *cfg, const char *key, int64_t def, int64_t lo, int64_t hi);
 LM_API double lm_config_number(lm_config *cfg, const char *key, double def);
 /* The returned string lives as long as the config. */
 LM_API const char *lm_config_string(lm_config *cfg, const char *key, const char *def);

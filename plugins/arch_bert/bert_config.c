@@ -70,14 +70,16 @@ lm_status bert_read_config(model_base *m, lm_config *cfg) {
     LM_CHECK(r.file.status);
 
     /* bert-base-cased defaults. */
-    c->vocab_size = (int32_t)model_config_int(&r, "vocab_size", 28996);
-    c->hidden_size = (int32_t)model_config_int(&r, "hidden_size", 768);
-    c->num_hidden_layers = (int32_t)model_config_int(&r, "num_hidden_layers", 12);
-    c->num_attention_heads = (int32_t)model_config_int(&r, "num_attention_heads", 12);
-    c->intermediate_size = (int32_t)model_config_int(&r, "intermediate_size", 3072);
-    c->max_position_embeddings = (int32_t)model_config_int(&r, "max_position_embeddings", 512);
-    c->type_vocab_size = (int32_t)model_config_int(&r, "type_vocab_size", 2);
-    c->pad_token_id = (int32_t)lm_config_int(cfg, "pad_token_id", hf_int(&r.file, "pad_token_id", 0, -1));
+    /* The ranges are check_values' (read in 64 bits, then narrowed). */
+    c->vocab_size = (int32_t)model_config_int(&r, "vocab_size", 28996, 1, 1 << 24);
+    c->hidden_size = (int32_t)model_config_int(&r, "hidden_size", 768, 1, 1 << 16);
+    c->num_hidden_layers = (int32_t)model_config_int(&r, "num_hidden_layers", 12, 0, 1 << 12);
+    c->num_attention_heads = (int32_t)model_config_int(&r, "num_attention_heads", 12, 1, 1 << 12);
+    c->intermediate_size = (int32_t)model_config_int(&r, "intermediate_size", 3072, 1, 1 << 18);
+    c->max_position_embeddings = (int32_t)model_config_int(&r, "max_position_embeddings", 512, 1, 1 << 20);
+    c->type_vocab_size = (int32_t)model_config_int(&r, "type_vocab_size", 2, 1, 1 << 16);
+    /* null (-1): no padding id; check_values compares the rest with the vocabulary. */
+    c->pad_token_id = (int32_t)model_config_int_or_null(&r, "pad_token_id", 0, -1, -1, INT32_MAX);
     c->hidden_dropout_prob = model_config_number(&r, "hidden_dropout_prob", 0.1);
     c->attention_probs_dropout_prob = model_config_number(&r, "attention_probs_dropout_prob", 0.1);
     c->layer_norm_eps = model_config_number(&r, "layer_norm_eps", 1e-12);

@@ -17,13 +17,11 @@
 #define GPT2_TRANSFORMERS_VERSION "5.24.0"
 
 /* A nullable integer key: an explicit config value, else the file's, else def. */
-static int64_t read_nullable_int(model_config_reader *r, const char *key, int64_t def, int *given) {
-    int64_t from_file = hf_int(&r->file, key, def, -1);
+static int64_t read_nullable_int(model_config_reader *r, const char *key, int64_t def, int64_t hi, int *given) {
     const lm_json *in_file = hf_get(&r->file, key);
-    *given = in_file && lm_json_type_of(in_file) != LM_JSON_NULL;
-    if (!lm_config_has(r->cfg, key)) return from_file;
-    *given = 1;
-    return lm_config_int(r->cfg, key, from_file);
+    *given = lm_config_has(r->cfg, key) || (in_file && lm_json_type_of(in_file) != LM_JSON_NULL);
+    /* -1 is null; the range checks the rest before it is narrowed. */
+    return model_config_int_or_null(r, key, def, -1, -1, hi);
 }
 
 /* GPT-2 variants this implementation would compute differently are refused. */
@@ -55,12 +53,19 @@ lm_status gpt2_read_config(model_base *m, lm_config *cfg) {
 
     /* Old configs spell the context n_ctx (always equal to n_positions). */
     const int64_t positions_default = hf_int(&r.file, "n_ctx", 1024, 1024);
-    c->vocab_size = (int32_t)model_config_int(&r, "vocab_size", 50257);
-    c->n_positions = (int32_t)model_config_int(&r, "n_positions", positions_default);
-    c->n_embd = (int32_t)model_config_int(&r, "n_embd", 768);
-    c->n_layer = (int32_t)model_config_int(&r, "n_layer", 12);
-    c->n_head = (int32_t)model_config_int(&r, "n_head", 12);
-    int64_t n_inner = read_nullable_int(&r, "n_inner", -1, &c->n_inner_given);
+    if (r.file.status == LM_OK && (positions_default < 1 || positions_default > 1 << 20)) {
+        status = lm_error_set(LM_ERR_INVALID, "architecture 'gpt2': n_ctx must be an integer between 1 and 1048576, "
+                                              "got %lld%s",
+                              (long long)positions_default, r.source);
+        goto fail;
+    }
+    /* The ranges are check_values' (read in 64 bits, then narrowed). */
+    c->vocab_size = (int32_t)model_config_int(&r, "vocab_size", 50257, 1, 1 << 24);
+    c->n_positions = (int32_t)model_config_int(&r, "n_positions", positions_default, 1, 1 << 20);
+    c->n_embd = (int32_t)model_config_int(&r, "n_embd", 768, 1, 1 << 16);
+    c->n_layer = (int32_t)model_config_int(&r, "n_layer", 12, 1, 1 << 12);
+    c->n_head = (int32_t)model_config_int(&r, "n_head", 12, 1, 1 << 12);
+    int64_t n_inner = read_nullable_int(&r, "n_inner", -1, 1 << 18, &c->n_inner_given);
     c->n_inner = n_inner < 0 && !c->n_inner_given ? 4 * c->n_embd : (int32_t)n_inner;
     c->embd_pdrop = model_config_number(&r, "embd_pdrop", 0.1);
     c->attn_pdrop = model_config_number(&r, "attn_pdrop", 0.1);
@@ -68,8 +73,8 @@ lm_status gpt2_read_config(model_base *m, lm_config *cfg) {
     c->layer_norm_epsilon = model_config_number(&r, "layer_norm_epsilon", 1e-5);
     c->initializer_range = model_config_number(&r, "initializer_range", 0.02);
     int bos_given = 0, eos_given = 0;
-    c->bos_token_id = read_nullable_int(&r, "bos_token_id", 50256, &bos_given);
-    c->eos_token_id = read_nullable_int(&r, "eos_token_id", 50256, &eos_given);
+    c->bos_token_id = read_nullable_int(&r, "bos_token_id", 50256, INT32_MAX, &bos_given);
+    c->eos_token_id = read_nullable_int(&r, "eos_token_id", 50256, INT32_MAX, &eos_given);
     const char *activation = model_config_string(&r, "activation_function", "gelu_new");
     LM_CHECK(model_config_validate(&r, &m->device));
 
@@ -88,9 +93,9 @@ lm_status gpt2_read_config(model_base *m, lm_config *cfg) {
     if (!eos_given && c->eos_token_id >= c->vocab_size) c->eos_token_id = -1;
     if (c->bos_token_id >= c->vocab_size || c->eos_token_id >= c->vocab_size) {
         status = lm_error_set(LM_ERR_INVALID,
-                              "architecture 'gpt2': bos_token_id %d / eos_token_id %d must be ids of the %d-token "
-                              "vocabulary%s",
-                              (int)c->bos_token_id, (int)c->eos_token_id, (int)c->vocab_size, r.source);
+                              "architecture 'gpt2': bos_token_id %lld / eos_token_id %lld must be ids of the "
+                              "%d-token vocabulary%s",
+                              (long long)c->bos_token_id, (long long)c->eos_token_id, (int)c->vocab_size, r.source);
         goto fail;
     }
     m->limits = (model_batch_limits){"gpt2", "n_positions", c->n_positions, c->vocab_size, 0};

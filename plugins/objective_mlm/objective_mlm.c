@@ -74,7 +74,7 @@ static lm_status mlm_create(void **self, lm_config *cfg) {
     o->mlm_probability = lm_config_number(cfg, "mlm_probability", 0.15);
     o->mask_replace_prob = lm_config_number(cfg, "mask_replace_prob", 0.8);
     o->random_replace_prob = lm_config_number(cfg, "random_replace_prob", 0.1);
-    int64_t seed = lm_config_int(cfg, "seed", 42);
+    int64_t seed = lm_config_int_range(cfg, "seed", 42, 0, INT64_MAX); /* a negative seed would wrap */
     o->debug_masking = lm_config_bool(cfg, "debug_masking", 0);
     lm_status status = LM_OK;
     if (!(o->mlm_probability > 0.0 && o->mlm_probability <= 1.0))

@@ -138,7 +138,8 @@ static lm_status bpe_create(void **self, lm_config *cfg) {
     } else if (path || vocab) {
         status = load(t, cfg, path, vocab, merges);
     } else {
-        t->options.vocab_size = lm_config_int(cfg, "vocab_size", 30000);
+        /* Ids are int32: the upper bound is checked (and named) in 64 bits. */
+        t->options.vocab_size = lm_config_int_range(cfg, "vocab_size", 30000, INT64_MIN, INT32_MAX / 2);
         t->options.min_frequency = lm_config_int(cfg, "min_frequency", 2);
         status = read_specials(t, cfg);
         if (status == LM_OK && t->options.min_frequency < 0)
@@ -156,7 +157,7 @@ static lm_status bpe_create(void **self, lm_config *cfg) {
                                bpe_codepoint_to_byte(cp) >= 0;
             distinct += !repeated && !is_byte_char;
         }
-        if (status == LM_OK && (t->options.vocab_size < (int64_t)distinct || t->options.vocab_size > INT32_MAX / 2))
+        if (status == LM_OK && t->options.vocab_size < (int64_t)distinct)
             status = lm_error_set(LM_ERR_INVALID,
                                   "tokenizer 'bpe': vocab_size=%lld is too small: the 256 byte tokens and %zu special token(s) need %zu",
                                   (long long)t->options.vocab_size, t->options.n_specials, distinct);

@@ -66,6 +66,17 @@ static lm_status read_normalizer(wp_tokenizer *t, const char *path, const lm_jso
     return LM_OK;
 }
 
+/* A post-processor id, checked in 64 bits before it is narrowed (an id of
+ * 4294967298 must not become 2); wp_finalize_model then checks that the
+ * vocabulary has it. */
+static lm_status template_id(const char *path, const lm_json *v, const char *where, int32_t *out) {
+    if (!lm_json_is_integer(v) || lm_json_int(v) < 0 || lm_json_int(v) > INT32_MAX)
+        return FORMAT_ERROR(path, "%s: %s is not a token id (an integer from 0 to %d)", where,
+                            lm_json_is_integer(v) ? "the id" : "a non-integer", INT32_MAX);
+    *out = (int32_t)lm_json_int(v);
+    return LM_OK;
+}
+
 /* The post-processor becomes the ids put before and after the sequence. */
 static lm_status read_post_processor(wp_tokenizer *t, const char *path, const lm_json *p) {
     if (!p || lm_json_type_of(p) == LM_JSON_NULL) return wp_set_template(t, NULL, 0, NULL, 0);
@@ -75,7 +86,9 @@ static lm_status read_post_processor(wp_tokenizer *t, const char *path, const lm
         if (lm_json_size(cls) != 2 || lm_json_size(sep) != 2 || !lm_json_is_integer(lm_json_at(cls, 1)) ||
             !lm_json_is_integer(lm_json_at(sep, 1)))
             return FORMAT_ERROR(path, "post_processor BertProcessing needs cls and sep as [token, id]");
-        int32_t before = (int32_t)lm_json_int(lm_json_at(cls, 1)), after = (int32_t)lm_json_int(lm_json_at(sep, 1));
+        int32_t before, after;
+        LM_TRY(template_id(path, lm_json_at(cls, 1), "post_processor BertProcessing cls", &before));
+        LM_TRY(template_id(path, lm_json_at(sep, 1), "post_processor BertProcessing sep", &after));
         return wp_set_template(t, &before, 1, &after, 1);
     }
     if (!type || strcmp(type, "TemplateProcessing") != 0)
@@ -106,7 +119,10 @@ static lm_status read_post_processor(wp_tokenizer *t, const char *path, const lm
             if (!lm_json_is_integer(lm_json_at(entry, k)) || (seen_sequence ? n_after : n_before) == 16)
                 return FORMAT_ERROR(path, "post_processor.special_tokens['%s'].ids is not a short list of integers",
                                     name);
-            int32_t id = (int32_t)lm_json_int(lm_json_at(entry, k));
+            int32_t id;
+            char where[160];
+            snprintf(where, sizeof where, "post_processor.special_tokens['%.60s'].ids", name);
+            LM_TRY(template_id(path, lm_json_at(entry, k), where, &id));
             if (seen_sequence) after[n_after++] = id;
             else before[n_before++] = id;
         }

@@ -104,6 +104,14 @@ static int32_t id_of(const wp_tokenizer *t, const char *token) {
 /* Builds the lookup structures once the vocabulary, added tokens and
  * template are known.  `source` names the origin in error messages. */
 lm_status wp_finalize_model(wp_tokenizer *t, const char *source) {
+    /* The post-processor's ids are put around every sequence: each must be a token. */
+    for (size_t i = 0; i < t->n_before + t->n_after; i++) {
+        const int32_t id = i < t->n_before ? t->template_before[i] : t->template_after[i - t->n_before];
+        size_t len;
+        if (!wp_vocab_token(&t->vocab, id, &len))
+            return lm_error_set(LM_ERR_FORMAT, "%s: the post-processor adds id %d, which is not in the vocabulary",
+                                source, (int)id);
+    }
     t->unk_id = id_of(t, t->unk_token);
     if (t->unk_id < 0)
         return lm_error_set(LM_ERR_FORMAT, "%s: the unknown token '%s' is not in the vocabulary", source,

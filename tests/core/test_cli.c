@@ -77,8 +77,13 @@ START_TEST(runtime_errors_exit_1_with_one_line) {
     ck_assert_int_eq(run(EXE " run /nonexistent/script.lua"), 1);
     ck_assert(strstr(output, "lmcore: error: cannot open /nonexistent/script.lua") != NULL);
     ck_assert_int_eq(run(EXE " --plugin-path " TP "good_logger run " SRC "/tests/core/scripts/error_line.lua"), 1);
-    ck_assert(strstr(output, "error_line.lua:3: unknown key 'pth' for logger 'test_logger'") != NULL);
-    ck_assert_uint_le(count_lines(output), 2); /* the error and the traceback hint */
+    ck_assert(strstr(output, "error_line.lua:3: attempt to index a nil value") != NULL);
+    ck_assert(strstr(output, "LMCORE_TRACEBACK") != NULL); /* an internal error: the traceback hint */
+    ck_assert_uint_le(count_lines(output), 2);              /* the error and the traceback hint */
+    /* A user's mistake: its message alone, one line, no Lua position, no hint. */
+    ck_assert_int_eq(run(EXE " --plugin-path " TP "good_logger run " SRC "/tests/core/scripts/user_error.lua"), 1);
+    ck_assert(strstr(output, "lmcore: error: unknown key 'pth' for logger 'test_logger'") != NULL);
+    ck_assert_uint_eq(count_lines(output), 1);
 }
 END_TEST
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "lmcore/lmcore.h"
+#include "names.h"
 #include "test_main.h"
 
 static lm_config *make(void) {
@@ -39,7 +40,7 @@ START_TEST(has_marks_the_key_read) {
     ck_assert(!lm_config_has(cfg, "slow"));
     (void)lm_config_string(cfg, "device", "cpu");
     ck_assert_int_eq(lm_config_validate(cfg), LM_ERR_INVALID);
-    ck_assert_str_eq(lm_error_message(), "unknown key 'devic' for architecture 'toy' (known: fast, slow, device)");
+    ck_assert_str_eq(lm_error_message(), "unknown key 'devic' for architecture 'toy' (known: fast, slow, device): did you mean 'device'?");
     lm_config_destroy(cfg);
 }
 END_TEST
@@ -85,7 +86,7 @@ START_TEST(unknown_key_lists_known_keys) {
     lm_config_int(cfg, "n_head", 12);
     ck_assert_int_eq(lm_config_validate(cfg), LM_ERR_INVALID);
     ck_assert_str_eq(lm_error_message(),
-                     "unknown key 'n_layers' for architecture 'gpt2' (known: n_layer, n_head)");
+                     "unknown key 'n_layers' for architecture 'gpt2' (known: n_layer, n_head): did you mean 'n_layer'?");
     lm_config_destroy(cfg);
 }
 END_TEST
@@ -134,6 +135,57 @@ START_TEST(lists_and_replacement) {
 }
 END_TEST
 
+/* Integers are range-checked in 64 bits before a caller narrows them: the
+ * value as given is named, never a wrapped one (2^32 + 2 is not 2). */
+START_TEST(int_range_names_the_value_as_given) {
+    lm_config *cfg = make();
+    lm_config_set_int(cfg, "n_head", 8);
+    ck_assert_int_eq(lm_config_int_range(cfg, "n_head", 12, 1, 4096), 8);
+    ck_assert_int_eq(lm_config_int_range(cfg, "absent", 12, 1, 4096), 12); /* the default needs no range */
+    ck_assert_int_eq(lm_config_validate(cfg), LM_OK);
+    lm_config_set_int(cfg, "n_layer", ((int64_t)1 << 32) + 2);
+    ck_assert_int_eq(lm_config_int_range(cfg, "n_layer", 12, 1, 4096), 12);
+    ck_assert_int_eq(lm_config_validate(cfg), LM_ERR_INVALID);
+    ck_assert_str_eq(lm_error_message(),
+                     "config key 'n_layer' for architecture 'gpt2' must be an integer between 1 and 4096, got 4294967298");
+    lm_config_destroy(cfg);
+
+    cfg = make();
+    lm_config_set_int(cfg, "seed", -1);
+    ck_assert_int_eq(lm_config_int_range(cfg, "seed", 42, 0, INT64_MAX), 42);
+    ck_assert_int_eq(lm_config_validate(cfg), LM_ERR_INVALID);
+    ck_assert_str_eq(lm_error_message(), "config key 'seed' for architecture 'gpt2' must be an integer at least 0, got -1");
+    lm_config_destroy(cfg);
+
+    cfg = make();
+    lm_config_set_int(cfg, "batch", (int64_t)1 << 40);
+    ck_assert_int_eq(lm_config_int_range(cfg, "batch", 8, INT64_MIN, 1 << 20), 8);
+    ck_assert_int_eq(lm_config_validate(cfg), LM_ERR_INVALID);
+    ck_assert_str_eq(lm_error_message(),
+                     "config key 'batch' for architecture 'gpt2' must be an integer at most 1048576, got 1099511627776");
+    lm_config_destroy(cfg);
+
+    /* A wrong type is reported as such, not as a range. */
+    cfg = make();
+    lm_config_set_number(cfg, "seed", 1.5);
+    ck_assert_int_eq(lm_config_int_range(cfg, "seed", 42, 0, INT64_MAX), 42);
+    ck_assert_int_eq(lm_config_validate(cfg), LM_ERR_INVALID);
+    ck_assert_str_eq(lm_error_message(), "config key 'seed' for architecture 'gpt2' must be an integer, got 1.5");
+    lm_config_destroy(cfg);
+}
+END_TEST
+
+START_TEST(near_misses_are_suggested) {
+    static const char *const known[] = {"max_new_tokens", "temperature", "top_k", "top_p", "seed", NULL};
+    ck_assert_str_eq(lm_nearest_name("max_new_token", known, (size_t)-1), "max_new_tokens");
+    ck_assert_str_eq(lm_nearest_name("temprature", known, (size_t)-1), "temperature");
+    ck_assert_str_eq(lm_nearest_name("top-k", known, (size_t)-1), "top_k");
+    ck_assert_ptr_null(lm_nearest_name("colour", known, (size_t)-1)); /* another word, not a typo */
+    ck_assert_ptr_null(lm_nearest_name("seed", known, 0));
+    ck_assert_ptr_null(lm_nearest_name("", known, (size_t)-1));
+}
+END_TEST
+
 START_TEST(reject_and_range) {
     lm_config *cfg = make();
     lm_config_set_number(cfg, "dropout", 1.5);
@@ -157,6 +209,8 @@ static Suite *suite(void) {
     tcase_add_test(tc, parsed_values_have_types);
     tcase_add_test(tc, lists_and_replacement);
     tcase_add_test(tc, reject_and_range);
+    tcase_add_test(tc, int_range_names_the_value_as_given);
+    tcase_add_test(tc, near_misses_are_suggested);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -112,10 +112,31 @@ START_TEST(errors_carry_file_and_line) {
     char *tb = NULL;
     ck_assert_int_ne(lm_runtime_run(&o, &tb), LM_OK);
     ck_assert_msg(strstr(lm_error_message(), "error_line.lua:3:") != NULL, "message: %s", lm_error_message());
-    ck_assert(strstr(lm_error_message(), "unknown key 'pth'") != NULL);
+    ck_assert(strstr(lm_error_message(), "attempt to index a nil value") != NULL);
     ck_assert_ptr_nonnull(tb);
     ck_assert(strstr(tb, "stack traceback") != NULL);
     free(tb);
+    lm_registry_destroy(r);
+}
+END_TEST
+
+/* A script's mistake caught by an lm.* check is not an internal error: its
+ * message alone, without the Lua position of the binding's caller, and no
+ * traceback (unless LMCORE_TRACEBACK asks for one). */
+START_TEST(user_errors_carry_no_position) {
+    lm_registry *r = registry();
+    lm_runtime_options o = {SCRIPTS "user_error.lua", NULL, 0, r};
+    char *tb = NULL;
+    unsetenv("LMCORE_TRACEBACK");
+    ck_assert_int_ne(lm_runtime_run(&o, &tb), LM_OK);
+    ck_assert_str_eq(lm_error_message(), "unknown key 'pth' for logger 'test_logger' (known: path, fail): did you mean 'path'?");
+    ck_assert_ptr_null(tb);
+    setenv("LMCORE_TRACEBACK", "1", 1);
+    ck_assert_int_ne(lm_runtime_run(&o, &tb), LM_OK);
+    ck_assert_ptr_nonnull(tb);
+    ck_assert(strstr(tb, "user_error.lua:3") != NULL);
+    free(tb);
+    unsetenv("LMCORE_TRACEBACK");
     lm_registry_destroy(r);
 }
 END_TEST
@@ -182,6 +203,7 @@ int main(void) {
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, bindings_script_runs);
     tcase_add_test(tc, errors_carry_file_and_line);
+    tcase_add_test(tc, user_errors_carry_no_position);
     tcase_add_test(tc, missing_script_is_an_io_error);
     tcase_add_test(tc, trainer_flushes_loggers);
     tcase_add_test(tc, ctrl_c_stops_a_lua_loop);

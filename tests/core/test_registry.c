@@ -135,7 +135,7 @@ START_TEST(create_failure_and_unknown_key_are_prefixed) {
     lm_config_create(&cfg, "logger 'test_logger'");
     lm_config_set_string(cfg, "pth", "/tmp/x");
     ck_assert_int_eq(lm_plugin_instantiate(p, cfg, &self), LM_ERR_INVALID);
-    ck_assert_str_eq(lm_error_message(), "unknown key 'pth' for logger 'test_logger' (known: path, fail)");
+    ck_assert_str_eq(lm_error_message(), "unknown key 'pth' for logger 'test_logger' (known: path, fail): did you mean 'path'?");
     ck_assert_ptr_null(self);
     lm_config_destroy(cfg);
     lm_registry_destroy(r);

@@ -33,15 +33,15 @@ function M.callbacks.early_stopping(options)
   for key in pairs(options) do
     if key ~= "patience" and key ~= "threshold" then
       error(string.format("lm.callbacks.early_stopping: unknown option '%s' (known: patience, threshold)",
-                          tostring(key)), 2)
+                          tostring(key)), 0)
     end
   end
   local patience, threshold = options.patience or 1, options.threshold or 0.0
   if math.type(patience) ~= "integer" or patience < 1 then
-    error("lm.callbacks.early_stopping: patience must be an integer >= 1, got " .. tostring(patience), 2)
+    error("lm.callbacks.early_stopping: patience must be an integer >= 1, got " .. tostring(patience), 0)
   end
   if type(threshold) ~= "number" or threshold < 0 then
-    error("lm.callbacks.early_stopping: threshold must be a number >= 0, got " .. tostring(threshold), 2)
+    error("lm.callbacks.early_stopping: threshold must be a number >= 0, got " .. tostring(threshold), 0)
   end
   return {
     name = "early_stopping", patience = patience, threshold = threshold, waited = 0,
@@ -69,7 +69,7 @@ function M.check_callbacks(list)
   local checked = {}
   if list == nil then return checked end
   if type(list) ~= "table" then
-    error("lm.trainer: callbacks must be a list of callback tables, got a " .. type(list), 3)
+    error("lm.trainer: callbacks must be a list of callback tables, got a " .. type(list), 0)
   end
   local names = {}
   for i, cb in ipairs(list) do
@@ -80,34 +80,34 @@ function M.check_callbacks(list)
         for name in pairs(M.callbacks) do known[#known + 1] = name end
         table.sort(known)
         error(string.format("lm.trainer: unknown callback '%s' (known: %s, or a table of on_* functions)", cb,
-                            table.concat(known, ", ")), 3)
+                            table.concat(known, ", ")), 0)
       end
       cb = make()
     end
     if type(cb) ~= "table" then
-      error(string.format("lm.trainer: callback %d must be a table of on_* functions, got a %s", i, type(cb)), 3)
+      error(string.format("lm.trainer: callback %d must be a table of on_* functions, got a %s", i, type(cb)), 0)
     end
     for key, value in pairs(cb) do
       if type(key) == "string" and key:sub(1, 3) == "on_" then
         if not is_event[key] then
           error(string.format("lm.trainer: callback %d has unknown event '%s' (known: %s)", i, key,
-                              table.concat(EVENTS, ", ")), 3)
+                              table.concat(EVENTS, ", ")), 0)
         end
         if type(value) ~= "function" then
-          error(string.format("lm.trainer: callback %d: %s must be a function, got a %s", i, key, type(value)), 3)
+          error(string.format("lm.trainer: callback %d: %s must be a function, got a %s", i, key, type(value)), 0)
         end
       end
     end
     if (cb.state ~= nil or cb.load_state ~= nil) then
       if type(cb.state) ~= "function" or type(cb.load_state) ~= "function" then
-        error(string.format("lm.trainer: callback %d declares state: it needs both state() and load_state()", i), 3)
+        error(string.format("lm.trainer: callback %d declares state: it needs both state() and load_state()", i), 0)
       end
       if type(cb.name) ~= "string" or cb.name == "" then
-        error(string.format("lm.trainer: callback %d declares state: give it a name (its key in checkpoints)", i), 3)
+        error(string.format("lm.trainer: callback %d declares state: give it a name (its key in checkpoints)", i), 0)
       end
       if names[cb.name] then
         error(string.format("lm.trainer: two callbacks with state are named '%s': names key their saved state",
-                            cb.name), 3)
+                            cb.name), 0)
       end
       names[cb.name] = true
     end

@@ -35,8 +35,24 @@ lm_status model_config_open(model_config_reader *r, lm_config *cfg, const model_
 
 void model_config_close(model_config_reader *r) { hf_close(&r->file); }
 
-int64_t model_config_int(model_config_reader *r, const char *key, int64_t def) {
-    return lm_config_int(r->cfg, key, hf_int(&r->file, key, def, def));
+int64_t model_config_int_or_null(model_config_reader *r, const char *key, int64_t def, int64_t null_value,
+                                 int64_t lo, int64_t hi) {
+    /* Range-checked in 64 bits before the caller narrows it to int32: a
+     * config.json's n_layer of 4294967298 must not train 2 layers. */
+    if (lm_config_has(r->cfg, key)) return lm_config_int_range(r->cfg, key, def, lo, hi);
+    const lm_json *in_file = hf_get(&r->file, key);
+    if (in_file && lm_json_type_of(in_file) == LM_JSON_NULL) return null_value;
+    /* The default is checked too: it may come from the file (GPT-2's n_ctx). */
+    const int64_t value = hf_int(&r->file, key, def, null_value);
+    if ((value >= lo && value <= hi) || r->file.status != LM_OK) return value;
+    r->file.status = lm_error_set(LM_ERR_INVALID, "architecture '%s': %s must be an integer between %lld and %lld, "
+                                                  "got %lld%s",
+                                  r->arch, key, (long long)lo, (long long)hi, (long long)value, r->source);
+    return def;
+}
+
+int64_t model_config_int(model_config_reader *r, const char *key, int64_t def, int64_t lo, int64_t hi) {
+    return model_config_int_or_null(r, key, def, def, lo, hi);
 }
 
 double model_config_number(model_config_reader *r, const char *key, double def) {

@@ -41,8 +41,14 @@ typedef struct model_config_variant {
 lm_status model_config_open(model_config_reader *r, lm_config *cfg, const model_config_variant *variant);
 void model_config_close(model_config_reader *r);
 
-/* A key's value: the lmcore config's, else the file's, else def. */
-int64_t model_config_int(model_config_reader *r, const char *key, int64_t def);
+/* A key's value: the lmcore config's, else the file's, else def.  Integers
+ * must lie in [lo, hi] (checked in 64 bits, so that the caller may narrow
+ * them): otherwise the key and the value as given are reported (by
+ * model_config_validate) and def is returned.  _or_null: a null in the file
+ * reads as null_value, which needs no range. */
+int64_t model_config_int(model_config_reader *r, const char *key, int64_t def, int64_t lo, int64_t hi);
+int64_t model_config_int_or_null(model_config_reader *r, const char *key, int64_t def, int64_t null_value,
+                                 int64_t lo, int64_t hi);
 double model_config_number(model_config_reader *r, const char *key, double def);
 const char *model_config_string(model_config_reader *r, const char *key, const char *def);
 

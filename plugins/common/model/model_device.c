@@ -9,7 +9,8 @@ void model_device_read(model_device *d, lm_config *cfg) {
     memset(d, 0, sizeof *d);
     d->device_given = lm_config_string(cfg, "device", "auto");
     d->precision_given = lm_config_string(cfg, "precision", "fp32");
-    d->threads = (int)lm_config_int(cfg, "threads", 0);
+    /* model_device_check's range, in 64 bits before the narrowing. */
+    d->threads = (int)lm_config_int_range(cfg, "threads", 0, 0, 4096);
     d->profile_ops = lm_config_bool(cfg, "profile_ops", 0);
     d->recompute_given = lm_config_string(cfg, "recompute", "none");
 }

@@ -1,3 +1,3 @@
--- The error below must be reported as error_line.lua:3
-local x = 1
-local logger = lm.logger("test_logger", {pth = "typo"})
+-- An internal error (a bug in a script): reported as error_line.lua:3, with a traceback
+local settings = nil
+local path = settings.path

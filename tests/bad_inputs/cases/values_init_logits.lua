@@ -1,0 +1,3 @@
+-- expect: model:logits: the gpt2 model's weights were never set
+local m <close> = lm.architecture("gpt2", {vocab_size = 50, n_layer = 1, n_embd = 16, n_head = 2, n_positions = 16, device = "cpu"})
+m:logits({1, 2}, 1)

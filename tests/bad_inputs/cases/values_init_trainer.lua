@@ -1,0 +1,9 @@
+-- expect: lm.trainer: the gpt2 model's weights were never set (they are all zero): call model:init(seed)
+-- fit() once trained from all-zero weights
+local ds <close> = lm.dataset("wikitext", {path = args.data})
+local tok <close> = lm.tokenizer("bpe", {vocab_size = 300})
+tok:train(ds, "validation")
+local b <close> = lm.blocks(tok, ds, "validation", {block_size = 16})
+local m <close> = lm.architecture("gpt2", {n_layer = 1, vocab_size = 300, n_embd = 16, n_head = 2, n_positions = 16, device = "cpu"})
+local o <close> = lm.objective("clm")
+lm.trainer{model = m, objective = o, tokenizer = tok, train = b, max_steps = 1, lr = 1e-3}

@@ -1,0 +1,5 @@
+-- expect: tokenizer:decode: token list item 2 is 4294967296, not a token id (an integer >= 0)
+local ds <close> = lm.dataset("wikitext", {path = args.data})
+local tok <close> = lm.tokenizer("bpe", {vocab_size = 300})
+tok:train(ds, "validation")
+tok:decode({65, 4294967296})

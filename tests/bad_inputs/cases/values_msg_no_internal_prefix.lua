@@ -1,0 +1,3 @@
+-- expect: lmcore: error: tokenizer 'bpe'
+-- an lm.* error inside the shipped pipeline once began with "scripts/lib/pipeline.lua:60:"
+-- run: {exe} run scripts/gpt2_clm.lua preset=small data={data} train_split=test tokenizer={tmp}/no-such-tokenizer.json output_dir={tmp}/out cache_dir={tmp}/cache
