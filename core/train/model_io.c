@@ -59,6 +59,10 @@ fail:
     return status;
 }
 
+const char *lm_non_finite_name(float value) {
+    return isnan(value) ? "NaN" : value > 0 ? "+infinity" : "-infinity";
+}
+
 size_t lm_first_non_finite(const float *values, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (!isfinite(values[i])) return i;
@@ -129,9 +133,9 @@ lm_status lm_model_load_weights(const lm_plugin *arch, void *model, const char *
         const size_t bad = lm_first_non_finite(stage, n);
         if (bad < n) {
             status = lm_error_set(LM_ERR_FORMAT,
-                                  "%s: tensor '%s' holds a non-finite value (%g at index %zu): the weights are "
+                                  "%s: tensor '%s' holds a non-finite value (%s at index %zu): the weights are "
                                   "damaged (a run that diverged, or a corrupt file); load an earlier checkpoint",
-                                  path, d->name, (double)stage[bad], bad);
+                                  path, d->name, lm_non_finite_name(stage[bad]), bad);
             goto fail;
         }
         LM_CHECK(set.device->ops->upload(set.device, set.params + d->offset, stage, n * sizeof(float)));

@@ -22,6 +22,8 @@ LM_API lm_status lm_model_load_weights(const lm_plugin *arch, void *model, const
  * value is finite: the one pass made over weights and optimizer state when
  * they are loaded. */
 LM_API size_t lm_first_non_finite(const float *values, size_t n);
+/* "NaN", "+infinity" or "-infinity", for messages (printf's "-nan" misleads). */
+LM_API const char *lm_non_finite_name(float value);
 
 /* Refuses a tokenizer that does not fit a model of model_vocab ids: more
  * tokens than the model's vocabulary (ids the embedding lacks), or a
