@@ -169,8 +169,8 @@ lm_status trainer_state_check(const lm_json *root, const char *path, const train
     LM_TRY(check_range(&r, "global_step", f->step, 0, total));
     if (f->step == total)
         return lm_error_set(LM_ERR_INVALID, "%s: the checkpoint is at global_step %lld, the last step of this run "
-                                            "(total_steps %lld): nothing is left to train; raise max_steps or "
-                                            "num_train_epochs to continue it",
+                                            "(total_steps %lld): that run is finished and nothing is left to train; "
+                                            "load its model (lm.load_model) instead of resuming it",
                             path, (long long)f->step, (long long)total);
     LM_TRY(check_range(&r, "epoch", f->epoch, 0, run->total_epochs));
     LM_TRY(check_range(&r, "steps_in_epoch", f->steps_in_epoch, 0, run->steps_per_epoch - 1));
