@@ -21,6 +21,7 @@
 #include "gpt2_test_util.h"
 #include "kernels.h"
 #include "lmcore/tensor.h"
+#include "model_io.h"
 #include "model_steps.h"
 #include "registry.h"
 #include "test_main.h"
@@ -475,6 +476,26 @@ static void expect_error(lm_status status, lm_status code, const char *fragment)
                   lm_error_message());
 }
 
+/* lm_vocab_check, the one rule lm.load_model and the trainer apply to a
+ * tokenizer beside a model. */
+START_TEST(test_vocab_check) {
+    const int32_t specials[] = {0, 1, 299};
+    lm_vocab_info vocab = {.vocab_size = 300, .unk_id = -1, .pad_id = 1, .bos_id = -1, .eos_id = 0, .cls_id = -1,
+                           .sep_id = -1, .mask_id = 299, .special_ids = specials, .n_special = 3};
+    ck_assert_int_eq(lm_vocab_check(&vocab, 300, "fix"), LM_OK);
+    ck_assert_int_eq(lm_vocab_check(&vocab, 512, "fix"), LM_OK); /* a padded vocabulary */
+    expect_error(lm_vocab_check(&vocab, 299, "use the saved one"), LM_ERR_INVALID,
+                 "the tokenizer has 300 tokens but the model's vocab_size is 299: use the saved one");
+    vocab.vocab_size = 200; /* a tokenizer whose specials lie beyond its own size */
+    expect_error(lm_vocab_check(&vocab, 250, "fix"), LM_ERR_INVALID,
+                 "the tokenizer's [MASK] token has id 299, outside the model's vocabulary of 250 ids (the tokenizer "
+                 "has 200 tokens): fix");
+    vocab.mask_id = 3;
+    expect_error(lm_vocab_check(&vocab, 250, "fix"), LM_ERR_INVALID,
+                 "the tokenizer's special token id 299 is outside the model's vocabulary of 250 ids");
+}
+END_TEST
+
 START_TEST(test_limits_and_misuse) {
     const lm_architecture_vtable *vt = gpt2_test_arch();
     void *model = load_tiny(tiny_model);
@@ -610,6 +631,7 @@ static Suite *generate_suite(void) {
     tcase_add_test(tc, test_prompt_in_one_step_or_token_by_token);
     tcase_add_test(tc, test_lm_generate_with_and_without_cache);
     tcase_add_test(tc, test_sampling_stops_at_decodable_ids);
+    tcase_add_test(tc, test_vocab_check);
     tcase_add_test(tc, test_limits_and_misuse);
     tcase_add_test(tc, test_forward_between_steps);
 #ifdef GENERATE_TEST_CUDA
