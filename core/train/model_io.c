@@ -83,14 +83,17 @@ static int64_t file_elements(const lm_safetensors *st) {
 /* Before the model's buffers exist (the skeleton allocates them on first
  * use): a config.json that describes a larger model than the weights hold
  * fails here, naming both sizes, instead of allocating gigabytes first and
- * failing on the first tensor's shape. */
+ * failing on the first tensor's shape.  The margin (a quarter, plus 64 Ki
+ * values) leaves room for a plugin that pads tensors beyond their saved
+ * rows (lm_param_desc.storage); the built-in models pad nothing, and any
+ * smaller mismatch is caught by the shapes, before any data is read. */
 static lm_status check_file_holds_model(const lm_plugin *arch, void *model, const lm_safetensors *st,
                                         const char *path) {
     lm_arch_info info;
     memset(&info, 0, sizeof info);
     LM_TRY(arch->vtable.architecture.info(model, &info));
     const int64_t held = file_elements(st);
-    if (info.n_params > held)
+    if (info.n_params > held + held / 4 + ((int64_t)1 << 16))
         return lm_error_set(LM_ERR_FORMAT,
                             "%s holds %lld values but the model described by config.json needs %lld parameters "
                             "(vocab_size %d): config.json does not match these weights (use the config.json saved "
