@@ -1,6 +1,7 @@
-/* checksums.json: the size and 64-bit hash (lm_hash64, core/host/hash.c) of
- * every other file of a checkpoint, written last when the checkpoint is
- * saved and checked first when it is resumed (checkpoint.h).  It detects
+/* checksums.json: the size and 64-bit hash (lm_hash64, core/host/hash.c,
+ * over 1 MiB blocks, chained) of every other file of a checkpoint, written
+ * last when the checkpoint is saved and checked first when it is resumed
+ * (checkpoint.h).  It detects
  * files changed, truncated or swapped after the checkpoint was written; it
  * is not a signature (anyone may recompute it). */
 #include <dirent.h>
@@ -11,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,7 +19,13 @@
 
 #define MANIFEST_FORMAT "lmcore-checkpoint-checksums-1"
 
-/* Size and hash of a regular file (mapped, hashed in one pass). */
+/* Files are hashed in blocks of this size, each block's lm_hash64 seeded
+ * with the previous one's: one pass through a small buffer, so that
+ * checking a checkpoint of gigabytes adds no memory. */
+#define HASH_BLOCK_BYTES ((size_t)1 << 20)
+
+/* Size and hash of a regular file: h = LM_HASH_SEED, then for each block
+ * (the last one shorter, possibly empty) h = lm_hash64(block, its length, h). */
 static lm_status hash_file(const char *path, uint64_t *size, uint64_t *hash) {
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return lm_error_set(LM_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
@@ -28,20 +34,35 @@ static lm_status hash_file(const char *path, uint64_t *size, uint64_t *hash) {
         close(fd);
         return lm_error_set(LM_ERR_FORMAT, "'%s' is not a regular file", path);
     }
-    *size = (uint64_t)st.st_size;
-    void *data = NULL;
-    if (st.st_size > 0) {
-        data = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (data == MAP_FAILED) {
-            int err = errno;
-            close(fd);
-            return lm_error_set(LM_ERR_IO, "cannot read '%s': %s", path, strerror(err));
-        }
+    unsigned char *block = malloc(HASH_BLOCK_BYTES);
+    if (!block) {
+        close(fd);
+        return lm_error_set(LM_ERR_NOMEM, "out of memory hashing '%s'", path);
     }
+    uint64_t h = LM_HASH_SEED, total = 0;
+    lm_status status = LM_OK;
+    for (;;) {
+        size_t filled = 0;
+        while (filled < HASH_BLOCK_BYTES) {
+            ssize_t got = read(fd, block + filled, HASH_BLOCK_BYTES - filled);
+            if (got < 0 && errno == EINTR) continue;
+            if (got < 0) {
+                status = lm_error_set(LM_ERR_IO, "cannot read '%s': %s", path, strerror(errno));
+                break;
+            }
+            if (got == 0) break;
+            filled += (size_t)got;
+        }
+        if (status != LM_OK) break;
+        h = lm_hash64(block, filled, h);
+        total += filled;
+        if (filled < HASH_BLOCK_BYTES) break;
+    }
+    free(block);
     close(fd);
-    *hash = lm_hash64(data, (size_t)st.st_size, LM_HASH_SEED);
-    if (data) munmap(data, (size_t)st.st_size);
-    return LM_OK;
+    *size = total;
+    *hash = h;
+    return status;
 }
 
 static int is_listed_file(const char *name) {
