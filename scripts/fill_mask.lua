@@ -11,7 +11,7 @@ for k in pairs(args) do
 end
 
 local tokenizer <close> = lm.tokenizer("wordpiece", {path = model_dir .. "/tokenizer.json"})
-local model <close> = lm.load_model(model_dir, {device = device})
+local model <close> = lm.load_model(model_dir, {device = device, tokenizer = tokenizer})
 local vocab = tokenizer:info()
 if not vocab.mask_id then error("the tokenizer in " .. model_dir .. " has no [MASK] token", 0) end
 

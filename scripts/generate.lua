@@ -13,7 +13,7 @@ if not f then error(why .. ": is " .. cfg.model .. " a folder saved by gpt2_clm.
 local kind = lm.json_decode(f:read("a"), tokenizer_json).model.type
 f:close()
 local tokenizer <close> = lm.tokenizer(kind == "WordPiece" and "wordpiece" or "bpe", {path = tokenizer_json})
-local model <close> = lm.load_model(cfg.model, {device = cfg.device})
+local model <close> = lm.load_model(cfg.model, {device = cfg.device, tokenizer = tokenizer})
 local vocab = tokenizer:info()
 
 local prompt = tokenizer:encode(cfg.prompt, {add_special = false})

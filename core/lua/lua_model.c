@@ -10,6 +10,17 @@
 #include "generate.h"
 #include "model_io.h"
 
+/* The model's user value: the size of the tokenizer it was loaded with
+ * (lm.load_model's `tokenizer`), or nil.  Sampling and top_k then stop at
+ * the tokenizer's ids, so a model whose vocabulary is padded beyond its
+ * tokenizer never yields an id the tokenizer cannot decode. */
+static int32_t decodable_ids(lua_State *L, int model_index, int32_t model_vocab) {
+    lua_getiuservalue(L, model_index, 1);
+    lua_Integer limit = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
+    lua_pop(L, 1);
+    return limit > 0 && limit < model_vocab ? (int32_t)limit : model_vocab;
+}
+
 static int model_info(lua_State *L) {
     lm_object *m = lm_lua_check_object(L, 1, LM_MODEL_MT);
     lm_arch_info info;
@@ -220,6 +231,8 @@ static int model_top_k(lua_State *L) {
     lua_Integer k = lm_lua_opt_int_arg(L, 4, "model:top_k", "top_k", 5, 1, 64);
     int32_t T, V;
     float *logits = sequence_logits(L, m, 2, "model:top_k", &T, &V);
+    const int32_t stride = V; /* rows keep the model's width; candidates stop at the tokenizer's ids */
+    V = decodable_ids(L, 1, V);
     if (k > V) k = V;
     lua_Integer n_positions = luaL_len(L, 3);
     lua_createtable(L, (int)n_positions, 0);
@@ -234,7 +247,7 @@ static int model_top_k(lua_State *L) {
                                    "length), got %s", (int)p, (int)T, given);
         }
         lua_pop(L, 1);
-        const float *row = logits + (size_t)(position - 1) * (size_t)V;
+        const float *row = logits + (size_t)(position - 1) * (size_t)stride;
         double max = row[0], sum = 0;
         for (int32_t v = 1; v < V; v++) max = row[v] > max ? row[v] : max;
         for (int32_t v = 0; v < V; v++) sum += exp((double)row[v] - max);
@@ -288,6 +301,7 @@ static int model_generate(lua_State *L) {
     if (o.top_p == 0.0) return lm_lua_error(L, "model:generate: option 'top_p' must be above 0 (at most 1), got 0");
     o.seed = (uint64_t)lm_lua_int_option(L, 3, function, "seed", 42, 0, LUA_MAXINTEGER);
     o.eos_id = (int32_t)lm_lua_int_option(L, 3, function, "eos_id", -1, -1, info.vocab_size - 1);
+    o.n_decodable = decodable_ids(L, 1, info.vocab_size);
     lua_Integer n = luaL_len(L, 2);
     if (n > 1 << 20)
         return lm_lua_error(L, "model:generate: the prompt has %lld tokens, more than the model's %d positions",
@@ -338,11 +352,39 @@ static int model_generate(lua_State *L) {
     return 2;
 }
 
+/* Settings at `index` without the key `tokenizer`, which is lm.load_model's
+ * own and not the architecture's: a copy replaces them on the stack. */
+static lm_object *take_tokenizer_setting(lua_State *L, int index) {
+    if (!lua_istable(L, index)) return NULL;
+    lua_getfield(L, index, "tokenizer");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return NULL;
+    }
+    lm_object *tok = lm_lua_check_object(L, lua_gettop(L), LM_TOKENIZER_MT);
+    lua_newtable(L);
+    lua_pushnil(L);
+    while (lua_next(L, index)) {
+        if (lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), "tokenizer") == 0) {
+            lua_pop(L, 1);
+            continue;
+        }
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_settable(L, -4);
+    }
+    lua_replace(L, index); /* the tokenizer stays on the stack, alive */
+    return tok;
+}
+
 /* lm.load_model(dir [, settings]): the architecture named by config.json's
- * model_type, configured from that file, with the saved weights. */
+ * model_type, configured from that file, with the saved weights.
+ * settings.tokenizer (a Tokenizer) is checked against the model: refused
+ * when it has more tokens than the model or a special id outside it. */
 static int load_model(lua_State *L) {
     const char *dir = luaL_checkstring(L, 1);
     lua_settop(L, 2); /* settings at 2, even when absent */
+    lm_object *tok = take_tokenizer_setting(L, 2);
     char model_type[64];
     if (lm_model_type_of(dir, model_type, sizeof model_type) != LM_OK) return lm_lua_raise(L);
     const lm_plugin *plugin;
@@ -359,8 +401,31 @@ static int load_model(lua_State *L) {
     snprintf(path, sizeof path, "%s/config.json", dir);
     if (lm_config_set_string(object->config, "hf_config", path) != LM_OK) return lm_lua_raise(L);
     if (lm_plugin_instantiate(plugin, object->config, &object->self) != LM_OK) return lm_lua_raise(L);
+    const lm_architecture_vtable *vt = &plugin->vtable.architecture;
+    if (tok) {
+        /* Before the weights: a mismatched pair fails without loading them. */
+        lm_arch_info info;
+        lm_vocab_info vocab;
+        memset(&info, 0, sizeof info);
+        memset(&vocab, 0, sizeof vocab);
+        if (vt->info(object->self, &info) != LM_OK || tok->plugin->vtable.tokenizer.info(tok->self, &vocab) != LM_OK)
+            return lm_lua_raise(L);
+        char fix[PATH_MAX + 96];
+        snprintf(fix, sizeof fix, "use the tokenizer.json saved with the model in '%s'", dir);
+        if (lm_vocab_check(&vocab, info.vocab_size, fix) != LM_OK) {
+            lm_error_prefix("loading the model in '%s': ", dir);
+            return lm_lua_raise(L);
+        }
+        lua_pushinteger(L, vocab.vocab_size);
+        lua_setiuservalue(L, -2, 1);
+    }
+    /* Loaded in eval mode: the weights need no gradients (model_parameters
+     * allocates them only for training); training mode is back after. */
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    if (lm_model_load_weights(plugin, object->self, path) != LM_OK) return lm_lua_raise(L);
+    lm_status status = vt->set_training(object->self, 0);
+    if (status == LM_OK) status = lm_model_load_weights(plugin, object->self, path);
+    vt->set_training(object->self, 1);
+    if (status != LM_OK) return lm_lua_raise(L);
     object->weights_set = 1;
     return 1;
 }

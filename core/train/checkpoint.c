@@ -143,6 +143,12 @@ static lm_status read_optimizer(const char *path, const lm_checkpoint_parts *par
             status = lm_error_set(LM_ERR_FORMAT, "%s has no tensor '%s': the checkpoint's optimizer state does not "
                                                  "match optimizer '%s'",
                                   path, en->name, parts->optimizer.plugin->name);
+        const size_t n = (size_t)lm_tensor_numel(&en->tensor);
+        const size_t bad = status == LM_OK ? lm_first_non_finite(en->tensor.data, n) : n;
+        if (bad < n)
+            status = lm_error_set(LM_ERR_FORMAT, "%s: the optimizer state is corrupt: tensor '%s' holds a non-finite "
+                                                 "value (%s at index %zu); resume from another checkpoint",
+                                  path, en->name, lm_non_finite_name(((const float *)en->tensor.data)[bad]), bad);
     }
     for (size_t i = 0; status == LM_OK && i < n_states; i++) {
         lm_optimizer_state st;
@@ -209,6 +215,7 @@ lm_status lm_checkpoint_save(const char *root, int64_t step, int keep_last, cons
     LM_CHECK(write_optimizer(path, parts));
     LM_CHECK(path_join(path, sizeof path, tmp, LM_CHECKPOINT_STATE_FILE));
     LM_CHECK(lm_file_write_atomic(path, state_json, strlen(state_json)));
+    LM_CHECK(lm_checkpoint_write_manifest(tmp)); /* last: it covers every other file */
     remove_checkpoint_dir(final); /* a checkpoint of the same step from an earlier run */
     if (rename(tmp, final) != 0) {
         status = lm_error_set(LM_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, final, strerror(errno));

@@ -125,8 +125,9 @@ lm_status lm_generate(lm_handle model, const int32_t *prompt, int32_t n_prompt, 
     } else {
         LM_CHECK(full_forward_last_logits(model, &seq, all, V, last));
     }
+    const int32_t n_sampled = o->n_decodable > 0 && o->n_decodable < V ? o->n_decodable : V;
     for (int32_t i = 0; i < o->max_new_tokens; i++) {
-        int32_t next = lm_sample_token(last, V, o, (uint64_t)i);
+        int32_t next = lm_sample_token(last, n_sampled, o, (uint64_t)i);
         LM_CHECK(lm_ids_push(out, next));
         LM_CHECK(lm_ids_push(&seq, next));
         stats->new_tokens++;

@@ -12,6 +12,8 @@ typedef struct lm_generate_options {
     double top_p;       /* 1: all */
     uint64_t seed;
     int32_t eos_id;     /* stop after it; -1: never */
+    int32_t n_decodable; /* sample only ids below it (the tokenizer's size when the model's vocabulary is
+                            padded beyond it); 0: every id of the model */
 } lm_generate_options;
 
 typedef struct lm_generate_stats {

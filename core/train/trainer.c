@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model_io.h"
 #include "schedule.h"
 #include "trainer_internal.h"
 
@@ -160,12 +161,10 @@ lm_status lm_trainer_create(lm_trainer **out, lm_config *settings, lm_config *sc
     lm_vocab_info vocab;
     memset(&vocab, 0, sizeof vocab);
     if (parts->tokenizer.plugin) LM_CHECK(parts->tokenizer.plugin->vtable.tokenizer.info(parts->tokenizer.self, &vocab));
-    if (parts->tokenizer.plugin && vocab.vocab_size > t->arch.vocab_size) {
-        status = lm_error_set(LM_ERR_INVALID,
-                              "the tokenizer has %d tokens but the model's vocab_size is %d: set the model's "
-                              "vocab_size to at least %d",
-                              vocab.vocab_size, t->arch.vocab_size, vocab.vocab_size);
-        goto fail;
+    if (parts->tokenizer.plugin) {
+        char fix[96];
+        snprintf(fix, sizeof fix, "set the model's vocab_size to at least %d", vocab.vocab_size);
+        LM_CHECK(lm_vocab_check(&vocab, t->arch.vocab_size, fix));
     }
     const int32_t T = t->plan.block_size;
     if (T > t->arch.max_positions) {

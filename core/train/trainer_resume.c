@@ -14,9 +14,9 @@
 
 #include "schedule.h"
 #include "trainer_internal.h"
+#include "trainer_state_check.h"
 
 #define STATE_FORMAT "lmcore-trainer-state-2"
-#define STATE_FORMAT_1 "lmcore-trainer-state-1"
 
 static void write_u64(lm_json_writer *w, const char *key, uint64_t v) {
     char text[32];
@@ -107,55 +107,6 @@ lm_status trainer_state_json(lm_trainer *t, const lm_step_state *state, const ch
 
 /* ---- resume ---------------------------------------------------------------------- */
 
-typedef struct state_reader {
-    const lm_json *root;
-    const char *path;
-} state_reader;
-
-static lm_status get_int(const state_reader *r, const char *key, int64_t *out) {
-    const lm_json *v = lm_json_get(r->root, key);
-    if (v && lm_json_type_of(v) == LM_JSON_NUMBER && lm_json_is_integer(v)) {
-        *out = lm_json_int(v);
-        return LM_OK;
-    }
-    if (v && lm_json_type_of(v) == LM_JSON_STRING) {
-        size_t len;
-        const char *s = lm_json_string(v, &len);
-        char *end;
-        errno = 0;
-        unsigned long long u = strtoull(s, &end, 10);
-        if (len > 0 && end == s + len && errno == 0 && s[0] != '-') {
-            memcpy(out, &u, sizeof *out);
-            return LM_OK;
-        }
-    }
-    return lm_error_set(LM_ERR_FORMAT, "%s: \"%s\" is missing or not an integer", r->path, key);
-}
-
-static lm_status get_bits(const state_reader *r, const char *key, double *out) {
-    int64_t bits;
-    LM_TRY(get_int(r, key, &bits));
-    memcpy(out, &bits, sizeof *out);
-    return LM_OK;
-}
-
-/* A string member as a NUL-terminated copy in `out` ("" when absent). */
-static void get_string(const state_reader *r, const char *key, char *out, size_t cap) {
-    out[0] = '\0';
-    const lm_json *v = lm_json_get(r->root, key);
-    if (!v || lm_json_type_of(v) != LM_JSON_STRING) return;
-    size_t len;
-    const char *s = lm_json_string(v, &len);
-    snprintf(out, cap, "%.*s", (int)(len < cap ? len : cap - 1), s);
-}
-
-static lm_status check_range(const state_reader *r, const char *key, int64_t value, int64_t lo, int64_t hi) {
-    if (value >= lo && value <= hi) return LM_OK;
-    return lm_error_set(LM_ERR_FORMAT, "%s: \"%s\" is %lld, outside [%lld, %lld] for this run: the file is damaged "
-                                       "or belongs to another run",
-                        r->path, key, (long long)value, (long long)lo, (long long)hi);
-}
-
 /* The "fit" member back as JSON text, for the loop that wrote it. */
 static lm_status keep_extra(lm_trainer *t, const lm_json *root) {
     const lm_json *fit = lm_json_get(root, "fit");
@@ -177,92 +128,34 @@ static lm_status keep_extra(lm_trainer *t, const lm_json *root) {
 }
 
 static lm_status resume_from(lm_trainer *t, const char *dir, const lm_json *root, const char *path) {
-    state_reader r = {root, path};
-    char format[64], text[128];
-    get_string(&r, "format", format, sizeof format);
-    const int v1 = strcmp(format, STATE_FORMAT_1) == 0;
-    if (!v1 && strcmp(format, STATE_FORMAT) != 0)
-        return lm_error_set(LM_ERR_FORMAT, "%s: \"format\" is '%s', not %s (nor %s): not an lmcore checkpoint this "
-                                           "version reads",
-                            path, format, STATE_FORMAT, STATE_FORMAT_1);
-    get_string(&r, "model_type", text, sizeof text);
-    if (strcmp(text, t->arch.model_type) != 0)
-        return lm_error_set(LM_ERR_INVALID, "the checkpoint is a '%s' model, this run trains '%s'", text,
-                            t->arch.model_type);
-    int64_t vocab, n_params;
-    LM_TRY(get_int(&r, "vocab_size", &vocab));
-    LM_TRY(get_int(&r, "n_params", &n_params));
-    if (vocab != t->arch.vocab_size || n_params != t->arch.n_params)
-        return lm_error_set(LM_ERR_INVALID,
-                            "the checkpoint has vocab_size %lld and %lld parameters, this model has vocab_size %d and "
-                            "%lld parameters: use the same model settings",
-                            (long long)vocab, (long long)n_params, t->arch.vocab_size, (long long)t->arch.n_params);
-    const char *optimizer = t->parts.optimizer.plugin->name;
-    if (v1) snprintf(text, sizeof text, "adamw");
-    else get_string(&r, "optimizer", text, sizeof text);
-    if (strcmp(text, optimizer) != 0)
-        return lm_error_set(LM_ERR_INVALID, "the checkpoint was trained with optimizer '%s' and this run uses '%s': "
-                                            "resume with optimizer = '%s' (its state cannot become another "
-                                            "optimizer's)",
-                            text, optimizer, text);
-    int64_t step, total, epoch, steps_in_epoch, cursor, blocks, batch_size, grad_accum, micro, seed;
-    LM_TRY(get_int(&r, "global_step", &step));
-    LM_TRY(get_int(&r, "total_steps", &total));
-    LM_TRY(get_int(&r, "epoch", &epoch));
-    LM_TRY(get_int(&r, "steps_in_epoch", &steps_in_epoch));
-    LM_TRY(get_int(&r, "cursor", &cursor));
-    LM_TRY(get_int(&r, "train_blocks", &blocks));
-    LM_TRY(get_int(&r, "batch_size", &batch_size));
-    LM_TRY(get_int(&r, "grad_accum", &grad_accum));
-    LM_TRY(get_int(&r, "micro_batches", &micro));
-    LM_TRY(get_int(&r, "seed", &seed));
-    if ((uint64_t)blocks != t->plan.train_blocks || batch_size != t->s.batch_size || grad_accum != t->s.grad_accum ||
-        (uint64_t)seed != t->s.seed || total != t->plan.total_steps)
-        return lm_error_set(LM_ERR_INVALID,
-                            "the checkpoint's run had %lld training blocks, batch_size %lld, grad_accum %lld, seed "
-                            "%llu and %lld steps; this run has %zu, %lld, %lld, %llu and %lld: resume with the same "
-                            "data and settings",
-                            (long long)blocks, (long long)batch_size, (long long)grad_accum,
-                            (unsigned long long)seed, (long long)total, t->plan.train_blocks,
-                            (long long)t->s.batch_size, (long long)t->s.grad_accum, (unsigned long long)t->s.seed,
-                            (long long)t->plan.total_steps);
-    LM_TRY(check_range(&r, "global_step", step, 0, total));
-    LM_TRY(check_range(&r, "epoch", epoch, 0, t->plan.total_epochs));
-    LM_TRY(check_range(&r, "steps_in_epoch", steps_in_epoch, 0, t->plan.steps_per_epoch));
-    LM_TRY(check_range(&r, "cursor", cursor, 0, (int64_t)t->plan.train_blocks));
-    LM_TRY(check_range(&r, "micro_batches", micro, step * grad_accum, (int64_t)1 << 61));
-
+    const trainer_state_run run = {
+        .model_type = t->arch.model_type,
+        .vocab_size = t->arch.vocab_size,
+        .n_params = t->arch.n_params,
+        .optimizer = t->parts.optimizer.plugin->name,
+        .schedule = lm_schedule_name(t->schedule.kind),
+        .host_schedule = t->plan.host_schedule,
+        .train_blocks = t->plan.train_blocks,
+        .batch_size = t->s.batch_size,
+        .grad_accum = t->s.grad_accum,
+        .total_steps = t->plan.total_steps,
+        .total_epochs = t->plan.total_epochs,
+        .steps_per_epoch = t->plan.steps_per_epoch,
+        .seed = t->s.seed,
+    };
+    trainer_state_fields f;
+    LM_TRY(trainer_state_check(root, path, &run, &f));
+    const int64_t step = f.step, epoch = f.epoch, steps_in_epoch = f.steps_in_epoch, cursor = f.cursor;
+    const int64_t micro = f.micro_batches, last_log = f.last_log_step, last_eval = f.last_eval_step;
+    const double eval_loss = f.eval_loss;
     lm_step_state state;
     memset(&state, 0, sizeof state);
-    LM_TRY(get_bits(&r, "loss_sum_run_bits", &state.loss_sums[LM_LOSS_SUM_RUN]));
-    LM_TRY(get_bits(&r, "loss_sum_epoch_bits", &state.loss_sums[LM_LOSS_SUM_EPOCH]));
-    int64_t last_log = step, last_eval = step;
-    double eval_loss = NAN;
-    if (!v1) {
-        LM_TRY(get_bits(&r, "loss_sum_log_bits", &state.loss_sums[LM_LOSS_SUM_LOG]));
-        LM_TRY(get_bits(&r, "loss_sum_eval_bits", &state.loss_sums[LM_LOSS_SUM_EVAL]));
-        LM_TRY(get_int(&r, "last_log_step", &last_log));
-        LM_TRY(get_int(&r, "last_eval_step", &last_eval));
-        LM_TRY(check_range(&r, "last_log_step", last_log, 0, step));
-        LM_TRY(check_range(&r, "last_eval_step", last_eval, 0, step));
-        LM_TRY(get_bits(&r, "eval_loss_bits", &eval_loss));
-        /* The schedule continues from the checkpoint's (a callback may have
-         * changed its learning rate), as Hugging Face restores its
-         * scheduler's state. */
-        get_string(&r, "lr_scheduler_type", text, sizeof text);
-        const char *ours = lm_schedule_name(t->schedule.kind);
-        if (strcmp(text, ours) != 0)
-            return lm_error_set(LM_ERR_INVALID, "the checkpoint's run used lr_scheduler_type '%s' and this one '%s': "
-                                                "resume with the same schedule",
-                                text, t->plan.host_schedule ? "a Lua function" : ours);
-        double base_lr;
-        LM_TRY(get_bits(&r, "learning_rate_bits", &base_lr));
-        if (!(base_lr > 0) || !isfinite(base_lr))
-            return lm_error_set(LM_ERR_FORMAT, "%s: \"learning_rate_bits\" is not a positive number", path);
-        if (base_lr != t->schedule.base_lr)
+    for (int i = 0; i < LM_LOSS_SUMS; i++) state.loss_sums[i] = f.loss_sums[i];
+    if (f.base_lr > 0) { /* format 2 records it */
+        if (f.base_lr != t->schedule.base_lr)
             lm_log(LM_LOG_INFO, "resume: the learning rate continues from the checkpoint's %g (this run's setting: %g)",
-                   base_lr, t->schedule.base_lr);
-        t->schedule.base_lr = base_lr;
+                   f.base_lr, t->schedule.base_lr);
+        t->schedule.base_lr = f.base_lr;
     }
     LM_TRY(keep_extra(t, root));
 
@@ -294,7 +187,11 @@ static lm_status resume_from(lm_trainer *t, const char *dir, const lm_json *root
 
 lm_status trainer_resume(lm_trainer *t, const char *dir) {
     lm_json *root = NULL;
-    lm_status status = lm_checkpoint_read_state(dir, &root);
+    /* Every file against the checksums recorded when it was written, before
+     * any of them is read. */
+    lm_status status = lm_checkpoint_verify(dir);
+    if (status != LM_OK) return status;
+    status = lm_checkpoint_read_state(dir, &root);
     if (status != LM_OK) return status;
     char path[PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/%s", dir, LM_CHECKPOINT_STATE_FILE);

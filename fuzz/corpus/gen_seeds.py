@@ -170,11 +170,42 @@ def cli_seeds():
     out("fuzz_cli_args", "near_bad_key", "=x\nno_equals\nbad key=1\nk=v=w")
 
 
+def checkpoint_state_seeds():
+    # byte 0 = 0: trainer_state.json of the fixed run in fuzz_checkpoint_state.c
+    # (tests/bad_inputs/model_checkpoint.lua's checkpoint at step 2).
+    state = {
+        "format": "lmcore-trainer-state-2", "model_type": "gpt2", "vocab_size": 300, "n_params": 8368,
+        "optimizer": "adamw", "optimizer_settings": {"betas": [0.9, 0.999], "eps": 1e-08, "weight_decay": 0.01},
+        "lr_scheduler_type": "linear", "learning_rate_bits": str(struct.unpack("<q", struct.pack("<d", 5e-4))[0]),
+        "warmup_steps": 0, "global_step": 2, "total_steps": 4, "epoch": 0, "steps_in_epoch": 2, "cursor": 16,
+        "train_blocks": 49978, "batch_size": 8, "grad_accum": 1, "micro_batches": "2", "seed": "42",
+        "loss_sum_run_bits": "4622619562053992448", "loss_sum_epoch_bits": "4622619562053992448",
+        "loss_sum_log_bits": "4622619562053992448", "loss_sum_eval_bits": "4622619562053992448",
+        "last_log_step": 0, "last_eval_step": 0, "eval_loss_bits": "9221120237041090560",
+        "fit": {"best_metric": None, "callbacks": {}}}
+    out("fuzz_checkpoint_state", "state_valid", b"\x00" + json.dumps(state, indent=2).encode())
+    v1 = {k: v for k, v in state.items() if not k.startswith(("loss_sum_log", "loss_sum_eval", "last_", "eval_"))}
+    v1["format"] = "lmcore-trainer-state-1"
+    out("fuzz_checkpoint_state", "state_format_1", b"\x00" + json.dumps(v1).encode())
+    bad = dict(state, cursor=17)
+    out("fuzz_checkpoint_state", "state_bad_cursor", b"\x00" + json.dumps(bad).encode())
+    # byte 0 = 1: checksums.json of the scratch checkpoint, whose files each
+    # hold their own name.
+    names = ["config.json", "model.safetensors", "optimizer.safetensors", "trainer_state.json"]
+    files = {n: {"bytes": len(n), "hash64": "%016x" % lm_hash64(n.encode())} for n in names}
+    manifest = {"format": "lmcore-checkpoint-checksums-1", "hash": "lm_hash64", "files": files}
+    out("fuzz_checkpoint_state", "checksums_valid", b"\x01" + json.dumps(manifest, indent=2).encode())
+    changed = json.loads(json.dumps(manifest))
+    changed["files"]["model.safetensors"]["hash64"] = "0123456789abcdef"
+    out("fuzz_checkpoint_state", "checksums_changed", b"\x01" + json.dumps(changed).encode())
+
+
 if __name__ == "__main__":
     json_seeds()
     safetensors_seeds()
     bpe_seeds()
     wordpiece_seeds()
     token_cache_seeds()
+    checkpoint_state_seeds()
     dataset_seeds()
     cli_seeds()

@@ -91,6 +91,7 @@ lm_status gpt2_generate_reset(void *self, int32_t max_tokens) {
                                             "and the model's n_positions=%d",
                             (int)max_tokens, (int)c->n_positions);
     lm_backend *be = m->base.backend;
+    LM_TRY(model_buffers_ensure_params(&m->base.buffers)); /* allocated on first use */
     size_t need = carve_generation(m, NULL, (size_t)max_tokens);
     char what[128];
     snprintf(what, sizeof what, "the GPT-2 key/value cache and activations for %d tokens", (int)max_tokens);

@@ -21,6 +21,7 @@
 #include "gpt2_test_util.h"
 #include "kernels.h"
 #include "lmcore/tensor.h"
+#include "model_io.h"
 #include "model_steps.h"
 #include "registry.h"
 #include "test_main.h"
@@ -435,11 +436,65 @@ START_TEST(test_lm_generate_with_and_without_cache) {
 }
 END_TEST
 
+/* A model whose vocabulary is padded beyond its tokenizer (lm.load_model's
+ * tokenizer setting passes the tokenizer's size as n_decodable): sampling
+ * never yields an id the tokenizer could not decode. */
+START_TEST(test_sampling_stops_at_decodable_ids) {
+    static const char *const wide_init[] = {"device=" GENERATE_TEST_DEVICE, "hf_config=" GPT2_TINY_CONFIG,
+                                            "initializer_range=0.3", NULL};
+    void *wide = gpt2_test_create_ok(wide_init);
+    ck_assert_int_eq(gpt2_test_arch()->init_weights(wide, 11), LM_OK);
+    int32_t prompt[8];
+    make_ids(prompt, 8, 3);
+    lm_generate_options o = {.max_new_tokens = 48, .temperature = 1.0, .top_k = 0, .top_p = 1.0, .seed = 5,
+                             .eos_id = -1};
+    const int32_t decodable = 40;
+    lm_ids all = {0}, limited = {0};
+    generate_ids(wide, 1, prompt, 8, &o, &all);
+    int beyond = 0;
+    for (size_t i = 0; i < all.len; i++) beyond += all.data[i] >= decodable;
+    ck_assert_msg(beyond > 0, "unlimited sampling never went beyond id %d: the check below proves nothing", decodable);
+    o.n_decodable = decodable;
+    generate_ids(wide, 1, prompt, 8, &o, &limited);
+    ck_assert_uint_eq(limited.len, 48);
+    for (size_t i = 0; i < limited.len; i++)
+        ck_assert_msg(limited.data[i] >= 0 && limited.data[i] < decodable, "token %zu is %d, beyond the %d decodable",
+                      i, limited.data[i], decodable);
+    o.temperature = 0.0; /* greedy too */
+    lm_ids_free(&limited);
+    generate_ids(wide, 1, prompt, 8, &o, &limited);
+    for (size_t i = 0; i < limited.len; i++) ck_assert_int_lt(limited.data[i], decodable);
+    lm_ids_free(&all);
+    lm_ids_free(&limited);
+    gpt2_test_arch()->destroy(wide);
+}
+END_TEST
+
 static void expect_error(lm_status status, lm_status code, const char *fragment) {
     ck_assert_msg(status == code, "expected status %d, got %d (%s)", code, status, lm_error_message());
     ck_assert_msg(strstr(lm_error_message(), fragment) != NULL, "message lacks '%s': %s", fragment,
                   lm_error_message());
 }
+
+/* lm_vocab_check, the one rule lm.load_model and the trainer apply to a
+ * tokenizer beside a model. */
+START_TEST(test_vocab_check) {
+    const int32_t specials[] = {0, 1, 299};
+    lm_vocab_info vocab = {.vocab_size = 300, .unk_id = -1, .pad_id = 1, .bos_id = -1, .eos_id = 0, .cls_id = -1,
+                           .sep_id = -1, .mask_id = 299, .special_ids = specials, .n_special = 3};
+    ck_assert_int_eq(lm_vocab_check(&vocab, 300, "fix"), LM_OK);
+    ck_assert_int_eq(lm_vocab_check(&vocab, 512, "fix"), LM_OK); /* a padded vocabulary */
+    expect_error(lm_vocab_check(&vocab, 299, "use the saved one"), LM_ERR_INVALID,
+                 "the tokenizer has 300 tokens but the model's vocab_size is 299: use the saved one");
+    vocab.vocab_size = 200; /* a tokenizer whose specials lie beyond its own size */
+    expect_error(lm_vocab_check(&vocab, 250, "fix"), LM_ERR_INVALID,
+                 "the tokenizer's [MASK] token has id 299, outside the model's vocabulary of 250 ids (the tokenizer "
+                 "has 200 tokens): fix");
+    vocab.mask_id = 3;
+    expect_error(lm_vocab_check(&vocab, 250, "fix"), LM_ERR_INVALID,
+                 "the tokenizer's special token id 299 is outside the model's vocabulary of 250 ids");
+}
+END_TEST
 
 START_TEST(test_limits_and_misuse) {
     const lm_architecture_vtable *vt = gpt2_test_arch();
@@ -575,6 +630,8 @@ static Suite *generate_suite(void) {
     tcase_add_test(tc, test_every_prefix_matches_full_forward);
     tcase_add_test(tc, test_prompt_in_one_step_or_token_by_token);
     tcase_add_test(tc, test_lm_generate_with_and_without_cache);
+    tcase_add_test(tc, test_sampling_stops_at_decodable_ids);
+    tcase_add_test(tc, test_vocab_check);
     tcase_add_test(tc, test_limits_and_misuse);
     tcase_add_test(tc, test_forward_between_steps);
 #ifdef GENERATE_TEST_CUDA

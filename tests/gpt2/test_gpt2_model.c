@@ -500,6 +500,35 @@ START_TEST(test_training_forward_needs_a_state) {
 }
 END_TEST
 
+/* The skeleton allocates its buffers on first use: in eval mode (a model
+ * loaded for inference) parameters() hands out no gradients; in training
+ * mode they exist, zeroed, and stay at one address (an optimizer keeps it). */
+START_TEST(test_gradients_only_for_training) {
+    const lm_architecture_vtable *vt = gpt2_test_arch();
+    void *model = gpt2_test_create_ok(tiny_cpu);
+    lm_param_set set;
+    ck_assert_int_eq(vt->set_training(model, 0), LM_OK);
+    ck_assert_int_eq(vt->parameters(model, &set), LM_OK);
+    ck_assert_ptr_nonnull(set.params);
+    ck_assert_ptr_null(set.grads);
+    float *params = set.params;
+    ck_assert_int_eq(vt->set_training(model, 1), LM_OK);
+    ck_assert_int_eq(vt->parameters(model, &set), LM_OK);
+    ck_assert_ptr_eq(set.params, params);
+    ck_assert_ptr_nonnull(set.grads);
+    void *grads = set.grads;
+    float *host = malloc(set.n_params * sizeof *host);
+    ck_assert_ptr_nonnull(host);
+    ck_assert_int_eq(set.device->ops->download(set.device, host, set.grads, set.n_params * sizeof *host), LM_OK);
+    for (size_t i = 0; i < set.n_params; i++) ck_assert_float_eq(host[i], 0.0f);
+    free(host);
+    ck_assert_int_eq(vt->set_training(model, 0), LM_OK);
+    ck_assert_int_eq(vt->parameters(model, &set), LM_OK);
+    ck_assert_ptr_eq(set.grads, grads); /* once allocated, always handed out */
+    vt->destroy(model);
+}
+END_TEST
+
 START_TEST(test_clm_objective) {
     const lm_objective_vtable *clm = gpt2_test_clm();
     lm_config *cfg = NULL;
@@ -565,6 +594,7 @@ static Suite *gpt2_model_suite(void) {
     tcase_add_test(tc, test_training_step_never_waits);
     tcase_add_test(tc, test_training_forward_needs_a_state);
     tcase_add_test(tc, test_clm_objective);
+    tcase_add_test(tc, test_gradients_only_for_training);
     suite_add_tcase(s, tc);
     return s;
 }

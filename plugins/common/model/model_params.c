@@ -116,24 +116,26 @@ void param_table_init_host(const param_table *t, float *host, uint64_t seed) {
     }
 }
 
-lm_status model_buffers_alloc(model_buffers *b, lm_backend *backend, const param_table *t) {
+void model_buffers_init(model_buffers *b, lm_backend *backend, const param_table *t) {
     memset(b, 0, sizeof *b);
     b->backend = backend;
     b->n_params = t->n_params;
     b->n_decay = t->n_decay;
-    size_t bytes = t->n_params * sizeof(float);
-    const lm_backend_ops *ops = backend->ops;
-    lm_status status;
-    LM_CHECK(ops->alloc(backend, (void **)&b->params, bytes, "model parameters"));
-    LM_CHECK(ops->alloc(backend, (void **)&b->grads, bytes, "parameter gradients"));
-    return LM_OK;
-fail:
-    model_buffers_free(b);
-    return status;
+}
+
+lm_status model_buffers_ensure_params(model_buffers *b) {
+    if (b->params) return LM_OK;
+    return b->backend->ops->alloc(b->backend, (void **)&b->params, b->n_params * sizeof(float), "model parameters");
+}
+
+lm_status model_buffers_ensure_grads(model_buffers *b) {
+    if (b->grads) return LM_OK;
+    return b->backend->ops->alloc(b->backend, (void **)&b->grads, b->n_params * sizeof(float),
+                                  "parameter gradients");
 }
 
 void model_buffers_free(model_buffers *b) {
-    if (!b->backend) return;
+    if (!b->backend) return; /* never initialised */
     if (b->params) b->backend->ops->free(b->backend, b->params);
     if (b->grads) b->backend->ops->free(b->backend, b->grads);
     memset(b, 0, sizeof *b);

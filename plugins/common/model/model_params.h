@@ -67,7 +67,14 @@ typedef struct model_buffers {
     size_t n_params, n_decay;
 } model_buffers;
 
-lm_status model_buffers_alloc(model_buffers *b, lm_backend *backend, const param_table *t);
+/* Buffers are allocated on first use, not when the model is created: a
+ * model being loaded has its config.json checked against the weights file
+ * before anything big exists, and a model used only for inference never
+ * allocates gradients (their memory is the size of the parameters'). */
+void model_buffers_init(model_buffers *b, lm_backend *backend, const param_table *t);
+/* Allocate (zeroed) on the first call; later calls do nothing. */
+lm_status model_buffers_ensure_params(model_buffers *b);
+lm_status model_buffers_ensure_grads(model_buffers *b);
 void model_buffers_free(model_buffers *b);
 /* The parameters slot: the buffers, the table's descriptors, the device. */
 void model_buffers_describe(const model_buffers *b, const param_table *t, lm_param_set *out);

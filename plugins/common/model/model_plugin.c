@@ -45,7 +45,7 @@ lm_status model_create(const model_arch *arch, void **self, lm_config *cfg) {
     LM_CHECK(arch->declare_params(m));
     param_table_layout(&m->table);
     LM_CHECK(model_device_create_backend(&m->device, arch->name, arch->label, &m->backend));
-    LM_CHECK(model_buffers_alloc(&m->buffers, m->backend, &m->table));
+    model_buffers_init(&m->buffers, m->backend, &m->table); /* allocated on first use */
     snprintf(m->device_desc, sizeof m->device_desc, "%s", m->backend->ops->describe(m->backend));
     m->training = 1;
     *self = m;
@@ -69,8 +69,13 @@ lm_status model_info(void *self, lm_arch_info *out) {
     return LM_OK;
 }
 
+/* In eval mode (a model loaded for inference) the gradients are not
+ * allocated and `grads` stays NULL until the model is used for training:
+ * a trainer or an optimizer asks in training mode, the default. */
 lm_status model_parameters(void *self, lm_param_set *out) {
     model_base *m = self;
+    LM_TRY(model_buffers_ensure_params(&m->buffers));
+    if (m->training) LM_TRY(model_buffers_ensure_grads(&m->buffers));
     model_buffers_describe(&m->buffers, &m->table, out);
     return LM_OK;
 }
@@ -105,6 +110,7 @@ lm_status model_init_weights(void *self, uint64_t seed) {
     model_params_written(m);
     model_buffers *b = &m->buffers;
     lm_backend *be = m->backend;
+    LM_TRY(model_buffers_ensure_params(b));
     char what[96];
     snprintf(what, sizeof what, "initial %s weights (host copy)", m->arch->label);
     float *host = NULL;
@@ -114,7 +120,7 @@ lm_status model_init_weights(void *self, uint64_t seed) {
     lm_status status = be->ops->upload(be, b->params, host, b->n_params * sizeof(float));
     lm_free(host); /* uploads are staged: the host copy may go at once */
     LM_TRY(status);
-    be->ops->zero(be, b->grads, b->n_params * sizeof(float));
+    if (b->grads) be->ops->zero(be, b->grads, b->n_params * sizeof(float)); /* else zeroed when allocated */
     return be->ops->check(be);
 }
 
@@ -160,6 +166,7 @@ lm_status model_forward(void *self, const lm_batch *batch, lm_step_state *state)
         return lm_error_set(LM_ERR_INVALID, "architecture '%s': forward in training mode needs a step state (its "
                                             "dropout key); pass one, or set_training(0) for inference",
                             m->arch->name);
+    LM_TRY(model_buffers_ensure_params(&m->buffers));
     LM_TRY(ensure_acts(m, batch->B, batch->T));
     const size_t id_bytes = (size_t)batch->B * (size_t)batch->T * sizeof(int32_t);
     LM_TRY(be->ops->upload(be, m->ids, batch->input_ids, id_bytes));
@@ -194,6 +201,7 @@ lm_status model_backward(void *self, float loss_scale, int accumulate) {
     m->has_targets = 0;
     m->logits_valid = 0;
     m->logits_gone = NULL;
+    LM_TRY(model_buffers_ensure_grads(&m->buffers)); /* a pointer test after the first backward */
     model_buffers_prepare_grads(&m->buffers, accumulate);
     m->arch->backward(m, loss_scale);
     lm_status status = m->backend->ops->check(m->backend);
