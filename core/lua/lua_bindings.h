@@ -69,6 +69,7 @@ void lm_lua_open_json(lua_State *L);
 void lm_lua_open_optimizer(lua_State *L);
 void lm_lua_open_blocks(lua_State *L);
 void lm_lua_open_trainer(lua_State *L);
+void lm_lua_open_distributed(lua_State *L);
 void lm_lua_set_registry(lua_State *L, lm_registry *r);
 
 #endif

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "distributed.h"
 #include "lua_bindings.h"
 #include "generate.h"
 #include "model_io.h"
@@ -53,6 +54,7 @@ static int model_save(lua_State *L) {
         lua_getfield(L, 3, "args_json");
         if (!lua_isnil(L, -1)) args_json = luaL_checkstring(L, -1);
     }
+    if (lm_distributed_rank() != 0) return 0; /* every rank holds the same weights: rank 0 writes them */
     if (lm_model_save(m->plugin, m->self, dir, tok ? tok->plugin : NULL, tok ? tok->self : NULL, args_json) != LM_OK)
         return lm_lua_raise(L);
     return 0;

@@ -108,6 +108,7 @@ static int open_lm(lua_State *L) {
     lm_lua_open_optimizer(L);
     lm_lua_open_blocks(L);
     lm_lua_open_trainer(L);
+    lm_lua_open_distributed(L);
     return 1;
 }
 

@@ -59,6 +59,13 @@ struct lm_trainer {
     lm_scalar system[LM_SYSMETRICS_MAX];
     size_t n_system;
 
+    /* Data parallel (trainer_distributed.c): the communicator (plugin NULL
+     * when there is none), this rank and the number of ranks; whether this
+     * step's gradients were averaged already. */
+    lm_handle comm;
+    int rank, world;
+    int grads_reduced;
+
     char resumed_from[PATH_MAX];
     char *resumed_extra; /* the checkpoint's "fit" object, as JSON text ("" if none) */
 };
@@ -71,6 +78,20 @@ lm_status trainer_optimizer_settings(const lm_trainer *t, lm_json **out);
 /* trainer_resume.c */
 lm_status trainer_state_json(lm_trainer *t, const lm_step_state *state, const char *extra_json, lm_buffer *out);
 lm_status trainer_resume(lm_trainer *t, const char *dir);
+
+/* trainer_distributed.c */
+/* The communicator from the parts, and zero_stage's check: before the
+ * settings are read (the plan's steps count the ranks' batches). */
+lm_status trainer_dist_init(lm_trainer *t, const lm_trainer_parts *parts);
+/* Once the model and optimizer are bound: the communicator reaches the
+ * model's memory, every rank runs the same run (a hash of the settings,
+ * model and data), rank 0's weights everywhere. */
+lm_status trainer_dist_setup(lm_trainer *t);
+/* Averages this step's gradients across ranks (once per step). */
+lm_status trainer_dist_reduce_gradients(lm_trainer *t);
+/* Host values reduced across ranks (nothing without a communicator). */
+lm_status trainer_dist_reduce(lm_trainer *t, double *values, size_t n, lm_reduce_op op);
+lm_status trainer_dist_barrier(lm_trainer *t);
 
 /* trainer.c */
 void trainer_shuffle(lm_trainer *t, int64_t epoch);

@@ -92,6 +92,8 @@ lm_status trainer_state_json(lm_trainer *t, const lm_step_state *state, const ch
     write_int(&w, "batch_size", t->s.batch_size);
     write_int(&w, "grad_accum", t->s.grad_accum);
     write_u64(&w, "micro_batches", t->micro_batches);
+    /* The ranks' data order depends on their number (absent: one process). */
+    if (t->world > 1) write_int(&w, "world_size", t->world);
     write_u64(&w, "seed", t->s.seed);
     write_bits(&w, "loss_sum_run_bits", state->loss_sums[LM_LOSS_SUM_RUN]);
     write_bits(&w, "loss_sum_epoch_bits", epoch_loss_sum);
@@ -216,6 +218,14 @@ static lm_status resume_from(lm_trainer *t, const char *dir, const lm_json *root
     LM_TRY(get_int(&r, "grad_accum", &grad_accum));
     LM_TRY(get_int(&r, "micro_batches", &micro));
     LM_TRY(get_int(&r, "seed", &seed));
+    int64_t world = 1;
+    if (lm_json_get(root, "world_size")) LM_TRY(get_int(&r, "world_size", &world));
+    if (world != t->world)
+        return lm_error_set(LM_ERR_INVALID,
+                            "the checkpoint was written by a run of %lld rank%s and this run has %d: resume with "
+                            "the same number of ranks (mpirun -np %lld), as each rank's share of the data depends "
+                            "on it",
+                            (long long)world, world == 1 ? "" : "s", t->world, (long long)world);
     if ((uint64_t)blocks != t->plan.train_blocks || batch_size != t->s.batch_size || grad_accum != t->s.grad_accum ||
         (uint64_t)seed != t->s.seed || total != t->plan.total_steps)
         return lm_error_set(LM_ERR_INVALID,
