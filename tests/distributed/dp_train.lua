@@ -52,7 +52,7 @@ local trainer <close> = lm.trainer{
   warmup_steps = 2, log_every = 5, eval_strategy = "no", eval_batch_size = 4,
   checkpoint_dir = out .. "/checkpoints", save_strategy = save_steps > 0 and "steps" or "no", save_steps = save_steps,
   keep_last = 5, resume = a.resume or "",
-  communicator = a.communicator or "auto",
+  communicator = a.communicator or "auto", zero_stage = a.zero_stage or 0,
 }
 trainer:fit()
 hashes:close()
