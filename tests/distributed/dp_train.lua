@@ -1,7 +1,7 @@
 -- A small GPT-2 trained for the data-parallel tests (test_data_parallel.sh,
 -- test_faults.sh), one process or N under mpirun:
 --   lmcore run dp_train.lua data=DIR out=DIR [batch=8 accum=1 steps=20
---        save_steps=0 resume=CHECKPOINT communicator=auto eval=false
+--        save_steps=0 resume=CHECKPOINT communicator=auto eval=false device=cpu
 --        fail_rank=-1 fail_mode=callback|kill|bad_input|disagree fail_step=3]
 -- Each rank appends "step hash" after every step to out/hashes-rank<R>.txt
 -- (plain io, not lm.write_file: every rank writes its own), so the test can
@@ -22,7 +22,7 @@ local opts = {block_size = 32, cache_dir = out .. "/cache-rank" .. rank}
 local train <close> = lm.blocks(tokenizer, dataset, "validation", opts)
 local eval <close> = lm.blocks(tokenizer, dataset, "test", opts)
 local model <close> = lm.architecture("gpt2", {vocab_size = 384, n_layer = 1, n_head = 2, n_embd = 32, n_positions = 32,
-                                               embd_pdrop = 0, attn_pdrop = 0, resid_pdrop = 0, device = "cpu",
+                                               embd_pdrop = 0, attn_pdrop = 0, resid_pdrop = 0, device = a.device or "cpu",
                                                threads = 1})
 model:init(42)
 local objective <close> = lm.objective("clm", {})
