@@ -49,7 +49,7 @@ local trainer <close> = lm.trainer{
   callbacks = callbacks, loggers = {console},
   lr = 3e-3, batch_size = a.batch or 8, grad_accum = a.accum or 1, max_steps = a.steps or 20,
   seed = (fail_here and a.fail_mode == "disagree") and 7 or 42,
-  warmup_steps = 2, log_every = 5, eval_strategy = "no", eval_batch_size = 4,
+  warmup_steps = 2, log_every = 5, eval_strategy = "no", eval_batch_size = a.batch or 8, eval_max_batches = 50,
   checkpoint_dir = out .. "/checkpoints", save_strategy = save_steps > 0 and "steps" or "no", save_steps = save_steps,
   keep_last = 5, resume = a.resume or "",
   communicator = a.communicator or "auto", zero_stage = a.zero_stage or 0,
