@@ -182,7 +182,7 @@ lm_status lm_trainer_create(lm_trainer **out, lm_config *settings, lm_config *sc
     LM_CHECK(parts->objective.plugin->vtable.objective.bind(parts->objective.self, &t->arch,
                                                             parts->tokenizer.plugin ? &vocab : NULL));
     /* An optimizer's messages name it (docs/plugin-abi.md). */
-    LM_CHECK(parts->optimizer.plugin->vtable.optimizer.bind(parts->optimizer.self, &t->params));
+    LM_CHECK(trainer_dist_bind_optimizer(t)); /* its parameters, or this rank's ZeRO-1 shard */
     LM_CHECK(read_optimizer_settings(t));
 
     int64_t B = t->s.batch_size > t->s.eval_batch_size ? t->s.batch_size : t->s.eval_batch_size;
@@ -214,6 +214,8 @@ void lm_trainer_destroy(lm_trainer *t) {
     lm_free(t->tokens);
     lm_free(t->order);
     lm_sysmetrics_destroy(t->sysmetrics);
+    free(t->shard_start);
+    free(t->shard_descs);
     free(t->loggers);
     free(t->resumed_extra);
     free(t);
@@ -260,10 +262,14 @@ lm_status lm_trainer_set_learning_rate(lm_trainer *t, double base_lr) {
 static lm_status begin_run(lm_trainer *t) {
     t->begun = 1;
     t->start_time = t->log_time = lm_time_seconds();
-    char ranks[96] = "";
+    char ranks[192] = "";
     if (t->comm.plugin)
         snprintf(ranks, sizeof ranks, ", data parallel over %d rank%s (communicator %s)", t->world,
                  t->world == 1 ? "" : "s", t->comm.plugin->name);
+    if (t->zero_stage && t->shard_start)
+        snprintf(ranks + strlen(ranks), sizeof ranks - strlen(ranks),
+                 ", ZeRO-1: rank 0's optimizer state covers %zu of the %zu parameters", t->shard_start[1],
+                 t->params.n_params);
     char description[768];
     snprintf(description, sizeof description,
              "%s (%lld parameters) on %s, %zu training blocks of %d tokens, batch %lld x %lld accumulation, "
@@ -416,6 +422,7 @@ lm_status lm_trainer_optimizer_step(lm_trainer *t, const double *host_lr) {
         LM_TRY(t->dev->ops->step_schedule(t->dev, t->state));
     }
     lm_status status = t->parts.optimizer.plugin->vtable.optimizer.step(t->parts.optimizer.self, t->state);
+    if (status == LM_OK && t->zero_stage) status = trainer_dist_gather_params(t);
     if (status != LM_OK) {
         lm_error_prefix("training step %lld: ", (long long)t->step + 1);
         return status;
@@ -566,6 +573,10 @@ lm_status lm_trainer_save(lm_trainer *t, const char *extra_json, const char *pro
     if (dir && cap) dir[0] = '\0';
     if (!t->s.checkpoint_dir[0])
         return lm_error_set(LM_ERR_INVALID, "save: the trainer has no checkpoint_dir to save into");
+    if (t->zero_stage)
+        return lm_error_set(LM_ERR_UNSUPPORTED, "save: zero_stage=1 does not write checkpoints yet (each rank holds "
+                                                "only its shard of the optimizer state): use zero_stage=0 to "
+                                                "checkpoint");
     if (t->micro_in_step != 0)
         return lm_error_set(LM_ERR_INVALID, "save: a step is half done (%lld of %lld micro-batches): save between "
                                             "steps",

@@ -31,7 +31,7 @@ typedef struct lm_trainer_parts {
     size_t n_loggers;
     /* Data parallel (docs/distributed.md): the process's communicator
      * (lm_distributed_join; plugin NULL: one process) and the ZeRO stage
-     * (0; 1 is refused as not implemented yet). */
+     * (0, or 1: the optimizer bound to this rank's shard of the weights). */
     lm_handle communicator;
     int zero_stage;
 } lm_trainer_parts;

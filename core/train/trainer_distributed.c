@@ -27,9 +27,7 @@ lm_status trainer_dist_init(lm_trainer *t, const lm_trainer_parts *parts) {
                             "zero_stage must be 0 (every rank keeps the whole optimizer state) or 1 (ZeRO-1: the "
                             "optimizer state sharded across ranks), got %d",
                             parts->zero_stage);
-    if (parts->zero_stage == 1)
-        return lm_error_set(LM_ERR_UNSUPPORTED, "zero_stage=1 (ZeRO-1, the optimizer state sharded across ranks) is "
-                                                "not implemented yet: use zero_stage=0 (docs/distributed.md)");
+    t->zero_stage = parts->zero_stage;
     if (!parts->communicator.plugin) return LM_OK;
     t->comm = parts->communicator;
     t->rank = comm_of(t)->rank(t->comm.self);
@@ -134,6 +132,101 @@ lm_status trainer_dist_reduce_gradients(lm_trainer *t) {
         return status;
     }
     t->grads_reduced = 1;
+    return LM_OK;
+}
+
+/* ---- ZeRO-1 ---------------------------------------------------------------------- */
+
+static int by_offset(const void *a, const void *b) {
+    const lm_param_desc *x = a, *y = b;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* Rank r's shard: elements [shard_start[r], shard_start[r + 1]) of the flat
+ * buffers, cut at tensor boundaries (no tensor is split, so the optimizer
+ * sees whole tensors with their weight-decay flags) near r / world of the
+ * elements.  Every rank computes every shard: each broadcasts its own after
+ * the update. */
+static lm_status plan_shards(lm_trainer *t, lm_param_desc *sorted) {
+    const size_t n = t->params.n_params, world = (size_t)t->world;
+    t->shard_start = calloc(world + 1, sizeof *t->shard_start);
+    if (!t->shard_start) return lm_error_set(LM_ERR_NOMEM, "out of memory planning the ZeRO-1 shards");
+    size_t d = 0;
+    for (size_t r = 1; r < world; r++) {
+        const size_t target = n / world * r;
+        /* the first tensor end at or past the target, leaving the shard before it a tensor at least */
+        while (d < t->params.n_descs && (sorted[d].offset + sorted[d].storage < target ||
+                                         sorted[d].offset + sorted[d].storage <= t->shard_start[r - 1]))
+            d++;
+        if (d >= t->params.n_descs)
+            return lm_error_set(LM_ERR_INVALID, "zero_stage=1: the model's %zu tensors cannot be shared out among %d "
+                                                "ranks (each holds whole tensors): use fewer ranks or zero_stage=0",
+                                t->params.n_descs, t->world);
+        t->shard_start[r] = sorted[d].offset + sorted[d].storage;
+        d++;
+    }
+    t->shard_start[world] = n;
+    for (size_t r = 0; r < world; r++)
+        if (t->shard_start[r + 1] <= t->shard_start[r])
+            return lm_error_set(LM_ERR_INVALID, "zero_stage=1: rank %zu would hold no tensor of the model's %zu: use "
+                                                "fewer ranks or zero_stage=0",
+                                r, t->params.n_descs);
+    return LM_OK;
+}
+
+lm_status trainer_dist_bind_optimizer(lm_trainer *t) {
+    const lm_optimizer_vtable *ovt = &t->parts.optimizer.plugin->vtable.optimizer;
+    if (t->zero_stage == 0) return ovt->bind(t->parts.optimizer.self, &t->params);
+    if (t->params.params_copy)
+        return lm_error_set(LM_ERR_UNSUPPORTED, "zero_stage=1 keeps fp32 weights only, but this model also keeps a "
+                                                "lower-precision copy (precision=bf16): use precision=fp32 or tf32, "
+                                                "or zero_stage=0");
+    if (t->plan.save_strategy != LM_STRATEGY_NO || t->s.resume[0])
+        return lm_error_set(LM_ERR_UNSUPPORTED,
+                            "zero_stage=1 does not write or read checkpoints yet (each rank holds only its "
+                            "shard of the optimizer state): set save_strategy='no' and no resume, or zero_stage=0");
+    const size_t n_descs = t->params.n_descs;
+    lm_param_desc *sorted = malloc((n_descs ? n_descs : 1) * sizeof *sorted);
+    if (!sorted) return lm_error_set(LM_ERR_NOMEM, "out of memory planning the ZeRO-1 shards");
+    memcpy(sorted, t->params.descs, n_descs * sizeof *sorted);
+    qsort(sorted, n_descs, sizeof *sorted, by_offset);
+    lm_status status = plan_shards(t, sorted);
+    if (status != LM_OK) {
+        free(sorted);
+        return status;
+    }
+    /* This rank's shard as a parameter set of its own: its tensors, their
+     * offsets from the shard's start. */
+    const size_t start = t->shard_start[t->rank], end = t->shard_start[t->rank + 1];
+    size_t kept = 0;
+    for (size_t i = 0; i < n_descs; i++) {
+        if (sorted[i].offset < start || sorted[i].offset >= end) continue;
+        sorted[kept] = sorted[i];
+        sorted[kept].offset -= start;
+        kept++;
+    }
+    t->shard_descs = sorted;
+    t->shard_set = t->params;
+    t->shard_set.descs = sorted;
+    t->shard_set.n_descs = kept;
+    t->shard_set.n_params = end - start;
+    t->shard_set.params = t->params.params + start;
+    t->shard_set.grads = (float *)t->params.grads + start;
+    return ovt->bind(t->parts.optimizer.self, &t->shard_set);
+}
+
+lm_status trainer_dist_gather_params(lm_trainer *t) {
+    if (t->zero_stage == 0 || t->world == 1) return LM_OK;
+    LM_TRY(t->dev->ops->sync(t->dev)); /* the update is queued on the model's device */
+    for (int r = 0; r < t->world; r++) {
+        const size_t start = t->shard_start[r], count = t->shard_start[r + 1] - start;
+        lm_status status = comm_of(t)->broadcast(t->comm.self, t->params.params + start, count * sizeof(float), r);
+        if (status != LM_OK) {
+            lm_error_prefix("training step %lld: gathering rank %d's updated weights (ZeRO-1): ", (long long)t->step + 1,
+                            r);
+            return status;
+        }
+    }
     return LM_OK;
 }
 

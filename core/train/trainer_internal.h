@@ -65,6 +65,13 @@ struct lm_trainer {
     lm_handle comm;
     int rank, world;
     int grads_reduced;
+    /* ZeRO-1 (zero_stage 1): each rank's shard of the flat buffers
+     * (shard_start[r] .. shard_start[r + 1], world + 1 entries) and this
+     * rank's as the parameter set its optimizer is bound to. */
+    int zero_stage;
+    size_t *shard_start;
+    lm_param_desc *shard_descs;
+    lm_param_set shard_set;
 
     char resumed_from[PATH_MAX];
     char *resumed_extra; /* the checkpoint's "fit" object, as JSON text ("" if none) */
@@ -87,6 +94,12 @@ lm_status trainer_dist_init(lm_trainer *t, const lm_trainer_parts *parts);
  * model's memory, every rank runs the same run (a hash of the settings,
  * model and data), rank 0's weights everywhere. */
 lm_status trainer_dist_setup(lm_trainer *t);
+/* Binds the optimizer to the parameters (zero_stage 0) or to this rank's
+ * shard of them (ZeRO-1: the optimizer's state is 1/world of the model's). */
+lm_status trainer_dist_bind_optimizer(lm_trainer *t);
+/* ZeRO-1: every rank's updated shard broadcast to the others (nothing at
+ * zero_stage 0). */
+lm_status trainer_dist_gather_params(lm_trainer *t);
 /* Averages this step's gradients across ranks (once per step). */
 lm_status trainer_dist_reduce_gradients(lm_trainer *t);
 /* Host values reduced across ranks (nothing without a communicator). */

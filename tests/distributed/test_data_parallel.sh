@@ -7,7 +7,9 @@
 #   2. the ranks hold the same weights after every step (their hashes);
 #   3. gradient accumulation (2 ranks x 2 x 2 micro-batches) gives the
 #      weights of 2 ranks x 4 without it, within TOLERANCE;
-#   4. a run resumed from a 2-rank checkpoint ends with the same bits as the
+#   4. ZeRO-1 (zero_stage=1: each rank updates its shard of the weights and
+#      keeps only its shard's optimizer state) gives the same bits;
+#   5. a run resumed from a 2-rank checkpoint ends with the same bits as the
 #      run that was not interrupted; resuming it with 1 rank is refused.
 #   test_data_parallel.sh LMCORE COMPARE_WEIGHTS SOURCE_DIR DATA_DIR
 set -euo pipefail
@@ -48,6 +50,15 @@ echo "== gradient accumulation: 2 ranks x 2 x 2 micro-batches against 2 ranks x 
 mpi2 out="$tmp/accum" batch=2 accum=2 > "$tmp/accum.log" 2>&1 || { cat "$tmp/accum.log"; fail "accumulation"; }
 "$compare" "$tmp/two/model.safetensors" "$tmp/accum/model.safetensors" "$TOLERANCE" || fail "accumulation differs"
 cmp "$tmp/accum/hashes-rank0.txt" "$tmp/accum/hashes-rank1.txt" || fail "the ranks' weights differ (accumulation)"
+
+echo "== ZeRO-1: the optimizer state sharded, the same bits as without"
+mpi2 out="$tmp/zero1" batch=4 zero_stage=1 > "$tmp/zero1.log" 2>&1 || { cat "$tmp/zero1.log"; fail "zero_stage=1"; }
+"$compare" "$tmp/two/model.safetensors" "$tmp/zero1/model.safetensors" 0 || fail "ZeRO-1 changed the weights"
+cmp "$tmp/zero1/hashes-rank0.txt" "$tmp/zero1/hashes-rank1.txt" || fail "the ranks' weights differ (ZeRO-1)"
+shard=$(sed -n "s/.*ZeRO-1: rank 0's optimizer state covers \([0-9]*\) of the \([0-9]*\) parameters.*/\1 \2/p" "$tmp/zero1.log")
+echo "ZeRO-1: rank 0's optimizer state covers ${shard% *} of the ${shard#* } parameters"
+[ -n "$shard" ] && awk -v s="$shard" 'BEGIN { split(s, a, " "); exit !(a[1] > 0 && a[1] < a[2]) }' ||
+  fail "rank 0's ZeRO-1 shard is not a part of the parameters"
 
 echo "== resume from a 2-rank checkpoint"
 mpi2 out="$tmp/full" batch=4 save_steps=10 > "$tmp/full.log" 2>&1 || { cat "$tmp/full.log"; fail "the full run"; }
