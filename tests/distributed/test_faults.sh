@@ -1,11 +1,36 @@
 #!/usr/bin/env bash
-# Faults and bad input across 2 ranks (docs/distributed.md): whatever fails
+# Faults and bad input across 2 ranks (docs/distributed.md): a build
+# without MPI launched as 2 processes says what to install; whatever fails
 # on one rank, every rank exits non-zero within 60 s, and the output names
 # the failing rank and its error; a failure every rank shares (bad
 # settings) is one "lmcore: error:" line, rank 0's.
 #   test_faults.sh LMCORE COMPARE_WEIGHTS SOURCE_DIR DATA_DIR
 set -uo pipefail
 lmcore=$1 here=$3 data=$4
+# Launched as 2 processes, by a build without the mpi communicator: one line
+# saying what to install (no mpirun needed: the launcher's variables are set
+# by hand, and the plugin folder of a copied lmcore lacks the communicator).
+nompi=$(mktemp -d)
+mkdir -p "$nompi/bin" "$nompi/lib/lmcore/plugins"
+cp "$lmcore" "$nompi/bin/lmcore"
+build_lib=$(cd "$(dirname "$lmcore")/../lib" && pwd)
+cp -P "$build_lib"/liblmcore.so* "$nompi/lib/"
+for p in "$build_lib"/lmcore/plugins/lm_*.so; do
+  case $(basename "$p") in lm_communicator_mpi.so | lm_communicator_nccl.so) ;; *) ln -s "$p" "$nompi/lib/lmcore/plugins/" ;; esac
+done
+OMPI_COMM_WORLD_SIZE=2 OMPI_COMM_WORLD_RANK=0 timeout 60 "$nompi/bin/lmcore" run "$here/dp_train.lua" data="$data" \
+  out="$nompi/out" steps=2 > "$nompi/log" 2>&1
+rc=$?
+if [ $rc -ne 1 ] || [ "$(grep -c 'lmcore: error: ' "$nompi/log")" -ne 1 ] ||
+   ! grep -qF "this process is one of 2 launched (OMPI_COMM_WORLD_SIZE=2) but this lmcore has no 'mpi' communicator plugin: rebuild lmcore with MPI found" "$nompi/log"; then
+  echo "FAIL no_mpi_build: exit $rc"
+  sed 's/^/     | /' "$nompi/log" | tail -5
+  rm -rf "$nompi"
+  exit 1
+fi
+echo "ok   no_mpi_build: $(grep 'lmcore: error' "$nompi/log" | cut -c1-150)"
+rm -rf "$nompi"
+
 if ! command -v mpirun > /dev/null; then
   echo "SKIP: mpirun not found (Debian: apt-get install openmpi-bin libopenmpi-dev, then rebuild)"
   exit 77
