@@ -115,8 +115,10 @@ void lm_distributed_print_error(FILE *out, const char *message) {
 }
 
 void lm_distributed_abort(int exit_code) {
-    if (!process.comm.plugin || process.size <= 1) return;
+    if (lm_distributed_size() <= 1) return;
     fflush(NULL);
-    if (process.rank != 0) sleep(1);
-    process.comm.plugin->vtable.communicator.abort(process.comm.self, exit_code);
+    /* The launcher stops the job when a rank exits with an error: give rank
+     * 0 the time to print its line for a failure the ranks share. */
+    if (lm_distributed_rank() != 0) sleep(2);
+    if (process.comm.plugin) process.comm.plugin->vtable.communicator.abort(process.comm.self, exit_code);
 }

@@ -40,9 +40,11 @@ LM_API int lm_distributed_size(void);
 LM_API void lm_distributed_print_error(FILE *out, const char *message);
 /* With several ranks joined, ends them all with exit_code (the
  * communicator's abort): the others may be waiting for this rank in a
- * collective.  A rank other than 0 first waits a second, so that rank 0's
- * line for a failure they share is printed before the processes stop.
- * Returns at once otherwise. */
+ * collective.  Launched as several processes, a rank other than 0 first
+ * waits two seconds (communicator or not: the launcher stops the job when
+ * it exits), so that rank 0's line for a failure they share is printed
+ * before the processes stop.  Returns at once in a single process, and
+ * when there is no communicator to abort. */
 LM_API void lm_distributed_abort(int exit_code);
 
 #endif
