@@ -123,6 +123,12 @@ lm_status trainer_dist_setup(lm_trainer *t) {
 
 lm_status trainer_dist_reduce_gradients(lm_trainer *t) {
     if (!t->comm.plugin || t->grads_reduced) return LM_OK;
+    /* Reduced once per step: micro-batches after it would add unreduced gradients. */
+    if (t->micro_in_step != t->s.grad_accum)
+        return lm_error_set(LM_ERR_INVALID, "clip_grad_norm: this step has %lld of its %lld micro-batches: across "
+                                            "ranks, the gradients are averaged after the step's last one, so call "
+                                            "clip_grad_norm() after it",
+                            (long long)t->micro_in_step, (long long)t->s.grad_accum);
     /* The model queued its backward on its own stream: wait for it. */
     LM_TRY(t->dev->ops->sync(t->dev));
     lm_status status = comm_of(t)->all_reduce(t->comm.self, t->params.grads, t->params.n_params, LM_F32, LM_REDUCE_AVG);
