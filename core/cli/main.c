@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "distributed.h"
 #include "new_plugin.h"
 #include "registry.h"
 #include "runtime.h"
@@ -94,8 +95,9 @@ static int command_plugins(lm_registry *registry, int argc, char **argv) {
             return usage_error("unexpected argument '%s' for `lmcore plugins`", argv[i]);
         }
         if (!lm_plugin_kind_parse(value, &filter))
-            return usage_error("unknown plugin kind '%s' (tokenizer, dataset, architecture, objective, logger, optimizer)",
-                               value);
+            return usage_error(
+                "unknown plugin kind '%s' (tokenizer, dataset, architecture, objective, logger, optimizer, communicator)",
+                value);
         have_filter = 1;
     }
     printf("%-13s %-12s %-8s %s\n", "KIND", "NAME", "VERSION", "DESCRIPTION (FILE)");
@@ -208,9 +210,11 @@ static int command_run(lm_registry *registry, int argc, char **argv) {
     char *traceback = NULL;
     lm_status status = lm_runtime_run(&options, &traceback);
     if (status != LM_OK) {
-        fprintf(stderr, "lmcore: error: %s\n", lm_error_message());
+        lm_distributed_print_error(stderr, lm_error_message()); /* names the rank when there are several */
         if (traceback && getenv("LMCORE_TRACEBACK")) fprintf(stderr, "%s\n", traceback);
         else if (traceback) fprintf(stderr, "(set LMCORE_TRACEBACK=1 for the Lua traceback)\n");
+        /* The other ranks may wait for this one in a collective: stop them all. */
+        lm_distributed_abort(status == LM_ERR_INTERRUPTED ? 130 : EXIT_RUNTIME);
     }
     free(traceback);
     /* 130 after Ctrl-C, 143 after SIGTERM: what a shell or a scheduler

@@ -4,7 +4,7 @@
 #include "lmcore/plugin.h"
 
 static const char *const kind_names[LM_KIND_COUNT + 1] = {
-    NULL, "tokenizer", "dataset", "architecture", "objective", "logger", "optimizer",
+    NULL, "tokenizer", "dataset", "architecture", "objective", "logger", "optimizer", "communicator",
 };
 
 const char *lm_plugin_kind_name(lm_plugin_kind kind) {

@@ -54,6 +54,12 @@ static const slot_rule optimizer_slots[] = {
     SLOT(lm_optimizer_vtable, create),      SLOT(lm_optimizer_vtable, destroy),  SLOT(lm_optimizer_vtable, bind),
     SLOT(lm_optimizer_vtable, step),        SLOT(lm_optimizer_vtable, state_count), SLOT(lm_optimizer_vtable, state_at),
     SLOT(lm_optimizer_vtable, settings_json)};
+static const slot_rule communicator_slots[] = {
+    SLOT(lm_communicator_vtable, create),     SLOT(lm_communicator_vtable, destroy),
+    SLOT(lm_communicator_vtable, rank),       SLOT(lm_communicator_vtable, size),
+    SLOT(lm_communicator_vtable, memory),     SLOT(lm_communicator_vtable, all_reduce),
+    SLOT(lm_communicator_vtable, broadcast),  SLOT(lm_communicator_vtable, all_gather),
+    SLOT(lm_communicator_vtable, barrier),    SLOT(lm_communicator_vtable, abort)};
 #undef SLOT
 
 static const struct {
@@ -68,6 +74,7 @@ static const struct {
     {objective_slots, sizeof objective_slots / sizeof *objective_slots, sizeof(lm_objective_vtable)},
     {logger_slots, sizeof logger_slots / sizeof *logger_slots, sizeof(lm_logger_vtable)},
     {optimizer_slots, sizeof optimizer_slots / sizeof *optimizer_slots, sizeof(lm_optimizer_vtable)},
+    {communicator_slots, sizeof communicator_slots / sizeof *communicator_slots, sizeof(lm_communicator_vtable)},
 };
 
 static char *dup_string(const char *s) {
@@ -147,7 +154,7 @@ static lm_status check_descriptor(const char *path, const lm_plugin_descriptor *
     if (d->kind < 1 || d->kind > LM_KIND_COUNT)
         return lm_error_set(LM_ERR_FORMAT,
                             "%s: unknown plugin kind %d (known: 1 tokenizer, 2 dataset, 3 architecture, "
-                            "4 objective, 5 logger, 6 optimizer)",
+                            "4 objective, 5 logger, 6 optimizer, 7 communicator)",
                             path, d->kind);
     const char *kind = lm_plugin_kind_name((lm_plugin_kind)d->kind);
     if (!valid_name(d->name))

@@ -17,6 +17,7 @@ typedef union lm_any_vtable {
     lm_objective_vtable objective;
     lm_logger_vtable logger;
     lm_optimizer_vtable optimizer;
+    lm_communicator_vtable communicator;
 } lm_any_vtable;
 
 typedef struct lm_plugin {

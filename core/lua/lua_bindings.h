@@ -76,6 +76,7 @@ void lm_lua_open_optimizer(lua_State *L);
 void lm_lua_open_blocks(lua_State *L);
 void lm_lua_open_trainer(lua_State *L);
 void lm_lua_open_lock(lua_State *L); /* lm.lock_dir */
+void lm_lua_open_distributed(lua_State *L);
 void lm_lua_set_registry(lua_State *L, lm_registry *r);
 /* Wraps io.open, io.lines, io.input, io.output, loadfile and dofile so that
  * a FIFO or a device given as a path is refused instead of blocking

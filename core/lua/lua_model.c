@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "distributed.h"
 #include "lua_bindings.h"
 #include "generate.h"
 #include "model_io.h"
@@ -71,6 +72,7 @@ static int model_save(lua_State *L) {
                                 luaL_typename(L, -1));
         if (!lua_isnil(L, -1)) tok = lm_lua_check_object(L, lua_gettop(L), LM_TOKENIZER_MT);
     }
+    if (lm_distributed_rank() != 0) return 0; /* every rank holds the same weights: rank 0 writes them */
     if (lm_model_save(m->plugin, m->self, dir, tok ? tok->plugin : NULL, tok ? tok->self : NULL, args_json) != LM_OK)
         return lm_lua_raise(L);
     return 0;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "distributed.h"
 #include "lua_bindings.h"
 #include "trainer.h"
 
@@ -304,6 +305,16 @@ static int new_trainer(lua_State *L) {
     parts.eval = eval;
     parts.loggers = loggers;
     parts.n_loggers = n_loggers;
+    /* Data parallel (docs/distributed.md): the process's communicator,
+     * "auto" = mpi/nccl under mpirun or srun, none in one process. */
+    const char *communicator = lm_config_string(settings, "communicator", "auto");
+    const int64_t zero_stage = lm_config_int(settings, "zero_stage", 0);
+    parts.zero_stage = zero_stage < -1000 || zero_stage > 1000 ? 1000 : (int)zero_stage;
+    lm_arch_info arch;
+    memset(&arch, 0, sizeof arch);
+    if (model->plugin->vtable.architecture.info(model->self, &arch) != LM_OK) return lm_lua_raise(L);
+    if (lm_distributed_join(lm_lua_registry(L), communicator, arch.device, &parts.communicator) != LM_OK)
+        return lm_lua_raise(L);
     if (lm_trainer_create(&t->trainer, settings, kwargs, host_schedule, &parts) != LM_OK) return lm_lua_raise(L);
     /* A resumed run loaded the model's weights from its checkpoint; any
      * other would train from zeros. */

@@ -124,6 +124,7 @@ static int open_lm(lua_State *L) {
     lm_lua_open_blocks(L);
     lm_lua_open_trainer(L);
     lm_lua_open_lock(L);
+    lm_lua_open_distributed(L);
     return 1;
 }
 

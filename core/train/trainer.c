@@ -23,6 +23,7 @@ static const lm_architecture_vtable *arch_of(const lm_trainer *t) {
 }
 
 static lm_status emit(lm_trainer *t, lm_event *ev) {
+    if (t->rank != 0) return LM_OK; /* only rank 0 logs (docs/distributed.md) */
     ev->elapsed = t->begun ? lm_time_seconds() - t->start_time : 0.0;
     for (size_t i = 0; i < t->parts.n_loggers; i++)
         LM_TRY(t->loggers[i].plugin->vtable.logger.log(t->loggers[i].self, ev));
@@ -33,6 +34,7 @@ static lm_status emit(lm_trainer *t, lm_event *ev) {
  * checkpoint (so logs and checkpoint agree if the process dies) and at the
  * end of the run. */
 static lm_status flush_loggers(lm_trainer *t) {
+    if (t->rank != 0) return LM_OK;
     for (size_t i = 0; i < t->parts.n_loggers; i++) {
         const lm_logger_vtable *vt = &t->loggers[i].plugin->vtable.logger;
         if (vt->flush) LM_TRY(vt->flush(t->loggers[i].self));
@@ -147,6 +149,7 @@ lm_status lm_trainer_create(lm_trainer **out, lm_config *settings, lm_config *sc
         status = lm_error_set(LM_ERR_NOMEM, "out of memory creating the trainer");
         goto fail;
     }
+    LM_CHECK(trainer_dist_init(t, parts));
     LM_CHECK(trainer_read_settings(t, settings, schedule_kwargs, host_schedule));
     /* Two runs saving into one checkpoint_dir would prune and rename each
      * other's checkpoints: the second is refused here, before any work. */
@@ -182,7 +185,7 @@ lm_status lm_trainer_create(lm_trainer **out, lm_config *settings, lm_config *sc
     LM_CHECK(parts->objective.plugin->vtable.objective.bind(parts->objective.self, &t->arch,
                                                             parts->tokenizer.plugin ? &vocab : NULL));
     /* An optimizer's messages name it (docs/plugin-abi.md). */
-    LM_CHECK(parts->optimizer.plugin->vtable.optimizer.bind(parts->optimizer.self, &t->params));
+    LM_CHECK(trainer_dist_bind_optimizer(t)); /* its parameters, or this rank's ZeRO-1 shard */
     LM_CHECK(read_optimizer_settings(t));
 
     int64_t B = t->s.batch_size > t->s.eval_batch_size ? t->s.batch_size : t->s.eval_batch_size;
@@ -192,6 +195,7 @@ lm_status lm_trainer_create(lm_trainer **out, lm_config *settings, lm_config *sc
     LM_CHECK(t->dev->ops->alloc(t->dev, (void **)&t->state, sizeof *t->state, "the training step's state"));
     LM_CHECK(t->dev->ops->alloc(t->dev, (void **)&t->eval_state, sizeof *t->eval_state, "the evaluation's state"));
     LM_CHECK(upload_fresh_state(t));
+    LM_CHECK(trainer_dist_setup(t));
     if (t->s.resume[0]) LM_CHECK(trainer_resume(t, t->s.resume));
     else trainer_shuffle(t, 0);
     /* A resumed run's log and evaluation intervals continue the checkpoint's. */
@@ -213,6 +217,8 @@ void lm_trainer_destroy(lm_trainer *t) {
     lm_free(t->tokens);
     lm_free(t->order);
     lm_sysmetrics_destroy(t->sysmetrics);
+    free(t->shard_start);
+    free(t->shard_descs);
     free(t->loggers);
     free(t->resumed_extra);
     lm_dir_lock_release(t->checkpoint_lock);
@@ -260,14 +266,22 @@ lm_status lm_trainer_set_learning_rate(lm_trainer *t, double base_lr) {
 static lm_status begin_run(lm_trainer *t) {
     t->begun = 1;
     t->start_time = t->log_time = lm_time_seconds();
+    char ranks[192] = "";
+    if (t->comm.plugin)
+        snprintf(ranks, sizeof ranks, ", data parallel over %d rank%s (communicator %s)", t->world,
+                 t->world == 1 ? "" : "s", t->comm.plugin->name);
+    if (t->zero_stage && t->shard_start)
+        snprintf(ranks + strlen(ranks), sizeof ranks - strlen(ranks),
+                 ", ZeRO-1: rank 0's optimizer state covers %zu of the %zu parameters", t->shard_start[1],
+                 t->params.n_params);
     char description[768];
     snprintf(description, sizeof description,
              "%s (%lld parameters) on %s, %zu training blocks of %d tokens, batch %lld x %lld accumulation, "
-             "%lld steps, optimizer %s, %s schedule",
+             "%lld steps, optimizer %s, %s schedule%s",
              t->arch.model_type, (long long)t->arch.n_params, t->arch.device, t->plan.train_blocks,
              t->plan.block_size, (long long)t->s.batch_size, (long long)t->s.grad_accum,
              (long long)t->plan.total_steps, t->parts.optimizer.plugin->name,
-             t->plan.host_schedule ? "a Lua function" : t->s.schedule);
+             t->plan.host_schedule ? "a Lua function" : t->s.schedule, ranks);
     lm_scalar scalars[] = {{"n_params", (double)t->arch.n_params},
                            {"train_blocks", (double)t->plan.train_blocks},
                            {"eval_blocks", t->parts.eval ? (double)lm_blocks_count(t->parts.eval) : 0},
@@ -317,20 +331,34 @@ lm_status lm_trainer_next_batch(lm_trainer *t, const lm_batch **batch, uint64_t 
      * step then takes blocks of the same shuffled order again). */
     if (t->cursor >= n_train) t->cursor = 0;
     const int32_t T = t->plan.block_size;
-    const int32_t B = (int32_t)((n_train - t->cursor) < (size_t)t->s.batch_size ? (n_train - t->cursor)
-                                                                                  : (size_t)t->s.batch_size);
-    for (int32_t b = 0; b < B; b++) lm_blocks_get(t->parts.train, t->order[t->cursor + (size_t)b], t->tokens + b * T);
+    int32_t B = (int32_t)((n_train - t->cursor) < (size_t)t->s.batch_size ? (n_train - t->cursor)
+                                                                            : (size_t)t->s.batch_size);
+    size_t first = t->cursor, taken = (size_t)B;
+    uint64_t index = t->micro_batches;
+    if (t->world > 1) {
+        /* Rank r's shard of the global batch, the next world x batch_size
+         * blocks of the shared order: blocks [r B, (r + 1) B).  The plan
+         * counts whole global batches only (an epoch's remainder is
+         * dropped), so every rank's shard is full.  Each rank's batch has
+         * its own index (dropout, MLM masks). */
+        taken = (size_t)t->s.batch_size * (size_t)t->world;
+        if (t->cursor + taken > n_train) t->cursor = 0;
+        B = (int32_t)t->s.batch_size;
+        first = t->cursor + (size_t)t->rank * (size_t)B;
+        index = t->micro_batches * (uint64_t)t->world + (uint64_t)t->rank;
+    }
+    for (int32_t b = 0; b < B; b++) lm_blocks_get(t->parts.train, t->order[first + (size_t)b], t->tokens + b * T);
     const lm_batch *made = NULL;
-    LM_TRY(t->parts.objective.plugin->vtable.objective.make_batch(t->parts.objective.self, t->tokens, B, T,
-                                                                  t->micro_batches, &made));
+    LM_TRY(t->parts.objective.plugin->vtable.objective.make_batch(t->parts.objective.self, t->tokens, B, T, index,
+                                                                  &made));
     t->batch = made;
-    t->batch_index = t->micro_batches;
+    t->batch_index = index;
     t->batch_serial++;
     t->batch_used = 0;
     t->micro_batches++;
     t->micro_in_step++;
-    t->cursor += (size_t)B;
-    t->tokens_since_log += (uint64_t)B * (uint64_t)T;
+    t->cursor += taken;
+    t->tokens_since_log += (uint64_t)taken * (uint64_t)T; /* every rank's: the global throughput */
     *batch = made;
     *serial = t->batch_serial;
     return LM_OK;
@@ -371,6 +399,7 @@ static void ensure_gradients(lm_trainer *t) {
 
 lm_status lm_trainer_clip_grad_norm(lm_trainer *t) {
     ensure_gradients(t);
+    if (t->comm.plugin) LM_TRY(trainer_dist_reduce_gradients(t)); /* the norm of the averaged gradients */
     return t->dev->ops->step_clip(t->dev, t->state, t->params.grads, (lm_dtype)t->params.grad_dtype,
                                   t->params.n_params);
 }
@@ -383,6 +412,7 @@ lm_status lm_trainer_optimizer_step(lm_trainer *t, const double *host_lr) {
                                             "forward_backward() for the rest first",
                             (long long)t->micro_in_step, (long long)t->s.grad_accum);
     ensure_gradients(t);
+    if (t->comm.plugin) LM_TRY(trainer_dist_reduce_gradients(t));
     if (t->plan.host_schedule) {
         if (!host_lr)
             return lm_error_set(LM_ERR_INTERNAL, "optimizer_step: the schedule is the caller's but no learning rate "
@@ -396,6 +426,7 @@ lm_status lm_trainer_optimizer_step(lm_trainer *t, const double *host_lr) {
         LM_TRY(t->dev->ops->step_schedule(t->dev, t->state));
     }
     lm_status status = t->parts.optimizer.plugin->vtable.optimizer.step(t->parts.optimizer.self, t->state);
+    if (status == LM_OK && t->zero_stage) status = trainer_dist_gather_params(t);
     if (status != LM_OK) {
         lm_error_prefix("training step %lld: ", (long long)t->step + 1);
         return status;
@@ -405,6 +436,7 @@ lm_status lm_trainer_optimizer_step(lm_trainer *t, const double *host_lr) {
     t->steps_in_epoch++;
     t->micro_in_step = 0;
     t->grads_written = 0;
+    t->grads_reduced = 0;
     lm_event ev = {LM_EVENT_PROGRESS, 0, t->step, t->plan.total_steps, lm_trainer_epoch(t),
                    (int32_t)t->plan.total_epochs, 0, NULL, NULL, 0};
     return emit(t, &ev);
@@ -418,6 +450,8 @@ lm_status lm_trainer_log(lm_trainer *t, lm_train_logs *out) {
     LM_TRY(trainer_read_state(t, &state));
     const double now = lm_time_seconds();
     const int64_t steps = t->step - t->last_log_step;
+    /* The mean over ranks of each rank's loss: the loss of the global batch. */
+    LM_TRY(trainer_dist_reduce(t, &state.loss_sums[LM_LOSS_SUM_LOG], 1, LM_REDUCE_AVG));
     out->step = t->step;
     out->epoch = lm_trainer_epoch(t);
     out->loss = steps > 0 ? state.loss_sums[LM_LOSS_SUM_LOG] / (double)steps : NAN;
@@ -461,18 +495,23 @@ lm_status lm_trainer_evaluate(lm_trainer *t, const lm_blocks *blocks, int report
     t->dev->ops->zero(t->dev, t->eval_state, sizeof *t->eval_state);
     /* Evaluation masks (MLM) come from their own counter range so that
      * evaluating does not change the training stream. */
-    uint64_t counter = (1ull << 62) + t->micro_batches;
+    const uint64_t counter = (1ull << 62) + t->micro_batches;
     const int32_t T = t->plan.block_size;
-    size_t counted = 0, batches = 0;
+    size_t counted = 0, batches = 0, index = 0;
     lm_status status = LM_OK;
     lm_progress *progress = lm_progress_begin("evaluating", n);
-    for (size_t first = 0; first < n; first += (size_t)t->s.eval_batch_size) {
-        if (t->s.eval_max_batches > 0 && batches >= (size_t)t->s.eval_max_batches) break;
+    for (size_t first = 0; first < n; first += (size_t)t->s.eval_batch_size, index++) {
+        /* Across ranks, batch i is rank (i mod world)'s and eval_max_batches
+         * counts every rank's. */
+        if (t->s.eval_max_batches > 0 &&
+            (t->world > 1 ? index / (size_t)t->world : batches) >= (size_t)t->s.eval_max_batches)
+            break;
+        if (t->world > 1 && (int)(index % (size_t)t->world) != t->rank) continue;
         int32_t B = (int32_t)((n - first) < (size_t)t->s.eval_batch_size ? (n - first) : (size_t)t->s.eval_batch_size);
         for (int32_t b = 0; b < B; b++) lm_blocks_get(blocks, first + (size_t)b, t->tokens + b * T);
         const lm_batch *batch = NULL;
         LM_CHECK(t->parts.objective.plugin->vtable.objective.make_batch(t->parts.objective.self, t->tokens, B, T,
-                                                                        counter++, &batch));
+                                                                        counter + index, &batch));
         if (batch->n_targets == 0) continue; /* MLM may select nothing in a tiny batch */
         LM_CHECK(arch->forward(t->parts.model.self, batch, t->eval_state));
         /* Hugging Face repeats each batch's mean loss batch-size times and
@@ -488,6 +527,17 @@ lm_status lm_trainer_evaluate(lm_trainer *t, const lm_blocks *blocks, int report
     }
     lm_step_state eval;
     LM_CHECK(t->dev->ops->download(t->dev, &eval, t->eval_state, sizeof eval));
+    if (t->world > 1) {
+        /* Every rank's sums: the loss over all the batches evaluated. */
+        double sums[3] = {eval.loss_sum, (double)counted, eval.bad_step != 0};
+        LM_CHECK(trainer_dist_reduce(t, sums, 3, LM_REDUCE_SUM));
+        eval.loss_sum = sums[0];
+        counted = (size_t)sums[1];
+        if (sums[2] != 0 && eval.bad_step == 0) {
+            eval.bad_step = 1;
+            eval.bad_value = NAN;
+        }
+    }
     if (eval.bad_step != 0) {
         status = lm_error_set(LM_ERR_NUMERIC, "evaluation at step %lld: the loss is %s: the model diverged (lower "
                                               "the learning rate, check the data, or use fp32)",
@@ -510,6 +560,7 @@ fail:
     lm_step_state state;
     LM_TRY(trainer_read_state(t, &state));
     const int64_t steps = t->step - t->last_eval_step;
+    LM_TRY(trainer_dist_reduce(t, &state.loss_sums[LM_LOSS_SUM_EVAL], 1, LM_REDUCE_AVG));
     out->train_loss = steps > 0 ? state.loss_sums[LM_LOSS_SUM_EVAL] / (double)steps : NAN;
     t->last_eval_loss = out->loss;
     t->last_eval_step = t->step;
@@ -526,12 +577,23 @@ lm_status lm_trainer_save(lm_trainer *t, const char *extra_json, const char *pro
     if (dir && cap) dir[0] = '\0';
     if (!t->s.checkpoint_dir[0])
         return lm_error_set(LM_ERR_INVALID, "save: the trainer has no checkpoint_dir to save into");
+    if (t->zero_stage)
+        return lm_error_set(LM_ERR_UNSUPPORTED, "save: zero_stage=1 does not write checkpoints yet (each rank holds "
+                                                "only its shard of the optimizer state): use zero_stage=0 to "
+                                                "checkpoint");
     if (t->micro_in_step != 0)
         return lm_error_set(LM_ERR_INVALID, "save: a step is half done (%lld of %lld micro-batches): save between "
                                             "steps",
                             (long long)t->micro_in_step, (long long)t->s.grad_accum);
     lm_step_state state;
     LM_TRY(trainer_read_state(t, &state));
+    if (t->rank != 0) {
+        /* Rank 0 writes the checkpoint (every rank holds the same state);
+         * the others wait until it is complete, as one of them may read it
+         * next (the best model at the end). */
+        if (dir && cap) snprintf(dir, cap, "%s/checkpoint-%lld", t->s.checkpoint_dir, (long long)t->step);
+        return trainer_dist_barrier(t);
+    }
     lm_buffer state_json = {0}, args = {0};
     lm_status status = trainer_state_json(t, &state, extra_json, &state_json);
     if (status == LM_OK) status = lm_trainer_args_json(t, &args);
@@ -542,6 +604,7 @@ lm_status lm_trainer_save(lm_trainer *t, const char *extra_json, const char *pro
     lm_buffer_free(&state_json);
     lm_buffer_free(&args);
     if (status == LM_OK) status = flush_loggers(t);
+    if (status == LM_OK) status = trainer_dist_barrier(t);
     return status;
 }
 
@@ -554,6 +617,7 @@ lm_status lm_trainer_finish(lm_trainer *t, lm_train_result *r) {
     LM_TRY(trainer_read_state(t, &state));
     t->finished = 1;
     const int64_t steps = t->step - t->first_step;
+    LM_TRY(trainer_dist_reduce(t, &state.loss_sums[LM_LOSS_SUM_RUN], 1, LM_REDUCE_AVG));
     r->steps = t->step;
     r->epochs = lm_trainer_epoch(t);
     r->runtime = lm_time_seconds() - t->start_time;
@@ -561,7 +625,7 @@ lm_status lm_trainer_finish(lm_trainer *t, lm_train_result *r) {
     r->eval_loss = t->last_eval_loss;
     r->perplexity = exp(t->last_eval_loss);
     /* Throughput of this process's steps (a resumed run did the others). */
-    double samples = (double)steps * (double)t->s.batch_size * (double)t->s.grad_accum;
+    double samples = (double)steps * (double)t->s.batch_size * (double)t->s.grad_accum * (double)t->world;
     r->samples_per_second = r->runtime > 0 ? samples / r->runtime : 0;
     r->steps_per_second = r->runtime > 0 ? (double)steps / r->runtime : 0;
     r->tokens_per_second = r->samples_per_second * t->plan.block_size;

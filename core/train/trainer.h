@@ -29,6 +29,11 @@ typedef struct lm_trainer_parts {
     const lm_blocks *train, *eval;         /* eval may be NULL */
     const lm_handle *loggers;
     size_t n_loggers;
+    /* Data parallel (docs/distributed.md): the process's communicator
+     * (lm_distributed_join; plugin NULL: one process) and the ZeRO stage
+     * (0, or 1: the optimizer bound to this rank's shard of the weights). */
+    lm_handle communicator;
+    int zero_stage;
 } lm_trainer_parts;
 
 typedef enum lm_strategy { LM_STRATEGY_NO = 0, LM_STRATEGY_STEPS = 1, LM_STRATEGY_EPOCH = 2 } lm_strategy;

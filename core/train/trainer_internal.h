@@ -61,6 +61,20 @@ struct lm_trainer {
     lm_scalar system[LM_SYSMETRICS_MAX];
     size_t n_system;
 
+    /* Data parallel (trainer_distributed.c): the communicator (plugin NULL
+     * when there is none), this rank and the number of ranks; whether this
+     * step's gradients were averaged already. */
+    lm_handle comm;
+    int rank, world;
+    int grads_reduced;
+    /* ZeRO-1 (zero_stage 1): each rank's shard of the flat buffers
+     * (shard_start[r] .. shard_start[r + 1], world + 1 entries) and this
+     * rank's as the parameter set its optimizer is bound to. */
+    int zero_stage;
+    size_t *shard_start;
+    lm_param_desc *shard_descs;
+    lm_param_set shard_set;
+
     char resumed_from[PATH_MAX];
     char *resumed_extra; /* the checkpoint's "fit" object, as JSON text ("" if none) */
 };
@@ -73,6 +87,26 @@ lm_status trainer_optimizer_settings(const lm_trainer *t, lm_json **out);
 /* trainer_resume.c */
 lm_status trainer_state_json(lm_trainer *t, const lm_step_state *state, const char *extra_json, lm_buffer *out);
 lm_status trainer_resume(lm_trainer *t, const char *dir);
+
+/* trainer_distributed.c */
+/* The communicator from the parts, and zero_stage's check: before the
+ * settings are read (the plan's steps count the ranks' batches). */
+lm_status trainer_dist_init(lm_trainer *t, const lm_trainer_parts *parts);
+/* Once the model and optimizer are bound: the communicator reaches the
+ * model's memory, every rank runs the same run (a hash of the settings,
+ * model and data), rank 0's weights everywhere. */
+lm_status trainer_dist_setup(lm_trainer *t);
+/* Binds the optimizer to the parameters (zero_stage 0) or to this rank's
+ * shard of them (ZeRO-1: the optimizer's state is 1/world of the model's). */
+lm_status trainer_dist_bind_optimizer(lm_trainer *t);
+/* ZeRO-1: every rank's updated shard broadcast to the others (nothing at
+ * zero_stage 0). */
+lm_status trainer_dist_gather_params(lm_trainer *t);
+/* Averages this step's gradients across ranks (once per step). */
+lm_status trainer_dist_reduce_gradients(lm_trainer *t);
+/* Host values reduced across ranks (nothing without a communicator). */
+lm_status trainer_dist_reduce(lm_trainer *t, double *values, size_t n, lm_reduce_op op);
+lm_status trainer_dist_barrier(lm_trainer *t);
 
 /* trainer.c */
 void trainer_shuffle(lm_trainer *t, int64_t epoch);

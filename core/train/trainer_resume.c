@@ -92,6 +92,8 @@ lm_status trainer_state_json(lm_trainer *t, const lm_step_state *state, const ch
     write_int(&w, "batch_size", t->s.batch_size);
     write_int(&w, "grad_accum", t->s.grad_accum);
     write_u64(&w, "micro_batches", t->micro_batches);
+    /* The ranks' data order depends on their number (absent: one process). */
+    if (t->world > 1) write_int(&w, "world_size", t->world);
     write_u64(&w, "seed", t->s.seed);
     write_bits(&w, "loss_sum_run_bits", state->loss_sums[LM_LOSS_SUM_RUN]);
     write_bits(&w, "loss_sum_epoch_bits", epoch_loss_sum);
@@ -142,6 +144,7 @@ static lm_status resume_from(lm_trainer *t, const char *dir, const lm_json *root
         .total_epochs = t->plan.total_epochs,
         .steps_per_epoch = t->plan.steps_per_epoch,
         .seed = t->s.seed,
+        .world_size = t->world,
     };
     trainer_state_fields f;
     LM_TRY(trainer_state_check(root, path, &run, &f));

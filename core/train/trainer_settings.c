@@ -200,9 +200,20 @@ lm_status trainer_read_settings(lm_trainer *t, lm_config *cfg, lm_config *schedu
                             "per_device_train_batch_size %lld is larger than the %zu training blocks: lower it or "
                             "add data",
                             (long long)s->batch_size, n_train);
+    /* Across ranks, a batch is every rank's (trainer_distributed.c). */
+    const size_t global_batch = (size_t)s->batch_size * (size_t)t->world;
+    if (t->world > 1 && global_batch > n_train)
+        return lm_error_set(LM_ERR_INVALID,
+                            "%d ranks x per_device_train_batch_size %lld = %zu blocks per batch, more than the %zu "
+                            "training blocks: lower the batch size or the number of ranks, or add data",
+                            t->world, (long long)s->batch_size, global_batch, n_train);
     if (s->epochs == 0 && s->max_steps <= 0)
         return lm_error_set(LM_ERR_INVALID, "nothing to train: num_train_epochs is 0 and max_steps is not set");
-    const int64_t batches_per_epoch = (int64_t)((n_train + (size_t)s->batch_size - 1) / (size_t)s->batch_size);
+    /* One process takes an epoch's last, partial batch; ranks drop it, so
+     * that every rank's shard is whole. */
+    const int64_t batches_per_epoch = t->world > 1 ? (int64_t)(n_train / global_batch)
+                                                   : (int64_t)((n_train + (size_t)s->batch_size - 1) /
+                                                               (size_t)s->batch_size);
     p->steps_per_epoch = batches_per_epoch / s->grad_accum;
     if (p->steps_per_epoch < 1) p->steps_per_epoch = 1;
     p->total_steps = s->max_steps > 0 ? s->max_steps : p->steps_per_epoch * s->epochs;

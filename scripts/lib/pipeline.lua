@@ -30,6 +30,8 @@ function M.common_defaults(name)
     output_dir = "runs/" .. name, cache_dir = "runs/cache",
     save_every = 0, keep_last = 2,   -- checkpoints in <output_dir>/checkpoints (every epoch, and on Ctrl-C)
     resume = "",                     -- a checkpoint folder to continue from, exactly
+    communicator = "auto",           -- data parallel under mpirun/srun: auto, mpi, nccl, single (docs/distributed.md)
+    zero_stage = 0,
   }
 end
 
@@ -113,6 +115,7 @@ function M.run(spec)
     checkpoint_dir = cfg.output_dir .. "/checkpoints", save_strategy = save_strategy, save_steps = save_steps,
     keep_last = cfg.keep_last,
     resume = cfg.resume,
+    communicator = cfg.communicator, zero_stage = cfg.zero_stage,
   }
   local result = trainer:fit()
   model:save(cfg.output_dir, {tokenizer = tokenizer, args_json = trainer:args_json()})

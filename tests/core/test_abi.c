@@ -66,7 +66,8 @@ START_TEST(version_and_enums) {
     ck_assert_int_eq(LM_KIND_OBJECTIVE, 4);
     ck_assert_int_eq(LM_KIND_LOGGER, 5);
     ck_assert_int_eq(LM_KIND_OPTIMIZER, 6);
-    ck_assert_int_eq(LM_KIND_COUNT, 6);
+    ck_assert_int_eq(LM_KIND_COMMUNICATOR, 7);
+    ck_assert_int_eq(LM_KIND_COUNT, 7);
     /* Values stored in ABI structs or passed through vtables. */
     ck_assert_int_eq(LM_IGNORE_INDEX, -100);
     ck_assert_int_eq(LM_F32, 0);
@@ -181,6 +182,21 @@ START_TEST(optimizer_vtable_layout) {
     SLOT(lm_optimizer_vtable, state_at, 5);
     SLOT(lm_optimizer_vtable, settings_json, 6);
     SIZE(lm_optimizer_vtable, 7 * P);
+}
+END_TEST
+
+START_TEST(communicator_vtable_layout) {
+    SLOT(lm_communicator_vtable, create, 0);
+    SLOT(lm_communicator_vtable, destroy, 1);
+    SLOT(lm_communicator_vtable, rank, 2);
+    SLOT(lm_communicator_vtable, size, 3);
+    SLOT(lm_communicator_vtable, memory, 4);
+    SLOT(lm_communicator_vtable, all_reduce, 5);
+    SLOT(lm_communicator_vtable, broadcast, 6);
+    SLOT(lm_communicator_vtable, all_gather, 7);
+    SLOT(lm_communicator_vtable, barrier, 8);
+    SLOT(lm_communicator_vtable, abort, 9);
+    SIZE(lm_communicator_vtable, 10 * P);
 }
 END_TEST
 
@@ -368,6 +384,7 @@ int main(void) {
     tcase_add_test(tc, objective_vtable_layout);
     tcase_add_test(tc, logger_vtable_layout);
     tcase_add_test(tc, optimizer_vtable_layout);
+    tcase_add_test(tc, communicator_vtable_layout);
     tcase_add_test(tc, model_struct_layouts);
     tcase_add_test(tc, step_struct_layouts);
     tcase_add_test(tc, device_struct_layouts);

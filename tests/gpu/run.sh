@@ -17,7 +17,8 @@
 # a training step counted through the trainer (zero without logging, fp32
 # and bf16, with accumulation; one per log()).
 #
-# Writes into OUTDIR: run.log (everything printed), ctest.log (the test
+# Writes into OUTDIR: run.log (everything printed), nccl.txt (the nccl
+# communicator at world size 1 against none), ctest.log (the test
 # output), nvidia-smi.txt, summary.txt, and with .gpu-data/ (wiki.test.raw,
 # wiki.valid.raw) carried: bench-results.txt (reference shape vs the HF
 # Trainer), throughput-results.txt (block 1024 vs torch.compile, MFU, peak
@@ -214,6 +215,35 @@ main() {
 
     # The parity suites of GPT-2 and BERT on the CUDA backend run above as
     # gpu-labelled tests (test_*_parity_cuda), fp32 with the CPU tolerances.
+
+    section "nccl communicator at world size 1 against no communicator"
+    # The same training with communicator=nccl (one rank: MPI starts as a
+    # singleton) must give the bits of the single-process path (an average
+    # over one rank is the value), and cost under 3 % (docs/distributed.md).
+    if [ ! -f "$REPO/.gpu-data/wiki.valid.raw" ] || [ "${LMCORE_NCCL:-1}" != 1 ]; then
+        echo "skipped (no .gpu-data/wiki.valid.raw, or LMCORE_NCCL=0)"
+    elif ! "$KIT/bin/lmcore" plugins --kind communicator 2>&1 | grep -q '^communicator  *nccl '; then
+        echo "skipped: the kit has no nccl communicator (build with CUDA, MPI and NCCL found; see CMake's lines)"
+    elif fits nccl 60; then
+        local nccl_dir=/tmp/lmcore-nccl c
+        rm -rf "$nccl_dir"
+        for c in auto nccl; do
+            (cd "$REPO" && timeout "$(cap 120)" "$KIT/bin/lmcore" run tests/distributed/dp_train.lua data=.gpu-data \
+                out="$nccl_dir/$c" device=cuda communicator=$c) > "$nccl_dir-$c.log" 2>&1
+            echo "communicator $c exit status: $?"
+            tail -n 3 "$nccl_dir-$c.log"
+        done
+        if cmp "$nccl_dir/auto/hashes-rank0.txt" "$nccl_dir/nccl/hashes-rank0.txt"; then
+            echo "nccl world size 1: PASS (the same weights after every step)" | tee -a "$OUT/nccl.txt"
+        else
+            echo "nccl world size 1: FAIL (weights differ from the single-process run)" | tee -a "$OUT/nccl.txt"
+        fi
+        for c in auto nccl auto nccl; do
+            (cd "$REPO" && timeout "$(cap 60)" "$KIT/bin/lmcore" run bench/distributed/bench_distributed.lua \
+                data=.gpu-data out="$nccl_dir/bench" device=cuda communicator=$c steps=200 2>/dev/null) |
+                sed "s/^/communicator $c: /" | tee -a "$OUT/nccl.txt"
+        done
+    fi
 
     section "op profiles at the reference shape (where a step's time goes on this GPU)"
     # Each op timed with CUDA events (profile_ops=true): busy against elapsed

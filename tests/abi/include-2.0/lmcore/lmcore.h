@@ -3,6 +3,7 @@
 #define LMCORE_LMCORE_H
 
 #include "architecture.h"
+#include "communicator.h"
 #include "config.h"
 #include "dataset.h"
 #include "device.h"

@@ -37,9 +37,10 @@ typedef enum lm_plugin_kind {
     LM_KIND_ARCHITECTURE = 3,
     LM_KIND_OBJECTIVE = 4,
     LM_KIND_LOGGER = 5,
-    LM_KIND_OPTIMIZER = 6
+    LM_KIND_OPTIMIZER = 6,
+    LM_KIND_COMMUNICATOR = 7 /* 2.0, added before its release: data-parallel runs (communicator.h) */
 } lm_plugin_kind;
-#define LM_KIND_COUNT 6
+#define LM_KIND_COUNT 7
 
 typedef struct lm_plugin_descriptor {
     uint16_t abi_major;      /* LM_ABI_MAJOR the plugin was built with */
@@ -50,7 +51,7 @@ typedef struct lm_plugin_descriptor {
     const char *name;        /* unique within its kind: 1-64 of [a-z0-9_] */
     const char *version;     /* the plugin's own version, "1.2.0" */
     const char *description; /* one line */
-    const void *vtable;      /* lm_tokenizer_vtable, lm_dataset_vtable, ... lm_optimizer_vtable */
+    const void *vtable;      /* lm_tokenizer_vtable, lm_dataset_vtable, ... lm_communicator_vtable */
 } lm_plugin_descriptor;
 
 #define LM_PLUGIN_DESCRIBE_SYMBOL "lm_plugin_describe"

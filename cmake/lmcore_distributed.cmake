@@ -1,0 +1,32 @@
+# MPI and NCCL, for the communicator plugins only (the core and the other
+# plugins never link them).  LMCORE_MPI: AUTO (use MPI when found), ON
+# (required) or OFF.  Says what it found, so that a build without the mpi
+# communicator is never a surprise at `mpirun` time.
+set(LMCORE_MPI AUTO CACHE STRING "Build the mpi (and nccl) communicators: AUTO (if MPI is found), ON or OFF")
+set_property(CACHE LMCORE_MPI PROPERTY STRINGS AUTO ON OFF)
+set(LMCORE_HAVE_MPI OFF)
+set(LMCORE_HAVE_NCCL OFF)
+if(NOT LMCORE_MPI STREQUAL "OFF")
+  find_package(MPI COMPONENTS C QUIET)
+  if(MPI_C_FOUND)
+    set(LMCORE_HAVE_MPI ON)
+    message(STATUS "lmcore: MPI ${MPI_C_VERSION} found (${MPI_C_LIB_NAMES}; launcher ${MPIEXEC_EXECUTABLE}): "
+                   "communicator 'mpi'")
+  elseif(LMCORE_MPI STREQUAL "ON")
+    message(FATAL_ERROR "LMCORE_MPI=ON but MPI was not found: install libopenmpi-dev (Debian) or pass -DLMCORE_MPI=OFF")
+  else()
+    message(STATUS "lmcore: MPI not found: no 'mpi' or 'nccl' communicator (install libopenmpi-dev for them)")
+  endif()
+endif()
+if(LMCORE_HAVE_MPI AND LMCORE_HAVE_CUDA)
+  find_path(LMCORE_NCCL_INCLUDE_DIR nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS} /usr/local/cuda/include)
+  find_library(LMCORE_NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR} /usr/local/cuda/lib64 /usr/local/cuda/lib)
+  if(LMCORE_NCCL_INCLUDE_DIR AND LMCORE_NCCL_LIBRARY)
+    set(LMCORE_HAVE_NCCL ON)
+    message(STATUS "lmcore: NCCL found (${LMCORE_NCCL_LIBRARY}): communicator 'nccl'")
+  else()
+    message(STATUS "lmcore: NCCL not found: no 'nccl' communicator")
+  endif()
+elseif(LMCORE_HAVE_MPI)
+  message(STATUS "lmcore: no CUDA backend: no 'nccl' communicator")
+endif()

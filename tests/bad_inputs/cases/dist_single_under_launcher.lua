@@ -1,0 +1,11 @@
+-- expect: communicator 'single' has 1 rank but the launcher started 2 processes (OMPI_COMM_WORLD_SIZE=2)
+-- run: env OMPI_COMM_WORLD_SIZE=2 OMPI_COMM_WORLD_RANK=0 {exe} run {case} data={data} tmp={tmp}
+local ds <close> = lm.dataset("wikitext", {path = args.data})
+local tok <close> = lm.tokenizer("bpe", {vocab_size = 300})
+tok:train(ds, "validation")
+local b <close> = lm.blocks(tok, ds, "validation", {block_size = 16})
+local m <close> = lm.architecture("gpt2", {n_layer = 1, vocab_size = 300, n_embd = 16, n_head = 2, n_positions = 16, device = "cpu", threads = 1})
+m:init(1)
+local o <close> = lm.objective("clm")
+local t <close> = lm.trainer{model = m, objective = o, tokenizer = tok, train = b, max_steps = 2, communicator = "single"}
+t:fit()
