@@ -38,6 +38,7 @@ static const trainer_state_run run = {
     .total_epochs = 1,
     .steps_per_epoch = 6247,
     .seed = 42,
+    .world_size = 1,
 };
 
 static void check_state(const lm_json *root) {

@@ -76,12 +76,19 @@ static lm_status check_range(const state_reader *r, const char *key, int64_t val
 }
 
 /* Blocks the data cursor has passed after `micro` micro-batches of an
- * epoch, as next_batch takes them (a batch is cut short at the epoch's
- * end, and the cursor wraps when an epoch has fewer batches than
- * grad_accum). */
-static int64_t expected_cursor(uint64_t blocks, int64_t batch_size, int64_t micro) {
+ * epoch, as next_batch takes them.  Alone, a batch is cut short at the
+ * epoch's end, and the cursor wraps when an epoch has fewer batches than
+ * grad_accum; across `world` ranks each micro-batch takes a whole global
+ * batch (world x batch_size blocks), wrapping before one would not fit. */
+static int64_t expected_cursor(uint64_t blocks, int64_t batch_size, int64_t world, int64_t micro) {
     uint64_t cursor = 0;
+    const uint64_t global = (uint64_t)batch_size * (uint64_t)world;
     for (int64_t i = 0; i < micro; i++) {
+        if (world > 1) {
+            if (cursor + global > blocks) cursor = 0;
+            cursor += global;
+            continue;
+        }
         if (cursor >= blocks) cursor = 0;
         uint64_t left = blocks - cursor;
         cursor += left < (uint64_t)batch_size ? left : (uint64_t)batch_size;
@@ -166,6 +173,14 @@ lm_status trainer_state_check(const lm_json *root, const char *path, const train
                             (unsigned long long)seed, (long long)total, (unsigned long long)run->train_blocks,
                             (long long)run->batch_size, (long long)run->grad_accum, (unsigned long long)run->seed,
                             (long long)run->total_steps);
+    int64_t world = 1;
+    if (lm_json_get(root, "world_size")) LM_TRY(get_int(&r, "world_size", &world));
+    if (world != run->world_size)
+        return lm_error_set(LM_ERR_INVALID,
+                            "the checkpoint was written by a run of %lld rank%s and this run has %lld: resume with "
+                            "the same number of ranks (mpirun -np %lld), as each rank's share of the data depends "
+                            "on it",
+                            (long long)world, world == 1 ? "" : "s", (long long)run->world_size, (long long)world);
     LM_TRY(check_range(&r, "global_step", f->step, 0, total));
     if (f->step == total)
         return lm_error_set(LM_ERR_INVALID, "%s: the checkpoint is at global_step %lld, the last step of this run "
@@ -182,7 +197,7 @@ lm_status trainer_state_check(const lm_json *root, const char *path, const train
                             "%lld (%lld steps per epoch): the file is damaged or belongs to another run",
                             path, (long long)f->step, (long long)f->epoch, (long long)f->steps_in_epoch,
                             (long long)run->steps_per_epoch);
-    const int64_t cursor = expected_cursor(run->train_blocks, run->batch_size, f->steps_in_epoch * grad_accum);
+    const int64_t cursor = expected_cursor(run->train_blocks, run->batch_size, run->world_size, f->steps_in_epoch * grad_accum);
     if (f->cursor != cursor)
         return lm_error_set(LM_ERR_FORMAT,
                             "%s: \"cursor\" is %lld, but %lld steps into an epoch the run has taken %lld blocks: the "

@@ -20,6 +20,7 @@ typedef struct trainer_state_run {
     uint64_t train_blocks;
     int64_t batch_size, grad_accum, total_steps, total_epochs, steps_per_epoch;
     uint64_t seed;
+    int64_t world_size;     /* ranks of this run (data parallel), 1 alone */
 } trainer_state_run;
 
 /* What the file says, once checked. */
