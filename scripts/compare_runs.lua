@@ -2,15 +2,28 @@
 -- set of runs (folders written by gpt2_clm.lua / bert_mlm.lua), and an SVG
 -- of their validation-loss curves.
 --   lmcore run scripts/compare_runs.lua runs="runs/gpt2_clm runs/bert_mlm" \
---        [out=comparison.md] [out_svg=comparison.svg] [x=step|epoch]
+--        [out=comparison.md] [out_svg=runs/comparison.svg] [x=step|epoch]
 -- The curves come from each run's "<run folder>.log.jsonl" (the jsonl
 -- logger's file): its "eval" lines carry step, epoch and eval_loss.
-local list = args.runs or error('pass runs="DIR1 DIR2 ..."', 0)
-local out_svg = args.out_svg or "comparison.svg"
-local x_key = args.x or "step"
-if x_key ~= "step" and x_key ~= "epoch" then
-  error("x must be 'step' or 'epoch', got '" .. tostring(x_key) .. "'", 0)
-end
+package.path = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/lib/?.lua;" .. package.path
+local options = require("options")
+local opt = options.option
+local cfg = options.parse({
+  script = "compare_runs.lua",
+  summary = "A table of runs side by side (markdown) and an SVG of their validation-loss curves.",
+  options = {
+    opt("runs", "", "the run folders, separated by spaces (quote them: runs=\"runs/a runs/b\")"),
+    opt("out", "", "also write the table to this file"),
+    opt("out_svg", "", "the SVG's path (\"\": comparison.svg beside the first run's folder)"),
+    opt("x", "step", "the x-axis", {choices = {"step", "epoch"}}),
+  },
+}, args)
+if not cfg then return end
+local list = cfg.runs ~= "" and cfg.runs or error('pass runs="DIR1 DIR2 ..."', 0)
+local first_run = list:match("%S+") or error('pass runs="DIR1 DIR2 ..."', 0)
+local out_svg = cfg.out_svg ~= "" and cfg.out_svg or
+  ((first_run:gsub("/+$", ""):match("^(.*)/[^/]*$") or ".") .. "/comparison.svg")
+local x_key = cfg.x
 
 local rows = {}
 for dir in list:gmatch("%S+") do
@@ -37,7 +50,7 @@ for _, r in ipairs(rows) do
 end
 local text = table.concat(lines, "\n") .. "\n"
 io.write(text)
-if args.out then lm.write_file(args.out, text) end
+if cfg.out ~= "" then lm.write_file(cfg.out, text) end
 
 -- ---- validation curves ---------------------------------------------------------------
 

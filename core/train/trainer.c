@@ -461,7 +461,11 @@ lm_status lm_trainer_evaluate(lm_trainer *t, const lm_blocks *blocks, int report
     const int32_t T = t->plan.block_size;
     size_t counted = 0, batches = 0;
     lm_status status = LM_OK;
-    lm_progress *progress = lm_progress_begin("evaluating", n);
+    /* The bar's end is what this evaluation will read: eval_max_batches caps it. */
+    size_t planned = n;
+    if (t->s.eval_max_batches > 0 && (size_t)t->s.eval_max_batches * (size_t)t->s.eval_batch_size < n)
+        planned = (size_t)t->s.eval_max_batches * (size_t)t->s.eval_batch_size;
+    lm_progress *progress = lm_progress_begin("evaluating", planned);
     for (size_t first = 0; first < n; first += (size_t)t->s.eval_batch_size) {
         if (t->s.eval_max_batches > 0 && batches >= (size_t)t->s.eval_max_batches) break;
         int32_t B = (int32_t)((n - first) < (size_t)t->s.eval_batch_size ? (n - first) : (size_t)t->s.eval_batch_size);

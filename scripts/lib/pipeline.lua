@@ -1,36 +1,126 @@
 -- The training pipeline shared by gpt2_clm.lua and bert_mlm.lua:
 -- data -> tokenizer -> token blocks -> model + objective -> trainer ->
 -- saved model and results.json.
+local options = require("options")
 local M = {}
 
--- Options every pipeline accepts (merged into each script's defaults).
-function M.common_defaults(name)
-  local options = require("options")
+-- The options every pipeline accepts, declared once (options.lua): Hugging
+-- Face TrainingArguments names, lmcore's older short names as aliases.  A
+-- script appends its model's options and hands the list to options.parse.
+function M.common_options(name)
+  local opt = options.option
+  local data_section, train_section = "data", "training (Hugging Face TrainingArguments names)"
+  local device_section, eval_section, save_section = "device", "logging and evaluation", "saving and resuming"
   return {
-    data = options.first_existing({"data/wikitext-2-raw", "../shared/data/wikitext-2-raw"}, "wiki.train.raw"),
-    -- The dataset plugin; anything but wikitext takes its settings as
-    -- dataset.KEY=VALUE arguments (e.g. dataset=csv dataset.train=a.csv).
-    dataset = "wikitext", dataset_settings = false,
-    train_split = "train", eval_split = "validation",
-    tokenizer = "",            -- a tokenizer.json to reuse instead of training one
-    min_frequency = 2,
-    vocab_size = 0,            -- model vocabulary; 0 = the tokenizer's size
-    block_size = 128, group_lines = 0,
-    epochs = 3, max_steps = -1, batch_size = 8, grad_accum = 1,
-    lr = 2e-5, weight_decay = 0.01, warmup_steps = 0, warmup_ratio = 0.0, max_grad_norm = 1.0,
-    optimizer = "adamw",       -- or sgd, lion, any optimizer plugin (`lmcore plugins --kind optimizer`);
-    optimizer_settings = false, -- its own settings as optimizer.KEY=VALUE (e.g. optimizer.momentum=0.9)
-    lr_scheduler_type = "linear", -- or cosine, cosine_with_restarts, polynomial, constant, constant_with_warmup, inverse_sqrt
-    seed = 42, device = "auto", precision = "fp32", threads = 0,
-    profile_ops = false,       -- time every op of the model; the table is logged when the run ends
-    recompute = "none",        -- or "activations", "attention": less memory, a little more time (docs/recipes.md)
-    eval_max_batches = 0, log_every = 50,
-    eval_strategy = "epoch", eval_steps = 0,  -- "steps": evaluate every eval_steps (0: every log_every)
-    load_best_model_at_end = false, metric_for_best_model = "eval_loss", early_stopping_patience = 0,
-    output_dir = "runs/" .. name, cache_dir = "runs/cache",
-    save_every = 0, keep_last = 2,   -- checkpoints in <output_dir>/checkpoints (every epoch, and on Ctrl-C)
-    resume = "",                     -- a checkpoint folder to continue from, exactly
+    opt("data", options.first_existing({"data/wikitext-2-raw", "../shared/data/wikitext-2-raw"}, "wiki.train.raw"),
+        "folder holding wiki.{train,valid,test}.raw (scripts/fetch_wikitext2.sh)", {section = data_section,
+        shown_default = "data/wikitext-2-raw"}),
+    opt("dataset", "wikitext", "the dataset plugin (`lmcore plugins --kind dataset`)", {section = data_section}),
+    opt("dataset_settings", false, "a dataset plugin's own setting KEY (e.g. dataset.train=a.csv); needed for any "
+        .. "dataset but wikitext", {section = data_section, settings = "dataset"}),
+    opt("train_split", "train", "the split to train on (and to train the tokenizer on)", {section = data_section}),
+    opt("eval_split", "validation", "the split to evaluate on", {section = data_section}),
+    opt("tokenizer", "", "a tokenizer.json to reuse instead of training one", {section = data_section}),
+    opt("min_frequency", 2, "a trained tokenizer's minimum pair/word frequency", {section = data_section, min = 1}),
+    opt("vocab_size", 0, "the model's vocabulary (0: the tokenizer's size)", {section = data_section, min = 0}),
+    opt("block_size", 128, "tokens per training block", {section = data_section, min = 1}),
+    opt("group_lines", 0, "concatenate this many lines per group before cutting blocks (0: the whole split)",
+        {section = data_section, min = 0}),
+    opt("cache_dir", "runs/cache", "where token blocks are cached (reused by every run with the same data)",
+        {section = data_section}),
+
+    opt("num_train_epochs", 3, "passes over the training blocks", {section = train_section, min = 0,
+        aliases = {"epochs"}}),
+    opt("max_steps", -1, "stop after this many optimizer steps (-1: num_train_epochs decides)",
+        {section = train_section, min = -1}),
+    opt("per_device_train_batch_size", 8, "blocks per micro-batch", {section = train_section, min = 1,
+        aliases = {"batch_size"}}),
+    opt("per_device_eval_batch_size", 0, "blocks per evaluation batch (0: the training batch size)",
+        {section = train_section, min = 0, aliases = {"eval_batch_size"}}),
+    opt("gradient_accumulation_steps", 1, "micro-batches per optimizer step", {section = train_section, min = 1,
+        aliases = {"grad_accum"}}),
+    opt("learning_rate", 2e-5, "the peak learning rate", {section = train_section, type = "number", above = 0,
+        aliases = {"lr"}}),
+    opt("weight_decay", 0.01, "AdamW's decoupled weight decay", {section = train_section, type = "number", min = 0}),
+    opt("warmup_steps", 0, "steps of linear warmup", {section = train_section, min = 0}),
+    opt("warmup_ratio", 0.0, "warmup as a fraction of the steps (when warmup_steps is 0)",
+        {section = train_section, type = "number", min = 0, max = 1}),
+    opt("lr_scheduler_type", "linear", "the learning-rate schedule", {section = train_section,
+        choices = {"linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+                   "inverse_sqrt"}}),
+    opt("max_grad_norm", 1.0, "clip the gradient norm to this (0: no clipping)", {section = train_section,
+        type = "number", min = 0}),
+    opt("optimizer", "adamw", "adamw, sgd, lion or any optimizer plugin (`lmcore plugins --kind optimizer`)",
+        {section = train_section}),
+    opt("optimizer_settings", false, "an optimizer plugin's own setting KEY (e.g. optimizer.momentum=0.9)",
+        {section = train_section, settings = "optimizer"}),
+    opt("seed", 42, "the seed of weights, shuffling, dropout and masking", {section = train_section, min = 0}),
+
+    opt("device", "auto", "cpu, cuda, or auto (cuda when a usable GPU is found)", {section = device_section,
+        choices = {"auto", "cpu", "cuda"}}),
+    opt("bf16", false, "bfloat16 matrix products (GPU)", {section = device_section}),
+    opt("tf32", false, "TF32 matrix products (GPU)", {section = device_section}),
+    opt("precision", "fp32", "the same choice by name (bf16=true is precision=bf16)", {section = device_section,
+        choices = {"fp32", "tf32", "bf16"}}),
+    opt("threads", 0, "CPU threads (0: one per core)", {section = device_section, min = 0}),
+    opt("profile_ops", false, "time every op of the model; the table is logged when the run ends",
+        {section = device_section}),
+    opt("recompute", "none", "less memory for a little more time (docs/recipes.md)", {section = device_section,
+        choices = {"none", "activations", "attention"}}),
+
+    opt("logging_steps", 50, "log the training loss every N steps", {section = eval_section, min = 1,
+        aliases = {"log_every"}}),
+    opt("eval_strategy", "epoch", "when to evaluate", {section = eval_section, choices = {"no", "steps", "epoch"}}),
+    opt("eval_steps", 0, "steps between evaluations with eval_strategy=steps (0: logging_steps)",
+        {section = eval_section, min = 0}),
+    opt("eval_max_batches", 0, "evaluate on at most N batches (0: all)", {section = eval_section, min = 0}),
+    opt("load_best_model_at_end", false, "end with the best evaluated checkpoint's weights", {section = eval_section}),
+    opt("metric_for_best_model", "eval_loss", "the metric that picks the best model", {section = eval_section,
+        choices = {"eval_loss", "loss", "perplexity", "eval_perplexity"}}),
+    opt("early_stopping_patience", 0, "stop after N evaluations without improvement (0: never)",
+        {section = eval_section, min = 0}),
+
+    opt("output_dir", "runs/" .. name, "where the model, logs, report and checkpoints go", {section = save_section}),
+    opt("save_strategy", "epoch", "when to save a checkpoint (steps: every save_steps)", {section = save_section,
+        choices = {"no", "steps", "epoch"}, shown_default = "epoch (steps when save_steps is set)"}),
+    opt("save_steps", 0, "steps between checkpoints (implies save_strategy=steps)", {section = save_section, min = 0,
+        aliases = {"save_every"}}),
+    opt("save_total_limit", 2, "checkpoints kept (0: all)", {section = save_section, min = 0,
+        aliases = {"keep_last"}}),
+    opt("resume_from_checkpoint", "", "continue a run: a checkpoint-N folder, a checkpoints or run folder (its "
+        .. "newest checkpoint), or true/latest (<output_dir>'s newest)", {section = save_section, type = "path|bool",
+        aliases = {"resume"}}),
   }
+end
+
+-- The precision the options ask for: bf16=true / tf32=true (Hugging Face's
+-- flags) or precision=NAME, which must agree.
+local function precision_of(cfg, given)
+  if cfg.bf16 and cfg.tf32 then error("bf16=true and tf32=true: choose one precision", 0) end
+  local flag = cfg.bf16 and "bf16" or cfg.tf32 and "tf32" or nil
+  if flag and given.precision and cfg.precision ~= flag then
+    error(string.format("%s=true and precision=%s disagree: give one of them", flag, cfg.precision), 0)
+  end
+  return flag or cfg.precision
+end
+
+-- Parses the command line of a training script: spec = {script, summary,
+-- options (common_options plus the model's), presets}.  Returns cfg (nil
+-- after --help) with cfg.precision resolved and the keys given on the
+-- command line in cfg.given.
+function M.parse(spec, args)
+  local cfg, given = options.parse(spec, args)
+  if not cfg then return nil end
+  cfg.precision = precision_of(cfg, given)
+  cfg.given = given
+  return cfg
+end
+
+-- The checkpoint resume_from_checkpoint names ("" for none).
+function M.resume_path(cfg)
+  local r = cfg.resume_from_checkpoint
+  if r == false then return "" end
+  return r
 end
 
 -- spec: {name, cfg, tokenizer = {plugin, settings}, add_special,
@@ -40,8 +130,8 @@ end
 function M.run(spec)
   local cfg = spec.cfg
   lm.mkdir(cfg.output_dir)
-  local console <close> = lm.logger("console", {every = cfg.log_every})
-  local jsonl <close> = lm.logger("jsonl", {path = cfg.output_dir .. "/log.jsonl", every = cfg.log_every})
+  local console <close> = lm.logger("console", {every = cfg.logging_steps})
+  local jsonl <close> = lm.logger("jsonl", {path = cfg.output_dir .. "/log.jsonl", every = cfg.logging_steps})
   local csv <close> = lm.logger("csv", {path = cfg.output_dir .. "/log.csv"})
   local tensorboard <close> = lm.logger("tensorboard", {logdir = cfg.output_dir .. "/tb"})
   local report <close> = lm.logger("report", {dir = cfg.output_dir})
@@ -83,10 +173,12 @@ function M.run(spec)
   if spec.before_fit then
     spec.before_fit{model = model, tokenizer = tokenizer, objective = objective, train = train, eval = eval}
   end
-  -- Checkpoints every epoch by default; load_best_model_at_end needs them
-  -- at the evaluations (Hugging Face's rule).
-  local eval_steps = cfg.eval_steps > 0 and cfg.eval_steps or cfg.log_every
-  local save_strategy, save_steps = nil, cfg.save_every
+  -- Checkpoints every epoch by default (every save_steps when set: the
+  -- trainer's own default); load_best_model_at_end needs them at the
+  -- evaluations (Hugging Face's rule).
+  local eval_steps = cfg.eval_steps > 0 and cfg.eval_steps or cfg.logging_steps
+  local save_strategy = cfg.given.save_strategy and cfg.save_strategy or nil
+  local save_steps = cfg.save_steps
   if cfg.load_best_model_at_end then
     save_strategy = cfg.eval_strategy
     if cfg.eval_strategy == "steps" then save_steps = eval_steps end
@@ -101,16 +193,18 @@ function M.run(spec)
     loggers = {console, jsonl, csv, tensorboard, report},
     optimizer = cfg.optimizer, optimizer_args = optimizer_settings,
     lr_scheduler_type = cfg.lr_scheduler_type,
-    lr = cfg.lr, weight_decay = weight_decay, epochs = cfg.epochs, max_steps = cfg.max_steps,
-    batch_size = cfg.batch_size, grad_accum = cfg.grad_accum, warmup_steps = cfg.warmup_steps,
+    learning_rate = cfg.learning_rate, weight_decay = weight_decay, num_train_epochs = cfg.num_train_epochs,
+    max_steps = cfg.max_steps, per_device_train_batch_size = cfg.per_device_train_batch_size,
+    per_device_eval_batch_size = cfg.per_device_eval_batch_size > 0 and cfg.per_device_eval_batch_size or nil,
+    gradient_accumulation_steps = cfg.gradient_accumulation_steps, warmup_steps = cfg.warmup_steps,
     warmup_ratio = cfg.warmup_ratio, max_grad_norm = cfg.max_grad_norm, seed = cfg.seed,
-    eval_max_batches = cfg.eval_max_batches, log_every = cfg.log_every,
+    eval_max_batches = cfg.eval_max_batches, logging_steps = cfg.logging_steps,
     eval_strategy = cfg.eval_strategy, eval_steps = cfg.eval_strategy == "steps" and eval_steps or nil,
     load_best_model_at_end = cfg.load_best_model_at_end, metric_for_best_model = cfg.metric_for_best_model,
     early_stopping_patience = cfg.early_stopping_patience,
     checkpoint_dir = cfg.output_dir .. "/checkpoints", save_strategy = save_strategy, save_steps = save_steps,
-    keep_last = cfg.keep_last,
-    resume = cfg.resume,
+    save_total_limit = cfg.save_total_limit,
+    resume_from_checkpoint = M.resume_path(cfg),
   }
   local result = trainer:fit()
   model:save(cfg.output_dir, {tokenizer = tokenizer, args_json = trainer:args_json()})
