@@ -17,7 +17,7 @@ local pipeline = require("pipeline")
 local opt = options.option
 local model_section = "model (BERT's config.json names)"
 local spec = {
-  script = "bert_mlm.lua",
+  script = "bert_mlm.lua", model_type = "bert",
   summary = "BERT trained from scratch with masked language modelling (default: the reference recipe, "
     .. "bert-base-cased's shape\non WikiText-2; preset=small trains in minutes on a CPU).",
   options = pipeline.common_options("bert_mlm"),
@@ -32,12 +32,12 @@ local spec = {
 }
 for _, o in ipairs{
   opt("tokenizer_vocab_size", 28996, "the WordPiece tokenizer's vocabulary", {section = model_section, min = 16}),
-  opt("num_hidden_layers", 12, "transformer layers", {section = model_section, min = 1}),
-  opt("num_attention_heads", 12, "attention heads (hidden_size must be a multiple)", {section = model_section,
+  opt("num_hidden_layers", 12, "transformer layers", {section = model_section, model = true, min = 1}),
+  opt("num_attention_heads", 12, "attention heads (hidden_size must be a multiple)", {section = model_section, model = true,
       min = 1}),
-  opt("hidden_size", 768, "hidden width", {section = model_section, min = 1}),
-  opt("intermediate_size", 3072, "the feed-forward layer's width", {section = model_section, min = 1}),
-  opt("max_position_embeddings", 512, "positions (block_size at most)", {section = model_section, min = 1}),
+  opt("hidden_size", 768, "hidden width", {section = model_section, model = true, min = 1}),
+  opt("intermediate_size", 3072, "the feed-forward layer's width", {section = model_section, model = true, min = 1}),
+  opt("max_position_embeddings", 512, "positions (block_size at most)", {section = model_section, model = true, min = 1}),
   opt("dropout", 0.1, "hidden and attention-probability dropout", {section = model_section, type = "number", min = 0,
       max = 1}),
   opt("mlm_probability", 0.15, "the share of tokens chosen for masking", {section = model_section,

@@ -97,7 +97,11 @@ end
 local function decimals(step) return math.max(0, math.min(6, math.ceil(-math.log(step, 10) - 1e-9))) end
 
 local palette = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"}
-local W, H, LEFT, RIGHT, TOP, BOTTOM = 960, 540, 80, 930, 70, 476
+-- The legend goes under the plot, one row per run: it can never cover a
+-- point (in the plot's corner it once hid one).
+local W, LEFT, RIGHT, TOP, BOTTOM = 960, 80, 930, 70, 476
+local LEGEND_TOP = BOTTOM + 64
+local H = LEGEND_TOP + 20 * #rows + 16
 
 local series = {}
 local x_hi, y_lo, y_hi = 1, math.huge, -math.huge
@@ -143,7 +147,7 @@ end
 add(string.format('    <rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#333333"/>', LEFT, TOP,
                   RIGHT - LEFT, BOTTOM - TOP))
 add(string.format('    <text x="%d" y="%d" text-anchor="middle" font-size="14">%s</text>', (LEFT + RIGHT) / 2,
-                  H - 22, x_key == "epoch" and "epoch" or "optimizer step"))
+                  BOTTOM + 42, x_key == "epoch" and "epoch" or "optimizer step"))
 add(string.format('    <text x="24" y="%d" text-anchor="middle" font-size="14" transform="rotate(-90 24 %d)">'
   .. 'validation loss</text>', (TOP + BOTTOM) / 2, (TOP + BOTTOM) / 2))
 add('  </g>')
@@ -169,10 +173,8 @@ for i, s in ipairs(series) do
                     last.y))
 end
 if #series > 0 then
-  local lw, lh = 380, 10 + 20 * #series
-  local lx, ly = RIGHT - lw - 10, TOP + 10
-  add(string.format('  <g font-size="12" fill="#333333">\n    <rect x="%d" y="%d" width="%d" height="%d" '
-    .. 'fill="white" fill-opacity="0.9" stroke="#bbbbbb" rx="4"/>', lx, ly, lw, lh))
+  local lx, ly = LEFT, LEGEND_TOP
+  add('  <g font-size="12" fill="#333333">')
   for i, s in ipairs(series) do
     local color, y = palette[(i - 1) % #palette + 1], ly + 15 + 20 * (i - 1)
     add(string.format('    <line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2"/>', lx + 10, y, lx + 40,

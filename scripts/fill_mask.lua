@@ -9,7 +9,7 @@ local cfg = options.parse({
     opt("model", "", "the model folder (model.safetensors, config.json, tokenizer.json)"),
     opt("text", "", "the text, with one or more [MASK] tokens"),
     opt("top_k", 5, "candidates shown per [MASK]", {min = 1}),
-    opt("device", "cpu", "cpu, cuda or auto", {choices = {"auto", "cpu", "cuda"}}),
+    opt("device", "cpu", "cpu, cuda, cuda:N or auto"),
   },
 }, args)
 if not cfg then return end

@@ -16,7 +16,7 @@ local cfg = options.parse({
     opt("top_p", 1.0, "sample from the smallest set with this much probability", {type = "number", above = 0,
         max = 1}),
     opt("seed", 42, "the sampling seed", {min = 0}),
-    opt("device", "cpu", "cpu, cuda or auto", {choices = {"auto", "cpu", "cuda"}}),
+    opt("device", "cpu", "cpu, cuda, cuda:N or auto"),
     opt("stop_at_eos", true, "stop at the end-of-text token"),
   },
 }, args)

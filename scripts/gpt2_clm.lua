@@ -17,7 +17,7 @@ local pipeline = require("pipeline")
 local opt = options.option
 local model_section = "model (GPT-2's config.json names)"
 local spec = {
-  script = "gpt2_clm.lua",
+  script = "gpt2_clm.lua", model_type = "gpt2",
   summary = "GPT-2 trained from scratch with causal language modelling (default: the reference recipe, GPT-2 "
     .. "124M on WikiText-2;\npreset=small trains in minutes on a CPU).",
   options = pipeline.common_options("gpt2_clm"),
@@ -33,12 +33,16 @@ local spec = {
 }
 for _, o in ipairs{
   opt("tokenizer_vocab_size", 50257, "the byte-level BPE tokenizer's vocabulary", {section = model_section, min = 258}),
-  opt("n_layer", 12, "transformer blocks", {section = model_section, min = 1}),
-  opt("n_head", 12, "attention heads (n_embd must be a multiple)", {section = model_section, min = 1}),
-  opt("n_embd", 768, "hidden width", {section = model_section, min = 1}),
-  opt("n_positions", 1024, "positions (block_size at most)", {section = model_section, min = 1}),
+  opt("n_layer", 12, "transformer blocks", {section = model_section, model = true, min = 1}),
+  opt("n_head", 12, "attention heads (n_embd must be a multiple)", {section = model_section, model = true, min = 1}),
+  opt("n_embd", 768, "hidden width", {section = model_section, model = true, min = 1}),
+  opt("n_positions", 1024, "positions (block_size at most)", {section = model_section, model = true, min = 1}),
   opt("dropout", 0.1, "dropout of embeddings, attention and residuals", {section = model_section, type = "number",
       min = 0, max = 1}),
+  opt("sample_every", 0, "generate a sample from prompt= every N steps (console and report; 0: never)",
+      {section = "samples during training", min = 0}),
+  opt("prompt", "The", "the text samples continue", {section = "samples during training"}),
+  opt("sample_tokens", 30, "tokens per sample", {section = "samples during training", min = 1}),
 } do spec.options[#spec.options + 1] = o end
 local cfg = pipeline.parse(spec, args)
 if not cfg then return end

@@ -9,8 +9,8 @@ local cfg = options.parse({
   script = "inspect_data.lua",
   summary = "Shows the data before training: a raw row, five random rows, a tokenized row, a decoded block.",
   options = {
-    opt("data", options.first_existing({"data/wikitext-2-raw", "../shared/data/wikitext-2-raw"}, "wiki.train.raw"),
-        "folder holding wiki.{train,valid,test}.raw", {shown_default = "data/wikitext-2-raw"}),
+    opt("data", require("pipeline").default_data(), "folder holding wiki.{train,valid,test}.raw",
+        {shown_default = "data/wikitext-2-raw or ../shared/data/wikitext-2-raw"}),
     opt("train_split", "train", "the split to look at (and train the tokenizer on)"),
     opt("tokenizer", "bpe", "the tokenizer to train", {choices = {"bpe", "wordpiece"}}),
     opt("vocab_size", 8192, "the tokenizer's vocabulary", {min = 16}),

@@ -292,7 +292,10 @@ static lm_status resume_from(lm_trainer *t, const char *dir, const lm_json *root
     return LM_OK;
 }
 
-lm_status trainer_resume(lm_trainer *t, const char *dir) {
+lm_status trainer_resume(lm_trainer *t, const char *given) {
+    /* A checkpoints folder or a run folder stands for its newest checkpoint. */
+    char dir[PATH_MAX];
+    LM_TRY(lm_checkpoint_resolve(given, dir, sizeof dir));
     lm_json *root = NULL;
     lm_status status = lm_checkpoint_read_state(dir, &root);
     if (status != LM_OK) return status;

@@ -2,7 +2,21 @@
 -- data -> tokenizer -> token blocks -> model + objective -> trainer ->
 -- saved model and results.json.
 local options = require("options")
+local run_report = require("run_report")
 local M = {}
+
+-- WikiText-2's folder: the first of data/wikitext-2-raw (where
+-- fetch_wikitext2.sh puts it) and ../shared/data/wikitext-2-raw that holds
+-- the train split, else the first that holds the test split.
+function M.default_data()
+  local dirs = {"data/wikitext-2-raw", "../shared/data/wikitext-2-raw"}
+  for _, file in ipairs{"wiki.train.raw", "wiki.test.raw"} do
+    for _, dir in ipairs(dirs) do
+      if options.exists(dir .. "/" .. file) then return dir end
+    end
+  end
+  return dirs[1]
+end
 
 -- The options every pipeline accepts, declared once (options.lua): Hugging
 -- Face TrainingArguments names, lmcore's older short names as aliases.  A
@@ -12,9 +26,8 @@ function M.common_options(name)
   local data_section, train_section = "data", "training (Hugging Face TrainingArguments names)"
   local device_section, eval_section, save_section = "device", "logging and evaluation", "saving and resuming"
   return {
-    opt("data", options.first_existing({"data/wikitext-2-raw", "../shared/data/wikitext-2-raw"}, "wiki.train.raw"),
-        "folder holding wiki.{train,valid,test}.raw (scripts/fetch_wikitext2.sh)", {section = data_section,
-        shown_default = "data/wikitext-2-raw"}),
+    opt("data", M.default_data(), "folder holding wiki.{train,valid,test}.raw (scripts/fetch_wikitext2.sh)",
+        {section = data_section, shown_default = "data/wikitext-2-raw or ../shared/data/wikitext-2-raw"}),
     opt("dataset", "wikitext", "the dataset plugin (`lmcore plugins --kind dataset`)", {section = data_section}),
     opt("dataset_settings", false, "a dataset plugin's own setting KEY (e.g. dataset.train=a.csv); needed for any "
         .. "dataset but wikitext", {section = data_section, settings = "dataset"}),
@@ -56,8 +69,7 @@ function M.common_options(name)
         {section = train_section, settings = "optimizer"}),
     opt("seed", 42, "the seed of weights, shuffling, dropout and masking", {section = train_section, min = 0}),
 
-    opt("device", "auto", "cpu, cuda, or auto (cuda when a usable GPU is found)", {section = device_section,
-        choices = {"auto", "cpu", "cuda"}}),
+    opt("device", "auto", "cpu, cuda, cuda:N, or auto (cuda when a usable GPU is found)", {section = device_section}),
     opt("bf16", false, "bfloat16 matrix products (GPU)", {section = device_section}),
     opt("tf32", false, "TF32 matrix products (GPU)", {section = device_section}),
     opt("precision", "fp32", "the same choice by name (bf16=true is precision=bf16)", {section = device_section,
@@ -87,6 +99,9 @@ function M.common_options(name)
         aliases = {"save_every"}}),
     opt("save_total_limit", 2, "checkpoints kept (0: all)", {section = save_section, min = 0,
         aliases = {"keep_last"}}),
+    opt("init_from", "", "start from a saved model's weights: a folder saved by lmcore or by Hugging Face "
+        .. "(config.json + model.safetensors; its tokenizer.json too unless tokenizer= is given)",
+        {section = save_section}),
     opt("resume_from_checkpoint", "", "continue a run: a checkpoint-N folder, a checkpoints or run folder (its "
         .. "newest checkpoint), or true/latest (<output_dir>'s newest)", {section = save_section, type = "path|bool",
         aliases = {"resume"}}),
@@ -113,13 +128,18 @@ function M.parse(spec, args)
   if not cfg then return nil end
   cfg.precision = precision_of(cfg, given)
   cfg.given = given
+  cfg.spec = spec
   return cfg
 end
 
 -- The checkpoint resume_from_checkpoint names ("" for none).
+-- true or "latest" (Hugging Face's resume_from_checkpoint=True) is the run's
+-- own output_dir; a run folder or a checkpoints folder stands for its newest
+-- complete checkpoint (the trainer picks it: lm_checkpoint_resolve).
 function M.resume_path(cfg)
   local r = cfg.resume_from_checkpoint
-  if r == false then return "" end
+  if r == false or r == "false" then return "" end
+  if r == true or r == "true" or r == "latest" then return cfg.output_dir end
   return r
 end
 
@@ -127,33 +147,108 @@ end
 --        architecture = function(cfg, vocab) -> plugin name, settings,
 --        objective = {plugin, settings}, describe = function(cfg, info) -> string,
 --        before_fit = nil or function({model, tokenizer, objective, train, eval})}
+-- Opens the dataset and checks that both splits are there, before anything
+-- is written: a run that cannot train leaves no folder behind.
+local function open_data(cfg)
+  local settings = cfg.dataset_settings
+  if not settings then
+    if cfg.dataset ~= "wikitext" then
+      error(string.format("dataset '%s' needs its settings as dataset.KEY=VALUE arguments (e.g. dataset.train=FILE)",
+                          cfg.dataset), 0)
+    end
+    settings = {path = cfg.data}
+  end
+  local dataset = lm.dataset(cfg.dataset, settings)
+  for _, split in ipairs{cfg.train_split, cfg.eval_split} do
+    local ok, err = pcall(dataset.count, dataset, split)
+    if not ok then
+      -- This project's machines (and anyone who copied only the valid and
+      -- test files) have no train split: say which command-line options
+      -- fix it, not the plugin's settings.
+      local has_test = pcall(dataset.count, dataset, "test")
+      if cfg.dataset == "wikitext" and split == "train" and has_test then
+        dataset:close()
+        error(string.format("%s has no training split (wiki.train.raw), only the validation and test splits: add "
+          .. "train_split=test to train on the test split (the quickstart does), or fetch the full WikiText-2 with "
+          .. "scripts/fetch_wikitext2.sh", cfg.data), 0)
+      end
+      dataset:close()
+      -- The plugin's hint names its own settings (path=, train=); on the
+      -- command line the folder is data=.
+      local what = cfg.dataset == "wikitext" and not cfg.dataset_settings and
+        tostring(err):match("^(.-); run scripts/fetch_wikitext2.sh")
+      if what then
+        error(what .. "; pass data=FOLDER (the folder of wiki.train.raw, wiki.valid.raw and wiki.test.raw), or "
+          .. "fetch WikiText-2 with scripts/fetch_wikitext2.sh", 0)
+      end
+      error(err, 0)
+    end
+  end
+  return dataset
+end
+
+-- init_from=DIR: the saved model's folder (lmcore's, or Hugging Face's
+-- GPT2LMHeadModel / BertForMaskedLM: config.json + model.safetensors), checked
+-- before anything is written.  Its config.json sets the model's shape: the
+-- model options (named as in config.json) take its values, and giving one
+-- on the command line as well is refused.  Returns the tokenizer.json to
+-- reuse ("" for none).
+local function check_init_from(cfg, spec)
+  local dir = cfg.init_from
+  for _, file in ipairs{"config.json", "model.safetensors"} do
+    if not options.exists(dir .. "/" .. file) then
+      error(string.format("init_from=%s: no %s there: pass a folder saved by lmcore or by Hugging Face's "
+                          .. "save_pretrained (config.json + model.safetensors)", dir, file), 0)
+    end
+  end
+  local f = io.open(dir .. "/config.json", "r")
+  local config = lm.json_decode(f:read("a"), dir .. "/config.json")
+  f:close()
+  if config.model_type ~= spec.model_type then
+    error(string.format("init_from=%s holds a '%s' model, but %s trains '%s' models", dir,
+                        tostring(config.model_type), spec.script, spec.model_type), 0)
+  end
+  for _, o in ipairs(spec.options) do
+    if o.model and config[o.name] ~= nil then
+      if cfg.given[o.name] then
+        error(string.format("%s is set by init_from's config.json (%s): drop %s=%s", o.name,
+                            tostring(config[o.name]), cfg.given[o.name], tostring(cfg[o.name])), 0)
+      end
+      cfg[o.name] = config[o.name]
+    end
+  end
+  if cfg.tokenizer ~= "" then return cfg.tokenizer end
+  if not options.exists(dir .. "/tokenizer.json") then
+    error(string.format("init_from=%s has no tokenizer.json: pass tokenizer=PATH, the tokenizer the model was "
+                        .. "trained with", dir), 0)
+  end
+  return dir .. "/tokenizer.json"
+end
+
 function M.run(spec)
   local cfg = spec.cfg
+  local options_spec = cfg.spec
+  local tokenizer_path = cfg.tokenizer
+  if cfg.init_from ~= "" then tokenizer_path = check_init_from(cfg, options_spec) end
+  local dataset <close> = open_data(cfg)
+  local resume = M.resume_path(cfg)
+  local history = run_report.history(resume) -- before the jsonl logger starts its file
   lm.mkdir(cfg.output_dir)
   local console <close> = lm.logger("console", {every = cfg.logging_steps})
   local jsonl <close> = lm.logger("jsonl", {path = cfg.output_dir .. "/log.jsonl", every = cfg.logging_steps})
   local csv <close> = lm.logger("csv", {path = cfg.output_dir .. "/log.csv"})
   local tensorboard <close> = lm.logger("tensorboard", {logdir = cfg.output_dir .. "/tb"})
-  local report <close> = lm.logger("report", {dir = cfg.output_dir})
 
-  local dataset_settings = cfg.dataset_settings
-  if not dataset_settings then
-    if cfg.dataset ~= "wikitext" then
-      error(string.format("dataset '%s' needs its settings as dataset.KEY=VALUE arguments (e.g. dataset.train=FILE)",
-                          cfg.dataset), 0)
-    end
-    dataset_settings = {path = cfg.data}
-  end
-  local dataset <close> = lm.dataset(cfg.dataset, dataset_settings)
   local source = cfg.dataset_settings and cfg.dataset or cfg.data
   console:message(string.format("data: %s (training on '%s', evaluating on '%s')", source, cfg.train_split,
                                 cfg.eval_split))
 
-  local reuse = cfg.tokenizer ~= ""
-  local tokenizer <close> = lm.tokenizer(spec.tokenizer.plugin, reuse and {path = cfg.tokenizer} or spec.tokenizer.settings)
+  local reuse = tokenizer_path ~= ""
+  local tokenizer <close> = lm.tokenizer(spec.tokenizer.plugin, reuse and {path = tokenizer_path} or spec.tokenizer.settings)
   if not reuse then tokenizer:train(dataset, cfg.train_split) end
   local vocab = tokenizer:info()
-  console:message(string.format("tokenizer: %s, %d tokens", spec.tokenizer.plugin, vocab.vocab_size))
+  console:message(string.format("tokenizer: %s, %d tokens%s", spec.tokenizer.plugin, vocab.vocab_size,
+                                reuse and " (from " .. tokenizer_path .. ")" or ""))
 
   local blocks_opts = {block_size = cfg.block_size, group_lines = cfg.group_lines, add_special = spec.add_special,
                        cache_dir = cfg.cache_dir}
@@ -163,15 +258,38 @@ function M.run(spec)
                                 eval:count(), cfg.block_size))
 
   local arch_name, arch_settings = spec.architecture(cfg, vocab)
-  local model <close> = lm.architecture(arch_name, arch_settings)
-  model:init(cfg.seed)
+  local model <close> = cfg.init_from ~= "" and
+    lm.load_model(cfg.init_from, {device = arch_settings.device, precision = arch_settings.precision,
+                                  threads = arch_settings.threads, profile_ops = arch_settings.profile_ops,
+                                  recompute = arch_settings.recompute})
+    or lm.architecture(arch_name, arch_settings)
+  if cfg.init_from == "" then model:init(cfg.seed) end
   local info = model:info()
-  console:message(string.format("model: %s, %.1fM parameters, on %s (%s)", spec.describe(cfg), info.n_params / 1e6,
-                                info.device, info.precision))
+  console:message(string.format("model: %s, %.1fM parameters, on %s (%s)%s", spec.describe(cfg),
+                                info.n_params / 1e6, info.device, info.precision,
+                                cfg.init_from ~= "" and ", weights from " .. cfg.init_from or ""))
 
   local objective <close> = lm.objective(spec.objective.plugin, spec.objective.settings)
   if spec.before_fit then
     spec.before_fit{model = model, tokenizer = tokenizer, objective = objective, train = train, eval = eval}
+  end
+  local report <close> = lm.logger("report", {
+    dir = cfg.output_dir,
+    title = string.format("%s: %s, %.1fM parameters", cfg.output_dir:gsub("/+$", ""):match("[^/]*$"),
+                          spec.describe(cfg), info.n_params / 1e6),
+    note = run_report.note(cfg),
+    details = run_report.details(cfg, options_spec, {
+      model = spec.describe(cfg), n_params = info.n_params, device = info.device, precision = info.precision,
+      tokenizer = string.format("%s, %d tokens (%s)", spec.tokenizer.plugin, vocab.vocab_size,
+                                reuse and "from " .. tokenizer_path or "trained on '" .. cfg.train_split .. "'"),
+      init_from = cfg.init_from ~= "" and cfg.init_from or nil, data = source,
+      train_blocks = train:count(), eval_blocks = eval:count()}),
+    history = history,
+  })
+  local callbacks = nil
+  if (cfg.sample_every or 0) > 0 then
+    if not info.causal then error("sample_every needs a causal model (gpt2_clm.lua) to generate text", 0) end
+    callbacks = {run_report.sampler(model, tokenizer, cfg)}
   end
   -- Checkpoints every epoch by default (every save_steps when set: the
   -- trainer's own default); load_best_model_at_end needs them at the
@@ -190,7 +308,7 @@ function M.run(spec)
   if optimizer_settings and optimizer_settings.weight_decay ~= nil then weight_decay = nil end
   local trainer <close> = lm.trainer{
     model = model, objective = objective, tokenizer = tokenizer, train = train, eval = eval,
-    loggers = {console, jsonl, csv, tensorboard, report},
+    loggers = {console, jsonl, csv, tensorboard, report}, callbacks = callbacks,
     optimizer = cfg.optimizer, optimizer_args = optimizer_settings,
     lr_scheduler_type = cfg.lr_scheduler_type,
     learning_rate = cfg.learning_rate, weight_decay = weight_decay, num_train_epochs = cfg.num_train_epochs,
@@ -204,10 +322,14 @@ function M.run(spec)
     early_stopping_patience = cfg.early_stopping_patience,
     checkpoint_dir = cfg.output_dir .. "/checkpoints", save_strategy = save_strategy, save_steps = save_steps,
     save_total_limit = cfg.save_total_limit,
-    resume_from_checkpoint = M.resume_path(cfg),
+    resume_from_checkpoint = resume,
   }
+  local resumed_at = trainer.step
   local result = trainer:fit()
   model:save(cfg.output_dir, {tokenizer = tokenizer, args_json = trainer:args_json()})
+  -- A resumed run's log.jsonl begins with the earlier run's lines.
+  jsonl:close()
+  run_report.merge_log(cfg.output_dir .. "/log.jsonl", history, resumed_at)
 
   local results = {
     model = spec.name, model_type = info.model_type, objective = spec.objective.plugin,
