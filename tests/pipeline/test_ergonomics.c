@@ -153,6 +153,182 @@ START_TEST(typos_and_bad_values_say_what_to_type) {
 }
 END_TEST
 
+
+/* The "eval_loss" of a results.json, as written (same bits: same text). */
+static void results_eval_loss(const char *dir, char *out, size_t cap) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/results.json", dir);
+    char *text = read_text(path);
+    ck_assert_msg(text != NULL, "no %s", path);
+    const char *at = strstr(text, "\"eval_loss\": ");
+    ck_assert_ptr_nonnull(at);
+    at += strlen("\"eval_loss\": ");
+    size_t n = strcspn(at, ",\n");
+    snprintf(out, cap, "%.*s", (int)n, at);
+    free(text);
+}
+
+#define RESUMABLE "max_steps=20 save_steps=5 save_total_limit=0 logging_steps=5 eval_strategy=steps eval_steps=5 "
+
+/* A run of 20 steps with checkpoints every 5; then checkpoints 15 and 20
+ * removed, as if it had stopped after step 10. */
+static void stopped_run(const char *dir, char *final_loss, size_t cap) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, TINY_GPT2 RESUMABLE "output_dir=%s/base cache_dir=%s/cache", dir, dir);
+    ck_assert_msg(run(cmd) == 0, "%s", output);
+    snprintf(cmd, sizeof cmd, "%s/base", dir);
+    results_eval_loss(cmd, final_loss, cap);
+    snprintf(cmd, sizeof cmd, "rm -r %s/base/checkpoints/checkpoint-15 %s/base/checkpoints/checkpoint-20", dir, dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+/* Each form of resume_from_checkpoint picks checkpoint-10 and finishes the
+ * run to the same bits; the report and log.jsonl cover all 20 steps. */
+START_TEST(resume_from_each_form) {
+    char dir[64], cmd[2048], expected[64], got[64];
+    temp_dir(dir, sizeof dir);
+    stopped_run(dir, expected, sizeof expected);
+    static const char *const forms[][2] = {
+        {"same", "resume_from_checkpoint=true"},          /* Hugging Face's True: output_dir's newest */
+        {"latest", "resume=latest"},                      /* the alias, lmcore's word */
+        {"run", "resume_from_checkpoint=%s/run"},         /* a run folder */
+        {"folder", "resume=%s/folder/checkpoints"},       /* the folder Ctrl-C names */
+        {"exact", "resume=%s/exact/checkpoints/checkpoint-10"},
+    };
+    for (size_t i = 0; i < sizeof forms / sizeof *forms; i++) {
+        const char *name = forms[i][0];
+        snprintf(cmd, sizeof cmd, "cp -r %s/base %s/%s", dir, dir, name);
+        ck_assert_int_eq(system(cmd), 0);
+        char form[512];
+        snprintf(form, sizeof form, forms[i][1], dir);
+        /* run/folder/exact resume into a new output_dir; same/latest into their own */
+        int elsewhere = strstr(form, dir) != NULL;
+        snprintf(cmd, sizeof cmd, TINY_GPT2 RESUMABLE "%s output_dir=%s/%s%s cache_dir=%s/cache", form, dir, name,
+                 elsewhere ? "_out" : "", dir);
+        ck_assert_msg(run(cmd) == 0, "%s: %s", name, output);
+        ASSERT_HAS(output, "checkpoint-10 at step 10");
+        char out_dir[256];
+        snprintf(out_dir, sizeof out_dir, "%s/%s%s", dir, name, elsewhere ? "_out" : "");
+        results_eval_loss(out_dir, got, sizeof got);
+        ck_assert_msg(strcmp(got, expected) == 0, "%s: eval_loss %s, the uninterrupted run's %s", name, got, expected);
+
+        /* the whole run: evaluations before the resume too */
+        char path[512];
+        snprintf(path, sizeof path, "%s/report.md", out_dir);
+        char *md = read_text(path);
+        ck_assert_ptr_nonnull(md);
+        ASSERT_HAS(md, "| Resumed | at step 10: this session ran 10 steps");
+        ASSERT_HAS(md, " | 5 | ");
+        ASSERT_HAS(md, " | 20 | ");
+        free(md);
+        snprintf(path, sizeof path, "%s/log.jsonl", out_dir);
+        char *log = read_text(path);
+        ck_assert_ptr_nonnull(log);
+        ASSERT_HAS(log, "{\"event\":\"eval\",\"step\":5,");
+        ASSERT_HAS(log, "{\"event\":\"eval\",\"step\":20,");
+        free(log);
+    }
+    /* Nothing to resume from: a clear error, naming what was looked for. */
+    snprintf(cmd, sizeof cmd, TINY_GPT2 "max_steps=2 resume_from_checkpoint=true output_dir=%s/fresh cache_dir=%s/cache",
+             dir, dir);
+    ck_assert_int_eq(run(cmd), 1);
+    ASSERT_HAS(output, "no checkpoint there");
+}
+END_TEST
+
+/* report.md explains the run: title, note, model, data, every
+ * hyperparameter, every evaluation; loss.svg has the evaluation points and
+ * the learning-rate panel; samples reach console and report. */
+START_TEST(report_explains_the_run) {
+    char dir[64], cmd[2048], path[512];
+    temp_dir(dir, sizeof dir);
+    snprintf(cmd, sizeof cmd,
+             TINY_GPT2 "max_steps=12 logging_steps=3 eval_strategy=steps eval_steps=4 lr=2e-3 sample_every=6 "
+                       "prompt=\"The game\" sample_tokens=5 output_dir=%s/run cache_dir=%s/cache",
+             dir, dir);
+    ck_assert_msg(run(cmd) == 0, "%s", output);
+    ASSERT_HAS(output, "sample at step 6: The game");
+    ASSERT_HAS(output, "sample at step 12: The game");
+    snprintf(path, sizeof path, "%s/run/report.md", dir);
+    char *md = read_text(path);
+    ck_assert_ptr_nonnull(md);
+    ASSERT_HAS(md, "# run: GPT-2 (1 layer, 2 heads, 64 wide), 0.2M parameters");
+    ASSERT_HAS(md, "> **Note:** Trained on the 'test' split, evaluated on 'validation'");
+    ASSERT_HAS(md, "| Model | GPT-2 (1 layer, 2 heads, 64 wide) |");
+    ASSERT_HAS(md, "| Training | split 'test': ");
+    ASSERT_HAS(md, "| Evaluation | split 'validation': ");
+    ASSERT_HAS(md, "## Hyperparameters");
+    ASSERT_HAS(md, "| learning_rate | **0.002** (as `lr`) |");
+    ASSERT_HAS(md, "| per_device_train_batch_size | 8 |");
+    ASSERT_HAS(md, "| weight_decay | 0.01 |");
+    ASSERT_HAS(md, "| lr_scheduler_type | linear |");
+    ASSERT_HAS(md, "| n_layer | **1** |");
+    ASSERT_HAS(md, "| preset | tiny |");
+    /* every evaluation a row */
+    ASSERT_HAS(md, " | 4 | ");
+    ASSERT_HAS(md, " | 8 | ");
+    ASSERT_HAS(md, " | 12 | ");
+    ASSERT_HAS(md, "## Samples");
+    ASSERT_HAS(md, "| 6 | The game");
+    free(md);
+    snprintf(path, sizeof path, "%s/run/loss.svg", dir);
+    char *svg = read_text(path);
+    ck_assert_ptr_nonnull(svg);
+    int circles = 0;
+    for (const char *c = strstr(svg, "<circle"); c; c = strstr(c + 1, "<circle")) circles++;
+    ck_assert_int_eq(circles, 3 + 1); /* the evaluations at steps 4, 8, 12, and the legend's mark */
+    ASSERT_HAS(svg, ">learning rate</text>");
+    ASSERT_HAS(svg, ">run: GPT-2 (1 layer, 2 heads, 64 wide), 0.2M parameters</text>");
+    ASSERT_HAS(svg, ">Trained on the 'test' split, evaluated on 'validation'");
+    free(svg);
+}
+END_TEST
+
+/* init_from: a GPT2LMHeadModel saved by transformers (committed fixture,
+ * tests/pipeline/fixtures/gen_hf_init_fixture.py) trains from its weights,
+ * with its shape and its tokenizer. */
+START_TEST(init_from_a_transformers_model) {
+    char dir[64], cmd[2048];
+    temp_dir(dir, sizeof dir);
+    const char *fixture = "tests/pipeline/fixtures/hf_tiny_gpt2";
+    snprintf(cmd, sizeof cmd, TINY_GPT2 "max_steps=3 logging_steps=1 init_from=%s output_dir=%s/init cache_dir=%s/cache",
+             fixture, dir, dir);
+    ck_assert_msg(run(cmd) == 0, "%s", output);
+    ASSERT_HAS(output, "tokenizer: bpe, 512 tokens (from tests/pipeline/fixtures/hf_tiny_gpt2/tokenizer.json)");
+    ASSERT_HAS(output, "model: GPT-2 (1 layer, 2 heads, 32 wide)");
+    ASSERT_HAS(output, "weights from tests/pipeline/fixtures/hf_tiny_gpt2");
+    const char *first = strstr(output, "[1/3 ");
+    ck_assert_ptr_nonnull(first);
+    char from_fixture[32];
+    ck_assert_int_eq(sscanf(strstr(first, "] loss ") + 7, "%31s", from_fixture), 1);
+
+    /* The same shape and tokenizer from a fresh initialisation starts elsewhere. */
+    snprintf(cmd, sizeof cmd,
+             TINY_GPT2 "max_steps=3 logging_steps=1 tokenizer=%s/tokenizer.json n_layer=1 n_head=2 n_embd=32 "
+                       "n_positions=128 output_dir=%s/fresh cache_dir=%s/cache",
+             fixture, dir, dir);
+    ck_assert_msg(run(cmd) == 0, "%s", output);
+    first = strstr(output, "[1/3 ");
+    ck_assert_ptr_nonnull(first);
+    char from_scratch[32];
+    ck_assert_int_eq(sscanf(strstr(first, "] loss ") + 7, "%31s", from_scratch), 1);
+    ck_assert_msg(strcmp(from_fixture, from_scratch) != 0, "init_from changed nothing: loss %s both", from_scratch);
+
+    /* The shape comes from config.json: giving it too is refused. */
+    snprintf(cmd, sizeof cmd, TINY_GPT2 "max_steps=3 init_from=%s n_layer=2 output_dir=%s/refused", fixture, dir);
+    ck_assert_int_eq(run(cmd), 1);
+    ASSERT_HAS(output, "n_layer is set by init_from's config.json (1): drop n_layer=2");
+    /* a BERT script refuses a GPT-2 model */
+    snprintf(cmd, sizeof cmd,
+             EXE " run scripts/bert_mlm.lua preset=tiny data=" DATA " train_split=test init_from=%s output_dir=%s/bert",
+             fixture, dir);
+    ck_assert_int_eq(run(cmd), 1);
+    ASSERT_HAS(output, "holds a 'gpt2' model, but bert_mlm.lua trains 'bert' models");
+    snprintf(cmd, sizeof cmd, "%s/refused", dir);
+    ck_assert_msg(!path_exists(cmd), "a refused init_from left %s", cmd);
+}
+END_TEST
+
 static Suite *ergonomics_suite(void) {
     Suite *s = suite_create("ergonomics");
     TCase *tc = tcase_create("cli");
@@ -160,6 +336,9 @@ static Suite *ergonomics_suite(void) {
     tcase_add_test(tc, help_forms_print_the_options);
     tcase_add_test(tc, aliases_and_hf_names_agree);
     tcase_add_test(tc, typos_and_bad_values_say_what_to_type);
+    tcase_add_test(tc, resume_from_each_form);
+    tcase_add_test(tc, report_explains_the_run);
+    tcase_add_test(tc, init_from_a_transformers_model);
     suite_add_tcase(s, tc);
     return s;
 }
