@@ -273,8 +273,10 @@ static lm_status begin_run(lm_trainer *t) {
                    (int32_t)t->plan.total_epochs, 0, description, scalars, 5};
     LM_TRY(emit(t, &ev));
     if (t->resumed_from[0])
-        lm_log(LM_LOG_INFO, "resuming from %s at step %lld (epoch %lld)", t->resumed_from, (long long)t->step,
-               (long long)t->epoch + 1);
+        /* The epochs done, as the progress bar counts them (0.21 after a
+         * fifth of the first): "epoch 1" read as one epoch done. */
+        lm_log(LM_LOG_INFO, "resuming from %s at step %lld (epoch %.2f)", t->resumed_from, (long long)t->step,
+               lm_trainer_epoch(t));
     return arch_of(t)->set_training(t->parts.model.self, 1);
 }
 
