@@ -326,6 +326,30 @@ START_TEST(init_from_a_transformers_model) {
     ASSERT_HAS(output, "holds a 'gpt2' model, but bert_mlm.lua trains 'bert' models");
     snprintf(cmd, sizeof cmd, "%s/refused", dir);
     ck_assert_msg(!path_exists(cmd), "a refused init_from left %s", cmd);
+
+    /* A BertForMaskedLM saved by transformers (tests/bert/fixtures/tiny: 512
+     * tokens, 64 positions, no tokenizer.json), with a WordPiece tokenizer
+     * of 512 tokens that a tiny run trains first. */
+    snprintf(cmd, sizeof cmd,
+             EXE " run scripts/bert_mlm.lua preset=tiny data=" DATA " train_split=test threads=1 eval_max_batches=2 "
+                 "tokenizer_vocab_size=512 block_size=64 max_steps=1 output_dir=%s/wordpiece cache_dir=%s/cache",
+             dir, dir);
+    ck_assert_msg(run(cmd) == 0, "%s", output);
+    snprintf(cmd, sizeof cmd,
+             EXE " run scripts/bert_mlm.lua preset=tiny data=" DATA " train_split=test threads=1 eval_max_batches=2 "
+                 "block_size=64 max_steps=2 init_from=tests/bert/fixtures/tiny output_dir=%s/bert_none "
+                 "cache_dir=%s/cache",
+             dir, dir);
+    ck_assert_int_eq(run(cmd), 1);
+    ASSERT_HAS(output, "has no tokenizer.json: pass tokenizer=PATH");
+    snprintf(cmd, sizeof cmd,
+             EXE " run scripts/bert_mlm.lua preset=tiny data=" DATA " train_split=test threads=1 eval_max_batches=2 "
+                 "block_size=64 max_steps=2 init_from=tests/bert/fixtures/tiny tokenizer=%s/wordpiece/tokenizer.json "
+                 "output_dir=%s/bert_init cache_dir=%s/cache",
+             dir, dir, dir);
+    ck_assert_msg(run(cmd) == 0, "%s", output);
+    ASSERT_HAS(output, "model: BERT (2 layers, 4 heads, 64 wide, FFN 128)");
+    ASSERT_HAS(output, "weights from tests/bert/fixtures/tiny");
 }
 END_TEST
 
