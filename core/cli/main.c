@@ -277,6 +277,11 @@ int main(int argc, char **argv) {
     int help_script = strcmp(command, "help") == 0 && i < argc && !is_command_name(argv[i]);
     if (help_script) {
         if (argc - i > 1) return usage_error("`lmcore help` takes one command or script, got '%s' too", argv[i + 1]);
+        char found[PATH_MAX];
+        if (!resolve_script(argv[i], found, sizeof found))
+            return usage_error("unknown command or script '%s' (commands: run, plugins, new-plugin, help; or a "
+                               "script's path or a shipped script's name)",
+                               argv[i]);
         help_run[0] = argv[i];
         command = "run";
     } else if (strcmp(command, "help") == 0) {

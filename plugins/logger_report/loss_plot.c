@@ -253,14 +253,16 @@ static lm_status lr_panel(lm_buffer *out, const axis *ax, const loss_plot *p) {
     for (int i = 0, n = tick_count(ax); i < n; i++) {
         double v = first_tick(ax) + i * ax->step, px = map(ax, v, LEFT, RIGHT);
         LM_TRY(lm_buffer_appendf(out,
-                                 "    <line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"" GRID_COLOR "\"/>\n"
+                                 "    <line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+                                 "stroke=\"" GRID_COLOR "\"/>\n"
                                  "    <text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.*f</text>\n",
                                  px, LR_TOP, px, LR_BOTTOM, px, LR_BOTTOM + 19, tick_decimals(ax->step), v));
     }
     for (int i = 0, n = tick_count(&ay); i < n; i++) {
         double v = first_tick(&ay) + i * ay.step, py = LR_BOTTOM - (v - ay.lo) / (ay.hi - ay.lo) * (LR_BOTTOM - LR_TOP);
         LM_TRY(lm_buffer_appendf(out,
-                                 "    <line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"" GRID_COLOR "\"/>\n"
+                                 "    <line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+                                 "stroke=\"" GRID_COLOR "\"/>\n"
                                  "    <text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.3g</text>\n",
                                  LEFT, py, RIGHT, py, LEFT - 8, py + 4, v));
     }

@@ -12,7 +12,8 @@
 --   local spec = {
 --     script = "gpt2_clm.lua", summary = "GPT-2 trained from scratch ...",
 --     options = {
---       options.option("learning_rate", 2e-5, "the peak learning rate", {type = "number", above = 0, aliases = {"lr"}}),
+--       options.option("learning_rate", 2e-5, "the peak learning rate",
+--                      {type = "number", above = 0, aliases = {"lr"}}),
 --       ...
 --     },
 --     presets = {small = {...}},

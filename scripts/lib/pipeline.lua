@@ -244,7 +244,8 @@ function M.run(spec)
                                 cfg.eval_split))
 
   local reuse = tokenizer_path ~= ""
-  local tokenizer <close> = lm.tokenizer(spec.tokenizer.plugin, reuse and {path = tokenizer_path} or spec.tokenizer.settings)
+  local tokenizer <close> = lm.tokenizer(spec.tokenizer.plugin,
+                                         reuse and {path = tokenizer_path} or spec.tokenizer.settings)
   if not reuse then tokenizer:train(dataset, cfg.train_split) end
   local vocab = tokenizer:info()
   console:message(string.format("tokenizer: %s, %d tokens%s", spec.tokenizer.plugin, vocab.vocab_size,

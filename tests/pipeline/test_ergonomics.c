@@ -17,7 +17,8 @@
 #define SRC LM_TEST_SOURCE_DIR
 #define DATA LM_TEST_SHARED_DATA_DIR "/wikitext-2-raw"
 /* A tiny GPT-2 run on the test split: seconds on one thread. */
-#define TINY_GPT2 EXE " run scripts/gpt2_clm.lua preset=tiny data=" DATA " train_split=test threads=1 eval_max_batches=2 "
+#define TINY_GPT2                                                                                                     \
+    EXE " run scripts/gpt2_clm.lua preset=tiny data=" DATA " train_split=test threads=1 eval_max_batches=2 "
 
 static char output[1 << 20];
 
@@ -229,8 +230,8 @@ START_TEST(resume_from_each_form) {
         free(log);
     }
     /* Nothing to resume from: a clear error, naming what was looked for. */
-    snprintf(cmd, sizeof cmd, TINY_GPT2 "max_steps=2 resume_from_checkpoint=true output_dir=%s/fresh cache_dir=%s/cache",
-             dir, dir);
+    snprintf(cmd, sizeof cmd,
+             TINY_GPT2 "max_steps=2 resume_from_checkpoint=true output_dir=%s/fresh cache_dir=%s/cache", dir, dir);
     ck_assert_int_eq(run(cmd), 1);
     ASSERT_HAS(output, "no checkpoint there");
 }
@@ -291,8 +292,9 @@ START_TEST(init_from_a_transformers_model) {
     char dir[64], cmd[2048];
     temp_dir(dir, sizeof dir);
     const char *fixture = "tests/pipeline/fixtures/hf_tiny_gpt2";
-    snprintf(cmd, sizeof cmd, TINY_GPT2 "max_steps=3 logging_steps=1 init_from=%s output_dir=%s/init cache_dir=%s/cache",
-             fixture, dir, dir);
+    snprintf(cmd, sizeof cmd,
+             TINY_GPT2 "max_steps=3 logging_steps=1 init_from=%s output_dir=%s/init cache_dir=%s/cache", fixture,
+             dir, dir);
     ck_assert_msg(run(cmd) == 0, "%s", output);
     ASSERT_HAS(output, "tokenizer: bpe, 512 tokens (from tests/pipeline/fixtures/hf_tiny_gpt2/tokenizer.json)");
     ASSERT_HAS(output, "model: GPT-2 (1 layer, 2 heads, 32 wide)");
