@@ -232,6 +232,15 @@ function M.run(spec)
   if cfg.init_from ~= "" then tokenizer_path = check_init_from(cfg, options_spec) end
   local dataset <close> = open_data(cfg)
   local resume = M.resume_path(cfg)
+  -- Nothing to resume from: say so before anything is written.
+  if resume ~= "" and not options.exists(resume) then
+    if resume == cfg.output_dir then
+      error(string.format("resume_from_checkpoint: output_dir '%s' does not exist, so it has no checkpoint to "
+                          .. "continue from: train without resume_from_checkpoint first", resume), 0)
+    end
+    error(string.format("resume from '%s': no such folder: pass a checkpoint-N folder, a checkpoints folder or a "
+                        .. "run's output_dir", resume), 0)
+  end
   local history = run_report.history(resume) -- before the jsonl logger starts its file
   lm.mkdir(cfg.output_dir)
   local console <close> = lm.logger("console", {every = cfg.logging_steps})

@@ -233,7 +233,16 @@ START_TEST(resume_from_each_form) {
     snprintf(cmd, sizeof cmd,
              TINY_GPT2 "max_steps=2 resume_from_checkpoint=true output_dir=%s/fresh cache_dir=%s/cache", dir, dir);
     ck_assert_int_eq(run(cmd), 1);
-    ASSERT_HAS(output, "no checkpoint there");
+    ASSERT_HAS(output, "output_dir '");
+    ASSERT_HAS(output, "does not exist, so it has no checkpoint to continue from");
+    snprintf(cmd, sizeof cmd, "%s/fresh", dir);
+    ck_assert_msg(!path_exists(cmd), "a refused resume left %s", cmd);
+    /* A folder without a checkpoint: the trainer says what it looked for. */
+    snprintf(cmd, sizeof cmd, "mkdir %s/empty && " TINY_GPT2 "max_steps=2 resume=%s/empty output_dir=%s/empty_out "
+             "cache_dir=%s/cache", dir, dir, dir, dir);
+    ck_assert_int_eq(run(cmd), 1);
+    ASSERT_HAS(output, "no checkpoint there (no trainer_state.json, and no complete checkpoint-N folder in it or in "
+                       "its checkpoints/)");
 }
 END_TEST
 
