@@ -225,9 +225,25 @@ local function check_init_from(cfg, spec)
   return dir .. "/tokenizer.json"
 end
 
+-- device=cuda (or cuda:N) on a machine or build without a usable GPU: a
+-- model of a few parameters on that device fails in a moment, where the
+-- real one would fail only after the tokenizer and the blocks were made.
+local function check_device(cfg, model_type)
+  if cfg.device == "cpu" or cfg.device == "auto" then return end
+  local tiny = model_type == "bert" and
+    {num_hidden_layers = 1, num_attention_heads = 1, hidden_size = 8, intermediate_size = 8,
+     max_position_embeddings = 8, vocab_size = 16, device = cfg.device, precision = cfg.precision}
+    or {n_layer = 1, n_head = 1, n_embd = 8, n_positions = 8, vocab_size = 16, device = cfg.device,
+        precision = cfg.precision}
+  local ok, probe = pcall(lm.architecture, model_type, tiny)
+  if not ok then error(string.format("device=%s: %s", cfg.device, tostring(probe)), 0) end
+  probe:close()
+end
+
 function M.run(spec)
   local cfg = spec.cfg
   local options_spec = cfg.spec
+  check_device(cfg, options_spec.model_type)
   local tokenizer_path = cfg.tokenizer
   if cfg.init_from ~= "" then tokenizer_path = check_init_from(cfg, options_spec) end
   local dataset <close> = open_data(cfg)

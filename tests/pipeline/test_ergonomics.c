@@ -151,6 +151,15 @@ START_TEST(typos_and_bad_values_say_what_to_type) {
     ASSERT_HAS(output, "must be one of linear, cosine");
     ck_assert_int_eq(run(EXE " run scripts/generate.lua max_new_token=5"), 1);
     ASSERT_HAS(output, "did you mean 'max_new_tokens'?");
+    /* A device that is not there fails before the tokenizer is trained, and
+     * writes nothing. */
+    char dir[64], cmd[512];
+    temp_dir(dir, sizeof dir);
+    snprintf(cmd, sizeof cmd, TINY_GPT2 "device=cuda:99 output_dir=%s/run", dir);
+    ck_assert_int_eq(run(cmd), 1);
+    ck_assert_msg(strstr(output, "tokenizer:") == NULL && strstr(output, "BPE training") == NULL, "%s", output);
+    snprintf(cmd, sizeof cmd, "%s/run", dir);
+    ck_assert_msg(!path_exists(cmd), "a refused device left %s", cmd);
 }
 END_TEST
 
