@@ -39,8 +39,8 @@ function M.common_options(name)
     opt("block_size", 128, "tokens per training block", {section = data_section, min = 1}),
     opt("group_lines", 0, "concatenate this many lines per group before cutting blocks (0: the whole split)",
         {section = data_section, min = 0}),
-    opt("cache_dir", "runs/cache", "where token blocks are cached (reused by every run with the same data)",
-        {section = data_section}),
+    opt("cache_dir", "", "where token blocks are cached, reused by runs on the same data (\"\": cache/ beside "
+        .. "output_dir, runs/cache for runs/NAME)", {section = data_section}),
 
     opt("num_train_epochs", 3, "passes over the training blocks", {section = train_section, min = 0,
         aliases = {"epochs"}}),
@@ -130,6 +130,16 @@ function M.parse(spec, args)
   cfg.given = given
   cfg.spec = spec
   return cfg
+end
+
+-- The token-block cache: cache_dir, else cache/ beside output_dir (runs/cache
+-- for runs/NAME, as before), so that a run whose output_dir is elsewhere
+-- does not write into the current folder.
+function M.cache_dir(cfg)
+  if cfg.cache_dir ~= "" then return cfg.cache_dir end
+  local parent = cfg.output_dir:gsub("/+$", ""):match("^(.*)/[^/]*$")
+  if parent == "" then parent = "/" end
+  return (parent or ".") .. "/cache"
 end
 
 -- The checkpoint resume_from_checkpoint names ("" for none).
@@ -277,7 +287,7 @@ function M.run(spec)
                                 reuse and " (from " .. tokenizer_path .. ")" or ""))
 
   local blocks_opts = {block_size = cfg.block_size, group_lines = cfg.group_lines, add_special = spec.add_special,
-                       cache_dir = cfg.cache_dir}
+                       cache_dir = M.cache_dir(cfg)}
   local train <close> = lm.blocks(tokenizer, dataset, cfg.train_split, blocks_opts)
   local eval <close> = lm.blocks(tokenizer, dataset, cfg.eval_split, blocks_opts)
   console:message(string.format("blocks: %d for training, %d for evaluation (%d tokens each)", train:count(),

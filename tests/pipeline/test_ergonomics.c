@@ -300,6 +300,13 @@ START_TEST(report_explains_the_run) {
     ASSERT_HAS(svg, ">run: GPT-2 (1 layer, 2 heads, 64 wide), 0.2M parameters</text>");
     ASSERT_HAS(svg, ">Trained on the 'test' split, evaluated on 'validation'");
     free(svg);
+
+    /* Without cache_dir, the token cache goes beside output_dir, not into
+     * the current folder's runs/cache. */
+    snprintf(cmd, sizeof cmd, TINY_GPT2 "max_steps=1 output_dir=%s/elsewhere/run", dir);
+    ck_assert_msg(run(cmd) == 0, "%s", output);
+    snprintf(path, sizeof path, "%s/elsewhere/cache", dir);
+    ck_assert_msg(path_exists(path), "no token cache in %s", path);
 }
 END_TEST
 
