@@ -14,22 +14,40 @@ package.path = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/lib/?.lua;" .. package
 local options = require("options")
 local pipeline = require("pipeline")
 
-local defaults = pipeline.common_defaults("bert_mlm")
-defaults.tokenizer_vocab_size = 28996
-defaults.num_hidden_layers, defaults.num_attention_heads, defaults.hidden_size = 12, 12, 768
-defaults.intermediate_size, defaults.max_position_embeddings = 3072, 512
-defaults.dropout = 0.1
-defaults.mlm_probability = 0.15
-defaults.debug_masking = false
-local presets = {
-  small = {tokenizer_vocab_size = 8192, num_hidden_layers = 2, num_attention_heads = 2, hidden_size = 128,
-           intermediate_size = 512, max_position_embeddings = 256, epochs = 1, lr = 1e-3, warmup_steps = 20,
-           log_every = 20},
-  tiny = {tokenizer_vocab_size = 2048, num_hidden_layers = 1, num_attention_heads = 2, hidden_size = 64,
-          intermediate_size = 128, max_position_embeddings = 128, epochs = 1, max_steps = 30, lr = 1e-3,
-          eval_max_batches = 8, log_every = 10},
+local opt = options.option
+local model_section = "model (BERT's config.json names)"
+local spec = {
+  script = "bert_mlm.lua", model_type = "bert",
+  summary = "BERT trained from scratch with masked language modelling (default: the reference recipe, "
+    .. "bert-base-cased's shape\non WikiText-2; preset=small trains in minutes on a CPU).",
+  options = pipeline.common_options("bert_mlm"),
+  presets = {
+    small = {tokenizer_vocab_size = 8192, num_hidden_layers = 2, num_attention_heads = 2, hidden_size = 128,
+             intermediate_size = 512, max_position_embeddings = 256, num_train_epochs = 1, learning_rate = 1e-3,
+             warmup_steps = 20, logging_steps = 20},
+    tiny = {tokenizer_vocab_size = 2048, num_hidden_layers = 1, num_attention_heads = 2, hidden_size = 64,
+            intermediate_size = 128, max_position_embeddings = 128, num_train_epochs = 1, max_steps = 30,
+            learning_rate = 1e-3, eval_max_batches = 8, logging_steps = 10},
+  },
 }
-local cfg = options.merge(defaults, args, presets)
+for _, o in ipairs{
+  opt("tokenizer_vocab_size", 28996, "the WordPiece tokenizer's vocabulary", {section = model_section, min = 16}),
+  opt("num_hidden_layers", 12, "transformer layers", {section = model_section, model = true, min = 1}),
+  opt("num_attention_heads", 12, "attention heads (hidden_size must be a multiple)", {section = model_section,
+      model = true,
+      min = 1}),
+  opt("hidden_size", 768, "hidden width", {section = model_section, model = true, min = 1}),
+  opt("intermediate_size", 3072, "the feed-forward layer's width", {section = model_section, model = true, min = 1}),
+  opt("max_position_embeddings", 512, "positions (block_size at most)", {section = model_section, model = true,
+      min = 1}),
+  opt("dropout", 0.1, "hidden and attention-probability dropout", {section = model_section, type = "number", min = 0,
+      max = 1}),
+  opt("mlm_probability", 0.15, "the share of tokens chosen for masking", {section = model_section,
+      type = "number", above = 0, max = 1}),
+  opt("debug_masking", false, "show one block before and after masking, then train", {section = model_section}),
+} do spec.options[#spec.options + 1] = o end
+local cfg = pipeline.parse(spec, args)
+if not cfg then return end
 
 pipeline.run{
   name = "BERT", cfg = cfg, add_special = true,
@@ -69,7 +87,8 @@ pipeline.run{
     print("  chosen positions (original -> input): " .. table.concat(changes, ", "))
   end or nil,
   describe = function(c)
-    return string.format("BERT (%d layers, %d heads, %d wide, FFN %d)", c.num_hidden_layers,
-                         c.num_attention_heads, c.hidden_size, c.intermediate_size)
+    return string.format("BERT (%d layer%s, %d head%s, %d wide, FFN %d)", c.num_hidden_layers,
+                         c.num_hidden_layers == 1 and "" or "s", c.num_attention_heads,
+                         c.num_attention_heads == 1 and "" or "s", c.hidden_size, c.intermediate_size)
   end,
 }

@@ -2,15 +2,28 @@
 -- set of runs (folders written by gpt2_clm.lua / bert_mlm.lua), and an SVG
 -- of their validation-loss curves.
 --   lmcore run scripts/compare_runs.lua runs="runs/gpt2_clm runs/bert_mlm" \
---        [out=comparison.md] [out_svg=comparison.svg] [x=step|epoch]
+--        [out=comparison.md] [out_svg=runs/comparison.svg] [x=step|epoch]
 -- The curves come from each run's "<run folder>.log.jsonl" (the jsonl
 -- logger's file): its "eval" lines carry step, epoch and eval_loss.
-local list = args.runs or error('pass runs="DIR1 DIR2 ..."', 0)
-local out_svg = args.out_svg or "comparison.svg"
-local x_key = args.x or "step"
-if x_key ~= "step" and x_key ~= "epoch" then
-  error("x must be 'step' or 'epoch', got '" .. tostring(x_key) .. "'", 0)
-end
+package.path = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/lib/?.lua;" .. package.path
+local options = require("options")
+local opt = options.option
+local cfg = options.parse({
+  script = "compare_runs.lua",
+  summary = "A table of runs side by side (markdown) and an SVG of their validation-loss curves.",
+  options = {
+    opt("runs", "", "the run folders, separated by spaces (quote them: runs=\"runs/a runs/b\")"),
+    opt("out", "", "also write the table to this file"),
+    opt("out_svg", "", "the SVG's path (\"\": comparison.svg beside the first run's folder)"),
+    opt("x", "step", "the x-axis", {choices = {"step", "epoch"}}),
+  },
+}, args)
+if not cfg then return end
+local list = cfg.runs ~= "" and cfg.runs or error('pass runs="DIR1 DIR2 ..."', 0)
+local first_run = list:match("%S+") or error('pass runs="DIR1 DIR2 ..."', 0)
+local out_svg = cfg.out_svg ~= "" and cfg.out_svg or
+  ((first_run:gsub("/+$", ""):match("^(.*)/[^/]*$") or ".") .. "/comparison.svg")
+local x_key = cfg.x
 
 local rows = {}
 for dir in list:gmatch("%S+") do
@@ -37,7 +50,7 @@ for _, r in ipairs(rows) do
 end
 local text = table.concat(lines, "\n") .. "\n"
 io.write(text)
-if args.out then lm.write_file(args.out, text) end
+if cfg.out ~= "" then lm.write_file(cfg.out, text) end
 
 -- ---- validation curves ---------------------------------------------------------------
 
@@ -84,7 +97,11 @@ end
 local function decimals(step) return math.max(0, math.min(6, math.ceil(-math.log(step, 10) - 1e-9))) end
 
 local palette = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"}
-local W, H, LEFT, RIGHT, TOP, BOTTOM = 960, 540, 80, 930, 70, 476
+-- The legend goes under the plot, one row per run: it can never cover a
+-- point (in the plot's corner it once hid one).
+local W, LEFT, RIGHT, TOP, BOTTOM = 960, 80, 930, 70, 476
+local LEGEND_TOP = BOTTOM + 64
+local H = LEGEND_TOP + 20 * #rows + 16
 
 local series = {}
 local x_hi, y_lo, y_hi = 1, math.huge, -math.huge
@@ -130,7 +147,7 @@ end
 add(string.format('    <rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#333333"/>', LEFT, TOP,
                   RIGHT - LEFT, BOTTOM - TOP))
 add(string.format('    <text x="%d" y="%d" text-anchor="middle" font-size="14">%s</text>', (LEFT + RIGHT) / 2,
-                  H - 22, x_key == "epoch" and "epoch" or "optimizer step"))
+                  BOTTOM + 42, x_key == "epoch" and "epoch" or "optimizer step"))
 add(string.format('    <text x="24" y="%d" text-anchor="middle" font-size="14" transform="rotate(-90 24 %d)">'
   .. 'validation loss</text>', (TOP + BOTTOM) / 2, (TOP + BOTTOM) / 2))
 add('  </g>')
@@ -156,10 +173,8 @@ for i, s in ipairs(series) do
                     last.y))
 end
 if #series > 0 then
-  local lw, lh = 380, 10 + 20 * #series
-  local lx, ly = RIGHT - lw - 10, TOP + 10
-  add(string.format('  <g font-size="12" fill="#333333">\n    <rect x="%d" y="%d" width="%d" height="%d" '
-    .. 'fill="white" fill-opacity="0.9" stroke="#bbbbbb" rx="4"/>', lx, ly, lw, lh))
+  local lx, ly = LEFT, LEGEND_TOP
+  add('  <g font-size="12" fill="#333333">')
   for i, s in ipairs(series) do
     local color, y = palette[(i - 1) % #palette + 1], ly + 15 + 20 * (i - 1)
     add(string.format('    <line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2"/>', lx + 10, y, lx + 40,

@@ -1,14 +1,21 @@
 -- Fills [MASK] tokens with a saved masked language model.
 --   lmcore run scripts/fill_mask.lua model=runs/bert_mlm text="The [MASK] began development in [MASK] ." top_k=5
-local model_dir = args.model or error("pass model=DIR (a folder saved by bert_mlm.lua)", 0)
-local text = args.text or error('pass text="... [MASK] ..."', 0)
-local top_k = args.top_k or 5
-local device = args.device or "cpu"
-for k in pairs(args) do
-  if k ~= "model" and k ~= "text" and k ~= "top_k" and k ~= "device" then
-    error(string.format("unknown argument '%s' (known: model, text, top_k, device)", k), 0)
-  end
-end
+package.path = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/lib/?.lua;" .. package.path
+local options = require("options")
+local opt = options.option
+local cfg = options.parse({
+  script = "fill_mask.lua", summary = "Fills [MASK] tokens with a saved masked language model (bert_mlm.lua's folder).",
+  options = {
+    opt("model", "", "the model folder (model.safetensors, config.json, tokenizer.json)"),
+    opt("text", "", "the text, with one or more [MASK] tokens"),
+    opt("top_k", 5, "candidates shown per [MASK]", {min = 1}),
+    opt("device", "cpu", "cpu, cuda, cuda:N or auto"),
+  },
+}, args)
+if not cfg then return end
+if cfg.model == "" then error("pass model=DIR (a folder saved by bert_mlm.lua)", 0) end
+if cfg.text == "" then error('pass text="... [MASK] ..."', 0) end
+local model_dir, text, top_k, device = cfg.model, cfg.text, cfg.top_k, cfg.device
 
 local tokenizer <close> = lm.tokenizer("wordpiece", {path = model_dir .. "/tokenizer.json"})
 local model <close> = lm.load_model(model_dir, {device = device, tokenizer = tokenizer})
@@ -30,3 +37,9 @@ for n, candidates in ipairs(predictions) do
     print(string.format("  %d. %-15s %.4f", rank, tokenizer:decode({c.id}), c.prob))
   end
 end
+-- The sentence with every [MASK] filled by its likeliest token (the
+-- `sequence` of Hugging Face's fill-mask pipeline).
+local filled = {}
+for i, id in ipairs(ids) do filled[i] = id end
+for n, position in ipairs(positions) do filled[position] = predictions[n][1].id end
+print("sequence: " .. tokenizer:decode(filled, true))

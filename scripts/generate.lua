@@ -4,8 +4,23 @@
 -- temperature=0 is greedy decoding.
 package.path = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/lib/?.lua;" .. package.path
 local options = require("options")
-local cfg = options.merge({model = "runs/gpt2_clm", prompt = "The", max_new_tokens = 50, temperature = 1.0,
-                           top_k = 0, top_p = 1.0, seed = 42, device = "cpu", stop_at_eos = true}, args)
+local opt = options.option
+local cfg = options.parse({
+  script = "generate.lua", summary = "Generates text with a saved causal model (a folder written by gpt2_clm.lua).",
+  options = {
+    opt("model", "runs/gpt2_clm", "the model folder (model.safetensors, config.json, tokenizer.json)"),
+    opt("prompt", "The", "the text to continue"),
+    opt("max_new_tokens", 50, "tokens to generate", {min = 1}),
+    opt("temperature", 1.0, "sampling temperature (0: greedy)", {type = "number", min = 0}),
+    opt("top_k", 0, "sample from the k likeliest tokens (0: all)", {min = 0}),
+    opt("top_p", 1.0, "sample from the smallest set with this much probability", {type = "number", above = 0,
+        max = 1}),
+    opt("seed", 42, "the sampling seed", {min = 0}),
+    opt("device", "cpu", "cpu, cuda, cuda:N or auto"),
+    opt("stop_at_eos", true, "stop at the end-of-text token"),
+  },
+}, args)
+if not cfg then return end
 
 local tokenizer_json = cfg.model .. "/tokenizer.json"
 local f, why = io.open(tokenizer_json, "r")

@@ -14,20 +14,38 @@ package.path = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/lib/?.lua;" .. package
 local options = require("options")
 local pipeline = require("pipeline")
 
-local defaults = pipeline.common_defaults("gpt2_clm")
-defaults.tokenizer_vocab_size = 50257
-defaults.n_layer, defaults.n_head, defaults.n_embd, defaults.n_positions = 12, 12, 768, 1024
-defaults.dropout = 0.1
--- small: trains on two CPU cores in a few minutes and shows the validation
--- loss falling (a higher learning rate than the reference: with 2e-5 a tiny
--- model barely moves in one epoch).  tiny: a smoke test for CI.
-local presets = {
-  small = {tokenizer_vocab_size = 8192, n_layer = 2, n_head = 2, n_embd = 128, n_positions = 256,
-           epochs = 1, lr = 1e-3, warmup_steps = 20, log_every = 20},
-  tiny = {tokenizer_vocab_size = 2048, n_layer = 1, n_head = 2, n_embd = 64, n_positions = 128,
-          epochs = 1, max_steps = 30, lr = 1e-3, eval_max_batches = 8, log_every = 10},
+local opt = options.option
+local model_section = "model (GPT-2's config.json names)"
+local spec = {
+  script = "gpt2_clm.lua", model_type = "gpt2",
+  summary = "GPT-2 trained from scratch with causal language modelling (default: the reference recipe, GPT-2 "
+    .. "124M on WikiText-2;\npreset=small trains in minutes on a CPU).",
+  options = pipeline.common_options("gpt2_clm"),
+  -- small: trains on two CPU cores in a few minutes and shows the validation
+  -- loss falling (a higher learning rate than the reference: with 2e-5 a tiny
+  -- model barely moves in one epoch).  tiny: a smoke test for CI.
+  presets = {
+    small = {tokenizer_vocab_size = 8192, n_layer = 2, n_head = 2, n_embd = 128, n_positions = 256,
+             num_train_epochs = 1, learning_rate = 1e-3, warmup_steps = 20, logging_steps = 20},
+    tiny = {tokenizer_vocab_size = 2048, n_layer = 1, n_head = 2, n_embd = 64, n_positions = 128,
+            num_train_epochs = 1, max_steps = 30, learning_rate = 1e-3, eval_max_batches = 8, logging_steps = 10},
+  },
 }
-local cfg = options.merge(defaults, args, presets)
+for _, o in ipairs{
+  opt("tokenizer_vocab_size", 50257, "the byte-level BPE tokenizer's vocabulary", {section = model_section, min = 258}),
+  opt("n_layer", 12, "transformer blocks", {section = model_section, model = true, min = 1}),
+  opt("n_head", 12, "attention heads (n_embd must be a multiple)", {section = model_section, model = true, min = 1}),
+  opt("n_embd", 768, "hidden width", {section = model_section, model = true, min = 1}),
+  opt("n_positions", 1024, "positions (block_size at most)", {section = model_section, model = true, min = 1}),
+  opt("dropout", 0.1, "dropout of embeddings, attention and residuals", {section = model_section, type = "number",
+      min = 0, max = 1}),
+  opt("sample_every", 0, "generate a sample from prompt= every N steps (console and report; 0: never)",
+      {section = "samples during training", min = 0}),
+  opt("prompt", "The", "the text samples continue", {section = "samples during training"}),
+  opt("sample_tokens", 30, "tokens per sample", {section = "samples during training", min = 1}),
+} do spec.options[#spec.options + 1] = o end
+local cfg = pipeline.parse(spec, args)
+if not cfg then return end
 
 pipeline.run{
   name = "GPT-2", cfg = cfg, add_special = false,
@@ -44,5 +62,8 @@ pipeline.run{
     }
   end,
   objective = {plugin = "clm", settings = {}},
-  describe = function(c) return string.format("GPT-2 (%d layers, %d heads, %d wide)", c.n_layer, c.n_head, c.n_embd) end,
+  describe = function(c)
+    return string.format("GPT-2 (%d layer%s, %d head%s, %d wide)", c.n_layer, c.n_layer == 1 and "" or "s", c.n_head,
+                         c.n_head == 1 and "" or "s", c.n_embd)
+  end,
 }

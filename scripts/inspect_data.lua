@@ -4,11 +4,23 @@
 --   options: tokenizer=bpe|wordpiece vocab_size=N block_size=128 row=10 seed=42
 package.path = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/lib/?.lua;" .. package.path
 local options = require("options")
-local cfg = options.merge({
-  data = options.first_existing({"data/wikitext-2-raw", "../shared/data/wikitext-2-raw"}, "wiki.train.raw"),
-  train_split = "train", tokenizer = "bpe", vocab_size = 8192, block_size = 128, row = 10, seed = 42,
-  cache_dir = "",
+local opt = options.option
+local cfg = options.parse({
+  script = "inspect_data.lua",
+  summary = "Shows the data before training: a raw row, five random rows, a tokenized row, a decoded block.",
+  options = {
+    opt("data", require("pipeline").default_data(), "folder holding wiki.{train,valid,test}.raw",
+        {shown_default = "data/wikitext-2-raw or ../shared/data/wikitext-2-raw"}),
+    opt("train_split", "train", "the split to look at (and train the tokenizer on)"),
+    opt("tokenizer", "bpe", "the tokenizer to train", {choices = {"bpe", "wordpiece"}}),
+    opt("vocab_size", 8192, "the tokenizer's vocabulary", {min = 16}),
+    opt("block_size", 128, "tokens per block", {min = 1}),
+    opt("row", 10, "the row shown in figure 1", {min = 0}),
+    opt("seed", 42, "the seed of the five random rows", {min = 0}),
+    opt("cache_dir", "", "cache the token blocks there (\"\": no cache)"),
+  },
 }, args)
+if not cfg then return end
 
 local dataset <close> = lm.dataset("wikitext", {path = cfg.data})
 local split = cfg.train_split

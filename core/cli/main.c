@@ -23,7 +23,7 @@ static const char usage_text[] =
     "                                   shipped one (gpt2_clm, bert_mlm, generate, ...)\n"
     "  new-plugin KIND NAME [DIR]       write a buildable plugin skeleton (default DIR: ./NAME)\n"
     "  plugins [--kind KIND]            list the plugins found\n"
-    "  help [COMMAND]                   show help\n"
+    "  help [COMMAND | SCRIPT]          show help (a script's: its options, defaults, presets)\n"
     "  --version                        print the version\n"
     "\n"
     "options:\n"
@@ -35,6 +35,7 @@ static const char usage_text[] =
 
 static const char run_help[] =
     "usage: lmcore run SCRIPT [key=value ...]\n"
+    "       lmcore run SCRIPT --help       (or lmcore help SCRIPT) a script's options\n"
     "\n"
     "Runs a Lua pipeline script.  SCRIPT is a path, or the bare name of a script\n"
     "shipped with lmcore (share/lmcore/scripts next to the executable):\n"
@@ -67,6 +68,15 @@ static int usage_error(const char *fmt, const char *arg) {
     fprintf(stderr, "\n(run `lmcore help` for usage)\n");
     return EXIT_USAGE;
 }
+
+static int is_command_name(const char *name) {
+    static const char *const commands[] = {"run", "plugins", "new-plugin", "help"};
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (strcmp(name, commands[i]) == 0) return 1;
+    return 0;
+}
+
+static int is_help_flag(const char *arg) { return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0; }
 
 static int command_help(int argc, char **argv) {
     if (argc == 0) {
@@ -187,6 +197,10 @@ static void list_shipped_scripts(char *out, size_t size) {
 
 static int command_run(lm_registry *registry, int argc, char **argv) {
     if (argc < 1) return usage_error("%s", "`lmcore run` needs a script: lmcore run SCRIPT.lua [key=value ...]");
+    if (is_help_flag(argv[0])) {
+        fputs(run_help, stdout);
+        return EXIT_OK;
+    }
     char script[PATH_MAX];
     if (!resolve_script(argv[0], script, sizeof script)) {
         char shipped[1024];
@@ -202,13 +216,24 @@ static int command_run(lm_registry *registry, int argc, char **argv) {
         fprintf(stderr, "lmcore: error: %s\n", lm_error_message());
         return EXIT_RUNTIME;
     }
-    lm_status parsed = lm_runtime_parse_args((const char *const *)argv + 1, argc - 1, check);
+    lm_status parsed = LM_OK;
+    for (int i = 1; i < argc && parsed == LM_OK; i++)
+        if (!is_help_flag(argv[i])) parsed = lm_runtime_parse_args((const char *const *)argv + i, 1, check);
     lm_config_destroy(check);
     if (parsed != LM_OK) return usage_error("%s", lm_error_message());
 
-    lm_runtime_options options = {script, (const char *const *)argv + 1, argc - 1, registry};
+    /* SCRIPT --help reaches the script as help=true: the shipped scripts
+     * print their options (scripts/lib/options.lua) and stop. */
+    const char **script_args = malloc(sizeof *script_args * (size_t)argc);
+    if (!script_args) {
+        fprintf(stderr, "lmcore: error: out of memory\n");
+        return EXIT_RUNTIME;
+    }
+    for (int i = 1; i < argc; i++) script_args[i - 1] = is_help_flag(argv[i]) ? "help=true" : argv[i];
+    lm_runtime_options options = {script, script_args, argc - 1, registry};
     char *traceback = NULL;
     lm_status status = lm_runtime_run(&options, &traceback);
+    free(script_args);
     if (status != LM_OK) {
         lm_distributed_print_error(stderr, lm_error_message()); /* names the rank when there are several */
         if (traceback && getenv("LMCORE_TRACEBACK")) fprintf(stderr, "%s\n", traceback);
@@ -257,7 +282,21 @@ int main(int argc, char **argv) {
         return EXIT_USAGE;
     }
     const char *command = argv[i++];
-    if (strcmp(command, "help") == 0) return command_help(argc - i, argv + i);
+    /* `lmcore help SCRIPT` is `lmcore run SCRIPT --help`. */
+    char *help_run[2] = {NULL, "--help"};
+    int help_script = strcmp(command, "help") == 0 && i < argc && !is_command_name(argv[i]);
+    if (help_script) {
+        if (argc - i > 1) return usage_error("`lmcore help` takes one command or script, got '%s' too", argv[i + 1]);
+        char found[PATH_MAX];
+        if (!resolve_script(argv[i], found, sizeof found))
+            return usage_error("unknown command or script '%s' (commands: run, plugins, new-plugin, help; or a "
+                               "script's path or a shipped script's name)",
+                               argv[i]);
+        help_run[0] = argv[i];
+        command = "run";
+    } else if (strcmp(command, "help") == 0) {
+        return command_help(argc - i, argv + i);
+    }
     if (strcmp(command, "new-plugin") == 0) return lm_cli_new_plugin(argc - i, argv + i);
     if (strcmp(command, "run") != 0 && strcmp(command, "plugins") != 0)
         return usage_error("unknown command '%s' (commands: run, plugins, new-plugin, help)", command);
@@ -268,8 +307,9 @@ int main(int argc, char **argv) {
         return EXIT_RUNTIME;
     }
     lm_registry_scan_default(registry, plugin_path, "/proc/self/exe");
-    int rc = strcmp(command, "run") == 0 ? command_run(registry, argc - i, argv + i)
-                                         : command_plugins(registry, argc - i, argv + i);
+    int rc = help_script                  ? command_run(registry, 2, help_run)
+             : strcmp(command, "run") == 0 ? command_run(registry, argc - i, argv + i)
+                                           : command_plugins(registry, argc - i, argv + i);
     lm_registry_destroy(registry);
     return rc;
 }

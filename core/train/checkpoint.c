@@ -231,6 +231,53 @@ fail:
     return status;
 }
 
+static int has_state_file(const char *dir) {
+    char path[PATH_MAX];
+    struct stat st;
+    return path_join(path, sizeof path, dir, LM_CHECKPOINT_STATE_FILE) == LM_OK && stat(path, &st) == 0 &&
+           S_ISREG(st.st_mode);
+}
+
+/* The newest checkpoint-N of root that is complete (has its state file:
+ * a checkpoint is renamed into place whole, but a folder copied by hand may
+ * not be); 0 when there is none. */
+static int newest_checkpoint(const char *root, char *out, size_t cap) {
+    DIR *d = opendir(root);
+    if (!d) return 0;
+    long long best = -1;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        long long step;
+        char tail, dir[PATH_MAX];
+        if (sscanf(e->d_name, "checkpoint-%lld%c", &step, &tail) != 1 || step <= best) continue;
+        if (path_join(dir, sizeof dir, root, e->d_name) != LM_OK || !has_state_file(dir)) continue;
+        best = step;
+        snprintf(out, cap, "%s", dir);
+    }
+    closedir(d);
+    return best >= 0;
+}
+
+lm_status lm_checkpoint_resolve(const char *given, char *out, size_t cap) {
+    struct stat st;
+    if (stat(given, &st) != 0 || !S_ISDIR(st.st_mode))
+        return lm_error_set(LM_ERR_IO, "resume from '%s': no such folder: pass a checkpoint-N folder, a checkpoints "
+                                       "folder or a run's output_dir",
+                            given);
+    if (has_state_file(given)) {
+        if (snprintf(out, cap, "%s", given) >= (int)cap)
+            return lm_error_set(LM_ERR_INVALID, "resume from '%s': the path is too long", given);
+        return LM_OK;
+    }
+    char checkpoints[PATH_MAX];
+    LM_TRY(path_join(checkpoints, sizeof checkpoints, given, "checkpoints"));
+    if (newest_checkpoint(given, out, cap) || newest_checkpoint(checkpoints, out, cap)) return LM_OK;
+    return lm_error_set(LM_ERR_INVALID, "resume from '%s': no checkpoint there (no %s, and no complete "
+                                        "checkpoint-N folder in it or in its checkpoints/): pass a checkpoint-N "
+                                        "folder, or train without resume_from_checkpoint",
+                        given, LM_CHECKPOINT_STATE_FILE);
+}
+
 lm_status lm_checkpoint_read_state(const char *dir, lm_json **state) {
     *state = NULL;
     char path[PATH_MAX];

@@ -44,6 +44,12 @@ LM_API lm_status lm_checkpoint_save(const char *root, int64_t step, int keep_las
                                     const lm_checkpoint_parts *parts, const char *state_json, const char *args_json,
                                     char *dir_out, size_t dir_cap);
 
+/* The checkpoint a resume_from_checkpoint value names, into out: `given`
+ * itself when it holds trainer_state.json, else the newest complete
+ * checkpoint-N in it, else in given/checkpoints (a run's output_dir).  An
+ * error says what was looked for. */
+LM_API lm_status lm_checkpoint_resolve(const char *given, char *out, size_t cap);
+
 /* Parses <dir>/trainer_state.json (the caller frees *state). */
 LM_API lm_status lm_checkpoint_read_state(const char *dir, lm_json **state);
 

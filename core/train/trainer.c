@@ -291,8 +291,10 @@ static lm_status begin_run(lm_trainer *t) {
                    (int32_t)t->plan.total_epochs, 0, description, scalars, 5};
     LM_TRY(emit(t, &ev));
     if (t->resumed_from[0])
-        lm_log(LM_LOG_INFO, "resuming from %s at step %lld (epoch %lld)", t->resumed_from, (long long)t->step,
-               (long long)t->epoch + 1);
+        /* The epochs done, as the progress bar counts them (0.21 after a
+         * fifth of the first): "epoch 1" read as one epoch done. */
+        lm_log(LM_LOG_INFO, "resuming from %s at step %lld (epoch %.2f)", t->resumed_from, (long long)t->step,
+               lm_trainer_epoch(t));
     return arch_of(t)->set_training(t->parts.model.self, 1);
 }
 
@@ -499,7 +501,11 @@ lm_status lm_trainer_evaluate(lm_trainer *t, const lm_blocks *blocks, int report
     const int32_t T = t->plan.block_size;
     size_t counted = 0, batches = 0, index = 0;
     lm_status status = LM_OK;
-    lm_progress *progress = lm_progress_begin("evaluating", n);
+    /* The bar's end is what this evaluation will read: eval_max_batches caps it. */
+    size_t planned = n;
+    if (t->s.eval_max_batches > 0 && (size_t)t->s.eval_max_batches * (size_t)t->s.eval_batch_size < n)
+        planned = (size_t)t->s.eval_max_batches * (size_t)t->s.eval_batch_size;
+    lm_progress *progress = lm_progress_begin("evaluating", planned);
     for (size_t first = 0; first < n; first += (size_t)t->s.eval_batch_size, index++) {
         /* Across ranks, batch i is rank (i mod world)'s and eval_max_batches
          * counts every rank's. */

@@ -188,7 +188,10 @@ static lm_status resume_from(lm_trainer *t, const char *dir, const lm_json *root
     return LM_OK;
 }
 
-lm_status trainer_resume(lm_trainer *t, const char *dir) {
+lm_status trainer_resume(lm_trainer *t, const char *given) {
+    /* A checkpoints folder or a run folder stands for its newest checkpoint. */
+    char dir[PATH_MAX];
+    LM_TRY(lm_checkpoint_resolve(given, dir, sizeof dir));
     lm_json *root = NULL;
     /* Every file against the checksums recorded when it was written, before
      * any of them is read. */

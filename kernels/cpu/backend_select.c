@@ -67,8 +67,13 @@ lm_status lm_backend_create(lm_backend **out, const char *device, lm_precision p
         reason[sizeof reason - 1] = '\0';
         lm_error_clear();
         LM_TRY(create_cpu(out, precision, cpu_threads, 0));
-        lm_log(LM_LOG_INFO, "device auto: no usable GPU (%s); using %s%s", reason, (*out)->ops->describe(*out),
-               precision != LM_PRECISION_FP32 ? " in fp32" : "");
+        /* Training on the CPU is what device=auto means on a machine without
+         * a GPU: the reason (no CUDA build, no driver) is for --log-level
+         * debug; a precision the CPU cannot honour is worth a line. */
+        lm_log(LM_LOG_DEBUG, "device auto: no usable GPU (%s); using %s", reason, (*out)->ops->describe(*out));
+        if (precision != LM_PRECISION_FP32)
+            lm_log(LM_LOG_INFO, "device auto: no usable GPU, so %s runs in fp32 on %s",
+                   precision == LM_PRECISION_BF16 ? "bf16" : "tf32", (*out)->ops->describe(*out));
         return LM_OK;
     }
     if (strcmp(device, "cpu") == 0) return create_cpu(out, precision, cpu_threads, 1);

@@ -31,6 +31,7 @@ typedef struct console {
     int tty;
     int64_t every;
     int table; /* which header the evaluation rows are under */
+    int64_t last_eval_step; /* the step of the table's last row; -1: none */
     int bar_shown;
     double last_draw; /* elapsed at the last redraw; negative: none yet */
     /* Steps done before this process (a resumed run starts at step N): the
@@ -45,6 +46,7 @@ typedef struct console {
 
 static void reset_run(console *c) {
     c->table = NO_TABLE;
+    c->last_eval_step = -1;
     c->last_draw = -1;
     c->has_first = 0;
     c->first_step = 0;
@@ -179,6 +181,7 @@ static void on_eval(console *c, const lm_event *ev) {
         printf("%-6lld | %-6s | ", (long long)ev->step, text);
     }
     printf("%-13.6f | %-15.6f | %.2f\n", scalar(ev, "train_loss"), scalar(ev, "eval_loss"), scalar(ev, "perplexity"));
+    c->last_eval_step = ev->step;
     fflush(stdout);
 }
 
@@ -190,8 +193,12 @@ static void on_end(console *c, const lm_event *ev) {
            "train_samples_per_second=%.3f, train_steps_per_second=%.3f, epoch=%.2f)\n",
            (long long)ev->step, scalar(ev, "train_loss"), scalar(ev, "train_runtime"), runtime,
            scalar(ev, "train_samples_per_second"), scalar(ev, "train_steps_per_second"), ev->epoch);
+    /* The final evaluation is already the table's last row when it was made
+     * at the last step: only a run evaluated earlier (or never shown) gets
+     * the line, so the same numbers are not printed twice. */
     double eval_loss = scalar(ev, "eval_loss");
-    if (!isnan(eval_loss)) printf("Validation loss: %.4f, Perplexity: %.2f\n", eval_loss, scalar(ev, "perplexity"));
+    if (!isnan(eval_loss) && !(c->table != NO_TABLE && c->last_eval_step == ev->step))
+        printf("Validation loss: %.4f, Perplexity: %.2f\n", eval_loss, scalar(ev, "perplexity"));
     fflush(stdout);
 }
 

@@ -3,7 +3,8 @@
  * them above the faint logged values), validation loss per evaluation at
  * its step (mid-epoch ones too), dashed epoch boundaries, an x axis that
  * spans exactly the run's steps, round tick values, a legend placed where
- * it covers no mark, and a title.  Plain SVG 1.1 written with printf: any
+ * it covers no mark, a title, an optional warning line, and under the
+ * losses a panel of the learning rate at each logging point.  Plain SVG 1.1 written with printf: any
  * browser, Inkscape or rsvg shows it, and it needs no plotting library. */
 #include "loss_plot.h"
 
@@ -14,11 +15,16 @@
 
 /* Canvas and plot area, in SVG user units (pixels). */
 #define WIDTH 960.0
-#define HEIGHT 540.0
+#define HEIGHT 540.0 /* without the learning-rate panel */
 #define LEFT 80.0
 #define RIGHT (WIDTH - 30.0)
-#define TOP 84.0
-#define BOTTOM (HEIGHT - 64.0)
+#define TOP 96.0
+#define BOTTOM 476.0
+/* The learning-rate panel, under the losses, on the same x axis. */
+#define LR_TOP 512.0
+#define LR_BOTTOM 622.0
+#define HEIGHT_WITH_LR 700.0
+#define LR_COLOR "#2ca02c"
 
 #define TRAIN_COLOR "#1f77b4"
 #define EVAL_COLOR "#d62728"
@@ -204,7 +210,7 @@ static lm_status put_tick(lm_buffer *out, const tick *t, int decimals, double v)
                              t->mark[3], t->label_x, t->label_y, t->anchor, decimals, v);
 }
 
-static lm_status axes(lm_buffer *out, const axis *ax, const axis *ay) {
+static lm_status axes(lm_buffer *out, const axis *ax, const axis *ay, double x_label_y) {
     int xd = tick_decimals(ax->step), yd = tick_decimals(ay->step);
     LM_TRY(put(out, "  <g font-size=\"12\" fill=\"" AXIS_COLOR "\">\n"));
     for (int i = 0, n = tick_count(ax); i < n; i++) {
@@ -224,9 +230,60 @@ static lm_status axes(lm_buffer *out, const axis *ax, const axis *ay) {
         "    <text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"14\">optimizer step</text>\n"
         "    <text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"14\" "
         "transform=\"rotate(-90 %.1f %.1f)\">loss (cross-entropy)</text>\n  </g>\n",
-        LEFT, TOP, RIGHT - LEFT, BOTTOM - TOP, (LEFT + RIGHT) / 2, HEIGHT - 22, 24.0, (TOP + BOTTOM) / 2, 24.0,
+        LEFT, TOP, RIGHT - LEFT, BOTTOM - TOP, (LEFT + RIGHT) / 2, x_label_y, 24.0, (TOP + BOTTOM) / 2, 24.0,
         (TOP + BOTTOM) / 2));
     return LM_OK;
+}
+
+static int has_learning_rates(const loss_plot *p) {
+    if (!p->learning_rate) return 0;
+    for (size_t i = 0; i < p->n_train; i++)
+        if (isfinite(p->learning_rate[i])) return 1;
+    return 0;
+}
+
+/* The learning rate at each logging point, in its own panel under the
+ * losses: the schedule (warmup, decay, restarts) next to what it did. */
+static lm_status lr_panel(lm_buffer *out, const axis *ax, const loss_plot *p) {
+    double hi = 0;
+    for (size_t i = 0; i < p->n_train; i++)
+        if (isfinite(p->learning_rate[i]) && p->learning_rate[i] > hi) hi = p->learning_rate[i];
+    axis ay = nice_axis(0, hi > 0 ? hi : 1, 3);
+    LM_TRY(put(out, "  <g font-size=\"12\" fill=\"" AXIS_COLOR "\">\n"));
+    for (int i = 0, n = tick_count(ax); i < n; i++) {
+        double v = first_tick(ax) + i * ax->step, px = map(ax, v, LEFT, RIGHT);
+        LM_TRY(lm_buffer_appendf(out,
+                                 "    <line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+                                 "stroke=\"" GRID_COLOR "\"/>\n"
+                                 "    <text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.*f</text>\n",
+                                 px, LR_TOP, px, LR_BOTTOM, px, LR_BOTTOM + 19, tick_decimals(ax->step), v));
+    }
+    for (int i = 0, n = tick_count(&ay); i < n; i++) {
+        double v = first_tick(&ay) + i * ay.step, py = LR_BOTTOM - (v - ay.lo) / (ay.hi - ay.lo) * (LR_BOTTOM - LR_TOP);
+        LM_TRY(lm_buffer_appendf(out,
+                                 "    <line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+                                 "stroke=\"" GRID_COLOR "\"/>\n"
+                                 "    <text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.3g</text>\n",
+                                 LEFT, py, RIGHT, py, LEFT - 8, py + 4, v));
+    }
+    LM_TRY(lm_buffer_appendf(out,
+                             "    <rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
+                             "stroke=\"" AXIS_COLOR "\"/>\n"
+                             "    <text x=\"24\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"14\" "
+                             "transform=\"rotate(-90 24 %.1f)\">learning rate</text>\n  </g>\n",
+                             LEFT, LR_TOP, RIGHT - LEFT, LR_BOTTOM - LR_TOP, (LR_TOP + LR_BOTTOM) / 2,
+                             (LR_TOP + LR_BOTTOM) / 2));
+    LM_TRY(lm_buffer_appendf(out, "  <polyline fill=\"none\" stroke=\"" LR_COLOR "\" stroke-width=\"2\" points=\""));
+    double last_px = -1e9;
+    for (size_t i = 0; i < p->n_train; i++) {
+        if (!isfinite(p->learning_rate[i])) continue;
+        double px = map(ax, (double)p->train_steps[i], LEFT, RIGHT);
+        if (px - last_px < 0.5 && i + 1 < p->n_train) continue;
+        last_px = px;
+        double py = LR_BOTTOM - (p->learning_rate[i] - ay.lo) / (ay.hi - ay.lo) * (LR_BOTTOM - LR_TOP);
+        LM_TRY(lm_buffer_appendf(out, "%.1f,%.1f ", px, py));
+    }
+    return put(out, "\"/>\n");
 }
 
 /* Epoch boundaries strictly inside the x axis: not at the run's end, nor
@@ -521,6 +578,8 @@ lm_status loss_plot_svg(const loss_plot *p, lm_buffer *out) {
     box legend_box = {0, 0, 60 + 12 * 0.62 * (double)widest, 10 + 20.0 * rows.n};
     if (rows.n) place_legend(&legend_box, &ay, y_lo, y_hi, p, smoothed, &ax);
 
+    const int with_lr = has_learning_rates(p);
+    const double height = with_lr ? HEIGHT_WITH_LR : HEIGHT;
     lm_status status = LM_OK;
     LM_CHECK(lm_buffer_appendf(out,
                                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
@@ -529,11 +588,25 @@ lm_status loss_plot_svg(const loss_plot *p, lm_buffer *out) {
                                "  <rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
                                "  <text x=\"%.1f\" y=\"30\" font-size=\"20\" font-weight=\"bold\" "
                                "text-anchor=\"middle\" fill=\"#111111\">",
-                               WIDTH, HEIGHT, WIDTH, HEIGHT, WIDTH / 2));
+                               WIDTH, height, WIDTH, height, WIDTH / 2));
     LM_CHECK(svg_append_escaped(out, p->title ? p->title : "Training and validation loss"));
     LM_CHECK(put(out, "</text>\n"));
     if (p->subtitle && *p->subtitle) LM_CHECK(subtitle(out, p->subtitle));
-    LM_CHECK(axes(out, &ax, &ay));
+    if (p->note && *p->note) {
+        LM_CHECK(lm_buffer_appendf(out,
+                                   "  <text x=\"%.1f\" y=\"84\" font-size=\"13\" font-weight=\"bold\" "
+                                   "text-anchor=\"middle\" fill=\"" EVAL_COLOR "\">",
+                                   WIDTH / 2));
+        /* One line: the note's head, up to its first ": " (report.md has all of it). */
+        const char *colon = strstr(p->note, ": ");
+        size_t n = colon ? (size_t)(colon - p->note) : strlen(p->note);
+        char head[160];
+        snprintf(head, sizeof head, "%.*s", (int)(n < sizeof head - 1 ? n : sizeof head - 1), p->note);
+        LM_CHECK(svg_append_escaped(out, head));
+        LM_CHECK(put(out, "</text>\n"));
+    }
+    LM_CHECK(axes(out, &ax, &ay, with_lr ? LR_BOTTOM + 44 : height - 22));
+    if (with_lr) LM_CHECK(lr_panel(out, &ax, p));
     if (empty)
         LM_CHECK(lm_buffer_appendf(out,
                                    "  <text x=\"%.1f\" y=\"%.1f\" font-size=\"16\" text-anchor=\"middle\" "

@@ -12,6 +12,7 @@ typedef struct loss_plot {
     const char *subtitle;       /* may be NULL */
     const int64_t *train_steps; /* per logging point (STEP event): its step and the mean loss since the previous */
     const double *train_loss;
+    const double *learning_rate; /* per logging point, may be NULL or NaN: a panel under the losses when finite */
     size_t n_train;
     const int64_t *eval_steps; /* per evaluation, mid-epoch ones too: the step it followed and its loss */
     const double *eval_loss;
@@ -20,6 +21,7 @@ typedef struct loss_plot {
     /* The x axis spans exactly [first_step, last_step]: where the run began
      * (0, or the step a resumed run went on from) and its last step. */
     int64_t first_step, last_step;
+    const char *note; /* a warning under the subtitle, in red (NULL: none) */
 } loss_plot;
 
 /* Appends the whole SVG document to out. */

@@ -1,8 +1,20 @@
 /* Logger 'report': at the end of a run, a report a person can read.
  *
- *   dir    folder for report.md and loss.svg (required; created when they
- *          are written)
- *   title  the plot's and the report's title ("Training report")
+ *   dir      folder for report.md and loss.svg (required; created when
+ *            they are written)
+ *   title    the plot's and the report's title ("Training report")
+ *   note     a warning shown at the top of both (e.g. "trained on the test
+ *            split"); none by default
+ *   details  markdown placed after the run line: what the caller knows and
+ *            the events do not carry (model, data and splits, every
+ *            hyperparameter)
+ *   history  the log.jsonl text of the run before a resume: its logging
+ *            points and evaluations up to the step this run goes on from
+ *            are drawn and listed too, so a resumed run's report covers
+ *            the whole run
+ *
+ * Samples generated during training reach the logger as MESSAGE events
+ * "sample at step N: TEXT"; the report lists them.
  *
  * The logger keeps the loss of every logging point (STEP events: the mean
  * step loss of each logging interval) and every evaluation (EVAL, at an
@@ -29,6 +41,31 @@ static char *copy_string(const char *s) {
     return c;
 }
 
+static void report_free(report *r) {
+    free(r->dir);
+    free(r->title);
+    free(r->note);
+    free(r->details);
+    free(r->history);
+    free(r->description);
+    free(r->steps);
+    free(r->losses);
+    free(r->learning_rates);
+    free(r->evals);
+    for (size_t i = 0; i < r->n_samples; i++) free(r->samples[i].text);
+    free(r->samples);
+    free(r);
+}
+
+/* A copy of an optional setting: NULL when absent or empty. */
+static int copy_optional(lm_config *cfg, const char *key, char **out) {
+    const char *v = lm_config_string(cfg, key, NULL);
+    *out = NULL;
+    if (!v || !*v) return 1;
+    *out = copy_string(v);
+    return *out != NULL;
+}
+
 static lm_status report_create(void **self, lm_config *cfg) {
     const char *dir = lm_config_string(cfg, "dir", NULL);
     const char *title = lm_config_string(cfg, "title", "Training report");
@@ -41,10 +78,10 @@ static lm_status report_create(void **self, lm_config *cfg) {
     r->title = copy_string(title);
     r->n_params = r->train_blocks = r->eval_blocks = r->block_size = r->batch_size = NAN;
     r->runtime = r->samples_per_second = r->steps_per_second = r->train_loss = r->eval_loss = r->perplexity = NAN;
-    if (!r->dir || !r->title) {
-        free(r->dir);
-        free(r->title);
-        free(r);
+    int copied = copy_optional(cfg, "note", &r->note) & copy_optional(cfg, "details", &r->details) &
+                 copy_optional(cfg, "history", &r->history);
+    if (!r->dir || !r->title || !copied) {
+        report_free(r);
         return lm_error_set(LM_ERR_NOMEM, "out of memory creating the report logger");
     }
     *self = r;
@@ -79,6 +116,8 @@ static lm_status grow(void **array, size_t *cap, size_t need, size_t item) {
     return LM_OK;
 }
 
+static lm_status load_history(report *r, int64_t resumed_at);
+
 static lm_status on_begin(report *r, const lm_event *ev) {
     /* A second fit with the same logger starts a new report. */
     r->n_steps = r->n_evals = 0;
@@ -99,6 +138,10 @@ static lm_status on_begin(report *r, const lm_event *ev) {
     r->batch_size = scalar(ev, "batch_size");
     r->total_steps = ev->total_steps;
     r->total_epochs = ev->total_epochs;
+    for (size_t i = 0; i < r->n_samples; i++) free(r->samples[i].text);
+    r->n_samples = 0;
+    r->resumed_at = ev->step;
+    if (r->history && ev->step > 0) LM_TRY(load_history(r, ev->step));
     return LM_OK;
 }
 
@@ -113,15 +156,24 @@ static void note_step(report *r, const lm_event *ev) {
     r->total_epochs = ev->total_epochs;
 }
 
-static lm_status on_step(report *r, const lm_event *ev) {
+/* One logging point: its step, mean loss and learning rate. */
+static lm_status add_point(report *r, int64_t step, double loss, double learning_rate) {
     size_t cap = r->cap_steps;
     LM_TRY(grow((void **)&r->steps, &cap, r->n_steps + 1, sizeof *r->steps));
     cap = r->cap_steps;
     LM_TRY(grow((void **)&r->losses, &cap, r->n_steps + 1, sizeof *r->losses));
+    cap = r->cap_steps;
+    LM_TRY(grow((void **)&r->learning_rates, &cap, r->n_steps + 1, sizeof *r->learning_rates));
     r->cap_steps = cap;
-    r->steps[r->n_steps] = ev->step;
-    r->losses[r->n_steps] = scalar(ev, "loss");
+    r->steps[r->n_steps] = step;
+    r->losses[r->n_steps] = loss;
+    r->learning_rates[r->n_steps] = learning_rate;
     r->n_steps++;
+    return LM_OK;
+}
+
+static lm_status on_step(report *r, const lm_event *ev) {
+    LM_TRY(add_point(r, ev->step, scalar(ev, "loss"), scalar(ev, "learning_rate")));
     double covered = ev->step > r->last_step_event ? (double)(ev->step - r->last_step_event) : 1.0;
     r->last_step_event = ev->step;
     note_step(r, ev);
@@ -134,17 +186,78 @@ static lm_status on_step(report *r, const lm_event *ev) {
     return LM_OK;
 }
 
-static lm_status on_eval(report *r, const lm_event *ev) {
+static lm_status add_eval(report *r, const eval_row *given) {
     LM_TRY(grow((void **)&r->evals, &r->cap_evals, r->n_evals + 1, sizeof *r->evals));
     eval_row *row = &r->evals[r->n_evals++];
-    row->step = ev->step;
-    row->epoch = ev->epoch;
-    row->epoch_index = scalar(ev, "epoch_index");
+    *row = *given;
     if (isnan(row->epoch_index)) row->epoch_index = (double)r->n_evals;
-    row->train_loss = scalar(ev, "train_loss");
-    row->eval_loss = scalar(ev, "eval_loss");
-    row->perplexity = scalar(ev, "perplexity");
+    return LM_OK;
+}
+
+static lm_status on_eval(report *r, const lm_event *ev) {
+    eval_row row = {ev->step,
+                    ev->epoch,
+                    scalar(ev, "epoch_index"),
+                    scalar(ev, "train_loss"),
+                    scalar(ev, "eval_loss"),
+                    scalar(ev, "perplexity")};
+    LM_TRY(add_eval(r, &row));
     note_step(r, ev);
+    return LM_OK;
+}
+
+static double json_number_field(const lm_json *object, const char *key) {
+    const lm_json *v = lm_json_get(object, key);
+    return v && lm_json_type_of(v) == LM_JSON_NUMBER ? lm_json_number(v) : NAN;
+}
+
+/* A resumed run: the logging points and evaluations of the history (the
+ * earlier log.jsonl) up to the step this run goes on from.  A line that is
+ * not JSON (a log cut by a crash) is skipped: the history is a picture of
+ * the past, not an input to check. */
+static lm_status load_history(report *r, int64_t resumed_at) {
+    const char *line = r->history;
+    while (line && *line) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        lm_json *event = NULL;
+        if (len > 0 && lm_json_parse(line, len, "the report's history", &event) == LM_OK) {
+            const lm_json *kind = lm_json_get(event, "event");
+            const char *name = kind && lm_json_type_of(kind) == LM_JSON_STRING ? lm_json_string(kind, NULL) : "";
+            double step = json_number_field(event, "step");
+            lm_status status = LM_OK;
+            if (isfinite(step) && step <= (double)resumed_at && strcmp(name, "step") == 0) {
+                status = add_point(r, (int64_t)step, json_number_field(event, "loss"),
+                                   json_number_field(event, "learning_rate"));
+            } else if (isfinite(step) && step <= (double)resumed_at && strcmp(name, "eval") == 0) {
+                eval_row row = {(int64_t)step,
+                                json_number_field(event, "epoch"),
+                                json_number_field(event, "epoch_index"),
+                                json_number_field(event, "train_loss"),
+                                json_number_field(event, "eval_loss"),
+                                json_number_field(event, "perplexity")};
+                status = add_eval(r, &row);
+            }
+            lm_json_free(event);
+            LM_TRY(status);
+        }
+        lm_error_clear();
+        line = end ? end + 1 : NULL;
+    }
+    return LM_OK;
+}
+
+/* "sample at step N: TEXT" messages: the samples of the run. */
+static lm_status on_message(report *r, const lm_event *ev) {
+    const size_t prefix = strlen(REPORT_SAMPLE_PREFIX);
+    if (!ev->text || strncmp(ev->text, REPORT_SAMPLE_PREFIX, prefix) != 0) return LM_OK;
+    char *colon = strchr(ev->text + prefix, ':');
+    if (!colon) return LM_OK;
+    LM_TRY(grow((void **)&r->samples, &r->cap_samples, r->n_samples + 1, sizeof *r->samples));
+    char *text = copy_string(colon[1] == ' ' ? colon + 2 : colon + 1);
+    if (!text) return lm_error_set(LM_ERR_NOMEM, "out of memory in the report logger");
+    r->samples[r->n_samples].step = strtoll(ev->text + prefix, NULL, 10);
+    r->samples[r->n_samples++].text = text;
     return LM_OK;
 }
 
@@ -174,8 +287,11 @@ static lm_status write_report(report *r) {
     /* The x axis ends at the run's last step: RUN_END's, or the last one
      * done by a run that stopped early. */
     int64_t last = r->ended && r->end_step > r->last_step ? r->end_step : r->last_step;
-    loss_plot plot = {r->title,   r->description, r->steps,           r->losses,      r->n_steps, eval_steps,
-                      eval_losses, r->n_evals,    r->steps_per_epoch, r->first_step, last};
+    /* A resumed run with its history is drawn from step 0: the whole run. */
+    int64_t first = r->n_steps > 0 && r->steps[0] < r->first_step ? 0 : r->first_step;
+    loss_plot plot = {r->title,   r->description,      r->steps,    r->losses, r->learning_rates,
+                      r->n_steps, eval_steps,          eval_losses, r->n_evals, r->steps_per_epoch,
+                      first,      last,                r->note};
     LM_CHECK(loss_plot_svg(&plot, &svg));
     LM_CHECK(write_file(r, "loss.svg", &svg));
     LM_CHECK(report_markdown(r, &md));
@@ -210,7 +326,7 @@ static lm_status report_log(void *self, const lm_event *ev) {
     case LM_EVENT_EVAL: return on_eval(r, ev);
     case LM_EVENT_RUN_END: return on_end(r, ev);
     case LM_EVENT_PROGRESS: note_step(r, ev); return LM_OK;
-    case LM_EVENT_MESSAGE: return LM_OK;
+    case LM_EVENT_MESSAGE: return on_message(r, ev);
     }
     return LM_OK;
 }
@@ -220,13 +336,7 @@ static void report_destroy(void *self) {
     /* An interrupted or failed run: still leave what it learned. */
     if (!r->written && r->n_steps > 0 && write_report(r) != LM_OK)
         lm_log(LM_LOG_WARN, "logger 'report': no report for the unfinished run: %s", lm_error_message());
-    free(r->dir);
-    free(r->title);
-    free(r->description);
-    free(r->steps);
-    free(r->losses);
-    free(r->evals);
-    free(r);
+    report_free(r);
 }
 
 static const lm_logger_vtable report_vtable = {report_create, report_destroy, report_log, NULL};

@@ -187,6 +187,11 @@ static lm_status throughput(const report *r, lm_buffer *out) {
                              (long long)r->total_steps));
     LM_TRY(put_number(out, "%.2f", epochs));
     LM_TRY(lm_buffer_appendf(out, " of %d epochs) |\n", r->total_epochs));
+    /* A resumed run: the rates below are this process's, over its own steps. */
+    if (r->resumed_at > 0)
+        LM_TRY(lm_buffer_appendf(out, "| Resumed | at step %lld: this session ran %lld steps; runtime and the rates "
+                                      "below count those |\n",
+                                 (long long)r->resumed_at, (long long)(steps - r->resumed_at)));
     LM_TRY(put_number_row(out, "Samples/s", "%.3f", r->samples_per_second));
     LM_TRY(put_number_row(out, "Steps/s", "%.3f", r->steps_per_second));
     /* Tokens/s over the whole run (evaluations included), like samples/s;
@@ -200,6 +205,18 @@ static lm_status throughput(const report *r, lm_buffer *out) {
                               ? r->tokens_per_second.count / r->tokens_per_second.inverse_sum
                               : NAN));
     return put_number_row(out, "Training loss (mean over the run)", "%.4f", r->train_loss);
+}
+
+/* Text generated during training, at its step. */
+static lm_status samples(const report *r, lm_buffer *out) {
+    if (r->n_samples == 0) return LM_OK;
+    LM_TRY(put(out, "\n## Samples\n\n| Step | Generated text |\n| ---: | --- |\n"));
+    for (size_t i = 0; i < r->n_samples; i++) {
+        LM_TRY(lm_buffer_appendf(out, "| %lld | ", (long long)r->samples[i].step));
+        LM_TRY(put_cell(out, r->samples[i].text));
+        LM_TRY(put(out, " |\n"));
+    }
+    return LM_OK;
 }
 
 static lm_status setup(const report *r, lm_buffer *out) {
@@ -223,9 +240,19 @@ lm_status report_markdown(const report *r, lm_buffer *out) {
         strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &utc);
         LM_TRY(lm_buffer_appendf(out, "Run started %s.\n\n", when));
     }
+    if (r->note) {
+        LM_TRY(put(out, "> **Note:** "));
+        LM_TRY(put_cell(out, r->note));
+        LM_TRY(put(out, "\n\n"));
+    }
     LM_TRY(put(out, "**Run:** "));
     LM_TRY(put_cell(out, r->description && *r->description ? r->description : "(no description)"));
     LM_TRY(put(out, "\n"));
+    if (r->details) {
+        LM_TRY(put(out, "\n"));
+        LM_TRY(put(out, r->details));
+        if (r->details[strlen(r->details) - 1] != '\n') LM_TRY(put(out, "\n"));
+    }
     if (!r->ended)
         LM_TRY(lm_buffer_appendf(out, "\n> **The run stopped before its end** (interrupted or failed) after step "
                                       "%lld of %lld; the figures below cover what was done.\n",
@@ -236,6 +263,7 @@ lm_status report_markdown(const report *r, lm_buffer *out) {
     if (final_eval(r, &loss, &perplexity))
         LM_TRY(lm_buffer_appendf(out, "\n**Final perplexity: %.2f** (validation loss %.4f).\n", perplexity, loss));
     LM_TRY(put(out, "\n![Training and validation loss](loss.svg)\n"));
+    LM_TRY(samples(r, out));
     LM_TRY(throughput(r, out));
     LM_TRY(hardware(r, out));
     return LM_OK;

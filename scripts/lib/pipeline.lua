@@ -1,96 +1,345 @@
 -- The training pipeline shared by gpt2_clm.lua and bert_mlm.lua:
 -- data -> tokenizer -> token blocks -> model + objective -> trainer ->
 -- saved model and results.json.
+local options = require("options")
+local run_report = require("run_report")
 local M = {}
 
--- Options every pipeline accepts (merged into each script's defaults).
-function M.common_defaults(name)
-  local options = require("options")
+-- WikiText-2's folder: the first of data/wikitext-2-raw (where
+-- fetch_wikitext2.sh puts it) and ../shared/data/wikitext-2-raw that holds
+-- the train split, else the first that holds the test split.
+function M.default_data()
+  local dirs = {"data/wikitext-2-raw", "../shared/data/wikitext-2-raw"}
+  for _, file in ipairs{"wiki.train.raw", "wiki.test.raw"} do
+    for _, dir in ipairs(dirs) do
+      if options.exists(dir .. "/" .. file) then return dir end
+    end
+  end
+  return dirs[1]
+end
+
+-- The options every pipeline accepts, declared once (options.lua): Hugging
+-- Face TrainingArguments names, lmcore's older short names as aliases.  A
+-- script appends its model's options and hands the list to options.parse.
+function M.common_options(name)
+  local opt = options.option
+  local data_section, train_section = "data", "training (Hugging Face TrainingArguments names)"
+  local device_section, eval_section, save_section = "device", "logging and evaluation", "saving and resuming"
   return {
-    data = options.first_existing({"data/wikitext-2-raw", "../shared/data/wikitext-2-raw"}, "wiki.train.raw"),
-    -- The dataset plugin; anything but wikitext takes its settings as
-    -- dataset.KEY=VALUE arguments (e.g. dataset=csv dataset.train=a.csv).
-    dataset = "wikitext", dataset_settings = false,
-    train_split = "train", eval_split = "validation",
-    tokenizer = "",            -- a tokenizer.json to reuse instead of training one
-    min_frequency = 2,
-    vocab_size = 0,            -- model vocabulary; 0 = the tokenizer's size
-    block_size = 128, group_lines = 0,
-    epochs = 3, max_steps = -1, batch_size = 8, grad_accum = 1,
-    lr = 2e-5, weight_decay = 0.01, warmup_steps = 0, warmup_ratio = 0.0, max_grad_norm = 1.0,
-    optimizer = "adamw",       -- or sgd, lion, any optimizer plugin (`lmcore plugins --kind optimizer`);
-    optimizer_settings = false, -- its own settings as optimizer.KEY=VALUE (e.g. optimizer.momentum=0.9)
-    lr_scheduler_type = "linear", -- or cosine, cosine_with_restarts, polynomial, constant, constant_with_warmup, inverse_sqrt
-    seed = 42, device = "auto", precision = "fp32", threads = 0,
-    profile_ops = false,       -- time every op of the model; the table is logged when the run ends
-    recompute = "none",        -- or "activations", "attention": less memory, a little more time (docs/recipes.md)
-    eval_max_batches = 0, log_every = 50,
-    eval_strategy = "epoch", eval_steps = 0,  -- "steps": evaluate every eval_steps (0: every log_every)
-    load_best_model_at_end = false, metric_for_best_model = "eval_loss", early_stopping_patience = 0,
-    output_dir = "runs/" .. name, cache_dir = "runs/cache",
-    save_every = 0, keep_last = 2,   -- checkpoints in <output_dir>/checkpoints (every epoch, and on Ctrl-C)
-    resume = "",                     -- a checkpoint folder to continue from, exactly
-    communicator = "auto",           -- data parallel under mpirun/srun: auto, mpi, nccl, single (docs/distributed.md)
-    zero_stage = 0,
+    opt("data", M.default_data(), "folder holding wiki.{train,valid,test}.raw (scripts/fetch_wikitext2.sh)",
+        {section = data_section, shown_default = "data/wikitext-2-raw or ../shared/data/wikitext-2-raw"}),
+    opt("dataset", "wikitext", "the dataset plugin (`lmcore plugins --kind dataset`)", {section = data_section}),
+    opt("dataset_settings", false, "a dataset plugin's own setting KEY (e.g. dataset.train=a.csv); needed for any "
+        .. "dataset but wikitext", {section = data_section, settings = "dataset"}),
+    opt("train_split", "train", "the split to train on (and to train the tokenizer on)", {section = data_section}),
+    opt("eval_split", "validation", "the split to evaluate on", {section = data_section}),
+    opt("tokenizer", "", "a tokenizer.json to reuse instead of training one", {section = data_section}),
+    opt("min_frequency", 2, "a trained tokenizer's minimum pair/word frequency", {section = data_section, min = 1}),
+    opt("vocab_size", 0, "the model's vocabulary (0: the tokenizer's size)", {section = data_section, min = 0}),
+    opt("block_size", 128, "tokens per training block", {section = data_section, min = 1}),
+    opt("group_lines", 0, "concatenate this many lines per group before cutting blocks (0: the whole split)",
+        {section = data_section, min = 0}),
+    opt("cache_dir", "", "where token blocks are cached, reused by runs on the same data (\"\": cache/ beside "
+        .. "output_dir, runs/cache for runs/NAME)", {section = data_section}),
+
+    opt("num_train_epochs", 3, "passes over the training blocks", {section = train_section, min = 0,
+        aliases = {"epochs"}}),
+    opt("max_steps", -1, "stop after this many optimizer steps (-1: num_train_epochs decides)",
+        {section = train_section, min = -1}),
+    opt("per_device_train_batch_size", 8, "blocks per micro-batch", {section = train_section, min = 1,
+        aliases = {"batch_size"}}),
+    opt("per_device_eval_batch_size", 0, "blocks per evaluation batch (0: the training batch size)",
+        {section = train_section, min = 0, aliases = {"eval_batch_size"}}),
+    opt("gradient_accumulation_steps", 1, "micro-batches per optimizer step", {section = train_section, min = 1,
+        aliases = {"grad_accum"}}),
+    opt("learning_rate", 2e-5, "the peak learning rate", {section = train_section, type = "number", above = 0,
+        aliases = {"lr"}}),
+    opt("weight_decay", 0.01, "AdamW's decoupled weight decay", {section = train_section, type = "number", min = 0}),
+    opt("warmup_steps", 0, "steps of linear warmup", {section = train_section, min = 0}),
+    opt("warmup_ratio", 0.0, "warmup as a fraction of the steps (when warmup_steps is 0)",
+        {section = train_section, type = "number", min = 0, max = 1}),
+    opt("lr_scheduler_type", "linear", "the learning-rate schedule", {section = train_section,
+        choices = {"linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+                   "inverse_sqrt"}}),
+    opt("max_grad_norm", 1.0, "clip the gradient norm to this (0: no clipping)", {section = train_section,
+        type = "number", min = 0}),
+    opt("optimizer", "adamw", "adamw, sgd, lion or any optimizer plugin (`lmcore plugins --kind optimizer`)",
+        {section = train_section}),
+    opt("optimizer_settings", false, "an optimizer plugin's own setting KEY (e.g. optimizer.momentum=0.9)",
+        {section = train_section, settings = "optimizer"}),
+    opt("seed", 42, "the seed of weights, shuffling, dropout and masking", {section = train_section, min = 0}),
+
+    opt("device", "auto", "cpu, cuda, cuda:N, or auto (cuda when a usable GPU is found)", {section = device_section}),
+    opt("bf16", false, "bfloat16 matrix products (GPU)", {section = device_section}),
+    opt("tf32", false, "TF32 matrix products (GPU)", {section = device_section}),
+    opt("precision", "fp32", "the same choice by name (bf16=true is precision=bf16)", {section = device_section,
+        choices = {"fp32", "tf32", "bf16"}}),
+    opt("threads", 0, "CPU threads (0: one per core)", {section = device_section, min = 0}),
+    opt("profile_ops", false, "time every op of the model; the table is logged when the run ends",
+        {section = device_section}),
+    opt("recompute", "none", "less memory for a little more time (docs/recipes.md)", {section = device_section,
+        choices = {"none", "activations", "attention"}}),
+
+    opt("logging_steps", 50, "log the training loss every N steps", {section = eval_section, min = 1,
+        aliases = {"log_every"}}),
+    opt("eval_strategy", "epoch", "when to evaluate", {section = eval_section, choices = {"no", "steps", "epoch"}}),
+    opt("eval_steps", 0, "steps between evaluations with eval_strategy=steps (0: logging_steps)",
+        {section = eval_section, min = 0}),
+    opt("eval_max_batches", 0, "evaluate on at most N batches (0: all)", {section = eval_section, min = 0}),
+    opt("load_best_model_at_end", false, "end with the best evaluated checkpoint's weights", {section = eval_section}),
+    opt("metric_for_best_model", "eval_loss", "the metric that picks the best model", {section = eval_section,
+        choices = {"eval_loss", "loss", "perplexity", "eval_perplexity"}}),
+    opt("early_stopping_patience", 0, "stop after N evaluations without improvement (0: never)",
+        {section = eval_section, min = 0}),
+
+    opt("output_dir", "runs/" .. name, "where the model, logs, report and checkpoints go", {section = save_section}),
+    opt("save_strategy", "epoch", "when to save a checkpoint (steps: every save_steps)", {section = save_section,
+        choices = {"no", "steps", "epoch"}, shown_default = "epoch (steps when save_steps is set)"}),
+    opt("save_steps", 0, "steps between checkpoints (implies save_strategy=steps)", {section = save_section, min = 0,
+        aliases = {"save_every"}}),
+    opt("save_total_limit", 2, "checkpoints kept (0: all)", {section = save_section, min = 0,
+        aliases = {"keep_last"}}),
+    opt("init_from", "", "start from a saved model's weights: a folder saved by lmcore or by Hugging Face "
+        .. "(config.json + model.safetensors; its tokenizer.json too unless tokenizer= is given)",
+        {section = save_section}),
+    opt("resume_from_checkpoint", "", "continue a run: a checkpoint-N folder, a checkpoints or run folder (its "
+        .. "newest checkpoint), or true/latest (<output_dir>'s newest)", {section = save_section, type = "path|bool",
+        aliases = {"resume"}}),
+
+    opt("communicator", "auto", "data parallel under mpirun/srun: auto, mpi, nccl or single (docs/distributed.md)",
+        {section = device_section}),
+    opt("zero_stage", 0, "1: the optimizer state sharded across ranks (ZeRO-1, docs/distributed.md)",
+        {section = device_section, min = 0}),
   }
+end
+
+-- The precision the options ask for: bf16=true / tf32=true (Hugging Face's
+-- flags) or precision=NAME, which must agree.
+local function precision_of(cfg, given)
+  if cfg.bf16 and cfg.tf32 then error("bf16=true and tf32=true: choose one precision", 0) end
+  local flag = cfg.bf16 and "bf16" or cfg.tf32 and "tf32" or nil
+  if flag and given.precision and cfg.precision ~= flag then
+    error(string.format("%s=true and precision=%s disagree: give one of them", flag, cfg.precision), 0)
+  end
+  return flag or cfg.precision
+end
+
+-- Parses the command line of a training script: spec = {script, summary,
+-- options (common_options plus the model's), presets}.  Returns cfg (nil
+-- after --help) with cfg.precision resolved and the keys given on the
+-- command line in cfg.given.
+function M.parse(spec, args)
+  local cfg, given = options.parse(spec, args)
+  if not cfg then return nil end
+  cfg.precision = precision_of(cfg, given)
+  cfg.given = given
+  cfg.spec = spec
+  return cfg
+end
+
+-- The token-block cache: cache_dir, else cache/ beside output_dir (runs/cache
+-- for runs/NAME, as before), so that a run whose output_dir is elsewhere
+-- does not write into the current folder.
+function M.cache_dir(cfg)
+  if cfg.cache_dir ~= "" then return cfg.cache_dir end
+  local parent = cfg.output_dir:gsub("/+$", ""):match("^(.*)/[^/]*$")
+  if parent == "" then parent = "/" end
+  return (parent or ".") .. "/cache"
+end
+
+-- The checkpoint resume_from_checkpoint names ("" for none).
+-- true or "latest" (Hugging Face's resume_from_checkpoint=True) is the run's
+-- own output_dir; a run folder or a checkpoints folder stands for its newest
+-- complete checkpoint (the trainer picks it: lm_checkpoint_resolve).
+function M.resume_path(cfg)
+  local r = cfg.resume_from_checkpoint
+  if r == false or r == "false" then return "" end
+  if r == true or r == "true" or r == "latest" then return cfg.output_dir end
+  return r
 end
 
 -- spec: {name, cfg, tokenizer = {plugin, settings}, add_special,
 --        architecture = function(cfg, vocab) -> plugin name, settings,
 --        objective = {plugin, settings}, describe = function(cfg, info) -> string,
 --        before_fit = nil or function({model, tokenizer, objective, train, eval})}
-function M.run(spec)
-  local cfg = spec.cfg
-  -- One run per output_dir (created here; removed again if this run fails
-  -- before writing anything): a second run is refused, naming the first.
-  local output_lock <close> = lm.lock_dir(cfg.output_dir, "output_dir")
-  local console <close> = lm.logger("console", {every = cfg.log_every})
-  local jsonl <close> = lm.logger("jsonl", {path = cfg.output_dir .. "/log.jsonl", every = cfg.log_every})
-  local csv <close> = lm.logger("csv", {path = cfg.output_dir .. "/log.csv"})
-  local tensorboard <close> = lm.logger("tensorboard", {logdir = cfg.output_dir .. "/tb"})
-  local report <close> = lm.logger("report", {dir = cfg.output_dir})
-
-  local dataset_settings = cfg.dataset_settings
-  if not dataset_settings then
+-- Opens the dataset and checks that both splits are there, before anything
+-- is written: a run that cannot train leaves no folder behind.
+local function open_data(cfg)
+  local settings = cfg.dataset_settings
+  if not settings then
     if cfg.dataset ~= "wikitext" then
       error(string.format("dataset '%s' needs its settings as dataset.KEY=VALUE arguments (e.g. dataset.train=FILE)",
                           cfg.dataset), 0)
     end
-    dataset_settings = {path = cfg.data}
+    settings = {path = cfg.data}
   end
-  local dataset <close> = lm.dataset(cfg.dataset, dataset_settings)
+  local dataset = lm.dataset(cfg.dataset, settings)
+  for _, split in ipairs{cfg.train_split, cfg.eval_split} do
+    local ok, err = pcall(dataset.count, dataset, split)
+    if not ok then
+      -- This project's machines (and anyone who copied only the valid and
+      -- test files) have no train split: say which command-line options
+      -- fix it, not the plugin's settings.
+      local has_test = pcall(dataset.count, dataset, "test")
+      if cfg.dataset == "wikitext" and split == "train" and has_test then
+        dataset:close()
+        error(string.format("%s has no training split (wiki.train.raw), only the validation and test splits: add "
+          .. "train_split=test to train on the test split (the quickstart does), or fetch the full WikiText-2 with "
+          .. "scripts/fetch_wikitext2.sh", cfg.data), 0)
+      end
+      dataset:close()
+      -- The plugin's hint names its own settings (path=, train=); on the
+      -- command line the folder is data=.
+      local what = cfg.dataset == "wikitext" and not cfg.dataset_settings and
+        tostring(err):match("^(.-); run scripts/fetch_wikitext2.sh")
+      if what then
+        error(what .. "; pass data=FOLDER (the folder of wiki.train.raw, wiki.valid.raw and wiki.test.raw), or "
+          .. "fetch WikiText-2 with scripts/fetch_wikitext2.sh", 0)
+      end
+      error(err, 0)
+    end
+  end
+  return dataset
+end
+
+-- init_from=DIR: the saved model's folder (lmcore's, or Hugging Face's
+-- GPT2LMHeadModel / BertForMaskedLM: config.json + model.safetensors), checked
+-- before anything is written.  Its config.json sets the model's shape: the
+-- model options (named as in config.json) take its values, and giving one
+-- on the command line as well is refused.  Returns the tokenizer.json to
+-- reuse ("" for none).
+local function check_init_from(cfg, spec)
+  local dir = cfg.init_from
+  for _, file in ipairs{"config.json", "model.safetensors"} do
+    if not options.exists(dir .. "/" .. file) then
+      error(string.format("init_from=%s: no %s there: pass a folder saved by lmcore or by Hugging Face's "
+                          .. "save_pretrained (config.json + model.safetensors)", dir, file), 0)
+    end
+  end
+  local f = io.open(dir .. "/config.json", "r")
+  local config = lm.json_decode(f:read("a"), dir .. "/config.json")
+  f:close()
+  if config.model_type ~= spec.model_type then
+    error(string.format("init_from=%s holds a '%s' model, but %s trains '%s' models", dir,
+                        tostring(config.model_type), spec.script, spec.model_type), 0)
+  end
+  for _, o in ipairs(spec.options) do
+    if o.model and config[o.name] ~= nil then
+      if cfg.given[o.name] then
+        error(string.format("%s is set by init_from's config.json (%s): drop %s=%s", o.name,
+                            tostring(config[o.name]), cfg.given[o.name], tostring(cfg[o.name])), 0)
+      end
+      cfg[o.name] = config[o.name]
+    end
+  end
+  if cfg.tokenizer ~= "" then return cfg.tokenizer end
+  if not options.exists(dir .. "/tokenizer.json") then
+    error(string.format("init_from=%s has no tokenizer.json: pass tokenizer=PATH, the tokenizer the model was "
+                        .. "trained with", dir), 0)
+  end
+  return dir .. "/tokenizer.json"
+end
+
+-- device=cuda (or cuda:N) on a machine or build without a usable GPU: a
+-- model of a few parameters on that device fails in a moment, where the
+-- real one would fail only after the tokenizer and the blocks were made.
+local function check_device(cfg, model_type)
+  if cfg.device == "cpu" or cfg.device == "auto" then return end
+  local tiny = model_type == "bert" and
+    {num_hidden_layers = 1, num_attention_heads = 1, hidden_size = 8, intermediate_size = 8,
+     max_position_embeddings = 8, vocab_size = 16, device = cfg.device, precision = cfg.precision}
+    or {n_layer = 1, n_head = 1, n_embd = 8, n_positions = 8, vocab_size = 16, device = cfg.device,
+        precision = cfg.precision}
+  local ok, probe = pcall(lm.architecture, model_type, tiny)
+  if not ok then error(string.format("device=%s: %s", cfg.device, tostring(probe)), 0) end
+  probe:close()
+end
+
+function M.run(spec)
+  local cfg = spec.cfg
+  local options_spec = cfg.spec
+  check_device(cfg, options_spec.model_type)
+  local tokenizer_path = cfg.tokenizer
+  if cfg.init_from ~= "" then tokenizer_path = check_init_from(cfg, options_spec) end
+  local dataset <close> = open_data(cfg)
+  local resume = M.resume_path(cfg)
+  -- Nothing to resume from: say so before anything is written.
+  if resume ~= "" and not options.exists(resume) then
+    if resume == cfg.output_dir then
+      error(string.format("resume_from_checkpoint: output_dir '%s' does not exist, so it has no checkpoint to "
+                          .. "continue from: train without resume_from_checkpoint first", resume), 0)
+    end
+    error(string.format("resume from '%s': no such folder: pass a checkpoint-N folder, a checkpoints folder or a "
+                        .. "run's output_dir", resume), 0)
+  end
+  local history = run_report.history(resume) -- before the jsonl logger starts its file
+  -- One run per output_dir (created here; removed again if this run fails
+  -- before writing anything): a second run is refused, naming the first.
+  local output_lock <close> = lm.lock_dir(cfg.output_dir, "output_dir")
+  local console <close> = lm.logger("console", {every = cfg.logging_steps})
+  local jsonl <close> = lm.logger("jsonl", {path = cfg.output_dir .. "/log.jsonl", every = cfg.logging_steps})
+  local csv <close> = lm.logger("csv", {path = cfg.output_dir .. "/log.csv"})
+  local tensorboard <close> = lm.logger("tensorboard", {logdir = cfg.output_dir .. "/tb"})
+
   local source = cfg.dataset_settings and cfg.dataset or cfg.data
   console:message(string.format("data: %s (training on '%s', evaluating on '%s')", source, cfg.train_split,
                                 cfg.eval_split))
 
-  local reuse = cfg.tokenizer ~= ""
-  local tokenizer <close> = lm.tokenizer(spec.tokenizer.plugin, reuse and {path = cfg.tokenizer} or spec.tokenizer.settings)
+  local reuse = tokenizer_path ~= ""
+  local tokenizer <close> = lm.tokenizer(spec.tokenizer.plugin,
+                                         reuse and {path = tokenizer_path} or spec.tokenizer.settings)
   if not reuse then tokenizer:train(dataset, cfg.train_split) end
   local vocab = tokenizer:info()
-  console:message(string.format("tokenizer: %s, %d tokens", spec.tokenizer.plugin, vocab.vocab_size))
+  console:message(string.format("tokenizer: %s, %d tokens%s", spec.tokenizer.plugin, vocab.vocab_size,
+                                reuse and " (from " .. tokenizer_path .. ")" or ""))
 
   local blocks_opts = {block_size = cfg.block_size, group_lines = cfg.group_lines, add_special = spec.add_special,
-                       cache_dir = cfg.cache_dir}
+                       cache_dir = M.cache_dir(cfg)}
   local train <close> = lm.blocks(tokenizer, dataset, cfg.train_split, blocks_opts)
   local eval <close> = lm.blocks(tokenizer, dataset, cfg.eval_split, blocks_opts)
   console:message(string.format("blocks: %d for training, %d for evaluation (%d tokens each)", train:count(),
                                 eval:count(), cfg.block_size))
 
   local arch_name, arch_settings = spec.architecture(cfg, vocab)
-  local model <close> = lm.architecture(arch_name, arch_settings)
-  model:init(cfg.seed)
+  local model <close> = cfg.init_from ~= "" and
+    lm.load_model(cfg.init_from, {device = arch_settings.device, precision = arch_settings.precision,
+                                  threads = arch_settings.threads, profile_ops = arch_settings.profile_ops,
+                                  recompute = arch_settings.recompute})
+    or lm.architecture(arch_name, arch_settings)
+  if cfg.init_from == "" then model:init(cfg.seed) end
   local info = model:info()
-  console:message(string.format("model: %s, %.1fM parameters, on %s (%s)", spec.describe(cfg), info.n_params / 1e6,
-                                info.device, info.precision))
+  console:message(string.format("model: %s, %.1fM parameters, on %s (%s)%s", spec.describe(cfg),
+                                info.n_params / 1e6, info.device, info.precision,
+                                cfg.init_from ~= "" and ", weights from " .. cfg.init_from or ""))
 
   local objective <close> = lm.objective(spec.objective.plugin, spec.objective.settings)
   if spec.before_fit then
     spec.before_fit{model = model, tokenizer = tokenizer, objective = objective, train = train, eval = eval}
   end
-  -- Checkpoints every epoch by default; load_best_model_at_end needs them
-  -- at the evaluations (Hugging Face's rule).
-  local eval_steps = cfg.eval_steps > 0 and cfg.eval_steps or cfg.log_every
-  local save_strategy, save_steps = nil, cfg.save_every
+  local report <close> = lm.logger("report", {
+    dir = cfg.output_dir,
+    title = string.format("%s: %s, %.1fM parameters", cfg.output_dir:gsub("/+$", ""):match("[^/]*$"),
+                          spec.describe(cfg), info.n_params / 1e6),
+    note = run_report.note(cfg),
+    details = run_report.details(cfg, options_spec, {
+      model = spec.describe(cfg), n_params = info.n_params, device = info.device, precision = info.precision,
+      tokenizer = string.format("%s, %d tokens (%s)", spec.tokenizer.plugin, vocab.vocab_size,
+                                reuse and "from " .. tokenizer_path or "trained on '" .. cfg.train_split .. "'"),
+      init_from = cfg.init_from ~= "" and cfg.init_from or nil, data = source,
+      train_blocks = train:count(), eval_blocks = eval:count()}),
+    history = history,
+  })
+  local callbacks = nil
+  if (cfg.sample_every or 0) > 0 then
+    if not info.causal then error("sample_every needs a causal model (gpt2_clm.lua) to generate text", 0) end
+    callbacks = {run_report.sampler(model, tokenizer, cfg)}
+  end
+  -- Checkpoints every epoch by default (every save_steps when set: the
+  -- trainer's own default); load_best_model_at_end needs them at the
+  -- evaluations (Hugging Face's rule).
+  local eval_steps = cfg.eval_steps > 0 and cfg.eval_steps or cfg.logging_steps
+  local save_strategy = cfg.given.save_strategy and cfg.save_strategy or nil
+  local save_steps = cfg.save_steps
   if cfg.load_best_model_at_end then
     save_strategy = cfg.eval_strategy
     if cfg.eval_strategy == "steps" then save_steps = eval_steps end
@@ -102,23 +351,29 @@ function M.run(spec)
   if optimizer_settings and optimizer_settings.weight_decay ~= nil then weight_decay = nil end
   local trainer <close> = lm.trainer{
     model = model, objective = objective, tokenizer = tokenizer, train = train, eval = eval,
-    loggers = {console, jsonl, csv, tensorboard, report},
+    loggers = {console, jsonl, csv, tensorboard, report}, callbacks = callbacks,
     optimizer = cfg.optimizer, optimizer_args = optimizer_settings,
     lr_scheduler_type = cfg.lr_scheduler_type,
-    lr = cfg.lr, weight_decay = weight_decay, epochs = cfg.epochs, max_steps = cfg.max_steps,
-    batch_size = cfg.batch_size, grad_accum = cfg.grad_accum, warmup_steps = cfg.warmup_steps,
+    learning_rate = cfg.learning_rate, weight_decay = weight_decay, num_train_epochs = cfg.num_train_epochs,
+    max_steps = cfg.max_steps, per_device_train_batch_size = cfg.per_device_train_batch_size,
+    per_device_eval_batch_size = cfg.per_device_eval_batch_size > 0 and cfg.per_device_eval_batch_size or nil,
+    gradient_accumulation_steps = cfg.gradient_accumulation_steps, warmup_steps = cfg.warmup_steps,
     warmup_ratio = cfg.warmup_ratio, max_grad_norm = cfg.max_grad_norm, seed = cfg.seed,
-    eval_max_batches = cfg.eval_max_batches, log_every = cfg.log_every,
+    eval_max_batches = cfg.eval_max_batches, logging_steps = cfg.logging_steps,
     eval_strategy = cfg.eval_strategy, eval_steps = cfg.eval_strategy == "steps" and eval_steps or nil,
     load_best_model_at_end = cfg.load_best_model_at_end, metric_for_best_model = cfg.metric_for_best_model,
     early_stopping_patience = cfg.early_stopping_patience,
     checkpoint_dir = cfg.output_dir .. "/checkpoints", save_strategy = save_strategy, save_steps = save_steps,
-    keep_last = cfg.keep_last,
-    resume = cfg.resume,
+    save_total_limit = cfg.save_total_limit,
+    resume_from_checkpoint = resume,
     communicator = cfg.communicator, zero_stage = cfg.zero_stage,
   }
+  local resumed_at = trainer.step
   local result = trainer:fit()
   model:save(cfg.output_dir, {tokenizer = tokenizer, args_json = trainer:args_json()})
+  -- A resumed run's log.jsonl begins with the earlier run's lines.
+  jsonl:close()
+  run_report.merge_log(cfg.output_dir .. "/log.jsonl", history, resumed_at)
 
   local results = {
     model = spec.name, model_type = info.model_type, objective = spec.objective.plugin,

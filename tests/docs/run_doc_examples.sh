@@ -31,7 +31,10 @@
 #                                   with the reason: gpu (nvidia-smi works),
 #                                   wikitext-train (the full WikiText-2 in
 #                                   data/wikitext-2-raw), transformers (python3
-#                                   with transformers), clang, network
+#                                   with transformers), clang, network,
+#                                   slow (minutes of training: only with
+#                                   LMCORE_DOC_SLOW=1), manual (never: a
+#                                   command that builds or runs the tests)
 #   <!-- doctest: args=k=v ... -->  key=value arguments for a lua block
 #
 # The workspace ("repo") holds symlinks to the source tree's top-level entries
@@ -98,6 +101,8 @@ have() {
     transformers) python3 -c 'import transformers' >/dev/null 2>&1 ;;
     clang) command -v clang >/dev/null ;;
     network) [ "${LMCORE_DOC_NETWORK:-0}" = 1 ] ;;
+    slow) [ "${LMCORE_DOC_SLOW:-0}" = 1 ] ;;
+    manual) return 1 ;;
     *) return 2 ;;
   esac
 }

@@ -161,7 +161,7 @@ START_TEST(bad_arguments_are_clear_errors) {
     char *tmp = test_temp_dir("cmp");
     make_runs(tmp);
     ck_assert_int_ne(run_script(tmp, "time"), LM_OK);
-    ck_assert_ptr_nonnull(strstr(lm_error_message(), "x must be 'step' or 'epoch'"));
+    ck_assert_ptr_nonnull(strstr(lm_error_message(), "argument 'x' must be one of step, epoch, got 'time'"));
     lm_registry *r;
     ck_assert_int_eq(lm_registry_create(&r), LM_OK);
     lm_runtime_options o = {SCRIPT, NULL, 0, r};

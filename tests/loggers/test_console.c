@@ -262,12 +262,34 @@ START_TEST(summary_and_messages) {
 }
 END_TEST
 
+/* The final evaluation, already the table's last row, is not repeated by
+ * the summary; an evaluation made before the last step still is. */
+START_TEST(summary_does_not_repeat_the_last_row) {
+    test_logger t;
+    open_console(&t, "bar", NULL);
+    capture c;
+    capture_begin(&c);
+    send(&t, LM_EVENT_RUN_BEGIN, 0, 6, 0, 0, NULL, 0);
+    lm_scalar eval[] = {{"train_loss", 4.25}, {"eval_loss", 4.0}, {"perplexity", exp(4.0)}, {"epoch_index", 0.5}};
+    send(&t, LM_EVENT_EVAL, 6, 6, 0.5, 1, eval, 4);
+    lm_scalar end[] = {{"train_runtime", 3},  {"train_samples_per_second", 16}, {"train_steps_per_second", 2},
+                       {"train_loss", 4.25}, {"eval_loss", 4.0},               {"perplexity", exp(4.0)}};
+    send(&t, LM_EVENT_RUN_END, 6, 6, 0.5, 1, end, 6);
+    capture_end(&c);
+    test_logger_close(&t);
+    ck_assert_msg(strstr(c.out, "| 54.60\n") != NULL, "%s", c.out);
+    ck_assert_msg(strstr(c.out, "Validation loss: ") == NULL, "%s", c.out);
+    capture_free(&c);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("logger_console");
     TCase *tc = tcase_create("console");
     tcase_add_test(tc, bar_is_redrawn_on_progress_with_the_last_logged_loss);
     tcase_add_test(tc, a_resumed_run_counts_only_its_own_steps);
     tcase_add_test(tc, lines_come_at_logging_points_thinned_by_every);
+    tcase_add_test(tc, summary_does_not_repeat_the_last_row);
     tcase_add_test(tc, epoch_table_gains_a_step_column_for_mid_epoch_evaluations);
     tcase_add_test(tc, summary_and_messages);
     suite_add_tcase(s, tc);

@@ -184,7 +184,7 @@ START_TEST(bad_inputs_fail_clearly) {
     expect_failure("nan", "step");
     ck_assert(strstr(output, "NaN") != NULL || strstr(output, "nan") != NULL || strstr(output, "inf") != NULL);
     ck_assert_int_eq(run(EXE " run scripts/gpt2_clm.lua n_layers=2"), 1);
-    ck_assert(strstr(output, "unknown argument 'n_layers' (known: ") != NULL);
+    ck_assert(strstr(output, "unknown argument 'n_layers': did you mean 'n_layer'?") != NULL);
     ck_assert_int_eq(run(EXE " run scripts/gpt2_clm.lua preset=huge"), 1);
     ck_assert(strstr(output, "unknown preset 'huge'") != NULL);
     ck_assert_int_eq(run(EXE " run scripts/gpt2_clm.lua data=/nonexistent preset=tiny"), 1);

@@ -13,7 +13,7 @@
 #                and through the shipped gpt2_clm pipeline
 #   new-plugin   scaffolds one plugin of every kind, builds each against the
 #                install; each loads, and its test names the entries to write
-#   docs         runs every code example of docs/*.md
+#   docs         runs every code example of docs/*.md and README.md
 # Environment: LMCORE_SDK_CFLAGS (extra C flags for what is built against the
 # install: the sanitizer flags when the install is sanitized).
 set -euo pipefail
@@ -120,7 +120,7 @@ new-plugin)
   ;;
 docs)
   LMCORE_DOC_CFLAGS="$cflags" bash "$src/tests/docs/run_doc_examples.sh" --prefix "$prefix" --work "$work/docs" \
-    "$src"/docs/*.md
+    "$src"/docs/*.md "$src"/README.md
   ;;
 *)
   fail "unknown stage '$stage' (install, cmake, pkgconfig, new-plugin, docs)"

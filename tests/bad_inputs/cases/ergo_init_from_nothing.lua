@@ -1,0 +1,3 @@
+-- expect: no config.json there: pass a folder saved by lmcore or by Hugging Face's save_pretrained
+-- run: {exe} run scripts/gpt2_clm.lua preset=tiny train_split=test data={data} init_from={tmp}/nothing output_dir={tmp}/run
+-- absent: {tmp}/run

@@ -1,0 +1,3 @@
+-- expect: pass data=FOLDER (the folder of wiki.train.raw, wiki.valid.raw and wiki.test.raw)
+-- run: {exe} run scripts/bert_mlm.lua preset=tiny data={tmp}/nowhere output_dir={tmp}/run
+-- absent: {tmp}/run

@@ -1,0 +1,3 @@
+-- expect: has no training split (wiki.train.raw), only the validation and test splits: add train_split=test
+-- run: {exe} run scripts/gpt2_clm.lua preset=small data={data} output_dir={tmp}/run
+-- absent: {tmp}/run

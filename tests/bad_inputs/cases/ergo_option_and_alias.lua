@@ -1,0 +1,3 @@
+-- expect: arguments 'learning_rate' and 'lr' both set learning_rate: give only one of them
+-- run: {exe} run scripts/gpt2_clm.lua lr=1e-3 learning_rate=1e-3 data={data} output_dir={tmp}/run
+-- absent: {tmp}/run

@@ -1,0 +1,3 @@
+-- expect: argument 'eval_max_batches' must be >= 0, got -1
+-- run: {exe} run scripts/bert_mlm.lua eval_max_batches=-1 data={data} output_dir={tmp}/run
+-- absent: {tmp}/run

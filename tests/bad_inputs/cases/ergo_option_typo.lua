@@ -1,0 +1,3 @@
+-- expect: unknown argument 'learnig_rate': did you mean 'learning_rate'?
+-- run: {exe} run scripts/gpt2_clm.lua learnig_rate=1e-3 data={data} output_dir={tmp}/run
+-- absent: {tmp}/run

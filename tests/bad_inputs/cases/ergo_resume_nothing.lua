@@ -1,0 +1,3 @@
+-- expect: resume_from_checkpoint: output_dir
+-- run: {exe} run scripts/gpt2_clm.lua preset=tiny train_split=test data={data} resume=latest output_dir={tmp}/run
+-- absent: {tmp}/run
