@@ -2,7 +2,8 @@
  * lm.world_size(), lm.is_main_process(), and what a rank other than 0
  * leaves to rank 0, so that a script written for one process writes
  * everything once under mpirun: its loggers are silent (no file is opened,
- * no line printed), lm.write_file, model:save and print do nothing, and
+ * no line printed), lm.write_file, lm.lock_dir, model:save and print do
+ * nothing, and
  * the log level is raised to warnings (no progress bars).  The rank comes
  * from the launcher's environment, known before any communicator exists. */
 #include <stdlib.h>
@@ -88,6 +89,10 @@ void lm_lua_open_distributed(lua_State *L) {
     lua_setfield(L, -2, "logger");
     lua_pushcfunction(L, do_nothing);
     lua_setfield(L, -2, "write_file");
+    /* Only rank 0 writes the output folder, so only rank 0 locks it (every
+     * rank taking it would refuse all but the first). */
+    lua_pushcfunction(L, do_nothing);
+    lua_setfield(L, -2, "lock_dir");
     lua_pushcfunction(L, do_nothing);
     lua_setglobal(L, "print");
     if (lm_log_get_level() == LM_LOG_INFO) lm_log_set_level(LM_LOG_WARN);

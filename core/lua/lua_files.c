@@ -3,8 +3,8 @@
  * io.open, io.lines, io.input, io.output, loadfile and dofile call
  * fopen(), which blocks forever on a FIFO, and a read of /dev/zero never
  * ends.  Each is wrapped:
- * a path that exists and is not a regular file is refused (stat() never
- * blocks) before the original runs, with the message of
+ * a path that exists and is neither a regular file nor a directory is
+ * refused (stat() never blocks) before the original runs, with the message of
  * core/host/user_file.h naming the path and what it is.  Writing stays
  * allowed to character devices (io.open("/dev/null", "w")), which never
  * block; a FIFO is refused for writing too (fopen waits for a reader). */
@@ -19,8 +19,11 @@
  * message is then lmcore's error message. */
 static int refused(const char *path, const char *mode) {
     int reading = strchr(mode, 'r') != NULL || strchr(mode, '+') != NULL;
-    if (reading) return lm_user_file_check(path) != LM_OK;
     struct stat info;
+    /* A directory never blocks, and scripts test that a folder exists with
+     * io.open(path): Lua's own behaviour is kept for it. */
+    if (reading && stat(path, &info) == 0 && S_ISDIR(info.st_mode)) return 0;
+    if (reading) return lm_user_file_check(path) != LM_OK;
     if (stat(path, &info) == 0 && (S_ISFIFO(info.st_mode) || S_ISSOCK(info.st_mode))) {
         lm_error_set(LM_ERR_IO, "'%s' is %s: lmcore writes regular files only", path,
                      lm_user_file_kind(info.st_mode));
@@ -51,7 +54,7 @@ static int guarded_io_open(lua_State *L) {
  * standard input for all three, which is left alone. */
 static int guarded_reader(lua_State *L, int raises) {
     if (lua_type(L, 1) == LUA_TSTRING && refused(lua_tostring(L, 1), "r")) {
-        if (raises) return luaL_error(L, "%s", lm_error_message());
+        if (raises) return lm_lua_error(L, "%s", lm_error_message());
         lua_pushnil(L);
         lua_pushstring(L, lm_error_message());
         return 2;

@@ -231,11 +231,13 @@ fail:
     return status;
 }
 
-static int has_state_file(const char *dir) {
+/* 1 when dir holds the state file; with `any_kind`, whatever it is (the
+ * reader then names a FIFO or a folder in its place), else a regular file. */
+static int has_state_file(const char *dir, int any_kind) {
     char path[PATH_MAX];
     struct stat st;
     return path_join(path, sizeof path, dir, LM_CHECKPOINT_STATE_FILE) == LM_OK && stat(path, &st) == 0 &&
-           S_ISREG(st.st_mode);
+           (any_kind || S_ISREG(st.st_mode));
 }
 
 /* The newest checkpoint-N of root that is complete (has its state file:
@@ -250,7 +252,7 @@ static int newest_checkpoint(const char *root, char *out, size_t cap) {
         long long step;
         char tail, dir[PATH_MAX];
         if (sscanf(e->d_name, "checkpoint-%lld%c", &step, &tail) != 1 || step <= best) continue;
-        if (path_join(dir, sizeof dir, root, e->d_name) != LM_OK || !has_state_file(dir)) continue;
+        if (path_join(dir, sizeof dir, root, e->d_name) != LM_OK || !has_state_file(dir, 0)) continue;
         best = step;
         snprintf(out, cap, "%s", dir);
     }
@@ -264,7 +266,7 @@ lm_status lm_checkpoint_resolve(const char *given, char *out, size_t cap) {
         return lm_error_set(LM_ERR_IO, "resume from '%s': no such folder: pass a checkpoint-N folder, a checkpoints "
                                        "folder or a run's output_dir",
                             given);
-    if (has_state_file(given)) {
+    if (has_state_file(given, 1)) {
         if (snprintf(out, cap, "%s", given) >= (int)cap)
             return lm_error_set(LM_ERR_INVALID, "resume from '%s': the path is too long", given);
         return LM_OK;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "user_file.h"
 
 #define MANIFEST_FORMAT "lmcore-checkpoint-checksums-1"
 
@@ -27,13 +28,9 @@
 /* Size and hash of a regular file: h = LM_HASH_SEED, then for each block
  * (the last one shorter, possibly empty) h = lm_hash64(block, its length, h). */
 static lm_status hash_file(const char *path, uint64_t *size, uint64_t *hash) {
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) return lm_error_set(LM_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    int fd;
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return lm_error_set(LM_ERR_FORMAT, "'%s' is not a regular file", path);
-    }
+    LM_TRY(lm_user_file_open(path, &fd, &st)); /* a FIFO or a folder in a file's place is named */
     unsigned char *block = malloc(HASH_BLOCK_BYTES);
     if (!block) {
         close(fd);

@@ -152,8 +152,9 @@ lm_status lm_trainer_create(lm_trainer **out, lm_config *settings, lm_config *sc
     LM_CHECK(trainer_dist_init(t, parts));
     LM_CHECK(trainer_read_settings(t, settings, schedule_kwargs, host_schedule));
     /* Two runs saving into one checkpoint_dir would prune and rename each
-     * other's checkpoints: the second is refused here, before any work. */
-    if (t->plan.has_checkpoint_dir)
+     * other's checkpoints: the second is refused here, before any work.
+     * Across ranks only rank 0 writes checkpoints, so only it locks. */
+    if (t->plan.has_checkpoint_dir && t->rank == 0)
         LM_CHECK(lm_dir_lock_acquire(t->s.checkpoint_dir, "checkpoint_dir", &t->checkpoint_lock));
     LM_CHECK(arch_of(t)->info(parts->model.self, &t->arch));
     LM_CHECK(arch_of(t)->parameters(parts->model.self, &t->params));

@@ -1,4 +1,4 @@
--- expect: lr_scheduler_type 'bogus' is unknown
+-- expect: argument 'lr_scheduler_type' must be one of linear, cosine
 -- run: {exe} run scripts/gpt2_clm.lua preset=tiny data={data} train_split=test max_steps=2 threads=1 output_dir={tmp}/out cache_dir={tmp}/cache lr_scheduler_type=bogus
 -- absent: {tmp}/out
 -- A run that fails before training leaves no output_dir at all (the lock

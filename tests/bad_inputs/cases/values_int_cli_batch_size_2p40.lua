@@ -1,2 +1,2 @@
--- expect: lmcore: error: config key 'batch_size' for the trainer must be an integer at most 1048576, got 1099511627776
+-- expect: lmcore: error: config key 'per_device_train_batch_size' for the trainer must be an integer at most 1048576, got 1099511627776
 -- run: {exe} run scripts/gpt2_clm.lua preset=small data={data} train_split=test max_steps=1 batch_size=1099511627776 output_dir={tmp}/out cache_dir={tmp}/cache

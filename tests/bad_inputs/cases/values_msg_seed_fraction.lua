@@ -1,3 +1,3 @@
--- expect: lmcore: error: model:init: seed must be an integer >= 0, got 1.5
+-- expect: lmcore: error: argument 'seed' must be an integer, got 1.5
 -- once "bad argument #2 to 'init' (number has no integer representation)", behind scripts/lib/pipeline.lua:NN:
 -- run: {exe} run scripts/gpt2_clm.lua preset=small data={data} train_split=test max_steps=1 seed=1.5 output_dir={tmp}/out cache_dir={tmp}/cache

@@ -1,2 +1,2 @@
--- expect: lmcore: error: eval_max_batches must be >= 0 (0: all), got -1
+-- expect: lmcore: error: argument 'eval_max_batches' must be >= 0, got -1
 -- run: {exe} run scripts/gpt2_clm.lua preset=small data={data} train_split=test max_steps=1 eval_max_batches=-1 output_dir={tmp}/out cache_dir={tmp}/cache
