@@ -2,9 +2,8 @@
  * buffers with MPI (a CPU model's parameters and gradients are host
  * memory).
  *
- * The first instance in a process initialises MPI and registers
- * MPI_Finalize for a normal exit; each instance works on a duplicate of
- * MPI_COMM_WORLD, so two trainers in one script do not mix their messages.
+ * Each instance joins the ranks through plugins/common/mpi (MPI
+ * initialised once, a duplicate of MPI_COMM_WORLD of its own).
  * A rank that fails calls abort() (MPI_Abort): it ends every rank, where
  * an exit alone could leave the others waiting in a collective. */
 #include <limits.h>
@@ -16,6 +15,8 @@
 
 #include <lmcore/lmcore.h>
 
+#include "mpi_world.h"
+
 typedef struct mpi_comm {
     MPI_Comm comm;
     int rank, size;
@@ -25,50 +26,22 @@ typedef struct mpi_comm {
  * elements (every rank cuts them the same way). */
 #define CHUNK_ELEMENTS ((size_t)1 << 30)
 
-static lm_status mpi_failed(const char *what, int code) {
-    char text[MPI_MAX_ERROR_STRING];
-    int len = 0;
-    if (MPI_Error_string(code, text, &len) != MPI_SUCCESS) snprintf(text, sizeof text, "error %d", code);
-    return lm_error_set(LM_ERR_IO, "communicator 'mpi': %s failed: %s", what, text);
-}
-
-static void finalize_at_exit(void) {
-    int finalized = 0;
-    MPI_Finalized(&finalized);
-    if (!finalized) MPI_Finalize();
-}
-
 static lm_status mpi_create(void **self, lm_config *cfg) {
     (void)cfg;
-    int initialized = 0;
-    MPI_Initialized(&initialized);
-    if (!initialized) {
-        int provided = 0;
-        int code = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
-        if (code != MPI_SUCCESS) return mpi_failed("MPI_Init_thread", code);
-        /* Errors come back as codes (then messages), not as MPI's own abort. */
-        MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-        atexit(finalize_at_exit);
-    }
     mpi_comm *m = calloc(1, sizeof *m);
     if (!m) return lm_error_set(LM_ERR_NOMEM, "out of memory creating communicator 'mpi'");
-    int code = MPI_Comm_dup(MPI_COMM_WORLD, &m->comm);
-    if (code != MPI_SUCCESS) {
+    lm_status status = mpi_world_join("mpi", &m->comm, &m->rank, &m->size);
+    if (status != LM_OK) {
         free(m);
-        return mpi_failed("MPI_Comm_dup", code);
+        return status;
     }
-    MPI_Comm_set_errhandler(m->comm, MPI_ERRORS_RETURN);
-    MPI_Comm_rank(m->comm, &m->rank);
-    MPI_Comm_size(m->comm, &m->size);
     *self = m;
     return LM_OK;
 }
 
 static void mpi_destroy(void *self) {
     mpi_comm *m = self;
-    int finalized = 0;
-    MPI_Finalized(&finalized);
-    if (!finalized) MPI_Comm_free(&m->comm);
+    mpi_world_leave(&m->comm);
     free(m);
 }
 
@@ -88,7 +61,7 @@ static lm_status mpi_all_reduce(void *self, void *data, size_t count, lm_dtype d
     for (size_t first = 0; first < count; first += CHUNK_ELEMENTS) {
         size_t n = count - first < CHUNK_ELEMENTS ? count - first : CHUNK_ELEMENTS;
         int code = MPI_Allreduce(MPI_IN_PLACE, (char *)data + first * elem, (int)n, type, MPI_SUM, m->comm);
-        if (code != MPI_SUCCESS) return mpi_failed("MPI_Allreduce", code);
+        if (code != MPI_SUCCESS) return mpi_world_failed("mpi", "MPI_Allreduce", code);
     }
     if (op == LM_REDUCE_AVG) {
         /* Divided after the sum, as DDP divides its all-reduced buckets. */
@@ -111,7 +84,7 @@ static lm_status mpi_broadcast(void *self, void *data, size_t bytes, int32_t roo
     for (size_t first = 0; first < bytes; first += CHUNK_ELEMENTS) {
         size_t n = bytes - first < CHUNK_ELEMENTS ? bytes - first : CHUNK_ELEMENTS;
         int code = MPI_Bcast((char *)data + first, (int)n, MPI_BYTE, root, m->comm);
-        if (code != MPI_SUCCESS) return mpi_failed("MPI_Bcast", code);
+        if (code != MPI_SUCCESS) return mpi_world_failed("mpi", "MPI_Bcast", code);
     }
     return LM_OK;
 }
@@ -122,13 +95,13 @@ static lm_status mpi_all_gather(void *self, const void *send, void *recv, size_t
         return lm_error_set(LM_ERR_UNSUPPORTED, "communicator 'mpi': all_gather of %zu bytes per rank (at most %d)",
                             bytes_per_rank, INT_MAX);
     int code = MPI_Allgather(send, (int)bytes_per_rank, MPI_BYTE, recv, (int)bytes_per_rank, MPI_BYTE, m->comm);
-    if (code != MPI_SUCCESS) return mpi_failed("MPI_Allgather", code);
+    if (code != MPI_SUCCESS) return mpi_world_failed("mpi", "MPI_Allgather", code);
     return LM_OK;
 }
 
 static lm_status mpi_barrier(void *self) {
     int code = MPI_Barrier(((mpi_comm *)self)->comm);
-    if (code != MPI_SUCCESS) return mpi_failed("MPI_Barrier", code);
+    if (code != MPI_SUCCESS) return mpi_world_failed("mpi", "MPI_Barrier", code);
     return LM_OK;
 }
 

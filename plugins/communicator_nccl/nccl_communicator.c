@@ -19,6 +19,8 @@
 
 #include <lmcore/lmcore.h>
 
+#include "mpi_world.h"
+
 typedef struct nccl_comm {
     MPI_Comm mpi;
     ncclComm_t comm;
@@ -36,24 +38,11 @@ static lm_status nccl_failed(const char *what, ncclResult_t r) {
     return lm_error_set(LM_ERR_DEVICE, "communicator 'nccl': %s failed: %s", what, ncclGetErrorString(r));
 }
 
-static lm_status mpi_failed(const char *what, int code) {
-    char text[MPI_MAX_ERROR_STRING];
-    int len = 0;
-    if (MPI_Error_string(code, text, &len) != MPI_SUCCESS) snprintf(text, sizeof text, "error %d", code);
-    return lm_error_set(LM_ERR_IO, "communicator 'nccl': %s failed: %s", what, text);
-}
-
-static void finalize_at_exit(void) {
-    int finalized = 0;
-    MPI_Finalized(&finalized);
-    if (!finalized) MPI_Finalize();
-}
-
 /* The rank's index among the ranks of its node: its GPU by default. */
 static lm_status local_rank(MPI_Comm comm, int *out) {
     MPI_Comm node;
     int code = MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
-    if (code != MPI_SUCCESS) return mpi_failed("MPI_Comm_split_type", code);
+    if (code != MPI_SUCCESS) return mpi_world_failed("nccl", "MPI_Comm_split_type", code);
     MPI_Comm_rank(node, out);
     MPI_Comm_free(&node);
     return LM_OK;
@@ -64,26 +53,14 @@ static void nccl_destroy(void *self);
 static lm_status nccl_create(void **self, lm_config *cfg) {
     int64_t device = lm_config_int(cfg, "device", -1);
     LM_TRY(lm_config_require_range(cfg, "device", (double)device, -1, 1024));
-    int initialized = 0;
-    MPI_Initialized(&initialized);
-    if (!initialized) {
-        int provided = 0;
-        int code = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
-        if (code != MPI_SUCCESS) return mpi_failed("MPI_Init_thread", code);
-        MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-        atexit(finalize_at_exit);
-    }
     nccl_comm *n = calloc(1, sizeof *n);
     if (!n) return lm_error_set(LM_ERR_NOMEM, "out of memory creating communicator 'nccl'");
-    int code = MPI_Comm_dup(MPI_COMM_WORLD, &n->mpi);
-    if (code != MPI_SUCCESS) {
+    lm_status joined = mpi_world_join("nccl", &n->mpi, &n->rank, &n->size);
+    if (joined != LM_OK) {
         free(n);
-        return mpi_failed("MPI_Comm_dup", code);
+        return joined;
     }
     *self = n; /* destroy() releases what is made from here on */
-    MPI_Comm_set_errhandler(n->mpi, MPI_ERRORS_RETURN);
-    MPI_Comm_rank(n->mpi, &n->rank);
-    MPI_Comm_size(n->mpi, &n->size);
     int devices = 0;
     cudaError_t e = cudaGetDeviceCount(&devices);
     if (e != cudaSuccess) return cuda_failed("cudaGetDeviceCount", e);
@@ -104,8 +81,9 @@ static lm_status nccl_create(void **self, lm_config *cfg) {
     memset(&id, 0, sizeof id);
     ncclResult_t r = ncclSuccess;
     if (n->rank == 0 && (r = ncclGetUniqueId(&id)) != ncclSuccess) return nccl_failed("ncclGetUniqueId", r);
-    if ((code = MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, n->mpi)) != MPI_SUCCESS)
-        return mpi_failed("MPI_Bcast of the NCCL unique id", code);
+    int code = MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, n->mpi);
+    if (code != MPI_SUCCESS)
+        return mpi_world_failed("nccl", "MPI_Bcast of the NCCL unique id", code);
     if ((r = ncclCommInitRank(&n->comm, n->size, id, n->rank)) != ncclSuccess) return nccl_failed("ncclCommInitRank", r);
     return LM_OK;
 }
@@ -115,9 +93,7 @@ static void nccl_destroy(void *self) {
     if (n->comm) ncclCommDestroy(n->comm);
     if (n->staging) cudaFree(n->staging);
     if (n->stream) cudaStreamDestroy(n->stream);
-    int finalized = 0;
-    MPI_Finalized(&finalized);
-    if (!finalized) MPI_Comm_free(&n->mpi);
+    mpi_world_leave(&n->mpi);
     free(n);
 }
 
@@ -206,13 +182,13 @@ static lm_status nccl_all_gather(void *self, const void *send, void *recv, size_
                       ncclAllGather(send, recv, bytes_per_rank, ncclChar, n->comm, n->stream));
     /* Host buffers (the trainer's start-up hashes): MPI carries them. */
     int code = MPI_Allgather(send, (int)bytes_per_rank, MPI_BYTE, recv, (int)bytes_per_rank, MPI_BYTE, n->mpi);
-    if (code != MPI_SUCCESS) return mpi_failed("MPI_Allgather", code);
+    if (code != MPI_SUCCESS) return mpi_world_failed("nccl", "MPI_Allgather", code);
     return LM_OK;
 }
 
 static lm_status nccl_barrier(void *self) {
     int code = MPI_Barrier(((nccl_comm *)self)->mpi);
-    if (code != MPI_SUCCESS) return mpi_failed("MPI_Barrier", code);
+    if (code != MPI_SUCCESS) return mpi_world_failed("nccl", "MPI_Barrier", code);
     return LM_OK;
 }
 
