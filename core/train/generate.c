@@ -133,7 +133,7 @@ lm_status lm_generate(lm_handle model, const int32_t *prompt, int32_t n_prompt, 
         stats->new_tokens++;
         if (next == o->eos_id || i + 1 == o->max_new_tokens) break;
         if (lm_interrupted()) {
-            status = lm_error_set(LM_ERR_INTERRUPTED, "generation interrupted by Ctrl-C");
+            status = lm_error_set(LM_ERR_INTERRUPTED, "generation interrupted (Ctrl-C or SIGTERM)");
             goto fail;
         }
         if (cached) LM_CHECK(vt->generate_step(model.self, &next, 1, last));
