@@ -36,18 +36,39 @@ static void remove_checkpoint_dir(const char *dir) {
     rmdir(dir);
 }
 
+/* This rank's elements of the flat parameters: all of them, or its ZeRO-1 shard. */
+static void own_range(const lm_checkpoint_parts *parts, const lm_param_set *set, size_t *start, size_t *end) {
+    const lm_checkpoint_shards *sh = parts->shards;
+    *start = sh ? sh->start[sh->rank] : 0;
+    *end = sh ? sh->start[sh->rank + 1] : set->n_params;
+}
+
+/* The rank whose optimizer holds the state of the tensor at `offset`. */
+static int owner_of(const lm_checkpoint_parts *parts, size_t offset) {
+    const lm_checkpoint_shards *sh = parts->shards;
+    int r = 0;
+    while (sh && r + 1 < sh->world && offset >= sh->start[r + 1]) r++;
+    return r;
+}
+
 /* Every state buffer of the optimizer as safetensors entries: per-parameter
  * buffers split by tensor ("<param>.<name>"), others whole
  * ("optimizer.<name>").  With host_copies, hosts[i] is a host buffer the
  * size of state i and the entries point into it (for reading); without,
  * hosts[i] is NULL and the entries point into the device's state (for
- * writing through lm_safetensors_write_via). */
+ * writing through lm_safetensors_write_via).  Under ZeRO-1 (parts->shards)
+ * the entries are the same on every rank, in the same order (the order of
+ * the file), but only those of this rank's tensors point at data: the
+ * others' data is NULL and owners[e] names the rank that holds it (owners
+ * is NULL without shards; whole buffers are every rank's, rank 0 writes
+ * its own). */
 static lm_status optimizer_entries(const lm_checkpoint_parts *parts, const lm_param_set *set, int host_copies,
                                    float ***hosts_out, size_t *n_states_out, lm_safetensors_entry **entries_out,
-                                   char **names_out, size_t *n_entries_out) {
+                                   char **names_out, int **owners_out, size_t *n_entries_out) {
     const lm_optimizer_vtable *ovt = &parts->optimizer.plugin->vtable.optimizer;
     void *opt = parts->optimizer.self;
-    size_t n_states = 0;
+    size_t n_states = 0, start, end;
+    own_range(parts, set, &start, &end);
     LM_TRY(ovt->state_count(opt, &n_states));
     size_t n_entries = 0;
     for (size_t i = 0; i < n_states; i++) {
@@ -58,25 +79,28 @@ static lm_status optimizer_entries(const lm_checkpoint_parts *parts, const lm_pa
     float **hosts = calloc(n_states ? n_states : 1, sizeof *hosts);
     lm_safetensors_entry *entries = calloc(n_entries ? n_entries : 1, sizeof *entries);
     char *names = calloc(n_entries ? n_entries : 1, 320);
-    if (!hosts || !entries || !names) {
+    int *owners = parts->shards ? calloc(n_entries ? n_entries : 1, sizeof *owners) : NULL;
+    if (!hosts || !entries || !names || (parts->shards && !owners)) {
         free(hosts);
         free(entries);
         free(names);
+        free(owners);
         return lm_error_set(LM_ERR_NOMEM, "out of memory for the optimizer state's %zu tensors", n_entries);
     }
     *hosts_out = hosts;
     *n_states_out = n_states;
     *entries_out = entries;
     *names_out = names;
+    *owners_out = owners;
     *n_entries_out = n_entries;
     size_t e = 0;
     for (size_t i = 0; i < n_states; i++) {
         lm_optimizer_state st;
         LM_TRY(ovt->state_at(opt, i, &st));
-        if (st.per_parameter && st.count != set->n_params)
+        if (st.per_parameter && st.count != end - start)
             return lm_error_set(LM_ERR_INTERNAL, "optimizer '%s': per-parameter state '%s' has %zu floats, the "
-                                                 "model %zu", parts->optimizer.plugin->name, st.name, st.count,
-                                set->n_params);
+                                                 "model%s %zu", parts->optimizer.plugin->name, st.name, st.count,
+                                parts->shards ? "'s shard of this rank" : "", end - start);
         if (host_copies)
             LM_TRY(lm_alloc((void **)&hosts[i], (st.count ? st.count : 1) * sizeof(float),
                             "a host copy of the optimizer state"));
@@ -91,7 +115,11 @@ static lm_status optimizer_entries(const lm_checkpoint_parts *parts, const lm_pa
                 snprintf(name, 320, "%s.%s", d->name, st.name);
                 en->tensor.ndim = d->ndim;
                 for (int j = 0; j < d->ndim; j++) en->tensor.shape[j] = d->shape[j];
-                en->tensor.data = base + d->offset;
+                const int mine = d->offset >= start && d->offset < end;
+                /* another rank's: NULL when reading (skipped); when writing, rank 0's reader
+                 * receives it (the owner) and the writer only needs a non-NULL pointer */
+                en->tensor.data = mine ? base + (d->offset - start) : host_copies ? NULL : base;
+                if (owners) owners[e] = owner_of(parts, d->offset);
             } else {
                 snprintf(name, 320, "optimizer.%s", st.name);
                 en->tensor.ndim = 1;
@@ -103,25 +131,115 @@ static lm_status optimizer_entries(const lm_checkpoint_parts *parts, const lm_pa
     return LM_OK;
 }
 
-static void free_optimizer_entries(float **hosts, size_t n_states, lm_safetensors_entry *entries, char *names) {
+static void free_optimizer_entries(float **hosts, size_t n_states, lm_safetensors_entry *entries, char *names,
+                                   int *owners) {
     for (size_t i = 0; hosts && i < n_states; i++) lm_free(hosts[i]);
     free(hosts);
     free(entries);
     free(names);
+    free(owners);
+}
+
+/* ZeRO-1's transfer of the optimizer state to rank 0, as it writes: each
+ * piece that the writer stages (LM_SAFETENSORS_STAGE_BYTES at most) of a
+ * tensor that another rank holds is broadcast by that rank into `scratch`
+ * (device memory of that size: NCCL reduces device memory), then rank 0
+ * downloads it.  Every rank walks the same entries in the same order, in
+ * the same pieces, so the broadcasts match (send_optimizer on ranks > 0). */
+typedef struct shard_transfer {
+    const lm_checkpoint_parts *parts;
+    const lm_safetensors_entry *entries;
+    const int *owners;
+    lm_device *dev;
+    void *scratch;
+} shard_transfer;
+
+static lm_status broadcast_piece(const shard_transfer *x, void *data, size_t bytes, int root) {
+    const lm_handle *comm = &x->parts->shards->comm;
+    return comm->plugin->vtable.communicator.broadcast(comm->self, data, bytes, root);
+}
+
+static lm_status read_shard_piece(void *ctx, const lm_tensor *t, size_t offset, void *dst, size_t bytes) {
+    const shard_transfer *x = ctx;
+    const size_t e = (size_t)((const char *)t - (const char *)&x->entries[0].tensor) / sizeof *x->entries;
+    const int owner = x->owners[e];
+    if (owner == 0) return x->dev->ops->download(x->dev, dst, (const char *)t->data + offset, bytes);
+    lm_status status = broadcast_piece(x, x->scratch, bytes, owner);
+    if (status != LM_OK) {
+        lm_error_prefix("receiving tensor '%s' of the optimizer state from rank %d (ZeRO-1): ", x->entries[e].name,
+                        owner);
+        return status;
+    }
+    return x->dev->ops->download(x->dev, dst, x->scratch, bytes);
+}
+
+/* The optimizer's entries (and under ZeRO-1 the transfer's scratch buffer)
+ * of parts, for writing or sending. */
+typedef struct optimizer_source {
+    lm_param_set set;
+    float **hosts;
+    lm_safetensors_entry *entries;
+    char *names;
+    int *owners;
+    size_t n_states, n_entries;
+    shard_transfer transfer;
+} optimizer_source;
+
+static void source_close(optimizer_source *src) {
+    if (src->transfer.scratch) src->set.device->ops->free(src->set.device, src->transfer.scratch);
+    free_optimizer_entries(src->hosts, src->n_states, src->entries, src->names, src->owners);
+}
+
+static lm_status source_open(optimizer_source *src, const lm_checkpoint_parts *parts) {
+    memset(src, 0, sizeof *src);
+    LM_TRY(parts->model.plugin->vtable.architecture.parameters(parts->model.self, &src->set));
+    lm_device *dev = src->set.device;
+    lm_status status = optimizer_entries(parts, &src->set, 0, &src->hosts, &src->n_states, &src->entries, &src->names,
+                                         &src->owners, &src->n_entries);
+    src->transfer = (shard_transfer){parts, src->entries, src->owners, dev, NULL};
+    if (status == LM_OK && parts->shards)
+        status = dev->ops->alloc(dev, &src->transfer.scratch, LM_SAFETENSORS_STAGE_BYTES,
+                                 "a buffer for the optimizer state of other ranks (ZeRO-1 checkpoint)");
+    /* the last update is queued on the device */
+    if (status == LM_OK && parts->shards) status = dev->ops->sync(dev);
+    if (status != LM_OK) source_close(src);
+    return status;
 }
 
 static lm_status write_optimizer(const char *path, const lm_checkpoint_parts *parts) {
-    lm_param_set set;
-    LM_TRY(parts->model.plugin->vtable.architecture.parameters(parts->model.self, &set));
-    float **hosts = NULL;
-    lm_safetensors_entry *entries = NULL;
-    char *names = NULL;
-    size_t n_states = 0, n_entries = 0;
-    lm_status status = optimizer_entries(parts, &set, 0, &hosts, &n_states, &entries, &names, &n_entries);
+    optimizer_source src;
+    LM_TRY(source_open(&src, parts));
     const char *const metadata[] = {"format", "pt", "optimizer", parts->optimizer.plugin->name, NULL};
-    if (status == LM_OK)
-        status = lm_safetensors_write_via(path, entries, n_entries, metadata, lm_safetensors_read_device, set.device);
-    free_optimizer_entries(hosts, n_states, entries, names);
+    lm_status status =
+        parts->shards ? lm_safetensors_write_via(path, src.entries, src.n_entries, metadata, read_shard_piece,
+                                                 &src.transfer)
+                      : lm_safetensors_write_via(path, src.entries, src.n_entries, metadata,
+                                                 lm_safetensors_read_device, src.set.device);
+    source_close(&src);
+    return status;
+}
+
+lm_status lm_checkpoint_send_optimizer(const lm_checkpoint_parts *parts) {
+    if (!parts->shards || parts->shards->rank == 0)
+        return lm_error_set(LM_ERR_INVALID, "lm_checkpoint_send_optimizer: for ranks other than 0 under ZeRO-1");
+    optimizer_source src;
+    LM_TRY(source_open(&src, parts));
+    const int me = parts->shards->rank;
+    lm_status status = LM_OK;
+    for (size_t e = 0; status == LM_OK && e < src.n_entries; e++) {
+        const int owner = src.owners[e];
+        const size_t nbytes = lm_tensor_nbytes(&src.entries[e].tensor);
+        if (owner == 0) continue; /* rank 0 has it */
+        for (size_t offset = 0; status == LM_OK && offset < nbytes; offset += LM_SAFETENSORS_STAGE_BYTES) {
+            const size_t piece = nbytes - offset < LM_SAFETENSORS_STAGE_BYTES ? nbytes - offset
+                                                                              : LM_SAFETENSORS_STAGE_BYTES;
+            void *data = owner == me ? (char *)src.entries[e].tensor.data + offset : src.transfer.scratch;
+            status = broadcast_piece(&src.transfer, data, piece, owner);
+        }
+        if (status != LM_OK)
+            lm_error_prefix("sending tensor '%s' of the optimizer state to rank 0 (ZeRO-1): ", src.entries[e].name);
+    }
+    source_close(&src);
     return status;
 }
 
@@ -134,10 +252,12 @@ static lm_status read_optimizer(const char *path, const lm_checkpoint_parts *par
     float **hosts = NULL;
     lm_safetensors_entry *entries = NULL;
     char *names = NULL;
+    int *owners = NULL;
     size_t n_states = 0, n_entries = 0;
-    lm_status status = optimizer_entries(parts, &set, 1, &hosts, &n_states, &entries, &names, &n_entries);
+    lm_status status = optimizer_entries(parts, &set, 1, &hosts, &n_states, &entries, &names, &owners, &n_entries);
     for (size_t e = 0; status == LM_OK && e < n_entries; e++) {
         const lm_safetensors_entry *en = &entries[e];
+        if (!en->tensor.data) continue; /* ZeRO-1: another rank's tensor */
         status = lm_safetensors_read_f32(file, en->name, en->tensor.shape, en->tensor.ndim, en->tensor.data);
         if (status == LM_ERR_NOT_FOUND)
             status = lm_error_set(LM_ERR_FORMAT, "%s has no tensor '%s': the checkpoint's optimizer state does not "
@@ -156,7 +276,7 @@ static lm_status read_optimizer(const char *path, const lm_checkpoint_parts *par
         if (status == LM_OK) status = set.device->ops->upload(set.device, st.data, hosts[i], st.count * sizeof(float));
     }
     if (status == LM_OK) status = set.device->ops->sync(set.device);
-    free_optimizer_entries(hosts, n_states, entries, names);
+    free_optimizer_entries(hosts, n_states, entries, names, owners);
     lm_safetensors_close(file);
     return status;
 }

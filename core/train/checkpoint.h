@@ -17,8 +17,22 @@
 #include "lmcore/lmcore.h"
 #include "registry.h"
 
+/* ZeRO-1 (docs/distributed.md): the optimizer of each rank holds the state
+ * of elements [start[rank], start[rank + 1]) of the flat parameters only
+ * (whole tensors).  The checkpoint's files are those of an unsharded run
+ * all the same: rank 0 writes every tensor's state, receiving each other
+ * rank's through the communicator as it streams (lm_checkpoint_save on rank
+ * 0, lm_checkpoint_send_optimizer on the others), and a resume reads each
+ * rank's shard from the file. */
+typedef struct lm_checkpoint_shards {
+    lm_handle comm;
+    int rank, world;
+    const size_t *start; /* world + 1 entries */
+} lm_checkpoint_shards;
+
 typedef struct lm_checkpoint_parts {
     lm_handle model, optimizer, tokenizer; /* the tokenizer's plugin may be NULL */
+    const lm_checkpoint_shards *shards;    /* NULL: the optimizer holds every tensor's state */
 } lm_checkpoint_parts;
 
 #define LM_CHECKPOINT_STATE_FILE "trainer_state.json"
@@ -44,6 +58,12 @@ LM_API lm_status lm_checkpoint_save(const char *root, int64_t step, int keep_las
                                     const lm_checkpoint_parts *parts, const char *state_json, const char *args_json,
                                     char *dir_out, size_t dir_cap);
 
+/* ZeRO-1, on every rank but 0 while rank 0 runs lm_checkpoint_save: sends
+ * this rank's shard of the optimizer state to rank 0, piece by piece in the
+ * order rank 0 writes it (a communicator broadcast from this rank per
+ * piece; the other ranks take part).  Needs parts->shards. */
+LM_API lm_status lm_checkpoint_send_optimizer(const lm_checkpoint_parts *parts);
+
 /* The checkpoint a resume_from_checkpoint value names, into out: `given`
  * itself when it holds trainer_state.json, else the newest complete
  * checkpoint-N in it, else in given/checkpoints (a run's output_dir).  An
@@ -54,7 +74,8 @@ LM_API lm_status lm_checkpoint_resolve(const char *given, char *out, size_t cap)
 LM_API lm_status lm_checkpoint_read_state(const char *dir, lm_json **state);
 
 /* Loads <dir>/model.safetensors into the model and <dir>/optimizer.safetensors
- * into the optimizer (bound to the model), naming any tensor that is
+ * into the optimizer (bound to the model, or with parts->shards to this
+ * rank's shard of it: only its tensors' state is read), naming any tensor that is
  * missing, of another shape, or holds a NaN or an infinity. */
 LM_API lm_status lm_checkpoint_load_tensors(const char *dir, const lm_checkpoint_parts *parts);
 

@@ -584,27 +584,27 @@ lm_status lm_trainer_save(lm_trainer *t, const char *extra_json, const char *pro
     if (dir && cap) dir[0] = '\0';
     if (!t->s.checkpoint_dir[0])
         return lm_error_set(LM_ERR_INVALID, "save: the trainer has no checkpoint_dir to save into");
-    if (t->zero_stage)
-        return lm_error_set(LM_ERR_UNSUPPORTED, "save: zero_stage=1 does not write checkpoints yet (each rank holds "
-                                                "only its shard of the optimizer state): use zero_stage=0 to "
-                                                "checkpoint");
     if (t->micro_in_step != 0)
         return lm_error_set(LM_ERR_INVALID, "save: a step is half done (%lld of %lld micro-batches): save between "
                                             "steps",
                             (long long)t->micro_in_step, (long long)t->s.grad_accum);
     lm_step_state state;
     LM_TRY(trainer_read_state(t, &state));
+    /* ZeRO-1: every rank's shard of the optimizer state, sent to rank 0 as it writes */
+    lm_checkpoint_parts parts = {t->parts.model, t->parts.optimizer, t->parts.tokenizer,
+                                 trainer_dist_checkpoint_shards(t)};
     if (t->rank != 0) {
-        /* Rank 0 writes the checkpoint (every rank holds the same state);
-         * the others wait until it is complete, as one of them may read it
-         * next (the best model at the end). */
+        /* Rank 0 writes the checkpoint (every rank holds the same state,
+         * or under ZeRO-1 sends its shard of the optimizer's); the others
+         * wait until it is complete, as one of them may read it next (the
+         * best model at the end). */
         if (dir && cap) snprintf(dir, cap, "%s/checkpoint-%lld", t->s.checkpoint_dir, (long long)t->step);
+        if (parts.shards) LM_TRY(lm_checkpoint_send_optimizer(&parts));
         return trainer_dist_barrier(t);
     }
     lm_buffer state_json = {0}, args = {0};
     lm_status status = trainer_state_json(t, &state, extra_json, &state_json);
     if (status == LM_OK) status = lm_trainer_args_json(t, &args);
-    lm_checkpoint_parts parts = {t->parts.model, t->parts.optimizer, t->parts.tokenizer};
     if (status == LM_OK)
         status = lm_checkpoint_save(t->s.checkpoint_dir, t->step, (int)t->plan.save_total_limit, protect, &parts,
                                     state_json.data, args.data, dir, cap);

@@ -187,10 +187,6 @@ lm_status trainer_dist_bind_optimizer(lm_trainer *t) {
         return lm_error_set(LM_ERR_UNSUPPORTED, "zero_stage=1 keeps fp32 weights only, but this model also keeps a "
                                                 "lower-precision copy (precision=bf16): use precision=fp32 or tf32, "
                                                 "or zero_stage=0");
-    if (t->plan.save_strategy != LM_STRATEGY_NO || t->s.resume[0])
-        return lm_error_set(LM_ERR_UNSUPPORTED,
-                            "zero_stage=1 does not write or read checkpoints yet (each rank holds only its "
-                            "shard of the optimizer state): set save_strategy='no' and no resume, or zero_stage=0");
     const size_t n_descs = t->params.n_descs;
     lm_param_desc *sorted = malloc((n_descs ? n_descs : 1) * sizeof *sorted);
     if (!sorted) return lm_error_set(LM_ERR_NOMEM, "out of memory planning the ZeRO-1 shards");
@@ -211,6 +207,7 @@ lm_status trainer_dist_bind_optimizer(lm_trainer *t) {
         sorted[kept].offset -= start;
         kept++;
     }
+    t->shards = (lm_checkpoint_shards){t->comm, t->rank, t->world, t->shard_start};
     t->shard_descs = sorted;
     t->shard_set = t->params;
     t->shard_set.descs = sorted;
@@ -219,6 +216,10 @@ lm_status trainer_dist_bind_optimizer(lm_trainer *t) {
     t->shard_set.params = t->params.params + start;
     t->shard_set.grads = (float *)t->params.grads + start;
     return ovt->bind(t->parts.optimizer.self, &t->shard_set);
+}
+
+const lm_checkpoint_shards *trainer_dist_checkpoint_shards(const lm_trainer *t) {
+    return t->zero_stage && t->world > 1 ? &t->shards : NULL;
 }
 
 lm_status trainer_dist_gather_params(lm_trainer *t) {

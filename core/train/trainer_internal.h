@@ -74,6 +74,7 @@ struct lm_trainer {
     size_t *shard_start;
     lm_param_desc *shard_descs;
     lm_param_set shard_set;
+    lm_checkpoint_shards shards; /* the same, for checkpoints */
 
     char resumed_from[PATH_MAX];
     char *resumed_extra; /* the checkpoint's "fit" object, as JSON text ("" if none) */
@@ -102,6 +103,8 @@ lm_status trainer_dist_bind_optimizer(lm_trainer *t);
 /* ZeRO-1: every rank's updated shard broadcast to the others (nothing at
  * zero_stage 0). */
 lm_status trainer_dist_gather_params(lm_trainer *t);
+/* ZeRO-1's shards for checkpoints (NULL at zero_stage 0 or on one rank). */
+const lm_checkpoint_shards *trainer_dist_checkpoint_shards(const lm_trainer *t);
 /* Averages this step's gradients across ranks (once per step). */
 lm_status trainer_dist_reduce_gradients(lm_trainer *t);
 /* Host values reduced across ranks (nothing without a communicator). */

@@ -162,7 +162,9 @@ static lm_status resume_from(lm_trainer *t, const char *dir, const lm_json *root
     }
     LM_TRY(keep_extra(t, root));
 
-    lm_checkpoint_parts parts = {t->parts.model, t->parts.optimizer, t->parts.tokenizer};
+    /* under ZeRO-1, each rank reads its shard of the optimizer state */
+    lm_checkpoint_parts parts = {t->parts.model, t->parts.optimizer, t->parts.tokenizer,
+                                 trainer_dist_checkpoint_shards(t)};
     LM_TRY(lm_checkpoint_load_tensors(dir, &parts));
 
     t->step = step;
