@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Crash safety: SIGKILL a training run at random moments while it writes a
-# checkpoint every step; the newest complete checkpoint must always load and
+# checkpoint every step (after its first one); the newest complete checkpoint must always load and
 # resume to the end of the run.
 #   tests/crash/kill_loop.sh LMCORE_EXE DATA_DIR [TRIALS]
 set -u
@@ -22,11 +22,21 @@ for i in $(seq 1 "$trials"); do
   "$exe" --log-level warn run scripts/gpt2_clm.lua "${common[@]}" tokenizer="$tok" output_dir="$work/run" \
     >/dev/null 2>&1 &
   pid=$!
+  # The kill lands at a random moment after the first checkpoint is in
+  # place, while later ones are written (one per step): how long the run
+  # takes to start (loading, a loaded machine, sanitizers) must not decide
+  # whether a trial tests anything.
+  for _ in $(seq 1 1200); do
+    compgen -G "$work/run/checkpoints/checkpoint-*" >/dev/null && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
   sleep "0.$((RANDOM % 90 + 10))"
   kill -KILL "$pid" 2>/dev/null
   wait "$pid" 2>/dev/null
   newest=$(ls -d "$work"/run/checkpoints/checkpoint-* 2>/dev/null | sort -t- -k2 -n | tail -1)
   [ -n "$newest" ] || continue # killed before the first checkpoint
+  [ "${newest##*-}" = 40 ] && continue # finished before the kill: nothing left to resume
   if ! "$exe" --log-level warn run scripts/gpt2_clm.lua "${common[@]}" tokenizer="$tok" resume="$newest" \
     output_dir="$work/resumed" > "$work/resume.log" 2>&1; then
     echo "FAIL: trial $i: resuming from $newest failed:"
