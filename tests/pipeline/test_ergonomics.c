@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli_run.h"
 #include "test_main.h"
 
 #define EXE LM_TEST_LMCORE_EXE
@@ -20,104 +21,71 @@
 #define TINY_GPT2                                                                                                     \
     EXE " run scripts/gpt2_clm.lua preset=tiny data=" DATA " train_split=test threads=1 eval_max_batches=2 "
 
-static char output[1 << 20];
-
-static int run(const char *cmdline) {
-    char full[8192];
-    snprintf(full, sizeof full, "cd %s && LMCORE_PLUGIN_PATH= OMP_NUM_THREADS=1 %s 2>&1", SRC, cmdline);
-    FILE *p = popen(full, "r");
-    ck_assert_ptr_nonnull(p);
-    size_t n = fread(output, 1, sizeof output - 1, p);
-    output[n] = '\0';
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-}
-
-static void temp_dir(char *out, size_t cap) {
-    snprintf(out, cap, "/tmp/lm_ergo_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(out));
-}
-
 static int path_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
-}
-
-/* The whole file, malloc'd (NULL when it cannot be read). */
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *text = malloc((size_t)n + 1);
-    ck_assert_ptr_nonnull(text);
-    size_t got = fread(text, 1, (size_t)n, f);
-    text[got] = '\0';
-    fclose(f);
-    return text;
 }
 
 #define ASSERT_HAS(haystack, needle)                                                                                  \
     ck_assert_msg(strstr((haystack), (needle)) != NULL, "'%s' not found in:\n%s", (needle), (haystack))
 
 START_TEST(help_forms_print_the_options) {
-    ck_assert_msg(run(EXE " run --help") == 0, "%s", output);
-    ASSERT_HAS(output, "usage: lmcore run SCRIPT [key=value ...]");
-    ck_assert_msg(strstr(output, "cannot open script") == NULL, "%s", output);
+    ck_assert_msg(cli_run(EXE " run --help") == 0, "%s", cli_output);
+    ASSERT_HAS(cli_output, "usage: lmcore run SCRIPT [key=value ...]");
+    ck_assert_msg(strstr(cli_output, "cannot open script") == NULL, "%s", cli_output);
 
-    ck_assert_msg(run(EXE " run scripts/gpt2_clm.lua --help") == 0, "%s", output);
-    ASSERT_HAS(output, "usage: lmcore run gpt2_clm.lua");
-    ASSERT_HAS(output, "learning_rate=2e-05");
-    ASSERT_HAS(output, "alias: lr");
-    ASSERT_HAS(output, "num_train_epochs=3");
-    ASSERT_HAS(output, "save_total_limit=2");
-    ASSERT_HAS(output, "n_layer=12");
-    ASSERT_HAS(output, "presets (preset=NAME");
-    ck_assert_msg(strstr(output, "data:") != NULL && strstr(output, "tokenizer:") == NULL, "help trained?\n%s",
-                  output);
+    ck_assert_msg(cli_run(EXE " run scripts/gpt2_clm.lua --help") == 0, "%s", cli_output);
+    ASSERT_HAS(cli_output, "usage: lmcore run gpt2_clm.lua");
+    ASSERT_HAS(cli_output, "learning_rate=2e-05");
+    ASSERT_HAS(cli_output, "alias: lr");
+    ASSERT_HAS(cli_output, "num_train_epochs=3");
+    ASSERT_HAS(cli_output, "save_total_limit=2");
+    ASSERT_HAS(cli_output, "n_layer=12");
+    ASSERT_HAS(cli_output, "presets (preset=NAME");
+    ck_assert_msg(strstr(cli_output, "data:") != NULL && strstr(cli_output, "tokenizer:") == NULL, "help trained?\n%s",
+                  cli_output);
 
     /* -h anywhere after the script, other arguments kept; nothing is written */
     char dir[64], cmd[512];
-    temp_dir(dir, sizeof dir);
+    cli_temp_dir(dir, sizeof dir, "ergo");
     snprintf(cmd, sizeof cmd, EXE " run scripts/bert_mlm.lua preset=tiny -h output_dir=%s/run", dir);
-    ck_assert_msg(run(cmd) == 0, "%s", output);
+    ck_assert_msg(cli_run(cmd) == 0, "%s", cli_output);
     snprintf(cmd, sizeof cmd, "%s/run", dir);
     ck_assert_msg(!path_exists(cmd), "--help created %s", cmd);
-    ASSERT_HAS(output, "num_hidden_layers=12");
-    ASSERT_HAS(output, "mlm_probability=0.15");
+    ASSERT_HAS(cli_output, "num_hidden_layers=12");
+    ASSERT_HAS(cli_output, "mlm_probability=0.15");
 
     /* lmcore help SCRIPT: the shipped script by its bare name */
-    ck_assert_msg(run(EXE " help gpt2_clm") == 0, "%s", output);
-    ASSERT_HAS(output, "per_device_train_batch_size=8");
-    ck_assert_msg(run(EXE " help generate") == 0, "%s", output);
-    ASSERT_HAS(output, "max_new_tokens=50");
-    ck_assert_msg(run(EXE " help run") == 0, "%s", output);
-    ASSERT_HAS(output, "lmcore run SCRIPT --help");
+    ck_assert_msg(cli_run(EXE " help gpt2_clm") == 0, "%s", cli_output);
+    ASSERT_HAS(cli_output, "per_device_train_batch_size=8");
+    ck_assert_msg(cli_run(EXE " help generate") == 0, "%s", cli_output);
+    ASSERT_HAS(cli_output, "max_new_tokens=50");
+    ck_assert_msg(cli_run(EXE " help run") == 0, "%s", cli_output);
+    ASSERT_HAS(cli_output, "lmcore run SCRIPT --help");
 }
 END_TEST
 
 /* The older short names train exactly what the Hugging Face names train. */
 START_TEST(aliases_and_hf_names_agree) {
     char dir[64], cmd[2048];
-    temp_dir(dir, sizeof dir);
+    cli_temp_dir(dir, sizeof dir, "ergo");
     snprintf(cmd, sizeof cmd,
              TINY_GPT2 "max_steps=4 lr=2e-3 epochs=1 batch_size=4 grad_accum=2 log_every=2 keep_last=1 save_every=2 "
                        "output_dir=%s/short cache_dir=%s/cache",
              dir, dir);
-    ck_assert_msg(run(cmd) == 0, "%s", output);
+    ck_assert_msg(cli_run(cmd) == 0, "%s", cli_output);
     snprintf(cmd, sizeof cmd,
              TINY_GPT2 "max_steps=4 learning_rate=2e-3 num_train_epochs=1 per_device_train_batch_size=4 "
                        "gradient_accumulation_steps=2 logging_steps=2 save_total_limit=1 save_steps=2 "
                        "output_dir=%s/hf cache_dir=%s/cache",
              dir, dir);
-    ck_assert_msg(run(cmd) == 0, "%s", output);
+    ck_assert_msg(cli_run(cmd) == 0, "%s", cli_output);
 
     char path[256];
     snprintf(path, sizeof path, "%s/short/training_args.json", dir);
-    char *short_args = read_text(path);
+    char *short_args = cli_read_file(path);
     snprintf(path, sizeof path, "%s/hf/training_args.json", dir);
-    char *hf_args = read_text(path);
+    char *hf_args = cli_read_file(path);
     ck_assert_ptr_nonnull(short_args);
     ck_assert_ptr_nonnull(hf_args);
     ck_assert_str_eq(short_args, hf_args);
@@ -133,31 +101,32 @@ START_TEST(aliases_and_hf_names_agree) {
     /* Every name training_args.json uses is an option of the script. */
     snprintf(cmd, sizeof cmd, EXE " run tests/pipeline/scripts/options_check.lua args_json=%s/hf/training_args.json",
              dir);
-    ck_assert_msg(run(cmd) == 0, "%s", output);
-    ASSERT_HAS(output, "OK options");
+    ck_assert_msg(cli_run(cmd) == 0, "%s", cli_output);
+    ASSERT_HAS(cli_output, "OK options");
 }
 END_TEST
 
 START_TEST(typos_and_bad_values_say_what_to_type) {
-    ck_assert_int_eq(run(EXE " run scripts/gpt2_clm.lua learnig_rate=1e-3"), 1);
-    ASSERT_HAS(output, "lmcore: error: unknown argument 'learnig_rate': did you mean 'learning_rate'?");
-    ck_assert_int_eq(run(EXE " run scripts/bert_mlm.lua num_train_epoch=1"), 1);
-    ASSERT_HAS(output, "did you mean 'num_train_epochs'?");
-    ck_assert_int_eq(run(EXE " run scripts/gpt2_clm.lua lr=1e-3 learning_rate=1e-3"), 1);
-    ASSERT_HAS(output, "arguments 'learning_rate' and 'lr' both set learning_rate");
-    ck_assert_int_eq(run(EXE " run scripts/gpt2_clm.lua eval_max_batches=-1"), 1);
-    ASSERT_HAS(output, "argument 'eval_max_batches' must be >= 0, got -1");
-    ck_assert_int_eq(run(EXE " run scripts/gpt2_clm.lua lr_scheduler_type=cosine_annealing"), 1);
-    ASSERT_HAS(output, "must be one of linear, cosine");
-    ck_assert_int_eq(run(EXE " run scripts/generate.lua max_new_token=5"), 1);
-    ASSERT_HAS(output, "did you mean 'max_new_tokens'?");
+    ck_assert_int_eq(cli_run(EXE " run scripts/gpt2_clm.lua learnig_rate=1e-3"), 1);
+    ASSERT_HAS(cli_output, "lmcore: error: unknown argument 'learnig_rate': did you mean 'learning_rate'?");
+    ck_assert_int_eq(cli_run(EXE " run scripts/bert_mlm.lua num_train_epoch=1"), 1);
+    ASSERT_HAS(cli_output, "did you mean 'num_train_epochs'?");
+    ck_assert_int_eq(cli_run(EXE " run scripts/gpt2_clm.lua lr=1e-3 learning_rate=1e-3"), 1);
+    ASSERT_HAS(cli_output, "arguments 'learning_rate' and 'lr' both set learning_rate");
+    ck_assert_int_eq(cli_run(EXE " run scripts/gpt2_clm.lua eval_max_batches=-1"), 1);
+    ASSERT_HAS(cli_output, "argument 'eval_max_batches' must be >= 0, got -1");
+    ck_assert_int_eq(cli_run(EXE " run scripts/gpt2_clm.lua lr_scheduler_type=cosine_annealing"), 1);
+    ASSERT_HAS(cli_output, "must be one of linear, cosine");
+    ck_assert_int_eq(cli_run(EXE " run scripts/generate.lua max_new_token=5"), 1);
+    ASSERT_HAS(cli_output, "did you mean 'max_new_tokens'?");
     /* A device that is not there fails before the tokenizer is trained, and
      * writes nothing. */
     char dir[64], cmd[512];
-    temp_dir(dir, sizeof dir);
+    cli_temp_dir(dir, sizeof dir, "ergo");
     snprintf(cmd, sizeof cmd, TINY_GPT2 "device=cuda:99 output_dir=%s/run", dir);
-    ck_assert_int_eq(run(cmd), 1);
-    ck_assert_msg(strstr(output, "tokenizer:") == NULL && strstr(output, "BPE training") == NULL, "%s", output);
+    ck_assert_int_eq(cli_run(cmd), 1);
+    ck_assert_msg(strstr(cli_output, "tokenizer:") == NULL && strstr(cli_output, "BPE training") == NULL, "%s",
+                  cli_output);
     snprintf(cmd, sizeof cmd, "%s/run", dir);
     ck_assert_msg(!path_exists(cmd), "a refused device left %s", cmd);
 }
@@ -168,7 +137,7 @@ END_TEST
 static void results_eval_loss(const char *dir, char *out, size_t cap) {
     char path[512];
     snprintf(path, sizeof path, "%s/results.json", dir);
-    char *text = read_text(path);
+    char *text = cli_read_file(path);
     ck_assert_msg(text != NULL, "no %s", path);
     const char *at = strstr(text, "\"eval_loss\": ");
     ck_assert_ptr_nonnull(at);
@@ -185,7 +154,7 @@ static void results_eval_loss(const char *dir, char *out, size_t cap) {
 static void stopped_run(const char *dir, char *final_loss, size_t cap) {
     char cmd[2048];
     snprintf(cmd, sizeof cmd, TINY_GPT2 RESUMABLE "output_dir=%s/base cache_dir=%s/cache", dir, dir);
-    ck_assert_msg(run(cmd) == 0, "%s", output);
+    ck_assert_msg(cli_run(cmd) == 0, "%s", cli_output);
     snprintf(cmd, sizeof cmd, "%s/base", dir);
     results_eval_loss(cmd, final_loss, cap);
     snprintf(cmd, sizeof cmd, "rm -r %s/base/checkpoints/checkpoint-15 %s/base/checkpoints/checkpoint-20", dir, dir);
@@ -196,7 +165,7 @@ static void stopped_run(const char *dir, char *final_loss, size_t cap) {
  * run to the same bits; the report and log.jsonl cover all 20 steps. */
 START_TEST(resume_from_each_form) {
     char dir[64], cmd[2048], expected[64], got[64];
-    temp_dir(dir, sizeof dir);
+    cli_temp_dir(dir, sizeof dir, "ergo");
     stopped_run(dir, expected, sizeof expected);
     static const char *const forms[][2] = {
         {"same", "resume_from_checkpoint=true"},          /* Hugging Face's True: output_dir's newest */
@@ -215,8 +184,8 @@ START_TEST(resume_from_each_form) {
         int elsewhere = strstr(form, dir) != NULL;
         snprintf(cmd, sizeof cmd, TINY_GPT2 RESUMABLE "%s output_dir=%s/%s%s cache_dir=%s/cache", form, dir, name,
                  elsewhere ? "_out" : "", dir);
-        ck_assert_msg(run(cmd) == 0, "%s: %s", name, output);
-        ASSERT_HAS(output, "checkpoint-10 at step 10");
+        ck_assert_msg(cli_run(cmd) == 0, "%s: %s", name, cli_output);
+        ASSERT_HAS(cli_output, "checkpoint-10 at step 10");
         char out_dir[256];
         snprintf(out_dir, sizeof out_dir, "%s/%s%s", dir, name, elsewhere ? "_out" : "");
         results_eval_loss(out_dir, got, sizeof got);
@@ -225,14 +194,14 @@ START_TEST(resume_from_each_form) {
         /* the whole run: evaluations before the resume too */
         char path[512];
         snprintf(path, sizeof path, "%s/report.md", out_dir);
-        char *md = read_text(path);
+        char *md = cli_read_file(path);
         ck_assert_ptr_nonnull(md);
         ASSERT_HAS(md, "| Resumed | at step 10: this session ran 10 steps");
         ASSERT_HAS(md, " | 5 | ");
         ASSERT_HAS(md, " | 20 | ");
         free(md);
         snprintf(path, sizeof path, "%s/log.jsonl", out_dir);
-        char *log = read_text(path);
+        char *log = cli_read_file(path);
         ck_assert_ptr_nonnull(log);
         ASSERT_HAS(log, "{\"event\":\"eval\",\"step\":5,");
         ASSERT_HAS(log, "{\"event\":\"eval\",\"step\":20,");
@@ -241,17 +210,18 @@ START_TEST(resume_from_each_form) {
     /* Nothing to resume from: a clear error, naming what was looked for. */
     snprintf(cmd, sizeof cmd,
              TINY_GPT2 "max_steps=2 resume_from_checkpoint=true output_dir=%s/fresh cache_dir=%s/cache", dir, dir);
-    ck_assert_int_eq(run(cmd), 1);
-    ASSERT_HAS(output, "output_dir '");
-    ASSERT_HAS(output, "does not exist, so it has no checkpoint to continue from");
+    ck_assert_int_eq(cli_run(cmd), 1);
+    ASSERT_HAS(cli_output, "output_dir '");
+    ASSERT_HAS(cli_output, "does not exist, so it has no checkpoint to continue from");
     snprintf(cmd, sizeof cmd, "%s/fresh", dir);
     ck_assert_msg(!path_exists(cmd), "a refused resume left %s", cmd);
     /* A folder without a checkpoint: the trainer says what it looked for. */
     snprintf(cmd, sizeof cmd, "mkdir %s/empty && " TINY_GPT2 "max_steps=2 resume=%s/empty output_dir=%s/empty_out "
              "cache_dir=%s/cache", dir, dir, dir, dir);
-    ck_assert_int_eq(run(cmd), 1);
-    ASSERT_HAS(output, "no checkpoint there (no trainer_state.json, and no complete checkpoint-N folder in it or in "
-                       "its checkpoints/)");
+    ck_assert_int_eq(cli_run(cmd), 1);
+    ASSERT_HAS(cli_output,
+               "no checkpoint there (no trainer_state.json, and no complete checkpoint-N folder in it or in "
+               "its checkpoints/)");
 }
 END_TEST
 
@@ -260,16 +230,16 @@ END_TEST
  * the learning-rate panel; samples reach console and report. */
 START_TEST(report_explains_the_run) {
     char dir[64], cmd[2048], path[512];
-    temp_dir(dir, sizeof dir);
+    cli_temp_dir(dir, sizeof dir, "ergo");
     snprintf(cmd, sizeof cmd,
              TINY_GPT2 "max_steps=12 logging_steps=3 eval_strategy=steps eval_steps=4 lr=2e-3 sample_every=6 "
                        "prompt=\"The game\" sample_tokens=5 output_dir=%s/run cache_dir=%s/cache",
              dir, dir);
-    ck_assert_msg(run(cmd) == 0, "%s", output);
-    ASSERT_HAS(output, "sample at step 6: The game");
-    ASSERT_HAS(output, "sample at step 12: The game");
+    ck_assert_msg(cli_run(cmd) == 0, "%s", cli_output);
+    ASSERT_HAS(cli_output, "sample at step 6: The game");
+    ASSERT_HAS(cli_output, "sample at step 12: The game");
     snprintf(path, sizeof path, "%s/run/report.md", dir);
-    char *md = read_text(path);
+    char *md = cli_read_file(path);
     ck_assert_ptr_nonnull(md);
     ASSERT_HAS(md, "# run: GPT-2 (1 layer, 2 heads, 64 wide), 0.2M parameters");
     ASSERT_HAS(md, "> **Note:** Trained on the 'test' split, evaluated on 'validation'");
@@ -291,7 +261,7 @@ START_TEST(report_explains_the_run) {
     ASSERT_HAS(md, "| 6 | The game");
     free(md);
     snprintf(path, sizeof path, "%s/run/loss.svg", dir);
-    char *svg = read_text(path);
+    char *svg = cli_read_file(path);
     ck_assert_ptr_nonnull(svg);
     int circles = 0;
     for (const char *c = strstr(svg, "<circle"); c; c = strstr(c + 1, "<circle")) circles++;
@@ -304,7 +274,7 @@ START_TEST(report_explains_the_run) {
     /* Without cache_dir, the token cache goes beside output_dir, not into
      * the current folder's runs/cache. */
     snprintf(cmd, sizeof cmd, TINY_GPT2 "max_steps=1 output_dir=%s/elsewhere/run", dir);
-    ck_assert_msg(run(cmd) == 0, "%s", output);
+    ck_assert_msg(cli_run(cmd) == 0, "%s", cli_output);
     snprintf(path, sizeof path, "%s/elsewhere/cache", dir);
     ck_assert_msg(path_exists(path), "no token cache in %s", path);
 }
@@ -315,16 +285,16 @@ END_TEST
  * with its shape and its tokenizer. */
 START_TEST(init_from_a_transformers_model) {
     char dir[64], cmd[2048];
-    temp_dir(dir, sizeof dir);
+    cli_temp_dir(dir, sizeof dir, "ergo");
     const char *fixture = "tests/pipeline/fixtures/hf_tiny_gpt2";
     snprintf(cmd, sizeof cmd,
              TINY_GPT2 "max_steps=3 logging_steps=1 init_from=%s output_dir=%s/init cache_dir=%s/cache", fixture,
              dir, dir);
-    ck_assert_msg(run(cmd) == 0, "%s", output);
-    ASSERT_HAS(output, "tokenizer: bpe, 512 tokens (from tests/pipeline/fixtures/hf_tiny_gpt2/tokenizer.json)");
-    ASSERT_HAS(output, "model: GPT-2 (1 layer, 2 heads, 32 wide)");
-    ASSERT_HAS(output, "weights from tests/pipeline/fixtures/hf_tiny_gpt2");
-    const char *first = strstr(output, "[1/3 ");
+    ck_assert_msg(cli_run(cmd) == 0, "%s", cli_output);
+    ASSERT_HAS(cli_output, "tokenizer: bpe, 512 tokens (from tests/pipeline/fixtures/hf_tiny_gpt2/tokenizer.json)");
+    ASSERT_HAS(cli_output, "model: GPT-2 (1 layer, 2 heads, 32 wide)");
+    ASSERT_HAS(cli_output, "weights from tests/pipeline/fixtures/hf_tiny_gpt2");
+    const char *first = strstr(cli_output, "[1/3 ");
     ck_assert_ptr_nonnull(first);
     char from_fixture[32];
     ck_assert_int_eq(sscanf(strstr(first, "] loss ") + 7, "%31s", from_fixture), 1);
@@ -334,8 +304,8 @@ START_TEST(init_from_a_transformers_model) {
              TINY_GPT2 "max_steps=3 logging_steps=1 tokenizer=%s/tokenizer.json n_layer=1 n_head=2 n_embd=32 "
                        "n_positions=128 output_dir=%s/fresh cache_dir=%s/cache",
              fixture, dir, dir);
-    ck_assert_msg(run(cmd) == 0, "%s", output);
-    first = strstr(output, "[1/3 ");
+    ck_assert_msg(cli_run(cmd) == 0, "%s", cli_output);
+    first = strstr(cli_output, "[1/3 ");
     ck_assert_ptr_nonnull(first);
     char from_scratch[32];
     ck_assert_int_eq(sscanf(strstr(first, "] loss ") + 7, "%31s", from_scratch), 1);
@@ -343,14 +313,14 @@ START_TEST(init_from_a_transformers_model) {
 
     /* The shape comes from config.json: giving it too is refused. */
     snprintf(cmd, sizeof cmd, TINY_GPT2 "max_steps=3 init_from=%s n_layer=2 output_dir=%s/refused", fixture, dir);
-    ck_assert_int_eq(run(cmd), 1);
-    ASSERT_HAS(output, "n_layer is set by init_from's config.json (1): drop n_layer=2");
+    ck_assert_int_eq(cli_run(cmd), 1);
+    ASSERT_HAS(cli_output, "n_layer is set by init_from's config.json (1): drop n_layer=2");
     /* a BERT script refuses a GPT-2 model */
     snprintf(cmd, sizeof cmd,
              EXE " run scripts/bert_mlm.lua preset=tiny data=" DATA " train_split=test init_from=%s output_dir=%s/bert",
              fixture, dir);
-    ck_assert_int_eq(run(cmd), 1);
-    ASSERT_HAS(output, "holds a 'gpt2' model, but bert_mlm.lua trains 'bert' models");
+    ck_assert_int_eq(cli_run(cmd), 1);
+    ASSERT_HAS(cli_output, "holds a 'gpt2' model, but bert_mlm.lua trains 'bert' models");
     snprintf(cmd, sizeof cmd, "%s/refused", dir);
     ck_assert_msg(!path_exists(cmd), "a refused init_from left %s", cmd);
 
@@ -361,22 +331,22 @@ START_TEST(init_from_a_transformers_model) {
              EXE " run scripts/bert_mlm.lua preset=tiny data=" DATA " train_split=test threads=1 eval_max_batches=2 "
                  "tokenizer_vocab_size=512 block_size=64 max_steps=1 output_dir=%s/wordpiece cache_dir=%s/cache",
              dir, dir);
-    ck_assert_msg(run(cmd) == 0, "%s", output);
+    ck_assert_msg(cli_run(cmd) == 0, "%s", cli_output);
     snprintf(cmd, sizeof cmd,
              EXE " run scripts/bert_mlm.lua preset=tiny data=" DATA " train_split=test threads=1 eval_max_batches=2 "
                  "block_size=64 max_steps=2 init_from=tests/bert/fixtures/tiny output_dir=%s/bert_none "
                  "cache_dir=%s/cache",
              dir, dir);
-    ck_assert_int_eq(run(cmd), 1);
-    ASSERT_HAS(output, "has no tokenizer.json: pass tokenizer=PATH");
+    ck_assert_int_eq(cli_run(cmd), 1);
+    ASSERT_HAS(cli_output, "has no tokenizer.json: pass tokenizer=PATH");
     snprintf(cmd, sizeof cmd,
              EXE " run scripts/bert_mlm.lua preset=tiny data=" DATA " train_split=test threads=1 eval_max_batches=2 "
                  "block_size=64 max_steps=2 init_from=tests/bert/fixtures/tiny tokenizer=%s/wordpiece/tokenizer.json "
                  "output_dir=%s/bert_init cache_dir=%s/cache",
              dir, dir, dir);
-    ck_assert_msg(run(cmd) == 0, "%s", output);
-    ASSERT_HAS(output, "model: BERT (2 layers, 4 heads, 64 wide, FFN 128)");
-    ASSERT_HAS(output, "weights from tests/bert/fixtures/tiny");
+    ck_assert_msg(cli_run(cmd) == 0, "%s", cli_output);
+    ASSERT_HAS(cli_output, "model: BERT (2 layers, 4 heads, 64 wide, FFN 128)");
+    ASSERT_HAS(cli_output, "weights from tests/bert/fixtures/tiny");
 }
 END_TEST
 

@@ -9,66 +9,42 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli_run.h"
 #include "test_main.h"
 
 #define EXE LM_TEST_LMCORE_EXE
 #define SRC LM_TEST_SOURCE_DIR
 #define DATA LM_TEST_SHARED_DATA_DIR "/wikitext-2-raw"
 
-static char output[1 << 20];
-
-static int run(const char *cmdline) {
-    char full[8192];
-    snprintf(full, sizeof full, "cd %s && LMCORE_PLUGIN_PATH= OMP_NUM_THREADS=1 %s 2>&1", SRC, cmdline);
-    FILE *p = popen(full, "r");
-    ck_assert_ptr_nonnull(p);
-    size_t n = fread(output, 1, sizeof output - 1, p);
-    output[n] = '\0';
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-}
-
-static void temp_dir(char *out, size_t cap) {
-    snprintf(out, cap, "/tmp/lm_pipeline_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(out));
-}
-
-static int exists(const char *dir, const char *file) {
-    char path[2048];
-    struct stat st;
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    return stat(path, &st) == 0 && st.st_size > 0;
-}
-
 START_TEST(gpt2_trains_reproducibly_and_reloads) {
     char dir[64], cmd[1024];
-    temp_dir(dir, sizeof dir);
+    cli_temp_dir(dir, sizeof dir, "pipeline");
     snprintf(cmd, sizeof cmd, EXE " run tests/pipeline/scripts/train_check.lua model=gpt2 data=" DATA " out=%s/model",
              dir);
-    ck_assert_msg(run(cmd) == 0, "%s", output);
-    ck_assert(strstr(output, "OK gpt2") != NULL);
-    ck_assert(exists(dir, "model/model.safetensors") && exists(dir, "model/config.json") &&
-              exists(dir, "model/tokenizer.json"));
+    ck_assert_msg(cli_run(cmd) == 0, "%s", cli_output);
+    ck_assert(strstr(cli_output, "OK gpt2") != NULL);
+    ck_assert(cli_nonempty_file(dir, "model/model.safetensors") && cli_nonempty_file(dir, "model/config.json") &&
+              cli_nonempty_file(dir, "model/tokenizer.json"));
 }
 END_TEST
 
 START_TEST(bert_trains_reproducibly_and_reloads) {
     char dir[64], cmd[1024];
-    temp_dir(dir, sizeof dir);
+    cli_temp_dir(dir, sizeof dir, "pipeline");
     snprintf(cmd, sizeof cmd, EXE " run tests/pipeline/scripts/train_check.lua model=bert data=" DATA " out=%s/model",
              dir);
-    ck_assert_msg(run(cmd) == 0, "%s", output);
-    ck_assert(strstr(output, "OK bert") != NULL);
+    ck_assert_msg(cli_run(cmd) == 0, "%s", cli_output);
+    ck_assert(strstr(cli_output, "OK bert") != NULL);
 }
 END_TEST
 
 static void resume_check(const char *model) {
     char dir[64], cmd[1024];
-    temp_dir(dir, sizeof dir);
+    cli_temp_dir(dir, sizeof dir, "pipeline");
     snprintf(cmd, sizeof cmd, EXE " run tests/pipeline/scripts/resume_check.lua model=%s data=" DATA " out=%s", model,
              dir);
-    ck_assert_msg(run(cmd) == 0, "%s", output);
-    ck_assert(strstr(output, "OK resume") != NULL);
+    ck_assert_msg(cli_run(cmd) == 0, "%s", cli_output);
+    ck_assert(strstr(cli_output, "OK resume") != NULL);
 }
 
 START_TEST(gpt2_resume_is_bit_exact) { resume_check("gpt2"); }
@@ -80,8 +56,8 @@ END_TEST
 static void step_api_check(const char *model) {
     char cmd[1024];
     snprintf(cmd, sizeof cmd, EXE " run tests/pipeline/scripts/step_api_check.lua model=%s data=" DATA, model);
-    ck_assert_msg(run(cmd) == 0, "%s", output);
-    ck_assert(strstr(output, "OK step api") != NULL);
+    ck_assert_msg(cli_run(cmd) == 0, "%s", cli_output);
+    ck_assert(strstr(cli_output, "OK step api") != NULL);
 }
 
 /* A loop written in Lua trains bit-identically to fit(); no read per step. */
@@ -93,46 +69,47 @@ END_TEST
 
 START_TEST(callbacks_and_cadence) {
     char dir[64], cmd[1024];
-    temp_dir(dir, sizeof dir);
+    cli_temp_dir(dir, sizeof dir, "pipeline");
     snprintf(cmd, sizeof cmd, EXE " run tests/pipeline/scripts/callbacks_check.lua data=" DATA " out=%s", dir);
-    ck_assert_msg(run(cmd) == 0, "%s", output);
-    ck_assert(strstr(output, "OK callbacks") != NULL);
+    ck_assert_msg(cli_run(cmd) == 0, "%s", cli_output);
+    ck_assert(strstr(cli_output, "OK callbacks") != NULL);
 }
 END_TEST
 
 START_TEST(shipped_scripts_run_tiny_presets) {
     char dir[64], cmd[1024];
-    temp_dir(dir, sizeof dir);
+    cli_temp_dir(dir, sizeof dir, "pipeline");
     snprintf(cmd, sizeof cmd,
              EXE " run scripts/gpt2_clm.lua preset=tiny data=" DATA " train_split=test max_steps=6 "
                  "eval_max_batches=2 threads=1 output_dir=%s/gpt2 cache_dir=%s/cache",
              dir, dir);
-    ck_assert_msg(run(cmd) == 0, "%s", output);
-    ck_assert(strstr(output, "Epoch  | Training Loss | Validation Loss | Perplexity") != NULL);
-    ck_assert(strstr(output, "Perplexity: ") != NULL);
+    ck_assert_msg(cli_run(cmd) == 0, "%s", cli_output);
+    ck_assert(strstr(cli_output, "Epoch  | Training Loss | Validation Loss | Perplexity") != NULL);
+    ck_assert(strstr(cli_output, "Perplexity: ") != NULL);
     snprintf(cmd, sizeof cmd, "%s/gpt2", dir);
-    ck_assert(exists(cmd, "model.safetensors") && exists(cmd, "results.json") && exists(cmd, "log.jsonl") &&
-              exists(cmd, "report.md") && exists(cmd, "loss.svg") && exists(cmd, "training_args.json"));
+    ck_assert(cli_nonempty_file(cmd, "model.safetensors") && cli_nonempty_file(cmd, "results.json") &&
+              cli_nonempty_file(cmd, "log.jsonl") && cli_nonempty_file(cmd, "report.md") &&
+              cli_nonempty_file(cmd, "loss.svg") && cli_nonempty_file(cmd, "training_args.json"));
     snprintf(cmd, sizeof cmd,
              EXE " run scripts/bert_mlm.lua preset=tiny data=" DATA " train_split=test max_steps=6 "
                  "eval_max_batches=2 threads=1 output_dir=%s/bert cache_dir=%s/cache",
              dir, dir);
-    ck_assert_msg(run(cmd) == 0, "%s", output);
+    ck_assert_msg(cli_run(cmd) == 0, "%s", cli_output);
     snprintf(cmd, sizeof cmd,
              EXE " run scripts/fill_mask.lua model=%s/bert text=\"The game began development in [MASK] .\" top_k=3",
              dir);
-    ck_assert_msg(run(cmd) == 0, "%s", output);
-    ck_assert(strstr(output, "[MASK] #1:") != NULL && strstr(output, "  3. ") != NULL);
+    ck_assert_msg(cli_run(cmd) == 0, "%s", cli_output);
+    ck_assert(strstr(cli_output, "[MASK] #1:") != NULL && strstr(cli_output, "  3. ") != NULL);
     snprintf(cmd, sizeof cmd, EXE " run scripts/compare_runs.lua runs=\"%s/gpt2 %s/bert\" out_svg=%s/cmp.svg", dir,
              dir, dir);
-    ck_assert_msg(run(cmd) == 0, "%s", output);
-    ck_assert(strstr(output, "| GPT-2 | causal") != NULL && strstr(output, "| BERT | bidirectional") != NULL);
+    ck_assert_msg(cli_run(cmd) == 0, "%s", cli_output);
+    ck_assert(strstr(cli_output, "| GPT-2 | causal") != NULL && strstr(cli_output, "| BERT | bidirectional") != NULL);
 }
 END_TEST
 
 START_TEST(ctrl_c_saves_a_checkpoint) {
     char dir[64], cmd[2048];
-    temp_dir(dir, sizeof dir);
+    cli_temp_dir(dir, sizeof dir, "pipeline");
     /* A long run, interrupted with SIGINT once it is training. */
     snprintf(cmd, sizeof cmd,
              EXE " run scripts/gpt2_clm.lua preset=tiny data=" DATA " train_split=test max_steps=100000 "
@@ -140,40 +117,41 @@ START_TEST(ctrl_c_saves_a_checkpoint) {
              "for i in $(seq 1 300); do grep -q '^\\[' %s/out.txt 2>/dev/null && break; sleep 0.1; done; "
              "kill -INT $pid; wait $pid; echo exit=$?",
              dir, dir, dir, dir);
-    run(cmd);
-    ck_assert_msg(strstr(output, "exit=130") != NULL, "%s", output);
+    cli_run(cmd);
+    ck_assert_msg(strstr(cli_output, "exit=130") != NULL, "%s", cli_output);
     char path[512];
     snprintf(path, sizeof path, "%s/out.txt", dir);
     FILE *f = fopen(path, "r");
-    size_t n = fread(output, 1, sizeof output - 1, f);
-    output[n] = '\0';
+    size_t n = fread(cli_output, 1, sizeof cli_output - 1, f);
+    cli_output[n] = '\0';
     fclose(f);
-    ck_assert_msg(strstr(output, "interrupted by Ctrl-C after step") != NULL, "%s", output);
-    const char *saved = strstr(output, "saved checkpoint ");
-    ck_assert_msg(saved != NULL, "%s", output);
+    ck_assert_msg(strstr(cli_output, "interrupted by Ctrl-C after step") != NULL, "%s", cli_output);
+    const char *saved = strstr(cli_output, "saved checkpoint ");
+    ck_assert_msg(saved != NULL, "%s", cli_output);
     char checkpoint[512];
     ck_assert_int_eq(sscanf(saved, "saved checkpoint %511s", checkpoint), 1);
-    ck_assert(exists(checkpoint, "trainer_state.json") && exists(checkpoint, "optimizer.safetensors"));
+    ck_assert(cli_nonempty_file(checkpoint, "trainer_state.json") &&
+              cli_nonempty_file(checkpoint, "optimizer.safetensors"));
     /* Resuming from such a checkpoint is tested bit-exactly by resume_check.lua. */
 }
 END_TEST
 
 START_TEST(inspect_data_prints_the_four_figures) {
-    ck_assert_msg(run(EXE " run scripts/inspect_data.lua data=" DATA " train_split=test vocab_size=1000") == 0, "%s",
-                  output);
-    ck_assert(strstr(output, "Figure 1:") && strstr(output, "Figure 2:") && strstr(output, "Figure 3:") &&
-              strstr(output, "Figure 4:"));
-    ck_assert(strstr(output, "'attention_mask': [1, 1") != NULL);
+    ck_assert_msg(cli_run(EXE " run scripts/inspect_data.lua data=" DATA " train_split=test vocab_size=1000") == 0,
+                  "%s", cli_output);
+    ck_assert(strstr(cli_output, "Figure 1:") && strstr(cli_output, "Figure 2:") && strstr(cli_output, "Figure 3:") &&
+              strstr(cli_output, "Figure 4:"));
+    ck_assert(strstr(cli_output, "'attention_mask': [1, 1") != NULL);
 }
 END_TEST
 
 static void expect_failure(const char *case_name, const char *needle) {
     char cmd[1024];
     snprintf(cmd, sizeof cmd, EXE " run tests/pipeline/scripts/bad_input.lua case=%s data=" DATA, case_name);
-    int rc = run(cmd);
-    ck_assert_msg(rc == 1, "case %s: exit %d\n%s", case_name, rc, output);
-    ck_assert_msg(strstr(output, needle) != NULL, "case %s: '%s' not in\n%s", case_name, needle, output);
-    ck_assert_msg(strstr(output, "lmcore: error: ") != NULL, "case %s: %s", case_name, output);
+    int rc = cli_run(cmd);
+    ck_assert_msg(rc == 1, "case %s: exit %d\n%s", case_name, rc, cli_output);
+    ck_assert_msg(strstr(cli_output, needle) != NULL, "case %s: '%s' not in\n%s", case_name, needle, cli_output);
+    ck_assert_msg(strstr(cli_output, "lmcore: error: ") != NULL, "case %s: %s", case_name, cli_output);
 }
 
 START_TEST(bad_inputs_fail_clearly) {
@@ -182,28 +160,29 @@ START_TEST(bad_inputs_fail_clearly) {
     expect_failure("block_size", "block_size 128 is larger than the model's 64 positions");
     expect_failure("big_batch", "batch_size 1000000 is larger than the");
     expect_failure("nan", "step");
-    ck_assert(strstr(output, "NaN") != NULL || strstr(output, "nan") != NULL || strstr(output, "inf") != NULL);
-    ck_assert_int_eq(run(EXE " run scripts/gpt2_clm.lua n_layers=2"), 1);
-    ck_assert(strstr(output, "unknown argument 'n_layers': did you mean 'n_layer'?") != NULL);
-    ck_assert_int_eq(run(EXE " run scripts/gpt2_clm.lua preset=huge"), 1);
-    ck_assert(strstr(output, "unknown preset 'huge'") != NULL);
-    ck_assert_int_eq(run(EXE " run scripts/gpt2_clm.lua data=/nonexistent preset=tiny"), 1);
-    ck_assert(strstr(output, "wiki.train.raw") != NULL);
+    ck_assert(strstr(cli_output, "NaN") != NULL || strstr(cli_output, "nan") != NULL ||
+              strstr(cli_output, "inf") != NULL);
+    ck_assert_int_eq(cli_run(EXE " run scripts/gpt2_clm.lua n_layers=2"), 1);
+    ck_assert(strstr(cli_output, "unknown argument 'n_layers': did you mean 'n_layer'?") != NULL);
+    ck_assert_int_eq(cli_run(EXE " run scripts/gpt2_clm.lua preset=huge"), 1);
+    ck_assert(strstr(cli_output, "unknown preset 'huge'") != NULL);
+    ck_assert_int_eq(cli_run(EXE " run scripts/gpt2_clm.lua data=/nonexistent preset=tiny"), 1);
+    ck_assert(strstr(cli_output, "wiki.train.raw") != NULL);
 }
 END_TEST
 
 START_TEST(debug_masking_shows_a_block) {
-    ck_assert_msg(run(EXE " run tests/pipeline/scripts/bert_debug_masking.lua data=" DATA) == 0, "%s", output);
-    ck_assert(strstr(output, "[MASK]") != NULL);
-    ck_assert(strstr(output, "objective:batch ok") != NULL);
+    ck_assert_msg(cli_run(EXE " run tests/pipeline/scripts/bert_debug_masking.lua data=" DATA) == 0, "%s", cli_output);
+    ck_assert(strstr(cli_output, "[MASK]") != NULL);
+    ck_assert(strstr(cli_output, "objective:batch ok") != NULL);
     /* The shipped script shows the block as text, then masked (section 5.3). */
-    ck_assert_msg(run(EXE " --log-level warn run scripts/bert_mlm.lua preset=tiny data=" DATA
+    ck_assert_msg(cli_run(EXE " --log-level warn run scripts/bert_mlm.lua preset=tiny data=" DATA
                           " train_split=test max_steps=1 debug_masking=true output_dir=" LM_TEST_BINARY_DIR
                           "/debug_masking cache_dir=" LM_TEST_BINARY_DIR "/debug_masking_cache") == 0,
-                  "%s", output);
-    ck_assert_msg(strstr(output, "block 0 of the training blocks, as text:") != NULL, "%s", output);
-    ck_assert(strstr(output, "the same block as the model sees it in batch 0") != NULL);
-    ck_assert(strstr(output, "-> [MASK]") != NULL);
+                  "%s", cli_output);
+    ck_assert_msg(strstr(cli_output, "block 0 of the training blocks, as text:") != NULL, "%s", cli_output);
+    ck_assert(strstr(cli_output, "the same block as the model sees it in batch 0") != NULL);
+    ck_assert(strstr(cli_output, "-> [MASK]") != NULL);
 }
 END_TEST
 

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli_run.h"
 #include "test_main.h"
 
 #define EXE LM_TEST_LMCORE_EXE
@@ -27,32 +28,6 @@
         "log_every=1 output_dir=%s/run cache_dir=%s/cache > %s/out.txt 2>&1 & pid=$!; "                               \
         "for i in $(seq 1 300); do grep -q '^\\[' %s/out.txt 2>/dev/null && break; sleep 0.1; done; "
 
-static char output[1 << 16];
-
-static int run(const char *cmdline) {
-    char full[8192];
-    /* Every command of the line, not only its last, reports into `output`. */
-    snprintf(full, sizeof full, "cd %s && export LMCORE_PLUGIN_PATH= OMP_NUM_THREADS=1 && { %s; } 2>&1", SRC, cmdline);
-    FILE *p = popen(full, "r");
-    ck_assert_ptr_nonnull(p);
-    size_t n = fread(output, 1, sizeof output - 1, p);
-    output[n] = '\0';
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-}
-
-static void temp_dir(char *out, size_t cap) {
-    snprintf(out, cap, "/tmp/lm_guards_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(out));
-}
-
-static int exists(const char *dir, const char *file) {
-    char path[2048];
-    struct stat st;
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    return stat(path, &st) == 0 && st.st_size > 0;
-}
-
 static void read_text(const char *dir, const char *file, char *out, size_t cap) {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir, file);
@@ -65,22 +40,24 @@ static void read_text(const char *dir, const char *file, char *out, size_t cap) 
 
 START_TEST(sigterm_saves_a_checkpoint_and_the_report_then_exits_143) {
     char dir[64], cmd[4096], text[1 << 15];
-    temp_dir(dir, sizeof dir);
+    cli_temp_dir(dir, sizeof dir, "guards");
     snprintf(cmd, sizeof cmd, LONG_RUN "kill -TERM $pid; wait $pid; echo exit=$?", dir, dir, dir, dir);
-    run(cmd);
-    ck_assert_msg(strstr(output, "exit=143") != NULL, "%s", output);
+    cli_run(cmd);
+    ck_assert_msg(strstr(cli_output, "exit=143") != NULL, "%s", cli_output);
     read_text(dir, "out.txt", text, sizeof text);
     ck_assert_msg(strstr(text, "lmcore: error: training interrupted by SIGTERM after step ") != NULL, "%s", text);
     const char *saved = strstr(text, "saved checkpoint ");
     ck_assert_msg(saved != NULL, "%s", text);
     char checkpoint[512];
     ck_assert_int_eq(sscanf(saved, "saved checkpoint %511s", checkpoint), 1);
-    ck_assert(exists(checkpoint, "trainer_state.json") && exists(checkpoint, "optimizer.safetensors") &&
-              exists(checkpoint, "model.safetensors"));
+    ck_assert(cli_nonempty_file(checkpoint, "trainer_state.json") &&
+              cli_nonempty_file(checkpoint, "optimizer.safetensors") &&
+              cli_nonempty_file(checkpoint, "model.safetensors"));
     char run_dir[128];
     snprintf(run_dir, sizeof run_dir, "%s/run", dir);
     /* The report of the unfinished run, and the logs up to the signal. */
-    ck_assert(exists(run_dir, "report.md") && exists(run_dir, "loss.svg") && exists(run_dir, "log.jsonl"));
+    ck_assert(cli_nonempty_file(run_dir, "report.md") && cli_nonempty_file(run_dir, "loss.svg") &&
+              cli_nonempty_file(run_dir, "log.jsonl"));
     /* The lock went with the run. */
     ck_assert(access(strcat(run_dir, "/.lmcore.lock"), F_OK) != 0);
 }
@@ -88,22 +65,22 @@ END_TEST
 
 START_TEST(a_second_run_in_one_output_dir_is_refused_naming_the_first) {
     char dir[64], cmd[4096];
-    temp_dir(dir, sizeof dir);
+    cli_temp_dir(dir, sizeof dir, "guards");
     snprintf(cmd, sizeof cmd,
              LONG_RUN "echo first=$pid; " EXE " run scripts/gpt2_clm.lua preset=tiny data=" DATA
                       " train_split=test max_steps=2 threads=1 output_dir=%s/run cache_dir=%s/cache2; "
                       "echo second=$?; kill -TERM $pid; wait $pid",
              dir, dir, dir, dir, dir, dir);
-    run(cmd);
-    ck_assert_msg(strstr(output, "second=1") != NULL, "%s", output);
+    cli_run(cmd);
+    ck_assert_msg(strstr(cli_output, "second=1") != NULL, "%s", cli_output);
     long first = 0;
-    const char *line = strstr(output, "first=");
+    const char *line = strstr(cli_output, "first=");
     ck_assert_ptr_nonnull(line);
     ck_assert_int_eq(sscanf(line, "first=%ld", &first), 1);
     char needle[256];
     snprintf(needle, sizeof needle, "output_dir '%s/run' is in use by another run: lmcore process %ld holds", dir,
              first);
-    ck_assert_msg(strstr(output, needle) != NULL, "'%s' not in\n%s", needle, output);
+    ck_assert_msg(strstr(cli_output, needle) != NULL, "'%s' not in\n%s", needle, cli_output);
     /* Refused before it tokenized anything. */
     char cache[128];
     snprintf(cache, sizeof cache, "%s/cache2", dir);
@@ -113,21 +90,21 @@ END_TEST
 
 START_TEST(a_killed_run_leaves_no_lock_that_blocks) {
     char dir[64], cmd[4096];
-    temp_dir(dir, sizeof dir);
+    cli_temp_dir(dir, sizeof dir, "guards");
     snprintf(cmd, sizeof cmd,
              LONG_RUN "kill -KILL $pid; wait $pid; test -f %s/run/.lmcore.lock && echo lock-file-left; " EXE
                       " run scripts/gpt2_clm.lua preset=tiny data=" DATA
                       " train_split=test max_steps=2 eval_max_batches=1 threads=1 output_dir=%s/run "
                       "cache_dir=%s/cache; echo second=$?",
              dir, dir, dir, dir, dir, dir, dir);
-    run(cmd);
+    cli_run(cmd);
     /* SIGKILL left the file (no cleanup ran), but not the lock: the kernel
      * released it with the process. */
-    ck_assert_msg(strstr(output, "lock-file-left") != NULL, "%s", output);
-    ck_assert_msg(strstr(output, "second=0") != NULL, "%s", output);
+    ck_assert_msg(strstr(cli_output, "lock-file-left") != NULL, "%s", cli_output);
+    ck_assert_msg(strstr(cli_output, "second=0") != NULL, "%s", cli_output);
     char run_dir[128];
     snprintf(run_dir, sizeof run_dir, "%s/run", dir);
-    ck_assert(exists(run_dir, "results.json"));
+    ck_assert(cli_nonempty_file(run_dir, "results.json"));
 }
 END_TEST
 
