@@ -55,18 +55,6 @@ lm_status trainer_upload_field(lm_trainer *t, void *field_in_state, const void *
     return t->dev->ops->upload(t->dev, field_in_state, value, bytes);
 }
 
-void trainer_shuffle(lm_trainer *t, int64_t epoch) {
-    size_t n = t->plan.train_blocks;
-    for (size_t i = 0; i < n; i++) t->order[i] = i;
-    uint64_t stream = LM_RNG_STREAM_SHUFFLE | ((uint64_t)epoch << 8);
-    for (size_t i = n - 1; i > 0; i--) {
-        size_t j = lm_rng_below(t->s.seed, stream, i, (uint32_t)(i + 1));
-        size_t tmp = t->order[i];
-        t->order[i] = t->order[j];
-        t->order[j] = tmp;
-    }
-}
-
 static const char *bad_what_name(int32_t what) {
     return what == LM_BAD_LOSS ? "the loss" : what == LM_BAD_GRAD_NORM ? "the gradient norm" : "a value";
 }
