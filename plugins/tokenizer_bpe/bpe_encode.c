@@ -7,67 +7,8 @@
 
 #include "bpe_model.h"
 #include "bpe_pretok.h"
+#include "bpe_word_cache.h"
 #include "unicode.h"
-
-/* ---- the word cache ------------------------------------------------------ */
-
-#define CACHE_SLOTS (1u << 16)          /* cleared when half full */
-#define CACHE_MAX_WORD 256              /* longer words are not cached (as HF) */
-#define CACHE_MAX_BYTES (8u << 20)
-
-void bpe_word_cache_clear(bpe_word_cache *c) {
-    if (c->hashes) memset(c->hashes, 0, c->cap * sizeof(*c->hashes));
-    c->count = 0;
-    c->keys_len = 0;
-    c->ids_len_total = 0;
-}
-
-static int cache_init(bpe_word_cache *c) {
-    if (c->hashes) return 1;
-    c->cap = CACHE_SLOTS;
-    c->hashes = calloc(c->cap, sizeof(*c->hashes));
-    c->key_off = malloc(c->cap * sizeof(*c->key_off));
-    c->key_len = malloc(c->cap * sizeof(*c->key_len));
-    c->ids_off = malloc(c->cap * sizeof(*c->ids_off));
-    c->ids_len = malloc(c->cap * sizeof(*c->ids_len));
-    c->keys_cap = CACHE_MAX_BYTES;
-    c->keys = malloc(c->keys_cap);
-    c->ids_cap = CACHE_MAX_BYTES / sizeof(int32_t);
-    c->ids = malloc(c->ids_cap * sizeof(int32_t));
-    if (!c->hashes || !c->key_off || !c->key_len || !c->ids_off || !c->ids_len || !c->keys || !c->ids) {
-        free(c->hashes);
-        c->hashes = NULL; /* runs without a cache; the rest is freed at destroy */
-        return 0;
-    }
-    return 1;
-}
-
-static size_t cache_find(const bpe_word_cache *c, const unsigned char *w, size_t n, uint64_t h) {
-    size_t mask = c->cap - 1, i = (size_t)h & mask;
-    while (c->hashes[i] != 0) {
-        if (c->hashes[i] == h && c->key_len[i] == n && memcmp(c->keys + c->key_off[i], w, n) == 0) return i;
-        i = (i + 1) & mask;
-    }
-    return i;
-}
-
-static void cache_store(bpe_word_cache *c, size_t slot, uint64_t h, const unsigned char *w, size_t n,
-                        const int32_t *ids, size_t n_ids) {
-    if (c->count * 2 >= c->cap || c->keys_len + n > c->keys_cap || c->ids_len_total + n_ids > c->ids_cap) {
-        bpe_word_cache_clear(c);
-        slot = cache_find(c, w, n, h);
-    }
-    c->hashes[slot] = h;
-    c->key_off[slot] = (uint32_t)c->keys_len;
-    c->key_len[slot] = (uint32_t)n;
-    memcpy(c->keys + c->keys_len, w, n);
-    c->keys_len += n;
-    c->ids_off[slot] = (uint32_t)c->ids_len_total;
-    c->ids_len[slot] = (uint32_t)n_ids;
-    if (n_ids) memcpy(c->ids + c->ids_len_total, ids, n_ids * sizeof(int32_t)); /* ids is NULL when 0 */
-    c->ids_len_total += n_ids;
-    c->count++;
-}
 
 /* ---- one word -------------------------------------------------------------- */
 
@@ -214,17 +155,17 @@ static lm_status encode_word(const bpe_model *m, scratch *s, const unsigned char
 static lm_status encode_word_cached(bpe_model *m, scratch *s, int use_cache, const unsigned char *w, size_t n,
                                     lm_ids *out) {
     if (n == 1 && m->byte_id[w[0]] >= 0) return lm_ids_push(out, m->byte_id[w[0]]);
-    if (!use_cache || n >= CACHE_MAX_WORD) return encode_word(m, s, w, n, out);
+    if (!use_cache || n >= BPE_CACHE_MAX_WORD) return encode_word(m, s, w, n, out);
     bpe_word_cache *c = &m->cache;
     uint64_t h = bpe_hash_bytes(w, n) | 1; /* 0 marks empty slots */
-    size_t slot = cache_find(c, w, n, h);
+    size_t slot = bpe_word_cache_find(c, w, n, h);
     if (c->hashes[slot] != 0) return lm_ids_append(out, c->ids + c->ids_off[slot], c->ids_len[slot]);
     size_t first = out->len;
     LM_TRY(encode_word(m, s, w, n, out));
     /* A word may encode to no ids (unknown bytes without an unk_token are
      * dropped, as HF does), and out->data may then still be NULL. */
     size_t n_ids = out->len - first;
-    cache_store(c, slot, h, w, n, n_ids ? out->data + first : NULL, n_ids);
+    bpe_word_cache_store(c, slot, h, w, n, n_ids ? out->data + first : NULL, n_ids);
     return LM_OK;
 }
 
@@ -353,7 +294,7 @@ static lm_status encode_pass(bpe_model *m, scratch *s, int use_cache, int normal
 lm_status bpe_model_encode(bpe_model *m, const char *text, size_t len, lm_ids *out) {
     if (!text && len) return lm_error_set(LM_ERR_INVALID, "BPE tokenizer: encode() got NULL text of length %zu", len);
     int use_cache = pthread_mutex_trylock(&m->cache.lock) == 0;
-    if (use_cache && !cache_init(&m->cache)) {
+    if (use_cache && !bpe_word_cache_init(&m->cache)) {
         pthread_mutex_unlock(&m->cache.lock);
         use_cache = 0;
     }

@@ -7,6 +7,7 @@
 #include <lmcore/status.h>
 
 #include "bpe_pretok.h"
+#include "bpe_word_cache.h"
 #include "unicode.h"
 
 lm_status bpe_model_create(bpe_model **out) {
@@ -29,16 +30,6 @@ lm_status bpe_model_create(bpe_model **out) {
     return LM_OK;
 }
 
-static void cache_free(bpe_word_cache *c) {
-    free(c->hashes);
-    free(c->key_off);
-    free(c->key_len);
-    free(c->ids_off);
-    free(c->ids_len);
-    free(c->keys);
-    free(c->ids);
-}
-
 void bpe_model_destroy(bpe_model *m) {
     if (!m) return;
     free(m->tok_off);
@@ -54,7 +45,7 @@ void bpe_model_destroy(bpe_model *m) {
     for (size_t i = 0; i < m->n_added; i++) free(m->added[i].content);
     free(m->added);
     free(m->special_ids);
-    cache_free(&m->cache);
+    bpe_word_cache_free(&m->cache);
     pthread_mutex_destroy(&m->cache.lock);
     free(m);
 }

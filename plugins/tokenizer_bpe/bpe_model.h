@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bpe_word_cache.h"
+
 #include <lmcore/tensor.h>
 
 #include "bpe_hash.h"
@@ -19,19 +21,6 @@ typedef struct bpe_added_token {
     int32_t id;
     int special, lstrip, rstrip, normalized, single_word;
 } bpe_added_token;
-
-/* Words already encoded, by their bytes.  Guarded by a try-lock: an encode()
- * that finds it busy (another thread) simply does without it. */
-typedef struct bpe_word_cache {
-    pthread_mutex_t lock;
-    uint64_t *hashes; /* 0 = empty slot */
-    uint32_t *key_off, *key_len, *ids_off, *ids_len;
-    size_t cap, count;
-    unsigned char *keys;
-    size_t keys_len, keys_cap;
-    int32_t *ids;
-    size_t ids_len_total, ids_cap;
-} bpe_word_cache;
 
 typedef struct bpe_model {
     /* Vocabulary: id -> token string (HF's byte-level alphabet, UTF-8), and
@@ -101,5 +90,4 @@ lm_status bpe_model_decode(const bpe_model *m, const int32_t *ids, size_t n, int
 /* The token string of raw bytes in the byte-level alphabet, appended to out. */
 lm_status bpe_bytes_to_token(const void *bytes, size_t len, lm_buffer *out);
 
-void bpe_word_cache_clear(bpe_word_cache *c);
 #endif
