@@ -122,7 +122,7 @@ typedef struct wp_tokenizer {
     int32_t cls_id, sep_id, pad_id, mask_id;
 } wp_tokenizer;
 
-/* wordpiece_plugin.c */
+/* wordpiece_model.c */
 lm_status wp_finalize_model(wp_tokenizer *t, const char *source);
 void wp_clear_model(wp_tokenizer *t);
 lm_status wp_add_added_token(wp_tokenizer *t, const char *content, size_t len, int32_t id, int special);
