@@ -105,6 +105,11 @@ END_TEST
 START_TEST(shipped_hello_script_logs_through_console) {
     ck_assert_int_eq(run(EXE " run " SRC "/scripts/hello.lua"), 0);
     ck_assert(strstr(output, "hello from lmcore") != NULL);
+    /* Even the smallest script answers --help and catches a typo. */
+    ck_assert_int_eq(run(EXE " run " SRC "/scripts/hello.lua --help"), 0);
+    ck_assert_msg(strstr(output, "usage: lmcore run hello.lua") && strstr(output, "name=world"), "%s", output);
+    ck_assert_int_eq(run(EXE " run " SRC "/scripts/hello.lua nmae=you"), 1);
+    ck_assert_msg(strstr(output, "unknown argument 'nmae': did you mean 'name'?") != NULL, "%s", output);
 }
 END_TEST
 
