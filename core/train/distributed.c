@@ -7,9 +7,25 @@
 #include "distributed.h"
 
 /* Checked in this order: Open MPI's mpirun, then PMI (MPICH's launchers,
- * srun --mpi=pmi2), then Slurm's own (srun). */
-static const char *const size_variables[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"};
-static const char *const rank_variables[] = {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"};
+ * srun --mpi=pmi2), then Slurm's own for the tasks of a job step (srun).
+ * Not SLURM_NTASKS: an sbatch or salloc allocation sets it in the batch
+ * shell too, where a plain `lmcore run` is one process. */
+static const char *const size_variables[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"};
+static const char *const rank_variables[] = {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"};
+
+/* srun starts the tasks; MPI can join them only through a PMI plugin of
+ * Slurm's (srun --mpi=pmix or pmi2, or MpiDefault in slurm.conf), which
+ * sets PMIX_RANK or PMI_RANK.  Without one, Open MPI's MPI_Init aborts
+ * every task with a page about its build: say what to type instead. */
+static lm_status check_srun_has_pmi(const char *variable, int launched) {
+    if (strcmp(variable, "SLURM_STEP_NUM_TASKS") != 0 || launched <= 1) return LM_OK;
+    if (getenv("PMIX_RANK") || getenv("PMI_RANK")) return LM_OK;
+    return lm_error_set(LM_ERR_INVALID,
+                        "this process is one of %d tasks started by srun (SLURM_STEP_NUM_TASKS=%d) without an MPI "
+                        "plugin, so MPI cannot join them: launch with `srun --mpi=pmix ...` (or set MpiDefault=pmix "
+                        "in slurm.conf; `srun --mpi=list` shows what this cluster has)",
+                        launched, launched);
+}
 
 static int positive_env(const char *name, int *out) {
     const char *v = getenv(name);
@@ -72,6 +88,7 @@ lm_status lm_distributed_join(const lm_registry *registry, const char *name, con
         return LM_OK;
     }
     if (!*wanted) return LM_OK; /* one process: the trainer's own path */
+    LM_TRY(check_srun_has_pmi(variable, launched));
     const lm_plugin *plugin = NULL;
     if (lm_registry_find(registry, LM_KIND_COMMUNICATOR, wanted, &plugin) != LM_OK) {
         if (strcmp(name, "auto") == 0)

@@ -15,7 +15,8 @@
 
 /* The launcher's world size and this process's rank in it, from
  * OMPI_COMM_WORLD_SIZE/RANK (Open MPI), PMI_SIZE/RANK (MPICH, Slurm's
- * PMI) or SLURM_NTASKS/SLURM_PROCID; 1 and 0 when not launched.  *variable
+ * PMI) or SLURM_STEP_NUM_TASKS/SLURM_PROCID (the tasks of an srun step);
+ * 1 and 0 when not launched.  *variable
  * (may be NULL) names the variable the size came from ("" when none). */
 LM_API int lm_launch_world_size(const char **variable);
 LM_API int lm_launch_rank(void);

@@ -31,6 +31,36 @@ fi
 echo "ok   no_mpi_build: $(grep 'lmcore: error' "$nompi/log" | cut -c1-150)"
 rm -rf "$nompi"
 
+# Slurm, by its variables (tests/distributed/test_slurm.sh runs the real
+# thing where a cluster answers): a plain `lmcore run` in an allocation's
+# batch shell (SLURM_NTASKS=2, no srun step) is one process and trains; the
+# tasks of `srun -n 2` without an MPI plugin (no PMIX_RANK or PMI_RANK) stop
+# at once with one line saying what to type.
+slurm=$(mktemp -d)
+env -u OMPI_COMM_WORLD_SIZE -u PMI_SIZE SLURM_NTASKS=2 SLURM_PROCID=0 timeout 60 "$lmcore" run "$here/dp_train.lua" \
+  data="$data" out="$slurm/batch" steps=2 > "$slurm/batch.log" 2>&1
+rc=$?
+if [ $rc -ne 0 ]; then
+  echo "FAIL slurm_batch_shell: exit $rc"
+  sed 's/^/     | /' "$slurm/batch.log" | tail -5
+  rm -rf "$slurm"
+  exit 1
+fi
+echo "ok   slurm_batch_shell: one process in an sbatch -n 2 shell trains alone"
+env -u OMPI_COMM_WORLD_SIZE -u PMI_SIZE -u PMIX_RANK -u PMI_RANK SLURM_STEP_NUM_TASKS=2 SLURM_NTASKS=2 SLURM_PROCID=0 \
+  timeout 60 "$lmcore" run "$here/dp_train.lua" data="$data" out="$slurm/step" steps=2 > "$slurm/step.log" 2>&1
+rc=$?
+if [ $rc -ne 1 ] || [ "$(grep -c 'lmcore: error: ' "$slurm/step.log")" -ne 1 ] ||
+   ! grep -qF "started by srun (SLURM_STEP_NUM_TASKS=2) without an MPI plugin, so MPI cannot join them: launch with \`srun --mpi=pmix ...\`" "$slurm/step.log" ||
+   [ -e "$slurm/step/model.safetensors" ]; then
+  echo "FAIL srun_without_pmi: exit $rc"
+  sed 's/^/     | /' "$slurm/step.log" | tail -5
+  rm -rf "$slurm"
+  exit 1
+fi
+echo "ok   srun_without_pmi: $(grep 'lmcore: error' "$slurm/step.log" | cut -c1-150)"
+rm -rf "$slurm"
+
 if ! command -v mpirun > /dev/null; then
   echo "SKIP: mpirun not found (Debian: apt-get install openmpi-bin libopenmpi-dev, then rebuild)"
   exit 77
