@@ -13,7 +13,7 @@ typedef struct tensor_extent {
     size_t bucket;
 } tensor_extent;
 
-struct grad_buckets {
+struct lm_grad_buckets {
     /* The plan. */
     size_t n_extents;
     tensor_extent *extents; /* by offset */
@@ -22,9 +22,9 @@ struct grad_buckets {
     size_t *bucket_elements;  /* [n_buckets] */
     size_t *bucket_first_run; /* [n_buckets + 1] */
     size_t n_runs;
-    grad_run *runs;
+    lm_grad_run *runs;
 
-    /* Where they are reduced (grad_buckets_bind). */
+    /* Where they are reduced (lm_grad_buckets_bind). */
     const lm_communicator_vtable *comm;
     void *comm_self;
     float *grads;
@@ -46,7 +46,7 @@ static int by_offset(const void *a, const void *b) {
     return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
-void grad_buckets_free(grad_buckets *b) {
+void lm_grad_buckets_free(lm_grad_buckets *b) {
     if (!b) return;
     free(b->extents);
     free(b->bucket_tensors);
@@ -61,7 +61,7 @@ void grad_buckets_free(grad_buckets *b) {
 
 /* Extents by offset, each desc's index in `bucket` for now (the plan
  * replaces it with its bucket). */
-static lm_status make_extents(grad_buckets *b, const lm_param_desc *descs, size_t n_descs, size_t n_params) {
+static lm_status make_extents(lm_grad_buckets *b, const lm_param_desc *descs, size_t n_descs, size_t n_params) {
     const size_t n = n_descs ? n_descs : 1;
     b->extents = calloc(n, sizeof *b->extents);
     if (!b->extents) return lm_error_set(LM_ERR_NOMEM, "out of memory planning the gradient buckets");
@@ -90,10 +90,10 @@ static lm_status make_extents(grad_buckets *b, const lm_param_desc *descs, size_
     return LM_OK;
 }
 
-lm_status grad_buckets_plan(const lm_param_desc *descs, size_t n_descs, size_t n_params, size_t cap,
-                            grad_buckets **out) {
+lm_status lm_grad_buckets_plan(const lm_param_desc *descs, size_t n_descs, size_t n_params, size_t cap,
+                               lm_grad_buckets **out) {
     *out = NULL;
-    grad_buckets *b = calloc(1, sizeof *b);
+    lm_grad_buckets *b = calloc(1, sizeof *b);
     if (!b) return lm_error_set(LM_ERR_NOMEM, "out of memory planning the gradient buckets");
     lm_status status = make_extents(b, descs, n_descs, n_params);
     const size_t n = b->n_extents;
@@ -113,7 +113,7 @@ lm_status grad_buckets_plan(const lm_param_desc *descs, size_t n_descs, size_t n
     }
     if (status != LM_OK) {
         free(extent_of);
-        grad_buckets_free(b);
+        lm_grad_buckets_free(b);
         return status;
     }
     for (size_t k = 0; k < n; k++) extent_of[b->extents[k].bucket] = k;
@@ -135,9 +135,9 @@ lm_status grad_buckets_plan(const lm_param_desc *descs, size_t n_descs, size_t n
         for (size_t x = 0; x < n; x++) {
             const tensor_extent *e = &b->extents[x];
             if (e->bucket != k) continue;
-            grad_run *last = b->n_runs > b->bucket_first_run[k] ? &b->runs[b->n_runs - 1] : NULL;
+            lm_grad_run *last = b->n_runs > b->bucket_first_run[k] ? &b->runs[b->n_runs - 1] : NULL;
             if (last && last->offset + last->count == e->offset) last->count += e->end - e->offset;
-            else b->runs[b->n_runs++] = (grad_run){e->offset, e->end - e->offset, k};
+            else b->runs[b->n_runs++] = (lm_grad_run){e->offset, e->end - e->offset, k};
         }
     }
     b->bucket_first_run[b->n_buckets] = b->n_runs;
@@ -145,22 +145,22 @@ lm_status grad_buckets_plan(const lm_param_desc *descs, size_t n_descs, size_t n
     return LM_OK;
 }
 
-size_t grad_buckets_count(const grad_buckets *b) { return b->n_buckets; }
-size_t grad_buckets_run_count(const grad_buckets *b) { return b->n_runs; }
-const grad_run *grad_buckets_runs(const grad_buckets *b) { return b->runs; }
-size_t grad_buckets_elements(const grad_buckets *b, size_t bucket) { return b->bucket_elements[bucket]; }
-size_t grad_buckets_started(const grad_buckets *b) { return b->next_bucket; }
-int grad_buckets_armed(const grad_buckets *b) { return b->armed; }
+size_t lm_grad_buckets_count(const lm_grad_buckets *b) { return b->n_buckets; }
+size_t lm_grad_buckets_run_count(const lm_grad_buckets *b) { return b->n_runs; }
+const lm_grad_run *lm_grad_buckets_runs(const lm_grad_buckets *b) { return b->runs; }
+size_t lm_grad_buckets_elements(const lm_grad_buckets *b, size_t bucket) { return b->bucket_elements[bucket]; }
+size_t lm_grad_buckets_started(const lm_grad_buckets *b) { return b->next_bucket; }
+int lm_grad_buckets_armed(const lm_grad_buckets *b) { return b->armed; }
 
-void grad_buckets_bind(grad_buckets *b, const lm_communicator_vtable *comm, void *comm_self, float *grads,
-                       void *stream) {
+void lm_grad_buckets_bind(lm_grad_buckets *b, const lm_communicator_vtable *comm, void *comm_self, float *grads,
+                          void *stream) {
     b->comm = comm;
     b->comm_self = comm_self;
     b->grads = grads;
     b->stream = stream;
 }
 
-void grad_buckets_arm(grad_buckets *b) {
+void lm_grad_buckets_arm(lm_grad_buckets *b) {
     memset(b->final, 0, b->n_extents);
     memset(b->bucket_final, 0, b->n_buckets * sizeof *b->bucket_final);
     b->next_bucket = 0;
@@ -170,20 +170,20 @@ void grad_buckets_arm(grad_buckets *b) {
 
 /* Keeps the first failure: its message would be overwritten by backward's
  * own checks before the trainer reads it. */
-static void keep_failure(grad_buckets *b, lm_status status) {
+static void keep_failure(lm_grad_buckets *b, lm_status status) {
     if (b->failure != LM_OK) return;
     b->failure = status;
     snprintf(b->failure_message, sizeof b->failure_message, "%s", lm_error_message());
 }
 
-lm_status grad_buckets_failed(const grad_buckets *b) {
+lm_status lm_grad_buckets_failed(const lm_grad_buckets *b) {
     if (b->failure == LM_OK) return LM_OK;
     return lm_error_set(b->failure, "%s", b->failure_message);
 }
 
-static lm_status start_bucket(grad_buckets *b, size_t k) {
+static lm_status start_bucket(lm_grad_buckets *b, size_t k) {
     for (size_t r = b->bucket_first_run[k]; r < b->bucket_first_run[k + 1]; r++) {
-        const grad_run *run = &b->runs[r];
+        const lm_grad_run *run = &b->runs[r];
         LM_TRY(b->comm->all_reduce_start(b->comm_self, b->grads + run->offset, run->count, LM_F32, LM_REDUCE_AVG,
                                          b->stream, &b->requests[r]));
     }
@@ -193,7 +193,7 @@ static lm_status start_bucket(grad_buckets *b, size_t k) {
 
 /* The oldest reduction in flight, tested until one is not done: each MPI
  * call moves every outstanding collective on (Open MPI's progress). */
-static lm_status progress(grad_buckets *b) {
+static lm_status progress(lm_grad_buckets *b) {
     if (!b->comm->test) return LM_OK;
     const size_t started_runs = b->bucket_first_run[b->next_bucket];
     while (b->oldest_running < started_runs) {
@@ -205,7 +205,7 @@ static lm_status progress(grad_buckets *b) {
     return LM_OK;
 }
 
-void grad_buckets_ready(grad_buckets *b, size_t offset, size_t count) {
+void lm_grad_buckets_ready(lm_grad_buckets *b, size_t offset, size_t count) {
     if (!b->armed || b->failure != LM_OK) return;
     const size_t end = offset + count;
     /* The first extent that ends past `offset` (extents tile the buffer). */
@@ -230,9 +230,9 @@ void grad_buckets_ready(grad_buckets *b, size_t offset, size_t count) {
     if (status != LM_OK) keep_failure(b, status);
 }
 
-void grad_buckets_ready_fn(void *user, size_t offset, size_t count) { grad_buckets_ready(user, offset, count); }
+void lm_grad_buckets_ready_fn(void *user, size_t offset, size_t count) { lm_grad_buckets_ready(user, offset, count); }
 
-static lm_status wait_started(grad_buckets *b, lm_status status) {
+static lm_status wait_started(lm_grad_buckets *b, lm_status status) {
     /* Every started request is waited for once, even after a failure (wait frees it). */
     for (size_t r = 0; r < b->n_runs; r++) {
         if (!b->requests[r]) continue;
@@ -247,10 +247,10 @@ static lm_status wait_started(grad_buckets *b, lm_status status) {
     return status;
 }
 
-lm_status grad_buckets_finish(grad_buckets *b) {
-    lm_status status = b->failure != LM_OK ? grad_buckets_failed(b) : LM_OK;
+lm_status lm_grad_buckets_finish(lm_grad_buckets *b) {
+    lm_status status = b->failure != LM_OK ? lm_grad_buckets_failed(b) : LM_OK;
     while (status == LM_OK && b->next_bucket < b->n_buckets) status = start_bucket(b, b->next_bucket);
     return wait_started(b, status);
 }
 
-void grad_buckets_drain(grad_buckets *b) { (void)wait_started(b, LM_OK); }
+void lm_grad_buckets_drain(lm_grad_buckets *b) { (void)wait_started(b, LM_OK); }

@@ -11,10 +11,10 @@
  * tensor before them.
  *
  * During the step's last backward the architecture reports ranges of final
- * gradients (grad_buckets_ready); a bucket starts (all_reduce_start) once
+ * gradients (lm_grad_buckets_ready); a bucket starts (all_reduce_start) once
  * all of its tensors are final and every bucket before it in the plan has
  * started, so every rank starts the same reductions in the same order
- * whatever its timing.  grad_buckets_finish starts what has not started
+ * whatever its timing.  lm_grad_buckets_finish starts what has not started
  * (everything, when backward did not run) and waits for all of it.  The
  * element-wise sums do not depend on how the buffer is cut, so the result
  * is the blocking all-reduce's, bit for bit (2 ranks; more ranks may add
@@ -29,53 +29,53 @@
 #include "lmcore/architecture.h"
 #include "lmcore/communicator.h"
 
-typedef struct grad_buckets grad_buckets;
+typedef struct lm_grad_buckets lm_grad_buckets;
 
 /* One contiguous piece of the flat buffer, reduced by one request. */
-typedef struct grad_run {
+typedef struct lm_grad_run {
     size_t offset, count; /* elements */
     size_t bucket;        /* the bucket it belongs to */
-} grad_run;
+} lm_grad_run;
 
 /* The plan for n_params elements described by descs; cap in elements (>= 1).
  * Fails only for memory or descriptors outside the buffer. */
-lm_status grad_buckets_plan(const lm_param_desc *descs, size_t n_descs, size_t n_params, size_t cap,
-                            grad_buckets **out);
-void grad_buckets_free(grad_buckets *b);
+LM_API lm_status lm_grad_buckets_plan(const lm_param_desc *descs, size_t n_descs, size_t n_params, size_t cap,
+                                   lm_grad_buckets **out);
+LM_API void lm_grad_buckets_free(lm_grad_buckets *b);
 
-size_t grad_buckets_count(const grad_buckets *b);
+LM_API size_t lm_grad_buckets_count(const lm_grad_buckets *b);
 /* Runs in plan order: bucket 0's runs (by offset), then bucket 1's ... */
-size_t grad_buckets_run_count(const grad_buckets *b);
-const grad_run *grad_buckets_runs(const grad_buckets *b);
+LM_API size_t lm_grad_buckets_run_count(const lm_grad_buckets *b);
+LM_API const lm_grad_run *lm_grad_buckets_runs(const lm_grad_buckets *b);
 /* Elements of bucket i (its runs together). */
-size_t grad_buckets_elements(const grad_buckets *b, size_t bucket);
+LM_API size_t lm_grad_buckets_elements(const lm_grad_buckets *b, size_t bucket);
 
 /* What the buckets reduce through: the communicator's non-blocking slots
  * (all_reduce_start and wait; test may be NULL), the gradients (f32,
  * averaged) and the stream their producer queues on (NULL on the CPU). */
-void grad_buckets_bind(grad_buckets *b, const lm_communicator_vtable *comm, void *comm_self, float *grads,
-                       void *stream);
+LM_API void lm_grad_buckets_bind(lm_grad_buckets *b, const lm_communicator_vtable *comm, void *comm_self, float *grads,
+                              void *stream);
 
 /* A backward whose ranges count begins (the step's last micro-batch). */
-void grad_buckets_arm(grad_buckets *b);
-int grad_buckets_armed(const grad_buckets *b);
+LM_API void lm_grad_buckets_arm(lm_grad_buckets *b);
+LM_API int lm_grad_buckets_armed(const lm_grad_buckets *b);
 /* Elements [offset, offset + count) are final: starts the buckets this
  * completes, then lets the engine progress on those in flight (test).
- * Ignored unless armed.  A failure is kept for grad_buckets_finish (and
- * grad_buckets_failed), and nothing more starts after it. */
-void grad_buckets_ready(grad_buckets *b, size_t offset, size_t count);
+ * Ignored unless armed.  A failure is kept for lm_grad_buckets_finish (and
+ * lm_grad_buckets_failed), and nothing more starts after it. */
+LM_API void lm_grad_buckets_ready(lm_grad_buckets *b, size_t offset, size_t count);
 /* The lm_grads_ready_fn for set_grads_ready (user: the grad_buckets). */
-void grad_buckets_ready_fn(void *user, size_t offset, size_t count);
+LM_API void lm_grad_buckets_ready_fn(void *user, size_t offset, size_t count);
 /* The kept failure (its message set again), or LM_OK. */
-lm_status grad_buckets_failed(const grad_buckets *b);
+LM_API lm_status lm_grad_buckets_failed(const lm_grad_buckets *b);
 /* Buckets started so far in this step (during backward, before finish). */
-size_t grad_buckets_started(const grad_buckets *b);
+LM_API size_t lm_grad_buckets_started(const lm_grad_buckets *b);
 /* Starts the rest in plan order, waits for every request, and disarms:
  * the gradients hold the average across ranks (stream-ordered on a GPU). */
-lm_status grad_buckets_finish(grad_buckets *b);
+LM_API lm_status lm_grad_buckets_finish(lm_grad_buckets *b);
 
 /* After a failed backward: waits for what has started (so no reduction is
  * left writing into the gradients), starts nothing, and disarms. */
-void grad_buckets_drain(grad_buckets *b);
+LM_API void lm_grad_buckets_drain(lm_grad_buckets *b);
 
 #endif

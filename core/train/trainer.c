@@ -220,7 +220,7 @@ void lm_trainer_destroy(lm_trainer *t) {
     lm_sysmetrics_destroy(t->sysmetrics);
     free(t->shard_start);
     free(t->shard_descs);
-    grad_buckets_free(t->buckets);
+    lm_grad_buckets_free(t->buckets);
     free(t->loggers);
     free(t->resumed_extra);
     lm_dir_lock_release(t->checkpoint_lock);

@@ -116,9 +116,9 @@ static lm_status setup_buckets(lm_trainer *t) {
     }
     const size_t cap_bytes = (size_t)(t->s.ddp_bucket_cap_mb * 1024.0 * 1024.0);
     const size_t cap = cap_bytes / sizeof(float) > 0 ? cap_bytes / sizeof(float) : 1;
-    LM_TRY(grad_buckets_plan(t->params.descs, t->params.n_descs, t->params.n_params, cap, &t->buckets));
-    grad_buckets_bind(t->buckets, vt, t->comm.self, t->params.grads, t->dev->stream);
-    const size_t n = grad_buckets_count(t->buckets);
+    LM_TRY(lm_grad_buckets_plan(t->params.descs, t->params.n_descs, t->params.n_params, cap, &t->buckets));
+    lm_grad_buckets_bind(t->buckets, vt, t->comm.self, t->params.grads, t->dev->stream);
+    const size_t n = lm_grad_buckets_count(t->buckets);
     lm_log(LM_LOG_INFO, "gradients all-reduced during backward in %zu bucket%s of at most %g MiB (ddp_bucket_cap_mb)",
            n, n == 1 ? "" : "s", t->s.ddp_bucket_cap_mb);
     return LM_OK;
@@ -158,9 +158,9 @@ lm_status trainer_dist_backward_begins(lm_trainer *t, int *bucketed) {
     if (t->micro_in_step != t->s.grad_accum) return LM_OK; /* accumulating: nothing is final yet */
     /* Set for this backward only: no call on the other micro-batches, and
      * no pointer to the trainer left in the model once it is gone. */
-    LM_TRY(t->parts.model.plugin->vtable.architecture.set_grads_ready(t->parts.model.self, grad_buckets_ready_fn,
+    LM_TRY(t->parts.model.plugin->vtable.architecture.set_grads_ready(t->parts.model.self, lm_grad_buckets_ready_fn,
                                                                       t->buckets));
-    grad_buckets_arm(t->buckets);
+    lm_grad_buckets_arm(t->buckets);
     *bucketed = 1;
     return LM_OK;
 }
@@ -169,12 +169,12 @@ lm_status trainer_dist_backward_ends(lm_trainer *t, int bucketed, lm_status back
     if (!bucketed) return backward_status;
     lm_status status = t->parts.model.plugin->vtable.architecture.set_grads_ready(t->parts.model.self, NULL, NULL);
     if (backward_status != LM_OK) {
-        grad_buckets_drain(t->buckets); /* nothing left writing into the gradients */
+        lm_grad_buckets_drain(t->buckets); /* nothing left writing into the gradients */
         return backward_status;
     }
-    if (status == LM_OK) status = grad_buckets_failed(t->buckets);
+    if (status == LM_OK) status = lm_grad_buckets_failed(t->buckets);
     if (status != LM_OK) {
-        grad_buckets_drain(t->buckets);
+        lm_grad_buckets_drain(t->buckets);
         lm_error_prefix("averaging the gradients across %d ranks during backward: ", t->world);
     }
     return status;
@@ -192,8 +192,8 @@ lm_status trainer_dist_reduce_gradients(lm_trainer *t) {
     if (t->buckets) {
         /* What backward did not start (all of it when backward did not run), then every wait. */
         lm_log(LM_LOG_DEBUG, "training step %lld: %zu of %zu gradient buckets started during backward",
-               (long long)t->step + 1, grad_buckets_started(t->buckets), grad_buckets_count(t->buckets));
-        status = grad_buckets_finish(t->buckets);
+               (long long)t->step + 1, lm_grad_buckets_started(t->buckets), lm_grad_buckets_count(t->buckets));
+        status = lm_grad_buckets_finish(t->buckets);
     } else {
         /* The model queued its backward on its own stream: wait for it. */
         LM_TRY(t->dev->ops->sync(t->dev));

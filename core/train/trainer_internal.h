@@ -83,7 +83,7 @@ struct lm_trainer {
     /* The buckets reduced as backward finishes them (NULL: one all-reduce
      * after backward: one rank, ddp_overlap=false, or a model or
      * communicator without the ABI 2.1 slots). */
-    grad_buckets *buckets;
+    lm_grad_buckets *buckets;
 
     char resumed_from[PATH_MAX];
     char *resumed_extra; /* the checkpoint's "fit" object, as JSON text ("" if none) */

@@ -1,5 +1,5 @@
 -- A small GPT-2 or BERT trained on N ranks for the gradient-bucket test
--- (test_grad_buckets.sh):
+-- (test_ddp_buckets.sh):
 --   lmcore run bucket_train.lua data=DIR out=DIR [model=gpt2|bert layers=3 batch=2 accum=2 steps=6
 --        ddp_overlap=true ddp_bucket_cap_mb=25 zero_stage=0]
 -- Each rank writes "step hash" after every step to out/hashes-rank<R>.txt;

@@ -10,7 +10,7 @@
 #   2. the default 25 MiB (one bucket for these models) gives them too;
 #   3. ZeRO-1 with small buckets gives the bits of zero_stage=0;
 #   4. every bucket started during the last backward, not after it.
-#   test_grad_buckets.sh LMCORE COMPARE_WEIGHTS SOURCE_DIR DATA_DIR
+#   test_ddp_buckets.sh LMCORE COMPARE_WEIGHTS SOURCE_DIR DATA_DIR
 set -euo pipefail
 lmcore=$1 compare=$2 here=$3 data=$4
 if ! command -v mpirun > /dev/null; then
