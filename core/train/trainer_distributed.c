@@ -158,8 +158,8 @@ lm_status trainer_dist_backward_begins(lm_trainer *t, int *bucketed) {
     if (t->micro_in_step != t->s.grad_accum) return LM_OK; /* accumulating: nothing is final yet */
     /* Set for this backward only: no call on the other micro-batches, and
      * no pointer to the trainer left in the model once it is gone. */
-    LM_TRY(t->parts.model.plugin->vtable.architecture.set_grads_ready(t->parts.model.self, lm_grad_buckets_ready_fn,
-                                                                      t->buckets));
+    const lm_architecture_vtable *arch = &t->parts.model.plugin->vtable.architecture;
+    LM_TRY(arch->set_grads_ready(t->parts.model.self, lm_grad_buckets_ready_fn, t->buckets));
     lm_grad_buckets_arm(t->buckets);
     *bucketed = 1;
     return LM_OK;
@@ -189,16 +189,27 @@ lm_status trainer_dist_reduce_gradients(lm_trainer *t) {
                                             "clip_grad_norm() after it",
                             (long long)t->micro_in_step, (long long)t->s.grad_accum);
     lm_status status;
+    /* The debug log says how long the step waited here: the reduction
+     * backward did not hide (on a GPU, the time to queue it). */
+    const int timed = lm_log_get_level() <= LM_LOG_DEBUG;
+    const double start = timed ? lm_time_seconds() : 0.0;
+    const size_t started = t->buckets ? lm_grad_buckets_started(t->buckets) : 0;
     if (t->buckets) {
         /* What backward did not start (all of it when backward did not run), then every wait. */
-        lm_log(LM_LOG_DEBUG, "training step %lld: %zu of %zu gradient buckets started during backward",
-               (long long)t->step + 1, lm_grad_buckets_started(t->buckets), lm_grad_buckets_count(t->buckets));
         status = lm_grad_buckets_finish(t->buckets);
     } else {
         /* The model queued its backward on its own stream: wait for it. */
         LM_TRY(t->dev->ops->sync(t->dev));
         status = comm_of(t)->all_reduce(t->comm.self, t->params.grads, t->params.n_params, LM_F32, LM_REDUCE_AVG);
     }
+    if (timed && t->buckets)
+        lm_log(LM_LOG_DEBUG, "training step %lld: %zu of %zu gradient buckets started during backward, %.3f ms "
+                             "waited after it",
+               (long long)t->step + 1, started, lm_grad_buckets_count(t->buckets),
+               1e3 * (lm_time_seconds() - start));
+    else if (timed)
+        lm_log(LM_LOG_DEBUG, "training step %lld: gradients all-reduced after backward in %.3f ms",
+               (long long)t->step + 1, 1e3 * (lm_time_seconds() - start));
     if (status != LM_OK) {
         lm_error_prefix("training step %lld: averaging the gradients across %d ranks: ", (long long)t->step + 1,
                         t->world);

@@ -100,7 +100,7 @@ void bert_backward(model_base *b, float loss_scale) {
         for (int j = 0; j < 3; j++)
             ops->matmul_backward(be, a->dres_a, DW(weight_of[j]), DW(weight_of[j] + 1), dqkv[j], layer_input,
                                  W(weight_of[j]), N, C, C, LM_W_OUT_IN);
-        model_grads_final_from(b, BERT_LAYER_TENSOR(l, 0)); /* this layer's tensors: a data-parallel caller reduces them now */
+        model_grads_final_from(b, BERT_LAYER_TENSOR(l, 0)); /* this layer is done: a data-parallel caller reduces it */
 #undef W
 #undef DW
     }

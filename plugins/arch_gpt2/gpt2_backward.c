@@ -82,7 +82,7 @@ void gpt2_backward(model_base *b, float loss_scale) {
                              3 * C, LM_W_IN_OUT);
         ops->layernorm_backward(be, a->dresidual, DW(GPT2_LN1_W), DW(GPT2_LN1_B), a->dln, block_input,
                                 W(GPT2_LN1_W), la->ln1_mean, la->ln1_rstd, N, C);
-        model_grads_final_from(b, GPT2_LAYER_TENSOR(l, 0)); /* this layer's tensors: a data-parallel caller reduces them now */
+        model_grads_final_from(b, GPT2_LAYER_TENSOR(l, 0)); /* this layer is done: a data-parallel caller reduces it */
 #undef W
 #undef DW
     }
