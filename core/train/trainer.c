@@ -208,6 +208,7 @@ void lm_trainer_destroy(lm_trainer *t) {
     lm_sysmetrics_destroy(t->sysmetrics);
     free(t->shard_start);
     free(t->shard_descs);
+    lm_grad_buckets_free(t->buckets);
     free(t->loggers);
     free(t->resumed_extra);
     lm_dir_lock_release(t->checkpoint_lock);
@@ -371,7 +372,10 @@ lm_status lm_trainer_forward_backward(lm_trainer *t, const lm_batch *batch, uint
     lm_status status = arch->forward(t->parts.model.self, batch, t->state);
     if (status == LM_OK)
         status = t->dev->ops->step_micro_batch_end(t->dev, t->state, 1.0, (double)t->s.grad_accum, 1);
+    int bucketed = 0;
+    if (status == LM_OK && t->buckets) status = trainer_dist_backward_begins(t, &bucketed);
     if (status == LM_OK) status = arch->backward(t->parts.model.self, 1.0f / (float)t->s.grad_accum, t->grads_written);
+    if (bucketed) status = trainer_dist_backward_ends(t, bucketed, status);
     if (status != LM_OK) {
         lm_error_prefix("training step %lld: ", (long long)t->step + 1);
         return status;

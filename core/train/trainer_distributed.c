@@ -7,6 +7,12 @@
  * host reads them (logging, evaluation, the end): a step adds one
  * all-reduce and nothing else.
  *
+ * The all-reduce is cut into buckets that start while backward runs
+ * (grad_buckets.h, PyTorch DDP's Reducer) when there are several ranks,
+ * ddp_overlap is on (the default) and both the model and the communicator
+ * have the ABI 2.1 slots (set_grads_ready; all_reduce_start and wait);
+ * otherwise it is one all-reduce after the step's last backward.
+ *
  * With no communicator (t->world == 1 and no plugin) none of this runs: the
  * single-process path is the one of before. */
 #include <stdio.h>
@@ -46,8 +52,11 @@ static lm_status fingerprint(lm_trainer *t, run_fingerprint *out) {
     memset(out, 0, sizeof *out);
     lm_buffer args = {0};
     LM_TRY(lm_trainer_args_json(t, &args));
-    out->settings = lm_hash64(args.data, args.len, 1);
+    /* and the buckets: ranks that cut them otherwise would pair reductions of other sizes */
+    lm_status status = lm_buffer_appendf(&args, "|%.17g|%d", t->s.ddp_bucket_cap_mb, t->s.ddp_overlap);
+    if (status == LM_OK) out->settings = lm_hash64(args.data, args.len, 1);
     lm_buffer_free(&args);
+    LM_TRY(status);
     char model[512];
     int n = snprintf(model, sizeof model, "%s|%lld|%d|%d|%s|%s|%d", t->arch.model_type, (long long)t->arch.n_params,
                      t->arch.vocab_size, t->arch.max_positions, t->parts.optimizer.plugin->name,
@@ -93,6 +102,28 @@ static lm_status check_same_run(lm_trainer *t) {
     return status;
 }
 
+/* The gradient buckets, when every piece can do its part. */
+static lm_status setup_buckets(lm_trainer *t) {
+    const lm_communicator_vtable *vt = comm_of(t);
+    const lm_architecture_vtable *arch = &t->parts.model.plugin->vtable.architecture;
+    const char *without = !vt->all_reduce_start || !vt->wait ? "the communicator has no non-blocking all-reduce"
+                          : !arch->set_grads_ready           ? "the model does not report its gradients during backward"
+                                                             : NULL;
+    if (t->world == 1 || !t->s.ddp_overlap) return LM_OK;
+    if (without) {
+        lm_log(LM_LOG_INFO, "gradients all-reduced after backward: %s (ABI 2.1 slots missing)", without);
+        return LM_OK;
+    }
+    const size_t cap_bytes = (size_t)(t->s.ddp_bucket_cap_mb * 1024.0 * 1024.0);
+    const size_t cap = cap_bytes / sizeof(float) > 0 ? cap_bytes / sizeof(float) : 1;
+    LM_TRY(lm_grad_buckets_plan(t->params.descs, t->params.n_descs, t->params.n_params, cap, &t->buckets));
+    lm_grad_buckets_bind(t->buckets, vt, t->comm.self, t->params.grads, t->dev->stream);
+    const size_t n = lm_grad_buckets_count(t->buckets);
+    lm_log(LM_LOG_INFO, "gradients all-reduced during backward in %zu bucket%s of at most %g MiB (ddp_bucket_cap_mb)",
+           n, n == 1 ? "" : "s", t->s.ddp_bucket_cap_mb);
+    return LM_OK;
+}
+
 lm_status trainer_dist_setup(lm_trainer *t) {
     if (!t->comm.plugin) return LM_OK;
     const lm_communicator_vtable *vt = comm_of(t);
@@ -118,7 +149,35 @@ lm_status trainer_dist_setup(lm_trainer *t) {
      * seed's equality (checked above) is the guarantee. */
     if (!t->params.params_copy)
         LM_TRY(vt->broadcast(t->comm.self, t->params.params, t->params.n_params * sizeof(float), 0));
+    return setup_buckets(t);
+}
+
+/* Turns what starts during backward into the step's whole reduction. */
+lm_status trainer_dist_backward_begins(lm_trainer *t, int *bucketed) {
+    *bucketed = 0;
+    if (t->micro_in_step != t->s.grad_accum) return LM_OK; /* accumulating: nothing is final yet */
+    /* Set for this backward only: no call on the other micro-batches, and
+     * no pointer to the trainer left in the model once it is gone. */
+    const lm_architecture_vtable *arch = &t->parts.model.plugin->vtable.architecture;
+    LM_TRY(arch->set_grads_ready(t->parts.model.self, lm_grad_buckets_ready_fn, t->buckets));
+    lm_grad_buckets_arm(t->buckets);
+    *bucketed = 1;
     return LM_OK;
+}
+
+lm_status trainer_dist_backward_ends(lm_trainer *t, int bucketed, lm_status backward_status) {
+    if (!bucketed) return backward_status;
+    lm_status status = t->parts.model.plugin->vtable.architecture.set_grads_ready(t->parts.model.self, NULL, NULL);
+    if (backward_status != LM_OK) {
+        lm_grad_buckets_drain(t->buckets); /* nothing left writing into the gradients */
+        return backward_status;
+    }
+    if (status == LM_OK) status = lm_grad_buckets_failed(t->buckets);
+    if (status != LM_OK) {
+        lm_grad_buckets_drain(t->buckets);
+        lm_error_prefix("averaging the gradients across %d ranks during backward: ", t->world);
+    }
+    return status;
 }
 
 lm_status trainer_dist_reduce_gradients(lm_trainer *t) {
@@ -129,9 +188,28 @@ lm_status trainer_dist_reduce_gradients(lm_trainer *t) {
                                             "ranks, the gradients are averaged after the step's last one, so call "
                                             "clip_grad_norm() after it",
                             (long long)t->micro_in_step, (long long)t->s.grad_accum);
-    /* The model queued its backward on its own stream: wait for it. */
-    LM_TRY(t->dev->ops->sync(t->dev));
-    lm_status status = comm_of(t)->all_reduce(t->comm.self, t->params.grads, t->params.n_params, LM_F32, LM_REDUCE_AVG);
+    lm_status status;
+    /* The debug log says how long the step waited here: the reduction
+     * backward did not hide (on a GPU, the time to queue it). */
+    const int timed = lm_log_get_level() <= LM_LOG_DEBUG;
+    const double start = timed ? lm_time_seconds() : 0.0;
+    const size_t started = t->buckets ? lm_grad_buckets_started(t->buckets) : 0;
+    if (t->buckets) {
+        /* What backward did not start (all of it when backward did not run), then every wait. */
+        status = lm_grad_buckets_finish(t->buckets);
+    } else {
+        /* The model queued its backward on its own stream: wait for it. */
+        LM_TRY(t->dev->ops->sync(t->dev));
+        status = comm_of(t)->all_reduce(t->comm.self, t->params.grads, t->params.n_params, LM_F32, LM_REDUCE_AVG);
+    }
+    if (timed && t->buckets)
+        lm_log(LM_LOG_DEBUG, "training step %lld: %zu of %zu gradient buckets started during backward, %.3f ms "
+                             "waited after it",
+               (long long)t->step + 1, started, lm_grad_buckets_count(t->buckets),
+               1e3 * (lm_time_seconds() - start));
+    else if (timed)
+        lm_log(LM_LOG_DEBUG, "training step %lld: gradients all-reduced after backward in %.3f ms",
+               (long long)t->step + 1, 1e3 * (lm_time_seconds() - start));
     if (status != LM_OK) {
         lm_error_prefix("training step %lld: averaging the gradients across %d ranks: ", (long long)t->step + 1,
                         t->world);

@@ -7,6 +7,7 @@
 #include <limits.h>
 
 #include "checkpoint.h"
+#include "grad_buckets.h"
 #include "dir_lock.h"
 #include "sysmetrics.h"
 #include "trainer.h"
@@ -18,6 +19,10 @@ typedef struct trainer_settings {
     uint64_t seed;
     char schedule[32];
     char checkpoint_dir[PATH_MAX], resume[PATH_MAX];
+    /* Data parallel: gradient buckets of ddp_bucket_cap_mb MiB reduced
+     * during backward (ddp_overlap), trainer_distributed.c */
+    double ddp_bucket_cap_mb;
+    int ddp_overlap;
     /* for training_args.json: the optimizer as the trainer was told it */
     double weight_decay, beta1, beta2, eps;
 } trainer_settings;
@@ -75,6 +80,10 @@ struct lm_trainer {
     lm_param_desc *shard_descs;
     lm_param_set shard_set;
     lm_checkpoint_shards shards; /* the same, for checkpoints */
+    /* The buckets reduced as backward finishes them (NULL: one all-reduce
+     * after backward: one rank, ddp_overlap=false, or a model or
+     * communicator without the ABI 2.1 slots). */
+    lm_grad_buckets *buckets;
 
     char resumed_from[PATH_MAX];
     char *resumed_extra; /* the checkpoint's "fit" object, as JSON text ("" if none) */
@@ -105,6 +114,10 @@ lm_status trainer_dist_bind_optimizer(lm_trainer *t);
 lm_status trainer_dist_gather_params(lm_trainer *t);
 /* ZeRO-1's shards for checkpoints (NULL at zero_stage 0 or on one rank). */
 const lm_checkpoint_shards *trainer_dist_checkpoint_shards(const lm_trainer *t);
+/* Around the backward of a micro-batch: the step's last one starts the
+ * buckets as the model reports its gradients final (nothing otherwise). */
+lm_status trainer_dist_backward_begins(lm_trainer *t, int *bucketed);
+lm_status trainer_dist_backward_ends(lm_trainer *t, int bucketed, lm_status backward_status);
 /* Averages this step's gradients across ranks (once per step). */
 lm_status trainer_dist_reduce_gradients(lm_trainer *t);
 /* Host values reduced across ranks (nothing without a communicator). */

@@ -113,6 +113,9 @@ lm_status trainer_read_settings(lm_trainer *t, lm_config *cfg, lm_config *schedu
     p->greater_is_better = lm_config_bool(cfg, "greater_is_better", !metric_is_a_loss(metric));
     p->early_stopping_patience = lm_config_int_range(cfg, "early_stopping_patience", 0, INT64_MIN, MAX_COUNT);
     p->early_stopping_threshold = lm_config_number(cfg, "early_stopping_threshold", 0.0);
+    /* Data parallel (trainer_distributed.c): PyTorch DDP's bucket_cap_mb, named as TrainingArguments names it. */
+    s->ddp_bucket_cap_mb = lm_config_number(cfg, "ddp_bucket_cap_mb", 25.0);
+    s->ddp_overlap = lm_config_bool(cfg, "ddp_overlap", 1);
     LM_TRY(lm_config_validate(cfg));
 
     LM_TRY(copy_string(s->schedule, sizeof s->schedule, schedule_key, host_schedule ? "host" : schedule));
@@ -130,6 +133,11 @@ lm_status trainer_read_settings(lm_trainer *t, lm_config *cfg, lm_config *schedu
     if (!(s->max_grad_norm >= 0) || !isfinite(s->max_grad_norm))
         return lm_error_set(LM_ERR_INVALID, "max_grad_norm must be >= 0 (0 turns clipping off), got %g",
                             s->max_grad_norm);
+    if (!(s->ddp_bucket_cap_mb > 0) || !(s->ddp_bucket_cap_mb <= 1048576.0))
+        return lm_error_set(LM_ERR_INVALID, "ddp_bucket_cap_mb must be a size in MiB above 0 (and at most 1048576), got "
+                                            "%g: the gradients are all-reduced in buckets of that size (25, PyTorch's "
+                                            "default), or give ddp_overlap=false for one all-reduce after backward",
+                            s->ddp_bucket_cap_mb);
     if (s->batch_size < 1 || s->eval_batch_size < 1 || s->grad_accum < 1)
         return lm_error_set(LM_ERR_INVALID, "per_device_train_batch_size (%lld), per_device_eval_batch_size (%lld) "
                                             "and gradient_accumulation_steps (%lld) must be >= 1",

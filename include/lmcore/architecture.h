@@ -85,6 +85,18 @@ typedef struct lm_param_set {
     int32_t reserved0;
 } lm_param_set;
 
+/* ABI 2.1: told during backward that the gradients of elements [offset,
+ * offset + count) of the flat gradient buffer are final for this backward
+ * (set_grads_ready).  Ranges cover whole tensors, never overlap within one
+ * backward, and together cover the buffer by the time backward returns.
+ * On a device with a stream (CUDA) the range is final once the work queued
+ * on lm_device.stream so far completes, not when the callback runs: a
+ * consumer orders its work after it on that stream (record an event there,
+ * or enqueue on it), it never reads the range from the host.  The callback
+ * returns nothing: a consumer keeps its own failure and reports it after
+ * backward returns. */
+typedef void (*lm_grads_ready_fn)(void *user, size_t offset, size_t count);
+
 typedef struct lm_architecture_vtable {
     /* Required.  cfg: the Hugging Face config fields of the model, plus
      * device (cpu|cuda|auto), precision (fp32|tf32|bf16), and hf_config (path
@@ -131,6 +143,14 @@ typedef struct lm_architecture_vtable {
      * parameters (a params_copy, caches); a model that derives nothing
      * leaves it NULL.  (An optimizer rewrites params_copy itself.) */
     lm_status (*params_written)(void *self);
+
+    /* Optional (ABI 2.1): calls fn(user, offset, count) during every later
+     * backward as each range of gradients becomes final (lm_grads_ready_fn),
+     * so that a data-parallel caller can start reducing them while the rest
+     * of backward runs (PyTorch DDP's buckets).  fn NULL stops the calls (the
+     * default: nothing is done for it).  A model without the slot is reduced
+     * after backward. */
+    lm_status (*set_grads_ready)(void *self, lm_grads_ready_fn fn, void *user);
 } lm_architecture_vtable;
 
 #ifdef __cplusplus

@@ -38,6 +38,9 @@ typedef enum lm_comm_memory {
     LM_COMM_DEVICE_MEMORY = 1  /* buffers are CUDA device memory; host pointers are staged */
 } lm_comm_memory;
 
+/* A collective in flight (all_reduce_start), the plugin's own. */
+typedef struct lm_comm_request lm_comm_request;
+
 typedef struct lm_communicator_vtable {
     /* Required.  Joins the run: the first instance in a process starts the
      * engine (MPI_Init), later ones share it.  cfg: the plugin's settings
@@ -62,6 +65,28 @@ typedef struct lm_communicator_vtable {
      * (MPI_Abort): the others may be waiting in a collective this rank will
      * never reach.  Does not return when size() > 1. */
     void (*abort)(void *self, int exit_code);
+
+    /* Optional (ABI 2.1), together: a non-blocking all_reduce, so that the
+     * gradients of a bucket are reduced while backward computes the next
+     * ones.  all_reduce_start takes the arguments of all_reduce plus
+     * `stream`: the CUDA stream (lm_device.stream) on which the work that
+     * writes `data` was queued, NULL when `data` is final already (host
+     * memory).  A device communicator orders the reduction after the work
+     * queued there so far (an event), and wait() orders the work queued
+     * there afterwards after the reduction: neither waits on the host.  A
+     * host communicator starts it (MPI_Iallreduce) and wait() returns once
+     * `data` holds the result.  Every rank starts the same requests in the
+     * same order.  wait() also frees the request, whatever it returns; every
+     * started request is waited for once.  Without these slots the caller
+     * uses all_reduce after backward. */
+    lm_status (*all_reduce_start)(void *self, void *data, size_t count, lm_dtype dtype, lm_reduce_op op, void *stream,
+                                  lm_comm_request **request);
+    lm_status (*wait)(void *self, lm_comm_request *request);
+    /* Optional: lets the engine make progress on a started request (MPI
+     * progresses a non-blocking collective only inside MPI calls unless it
+     * has a progress thread); *done = 1 once it has completed (wait() is
+     * still called).  Cheap: the trainer calls it as backward goes. */
+    lm_status (*test)(void *self, lm_comm_request *request, int *done);
 } lm_communicator_vtable;
 
 #ifdef __cplusplus

@@ -57,6 +57,7 @@ void bert_backward(model_base *b, float loss_scale) {
 #define G(index) model_tensor(b, grads, (index))
 
     bert_head_backward(m, loss_scale);
+    model_grads_final_from(b, BERT_HEAD_TENSOR(L, 0)); /* the head; the tied decoder's word embeddings come last */
     const float *x0 = m->hidden_p > 0.0f ? a->x0 : a->emb_ln;
 
     float *dqkv[3] = {a->dqkv, a->dqkv + NC, a->dqkv + 2 * NC};
@@ -99,6 +100,7 @@ void bert_backward(model_base *b, float loss_scale) {
         for (int j = 0; j < 3; j++)
             ops->matmul_backward(be, a->dres_a, DW(weight_of[j]), DW(weight_of[j] + 1), dqkv[j], layer_input,
                                  W(weight_of[j]), N, C, C, LM_W_OUT_IN);
+        model_grads_final_from(b, BERT_LAYER_TENSOR(l, 0)); /* this layer is done: a data-parallel caller reduces it */
 #undef W
 #undef DW
     }

@@ -38,6 +38,7 @@ void gpt2_backward(model_base *b, float loss_scale) {
     ops->zero(be, a->dresidual, NC * sizeof(float));
     ops->layernorm_backward(be, a->dresidual, G(GPT2_LNF_W(L)), G(GPT2_LNF_B(L)), a->dln, last, P(GPT2_LNF_W(L)),
                             a->lnf_mean, a->lnf_rstd, N, C);
+    model_grads_final_from(b, GPT2_LNF_W(L)); /* ln_f; wte (the tied head) gets its lookup's share last */
 
     for (int l = L - 1; l >= 0; l--) {
         gpt2_layer_acts *la = &a->layers[l];
@@ -81,6 +82,7 @@ void gpt2_backward(model_base *b, float loss_scale) {
                              3 * C, LM_W_IN_OUT);
         ops->layernorm_backward(be, a->dresidual, DW(GPT2_LN1_W), DW(GPT2_LN1_B), a->dln, block_input,
                                 W(GPT2_LN1_W), la->ln1_mean, la->ln1_rstd, N, C);
+        model_grads_final_from(b, GPT2_LAYER_TENSOR(l, 0)); /* this layer is done: a data-parallel caller reduces it */
 #undef W
 #undef DW
     }

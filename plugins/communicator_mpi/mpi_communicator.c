@@ -49,12 +49,29 @@ static int32_t mpi_rank(void *self) { return ((mpi_comm *)self)->rank; }
 static int32_t mpi_size(void *self) { return ((mpi_comm *)self)->size; }
 static int32_t mpi_memory(void *self) { (void)self; return LM_COMM_HOST_MEMORY; }
 
-static lm_status mpi_all_reduce(void *self, void *data, size_t count, lm_dtype dtype, lm_reduce_op op) {
-    mpi_comm *m = self;
+static lm_status check_reduction(const char *what, lm_dtype dtype, lm_reduce_op op) {
     if (dtype != LM_F32 && dtype != LM_F64)
-        return lm_error_set(LM_ERR_UNSUPPORTED, "communicator 'mpi': all_reduce takes f32 or f64 buffers");
+        return lm_error_set(LM_ERR_UNSUPPORTED, "communicator 'mpi': %s takes f32 or f64 buffers", what);
     if (op != LM_REDUCE_SUM && op != LM_REDUCE_AVG)
         return lm_error_set(LM_ERR_INVALID, "communicator 'mpi': unknown reduction %d", (int)op);
+    return LM_OK;
+}
+
+/* Divided after the sum, as DDP divides its all-reduced buckets: the same
+ * arithmetic for the blocking and the non-blocking all-reduce. */
+static void divide(void *data, size_t count, lm_dtype dtype, int size) {
+    if (dtype == LM_F32) {
+        float *f = data, n = (float)size;
+        for (size_t i = 0; i < count; i++) f[i] /= n;
+    } else {
+        double *d = data, n = (double)size;
+        for (size_t i = 0; i < count; i++) d[i] /= n;
+    }
+}
+
+static lm_status mpi_all_reduce(void *self, void *data, size_t count, lm_dtype dtype, lm_reduce_op op) {
+    mpi_comm *m = self;
+    LM_TRY(check_reduction("all_reduce", dtype, op));
     if (m->size == 1) return LM_OK; /* nothing to add: the buffer may even be a GPU's */
     const size_t elem = dtype == LM_F32 ? sizeof(float) : sizeof(double);
     MPI_Datatype type = dtype == LM_F32 ? MPI_FLOAT : MPI_DOUBLE;
@@ -63,16 +80,69 @@ static lm_status mpi_all_reduce(void *self, void *data, size_t count, lm_dtype d
         int code = MPI_Allreduce(MPI_IN_PLACE, (char *)data + first * elem, (int)n, type, MPI_SUM, m->comm);
         if (code != MPI_SUCCESS) return mpi_world_failed("mpi", "MPI_Allreduce", code);
     }
-    if (op == LM_REDUCE_AVG) {
-        /* Divided after the sum, as DDP divides its all-reduced buckets. */
-        if (dtype == LM_F32) {
-            float *f = data, n = (float)m->size;
-            for (size_t i = 0; i < count; i++) f[i] /= n;
-        } else {
-            double *d = data, n = (double)m->size;
-            for (size_t i = 0; i < count; i++) d[i] /= n;
+    if (op == LM_REDUCE_AVG) divide(data, count, dtype, m->size);
+    return LM_OK;
+}
+
+/* ---- non-blocking: MPI_Iallreduce per chunk, MPI_Waitall ---------------------------- */
+
+struct lm_comm_request {
+    void *data;
+    size_t count;
+    lm_dtype dtype;
+    lm_reduce_op op;
+    int n_chunks;
+    MPI_Request chunks[]; /* MPI_REQUEST_NULL once complete */
+};
+
+/* The host buffer is final when it is started (stream is NULL on the CPU). */
+static lm_status mpi_all_reduce_start(void *self, void *data, size_t count, lm_dtype dtype, lm_reduce_op op,
+                                      void *stream, lm_comm_request **request) {
+    mpi_comm *m = self;
+    (void)stream;
+    *request = NULL;
+    LM_TRY(check_reduction("all_reduce_start", dtype, op));
+    const size_t n_chunks = m->size == 1 ? 0 : (count + CHUNK_ELEMENTS - 1) / CHUNK_ELEMENTS;
+    lm_comm_request *r = calloc(1, sizeof *r + n_chunks * sizeof r->chunks[0]);
+    if (!r) return lm_error_set(LM_ERR_NOMEM, "out of memory starting an all-reduce (communicator 'mpi')");
+    r->data = data;
+    r->count = count;
+    r->dtype = dtype;
+    r->op = op;
+    const size_t elem = dtype == LM_F32 ? sizeof(float) : sizeof(double);
+    MPI_Datatype type = dtype == LM_F32 ? MPI_FLOAT : MPI_DOUBLE;
+    for (size_t c = 0; c < n_chunks; c++) {
+        const size_t first = c * CHUNK_ELEMENTS, n = count - first < CHUNK_ELEMENTS ? count - first : CHUNK_ELEMENTS;
+        int code = MPI_Iallreduce(MPI_IN_PLACE, (char *)data + first * elem, (int)n, type, MPI_SUM, m->comm,
+                                  &r->chunks[c]);
+        if (code != MPI_SUCCESS) {
+            /* The chunks started before are left to MPI_Abort, which a failing rank calls. */
+            free(r);
+            return mpi_world_failed("mpi", "MPI_Iallreduce", code);
         }
+        r->n_chunks++;
     }
+    *request = r;
+    return LM_OK;
+}
+
+static lm_status mpi_test(void *self, lm_comm_request *r, int *done) {
+    (void)self;
+    *done = 1;
+    if (r->n_chunks == 0) return LM_OK;
+    int flag = 0;
+    int code = MPI_Testall(r->n_chunks, r->chunks, &flag, MPI_STATUSES_IGNORE);
+    if (code != MPI_SUCCESS) return mpi_world_failed("mpi", "MPI_Testall", code);
+    *done = flag != 0;
+    return LM_OK;
+}
+
+static lm_status mpi_wait(void *self, lm_comm_request *r) {
+    mpi_comm *m = self;
+    int code = r->n_chunks ? MPI_Waitall(r->n_chunks, r->chunks, MPI_STATUSES_IGNORE) : MPI_SUCCESS;
+    if (code == MPI_SUCCESS && r->op == LM_REDUCE_AVG && m->size > 1) divide(r->data, r->count, r->dtype, m->size);
+    free(r);
+    if (code != MPI_SUCCESS) return mpi_world_failed("mpi", "MPI_Waitall", code);
     return LM_OK;
 }
 
@@ -121,6 +191,9 @@ static const lm_communicator_vtable mpi_vtable = {
     .all_gather = mpi_all_gather,
     .barrier = mpi_barrier,
     .abort = mpi_abort,
+    .all_reduce_start = mpi_all_reduce_start,
+    .wait = mpi_wait,
+    .test = mpi_test,
 };
 
 LM_PLUGIN_DEFINE(LM_KIND_COMMUNICATOR, "mpi", "1.0.0", "The ranks of mpirun/srun over MPI, host buffers",

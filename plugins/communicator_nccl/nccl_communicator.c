@@ -4,11 +4,20 @@
  * reduces the model's device memory directly (NVLink, InfiniBand).
  *
  * Ordering: the trainer waits for the model's queued work before a
- * collective (the model's stream is its own); each collective runs on this
+ * blocking collective (the model's stream is its own); each runs on this
  * communicator's stream and is waited for before returning, so the buffer
  * is ready for the next op whatever stream it runs on.  Host pointers
  * (scalars the trainer reduces: losses, counts) are staged through a small
- * device buffer. */
+ * device buffer.
+ *
+ * The non-blocking all-reduce (all_reduce_start / wait, ABI 2.1: gradient
+ * buckets reduced during backward) never waits on the host: start records
+ * an event on the model's stream (the bucket's gradients are final when the
+ * work queued there so far completes), makes this communicator's stream
+ * wait for it and queues ncclAllReduce there, so the reduction runs beside
+ * the rest of backward; wait makes the model's stream wait for the
+ * reduction's event, so the clipping and the update queued after it read
+ * the averaged gradients. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,6 +174,86 @@ static lm_status nccl_all_reduce(void *self, void *data, size_t count, lm_dtype 
     return stage_out(n, data, bytes, view);
 }
 
+/* ---- non-blocking: events between the model's stream and this one ----------------- */
+
+struct lm_comm_request {
+    cudaStream_t consumer; /* the model's stream: orders what follows after the reduction */
+    cudaEvent_t ready;     /* recorded on the model's stream: the data is final */
+    cudaEvent_t done;      /* recorded on this communicator's stream: the reduction is over */
+};
+
+static void free_request(lm_comm_request *r) {
+    /* Destroying a recorded event is safe: CUDA releases it once it completes. */
+    if (r->ready) cudaEventDestroy(r->ready);
+    if (r->done) cudaEventDestroy(r->done);
+    free(r);
+}
+
+static lm_status nccl_all_reduce_start(void *self, void *data, size_t count, lm_dtype dtype, lm_reduce_op op,
+                                       void *stream, lm_comm_request **request) {
+    nccl_comm *n = self;
+    *request = NULL;
+    if (dtype != LM_F32 && dtype != LM_F64)
+        return lm_error_set(LM_ERR_UNSUPPORTED, "communicator 'nccl': all_reduce_start takes f32 or f64 buffers");
+    if (op != LM_REDUCE_SUM && op != LM_REDUCE_AVG)
+        return lm_error_set(LM_ERR_INVALID, "communicator 'nccl': unknown reduction %d", (int)op);
+    lm_comm_request *r = calloc(1, sizeof *r);
+    if (!r) return lm_error_set(LM_ERR_NOMEM, "out of memory starting an all-reduce (communicator 'nccl')");
+    r->consumer = (cudaStream_t)stream;
+    if (!is_device_pointer(data)) {
+        /* Host memory is final now: the blocking path, complete on return. */
+        lm_status status = nccl_all_reduce(self, data, count, dtype, op);
+        if (status != LM_OK) {
+            free(r);
+            return status;
+        }
+        *request = r;
+        return LM_OK;
+    }
+    cudaError_t e = cudaEventCreateWithFlags(&r->ready, cudaEventDisableTiming);
+    if (e == cudaSuccess) e = cudaEventCreateWithFlags(&r->done, cudaEventDisableTiming);
+    if (e == cudaSuccess && stream) e = cudaEventRecord(r->ready, r->consumer);
+    if (e == cudaSuccess && stream) e = cudaStreamWaitEvent(n->stream, r->ready, 0);
+    if (e != cudaSuccess) {
+        free_request(r);
+        return cuda_failed("ordering an all-reduce after the model's stream", e);
+    }
+    ncclResult_t res = ncclAllReduce(data, data, count, dtype == LM_F32 ? ncclFloat32 : ncclFloat64,
+                                     op == LM_REDUCE_SUM ? ncclSum : ncclAvg, n->comm, n->stream);
+    if (res != ncclSuccess) {
+        free_request(r);
+        return nccl_failed("ncclAllReduce", res);
+    }
+    if ((e = cudaEventRecord(r->done, n->stream)) != cudaSuccess) {
+        free_request(r);
+        return cuda_failed("cudaEventRecord after ncclAllReduce", e);
+    }
+    *request = r;
+    return LM_OK;
+}
+
+static lm_status nccl_test(void *self, lm_comm_request *r, int *done) {
+    (void)self;
+    *done = 1;
+    if (!r->done) return LM_OK;
+    cudaError_t e = cudaEventQuery(r->done);
+    if (e == cudaErrorNotReady) {
+        *done = 0;
+        return LM_OK;
+    }
+    return e == cudaSuccess ? LM_OK : cuda_failed("an all-reduce in flight", e);
+}
+
+/* Stream-ordered: the model's stream waits for the reduction, the host does
+ * not (without a stream, the host waits). */
+static lm_status nccl_wait(void *self, lm_comm_request *r) {
+    (void)self;
+    cudaError_t e = cudaSuccess;
+    if (r->done) e = r->consumer ? cudaStreamWaitEvent(r->consumer, r->done, 0) : cudaEventSynchronize(r->done);
+    free_request(r);
+    return e == cudaSuccess ? LM_OK : cuda_failed("waiting for an all-reduce", e);
+}
+
 static lm_status nccl_broadcast(void *self, void *data, size_t bytes, int32_t root) {
     nccl_comm *n = self;
     if (root < 0 || root >= n->size)
@@ -211,6 +300,9 @@ static const lm_communicator_vtable nccl_vtable = {
     .all_gather = nccl_all_gather,
     .barrier = nccl_barrier,
     .abort = nccl_abort,
+    .all_reduce_start = nccl_all_reduce_start,
+    .wait = nccl_wait,
+    .test = nccl_test,
 };
 
 LM_PLUGIN_DEFINE(LM_KIND_COMMUNICATOR, "nccl", "1.0.0", "GPUs over NCCL (one rank per GPU), bootstrapped through MPI",

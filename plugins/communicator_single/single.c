@@ -34,6 +34,33 @@ static lm_status single_all_reduce(void *self, void *data, size_t count, lm_dtyp
     return LM_OK;
 }
 
+/* One rank: the buffer is its own sum and average, so a started reduction
+ * is complete at once (and needs no state). */
+struct lm_comm_request {
+    int unused;
+};
+static lm_comm_request single_done;
+
+static lm_status single_all_reduce_start(void *self, void *data, size_t count, lm_dtype dtype, lm_reduce_op op,
+                                         void *stream, lm_comm_request **request) {
+    (void)stream;
+    *request = NULL;
+    LM_TRY(single_all_reduce(self, data, count, dtype, op));
+    *request = &single_done;
+    return LM_OK;
+}
+
+static lm_status single_wait(void *self, lm_comm_request *request) {
+    (void)self, (void)request;
+    return LM_OK;
+}
+
+static lm_status single_test(void *self, lm_comm_request *request, int *done) {
+    (void)self, (void)request;
+    *done = 1;
+    return LM_OK;
+}
+
 static lm_status single_broadcast(void *self, void *data, size_t bytes, int32_t root) {
     (void)self, (void)data, (void)bytes;
     if (root != 0) return lm_error_set(LM_ERR_INVALID, "communicator 'single': broadcast from rank %d of 1", root);
@@ -61,6 +88,9 @@ static const lm_communicator_vtable single_vtable = {
     .all_gather = single_all_gather,
     .barrier = single_barrier,
     .abort = single_abort,
+    .all_reduce_start = single_all_reduce_start,
+    .wait = single_wait,
+    .test = single_test,
 };
 
 LM_PLUGIN_DEFINE(LM_KIND_COMMUNICATOR, "single", "1.0.0", "One process, no library: collectives leave buffers as they are",

@@ -110,6 +110,10 @@ function M.common_options(name)
         {section = device_section}),
     opt("zero_stage", 0, "1: the optimizer state sharded across ranks (ZeRO-1, docs/distributed.md)",
         {section = device_section, min = 0}),
+    opt("ddp_overlap", true, "data parallel: all-reduce the gradients in buckets during backward (docs/distributed.md)",
+        {section = device_section}),
+    opt("ddp_bucket_cap_mb", 25, "data parallel: the gradient buckets' size in MiB", {section = device_section,
+        type = "number"}),
   }
 end
 
@@ -367,6 +371,7 @@ function M.run(spec)
     save_total_limit = cfg.save_total_limit,
     resume_from_checkpoint = resume,
     communicator = cfg.communicator, zero_stage = cfg.zero_stage,
+    ddp_overlap = cfg.ddp_overlap, ddp_bucket_cap_mb = cfg.ddp_bucket_cap_mb,
   }
   local resumed_at = trainer.step
   local result = trainer:fit()

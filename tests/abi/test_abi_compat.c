@@ -9,7 +9,8 @@
  *   abi20: plugins built against the ABI 2.0 headers (tests/abi/include-2.0)
  *          load and run with this core, whatever its 2.x minor: slots a
  *          later minor appends read as NULL.  A dataset and an optimizer
- *          are exercised through the registry, the optimizer on a device
+ *          are exercised through the registry (and a communicator, whose
+ *          2.1 slots must read as NULL), the optimizer on a device
  *          and a step state made by the current core (a layout change of
  *          lm_param_set, lm_device_ops or lm_step_state shows up as wrong
  *          numbers or a crash here). */
@@ -312,6 +313,32 @@ START_TEST(abi20_optimizer_steps_on_this_cores_device) {
 }
 END_TEST
 
+/* 2.1 appended the non-blocking all-reduce to the communicator table: a 2.0
+ * communicator has none of it (the trainer then reduces after backward) and
+ * its 2.0 slots still work. */
+START_TEST(abi20_communicator_lacks_the_21_slots) {
+    lm_registry *r = registry();
+    const lm_plugin *p = load(r, LM_TEST_ABI20_COMMUNICATOR, LM_KIND_COMMUNICATOR, "abi20_one");
+    ck_assert_uint_eq(p->descriptor->vtable_size, offsetof(lm_communicator_vtable, abort) + sizeof(void *));
+    expect_later_slots_null(p, sizeof(lm_communicator_vtable));
+    const lm_communicator_vtable *vt = &p->vtable.communicator;
+    ck_assert_ptr_null(vt->all_reduce_start);
+    ck_assert_ptr_null(vt->wait);
+    ck_assert_ptr_null(vt->test);
+    lm_config *cfg;
+    ck_assert_int_eq(lm_config_create(&cfg, "communicator 'abi20_one'"), LM_OK);
+    void *self;
+    ck_assert_msg(lm_plugin_instantiate(p, cfg, &self) == LM_OK, "%s", lm_error_message());
+    ck_assert_int_eq(vt->size(self), 1);
+    float grads[3] = {1.0f, 2.0f, 3.0f};
+    ck_assert_int_eq(vt->all_reduce(self, grads, 3, LM_F32, LM_REDUCE_AVG), LM_OK);
+    ck_assert_float_eq(grads[2], 3.0f);
+    lm_plugin_release(p, self);
+    lm_config_destroy(cfg);
+    lm_registry_destroy(r);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("abi_compat");
     TCase *abi1 = tcase_create("abi1");
@@ -323,6 +350,7 @@ int main(void) {
     TCase *abi20 = tcase_create("abi20");
     tcase_add_test(abi20, abi20_dataset_loads_and_runs);
     tcase_add_test(abi20, abi20_optimizer_steps_on_this_cores_device);
+    tcase_add_test(abi20, abi20_communicator_lacks_the_21_slots);
     suite_add_tcase(s, abi20);
     return lm_test_run_suites(s, NULL);
 }

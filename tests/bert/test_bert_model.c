@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "bert_test_util.h"
+#include "grads_ready_check.h"
 #include "lmcore/json.h"
 #include "lmcore/tensor.h"
 #include "model_steps.h"
@@ -459,6 +460,24 @@ START_TEST(test_training_forward_needs_a_state) {
 }
 END_TEST
 
+/* Backward reports each layer's gradients final as it finishes them (ABI
+ * 2.1, for data-parallel buckets): the MLM head first, the embeddings
+ * (with the tied word embeddings) last. */
+START_TEST(test_grads_ready_during_backward) {
+    const lm_architecture_vtable *vt = bert_test_arch();
+    void *model = bert_test_create_ok(tiny_cpu);
+    bert_test_load_weights(model, BERT_TINY_WEIGHTS);
+    bert_fixture_batch fb;
+    bert_test_load_batch(&fb);
+    lm_step_state *state = lm_test_state_new(vt, model, 0, 0);
+    lm_test_check_grads_ready(vt, model, &fb.batch, state, 2, "cls.predictions.transform.dense.weight",
+                              "bert.embeddings.LayerNorm.weight");
+    lm_test_state_free(vt, model, state);
+    bert_test_free_batch(&fb);
+    vt->destroy(model);
+}
+END_TEST
+
 static Suite *bert_model_suite(void) {
     Suite *s = suite_create("bert_model");
     TCase *tc = tcase_create("behaviour");
@@ -466,6 +485,7 @@ static Suite *bert_model_suite(void) {
     tcase_add_test(tc, test_padding_is_invisible);
     tcase_add_test(tc, test_init_weights_follow_hugging_face);
     tcase_add_test(tc, test_gradient_accumulation);
+    tcase_add_test(tc, test_grads_ready_during_backward);
     tcase_add_test(tc, test_hf_config_round_trip);
     tcase_add_test(tc, test_config_errors);
     tcase_add_test(tc, test_batch_errors);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "gpt2_test_util.h"
+#include "grads_ready_check.h"
 #include "lmcore/json.h"
 #include "lmcore/tensor.h"
 #include "model_steps.h"
@@ -416,6 +417,25 @@ START_TEST(test_backward_writes_or_accumulates) {
 }
 END_TEST
 
+/* Backward reports each layer's gradients final as it finishes them (ABI
+ * 2.1, for data-parallel buckets): ln_f first, the tied wte last. */
+START_TEST(test_grads_ready_during_backward) {
+    const lm_architecture_vtable *vt = gpt2_test_arch();
+    void *model = gpt2_test_create_ok(tiny_cpu);
+    gpt2_test_load_weights(model, GPT2_TINY_WEIGHTS);
+    lm_step_state *state = lm_test_state_new(vt, model, 1, 0);
+    int32_t ids[2 * 16], labels[2 * 16];
+    for (int i = 0; i < 2 * 16; i++) {
+        ids[i] = (i * 37 + 5) % 512;
+        labels[i] = (i * 11 + 3) % 512;
+    }
+    const lm_batch batch = {.B = 2, .T = 16, .input_ids = ids, .labels = labels, .n_targets = 32};
+    lm_test_check_grads_ready(vt, model, &batch, state, 2, "transformer.ln_f.bias", "transformer.wte.weight");
+    lm_test_state_free(vt, model, state);
+    vt->destroy(model);
+}
+END_TEST
+
 /* A training step's forward and backward queue their work and never wait:
  * on the CPU device, no download and no sync between them, dropout on
  * (its key read from the state) and the step's device side included. */
@@ -591,6 +611,7 @@ static Suite *gpt2_model_suite(void) {
     tcase_add_test(tc, test_batch_limits);
     tcase_add_test(tc, test_nan_loss_is_flagged_on_the_device);
     tcase_add_test(tc, test_backward_writes_or_accumulates);
+    tcase_add_test(tc, test_grads_ready_during_backward);
     tcase_add_test(tc, test_training_step_never_waits);
     tcase_add_test(tc, test_training_forward_needs_a_state);
     tcase_add_test(tc, test_clm_objective);

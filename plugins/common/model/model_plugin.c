@@ -29,6 +29,7 @@ void model_destroy(void *self) {
         if (m->int_memory) m->backend->ops->free(m->backend, m->int_memory);
     }
     free(m->layer_acts);
+    free(m->grads_ready_scratch);
     model_buffers_free(&m->buffers);
     param_table_free(&m->table);
     lm_backend_release(m->backend); /* destroyed now, or when the last optimizer bound to it lets go */
@@ -203,10 +204,54 @@ lm_status model_backward(void *self, float loss_scale, int accumulate) {
     m->logits_gone = NULL;
     LM_TRY(model_buffers_ensure_grads(&m->buffers)); /* a pointer test after the first backward */
     model_buffers_prepare_grads(&m->buffers, accumulate);
+    m->grads_final_from = m->table.count;
     m->arch->backward(m, loss_scale);
+    model_grads_final_from(m, 0); /* whatever the architecture did not report: all of it is final now */
     lm_status status = m->backend->ops->check(m->backend);
     if (status != LM_OK) lm_error_prefix("architecture '%s' backward: ", m->arch->name);
     return status;
+}
+
+lm_status model_set_grads_ready(void *self, lm_grads_ready_fn fn, void *user) {
+    model_base *m = self;
+    if (fn && !m->grads_ready_scratch) {
+        m->grads_ready_scratch = malloc((m->table.count ? m->table.count : 1) * sizeof *m->grads_ready_scratch);
+        if (!m->grads_ready_scratch)
+            return lm_error_set(LM_ERR_NOMEM, "architecture '%s': out of memory for the gradients-ready ranges",
+                                m->arch->name);
+    }
+    m->grads_ready = fn;
+    m->grads_ready_user = fn ? user : NULL;
+    return LM_OK;
+}
+
+/* Tensors [first, grads_final_from) in declaration order are spread over
+ * the flat buffer (decayed matrices first, then the vectors): reported as
+ * the fewest ranges, each a run of tensors adjacent in the buffer (a
+ * transformer layer gives two: its matrices and its vectors). */
+void model_grads_report(model_base *m, size_t first_tensor) {
+    if (first_tensor >= m->grads_final_from) return;
+    const lm_param_desc *d = m->table.descs;
+    size_t *idx = m->grads_ready_scratch, n = 0;
+    for (size_t i = first_tensor; i < m->grads_final_from; i++) {
+        /* insertion by offset: a layer has a dozen tensors */
+        size_t j = n++;
+        while (j > 0 && d[idx[j - 1]].offset > d[i].offset) {
+            idx[j] = idx[j - 1];
+            j--;
+        }
+        idx[j] = i;
+    }
+    m->grads_final_from = first_tensor;
+    size_t start = d[idx[0]].offset, end = start + d[idx[0]].storage;
+    for (size_t k = 1; k < n; k++) {
+        if (d[idx[k]].offset != end) {
+            m->grads_ready(m->grads_ready_user, start, end - start);
+            start = d[idx[k]].offset;
+        }
+        end = d[idx[k]].offset + d[idx[k]].storage;
+    }
+    m->grads_ready(m->grads_ready_user, start, end - start);
 }
 
 lm_status model_logits(void *self, float *out, size_t count) {

@@ -107,6 +107,15 @@ struct model_base {
     int logits_valid;          /* the logits of the last forward can be read */
     const char *logits_gone;   /* why not, when !logits_valid after a forward (NULL: backward overwrote them) */
     const float *logits;       /* [B*T, V] where logits() downloads from, unless download_logits */
+
+    /* The gradients-ready notification (ABI 2.1, set_grads_ready): NULL by
+     * default, and then model_grads_final_from costs one test.  During a
+     * backward, tensors with declaration index >= grads_final_from have
+     * been reported final. */
+    lm_grads_ready_fn grads_ready;
+    void *grads_ready_user;
+    size_t grads_final_from;
+    size_t *grads_ready_scratch; /* table.count tensor indices, sorted by offset when reporting */
 };
 
 /* The vtable slots.  create names the descriptor; the others find it in
@@ -116,7 +125,7 @@ struct model_base {
     .destroy = model_destroy, .info = model_info, .parameters = model_parameters,                                  \
     .init_weights = model_init_weights, .set_training = model_set_training, .forward = model_forward,              \
     .backward = model_backward, .logits = model_logits, .hf_config = model_hf_config,                              \
-    .params_written = model_params_written
+    .params_written = model_params_written, .set_grads_ready = model_set_grads_ready
 lm_status model_create(const model_arch *arch, void **self, lm_config *cfg);
 void model_destroy(void *self);
 lm_status model_info(void *self, lm_arch_info *out);
@@ -128,6 +137,20 @@ lm_status model_backward(void *self, float loss_scale, int accumulate);
 lm_status model_logits(void *self, float *out, size_t count);
 lm_status model_hf_config(void *self, lm_buffer *out);
 lm_status model_params_written(void *self);
+lm_status model_set_grads_ready(void *self, lm_grads_ready_fn fn, void *user);
+
+/* For an architecture's backward: every tensor whose declaration index is
+ * `first_tensor` or more has its final gradient now (queued on the device),
+ * so the caller of set_grads_ready may start reducing it.  Call it where a
+ * layer's backward ends (and after the head), with the layer's first
+ * tensor; backward walks the layers in reverse, so the index only falls.
+ * Tensors reported before are not reported again; the skeleton reports the
+ * rest (index 0 on) when backward returns.  Nothing to do without a
+ * callback, the default. */
+void model_grads_report(model_base *m, size_t first_tensor);
+static inline void model_grads_final_from(model_base *m, size_t first_tensor) {
+    if (m->grads_ready) model_grads_report(m, first_tensor);
+}
 
 /* Float pointer of tensor `index` (declaration order) inside a flat buffer
  * (m->buffers.params or .grads). */

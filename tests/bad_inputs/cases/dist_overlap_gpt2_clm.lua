@@ -1,0 +1,3 @@
+-- expect: ddp_bucket_cap_mb must be a size in MiB above 0
+-- run: {exe} run scripts/gpt2_clm.lua preset=tiny data={data} train_split=validation eval_split=test output_dir={tmp}/run ddp_bucket_cap_mb=-1
+-- absent: {tmp}/run
