@@ -27,9 +27,11 @@ extern "C" {
 
 /* 2.0: the optimizer left the architecture (optimizer plugins, step.h,
  * device.h); datasets hand out one text source per split; objectives own
- * their batches.  docs/plugin-abi.md#migrating-from-abi-1 lists the changes. */
+ * their batches.  docs/plugin-abi.md#migrating-from-abi-1 lists the changes.
+ * 2.1: the architecture's optional forward_train slot (docs/plugin-abi.md,
+ * "ABI history"). */
 #define LM_ABI_MAJOR 2
-#define LM_ABI_MINOR 0
+#define LM_ABI_MINOR 1
 
 typedef enum lm_plugin_kind {
     LM_KIND_TOKENIZER = 1,

@@ -59,7 +59,7 @@ END_TEST
 
 START_TEST(version_and_enums) {
     ck_assert_int_eq(LM_ABI_MAJOR, 2);
-    ck_assert_int_eq(LM_ABI_MINOR, 0);
+    ck_assert_int_eq(LM_ABI_MINOR, 1); /* 2.1: forward_train */
     ck_assert_int_eq(LM_KIND_TOKENIZER, 1);
     ck_assert_int_eq(LM_KIND_DATASET, 2);
     ck_assert_int_eq(LM_KIND_ARCHITECTURE, 3);
@@ -151,7 +151,8 @@ START_TEST(architecture_vtable_layout) {
     SLOT(lm_architecture_vtable, generate_reset, 10);
     SLOT(lm_architecture_vtable, generate_step, 11);
     SLOT(lm_architecture_vtable, params_written, 12);
-    SIZE(lm_architecture_vtable, 13 * P);
+    SLOT(lm_architecture_vtable, forward_train, 13); /* 2.1 */
+    SIZE(lm_architecture_vtable, 14 * P);
 }
 END_TEST
 
