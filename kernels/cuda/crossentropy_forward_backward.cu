@@ -85,8 +85,10 @@ __global__ void lm_crossentropy_forward_backward_kernel(float *losses, float *lo
     }
     for (int j = tail + threadIdx.x; j < V; j += blockDim.x) lm_online_add(x[j], &m, &s);
     const float row_max = lm_block_max(m, shared_max);
-    /* A thread that saw only -inf (or nothing) adds 0. */
-    const double mine = m == -INFINITY ? 0.0 : (double)(s * expf(m - row_max));
+    /* A thread whose max is still -inf saw no finite logit: its s is 0
+     * (nothing, or only -inf) or NaN (a NaN logit), which must not be lost
+     * to exp(-inf - row_max) = 0. */
+    const double mine = m == -INFINITY ? (double)s : (double)(s * expf(m - row_max));
     const double sum = lm_block_sum<double>(mine, shared_sum);
 
     const float inv_sum = (float)(1.0 / sum);

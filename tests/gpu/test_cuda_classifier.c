@@ -138,13 +138,14 @@ START_TEST(test_fused_matches_cpu_and_two_ops) {
 END_TEST
 
 /* A NaN logit makes its row's loss NaN (the trainer's non-finite check
- * reads the loss), and only that row's. */
+ * reads the loss), and only that row's: eight in a row, so that some
+ * thread's float4 holds nothing but NaN (its running max stays -inf). */
 START_TEST(test_fused_nan_reaches_the_loss) {
     lm_backend *be = gt_be;
     enum { N = 4, V = 1001 };
     float *logits = gt_random((size_t)N * V, -4, 4);
     int32_t labels[N] = {5, 6, 7, 8};
-    logits[2 * V + 17] = NAN;
+    for (int j = 100; j < 108; j++) logits[2 * V + j] = NAN;
     float *d_logits = gt_dev_upload(be, logits, (size_t)N * V), *d_losses = gt_dev_nan(be, N);
     int32_t *d_labels = gt_dev_upload_ints(be, labels, N);
     be->ops->crossentropy_forward_backward(be, d_losses, d_logits, d_labels, 0.25f, N, V);
