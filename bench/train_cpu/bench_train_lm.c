@@ -2,7 +2,7 @@
  * bench_train_torch.py, run by bench_train_cpu.sh).
  *
  *   bench_train_lm [model=gpt2|bert] [key=value ...]
- *     steps=20 warmup=3 threads=2 seed=1234 batch=8 block=128
+ *     steps=20 warmup=3 threads=2 seed=1234 batch=8 block=128 fused=1
  *     and any key of the model, which wins over the benchmark shape:
  *       gpt2: n_layer=4 n_head=4 n_embd=256 vocab_size=8192 n_positions=128
  *             embd_pdrop/attn_pdrop/resid_pdrop=0.1
@@ -14,8 +14,10 @@
  * adamw optimizer from the build tree, builds random token batches from a
  * fixed seed, and times whole training steps the way the trainer runs them
  * (core/train/trainer.c, plugin ABI 2): the micro-batch counter uploaded to
- * the step state, forward (its loss into the state), step_micro_batch_end,
- * backward, step_clip (clipping at 1.0), step_schedule (a constant learning
+ * the step state, forward_train (its loss into the state; the trainer's
+ * call since ABI 2.1, with the loss gradient computed in the same pass over
+ * the logits: the fused classifier; fused=0 calls forward instead, whose
+ * loss backward then differentiates), step_micro_batch_end, backward, step_clip (clipping at 1.0), step_schedule (a constant learning
  * rate of 2e-5), the optimizer's step (AdamW, Trainer hyper-parameters) and
  * step_finish — all queued on the model's device, none reading it back.
  * The objective's make_batch (the shift for clm, the 15 % masking for mlm)
@@ -37,7 +39,7 @@
 #include "lmcore/lmcore.h"
 
 typedef struct bench_settings {
-    int steps, warmup, threads, batch, block;
+    int steps, warmup, threads, batch, block, fused;
     unsigned long long seed;
 } bench_settings;
 
@@ -100,7 +102,7 @@ static size_t kind_vtable_size(int kind) {
     }
 }
 
-static const void *load_vtable(const char *path, int kind, void **handle_out) {
+static const void *load_vtable(const char *path, int kind, void **handle_out, uint32_t *size_out) {
     void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL); /* kept open: the vtables live in it */
     if (!handle) {
         fprintf(stderr, "bench_train_lm: dlopen %s: %s (build the plugins first)\n", path, dlerror());
@@ -115,6 +117,7 @@ static const void *load_vtable(const char *path, int kind, void **handle_out) {
         return NULL;
     }
     if (handle_out) *handle_out = handle;
+    if (size_out) *size_out = d->vtable_size;
     return d->vtable;
 }
 
@@ -148,7 +151,7 @@ static int fail(const char *what) {
 
 static int usage(void) {
     fprintf(stderr, "usage: bench_train_lm [model=gpt2|bert steps=N warmup=N threads=N batch=N block=N seed=N "
-                    "model_key=value ...]\n");
+                    "fused=0|1 model_key=value ...]\n");
     return 2;
 }
 
@@ -188,7 +191,7 @@ static int read_state(lm_device *dev, const lm_step_state *state, lm_step_state 
 }
 
 int main(int argc, char **argv) {
-    bench_settings s = {20, 3, 2, 8, 128, 1234};
+    bench_settings s = {20, 3, 2, 8, 128, 1, 1234};
     const char *plugin_dir = getenv("LMCORE_BENCH_PLUGIN_DIR") ? getenv("LMCORE_BENCH_PLUGIN_DIR")
                                                                : LMCORE_BENCH_PLUGIN_DIR;
     const bench_model *model_kind = pick_model(argc, argv);
@@ -208,6 +211,7 @@ int main(int argc, char **argv) {
         else if (split_key(argv[i], "batch", &v)) s.batch = (int)v;
         else if (split_key(argv[i], "block", &v)) s.block = (int)v;
         else if (split_key(argv[i], "seed", &v)) s.seed = (unsigned long long)v;
+        else if (split_key(argv[i], "fused", &v)) s.fused = v != 0;
         else if (!strchr(argv[i], '=') || lm_config_set_parsed(cfg, argv[i]) != LM_OK) return usage();
     }
     if (s.steps < 1 || s.warmup < 0 || s.threads < 1 || s.batch < 1 || s.block < 2) {
@@ -219,12 +223,17 @@ int main(int argc, char **argv) {
     char path[1024];
     void *arch_handle = NULL;
     snprintf(path, sizeof path, "%s/%s", plugin_dir, model_kind->arch_plugin);
-    const lm_architecture_vtable *arch = load_vtable(path, LM_KIND_ARCHITECTURE, &arch_handle);
+    uint32_t arch_vtable_size = 0;
+    const lm_architecture_vtable *arch = load_vtable(path, LM_KIND_ARCHITECTURE, &arch_handle, &arch_vtable_size);
     snprintf(path, sizeof path, "%s/%s", plugin_dir, model_kind->objective_plugin);
-    const lm_objective_vtable *obj = load_vtable(path, LM_KIND_OBJECTIVE, NULL);
+    const lm_objective_vtable *obj = load_vtable(path, LM_KIND_OBJECTIVE, NULL, NULL);
     snprintf(path, sizeof path, "%s/%s", plugin_dir, OPTIMIZER_PLUGIN);
-    const lm_optimizer_vtable *opt = load_vtable(path, LM_KIND_OPTIMIZER, NULL);
+    const lm_optimizer_vtable *opt = load_vtable(path, LM_KIND_OPTIMIZER, NULL, NULL);
     if (!arch || !obj || !opt) return 1;
+    /* As the trainer: forward_train when the plugin has it (ABI 2.1). */
+    const int use_forward_train = s.fused && arch_vtable_size >= offsetof(lm_architecture_vtable, forward_train) +
+                                                                     sizeof(void *) &&
+                                  arch->forward_train;
 
     void *model = NULL, *objective = NULL, *optimizer = NULL;
     if (arch->create(&model, cfg) != LM_OK || lm_config_validate(cfg) != LM_OK) return fail("create the model");
@@ -298,7 +307,9 @@ int main(int argc, char **argv) {
         double start = now_seconds();
         if (dev->ops->upload(dev, &state->micro_batch, &micro_batch, sizeof micro_batch) != LM_OK)
             return fail("upload the micro-batch counter");
-        if (arch->forward(model, batch, state) != LM_OK) return fail("forward");
+        if ((use_forward_train ? arch->forward_train(model, batch, state, 1.0f / (float)grad_accum)
+                               : arch->forward(model, batch, state)) != LM_OK)
+            return fail("forward");
         if (dev->ops->step_micro_batch_end(dev, state, 1.0, (double)grad_accum, 1) != LM_OK)
             return fail("step_micro_batch_end");
         if (arch->backward(model, 1.0f / (float)grad_accum, 0) != LM_OK) return fail("backward");
@@ -340,10 +351,10 @@ int main(int argc, char **argv) {
     printf("{\"impl\": \"lmcore\", \"model\": \"%s\", \"median_step_s\": %.6f, \"tokens_per_s\": %.1f, "
            "\"peak_rss_mb\": %.1f, \"steps\": %d, \"threads\": %d, \"n_params\": %lld, "
            "\"scored_per_step\": %.1f, \"first_loss\": %.9g, \"last_loss\": %.9g, \"params_fnv1a\": \"%016llx\", "
-           "\"device\": \"%s\", \"blas\": \"%s\"}\n",
+           "\"fused_classifier\": %s, \"device\": \"%s\", \"blas\": \"%s\"}\n",
            model_kind->name, median, (double)n / median, peak_rss, s.steps, s.threads, (long long)info.n_params,
            (double)scored / s.steps, (double)first_loss, (double)last_loss, (unsigned long long)fingerprint,
-           info.device, blas);
+           use_forward_train ? "true" : "false", info.device, blas);
     /* The optimizer's state and the step state live on the model's device,
      * which their holds keep open whatever goes first. */
     opt->destroy(optimizer);

@@ -369,12 +369,16 @@ lm_status lm_trainer_forward_backward(lm_trainer *t, const lm_batch *batch, uint
     if (batch->n_targets == 0) return LM_OK;
     LM_TRY(trainer_upload_field(t, &t->state->micro_batch, &t->batch_index, sizeof t->batch_index));
     const lm_architecture_vtable *arch = arch_of(t);
-    lm_status status = arch->forward(t->parts.model.self, batch, t->state);
+    const float loss_scale = 1.0f / (float)t->s.grad_accum;
+    /* forward_train (ABI 2.1) lets the model compute the loss gradient with
+     * the loss, in one pass over the logits; a 2.0 plugin has forward only. */
+    lm_status status = arch->forward_train ? arch->forward_train(t->parts.model.self, batch, t->state, loss_scale)
+                                           : arch->forward(t->parts.model.self, batch, t->state);
     if (status == LM_OK)
         status = t->dev->ops->step_micro_batch_end(t->dev, t->state, 1.0, (double)t->s.grad_accum, 1);
     int bucketed = 0;
     if (status == LM_OK && t->buckets) status = trainer_dist_backward_begins(t, &bucketed);
-    if (status == LM_OK) status = arch->backward(t->parts.model.self, 1.0f / (float)t->s.grad_accum, t->grads_written);
+    if (status == LM_OK) status = arch->backward(t->parts.model.self, loss_scale, t->grads_written);
     if (bucketed) status = trainer_dist_backward_ends(t, bucketed, status);
     if (status != LM_OK) {
         lm_error_prefix("training step %lld: ", (long long)t->step + 1);

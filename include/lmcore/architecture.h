@@ -10,6 +10,7 @@
  * the loop to the core.  A training step is
  *
  *     forward(batch, state)          loss -> state->loss, on the device
+ *                                    (or forward_train(batch, state, scale))
  *     backward(scale, accumulate)    gradients written or added
  *     [device] step_clip, step_schedule; [optimizer] step; [device] step_finish
  *
@@ -151,6 +152,14 @@ typedef struct lm_architecture_vtable {
      * default: nothing is done for it).  A model without the slot is reduced
      * after backward. */
     lm_status (*set_grads_ready)(void *self, lm_grads_ready_fn fn, void *user);
+    /* Optional (ABI 2.1): a training forward, which backward(loss_scale, ·)
+     * follows.  forward's contract, and the model may compute the loss
+     * gradient already (the built-ins do: loss and dlogits in one pass over
+     * the logits, the fused classifier), so it keeps no logits (logits()
+     * says so) and backward must get the same loss_scale (else
+     * LM_ERR_INVALID).  The batch must have labels.  NULL: the trainer
+     * calls forward. */
+    lm_status (*forward_train)(void *self, const lm_batch *batch, lm_step_state *state, float loss_scale);
 } lm_architecture_vtable;
 
 #ifdef __cplusplus

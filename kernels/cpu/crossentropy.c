@@ -5,7 +5,12 @@
  * log-sum-exp is max-shifted, the exp is the vectorised one and the sum of
  * exps is accumulated in double.  A label outside [0, V) other than -100 is
  * a caller bug (the objective validates labels); it is treated like -100
- * here rather than read out of bounds. */
+ * here rather than read out of bounds.
+ *
+ * crossentropy_forward_backward (the fused classifier of a training step)
+ * is the in-place backward with the loss taken from its sum on the way:
+ * the same helpers in the same order as the forward then the in-place
+ * backward, so the losses and the gradients are those two ops' bits. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,4 +153,46 @@ void lm_cpu_crossentropy_backward(float *dlogits, const float *logits, const int
                                   int V) {
     crossentropy_job j = {dlogits, logits, labels, dloss, V};
     lm_cpu_parallel_for(N, lm_cpu_rows_per_task(V), crossentropy_backward_task, &j);
+}
+
+typedef struct forward_backward_job {
+    float *losses;
+    float *logits; /* overwritten with the gradients */
+    const int32_t *labels;
+    float dloss;
+    int V;
+} forward_backward_job;
+
+static void crossentropy_forward_backward_task(void *ctx, long begin, long end) {
+    const forward_backward_job *j = ctx;
+    const int V = j->V;
+    const float dloss = j->dloss;
+    for (long n = begin; n < end; n++) {
+        float *x = j->logits + (size_t)n * V;
+        int32_t label = j->labels[n];
+        if (!is_scored(label, V)) {
+            j->losses[n] = 0.0f;
+            memset(x, 0, (size_t)V * sizeof *x);
+            continue;
+        }
+        /* The forward's loss from the backward's pass: row_max, the exps
+         * and their double sum are the forward's (softmax_stats) operations
+         * on the same floats, only kept in the row instead of a scratch. */
+        const float label_logit = x[label];
+        float max_logit = row_max(x, V);
+        shifted_exps(x, x, V, max_logit);
+        double sum = sum_in_double(x, V);
+        j->losses[n] = (float)(log(sum) + (double)max_logit - (double)label_logit);
+        /* From here on, the in-place backward's lines. */
+        float inv_sum = (float)(1.0 / sum);
+        float label_prob = x[label] * inv_sum;
+        scale_row(x, V, dloss, inv_sum);
+        x[label] = dloss * (label_prob - 1.0f);
+    }
+}
+
+void lm_cpu_crossentropy_forward_backward(float *losses, float *logits, const int32_t *labels, float dloss, int N,
+                                          int V) {
+    forward_backward_job j = {losses, logits, labels, dloss, V};
+    lm_cpu_parallel_for(N, lm_cpu_rows_per_task(V), crossentropy_forward_backward_task, &j);
 }

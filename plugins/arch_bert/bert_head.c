@@ -139,8 +139,9 @@ void bert_head_backward(bert_model *m, float loss_scale) {
     float *params = m->base.buffers.params, *grads = m->base.buffers.grads;
 #define P(index) model_tensor(&m->base, params, (index))
 #define G(index) model_tensor(&m->base, grads, (index))
-    /* d(mean loss * loss_scale)/dlogits, written over the logits. */
-    ops->crossentropy_backward(be, a->logits, a->logits, a->head_labels, loss_scale / (float)m->base.n_targets, M, V);
+    /* d(mean loss * loss_scale)/dlogits, written over the logits (already,
+     * by a training forward's fused classifier, on the M scored rows). */
+    model_loss_backward(&m->base, a->logits, a->head_labels, M, loss_scale);
     /* Top down; datty, dbranch and dres_b serve as scratch here. */
     float *dhead_ln = a->datty, *dhead_gelu = a->dbranch, *dhead_dense = a->dres_b, *dhead_in = a->datty;
     ops->zero(be, dhead_ln, MC * sizeof(float));

@@ -8,7 +8,8 @@
  * residual stream from the top of the network down to the embeddings: the
  * residual adds pass it through unchanged and the LayerNorm backwards add
  * their branch's contribution to it.  The logits buffer receives dlogits in
- * place (llm.c), so logits() is only valid between forward and backward. */
+ * place (llm.c), so logits() is only valid between forward and backward,
+ * and not at all after forward_train, whose loss op wrote them already. */
 #include "gpt2.h"
 #include "model_dropout.h"
 
@@ -28,8 +29,9 @@ void gpt2_backward(model_base *b, float loss_scale) {
 #define P(index) model_tensor(b, params, (index))
 #define G(index) model_tensor(b, grads, (index))
 
-    /* d(mean loss * loss_scale)/dlogits, written over the logits. */
-    ops->crossentropy_backward(be, a->logits, a->logits, a->labels, loss_scale / (float)b->n_targets, N, V);
+    /* d(mean loss * loss_scale)/dlogits, written over the logits (already,
+     * by a training forward's fused classifier). */
+    model_loss_backward(b, a->logits, a->labels, N, loss_scale);
 
     ops->zero(be, a->dln, NC * sizeof(float));
     ops->matmul_backward(be, a->dln, G(GPT2_WTE), NULL, a->logits, a->lnf, P(GPT2_WTE), N, C, V, LM_W_OUT_IN);

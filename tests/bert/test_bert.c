@@ -13,6 +13,7 @@
 
 #include "bert_test_util.h"
 #include "lmcore/tensor.h"
+#include "forward_train_check.h"
 #include "model_steps.h"
 #include "test_main.h"
 
@@ -364,6 +365,28 @@ START_TEST(test_recompute_changes_nothing) {
 }
 END_TEST
 
+/* The fused classifier on the sparse MLM head (the scored rows only):
+ * training through forward_train (the trainer's call: loss and dlogits in
+ * one op) gives the weights of forward + backward, bit for bit on the CPU,
+ * within the last ulps on a GPU.  With dropout, padding and token types,
+ * two micro-batches per step. */
+START_TEST(test_forward_train_changes_nothing) {
+    const lm_architecture_vtable *vt = bert_test_arch();
+    const char *const settings[] = {"device=" BERT_TEST_DEVICE, "precision=" BERT_TEST_PRECISION,
+                                    "hf_config=" BERT_TINY_CONFIG, "hidden_dropout_prob=0.1",
+                                    "attention_probs_dropout_prob=0.1", NULL};
+    void *models[2] = {bert_test_create_ok(settings), bert_test_create_ok(settings)};
+    bert_fixture_batch fb;
+    bert_test_load_batch(&fb);
+    for (int k = 0; k < 2; k++) bert_test_load_weights(models[k], BERT_TINY_WEIGHTS);
+    const int on_cpu = strcmp(BERT_TEST_DEVICE, "cpu") == 0, fp32 = strcmp(BERT_TEST_PRECISION, "fp32") == 0;
+    lm_test_check_forward_train(vt, models, &fb.batch, on_cpu ? -1.0 : fp32 ? 1e-5 : 1e-2,
+                                "bert " BERT_TEST_DEVICE " " BERT_TEST_PRECISION);
+    for (int k = 0; k < 2; k++) vt->destroy(models[k]);
+    bert_test_free_batch(&fb);
+}
+END_TEST
+
 static Suite *bert_parity_suite(void) {
     Suite *s = suite_create("bert_parity_" BERT_TEST_DEVICE "_" BERT_TEST_PRECISION);
     TCase *tc = tcase_create("pytorch");
@@ -371,6 +394,7 @@ static Suite *bert_parity_suite(void) {
     tcase_add_test(tc, test_adamw_steps_match_pytorch);
     tcase_add_test(tc, test_op_profile_changes_nothing);
     tcase_add_test(tc, test_recompute_changes_nothing);
+    tcase_add_test(tc, test_forward_train_changes_nothing);
     if (strcmp(BERT_TEST_PRECISION, "fp32") == 0) {
         tcase_add_test(tc, test_eval_mode_is_deterministic);
         tcase_add_test(tc, test_dropout_gradients_finite_differences);

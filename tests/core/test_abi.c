@@ -59,7 +59,7 @@ END_TEST
 
 START_TEST(version_and_enums) {
     ck_assert_int_eq(LM_ABI_MAJOR, 2);
-    ck_assert_int_eq(LM_ABI_MINOR, 1);
+    ck_assert_int_eq(LM_ABI_MINOR, 1); /* 2.1: set_grads_ready, all_reduce_start/wait/test, forward_train */
     ck_assert_int_eq(LM_KIND_TOKENIZER, 1);
     ck_assert_int_eq(LM_KIND_DATASET, 2);
     ck_assert_int_eq(LM_KIND_ARCHITECTURE, 3);
@@ -152,7 +152,8 @@ START_TEST(architecture_vtable_layout) {
     SLOT(lm_architecture_vtable, generate_step, 11);
     SLOT(lm_architecture_vtable, params_written, 12);
     SLOT(lm_architecture_vtable, set_grads_ready, 13); /* 2.1 */
-    SIZE(lm_architecture_vtable, 14 * P);
+    SLOT(lm_architecture_vtable, forward_train, 14); /* 2.1 */
+    SIZE(lm_architecture_vtable, 15 * P);
 }
 END_TEST
 

@@ -13,6 +13,7 @@
 
 #include "gpt2_test_util.h"
 #include "lmcore/tensor.h"
+#include "forward_train_check.h"
 #include "model_steps.h"
 #include "test_main.h"
 
@@ -412,6 +413,27 @@ START_TEST(test_recompute_changes_nothing) {
 }
 END_TEST
 
+/* The fused classifier: training through forward_train (the trainer's
+ * call: loss and dlogits in one op) gives the weights of forward +
+ * backward, bit for bit on the CPU, within the last ulps on a GPU.  With
+ * dropout, two micro-batches per step. */
+START_TEST(test_forward_train_changes_nothing) {
+    const lm_architecture_vtable *vt = gpt2_test_arch();
+    const char *const settings[] = {"device=" GPT2_TEST_DEVICE, "precision=" GPT2_TEST_PRECISION,
+                                    "hf_config=" GPT2_TINY_CONFIG, "embd_pdrop=0.1", "attn_pdrop=0.1",
+                                    "resid_pdrop=0.1", NULL};
+    void *models[2] = {gpt2_test_create_ok(settings), gpt2_test_create_ok(settings)};
+    fixture_batch fb;
+    make_fixture_batch(models[0], &fb);
+    for (int k = 0; k < 2; k++) gpt2_test_load_weights(models[k], GPT2_TINY_WEIGHTS);
+    const int on_cpu = strcmp(GPT2_TEST_DEVICE, "cpu") == 0, fp32 = strcmp(GPT2_TEST_PRECISION, "fp32") == 0;
+    lm_test_check_forward_train(vt, models, &fb.batch, on_cpu ? -1.0 : fp32 ? 1e-5 : 1e-2,
+                                "gpt2 " GPT2_TEST_DEVICE " " GPT2_TEST_PRECISION);
+    for (int k = 0; k < 2; k++) vt->destroy(models[k]);
+    free_fixture_batch(&fb);
+}
+END_TEST
+
 static Suite *gpt2_parity_suite(void) {
     Suite *s = suite_create("gpt2_parity_" GPT2_TEST_DEVICE "_" GPT2_TEST_PRECISION);
     TCase *tc = tcase_create("pytorch");
@@ -419,6 +441,7 @@ static Suite *gpt2_parity_suite(void) {
     tcase_add_test(tc, test_adamw_steps_match_pytorch);
     tcase_add_test(tc, test_op_profile_changes_nothing);
     tcase_add_test(tc, test_recompute_changes_nothing);
+    tcase_add_test(tc, test_forward_train_changes_nothing);
     if (strcmp(GPT2_TEST_PRECISION, "fp32") == 0) {
         tcase_add_test(tc, test_eval_mode_ignores_dropout);
         tcase_add_test(tc, test_dropout_gradients_finite_differences);

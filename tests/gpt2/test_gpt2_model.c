@@ -520,6 +520,52 @@ START_TEST(test_training_forward_needs_a_state) {
 }
 END_TEST
 
+/* forward_train's contract (the skeleton's, shared by every built-in
+ * architecture): labels required; the logits are gone afterwards (logits()
+ * says why); backward must get the loss_scale forward_train was given, and
+ * a refused backward leaves the forward usable; forward keeps working as
+ * before, at any scale. */
+START_TEST(test_forward_train_contract) {
+    const lm_architecture_vtable *vt = gpt2_test_arch();
+    int32_t ids[2 * 8], labels[2 * 8];
+    for (int i = 0; i < 16; i++) {
+        ids[i] = (i * 37 + 5) % 512;
+        labels[i] = i % 5 == 0 ? LM_IGNORE_INDEX : (i * 11 + 3) % 512;
+    }
+    const lm_batch batch = {.B = 2, .T = 8, .input_ids = ids, .labels = labels, .n_targets = 12};
+    const lm_batch unlabelled = {.B = 2, .T = 8, .input_ids = ids};
+    void *model = gpt2_test_create_ok(tiny_cpu);
+    ck_assert_int_eq(vt->init_weights(model, 1), LM_OK);
+    lm_step_state *state = lm_test_state_new(vt, model, 1, 0);
+    static float logits[2 * 8 * 512];
+    const size_t n_logits = sizeof logits / sizeof logits[0];
+
+    ck_assert_int_eq(vt->forward_train(model, &unlabelled, state, 1.0f), LM_ERR_INVALID);
+    ck_assert_msg(strstr(lm_error_message(), "forward_train needs a batch with labels"), "%s", lm_error_message());
+
+    ck_assert_msg(vt->forward_train(model, &batch, state, 0.25f) == LM_OK, "%s", lm_error_message());
+    const float loss = lm_test_state_read(vt, model, state).loss;
+    ck_assert_msg(isfinite(loss) && loss > 0.0f, "forward_train wrote the loss %g", (double)loss);
+    ck_assert_int_eq(vt->logits(model, logits, n_logits), LM_ERR_INVALID);
+    ck_assert_msg(strstr(lm_error_message(), "forward_train") && strstr(lm_error_message(), "run forward"), "%s",
+                  lm_error_message());
+    ck_assert_int_eq(vt->backward(model, 1.0f, 0), LM_ERR_INVALID);
+    ck_assert_msg(strstr(lm_error_message(), "backward(loss_scale=1) after forward_train(loss_scale=0.25)") &&
+                      strstr(lm_error_message(), "same loss_scale"),
+                  "%s", lm_error_message());
+    ck_assert_msg(vt->backward(model, 0.25f, 0) == LM_OK, "%s", lm_error_message());
+    ck_assert_int_eq(vt->backward(model, 0.25f, 0), LM_ERR_INVALID); /* once per forward */
+
+    /* forward after it: the logits are there, and backward takes any scale. */
+    ck_assert_msg(vt->forward(model, &batch, state) == LM_OK, "%s", lm_error_message());
+    ck_assert_msg(lm_test_state_read(vt, model, state).loss == loss, "forward's loss differs from forward_train's");
+    ck_assert_msg(vt->logits(model, logits, n_logits) == LM_OK, "%s", lm_error_message());
+    ck_assert_msg(vt->backward(model, 3.0f, 0) == LM_OK, "%s", lm_error_message());
+    lm_test_state_free(vt, model, state);
+    vt->destroy(model);
+}
+END_TEST
+
 /* The skeleton allocates its buffers on first use: in eval mode (a model
  * loaded for inference) parameters() hands out no gradients; in training
  * mode they exist, zeroed, and stay at one address (an optimizer keeps it). */
@@ -616,6 +662,7 @@ static Suite *gpt2_model_suite(void) {
     tcase_add_test(tc, test_training_forward_needs_a_state);
     tcase_add_test(tc, test_clm_objective);
     tcase_add_test(tc, test_gradients_only_for_training);
+    tcase_add_test(tc, test_forward_train_contract);
     suite_add_tcase(s, tc);
     return s;
 }

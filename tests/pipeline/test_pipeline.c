@@ -171,6 +171,32 @@ START_TEST(bad_inputs_fail_clearly) {
 }
 END_TEST
 
+/* The trainer runs a micro-batch through forward_train, whose loss op
+ * also writes dlogits (the fused classifier): the op profile of a short
+ * run lists crossentropy_forward_backward (training) and
+ * crossentropy_forward (evaluation), and no crossentropy_backward. */
+START_TEST(training_uses_the_fused_classifier) {
+    static const char *const scripts[] = {"gpt2_clm", "bert_mlm"};
+    for (int i = 0; i < 2; i++) {
+        char dir[64], cmd[1024];
+        cli_temp_dir(dir, sizeof dir, "pipeline");
+        snprintf(cmd, sizeof cmd,
+                 EXE " run scripts/%s.lua preset=tiny data=" DATA " train_split=test max_steps=2 eval_max_batches=1 "
+                     "profile_ops=true output_dir=%s/run cache_dir=%s/cache",
+                 scripts[i], dir, dir);
+        ck_assert_msg(cli_run(cmd) == 0, "%s", cli_output);
+        ck_assert_msg(strstr(cli_output, " crossentropy_forward_backward ") != NULL, "%s: no fused op in\n%s",
+                      scripts[i], cli_output);
+        ck_assert_msg(strstr(cli_output, " crossentropy_forward ") != NULL, "%s: evaluation ran no loss op",
+                      scripts[i]);
+        ck_assert_msg(strstr(cli_output, " crossentropy_backward ") == NULL, "%s: backward still ran the loss op",
+                      scripts[i]);
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+        ck_assert_int_eq(system(cmd), 0);
+    }
+}
+END_TEST
+
 START_TEST(debug_masking_shows_a_block) {
     ck_assert_msg(cli_run(EXE " run tests/pipeline/scripts/bert_debug_masking.lua data=" DATA) == 0, "%s", cli_output);
     ck_assert(strstr(cli_output, "[MASK]") != NULL);
@@ -202,6 +228,7 @@ int main(void) {
     tcase_add_test(tc, inspect_data_prints_the_four_figures);
     tcase_add_test(tc, bad_inputs_fail_clearly);
     tcase_add_test(tc, debug_masking_shows_a_block);
+    tcase_add_test(tc, training_uses_the_fused_classifier);
     suite_add_tcase(s, tc);
     return lm_test_run_suites(s, NULL);
 }

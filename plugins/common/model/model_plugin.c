@@ -156,12 +156,15 @@ static lm_status ensure_acts(model_base *m, int B, int T) {
     return LM_OK;
 }
 
-lm_status model_forward(void *self, const lm_batch *batch, lm_step_state *state) {
-    model_base *m = self;
+/* forward and forward_train: fuse_loss says whether the loss gradient is
+ * computed with the loss (at loss_scale). */
+static lm_status run_forward(model_base *m, const lm_batch *batch, lm_step_state *state, int fuse_loss,
+                             float loss_scale) {
     lm_backend *be = m->backend;
     int64_t n_targets = 0;
     m->has_targets = 0;
     m->logits_valid = 0;
+    m->dlogits_ready = 0;
     LM_TRY(model_batch_check(&m->limits, batch, &n_targets));
     if (m->training && !state && m->dropout_configured)
         return lm_error_set(LM_ERR_INVALID, "architecture '%s': forward in training mode needs a step state (its "
@@ -176,9 +179,15 @@ lm_status model_forward(void *self, const lm_batch *batch, lm_step_state *state)
     m->B = batch->B;
     m->T = batch->T;
     m->key = state;
-    LM_TRY(m->arch->forward(m, batch, state, n_targets));
-    m->logits_valid = 1;
-    m->logits_gone = NULL;
+    m->forward_fuses_loss = fuse_loss;
+    m->fused_loss_scale = loss_scale;
+    lm_status status = m->arch->forward(m, batch, state, n_targets);
+    m->forward_fuses_loss = 0;
+    LM_TRY(status);
+    m->logits_valid = !m->dlogits_ready;
+    m->logits_gone = m->dlogits_ready ? "a training forward (forward_train) wrote the loss gradient over the "
+                                        "logits: run forward (not forward_train) to read them"
+                                      : NULL;
     if (batch->labels) {
         m->n_targets = n_targets;
         m->has_targets = 1;
@@ -186,11 +195,46 @@ lm_status model_forward(void *self, const lm_batch *batch, lm_step_state *state)
     return be->ops->check(be);
 }
 
-void model_forward_loss(model_base *m, float *losses, const float *logits, const int32_t *labels, int rows,
+lm_status model_forward(void *self, const lm_batch *batch, lm_step_state *state) {
+    return run_forward(self, batch, state, 0, 0.0f);
+}
+
+/* A forward that backward(loss_scale) will follow: the loss and its
+ * gradient in one pass over the logits (the fused classifier), so backward
+ * starts from dlogits and no softmax is computed twice. */
+lm_status model_forward_train(void *self, const lm_batch *batch, lm_step_state *state, float loss_scale) {
+    model_base *m = self;
+    if (!batch || !batch->labels) {
+        m->has_targets = 0;
+        m->logits_valid = 0;
+        m->logits_gone = "the last forward_train failed: run forward again";
+        return lm_error_set(LM_ERR_INVALID, "architecture '%s': forward_train needs a batch with labels (it computes "
+                                            "the loss and its gradient); use forward for inference",
+                            m->arch->name);
+    }
+    return run_forward(m, batch, state, 1, loss_scale);
+}
+
+void model_forward_loss(model_base *m, float *losses, float *logits, const int32_t *labels, int rows,
                         int64_t n_targets, lm_step_state *state) {
     lm_backend *be = m->backend;
-    be->ops->crossentropy_forward(be, losses, logits, labels, rows, m->limits.vocab_size);
+    const int V = m->limits.vocab_size;
+    if (m->forward_fuses_loss) {
+        /* The dloss backward would compute: the same float expression. */
+        be->ops->crossentropy_forward_backward(be, losses, logits, labels, m->fused_loss_scale / (float)n_targets,
+                                               rows, V);
+        m->dlogits_ready = 1;
+    } else {
+        be->ops->crossentropy_forward(be, losses, logits, labels, rows, V);
+    }
     if (state) be->ops->loss_mean(be, &state->loss, losses, (size_t)rows, n_targets);
+}
+
+void model_loss_backward(model_base *m, float *logits, const int32_t *labels, int rows, float loss_scale) {
+    if (m->dlogits_ready) return;
+    lm_backend *be = m->backend;
+    be->ops->crossentropy_backward(be, logits, logits, labels, loss_scale / (float)m->n_targets, rows,
+                                   m->limits.vocab_size);
 }
 
 lm_status model_backward(void *self, float loss_scale, int accumulate) {
@@ -199,6 +243,12 @@ lm_status model_backward(void *self, float loss_scale, int accumulate) {
         return lm_error_set(LM_ERR_INVALID, "architecture '%s': backward needs a forward with labels first (and "
                                             "runs once per forward)",
                             m->arch->name);
+    /* Bits, not ==: a -0 scale is another gradient, and NaN must not pass. */
+    if (m->dlogits_ready && memcmp(&loss_scale, &m->fused_loss_scale, sizeof loss_scale) != 0)
+        return lm_error_set(LM_ERR_INVALID, "architecture '%s': backward(loss_scale=%g) after forward_train(loss_scale="
+                                            "%g), which computed the loss gradient already: pass backward the same "
+                                            "loss_scale, or run forward instead of forward_train",
+                            m->arch->name, (double)loss_scale, (double)m->fused_loss_scale);
     m->has_targets = 0;
     m->logits_valid = 0;
     m->logits_gone = NULL;
@@ -207,6 +257,7 @@ lm_status model_backward(void *self, float loss_scale, int accumulate) {
     m->grads_final_from = m->table.count;
     m->arch->backward(m, loss_scale);
     model_grads_final_from(m, 0); /* whatever the architecture did not report: all of it is final now */
+    m->dlogits_ready = 0;
     lm_status status = m->backend->ops->check(m->backend);
     if (status != LM_OK) lm_error_prefix("architecture '%s' backward: ", m->arch->name);
     return status;

@@ -116,6 +116,13 @@ struct model_base {
     void *grads_ready_user;
     size_t grads_final_from;
     size_t *grads_ready_scratch; /* table.count tensor indices, sorted by offset when reporting */
+    /* The fused classifier (forward_train): during a training forward,
+     * model_forward_loss computes the loss and its gradient in one op, with
+     * the loss_scale backward will be given; backward then skips the
+     * cross-entropy backward (model_loss_backward). */
+    int forward_fuses_loss;    /* set while forward_train runs the architecture's forward */
+    float fused_loss_scale;    /* its loss_scale */
+    int dlogits_ready;         /* the last forward wrote d(loss * fused_loss_scale)/dlogits over the logits */
 };
 
 /* The vtable slots.  create names the descriptor; the others find it in
@@ -125,7 +132,8 @@ struct model_base {
     .destroy = model_destroy, .info = model_info, .parameters = model_parameters,                                  \
     .init_weights = model_init_weights, .set_training = model_set_training, .forward = model_forward,              \
     .backward = model_backward, .logits = model_logits, .hf_config = model_hf_config,                              \
-    .params_written = model_params_written, .set_grads_ready = model_set_grads_ready
+    .params_written = model_params_written, .set_grads_ready = model_set_grads_ready,                              \
+    .forward_train = model_forward_train
 lm_status model_create(const model_arch *arch, void **self, lm_config *cfg);
 void model_destroy(void *self);
 lm_status model_info(void *self, lm_arch_info *out);
@@ -133,6 +141,7 @@ lm_status model_parameters(void *self, lm_param_set *out);
 lm_status model_init_weights(void *self, uint64_t seed);
 lm_status model_set_training(void *self, int training);
 lm_status model_forward(void *self, const lm_batch *batch, lm_step_state *state);
+lm_status model_forward_train(void *self, const lm_batch *batch, lm_step_state *state, float loss_scale);
 lm_status model_backward(void *self, float loss_scale, int accumulate);
 lm_status model_logits(void *self, float *out, size_t count);
 lm_status model_hf_config(void *self, lm_buffer *out);
@@ -166,9 +175,16 @@ lm_status model_buffer_grow(lm_backend *be, void **buffer, size_t *capacity, siz
 /* The loss of the forward: per-row cross-entropies of `rows` logits rows
  * into `losses`, and their mean over n_targets to state->loss (when state
  * is given), on the device: a loss that is not finite is flagged there
- * (step_micro_batch_end), not read here. */
-void model_forward_loss(model_base *m, float *losses, const float *logits, const int32_t *labels, int rows,
+ * (step_micro_batch_end), not read here.  In a training forward
+ * (forward_train) the same op also writes d(mean loss * loss_scale)/dlogits
+ * over the logits (crossentropy_forward_backward): the logits are gone. */
+void model_forward_loss(model_base *m, float *losses, float *logits, const int32_t *labels, int rows,
                         int64_t n_targets, lm_step_state *state);
+/* The first step of backward: d(mean loss * loss_scale)/dlogits written
+ * over the logits model_forward_loss scored, unless the forward already
+ * wrote them (a training forward).  Either way the logits buffer then
+ * holds dlogits. */
+void model_loss_backward(model_base *m, float *logits, const int32_t *labels, int rows, float loss_scale);
 
 /* Self-attention of one layer of the last forward: q, k and v are rows of
  * `stride` floats; the probabilities before dropout go to preatt, after

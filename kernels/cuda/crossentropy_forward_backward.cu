@@ -1,0 +1,122 @@
+/* The fused classifier of a training step: the cross-entropy loss of each
+ * row and its gradient dloss * (softmax - onehot(label)), written over the
+ * logits, in one kernel (kernels/cpu/crossentropy.c is the CPU twin; the
+ * op's contract is in backend_ops.def).  A forward then an in-place backward
+ * read each row of N x V logits five times (max and sum of exps in each,
+ * then the write pass); this reads it twice and writes it once:
+ *
+ *   pass 1  each thread keeps a running max and a sum of exps rescaled to
+ *           it (online softmax), the block combines them: the row's max M
+ *           and Σ exp(x - M), in double once combined;
+ *   pass 2  g = dloss * exp(x - M) / Σ, the label's entry minus dloss,
+ *           stored in place; thread 0 writes the loss.
+ *
+ * One block per row.  Rows are not 16-byte aligned in general (V = 50257),
+ * so each row is cut into a scalar head up to the first 16-byte boundary,
+ * float4 loads and stores from there, and a scalar tail.  The per-thread
+ * sums run in another order than the two-op kernels' (crossentropy.cu), so
+ * results may differ from them and from the CPU in the last ulps
+ * (tests/gpu/test_cuda_classifier.c states the tolerances). */
+#include <math.h>
+
+#include "cuda_common.cuh"
+
+#define LM_CE_FUSED_BLOCK 512
+
+/* The span of a row that float4 accesses cover: [head, head + 4 * n4). */
+struct lm_row_split {
+    int head; /* scalar elements before the first 16-byte boundary */
+    int n4;   /* float4s from there */
+};
+
+__device__ __forceinline__ lm_row_split lm_split_row(const float *x, int V) {
+    const unsigned misaligned = (unsigned)((uintptr_t)x & 15u) / (unsigned)sizeof(float);
+    lm_row_split s;
+    s.head = misaligned == 0 ? 0 : 4 - (int)misaligned;
+    if (s.head > V) s.head = V;
+    s.n4 = (V - s.head) / 4;
+    return s;
+}
+
+/* Folds x into the thread's running (max, Σ exp(· - max)).  -inf adds
+ * nothing (exp(-inf - m) = 0, written out so that -inf - -inf never makes a
+ * NaN); a NaN logit makes the sum NaN, so that it reaches the loss. */
+__device__ __forceinline__ void lm_online_add(float x, float *m, float *s) {
+    if (x > *m) {
+        *s = *s * expf(*m - x) + 1.0f;
+        *m = x;
+    } else if (x != -INFINITY) {
+        *s += expf(x - *m);
+    }
+}
+
+__device__ __forceinline__ float lm_ce_grad(float x, int j, int label, float m, float inv_sum, float dloss,
+                                            float label_grad) {
+    return j == label ? label_grad : dloss * (expf(x - m) * inv_sum);
+}
+
+__global__ void lm_crossentropy_forward_backward_kernel(float *losses, float *logits, const int32_t *labels,
+                                                        float dloss, int V) {
+    __shared__ float shared_max[32];
+    __shared__ double shared_sum[32];
+    const size_t row = blockIdx.x;
+    const int32_t label = labels[row];
+    float *x = logits + row * (size_t)V;
+    if (label < 0 || label >= V) { /* uniform across the block */
+        if (threadIdx.x == 0) losses[row] = 0.0f;
+        for (int j = threadIdx.x; j < V; j += blockDim.x) x[j] = 0.0f;
+        return;
+    }
+    /* Read before any thread overwrites the row (the reductions below
+     * synchronise the block before pass 2). */
+    const float label_logit = x[label];
+    const lm_row_split split = lm_split_row(x, V);
+    const float4 *x4 = reinterpret_cast<const float4 *>(x + split.head);
+    const int tail = split.head + 4 * split.n4;
+
+    float m = -INFINITY, s = 0.0f;
+    for (int j = threadIdx.x; j < split.head; j += blockDim.x) lm_online_add(x[j], &m, &s);
+    for (int i = threadIdx.x; i < split.n4; i += blockDim.x) {
+        const float4 v = x4[i];
+        lm_online_add(v.x, &m, &s);
+        lm_online_add(v.y, &m, &s);
+        lm_online_add(v.z, &m, &s);
+        lm_online_add(v.w, &m, &s);
+    }
+    for (int j = tail + threadIdx.x; j < V; j += blockDim.x) lm_online_add(x[j], &m, &s);
+    const float row_max = lm_block_max(m, shared_max);
+    /* A thread whose max is still -inf saw no finite logit: its s is 0
+     * (nothing, or only -inf) or NaN (a NaN logit), which must not be lost
+     * to exp(-inf - row_max) = 0. */
+    const double mine = m == -INFINITY ? (double)s : (double)(s * expf(m - row_max));
+    const double sum = lm_block_sum<double>(mine, shared_sum);
+
+    const float inv_sum = (float)(1.0 / sum);
+    const float label_prob = expf(label_logit - row_max) * inv_sum;
+    const float label_grad = dloss * (label_prob - 1.0f);
+    if (threadIdx.x == 0) losses[row] = (float)(log(sum) + (double)row_max - (double)label_logit);
+
+    for (int j = threadIdx.x; j < split.head; j += blockDim.x)
+        x[j] = lm_ce_grad(x[j], j, label, row_max, inv_sum, dloss, label_grad);
+    float4 *g4 = reinterpret_cast<float4 *>(x + split.head);
+    for (int i = threadIdx.x; i < split.n4; i += blockDim.x) {
+        const float4 v = g4[i];
+        const int j = split.head + 4 * i;
+        float4 g;
+        g.x = lm_ce_grad(v.x, j, label, row_max, inv_sum, dloss, label_grad);
+        g.y = lm_ce_grad(v.y, j + 1, label, row_max, inv_sum, dloss, label_grad);
+        g.z = lm_ce_grad(v.z, j + 2, label, row_max, inv_sum, dloss, label_grad);
+        g.w = lm_ce_grad(v.w, j + 3, label, row_max, inv_sum, dloss, label_grad);
+        g4[i] = g;
+    }
+    for (int j = tail + threadIdx.x; j < V; j += blockDim.x)
+        x[j] = lm_ce_grad(x[j], j, label, row_max, inv_sum, dloss, label_grad);
+}
+
+extern "C" void lm_cuda_crossentropy_forward_backward(lm_cuda_ctx *ctx, float *losses, float *logits,
+                                                      const int32_t *labels, float dloss, int N, int V) {
+    if (N <= 0 || V <= 0) return;
+    lm_crossentropy_forward_backward_kernel<<<N, LM_CE_FUSED_BLOCK, 0, ctx->stream>>>(losses, logits, labels,
+                                                                                       dloss, V);
+    lm_cuda_check_launch(ctx, "crossentropy_forward_backward");
+}
