@@ -113,7 +113,13 @@ lm_status trainer_read_settings(lm_trainer *t, lm_config *cfg, lm_config *schedu
     p->greater_is_better = lm_config_bool(cfg, "greater_is_better", !metric_is_a_loss(metric));
     p->early_stopping_patience = lm_config_int_range(cfg, "early_stopping_patience", 0, INT64_MIN, MAX_COUNT);
     p->early_stopping_threshold = lm_config_number(cfg, "early_stopping_threshold", 0.0);
+    const char *cuda_graph = lm_config_string(cfg, "cuda_graph", "auto");
     LM_TRY(lm_config_validate(cfg));
+    if (strcmp(cuda_graph, "auto") != 0 && strcmp(cuda_graph, "off") != 0)
+        return lm_error_set(LM_ERR_INVALID, "cuda_graph must be auto (the step as CUDA graphs where the device allows) "
+                                            "or off (eager steps), got '%s'",
+                            cuda_graph);
+    s->cuda_graph = strcmp(cuda_graph, "auto") == 0;
 
     LM_TRY(copy_string(s->schedule, sizeof s->schedule, schedule_key, host_schedule ? "host" : schedule));
     LM_TRY(copy_string(s->checkpoint_dir, sizeof s->checkpoint_dir, "checkpoint_dir", checkpoint_dir));

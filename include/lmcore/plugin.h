@@ -29,7 +29,7 @@ extern "C" {
  * device.h); datasets hand out one text source per split; objectives own
  * their batches.  docs/plugin-abi.md#migrating-from-abi-1 lists the changes. */
 #define LM_ABI_MAJOR 2
-#define LM_ABI_MINOR 0
+#define LM_ABI_MINOR 1
 
 typedef enum lm_plugin_kind {
     LM_KIND_TOKENIZER = 1,

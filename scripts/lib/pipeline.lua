@@ -79,6 +79,8 @@ function M.common_options(name)
         {section = device_section}),
     opt("recompute", "none", "less memory for a little more time (docs/recipes.md)", {section = device_section,
         choices = {"none", "activations", "attention"}}),
+    opt("cuda_graph", "auto", "auto: on a GPU, each step part is replayed as a captured CUDA graph; off: eager steps",
+        {section = device_section, choices = {"auto", "off"}}),
 
     opt("logging_steps", 50, "log the training loss every N steps", {section = eval_section, min = 1,
         aliases = {"log_every"}}),
@@ -367,6 +369,7 @@ function M.run(spec)
     save_total_limit = cfg.save_total_limit,
     resume_from_checkpoint = resume,
     communicator = cfg.communicator, zero_stage = cfg.zero_stage,
+    cuda_graph = cfg.cuda_graph,
   }
   local resumed_at = trainer.step
   local result = trainer:fit()

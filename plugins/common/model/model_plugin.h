@@ -58,6 +58,12 @@ typedef struct model_arch {
     lm_status (*write_hf_config)(const model_base *m, lm_buffer *out);
 
     /* Optional (NULL: nothing to do). */
+    /* The architecture's part of staging a batch (model_upload_batch):
+     * uploads of its own arrays and what it derives from the batch on the
+     * host, so that its forward and backward queue kernels only.  Adds to
+     * *signature_extra whatever besides the skeleton's signature decides
+     * their kernels (a host-side branch, a buffer of its own that moves). */
+    lm_status (*upload_batch)(model_base *m, const lm_batch *batch, int64_t n_targets, uint64_t *signature_extra);
     /* After carve_acts assigned: what else a batch shape needs (host buffers, constants). */
     lm_status (*acts_ready)(model_base *m, int B, int T);
     /* The freshly drawn weights, on the host, before they are uploaded. */
@@ -107,6 +113,11 @@ struct model_base {
     int logits_valid;          /* the logits of the last forward can be read */
     const char *logits_gone;   /* why not, when !logits_valid after a forward (NULL: backward overwrote them) */
     const float *logits;       /* [B*T, V] where logits() downloads from, unless download_logits */
+
+    /* The batch model_upload_batch staged for the next forward (NULL: none). */
+    const lm_batch *staged;
+    int64_t staged_n_targets;
+    uint64_t staged_signature_extra;
 };
 
 /* The vtable slots.  create names the descriptor; the others find it in
@@ -116,7 +127,7 @@ struct model_base {
     .destroy = model_destroy, .info = model_info, .parameters = model_parameters,                                  \
     .init_weights = model_init_weights, .set_training = model_set_training, .forward = model_forward,              \
     .backward = model_backward, .logits = model_logits, .hf_config = model_hf_config,                              \
-    .params_written = model_params_written
+    .params_written = model_params_written, .upload_batch = model_upload_batch
 lm_status model_create(const model_arch *arch, void **self, lm_config *cfg);
 void model_destroy(void *self);
 lm_status model_info(void *self, lm_arch_info *out);
@@ -128,6 +139,9 @@ lm_status model_backward(void *self, float loss_scale, int accumulate);
 lm_status model_logits(void *self, float *out, size_t count);
 lm_status model_hf_config(void *self, lm_buffer *out);
 lm_status model_params_written(void *self);
+/* The upload_batch slot (lmcore/architecture.h): stages the batch for the
+ * next forward, which must get this same batch. */
+lm_status model_upload_batch(void *self, const lm_batch *batch, uint64_t *signature);
 
 /* Float pointer of tensor `index` (declaration order) inside a flat buffer
  * (m->buffers.params or .grads). */
