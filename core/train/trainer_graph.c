@@ -1,6 +1,7 @@
 /* The trainer's step parts as CUDA graphs (trainer_graph.h): whether a run
  * uses them, and the micro-batch and update parts run through the table's
  * decisions, falling back to the eager parts of trainer.c. */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
