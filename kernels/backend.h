@@ -46,7 +46,8 @@ typedef struct lm_backend_timer lm_backend_timer;
 
 typedef enum lm_precision { LM_PRECISION_FP32 = 0, LM_PRECISION_TF32 = 1, LM_PRECISION_BF16 = 2 } lm_precision;
 
-/* A member added here (besides the ops) is added to backend_table.def too. */
+/* A member added here (besides the ops and the optional graph members) is
+ * added to backend_table.def too. */
 typedef struct lm_backend_ops {
     /* ---- lifetime and memory ---- */
     void (*destroy)(lm_backend *be);
@@ -81,6 +82,15 @@ typedef struct lm_backend_ops {
     void (*counters)(lm_backend *be, lm_device_counters *out);
     /* Keeps a failure of work queued outside the ops (an optimizer plugin's kernel). */
     void (*keep_failure)(lm_backend *be, const char *what, const char *reason);
+
+    /* ---- graphs: optional, NULL where the backend cannot capture (the
+     * CPU; the op profiler, whose marks time each op as it runs), so not
+     * in backend_table.def.  The device's graph_* slots (lmcore/device.h)
+     * forward here and are NULL when these are. ---- */
+    lm_status (*graph_begin)(lm_backend *be);
+    lm_status (*graph_end)(lm_backend *be, lm_device_graph **out);
+    lm_status (*graph_launch)(lm_backend *be, lm_device_graph *graph);
+    void (*graph_destroy)(lm_backend *be, lm_device_graph *graph);
 } lm_backend_ops;
 
 struct lm_backend {

@@ -104,20 +104,49 @@ static lm_status device_step_finish(lm_device *dev, lm_step_state *state) {
     return LM_OK;
 }
 
-/* The two tables differ only in parallel_for: a CPU device lends its thread
- * pool to plugins, a GPU device has none (kernels go on the stream). */
-#define DEVICE_OPS(parallel_for_fn)                                                                                    \
+/* ---- graphs: present only where the backend has them (device.h) ---- */
+
+static lm_status device_graph_begin(lm_device *dev) {
+    lm_backend *be = lm_backend_of_device(dev);
+    return be->ops->graph_begin(be);
+}
+
+static lm_status device_graph_end(lm_device *dev, lm_device_graph **out) {
+    if (!out) return lm_error_set(LM_ERR_INVALID, "graph_end: no place for the graph");
+    *out = NULL;
+    lm_backend *be = lm_backend_of_device(dev);
+    return be->ops->graph_end(be, out);
+}
+
+static lm_status device_graph_launch(lm_device *dev, lm_device_graph *graph) {
+    if (!graph) return lm_error_set(LM_ERR_INVALID, "graph_launch: no graph");
+    lm_backend *be = lm_backend_of_device(dev);
+    return be->ops->graph_launch(be, graph);
+}
+
+static void device_graph_destroy(lm_device *dev, lm_device_graph *graph) {
+    lm_backend *be = lm_backend_of_device(dev);
+    if (graph) be->ops->graph_destroy(be, graph);
+}
+
+/* The tables differ in parallel_for (a CPU device lends its thread pool to
+ * plugins, a GPU device has none: kernels go on the stream) and in the
+ * graph slots (only a backend that can capture has them). */
+#define DEVICE_OPS(parallel_for_fn, graph_begin_fn, graph_end_fn, graph_launch_fn, graph_destroy_fn)                   \
     {                                                                                                                  \
         .struct_size = sizeof(lm_device_ops), .alloc = device_alloc, .free = device_free, .upload = device_upload,     \
         .download = device_download, .zero = device_zero, .sync = device_sync, .check = device_check,                  \
         .counters = device_counters, .retain = device_retain, .release = device_release,                               \
         .parallel_for = parallel_for_fn, .keep_failure = device_keep_failure,                                          \
         .step_micro_batch_end = device_step_micro_batch_end, .step_clip = device_step_clip,                            \
-        .step_schedule = device_step_schedule, .step_finish = device_step_finish,                                      \
+        .step_schedule = device_step_schedule, .step_finish = device_step_finish, .graph_begin = graph_begin_fn,       \
+        .graph_end = graph_end_fn, .graph_launch = graph_launch_fn, .graph_destroy = graph_destroy_fn,                 \
     }
 
-static const lm_device_ops cpu_device_ops = DEVICE_OPS(device_parallel_for);
-static const lm_device_ops gpu_device_ops = DEVICE_OPS(NULL);
+static const lm_device_ops cpu_device_ops = DEVICE_OPS(device_parallel_for, NULL, NULL, NULL, NULL);
+static const lm_device_ops gpu_device_ops = DEVICE_OPS(NULL, NULL, NULL, NULL, NULL);
+static const lm_device_ops gpu_graph_device_ops = DEVICE_OPS(NULL, device_graph_begin, device_graph_end,
+                                                             device_graph_launch, device_graph_destroy);
 
 void lm_backend_device_init(lm_backend *be, lm_device_type type, int index, void *stream) {
     lm_device *dev = &be->device;
@@ -127,6 +156,8 @@ void lm_backend_device_init(lm_backend *be, lm_device_type type, int index, void
     dev->index = index;
     dev->description = be->ops->describe(be);
     dev->stream = stream;
-    dev->ops = type == LM_DEVICE_CPU ? &cpu_device_ops : &gpu_device_ops;
+    const int can_capture = be->ops->graph_begin && be->ops->graph_end && be->ops->graph_launch &&
+                            be->ops->graph_destroy;
+    dev->ops = type == LM_DEVICE_CPU ? &cpu_device_ops : can_capture ? &gpu_graph_device_ops : &gpu_device_ops;
     be->holders = 1;
 }

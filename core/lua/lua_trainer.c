@@ -531,6 +531,20 @@ static int trainer_device_counters(lua_State *L) {
     return 1;
 }
 
+/* trainer:graph_stats(): the step as CUDA graphs (cuda_graph=auto). */
+static int trainer_graph_stats(lua_State *L) {
+    lm_trainer *t = check_trainer(L, 1);
+    lm_trainer_graph_counts c;
+    lm_trainer_graph_stats(t, &c);
+    lua_createtable(L, 0, 4);
+    lua_pushboolean(L, c.enabled);
+    lua_setfield(L, -2, "enabled");
+    set_integer(L, "eager", (lua_Integer)c.eager);
+    set_integer(L, "captured", (lua_Integer)c.captured);
+    set_integer(L, "replayed", (lua_Integer)c.replayed);
+    return 1;
+}
+
 static int trainer_args_json(lua_State *L) {
     lm_trainer *t = check_trainer(L, 1);
     lm_buffer json = {0};
@@ -639,6 +653,7 @@ void lm_lua_open_trainer(lua_State *L) {
                                        {"learning_rate", trainer_learning_rate},
                                        {"set_learning_rate", trainer_set_learning_rate},
                                        {"device_counters", trainer_device_counters},
+                                       {"graph_stats", trainer_graph_stats},
                                        {"args_json", trainer_args_json},
                                        {"message", trainer_message},
                                        {NULL, NULL}};

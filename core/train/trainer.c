@@ -189,6 +189,7 @@ lm_status lm_trainer_create(lm_trainer **out, lm_config *settings, lm_config *sc
     else trainer_shuffle(t, 0);
     /* A resumed run's log and evaluation intervals continue the checkpoint's. */
     t->first_step = t->step;
+    trainer_graphs_setup(t);
     *out = t;
     return LM_OK;
 fail:
@@ -199,6 +200,7 @@ fail:
 void lm_trainer_destroy(lm_trainer *t) {
     if (!t) return;
     if (t->dev) {
+        trainer_graphs_destroy(t); /* they read the state: before it goes */
         if (t->state) t->dev->ops->free(t->dev, t->state);
         if (t->eval_state) t->dev->ops->free(t->dev, t->eval_state);
         t->dev->ops->release(t->dev);
@@ -356,6 +358,24 @@ lm_status lm_trainer_next_batch(lm_trainer *t, const lm_batch **batch, uint64_t 
     return LM_OK;
 }
 
+lm_status trainer_run_micro_batch(lm_trainer *t, const lm_batch *batch) {
+    const lm_architecture_vtable *arch = arch_of(t);
+    const float loss_scale = 1.0f / (float)t->s.grad_accum;
+    /* forward_train (ABI 2.1) lets the model compute the loss gradient with
+     * the loss, in one pass over the logits; a 2.0 plugin has forward only. */
+    lm_status status = arch->forward_train ? arch->forward_train(t->parts.model.self, batch, t->state, loss_scale)
+                                           : arch->forward(t->parts.model.self, batch, t->state);
+    if (status == LM_OK)
+        status = t->dev->ops->step_micro_batch_end(t->dev, t->state, 1.0, (double)t->s.grad_accum, 1);
+    /* Gradient buckets (data parallel) are reduced by host calls during
+     * backward: such runs never capture (trainer_graph.c). */
+    int bucketed = 0;
+    if (status == LM_OK && t->buckets) status = trainer_dist_backward_begins(t, &bucketed);
+    if (status == LM_OK) status = arch->backward(t->parts.model.self, loss_scale, t->grads_written);
+    if (bucketed) status = trainer_dist_backward_ends(t, bucketed, status);
+    return status;
+}
+
 lm_status lm_trainer_forward_backward(lm_trainer *t, const lm_batch *batch, uint64_t serial) {
     if (!batch || batch != t->batch || serial != t->batch_serial)
         return lm_error_set(LM_ERR_INVALID, "forward_backward: this batch is not the trainer's latest: pass the batch "
@@ -368,18 +388,8 @@ lm_status lm_trainer_forward_backward(lm_trainer *t, const lm_batch *batch, uint
      * (Hugging Face would produce a NaN loss). */
     if (batch->n_targets == 0) return LM_OK;
     LM_TRY(trainer_upload_field(t, &t->state->micro_batch, &t->batch_index, sizeof t->batch_index));
-    const lm_architecture_vtable *arch = arch_of(t);
-    const float loss_scale = 1.0f / (float)t->s.grad_accum;
-    /* forward_train (ABI 2.1) lets the model compute the loss gradient with
-     * the loss, in one pass over the logits; a 2.0 plugin has forward only. */
-    lm_status status = arch->forward_train ? arch->forward_train(t->parts.model.self, batch, t->state, loss_scale)
-                                           : arch->forward(t->parts.model.self, batch, t->state);
-    if (status == LM_OK)
-        status = t->dev->ops->step_micro_batch_end(t->dev, t->state, 1.0, (double)t->s.grad_accum, 1);
-    int bucketed = 0;
-    if (status == LM_OK && t->buckets) status = trainer_dist_backward_begins(t, &bucketed);
-    if (status == LM_OK) status = arch->backward(t->parts.model.self, loss_scale, t->grads_written);
-    if (bucketed) status = trainer_dist_backward_ends(t, bucketed, status);
+    const lm_status status =
+        t->graphs.enabled ? trainer_graph_micro_batch(t, batch) : trainer_run_micro_batch(t, batch);
     if (status != LM_OK) {
         lm_error_prefix("training step %lld: ", (long long)t->step + 1);
         return status;
@@ -403,6 +413,18 @@ lm_status lm_trainer_clip_grad_norm(lm_trainer *t) {
                                   t->params.n_params);
 }
 
+lm_status trainer_run_update(lm_trainer *t, const lm_batch *unused) {
+    (void)unused;
+    if (!t->plan.host_schedule) LM_TRY(t->dev->ops->step_schedule(t->dev, t->state));
+    lm_status status = t->parts.optimizer.plugin->vtable.optimizer.step(t->parts.optimizer.self, t->state);
+    if (status == LM_OK && t->zero_stage) status = trainer_dist_gather_params(t);
+    if (status != LM_OK) {
+        lm_error_prefix("training step %lld: ", (long long)t->step + 1);
+        return status;
+    }
+    return t->dev->ops->step_finish(t->dev, t->state);
+}
+
 lm_status lm_trainer_optimizer_step(lm_trainer *t, const double *host_lr) {
     LM_TRY(refuse_pending_batch(t, "optimizer_step"));
     if (t->micro_in_step != t->s.grad_accum)
@@ -410,6 +432,7 @@ lm_status lm_trainer_optimizer_step(lm_trainer *t, const double *host_lr) {
                                             "(gradient_accumulation_steps): call next_batch() and "
                                             "forward_backward() for the rest first",
                             (long long)t->micro_in_step, (long long)t->s.grad_accum);
+    const int zeroes_gradients = !t->grads_written; /* host work inside the step: not a graph's */
     ensure_gradients(t);
     if (t->comm.plugin) LM_TRY(trainer_dist_reduce_gradients(t));
     if (t->plan.host_schedule) {
@@ -421,16 +444,8 @@ lm_status lm_trainer_optimizer_step(lm_trainer *t, const double *host_lr) {
                                                 "it must return a finite learning rate >= 0",
                                 *host_lr, (long long)t->step);
         LM_TRY(trainer_upload_field(t, &t->state->lr, host_lr, sizeof *host_lr));
-    } else {
-        LM_TRY(t->dev->ops->step_schedule(t->dev, t->state));
     }
-    lm_status status = t->parts.optimizer.plugin->vtable.optimizer.step(t->parts.optimizer.self, t->state);
-    if (status == LM_OK && t->zero_stage) status = trainer_dist_gather_params(t);
-    if (status != LM_OK) {
-        lm_error_prefix("training step %lld: ", (long long)t->step + 1);
-        return status;
-    }
-    LM_TRY(t->dev->ops->step_finish(t->dev, t->state));
+    LM_TRY(t->graphs.enabled ? trainer_graph_update(t, zeroes_gradients) : trainer_run_update(t, NULL));
     t->step++;
     t->steps_in_epoch++;
     t->micro_in_step = 0;

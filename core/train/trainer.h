@@ -172,4 +172,14 @@ LM_API lm_status lm_trainer_args_json(const lm_trainer *t, lm_buffer *out);
 /* Sends a message to every logger. */
 LM_API lm_status lm_trainer_message(lm_trainer *t, lm_log_level level, const char *text);
 
+/* The step as CUDA graphs (cuda_graph=auto, trainer_graph.h): whether
+ * they are in use (0 with cuda_graph=off, on a device without graphs, or
+ * after a failed capture), and how many step parts ran eagerly, were
+ * captured, and were replayed so far. */
+typedef struct lm_trainer_graph_counts {
+    int enabled;
+    uint64_t eager, captured, replayed;
+} lm_trainer_graph_counts;
+LM_API void lm_trainer_graph_stats(const lm_trainer *t, lm_trainer_graph_counts *out);
+
 #endif

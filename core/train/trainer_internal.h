@@ -11,6 +11,7 @@
 #include "dir_lock.h"
 #include "sysmetrics.h"
 #include "trainer.h"
+#include "trainer_graph.h"
 
 /* The settings, as read (before the data gives them a plan). */
 typedef struct trainer_settings {
@@ -25,6 +26,7 @@ typedef struct trainer_settings {
     int ddp_overlap;
     /* for training_args.json: the optimizer as the trainer was told it */
     double weight_decay, beta1, beta2, eps;
+    int cuda_graph; /* cuda_graph: 1 auto (graphs where the device and model allow), 0 off */
 } trainer_settings;
 
 struct lm_trainer {
@@ -85,6 +87,9 @@ struct lm_trainer {
      * communicator without the ABI 2.1 slots). */
     lm_grad_buckets *buckets;
 
+    /* The step's parts as CUDA graphs (trainer_graph.c; enabled 0: eager). */
+    trainer_graphs graphs;
+
     char resumed_from[PATH_MAX];
     char *resumed_extra; /* the checkpoint's "fit" object, as JSON text ("" if none) */
 };
@@ -124,7 +129,22 @@ lm_status trainer_dist_reduce_gradients(lm_trainer *t);
 lm_status trainer_dist_reduce(lm_trainer *t, double *values, size_t n, lm_reduce_op op);
 lm_status trainer_dist_barrier(lm_trainer *t);
 
+/* trainer_graph.c */
+/* Whether this run's steps run as graphs (cuda_graph, the device, the model). */
+void trainer_graphs_setup(lm_trainer *t);
+void trainer_graphs_destroy(lm_trainer *t);
+/* forward_backward's device work for a batch (graphs enabled). */
+lm_status trainer_graph_micro_batch(lm_trainer *t, const lm_batch *batch);
+/* optimizer_step's device work (graphs enabled); must_run_eagerly: the step
+ * has host work inside. */
+lm_status trainer_graph_update(lm_trainer *t, int must_run_eagerly);
+
 /* trainer.c */
+/* The eager parts the graphs stand for: forward, step_micro_batch_end and
+ * backward of a batch; the schedule, the optimizer's step and step_finish
+ * (`unused` is NULL: the shape of a step part for trainer_graph.c). */
+lm_status trainer_run_micro_batch(lm_trainer *t, const lm_batch *batch);
+lm_status trainer_run_update(lm_trainer *t, const lm_batch *unused);
 void trainer_shuffle(lm_trainer *t, int64_t epoch);
 /* The state as the device has it (one download), refused when it diverged. */
 lm_status trainer_read_state(lm_trainer *t, lm_step_state *state);

@@ -116,7 +116,13 @@ lm_status trainer_read_settings(lm_trainer *t, lm_config *cfg, lm_config *schedu
     /* Data parallel (trainer_distributed.c): PyTorch DDP's bucket_cap_mb, named as TrainingArguments names it. */
     s->ddp_bucket_cap_mb = lm_config_number(cfg, "ddp_bucket_cap_mb", 25.0);
     s->ddp_overlap = lm_config_bool(cfg, "ddp_overlap", 1);
+    const char *cuda_graph = lm_config_string(cfg, "cuda_graph", "auto");
     LM_TRY(lm_config_validate(cfg));
+    if (strcmp(cuda_graph, "auto") != 0 && strcmp(cuda_graph, "off") != 0)
+        return lm_error_set(LM_ERR_INVALID, "cuda_graph must be auto (the step as CUDA graphs where the device allows) "
+                                            "or off (eager steps), got '%s'",
+                            cuda_graph);
+    s->cuda_graph = strcmp(cuda_graph, "auto") == 0;
 
     LM_TRY(copy_string(s->schedule, sizeof s->schedule, schedule_key, host_schedule ? "host" : schedule));
     LM_TRY(copy_string(s->checkpoint_dir, sizeof s->checkpoint_dir, "checkpoint_dir", checkpoint_dir));

@@ -40,6 +40,8 @@ typedef struct lm_device_counters {
 } lm_device_counters;
 
 typedef struct lm_device lm_device;
+/* A captured sequence of the device's queued work, replayable (ABI 2.1). */
+typedef struct lm_device_graph lm_device_graph;
 
 /* A piece of a parallel loop: [begin, end) of [0, n). */
 typedef void (*lm_task_fn)(void *ctx, long begin, long end);
@@ -94,6 +96,28 @@ typedef struct lm_device_ops {
     /* After the update: step_loss = loss_sum, every loss_sums[i] += step_loss,
      * loss_sum = 0, scored = 0, clip_scale = 1, step += 1. */
     lm_status (*step_finish)(lm_device *dev, lm_step_state *state);
+
+    /* ---- graphs (ABI 2.1; NULL on devices that cannot capture, the CPU's
+     * among them: check struct_size and the slot before calling) ----
+     * graph_begin: from now on the work queued on the device is recorded,
+     * not run (CUDA: stream capture of the device's stream, thread-local
+     * mode).  Inside a capture nothing may wait for the device or upload:
+     * upload, download and sync are refused, and a failure is kept.
+     * graph_end: closes the capture, always (call it even when the work
+     * queued in between failed), and turns what was recorded into a graph
+     * that can be launched; a failure of the capture or of any op queued
+     * in it is returned here, naming it, *out is NULL and none of the
+     * recorded work has run (run it again without capture).
+     * graph_launch: queues the recorded work once more, in order with the
+     * device's other work, without waiting; the graph reads and writes the
+     * same device addresses as when it was recorded, so inputs that change
+     * are uploaded into those addresses before the launch.
+     * graph_destroy: waits for the device's queued work (launches of the
+     * graph may be among it), then frees the graph (NULL: nothing). */
+    lm_status (*graph_begin)(lm_device *dev);
+    lm_status (*graph_end)(lm_device *dev, lm_device_graph **out);
+    lm_status (*graph_launch)(lm_device *dev, lm_device_graph *graph);
+    void (*graph_destroy)(lm_device *dev, lm_device_graph *graph);
 } lm_device_ops;
 
 /* The reference arithmetic of the step_* operations on a state in host

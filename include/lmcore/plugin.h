@@ -30,7 +30,7 @@ extern "C" {
  * their batches.  docs/plugin-abi.md#migrating-from-abi-1 lists the changes.
  * 2.1: optional slots only (docs/plugin-abi.md, "ABI history"). */
 #define LM_ABI_MAJOR 2
-#define LM_ABI_MINOR 1 /* 2.1: gradients-ready notification, non-blocking all-reduce, forward_train (docs/plugin-abi.md) */
+#define LM_ABI_MINOR 1 /* 2.1: gradients-ready notification, non-blocking all-reduce, forward_train, upload_batch, device graphs (docs/plugin-abi.md) */
 
 typedef enum lm_plugin_kind {
     LM_KIND_TOKENIZER = 1,

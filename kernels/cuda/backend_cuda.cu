@@ -53,6 +53,7 @@ typedef struct cuda_backend {
     staged_region regions[LM_CUDA_STAGING_REGIONS];
     cudaEvent_t events[LM_CUDA_STAGING_REGIONS];
     int first, in_flight;
+    int capturing; /* between graph_begin and graph_end: nothing may wait or upload */
     char description[640]; /* room for any device name */
 } cuda_backend;
 
@@ -65,6 +66,12 @@ static void cuda_destroy(lm_backend *be) {
     cuda_backend *cb = (cuda_backend *)be;
     if (cb->ctx) {
         cudaSetDevice(lm_cuda_ctx_device(cb->ctx));
+        if (cb->capturing) { /* an abandoned capture: close it so that the stream can be waited for */
+            cudaGraph_t abandoned = NULL;
+            if (cudaStreamEndCapture(lm_cuda_ctx_stream(cb->ctx), &abandoned) == cudaSuccess && abandoned)
+                cudaGraphDestroy(abandoned);
+            (void)cudaGetLastError();
+        }
         /* the ring may still be read by queued copies */
         cudaStreamSynchronize(lm_cuda_ctx_stream(cb->ctx));
         for (int i = 0; i < LM_CUDA_STAGING_REGIONS; i++)
@@ -245,11 +252,24 @@ static lm_status cuda_upload(lm_backend *be, void *dst_device, const void *src_h
     return finish_copy(ctx, "upload", cudaMemcpyAsync(dst_device, src_host, bytes, cudaMemcpyHostToDevice, stream));
 }
 
+/* A wait inside a capture would fail the capture (thread-local mode
+ * forbids it) and could not wait for work that has not run: refused, and
+ * kept so that graph_end reports the capture as failed, naming the wait. */
+static lm_status refuse_wait_in_capture(cuda_backend *cb, const char *op) {
+    lm_cuda_ctx_keep_error(cb->ctx, op,
+                           "the host waited for the GPU while its work was captured into a CUDA graph: read or "
+                           "synchronise before graph_begin or after graph_end");
+    return lm_error_set(LM_ERR_INVALID, "%s while the GPU's work is captured into a CUDA graph: read or synchronise "
+                                        "before graph_begin or after graph_end",
+                        op);
+}
+
 /* A host read: waits for the queued work even when there is nothing to
  * copy, so that what the caller does next sees it done. */
 static lm_status cuda_download(lm_backend *be, void *dst_host, const void *src_device, size_t bytes) {
     cuda_backend *cb = (cuda_backend *)be;
     lm_cuda_ctx *ctx = cb->ctx;
+    if (cb->capturing) return refuse_wait_in_capture(cb, "download");
     cb->counters.downloads++;
     cb->counters.syncs++;
     cudaSetDevice(lm_cuda_ctx_device(ctx));
@@ -259,6 +279,7 @@ static lm_status cuda_download(lm_backend *be, void *dst_host, const void *src_d
 }
 
 static lm_status cuda_sync(lm_backend *be) {
+    if (((cuda_backend *)be)->capturing) return refuse_wait_in_capture((cuda_backend *)be, "sync");
     ((cuda_backend *)be)->counters.syncs++;
     return lm_cuda_ctx_sync(ctx_of(be));
 }
@@ -389,11 +410,127 @@ static lm_status cuda_timer_elapsed_ms(lm_backend *be, lm_backend_timer *timer, 
     return LM_OK;
 }
 
+/* ---- graphs (lmcore/device.h graph_*): stream capture of the context's
+ * stream, in thread-local mode.  Global mode would also fail a capture
+ * when an unrelated thread (a logger, a data thread, another model) made
+ * an unsafe call such as cudaMalloc; relaxed mode would let this thread's
+ * own unsafe calls through silently: a cudaMalloc or a synchronous copy
+ * inside the step means a lazy allocation or a host read that the warm-up
+ * step did not take out of it, and running it eagerly instead of replaying
+ * a graph that lacks it is the safe answer.  Thread-local mode refuses
+ * exactly this thread's such calls, which the capture then reports. ---- */
+
+struct lm_device_graph {
+    cudaGraphExec_t exec;
+    /* The GEMM pointer arrays the graph's batched GEMMs read are the
+     * context's cache: when it is emptied they are freed, and the graph
+     * must not be launched again (graph_launch refuses it). */
+    unsigned long long pointer_arrays_generation;
+};
+
+static lm_status cuda_graph_begin(lm_backend *be) {
+    cuda_backend *cb = (cuda_backend *)be;
+    lm_cuda_ctx *ctx = cb->ctx;
+    if (cb->capturing)
+        return lm_error_set(LM_ERR_INVALID, "graph_begin: a capture is already open: close it with graph_end first");
+    /* A failure kept before the capture belongs to the work before it:
+     * reported now, so that what graph_end reports is the capture's own. */
+    LM_TRY(lm_cuda_ctx_check(ctx));
+    cudaSetDevice(lm_cuda_ctx_device(ctx));
+    const cudaError_t err = cudaStreamBeginCapture(lm_cuda_ctx_stream(ctx), cudaStreamCaptureModeThreadLocal);
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        return lm_error_set(LM_ERR_DEVICE, "CUDA error in graph_begin (cudaStreamBeginCapture): %s",
+                            cudaGetErrorString(err));
+    }
+    cb->capturing = 1;
+    return LM_OK;
+}
+
+static lm_status cuda_graph_end(lm_backend *be, lm_device_graph **out) {
+    cuda_backend *cb = (cuda_backend *)be;
+    lm_cuda_ctx *ctx = cb->ctx;
+    *out = NULL;
+    if (!cb->capturing) return lm_error_set(LM_ERR_INVALID, "graph_end: no capture is open: call graph_begin first");
+    cb->capturing = 0;
+    cudaSetDevice(lm_cuda_ctx_device(ctx));
+    cudaGraph_t graph = NULL;
+    const cudaError_t end_err = cudaStreamEndCapture(lm_cuda_ctx_stream(ctx), &graph);
+    /* An op's failure inside the capture was kept (ops return nothing): it
+     * names the op, so it comes first; it is taken here, once. */
+    lm_status kept = lm_cuda_ctx_check(ctx);
+    if (kept != LM_OK || end_err != cudaSuccess) {
+        (void)cudaGetLastError();
+        if (graph) cudaGraphDestroy(graph);
+        if (kept != LM_OK) {
+            lm_error_prefix("CUDA graph capture failed (none of its work ran): ");
+            return kept;
+        }
+        return lm_error_set(LM_ERR_DEVICE, "CUDA graph capture failed (none of its work ran): "
+                                           "cudaStreamEndCapture: %s",
+                            cudaGetErrorString(end_err));
+    }
+    cudaGraphExec_t exec = NULL;
+    const cudaError_t err = cudaGraphInstantiate(&exec, graph, 0ull);
+    cudaGraphDestroy(graph);
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        return lm_error_set(LM_ERR_DEVICE, "CUDA graph capture failed (none of its work ran): "
+                                           "cudaGraphInstantiate: %s",
+                            cudaGetErrorString(err));
+    }
+    lm_device_graph *g = (lm_device_graph *)calloc(1, sizeof *g);
+    if (!g) {
+        cudaGraphExecDestroy(exec);
+        return lm_error_set(LM_ERR_NOMEM, "out of host memory for a CUDA graph");
+    }
+    g->exec = exec;
+    g->pointer_arrays_generation = ctx->gemm_pointer_arrays_generation;
+    *out = g;
+    return LM_OK;
+}
+
+static lm_status cuda_graph_launch(lm_backend *be, lm_device_graph *graph) {
+    cuda_backend *cb = (cuda_backend *)be;
+    lm_cuda_ctx *ctx = cb->ctx;
+    if (cb->capturing)
+        return lm_error_set(LM_ERR_INVALID, "graph_launch inside a capture: launch graphs after graph_end");
+    if (graph->pointer_arrays_generation != ctx->gemm_pointer_arrays_generation)
+        return lm_error_set(LM_ERR_UNSUPPORTED, "graph_launch: the graph's batched GEMMs read pointer arrays that "
+                                                "the GPU context has freed since (its cache was emptied after many "
+                                                "shapes): capture the work again");
+    lm_cuda_check_launch(ctx, "a queued kernel"); /* kept before the launch's own error is looked at */
+    cudaSetDevice(lm_cuda_ctx_device(ctx));
+    const cudaError_t err = cudaGraphLaunch(graph->exec, lm_cuda_ctx_stream(ctx));
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        LM_TRY(lm_cuda_ctx_check(ctx)); /* an earlier op's failure is the cause on a broken context */
+        return lm_error_set(LM_ERR_DEVICE, "CUDA error in graph_launch: %s", cudaGetErrorString(err));
+    }
+    return LM_OK;
+}
+
+/* Waits for the queued work first, as free() does: launches of the graph
+ * may still be queued. */
+static void cuda_graph_destroy(lm_backend *be, lm_device_graph *graph) {
+    if (!graph) return;
+    lm_cuda_ctx *ctx = ctx_of(be);
+    cudaSetDevice(lm_cuda_ctx_device(ctx));
+    lm_cuda_keep_cuda(ctx, "graph_destroy (waiting for its launches)", cudaStreamSynchronize(lm_cuda_ctx_stream(ctx)));
+    lm_cuda_keep_cuda(ctx, "graph_destroy", cudaGraphExecDestroy(graph->exec));
+    free(graph);
+}
+
 static lm_backend_ops make_cuda_ops(void) {
     lm_backend_ops ops;
     memset(&ops, 0, sizeof ops);
 #define LM_BACKEND_ENTRY(member) ops.member = cuda_##member;
 #include "backend_table.def"
+    /* optional members, outside backend_table.def (backend.h) */
+    ops.graph_begin = cuda_graph_begin;
+    ops.graph_end = cuda_graph_end;
+    ops.graph_launch = cuda_graph_launch;
+    ops.graph_destroy = cuda_graph_destroy;
     return ops;
 }
 

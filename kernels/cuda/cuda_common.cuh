@@ -40,6 +40,9 @@ struct lm_cuda_ctx {
      * activations stay put, so each array is built once and reused. */
     struct lm_gemm_pointer_array *gemm_pointer_arrays;
     int n_gemm_pointer_arrays;
+    /* Bumped whenever the arrays are freed: a CUDA graph recorded before
+     * reads freed ones and must not be launched (backend_cuda.cu). */
+    unsigned long long gemm_pointer_arrays_generation;
     /* First failure since the last report (ops cannot return one). */
     int has_error;
     char error_op[64];

@@ -76,6 +76,7 @@ void lm_cuda_gemm_pointer_arrays_free(lm_cuda_ctx *ctx) {
     free(ctx->gemm_pointer_arrays);
     ctx->gemm_pointer_arrays = NULL;
     ctx->n_gemm_pointer_arrays = 0;
+    ctx->gemm_pointer_arrays_generation++;
 }
 
 /* The device pointer arrays for `key`, built on first use; NULL when they

@@ -118,6 +118,7 @@ lm_status bert_write_hf_config(const model_base *m, lm_buffer *out);
 size_t bert_carve_acts(model_base *m, float *base, int B, int T);
 lm_status bert_acts_ready(model_base *m, int B, int T);
 lm_status bert_forward(model_base *m, const lm_batch *batch, lm_step_state *state, int64_t n_targets);
+lm_status bert_upload_batch(model_base *m, const lm_batch *batch, int64_t n_targets, uint64_t *signature_extra);
 void bert_backward(model_base *m, float loss_scale);
 
 /* The MLM head (bert_head.c).  Forward: with labels, on the n_targets
@@ -125,6 +126,8 @@ void bert_backward(model_base *m, float loss_scale);
  * state is given); without, logits for every row.  Backward: leaves
  * d(encoder output) [N,C] in acts.dres_a.  download_logits: the [B,T,V]
  * logits of the last forward (the logits slot). */
+/* The head's staging: its rows and scored labels uploaded, its logits buffer sized. */
+lm_status bert_head_upload_batch(bert_model *m, const lm_batch *batch, int64_t n_targets, uint64_t *signature_extra);
 lm_status bert_head_forward(bert_model *m, const lm_batch *batch, int64_t n_targets, lm_step_state *state);
 void bert_head_backward(bert_model *m, float loss_scale);
 lm_status bert_head_download_logits(model_base *m, float *out, size_t count);

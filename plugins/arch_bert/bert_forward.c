@@ -107,6 +107,23 @@ static int batch_has_pad(const bert_model *m, const lm_batch *batch) {
     return 0;
 }
 
+/* BERT's part of staging (model_arch.upload_batch): the token types, the
+ * padding test (backward's branch for the padding row), the scored rows of
+ * the head; the padding test decides kernels, so it is in the signature
+ * (the head's buffer is, by bert_head_upload_batch). */
+lm_status bert_upload_batch(model_base *b, const lm_batch *batch, int64_t n_targets, uint64_t *signature_extra) {
+    bert_model *m = bert_of(b);
+    lm_backend *be = b->backend;
+    m->batch_has_pad = batch_has_pad(m, batch);
+    m->has_type_ids = batch->token_type_ids != NULL;
+    if (batch->token_type_ids)
+        LM_TRY(be->ops->upload(be, m->acts.type_ids, batch->token_type_ids,
+                               (size_t)batch->B * (size_t)batch->T * sizeof(int32_t)));
+    LM_TRY(bert_head_upload_batch(m, batch, n_targets, signature_extra));
+    *signature_extra = *signature_extra * 31u + (uint64_t)(m->batch_has_pad != 0);
+    return LM_OK;
+}
+
 lm_status bert_forward(model_base *b, const lm_batch *batch, lm_step_state *state, int64_t n_targets) {
     bert_model *m = bert_of(b);
     const bert_config *c = &m->config;
@@ -116,11 +133,7 @@ lm_status bert_forward(model_base *b, const lm_batch *batch, lm_step_state *stat
     const int C = c->hidden_size, I = c->intermediate_size, L = c->num_hidden_layers, tanh_gelu = c->gelu_tanh;
     const float eps = (float)c->layer_norm_eps;
     bert_acts *a = &m->acts;
-    m->batch_has_pad = batch_has_pad(m, batch);
-    if (batch->token_type_ids)
-        LM_TRY(ops->upload(be, a->type_ids, batch->token_type_ids, (size_t)N * sizeof(int32_t)));
     const int32_t *type_ids = batch->token_type_ids ? a->type_ids : NULL;
-    m->has_type_ids = type_ids != NULL;
     m->hidden_p = b->training ? (float)c->hidden_dropout_prob : 0.0f;
     m->attn_p = b->training ? (float)c->attention_probs_dropout_prob : 0.0f;
     const lm_step_state *key = state;

@@ -109,17 +109,25 @@ static lm_status upload_scored_rows(bert_model *m, const int32_t *labels, int N,
     return be->ops->upload(be, m->acts.head_labels, row_labels, bytes);
 }
 
+lm_status bert_head_upload_batch(bert_model *m, const lm_batch *batch, int64_t n_targets, uint64_t *signature_extra) {
+    const int N = batch->B * batch->T;
+    m->head_sparse = batch->labels != NULL;
+    m->head_n = m->head_sparse ? (int32_t)n_targets : N;
+    LM_TRY(ensure_logits(m, (size_t)m->head_n, (size_t)N));
+    if (m->head_sparse) LM_TRY(upload_scored_rows(m, batch->labels, N, n_targets));
+    /* The logits buffer grows with the scored rows: where it is now. */
+    *signature_extra = (uint64_t)(uintptr_t)m->logits_memory;
+    return LM_OK;
+}
+
 lm_status bert_head_forward(bert_model *m, const lm_batch *batch, int64_t n_targets, lm_step_state *state) {
     lm_backend *be = m->base.backend;
     bert_acts *a = &m->acts;
-    const int N = batch->B * batch->T, C = m->config.hidden_size;
-    m->head_sparse = batch->labels != NULL;
-    m->head_n = m->head_sparse ? (int32_t)n_targets : N;
+    const int C = m->config.hidden_size;
+    (void)batch; /* staged by bert_head_upload_batch */
     const int rows = m->head_n;
-    LM_TRY(ensure_logits(m, (size_t)rows, (size_t)N));
     const float *input = m->encoder_out;
     if (m->head_sparse) {
-        LM_TRY(upload_scored_rows(m, batch->labels, N, n_targets));
         be->ops->embedding_forward(be, a->head_in, a->head_rows, NULL, m->encoder_out, a->zero_row, NULL, rows, 1, C);
         input = a->head_in;
     }

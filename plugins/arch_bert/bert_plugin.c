@@ -83,6 +83,7 @@ static const model_arch bert_arch = {
     .declare_params = declare_params,
     .carve_acts = bert_carve_acts,
     .forward = bert_forward,
+    .upload_batch = bert_upload_batch,
     .backward = bert_backward,
     .write_hf_config = bert_write_hf_config,
     .acts_ready = bert_acts_ready,

@@ -65,6 +65,16 @@ size_t gpt2_carve_acts(model_base *b, float *base, int B, int T) {
     return cv.used;
 }
 
+/* The labels are GPT-2's only array of its own (model_arch.upload_batch). */
+lm_status gpt2_upload_batch(model_base *b, const lm_batch *batch, int64_t n_targets, uint64_t *signature_extra) {
+    (void)n_targets;
+    (void)signature_extra; /* nothing host-side besides the skeleton's signature */
+    if (!batch->labels) return LM_OK;
+    lm_backend *be = b->backend;
+    return be->ops->upload(be, gpt2_of(b)->acts.labels, batch->labels,
+                           (size_t)batch->B * (size_t)batch->T * sizeof(int32_t));
+}
+
 lm_status gpt2_forward(model_base *b, const lm_batch *batch, lm_step_state *state, int64_t n_targets) {
     gpt2_model *m = gpt2_of(b);
     const gpt2_config *c = &m->config;
@@ -74,7 +84,6 @@ lm_status gpt2_forward(model_base *b, const lm_batch *batch, lm_step_state *stat
     const int C = c->n_embd, H = c->n_inner, V = c->vocab_size, L = c->n_layer;
     const float eps = (float)c->layer_norm_epsilon;
     gpt2_acts *a = &m->acts;
-    if (batch->labels) LM_TRY(ops->upload(be, a->labels, batch->labels, (size_t)N * sizeof(int32_t)));
     m->embd_p = b->training ? (float)c->embd_pdrop : 0.0f;
     m->attn_p = b->training ? (float)c->attn_pdrop : 0.0f;
     m->resid_p = b->training ? (float)c->resid_pdrop : 0.0f;

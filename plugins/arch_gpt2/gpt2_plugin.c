@@ -53,6 +53,7 @@ static const model_arch gpt2_arch = {
     .declare_params = declare_params,
     .carve_acts = gpt2_carve_acts,
     .forward = gpt2_forward,
+    .upload_batch = gpt2_upload_batch,
     .backward = gpt2_backward,
     .write_hf_config = gpt2_write_hf_config,
     .weights_replaced = gpt2_generate_invalidate,

@@ -79,6 +79,8 @@ function M.common_options(name)
         {section = device_section}),
     opt("recompute", "none", "less memory for a little more time (docs/recipes.md)", {section = device_section,
         choices = {"none", "activations", "attention"}}),
+    opt("cuda_graph", "auto", "auto: on a GPU, each step part is replayed as a captured CUDA graph; off: eager steps",
+        {section = device_section, choices = {"auto", "off"}}),
 
     opt("logging_steps", 50, "log the training loss every N steps", {section = eval_section, min = 1,
         aliases = {"log_every"}}),
@@ -372,6 +374,7 @@ function M.run(spec)
     resume_from_checkpoint = resume,
     communicator = cfg.communicator, zero_stage = cfg.zero_stage,
     ddp_overlap = cfg.ddp_overlap, ddp_bucket_cap_mb = cfg.ddp_bucket_cap_mb,
+    cuda_graph = cfg.cuda_graph,
   }
   local resumed_at = trainer.step
   local result = trainer:fit()

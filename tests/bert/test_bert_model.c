@@ -14,6 +14,7 @@
 #include "lmcore/tensor.h"
 #include "model_steps.h"
 #include "test_main.h"
+#include "upload_batch_check.h"
 
 #define V 512
 static const char *const tiny_cpu[] = {"device=cpu", "hf_config=" BERT_TINY_CONFIG, NULL};
@@ -432,6 +433,29 @@ END_TEST
 /* Training mode with dropout reads its key from the step state: without
  * one, forward is refused with a message saying what to do; eval mode, or a
  * model without dropout, needs none. */
+/* upload_batch stages a batch for the forward after it (CUDA graphs):
+ * token types, the padding mask and the sparse head's scored rows too
+ * (tests/common/upload_batch_check.h says what is checked). */
+START_TEST(test_upload_batch_stages_the_next_forward) {
+    const lm_architecture_vtable *vt = bert_test_arch();
+    void *model = bert_test_create_ok(tiny_cpu);
+    ck_assert_int_eq(vt->init_weights(model, 1), LM_OK);
+    lm_step_state *state = lm_test_state_new(vt, model, 1, 0);
+    int32_t ids[2 * 8], labels[2 * 8], types[2 * 8], mask[2 * 8];
+    for (int i = 0; i < 16; i++) {
+        ids[i] = 5 + (i * 37) % 500;
+        labels[i] = i % 3 == 1 ? (i * 11 + 3) % 512 : LM_IGNORE_INDEX;
+        types[i] = i % 8 >= 4;
+        mask[i] = i != 15;
+    }
+    lm_batch batch = {.B = 2, .T = 8, .input_ids = ids, .labels = labels, .token_type_ids = types,
+                      .attention_mask = mask, .n_targets = 5};
+    lm_test_check_upload_batch(vt, model, &batch, state, 512);
+    lm_test_state_free(vt, model, state);
+    vt->destroy(model);
+}
+END_TEST
+
 START_TEST(test_training_forward_needs_a_state) {
     const lm_architecture_vtable *vt = bert_test_arch();
     bert_fixture_batch fb;
@@ -482,6 +506,7 @@ static Suite *bert_model_suite(void) {
     Suite *s = suite_create("bert_model");
     TCase *tc = tcase_create("behaviour");
     tcase_add_test(tc, test_token_type_ids_matter);
+    tcase_add_test(tc, test_upload_batch_stages_the_next_forward);
     tcase_add_test(tc, test_padding_is_invisible);
     tcase_add_test(tc, test_init_weights_follow_hugging_face);
     tcase_add_test(tc, test_gradient_accumulation);

@@ -59,7 +59,7 @@ END_TEST
 
 START_TEST(version_and_enums) {
     ck_assert_int_eq(LM_ABI_MAJOR, 2);
-    ck_assert_int_eq(LM_ABI_MINOR, 1); /* 2.1: set_grads_ready, all_reduce_start/wait/test, forward_train */
+    ck_assert_int_eq(LM_ABI_MINOR, 1); /* 2.1: set_grads_ready, all_reduce_start/wait/test, forward_train, upload_batch, graph_* */
     ck_assert_int_eq(LM_KIND_TOKENIZER, 1);
     ck_assert_int_eq(LM_KIND_DATASET, 2);
     ck_assert_int_eq(LM_KIND_ARCHITECTURE, 3);
@@ -153,7 +153,8 @@ START_TEST(architecture_vtable_layout) {
     SLOT(lm_architecture_vtable, params_written, 12);
     SLOT(lm_architecture_vtable, set_grads_ready, 13); /* 2.1 */
     SLOT(lm_architecture_vtable, forward_train, 14); /* 2.1 */
-    SIZE(lm_architecture_vtable, 15 * P);
+    SLOT(lm_architecture_vtable, upload_batch, 15); /* 2.1 */
+    SIZE(lm_architecture_vtable, 16 * P);
 }
 END_TEST
 
@@ -326,7 +327,11 @@ START_TEST(device_struct_layouts) {
     SLOT(lm_device_ops, step_clip, 14);
     SLOT(lm_device_ops, step_schedule, 15);
     SLOT(lm_device_ops, step_finish, 16);
-    SIZE(lm_device_ops, 17 * P);
+    SLOT(lm_device_ops, graph_begin, 17); /* 2.1 */
+    SLOT(lm_device_ops, graph_end, 18);
+    SLOT(lm_device_ops, graph_launch, 19);
+    SLOT(lm_device_ops, graph_destroy, 20);
+    SIZE(lm_device_ops, 21 * P);
 }
 END_TEST
 

@@ -13,6 +13,7 @@
 #include "lmcore/tensor.h"
 #include "model_steps.h"
 #include "test_main.h"
+#include "upload_batch_check.h"
 
 static const char *const tiny_cpu[] = {"device=cpu", "hf_config=" GPT2_TINY_CONFIG, NULL};
 
@@ -489,6 +490,25 @@ END_TEST
 /* Training mode with dropout reads its key from the step state: without
  * one, forward is refused with a message saying what to do; eval mode, or a
  * model without dropout, needs none. */
+/* upload_batch stages a batch for the forward after it (CUDA graphs):
+ * tests/common/upload_batch_check.h says what is checked. */
+START_TEST(test_upload_batch_stages_the_next_forward) {
+    const lm_architecture_vtable *vt = gpt2_test_arch();
+    void *model = gpt2_test_create_ok(tiny_cpu);
+    ck_assert_int_eq(vt->init_weights(model, 1), LM_OK);
+    lm_step_state *state = lm_test_state_new(vt, model, 1, 0);
+    int32_t ids[2 * 8], labels[2 * 8];
+    for (int i = 0; i < 16; i++) {
+        ids[i] = (i * 37 + 5) % 500;
+        labels[i] = i % 8 == 7 ? LM_IGNORE_INDEX : (i * 11 + 3) % 512;
+    }
+    lm_batch batch = {.B = 2, .T = 8, .input_ids = ids, .labels = labels, .n_targets = 14};
+    lm_test_check_upload_batch(vt, model, &batch, state, 512);
+    lm_test_state_free(vt, model, state);
+    vt->destroy(model);
+}
+END_TEST
+
 START_TEST(test_training_forward_needs_a_state) {
     const lm_architecture_vtable *vt = gpt2_test_arch();
     int32_t ids[2 * 8], labels[2 * 8];
@@ -660,6 +680,7 @@ static Suite *gpt2_model_suite(void) {
     tcase_add_test(tc, test_grads_ready_during_backward);
     tcase_add_test(tc, test_training_step_never_waits);
     tcase_add_test(tc, test_training_forward_needs_a_state);
+    tcase_add_test(tc, test_upload_batch_stages_the_next_forward);
     tcase_add_test(tc, test_clm_objective);
     tcase_add_test(tc, test_gradients_only_for_training);
     tcase_add_test(tc, test_forward_train_contract);

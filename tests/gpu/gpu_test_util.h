@@ -69,5 +69,6 @@ void gt_assert_bitwise(const char *what, const float *a, const float *b, size_t 
 Suite *gpu_ops_suite(void);
 Suite *gpu_backend_suite(void);
 Suite *gpu_step_suite(void);
+Suite *gpu_graph_suite(void); /* test_cuda_graph.c */
 
 #endif

@@ -14,9 +14,11 @@
 # test_cuda_decode_ops, test_cuda_classifier (the fused classifier against
 # its CPU twin and the two-op path), test_optimizers_cuda (adamw, sgd, lion on the GPU),
 # test_{gpt2,bert}_parity_cuda[_bf16], test_generate_cuda,
-# test_sysmetrics_gpu, and test_gpu_step_reads: the host reads and waits of
+# test_sysmetrics_gpu, test_gpu_step_reads: the host reads and waits of
 # a training step counted through the trainer (zero without logging, fp32
-# and bf16, with accumulation; one per log()).
+# and bf16, with accumulation, as CUDA graphs and eagerly; one per log()),
+# and test_gpu_graph_parity: cuda_graph=auto trains GPT-2 and BERT to the
+# bits of cuda_graph=off.  graph-speed.txt: steps/s with and without graphs.
 #
 # Writes into OUTDIR: run.log (everything printed), nccl.txt (the nccl
 # communicator at world size 1 against none), ctest.log (the test
@@ -217,6 +219,18 @@ main() {
     # The parity suites of GPT-2 and BERT on the CUDA backend run above as
     # gpu-labelled tests (test_*_parity_cuda), fp32 with the CPU tolerances.
 
+    section "CUDA graphs against eager steps (GPT-2 4 x 128, batch 8 x 64; LMCORE_GRAPH_SPEED=0 skips)"
+    # The same training replayed as captured graphs (cuda_graph=auto) and
+    # eagerly (off): the same weights (the script checks), and steps/s.
+    if [ "${LMCORE_GRAPH_SPEED:-1}" != 1 ]; then
+        echo "skipped (LMCORE_GRAPH_SPEED=0)"
+    elif fits graph_speed 30; then
+        (cd "$REPO" && timeout "$(cap 60)" "$KIT/bin/lmcore" run bench/gpu/graph_speed.lua out=/tmp/lmcore-graph-speed \
+            steps=300) > "$OUT/graph-speed.log" 2>&1
+        echo "graph speed exit status: $?"
+        grep -a -E '^RESULT|error|warning|cuda_graph' "$OUT/graph-speed.log" | tee "$OUT/graph-speed.txt"
+    fi
+
     section "nccl communicator at world size 1 against no communicator"
     # The same training with communicator=nccl (one rank: MPI starts as a
     # singleton) must give the bits of the single-process path (an average
@@ -332,6 +346,7 @@ main() {
         grep -a -h -E 'op profile of' "$OUT"/profile-*.txt 2>/dev/null
         grep -a -h -E '^skipped: .*budget' "$OUT/run.log" "$OUT/curves.txt" "$OUT/hf-curves.txt" 2>/dev/null
         grep -a -E '^(RESULT|RATIO)' "$OUT/bench-results.txt" 2>/dev/null
+        grep -a -E '^RESULT' "$OUT/graph-speed.txt" 2>/dev/null
         grep -a -E '_(clm|mlm) |tokens/s|exit status' "$OUT/curves.txt" 2>/dev/null
         if [ $rc -eq 0 ]; then echo "GPU TESTS: PASS"; else echo "GPU TESTS: FAIL (status $rc)"; fi
     } | tee "$OUT/summary.txt"

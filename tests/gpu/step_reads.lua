@@ -3,7 +3,9 @@
 -- the loss into the step state, backward, clipping, schedule, optimizer,
 -- step end) only queues work.  Counted by the CUDA backend (downloads and
 -- syncs, lm_device_counters), in fp32 and in bf16, with and without
--- gradient accumulation; then one log() is exactly one read.
+-- gradient accumulation, as CUDA graphs (cuda_graph=auto, the default:
+-- the measured steps are replays) and eagerly (cuda_graph=off); then one
+-- log() is exactly one read.
 -- Exits 77 (skipped) without a usable GPU unless LMCORE_REQUIRE_GPU=1.
 -- args: out=PATH (a scratch file prefix)
 local out = assert(args.out, "out=PATH")
@@ -44,20 +46,23 @@ local function steps(t, n)
   end
 end
 
-for _, case in ipairs({{"fp32", 1}, {"bf16", 1}, {"fp32", 2}}) do
-  local precision, accumulation = case[1], case[2]
+for _, case in ipairs({{"fp32", 1, "auto"}, {"bf16", 1, "auto"}, {"fp32", 2, "auto"}, {"fp32", 2, "off"}}) do
+  local precision, accumulation, graphs = case[1], case[2], case[3]
   local model <close> = gpt2(precision)
   model:init(1)
   local objective <close> = lm.objective("clm")
   local t <close> = lm.trainer{model = model, objective = objective, tokenizer = tokenizer, train = blocks,
                                max_steps = 20, batch_size = 4, grad_accum = accumulation, lr = 1e-3,
-                               logging_strategy = "no", eval_strategy = "no"}
-  steps(t, 2) -- the first steps allocate activations and build GEMM plans
+                               logging_strategy = "no", eval_strategy = "no", cuda_graph = graphs}
+  steps(t, 2) -- the first steps allocate activations and build GEMM plans; then graphs are captured
   t:check()
-  local before = t:device_counters()
+  local before, graphs_before = t:device_counters(), t:graph_stats()
   steps(t, 5)
-  local after = t:device_counters()
-  local label = string.format("%s, %d micro-batch(es) per step", precision, accumulation)
+  local after, graphs_after = t:device_counters(), t:graph_stats()
+  local label = string.format("%s, %d micro-batch(es) per step, cuda_graph=%s", precision, accumulation, graphs)
+  local replayed = graphs_after.replayed - graphs_before.replayed
+  assert(replayed == (graphs == "auto" and 5 * (accumulation + 1) or 0),
+         string.format("%s: 5 steps replayed %d graphs", label, replayed))
   assert(after.downloads == before.downloads and after.syncs == before.syncs,
          string.format("%s: 5 steps read the device %d times and waited %d times", label,
                        after.downloads - before.downloads, after.syncs - before.syncs))
@@ -67,7 +72,7 @@ for _, case in ipairs({{"fp32", 1}, {"bf16", 1}, {"fp32", 2}}) do
   assert(read.downloads == after.downloads + 1, label .. ": log() reads the step state once")
   assert(logs.step == 7 and logs.loss == logs.loss and logs.grad_norm > 0,
          string.format("%s: logs at step %d: loss %g, grad norm %g", label, logs.step, logs.loss, logs.grad_norm))
-  print(string.format("%s: 5 steps, 0 reads, 0 waits; loss %.4f", label, logs.loss))
+  print(string.format("%s: 5 steps, 0 reads, 0 waits, %d graph launches; loss %.4f", label, replayed, logs.loss))
 end
 os.remove(path)
 print("OK gpu step reads")

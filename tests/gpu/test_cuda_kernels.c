@@ -303,7 +303,8 @@ int main(void) {
     }
     printf("testing %s against the CPU kernels\n", gt_be->ops->describe(gt_be));
     /* no fork: the CUDA context lives in this process */
-    const int status = lm_test_run_suites_nofork(gpu_backend_suite(), gpu_ops_suite(), gpu_step_suite(), NULL);
+    const int status = lm_test_run_suites_nofork(gpu_backend_suite(), gpu_ops_suite(), gpu_step_suite(),
+                                                 gpu_graph_suite(), NULL);
     gt_be_bf16->ops->destroy(gt_be_bf16);
     gt_be_tf32->ops->destroy(gt_be_tf32);
     gt_be->ops->destroy(gt_be);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "hf_config.h"
+#include "lmcore/hash.h"
 #include "model_arena.h"
 #include "model_dropout.h"
 
@@ -83,6 +84,7 @@ lm_status model_parameters(void *self, lm_param_set *out) {
 
 lm_status model_set_training(void *self, int training) {
     ((model_base *)self)->training = training != 0;
+    ((model_base *)self)->staged = NULL; /* staged for the other mode */
     return LM_OK;
 }
 
@@ -156,25 +158,82 @@ static lm_status ensure_acts(model_base *m, int B, int T) {
     return LM_OK;
 }
 
-/* forward and forward_train: fuse_loss says whether the loss gradient is
- * computed with the loss (at loss_scale). */
-static lm_status run_forward(model_base *m, const lm_batch *batch, lm_step_state *state, int fuse_loss,
-                             float loss_scale) {
+/* The host half of a forward: the batch checked, the activations made for
+ * its shape, its arrays uploaded (the architecture's own too).  Nothing
+ * after it, until the forward's kernels, touches the host's batch. */
+static lm_status stage_batch(model_base *m, const lm_batch *batch) {
     lm_backend *be = m->backend;
     int64_t n_targets = 0;
-    m->has_targets = 0;
-    m->logits_valid = 0;
-    m->dlogits_ready = 0;
+    m->staged = NULL;
     LM_TRY(model_batch_check(&m->limits, batch, &n_targets));
-    if (m->training && !state && m->dropout_configured)
-        return lm_error_set(LM_ERR_INVALID, "architecture '%s': forward in training mode needs a step state (its "
-                                            "dropout key); pass one, or set_training(0) for inference",
-                            m->arch->name);
     LM_TRY(model_buffers_ensure_params(&m->buffers));
     LM_TRY(ensure_acts(m, batch->B, batch->T));
     const size_t id_bytes = (size_t)batch->B * (size_t)batch->T * sizeof(int32_t);
     LM_TRY(be->ops->upload(be, m->ids, batch->input_ids, id_bytes));
     if (batch->attention_mask) LM_TRY(be->ops->upload(be, m->key_mask_memory, batch->attention_mask, id_bytes));
+    m->staged_signature_extra = 0;
+    if (m->arch->upload_batch) LM_TRY(m->arch->upload_batch(m, batch, n_targets, &m->staged_signature_extra));
+    m->staged_n_targets = n_targets;
+    m->staged = batch;
+    return LM_OK;
+}
+
+/* What decides the kernels a forward and backward of the staged batch
+ * queue, and their arguments: the shape, the scored labels, the arrays
+ * present, the mode, and where the buffers are (a buffer that grew for a
+ * larger batch moved, and a graph recorded before reads the old place). */
+typedef struct staged_signature {
+    int64_t B, T, n_targets;
+    int32_t has_mask, has_types, has_labels, training;
+    const void *act_memory, *int_memory, *params, *grads;
+    uint64_t arch_extra;
+} staged_signature;
+
+lm_status model_upload_batch(void *self, const lm_batch *batch, uint64_t *signature) {
+    model_base *m = self;
+    *signature = 0;
+    if (!batch) { /* the caller ran the staged work another way (a graph replay): drop it */
+        m->staged = NULL;
+        return LM_OK;
+    }
+    LM_TRY(stage_batch(m, batch));
+    staged_signature sig;
+    memset(&sig, 0, sizeof sig); /* the padding too: the bytes are hashed */
+    sig.B = batch->B;
+    sig.T = batch->T;
+    sig.n_targets = m->staged_n_targets;
+    sig.has_mask = batch->attention_mask != NULL;
+    sig.has_types = batch->token_type_ids != NULL;
+    sig.has_labels = batch->labels != NULL;
+    sig.training = m->training;
+    sig.act_memory = m->act_memory;
+    sig.int_memory = m->int_memory;
+    sig.params = m->buffers.params;
+    sig.grads = m->buffers.grads;
+    sig.arch_extra = m->staged_signature_extra;
+    *signature = lm_hash64(&sig, sizeof sig, 0x6c6d677261706831ull);
+    return LM_OK;
+}
+
+/* forward and forward_train: fuse_loss says whether the loss gradient is
+ * computed with the loss (at loss_scale). */
+static lm_status run_forward(model_base *m, const lm_batch *batch, lm_step_state *state, int fuse_loss,
+                             float loss_scale) {
+    lm_backend *be = m->backend;
+    m->has_targets = 0;
+    m->logits_valid = 0;
+    m->dlogits_ready = 0;
+    /* A batch upload_batch staged is used once, by the forward right after
+     * it; any other forward stages its batch now. */
+    const int staged = batch && m->staged == batch;
+    m->staged = NULL;
+    if (!staged) LM_TRY(stage_batch(m, batch));
+    m->staged = NULL;
+    if (m->training && !state && m->dropout_configured)
+        return lm_error_set(LM_ERR_INVALID, "architecture '%s': forward in training mode needs a step state (its "
+                                            "dropout key); pass one, or set_training(0) for inference",
+                            m->arch->name);
+    const int64_t n_targets = m->staged_n_targets;
     m->key_mask = batch->attention_mask ? m->key_mask_memory : NULL;
     m->B = batch->B;
     m->T = batch->T;

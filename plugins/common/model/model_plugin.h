@@ -58,6 +58,12 @@ typedef struct model_arch {
     lm_status (*write_hf_config)(const model_base *m, lm_buffer *out);
 
     /* Optional (NULL: nothing to do). */
+    /* The architecture's part of staging a batch (model_upload_batch):
+     * uploads of its own arrays and what it derives from the batch on the
+     * host, so that its forward and backward queue kernels only.  Adds to
+     * *signature_extra whatever besides the skeleton's signature decides
+     * their kernels (a host-side branch, a buffer of its own that moves). */
+    lm_status (*upload_batch)(model_base *m, const lm_batch *batch, int64_t n_targets, uint64_t *signature_extra);
     /* After carve_acts assigned: what else a batch shape needs (host buffers, constants). */
     lm_status (*acts_ready)(model_base *m, int B, int T);
     /* The freshly drawn weights, on the host, before they are uploaded. */
@@ -123,6 +129,10 @@ struct model_base {
     int forward_fuses_loss;    /* set while forward_train runs the architecture's forward */
     float fused_loss_scale;    /* its loss_scale */
     int dlogits_ready;         /* the last forward wrote d(loss * fused_loss_scale)/dlogits over the logits */
+    /* The batch model_upload_batch staged for the next forward (NULL: none). */
+    const lm_batch *staged;
+    int64_t staged_n_targets;
+    uint64_t staged_signature_extra;
 };
 
 /* The vtable slots.  create names the descriptor; the others find it in
@@ -133,7 +143,7 @@ struct model_base {
     .init_weights = model_init_weights, .set_training = model_set_training, .forward = model_forward,              \
     .backward = model_backward, .logits = model_logits, .hf_config = model_hf_config,                              \
     .params_written = model_params_written, .set_grads_ready = model_set_grads_ready,                              \
-    .forward_train = model_forward_train
+    .forward_train = model_forward_train, .upload_batch = model_upload_batch
 lm_status model_create(const model_arch *arch, void **self, lm_config *cfg);
 void model_destroy(void *self);
 lm_status model_info(void *self, lm_arch_info *out);
@@ -160,6 +170,9 @@ void model_grads_report(model_base *m, size_t first_tensor);
 static inline void model_grads_final_from(model_base *m, size_t first_tensor) {
     if (m->grads_ready) model_grads_report(m, first_tensor);
 }
+/* The upload_batch slot (lmcore/architecture.h): stages the batch for the
+ * next forward, which must get this same batch. */
+lm_status model_upload_batch(void *self, const lm_batch *batch, uint64_t *signature);
 
 /* Float pointer of tensor `index` (declaration order) inside a flat buffer
  * (m->buffers.params or .grads). */

@@ -1,0 +1,3 @@
+-- expect: argument 'cuda_graph' must be one of auto, off, got 'maybe'
+-- run: {exe} run scripts/gpt2_clm.lua preset=tiny train_split=test data={data} cuda_graph=maybe output_dir={tmp}/run
+-- absent: {tmp}/run
