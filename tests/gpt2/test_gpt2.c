@@ -468,10 +468,11 @@ static Suite *gpt2_parity_suite(void) {
     tcase_add_test(tc, test_adamw_steps_match_pytorch);
     tcase_add_test(tc, test_forward_backward_match_pytorch_sdpa);
     tcase_add_test(tc, test_adamw_steps_match_pytorch_sdpa);
-    tcase_add_test(tc, test_attention_implementations_agree);
     tcase_add_test(tc, test_op_profile_changes_nothing);
     tcase_add_test(tc, test_recompute_changes_nothing);
     if (strcmp(GPT2_TEST_PRECISION, "fp32") == 0) {
+        /* fp32 only: with bf16 the eager attention's products round to bf16, the fused kernels do not */
+        tcase_add_test(tc, test_attention_implementations_agree);
         tcase_add_test(tc, test_eval_mode_ignores_dropout);
         tcase_add_test(tc, test_dropout_gradients_finite_differences);
         if (strcmp(GPT2_TEST_DEVICE, "cpu") != 0) tcase_add_test(tc, test_device_matches_cpu_with_dropout);

@@ -109,7 +109,8 @@ END_TEST
 /* attn_implementation=sdpa (the fused attention) keeps no [B,NH,T,T]
  * buffer: each layer's probabilities before and after dropout and the
  * backward scratch go; each layer's lse [B,NH,T] and a [B,NH,T] scratch
- * come.  Against attn_implementation=eager, with attention dropout. */
+ * come.  Against attn_implementation=eager, with attention dropout.  And
+ * auto on the CPU is eager, at T = 512 too (where CUDA would fuse). */
 static void check_fused_saving(const char *arch, const char *const *settings, int n_settings) {
     lm_registry *registry;
     ck_assert_int_eq(lm_registry_create(&registry), LM_OK);
@@ -121,11 +122,17 @@ static void check_fused_saving(const char *arch, const char *const *settings, in
     long eager = step_kib(registry, arch, with, n_settings + 1);
     with[n_settings] = "attn_implementation=sdpa";
     long fused = step_kib(registry, arch, with, n_settings + 1);
+    with[n_settings] = "attn_implementation=auto";
+    long automatic = step_kib(registry, arch, with, n_settings + 1);
     const long probs = (long)B * HEADS * T * T, rows = (long)B * HEADS * T;
-    printf("%s, %d layers, batch %d x %d: %ld KiB with the eager attention, %ld with sdpa\n", arch, LAYERS, B, T,
-           eager, fused);
-    expect_saving("attn_implementation=sdpa", eager - fused,
-                  ((2L * LAYERS + 1) * probs - (LAYERS + 1L) * rows) * 4 / 1024);
+    printf("%s, %d layers, batch %d x %d: %ld KiB with the eager attention, %ld with sdpa, %ld with auto\n", arch,
+           LAYERS, B, T, eager, fused, automatic);
+    const long saving = ((2L * LAYERS + 1) * probs - (LAYERS + 1L) * rows) * 4 / 1024;
+    expect_saving("attn_implementation=sdpa", eager - fused, saving);
+#if !defined(__SANITIZE_ADDRESS__)
+    ck_assert_msg(labs(automatic - eager) < saving / 10, "auto on the CPU must be eager: %ld KiB, eager %ld", automatic,
+                  eager);
+#endif
     lm_registry_destroy(registry);
 }
 
