@@ -116,6 +116,8 @@ __global__ void __launch_bounds__(LM_FUSED_THREADS, 1)
     }
 }
 
+/* ---- host side (tests/gpu/emulate compiles what is above this line on the CPU) ---- */
+
 int lm_fused_prepare(lm_cuda_ctx *ctx, const char *op, lm_fused_args *a, const float *q, const float *k,
                      const float *v, int stride, const int32_t *key_mask, int causal, int B, int T, int C, int NH,
                      float dropout_p, const lm_step_state *key, int site) {
