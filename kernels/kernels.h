@@ -57,6 +57,16 @@ void lm_cpu_attention_backward(float *dq, float *dk, float *dv, float *scratch, 
                                const float *preatt, const float *att, const float *q, const float *k,
                                const float *v, int stride, int B, int T, int C, int NH, float dropout_p,
                                uint64_t seed, uint64_t stream);
+/* The fused attention's CPU twin (attention_fused.c): tiled with an online
+ * softmax like the CUDA kernels, so it too trains long blocks without the
+ * [B, NH, T, T] buffers. */
+void lm_cpu_attention_fused_forward(float *out, float *lse, const float *q, const float *k, const float *v,
+                                    int stride, const int32_t *key_mask, int causal, int B, int T, int C, int NH,
+                                    float dropout_p, uint64_t seed, uint64_t stream);
+void lm_cpu_attention_fused_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                                     const float *out, const float *lse, const float *q, const float *k,
+                                     const float *v, int stride, const int32_t *key_mask, int causal, int B, int T,
+                                     int C, int NH, float dropout_p, uint64_t seed, uint64_t stream);
 void lm_cpu_dropout_forward(float *out, const float *inp, size_t n, float p, uint64_t seed, uint64_t stream);
 void lm_cpu_dropout_backward(float *dinp, const float *dout, size_t n, float p, uint64_t seed, uint64_t stream);
 /* Also returns the sum of the losses of the scored rows (double): the

@@ -62,7 +62,7 @@ pipeline.run{
       hidden_dropout_prob = c.dropout, attention_probs_dropout_prob = c.dropout,
       pad_token_id = vocab.pad_id or 0,
       device = c.device, precision = c.precision, threads = c.threads,
-      profile_ops = c.profile_ops, recompute = c.recompute,
+      profile_ops = c.profile_ops, recompute = c.recompute, attn_implementation = c.attn_implementation,
     }
   end,
   objective = {plugin = "mlm", settings = {mlm_probability = cfg.mlm_probability, seed = cfg.seed}},

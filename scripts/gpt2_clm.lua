@@ -58,7 +58,7 @@ pipeline.run{
       embd_pdrop = c.dropout, attn_pdrop = c.dropout, resid_pdrop = c.dropout,
       bos_token_id = vocab.bos_id, eos_token_id = vocab.eos_id,
       device = c.device, precision = c.precision, threads = c.threads,
-      profile_ops = c.profile_ops, recompute = c.recompute,
+      profile_ops = c.profile_ops, recompute = c.recompute, attn_implementation = c.attn_implementation,
     }
   end,
   objective = {plugin = "clm", settings = {}},

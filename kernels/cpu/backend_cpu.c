@@ -163,6 +163,26 @@ static void cpu_attention_backward(lm_backend *be, float *dq, float *dk, float *
                               draw.seed, draw.stream);
 }
 
+static void cpu_attention_fused_forward(lm_backend *be, float *out, float *lse, const float *q, const float *k,
+                                        const float *v, int stride, const int32_t *key_mask, int causal, int B, int T,
+                                        int C, int NH, float dropout_p, const lm_step_state *key, int site) {
+    dropout_draw draw;
+    if (!dropout_draw_of(be, key, site, dropout_p, "attention_fused_forward", &draw)) return;
+    lm_cpu_attention_fused_forward(out, lse, q, k, v, stride, key_mask, causal, B, T, C, NH, dropout_p, draw.seed,
+                                   draw.stream);
+}
+
+static void cpu_attention_fused_backward(lm_backend *be, float *dq, float *dk, float *dv, float *scratch,
+                                         const float *dout, const float *out, const float *lse, const float *q,
+                                         const float *k, const float *v, int stride, const int32_t *key_mask,
+                                         int causal, int B, int T, int C, int NH, float dropout_p,
+                                         const lm_step_state *key, int site) {
+    dropout_draw draw;
+    if (!dropout_draw_of(be, key, site, dropout_p, "attention_fused_backward", &draw)) return;
+    lm_cpu_attention_fused_backward(dq, dk, dv, scratch, dout, out, lse, q, k, v, stride, key_mask, causal, B, T, C,
+                                    NH, dropout_p, draw.seed, draw.stream);
+}
+
 static void cpu_dropout_forward(lm_backend *be, float *out, const float *inp, size_t n, float p,
                                 const lm_step_state *key, int site) {
     dropout_draw draw;

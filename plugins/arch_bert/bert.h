@@ -52,7 +52,8 @@ enum { BERT_HEAD_BIAS, BERT_HEAD_DENSE_W, BERT_HEAD_DENSE_B, BERT_HEAD_LN_W, BER
  * recompute=attention. */
 typedef struct bert_layer_acts {
     float *q, *k, *v;                 /* [N,C] each */
-    float *preatt;                    /* [B,NH,T,T] probabilities before dropout (R: attention) */
+    float *preatt;                    /* [B,NH,T,T] probabilities before dropout (R: attention);
+                                         fused attention: [B,NH,T] log-sum-exp (model_attention_carve) */
     float *att;                       /* [B,NH,T,T] after dropout (R; unused when attention dropout is 0) */
     float *atty;                      /* [N,C] attention context */
     float *res1;                      /* [N,C] input + dropout(attention.output.dense) */
@@ -84,7 +85,7 @@ typedef struct bert_acts {
     float *datty;           /* [N,C] */
     float *dqkv;            /* [3,N,C] */
     float *dinter, *dinter_gelu; /* [N,I] */
-    float *datt_scratch;    /* [B,NH,T,T] */
+    float *datt_scratch;    /* [B,NH,T,T] ([B,NH,T] with the fused attention) */
     int32_t *type_ids;                      /* [N] on the device (ids and key mask: model_base) */
     int32_t *head_rows, *head_labels;       /* [N] scored rows (ascending) and their labels */
 } bert_acts;

@@ -94,8 +94,8 @@ void bert_backward(model_base *b, float loss_scale) {
         ops->matmul_backward(be, a->datty, DW(BERT_ATTOUT_W), DW(BERT_ATTOUT_B), dbranch, la->atty, W(BERT_ATTOUT_W),
                              N, C, C, LM_W_OUT_IN);
         ops->zero(be, a->dqkv, 3 * NC * sizeof(float));
-        model_attention_backward(b, dqkv[0], dqkv[1], dqkv[2], a->datt_scratch, a->proj, a->datty, la->preatt,
-                                 la->att, la->q, la->k, la->v, C, m->attn_p, l);
+        model_attention_backward(b, dqkv[0], dqkv[1], dqkv[2], a->datt_scratch, a->proj, a->datty, la->atty,
+                                 la->preatt, la->att, la->q, la->k, la->v, C, m->attn_p, l);
         static const int weight_of[3] = {BERT_Q_W, BERT_K_W, BERT_V_W};
         for (int j = 0; j < 3; j++)
             ops->matmul_backward(be, a->dres_a, DW(weight_of[j]), DW(weight_of[j] + 1), dqkv[j], layer_input,

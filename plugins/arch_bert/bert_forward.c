@@ -25,7 +25,6 @@ size_t bert_carve_acts(model_base *b, float *base, int B, int T) {
     bert_model *m = bert_of(b);
     const bert_config *c = &m->config;
     const size_t N = (size_t)B * (size_t)T, C = (size_t)c->hidden_size, I = (size_t)c->intermediate_size;
-    const size_t att = (size_t)B * (size_t)c->num_attention_heads * (size_t)T * (size_t)T;
     model_arena cv = {base, 0};
     bert_acts *a = &m->acts;
     a->emb = model_arena_take(&cv, N * C);
@@ -36,8 +35,7 @@ size_t bert_carve_acts(model_base *b, float *base, int B, int T) {
     /* Buffers all layers share under `recompute` (bert.h). */
     const int share = b->device.recompute >= MODEL_RECOMPUTE_ACTIVATIONS;
     float *inter_gelu = share ? model_arena_take(&cv, N * I) : NULL;
-    const model_arena_probs probs =
-        model_arena_probs_begin(&cv, b->device.recompute, c->attention_probs_dropout_prob > 0.0, att);
+    const model_arena_probs probs = model_attention_carve(b, &cv, c->attention_probs_dropout_prob > 0.0, B, T);
     a->layers = b->layer_acts;
     for (int l = 0; l < c->num_hidden_layers; l++) {
         bert_layer_acts *la = &a->layers[l];
@@ -76,7 +74,7 @@ size_t bert_carve_acts(model_base *b, float *base, int B, int T) {
     a->dqkv = model_arena_take(&cv, 3 * N * C);
     a->dinter = model_arena_take(&cv, N * I);
     a->dinter_gelu = model_arena_take(&cv, N * I);
-    a->datt_scratch = model_arena_take(&cv, att);
+    a->datt_scratch = model_arena_take(&cv, probs.scratch_size);
     a->type_ids = b->extra_batch_ints;
     a->head_rows = b->extra_batch_ints + b->batch_ints_stride;
     a->head_labels = b->extra_batch_ints + 2 * b->batch_ints_stride;

@@ -47,7 +47,8 @@ typedef struct gpt2_layer_acts {
     float *ln1, *ln1_mean, *ln1_rstd; /* [N,C] (R) [N] [N] */
     float *qkv;                       /* [N,3C] */
     float *atty;                      /* [N,C] */
-    float *preatt;                    /* [B,NH,T,T] probabilities before dropout (R: attention) */
+    float *preatt;                    /* [B,NH,T,T] probabilities before dropout (R: attention);
+                                         fused attention: [B,NH,T] log-sum-exp (model_attention_carve) */
     float *att;                       /* [B,NH,T,T] after dropout (R; unused when attn_p = 0) */
     float *residual2;                 /* [N,C] */
     float *ln2, *ln2_mean, *ln2_rstd; /* (R) */
@@ -71,7 +72,7 @@ typedef struct gpt2_acts {
     float *datty;        /* [N,C] */
     float *dqkv;         /* [N,3C] */
     float *dfch, *dfch_gelu; /* [N,H] */
-    float *datt_scratch; /* [B,NH,T,T] */
+    float *datt_scratch; /* [B,NH,T,T] ([B,NH,T] with the fused attention) */
     int32_t *labels;     /* [N] on the device (ids and key mask: model_base) */
 } gpt2_acts;
 

@@ -75,7 +75,8 @@ void gpt2_backward(model_base *b, float loss_scale) {
                              W(GPT2_ATTPROJ_W), N, C, C, LM_W_IN_OUT);
         ops->zero(be, a->dqkv, 3 * NC * sizeof(float));
         model_attention_backward(b, a->dqkv, a->dqkv + C, a->dqkv + 2 * C, a->datt_scratch, a->proj, a->datty,
-                                 la->preatt, la->att, la->qkv, la->qkv + C, la->qkv + 2 * C, 3 * C, m->attn_p, l);
+                                 la->atty, la->preatt, la->att, la->qkv, la->qkv + C, la->qkv + 2 * C, 3 * C,
+                                 m->attn_p, l);
         if (recompute)
             ops->layernorm_forward(be, la->ln1, la->ln1_mean, la->ln1_rstd, block_input, W(GPT2_LN1_W),
                                    W(GPT2_LN1_B), N, C, eps);

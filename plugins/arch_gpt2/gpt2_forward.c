@@ -18,7 +18,7 @@ size_t gpt2_carve_acts(model_base *b, float *base, int B, int T) {
     gpt2_model *m = gpt2_of(b);
     const gpt2_config *c = &m->config;
     const size_t N = (size_t)B * (size_t)T, C = (size_t)c->n_embd, H = (size_t)c->n_inner;
-    const size_t V = (size_t)c->vocab_size, att = (size_t)B * (size_t)c->n_head * (size_t)T * (size_t)T;
+    const size_t V = (size_t)c->vocab_size;
     model_arena cv = {base, 0};
     gpt2_acts *a = &m->acts;
     a->encoded = model_arena_take(&cv, N * C);
@@ -27,7 +27,7 @@ size_t gpt2_carve_acts(model_base *b, float *base, int B, int T) {
     const int share = b->device.recompute >= MODEL_RECOMPUTE_ACTIVATIONS;
     float *ln = share ? model_arena_take(&cv, N * C) : NULL;
     float *fch_gelu = share ? model_arena_take(&cv, N * H) : NULL;
-    const model_arena_probs probs = model_arena_probs_begin(&cv, b->device.recompute, c->attn_pdrop > 0.0, att);
+    const model_arena_probs probs = model_attention_carve(b, &cv, c->attn_pdrop > 0.0, B, T);
     a->layers = b->layer_acts;
     for (int l = 0; l < c->n_layer; l++) {
         gpt2_layer_acts *la = &a->layers[l];
@@ -59,7 +59,7 @@ size_t gpt2_carve_acts(model_base *b, float *base, int B, int T) {
     a->dqkv = model_arena_take(&cv, N * 3 * C);
     a->dfch = model_arena_take(&cv, N * H);
     a->dfch_gelu = model_arena_take(&cv, N * H);
-    a->datt_scratch = model_arena_take(&cv, att);
+    a->datt_scratch = model_arena_take(&cv, probs.scratch_size);
     a->labels = b->extra_batch_ints;
     b->logits = a->logits;
     return cv.used;

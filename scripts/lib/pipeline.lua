@@ -81,6 +81,8 @@ function M.common_options(name)
         choices = {"none", "activations", "attention"}}),
     opt("cuda_graph", "auto", "auto: on a GPU, each step part is replayed as a captured CUDA graph; off: eager steps",
         {section = device_section, choices = {"auto", "off"}}),
+    opt("attn_implementation", "auto", "eager, sdpa (the fused attention, for long blocks) or auto (docs/recipes.md)",
+        {section = device_section, choices = {"auto", "eager", "sdpa"}}),
 
     opt("logging_steps", 50, "log the training loss every N steps", {section = eval_section, min = 1,
         aliases = {"log_every"}}),
@@ -310,7 +312,8 @@ function M.run(spec)
   local model <close> = cfg.init_from ~= "" and
     lm.load_model(cfg.init_from, {device = arch_settings.device, precision = arch_settings.precision,
                                   threads = arch_settings.threads, profile_ops = arch_settings.profile_ops,
-                                  recompute = arch_settings.recompute})
+                                  recompute = arch_settings.recompute,
+                                  attn_implementation = arch_settings.attn_implementation})
     or lm.architecture(arch_name, arch_settings)
   if cfg.init_from == "" then model:init(cfg.seed) end
   local info = model:info()

@@ -33,12 +33,14 @@
 
 static const char *const tiny_model[] = {"device=" BERT_TEST_DEVICE, "precision=" BERT_TEST_PRECISION,
                                          "hf_config=" BERT_TINY_CONFIG, NULL};
+static const char *const tiny_model_sdpa[] = {"device=" BERT_TEST_DEVICE, "precision=" BERT_TEST_PRECISION,
+                                              "hf_config=" BERT_TINY_CONFIG, "attn_implementation=sdpa", NULL};
 static const char *const tiny_model_dropout[] = {"device=" BERT_TEST_DEVICE, "hf_config=" BERT_TINY_CONFIG,
                                                "hidden_dropout_prob=0.1", "attention_probs_dropout_prob=0.1", NULL};
 
-START_TEST(test_forward_backward_match_pytorch) {
+static void check_forward_backward_match_pytorch(const char *const *config) {
     const lm_architecture_vtable *vt = bert_test_arch();
-    void *model = bert_test_create_ok(tiny_model);
+    void *model = bert_test_create_ok(config);
     bert_test_load_weights(model, BERT_TINY_WEIGHTS);
     bert_fixture_batch fb;
     bert_test_load_batch(&fb);
@@ -129,13 +131,19 @@ START_TEST(test_forward_backward_match_pytorch) {
     bert_test_free_batch(&fb);
     vt->destroy(model);
 }
+
+START_TEST(test_forward_backward_match_pytorch) { check_forward_backward_match_pytorch(tiny_model); }
+END_TEST
+
+/* The same with the fused attention (attn_implementation=sdpa). */
+START_TEST(test_forward_backward_match_pytorch_sdpa) { check_forward_backward_match_pytorch(tiny_model_sdpa); }
 END_TEST
 
 /* 10 Trainer-style steps on the same batch: AdamW (decay on all but biases and
  * LayerNorm weights) after clipping the global norm to 1.0. */
-START_TEST(test_adamw_steps_match_pytorch) {
+static void check_adamw_steps_match_pytorch(const char *const *config) {
     const lm_architecture_vtable *vt = bert_test_arch();
-    void *model = bert_test_create_ok(tiny_model);
+    void *model = bert_test_create_ok(config);
     bert_test_load_weights(model, BERT_TINY_WEIGHTS);
     bert_fixture_batch fb;
     bert_test_load_batch(&fb);
@@ -149,6 +157,12 @@ START_TEST(test_adamw_steps_match_pytorch) {
     bert_test_free_batch(&fb);
     vt->destroy(model);
 }
+
+START_TEST(test_adamw_steps_match_pytorch) { check_adamw_steps_match_pytorch(tiny_model); }
+END_TEST
+
+/* The same with the fused attention (attn_implementation=sdpa). */
+START_TEST(test_adamw_steps_match_pytorch_sdpa) { check_adamw_steps_match_pytorch(tiny_model_sdpa); }
 END_TEST
 
 /* Dropout configured but the model in eval mode: deterministic and exactly
@@ -383,6 +397,40 @@ START_TEST(test_forward_train_changes_nothing) {
     lm_test_check_forward_train(vt, models, &fb.batch, on_cpu ? -1.0 : fp32 ? 1e-5 : 1e-2,
                                 "bert " BERT_TEST_DEVICE " " BERT_TEST_PRECISION);
     for (int k = 0; k < 2; k++) vt->destroy(models[k]);
+}
+END_TEST
+
+/* attn_implementation=eager and =sdpa train alike on the fixture's padded
+ * batch: three AdamW steps with both dropouts at 0.1, the same dropout key
+ * (the same attention probabilities dropped), within the tolerances of
+ * lm_test_check_implementations_agree (tests/common/model_steps.h). */
+START_TEST(test_attention_implementations_agree) {
+    const lm_architecture_vtable *vt = bert_test_arch();
+    const char *const eager[] = {"device=" BERT_TEST_DEVICE, "precision=" BERT_TEST_PRECISION,
+                                 "hf_config=" BERT_TINY_CONFIG, "hidden_dropout_prob=0.1",
+                                 "attention_probs_dropout_prob=0.1", "attn_implementation=eager", NULL};
+    const char *const sdpa[] = {"device=" BERT_TEST_DEVICE, "precision=" BERT_TEST_PRECISION,
+                                "hf_config=" BERT_TINY_CONFIG, "hidden_dropout_prob=0.1",
+                                "attention_probs_dropout_prob=0.1", "attn_implementation=sdpa", NULL};
+    void *models[2] = {bert_test_create_ok(eager), bert_test_create_ok(sdpa)};
+    bert_fixture_batch fb;
+    bert_test_load_batch(&fb);
+    ck_assert_ptr_nonnull(fb.batch.attention_mask); /* the fixture pads */
+    float losses[2][3], norms[2][3], *params[2];
+    float *initial = NULL;
+    for (int k = 0; k < 2; k++) {
+        bert_test_load_weights(models[k], BERT_TINY_WEIGHTS);
+        if (k == 0) initial = lm_test_read_params(vt, models[k]);
+        lm_test_train_steps(vt, models[k], &fb.batch, 3, losses[k], norms[k]);
+        params[k] = lm_test_read_params(vt, models[k]);
+    }
+    lm_test_check_implementations_agree("bert", losses, norms, initial, params,
+                                        (size_t)bert_test_n_params(models[0]));
+    for (int k = 0; k < 2; k++) {
+        lm_free(params[k]);
+        vt->destroy(models[k]);
+    }
+    lm_free(initial);
     bert_test_free_batch(&fb);
 }
 END_TEST
@@ -392,10 +440,14 @@ static Suite *bert_parity_suite(void) {
     TCase *tc = tcase_create("pytorch");
     tcase_add_test(tc, test_forward_backward_match_pytorch);
     tcase_add_test(tc, test_adamw_steps_match_pytorch);
+    tcase_add_test(tc, test_forward_backward_match_pytorch_sdpa);
+    tcase_add_test(tc, test_adamw_steps_match_pytorch_sdpa);
     tcase_add_test(tc, test_op_profile_changes_nothing);
     tcase_add_test(tc, test_recompute_changes_nothing);
     tcase_add_test(tc, test_forward_train_changes_nothing);
     if (strcmp(BERT_TEST_PRECISION, "fp32") == 0) {
+        /* fp32 only: with bf16 the eager attention's products round to bf16, the fused kernels do not */
+        tcase_add_test(tc, test_attention_implementations_agree);
         tcase_add_test(tc, test_eval_mode_is_deterministic);
         tcase_add_test(tc, test_dropout_gradients_finite_differences);
         if (strcmp(BERT_TEST_DEVICE, "cpu") != 0) tcase_add_test(tc, test_device_matches_cpu_with_dropout);

@@ -36,6 +36,8 @@
 
 static const char *const tiny_model[] = {"device=" GPT2_TEST_DEVICE, "precision=" GPT2_TEST_PRECISION,
                                          "hf_config=" GPT2_TINY_CONFIG, NULL};
+static const char *const tiny_model_sdpa[] = {"device=" GPT2_TEST_DEVICE, "precision=" GPT2_TEST_PRECISION,
+                                              "hf_config=" GPT2_TINY_CONFIG, "attn_implementation=sdpa", NULL};
 
 typedef struct fixture_batch {
     int32_t B, T;
@@ -101,9 +103,9 @@ static float read_scalar(const lm_safetensors *st, const char *name, size_t inde
     return v;
 }
 
-START_TEST(test_forward_backward_match_pytorch) {
+static void check_forward_backward_match_pytorch(const char *const *config) {
     const lm_architecture_vtable *vt = gpt2_test_arch();
-    void *model = gpt2_test_create_ok(tiny_model);
+    void *model = gpt2_test_create_ok(config);
     gpt2_test_load_weights(model, GPT2_TINY_WEIGHTS);
     fixture_batch fb;
     make_fixture_batch(model, &fb);
@@ -178,13 +180,19 @@ START_TEST(test_forward_backward_match_pytorch) {
     free_fixture_batch(&fb);
     vt->destroy(model);
 }
+
+START_TEST(test_forward_backward_match_pytorch) { check_forward_backward_match_pytorch(tiny_model); }
+END_TEST
+
+/* The same with the fused attention (attn_implementation=sdpa). */
+START_TEST(test_forward_backward_match_pytorch_sdpa) { check_forward_backward_match_pytorch(tiny_model_sdpa); }
 END_TEST
 
 /* 10 Trainer-style steps on the same batch: AdamW (decay on all but biases and
  * LayerNorm weights) after clipping the global norm to 1.0. */
-START_TEST(test_adamw_steps_match_pytorch) {
+static void check_adamw_steps_match_pytorch(const char *const *config) {
     const lm_architecture_vtable *vt = gpt2_test_arch();
-    void *model = gpt2_test_create_ok(tiny_model);
+    void *model = gpt2_test_create_ok(config);
     gpt2_test_load_weights(model, GPT2_TINY_WEIGHTS);
     fixture_batch fb;
     make_fixture_batch(model, &fb);
@@ -201,6 +209,12 @@ START_TEST(test_adamw_steps_match_pytorch) {
     free_fixture_batch(&fb);
     vt->destroy(model);
 }
+
+START_TEST(test_adamw_steps_match_pytorch) { check_adamw_steps_match_pytorch(tiny_model); }
+END_TEST
+
+/* The same with the fused attention (attn_implementation=sdpa). */
+START_TEST(test_adamw_steps_match_pytorch_sdpa) { check_adamw_steps_match_pytorch(tiny_model_sdpa); }
 END_TEST
 
 /* Dropout configured but the model in eval mode: exactly the reference. */
@@ -430,6 +444,40 @@ START_TEST(test_forward_train_changes_nothing) {
     lm_test_check_forward_train(vt, models, &fb.batch, on_cpu ? -1.0 : fp32 ? 1e-5 : 1e-2,
                                 "gpt2 " GPT2_TEST_DEVICE " " GPT2_TEST_PRECISION);
     for (int k = 0; k < 2; k++) vt->destroy(models[k]);
+}
+END_TEST
+
+/* attn_implementation=eager and =sdpa train alike: three AdamW steps with
+ * every dropout at 0.1, the same dropout key: the fused attention drops the
+ * same attention probabilities (the same flat [B,NH,T,T] index), so the two
+ * differ by float rounding only: within the tolerances of
+ * lm_test_check_implementations_agree (tests/common/model_steps.h). */
+START_TEST(test_attention_implementations_agree) {
+    const lm_architecture_vtable *vt = gpt2_test_arch();
+    const char *const eager[] = {"device=" GPT2_TEST_DEVICE, "precision=" GPT2_TEST_PRECISION,
+                                 "hf_config=" GPT2_TINY_CONFIG, "embd_pdrop=0.1", "attn_pdrop=0.1",
+                                 "resid_pdrop=0.1", "attn_implementation=eager", NULL};
+    const char *const sdpa[] = {"device=" GPT2_TEST_DEVICE, "precision=" GPT2_TEST_PRECISION,
+                                "hf_config=" GPT2_TINY_CONFIG, "embd_pdrop=0.1", "attn_pdrop=0.1",
+                                "resid_pdrop=0.1", "attn_implementation=sdpa", NULL};
+    void *models[2] = {gpt2_test_create_ok(eager), gpt2_test_create_ok(sdpa)};
+    fixture_batch fb;
+    make_fixture_batch(models[0], &fb);
+    float losses[2][3], norms[2][3], *params[2];
+    float *initial = NULL;
+    for (int k = 0; k < 2; k++) {
+        gpt2_test_load_weights(models[k], GPT2_TINY_WEIGHTS);
+        if (k == 0) initial = lm_test_read_params(vt, models[k]);
+        lm_test_train_steps(vt, models[k], &fb.batch, 3, losses[k], norms[k]);
+        params[k] = lm_test_read_params(vt, models[k]);
+    }
+    lm_test_check_implementations_agree("gpt2", losses, norms, initial, params,
+                                        (size_t)gpt2_test_n_params(models[0]));
+    for (int k = 0; k < 2; k++) {
+        lm_free(params[k]);
+        vt->destroy(models[k]);
+    }
+    lm_free(initial);
     free_fixture_batch(&fb);
 }
 END_TEST
@@ -439,10 +487,14 @@ static Suite *gpt2_parity_suite(void) {
     TCase *tc = tcase_create("pytorch");
     tcase_add_test(tc, test_forward_backward_match_pytorch);
     tcase_add_test(tc, test_adamw_steps_match_pytorch);
+    tcase_add_test(tc, test_forward_backward_match_pytorch_sdpa);
+    tcase_add_test(tc, test_adamw_steps_match_pytorch_sdpa);
     tcase_add_test(tc, test_op_profile_changes_nothing);
     tcase_add_test(tc, test_recompute_changes_nothing);
     tcase_add_test(tc, test_forward_train_changes_nothing);
     if (strcmp(GPT2_TEST_PRECISION, "fp32") == 0) {
+        /* fp32 only: with bf16 the eager attention's products round to bf16, the fused kernels do not */
+        tcase_add_test(tc, test_attention_implementations_agree);
         tcase_add_test(tc, test_eval_mode_ignores_dropout);
         tcase_add_test(tc, test_dropout_gradients_finite_differences);
         if (strcmp(GPT2_TEST_DEVICE, "cpu") != 0) tcase_add_test(tc, test_device_matches_cpu_with_dropout);

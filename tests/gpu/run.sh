@@ -12,7 +12,9 @@
 # The gpu tests (ctest -L gpu) are: test_cuda_kernels (CUDA ops against
 # their CPU twins, the step kernels, staged uploads, a captured step),
 # test_cuda_decode_ops, test_cuda_classifier (the fused classifier against
-# its CPU twin and the two-op path), test_optimizers_cuda (adamw, sgd, lion on the GPU),
+# its CPU twin and the two-op path), test_cuda_fused_attention
+# (attn_implementation=sdpa's kernels vs their CPU twin and the eager
+# attention, a T=1024 profile line), test_optimizers_cuda (adamw, sgd, lion on the GPU),
 # test_{gpt2,bert}_parity_cuda[_bf16], test_generate_cuda,
 # test_sysmetrics_gpu, test_gpu_step_reads: the host reads and waits of
 # a training step counted through the trainer (zero without logging, fp32
@@ -344,6 +346,7 @@ main() {
         grep -E '^[0-9]+% tests passed|tests failed|\(Failed\)|\(SEGFAULT\)|\(Timeout\)|Not Run' "$OUT/ctest.log" 2>/dev/null
         grep -E ' FAIL$|Assertion|FAILED|SKIPPED' "$OUT/ctest.log" 2>/dev/null | head -40
         grep -a -h -E 'op profile of' "$OUT"/profile-*.txt 2>/dev/null
+        grep -a -h -E '^PROFILE attention' "$OUT/ctest.log" 2>/dev/null # test_cuda_fused_attention: eager vs fused
         grep -a -h -E '^skipped: .*budget' "$OUT/run.log" "$OUT/curves.txt" "$OUT/hf-curves.txt" 2>/dev/null
         grep -a -E '^(RESULT|RATIO)' "$OUT/bench-results.txt" 2>/dev/null
         grep -a -E '^RESULT' "$OUT/graph-speed.txt" 2>/dev/null

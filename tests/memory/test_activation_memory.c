@@ -106,12 +106,58 @@ START_TEST(test_bert_recompute_shares_buffers) {
 }
 END_TEST
 
+/* attn_implementation=sdpa (the fused attention) keeps no [B,NH,T,T]
+ * buffer: each layer's probabilities before and after dropout and the
+ * backward scratch go; each layer's lse [B,NH,T] and a [B,NH,T] scratch
+ * come.  Against attn_implementation=eager, with attention dropout.  And
+ * auto on the CPU is eager, at T = 512 too (where CUDA would fuse). */
+static void check_fused_saving(const char *arch, const char *const *settings, int n_settings) {
+    lm_registry *registry;
+    ck_assert_int_eq(lm_registry_create(&registry), LM_OK);
+    lm_registry_scan_dir(registry, LM_TEST_PLUGIN_DIR);
+    const char *with[16];
+    memcpy(with, settings, (size_t)n_settings * sizeof *with);
+    with[n_settings] = "attn_implementation=eager";
+    step_kib(registry, arch, with, n_settings + 1); /* warm-up */
+    long eager = step_kib(registry, arch, with, n_settings + 1);
+    with[n_settings] = "attn_implementation=sdpa";
+    long fused = step_kib(registry, arch, with, n_settings + 1);
+    with[n_settings] = "attn_implementation=auto";
+    long automatic = step_kib(registry, arch, with, n_settings + 1);
+    const long probs = (long)B * HEADS * T * T, rows = (long)B * HEADS * T;
+    printf("%s, %d layers, batch %d x %d: %ld KiB with the eager attention, %ld with sdpa, %ld with auto\n", arch,
+           LAYERS, B, T, eager, fused, automatic);
+    const long saving = ((2L * LAYERS + 1) * probs - (LAYERS + 1L) * rows) * 4 / 1024;
+    expect_saving("attn_implementation=sdpa", eager - fused, saving);
+#if !defined(__SANITIZE_ADDRESS__)
+    ck_assert_msg(labs(automatic - eager) < saving / 10, "auto on the CPU must be eager: %ld KiB, eager %ld", automatic,
+                  eager);
+#endif
+    lm_registry_destroy(registry);
+}
+
+START_TEST(test_gpt2_sdpa_keeps_no_probabilities) {
+    const char *gpt2[] = {"vocab_size=100", "n_layer=4", "n_head=4", "n_embd=64", "n_inner=256", "n_positions=512",
+                          "device=cpu", "threads=1", "attn_pdrop=0.1"};
+    check_fused_saving("gpt2", gpt2, 9);
+}
+END_TEST
+
+START_TEST(test_bert_sdpa_keeps_no_probabilities) {
+    const char *bert[] = {"vocab_size=100", "num_hidden_layers=4", "num_attention_heads=4", "hidden_size=64",
+                          "intermediate_size=256", "max_position_embeddings=512", "device=cpu", "threads=1"};
+    check_fused_saving("bert", bert, 8);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("activation_memory");
     TCase *tc = tcase_create("recompute");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_gpt2_recompute_shares_buffers);
     tcase_add_test(tc, test_bert_recompute_shares_buffers);
+    tcase_add_test(tc, test_gpt2_sdpa_keeps_no_probabilities);
+    tcase_add_test(tc, test_bert_sdpa_keeps_no_probabilities);
     suite_add_tcase(s, tc);
     return lm_test_run_suites(s, NULL);
 }

@@ -48,13 +48,14 @@ typedef struct model_arena_probs {
     size_t size; /* floats of one buffer */
     int share_att, share_preatt, dropout;
     float *att, *preatt; /* the buffers all layers share (when they do) */
+    size_t scratch_size; /* floats of the attention backward's scratch (model_attention_carve) */
 } model_arena_probs;
 
 /* Takes the shared buffers (when recompute shares them). */
 static inline model_arena_probs model_arena_probs_begin(model_arena *a, model_recompute recompute, int dropout,
                                                         size_t size) {
     model_arena_probs p = {size, recompute >= MODEL_RECOMPUTE_ACTIVATIONS, recompute >= MODEL_RECOMPUTE_ATTENTION,
-                           dropout, NULL, NULL};
+                           dropout, NULL, NULL, 0};
     p.att = p.share_att && dropout ? model_arena_take(a, size) : NULL;
     p.preatt = p.share_preatt ? model_arena_take(a, size) : NULL;
     return p;

@@ -13,6 +13,7 @@ void model_device_read(model_device *d, lm_config *cfg) {
     d->threads = (int)lm_config_int_range(cfg, "threads", 0, 0, 4096);
     d->profile_ops = lm_config_bool(cfg, "profile_ops", 0);
     d->recompute_given = lm_config_string(cfg, "recompute", "none");
+    d->attention_given = lm_config_string(cfg, "attn_implementation", "auto");
 }
 
 lm_status model_device_check(model_device *d, const char *arch) {
@@ -30,11 +31,23 @@ lm_status model_device_check(model_device *d, const char *arch) {
         return lm_error_set(LM_ERR_INVALID, "architecture '%s': recompute '%.40s' is unknown: use none (keep every "
                                             "layer's activations), activations or attention (less memory, more "
                                             "time)", arch, recompute);
+    const char *attention = d->attention_given ? d->attention_given : "auto";
+    if (strcmp(attention, "auto") == 0) d->attention = MODEL_ATTENTION_AUTO;
+    else if (strcmp(attention, "eager") == 0) d->attention = MODEL_ATTENTION_EAGER;
+    else if (strcmp(attention, "sdpa") == 0) d->attention = MODEL_ATTENTION_SDPA;
+    else if (strcmp(attention, "flash_attention_2") == 0 || strcmp(attention, "flash_attention_3") == 0)
+        return lm_error_set(LM_ERR_INVALID, "architecture '%s': attn_implementation '%s' is not available: lmcore's "
+                                            "fused attention (FlashAttention-2's algorithm, in fp32, with padding "
+                                            "masks and dropout) is attn_implementation=sdpa", arch, attention);
+    else
+        return lm_error_set(LM_ERR_INVALID, "architecture '%s': attn_implementation '%.40s' is unknown: use auto "
+                                            "(the default), eager ([B,NH,T,T] probabilities) or sdpa (the fused "
+                                            "kernel, for long blocks)", arch, attention);
     if (d->threads < 0 || d->threads > 4096)
         return lm_error_set(LM_ERR_INVALID, "architecture '%s': threads must be 0 (default) or a positive count, "
                                             "got %d", arch, d->threads);
     /* The strings belong to the config, which the plugin does not keep. */
-    d->device_given = d->precision_given = d->recompute_given = NULL;
+    d->device_given = d->precision_given = d->recompute_given = d->attention_given = NULL;
     return LM_OK;
 }
 

@@ -24,13 +24,35 @@ typedef enum model_recompute {
                                         each layer's attention forward again (for long blocks) */
 } model_recompute;
 
+/* Which attention the model runs (the `attn_implementation` key, Hugging
+ * Face's name for the choice; model_plugin.c decides per batch shape). */
+typedef enum model_attention {
+    MODEL_ATTENTION_AUTO = 0,  /* "auto": eager on the CPU; sdpa on CUDA for blocks of
+                                  MODEL_ATTENTION_AUTO_MIN_T tokens or more (head size <= 128) */
+    MODEL_ATTENTION_EAGER = 1, /* "eager": scores and probabilities as [B,NH,T,T] tensors */
+    MODEL_ATTENTION_SDPA = 2   /* "sdpa": the fused kernel (attention_fused_*, FlashAttention-2's
+                                  algorithm): no [B,NH,T,T] buffer, probabilities recomputed in backward */
+} model_attention;
+
+/* auto's threshold: from T = 512 on, a layer's two [B,NH,T,T] probability
+ * buffers (2·NH·T floats per token) hold as much as all its other
+ * activations (about 16·C per token; 2·12·512 = 16·768 for GPT-2 small),
+ * so the fused attention's memory saving is at least half the activations.
+ * The speed crossover of the fp32 kernel has not been measured on a GPU
+ * yet (kernels/cuda/NOTES.md). */
+#define MODEL_ATTENTION_AUTO_MIN_T 512
+/* The largest head size of the CUDA fused kernels (kernels/cuda/attention_fused*.cu). */
+#define MODEL_ATTENTION_FUSED_MAX_HEAD_CUDA 128
+
 typedef struct model_device {
     char device[64];        /* "auto", "cpu", "cuda", "cuda:N" */
     lm_precision precision; /* fp32, tf32, bf16 (CUDA; the CPU computes in fp32) */
     int threads;            /* CPU threads, 0 = the default */
     int profile_ops;        /* time every op and log the table when the model is destroyed */
     model_recompute recompute;
+    model_attention attention; /* attn_implementation */
     const char *device_given, *precision_given, *recompute_given; /* as read (owned by the config), until checked */
+    const char *attention_given;
 } model_device;
 
 /* Reads the keys (call before lm_config_validate). */

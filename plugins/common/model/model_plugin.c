@@ -47,6 +47,15 @@ lm_status model_create(const model_arch *arch, void **self, lm_config *cfg) {
     LM_CHECK(arch->declare_params(m));
     param_table_layout(&m->table);
     LM_CHECK(model_device_create_backend(&m->device, arch->name, arch->label, &m->backend));
+    if (m->device.attention == MODEL_ATTENTION_SDPA && m->backend->device.type == LM_DEVICE_CUDA &&
+        m->width / m->n_head > MODEL_ATTENTION_FUSED_MAX_HEAD_CUDA) {
+        status = lm_error_set(LM_ERR_UNSUPPORTED, "architecture '%s': attn_implementation=sdpa on CUDA takes head "
+                                                  "sizes up to %d, and this model's is %d (width %d / %d heads): use "
+                                                  "attn_implementation=eager or auto",
+                              arch->name, MODEL_ATTENTION_FUSED_MAX_HEAD_CUDA, (int)(m->width / m->n_head),
+                              (int)m->width, (int)m->n_head);
+        goto fail;
+    }
     model_buffers_init(&m->buffers, m->backend, &m->table); /* allocated on first use */
     snprintf(m->device_desc, sizeof m->device_desc, "%s", m->backend->ops->describe(m->backend));
     m->training = 1;
@@ -127,6 +136,19 @@ lm_status model_init_weights(void *self, uint64_t seed) {
     return be->ops->check(be);
 }
 
+/* attn_implementation for blocks of T tokens (model_device.h). */
+static int attention_fused_for(const model_base *m, int T) {
+    switch (m->device.attention) {
+    case MODEL_ATTENTION_EAGER: return 0;
+    case MODEL_ATTENTION_SDPA: return 1;
+    case MODEL_ATTENTION_AUTO: break;
+    }
+    /* auto: the CPU keeps the eager attention (its trained numbers stay the
+     * same to the bit); CUDA takes the fused one for long blocks. */
+    return m->backend->device.type == LM_DEVICE_CUDA && T >= MODEL_ATTENTION_AUTO_MIN_T &&
+           m->width / m->n_head <= MODEL_ATTENTION_FUSED_MAX_HEAD_CUDA;
+}
+
 /* Carves the activations and the batch arrays for (B, T), growing the two
  * allocations when the shape needs more (they never shrink, so alternating
  * batch shapes do not reallocate). */
@@ -139,6 +161,7 @@ static lm_status ensure_acts(model_base *m, int B, int T) {
         if (!m->layer_acts) return lm_error_set(LM_ERR_NOMEM, "out of memory for the %s layer table", arch->label);
     }
     m->act_B = m->act_T = 0;
+    m->attention_fused = attention_fused_for(m, T);
     char what[96];
     snprintf(what, sizeof what, "%s activations for a batch of %d x %d tokens", arch->label, B, T);
     LM_TRY(model_buffer_grow(be, (void **)&m->act_memory, &m->act_capacity, arch->carve_acts(m, NULL, B, T),
@@ -382,18 +405,42 @@ lm_status model_logits(void *self, float *out, size_t count) {
     return m->backend->ops->download(m->backend, out, m->logits, n * sizeof(float));
 }
 
+model_arena_probs model_attention_carve(const model_base *m, model_arena *a, int dropout, int B, int T) {
+    const size_t rows = (size_t)B * (size_t)m->n_head * (size_t)T;
+    if (m->attention_fused) {
+        /* The layer's lse in preatt, its own (backward reads each layer's);
+         * dropout 0 here only means that att aliases preatt. */
+        model_arena_probs fused = {rows, 0, 0, 0, NULL, NULL, rows};
+        return fused;
+    }
+    model_arena_probs eager = model_arena_probs_begin(a, m->device.recompute, dropout, rows * (size_t)T);
+    eager.scratch_size = rows * (size_t)T;
+    return eager;
+}
+
 void model_attention_forward(model_base *m, float *out, float *preatt, float *att, const float *q, const float *k,
                              const float *v, int stride, float p, int layer) {
+    if (m->attention_fused) { /* preatt holds the lse (model_attention_carve) */
+        m->backend->ops->attention_fused_forward(m->backend, out, preatt, q, k, v, stride, m->key_mask,
+                                                 m->arch->causal, m->B, m->T, m->width, m->n_head, p, m->key,
+                                                 model_dropout_stream(MODEL_DROPOUT_ATTENTION_PROBS, layer));
+        return;
+    }
     m->backend->ops->attention_forward(m->backend, out, preatt, model_attention_probs(preatt, att, p), q, k, v,
                                        stride, m->key_mask, m->arch->causal, m->B, m->T, m->width, m->n_head, p,
                                        m->key, model_dropout_stream(MODEL_DROPOUT_ATTENTION_PROBS, layer));
 }
 
 void model_attention_backward(model_base *m, float *dq, float *dk, float *dv, float *scratch, float *out_scratch,
-                              const float *dout, float *preatt, float *att, const float *q, const float *k,
-                              const float *v, int stride, float p, int layer) {
+                              const float *dout, const float *out, float *preatt, float *att, const float *q,
+                              const float *k, const float *v, int stride, float p, int layer) {
     lm_backend *be = m->backend;
     const int site = model_dropout_stream(MODEL_DROPOUT_ATTENTION_PROBS, layer);
+    if (m->attention_fused) { /* recomputes the probabilities itself: `recompute` has nothing to rebuild */
+        be->ops->attention_fused_backward(be, dq, dk, dv, scratch, dout, out, preatt, q, k, v, stride, m->key_mask,
+                                          m->arch->causal, m->B, m->T, m->width, m->n_head, p, m->key, site);
+        return;
+    }
     const model_recompute recompute = m->device.recompute;
     if (recompute == MODEL_RECOMPUTE_ATTENTION) {
         /* The same forward on the same inputs. */

@@ -23,6 +23,7 @@
 #include "backend.h"
 #include "lmcore/architecture.h"
 #include "lmcore/config.h"
+#include "model_arena.h"
 #include "model_batch.h"
 #include "model_device.h"
 #include "model_params.h"
@@ -100,6 +101,10 @@ struct model_base {
     int32_t act_B, act_T;
     int32_t *extra_batch_ints; /* arch->extra_batch_arrays arrays of batch_ints_stride int32s */
     size_t batch_ints_stride;
+
+    /* The attention of the carved (B, T): 1 the fused ops (attention_fused_*),
+     * 0 the eager ones (model_device.h's attn_implementation, decided per shape). */
+    int attention_fused;
 
     /* What the last forward did, for backward and logits(). */
     int training;
@@ -199,6 +204,13 @@ void model_forward_loss(model_base *m, float *losses, float *logits, const int32
  * holds dlogits. */
 void model_loss_backward(model_base *m, float *logits, const int32_t *labels, int rows, float loss_scale);
 
+/* The attention buffers of a carve for (B, T) (model_arena.h): with the
+ * eager attention, model_arena_probs_begin's [B,NH,T,T] probabilities and a
+ * [B,NH,T,T] backward scratch; with the fused one, only each layer's
+ * log-sum-exp [B,NH,T] (in the layer's preatt; never shared, att aliases it)
+ * and a [B,NH,T] scratch.  `scratch_size` of the result sizes the scratch. */
+model_arena_probs model_attention_carve(const model_base *m, model_arena *a, int dropout, int B, int T);
+
 /* Self-attention of one layer of the last forward: q, k and v are rows of
  * `stride` floats; the probabilities before dropout go to preatt, after
  * it to att (unused when p = 0, when every user reads preatt: the layer's
@@ -208,9 +220,10 @@ void model_attention_forward(model_base *m, float *out, float *preatt, float *at
                              const float *v, int stride, float p, int layer);
 /* Its backward, into zeroed dq, dk, dv: first rebuilds what `recompute`
  * did not keep (att, and preatt with recompute=attention, whose output goes
- * to out_scratch, [N,C] that is free during backward). */
+ * to out_scratch, [N,C] that is free during backward).  out: the layer's
+ * attention output of the forward (the fused backward reads it). */
 void model_attention_backward(model_base *m, float *dq, float *dk, float *dv, float *scratch, float *out_scratch,
-                              const float *dout, float *preatt, float *att, const float *q, const float *k,
-                              const float *v, int stride, float p, int layer);
+                              const float *dout, const float *out, float *preatt, float *att, const float *q,
+                              const float *k, const float *v, int stride, float p, int layer);
 
 #endif
