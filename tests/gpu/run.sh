@@ -11,7 +11,7 @@
 #
 # The gpu tests (ctest -L gpu) are: test_cuda_kernels (CUDA ops against
 # their CPU twins, the step kernels, staged uploads, a captured step),
-# test_cuda_decode_ops, test_optimizers_cuda (adamw, sgd, lion on the GPU),
+# test_cuda_decode_ops, test_cuda_fusions (issue #16 item 6), test_optimizers_cuda (adamw, sgd, lion on the GPU),
 # test_{gpt2,bert}_parity_cuda[_bf16], test_generate_cuda,
 # test_sysmetrics_gpu, and test_gpu_step_reads: the host reads and waits of
 # a training step counted through the trainer (zero without logging, fp32
