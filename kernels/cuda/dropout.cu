@@ -10,13 +10,7 @@
 #include <stdio.h>
 
 #include "cuda_common.cuh"
-#include "lmcore/rng.h"
-
-/* 1/(1-p) for a kept element, 0 for a dropped one (0 < p < 1). */
-__device__ __forceinline__ float lm_dropout_multiplier(uint64_t seed, uint64_t stream, uint64_t i, float p,
-                                                       float scale) {
-    return lm_rng_uniform(seed, stream, i) >= p ? scale : 0.0f;
-}
+#include "dropout_multiplier.cuh"
 
 __global__ void lm_dropout_forward_kernel(float *out, const float *inp, size_t n, float p, float scale,
                                           const lm_step_state *key, int site) {

@@ -84,11 +84,173 @@ START_TEST(test_embedding_backward_sorted_bits) {
 }
 END_TEST
 
+/* ---- LayerNorm backward in one pass -------------------------------------------------------- */
+
+/* fp32 tolerance of reductions against the CPU (norm-relative), as
+ * test_cuda_ops.c's TOL_REDUCE: the column sums add in another order. */
+#define TOL_REDUCE 2e-5
+
+static void check_layernorm_backward(int N, int C, int with_dinp) {
+    lm_backend *be = gt_be;
+    const size_t NC = (size_t)N * C;
+    printf("layernorm_backward one pass: N=%d C=%d dinp=%d\n", N, C, with_dinp);
+    float *inp = gt_random(NC, -2, 2), *w = gt_random((size_t)C, 0.5f, 1.5f), *b = gt_random((size_t)C, -1, 1);
+    float *out = gt_host(NC), *mean = gt_host((size_t)N), *rstd = gt_host((size_t)N);
+    lm_cpu_layernorm_forward(out, mean, rstd, inp, w, b, N, C, 1e-5f);
+    float *dout = gt_random(NC, -1, 1);
+    float *dinp0 = gt_random(NC, -1, 1), *dw0 = gt_random((size_t)C, -1, 1), *db0 = gt_random((size_t)C, -1, 1);
+    float *dinp = gt_host_copy(dinp0, NC), *dw = gt_host_copy(dw0, (size_t)C), *db = gt_host_copy(db0, (size_t)C);
+    lm_cpu_layernorm_backward(with_dinp ? dinp : NULL, dw, db, dout, inp, w, mean, rstd, N, C);
+
+    float *d_inp = gt_dev_upload(be, inp, NC), *d_w = gt_dev_upload(be, w, (size_t)C);
+    float *d_mean = gt_dev_upload(be, mean, (size_t)N), *d_rstd = gt_dev_upload(be, rstd, (size_t)N);
+    float *d_dout = gt_dev_upload(be, dout, NC);
+    float *g_dinp[2], *g_dw[2], *g_db[2];
+    for (int run = 0; run < 2; run++) {
+        float *d_dinp = gt_dev_upload(be, dinp0, NC), *d_dw = gt_dev_upload(be, dw0, (size_t)C);
+        float *d_db = gt_dev_upload(be, db0, (size_t)C);
+        be->ops->layernorm_backward(be, with_dinp ? d_dinp : NULL, d_dw, d_db, d_dout, d_inp, d_w, d_mean, d_rstd, N,
+                                    C);
+        gt_sync(be, "layernorm_backward");
+        g_dinp[run] = gt_host(NC);
+        g_dw[run] = gt_host((size_t)C);
+        g_db[run] = gt_host((size_t)C);
+        gt_dev_download(be, g_dinp[run], d_dinp, NC);
+        gt_dev_download(be, g_dw[run], d_dw, (size_t)C);
+        gt_dev_download(be, g_db[run], d_db, (size_t)C);
+        gt_dev_free(be, d_dinp);
+        gt_dev_free(be, d_dw);
+        gt_dev_free(be, d_db);
+    }
+    if (with_dinp)
+        gt_compare_accumulated("layernorm_backward dinp", g_dinp[0], dinp, dinp0, NC, TOL_REDUCE);
+    else
+        gt_compare_exact("layernorm_backward dinp untouched", g_dinp[0], dinp0, NC);
+    gt_compare_accumulated("layernorm_backward dweight", g_dw[0], dw, dw0, (size_t)C, TOL_REDUCE);
+    gt_compare_accumulated("layernorm_backward dbias", g_db[0], db, db0, (size_t)C, TOL_REDUCE);
+    gt_assert_bitwise("layernorm_backward dinp determinism", g_dinp[0], g_dinp[1], NC);
+    gt_assert_bitwise("layernorm_backward dweight determinism", g_dw[0], g_dw[1], (size_t)C);
+    gt_assert_bitwise("layernorm_backward dbias determinism", g_db[0], g_db[1], (size_t)C);
+    for (int run = 0; run < 2; run++) free(g_dinp[run]), free(g_dw[run]), free(g_db[run]);
+    gt_dev_free(be, d_inp);
+    gt_dev_free(be, d_w);
+    gt_dev_free(be, d_mean);
+    gt_dev_free(be, d_rstd);
+    gt_dev_free(be, d_dout);
+    free(inp), free(w), free(b), free(out), free(mean), free(rstd), free(dout);
+    free(dinp0), free(dw0), free(db0), free(dinp), free(dw), free(db);
+}
+
+START_TEST(test_layernorm_backward_one_pass) {
+    check_layernorm_backward(8192, 768, 1); /* GPT-2 124M at B 8, T 1024: 256 chunks */
+    check_layernorm_backward(5, 96, 1);     /* one chunk: straight into dweight/dbias */
+    check_layernorm_backward(33, 1536, 1);  /* the widest row the shared memory holds */
+    check_layernorm_backward(70, 2000, 1);  /* wider: the two-kernel path */
+    check_layernorm_backward(100, 40, 0);   /* no dinp (C not a multiple of 32) */
+}
+END_TEST
+
+/* ---- residual (+ dropout) + LayerNorm forward ---------------------------------------------- */
+
+/* The fused op against (a) the unfused CUDA ops, bit for bit (the same
+ * float operations: the fused kernel must not change the GPU's training
+ * numbers either), and (b) the CPU twin: the residual bit for bit (one add
+ * and one product per element, masks from the same Philox draws), the
+ * LayerNorm within TOL_REDUCE (the row sums add in another order). */
+static void check_residual_layernorm(int N, int C, float p, uint64_t micro_batch) {
+    lm_backend *be = gt_be;
+    const size_t NC = (size_t)N * C;
+    const int site = 7;
+    const uint64_t seed = gt_next_seed();
+    printf("residual_layernorm_forward: N=%d C=%d p=%g\n", N, C, (double)p);
+    float *a = gt_random(NC, -2, 2), *branch = gt_random(NC, -1, 1);
+    float *w = gt_random((size_t)C, 0.5f, 1.5f), *b = gt_random((size_t)C, -1, 1);
+    float *residual = gt_host(NC), *out = gt_host(NC), *mean = gt_host((size_t)N), *rstd = gt_host((size_t)N);
+    lm_cpu_residual_layernorm_forward(residual, out, mean, rstd, a, branch, w, b, N, C, 1e-5f, p, seed,
+                                      lm_dropout_stream(micro_batch, site));
+
+    lm_step_state *key = gt_dev_key(be, seed, micro_batch);
+    float *d_a = gt_dev_upload(be, a, NC), *d_branch = gt_dev_upload(be, branch, NC);
+    float *d_w = gt_dev_upload(be, w, (size_t)C), *d_b = gt_dev_upload(be, b, (size_t)C);
+    float *d_res = gt_dev_nan(be, NC), *d_out = gt_dev_nan(be, NC), *d_mean = gt_dev_nan(be, (size_t)N);
+    float *d_rstd = gt_dev_nan(be, (size_t)N);
+    be->ops->residual_layernorm_forward(be, d_res, d_out, d_mean, d_rstd, d_a, d_branch, d_w, d_b, N, C, 1e-5f, p,
+                                        key, site);
+    gt_sync(be, "residual_layernorm_forward");
+    float *g_res = gt_host(NC), *g_out = gt_host(NC), *g_mean = gt_host((size_t)N), *g_rstd = gt_host((size_t)N);
+    gt_dev_download(be, g_res, d_res, NC);
+    gt_dev_download(be, g_out, d_out, NC);
+    gt_dev_download(be, g_mean, d_mean, (size_t)N);
+    gt_dev_download(be, g_rstd, d_rstd, (size_t)N);
+    gt_compare_exact("residual_layernorm residual vs cpu", g_res, residual, NC);
+    gt_compare("residual_layernorm out vs cpu", g_out, out, NC, TOL_REDUCE);
+    gt_compare("residual_layernorm mean vs cpu", g_mean, mean, (size_t)N, TOL_REDUCE);
+    gt_compare("residual_layernorm rstd vs cpu", g_rstd, rstd, (size_t)N, TOL_REDUCE);
+
+    /* The unfused CUDA ops, as the models ran them before. */
+    float *d_dropped = gt_dev_nan(be, NC);
+    const float *d_kept = d_branch;
+    if (p > 0.0f) {
+        be->ops->dropout_forward(be, d_dropped, d_branch, NC, p, key, site);
+        d_kept = d_dropped;
+    }
+    be->ops->residual_forward(be, d_res, d_a, d_kept, NC);
+    be->ops->layernorm_forward(be, d_out, d_mean, d_rstd, d_res, d_w, d_b, N, C, 1e-5f);
+    gt_sync(be, "the unfused ops");
+    float *u = gt_host(NC);
+    gt_dev_download(be, u, d_res, NC);
+    gt_compare_exact("residual_layernorm residual vs unfused", g_res, u, NC);
+    gt_dev_download(be, u, d_out, NC);
+    gt_compare_exact("residual_layernorm out vs unfused", g_out, u, NC);
+    gt_dev_download(be, u, d_mean, (size_t)N);
+    gt_compare_exact("residual_layernorm mean vs unfused", g_mean, u, (size_t)N);
+    gt_dev_download(be, u, d_rstd, (size_t)N);
+    gt_compare_exact("residual_layernorm rstd vs unfused", g_rstd, u, (size_t)N);
+
+    free(u), free(g_res), free(g_out), free(g_mean), free(g_rstd);
+    gt_dev_free(be, d_dropped);
+    gt_dev_free(be, d_a);
+    gt_dev_free(be, d_branch);
+    gt_dev_free(be, d_w);
+    gt_dev_free(be, d_b);
+    gt_dev_free(be, d_res);
+    gt_dev_free(be, d_out);
+    gt_dev_free(be, d_mean);
+    gt_dev_free(be, d_rstd);
+    gt_dev_free(be, key);
+    free(a), free(branch), free(w), free(b), free(residual), free(out), free(mean), free(rstd);
+}
+
+START_TEST(test_residual_layernorm_forward) {
+    check_residual_layernorm(8192, 768, 0.1f, 3);
+    check_residual_layernorm(8192, 768, 0.0f, 0);
+    check_residual_layernorm(37, 100, 1.0f, 1);
+    check_residual_layernorm(5, 3000, 0.5f, ((uint64_t)1 << 32) + 5); /* a micro-batch past 2^32 */
+}
+END_TEST
+
+/* Dropout without the step state is kept as a failure naming the op. */
+START_TEST(test_residual_layernorm_needs_the_key) {
+    lm_backend *be = gt_be;
+    float *d = gt_dev_nan(be, 64);
+    be->ops->residual_layernorm_forward(be, d, d + 16, d + 32, d + 40, d + 48, d + 48, d + 56, d + 56, 2, 8, 1e-5f,
+                                        0.3f, NULL, 0);
+    lm_status status = be->ops->sync(be);
+    printf("kept: %s\n", lm_error_message());
+    ck_assert_int_eq(status, LM_ERR_DEVICE);
+    ck_assert_msg(strstr(lm_error_message(), "residual_layernorm_forward") != NULL, "%s", lm_error_message());
+    gt_dev_free(be, d);
+}
+END_TEST
+
 static Suite *fusions_suite(void) {
     Suite *s = suite_create("cuda fusions vs cpu");
     TCase *tc = tcase_create("fusions");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_embedding_backward_sorted_bits);
+    tcase_add_test(tc, test_layernorm_backward_one_pass);
+    tcase_add_test(tc, test_residual_layernorm_forward);
+    tcase_add_test(tc, test_residual_layernorm_needs_the_key);
     suite_add_tcase(s, tc);
     return s;
 }
