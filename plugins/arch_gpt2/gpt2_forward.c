@@ -80,6 +80,7 @@ lm_status gpt2_forward(model_base *b, const lm_batch *batch, lm_step_state *stat
     const lm_step_state *key = state;
     float *params = b->buffers.params;
     const size_t NC = (size_t)N * (size_t)C;
+    const int recompute = b->device.recompute >= MODEL_RECOMPUTE_ACTIVATIONS;
 
 #define P(index) model_tensor(b, params, (index))
     ops->embedding_forward(be, a->encoded, b->ids, NULL, P(GPT2_WTE), P(GPT2_WPE), NULL, B, T, C);
@@ -106,8 +107,16 @@ lm_status gpt2_forward(model_base *b, const lm_batch *batch, lm_step_state *stat
                                         W(GPT2_LN2_W), W(GPT2_LN2_B), N, C, eps, m->resid_p, key,
                                         model_dropout_stream(MODEL_DROPOUT_ATTENTION_OUT, l));
 
-        ops->matmul_forward(be, la->fch, la->ln2, W(GPT2_FC_W), W(GPT2_FC_B), N, C, H, LM_W_IN_OUT);
-        ops->gelu_forward(be, la->fch_gelu, la->fch, (size_t)N * (size_t)H, 1);
+        /* c_fc and its GELU in one op (on a GPU, the GELU in the GEMM's
+         * epilogue).  Under recompute, backward rebuilds fch_gelu with
+         * gelu_forward: the forward uses the same op, so both agree. */
+        if (recompute) {
+            ops->matmul_forward(be, la->fch, la->ln2, W(GPT2_FC_W), W(GPT2_FC_B), N, C, H, LM_W_IN_OUT);
+            ops->gelu_forward(be, la->fch_gelu, la->fch, (size_t)N * (size_t)H, 1);
+        } else {
+            ops->matmul_gelu_forward(be, la->fch_gelu, la->fch, la->ln2, W(GPT2_FC_W), W(GPT2_FC_B), N, C, H,
+                                     LM_W_IN_OUT);
+        }
         ops->matmul_forward(be, a->proj, la->fch_gelu, W(GPT2_FCPROJ_W), W(GPT2_FCPROJ_B), N, H, C, LM_W_IN_OUT);
         /* residual3 = residual2 + dropout(proj); then the next LayerNorm. */
         const int last = l + 1 == L;

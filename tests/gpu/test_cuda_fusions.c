@@ -243,6 +243,66 @@ START_TEST(test_residual_layernorm_needs_the_key) {
 }
 END_TEST
 
+/* ---- linear layer + tanh GELU in the cuBLASLt epilogue -------------------------------------- */
+
+/* Against the CPU twin (matmul_forward + gelu_forward): pre_gelu and out
+ * within `tol` (fp32 2e-5 as test_cuda_ops.c's GEMMs; tf32 3e-3; bf16 2e-2:
+ * 8 mantissa bits in the products).  And out against the GPU's own
+ * gelu_forward of the GPU's pre_gelu within 1e-6 (TOL_POINTWISE): cuBLASLt's
+ * GELU must be the tanh form (the erf form differs by ~1e-4 of the norm).
+ * offset shifts pre_gelu off 16-byte alignment (1 float): the op must then
+ * fall back to the two unfused ops, bit for bit. */
+static void check_matmul_gelu(lm_backend *be, const char *precision, int N, int IC, int OC, lm_weight_layout layout,
+                              int with_bias, size_t offset, double tol) {
+    const size_t n = (size_t)N * OC;
+    printf("matmul_gelu_forward %s: N=%d IC=%d OC=%d layout=%d bias=%d offset=%zu\n", precision, N, IC, OC,
+           (int)layout, with_bias, offset);
+    float *inp = gt_random((size_t)N * IC, -1, 1), *w = gt_random((size_t)IC * OC, -0.1f, 0.1f);
+    float *bias = gt_random((size_t)OC, -0.5f, 0.5f);
+    float *pre = gt_host(n), *out = gt_host(n);
+    lm_cpu_matmul_gelu_forward(out, pre, inp, w, with_bias ? bias : NULL, N, IC, OC, layout);
+
+    float *d_inp = gt_dev_upload(be, inp, (size_t)N * IC), *d_w = gt_dev_upload(be, w, (size_t)IC * OC);
+    float *d_bias = gt_dev_upload(be, bias, (size_t)OC);
+    float *d_pre_base = gt_dev_nan(be, n + offset), *d_pre = d_pre_base + offset, *d_out = gt_dev_nan(be, n);
+    be->ops->matmul_gelu_forward(be, d_out, d_pre, d_inp, d_w, with_bias ? d_bias : NULL, N, IC, OC, layout);
+    gt_sync(be, "matmul_gelu_forward");
+    float *g_pre = gt_host(n), *g_out = gt_host(n), *g_gelu = gt_host(n);
+    gt_dev_download(be, g_pre, d_pre, n);
+    gt_dev_download(be, g_out, d_out, n);
+    gt_compare("matmul_gelu pre_gelu vs cpu", g_pre, pre, n, tol);
+    gt_compare("matmul_gelu out vs cpu", g_out, out, n, tol);
+
+    /* The GPU's own GELU of the GPU's pre-GELU values. */
+    float *d_gelu = gt_dev_nan(be, n);
+    be->ops->gelu_forward(be, d_gelu, d_pre, n, 1);
+    gt_sync(be, "gelu_forward");
+    gt_dev_download(be, g_gelu, d_gelu, n);
+    if (offset)
+        gt_compare_exact("matmul_gelu out (unfused fallback) vs gelu_forward", g_out, g_gelu, n);
+    else
+        gt_compare("matmul_gelu out vs gelu_forward(pre_gelu)", g_out, g_gelu, n, 1e-6);
+
+    gt_dev_free(be, d_inp);
+    gt_dev_free(be, d_w);
+    gt_dev_free(be, d_bias);
+    gt_dev_free(be, d_pre_base);
+    gt_dev_free(be, d_out);
+    gt_dev_free(be, d_gelu);
+    free(inp), free(w), free(bias), free(pre), free(out), free(g_pre), free(g_out), free(g_gelu);
+}
+
+START_TEST(test_matmul_gelu_forward) {
+    check_matmul_gelu(gt_be, "fp32", 1024, 768, 3072, LM_W_IN_OUT, 1, 0, 2e-5); /* GPT-2's c_fc */
+    check_matmul_gelu(gt_be, "fp32", 37, 96, 384, LM_W_IN_OUT, 0, 0, 2e-5);
+    check_matmul_gelu(gt_be, "fp32", 37, 96, 384, LM_W_OUT_IN, 1, 0, 2e-5);
+    check_matmul_gelu(gt_be, "fp32", 37, 96, 100, LM_W_IN_OUT, 1, 0, 2e-5); /* OC % 8 != 0: may fall back */
+    check_matmul_gelu(gt_be, "fp32", 64, 96, 384, LM_W_IN_OUT, 1, 1, 2e-5); /* unaligned aux: falls back */
+    check_matmul_gelu(gt_be_tf32, "tf32", 256, 768, 3072, LM_W_IN_OUT, 1, 0, 3e-3);
+    check_matmul_gelu(gt_be_bf16, "bf16", 256, 768, 3072, LM_W_IN_OUT, 1, 0, 2e-2);
+}
+END_TEST
+
 static Suite *fusions_suite(void) {
     Suite *s = suite_create("cuda fusions vs cpu");
     TCase *tc = tcase_create("fusions");
@@ -251,6 +311,7 @@ static Suite *fusions_suite(void) {
     tcase_add_test(tc, test_layernorm_backward_one_pass);
     tcase_add_test(tc, test_residual_layernorm_forward);
     tcase_add_test(tc, test_residual_layernorm_needs_the_key);
+    tcase_add_test(tc, test_matmul_gelu_forward);
     suite_add_tcase(s, tc);
     return s;
 }
@@ -262,8 +323,15 @@ int main(void) {
         printf("%s: %s\n", required ? "FAILED" : "SKIPPED", lm_error_message());
         return required ? EXIT_FAILURE : 77; /* CTest SKIP_RETURN_CODE */
     }
+    if (lm_backend_cuda_create(&gt_be_tf32, 0, LM_PRECISION_TF32) != LM_OK ||
+        lm_backend_cuda_create(&gt_be_bf16, 0, LM_PRECISION_BF16) != LM_OK) {
+        printf("FAILED: %s\n", lm_error_message());
+        return EXIT_FAILURE;
+    }
     printf("testing %s against the CPU kernels\n", gt_be->ops->describe(gt_be));
     const int status = lm_test_run_suites_nofork(fusions_suite(), NULL);
     gt_be->ops->destroy(gt_be);
+    gt_be_tf32->ops->destroy(gt_be_tf32);
+    gt_be_bf16->ops->destroy(gt_be_bf16);
     return status;
 }

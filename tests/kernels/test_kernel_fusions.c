@@ -124,12 +124,37 @@ START_TEST(test_residual_layernorm_through_the_cpu_backend) {
 }
 END_TEST
 
+/* ---- linear layer + tanh GELU ---- */
+
+static void check_matmul_gelu_bits(int N, int IC, int OC, lm_weight_layout layout, int with_bias) {
+    float *inp = tk_floats((size_t)N * IC), *w = tk_floats((size_t)IC * OC), *bias = tk_floats((size_t)OC);
+    tk_fill(inp, (size_t)N * IC, -1, 1, 5);
+    tk_fill(w, (size_t)IC * OC, -0.3f, 0.3f, 6);
+    tk_fill(bias, (size_t)OC, -0.5f, 0.5f, 7);
+    const size_t n = (size_t)N * OC;
+    float *pre0 = tk_floats(n), *out0 = tk_floats(n), *pre1 = tk_floats(n), *out1 = tk_floats(n);
+    lm_cpu_matmul_forward(pre0, inp, w, with_bias ? bias : NULL, N, IC, OC, layout);
+    lm_cpu_gelu_forward(out0, pre0, n, 1);
+    lm_cpu_matmul_gelu_forward(out1, pre1, inp, w, with_bias ? bias : NULL, N, IC, OC, layout);
+    ck_assert_msg(memcmp(pre0, pre1, n * sizeof *pre0) == 0, "pre-GELU values differ (N=%d IC=%d OC=%d)", N, IC, OC);
+    ck_assert_msg(memcmp(out0, out1, n * sizeof *out0) == 0, "GELU output differs (N=%d IC=%d OC=%d)", N, IC, OC);
+    free(inp), free(w), free(bias), free(pre0), free(out0), free(pre1), free(out1);
+}
+
+START_TEST(test_matmul_gelu_is_the_composition_bit_for_bit) {
+    check_matmul_gelu_bits(37, 48, 192, LM_W_IN_OUT, 1);
+    check_matmul_gelu_bits(64, 96, 384, LM_W_IN_OUT, 1); /* GPT-2's c_fc shape at C = 96 */
+    check_matmul_gelu_bits(5, 33, 70, LM_W_OUT_IN, 0);
+}
+END_TEST
+
 static Suite *kernel_fusions_suite(void) {
     Suite *s = suite_create("fused ops' CPU twins");
     TCase *tc = tcase_create("bits");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_residual_layernorm_is_the_composition_bit_for_bit);
     tcase_add_test(tc, test_residual_layernorm_through_the_cpu_backend);
+    tcase_add_test(tc, test_matmul_gelu_is_the_composition_bit_for_bit);
     suite_add_tcase(s, tc);
     return s;
 }
