@@ -303,6 +303,84 @@ START_TEST(test_matmul_gelu_forward) {
 }
 END_TEST
 
+/* ---- vectorised pointwise kernels ------------------------------------------------------------ */
+
+/* Each pointwise op at offset 0 (float4 path) and offset 1 (scalar path:
+ * the pointers 4-byte aligned only), on n = 4k + 3 elements (a tail):
+ * the two give the same bits, and match the CPU twin (residual and
+ * dropout's masks and products bit for bit; GELU within 1e-6, its
+ * existing tolerance: expf/erff differ from glibc's). */
+typedef enum pw_op { PW_RESIDUAL, PW_GELU_FWD, PW_GELU_BWD, PW_DROPOUT_FWD, PW_DROPOUT_BWD } pw_op;
+
+/* A device copy of host[0..n) starting `offset` floats into its allocation;
+ * *base receives what to free. */
+static float *dev_at(lm_backend *be, const float *host, size_t n, size_t offset, float **base) {
+    float *padded = gt_host(n + offset);
+    memcpy(padded + offset, host, n * sizeof *host);
+    *base = gt_dev_upload(be, padded, n + offset);
+    free(padded);
+    return *base + offset;
+}
+
+static void run_pointwise(lm_backend *be, pw_op op, float *out_host, const float *x, const float *y,
+                          const float *init, size_t n, size_t offset, lm_step_state *key) {
+    float *bo, *bx, *by;
+    float *d_out = dev_at(be, init, n, offset, &bo);
+    const float *d_x = dev_at(be, x, n, offset, &bx), *d_y = dev_at(be, y, n, offset, &by);
+    switch (op) {
+    case PW_RESIDUAL: be->ops->residual_forward(be, d_out, d_x, d_y, n); break;
+    case PW_GELU_FWD: be->ops->gelu_forward(be, d_out, d_x, n, 1); break;
+    case PW_GELU_BWD: be->ops->gelu_backward(be, d_out, d_x, d_y, n, 0); break;
+    case PW_DROPOUT_FWD: be->ops->dropout_forward(be, d_out, d_x, n, 0.25f, key, 9); break;
+    case PW_DROPOUT_BWD: be->ops->dropout_backward(be, d_out, d_x, n, 0.25f, key, 9); break;
+    }
+    gt_sync(be, "pointwise op");
+    gt_dev_download(be, out_host, d_out, n);
+    gt_dev_free(be, bo);
+    gt_dev_free(be, bx);
+    gt_dev_free(be, by);
+}
+
+static void check_pointwise(pw_op op, const char *name, size_t n) {
+    lm_backend *be = gt_be;
+    const uint64_t seed = gt_next_seed(), micro_batch = 11;
+    printf("%s vectorised vs scalar, n=%zu\n", name, n);
+    float *x = gt_random(n, -3, 3), *y = gt_random(n, -1, 1), *init = gt_random(n + 1, -1, 1);
+    float *want = gt_host_copy(init, n), *aligned = gt_host(n), *unaligned = gt_host(n);
+    const uint64_t stream = lm_dropout_stream(micro_batch, 9);
+    switch (op) {
+    case PW_RESIDUAL: lm_cpu_residual_forward(want, x, y, n); break;
+    case PW_GELU_FWD: lm_cpu_gelu_forward(want, x, n, 1); break;
+    case PW_GELU_BWD: lm_cpu_gelu_backward(want, x, y, n, 0); break;
+    case PW_DROPOUT_FWD: lm_cpu_dropout_forward(want, x, n, 0.25f, seed, stream); break;
+    case PW_DROPOUT_BWD: lm_cpu_dropout_backward(want, x, n, 0.25f, seed, stream); break;
+    }
+    lm_step_state *key = gt_dev_key(be, seed, micro_batch);
+    run_pointwise(be, op, aligned, x, y, init, n, 0, key);
+    run_pointwise(be, op, unaligned, x, y, init, n, 1, key);
+    gt_compare_exact("float4 path vs scalar path", aligned, unaligned, n);
+    if (op == PW_GELU_FWD)
+        gt_compare("vs the CPU", aligned, want, n, 1e-6);
+    else if (op == PW_GELU_BWD || op == PW_DROPOUT_BWD)
+        gt_compare_accumulated("vs the CPU", aligned, want, init, n, 1e-6);
+    else
+        gt_compare_exact("vs the CPU", aligned, want, n);
+    gt_dev_free(be, key);
+    free(x), free(y), free(init), free(want), free(aligned), free(unaligned);
+}
+
+START_TEST(test_pointwise_vectorised) {
+    const size_t sizes[] = {4 * 100003 + 3, 3, 1};
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+        check_pointwise(PW_RESIDUAL, "residual_forward", sizes[k]);
+        check_pointwise(PW_GELU_FWD, "gelu_forward", sizes[k]);
+        check_pointwise(PW_GELU_BWD, "gelu_backward", sizes[k]);
+        check_pointwise(PW_DROPOUT_FWD, "dropout_forward", sizes[k]);
+        check_pointwise(PW_DROPOUT_BWD, "dropout_backward", sizes[k]);
+    }
+}
+END_TEST
+
 static Suite *fusions_suite(void) {
     Suite *s = suite_create("cuda fusions vs cpu");
     TCase *tc = tcase_create("fusions");
@@ -312,6 +390,7 @@ static Suite *fusions_suite(void) {
     tcase_add_test(tc, test_residual_layernorm_forward);
     tcase_add_test(tc, test_residual_layernorm_needs_the_key);
     tcase_add_test(tc, test_matmul_gelu_forward);
+    tcase_add_test(tc, test_pointwise_vectorised);
     suite_add_tcase(s, tc);
     return s;
 }
