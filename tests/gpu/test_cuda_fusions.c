@@ -12,8 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cuda_runtime_api.h>
+
 #include "gpu_test_util.h"
 #include "kernels.h"
+#include "kernels_cuda.h"
 #include "lmcore/status.h"
 #include "test_main.h"
 
@@ -81,6 +84,75 @@ START_TEST(test_embedding_backward_sorted_bits) {
     check_embedding_backward_bits(4, 128, 64, 30522, 0, 1);   /* BERT: token types */
     check_embedding_backward_bits(4, 128, 64, 30522, 1, 2);   /* type table without ids */
     check_embedding_backward_bits(1, 1, 32, 7, 0, 0);
+}
+END_TEST
+
+/* The sort's scratch is allocated outside captures: a capture before any
+ * eager backward of that batch size is refused (a kept failure naming the
+ * op and saying what to do, nothing queued); after one eager backward, a
+ * captured backward replays the CPU's bits (twice: it adds). */
+START_TEST(test_embedding_backward_capture) {
+    const int B = 4, T = 96, C = 64, V = 300, N = B * T;
+    lm_cuda_ctx *ctx = NULL;
+    ck_assert_msg(lm_cuda_ctx_create(&ctx, 0, LM_PRECISION_FP32) == LM_OK, "%s", lm_error_message());
+    cudaStream_t stream = lm_cuda_ctx_stream(ctx);
+    int32_t *ids = gt_random_ints((size_t)N, 0, V);
+    for (int i = 0; i < N; i += 3) ids[i] = 17; /* a long run */
+    float *dout = gt_random((size_t)N * C, -1, 1), *dwte0 = gt_random((size_t)V * C, -1, 1);
+    float *dwpe0 = gt_random((size_t)T * C, -1, 1);
+    int32_t *d_ids = NULL;
+    float *d_dout = NULL, *d_dwte = NULL, *d_dwpe = NULL;
+    ck_assert_int_eq(cudaMalloc((void **)&d_ids, (size_t)N * sizeof(int32_t)), cudaSuccess);
+    ck_assert_int_eq(cudaMalloc((void **)&d_dout, (size_t)N * C * sizeof(float)), cudaSuccess);
+    ck_assert_int_eq(cudaMalloc((void **)&d_dwte, (size_t)V * C * sizeof(float)), cudaSuccess);
+    ck_assert_int_eq(cudaMalloc((void **)&d_dwpe, (size_t)T * C * sizeof(float)), cudaSuccess);
+    ck_assert_int_eq(cudaMemcpy(d_ids, ids, (size_t)N * sizeof(int32_t), cudaMemcpyHostToDevice), cudaSuccess);
+    ck_assert_int_eq(cudaMemcpy(d_dout, dout, (size_t)N * C * sizeof(float), cudaMemcpyHostToDevice), cudaSuccess);
+
+    /* Capture first: refused. */
+    cudaGraph_t graph = NULL;
+    ck_assert_int_eq(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), cudaSuccess);
+    lm_cuda_embedding_backward(ctx, d_dwte, d_dwpe, NULL, d_dout, d_ids, NULL, B, T, C);
+    ck_assert_int_eq(cudaStreamEndCapture(stream, &graph), cudaSuccess);
+    if (graph) cudaGraphDestroy(graph);
+    lm_status status = lm_cuda_ctx_check(ctx);
+    printf("capture before an eager backward: %s\n", lm_error_message());
+    ck_assert_int_eq(status, LM_ERR_DEVICE);
+    ck_assert_msg(strstr(lm_error_message(), "embedding_backward") && strstr(lm_error_message(), "before capturing"),
+                  "%s", lm_error_message());
+
+    /* One eager backward (into scratch copies), then capture and replay twice. */
+    ck_assert_int_eq(cudaMemcpy(d_dwte, dwte0, (size_t)V * C * sizeof(float), cudaMemcpyHostToDevice), cudaSuccess);
+    ck_assert_int_eq(cudaMemcpy(d_dwpe, dwpe0, (size_t)T * C * sizeof(float), cudaMemcpyHostToDevice), cudaSuccess);
+    ck_assert_int_eq(cudaDeviceSynchronize(), cudaSuccess);
+    lm_cuda_embedding_backward(ctx, d_dwte, d_dwpe, NULL, d_dout, d_ids, NULL, B, T, C);
+    ck_assert_msg(lm_cuda_ctx_sync(ctx) == LM_OK, "%s", lm_error_message());
+    ck_assert_int_eq(cudaMemcpy(d_dwte, dwte0, (size_t)V * C * sizeof(float), cudaMemcpyHostToDevice), cudaSuccess);
+    ck_assert_int_eq(cudaMemcpy(d_dwpe, dwpe0, (size_t)T * C * sizeof(float), cudaMemcpyHostToDevice), cudaSuccess);
+    ck_assert_int_eq(cudaDeviceSynchronize(), cudaSuccess);
+    ck_assert_int_eq(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), cudaSuccess);
+    lm_cuda_embedding_backward(ctx, d_dwte, d_dwpe, NULL, d_dout, d_ids, NULL, B, T, C);
+    ck_assert_int_eq(cudaStreamEndCapture(stream, &graph), cudaSuccess);
+    ck_assert_msg(lm_cuda_ctx_check(ctx) == LM_OK, "%s", lm_error_message());
+    cudaGraphExec_t exec = NULL;
+    ck_assert_int_eq(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+    for (int replay = 0; replay < 2; replay++) ck_assert_int_eq(cudaGraphLaunch(exec, stream), cudaSuccess);
+    ck_assert_msg(lm_cuda_ctx_sync(ctx) == LM_OK, "%s", lm_error_message());
+
+    float *want_te = gt_host_copy(dwte0, (size_t)V * C), *want_pe = gt_host_copy(dwpe0, (size_t)T * C);
+    for (int replay = 0; replay < 2; replay++)
+        lm_cpu_embedding_backward(want_te, want_pe, NULL, dout, ids, NULL, B, T, C);
+    float *got = gt_host((size_t)V * C);
+    ck_assert_int_eq(cudaMemcpy(got, d_dwte, (size_t)V * C * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
+    gt_compare_exact("captured embedding_backward dwte (2 replays)", got, want_te, (size_t)V * C);
+    ck_assert_int_eq(cudaMemcpy(got, d_dwpe, (size_t)T * C * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
+    gt_compare_exact("captured embedding_backward dwpe (2 replays)", got, want_pe, (size_t)T * C);
+
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+    cudaFree(d_ids), cudaFree(d_dout), cudaFree(d_dwte), cudaFree(d_dwpe);
+    free(ids), free(dout), free(dwte0), free(dwpe0), free(want_te), free(want_pe), free(got);
+    lm_cuda_ctx_destroy(ctx);
 }
 END_TEST
 
@@ -386,6 +458,7 @@ static Suite *fusions_suite(void) {
     TCase *tc = tcase_create("fusions");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_embedding_backward_sorted_bits);
+    tcase_add_test(tc, test_embedding_backward_capture);
     tcase_add_test(tc, test_layernorm_backward_one_pass);
     tcase_add_test(tc, test_residual_layernorm_forward);
     tcase_add_test(tc, test_residual_layernorm_needs_the_key);
