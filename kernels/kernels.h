@@ -69,6 +69,9 @@ void lm_cpu_attention_fused_backward(float *dq, float *dk, float *dv, float *scr
                                      int C, int NH, float dropout_p, uint64_t seed, uint64_t stream);
 void lm_cpu_dropout_forward(float *out, const float *inp, size_t n, float p, uint64_t seed, uint64_t stream);
 void lm_cpu_dropout_backward(float *dinp, const float *dout, size_t n, float p, uint64_t seed, uint64_t stream);
+void lm_cpu_residual_layernorm_forward(float *residual, float *out, float *mean, float *rstd, const float *a,
+                                       const float *branch, const float *weight, const float *bias, int N, int C,
+                                       float eps, float p, uint64_t seed, uint64_t stream);
 /* Also returns the sum of the losses of the scored rows (double): the
  * tests compare it with torch's; the backend op leaves the sum to
  * loss_mean, as on the GPU. */

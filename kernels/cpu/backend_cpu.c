@@ -197,6 +197,16 @@ static void cpu_dropout_backward(lm_backend *be, float *dinp, const float *dout,
     lm_cpu_dropout_backward(dinp, dout, n, p, draw.seed, draw.stream);
 }
 
+static void cpu_residual_layernorm_forward(lm_backend *be, float *residual, float *out, float *mean, float *rstd,
+                                           const float *a, const float *branch, const float *weight,
+                                           const float *bias, int N, int C, float eps, float p,
+                                           const lm_step_state *key, int site) {
+    dropout_draw draw;
+    if (!dropout_draw_of(be, key, site, p, "residual_layernorm_forward", &draw)) return;
+    lm_cpu_residual_layernorm_forward(residual, out, mean, rstd, a, branch, weight, bias, N, C, eps, p, draw.seed,
+                                      draw.stream);
+}
+
 static void cpu_crossentropy_forward(lm_backend *be, float *losses, const float *logits, const int32_t *labels,
                                      int N, int V) {
     (void)be;

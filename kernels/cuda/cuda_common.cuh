@@ -43,6 +43,9 @@ struct lm_cuda_ctx {
     /* Bumped whenever the arrays are freed: a CUDA graph recorded before
      * reads freed ones and must not be launched (backend_cuda.cu). */
     unsigned long long gemm_pointer_arrays_generation;
+    /* Embedding backward's radix-sort scratch (embedding.cu), grown to the
+     * largest batch outside any capture; NULL until the first backward. */
+    struct lm_embedding_sort *embedding_sort;
     /* First failure since the last report (ops cannot return one). */
     int has_error;
     char error_op[64];
@@ -67,6 +70,9 @@ static inline unsigned lm_cuda_grid_for(size_t n, unsigned block) {
     if (blocks == 0) blocks = 1;
     return (unsigned)blocks;
 }
+
+/* Frees the embedding backward's sort scratch (embedding.cu); for destroy. */
+void lm_cuda_embedding_sort_free(lm_cuda_ctx *ctx);
 
 /* cuBLAS compute type for the context's precision. */
 cublasComputeType_t lm_cuda_compute_type(const lm_cuda_ctx *ctx);

@@ -10,27 +10,23 @@
 #include <stdio.h>
 
 #include "cuda_common.cuh"
-#include "lmcore/rng.h"
+#include "dropout_multiplier.cuh"
+#include "pointwise_map.cuh"
 
-/* 1/(1-p) for a kept element, 0 for a dropped one (0 < p < 1). */
-__device__ __forceinline__ float lm_dropout_multiplier(uint64_t seed, uint64_t stream, uint64_t i, float p,
-                                                       float scale) {
-    return lm_rng_uniform(seed, stream, i) >= p ? scale : 0.0f;
-}
-
-__global__ void lm_dropout_forward_kernel(float *out, const float *inp, size_t n, float p, float scale,
-                                          const lm_step_state *key, int site) {
-    const lm_dropout_key k = lm_dropout_key_load(key, site);
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-        out[i] = inp[i] * lm_dropout_multiplier(k.seed, k.stream, i, p, scale);
-}
-
-__global__ void lm_dropout_backward_kernel(float *dinp, const float *dout, size_t n, float p, float scale,
-                                           const lm_step_state *key, int site) {
-    const lm_dropout_key k = lm_dropout_key_load(key, site);
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-        dinp[i] += dout[i] * lm_dropout_multiplier(k.seed, k.stream, i, p, scale);
-}
+/* out = inp · multiplier (x = inp); backward: dinp += dout · multiplier
+ * (x = dout), the same mask drawn again.  The key is loaded per element
+ * from device memory (a broadcast through L1, as before). */
+template <bool BACKWARD> struct lm_dropout_op {
+    const lm_step_state *key;
+    int site;
+    float p, scale;
+    static const bool reads_out = BACKWARD;
+    __device__ float operator()(float x, float, float old, size_t i) const {
+        const lm_dropout_key k = lm_dropout_key_load(key, site);
+        const float kept = x * lm_dropout_multiplier(k.seed, k.stream, i, p, scale);
+        return BACKWARD ? old + kept : kept;
+    }
+};
 
 /* A draw without a key is the caller's bug; kept (ops return nothing) so
  * that the next sync names it, instead of dereferencing NULL on the GPU. */
@@ -57,9 +53,8 @@ extern "C" void lm_cuda_dropout_forward(lm_cuda_ctx *ctx, float *out, const floa
     }
     if (missing_key(ctx, "dropout_forward", key, p)) return;
     const float scale = 1.0f / (1.0f - p);
-    lm_dropout_forward_kernel<<<lm_cuda_grid_for(n, LM_CUDA_BLOCK), LM_CUDA_BLOCK, 0, ctx->stream>>>(out, inp, n, p,
-                                                                                                    scale, key, site);
-    lm_cuda_check_launch(ctx, "dropout_forward");
+    lm_pointwise_map(ctx, "dropout_forward", out, inp, (const float *)NULL, n,
+                     lm_dropout_op<false>{key, site, p, scale});
 }
 
 extern "C" void lm_cuda_dropout_backward(lm_cuda_ctx *ctx, float *dinp, const float *dout, size_t n, float p,
@@ -72,7 +67,6 @@ extern "C" void lm_cuda_dropout_backward(lm_cuda_ctx *ctx, float *dinp, const fl
     if (p >= 1.0f) return;
     if (missing_key(ctx, "dropout_backward", key, p)) return;
     const float scale = 1.0f / (1.0f - p);
-    lm_dropout_backward_kernel<<<lm_cuda_grid_for(n, LM_CUDA_BLOCK), LM_CUDA_BLOCK, 0, ctx->stream>>>(
-        dinp, dout, n, p, scale, key, site);
-    lm_cuda_check_launch(ctx, "dropout_backward");
+    lm_pointwise_map(ctx, "dropout_backward", dinp, dout, (const float *)NULL, n,
+                     lm_dropout_op<true>{key, site, p, scale});
 }

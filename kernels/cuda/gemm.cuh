@@ -16,6 +16,16 @@ void lm_cuda_gemm(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, 
                   const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
                   const float *bias);
 
+/* C = gelu_tanh(op(A)·op(B) + bias) with the pre-GELU values written to
+ * pre_gelu (same shape and leading dimension as C), in one cuBLASLt call
+ * (CUBLASLT_EPILOGUE_GELU_AUX_BIAS; cuBLASLt's GELU is the tanh
+ * approximation).  Returns 1 when queued, 0 when cuBLASLt cannot (the
+ * aux matrix's alignment or leading dimension, no algorithm): nothing was
+ * queued and the caller runs the unfused ops; -1 on a kept failure. */
+int lm_cuda_gemm_gelu(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, int m, int n, int k,
+                      const float *A, int lda, const float *B, int ldb, float *C, int ldc, const float *bias,
+                      float *pre_gelu);
+
 /* `batch` independent GEMMs at A + i·stride_a, B + i·stride_b, C + i·stride_c
  * (cublasGemmStridedBatchedEx: any alignment, any leading dimension).
  * gemm_batched.cu. */

@@ -1,7 +1,13 @@
 /* LayerNorm over the last dimension, one warp per row (rows of a few
- * thousand floats stay in L1 across the passes).  Backward: dinp per row;
- * dweight/dbias through the deterministic column reduction. */
+ * thousand floats stay in L1 across the passes).  Backward in one pass over
+ * dout and inp: each warp writes its rows' dinp and adds their dweight/dbias
+ * contributions into its own shared-memory row; the block adds its warps'
+ * rows in warp order into a per-chunk partial, and a column pass adds the
+ * chunks in order (deterministic, no atomics).  Rows too wide for the
+ * shared memory (C > 1536) take the two-kernel path: dinp per row, then
+ * the column reduction reading dout and inp again. */
 #include "column_reduce.cuh"
+#include "layernorm_row.cuh"
 
 #define LM_LN_ROWS_PER_BLOCK (LM_CUDA_BLOCK / 32)
 
@@ -13,22 +19,7 @@ __global__ void lm_layernorm_forward_kernel(float *out, float *mean, float *rstd
     const float *x = inp + (size_t)row * C;
     float sum = 0.0f;
     for (int c = lane; c < C; c += 32) sum += x[c];
-    const float m = lm_warp_sum(sum) / C;
-    float sq = 0.0f;
-    for (int c = lane; c < C; c += 32) {
-        const float d = x[c] - m;
-        sq += d * d;
-    }
-    const float s = 1.0f / sqrtf(lm_warp_sum(sq) / C + eps);
-    float *o = out + (size_t)row * C;
-    for (int c = lane; c < C; c += 32) {
-        const float n = (x[c] - m) * s;
-        o[c] = n * weight[c] + bias[c];
-    }
-    if (lane == 0) {
-        if (mean) mean[row] = m;
-        if (rstd) rstd[row] = s;
-    }
+    lm_layernorm_row(out + (size_t)row * C, mean, rstd, x, weight, bias, C, eps, sum, lane, row);
 }
 
 /* dinp += (g - mean(g) - x̂·mean(g·x̂)) · rstd with g = dout·weight. */
@@ -58,6 +49,75 @@ __global__ void lm_layernorm_backward_input_kernel(float *dinp, const float *dou
     }
 }
 
+/* The fused backward's shape: 4 warps per block, each with 2·C floats of
+ * shared memory (48 KiB, the default limit, holds C = 1536), and chunks of
+ * LM_LN_BACKWARD_CHUNK_ROWS rows (a function of N only, so the sums are
+ * the same on every GPU). */
+#define LM_LN_BACKWARD_WARPS 4
+#define LM_LN_BACKWARD_MAX_SHARED (48 * 1024)
+#define LM_LN_BACKWARD_CHUNK_ROWS 32
+
+/* One chunk of rows per block; warp w takes rows begin + w, + 4, ...
+ * dinp (when not NULL) += as lm_layernorm_backward_input_kernel; the
+ * chunk's Σ dout·x̂ and Σ dout per column go to partial[chunk][0|1][c], or,
+ * with one chunk (partial NULL), are added to dweight/dbias directly. */
+__global__ void lm_layernorm_backward_fused_kernel(float *dinp, float *dweight, float *dbias, float *partial,
+                                                   const float *dout, const float *inp, const float *weight,
+                                                   const float *mean, const float *rstd, int N, int C) {
+    extern __shared__ float warp_sums[]; /* [warps][2][C] */
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    float *acc_w = warp_sums + (size_t)warp * 2 * C, *acc_b = acc_w + C;
+    for (int c = lane; c < C; c += 32) acc_w[c] = acc_b[c] = 0.0f;
+    const int begin = blockIdx.x * LM_LN_BACKWARD_CHUNK_ROWS, end = min(N, begin + LM_LN_BACKWARD_CHUNK_ROWS);
+    for (int row = begin + warp; row < end; row += LM_LN_BACKWARD_WARPS) {
+        const float *x = inp + (size_t)row * C;
+        const float *dy = dout + (size_t)row * C;
+        const float m = mean[row], s = rstd[row];
+        float g_sum = 0.0f, gx_sum = 0.0f;
+        for (int c = lane; c < C; c += 32) {
+            const float xhat = (x[c] - m) * s;
+            const float g = weight[c] * dy[c];
+            g_sum += g;
+            gx_sum += g * xhat;
+            /* Each lane owns its columns of its warp's row: no races. */
+            acc_w[c] += dy[c] * xhat;
+            acc_b[c] += dy[c];
+        }
+        if (!dinp) continue;
+        const float g_mean = lm_warp_sum(g_sum) / C;
+        const float gx_mean = lm_warp_sum(gx_sum) / C;
+        float *dx = dinp + (size_t)row * C;
+        for (int c = lane; c < C; c += 32) {
+            const float xhat = (x[c] - m) * s;
+            const float g = weight[c] * dy[c];
+            dx[c] += (g - g_mean - xhat * gx_mean) * s;
+        }
+    }
+    __syncthreads();
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+        float w_total = 0.0f, b_total = 0.0f;
+        for (int w = 0; w < LM_LN_BACKWARD_WARPS; w++) {
+            w_total += warp_sums[(size_t)w * 2 * C + c];
+            b_total += warp_sums[(size_t)w * 2 * C + C + c];
+        }
+        if (partial) {
+            partial[((size_t)blockIdx.x * 2 + 0) * C + c] = w_total;
+            partial[((size_t)blockIdx.x * 2 + 1) * C + c] = b_total;
+        } else {
+            if (dweight) dweight[c] += w_total;
+            if (dbias) dbias[c] += b_total;
+        }
+    }
+}
+
+/* Whether the one-pass backward applies: the warps' rows fit the shared
+ * memory and the chunks' partials the context's scratch. */
+static int fused_backward_fits(const lm_cuda_ctx *ctx, int N, int C, int *chunks) {
+    const size_t shared = (size_t)LM_LN_BACKWARD_WARPS * 2 * (size_t)C * sizeof(float);
+    *chunks = (N + LM_LN_BACKWARD_CHUNK_ROWS - 1) / LM_LN_BACKWARD_CHUNK_ROWS;
+    return shared <= LM_LN_BACKWARD_MAX_SHARED && (size_t)*chunks * 2 * (size_t)C * sizeof(float) <= ctx->scratch_bytes;
+}
+
 /* Column values for dweight (dout·x̂) and dbias (dout). */
 struct lm_layernorm_param_grads {
     const float *dout, *inp, *mean, *rstd;
@@ -82,6 +142,20 @@ extern "C" void lm_cuda_layernorm_backward(lm_cuda_ctx *ctx, float *dinp, float 
                                            const float *dout, const float *inp, const float *weight,
                                            const float *mean, const float *rstd, int N, int C) {
     if (N <= 0 || C <= 0) return;
+    int chunks = 0;
+    if (fused_backward_fits(ctx, N, C, &chunks)) {
+        float *partial = chunks > 1 ? (float *)ctx->scratch : NULL;
+        const size_t shared = (size_t)LM_LN_BACKWARD_WARPS * 2 * (size_t)C * sizeof(float);
+        lm_layernorm_backward_fused_kernel<<<chunks, LM_LN_BACKWARD_WARPS * 32, shared, ctx->stream>>>(
+            dinp, dweight, dbias, partial, dout, inp, weight, mean, rstd, N, C);
+        if (partial && (dweight || dbias)) {
+            lm_column_outputs<2> outs = {{dweight, dbias}};
+            lm_column_finish_kernel<2><<<(C + LM_CUDA_BLOCK - 1) / LM_CUDA_BLOCK, LM_CUDA_BLOCK, 0, ctx->stream>>>(
+                outs, partial, chunks, C);
+        }
+        lm_cuda_check_launch(ctx, "layernorm_backward");
+        return;
+    }
     if (dinp) {
         const int blocks = (N + LM_LN_ROWS_PER_BLOCK - 1) / LM_LN_ROWS_PER_BLOCK;
         lm_layernorm_backward_input_kernel<<<blocks, LM_CUDA_BLOCK, 0, ctx->stream>>>(dinp, dout, inp, weight, mean,

@@ -1,14 +1,13 @@
 /* Element-wise sums: residual connections, and gradient merges (out may be
- * a: dinp += dout is lm_cuda_residual_forward(ctx, dinp, dinp, dout)). */
-#include "cuda_common.cuh"
+ * a: dinp += dout is lm_cuda_residual_forward(ctx, dinp, dinp, dout)).
+ * float4 loads where the pointers allow (pointwise_map.cuh). */
+#include "pointwise_map.cuh"
 
-__global__ void lm_residual_forward_kernel(float *out, const float *a, const float *b, size_t n) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-        out[i] = a[i] + b[i];
-}
+struct lm_sum_op {
+    static const bool reads_out = false;
+    __device__ float operator()(float a, float b, float, size_t) const { return a + b; }
+};
 
 extern "C" void lm_cuda_residual_forward(lm_cuda_ctx *ctx, float *out, const float *a, const float *b, size_t n) {
-    if (n == 0) return;
-    lm_residual_forward_kernel<<<lm_cuda_grid_for(n, LM_CUDA_BLOCK), LM_CUDA_BLOCK, 0, ctx->stream>>>(out, a, b, n);
-    lm_cuda_check_launch(ctx, "residual_forward");
+    lm_pointwise_map(ctx, "residual_forward", out, a, b, n, lm_sum_op());
 }

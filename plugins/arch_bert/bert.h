@@ -69,7 +69,6 @@ typedef struct bert_acts {
     float *emb_ln, *emb_ln_mean, *emb_ln_rstd;
     float *x0;                              /* [N,C] emb_ln after dropout */
     float *proj;                            /* [N,C] scratch: dense outputs before dropout */
-    float *dropped;                         /* [N,C] scratch: dense outputs after dropout */
     /* MLM head over its rows (bert_head.c): the scored rows when the batch
      * has labels, else all N; buffers hold N rows, the first head_n used. */
     float *head_in;                         /* [N,C] gathered encoder-output rows */

@@ -56,7 +56,6 @@ size_t bert_carve_acts(model_base *b, float *base, int B, int T) {
         la->ln2_rstd = model_arena_take(&cv, N);
     }
     a->proj = model_arena_take(&cv, N * C);
-    a->dropped = model_arena_take(&cv, N * C);
     a->head_in = model_arena_take(&cv, N * C);
     a->zero_row = model_arena_take(&cv, C);
     a->junk_row = model_arena_take(&cv, C);
@@ -155,19 +154,17 @@ lm_status bert_forward(model_base *b, const lm_batch *batch, lm_step_state *stat
         ops->matmul_forward(be, la->v, x, W(BERT_V_W), W(BERT_V_B), N, C, C, LM_W_OUT_IN);
         model_attention_forward(b, la->atty, la->preatt, la->att, la->q, la->k, la->v, C, m->attn_p, l);
         ops->matmul_forward(be, a->proj, la->atty, W(BERT_ATTOUT_W), W(BERT_ATTOUT_B), N, C, C, LM_W_OUT_IN);
-        const float *branch = model_dropout_or_identity(be, a->dropped, a->proj, NC, m->hidden_p, key,
-                                                        MODEL_DROPOUT_ATTENTION_OUT, l);
-        ops->residual_forward(be, la->res1, branch, x, NC);
-        ops->layernorm_forward(be, la->ln1, la->ln1_mean, la->ln1_rstd, la->res1, W(BERT_ATTLN_W), W(BERT_ATTLN_B),
-                               N, C, eps);
+        /* Post-LN: res1 = x + dropout(proj), ln1 = LN(res1), in one op. */
+        ops->residual_layernorm_forward(be, la->res1, la->ln1, la->ln1_mean, la->ln1_rstd, x, a->proj,
+                                        W(BERT_ATTLN_W), W(BERT_ATTLN_B), N, C, eps, m->hidden_p, key,
+                                        model_dropout_stream(MODEL_DROPOUT_ATTENTION_OUT, l));
 
         ops->matmul_forward(be, la->inter, la->ln1, W(BERT_INTER_W), W(BERT_INTER_B), N, C, I, LM_W_OUT_IN);
         ops->gelu_forward(be, la->inter_gelu, la->inter, (size_t)N * (size_t)I, tanh_gelu);
         ops->matmul_forward(be, a->proj, la->inter_gelu, W(BERT_OUT_W), W(BERT_OUT_B), N, I, C, LM_W_OUT_IN);
-        branch = model_dropout_or_identity(be, a->dropped, a->proj, NC, m->hidden_p, key, MODEL_DROPOUT_FFN_OUT, l);
-        ops->residual_forward(be, la->res2, branch, la->ln1, NC);
-        ops->layernorm_forward(be, la->ln2, la->ln2_mean, la->ln2_rstd, la->res2, W(BERT_OUTLN_W), W(BERT_OUTLN_B),
-                               N, C, eps);
+        ops->residual_layernorm_forward(be, la->res2, la->ln2, la->ln2_mean, la->ln2_rstd, la->ln1, a->proj,
+                                        W(BERT_OUTLN_W), W(BERT_OUTLN_B), N, C, eps, m->hidden_p, key,
+                                        model_dropout_stream(MODEL_DROPOUT_FFN_OUT, l));
         x = la->ln2;
 #undef W
     }

@@ -61,7 +61,6 @@ typedef struct gpt2_acts {
     float *x0;       /* [N,C] embeddings after dropout = input of block 0 */
     gpt2_layer_acts *layers;
     float *proj;     /* [N,C] scratch: c_proj outputs before dropout */
-    float *dropped;  /* [N,C] scratch: c_proj outputs after dropout */
     float *lnf, *lnf_mean, *lnf_rstd;
     float *logits;   /* [N,V]; holds dlogits after backward */
     float *losses;   /* [N] */

@@ -46,7 +46,6 @@ size_t gpt2_carve_acts(model_base *b, float *base, int B, int T) {
         la->residual3 = model_arena_take(&cv, N * C);
     }
     a->proj = model_arena_take(&cv, N * C);
-    a->dropped = model_arena_take(&cv, N * C);
     a->lnf = model_arena_take(&cv, N * C);
     a->lnf_mean = model_arena_take(&cv, N);
     a->lnf_rstd = model_arena_take(&cv, N);
@@ -90,36 +89,56 @@ lm_status gpt2_forward(model_base *b, const lm_batch *batch, lm_step_state *stat
     const lm_step_state *key = state;
     float *params = b->buffers.params;
     const size_t NC = (size_t)N * (size_t)C;
+    const int recompute = b->device.recompute >= MODEL_RECOMPUTE_ACTIVATIONS;
 
 #define P(index) model_tensor(b, params, (index))
     ops->embedding_forward(be, a->encoded, b->ids, NULL, P(GPT2_WTE), P(GPT2_WPE), NULL, B, T, C);
     const float *residual =
         model_dropout_or_identity(be, a->x0, a->encoded, NC, m->embd_p, key, MODEL_DROPOUT_EMBEDDINGS, 0);
+    /* Each residual add is fused with the LayerNorm that reads it (ln_2,
+     * then the next block's ln_1, or ln_f after the last block); only the
+     * first block's ln_1 reads the embeddings alone. */
+    if (L > 0)
+        ops->layernorm_forward(be, a->layers[0].ln1, a->layers[0].ln1_mean, a->layers[0].ln1_rstd, residual,
+                               P(GPT2_LAYER_TENSOR(0, GPT2_LN1_W)), P(GPT2_LAYER_TENSOR(0, GPT2_LN1_B)), N, C, eps);
+    else
+        ops->layernorm_forward(be, a->lnf, a->lnf_mean, a->lnf_rstd, residual, P(GPT2_LNF_W(L)), P(GPT2_LNF_B(L)),
+                               N, C, eps);
     for (int l = 0; l < L; l++) {
         gpt2_layer_acts *la = &a->layers[l];
 #define W(k) P(GPT2_LAYER_TENSOR(l, k))
-        ops->layernorm_forward(be, la->ln1, la->ln1_mean, la->ln1_rstd, residual, W(GPT2_LN1_W), W(GPT2_LN1_B), N,
-                               C, eps);
         ops->matmul_forward(be, la->qkv, la->ln1, W(GPT2_QKV_W), W(GPT2_QKV_B), N, C, 3 * C, LM_W_IN_OUT);
         model_attention_forward(b, la->atty, la->preatt, la->att, la->qkv, la->qkv + C, la->qkv + 2 * C, 3 * C,
                                 m->attn_p, l);
         ops->matmul_forward(be, a->proj, la->atty, W(GPT2_ATTPROJ_W), W(GPT2_ATTPROJ_B), N, C, C, LM_W_IN_OUT);
-        const float *branch = model_dropout_or_identity(be, a->dropped, a->proj, NC, m->resid_p, key,
-                                                        MODEL_DROPOUT_ATTENTION_OUT, l);
-        ops->residual_forward(be, la->residual2, residual, branch, NC);
+        /* residual2 = residual + dropout(proj); ln_2(residual2). */
+        ops->residual_layernorm_forward(be, la->residual2, la->ln2, la->ln2_mean, la->ln2_rstd, residual, a->proj,
+                                        W(GPT2_LN2_W), W(GPT2_LN2_B), N, C, eps, m->resid_p, key,
+                                        model_dropout_stream(MODEL_DROPOUT_ATTENTION_OUT, l));
 
-        ops->layernorm_forward(be, la->ln2, la->ln2_mean, la->ln2_rstd, la->residual2, W(GPT2_LN2_W),
-                               W(GPT2_LN2_B), N, C, eps);
-        ops->matmul_forward(be, la->fch, la->ln2, W(GPT2_FC_W), W(GPT2_FC_B), N, C, H, LM_W_IN_OUT);
-        ops->gelu_forward(be, la->fch_gelu, la->fch, (size_t)N * (size_t)H, 1);
+        /* c_fc and its GELU in one op (on a GPU, the GELU in the GEMM's
+         * epilogue).  Under recompute, backward rebuilds fch_gelu with
+         * gelu_forward: the forward uses the same op, so both agree. */
+        if (recompute) {
+            ops->matmul_forward(be, la->fch, la->ln2, W(GPT2_FC_W), W(GPT2_FC_B), N, C, H, LM_W_IN_OUT);
+            ops->gelu_forward(be, la->fch_gelu, la->fch, (size_t)N * (size_t)H, 1);
+        } else {
+            ops->matmul_gelu_forward(be, la->fch_gelu, la->fch, la->ln2, W(GPT2_FC_W), W(GPT2_FC_B), N, C, H,
+                                     LM_W_IN_OUT);
+        }
         ops->matmul_forward(be, a->proj, la->fch_gelu, W(GPT2_FCPROJ_W), W(GPT2_FCPROJ_B), N, H, C, LM_W_IN_OUT);
-        branch = model_dropout_or_identity(be, a->dropped, a->proj, NC, m->resid_p, key, MODEL_DROPOUT_FFN_OUT, l);
-        ops->residual_forward(be, la->residual3, la->residual2, branch, NC);
+        /* residual3 = residual2 + dropout(proj); then the next LayerNorm. */
+        const int last = l + 1 == L;
+        gpt2_layer_acts *next = last ? NULL : &a->layers[l + 1];
+        ops->residual_layernorm_forward(be, la->residual3, last ? a->lnf : next->ln1,
+                                        last ? a->lnf_mean : next->ln1_mean, last ? a->lnf_rstd : next->ln1_rstd,
+                                        la->residual2, a->proj,
+                                        last ? P(GPT2_LNF_W(L)) : P(GPT2_LAYER_TENSOR(l + 1, GPT2_LN1_W)),
+                                        last ? P(GPT2_LNF_B(L)) : P(GPT2_LAYER_TENSOR(l + 1, GPT2_LN1_B)), N, C, eps,
+                                        m->resid_p, key, model_dropout_stream(MODEL_DROPOUT_FFN_OUT, l));
         residual = la->residual3;
 #undef W
     }
-    ops->layernorm_forward(be, a->lnf, a->lnf_mean, a->lnf_rstd, residual, P(GPT2_LNF_W(L)), P(GPT2_LNF_B(L)), N, C,
-                           eps);
     /* Tied head: wte is [V, C], i.e. an [out, in] weight. */
     ops->matmul_forward(be, a->logits, a->lnf, P(GPT2_WTE), NULL, N, C, V, LM_W_OUT_IN);
 #undef P

@@ -11,7 +11,7 @@
 #
 # The gpu tests (ctest -L gpu) are: test_cuda_kernels (CUDA ops against
 # their CPU twins, the step kernels, staged uploads, a captured step),
-# test_cuda_decode_ops, test_cuda_classifier (the fused classifier against
+# test_cuda_decode_ops, test_cuda_fusions (issue #16 item 6), test_cuda_classifier (the fused classifier against
 # its CPU twin and the two-op path), test_cuda_fused_attention
 # (attn_implementation=sdpa's kernels vs their CPU twin and the eager
 # attention, a T=1024 profile line), test_optimizers_cuda (adamw, sgd, lion on the GPU),

@@ -1,0 +1,162 @@
+/* The CPU twins of the fused ops (issue #16 item 6) against the composition
+ * of the ops they replace, bit for bit: the architectures now call the
+ * fused op, so any difference would change every trained number on the
+ * CPU (the README quickstart's validation loss included).  Also the CPU
+ * backend's forwarding of the fused ops: the dropout key read from the step
+ * state, and a draw without a key kept as a failure. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "kernel_test_util.h"
+#include "kernels.h"
+#include "lmcore/status.h"
+#include "test_main.h"
+
+/* ---- residual (+ dropout) + LayerNorm forward ---- */
+
+typedef struct rln_case {
+    int N, C;
+    float *a, *branch, *weight, *bias;
+} rln_case;
+
+static rln_case rln_make(int N, int C, uint64_t seed) {
+    rln_case c = {N, C, tk_floats((size_t)N * C), tk_floats((size_t)N * C), tk_floats((size_t)C),
+                  tk_floats((size_t)C)};
+    tk_fill(c.a, (size_t)N * C, -2, 2, seed);
+    tk_fill(c.branch, (size_t)N * C, -1, 1, seed + 1);
+    tk_fill(c.weight, (size_t)C, 0.5f, 1.5f, seed + 2);
+    tk_fill(c.bias, (size_t)C, -0.1f, 0.1f, seed + 3);
+    return c;
+}
+
+static void rln_free(rln_case *c) {
+    free(c->a);
+    free(c->branch);
+    free(c->weight);
+    free(c->bias);
+}
+
+/* What GPT-2 and BERT ran before the fusion: dropout (skipped at p = 0),
+ * the residual add, the LayerNorm. */
+static void rln_composition(const rln_case *c, float *residual, float *out, float *mean, float *rstd, float p,
+                            uint64_t seed, uint64_t stream) {
+    const size_t n = (size_t)c->N * c->C;
+    const float *branch = c->branch;
+    float *dropped = tk_floats(n);
+    if (p > 0.0f) {
+        lm_cpu_dropout_forward(dropped, c->branch, n, p, seed, stream);
+        branch = dropped;
+    }
+    lm_cpu_residual_forward(residual, c->a, branch, n);
+    lm_cpu_layernorm_forward(out, mean, rstd, residual, c->weight, c->bias, c->N, c->C, 1e-5f);
+    free(dropped);
+}
+
+static void check_rln_bits(int N, int C, float p) {
+    rln_case c = rln_make(N, C, 1000 + (uint64_t)N);
+    const size_t n = (size_t)N * C;
+    float *r0 = tk_floats(n), *o0 = tk_floats(n), *m0 = tk_floats((size_t)N), *s0 = tk_floats((size_t)N);
+    float *r1 = tk_floats(n), *o1 = tk_floats(n), *m1 = tk_floats((size_t)N), *s1 = tk_floats((size_t)N);
+    rln_composition(&c, r0, o0, m0, s0, p, 42, 7);
+    lm_cpu_residual_layernorm_forward(r1, o1, m1, s1, c.a, c.branch, c.weight, c.bias, N, C, 1e-5f, p, 42, 7);
+    ck_assert_msg(memcmp(r0, r1, n * sizeof *r0) == 0, "residual differs from the composition (N=%d C=%d p=%g)", N,
+                  C, (double)p);
+    ck_assert_msg(memcmp(o0, o1, n * sizeof *o0) == 0, "LayerNorm output differs (N=%d C=%d p=%g)", N, C, (double)p);
+    ck_assert_msg(memcmp(m0, m1, (size_t)N * sizeof *m0) == 0, "mean differs (p=%g)", (double)p);
+    ck_assert_msg(memcmp(s0, s1, (size_t)N * sizeof *s0) == 0, "rstd differs (p=%g)", (double)p);
+    if (p > 0.0f && p < 1.0f) {
+        /* The mask is drawn: some branch elements were dropped. */
+        size_t dropped = 0;
+        for (size_t i = 0; i < n; i++) dropped += r1[i] == c.a[i];
+        ck_assert_msg(dropped > 0, "p=%g dropped nothing", (double)p);
+    }
+    free(r0), free(o0), free(m0), free(s0), free(r1), free(o1), free(m1), free(s1);
+    rln_free(&c);
+}
+
+START_TEST(test_residual_layernorm_is_the_composition_bit_for_bit) {
+    check_rln_bits(37, 96, 0.0f);
+    check_rln_bits(37, 96, 0.1f);
+    check_rln_bits(37, 96, 1.0f);
+    check_rln_bits(300, 768, 0.1f); /* several tasks of the thread pool */
+    check_rln_bits(1, 5, 0.5f);
+}
+END_TEST
+
+START_TEST(test_residual_layernorm_through_the_cpu_backend) {
+    lm_backend *be = NULL;
+    ck_assert_int_eq(lm_backend_cpu_create(&be, 2), LM_OK);
+    const int N = 19, C = 64, site = 5;
+    const size_t n = (size_t)N * C;
+    rln_case c = rln_make(N, C, 77);
+    lm_step_state key;
+    memset(&key, 0, sizeof key);
+    key.seed = 1234;
+    key.micro_batch = 3;
+    float *r0 = tk_floats(n), *o0 = tk_floats(n), *m0 = tk_floats((size_t)N), *s0 = tk_floats((size_t)N);
+    float *r1 = tk_floats(n), *o1 = tk_floats(n), *m1 = tk_floats((size_t)N), *s1 = tk_floats((size_t)N);
+    rln_composition(&c, r0, o0, m0, s0, 0.2f, key.seed, lm_dropout_stream(key.micro_batch, site));
+    be->ops->residual_layernorm_forward(be, r1, o1, m1, s1, c.a, c.branch, c.weight, c.bias, N, C, 1e-5f, 0.2f, &key,
+                                        site);
+    ck_assert_int_eq(be->ops->check(be), LM_OK);
+    ck_assert_msg(memcmp(r0, r1, n * sizeof *r0) == 0, "the backend op does not draw the key's mask");
+    ck_assert_msg(memcmp(o0, o1, n * sizeof *o0) == 0, "the backend op's LayerNorm differs");
+
+    /* Dropout without the step state: nothing written, a failure kept that names the op. */
+    memset(r1, 0, n * sizeof *r1);
+    be->ops->residual_layernorm_forward(be, r1, o1, m1, s1, c.a, c.branch, c.weight, c.bias, N, C, 1e-5f, 0.2f, NULL,
+                                        site);
+    ck_assert_int_eq(be->ops->check(be), LM_ERR_DEVICE);
+    ck_assert_msg(strstr(lm_error_message(), "residual_layernorm_forward") != NULL, "message: %s",
+                  lm_error_message());
+    for (size_t i = 0; i < n; i++) ck_assert_float_eq(r1[i], 0.0f);
+    /* p = 0 needs no key. */
+    be->ops->residual_layernorm_forward(be, r1, o1, m1, s1, c.a, c.branch, c.weight, c.bias, N, C, 1e-5f, 0.0f, NULL,
+                                        site);
+    ck_assert_int_eq(be->ops->check(be), LM_OK);
+    for (size_t i = 0; i < n; i++) ck_assert_float_eq(r1[i], c.a[i] + c.branch[i]);
+
+    free(r0), free(o0), free(m0), free(s0), free(r1), free(o1), free(m1), free(s1);
+    rln_free(&c);
+    lm_backend_release(be);
+}
+END_TEST
+
+/* ---- linear layer + tanh GELU ---- */
+
+static void check_matmul_gelu_bits(int N, int IC, int OC, lm_weight_layout layout, int with_bias) {
+    float *inp = tk_floats((size_t)N * IC), *w = tk_floats((size_t)IC * OC), *bias = tk_floats((size_t)OC);
+    tk_fill(inp, (size_t)N * IC, -1, 1, 5);
+    tk_fill(w, (size_t)IC * OC, -0.3f, 0.3f, 6);
+    tk_fill(bias, (size_t)OC, -0.5f, 0.5f, 7);
+    const size_t n = (size_t)N * OC;
+    float *pre0 = tk_floats(n), *out0 = tk_floats(n), *pre1 = tk_floats(n), *out1 = tk_floats(n);
+    lm_cpu_matmul_forward(pre0, inp, w, with_bias ? bias : NULL, N, IC, OC, layout);
+    lm_cpu_gelu_forward(out0, pre0, n, 1);
+    lm_cpu_matmul_gelu_forward(out1, pre1, inp, w, with_bias ? bias : NULL, N, IC, OC, layout);
+    ck_assert_msg(memcmp(pre0, pre1, n * sizeof *pre0) == 0, "pre-GELU values differ (N=%d IC=%d OC=%d)", N, IC, OC);
+    ck_assert_msg(memcmp(out0, out1, n * sizeof *out0) == 0, "GELU output differs (N=%d IC=%d OC=%d)", N, IC, OC);
+    free(inp), free(w), free(bias), free(pre0), free(out0), free(pre1), free(out1);
+}
+
+START_TEST(test_matmul_gelu_is_the_composition_bit_for_bit) {
+    check_matmul_gelu_bits(37, 48, 192, LM_W_IN_OUT, 1);
+    check_matmul_gelu_bits(64, 96, 384, LM_W_IN_OUT, 1); /* GPT-2's c_fc shape at C = 96 */
+    check_matmul_gelu_bits(5, 33, 70, LM_W_OUT_IN, 0);
+}
+END_TEST
+
+static Suite *kernel_fusions_suite(void) {
+    Suite *s = suite_create("fused ops' CPU twins");
+    TCase *tc = tcase_create("bits");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_residual_layernorm_is_the_composition_bit_for_bit);
+    tcase_add_test(tc, test_residual_layernorm_through_the_cpu_backend);
+    tcase_add_test(tc, test_matmul_gelu_is_the_composition_bit_for_bit);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return lm_test_run_suites(kernel_fusions_suite(), NULL); }
