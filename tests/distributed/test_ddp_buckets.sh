@@ -13,17 +13,8 @@
 #   test_ddp_buckets.sh LMCORE COMPARE_WEIGHTS SOURCE_DIR DATA_DIR
 set -euo pipefail
 lmcore=$1 compare=$2 here=$3 data=$4
-if ! command -v mpirun > /dev/null; then
-  echo "SKIP: mpirun not found (Debian: apt-get install openmpi-bin libopenmpi-dev, then rebuild)"
-  exit 77
-fi
-if ! "$lmcore" plugins --kind communicator | grep -q '^communicator  *mpi '; then
-  echo "SKIP: this build has no mpi communicator (CMake did not find MPI: install libopenmpi-dev and reconfigure)"
-  exit 77
-fi
-# Open MPI's own allocations are not ours to check under LeakSanitizer.
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+. "$here/mpi_env.sh"
+require_mpi "$lmcore"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }

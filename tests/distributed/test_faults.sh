@@ -61,16 +61,8 @@ fi
 echo "ok   srun_without_pmi: $(grep 'lmcore: error' "$slurm/step.log" | cut -c1-150)"
 rm -rf "$slurm"
 
-if ! command -v mpirun > /dev/null; then
-  echo "SKIP: mpirun not found (Debian: apt-get install openmpi-bin libopenmpi-dev, then rebuild)"
-  exit 77
-fi
-if ! "$lmcore" plugins --kind communicator | grep -q '^communicator  *mpi '; then
-  echo "SKIP: this build has no mpi communicator (CMake did not find MPI: install libopenmpi-dev and reconfigure)"
-  exit 77
-fi
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+. "$here/mpi_env.sh"
+require_mpi "$lmcore"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 failures=0

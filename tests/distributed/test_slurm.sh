@@ -13,16 +13,12 @@ if ! command -v srun > /dev/null || ! timeout 10 sinfo -h -o %a 2> /dev/null | g
   echo "SKIP: no Slurm cluster answers here (sinfo): this test runs where srun can start 2 tasks"
   exit 77
 fi
-if ! command -v mpirun > /dev/null || ! "$lmcore" plugins --kind communicator | grep -q '^communicator  *mpi '; then
-  echo "SKIP: mpirun or the mpi communicator is missing"
-  exit 77
-fi
+. "$here/mpi_env.sh"
+require_mpi "$lmcore"
 if ! srun --mpi=list 2>&1 | grep -q pmix; then
   echo "SKIP: this Slurm has no pmix plugin (srun --mpi=list)"
   exit 77
 fi
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" # Open MPI's allocations are not ours
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 tmp=$(mktemp -d -p "${TMPDIR:-/tmp}")
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL $1"; sed 's/^/     | /' "$2" | tail -8; exit 1; }
