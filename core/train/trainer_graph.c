@@ -49,15 +49,20 @@ static void give_up(lm_trainer *t, const char *reason) {
 }
 
 /* Runs `part` (trainer_run_micro_batch or trainer_run_update) inside a
- * capture, and launches the graph.  On failure the graph is given up and
- * *ran says whether the part's work ran (it did not: the caller runs it
- * eagerly, after staging again what the capture consumed). */
+ * capture, and launches the graph.  When the capture fails, graphs are
+ * given up and *ran is 0: none of the part's work ran, and the caller runs
+ * it eagerly, after staging again what the capture consumed (an error that
+ * is the run's, not the capture's, comes back there again and is
+ * reported). */
 typedef lm_status (*step_part_fn)(lm_trainer *t, const lm_batch *batch);
 
 static lm_status capture_and_launch(lm_trainer *t, uint64_t key, step_part_fn part, const lm_batch *batch, int *ran) {
     lm_device *dev = t->dev;
     *ran = 0;
     char reason[512];
+    /* A failure of the work before the capture is the run's, not the
+     * capture's: reported, not answered with eager steps. */
+    LM_TRY(dev->ops->check(dev));
     lm_status status = dev->ops->graph_begin(dev);
     if (status != LM_OK) {
         snprintf(reason, sizeof reason, "%s", lm_error_message());
@@ -75,12 +80,23 @@ static lm_status capture_and_launch(lm_trainer *t, uint64_t key, step_part_fn pa
         return LM_OK;
     }
     trainer_graphs_store(&t->graphs, key, graph);
-    status = dev->ops->graph_launch(dev, graph);
-    if (status != LM_OK) {
-        snprintf(reason, sizeof reason, "%s", lm_error_message());
-        give_up(t, reason);
+    LM_TRY(dev->ops->graph_launch(dev, graph)); /* a launch that fails is a device failure */
+    *ran = 1;
+    return LM_OK;
+}
+
+/* Launches the graph of `key`.  *ran 0: the graph can no longer run (its
+ * GEMM pointer arrays were freed: LM_ERR_UNSUPPORTED), graphs are given up
+ * and the caller runs the part eagerly; any other failure is the device's,
+ * returned. */
+static lm_status replay(lm_trainer *t, uint64_t key, int *ran) {
+    *ran = 0;
+    const lm_status status = t->dev->ops->graph_launch(t->dev, trainer_graphs_find(&t->graphs, key));
+    if (status == LM_ERR_UNSUPPORTED) {
+        give_up(t, lm_error_message());
         return LM_OK;
     }
+    LM_TRY(status);
     *ran = 1;
     return LM_OK;
 }
@@ -99,12 +115,10 @@ lm_status trainer_graph_micro_batch(lm_trainer *t, const lm_batch *batch) {
     const uint64_t key = trainer_graphs_key(TRAINER_GRAPH_MICRO_BATCH, signature, (uint64_t)t->grads_written);
     int ran = 0;
     switch (trainer_graphs_decide(&t->graphs, key, 0)) {
-    case TRAINER_GRAPH_REPLAY: {
-        const lm_status status = t->dev->ops->graph_launch(t->dev, trainer_graphs_find(&t->graphs, key));
-        if (status == LM_OK) return forget_staged(t);
-        give_up(t, lm_error_message());
+    case TRAINER_GRAPH_REPLAY:
+        LM_TRY(replay(t, key, &ran));
+        if (ran) return forget_staged(t);
         break; /* the batch is still staged: eagerly below */
-    }
     case TRAINER_GRAPH_CAPTURE:
         LM_TRY(capture_and_launch(t, key, trainer_run_micro_batch, batch, &ran));
         if (ran) return LM_OK;
@@ -120,12 +134,10 @@ lm_status trainer_graph_update(lm_trainer *t, int must_run_eagerly) {
     const uint64_t key = trainer_graphs_key(TRAINER_GRAPH_UPDATE, (uint64_t)t->plan.host_schedule, 0);
     int ran = 0;
     switch (trainer_graphs_decide(&t->graphs, key, must_run_eagerly)) {
-    case TRAINER_GRAPH_REPLAY: {
-        const lm_status status = t->dev->ops->graph_launch(t->dev, trainer_graphs_find(&t->graphs, key));
-        if (status == LM_OK) return LM_OK;
-        give_up(t, lm_error_message());
+    case TRAINER_GRAPH_REPLAY:
+        LM_TRY(replay(t, key, &ran));
+        if (ran) return LM_OK;
         break;
-    }
     case TRAINER_GRAPH_CAPTURE:
         LM_TRY(capture_and_launch(t, key, trainer_run_update, NULL, &ran));
         if (ran) return LM_OK;

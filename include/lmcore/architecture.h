@@ -163,16 +163,16 @@ typedef struct lm_architecture_vtable {
     /* Optional (ABI 2.1): the batch's host half of forward, ahead of it.
      * Checks the batch, makes the activations for its shape, and queues
      * its upload (ids, masks, labels, and whatever the model derives from
-     * them on the host) into device buffers whose addresses depend only on
-     * the shape; the next forward, which must get this same batch, then
-     * queues kernels only: no upload, no allocation, no host read, so that
-     * it can be captured into a CUDA graph (lm_device_ops.graph_begin) and
-     * that graph replayed on later batches staged the same way.
-     * `signature` receives a value that is equal for two batches exactly
-     * when their forward and backward queue the same kernels with the same
-     * arguments (shape, number of scored labels, which arrays are present,
-     * training mode, where the buffers are): the trainer keys its graphs
-     * by it.  A NULL batch drops what was staged (the caller replayed a
+     * them on the host) into device buffers that stay put from batch to
+     * batch of a shape; the next forward, which must get this same batch,
+     * and its backward then queue kernels only: no upload, no allocation,
+     * no host read, so that they can be captured into a CUDA graph
+     * (lm_device_ops.graph_begin) and the graph replayed on later batches
+     * staged the same way.  `signature` receives a value that is equal for
+     * two batches exactly when their forward and backward (given the same
+     * state and loss scale) queue the same kernels with the same arguments
+     * (shape, number of scored labels, which arrays are present, training
+     * mode, where the buffers are): the trainer keys its graphs by it.  A NULL batch drops what was staged (the caller replayed a
      * graph instead of calling forward).  The slot NULL: the model cannot
      * be captured (the trainer runs its steps eagerly). */
     lm_status (*upload_batch)(void *self, const lm_batch *batch, uint64_t *signature);

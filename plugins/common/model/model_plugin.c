@@ -249,9 +249,8 @@ static lm_status run_forward(model_base *m, const lm_batch *batch, lm_step_state
     /* A batch upload_batch staged is used once, by the forward right after
      * it; any other forward stages its batch now. */
     const int staged = batch && m->staged == batch;
-    m->staged = NULL;
     if (!staged) LM_TRY(stage_batch(m, batch));
-    m->staged = NULL;
+    m->staged = NULL; /* used once */
     if (m->training && !state && m->dropout_configured)
         return lm_error_set(LM_ERR_INVALID, "architecture '%s': forward in training mode needs a step state (its "
                                             "dropout key); pass one, or set_training(0) for inference",
