@@ -81,12 +81,15 @@ printf 'BUILD_DIR=%s\nSOURCE_DIR=%s\nSOURCE_COMMIT=%s\nCREATED=%s on %s\n' "$BUI
     "$(date -u +%FT%TZ)" "$(hostname)" > "$KIT/KIT_INFO"
 
 # Shared libraries to carry: whatever ldd resolves, minus the base system
-# (glibc, libstdc++, libgcc_s), the CUDA/driver libraries and the kit's own.
+# (glibc, libstdc++, libgcc_s), the CUDA/driver libraries, NCCL and the kit's own.
 is_system_lib() {
     case "$1" in
         linux-vdso.so*|ld-linux*|libc.so*|libm.so*|libdl.so*|librt.so*|libpthread.so*|libresolv.so*|libutil.so*) return 0 ;;
         libstdc++.so*|libgcc_s.so*) return 0 ;;
         libcuda.so*|libcudart.so*|libcublas.so*|libcublasLt.so*|libnvidia*|libnvrtc*|libnvJitLink*) return 0 ;;
+        # NCCL is 208 MiB, over a device run's budget by itself: run.sh links
+        # the GPU machine's own (its PyTorch wheels ship libnccl.so.2).
+        libnccl.so*) return 0 ;;
         liblmcore.so*) return 0 ;;
     esac
     return 1

@@ -94,10 +94,13 @@ locate_kit() {
 }
 
 # Links into $1 every library the kit's programs cannot find: from the kit's
-# sys-libs/ first, else from the usual CUDA places of this machine.
+# sys-libs/ first, else from the usual CUDA places of this machine, else
+# from the NVIDIA wheels of its Python (PyTorch's: libnccl.so.2, which the
+# kit leaves out for its size).
 resolve_libraries() {
-    local libdir=$1 pass name found elf
+    local libdir=$1 pass name found elf wheels
     mkdir -p "$libdir"
+    wheels=$(python3 -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null || true)
     for pass in 1 2 3 4; do
         local missing
         missing=$(find "$KIT/bin" "$KIT/lib" -type f 2>/dev/null | while read -r elf; do
@@ -113,6 +116,10 @@ resolve_libraries() {
             else
                 found=$(find /usr/local/cuda*/lib64 /usr/local/cuda*/lib /usr/local/cuda*/targets/*/lib \
                     /usr/lib/x86_64-linux-gnu /usr/local/lib /opt -name "$name" 2>/dev/null | head -1)
+                if [ -z "$found" ] && [ -n "$wheels" ]; then
+                    # shellcheck disable=SC2086 # a list of folders
+                    found=$(find $wheels -path '*/nvidia/*' -name "$name" 2>/dev/null | head -1)
+                fi
             fi
             if [ -n "$found" ] && [ ! -e "$libdir/$name" ]; then
                 ln -s "$found" "$libdir/$name"
