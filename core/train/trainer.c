@@ -18,10 +18,6 @@
 #include "schedule.h"
 #include "trainer_internal.h"
 
-static const lm_architecture_vtable *arch_of(const lm_trainer *t) {
-    return &t->parts.model.plugin->vtable.architecture;
-}
-
 static lm_status emit(lm_trainer *t, lm_event *ev) {
     if (t->rank != 0) return LM_OK; /* only rank 0 logs (docs/distributed.md) */
     ev->elapsed = t->begun ? lm_time_seconds() - t->start_time : 0.0;
@@ -144,8 +140,8 @@ lm_status lm_trainer_create(lm_trainer **out, lm_config *settings, lm_config *sc
      * Across ranks only rank 0 writes checkpoints, so only it locks. */
     if (t->plan.has_checkpoint_dir && t->rank == 0)
         LM_CHECK(lm_dir_lock_acquire(t->s.checkpoint_dir, "checkpoint_dir", &t->checkpoint_lock));
-    LM_CHECK(arch_of(t)->info(parts->model.self, &t->arch));
-    LM_CHECK(arch_of(t)->parameters(parts->model.self, &t->params));
+    LM_CHECK(trainer_arch(t)->info(parts->model.self, &t->arch));
+    LM_CHECK(trainer_arch(t)->parameters(parts->model.self, &t->params));
     /* The step state lives on the device: hold it until that is freed. */
     t->dev = t->params.device;
     t->dev->ops->retain(t->dev);
@@ -287,7 +283,7 @@ static lm_status begin_run(lm_trainer *t) {
          * fifth of the first): "epoch 1" read as one epoch done. */
         lm_log(LM_LOG_INFO, "resuming from %s at step %lld (epoch %.2f)", t->resumed_from, (long long)t->step,
                lm_trainer_epoch(t));
-    return arch_of(t)->set_training(t->parts.model.self, 1);
+    return trainer_arch(t)->set_training(t->parts.model.self, 1);
 }
 
 /* A batch next_batch() handed out has not gone through forward_backward():
@@ -358,24 +354,6 @@ lm_status lm_trainer_next_batch(lm_trainer *t, const lm_batch **batch, uint64_t 
     return LM_OK;
 }
 
-lm_status trainer_run_micro_batch(lm_trainer *t, const lm_batch *batch) {
-    const lm_architecture_vtable *arch = arch_of(t);
-    const float loss_scale = 1.0f / (float)t->s.grad_accum;
-    /* forward_train (ABI 2.1) lets the model compute the loss gradient with
-     * the loss, in one pass over the logits; a 2.0 plugin has forward only. */
-    lm_status status = arch->forward_train ? arch->forward_train(t->parts.model.self, batch, t->state, loss_scale)
-                                           : arch->forward(t->parts.model.self, batch, t->state);
-    if (status == LM_OK)
-        status = t->dev->ops->step_micro_batch_end(t->dev, t->state, 1.0, (double)t->s.grad_accum, 1);
-    /* Gradient buckets (data parallel) are reduced by host calls during
-     * backward: such runs never capture (trainer_graph.c). */
-    int bucketed = 0;
-    if (status == LM_OK && t->buckets) status = trainer_dist_backward_begins(t, &bucketed);
-    if (status == LM_OK) status = arch->backward(t->parts.model.self, loss_scale, t->grads_written);
-    if (bucketed) status = trainer_dist_backward_ends(t, bucketed, status);
-    return status;
-}
-
 lm_status lm_trainer_forward_backward(lm_trainer *t, const lm_batch *batch, uint64_t serial) {
     if (!batch || batch != t->batch || serial != t->batch_serial)
         return lm_error_set(LM_ERR_INVALID, "forward_backward: this batch is not the trainer's latest: pass the batch "
@@ -411,18 +389,6 @@ lm_status lm_trainer_clip_grad_norm(lm_trainer *t) {
     if (t->comm.plugin) LM_TRY(trainer_dist_reduce_gradients(t)); /* the norm of the averaged gradients */
     return t->dev->ops->step_clip(t->dev, t->state, t->params.grads, (lm_dtype)t->params.grad_dtype,
                                   t->params.n_params);
-}
-
-lm_status trainer_run_update(lm_trainer *t, const lm_batch *unused) {
-    (void)unused;
-    if (!t->plan.host_schedule) LM_TRY(t->dev->ops->step_schedule(t->dev, t->state));
-    lm_status status = t->parts.optimizer.plugin->vtable.optimizer.step(t->parts.optimizer.self, t->state);
-    if (status == LM_OK && t->zero_stage) status = trainer_dist_gather_params(t);
-    if (status != LM_OK) {
-        lm_error_prefix("training step %lld: ", (long long)t->step + 1);
-        return status;
-    }
-    return t->dev->ops->step_finish(t->dev, t->state);
 }
 
 lm_status lm_trainer_optimizer_step(lm_trainer *t, const double *host_lr) {
@@ -504,7 +470,7 @@ lm_status lm_trainer_evaluate(lm_trainer *t, const lm_blocks *blocks, int report
                             "with the same block_size",
                             lm_blocks_block_size(blocks), t->plan.block_size);
     const double start = lm_time_seconds();
-    const lm_architecture_vtable *arch = arch_of(t);
+    const lm_architecture_vtable *arch = trainer_arch(t);
     LM_TRY(arch->set_training(t->parts.model.self, 0));
     t->dev->ops->zero(t->dev, t->eval_state, sizeof *t->eval_state);
     /* Evaluation masks (MLM) come from their own counter range so that

@@ -7,10 +7,6 @@
 
 #include "trainer_internal.h"
 
-static const lm_architecture_vtable *arch_of(const lm_trainer *t) {
-    return &t->parts.model.plugin->vtable.architecture;
-}
-
 static int device_has_graphs(const lm_device *dev) {
     const lm_device_ops *ops = dev->ops;
     return ops->struct_size >= offsetof(lm_device_ops, graph_destroy) + sizeof ops->graph_destroy &&
@@ -25,7 +21,7 @@ void trainer_graphs_setup(lm_trainer *t) {
      * slots, so a CPU run never gets here past the first test. */
     const char *why_not = NULL;
     if (!device_has_graphs(t->dev)) why_not = "the device cannot capture";
-    else if (!arch_of(t)->upload_batch) why_not = "the model cannot stage its batches (no upload_batch)";
+    else if (!trainer_arch(t)->upload_batch) why_not = "the model cannot stage its batches (no upload_batch)";
     else if (t->comm.plugin) why_not = "data parallel runs average gradients through the communicator inside the step";
     if (why_not) {
         if (t->dev->type != LM_DEVICE_CPU)
@@ -105,11 +101,11 @@ static lm_status replay(lm_trainer *t, uint64_t key, int *ran) {
  * batch it staged is dropped, so that no later forward takes it. */
 static lm_status forget_staged(lm_trainer *t) {
     uint64_t unused = 0;
-    return arch_of(t)->upload_batch(t->parts.model.self, NULL, &unused);
+    return trainer_arch(t)->upload_batch(t->parts.model.self, NULL, &unused);
 }
 
 lm_status trainer_graph_micro_batch(lm_trainer *t, const lm_batch *batch) {
-    const lm_architecture_vtable *arch = arch_of(t);
+    const lm_architecture_vtable *arch = trainer_arch(t);
     uint64_t signature = 0;
     LM_TRY(arch->upload_batch(t->parts.model.self, batch, &signature));
     const uint64_t key = trainer_graphs_key(TRAINER_GRAPH_MICRO_BATCH, signature, (uint64_t)t->grads_written);

@@ -140,6 +140,11 @@ lm_status trainer_graph_micro_batch(lm_trainer *t, const lm_batch *batch);
 lm_status trainer_graph_update(lm_trainer *t, int must_run_eagerly);
 
 /* trainer.c */
+/* The model's vtable (the trainer's parts hold a plugin of kind architecture). */
+static inline const lm_architecture_vtable *trainer_arch(const lm_trainer *t) {
+    return &t->parts.model.plugin->vtable.architecture;
+}
+
 /* The eager parts the graphs stand for: forward, step_micro_batch_end and
  * backward of a batch; the schedule, the optimizer's step and step_finish
  * (`unused` is NULL: the shape of a step part for trainer_graph.c). */
