@@ -397,6 +397,7 @@ START_TEST(test_forward_train_changes_nothing) {
     lm_test_check_forward_train(vt, models, &fb.batch, on_cpu ? -1.0 : fp32 ? 1e-5 : 1e-2,
                                 "bert " BERT_TEST_DEVICE " " BERT_TEST_PRECISION);
     for (int k = 0; k < 2; k++) vt->destroy(models[k]);
+    bert_test_free_batch(&fb);
 }
 END_TEST
 
