@@ -2,6 +2,7 @@
 #include "gpu_test_util.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -296,4 +297,39 @@ void gt_compare_accumulated(const char *what, const float *got, const float *wan
     ck_assert_msg(norm_rel <= allowed, "%s: norm-relative error of the increments %.3e > %.2e", what, norm_rel, allowed);
     ck_assert_msg(n == 0 || worst_excess <= 0.0, "%s: element %zu is %.9g on the GPU, %.9g on the CPU (start %.9g)",
                   what, worst, (double)got[worst], (double)want[worst], (double)init[worst]);
+}
+
+int gt_main(const char *what, gt_backends backends, Suite *first, ...) {
+    const char *require = getenv("LMCORE_REQUIRE_GPU");
+    const int required = require && strcmp(require, "1") == 0;
+    if (lm_backend_cuda_create(&gt_be, 0, LM_PRECISION_FP32) != LM_OK) {
+        if (required) {
+            printf("FAILED: LMCORE_REQUIRE_GPU=1 but the CUDA backend could not start: %s\n", lm_error_message());
+            return EXIT_FAILURE;
+        }
+        printf("SKIPPED: %s\n", lm_error_message());
+        return 77; /* CTest SKIP_RETURN_CODE */
+    }
+    if (backends == GT_ALL_PRECISIONS && (lm_backend_cuda_create(&gt_be_tf32, 0, LM_PRECISION_TF32) != LM_OK ||
+                                          lm_backend_cuda_create(&gt_be_bf16, 0, LM_PRECISION_BF16) != LM_OK)) {
+        printf("FAILED: a TF32/BF16 backend could not be created: %s\n", lm_error_message());
+        if (gt_be_tf32) gt_be_tf32->ops->destroy(gt_be_tf32);
+        gt_be->ops->destroy(gt_be);
+        return EXIT_FAILURE;
+    }
+    printf("testing %s %s\n", gt_be->ops->describe(gt_be), what);
+    SRunner *runner = srunner_create(first);
+    va_list more;
+    va_start(more, first);
+    for (Suite *s = va_arg(more, Suite *); s != NULL; s = va_arg(more, Suite *)) srunner_add_suite(runner, s);
+    va_end(more);
+    srunner_set_fork_status(runner, CK_NOFORK);
+    srunner_run_all(runner, CK_NORMAL);
+    const int failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    if (gt_be_bf16) gt_be_bf16->ops->destroy(gt_be_bf16);
+    if (gt_be_tf32) gt_be_tf32->ops->destroy(gt_be_tf32);
+    gt_be->ops->destroy(gt_be);
+    gt_be = gt_be_tf32 = gt_be_bf16 = NULL;
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

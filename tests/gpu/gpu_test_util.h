@@ -18,6 +18,20 @@ extern lm_backend *gt_be_tf32;
 /* A BF16 backend: fp32 storage, bf16 tensor-core math in the GEMMs. */
 extern lm_backend *gt_be_bf16;
 
+/* Which CUDA backends gt_main starts. */
+typedef enum gt_backends {
+    GT_FP32_ONLY = 0,     /* gt_be */
+    GT_ALL_PRECISIONS = 1 /* gt_be, gt_be_tf32 and gt_be_bf16 */
+} gt_backends;
+
+/* A CUDA test's main(): starts the backends, runs the NULL-terminated suites
+ * in this process (a CUDA context does not survive a fork), destroys the
+ * backends, and returns main()'s exit status.  Without a usable GPU it
+ * returns 77 (CTest's skip), or fails when LMCORE_REQUIRE_GPU=1 (the GPU
+ * machine's run.sh sets it, so that a broken GPU is never a silent skip).
+ * `what` ends the line "testing <backend> <what>". */
+int gt_main(const char *what, gt_backends backends, Suite *first, ...);
+
 /* Fresh seeds for every input (base from LMCORE_TEST_SEED, printed). */
 uint64_t gt_next_seed(void);
 

@@ -174,16 +174,4 @@ static Suite *decode_ops_suite(void) {
     return s;
 }
 
-int main(void) {
-    const char *require = getenv("LMCORE_REQUIRE_GPU");
-    const int required = require && strcmp(require, "1") == 0;
-    if (lm_backend_cuda_create(&gt_be, 0, LM_PRECISION_FP32) != LM_OK) {
-        printf("%s: %s\n", required ? "FAILED" : "SKIPPED", lm_error_message());
-        return required ? EXIT_FAILURE : 77; /* CTest SKIP_RETURN_CODE */
-    }
-    printf("testing %s against the CPU kernels\n", gt_be->ops->describe(gt_be));
-    /* no fork: the CUDA context lives in this process */
-    const int status = lm_test_run_suites_nofork(decode_ops_suite(), NULL);
-    gt_be->ops->destroy(gt_be);
-    return status;
-}
+int main(void) { return gt_main("against the CPU kernels", GT_FP32_ONLY, decode_ops_suite(), NULL); }

@@ -279,15 +279,6 @@ static Suite *fused_attention_suite(void) {
 }
 
 int main(void) {
-    const char *require = getenv("LMCORE_REQUIRE_GPU");
-    const int required = require && strcmp(require, "1") == 0;
-    if (lm_backend_cuda_create(&gt_be, 0, LM_PRECISION_FP32) != LM_OK) {
-        printf("%s: %s\n", required ? "FAILED" : "SKIPPED", lm_error_message());
-        return required ? EXIT_FAILURE : 77; /* CTest SKIP_RETURN_CODE */
-    }
-    printf("testing %s: fused attention against the CPU twin and the eager attention\n", gt_be->ops->describe(gt_be));
-    /* no fork: the CUDA context lives in this process */
-    const int status = lm_test_run_suites_nofork(fused_attention_suite(), NULL);
-    gt_be->ops->destroy(gt_be);
-    return status;
+    return gt_main(": fused attention against the CPU twin and the eager attention", GT_FP32_ONLY,
+                   fused_attention_suite(), NULL);
 }

@@ -468,22 +468,4 @@ static Suite *fusions_suite(void) {
     return s;
 }
 
-int main(void) {
-    const char *require = getenv("LMCORE_REQUIRE_GPU");
-    const int required = require && strcmp(require, "1") == 0;
-    if (lm_backend_cuda_create(&gt_be, 0, LM_PRECISION_FP32) != LM_OK) {
-        printf("%s: %s\n", required ? "FAILED" : "SKIPPED", lm_error_message());
-        return required ? EXIT_FAILURE : 77; /* CTest SKIP_RETURN_CODE */
-    }
-    if (lm_backend_cuda_create(&gt_be_tf32, 0, LM_PRECISION_TF32) != LM_OK ||
-        lm_backend_cuda_create(&gt_be_bf16, 0, LM_PRECISION_BF16) != LM_OK) {
-        printf("FAILED: %s\n", lm_error_message());
-        return EXIT_FAILURE;
-    }
-    printf("testing %s against the CPU kernels\n", gt_be->ops->describe(gt_be));
-    const int status = lm_test_run_suites_nofork(fusions_suite(), NULL);
-    gt_be->ops->destroy(gt_be);
-    gt_be_tf32->ops->destroy(gt_be_tf32);
-    gt_be_bf16->ops->destroy(gt_be_bf16);
-    return status;
-}
+int main(void) { return gt_main("against the CPU kernels", GT_ALL_PRECISIONS, fusions_suite(), NULL); }

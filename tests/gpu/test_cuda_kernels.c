@@ -285,28 +285,6 @@ Suite *gpu_backend_suite(void) {
 }
 
 int main(void) {
-    const char *require = getenv("LMCORE_REQUIRE_GPU");
-    const int required = require && strcmp(require, "1") == 0;
-    if (lm_backend_cuda_create(&gt_be, 0, LM_PRECISION_FP32) != LM_OK) {
-        if (required) {
-            printf("FAILED: LMCORE_REQUIRE_GPU=1 but the CUDA backend could not start: %s\n", lm_error_message());
-            return EXIT_FAILURE;
-        }
-        printf("SKIPPED: %s\n", lm_error_message());
-        return 77; /* CTest SKIP_RETURN_CODE */
-    }
-    if (lm_backend_cuda_create(&gt_be_tf32, 0, LM_PRECISION_TF32) != LM_OK ||
-        lm_backend_cuda_create(&gt_be_bf16, 0, LM_PRECISION_BF16) != LM_OK) {
-        printf("FAILED: a TF32/BF16 backend could not be created: %s\n", lm_error_message());
-        gt_be->ops->destroy(gt_be);
-        return EXIT_FAILURE;
-    }
-    printf("testing %s against the CPU kernels\n", gt_be->ops->describe(gt_be));
-    /* no fork: the CUDA context lives in this process */
-    const int status = lm_test_run_suites_nofork(gpu_backend_suite(), gpu_ops_suite(), gpu_step_suite(),
-                                                 gpu_graph_suite(), NULL);
-    gt_be_bf16->ops->destroy(gt_be_bf16);
-    gt_be_tf32->ops->destroy(gt_be_tf32);
-    gt_be->ops->destroy(gt_be);
-    return status;
+    return gt_main("against the CPU kernels", GT_ALL_PRECISIONS, gpu_backend_suite(), gpu_ops_suite(), gpu_step_suite(),
+                   gpu_graph_suite(), NULL);
 }
