@@ -172,9 +172,10 @@ typedef struct lm_architecture_vtable {
      * two batches exactly when their forward and backward (given the same
      * state and loss scale) queue the same kernels with the same arguments
      * (shape, number of scored labels, which arrays are present, training
-     * mode, where the buffers are): the trainer keys its graphs by it.  A NULL batch drops what was staged (the caller replayed a
-     * graph instead of calling forward).  The slot NULL: the model cannot
-     * be captured (the trainer runs its steps eagerly). */
+     * mode, where the buffers are): the trainer keys its graphs by it.  A
+     * NULL batch drops what was staged (the caller replayed a graph
+     * instead of calling forward).  The slot NULL: the model cannot be
+     * captured (the trainer runs its steps eagerly). */
     lm_status (*upload_batch)(void *self, const lm_batch *batch, uint64_t *signature);
 } lm_architecture_vtable;
 

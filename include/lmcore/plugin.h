@@ -28,9 +28,11 @@ extern "C" {
 /* 2.0: the optimizer left the architecture (optimizer plugins, step.h,
  * device.h); datasets hand out one text source per split; objectives own
  * their batches.  docs/plugin-abi.md#migrating-from-abi-1 lists the changes.
- * 2.1: optional slots only (docs/plugin-abi.md, "ABI history"). */
+ * 2.1: optional slots only (docs/plugin-abi.md, "ABI history"): the
+ * gradients-ready notification, the non-blocking all-reduce, forward_train,
+ * upload_batch and the device's graphs. */
 #define LM_ABI_MAJOR 2
-#define LM_ABI_MINOR 1 /* 2.1: gradients-ready notification, non-blocking all-reduce, forward_train, upload_batch, device graphs (docs/plugin-abi.md) */
+#define LM_ABI_MINOR 1
 
 typedef enum lm_plugin_kind {
     LM_KIND_TOKENIZER = 1,
