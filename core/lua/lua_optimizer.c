@@ -3,9 +3,17 @@
 #include <string.h>
 
 #include "lua_bindings.h"
+#include "trainer.h"
 
-/* lm.optimizer(name [, settings]) */
-static int new_optimizer(lua_State *L) { return lm_lua_new_object(L, LM_KIND_OPTIMIZER, LM_OPTIMIZER_MT); }
+/* lm.optimizer(name [, settings]): a plugin's name, or Hugging Face's
+ * `optim` name for it (adamw_torch, lion_32bit, ...). */
+static int new_optimizer(lua_State *L) {
+    const char *plugin = NULL;
+    if (lm_optimizer_plugin_for(luaL_checkstring(L, 1), &plugin) != LM_OK) return lm_lua_raise(L);
+    lua_pushstring(L, plugin);
+    lua_replace(L, 1);
+    return lm_lua_new_object(L, LM_KIND_OPTIMIZER, LM_OPTIMIZER_MT);
+}
 
 /* optimizer:settings() -> table: the hyper-parameters in torch.optim names */
 static int optimizer_settings(lua_State *L) {

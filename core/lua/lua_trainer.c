@@ -87,7 +87,7 @@ static lm_handle handle_of(lm_object *o) {
  * settings: everything else goes to the C trainer as a setting. */
 static const char *const object_keys[] = {"model",     "objective", "tokenizer", "train",
                                           "eval",      "loggers",   "optimizer", "optimizer_args",
-                                          "callbacks", "lr_scheduler_kwargs", NULL};
+                                          "callbacks", "lr_scheduler_kwargs", "optim", NULL};
 
 static int is_object_key(lua_State *L, int key_index) {
     if (lua_type(L, key_index) != LUA_TSTRING) return 0;
@@ -101,7 +101,14 @@ static int is_object_key(lua_State *L, int key_index) {
  * the trainer table's optimizer settings, and optimizer_args).  Leaves the
  * Optimizer on the stack. */
 static lm_object *make_optimizer(lua_State *L, int table, lm_config *settings) {
+    /* optim, Hugging Face's name for the key, is taken as optimizer's alias. */
+    lua_getfield(L, table, "optim");
+    int optim_given = !lua_isnil(L, -1);
     lua_getfield(L, table, "optimizer");
+    if (optim_given && !lua_isnil(L, -1))
+        lm_lua_error(L, "lm.trainer: optimizer and optim (its Hugging Face name) are both given: keep one");
+    if (optim_given) lua_copy(L, -2, -1);
+    lua_remove(L, -2);
     if (luaL_testudata(L, -1, LM_OPTIMIZER_MT)) {
         lm_object *given = lm_lua_check_object(L, -1, LM_OPTIMIZER_MT);
         const char *stray = lm_trainer_stray_optimizer_setting(settings);
@@ -122,6 +129,10 @@ static lm_object *make_optimizer(lua_State *L, int table, lm_config *settings) {
         lua_pop(L, 1);
         lua_pushliteral(L, "adamw");
     }
+    const char *plugin = NULL;
+    if (lm_optimizer_plugin_for(lua_tostring(L, -1), &plugin) != LM_OK) lm_lua_raise(L);
+    lua_pushstring(L, plugin);
+    lua_remove(L, -2);
     int name = lua_gettop(L);
     /* lm.optimizer(name, settings) with settings = optimizer_args + the
      * trainer's optimizer keys. */

@@ -112,6 +112,15 @@ LM_API void lm_trainer_destroy(lm_trainer *t);
  * optimizer named in the settings.  weight_decay defaults to 0.01, the
  * reference recipe's; the others to the plugin's own defaults. */
 LM_API lm_status lm_trainer_optimizer_settings(lm_config *settings, lm_config *optimizer_cfg);
+/* The optimizer plugin for a name given as `optimizer` or `optim`: Hugging
+ * Face's TrainingArguments.optim names (adamw_torch, adamw_torch_fused,
+ * adamw_hf -> adamw; sgd; lion_32bit -> lion) or a plugin's own name (kept
+ * as it is).  A Hugging Face optimizer without a plugin here (adafactor,
+ * adamw_bnb_8bit, ...) is an error that says what to use instead. */
+LM_API lm_status lm_optimizer_plugin_for(const char *name, const char **plugin);
+/* Hugging Face's `optim` name of a plugin (adamw -> adamw_torch, lion ->
+ * lion_32bit), or the plugin's own name: what training_args.json writes. */
+LM_API const char *lm_optim_name_of(const char *plugin);
 /* The optimizer settings a trainer table must not hold when it is given an
  * optimizer object ("weight_decay", ...): NULL, or the first one present. */
 LM_API const char *lm_trainer_stray_optimizer_setting(lm_config *settings);

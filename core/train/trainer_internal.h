@@ -16,7 +16,8 @@
 /* The settings, as read (before the data gives them a plan). */
 typedef struct trainer_settings {
     double lr, max_grad_norm, warmup_ratio;
-    int64_t epochs, max_steps, batch_size, eval_batch_size, grad_accum, warmup_steps, eval_max_batches;
+    double epochs; /* num_train_epochs: a float, as in TrainingArguments (2.5 ends halfway through the third) */
+    int64_t max_steps, batch_size, eval_batch_size, grad_accum, warmup_steps, eval_max_batches;
     uint64_t seed;
     char schedule[32];
     char checkpoint_dir[PATH_MAX], resume[PATH_MAX];

@@ -75,7 +75,7 @@ lm_status trainer_read_settings(lm_trainer *t, lm_config *cfg, lm_config *schedu
     /* Counts are read in 64 bits with an upper bound that keeps the plan's
      * products (steps x epochs, batch x block) far from overflowing; the
      * lower bounds are checked below, with messages that say what 0 means. */
-    s->epochs = lm_config_int_range(cfg, pick(cfg, "num_train_epochs", "epochs"), 3, INT64_MIN, MAX_COUNT);
+    s->epochs = lm_config_number(cfg, pick(cfg, "num_train_epochs", "epochs"), 3.0);
     s->max_steps = lm_config_int_range(cfg, "max_steps", -1, -1, MAX_COUNT);
     s->batch_size = lm_config_int_range(cfg, pick(cfg, "per_device_train_batch_size", "batch_size"), 8, INT64_MIN,
                                         MAX_BATCH);
@@ -148,7 +148,10 @@ lm_status trainer_read_settings(lm_trainer *t, lm_config *cfg, lm_config *schedu
         return lm_error_set(LM_ERR_INVALID, "per_device_train_batch_size (%lld), per_device_eval_batch_size (%lld) "
                                             "and gradient_accumulation_steps (%lld) must be >= 1",
                             (long long)s->batch_size, (long long)s->eval_batch_size, (long long)s->grad_accum);
-    if (s->epochs < 0) return lm_error_set(LM_ERR_INVALID, "num_train_epochs must be >= 0, got %lld", (long long)s->epochs);
+    if (!(s->epochs >= 0) || !(s->epochs <= (double)MAX_COUNT))
+        return lm_error_set(LM_ERR_INVALID, "num_train_epochs must be a number >= 0 (2.5 ends halfway through the third "
+                                            "epoch), got %g",
+                            s->epochs);
     if (s->eval_max_batches < 0)
         return lm_error_set(LM_ERR_INVALID, "eval_max_batches must be >= 0 (0: all), got %lld",
                             (long long)s->eval_max_batches);
@@ -230,8 +233,11 @@ lm_status trainer_read_settings(lm_trainer *t, lm_config *cfg, lm_config *schedu
                                                                (size_t)s->batch_size);
     p->steps_per_epoch = batches_per_epoch / s->grad_accum;
     if (p->steps_per_epoch < 1) p->steps_per_epoch = 1;
-    p->total_steps = s->max_steps > 0 ? s->max_steps : p->steps_per_epoch * s->epochs;
-    p->total_epochs = s->max_steps > 0 ? (p->total_steps + p->steps_per_epoch - 1) / p->steps_per_epoch : s->epochs;
+    /* Hugging Face's rule: max_steps = ceil(num_train_epochs x update steps
+     * per epoch), and the last epoch ends early when that is not whole. */
+    p->total_steps = s->max_steps > 0 ? s->max_steps : (int64_t)ceil(s->epochs * (double)p->steps_per_epoch);
+    if (p->total_steps < 1) p->total_steps = 1; /* a fraction of an epoch shorter than a step still takes one */
+    p->total_epochs = (p->total_steps + p->steps_per_epoch - 1) / p->steps_per_epoch;
 
     lm_status status = lm_schedule_make(&t->schedule, s->schedule, s->lr, p->total_steps, s->warmup_steps,
                                         s->warmup_ratio, schedule_kwargs);
@@ -277,7 +283,7 @@ lm_status lm_trainer_args_json(const lm_trainer *t, lm_buffer *out) {
         lm_json_write_number(&w, s->eps);
     }
     lm_json_key(&w, "optim");
-    lm_json_write_cstr(&w, adamw ? "adamw_torch" : t->parts.optimizer.plugin->name);
+    lm_json_write_cstr(&w, lm_optim_name_of(t->parts.optimizer.plugin->name));
     /* The optimizer's own settings, in torch.optim names. */
     lm_json *settings = NULL;
     lm_status status = trainer_optimizer_settings(t, &settings);
@@ -288,7 +294,8 @@ lm_status lm_trainer_args_json(const lm_trainer *t, lm_buffer *out) {
     lm_json_key(&w, "max_grad_norm");
     lm_json_write_number(&w, s->max_grad_norm);
     lm_json_key(&w, "num_train_epochs");
-    lm_json_write_int(&w, s->epochs);
+    if (s->epochs == floor(s->epochs)) lm_json_write_int(&w, (int64_t)s->epochs);
+    else lm_json_write_number(&w, s->epochs);
     lm_json_key(&w, "max_steps");
     lm_json_write_int(&w, s->max_steps);
     lm_json_key(&w, "per_device_train_batch_size");

@@ -106,6 +106,48 @@ START_TEST(aliases_and_hf_names_agree) {
 }
 END_TEST
 
+static void results_eval_loss(const char *dir, char *out, size_t cap);
+
+/* Trainer habits through lm.trainer: a fractional num_train_epochs, optim
+ * names and adam_* settings (tests/pipeline/scripts/hf_args_check.lua says
+ * what each asserts); and the same names on the command line. */
+START_TEST(hf_trainer_arguments_behave_as_in_transformers) {
+    ck_assert_msg(cli_run(EXE " run tests/pipeline/scripts/hf_args_check.lua data=" DATA) == 0, "%s", cli_output);
+    ASSERT_HAS(cli_output, "OK hf args");
+
+    char dir[64], cmd[2048];
+    cli_temp_dir(dir, sizeof dir, "ergo");
+    snprintf(cmd, sizeof cmd,
+             TINY_GPT2 "max_steps=2 optim=adamw_torch adam_beta2=0.95 output_dir=%s/hf cache_dir=%s/cache", dir, dir);
+    ck_assert_msg(cli_run(cmd) == 0, "%s", cli_output);
+    snprintf(cmd, sizeof cmd,
+             TINY_GPT2 "max_steps=2 optimizer=adamw optimizer.beta2=0.95 output_dir=%s/own cache_dir=%s/cache", dir,
+             dir);
+    ck_assert_msg(cli_run(cmd) == 0, "%s", cli_output);
+    char path[256];
+    snprintf(path, sizeof path, "%s/hf/training_args.json", dir);
+    char *hf_args = cli_read_file(path);
+    snprintf(path, sizeof path, "%s/own/training_args.json", dir);
+    char *own_args = cli_read_file(path);
+    ck_assert_ptr_nonnull(hf_args);
+    ck_assert_ptr_nonnull(own_args);
+    ck_assert_str_eq(hf_args, own_args);
+    ASSERT_HAS(hf_args, "\"optim\": \"adamw_torch\"");
+    ASSERT_HAS(hf_args, "\"adam_beta2\": 0.95");
+    free(hf_args);
+    free(own_args);
+    char a[64], b[64];
+    snprintf(path, sizeof path, "%s/hf", dir);
+    results_eval_loss(path, a, sizeof a);
+    snprintf(path, sizeof path, "%s/own", dir);
+    results_eval_loss(path, b, sizeof b);
+    ck_assert_str_eq(a, b);
+
+    ck_assert_int_eq(cli_run(EXE " run scripts/gpt2_clm.lua optim=sgd optimizer=adamw"), 1);
+    ASSERT_HAS(cli_output, "arguments 'optim' and 'optimizer' both set optimizer");
+}
+END_TEST
+
 START_TEST(typos_and_bad_values_say_what_to_type) {
     ck_assert_int_eq(cli_run(EXE " run scripts/gpt2_clm.lua learnig_rate=1e-3"), 1);
     ASSERT_HAS(cli_output, "lmcore: error: unknown argument 'learnig_rate': did you mean 'learning_rate'?");
@@ -356,6 +398,7 @@ static Suite *ergonomics_suite(void) {
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, help_forms_print_the_options);
     tcase_add_test(tc, aliases_and_hf_names_agree);
+    tcase_add_test(tc, hf_trainer_arguments_behave_as_in_transformers);
     tcase_add_test(tc, typos_and_bad_values_say_what_to_type);
     tcase_add_test(tc, resume_from_each_form);
     tcase_add_test(tc, report_explains_the_run);

@@ -25,7 +25,8 @@ raises(function() options.parse(spec, {kep_last = 5}) end, "did you mean 'keep_l
 raises(function() options.parse(spec, {zzzzzz = 1}) end, "unknown argument 'zzzzzz': `lmcore help t.lua`")
 raises(function() options.parse(spec, {warmup_ratio = 1.5}) end, "must be 0..1, got 1.5")
 raises(function() options.parse(spec, {learning_rate = 0}) end, "must be > 0, got 0")
-raises(function() options.parse(spec, {epochs = 1.5}) end, "'epochs' (num_train_epochs) must be an integer")
+raises(function() options.parse(spec, {batch_size = 1.5}) end, "'batch_size' (per_device_train_batch_size) must be an integer")
+assert(options.parse(spec, {epochs = 1.5}).num_train_epochs == 1.5, "num_train_epochs is a float, as in TrainingArguments")
 raises(function() options.parse(spec, {dataset_settings = "x"}) end, "unknown argument 'dataset_settings'")
 raises(function() options.parse(spec, {preset = "huge"}) end, "unknown preset 'huge' (known: small)")
 assert(options.edit_distance("kitten", "sitting") == 3)
@@ -41,10 +42,13 @@ if args.args_json then
   local written = lm.json_decode(f:read("a"), args.args_json)
   f:close()
   local declared = {}
-  for _, o in ipairs(spec.options) do declared[o.name] = true end
-  -- the optimizer's own settings and the logging strategy are not options
-  local not_options = {optim = true, optim_args = true, adam_beta1 = true, adam_beta2 = true, adam_epsilon = true,
-                       logging_strategy = true}
+  for _, o in ipairs(spec.options) do
+    declared[o.name] = true
+    for _, alias in ipairs(o.aliases or {}) do declared[alias] = true end
+  end
+  -- the optimizer's own settings (optimizer.KEY=VALUE) and the logging
+  -- strategy are not options
+  local not_options = {optim_args = true, logging_strategy = true}
   local n = 0
   for key in pairs(written) do
     assert(declared[key] or not_options[key], "training_args.json key '" .. key .. "' is not an option name")
