@@ -17,6 +17,20 @@ if cfg.model == "" then error("pass model=DIR (a folder saved by bert_mlm.lua)",
 if cfg.text == "" then error('pass text="... [MASK] ..."', 0) end
 local model_dir, text, top_k, device = cfg.model, cfg.text, cfg.top_k, cfg.device
 
+-- A causal model has no [MASK] to fill: say so before its tokenizer (a BPE
+-- one) is refused for not being WordPiece.
+do
+  local path = model_dir .. "/config.json"
+  local f = io.open(path, "r")
+  if f then
+    local model_type = lm.json_decode(f:read("a"), path).model_type
+    f:close()
+    if model_type == "gpt2" then
+      error(string.format("fill_mask.lua needs a masked language model (bert_mlm.lua's), and %s holds a causal "
+                          .. "'%s' model: use scripts/generate.lua model=%s", model_dir, model_type, model_dir), 0)
+    end
+  end
+end
 local tokenizer <close> = lm.tokenizer("wordpiece", {path = model_dir .. "/tokenizer.json"})
 local model <close> = lm.load_model(model_dir, {device = device, tokenizer = tokenizer})
 local vocab = tokenizer:info()

@@ -100,6 +100,32 @@ START_TEST(shipped_scripts_run_tiny_presets) {
              dir);
     ck_assert_msg(cli_run(cmd) == 0, "%s", cli_output);
     ck_assert(strstr(cli_output, "[MASK] #1:") != NULL && strstr(cli_output, "  3. ") != NULL);
+    /* A causal model given to fill_mask.lua: the script to use instead. */
+    snprintf(cmd, sizeof cmd, EXE " run scripts/fill_mask.lua model=%s/gpt2 text=\"The [MASK] .\"", dir);
+    ck_assert_int_eq(cli_run(cmd), 1);
+    ck_assert_msg(strstr(cli_output, "holds a causal 'gpt2' model: use scripts/generate.lua") != NULL, "%s",
+                  cli_output);
+    /* generate.lua's Hugging Face names: do_sample=false is greedy (the
+     * output of temperature=0), num_return_sequences draws that many. */
+    static char greedy[sizeof cli_output];
+    snprintf(cmd, sizeof cmd, EXE " run scripts/generate.lua model=%s/gpt2 prompt=The max_new_tokens=6 temperature=0 "
+             "2>/dev/null", dir);
+    ck_assert_msg(cli_run(cmd) == 0, "%s", cli_output);
+    memcpy(greedy, cli_output, sizeof greedy);
+    snprintf(cmd, sizeof cmd, EXE " run scripts/generate.lua model=%s/gpt2 prompt=The max_new_tokens=6 "
+             "do_sample=false 2>/dev/null", dir);
+    ck_assert_msg(cli_run(cmd) == 0, "%s", cli_output);
+    ck_assert_str_eq(cli_output, greedy);
+    snprintf(cmd, sizeof cmd, EXE " run scripts/generate.lua model=%s/gpt2 prompt=The max_new_tokens=6 "
+             "num_return_sequences=3 2>/dev/null", dir);
+    ck_assert_msg(cli_run(cmd) == 0, "%s", cli_output);
+    ck_assert_msg(strstr(cli_output, "--- sequence 1 (seed 42)") && strstr(cli_output, "--- sequence 3 (seed 44)") &&
+                      !strstr(cli_output, "--- sequence 4"),
+                  "%s", cli_output);
+    snprintf(cmd, sizeof cmd, EXE " run scripts/generate.lua model=%s/gpt2 num_return_sequences=2 do_sample=false",
+             dir);
+    ck_assert_int_eq(cli_run(cmd), 1);
+    ck_assert_msg(strstr(cli_output, "num_return_sequences=2 needs sampling") != NULL, "%s", cli_output);
     snprintf(cmd, sizeof cmd, EXE " run scripts/compare_runs.lua runs=\"%s/gpt2 %s/bert\" out_svg=%s/cmp.svg", dir,
              dir, dir);
     ck_assert_msg(cli_run(cmd) == 0, "%s", cli_output);
