@@ -93,6 +93,9 @@ function M.common_options(name)
 
     opt("logging_steps", 50, "log the training loss every N steps", {section = eval_section, min = 1,
         aliases = {"log_every"}}),
+    opt("report_to", "all", "the integrations the logs go to besides the console, log.jsonl and log.csv: all or "
+        .. "tensorboard (TensorBoard event files), or none", {section = eval_section}),
+    opt("logging_dir", "", "the TensorBoard folder (\"\": <output_dir>/tb)", {section = eval_section}),
     opt("eval_strategy", "epoch", "when to evaluate", {section = eval_section, choices = {"no", "steps", "epoch"}}),
     opt("eval_steps", 0, "steps between evaluations with eval_strategy=steps (0: logging_steps)",
         {section = eval_section, min = 0}),
@@ -139,6 +142,42 @@ local function precision_of(cfg, given)
   return flag or cfg.precision
 end
 
+-- Whether report_to (Hugging Face's list of integrations: "all", "none",
+-- or names separated by commas or spaces) asks for TensorBoard, the one
+-- integration lmcore writes; another integration's name is an error.
+local function reports_to_tensorboard(report_to)
+  local names, tensorboard = {}, false
+  for name in tostring(report_to):gmatch("[^,%s]+") do names[#names + 1] = name end
+  if #names == 0 then error("report_to is empty: give all, tensorboard or none", 0) end
+  for _, name in ipairs(names) do
+    if name == "all" or name == "tensorboard" then
+      tensorboard = true
+    elseif name == "none" then
+      if #names > 1 then error("report_to: 'none' cannot be combined with '" .. report_to .. "'", 0) end
+    else
+      error(string.format("report_to '%s': lmcore's integration is TensorBoard (report_to=tensorboard or all; none "
+                          .. "turns it off), and log.jsonl and log.csv are always written; a logger plugin can send "
+                          .. "the logs anywhere else (docs/writing-plugins.md)", name), 0)
+    end
+  end
+  return tensorboard
+end
+
+-- training_args.json: the trainer's settings (trainer:args_json(), in its
+-- order), then the TrainingArguments that only the script knows (where the
+-- run went, the precision flags, the integrations), as Hugging Face's
+-- file lists them.
+local function training_args_json(trainer, cfg)
+  local lines = {(trainer:args_json():gsub("%s*}%s*$", ""))}
+  local function add(key, json) lines[#lines + 1] = string.format(',\n  "%s": %s', key, json) end
+  add("output_dir", lm.json_encode(cfg.output_dir))
+  add("logging_dir", lm.json_encode(cfg.logging_dir ~= "" and cfg.logging_dir or cfg.output_dir .. "/tb"))
+  add("report_to", cfg.tensorboard and '["tensorboard"]' or "[]")
+  add("bf16", tostring(cfg.precision == "bf16"))
+  add("tf32", tostring(cfg.precision == "tf32"))
+  return table.concat(lines) .. "\n}\n"
+end
+
 -- Parses the command line of a training script: spec = {script, summary,
 -- options (common_options plus the model's), presets}.  Returns cfg (nil
 -- after --help) with cfg.precision resolved and the keys given on the
@@ -147,6 +186,10 @@ function M.parse(spec, args)
   local cfg, given = options.parse(spec, args)
   if not cfg then return nil end
   cfg.precision = precision_of(cfg, given)
+  cfg.tensorboard = reports_to_tensorboard(cfg.report_to)
+  if cfg.logging_dir ~= "" and not cfg.tensorboard then
+    error("logging_dir is TensorBoard's folder, and report_to=" .. cfg.report_to .. " turns TensorBoard off", 0)
+  end
   cfg.given = given
   cfg.spec = spec
   return cfg
@@ -294,7 +337,8 @@ function M.run(spec)
   local console <close> = lm.logger("console", {every = cfg.logging_steps})
   local jsonl <close> = lm.logger("jsonl", {path = cfg.output_dir .. "/log.jsonl", every = cfg.logging_steps})
   local csv <close> = lm.logger("csv", {path = cfg.output_dir .. "/log.csv"})
-  local tensorboard <close> = lm.logger("tensorboard", {logdir = cfg.output_dir .. "/tb"})
+  local tensorboard <close> = cfg.tensorboard and
+    lm.logger("tensorboard", {logdir = cfg.logging_dir ~= "" and cfg.logging_dir or cfg.output_dir .. "/tb"}) or nil
 
   local source = cfg.dataset_settings and cfg.dataset or cfg.data
   console:message(string.format("data: %s (training on '%s', evaluating on '%s')", source, cfg.train_split,
@@ -367,7 +411,8 @@ function M.run(spec)
   if optimizer_settings and optimizer_settings.weight_decay ~= nil then weight_decay = nil end
   local trainer <close> = lm.trainer{
     model = model, objective = objective, tokenizer = tokenizer, train = train, eval = eval,
-    loggers = {console, jsonl, csv, tensorboard, report}, callbacks = callbacks,
+    loggers = tensorboard and {console, jsonl, csv, tensorboard, report} or {console, jsonl, csv, report},
+    callbacks = callbacks,
     optimizer = cfg.optimizer, optimizer_args = optimizer_settings,
     lr_scheduler_type = cfg.lr_scheduler_type,
     learning_rate = cfg.learning_rate, weight_decay = weight_decay, num_train_epochs = cfg.num_train_epochs,
@@ -393,7 +438,7 @@ function M.run(spec)
   }
   local resumed_at = trainer.step
   local result = trainer:fit()
-  model:save(cfg.output_dir, {tokenizer = tokenizer, args_json = trainer:args_json()})
+  model:save(cfg.output_dir, {tokenizer = tokenizer, args_json = training_args_json(trainer, cfg)})
   -- A resumed run's log.jsonl begins with the earlier run's lines.
   jsonl:close()
   run_report.merge_log(cfg.output_dir .. "/log.jsonl", history, resumed_at)

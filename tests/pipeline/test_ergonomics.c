@@ -65,6 +65,16 @@ START_TEST(help_forms_print_the_options) {
 }
 END_TEST
 
+/* Cuts a training_args.json before the keys the script adds after the
+ * trainer's (output_dir, logging_dir, report_to, bf16, tf32: they name the
+ * run's folders) and returns where they began. */
+static char *cut_script_args(char *json) {
+    char *script_part = strstr(json, "\"output_dir\"");
+    ck_assert_msg(script_part != NULL, "no output_dir in training_args.json:\n%s", json);
+    script_part[-1] = '\0';
+    return script_part;
+}
+
 /* The older short names train exactly what the Hugging Face names train. */
 START_TEST(aliases_and_hf_names_agree) {
     char dir[64], cmd[2048];
@@ -88,6 +98,9 @@ START_TEST(aliases_and_hf_names_agree) {
     char *hf_args = cli_read_file(path);
     ck_assert_ptr_nonnull(short_args);
     ck_assert_ptr_nonnull(hf_args);
+    char *hf_script_args = cut_script_args(hf_args);
+    ASSERT_HAS(hf_script_args, "/hf\"");
+    cut_script_args(short_args);
     ck_assert_str_eq(short_args, hf_args);
     ASSERT_HAS(hf_args, "\"learning_rate\": 0.002");
     ASSERT_HAS(hf_args, "\"per_device_train_batch_size\": 4");
@@ -118,11 +131,14 @@ START_TEST(hf_trainer_arguments_behave_as_in_transformers) {
     char dir[64], cmd[2048];
     cli_temp_dir(dir, sizeof dir, "ergo");
     snprintf(cmd, sizeof cmd,
-             TINY_GPT2 "max_steps=2 optim=adamw_torch adam_beta2=0.95 output_dir=%s/hf cache_dir=%s/cache", dir, dir);
+             TINY_GPT2 "max_steps=2 optim=adamw_torch adam_beta2=0.95 output_dir=%s/hf cache_dir=%s/cache "
+                       "logging_dir=%s/tb",
+             dir, dir, dir);
     ck_assert_msg(cli_run(cmd) == 0, "%s", cli_output);
     snprintf(cmd, sizeof cmd,
-             TINY_GPT2 "max_steps=2 optimizer=adamw optimizer.beta2=0.95 output_dir=%s/own cache_dir=%s/cache", dir,
-             dir);
+             TINY_GPT2 "max_steps=2 optimizer=adamw optimizer.beta2=0.95 output_dir=%s/own cache_dir=%s/cache "
+                       "logging_dir=%s/tb",
+             dir, dir, dir);
     ck_assert_msg(cli_run(cmd) == 0, "%s", cli_output);
     char path[256];
     snprintf(path, sizeof path, "%s/hf/training_args.json", dir);
@@ -131,6 +147,12 @@ START_TEST(hf_trainer_arguments_behave_as_in_transformers) {
     char *own_args = cli_read_file(path);
     ck_assert_ptr_nonnull(hf_args);
     ck_assert_ptr_nonnull(own_args);
+    /* the script's own TrainingArguments follow the trainer's */
+    cut_script_args(own_args);
+    const char *hf_script_args = cut_script_args(hf_args);
+    ASSERT_HAS(hf_script_args, "\"report_to\": [\"tensorboard\"]");
+    ASSERT_HAS(hf_script_args, "\"bf16\": false");
+    ASSERT_HAS(hf_script_args, "/tb\"");
     ck_assert_str_eq(hf_args, own_args);
     ASSERT_HAS(hf_args, "\"optim\": \"adamw_torch\"");
     ASSERT_HAS(hf_args, "\"adam_beta2\": 0.95");
@@ -142,6 +164,21 @@ START_TEST(hf_trainer_arguments_behave_as_in_transformers) {
     snprintf(path, sizeof path, "%s/own", dir);
     results_eval_loss(path, b, sizeof b);
     ck_assert_str_eq(a, b);
+
+    /* logging_dir took the TensorBoard events; report_to=none writes none */
+    snprintf(cmd, sizeof cmd, "ls %s/tb | grep -c '^events.out.tfevents'", dir);
+    ck_assert_msg(cli_run(cmd) == 0 && atoi(cli_output) == 2, "events in logging_dir: %s", cli_output);
+    snprintf(cmd, sizeof cmd, TINY_GPT2 "max_steps=1 report_to=none output_dir=%s/quiet cache_dir=%s/cache", dir, dir);
+    ck_assert_msg(cli_run(cmd) == 0, "%s", cli_output);
+    snprintf(path, sizeof path, "%s/quiet/tb", dir);
+    ck_assert_msg(!path_exists(path), "report_to=none wrote %s", path);
+    snprintf(path, sizeof path, "%s/quiet/training_args.json", dir);
+    char *quiet_args = cli_read_file(path);
+    ck_assert_ptr_nonnull(quiet_args);
+    ASSERT_HAS(quiet_args, "\"report_to\": []");
+    free(quiet_args);
+    ck_assert_int_eq(cli_run(EXE " run scripts/gpt2_clm.lua report_to=wandb"), 1);
+    ASSERT_HAS(cli_output, "report_to 'wandb': lmcore's integration is TensorBoard");
 
     ck_assert_int_eq(cli_run(EXE " run scripts/gpt2_clm.lua optim=sgd optimizer=adamw"), 1);
     ASSERT_HAS(cli_output, "arguments 'optim' and 'optimizer' both set optimizer");
