@@ -254,6 +254,13 @@ local function open_data(cfg)
         error(what .. "; pass data=FOLDER (the folder of wiki.train.raw, wiki.valid.raw and wiki.test.raw), or "
           .. "fetch WikiText-2 with scripts/fetch_wikitext2.sh", 0)
       end
+      -- A file dataset's hint names its setting (validation=<file>): on the
+      -- command line it is dataset.validation=FILE.
+      local missing, key = tostring(err):match("^(dataset '[^']*' has no split '[^']*'): give its files with ([%w_]+)=")
+      if missing and cfg.dataset_settings then
+        error(string.format("%s: give it as dataset.%s=FILE%s", missing, key,
+                            split == cfg.eval_split and ", or evaluate on another split (eval_split=NAME)" or ""), 0)
+      end
       error(err, 0)
     end
   end

@@ -1,0 +1,5 @@
+-- expect: optim 'adafactor' is a Hugging Face optimizer that lmcore has no plugin for
+-- run: {exe} run scripts/gpt2_clm.lua preset=tiny data={data} train_split=test optim=adafactor output_dir={tmp}/run cache_dir={tmp}/cache
+-- absent: {tmp}/run
+-- Hugging Face's optim name for an optimizer without a plugin here: one
+-- line naming what to use, and no half-written run.

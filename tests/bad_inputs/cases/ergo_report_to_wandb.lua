@@ -1,0 +1,5 @@
+-- expect: report_to 'wandb': lmcore's integration is TensorBoard
+-- run: {exe} run scripts/gpt2_clm.lua preset=tiny data={data} train_split=test report_to=tensorboard,wandb output_dir={tmp}/run cache_dir={tmp}/cache
+-- absent: {tmp}/run
+-- Hugging Face's report_to with an integration lmcore does not have: refused
+-- before anything is trained or written.

@@ -1,0 +1,5 @@
+-- expect: dataset 'text' has no split 'validation': give it as dataset.validation=FILE, or evaluate on another split (eval_split=NAME)
+-- run: {exe} run scripts/gpt2_clm.lua preset=tiny dataset=text dataset.train={data}/wiki.test.raw output_dir={tmp}/run cache_dir={tmp}/cache
+-- absent: {tmp}/run
+-- A text dataset given only its training file: the error names the
+-- command-line setting (dataset.validation=), not the plugin's own key.
