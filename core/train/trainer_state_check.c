@@ -163,16 +163,29 @@ lm_status trainer_state_check(const lm_json *root, const char *path, const train
     LM_TRY(get_int(&r, "grad_accum", &grad_accum));
     LM_TRY(get_int(&r, "micro_batches", &f->micro_batches));
     LM_TRY(get_int(&r, "seed", &seed));
-    if ((uint64_t)blocks != run->train_blocks || batch_size != run->batch_size || grad_accum != run->grad_accum ||
-        (uint64_t)seed != run->seed || total != run->total_steps)
-        return lm_error_set(LM_ERR_INVALID,
-                            "the checkpoint's run had %lld training blocks, batch_size %lld, grad_accum %lld, seed "
-                            "%llu and %lld steps; this run has %llu, %lld, %lld, %llu and %lld: resume with the same "
-                            "data and settings",
-                            (long long)blocks, (long long)batch_size, (long long)grad_accum,
-                            (unsigned long long)seed, (long long)total, (unsigned long long)run->train_blocks,
-                            (long long)run->batch_size, (long long)run->grad_accum, (unsigned long long)run->seed,
-                            (long long)run->total_steps);
+    /* Each setting that differs, by its option name: a user who changed
+     * one needs to see which, not compare two lists of five numbers. */
+    char why[1024] = "";
+    size_t used = 0;
+#define DIFFERS(...) used += (size_t)snprintf(why + used, used < sizeof why ? sizeof why - used : 0, __VA_ARGS__)
+    if ((uint64_t)blocks != run->train_blocks)
+        DIFFERS("; the training data gave %lld blocks then and %llu now (the same data, tokenizer and block_size "
+                "make the same blocks)",
+                (long long)blocks, (unsigned long long)run->train_blocks);
+    if (batch_size != run->batch_size)
+        DIFFERS("; per_device_train_batch_size was %lld, now %lld", (long long)batch_size, (long long)run->batch_size);
+    if (grad_accum != run->grad_accum)
+        DIFFERS("; gradient_accumulation_steps was %lld, now %lld", (long long)grad_accum, (long long)run->grad_accum);
+    if ((uint64_t)seed != run->seed)
+        DIFFERS("; seed was %llu, now %llu", (unsigned long long)seed, (unsigned long long)run->seed);
+    if (total != run->total_steps)
+        DIFFERS("; the run was %lld steps long, this one %lld (max_steps, num_train_epochs): the learning-rate "
+                "schedule depends on it, so give the same length; to train further, start a new run from the "
+                "checkpoint's weights with init_from=CHECKPOINT_FOLDER",
+                (long long)total, (long long)run->total_steps);
+#undef DIFFERS
+    if (used > 0)
+        return lm_error_set(LM_ERR_INVALID, "the checkpoint's run differs from this one: %s", why + 2);
     int64_t world = 1;
     if (lm_json_get(root, "world_size")) LM_TRY(get_int(&r, "world_size", &world));
     if (world != run->world_size)
