@@ -1,6 +1,7 @@
 /* fuzz_cli_args: command-line key=value arguments (lm_runtime_parse_args,
- * the CLI's parser for script arguments) and lm_config_set_parsed on
- * arbitrary strings.
+ * the CLI's parser for script arguments, after lm_runtime_normalize_args
+ * for the --key value forms) and lm_config_set_parsed on arbitrary
+ * strings.
  *
  * Input: arguments separated by newlines (a NUL ends an argument early,
  * as on a real command line).  Invariants: parsing succeeds or fails with a
@@ -108,6 +109,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
     }
     lm_config_destroy(cfg);
+
+    /* Hugging Face's forms (--key value, --key=value, --flag) turned into
+     * key=value: each argument is one output or two fold into one; every
+     * output from a --key form has a key before its '='. */
+    char **normal = NULL;
+    int n_normal = 0;
+    if (lm_runtime_normalize_args(args, n, &normal, &n_normal) == LM_OK) {
+        FUZZ_CHECK(n_normal <= n && 2 * n_normal >= n, "%d arguments became %d", n, n_normal);
+        for (int i = 0; i < n_normal; i++) {
+            FUZZ_CHECK(normal[i] != NULL, "argument %d lost", i);
+            if (strncmp(normal[i], "--", 2) == 0 && normal[i][2] != '\0' && strchr(normal[i], '=') == NULL)
+                fuzz_fail("'%s' left as an option without a value", normal[i]);
+        }
+        FUZZ_CHECK(lm_config_create(&cfg, "normalized") == LM_OK, "config");
+        if (lm_runtime_parse_args((const char *const *)normal, n_normal, cfg) != LM_OK)
+            FUZZ_CHECK(lm_error_message()[0] != '\0', "parse_args failed without a message");
+        lm_config_destroy(cfg);
+        lm_runtime_free_args(normal, n_normal);
+    } else {
+        FUZZ_CHECK(lm_error_message()[0] != '\0', "normalize_args failed without a message");
+    }
 
     /* The library entry point, without the CLI's key check. */
     FUZZ_CHECK(lm_config_create(&cfg, "parsed") == LM_OK, "config");

@@ -42,8 +42,10 @@ static const char run_help[] =
     "  lmcore run gpt2_clm preset=small   is   lmcore run <prefix>/share/lmcore/scripts/gpt2_clm.lua preset=small\n"
     "Each key=value pair reaches the script in the\n"
     "global table `args`: integers and decimals as numbers, true/false as booleans,\n"
-    "anything else as a string.  Example:\n"
+    "anything else as a string.  Hugging Face's forms work too: --key value,\n"
+    "--key=value, and --flag alone for flag=true.  Examples:\n"
     "  lmcore run scripts/gpt2_clm.lua n_layer=2 n_embd=128 epochs=1 device=cpu\n"
+    "  lmcore run scripts/gpt2_clm.lua --learning_rate 2e-5 --num_train_epochs 3 --bf16\n"
     "Ctrl-C asks the trainer to stop after the current step (a second Ctrl-C kills).\n";
 
 static const char plugins_help[] =
@@ -211,29 +213,30 @@ static int command_run(lm_registry *registry, int argc, char **argv) {
                 argv[0], shipped);
         return EXIT_RUNTIME;
     }
-    lm_config *check;
-    if (lm_config_create(&check, "script arguments") != LM_OK) {
+    /* key=value, and Hugging Face's --key value / --key=value / --flag. */
+    char **script_args = NULL;
+    int n_args = 0;
+    if (lm_runtime_normalize_args((const char *const *)argv + 1, argc - 1, &script_args, &n_args) != LM_OK) {
         fprintf(stderr, "lmcore: error: %s\n", lm_error_message());
         return EXIT_RUNTIME;
     }
-    lm_status parsed = LM_OK;
-    for (int i = 1; i < argc && parsed == LM_OK; i++)
-        if (!is_help_flag(argv[i])) parsed = lm_runtime_parse_args((const char *const *)argv + i, 1, check);
-    lm_config_destroy(check);
-    if (parsed != LM_OK) return usage_error("%s", lm_error_message());
-
-    /* SCRIPT --help reaches the script as help=true: the shipped scripts
-     * print their options (scripts/lib/options.lua) and stop. */
-    const char **script_args = malloc(sizeof *script_args * (size_t)argc);
-    if (!script_args) {
-        fprintf(stderr, "lmcore: error: out of memory\n");
+    lm_config *check;
+    if (lm_config_create(&check, "script arguments") != LM_OK) {
+        lm_runtime_free_args(script_args, n_args);
+        fprintf(stderr, "lmcore: error: %s\n", lm_error_message());
         return EXIT_RUNTIME;
     }
-    for (int i = 1; i < argc; i++) script_args[i - 1] = is_help_flag(argv[i]) ? "help=true" : argv[i];
-    lm_runtime_options options = {script, script_args, argc - 1, registry};
+    lm_status parsed = lm_runtime_parse_args((const char *const *)script_args, n_args, check);
+    lm_config_destroy(check);
+    if (parsed != LM_OK) {
+        lm_runtime_free_args(script_args, n_args);
+        return usage_error("%s", lm_error_message());
+    }
+
+    lm_runtime_options options = {script, (const char **)script_args, n_args, registry};
     char *traceback = NULL;
     lm_status status = lm_runtime_run(&options, &traceback);
-    free(script_args);
+    lm_runtime_free_args(script_args, n_args);
     if (status != LM_OK) {
         lm_distributed_print_error(stderr, lm_error_message()); /* names the rank when there are several */
         if (traceback && getenv("LMCORE_TRACEBACK")) fprintf(stderr, "%s\n", traceback);

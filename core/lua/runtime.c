@@ -153,7 +153,7 @@ lm_status lm_runtime_parse_args(const char *const *args, int n, lm_config *out) 
     for (int i = 0; i < n; i++) {
         const char *eq = strchr(args[i], '=');
         if (!eq || eq == args[i])
-            return lm_error_set(LM_ERR_INVALID, "argument '%s' is not of the form key=value", args[i]);
+            return lm_error_set(LM_ERR_INVALID, "argument '%s' is not of the form key=value (or --key value)", args[i]);
         for (const char *c = args[i]; c < eq; c++) {
             if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_' ||
                   *c == '.' || *c == '-'))

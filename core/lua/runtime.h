@@ -24,6 +24,13 @@ lm_status lm_runtime_run(const lm_runtime_options *options, char **traceback);
  * process killed by it (130, 143), after its checkpoint and report. */
 int lm_runtime_interrupt_signal(void);
 
+/* The script arguments as key=value strings: key=value as given, and
+ * Hugging Face's --key value, --key=value and --flag (key=true); --help and
+ * -h become help=true.  *out holds *n_out strings, freed with
+ * lm_runtime_free_args. */
+lm_status lm_runtime_normalize_args(const char *const *argv, int n, char ***out, int *n_out);
+void lm_runtime_free_args(char **args, int n);
+
 /* Parses key=value pairs into a config (numbers as numbers, true/false as
  * booleans, the rest strings); usage errors name the bad argument. */
 lm_status lm_runtime_parse_args(const char *const *args, int n, lm_config *out);

@@ -73,6 +73,24 @@ START_TEST(args_reach_the_script_typed) {
 }
 END_TEST
 
+/* Hugging Face's HfArgumentParser forms reach the script as key=value. */
+START_TEST(hf_argument_forms_reach_the_script) {
+    ck_assert_int_eq(run(EXE " run " SRC "/tests/core/scripts/cli_args.lua --n 3 --lr=2e-5 --flag --name gpt2 "
+                             "off=false --neg -1 --last"),
+                     0);
+    ck_assert_msg(strstr(output, "n=3 (integer)") != NULL, "%s", output);
+    ck_assert(strstr(output, "lr=2e-05 (float)") != NULL);
+    ck_assert(strstr(output, "flag=true (boolean)") != NULL);
+    ck_assert(strstr(output, "name=gpt2 (string)") != NULL);
+    ck_assert(strstr(output, "off=false (boolean)") != NULL);
+    ck_assert(strstr(output, "neg=-1 (integer)") != NULL);
+    ck_assert(strstr(output, "last=true (boolean)") != NULL);
+    /* a single-dash word is neither form */
+    ck_assert_int_eq(run(EXE " run " SRC "/tests/core/scripts/cli_args.lua -lr 3"), 2);
+    ck_assert_msg(strstr(output, "'-lr' is not of the form key=value (or --key value)") != NULL, "%s", output);
+}
+END_TEST
+
 START_TEST(runtime_errors_exit_1_with_one_line) {
     ck_assert_int_eq(run(EXE " run /nonexistent/script.lua"), 1);
     ck_assert(strstr(output, "lmcore: error: cannot open /nonexistent/script.lua") != NULL);
@@ -167,6 +185,7 @@ int main(void) {
     tcase_add_test(tc, version_and_help);
     tcase_add_test(tc, usage_errors_exit_2);
     tcase_add_test(tc, args_reach_the_script_typed);
+    tcase_add_test(tc, hf_argument_forms_reach_the_script);
     tcase_add_test(tc, runtime_errors_exit_1_with_one_line);
     tcase_add_test(tc, plugins_lists_shipped_and_refused);
     tcase_add_test(tc, shipped_hello_script_logs_through_console);
