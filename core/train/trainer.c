@@ -469,6 +469,9 @@ lm_status lm_trainer_evaluate(lm_trainer *t, const lm_blocks *blocks, int report
                             "evaluate: these blocks have %d tokens but the trainer's training blocks %d: make them "
                             "with the same block_size",
                             lm_blocks_block_size(blocks), t->plan.block_size);
+    /* An evaluation reported before the first step (eval_on_start) comes
+     * after the run's begin in the logs, as every other event does. */
+    if (report && !t->begun) LM_TRY(begin_run(t));
     const double start = lm_time_seconds();
     const lm_architecture_vtable *arch = trainer_arch(t);
     LM_TRY(arch->set_training(t->parts.model.self, 0));

@@ -48,6 +48,7 @@ typedef struct lm_trainer_plan {
     lm_strategy logging_strategy, eval_strategy, save_strategy;
     int64_t logging_steps, eval_steps, save_steps, save_total_limit;
     int load_best_model_at_end, greater_is_better;
+    int eval_on_start, logging_first_step; /* an evaluation before step 1; a log after step 1 */
     char metric_for_best_model[64];
     int64_t early_stopping_patience;
     double early_stopping_threshold;

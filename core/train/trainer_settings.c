@@ -109,6 +109,8 @@ lm_status trainer_read_settings(lm_trainer *t, lm_config *cfg, lm_config *schedu
                                               MAX_COUNT);
     const char *resume = lm_config_string(cfg, pick(cfg, "resume_from_checkpoint", "resume"), "");
     p->load_best_model_at_end = lm_config_bool(cfg, "load_best_model_at_end", 0);
+    p->eval_on_start = lm_config_bool(cfg, "eval_on_start", 0);
+    p->logging_first_step = lm_config_bool(cfg, "logging_first_step", 0);
     const char *metric = lm_config_string(cfg, "metric_for_best_model", "eval_loss");
     p->greater_is_better = lm_config_bool(cfg, "greater_is_better", !metric_is_a_loss(metric));
     p->early_stopping_patience = lm_config_int_range(cfg, "early_stopping_patience", 0, INT64_MIN, MAX_COUNT);
@@ -195,6 +197,8 @@ lm_status trainer_read_settings(lm_trainer *t, lm_config *cfg, lm_config *schedu
     if (p->early_stopping_patience > 0 && p->eval_strategy == LM_STRATEGY_NO)
         return lm_error_set(LM_ERR_INVALID, "early_stopping_patience needs evaluations: set eval_strategy to 'steps' "
                                             "or 'epoch' and give eval blocks");
+    if (p->eval_on_start && !has_eval)
+        return lm_error_set(LM_ERR_INVALID, "eval_on_start needs eval blocks to evaluate: give the trainer eval");
     if ((p->load_best_model_at_end || p->early_stopping_patience > 0) && strcmp(metric, "eval_loss") != 0 &&
         strcmp(metric, "loss") != 0 && strcmp(metric, "perplexity") != 0 && strcmp(metric, "eval_perplexity") != 0)
         return lm_error_set(LM_ERR_INVALID, "metric_for_best_model '%s' is not a metric evaluations report: use "
@@ -333,6 +337,14 @@ lm_status lm_trainer_args_json(const lm_trainer *t, lm_buffer *out) {
         lm_json_write_cstr(&w, p->metric_for_best_model);
         lm_json_key(&w, "greater_is_better");
         lm_json_write_bool(&w, p->greater_is_better);
+    }
+    if (p->eval_on_start) {
+        lm_json_key(&w, "eval_on_start");
+        lm_json_write_bool(&w, 1);
+    }
+    if (p->logging_first_step) {
+        lm_json_key(&w, "logging_first_step");
+        lm_json_write_bool(&w, 1);
     }
     lm_json_key(&w, "seed");
     lm_json_write_int(&w, (int64_t)s->seed);

@@ -180,7 +180,12 @@ static void on_eval(console *c, const lm_event *ev) {
         snprintf(text, sizeof text, whole ? "%.0f" : "%.2f", epoch);
         printf("%-6lld | %-6s | ", (long long)ev->step, text);
     }
-    printf("%-13.6f | %-15.6f | %.2f\n", scalar(ev, "train_loss"), scalar(ev, "eval_loss"), scalar(ev, "perplexity"));
+    /* Before any step (eval_on_start) there is no training loss: "No log",
+     * as the Trainer's table says. */
+    const double train_loss = scalar(ev, "train_loss");
+    if (isnan(train_loss)) printf("%-13s | ", "No log");
+    else printf("%-13.6f | ", train_loss);
+    printf("%-15.6f | %.2f\n", scalar(ev, "eval_loss"), scalar(ev, "perplexity"));
     c->last_eval_step = ev->step;
     fflush(stdout);
 }

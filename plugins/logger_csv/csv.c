@@ -14,6 +14,9 @@
  * the first STEP event in their order (system metrics included), then the
  * trainer's evaluation and run-end scalars not already there.  A scalar
  * that shows up later and has no column is left out (with one warning).
+ * Evaluations before the first STEP (eval_on_start) are held until it
+ * comes, then written first, so that they do not fix the header without
+ * the step columns.
  * Fields are quoted as RFC 4180 says (a comma, quote or line break inside
  * quotes, quotes doubled); numbers are written with the fewest digits that
  * read back to the same double; an absent value is an empty field.  Every
@@ -33,6 +36,16 @@ static const char *const eval_columns[] = {"train_loss",  "eval_loss",    "perpl
 static const char *const end_columns[] = {"train_runtime", "train_samples_per_second", "train_steps_per_second",
                                           "train_loss", "eval_loss", "perplexity"};
 
+/* A row that came before the first STEP (an evaluation before training:
+ * eval_on_start), held until that STEP fixes the header. */
+typedef struct held_row {
+    lm_event ev;       /* its scalars point at names/values below */
+    lm_scalar *scalars;
+    char **names;
+} held_row;
+
+#define MAX_HELD_ROWS 16
+
 typedef struct csv {
     file_logger out;
     loss_window window; /* the loss of the next step row */
@@ -40,6 +53,8 @@ typedef struct csv {
     size_t n_columns;
     int header_written, warned;
     lm_buffer line;
+    held_row held[MAX_HELD_ROWS];
+    size_t n_held;
 } csv;
 
 static lm_status csv_create(void **self, lm_config *cfg) {
@@ -54,8 +69,24 @@ static lm_status csv_create(void **self, lm_config *cfg) {
     return LM_OK;
 }
 
+static void free_held(csv *c) {
+    for (size_t i = 0; i < c->n_held; i++) {
+        held_row *h = &c->held[i];
+        for (size_t k = 0; k < h->ev.n_scalars; k++) free(h->names[k]);
+        free(h->names);
+        free(h->scalars);
+    }
+    c->n_held = 0;
+}
+
+static lm_status write_held_rows(csv *c);
+
 static void csv_destroy(void *self) {
     csv *c = self;
+    /* A run that stopped before its first step still gets its rows. */
+    if (c->n_held > 0 && write_held_rows(c) != LM_OK)
+        lm_log(LM_LOG_WARN, "logger 'csv': the rows before the first step were not written to '%s'", c->out.path);
+    free_held(c);
     file_logger_close(&c->out);
     for (size_t i = 0; i < c->n_columns; i++) free(c->columns[i]);
     free(c->columns);
@@ -142,24 +173,7 @@ static void warn_unknown_columns(csv *c, const lm_event *ev) {
     }
 }
 
-static lm_status csv_log(void *self, const lm_event *ev) {
-    csv *c = self;
-    const char *event;
-    switch (ev->kind) {
-    case LM_EVENT_STEP: event = "step"; break;
-    case LM_EVENT_EVAL: event = "eval"; break;
-    case LM_EVENT_RUN_END: event = "run_end"; break;
-    case LM_EVENT_RUN_BEGIN:
-        /* A resumed run's first STEP covers the steps from here on only. */
-        loss_window_start(&c->window, ev->step);
-        return LM_OK; /* begin and messages are text: the jsonl and console loggers keep them */
-    default: return LM_OK; /* messages; PROGRESS has no scalars and would be a row per step */
-    }
-    double window_mean = NAN;
-    if (ev->kind == LM_EVENT_STEP) {
-        if (!loss_window_add(&c->window, ev, c->out.every)) return LM_OK;
-        window_mean = loss_window_take_mean(&c->window);
-    }
+static lm_status write_row(csv *c, const lm_event *ev, const char *event, double window_mean) {
     if (!c->header_written) LM_TRY(write_header(c, ev));
     warn_unknown_columns(c, ev);
     lm_buffer_clear(&c->line);
@@ -176,6 +190,72 @@ static lm_status csv_log(void *self, const lm_event *ev) {
     }
     LM_TRY(lm_buffer_append(&c->line, "\n", 1));
     return write_line(c);
+}
+
+static const char *event_name(lm_event_kind kind) {
+    return kind == LM_EVENT_STEP ? "step" : kind == LM_EVENT_EVAL ? "eval" : "run_end";
+}
+
+/* Copies a row that came before the first STEP (its names and values: the
+ * event's own are the caller's until it returns). */
+static lm_status hold_row(csv *c, const lm_event *ev) {
+    held_row *h = &c->held[c->n_held];
+    memset(h, 0, sizeof *h);
+    h->ev = *ev;
+    h->ev.text = NULL;
+    h->scalars = calloc(ev->n_scalars ? ev->n_scalars : 1, sizeof *h->scalars);
+    h->names = calloc(ev->n_scalars ? ev->n_scalars : 1, sizeof *h->names);
+    if (!h->scalars || !h->names) {
+        free(h->scalars);
+        free(h->names);
+        return lm_error_set(LM_ERR_NOMEM, "out of memory in the csv logger");
+    }
+    c->n_held++;
+    h->ev.n_scalars = 0;
+    for (size_t k = 0; k < ev->n_scalars; k++) {
+        h->names[k] = strdup(ev->scalars[k].name);
+        if (!h->names[k]) return lm_error_set(LM_ERR_NOMEM, "out of memory in the csv logger");
+        h->scalars[k].name = h->names[k];
+        h->scalars[k].value = ev->scalars[k].value;
+        h->ev.n_scalars = k + 1;
+    }
+    h->ev.scalars = h->scalars;
+    return LM_OK;
+}
+
+/* The held rows, after the header (which the first of them fixes when no
+ * STEP came at all). */
+static lm_status write_held_rows(csv *c) {
+    lm_status status = LM_OK;
+    for (size_t i = 0; i < c->n_held && status == LM_OK; i++)
+        status = write_row(c, &c->held[i].ev, event_name(c->held[i].ev.kind), NAN);
+    free_held(c);
+    return status;
+}
+
+static lm_status csv_log(void *self, const lm_event *ev) {
+    csv *c = self;
+    switch (ev->kind) {
+    case LM_EVENT_STEP:
+    case LM_EVENT_EVAL:
+    case LM_EVENT_RUN_END: break;
+    case LM_EVENT_RUN_BEGIN:
+        /* A resumed run's first STEP covers the steps from here on only. */
+        loss_window_start(&c->window, ev->step);
+        return LM_OK; /* begin and messages are text: the jsonl and console loggers keep them */
+    default: return LM_OK; /* messages; PROGRESS has no scalars and would be a row per step */
+    }
+    double window_mean = NAN;
+    if (ev->kind == LM_EVENT_STEP) {
+        if (!loss_window_add(&c->window, ev, c->out.every)) return LM_OK;
+        window_mean = loss_window_take_mean(&c->window);
+    }
+    /* The header takes its step columns from the first STEP: an evaluation
+     * before it waits for it (a run's end does not: no STEP will come). */
+    if (!c->header_written && ev->kind == LM_EVENT_EVAL && c->n_held < MAX_HELD_ROWS) return hold_row(c, ev);
+    if (!c->header_written && ev->kind == LM_EVENT_STEP) LM_TRY(write_header(c, ev));
+    if (c->n_held > 0) LM_TRY(write_held_rows(c));
+    return write_row(c, ev, event_name(ev->kind), window_mean);
 }
 
 static lm_status csv_flush(void *self) {

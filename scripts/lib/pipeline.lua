@@ -93,6 +93,10 @@ function M.common_options(name)
 
     opt("logging_steps", 50, "log the training loss every N steps", {section = eval_section, min = 1,
         aliases = {"log_every"}}),
+    opt("logging_first_step", false, "log the first step too (its loss, before the first logging_steps)",
+        {section = eval_section}),
+    opt("eval_on_start", false, "evaluate the model before training (a baseline, and a check that evaluation "
+        .. "works)", {section = eval_section}),
     opt("report_to", "all", "the integrations the logs go to besides the console, log.jsonl and log.csv: all or "
         .. "tensorboard (TensorBoard event files), or none", {section = eval_section}),
     opt("logging_dir", "", "the TensorBoard folder (\"\": <output_dir>/tb)", {section = eval_section}),
@@ -341,8 +345,10 @@ function M.run(spec)
   -- One run per output_dir (created here; removed again if this run fails
   -- before writing anything): a second run is refused, naming the first.
   local output_lock <close> = lm.lock_dir(cfg.output_dir, "output_dir")
-  local console <close> = lm.logger("console", {every = cfg.logging_steps})
-  local jsonl <close> = lm.logger("jsonl", {path = cfg.output_dir .. "/log.jsonl", every = cfg.logging_steps})
+  -- The trainer decides the logging points (logging_steps, the last step,
+  -- logging_first_step): the loggers write each one (every = 1).
+  local console <close> = lm.logger("console", {every = 1})
+  local jsonl <close> = lm.logger("jsonl", {path = cfg.output_dir .. "/log.jsonl", every = 1})
   local csv <close> = lm.logger("csv", {path = cfg.output_dir .. "/log.csv"})
   local tensorboard <close> = cfg.tensorboard and
     lm.logger("tensorboard", {logdir = cfg.logging_dir ~= "" and cfg.logging_dir or cfg.output_dir .. "/tb"}) or nil
@@ -436,6 +442,7 @@ function M.run(spec)
     eval_strategy = cfg.eval_strategy, eval_steps = cfg.eval_strategy == "steps" and eval_steps or nil,
     load_best_model_at_end = cfg.load_best_model_at_end, metric_for_best_model = cfg.metric_for_best_model,
     early_stopping_patience = cfg.early_stopping_patience,
+    eval_on_start = cfg.eval_on_start, logging_first_step = cfg.logging_first_step,
     checkpoint_dir = cfg.output_dir .. "/checkpoints", save_strategy = save_strategy, save_steps = save_steps,
     save_total_limit = cfg.save_total_limit,
     resume_from_checkpoint = resume,

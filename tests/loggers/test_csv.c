@@ -191,6 +191,40 @@ START_TEST(every_averages_the_loss_of_its_window) {
 }
 END_TEST
 
+/* An evaluation before the first step (eval_on_start) waits for that step
+ * to fix the header, then comes first: the step columns are not lost.  A
+ * run with evaluations and no step at all writes them at its end. */
+START_TEST(an_evaluation_before_the_first_step_keeps_the_step_columns) {
+    char *dir = test_temp_dir("csv");
+    test_logger t;
+    char *path = open_csv(&t, dir, NULL);
+    log_scripted(&t, &script[0]); /* run begin */
+    lm_event ev = test_event(LM_EVENT_EVAL, 0, 0.125, script[6].scalars, script[6].n);
+    ck_assert_int_eq(test_logger_log(&t, &ev), LM_OK);
+    ck_assert_int_ne(access(path, F_OK), 0); /* held: no header yet */
+    log_scripted(&t, &script[2]); /* the first STEP */
+    char *text = test_read_file(path, NULL);
+    ck_assert_msg(strncmp(text, "event,step,epoch,elapsed,loss,learning_rate,grad_norm,", 54) == 0, "%s", text);
+    const char *eval_row = strstr(text, "\neval,0,");
+    const char *step_row = strstr(text, "\nstep,1,");
+    ck_assert_msg(eval_row && step_row && eval_row < step_row, "rows out of order:\n%s", text);
+    ck_assert_ptr_nonnull(strstr(eval_row, ",9.5,13359.726829661873,1,0.125,96,"));
+    free(text);
+    test_logger_close(&t);
+    free(path);
+
+    path = open_csv(&t, dir, NULL);
+    ck_assert_int_eq(test_logger_log(&t, &ev), LM_OK);
+    test_logger_close(&t); /* stopped before any step: the row is still written */
+    text = test_read_file(path, NULL);
+    ck_assert_msg(text && strstr(text, "\neval,0,") != NULL, "%s", text ? text : "(no file)");
+    free(text);
+    free(path);
+    test_remove_dir(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(numbers_read_back_exactly) {
     char *dir = test_temp_dir("csv");
     test_logger t;
@@ -247,6 +281,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, file_equals_python_csv_writer);
     tcase_add_test(tc, rows_are_flushed_one_by_one);
     tcase_add_test(tc, every_averages_the_loss_of_its_window);
+    tcase_add_test(tc, an_evaluation_before_the_first_step_keeps_the_step_columns);
     tcase_add_test(tc, numbers_read_back_exactly);
     tcase_add_test(tc, bad_settings_are_clear_errors);
     suite_add_tcase(s, tc);

@@ -223,6 +223,15 @@ function M.fit(t)
   local grad_accum = t.grad_accum
 
   fire("on_train_begin")
+  -- eval_on_start: the untrained (or resumed) model's evaluation, as a
+  -- baseline and a check that evaluation works before hours of training.
+  if t.eval_on_start then
+    local ok, err = pcall(evaluate)
+    if not ok then
+      interrupted()
+      error(err, 0)
+    end
+  end
   while t.step < t.total_steps do
     if t.step % t.steps_per_epoch == 0 then fire("on_epoch_begin") end
     control.should_log, control.should_evaluate, control.should_save = false, false, false
@@ -237,7 +246,8 @@ function M.fit(t)
     -- DefaultFlowCallback's cadence (transformers 5): with "steps", the
     -- last step is evaluated and saved too.  lmcore also logs it, so that
     -- logs and curves end at the last step.
-    control.should_log = logging == "steps" and (step % log_every == 0 or last)
+    control.should_log = logging == "steps" and (step % log_every == 0 or last) or
+      (t.logging_first_step and logging ~= "no" and step == 1)
     control.should_evaluate = evaluating == "steps" and step % eval_every == 0
     control.should_save = saving == "steps" and (step % save_every == 0 or last)
     fire("on_step_end")

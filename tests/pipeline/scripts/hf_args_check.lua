@@ -42,16 +42,22 @@ end
 local function run(extra)
   local model <close> = new_model()
   local objective <close> = lm.objective("clm")
-  local evaluated_at = {}
+  local evaluated_at, eval_steps, log_steps = {}, {}, {}
+  local recorder = {
+    on_evaluate = function(_, _, _, _, metrics)
+      evaluated_at[#evaluated_at + 1] = metrics.epoch
+      eval_steps[#eval_steps + 1] = metrics.step
+    end,
+    on_log = function(_, _, _, _, logs) log_steps[#log_steps + 1] = logs.step end,
+  }
   local settings = {model = model, objective = objective, tokenizer = tokenizer, train = train, eval = eval,
                     learning_rate = 3e-3, per_device_train_batch_size = 4, seed = 7, eval_max_batches = 2,
-                    logging_steps = 2,
-                    callbacks = {{on_evaluate = function(_, metrics) evaluated_at[#evaluated_at + 1] = metrics.epoch end}}}
+                    logging_steps = 2, callbacks = {recorder}}
   for k, v in pairs(extra) do settings[k] = v end
   local t <close> = lm.trainer(settings)
   local plan = {total_steps = t.total_steps, steps_per_epoch = t.steps_per_epoch, epochs = t.num_train_epochs}
   local result = t:fit()
-  return result, plan, evaluated_at, model:weights_hash()
+  return result, plan, evaluated_at, model:weights_hash(), eval_steps, log_steps
 end
 
 local n = train:count()
@@ -90,6 +96,20 @@ local _, _, _, lion_hf = run({max_steps = steps, optim = "lion_32bit", weight_de
 local _, _, _, lion = run({max_steps = steps, optimizer = "lion", weight_decay = 0})
 assert(lion_hf == lion, "optim=lion_32bit differs from optimizer=lion")
 assert(lion ~= defaults, "lion trained like adamw")
+
+-- 3. eval_on_start evaluates before step 1, logging_first_step logs step 1;
+-- neither changes what is trained.
+local r_plain, _, _, plain_hash, plain_evals, plain_logs = run({max_steps = 5})
+local r_both, _, _, both_hash, both_evals, both_logs = run({max_steps = 5, eval_on_start = true,
+                                                           logging_first_step = true})
+assert(table.concat(plain_evals, ",") == "5" and table.concat(both_evals, ",") == "0,5",
+       "evaluations at steps " .. table.concat(both_evals, ",") .. " (without eval_on_start: " ..
+       table.concat(plain_evals, ",") .. ")")
+assert(table.concat(plain_logs, ",") == "2,4,5" and table.concat(both_logs, ",") == "1,2,4,5",
+       "logs at steps " .. table.concat(both_logs, ",") .. " (without logging_first_step: " ..
+       table.concat(plain_logs, ",") .. ")")
+assert(both_hash == plain_hash and r_both.train_loss == r_plain.train_loss and r_both.eval_loss == r_plain.eval_loss,
+       "eval_on_start / logging_first_step changed the training")
 
 local ok, err = pcall(run, {max_steps = steps, optim = "adafactor"})
 assert(not ok and tostring(err):find("optim 'adafactor' is a Hugging Face optimizer that lmcore has no plugin for",
