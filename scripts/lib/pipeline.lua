@@ -86,6 +86,8 @@ function M.common_options(name)
         {section = device_section}),
     opt("recompute", "none", "less memory for a little more time (docs/recipes.md)", {section = device_section,
         choices = {"none", "activations", "attention"}}),
+    opt("gradient_checkpointing", false, "Hugging Face's name for recomputing in backward: true is "
+        .. "recompute=attention (the most memory saved)", {section = device_section}),
     opt("cuda_graph", "auto", "auto: on a GPU, each step part is replayed as a captured CUDA graph; off: eager steps",
         {section = device_section, choices = {"auto", "off"}}),
     opt("attn_implementation", "auto", "eager, sdpa (the fused attention, for long blocks) or auto (docs/recipes.md)",
@@ -190,6 +192,14 @@ function M.parse(spec, args)
   local cfg, given = options.parse(spec, args)
   if not cfg then return nil end
   cfg.precision = precision_of(cfg, given)
+  -- gradient_checkpointing=true (the Trainer's flag) asks for recomputing;
+  -- lmcore's nearest to a whole layer rebuilt in backward is 'attention'.
+  if cfg.gradient_checkpointing then
+    if given.recompute and cfg.recompute == "none" then
+      error("gradient_checkpointing=true and recompute=none disagree: give one of them", 0)
+    end
+    if not given.recompute then cfg.recompute = "attention" end
+  end
   cfg.tensorboard = reports_to_tensorboard(cfg.report_to)
   if cfg.logging_dir ~= "" and not cfg.tensorboard then
     error("logging_dir is TensorBoard's folder, and report_to=" .. cfg.report_to .. " turns TensorBoard off", 0)

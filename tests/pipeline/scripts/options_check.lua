@@ -33,6 +33,10 @@ assert(options.edit_distance("kitten", "sitting") == 3)
 local help = options.help(spec)
 assert(help:find("learning_rate=2e-05", 1, true) and help:find("alias: lr", 1, true), help)
 assert(pipeline.parse(spec, {bf16 = true}).precision == "bf16")
+assert(pipeline.parse(spec, {gradient_checkpointing = true}).recompute == "attention")
+assert(pipeline.parse(spec, {gradient_checkpointing = true, recompute = "activations"}).recompute == "activations")
+assert(pipeline.parse(spec, {}).recompute == "none")
+raises(function() pipeline.parse(spec, {gradient_checkpointing = true, recompute = "none"}) end, "disagree")
 raises(function() pipeline.parse(spec, {bf16 = true, precision = "tf32"}) end, "disagree")
 
 -- training_args.json: written by the core (trainer:args_json()) with the
