@@ -83,8 +83,24 @@ lm_status trainer_read_settings(lm_trainer *t, lm_config *cfg, lm_config *schedu
                                              s->batch_size, INT64_MIN, MAX_BATCH);
     s->grad_accum = lm_config_int_range(cfg, pick(cfg, "gradient_accumulation_steps", "grad_accum"), 1, INT64_MIN,
                                         MAX_BATCH);
-    s->warmup_steps = lm_config_int_range(cfg, "warmup_steps", 0, 0, MAX_COUNT);
+    /* transformers 5: a warmup_steps below 1 is a fraction of the steps
+     * (warmup_ratio's meaning; warmup_ratio itself is deprecated there). */
+    const double warmup_steps = lm_config_number(cfg, "warmup_steps", 0.0);
     s->warmup_ratio = lm_config_number(cfg, "warmup_ratio", 0.0);
+    if (warmup_steps > 0 && warmup_steps < 1) {
+        if (lm_config_has(cfg, "warmup_ratio") && s->warmup_ratio > 0)
+            return lm_error_set(LM_ERR_INVALID, "warmup_steps %g is a fraction of the steps (warmup_ratio's meaning, "
+                                                "as in transformers 5) and warmup_ratio %g is given too: keep one",
+                                warmup_steps, s->warmup_ratio);
+        s->warmup_ratio = warmup_steps;
+        s->warmup_steps = 0;
+    } else if (!(warmup_steps >= 0) || warmup_steps != floor(warmup_steps) || warmup_steps > (double)MAX_COUNT) {
+        return lm_error_set(LM_ERR_INVALID, "warmup_steps must be a whole number of steps >= 0, or a fraction below 1 "
+                                            "of the run's steps (0.1: the first tenth), got %g",
+                            warmup_steps);
+    } else {
+        s->warmup_steps = (int64_t)warmup_steps;
+    }
     const char *schedule_key = pick(cfg, "lr_scheduler_type", "schedule");
     const char *schedule = lm_config_string(cfg, schedule_key, "linear");
     s->seed = (uint64_t)lm_config_int_range(cfg, "seed", 42, 0, INT64_MAX); /* a negative seed would wrap */

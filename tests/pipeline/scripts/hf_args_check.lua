@@ -1,4 +1,5 @@
 -- Hugging Face TrainingArguments habits that lm.trainer honours:
+--   warmup_steps below 1 is a fraction of the steps (transformers 5);
 --   num_train_epochs is a float: E epochs are ceil(E x steps per epoch)
 --   steps (Trainer's rule), the same run as max_steps = that count, bit for
 --   bit, with an evaluation at the end of epoch 1 and at the end;
@@ -82,6 +83,16 @@ assert(hash == hash_steps and r.train_loss == r_steps.train_loss,
 -- a fraction shorter than one step still trains one
 local r_tiny = run({num_train_epochs = 1e-6})
 assert(r_tiny.steps == 1, "num_train_epochs=1e-6 ran " .. r_tiny.steps .. " steps")
+
+-- warmup_steps below 1 is a fraction of the steps (transformers 5)
+local _, _, _, warm_fraction = run({max_steps = 6, warmup_steps = 0.5, lr_scheduler_type = "cosine"})
+local _, _, _, warm_ratio = run({max_steps = 6, warmup_ratio = 0.5, lr_scheduler_type = "cosine"})
+local _, _, _, warm_steps = run({max_steps = 6, warmup_steps = 3, lr_scheduler_type = "cosine"})
+local _, _, _, no_warmup = run({max_steps = 6, lr_scheduler_type = "cosine"})
+assert(warm_fraction == warm_ratio and warm_ratio == warm_steps, "warmup_steps=0.5 of 6 steps is not 3 steps")
+assert(warm_steps ~= no_warmup, "warmup changed nothing")
+local bad_ok, bad_err = pcall(run, {max_steps = 6, warmup_steps = 2.5})
+assert(not bad_ok and tostring(bad_err):find("warmup_steps must be a whole number", 1, true), tostring(bad_err))
 
 -- 2. optim names and adam_* settings
 local steps = 3
