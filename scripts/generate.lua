@@ -16,6 +16,9 @@ local cfg = options.parse({
     opt("top_k", 0, "sample from the k likeliest tokens (0: all)", {min = 0}),
     opt("top_p", 1.0, "sample from the smallest set with this much probability", {type = "number", above = 0,
         max = 1}),
+    opt("repetition_penalty", 1.0, "divides the logits of tokens already in the text (CTRL's; 1: off)",
+        {type = "number", above = 0}),
+    opt("no_repeat_ngram_size", 0, "no n-gram of this many tokens appears twice (0: off)", {min = 0}),
     opt("do_sample", true, "sample (false: greedy decoding, as temperature=0)"),
     opt("num_return_sequences", 1, "samples drawn from the prompt (seeds seed, seed+1, ...)", {min = 1}),
     opt("seed", 42, "the sampling seed", {min = 0}),
@@ -46,6 +49,7 @@ local prompt = tokenizer:encode(cfg.prompt, {add_special = false})
 for n = 1, cfg.num_return_sequences do
   local ids, stats = model:generate(prompt, {max_new_tokens = cfg.max_new_tokens,
     temperature = greedy and 0 or cfg.temperature, top_k = cfg.top_k, top_p = cfg.top_p, seed = cfg.seed + n - 1,
+    repetition_penalty = cfg.repetition_penalty, no_repeat_ngram_size = cfg.no_repeat_ngram_size,
     eos_id = cfg.stop_at_eos and vocab.eos_id or -1})
   if cfg.num_return_sequences > 1 then print(string.format("--- sequence %d (seed %d)", n, cfg.seed + n - 1)) end
   print(cfg.prompt .. tokenizer:decode(ids))

@@ -279,9 +279,12 @@ static int model_top_k(lua_State *L) {
 
 
 /* model:generate(ids, {max_new_tokens=50, temperature=1, top_k=0, top_p=1,
- *                      seed=42, eos_id=-1}) -> new ids, stats */
+ *                      seed=42, eos_id=-1, repetition_penalty=1,
+ *                      no_repeat_ngram_size=0}) -> new ids, stats */
 static int model_generate(lua_State *L) {
-    static const char *const known[] = {"max_new_tokens", "temperature", "top_k", "top_p", "seed", "eos_id", NULL};
+    static const char *const known[] = {"max_new_tokens", "temperature",        "top_k",
+                                        "top_p",          "seed",               "eos_id",
+                                        "repetition_penalty", "no_repeat_ngram_size", NULL};
     static const char *const function = "model:generate";
     lm_object *m = lm_lua_check_object(L, 1, LM_MODEL_MT);
     lm_lua_check_options(L, 3, function, known);
@@ -294,6 +297,7 @@ static int model_generate(lua_State *L) {
     lm_arch_info info;
     if (m->plugin->vtable.architecture.info(m->self, &info) != LM_OK) return lm_lua_raise(L);
     lm_generate_options o;
+    memset(&o, 0, sizeof o);
     /* At most 2^20 here (prompt + new tokens stay within int32); lm_generate
      * then checks them against the model's positions. */
     o.max_new_tokens = (int32_t)lm_lua_int_option(L, 3, function, "max_new_tokens", 50, 0, 1 << 20);
@@ -304,6 +308,10 @@ static int model_generate(lua_State *L) {
     o.seed = (uint64_t)lm_lua_int_option(L, 3, function, "seed", 42, 0, LUA_MAXINTEGER);
     o.eos_id = (int32_t)lm_lua_int_option(L, 3, function, "eos_id", -1, -1, info.vocab_size - 1);
     o.n_decodable = decodable_ids(L, 1, info.vocab_size);
+    o.repetition_penalty = lm_lua_number_option(L, 3, function, "repetition_penalty", 1.0, 0.0, DBL_MAX);
+    if (!(o.repetition_penalty > 0))
+        return lm_lua_error(L, "model:generate: option 'repetition_penalty' must be above 0 (1: off), got 0");
+    o.no_repeat_ngram_size = (int32_t)lm_lua_int_option(L, 3, function, "no_repeat_ngram_size", 0, 0, 1 << 20);
     lua_Integer n = luaL_len(L, 2);
     if (n > 1 << 20)
         return lm_lua_error(L, "model:generate: the prompt has %lld tokens, more than the model's %d positions",

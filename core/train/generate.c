@@ -59,6 +59,34 @@ int32_t lm_sample_token(float *logits, int32_t V, const lm_generate_options *o, 
     return chosen;
 }
 
+void lm_process_logits(float *logits, int32_t V, const int32_t *seq, size_t n, const lm_generate_options *o) {
+    const double penalty = o->repetition_penalty;
+    if (penalty > 0 && penalty != 1) {
+        /* Each seen id once, however often it occurs (transformers gathers
+         * the scores of the ids and scatters them back). */
+        for (size_t i = 0; i < n; i++) {
+            const int32_t id = seq[i];
+            if (id < 0 || id >= V) continue;
+            int seen = 0;
+            for (size_t j = 0; j < i && !seen; j++) seen = seq[j] == id;
+            if (seen) continue;
+            const float x = logits[id];
+            logits[id] = x < 0 ? (float)((double)x * penalty) : (float)((double)x / penalty);
+        }
+    }
+    const int32_t size = o->no_repeat_ngram_size;
+    if (size > 0 && n + 1 >= (size_t)size) {
+        /* The last size-1 ids start an n-gram: every earlier n-gram with the
+         * same start bans the id that ended it. */
+        const size_t prefix = (size_t)size - 1, start = n - prefix;
+        for (size_t i = 0; i + prefix < n; i++) {
+            if (memcmp(seq + i, seq + start, prefix * sizeof *seq) != 0) continue;
+            const int32_t banned = seq[i + prefix];
+            if (banned >= 0 && banned < V) logits[banned] = -INFINITY;
+        }
+    }
+}
+
 /* Without a KV cache: run the whole sequence and keep the last logits. */
 static lm_status full_forward_last_logits(lm_handle model, const lm_ids *seq, float *all, int32_t V, float *last) {
     lm_batch batch;
@@ -90,6 +118,13 @@ lm_status lm_generate(lm_handle model, const int32_t *prompt, int32_t n_prompt, 
     if (!(o->top_p > 0 && o->top_p <= 1))
         return lm_error_set(LM_ERR_INVALID, "top_p must be in (0, 1], got %g", o->top_p);
     if (o->top_k < 0) return lm_error_set(LM_ERR_INVALID, "top_k must be >= 0 (0: all), got %d", (int)o->top_k);
+    if (!(o->repetition_penalty >= 0) || !isfinite(o->repetition_penalty))
+        return lm_error_set(LM_ERR_INVALID, "repetition_penalty must be a number > 0 (1: off; above 1 discourages "
+                                            "repeating), got %g",
+                            o->repetition_penalty);
+    if (o->no_repeat_ngram_size < 0)
+        return lm_error_set(LM_ERR_INVALID, "no_repeat_ngram_size must be >= 0 (0: off), got %d",
+                            (int)o->no_repeat_ngram_size);
     int32_t total = n_prompt + o->max_new_tokens;
     if (total > info.max_positions)
         return lm_error_set(LM_ERR_INVALID,
@@ -127,6 +162,7 @@ lm_status lm_generate(lm_handle model, const int32_t *prompt, int32_t n_prompt, 
     }
     const int32_t n_sampled = o->n_decodable > 0 && o->n_decodable < V ? o->n_decodable : V;
     for (int32_t i = 0; i < o->max_new_tokens; i++) {
+        lm_process_logits(last, n_sampled, seq.data, seq.len, o);
         int32_t next = lm_sample_token(last, n_sampled, o, (uint64_t)i);
         LM_CHECK(lm_ids_push(out, next));
         LM_CHECK(lm_ids_push(&seq, next));

@@ -20,6 +20,7 @@
 #include "generate.h"
 #include "gpt2_test_util.h"
 #include "kernels.h"
+#include "lmcore/json.h"
 #include "lmcore/tensor.h"
 #include "model_io.h"
 #include "model_steps.h"
@@ -436,6 +437,61 @@ START_TEST(test_lm_generate_with_and_without_cache) {
 }
 END_TEST
 
+/* repetition_penalty and no_repeat_ngram_size against transformers'
+ * generate() on the same weights (fixtures/gen_processors_fixture.py):
+ * greedy decoding gives the fixture's ids, with and without the cache.
+ * The generator checked that no step was a near tie. */
+#define PROCESSORS_FIXTURE LM_TEST_SOURCE_DIR "/tests/generate/fixtures/processors"
+
+START_TEST(test_logits_processors_match_transformers) {
+    static const char *const settings[] = {"device=" GENERATE_TEST_DEVICE,
+                                           "hf_config=" PROCESSORS_FIXTURE "/config.json", NULL};
+    void *model = gpt2_test_create_ok(settings);
+    gpt2_test_load_weights(model, PROCESSORS_FIXTURE "/model.safetensors");
+    lm_json *expected = NULL;
+    ck_assert_msg(lm_json_parse_file(PROCESSORS_FIXTURE "/expected.json", &expected) == LM_OK, "%s",
+                  lm_error_message());
+    const lm_json *prompt_json = lm_json_get(expected, "prompt"), *cases = lm_json_get(expected, "cases");
+    int32_t prompt[16];
+    const int n_prompt = (int)lm_json_size(prompt_json);
+    ck_assert(n_prompt > 0 && n_prompt <= 16);
+    for (int i = 0; i < n_prompt; i++) prompt[i] = (int32_t)lm_json_int(lm_json_at(prompt_json, (size_t)i));
+    const int new_tokens = (int)lm_json_int(lm_json_get(expected, "new_tokens"));
+    ck_assert_uint_eq(lm_json_size(cases), 5);
+    for (size_t c = 0; c < lm_json_size(cases); c++) {
+        const lm_json *item = lm_json_at(cases, c), *ids = lm_json_get(item, "ids");
+        const char *name = lm_json_string(lm_json_get(item, "name"), NULL);
+        lm_generate_options o = {.max_new_tokens = new_tokens, .temperature = 0.0, .top_p = 1.0, .eos_id = -1};
+        o.repetition_penalty = lm_json_number(lm_json_get(item, "repetition_penalty"));
+        o.no_repeat_ngram_size = (int32_t)lm_json_int(lm_json_get(item, "no_repeat_ngram_size"));
+        for (int cached = 0; cached <= 1; cached++) {
+            lm_ids out = {0};
+            generate_ids(model, cached, prompt, n_prompt, &o, &out);
+            for (int i = 0; i < new_tokens; i++)
+                ck_assert_msg(out.data[i] == (int32_t)lm_json_int(lm_json_at(ids, (size_t)i)),
+                              "case %s (cache %d): token %d is %d, transformers generated %lld", name, cached, i,
+                              out.data[i], (long long)lm_json_int(lm_json_at(ids, (size_t)i)));
+            lm_ids_free(&out);
+        }
+    }
+    /* Bad values are refused by name. */
+    lm_plugin plugin = plugin_with(gpt2_test_arch(), 1);
+    lm_handle handle = {&plugin, model};
+    lm_ids out = {0};
+    lm_generate_stats stats;
+    lm_generate_options bad = {.max_new_tokens = 2, .top_p = 1.0, .eos_id = -1, .repetition_penalty = -1.0};
+    ck_assert_int_eq(lm_generate(handle, prompt, n_prompt, &bad, &out, &stats), LM_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(lm_error_message(), "repetition_penalty must be a number > 0"));
+    bad.repetition_penalty = 1.0;
+    bad.no_repeat_ngram_size = -2;
+    ck_assert_int_eq(lm_generate(handle, prompt, n_prompt, &bad, &out, &stats), LM_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(lm_error_message(), "no_repeat_ngram_size must be >= 0"));
+    lm_ids_free(&out);
+    lm_json_free(expected);
+    gpt2_test_arch()->destroy(model);
+}
+END_TEST
+
 /* A model whose vocabulary is padded beyond its tokenizer (lm.load_model's
  * tokenizer setting passes the tokenizer's size as n_decodable): sampling
  * never yields an id the tokenizer could not decode. */
@@ -630,6 +686,7 @@ static Suite *generate_suite(void) {
     tcase_add_test(tc, test_every_prefix_matches_full_forward);
     tcase_add_test(tc, test_prompt_in_one_step_or_token_by_token);
     tcase_add_test(tc, test_lm_generate_with_and_without_cache);
+    tcase_add_test(tc, test_logits_processors_match_transformers);
     tcase_add_test(tc, test_sampling_stops_at_decodable_ids);
     tcase_add_test(tc, test_vocab_check);
     tcase_add_test(tc, test_limits_and_misuse);
