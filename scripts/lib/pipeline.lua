@@ -96,6 +96,8 @@ function M.common_options(name)
 
     opt("logging_steps", 50, "log the training loss every N steps", {section = eval_section, min = 1,
         aliases = {"log_every"}}),
+    opt("logging_strategy", "steps", "when to log the training loss (steps: every logging_steps)",
+        {section = eval_section, choices = {"no", "steps", "epoch"}}),
     opt("logging_first_step", false, "log the first step too (its loss, before the first logging_steps)",
         {section = eval_section}),
     opt("eval_on_start", false, "evaluate the model before training (a baseline, and a check that evaluation "
@@ -454,6 +456,7 @@ function M.run(spec)
     load_best_model_at_end = cfg.load_best_model_at_end, metric_for_best_model = cfg.metric_for_best_model,
     early_stopping_patience = cfg.early_stopping_patience,
     eval_on_start = cfg.eval_on_start, logging_first_step = cfg.logging_first_step,
+    logging_strategy = cfg.logging_strategy,
     checkpoint_dir = cfg.output_dir .. "/checkpoints", save_strategy = save_strategy, save_steps = save_steps,
     save_total_limit = cfg.save_total_limit,
     resume_from_checkpoint = resume,

@@ -50,9 +50,8 @@ if args.args_json then
     declared[o.name] = true
     for _, alias in ipairs(o.aliases or {}) do declared[alias] = true end
   end
-  -- the optimizer's own settings (optimizer.KEY=VALUE) and the logging
-  -- strategy are not options
-  local not_options = {optim_args = true, logging_strategy = true}
+  -- the optimizer's own settings are optimizer.KEY=VALUE
+  local not_options = {optim_args = true}
   local n = 0
   for key in pairs(written) do
     assert(declared[key] or not_options[key], "training_args.json key '" .. key .. "' is not an option name")
