@@ -618,6 +618,7 @@ static int trainer_index(lua_State *L) {
     else if (strcmp(key, "load_best_model_at_end") == 0) lua_pushboolean(L, p->load_best_model_at_end);
     else if (strcmp(key, "eval_on_start") == 0) lua_pushboolean(L, p->eval_on_start);
     else if (strcmp(key, "logging_first_step") == 0) lua_pushboolean(L, p->logging_first_step);
+    else if (strcmp(key, "save_only_model") == 0) lua_pushboolean(L, p->save_only_model);
     else if (strcmp(key, "metric_for_best_model") == 0) lua_pushstring(L, p->metric_for_best_model);
     else if (strcmp(key, "greater_is_better") == 0) lua_pushboolean(L, p->greater_is_better);
     else if (strcmp(key, "early_stopping_patience") == 0) lua_pushinteger(L, (lua_Integer)p->early_stopping_patience);

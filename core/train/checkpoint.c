@@ -331,8 +331,10 @@ lm_status lm_checkpoint_save(const char *root, int64_t step, int keep_last, cons
     lm_status status = LM_OK;
     LM_CHECK(lm_model_save(parts->model.plugin, parts->model.self, tmp, parts->tokenizer.plugin, parts->tokenizer.self,
                            args_json));
-    LM_CHECK(path_join(path, sizeof path, tmp, LM_CHECKPOINT_OPTIMIZER_FILE));
-    LM_CHECK(write_optimizer(path, parts));
+    if (!parts->model_only) {
+        LM_CHECK(path_join(path, sizeof path, tmp, LM_CHECKPOINT_OPTIMIZER_FILE));
+        LM_CHECK(write_optimizer(path, parts));
+    }
     LM_CHECK(path_join(path, sizeof path, tmp, LM_CHECKPOINT_STATE_FILE));
     LM_CHECK(lm_file_write_atomic(path, state_json, strlen(state_json)));
     LM_CHECK(lm_checkpoint_write_manifest(tmp)); /* last: it covers every other file */

@@ -33,6 +33,7 @@ typedef struct lm_checkpoint_shards {
 typedef struct lm_checkpoint_parts {
     lm_handle model, optimizer, tokenizer; /* the tokenizer's plugin may be NULL */
     const lm_checkpoint_shards *shards;    /* NULL: the optimizer holds every tensor's state */
+    int model_only; /* save_only_model: no optimizer.safetensors (such a checkpoint cannot resume a run) */
 } lm_checkpoint_parts;
 
 #define LM_CHECKPOINT_STATE_FILE "trainer_state.json"

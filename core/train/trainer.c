@@ -572,14 +572,14 @@ lm_status lm_trainer_save(lm_trainer *t, const char *extra_json, const char *pro
     LM_TRY(trainer_read_state(t, &state));
     /* ZeRO-1: every rank's shard of the optimizer state, sent to rank 0 as it writes */
     lm_checkpoint_parts parts = {t->parts.model, t->parts.optimizer, t->parts.tokenizer,
-                                 trainer_dist_checkpoint_shards(t)};
+                                 trainer_dist_checkpoint_shards(t), t->plan.save_only_model};
     if (t->rank != 0) {
         /* Rank 0 writes the checkpoint (every rank holds the same state,
          * or under ZeRO-1 sends its shard of the optimizer's); the others
          * wait until it is complete, as one of them may read it next (the
          * best model at the end). */
         if (dir && cap) snprintf(dir, cap, "%s/checkpoint-%lld", t->s.checkpoint_dir, (long long)t->step);
-        if (parts.shards) LM_TRY(lm_checkpoint_send_optimizer(&parts));
+        if (parts.shards && !parts.model_only) LM_TRY(lm_checkpoint_send_optimizer(&parts));
         return trainer_dist_barrier(t);
     }
     lm_buffer state_json = {0}, args = {0};

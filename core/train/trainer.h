@@ -49,6 +49,7 @@ typedef struct lm_trainer_plan {
     int64_t logging_steps, eval_steps, save_steps, save_total_limit;
     int load_best_model_at_end, greater_is_better;
     int eval_on_start, logging_first_step; /* an evaluation before step 1; a log after step 1 */
+    int save_only_model; /* checkpoints without the optimizer state: smaller, and they cannot resume a run */
     char metric_for_best_model[64];
     int64_t early_stopping_patience;
     double early_stopping_threshold;

@@ -74,6 +74,10 @@ lm_status trainer_state_json(lm_trainer *t, const lm_step_state *state, const ch
     write_int(&w, "n_params", t->arch.n_params);
     lm_json_key(&w, "optimizer");
     lm_json_write_cstr(&w, t->parts.optimizer.plugin->name);
+    if (t->plan.save_only_model) { /* read back by the resume check, which refuses it */
+        lm_json_key(&w, "save_only_model");
+        lm_json_write_bool(&w, 1);
+    }
     lm_json *settings = NULL;
     LM_TRY(trainer_optimizer_settings(t, &settings));
     lm_json_key(&w, "optimizer_settings");
@@ -164,7 +168,7 @@ static lm_status resume_from(lm_trainer *t, const char *dir, const lm_json *root
 
     /* under ZeRO-1, each rank reads its shard of the optimizer state */
     lm_checkpoint_parts parts = {t->parts.model, t->parts.optimizer, t->parts.tokenizer,
-                                 trainer_dist_checkpoint_shards(t)};
+                                 trainer_dist_checkpoint_shards(t), 0};
     LM_TRY(lm_checkpoint_load_tensors(dir, &parts));
 
     t->step = step;
@@ -195,6 +199,17 @@ lm_status trainer_resume(lm_trainer *t, const char *given) {
     char dir[PATH_MAX];
     LM_TRY(lm_checkpoint_resolve(given, dir, sizeof dir));
     lm_json *root = NULL;
+    /* A save_only_model checkpoint has no optimizer state by design: say so
+     * before the checksums would call the missing file damage. */
+    if (lm_checkpoint_read_state(dir, &root) == LM_OK) {
+        lm_status refused = trainer_state_refuse_model_only(root);
+        lm_json_free(root);
+        root = NULL;
+        if (refused != LM_OK) {
+            lm_error_prefix("resume from '%s': ", dir);
+            return refused;
+        }
+    }
     /* Every file against the checksums recorded when it was written, before
      * any of them is read. */
     lm_status status = lm_checkpoint_verify(dir);

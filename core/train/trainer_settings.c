@@ -127,6 +127,7 @@ lm_status trainer_read_settings(lm_trainer *t, lm_config *cfg, lm_config *schedu
     p->load_best_model_at_end = lm_config_bool(cfg, "load_best_model_at_end", 0);
     p->eval_on_start = lm_config_bool(cfg, "eval_on_start", 0);
     p->logging_first_step = lm_config_bool(cfg, "logging_first_step", 0);
+    p->save_only_model = lm_config_bool(cfg, "save_only_model", 0);
     const char *metric = lm_config_string(cfg, "metric_for_best_model", "eval_loss");
     p->greater_is_better = lm_config_bool(cfg, "greater_is_better", !metric_is_a_loss(metric));
     p->early_stopping_patience = lm_config_int_range(cfg, "early_stopping_patience", 0, INT64_MIN, MAX_COUNT);
@@ -360,6 +361,10 @@ lm_status lm_trainer_args_json(const lm_trainer *t, lm_buffer *out) {
     }
     if (p->logging_first_step) {
         lm_json_key(&w, "logging_first_step");
+        lm_json_write_bool(&w, 1);
+    }
+    if (p->save_only_model) {
+        lm_json_key(&w, "save_only_model");
         lm_json_write_bool(&w, 1);
     }
     lm_json_key(&w, "seed");

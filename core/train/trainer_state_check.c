@@ -119,6 +119,15 @@ static lm_status check_fit(const state_reader *r) {
     return LM_OK;
 }
 
+lm_status trainer_state_refuse_model_only(const lm_json *root) {
+    const lm_json *model_only = lm_json_type_of(root) == LM_JSON_OBJECT ? lm_json_get(root, "save_only_model") : NULL;
+    if (model_only && lm_json_type_of(model_only) == LM_JSON_BOOL && lm_json_bool(model_only))
+        return lm_error_set(LM_ERR_INVALID, "the checkpoint was saved with save_only_model=true: it holds the weights "
+                                            "but not the optimizer state, so it cannot resume a run; start a new run "
+                                            "from its weights with init_from=CHECKPOINT_FOLDER");
+    return LM_OK;
+}
+
 lm_status trainer_state_check(const lm_json *root, const char *path, const trainer_state_run *run,
                               trainer_state_fields *out) {
     memset(out, 0, sizeof *out);
@@ -132,6 +141,7 @@ lm_status trainer_state_check(const lm_json *root, const char *path, const train
         return lm_error_set(LM_ERR_FORMAT, "%s: \"format\" is '%s', not %s (nor %s): not an lmcore checkpoint this "
                                            "version reads",
                             path, format, STATE_FORMAT, STATE_FORMAT_1);
+    LM_TRY(trainer_state_refuse_model_only(root));
     LM_TRY(get_string(&r, "model_type", text, sizeof text));
     if (strcmp(text, run->model_type) != 0)
         return lm_error_set(LM_ERR_INVALID, "the checkpoint is a '%s' model, this run trains '%s'", text,

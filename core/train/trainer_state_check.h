@@ -31,6 +31,10 @@ typedef struct trainer_state_fields {
     double base_lr;    /* 0 for format 1, which does not record it */
 } trainer_state_fields;
 
+/* LM_ERR_INVALID with what to do instead when the state says the checkpoint
+ * was saved with save_only_model (no optimizer state: it cannot resume). */
+lm_status trainer_state_refuse_model_only(const lm_json *root);
+
 /* Reads and checks every field of the parsed trainer_state.json at `path`:
  * its format, that it is this run's (model, optimizer, data, settings),
  * every counter in range and consistent with the others (global_step with

@@ -122,6 +122,8 @@ function M.common_options(name)
         aliases = {"save_every"}}),
     opt("save_total_limit", 2, "checkpoints kept (0: all)", {section = save_section, min = 0,
         aliases = {"keep_last"}}),
+    opt("save_only_model", false, "checkpoints hold the weights only, not the optimizer state: a third of the "
+        .. "size with AdamW, and they cannot resume a run", {section = save_section}),
     opt("init_from", "", "start from a saved model's weights: a folder saved by lmcore or by Hugging Face "
         .. "(config.json + model.safetensors; its tokenizer.json too unless tokenizer= is given)",
         {section = save_section}),
@@ -458,7 +460,7 @@ function M.run(spec)
     eval_on_start = cfg.eval_on_start, logging_first_step = cfg.logging_first_step,
     logging_strategy = cfg.logging_strategy,
     checkpoint_dir = cfg.output_dir .. "/checkpoints", save_strategy = save_strategy, save_steps = save_steps,
-    save_total_limit = cfg.save_total_limit,
+    save_total_limit = cfg.save_total_limit, save_only_model = cfg.save_only_model,
     resume_from_checkpoint = resume,
     communicator = cfg.communicator, zero_stage = cfg.zero_stage,
     ddp_overlap = cfg.ddp_overlap, ddp_bucket_cap_mb = cfg.ddp_bucket_cap_mb,

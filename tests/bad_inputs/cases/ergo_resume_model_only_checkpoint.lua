@@ -1,0 +1,5 @@
+-- expect: the checkpoint was saved with save_only_model=true: it holds the weights but not the optimizer state, so it cannot resume a run; start a new run from its weights with init_from=
+-- run: {exe} run scripts/gpt2_clm.lua preset=tiny data={data} train_split=test max_steps=2 save_steps=2 save_only_model=true eval_max_batches=1 output_dir={tmp}/run cache_dir={tmp}/cache > /dev/null && test -e {tmp}/run/checkpoints/checkpoint-2/model.safetensors && test ! -e {tmp}/run/checkpoints/checkpoint-2/optimizer.safetensors && {exe} run scripts/gpt2_clm.lua preset=tiny data={data} train_split=test max_steps=2 save_steps=2 eval_max_batches=1 output_dir={tmp}/run cache_dir={tmp}/cache resume=latest
+-- save_only_model=true writes checkpoints without optimizer.safetensors;
+-- resuming from one is refused by name (not reported as a damaged
+-- checkpoint), with what to do instead.
