@@ -25,6 +25,7 @@ function M.common_options(name)
   local opt = options.option
   local data_section, train_section = "data", "training (Hugging Face TrainingArguments names)"
   local device_section, eval_section, save_section = "device", "logging and evaluation", "saving and resuming"
+  local parallel_section = "data parallel (mpirun / srun, docs/distributed.md)"
   return {
     opt("data", M.default_data(), "folder holding wiki.{train,valid,test}.raw (scripts/fetch_wikitext2.sh)",
         {section = data_section, shown_default = "data/wikitext-2-raw or ../shared/data/wikitext-2-raw"}),
@@ -132,12 +133,12 @@ function M.common_options(name)
         aliases = {"resume"}}),
 
     opt("communicator", "auto", "data parallel under mpirun/srun: auto, mpi, nccl or single (docs/distributed.md)",
-        {section = device_section}),
+        {section = parallel_section}),
     opt("zero_stage", 0, "1: the optimizer state sharded across ranks (ZeRO-1, docs/distributed.md)",
-        {section = device_section, min = 0}),
+        {section = parallel_section, min = 0}),
     opt("ddp_overlap", true, "data parallel: all-reduce the gradients in buckets during backward (docs/distributed.md)",
-        {section = device_section}),
-    opt("ddp_bucket_cap_mb", 25, "data parallel: the gradient buckets' size in MiB", {section = device_section,
+        {section = parallel_section}),
+    opt("ddp_bucket_cap_mb", 25, "data parallel: the gradient buckets' size in MiB", {section = parallel_section,
         type = "number"}),
   }
 end
