@@ -375,6 +375,39 @@ START_TEST(test_matmul_gelu_forward) {
 }
 END_TEST
 
+/* ---- matmul_backward's dinp written (GEMM beta = 0) ----------------------------------------------- */
+
+/* LM_GRAD_WRITE over a dinp of NaN (never read: cuBLAS(Lt) at beta = 0)
+ * against the CPU within the GEMM tolerance (fp32); offset 1 puts dinp off
+ * 16-byte alignment (4-byte alignment passed to cuBLASLt, or the cuBLAS
+ * fallback).  LM_GRAD_ADD's accumulation is test_cuda_ops.c's
+ * check_matmul. */
+static void check_matmul_dinp_written(int N, int IC, int OC, lm_weight_layout layout, size_t offset) {
+    lm_backend *be = gt_be;
+    const size_t nx = (size_t)N * IC, ny = (size_t)N * OC, nw = (size_t)IC * OC;
+    printf("matmul_backward dinp written: N=%d IC=%d OC=%d layout=%d offset=%zu\n", N, IC, OC, (int)layout, offset);
+    float *x = gt_random(nx, -1, 1), *w = gt_random(nw, -0.5f, 0.5f), *dy = gt_random(ny, -1, 1);
+    float *want = gt_host(nx), *got = gt_host(nx), *nan_dx = gt_host(nx + offset);
+    lm_cpu_matmul_backward(want, NULL, NULL, dy, x, w, N, IC, OC, layout, LM_GRAD_WRITE);
+    gt_fill_nan(nan_dx, nx + offset);
+    float *d_x = gt_dev_upload(be, x, nx), *d_w = gt_dev_upload(be, w, nw), *d_dy = gt_dev_upload(be, dy, ny);
+    float *d_dx_base = gt_dev_upload(be, nan_dx, nx + offset), *d_dx = d_dx_base + offset;
+    be->ops->matmul_backward(be, d_dx, NULL, NULL, d_dy, d_x, d_w, N, IC, OC, layout, LM_GRAD_WRITE);
+    gt_sync(be, "matmul_backward (dinp written)");
+    gt_dev_download(be, got, d_dx, nx);
+    gt_compare("matmul_backward dinp written over NaN", got, want, nx, 2e-5);
+    float *to_free[] = {d_x, d_w, d_dy, d_dx_base};
+    for (size_t i = 0; i < sizeof to_free / sizeof *to_free; i++) gt_dev_free(be, to_free[i]);
+    free(x), free(w), free(dy), free(want), free(got), free(nan_dx);
+}
+
+START_TEST(test_matmul_backward_dinp_written) {
+    check_matmul_dinp_written(1024, 768, 3072, LM_W_IN_OUT, 0); /* GPT-2's c_fc: dln */
+    check_matmul_dinp_written(37, 96, 40, LM_W_OUT_IN, 0);
+    check_matmul_dinp_written(37, 96, 40, LM_W_IN_OUT, 1);
+}
+END_TEST
+
 /* ---- the backward of a tanh GELU then a linear layer, GELU gradient in the epilogue ---------------- */
 
 /* gelu_matmul_backward against its CPU twin (matmul_backward with dinp
@@ -536,6 +569,7 @@ static Suite *fusions_suite(void) {
     tcase_add_test(tc, test_residual_layernorm_forward);
     tcase_add_test(tc, test_residual_layernorm_needs_the_key);
     tcase_add_test(tc, test_matmul_gelu_forward);
+    tcase_add_test(tc, test_matmul_backward_dinp_written);
     tcase_add_test(tc, test_gelu_matmul_backward);
     tcase_add_test(tc, test_pointwise_vectorised);
     suite_add_tcase(s, tc);
