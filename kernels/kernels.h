@@ -9,8 +9,11 @@
  *   - outputs first, then inputs, then sizes, then options;
  *   - float32, row-major, contiguous unless a stride is given;
  *   - B batch, T positions, C channels, NH heads, V vocab, N = rows (B*T);
- *   - backward functions ACCUMULATE (+=) into every gradient they write,
- *     parameter and activation gradients alike: the caller zeroes them;
+ *   - backward functions ACCUMULATE (+=) into parameter gradients (the
+ *     caller zeroes them) and into activation gradients unless the op says
+ *     it writes them (=): gelu_backward writes, matmul_backward writes dinp
+ *     when asked (lm_grad_store), gelu_matmul_backward writes its dinp
+ *     (backend_ops.def lists which, and why);
  *   - dropout masks are a pure function of (seed, stream, element index)
  *     through lmcore/rng.h, identical on CPU and GPU; the backend table
  *     (backend.h) derives seed and stream from the step state.
@@ -31,6 +34,13 @@ extern "C" {
  *   LM_W_IN_OUT  — weight stored [IC, OC] (Hugging Face Conv1D, GPT-2)
  *   LM_W_OUT_IN  — weight stored [OC, IC] (torch.nn.Linear, BERT)        */
 typedef enum lm_weight_layout { LM_W_IN_OUT = 0, LM_W_OUT_IN = 1 } lm_weight_layout;
+
+/* How a backward op stores an activation gradient that the caller could
+ * either zero first or not: LM_GRAD_ADD adds into it (+=: the gradient has
+ * another share already there, e.g. a residual path's), LM_GRAD_WRITE
+ * overwrites it (=: the op is its only writer, so no zeroing pass is
+ * needed and whatever the buffer held, NaN included, is never read). */
+typedef enum lm_grad_store { LM_GRAD_ADD = 0, LM_GRAD_WRITE = 1 } lm_grad_store;
 
 /* Number of threads the CPU kernels use (lmcore's pool, kernels/cpu/threads.c); 0 = one per core. */
 void lm_cpu_set_threads(int n);

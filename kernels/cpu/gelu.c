@@ -73,7 +73,10 @@ static void gelu_erf_forward_task(void *ctx, long begin, long end) {
     }
 }
 
-/* d/dx = g + 2·x·g·(1-g)·u',  g = σ(2u) = 0.5·(1 + tanh u), because
+/* The backward tasks write dinp (backend_ops.def: its callers fill a
+ * scratch with it), reading dout[i] before writing dinp[i]: in place works.
+ *
+ * d/dx = g + 2·x·g·(1-g)·u',  g = σ(2u) = 0.5·(1 + tanh u), because
  * 1 - tanh²u = 4·g·(1-g). */
 LM_CPU_WIDE_CLONES static void gelu_tanh_backward_task(void *ctx, long begin, long end) {
     const gelu_job *j = ctx;
@@ -86,7 +89,7 @@ LM_CPU_WIDE_CLONES static void gelu_tanh_backward_task(void *ctx, long begin, lo
         float u = LM_SQRT_2_OVER_PI * (x + LM_GELU_CUBIC * x2 * x);
         float du = LM_SQRT_2_OVER_PI * (1.0f + 3.0f * LM_GELU_CUBIC * x2);
         float g = 1.0f / (1.0f + lm_vexpf(-2.0f * u));
-        dinp[i] += dout[i] * (g + 2.0f * x * g * (1.0f - g) * du);
+        dinp[i] = dout[i] * (g + 2.0f * x * g * (1.0f - g) * du);
     }
 }
 
@@ -104,7 +107,7 @@ static void gelu_erf_backward_task(void *ctx, long begin, long end) {
             float x = inp[k];
             float cdf = 0.5f * (1.0f + e[k]);
             float pdf = LM_INV_SQRT_2PI * lm_vexpf(-0.5f * x * x);
-            dinp[k] += dout[k] * (cdf + x * pdf);
+            dinp[k] = dout[k] * (cdf + x * pdf);
         }
     }
 }

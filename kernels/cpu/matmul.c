@@ -51,14 +51,19 @@ static void bias_backward_task(void *ctx, long begin, long end) {
 }
 
 void lm_cpu_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                            const float *weight, int N, int IC, int OC, lm_weight_layout layout) {
+                            const float *weight, int N, int IC, int OC, lm_weight_layout layout,
+                            lm_grad_store dinp_store) {
+    /* beta = 0 never reads dinp (BLAS semantics: NaN there stays out);
+     * OpenBLAS zeroes it and adds the product, as after a memset. */
+    const float dinp_beta = dinp_store == LM_GRAD_WRITE ? 0.0f : 1.0f;
     if (layout == LM_W_IN_OUT) {
-        /* dinp[N,IC] += dout[N,OC] · W[IC,OC]ᵀ;  dW[IC,OC] += inp[N,IC]ᵀ · dout */
-        if (dinp) lm_cpu_sgemm(CblasNoTrans, CblasTrans, N, IC, OC, 1.0f, dout, OC, weight, OC, 1.0f, dinp, IC);
+        /* dinp[N,IC] (+)= dout[N,OC] · W[IC,OC]ᵀ;  dW[IC,OC] += inp[N,IC]ᵀ · dout */
+        if (dinp) lm_cpu_sgemm(CblasNoTrans, CblasTrans, N, IC, OC, 1.0f, dout, OC, weight, OC, dinp_beta, dinp, IC);
         if (dweight) lm_cpu_sgemm(CblasTrans, CblasNoTrans, IC, OC, N, 1.0f, inp, IC, dout, OC, 1.0f, dweight, OC);
     } else {
-        /* dinp[N,IC] += dout[N,OC] · W[OC,IC];  dW[OC,IC] += dout[N,OC]ᵀ · inp */
-        if (dinp) lm_cpu_sgemm(CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, weight, IC, 1.0f, dinp, IC);
+        /* dinp[N,IC] (+)= dout[N,OC] · W[OC,IC];  dW[OC,IC] += dout[N,OC]ᵀ · inp */
+        if (dinp)
+            lm_cpu_sgemm(CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, weight, IC, dinp_beta, dinp, IC);
         if (dweight) lm_cpu_sgemm(CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dweight, IC);
     }
     if (dbias) {

@@ -42,13 +42,12 @@ struct lm_gelu_forward_op {
     __device__ float operator()(float x, float, float, size_t) const { return lm_gelu(x, approx_tanh); }
 };
 
-/* dinp += dout · gelu'(inp): x = inp, y = dout. */
+/* dinp = dout · gelu'(inp), written (backend_ops.def): x = inp, y = dout;
+ * dinp is never read, so it may be dout itself. */
 struct lm_gelu_backward_op {
     int approx_tanh;
-    static const bool reads_out = true;
-    __device__ float operator()(float x, float dout, float dinp, size_t) const {
-        return dinp + dout * lm_gelu_grad(x, approx_tanh);
-    }
+    static const bool reads_out = false;
+    __device__ float operator()(float x, float dout, float, size_t) const { return dout * lm_gelu_grad(x, approx_tanh); }
 };
 
 extern "C" void lm_cuda_gelu_forward(lm_cuda_ctx *ctx, float *out, const float *inp, size_t n, int approx_tanh) {

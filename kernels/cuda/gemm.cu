@@ -52,10 +52,14 @@ static void gemm_cublas(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool tra
 typedef struct gemm_key {
     int32_t trans_a, trans_b, m, n, k, lda, ldb, ldc, has_bias;
     uint32_t align_a, align_b, align_c;
-    /* LM_GEMM_GELU_AUX: GELU in the epilogue, the pre-GELU values to an aux
-     * matrix with leading dimension aux_ld (its pointer set per call). */
-    int32_t gelu_aux, aux_ld;
+    /* An epilogue with an aux matrix of leading dimension aux_ld (its
+     * pointer set per call): GELU in the forward, the pre-GELU values
+     * written to aux; or the GELU gradient in the backward, aux read. */
+    int32_t aux_epilogue, aux_ld;
 } gemm_key;
+
+/* gemm_key.aux_epilogue */
+enum { LM_GEMM_NO_AUX = 0, LM_GEMM_GELU_AUX = 1, LM_GEMM_DGELU = 2 };
 
 struct lm_gemm_plan {
     gemm_key key;
@@ -103,13 +107,16 @@ static int plan_build(lm_cuda_ctx *ctx, const char *op, lm_gemm_plan *p) {
     LT_TRY(cublasLtMatmulDescCreate(&p->desc, lm_cuda_compute_type(ctx), CUDA_R_32F));
     LT_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof op_a));
     LT_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof op_b));
-    if (key->has_bias || key->gelu_aux) {
-        const uint32_t epilogue = !key->gelu_aux  ? CUBLASLT_EPILOGUE_BIAS
-                                  : key->has_bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS
-                                                  : CUBLASLT_EPILOGUE_GELU_AUX;
+    if (key->has_bias || key->aux_epilogue != LM_GEMM_NO_AUX) {
+        /* DGELU never has a bias: lm_cuda_gemm_dgelu passes none (a bias
+         * gradient epilogue, DGELU_BGRAD, would overwrite it). */
+        const uint32_t epilogue = key->aux_epilogue == LM_GEMM_DGELU ? CUBLASLT_EPILOGUE_DGELU
+                                  : key->aux_epilogue == LM_GEMM_NO_AUX ? CUBLASLT_EPILOGUE_BIAS
+                                  : key->has_bias                       ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS
+                                                                        : CUBLASLT_EPILOGUE_GELU_AUX;
         LT_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue));
     }
-    if (key->gelu_aux) {
+    if (key->aux_epilogue != LM_GEMM_NO_AUX) {
         const int64_t aux_ld = key->aux_ld;
         LT_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld, sizeof aux_ld));
     }
@@ -150,12 +157,12 @@ done:
  * for these pointers (the caller falls back), -1 on a kept failure. */
 static int gemm_lt(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
                    const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc, const float *bias,
-                   float *gelu_aux, int aux_ld) {
+                   int aux_epilogue, const float *aux, int aux_ld) {
     gemm_key key;
     memset(&key, 0, sizeof key);
     key.trans_a = trans_a, key.trans_b = trans_b, key.m = m, key.n = n, key.k = k;
     key.lda = lda, key.ldb = ldb, key.ldc = ldc, key.has_bias = bias != NULL;
-    key.gelu_aux = gelu_aux != NULL, key.aux_ld = gelu_aux ? aux_ld : 0;
+    key.aux_epilogue = aux ? aux_epilogue : LM_GEMM_NO_AUX, key.aux_ld = aux ? aux_ld : 0;
     key.align_a = pointer_alignment(A), key.align_b = pointer_alignment(B), key.align_c = pointer_alignment(C);
 
     lm_gemm_plan *plan = NULL, temporary;
@@ -178,9 +185,9 @@ static int gemm_lt(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b,
         cublasStatus_t status = CUBLAS_STATUS_SUCCESS;
         if (bias)
             status = cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
-        if (gelu_aux && status == CUBLAS_STATUS_SUCCESS)
-            status = cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &gelu_aux,
-                                                    sizeof gelu_aux);
+        if (aux && status == CUBLAS_STATUS_SUCCESS)
+            status = cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux,
+                                                    sizeof aux);
         if (status == CUBLAS_STATUS_SUCCESS)
             status = cublasLtMatmul(ctx->lt, plan->desc, &alpha, A, plan->a_layout, B, plan->b_layout, &beta, C,
                                     plan->c_layout, C, plan->c_layout, &plan->algo, ctx->lt_workspace,
@@ -207,7 +214,7 @@ void lm_cuda_gemm(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, 
     /* The bias epilogue wants a 16-byte aligned vector. */
     const bool fuse_bias = bias && pointer_alignment(bias) >= 16;
     int done = gemm_lt(ctx, op, trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc,
-                       fuse_bias ? bias : NULL, NULL, 0);
+                       fuse_bias ? bias : NULL, LM_GEMM_NO_AUX, NULL, 0);
     if (done < 0) return;
     if (done == 0) gemm_cublas(ctx, op, trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
     if (bias && !fuse_bias) scale_add_bias(ctx, op, C, bias, 1.0f, m, n, ldc);
@@ -220,6 +227,19 @@ int lm_cuda_gemm_gelu(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans
     /* cuBLASLt's rules for the aux matrix (its leading dimension a multiple
      * of 8, 16-byte aligned) and ours for the bias epilogue. */
     if ((bias && pointer_alignment(bias) < 16) || pointer_alignment(pre_gelu) < 16 || ldc % 8 != 0) return 0;
-    const int done = gemm_lt(ctx, op, trans_a, trans_b, m, n, k, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, bias, pre_gelu, ldc);
+    const int done =
+        gemm_lt(ctx, op, trans_a, trans_b, m, n, k, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, bias, LM_GEMM_GELU_AUX,
+                pre_gelu, ldc);
+    return done < 0 ? -1 : done;
+}
+
+int lm_cuda_gemm_dgelu(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, int m, int n, int k,
+                       const float *A, int lda, const float *B, int ldb, float *C, int ldc, const float *pre_gelu) {
+    if (m <= 0 || n <= 0 || k <= 0) return 0;
+    /* The aux matrix's rules, as for the forward's. */
+    if (pointer_alignment(pre_gelu) < 16 || ldc % 8 != 0) return 0;
+    /* beta = 0: C is written, never read (the op's contract). */
+    const int done = gemm_lt(ctx, op, trans_a, trans_b, m, n, k, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, NULL,
+                             LM_GEMM_DGELU, pre_gelu, ldc);
     return done < 0 ? -1 : done;
 }

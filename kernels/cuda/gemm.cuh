@@ -26,6 +26,14 @@ int lm_cuda_gemm_gelu(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans
                       const float *A, int lda, const float *B, int ldb, float *C, int ldc, const float *bias,
                       float *pre_gelu);
 
+/* C = (op(A)·op(B)) ⊙ gelu_tanh'(pre_gelu), written (beta = 0), in one
+ * cuBLASLt call (CUBLASLT_EPILOGUE_DGELU, pre_gelu read as the aux matrix:
+ * same shape and leading dimension as C).  No bias gradient: DGELU_BGRAD
+ * would overwrite one.  Returns as lm_cuda_gemm_gelu: 1 queued, 0 nothing
+ * queued (the caller runs the unfused ops), -1 a kept failure. */
+int lm_cuda_gemm_dgelu(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, int m, int n, int k,
+                       const float *A, int lda, const float *B, int ldb, float *C, int ldc, const float *pre_gelu);
+
 /* `batch` independent GEMMs at A + i·stride_a, B + i·stride_b, C + i·stride_c
  * (cublasGemmStridedBatchedEx: any alignment, any leading dimension).
  * gemm_batched.cu. */

@@ -6,7 +6,7 @@
  *   W IN_OUT [IC, OC] -> OC x IC (ld OC) = Wᵀ of the math  y = x·W
  *   W OUT_IN [OC, IC] -> IC x OC (ld IC) = W  of the math  y = x·Wᵀ (torch)
  * Forward  Y' = op(W)·X' with op = N (IN_OUT) or T (OUT_IN), bias per row of Y'.
- * dinp     dX' += op'(W)·dY' with op' = T (IN_OUT) or N (OUT_IN).
+ * dinp     dX' = (or +=, per dinp_store: beta 0 or 1) op'(W)·dY' with op' = T (IN_OUT) or N (OUT_IN).
  * dweight  IN_OUT: [OC x IC] += dY'·X'ᵀ ; OUT_IN: [IC x OC] += X'·dY'ᵀ.
  * dbias    Σ over rows of dout: the deterministic column reduction. */
 #include "column_reduce.cuh"
@@ -29,15 +29,17 @@ extern "C" void lm_cuda_matmul_forward(lm_cuda_ctx *ctx, float *out, const float
 
 extern "C" void lm_cuda_matmul_backward(lm_cuda_ctx *ctx, float *dinp, float *dweight, float *dbias,
                                         const float *dout, const float *inp, const float *weight, int N, int IC,
-                                        int OC, lm_weight_layout layout) {
+                                        int OC, lm_weight_layout layout, lm_grad_store dinp_store) {
     const bool in_out = layout == LM_W_IN_OUT;
+    /* beta = 0: cuBLAS(Lt) never reads dinp, so it needs no zeroing pass. */
+    const float dinp_beta = dinp_store == LM_GRAD_WRITE ? 0.0f : 1.0f;
     if (dinp) {
         if (in_out) {
-            lm_cuda_gemm(ctx, "matmul_backward (dinp)", true, false, IC, N, OC, 1.0f, weight, OC, dout, OC, 1.0f, dinp,
-                         IC, NULL);
-        } else {
-            lm_cuda_gemm(ctx, "matmul_backward (dinp)", false, false, IC, N, OC, 1.0f, weight, IC, dout, OC, 1.0f,
+            lm_cuda_gemm(ctx, "matmul_backward (dinp)", true, false, IC, N, OC, 1.0f, weight, OC, dout, OC, dinp_beta,
                          dinp, IC, NULL);
+        } else {
+            lm_cuda_gemm(ctx, "matmul_backward (dinp)", false, false, IC, N, OC, 1.0f, weight, IC, dout, OC,
+                         dinp_beta, dinp, IC, NULL);
         }
     }
     if (dweight) {

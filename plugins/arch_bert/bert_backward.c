@@ -1,10 +1,15 @@
 /* BERT backward pass (through the backend op table).
  *
  * Walks the forward in reverse for the batch of the last forward.  Every
- * backward op accumulates (+=), so parameter gradients add up across
- * micro-batches (the skeleton zeroes the gradient buffer first unless the
- * caller accumulates), and each activation-gradient buffer is zeroed
- * right before the op that fills it.  Post-LN layers make the residual gradient pass
+ * backward op accumulates (+=) into parameter gradients, so they add up
+ * across micro-batches (the skeleton zeroes the gradient buffer first
+ * unless the caller accumulates).  An activation-gradient buffer is either
+ * written by the one op that fills it (datty, dinter_gelu, dinter:
+ * matmul_backward with LM_GRAD_WRITE, gelu_backward) or zeroed right before
+ * ops that add into it (the LayerNorm backwards' dres_a/dres_b, attention's
+ * dqkv).  The exact-erf GELU has no cuBLASLt epilogue, so BERT keeps
+ * matmul_backward + gelu_backward where GPT-2 runs gelu_matmul_backward
+ * (a tanh-GELU config could use it: not done).  Post-LN layers make the residual gradient pass
  * through the LayerNorms, so two buffers alternate: dres_a holds the
  * gradient of a layer's output, dres_b the gradient of its inner LayerNorm's
  * output, and dres_a (zeroed again) ends as the gradient of the layer's
@@ -75,14 +80,12 @@ void bert_backward(model_base *b, float loss_scale) {
         /* Buffers shared by all layers under `recompute` hold a later layer's
          * values: rebuild this layer's with the op that made them (bert.h). */
         if (recompute) ops->gelu_forward(be, la->inter_gelu, la->inter, NI, tanh_gelu);
-        ops->zero(be, a->dinter_gelu, NI * sizeof(float));
         ops->matmul_backward(be, a->dinter_gelu, DW(BERT_OUT_W), DW(BERT_OUT_B), dbranch, la->inter_gelu,
-                             W(BERT_OUT_W), N, I, C, LM_W_OUT_IN);
-        ops->zero(be, a->dinter, NI * sizeof(float));
+                             W(BERT_OUT_W), N, I, C, LM_W_OUT_IN, LM_GRAD_WRITE);
         ops->gelu_backward(be, a->dinter, la->inter, a->dinter_gelu, NI, tanh_gelu);
         /* dres_b (the residual path's share, already read above) += the branch's. */
         ops->matmul_backward(be, a->dres_b, DW(BERT_INTER_W), DW(BERT_INTER_B), a->dinter, la->ln1, W(BERT_INTER_W),
-                             N, C, I, LM_W_OUT_IN);
+                             N, C, I, LM_W_OUT_IN, LM_GRAD_ADD);
 
         /* Attention: ln1 = LN(x + dropout(attout(attention(q(x), k(x), v(x))))); dres_b = d ln1. */
         ops->zero(be, a->dres_a, NC * sizeof(float));
@@ -90,16 +93,17 @@ void bert_backward(model_base *b, float loss_scale) {
                                 W(BERT_ATTLN_W), la->ln1_mean, la->ln1_rstd, N, C);
         dbranch = model_dropout_backward_or_identity(be, a->dbranch, a->dres_a, NC, m->hidden_p, key,
                                                      MODEL_DROPOUT_ATTENTION_OUT, l);
-        ops->zero(be, a->datty, NC * sizeof(float));
         ops->matmul_backward(be, a->datty, DW(BERT_ATTOUT_W), DW(BERT_ATTOUT_B), dbranch, la->atty, W(BERT_ATTOUT_W),
-                             N, C, C, LM_W_OUT_IN);
+                             N, C, C, LM_W_OUT_IN, LM_GRAD_WRITE);
+        /* Zeroed: the attention backwards add (gpt2_backward.c says why). */
         ops->zero(be, a->dqkv, 3 * NC * sizeof(float));
         model_attention_backward(b, dqkv[0], dqkv[1], dqkv[2], a->datt_scratch, a->proj, a->datty, la->atty,
                                  la->preatt, la->att, la->q, la->k, la->v, C, m->attn_p, l);
         static const int weight_of[3] = {BERT_Q_W, BERT_K_W, BERT_V_W};
+        /* dres_a (the residual path's share) += the three projections'. */
         for (int j = 0; j < 3; j++)
             ops->matmul_backward(be, a->dres_a, DW(weight_of[j]), DW(weight_of[j] + 1), dqkv[j], layer_input,
-                                 W(weight_of[j]), N, C, C, LM_W_OUT_IN);
+                                 W(weight_of[j]), N, C, C, LM_W_OUT_IN, LM_GRAD_ADD);
         model_grads_final_from(b, BERT_LAYER_TENSOR(l, 0)); /* this layer is done: a data-parallel caller reduces it */
 #undef W
 #undef DW

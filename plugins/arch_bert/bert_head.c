@@ -152,19 +152,17 @@ void bert_head_backward(bert_model *m, float loss_scale) {
     model_loss_backward(&m->base, a->logits, a->head_labels, M, loss_scale);
     /* Top down; datty, dbranch and dres_b serve as scratch here. */
     float *dhead_ln = a->datty, *dhead_gelu = a->dbranch, *dhead_dense = a->dres_b, *dhead_in = a->datty;
-    ops->zero(be, dhead_ln, MC * sizeof(float));
     ops->matmul_backward(be, dhead_ln, G(BERT_WORD_EMB), G(BERT_HEAD_TENSOR(L, BERT_HEAD_BIAS)), a->logits,
-                         a->head_ln, P(BERT_WORD_EMB), M, C, V, LM_W_OUT_IN);
+                         a->head_ln, P(BERT_WORD_EMB), M, C, V, LM_W_OUT_IN, LM_GRAD_WRITE);
     ops->zero(be, dhead_gelu, MC * sizeof(float));
     ops->layernorm_backward(be, dhead_gelu, G(BERT_HEAD_TENSOR(L, BERT_HEAD_LN_W)),
                             G(BERT_HEAD_TENSOR(L, BERT_HEAD_LN_B)), dhead_ln, a->head_gelu,
                             P(BERT_HEAD_TENSOR(L, BERT_HEAD_LN_W)), a->head_ln_mean, a->head_ln_rstd, M, C);
-    ops->zero(be, dhead_dense, MC * sizeof(float));
     ops->gelu_backward(be, dhead_dense, a->head_dense, dhead_gelu, MC, c->gelu_tanh);
-    ops->zero(be, dhead_in, MC * sizeof(float)); /* dhead_ln is spent */
+    /* Written over dhead_ln, which is spent. */
     ops->matmul_backward(be, dhead_in, G(BERT_HEAD_TENSOR(L, BERT_HEAD_DENSE_W)),
                          G(BERT_HEAD_TENSOR(L, BERT_HEAD_DENSE_B)), dhead_dense, a->head_in,
-                         P(BERT_HEAD_TENSOR(L, BERT_HEAD_DENSE_W)), M, C, C, LM_W_OUT_IN);
+                         P(BERT_HEAD_TENSOR(L, BERT_HEAD_DENSE_W)), M, C, C, LM_W_OUT_IN, LM_GRAD_WRITE);
     /* Unscored rows of the encoder output get no gradient from the head. */
     ops->zero(be, a->dres_a, NC * sizeof(float));
     ops->embedding_backward(be, a->dres_a, a->junk_row, NULL, dhead_in, a->head_rows, NULL, M, 1, C);

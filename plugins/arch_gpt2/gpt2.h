@@ -70,7 +70,7 @@ typedef struct gpt2_acts {
     float *dln;          /* [N,C] */
     float *datty;        /* [N,C] */
     float *dqkv;         /* [N,3C] */
-    float *dfch, *dfch_gelu; /* [N,H] */
+    float *dfch;         /* [N,H] (gelu_matmul_backward: no scratch for d gelu(fch)) */
     float *datt_scratch; /* [B,NH,T,T] ([B,NH,T] with the fused attention) */
     int32_t *labels;     /* [N] on the device (ids and key mask: model_base) */
 } gpt2_acts;

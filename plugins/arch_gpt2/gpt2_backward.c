@@ -1,10 +1,13 @@
 /* GPT-2 backward pass (llm.c's gpt2_backward, through the backend op table).
  *
  * Walks the forward in reverse for the batch of the last forward.  Every
- * backward op accumulates (+=), so parameter gradients add up across
- * micro-batches (the skeleton zeroes the gradient buffer first unless the
- * caller accumulates), and each activation-gradient scratch is zeroed
- * right before the op that fills it.  One buffer, dresidual, carries the gradient of the
+ * backward op accumulates (+=) into parameter gradients, so they add up
+ * across micro-batches (the skeleton zeroes the gradient buffer first
+ * unless the caller accumulates).  The activation-gradient scratches dln,
+ * datty and dfch are each filled by one op that writes them (matmul_backward
+ * with LM_GRAD_WRITE, gelu_matmul_backward), so none is zeroed first;
+ * dresidual and dqkv are zeroed because their ops add (below, why).  One
+ * buffer, dresidual, carries the gradient of the
  * residual stream from the top of the network down to the embeddings: the
  * residual adds pass it through unchanged and the LayerNorm backwards add
  * their branch's contribution to it.  The logits buffer receives dlogits in
@@ -33,10 +36,12 @@ void gpt2_backward(model_base *b, float loss_scale) {
      * by a training forward's fused classifier). */
     model_loss_backward(b, a->logits, a->labels, N, loss_scale);
 
-    ops->zero(be, a->dln, NC * sizeof(float));
-    ops->matmul_backward(be, a->dln, G(GPT2_WTE), NULL, a->logits, a->lnf, P(GPT2_WTE), N, C, V, LM_W_OUT_IN);
+    ops->matmul_backward(be, a->dln, G(GPT2_WTE), NULL, a->logits, a->lnf, P(GPT2_WTE), N, C, V, LM_W_OUT_IN,
+                         LM_GRAD_WRITE);
     const float *block0_input = m->embd_p > 0.0f ? a->x0 : a->encoded;
     const float *last = L > 0 ? a->layers[L - 1].residual3 : block0_input;
+    /* Zeroed: layernorm_backward adds (ln_f's share first; every block's
+     * LayerNorms then add theirs). */
     ops->zero(be, a->dresidual, NC * sizeof(float));
     ops->layernorm_backward(be, a->dresidual, G(GPT2_LNF_W(L)), G(GPT2_LNF_B(L)), a->dln, last, P(GPT2_LNF_W(L)),
                             a->lnf_mean, a->lnf_rstd, N, C);
@@ -53,26 +58,28 @@ void gpt2_backward(model_base *b, float loss_scale) {
         /* Buffers shared by all layers under `recompute` hold a later layer's
          * values: rebuild this layer's with the op that made them (gpt2.h). */
         if (recompute) ops->gelu_forward(be, la->fch_gelu, la->fch, NH4, 1);
-        ops->zero(be, a->dfch_gelu, NH4 * sizeof(float));
-        ops->matmul_backward(be, a->dfch_gelu, DW(GPT2_FCPROJ_W), DW(GPT2_FCPROJ_B), dbranch, la->fch_gelu,
-                             W(GPT2_FCPROJ_W), N, H, C, LM_W_IN_OUT);
-        ops->zero(be, a->dfch, NH4 * sizeof(float));
-        ops->gelu_backward(be, a->dfch, la->fch, a->dfch_gelu, NH4, 1);
+        /* c_proj's backward and the GELU's in one op: dfch written (on a GPU
+         * the GELU gradient in the GEMM's epilogue). */
+        ops->gelu_matmul_backward(be, a->dfch, DW(GPT2_FCPROJ_W), DW(GPT2_FCPROJ_B), dbranch, la->fch_gelu, la->fch,
+                                  W(GPT2_FCPROJ_W), N, H, C, LM_W_IN_OUT);
         if (recompute)
             ops->layernorm_forward(be, la->ln2, la->ln2_mean, la->ln2_rstd, la->residual2, W(GPT2_LN2_W),
                                    W(GPT2_LN2_B), N, C, eps);
-        ops->zero(be, a->dln, NC * sizeof(float));
         ops->matmul_backward(be, a->dln, DW(GPT2_FC_W), DW(GPT2_FC_B), a->dfch, la->ln2, W(GPT2_FC_W), N, C, H,
-                             LM_W_IN_OUT);
+                             LM_W_IN_OUT, LM_GRAD_WRITE);
         ops->layernorm_backward(be, a->dresidual, DW(GPT2_LN2_W), DW(GPT2_LN2_B), a->dln, la->residual2,
                                 W(GPT2_LN2_W), la->ln2_mean, la->ln2_rstd, N, C);
 
         /* Attention branch: residual2 = input + dropout(c_proj(attn(c_attn(ln_1(input))))). */
         dbranch = model_dropout_backward_or_identity(be, a->dproj, a->dresidual, NC, m->resid_p, key,
                                                      MODEL_DROPOUT_ATTENTION_OUT, l);
-        ops->zero(be, a->datty, NC * sizeof(float));
         ops->matmul_backward(be, a->datty, DW(GPT2_ATTPROJ_W), DW(GPT2_ATTPROJ_B), dbranch, la->atty,
-                             W(GPT2_ATTPROJ_W), N, C, C, LM_W_IN_OUT);
+                             W(GPT2_ATTPROJ_W), N, C, C, LM_W_IN_OUT, LM_GRAD_WRITE);
+        /* Zeroed: the attention backwards add into dq/dk/dv.  The fused one
+         * (sdpa) must: a tile of queries adds its share to dk/dv of every
+         * key it sees, a tile of keys its share to dq.  The eager one adds
+         * with one GEMM per (row, head) and could write, but both keep the
+         * one contract (backend_ops.def). */
         ops->zero(be, a->dqkv, 3 * NC * sizeof(float));
         model_attention_backward(b, a->dqkv, a->dqkv + C, a->dqkv + 2 * C, a->datt_scratch, a->proj, a->datty,
                                  la->atty, la->preatt, la->att, la->qkv, la->qkv + C, la->qkv + 2 * C, 3 * C,
@@ -80,9 +87,8 @@ void gpt2_backward(model_base *b, float loss_scale) {
         if (recompute)
             ops->layernorm_forward(be, la->ln1, la->ln1_mean, la->ln1_rstd, block_input, W(GPT2_LN1_W),
                                    W(GPT2_LN1_B), N, C, eps);
-        ops->zero(be, a->dln, NC * sizeof(float));
         ops->matmul_backward(be, a->dln, DW(GPT2_QKV_W), DW(GPT2_QKV_B), a->dqkv, la->ln1, W(GPT2_QKV_W), N, C,
-                             3 * C, LM_W_IN_OUT);
+                             3 * C, LM_W_IN_OUT, LM_GRAD_WRITE);
         ops->layernorm_backward(be, a->dresidual, DW(GPT2_LN1_W), DW(GPT2_LN1_B), a->dln, block_input,
                                 W(GPT2_LN1_W), la->ln1_mean, la->ln1_rstd, N, C);
         model_grads_final_from(b, GPT2_LAYER_TENSOR(l, 0)); /* this layer is done: a data-parallel caller reduces it */

@@ -57,7 +57,6 @@ size_t gpt2_carve_acts(model_base *b, float *base, int B, int T) {
     a->datty = model_arena_take(&cv, N * C);
     a->dqkv = model_arena_take(&cv, N * 3 * C);
     a->dfch = model_arena_take(&cv, N * H);
-    a->dfch_gelu = model_arena_take(&cv, N * H);
     a->datt_scratch = model_arena_take(&cv, probs.scratch_size);
     a->labels = b->extra_batch_ints;
     b->logits = a->logits;

@@ -2,7 +2,8 @@
 
 Emulates cuBLAS's column-major GEMM (op, m, n, k, lda/ldb/ldc with cuBLAS's
 validity rules, strided batches) in numpy and replays the exact calls of
-kernels/cuda/matmul.cu (both weight layouts, forward and backward) and
+kernels/cuda/matmul.cu (both weight layouts, forward and backward), of
+gelu_matmul.cu (the DGELU epilogue's GEMM, beta = 0) and
 attention.cu (GPT-2 interleaved qkv and separate q/k/v, forward and
 backward, through the two-level batches of gemm_batched.cu) against plain
 numpy formulas.  Keep the calls here in sync with
@@ -72,6 +73,27 @@ def matmul_check(N, IC, OC, layout):
     assert np.allclose(dw - dw0, dw_ref.ravel())
     print("matmul ok", N, IC, OC, layout)
 
+def gelu_tanh_grad(x):
+    u = np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)
+    du = np.sqrt(2 / np.pi) * (1 + 3 * 0.044715 * x ** 2)
+    t = np.tanh(u)
+    return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du
+
+def gelu_matmul_backward_check(N, IC, OC, layout):
+    """gelu_matmul.cu: lm_cuda_gemm_dgelu's call (matmul_backward's dinp
+    GEMM with beta = 0, so the NaN in D is never read), with the DGELU
+    epilogue applied elementwise to D through the aux matrix (pre_gelu, the
+    same IC x N shape as D, aux_ld = IC)."""
+    w = rng.standard_normal((IC, OC) if layout == 0 else (OC, IC)); Wm = w if layout == 0 else w.T
+    pre = rng.standard_normal((N, IC)); dy = rng.standard_normal((N, OC))
+    d = np.full(N * IC, np.nan)
+    in_out = layout == 0
+    gemm(in_out, False, IC, N, OC, 1, w.ravel(), 0, OC if in_out else IC, dy.ravel(), 0, OC, 0, d, 0, IC)
+    aux = pre.ravel()  # column-major IC x N with ld IC: element (i, j) at i + j*IC = row-major [j, i]
+    d = d * gelu_tanh_grad(aux)
+    assert np.allclose(d.reshape(N, IC), (dy @ Wm.T) * gelu_tanh_grad(pre))
+    print("gelu_matmul_backward ok", N, IC, OC, layout)
+
 def attention_check(B, T, C, NH, interleaved):
     hd = C // NH; stride = 3 * C if interleaved else C; TT = T * T; scale = 1 / np.sqrt(hd)
     if interleaved:
@@ -119,4 +141,5 @@ def attention_check(B, T, C, NH, interleaved):
 
 for layout in (0, 1):
     matmul_check(7, 5, 9, layout); matmul_check(3, 8, 4, layout)
+    gelu_matmul_backward_check(7, 16, 9, layout); gelu_matmul_backward_check(3, 8, 5, layout)
 attention_check(2, 5, 12, 3, True); attention_check(3, 4, 8, 2, False); attention_check(1, 6, 8, 4, True)

@@ -1,7 +1,7 @@
 /* The fused and reworked CUDA kernels of issue #16 item 6 against their CPU
  * twins: the sort-based embedding backward (bits), the one-pass LayerNorm
  * backward, residual (+ dropout) + LayerNorm forward, GELU in the cuBLASLt
- * epilogue, and the vectorised pointwise kernels at aligned and unaligned
+ * epilogue (forward) and its gradient (backward), and the vectorised pointwise kernels at aligned and unaligned
  * offsets.  Tolerances are stated at each check and in
  * kernels/cuda/NOTES.md ("NEVER RUN ON A GPU").
  *
@@ -375,6 +375,112 @@ START_TEST(test_matmul_gelu_forward) {
 }
 END_TEST
 
+/* ---- matmul_backward's dinp written (GEMM beta = 0) ----------------------------------------------- */
+
+/* LM_GRAD_WRITE over a dinp of NaN (never read: cuBLAS(Lt) at beta = 0)
+ * against the CPU within the GEMM tolerance (fp32); offset 1 puts dinp off
+ * 16-byte alignment (4-byte alignment passed to cuBLASLt, or the cuBLAS
+ * fallback).  LM_GRAD_ADD's accumulation is test_cuda_ops.c's
+ * check_matmul. */
+static void check_matmul_dinp_written(int N, int IC, int OC, lm_weight_layout layout, size_t offset) {
+    lm_backend *be = gt_be;
+    const size_t nx = (size_t)N * IC, ny = (size_t)N * OC, nw = (size_t)IC * OC;
+    printf("matmul_backward dinp written: N=%d IC=%d OC=%d layout=%d offset=%zu\n", N, IC, OC, (int)layout, offset);
+    float *x = gt_random(nx, -1, 1), *w = gt_random(nw, -0.5f, 0.5f), *dy = gt_random(ny, -1, 1);
+    float *want = gt_host(nx), *got = gt_host(nx), *nan_dx = gt_host(nx + offset);
+    lm_cpu_matmul_backward(want, NULL, NULL, dy, x, w, N, IC, OC, layout, LM_GRAD_WRITE);
+    gt_fill_nan(nan_dx, nx + offset);
+    float *d_x = gt_dev_upload(be, x, nx), *d_w = gt_dev_upload(be, w, nw), *d_dy = gt_dev_upload(be, dy, ny);
+    float *d_dx_base = gt_dev_upload(be, nan_dx, nx + offset), *d_dx = d_dx_base + offset;
+    be->ops->matmul_backward(be, d_dx, NULL, NULL, d_dy, d_x, d_w, N, IC, OC, layout, LM_GRAD_WRITE);
+    gt_sync(be, "matmul_backward (dinp written)");
+    gt_dev_download(be, got, d_dx, nx);
+    gt_compare("matmul_backward dinp written over NaN", got, want, nx, 2e-5);
+    float *to_free[] = {d_x, d_w, d_dy, d_dx_base};
+    for (size_t i = 0; i < sizeof to_free / sizeof *to_free; i++) gt_dev_free(be, to_free[i]);
+    free(x), free(w), free(dy), free(want), free(got), free(nan_dx);
+}
+
+START_TEST(test_matmul_backward_dinp_written) {
+    check_matmul_dinp_written(1024, 768, 3072, LM_W_IN_OUT, 0); /* GPT-2's c_fc: dln */
+    check_matmul_dinp_written(37, 96, 40, LM_W_OUT_IN, 0);
+    check_matmul_dinp_written(37, 96, 40, LM_W_IN_OUT, 1);
+}
+END_TEST
+
+/* ---- the backward of a tanh GELU then a linear layer, GELU gradient in the epilogue ---------------- */
+
+/* gelu_matmul_backward against its CPU twin (matmul_backward with dinp
+ * written, gelu_backward in place): dpre_gelu, written over NaN, within
+ * `tol` (the GEMM's: fp32 2e-5, tf32 3e-3, bf16 2e-2); dweight and dbias
+ * ADDED onto random values (DGELU_BGRAD would overwrite a bias gradient:
+ * the op must not use it).  And dpre_gelu against the GPU's own
+ * matmul_backward + gelu_backward within `tol` as well (the fused GEMM may
+ * pick another algorithm, so not 1e-6; cuBLASLt's DGELU must be the tanh
+ * form's derivative: the erf form's differs by ~1e-3 near |x| = 2);
+ * bit for bit when offset puts pre_gelu off 16-byte alignment (the op then
+ * runs those two ops itself). */
+static void check_gelu_matmul_backward(lm_backend *be, const char *precision, int N, int IC, int OC,
+                                       lm_weight_layout layout, int with_bias, size_t offset, double tol) {
+    const size_t nx = (size_t)N * IC, ny = (size_t)N * OC, nw = (size_t)IC * OC;
+    printf("gelu_matmul_backward %s: N=%d IC=%d OC=%d layout=%d bias=%d offset=%zu\n", precision, N, IC, OC,
+           (int)layout, with_bias, offset);
+    float *pre = gt_random(nx, -4, 4), *act = gt_host(nx), *w = gt_random(nw, -0.1f, 0.1f);
+    float *dout = gt_random(ny, -1, 1), *dw0 = gt_random(nw, -1, 1), *db0 = gt_random((size_t)OC, -1, 1);
+    lm_cpu_gelu_forward(act, pre, nx, 1);
+    float *dpre = gt_host(nx), *dw = gt_host_copy(dw0, nw), *db = gt_host_copy(db0, (size_t)OC);
+    lm_cpu_gelu_matmul_backward(dpre, dw, with_bias ? db : NULL, dout, act, pre, w, N, IC, OC, layout);
+
+    float *pre_shifted = gt_host(nx + offset);
+    memcpy(pre_shifted + offset, pre, nx * sizeof *pre);
+    float *d_pre_base = gt_dev_upload(be, pre_shifted, nx + offset), *d_pre = d_pre_base + offset;
+    float *d_act = gt_dev_upload(be, act, nx), *d_w = gt_dev_upload(be, w, nw), *d_dout = gt_dev_upload(be, dout, ny);
+    float *d_dw = gt_dev_upload(be, dw0, nw), *d_db = gt_dev_upload(be, db0, (size_t)OC);
+    float *d_dpre = gt_dev_nan(be, nx);
+    be->ops->gelu_matmul_backward(be, d_dpre, d_dw, with_bias ? d_db : NULL, d_dout, d_act, d_pre, d_w, N, IC, OC,
+                                  layout);
+    gt_sync(be, "gelu_matmul_backward");
+    float *g = gt_host(nx > nw ? nx : nw), *g_two = gt_host(nx);
+    gt_dev_download(be, g, d_dpre, nx);
+    gt_compare("gelu_matmul_backward dpre_gelu vs cpu", g, dpre, nx, tol);
+
+    /* The GPU's two unfused ops. */
+    float *d_two = gt_dev_nan(be, nx);
+    be->ops->matmul_backward(be, d_two, NULL, NULL, d_dout, d_act, d_w, N, IC, OC, layout, LM_GRAD_WRITE);
+    be->ops->gelu_backward(be, d_two, d_pre, d_two, nx, 1);
+    gt_sync(be, "matmul_backward + gelu_backward");
+    gt_dev_download(be, g_two, d_two, nx);
+    if (offset)
+        gt_compare_exact("gelu_matmul_backward (unfused fallback) vs the two ops", g, g_two, nx);
+    else
+        gt_compare("gelu_matmul_backward vs the two ops", g, g_two, nx, tol);
+
+    gt_dev_download(be, g, d_dw, nw);
+    gt_compare_accumulated("gelu_matmul_backward dweight (added)", g, dw, dw0, nw, tol);
+    gt_dev_download(be, g, d_db, (size_t)OC);
+    if (with_bias)
+        gt_compare_accumulated("gelu_matmul_backward dbias (added)", g, db, db0, (size_t)OC,
+                               tol > TOL_REDUCE ? tol : TOL_REDUCE);
+    else
+        gt_compare_exact("gelu_matmul_backward without bias leaves dbias", g, db0, (size_t)OC);
+
+    float *to_free[] = {d_pre_base, d_act, d_w, d_dout, d_dw, d_db, d_dpre, d_two};
+    for (size_t i = 0; i < sizeof to_free / sizeof *to_free; i++) gt_dev_free(be, to_free[i]);
+    free(pre), free(act), free(w), free(dout), free(dw0), free(db0), free(dpre), free(dw), free(db);
+    free(pre_shifted), free(g), free(g_two);
+}
+
+START_TEST(test_gelu_matmul_backward) {
+    check_gelu_matmul_backward(gt_be, "fp32", 1024, 3072, 768, LM_W_IN_OUT, 1, 0, 2e-5); /* GPT-2's c_proj */
+    check_gelu_matmul_backward(gt_be, "fp32", 37, 384, 96, LM_W_IN_OUT, 0, 0, 2e-5);
+    check_gelu_matmul_backward(gt_be, "fp32", 37, 384, 96, LM_W_OUT_IN, 1, 0, 2e-5);
+    check_gelu_matmul_backward(gt_be, "fp32", 37, 100, 96, LM_W_IN_OUT, 1, 0, 2e-5); /* IC % 8 != 0: falls back */
+    check_gelu_matmul_backward(gt_be, "fp32", 64, 384, 96, LM_W_IN_OUT, 1, 1, 2e-5); /* unaligned aux: falls back */
+    check_gelu_matmul_backward(gt_be_tf32, "tf32", 256, 3072, 768, LM_W_IN_OUT, 1, 0, 3e-3);
+    check_gelu_matmul_backward(gt_be_bf16, "bf16", 256, 3072, 768, LM_W_IN_OUT, 1, 0, 2e-2);
+}
+END_TEST
+
 /* ---- vectorised pointwise kernels ------------------------------------------------------------ */
 
 /* Each pointwise op at offset 0 (float4 path) and offset 1 (scalar path:
@@ -431,9 +537,9 @@ static void check_pointwise(pw_op op, const char *name, size_t n) {
     run_pointwise(be, op, aligned, x, y, init, n, 0, key);
     run_pointwise(be, op, unaligned, x, y, init, n, 1, key);
     gt_compare_exact("float4 path vs scalar path", aligned, unaligned, n);
-    if (op == PW_GELU_FWD)
+    if (op == PW_GELU_FWD || op == PW_GELU_BWD) /* gelu_backward writes: init is not read */
         gt_compare("vs the CPU", aligned, want, n, 1e-6);
-    else if (op == PW_GELU_BWD || op == PW_DROPOUT_BWD)
+    else if (op == PW_DROPOUT_BWD)
         gt_compare_accumulated("vs the CPU", aligned, want, init, n, 1e-6);
     else
         gt_compare_exact("vs the CPU", aligned, want, n);
@@ -463,6 +569,8 @@ static Suite *fusions_suite(void) {
     tcase_add_test(tc, test_residual_layernorm_forward);
     tcase_add_test(tc, test_residual_layernorm_needs_the_key);
     tcase_add_test(tc, test_matmul_gelu_forward);
+    tcase_add_test(tc, test_matmul_backward_dinp_written);
+    tcase_add_test(tc, test_gelu_matmul_backward);
     tcase_add_test(tc, test_pointwise_vectorised);
     suite_add_tcase(s, tc);
     return s;

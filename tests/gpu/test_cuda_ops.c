@@ -236,11 +236,11 @@ static void check_matmul(lm_backend *be, const char *label, int N, int IC, int O
     float *dy = gt_random(ny, -1, 1);
     float *dx0 = gt_random(nx, -1, 1), *dw0 = gt_random(nw, -1, 1), *db0 = gt_random((size_t)OC, -1, 1);
     float *dx = gt_host_copy(dx0, nx), *dw = gt_host_copy(dw0, nw), *db = gt_host_copy(db0, (size_t)OC);
-    lm_cpu_matmul_backward(dx, dw, bias_mode ? db : NULL, dy, x, w, N, IC, OC, layout);
+    lm_cpu_matmul_backward(dx, dw, bias_mode ? db : NULL, dy, x, w, N, IC, OC, layout, LM_GRAD_ADD);
     float *bdy, *bdx, *bdw, *bdb;
     float *d_dy = dev_at_offset(be, dy, ny, off, &bdy), *d_dx = dev_at_offset(be, dx0, nx, off, &bdx);
     float *d_dw = dev_at_offset(be, dw0, nw, off, &bdw), *d_db = dev_at_offset(be, db0, (size_t)OC, off, &bdb);
-    be->ops->matmul_backward(be, d_dx, d_dw, bias_mode ? d_db : NULL, d_dy, d_x, d_w, N, IC, OC, layout);
+    be->ops->matmul_backward(be, d_dx, d_dw, bias_mode ? d_db : NULL, d_dy, d_x, d_w, N, IC, OC, layout, LM_GRAD_ADD);
     gt_sync(be, "matmul_backward");
     gt_dev_download(be, g, d_dx, nx);
     gt_compare_accumulated("matmul_backward dinp", g, dx, dx0, nx, tol);
@@ -253,7 +253,7 @@ static void check_matmul(lm_backend *be, const char *label, int N, int IC, int O
     /* dinp = NULL (first layer): dweight still accumulates, nothing else */
     float *bdw2;
     float *d_dw2 = dev_at_offset(be, dw0, nw, 0, &bdw2);
-    be->ops->matmul_backward(be, NULL, d_dw2, NULL, d_dy, d_x, d_w, N, IC, OC, layout);
+    be->ops->matmul_backward(be, NULL, d_dw2, NULL, d_dy, d_x, d_w, N, IC, OC, layout, LM_GRAD_WRITE);
     gt_sync(be, "matmul_backward (dinp NULL)");
     gt_dev_download(be, g, d_dw2, nw);
     gt_compare_accumulated("matmul_backward dweight (dinp NULL)", g, dw, dw0, nw, tol);
@@ -581,9 +581,10 @@ START_TEST(test_gelu) {
         gt_dev_download(be, g, d_y, n);
         gt_compare(approx ? "gelu_forward (tanh)" : "gelu_forward (erf)", g, y, n, TOL_POINTWISE);
 
-        float *dy = gt_random(n, -1, 1), *dx0 = gt_random(n, -1, 1), *dx = gt_host_copy(dx0, n);
+        /* Written (backend_ops.def): dinp starts as NaN and must not be read. */
+        float *dy = gt_random(n, -1, 1), *dx0 = gt_host(n), *dx = gt_host(n);
         lm_cpu_gelu_backward(dx, x, dy, n, approx);
-        float *d_dy = gt_dev_upload(be, dy, n), *d_dx = gt_dev_upload(be, dx0, n);
+        float *d_dy = gt_dev_upload(be, dy, n), *d_dx = gt_dev_nan(be, n);
         be->ops->gelu_backward(be, d_dx, d_x, d_dy, n, approx);
         gt_sync(be, "gelu_backward");
         gt_dev_download(be, g, d_dx, n);

@@ -5,6 +5,7 @@
  * backend's forwarding of the fused ops: the dropout key read from the step
  * state, and a draw without a key kept as a failure. */
 #include <check.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -148,6 +149,52 @@ START_TEST(test_matmul_gelu_is_the_composition_bit_for_bit) {
 }
 END_TEST
 
+/* ---- tanh GELU + linear layer, backward ---- */
+
+/* What GPT-2 ran before gelu_matmul_backward: c_proj's matmul_backward
+ * adding into a zeroed scratch, then gelu_backward adding into a zeroed
+ * dfch (gelu_backward now writes: 0 + its value is the old sum). */
+static void gelu_matmul_composition(float *dpre, float *dw, float *db, const float *dout, const float *act,
+                                    const float *pre, const float *w, int N, int IC, int OC, lm_weight_layout layout) {
+    const size_t n = (size_t)N * IC;
+    float *scratch = tk_floats(n), *gelu_grad = tk_floats(n);
+    lm_cpu_matmul_backward(scratch, dw, db, dout, act, w, N, IC, OC, layout, LM_GRAD_ADD);
+    lm_cpu_gelu_backward(gelu_grad, pre, scratch, n, 1);
+    for (size_t i = 0; i < n; i++) dpre[i] = 0.0f + gelu_grad[i];
+    free(scratch), free(gelu_grad);
+}
+
+static void check_gelu_matmul_backward_bits(int N, int IC, int OC, lm_weight_layout layout, int with_bias) {
+    const size_t nx = (size_t)N * IC, nw = (size_t)IC * OC;
+    float *pre = tk_floats(nx), *act = tk_floats(nx), *w = tk_floats(nw), *dout = tk_floats((size_t)N * OC);
+    tk_fill(pre, nx, -4, 4, 21);
+    tk_fill(w, nw, -0.3f, 0.3f, 22);
+    tk_fill(dout, (size_t)N * OC, -1, 1, 23);
+    lm_cpu_gelu_forward(act, pre, nx, 1);
+    float *dw0 = tk_floats(nw), *db0 = tk_floats((size_t)OC);
+    tk_fill(dw0, nw, -1, 1, 24); /* parameter gradients accumulate: start from something */
+    tk_fill(db0, (size_t)OC, -1, 1, 25);
+    float *dpre0 = tk_floats(nx), *dw_0 = tk_copy(dw0, nw), *db_0 = tk_copy(db0, (size_t)OC);
+    gelu_matmul_composition(dpre0, dw_0, with_bias ? db_0 : NULL, dout, act, pre, w, N, IC, OC, layout);
+    float *dpre1 = tk_floats(nx), *dw_1 = tk_copy(dw0, nw), *db_1 = tk_copy(db0, (size_t)OC);
+    for (size_t i = 0; i < nx; i++) dpre1[i] = NAN; /* written: never read */
+    lm_cpu_gelu_matmul_backward(dpre1, dw_1, with_bias ? db_1 : NULL, dout, act, pre, w, N, IC, OC, layout);
+    ck_assert_msg(memcmp(dpre0, dpre1, nx * sizeof *dpre0) == 0, "dpre_gelu differs (N=%d IC=%d OC=%d)", N, IC, OC);
+    ck_assert_msg(memcmp(dw_0, dw_1, nw * sizeof *dw_0) == 0, "dweight differs (N=%d IC=%d OC=%d)", N, IC, OC);
+    ck_assert_msg(memcmp(db_0, db_1, (size_t)OC * sizeof *db_0) == 0, "dbias differs (N=%d IC=%d OC=%d)", N, IC, OC);
+    if (!with_bias) ck_assert_mem_eq(db_1, db0, (size_t)OC * sizeof *db0);
+    free(pre), free(act), free(w), free(dout), free(dw0), free(db0);
+    free(dpre0), free(dw_0), free(db_0), free(dpre1), free(dw_1), free(db_1);
+}
+
+START_TEST(test_gelu_matmul_backward_is_the_composition_bit_for_bit) {
+    check_gelu_matmul_backward_bits(37, 192, 48, LM_W_IN_OUT, 1);
+    check_gelu_matmul_backward_bits(64, 384, 96, LM_W_IN_OUT, 1); /* GPT-2's c_proj shape at C = 96 */
+    check_gelu_matmul_backward_bits(300, 640, 160, LM_W_IN_OUT, 1); /* several tasks */
+    check_gelu_matmul_backward_bits(5, 70, 33, LM_W_OUT_IN, 0);
+}
+END_TEST
+
 static Suite *kernel_fusions_suite(void) {
     Suite *s = suite_create("fused ops' CPU twins");
     TCase *tc = tcase_create("bits");
@@ -155,6 +202,7 @@ static Suite *kernel_fusions_suite(void) {
     tcase_add_test(tc, test_residual_layernorm_is_the_composition_bit_for_bit);
     tcase_add_test(tc, test_residual_layernorm_through_the_cpu_backend);
     tcase_add_test(tc, test_matmul_gelu_is_the_composition_bit_for_bit);
+    tcase_add_test(tc, test_gelu_matmul_backward_is_the_composition_bit_for_bit);
     suite_add_tcase(s, tc);
     return s;
 }

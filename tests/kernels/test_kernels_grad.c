@@ -112,7 +112,7 @@ static void check_matmul(lm_weight_layout layout, int with_bias) {
     tk_fill(dw, nw, -0.5f, 0.5f, 16);
     tk_fill(db, c.OC, -0.5f, 0.5f, 17);
     float *dx0 = tk_copy(dx, nx), *dw0 = tk_copy(dw, nw), *db0 = tk_copy(db, c.OC);
-    lm_cpu_matmul_backward(dx, dw, c.b ? db : NULL, dout, c.x, c.w, c.N, c.IC, c.OC, layout);
+    lm_cpu_matmul_backward(dx, dw, c.b ? db : NULL, dout, c.x, c.w, c.N, c.IC, c.OC, layout, LM_GRAD_ADD);
     float *gx = tk_delta(dx, dx0, nx), *gw = tk_delta(dw, dw0, nw), *gb = tk_delta(db, db0, c.OC);
     tk_check_gradient("matmul dinp", matmul_run, &c, c.x, nx, c.out, dout, no, gx, FD_H, FD_ATOL, FD_RTOL);
     tk_check_gradient("matmul dweight", matmul_run, &c, c.w, nw, c.out, dout, no, gw, FD_H, FD_ATOL, FD_RTOL);
@@ -123,7 +123,7 @@ static void check_matmul(lm_weight_layout layout, int with_bias) {
     }
     /* dinp = NULL (first layer): the weight gradient is still accumulated. */
     float *dw_only = tk_copy(dw0, nw);
-    lm_cpu_matmul_backward(NULL, dw_only, NULL, dout, c.x, c.w, c.N, c.IC, c.OC, layout);
+    lm_cpu_matmul_backward(NULL, dw_only, NULL, dout, c.x, c.w, c.N, c.IC, c.OC, layout, LM_GRAD_WRITE);
     tk_assert_close("matmul dweight without dinp", dw_only, dw, nw, 0.0, 0.0);
     free(c.x), free(c.w), free(c.b), free(c.out), free(want), free(dout), free(dx), free(dw), free(db);
     free(dx0), free(dw0), free(db0), free(gx), free(gw), free(gb), free(dw_only);
@@ -240,6 +240,7 @@ typedef struct pointwise_case {
     size_t n;
     int approx_tanh;
     float p;
+    int writes; /* the backward writes dx (gelu) rather than adding into it (dropout) */
     float *x, *out;
 } pointwise_case;
 
@@ -260,11 +261,11 @@ static void check_pointwise(const char *what, tk_forward_fn run, pointwise_case 
     float *dout = tk_floats(c->n), *dx = tk_floats(c->n);
     tk_fill(c->x, c->n, -5.0f, 5.0f, 31);
     tk_fill(dout, c->n, -1.0f, 1.0f, 32);
-    tk_fill(dx, c->n, -0.5f, 0.5f, 33);
+    tk_fill(dx, c->n, -0.5f, 0.5f, 33); /* what an adding backward adds to, a writing one ignores */
     float *dx0 = tk_copy(dx, c->n);
     run(c);
     backward(c, dx, dout);
-    float *g = tk_delta(dx, dx0, c->n);
+    float *g = c->writes ? tk_copy(dx, c->n) : tk_delta(dx, dx0, c->n);
     tk_check_gradient(what, run, c, c->x, c->n, c->out, dout, c->n, g, 1e-3, FD_ATOL, FD_RTOL);
     free(c->x), free(c->out), free(dout), free(dx), free(dx0), free(g);
 }
@@ -278,9 +279,9 @@ static void dropout_back(pointwise_case *c, float *dx, const float *dout) {
 }
 
 START_TEST(test_gelu_gradients) {
-    pointwise_case tanh_case = {.n = 45, .approx_tanh = 1};
+    pointwise_case tanh_case = {.n = 45, .approx_tanh = 1, .writes = 1};
     check_pointwise("gelu tanh dx", gelu_run, &tanh_case, gelu_back);
-    pointwise_case erf_case = {.n = 45, .approx_tanh = 0};
+    pointwise_case erf_case = {.n = 45, .approx_tanh = 0, .writes = 1};
     check_pointwise("gelu erf dx", gelu_run, &erf_case, gelu_back);
 }
 END_TEST

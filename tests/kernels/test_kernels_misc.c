@@ -50,7 +50,7 @@ START_TEST(test_exact_gelu_matches_double_reference) {
     }
     x[0] = 0.0f, x[1] = -0.0f, x[2] = 1e-30f, x[3] = 40.0f, x[4] = -40.0f;
     lm_cpu_gelu_forward(y, x, N, 0);
-    lm_cpu_gelu_backward(dx, x, dy, N, 0); /* dx starts at 0: accumulates once */
+    lm_cpu_gelu_backward(dx, x, dy, N, 0);
     const double erf_ulp = 5.96e-8;         /* an ulp of floats just below 1 */
     double worst_y = 0, worst_dx = 0;
     for (int i = 0; i < N; i++) {
@@ -277,8 +277,8 @@ static void run_ops(thread_run *r, int threads) {
     r->mm_out = tk_floats(TN * TOC), r->mm_dx = tk_floats(TN * TIC), r->mm_dw = tk_floats(TIC * TOC);
     r->mm_db = tk_floats(TOC);
     lm_cpu_matmul_forward(r->mm_out, x, w, bias, TN, TIC, TOC, LM_W_IN_OUT);
-    lm_cpu_matmul_backward(r->mm_dx, r->mm_dw, r->mm_db, dout, x, w, TN, TIC, TOC, LM_W_IN_OUT);
-    lm_cpu_matmul_backward(r->mm_dx, r->mm_dw, r->mm_db, dout, x, w, TN, TIC, TOC, LM_W_OUT_IN);
+    lm_cpu_matmul_backward(r->mm_dx, r->mm_dw, r->mm_db, dout, x, w, TN, TIC, TOC, LM_W_IN_OUT, LM_GRAD_WRITE);
+    lm_cpu_matmul_backward(r->mm_dx, r->mm_dw, r->mm_db, dout, x, w, TN, TIC, TOC, LM_W_OUT_IN, LM_GRAD_ADD);
 
     size_t nin = (size_t)TB * TT * 3 * TC, natt = (size_t)TB * TNH * TT * TT, no = (size_t)TB * TT * TC;
     float *qkv = tk_floats(nin), *g = tk_floats(no), *scratch = tk_floats(natt);

@@ -93,7 +93,7 @@ START_TEST(test_linear_layouts_match_torch) {
         const float *w = FX("weight", IC * OC), *b = FX("bias", OC);
         float *out = tk_floats(N * OC), *dx = tk_floats(N * IC), *dw = tk_floats(IC * OC), *db = tk_floats(OC);
         lm_cpu_matmul_forward(out, x, w, b, N, IC, OC, layouts[i]);
-        lm_cpu_matmul_backward(dx, dw, db, dout, x, w, N, IC, OC, layouts[i]);
+        lm_cpu_matmul_backward(dx, dw, db, dout, x, w, N, IC, OC, layouts[i], LM_GRAD_WRITE);
         tk_assert_close(tags[i], out, FX("out", N * OC), N * OC, 1e-5, 1e-5);
         tk_assert_close(tags[i], dx, FX("dx", N * IC), N * IC, 1e-5, 1e-5);
         tk_assert_close(tags[i], dw, FX("dweight", IC * OC), IC * OC, 1e-5, 1e-5);

@@ -1,0 +1,154 @@
+/* Activation gradients written rather than zeroed and then added (issue #16
+ * item 6): matmul_backward's dinp with LM_GRAD_WRITE and gelu_backward.
+ * GPT-2 and BERT no longer zero those scratch buffers before the op that
+ * fills them, so the op must (1) never read what the buffer held — here a
+ * buffer of NaN, which any read would carry into the result — and (2) give
+ * the bits that zeroing then adding gave, or every trained number on the
+ * CPU would change (the README quickstart's validation loss included).
+ * LM_GRAD_ADD must still add (BERT's residual paths rely on it). */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "kernel_test_util.h"
+#include "kernels.h"
+#include "lmcore/status.h"
+#include "test_main.h"
+
+static float *nan_floats(size_t n) {
+    float *x = tk_floats(n);
+    for (size_t i = 0; i < n; i++) x[i] = NAN;
+    return x;
+}
+
+/* ---- matmul_backward's dinp ---- */
+
+typedef struct linear_case {
+    int N, IC, OC;
+    lm_weight_layout layout;
+    float *inp, *w, *dout;
+} linear_case;
+
+static linear_case linear_make(int N, int IC, int OC, lm_weight_layout layout, uint64_t seed) {
+    linear_case c = {N, IC, OC, layout, tk_floats((size_t)N * IC), tk_floats((size_t)IC * OC),
+                     tk_floats((size_t)N * OC)};
+    tk_fill(c.inp, (size_t)N * IC, -1, 1, seed);
+    tk_fill(c.w, (size_t)IC * OC, -0.3f, 0.3f, seed + 1);
+    tk_fill(c.dout, (size_t)N * OC, -1, 1, seed + 2);
+    /* Exact zeros and negative zeros in dout: rows of products that are all
+     * ±0, where a signed zero could come out differently. */
+    for (int o = 0; o < OC; o++) c.dout[o] = o % 2 ? -0.0f : 0.0f;
+    return c;
+}
+
+static void linear_free(linear_case *c) { free(c->inp), free(c->w), free(c->dout); }
+
+static void check_matmul_dinp_written(int N, int IC, int OC, lm_weight_layout layout) {
+    linear_case c = linear_make(N, IC, OC, layout, 300 + (uint64_t)N);
+    const size_t nx = (size_t)N * IC, nw = (size_t)IC * OC;
+    /* What the models ran before: a zeroed dinp, then the op adding. */
+    float *dx0 = tk_floats(nx), *dw0 = tk_floats(nw), *db0 = tk_floats((size_t)OC);
+    lm_cpu_matmul_backward(dx0, dw0, db0, c.dout, c.inp, c.w, N, IC, OC, layout, LM_GRAD_ADD);
+    float *dx1 = nan_floats(nx), *dw1 = tk_floats(nw), *db1 = tk_floats((size_t)OC);
+    lm_cpu_matmul_backward(dx1, dw1, db1, c.dout, c.inp, c.w, N, IC, OC, layout, LM_GRAD_WRITE);
+    for (size_t i = 0; i < nx; i++)
+        ck_assert_msg(!isnan(dx1[i]), "dinp[%zu] read the NaN it held (N=%d IC=%d OC=%d layout %d)", i, N, IC, OC,
+                      (int)layout);
+    ck_assert_msg(memcmp(dx0, dx1, nx * sizeof *dx0) == 0,
+                  "written dinp differs from zeroed-then-added (N=%d IC=%d OC=%d layout %d)", N, IC, OC, (int)layout);
+    /* The parameter gradients still add, whatever dinp does. */
+    ck_assert_mem_eq(dw0, dw1, nw * sizeof *dw0);
+    ck_assert_mem_eq(db0, db1, (size_t)OC * sizeof *db0);
+
+    /* LM_GRAD_ADD adds onto what is there: twice is 2x (up to the order of
+     * the sums: BLAS adds its K blocks one by one onto C). */
+    lm_cpu_matmul_backward(dx0, NULL, NULL, c.dout, c.inp, c.w, N, IC, OC, layout, LM_GRAD_ADD);
+    for (size_t i = 0; i < nx; i++) dx1[i] *= 2.0f;
+    tk_assert_close("dinp added twice", dx0, dx1, nx, 1e-5, 1e-5);
+    free(dx0), free(dw0), free(db0), free(dx1), free(dw1), free(db1);
+    linear_free(&c);
+}
+
+START_TEST(test_matmul_dinp_written_is_zeroed_then_added_bit_for_bit) {
+    check_matmul_dinp_written(37, 48, 96, LM_W_IN_OUT);
+    check_matmul_dinp_written(37, 48, 96, LM_W_OUT_IN);
+    check_matmul_dinp_written(300, 64, 640, LM_W_IN_OUT); /* GEMM tiles, several tasks, K above a BLAS block */
+    check_matmul_dinp_written(300, 640, 64, LM_W_OUT_IN);
+    check_matmul_dinp_written(1, 3, 5, LM_W_IN_OUT);
+}
+END_TEST
+
+/* Through the backend table: the store mode reaches the kernel. */
+START_TEST(test_matmul_dinp_store_through_the_cpu_backend) {
+    lm_backend *be = NULL;
+    ck_assert_int_eq(lm_backend_cpu_create(&be, 2), LM_OK);
+    const int N = 19, IC = 24, OC = 40;
+    linear_case c = linear_make(N, IC, OC, LM_W_IN_OUT, 9);
+    const size_t nx = (size_t)N * IC;
+    float *want = tk_floats(nx), *got = nan_floats(nx), *dw = tk_floats((size_t)IC * OC);
+    lm_cpu_matmul_backward(want, NULL, NULL, c.dout, c.inp, c.w, N, IC, OC, LM_W_IN_OUT, LM_GRAD_ADD);
+    be->ops->matmul_backward(be, got, dw, NULL, c.dout, c.inp, c.w, N, IC, OC, LM_W_IN_OUT, LM_GRAD_WRITE);
+    ck_assert_int_eq(be->ops->check(be), LM_OK);
+    ck_assert_mem_eq(want, got, nx * sizeof *want);
+    be->ops->matmul_backward(be, got, dw, NULL, c.dout, c.inp, c.w, N, IC, OC, LM_W_IN_OUT, LM_GRAD_ADD);
+    ck_assert_int_eq(be->ops->check(be), LM_OK);
+    for (size_t i = 0; i < nx; i++) want[i] *= 2.0f;
+    tk_assert_close("dinp added twice through the backend", got, want, nx, 1e-5, 1e-5);
+    free(want), free(got), free(dw);
+    linear_free(&c);
+    lm_backend_release(be);
+}
+END_TEST
+
+/* ---- gelu_backward ---- */
+
+static void check_gelu_written(size_t n, int approx_tanh) {
+    float *x = tk_floats(n), *dout = tk_floats(n);
+    tk_fill(x, n, -6, 6, 11 + n);
+    tk_fill(dout, n, -1, 1, 12 + n);
+    for (size_t i = 0; i < n; i += 7) dout[i] = i % 2 ? -0.0f : 0.0f;
+    if (n > 3) x[3] = -30.0f; /* gelu' underflows to (-)0 */
+    /* The previous contract's bits: 0 + dout·gelu'(x), element by element. */
+    float *added = tk_floats(n);
+    lm_cpu_gelu_backward(added, x, dout, n, approx_tanh);
+    for (size_t i = 0; i < n; i++) added[i] = 0.0f + added[i];
+
+    float *written = nan_floats(n);
+    lm_cpu_gelu_backward(written, x, dout, n, approx_tanh);
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_msg(!isnan(written[i]), "gelu_backward read the NaN dinp[%zu] held (n=%zu tanh=%d)", i, n,
+                      approx_tanh);
+        /* Equal as numbers; only a signed zero may differ from 0 + x. */
+        ck_assert_msg(written[i] == added[i], "dinp[%zu] = %g, want %g", i, (double)written[i], (double)added[i]);
+    }
+    /* In place (dinp = dout), as gelu_matmul_backward's CPU twin runs it. */
+    float *in_place = tk_copy(dout, n);
+    lm_cpu_gelu_backward(in_place, x, in_place, n, approx_tanh);
+    ck_assert_msg(memcmp(in_place, written, n * sizeof *written) == 0, "in place differs (n=%zu tanh=%d)", n,
+                  approx_tanh);
+    free(x), free(dout), free(added), free(written), free(in_place);
+}
+
+START_TEST(test_gelu_backward_writes) {
+    for (int approx_tanh = 0; approx_tanh <= 1; approx_tanh++) {
+        check_gelu_written(45, approx_tanh);
+        check_gelu_written(70001, approx_tanh); /* several tasks, the erf chunks' tails */
+        check_gelu_written(1, approx_tanh);
+    }
+}
+END_TEST
+
+static Suite *written_gradients_suite(void) {
+    Suite *s = suite_create("activation gradients written");
+    TCase *tc = tcase_create("bits");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_matmul_dinp_written_is_zeroed_then_added_bit_for_bit);
+    tcase_add_test(tc, test_matmul_dinp_store_through_the_cpu_backend);
+    tcase_add_test(tc, test_gelu_backward_writes);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return lm_test_run_suites(written_gradients_suite(), NULL); }
