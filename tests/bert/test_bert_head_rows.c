@@ -106,7 +106,8 @@ START_TEST(test_padded_head_trains_the_exact_numbers) {
     ck_assert_int_eq(vt->init_weights(padded, 7), LM_OK);
     ck_assert_int_eq(vt->set_training(exact, 1), LM_OK);
     ck_assert_int_eq(vt->set_training(padded, 1), LM_OK);
-    lm_step_state *state_exact = lm_test_state_new(vt, exact, 5, 0), *state_padded = lm_test_state_new(vt, padded, 5, 0);
+    lm_step_state *state_exact = lm_test_state_new(vt, exact, 5, 0);
+    lm_step_state *state_padded = lm_test_state_new(vt, padded, 5, 0);
     const size_t n_params = lm_test_params(vt, exact).n_params;
     double worst = 0.0;
     const float loss_scale = 1.0f / 3.0f; /* grad_accum 3: dloss = loss_scale / M rounds */
@@ -229,7 +230,9 @@ static run_counts mlm_run(const char *const *settings, int steps, int grad_accum
     uint64_t index = 0;
     for (int step = 0; step < steps; step++)
         for (int micro = 0; micro < grad_accum; micro++, index++) {
-            for (int i = 0; i < N; i++) tokens[i] = i % T == 0 ? 2 : i % T == T - 1 ? 3 : 5 + (int32_t)((i * 37 + index * 101) % 500);
+            /* [CLS] ... [SEP] blocks of ids that change with the micro-batch */
+            for (int i = 0; i < N; i++)
+                tokens[i] = i % T == 0 ? 2 : i % T == T - 1 ? 3 : 5 + (int32_t)((i * 37 + index * 101) % 500);
             const lm_batch *batch = NULL;
             ck_assert_msg(bert_test_mlm()->make_batch(o, tokens, B, T, index, &batch) == LM_OK, "%s",
                           lm_error_message());
