@@ -3,8 +3,8 @@
  * A step is replayed in parts, each a graph keyed by what decides its
  * kernels and their arguments:
  *   - a micro-batch: forward, step_micro_batch_end, backward; keyed by the
- *     model's batch signature (upload_batch: shape, scored labels, arrays,
- *     buffer addresses) and whether it writes or adds to the gradients;
+ *     model's batch signature (upload_batch: shape, arrays, buffer
+ *     addresses) and whether it writes or adds to the gradients;
  *   - the update: the schedule, the optimizer's step, step_finish; keyed by
  *     whether the schedule runs on the device.
  * The batch and the micro-batch counter are uploaded before the launch,
@@ -28,11 +28,11 @@
 
 #include "lmcore/device.h"
 
-/* Distinct keys kept at most: a GPT-2 step needs 2 or 3 (first and
- * accumulating micro-batch, update) and the epoch's shorter last batch 1
- * or 2 more; BERT's masked batches differ in their number of scored
- * tokens, so most of its keys never repeat: past this many, new keys run
- * eagerly rather than capture graphs that are never replayed. */
+/* Distinct keys kept at most: a GPT-2 or BERT step needs 2 or 3 (first
+ * and accumulating micro-batch, update) and the epoch's shorter last batch
+ * 1 or 2 more (BERT's masked batches share a key per bucket of head rows,
+ * usually one or two: plugins/arch_bert/bert_head.c); past this many, new
+ * keys run eagerly rather than capture graphs that may never replay. */
 #define TRAINER_GRAPHS_MAX 16
 
 typedef enum trainer_graph_action {

@@ -171,8 +171,9 @@ typedef struct lm_architecture_vtable {
      * staged the same way.  `signature` receives a value that is equal for
      * two batches exactly when their forward and backward (given the same
      * state and loss scale) queue the same kernels with the same arguments
-     * (shape, number of scored labels, which arrays are present, training
-     * mode, where the buffers are): the trainer keys its graphs by it.  A
+     * (shape, which arrays are present, training mode, where the buffers
+     * are; a count a kernel reads from device memory is not an argument):
+     * the trainer keys its graphs by it.  A
      * NULL batch drops what was staged (the caller replayed a graph
      * instead of calling forward).  The slot NULL: the model cannot be
      * captured (the trainer runs its steps eagerly). */

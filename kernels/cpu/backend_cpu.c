@@ -213,6 +213,25 @@ static void cpu_crossentropy_forward(lm_backend *be, float *losses, const float 
     (void)lm_cpu_crossentropy_forward(losses, logits, labels, N, V); /* the sum comes from loss_mean */
 }
 
+/* dloss as the op defines it (backend_ops.def): the float division a host
+ * computed before the count moved to the device, so the same bits. */
+static float loss_gradient_scale(float loss_scale, const int64_t *n_targets) {
+    return loss_scale / (float)*n_targets;
+}
+
+static void cpu_crossentropy_backward(lm_backend *be, float *dlogits, const float *logits, const int32_t *labels,
+                                      float loss_scale, const int64_t *n_targets, int N, int V) {
+    (void)be;
+    lm_cpu_crossentropy_backward(dlogits, logits, labels, loss_gradient_scale(loss_scale, n_targets), N, V);
+}
+
+static void cpu_crossentropy_forward_backward(lm_backend *be, float *losses, float *logits, const int32_t *labels,
+                                              float loss_scale, const int64_t *n_targets, int N, int V) {
+    (void)be;
+    lm_cpu_crossentropy_forward_backward(losses, logits, labels, loss_gradient_scale(loss_scale, n_targets), N,
+                                         V);
+}
+
 /* ---- the host reads (LM_OP_HOST_READ) ---- */
 
 static lm_status cpu_sum_to_host(lm_backend *be, const float *x, size_t n, double *out) {

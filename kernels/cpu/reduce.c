@@ -50,6 +50,6 @@ double lm_cpu_sum(const float *x, size_t n) {
     return sum;
 }
 
-void lm_cpu_loss_mean(float *out, const float *losses, size_t n, int64_t count) {
-    *out = (float)(lm_cpu_sum(losses, n) / (double)count);
+void lm_cpu_loss_mean(float *out, const float *losses, size_t n, const int64_t *count) {
+    *out = (float)(lm_cpu_sum(losses, n) / (double)*count);
 }

@@ -37,7 +37,8 @@ __global__ void lm_crossentropy_forward_kernel(float *losses, const float *logit
 }
 
 __global__ void lm_crossentropy_backward_kernel(float *dlogits, const float *logits, const int32_t *labels,
-                                                float dloss, int V, int in_place) {
+                                                float loss_scale, const int64_t *n_targets, int V, int in_place) {
+    const float dloss = lm_loss_gradient_scale(loss_scale, n_targets);
     const size_t row = blockIdx.x;
     const int32_t label = labels[row];
     float *dx = dlogits + row * V;
@@ -72,9 +73,10 @@ extern "C" void lm_cuda_crossentropy_forward(lm_cuda_ctx *ctx, float *losses, co
 }
 
 extern "C" void lm_cuda_crossentropy_backward(lm_cuda_ctx *ctx, float *dlogits, const float *logits,
-                                              const int32_t *labels, float dloss, int N, int V) {
+                                              const int32_t *labels, float loss_scale, const int64_t *n_targets,
+                                              int N, int V) {
     if (N <= 0 || V <= 0) return;
-    lm_crossentropy_backward_kernel<<<N, LM_CE_BLOCK, 0, ctx->stream>>>(dlogits, logits, labels, dloss, V,
-                                                                       dlogits == logits);
+    lm_crossentropy_backward_kernel<<<N, LM_CE_BLOCK, 0, ctx->stream>>>(dlogits, logits, labels, loss_scale,
+                                                                       n_targets, V, dlogits == logits);
     lm_cuda_check_launch(ctx, "crossentropy_backward");
 }

@@ -56,7 +56,8 @@ __device__ __forceinline__ float lm_ce_grad(float x, int j, int label, float m, 
 }
 
 __global__ void lm_crossentropy_forward_backward_kernel(float *losses, float *logits, const int32_t *labels,
-                                                        float dloss, int V) {
+                                                        float loss_scale, const int64_t *n_targets, int V) {
+    const float dloss = lm_loss_gradient_scale(loss_scale, n_targets);
     __shared__ float shared_max[32];
     __shared__ double shared_sum[32];
     const size_t row = blockIdx.x;
@@ -114,9 +115,10 @@ __global__ void lm_crossentropy_forward_backward_kernel(float *losses, float *lo
 }
 
 extern "C" void lm_cuda_crossentropy_forward_backward(lm_cuda_ctx *ctx, float *losses, float *logits,
-                                                      const int32_t *labels, float dloss, int N, int V) {
+                                                      const int32_t *labels, float loss_scale,
+                                                      const int64_t *n_targets, int N, int V) {
     if (N <= 0 || V <= 0) return;
     lm_crossentropy_forward_backward_kernel<<<N, LM_CE_FUSED_BLOCK, 0, ctx->stream>>>(losses, logits, labels,
-                                                                                       dloss, V);
+                                                                                       loss_scale, n_targets, V);
     lm_cuda_check_launch(ctx, "crossentropy_forward_backward");
 }

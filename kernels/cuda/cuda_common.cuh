@@ -127,4 +127,11 @@ __device__ __forceinline__ float lm_block_max(float v, float *shared) {
     return lm_warp_max(m);
 }
 
+/* The cross-entropy ops' dloss = loss_scale / (float)*n_targets (backend_ops.def), the
+ * count read from the device: round-to-nearest conversion and IEEE division, the host's
+ * float expression, so the CPU's bits. */
+__device__ __forceinline__ float lm_loss_gradient_scale(float loss_scale, const int64_t *n_targets) {
+    return __fdiv_rn(loss_scale, __ll2float_rn((long long)*n_targets));
+}
+
 #endif

@@ -51,11 +51,14 @@ extern "C" void lm_cuda_sum_squares(lm_cuda_ctx *ctx, double *out_device, const 
 
 /* lm_cpu_loss_mean's arithmetic: the double sum divided by the count in
  * double (IEEE division, no contraction possible), rounded to float. */
-__global__ void lm_loss_mean_kernel(float *out, const double *sum, int64_t count) {
-    *out = (float)__ddiv_rn(*sum, (double)count);
+__global__ void lm_loss_mean_kernel(float *out, const double *sum, const int64_t *count) {
+    *out = (float)__ddiv_rn(*sum, (double)*count);
 }
 
-extern "C" void lm_cuda_loss_mean(lm_cuda_ctx *ctx, float *out, const float *losses, size_t n, int64_t count) {
+/* count is on the device (the batch's scored labels, uploaded with it), so
+ * that a captured graph reads each batch's. */
+extern "C" void lm_cuda_loss_mean(lm_cuda_ctx *ctx, float *out, const float *losses, size_t n,
+                                  const int64_t *count) {
     reduce<false>(ctx, "loss_mean", ctx->sum_result, losses, n);
     lm_loss_mean_kernel<<<1, 1, 0, ctx->stream>>>(out, ctx->sum_result, count);
     lm_cuda_check_launch(ctx, "loss_mean");

@@ -14,6 +14,15 @@
 
 #include "model_plugin.h"
 
+/* The rows the sparse MLM head runs on in a forward with labels (the
+ * mlm_head_rows key; bert_head.c). */
+typedef enum bert_head_rows {
+    BERT_HEAD_ROWS_AUTO = 0,  /* "auto": padded where the device captures CUDA graphs, exact elsewhere */
+    BERT_HEAD_ROWS_EXACT = 1, /* "exact": the M scored rows, no more (the CPU's default: the least work) */
+    BERT_HEAD_ROWS_PADDED = 2 /* "padded": M rounded up to a bucket (bert_head_rows_for), the extra rows
+                                 unscored: the head's shapes, hence a captured graph, serve many batches */
+} bert_head_rows;
+
 /* The Hugging Face BertConfig fields we honour (the device keys are in the
  * model_base). */
 typedef struct bert_config {
@@ -24,6 +33,7 @@ typedef struct bert_config {
     int gelu_tanh;        /* 1 for the tanh approximation */
     double hidden_dropout_prob, attention_probs_dropout_prob;
     double layer_norm_eps, initializer_range;
+    bert_head_rows head_rows; /* mlm_head_rows: lmcore's, not written to config.json */
 } bert_config;
 
 /* Tensors of one encoder layer, in Hugging Face order. */
@@ -70,7 +80,8 @@ typedef struct bert_acts {
     float *x0;                              /* [N,C] emb_ln after dropout */
     float *proj;                            /* [N,C] scratch: dense outputs before dropout */
     /* MLM head over its rows (bert_head.c): the scored rows when the batch
-     * has labels, else all N; buffers hold N rows, the first head_n used. */
+     * has labels (padded to a bucket with mlm_head_rows=padded), else all N;
+     * buffers hold N rows, the first head_n used. */
     float *head_in;                         /* [N,C] gathered encoder-output rows */
     float *zero_row, *junk_row;             /* [C] the gather's zero "position" row, its gradient sink */
     float *pad_grad;                        /* [C] the padding row's gradient, kept across the embedding backward */
@@ -86,7 +97,8 @@ typedef struct bert_acts {
     float *dinter, *dinter_gelu; /* [N,I] */
     float *datt_scratch;    /* [B,NH,T,T] ([B,NH,T] with the fused attention) */
     int32_t *type_ids;                      /* [N] on the device (ids and key mask: model_base) */
-    int32_t *head_rows, *head_labels;       /* [N] scored rows (ascending) and their labels */
+    int32_t *head_rows, *head_labels;       /* [N] scored rows (ascending) and their labels; padding rows
+                                               after them: an unscored row, label -100 */
 } bert_acts;
 
 typedef struct bert_model {
@@ -102,7 +114,7 @@ typedef struct bert_model {
 
     /* What the last forward did, for backward. */
     int head_sparse;          /* the head ran on the scored rows only */
-    int32_t head_n;           /* rows the head ran on */
+    int32_t head_n;           /* rows the head ran on (the scored ones, and padding rows when padded) */
     const float *encoder_out; /* [N,C] the last layer's output (inside the activation memory) */
     int has_type_ids;
     int batch_has_pad;        /* an input id equals pad_token_id (its embedding row gets no gradient) */
@@ -117,18 +129,23 @@ lm_status bert_read_config(model_base *m, lm_config *cfg);
 lm_status bert_write_hf_config(const model_base *m, lm_buffer *out);
 size_t bert_carve_acts(model_base *m, float *base, int B, int T);
 lm_status bert_acts_ready(model_base *m, int B, int T);
-lm_status bert_forward(model_base *m, const lm_batch *batch, lm_step_state *state, int64_t n_targets);
+lm_status bert_forward(model_base *m, const lm_batch *batch, lm_step_state *state);
 lm_status bert_upload_batch(model_base *m, const lm_batch *batch, int64_t n_targets, uint64_t *signature_extra);
 void bert_backward(model_base *m, float loss_scale);
 
 /* The MLM head (bert_head.c).  Forward: with labels, on the n_targets
- * scored rows of encoder_out, writing their mean loss to state->loss (when
- * state is given); without, logits for every row.  Backward: leaves
+ * scored rows of encoder_out (and padding rows, mlm_head_rows), writing
+ * their mean loss to state->loss (when state is given); without, logits for
+ * every row.  Backward: leaves
  * d(encoder output) [N,C] in acts.dres_a.  download_logits: the [B,T,V]
  * logits of the last forward (the logits slot). */
 /* The head's staging: its rows and scored labels uploaded, its logits buffer sized. */
 lm_status bert_head_upload_batch(bert_model *m, const lm_batch *batch, int64_t n_targets, uint64_t *signature_extra);
-lm_status bert_head_forward(bert_model *m, const lm_batch *batch, int64_t n_targets, lm_step_state *state);
+lm_status bert_head_forward(bert_model *m, lm_step_state *state);
+/* The rows a padded head runs on for `scored` scored rows of a batch of N
+ * (1 <= scored <= N): scored rounded up to a multiple of a granule that
+ * grows with N, at most N. */
+int32_t bert_head_rows_for(int64_t scored, int32_t N);
 void bert_head_backward(bert_model *m, float loss_scale);
 lm_status bert_head_download_logits(model_base *m, float *out, size_t count);
 /* Frees the head's buffers and the host row lists (free_extra). */

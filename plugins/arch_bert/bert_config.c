@@ -43,6 +43,18 @@ static lm_status check_values(model_config_reader *r, model_base *m, const bert_
     return LM_OK;
 }
 
+static lm_status parse_head_rows(bert_config *c, const char *value) {
+    if (strcmp(value, "auto") == 0) c->head_rows = BERT_HEAD_ROWS_AUTO;
+    else if (strcmp(value, "exact") == 0) c->head_rows = BERT_HEAD_ROWS_EXACT;
+    else if (strcmp(value, "padded") == 0) c->head_rows = BERT_HEAD_ROWS_PADDED;
+    else
+        return lm_error_set(LM_ERR_INVALID, "architecture 'bert': mlm_head_rows '%.40s' is unknown: use auto (the "
+                                            "default: padded on a device that captures CUDA graphs, exact "
+                                            "elsewhere), exact or padded",
+                            value);
+    return LM_OK;
+}
+
 static lm_status parse_activation(bert_config *c, const char *activation, const char *source) {
     if (strcmp(activation, "gelu") == 0) c->gelu_tanh = 0;
     else if (strcmp(activation, "gelu_new") == 0 || strcmp(activation, "gelu_pytorch_tanh") == 0) c->gelu_tanh = 1;
@@ -85,9 +97,12 @@ lm_status bert_read_config(model_base *m, lm_config *cfg) {
     c->layer_norm_eps = model_config_number(&r, "layer_norm_eps", 1e-12);
     c->initializer_range = model_config_number(&r, "initializer_range", 0.02);
     const char *activation = model_config_string(&r, "hidden_act", "gelu");
+    /* lmcore's, not Hugging Face's: the rows of the sparse MLM head (bert.h). */
+    const char *head_rows = lm_config_string(cfg, "mlm_head_rows", "auto");
     LM_CHECK(model_config_validate(&r, &m->device));
 
     LM_CHECK(parse_activation(c, activation, r.source));
+    LM_CHECK(parse_head_rows(c, head_rows ? head_rows : "auto"));
     LM_CHECK(check_values(&r, m, c));
     m->limits = (model_batch_limits){"bert", "max_position_embeddings", c->max_position_embeddings, c->vocab_size,
                                      c->type_vocab_size};

@@ -121,7 +121,7 @@ lm_status bert_upload_batch(model_base *b, const lm_batch *batch, int64_t n_targ
     return LM_OK;
 }
 
-lm_status bert_forward(model_base *b, const lm_batch *batch, lm_step_state *state, int64_t n_targets) {
+lm_status bert_forward(model_base *b, const lm_batch *batch, lm_step_state *state) {
     bert_model *m = bert_of(b);
     const bert_config *c = &m->config;
     lm_backend *be = b->backend;
@@ -170,5 +170,5 @@ lm_status bert_forward(model_base *b, const lm_batch *batch, lm_step_state *stat
     }
 #undef P
     m->encoder_out = x;
-    return bert_head_forward(m, batch, n_targets, state);
+    return bert_head_forward(m, state);
 }

@@ -19,19 +19,42 @@
  * The backend table has no gather op, but embedding_forward is one: with the
  * encoder output as the token table, the row indices as ids, T = 1 and a
  * zero row as the position table, out[m] = x[rows[m]] + 0, exactly.  Its
- * backward is the matching scatter-add (rows are distinct; the position
- * gradient lands in a junk row).
+ * backward is the matching scatter-add (the scored rows are distinct, the
+ * padding rows below repeat one unscored row; the position gradient lands
+ * in a junk row).
  *
  * The logits of every position stay available: a forward without labels
  * (inference: model:logits, top_k, fill_mask, generation) runs the head on
  * all rows, and logits() after a forward with labels runs it on all rows
  * then, into a buffer of its own, from the encoder output the forward kept
  * (the head has no dropout, so this is what the forward would have
- * computed). */
+ * computed).
+ *
+ * Padded rows (mlm_head_rows=padded, and auto on a device that captures
+ * CUDA graphs).  M changes with every batch under dynamic masking, and M is
+ * the head's GEMM and cross-entropy shape: a graph captured for one batch
+ * would serve only batches with the same M.  So the head runs on
+ * bert_head_rows_for(M, N) rows instead, M rounded up to a bucket, and the
+ * rows after the M scored ones are padding: label -100 (loss 0, dlogits 0,
+ * hence a zero gradient through the whole head), gathered from a row that
+ * is not scored (a valid row; some row is unscored whenever padding is
+ * needed, as the bucket is at most N), and scattered back onto that same
+ * row.  That row gets nothing from the head in the exact path: its
+ * gradient is +0 from the zeroing, and +0 plus any number of ±0 stays +0,
+ * so no zero's sign changes; a scored row's is untouched.  The sums over
+ * the head's rows (parameter gradients) only get exact zeros added, so the
+ * padded head computes the same numbers; but BLAS picks its kernels and
+ * blocking by the row count, so its GEMMs may round a row or a sum over
+ * rows differently in the last bits (tests/bert/test_bert_head_rows.c: the
+ * same loss, gradients within 4e-6 of the largest, 3e-7 measured on the
+ * CPU).  Hence auto follows the device, not the graph setting: on CUDA
+ * cuda_graph=off runs the same padded head as the graphs, and trains the
+ * same bits. */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "bert.h"
+#include "lmcore/hash.h"
 
 /* Rounds a row count (at most max_rows) up, so that the next batch, with a
  * few more scored rows than this one, does not reallocate. */
@@ -90,41 +113,69 @@ static head_rows model_head_rows(bert_model *m) {
     return h;
 }
 
-/* Lists the scored rows and their labels and sends them to the device. */
-static lm_status upload_scored_rows(bert_model *m, const int32_t *labels, int N, int64_t n_targets) {
-    int32_t *rows = m->host_head_rows, *row_labels = m->host_head_labels;
+int32_t bert_head_rows_for(int64_t scored, int32_t N) {
+    /* A granule of about N/32 rows (at least 64): the count of masked
+     * tokens, binomial, spreads over about 0.36·sqrt(N) rows, so most
+     * batches of a run fall in one or two buckets, and the padding costs
+     * about N/64 rows on average (~10 % of the ~15 % scored). */
+    int64_t granule = 64;
+    while (granule * 32 < N) granule *= 2;
+    const int64_t rows = (scored + granule - 1) / granule * granule;
+    return (int32_t)(rows < N ? rows : N);
+}
+
+/* Lists the scored rows and their labels, then padding rows up to `rows`
+ * (an unscored row, label -100), and sends them to the device. */
+static lm_status upload_scored_rows(bert_model *m, const int32_t *labels, int N, int64_t n_targets, int32_t rows) {
+    int32_t *row_ids = m->host_head_rows, *row_labels = m->host_head_labels;
     int64_t count = 0;
+    int32_t unscored = -1;
     for (int i = 0; i < N; i++) {
-        if (labels[i] == LM_IGNORE_INDEX) continue;
-        rows[count] = i;
+        if (labels[i] == LM_IGNORE_INDEX) {
+            if (unscored < 0) unscored = i;
+            continue;
+        }
+        row_ids[count] = i;
         row_labels[count] = labels[i];
         count++;
     }
-    if (count != n_targets)
-        return lm_error_set(LM_ERR_INTERNAL, "architecture 'bert': %lld scored rows, %lld expected", (long long)count,
-                            (long long)n_targets);
-    const size_t bytes = (size_t)count * sizeof(int32_t);
+    if (count != n_targets || rows < count || (rows > count && unscored < 0))
+        return lm_error_set(LM_ERR_INTERNAL, "architecture 'bert': %lld scored rows, %lld expected, head of %d rows",
+                            (long long)count, (long long)n_targets, (int)rows);
+    for (int64_t r = count; r < rows; r++) {
+        row_ids[r] = unscored;
+        row_labels[r] = LM_IGNORE_INDEX;
+    }
+    const size_t bytes = (size_t)rows * sizeof(int32_t);
     lm_backend *be = m->base.backend;
-    LM_TRY(be->ops->upload(be, m->acts.head_rows, rows, bytes));
+    LM_TRY(be->ops->upload(be, m->acts.head_rows, row_ids, bytes));
     return be->ops->upload(be, m->acts.head_labels, row_labels, bytes);
+}
+
+/* mlm_head_rows: padded, or auto on a backend that captures CUDA graphs
+ * (the op profiler has no graph slots: it times exact heads). */
+static int head_padded(const bert_model *m) {
+    const bert_head_rows mode = m->config.head_rows;
+    return mode == BERT_HEAD_ROWS_PADDED || (mode == BERT_HEAD_ROWS_AUTO && m->base.backend->ops->graph_begin);
 }
 
 lm_status bert_head_upload_batch(bert_model *m, const lm_batch *batch, int64_t n_targets, uint64_t *signature_extra) {
     const int N = batch->B * batch->T;
     m->head_sparse = batch->labels != NULL;
-    m->head_n = m->head_sparse ? (int32_t)n_targets : N;
+    m->head_n = !m->head_sparse ? N : head_padded(m) ? bert_head_rows_for(n_targets, N) : (int32_t)n_targets;
     LM_TRY(ensure_logits(m, (size_t)m->head_n, (size_t)N));
-    if (m->head_sparse) LM_TRY(upload_scored_rows(m, batch->labels, N, n_targets));
-    /* The logits buffer grows with the scored rows: where it is now. */
-    *signature_extra = (uint64_t)(uintptr_t)m->logits_memory;
+    if (m->head_sparse) LM_TRY(upload_scored_rows(m, batch->labels, N, n_targets, m->head_n));
+    /* What the head's kernels depend on: its row count (a shape) and where
+     * the logits buffer, which grows with it, is now. */
+    const uint64_t words[2] = {(uint64_t)(uintptr_t)m->logits_memory, (uint64_t)m->head_n};
+    *signature_extra = lm_hash64(words, sizeof words, 0x626572746865616full);
     return LM_OK;
 }
 
-lm_status bert_head_forward(bert_model *m, const lm_batch *batch, int64_t n_targets, lm_step_state *state) {
+lm_status bert_head_forward(bert_model *m, lm_step_state *state) {
     lm_backend *be = m->base.backend;
     bert_acts *a = &m->acts;
     const int C = m->config.hidden_size;
-    (void)batch; /* staged by bert_head_upload_batch */
     const int rows = m->head_n;
     const float *input = m->encoder_out;
     if (m->head_sparse) {
@@ -133,7 +184,7 @@ lm_status bert_head_forward(bert_model *m, const lm_batch *batch, int64_t n_targ
     }
     head_rows h = model_head_rows(m);
     head_forward(m, &h, input, rows);
-    if (m->head_sparse) model_forward_loss(&m->base, a->losses, a->logits, a->head_labels, rows, n_targets, state);
+    if (m->head_sparse) model_forward_loss(&m->base, a->losses, a->logits, a->head_labels, rows, state);
     return LM_OK;
 }
 

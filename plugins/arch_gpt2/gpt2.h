@@ -112,7 +112,7 @@ static inline gpt2_model *gpt2_of(model_base *m) { return (gpt2_model *)m; }
 lm_status gpt2_read_config(model_base *m, lm_config *cfg);
 lm_status gpt2_write_hf_config(const model_base *m, lm_buffer *out);
 size_t gpt2_carve_acts(model_base *m, float *base, int B, int T);
-lm_status gpt2_forward(model_base *m, const lm_batch *batch, lm_step_state *state, int64_t n_targets);
+lm_status gpt2_forward(model_base *m, const lm_batch *batch, lm_step_state *state);
 lm_status gpt2_upload_batch(model_base *m, const lm_batch *batch, int64_t n_targets, uint64_t *signature_extra);
 void gpt2_backward(model_base *m, float loss_scale);
 

@@ -73,7 +73,7 @@ lm_status gpt2_upload_batch(model_base *b, const lm_batch *batch, int64_t n_targ
                            (size_t)batch->B * (size_t)batch->T * sizeof(int32_t));
 }
 
-lm_status gpt2_forward(model_base *b, const lm_batch *batch, lm_step_state *state, int64_t n_targets) {
+lm_status gpt2_forward(model_base *b, const lm_batch *batch, lm_step_state *state) {
     gpt2_model *m = gpt2_of(b);
     const gpt2_config *c = &m->config;
     lm_backend *be = b->backend;
@@ -141,6 +141,6 @@ lm_status gpt2_forward(model_base *b, const lm_batch *batch, lm_step_state *stat
     /* Tied head: wte is [V, C], i.e. an [out, in] weight. */
     ops->matmul_forward(be, a->logits, a->lnf, P(GPT2_WTE), NULL, N, C, V, LM_W_OUT_IN);
 #undef P
-    if (batch->labels) model_forward_loss(b, a->losses, a->logits, a->labels, N, n_targets, state);
+    if (batch->labels) model_forward_loss(b, a->losses, a->logits, a->labels, N, state);
     return LM_OK;
 }

@@ -98,6 +98,13 @@ int32_t *gt_dev_upload_ints(lm_backend *be, const int32_t *host, size_t n) {
     return d;
 }
 
+int64_t *gt_dev_count(lm_backend *be, int64_t count) {
+    int64_t *d = dev_alloc(be, sizeof *d);
+    lm_status status = be->ops->upload(be, d, &count, sizeof count);
+    ck_assert_msg(status == LM_OK, "upload failed: %s", lm_error_message());
+    return d;
+}
+
 void gt_dev_poison(lm_backend *be, float *dev, size_t n) {
     float *h = gt_host(n);
     gt_fill_nan(h, n);

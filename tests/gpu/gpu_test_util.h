@@ -46,6 +46,9 @@ int32_t *gt_random_ints(size_t n, int lo, int hi_exclusive);
 /* Device buffers on gt_be (or `be`): upload on allocation, NaN poison. */
 float *gt_dev_upload(lm_backend *be, const float *host, size_t n);
 int32_t *gt_dev_upload_ints(lm_backend *be, const int32_t *host, size_t n);
+/* One int64 on the device: the scored-label count the loss ops read there
+ * (crossentropy_backward, crossentropy_forward_backward, loss_mean). */
+int64_t *gt_dev_count(lm_backend *be, int64_t count);
 float *gt_dev_nan(lm_backend *be, size_t n);
 void gt_dev_poison(lm_backend *be, float *dev, size_t n); /* NaN over an existing buffer */
 void gt_dev_download(lm_backend *be, float *host, const float *dev, size_t n);

@@ -18,9 +18,11 @@
 # test_{gpt2,bert}_parity_cuda[_bf16], test_generate_cuda,
 # test_sysmetrics_gpu, test_gpu_step_reads: the host reads and waits of
 # a training step counted through the trainer (zero without logging, fp32
-# and bf16, with accumulation, as CUDA graphs and eagerly; one per log()),
-# and test_gpu_graph_parity: cuda_graph=auto trains GPT-2 and BERT to the
-# bits of cuda_graph=off.  graph-speed.txt: steps/s with and without graphs.
+# and bf16, with accumulation, as CUDA graphs and eagerly, GPT-2 and BERT;
+# one per log()), and test_gpu_graph_parity: cuda_graph=auto trains GPT-2
+# and BERT to the bits of cuda_graph=off, both replaying more parts than
+# they capture (BERT's masked batches too: the summary lists the counts).
+# graph-speed.txt: steps/s with and without graphs.
 #
 # Writes into OUTDIR: run.log (everything printed), nccl.txt (the nccl
 # communicator at world size 1 against none), ctest.log (the test
@@ -354,6 +356,8 @@ main() {
         grep -E ' FAIL$|Assertion|FAILED|SKIPPED' "$OUT/ctest.log" 2>/dev/null | head -40
         grep -a -h -E 'op profile of' "$OUT"/profile-*.txt 2>/dev/null
         grep -a -h -E '^PROFILE attention' "$OUT/ctest.log" 2>/dev/null # test_cuda_fused_attention: eager vs fused
+        # test_gpu_graph_parity and test_gpu_step_reads: graphs captured and replayed, GPT-2 and BERT
+        grep -a -h -E 'on cuda: .* captured, .* replayed|graph launches' "$OUT/ctest.log" 2>/dev/null
         grep -a -h -E '^skipped: .*budget' "$OUT/run.log" "$OUT/curves.txt" "$OUT/hf-curves.txt" 2>/dev/null
         grep -a -E '^(RESULT|RATIO)' "$OUT/bench-results.txt" 2>/dev/null
         grep -a -E '^RESULT' "$OUT/graph-speed.txt" 2>/dev/null

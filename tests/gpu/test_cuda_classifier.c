@@ -61,7 +61,11 @@ static void check_classifier(int N, int V, size_t offset) {
     float *logits = gt_host(NV);
     int32_t *labels = gt_host_ints((size_t)N);
     make_rows(logits, labels, N, V);
-    const float dloss = (1.0f / 3.0f) / (float)scored_rows(labels, N, V);
+    /* The ops divide loss_scale by the count they read on the device; the
+     * CPU twin takes the quotient, as the host computed it. */
+    const float loss_scale = 1.0f / 3.0f;
+    const int64_t scored = scored_rows(labels, N, V);
+    const float dloss = loss_scale / (float)scored;
 
     /* The CPU twin. */
     float *cpu = gt_host_copy(logits, NV), *cpu_losses = gt_host((size_t)N);
@@ -73,7 +77,8 @@ static void check_classifier(int N, int V, size_t offset) {
     float *d_base = gt_dev_upload(be, padded, NV + offset), *d_logits = d_base + offset;
     float *d_losses = gt_dev_nan(be, (size_t)N);
     int32_t *d_labels = gt_dev_upload_ints(be, labels, (size_t)N);
-    be->ops->crossentropy_forward_backward(be, d_losses, d_logits, d_labels, dloss, N, V);
+    int64_t *d_count = gt_dev_count(be, scored);
+    be->ops->crossentropy_forward_backward(be, d_losses, d_logits, d_labels, loss_scale, d_count, N, V);
     gt_sync(be, "crossentropy_forward_backward");
     float *fused = gt_host(NV), *fused_losses = gt_host((size_t)N);
     gt_dev_download(be, fused, d_logits, NV);
@@ -100,7 +105,7 @@ static void check_classifier(int N, int V, size_t offset) {
     float *again = gt_host(NV);
     memcpy(padded + offset, logits, NV * sizeof *logits);
     ck_assert_int_eq(be->ops->upload(be, d_base, padded, (NV + offset) * sizeof(float)), LM_OK);
-    be->ops->crossentropy_forward_backward(be, d_losses, d_logits, d_labels, dloss, N, V);
+    be->ops->crossentropy_forward_backward(be, d_losses, d_logits, d_labels, loss_scale, d_count, N, V);
     gt_sync(be, "crossentropy_forward_backward (again)");
     gt_dev_download(be, again, d_logits, NV);
     gt_assert_bitwise("fused dlogits run to run", again, fused, NV);
@@ -109,7 +114,7 @@ static void check_classifier(int N, int V, size_t offset) {
     ck_assert_int_eq(be->ops->upload(be, d_base, padded, (NV + offset) * sizeof(float)), LM_OK);
     gt_dev_poison(be, d_losses, (size_t)N);
     be->ops->crossentropy_forward(be, d_losses, d_logits, d_labels, N, V);
-    be->ops->crossentropy_backward(be, d_logits, d_logits, d_labels, dloss, N, V);
+    be->ops->crossentropy_backward(be, d_logits, d_logits, d_labels, loss_scale, d_count, N, V);
     gt_sync(be, "crossentropy_forward + crossentropy_backward");
     float *two = gt_host(NV), *two_losses = gt_host((size_t)N);
     gt_dev_download(be, two, d_logits, NV);
@@ -120,6 +125,7 @@ static void check_classifier(int N, int V, size_t offset) {
     gt_dev_free(be, d_base);
     gt_dev_free(be, d_losses);
     gt_dev_free(be, d_labels);
+    gt_dev_free(be, d_count);
     free(logits), free(labels), free(cpu), free(cpu_losses), free(padded), free(fused), free(fused_losses);
     free(again), free(two), free(two_losses);
 }
@@ -148,7 +154,8 @@ START_TEST(test_fused_nan_reaches_the_loss) {
     for (int j = 100; j < 108; j++) logits[2 * V + j] = NAN;
     float *d_logits = gt_dev_upload(be, logits, (size_t)N * V), *d_losses = gt_dev_nan(be, N);
     int32_t *d_labels = gt_dev_upload_ints(be, labels, N);
-    be->ops->crossentropy_forward_backward(be, d_losses, d_logits, d_labels, 0.25f, N, V);
+    int64_t *d_count = gt_dev_count(be, 1);
+    be->ops->crossentropy_forward_backward(be, d_losses, d_logits, d_labels, 0.25f, d_count, N, V);
     gt_sync(be, "crossentropy_forward_backward with a NaN");
     float losses[N];
     gt_dev_download(be, losses, d_losses, N);
@@ -157,6 +164,7 @@ START_TEST(test_fused_nan_reaches_the_loss) {
     gt_dev_free(be, d_logits);
     gt_dev_free(be, d_losses);
     gt_dev_free(be, d_labels);
+    gt_dev_free(be, d_count);
     free(logits);
 }
 END_TEST

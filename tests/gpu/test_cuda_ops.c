@@ -704,12 +704,13 @@ static void check_crossentropy(int N, int V) {
     ck_assert_msg(fabs(sum_gpu - sum_cpu) <= 1e-6 * fabs(sum_cpu), "loss sums differ: %.9g vs %.9g", sum_gpu, sum_cpu);
 
     /* backward, accumulating into a separate buffer */
-    const float dloss = 1.0f / (float)scored;
+    const float dloss = 1.0f / (float)scored; /* the op divides 1 by the count it reads on the device */
+    int64_t *d_count = gt_dev_count(be, scored);
     /* start values of the size of the increments (probabilities ~1/V) */
     float *d0 = gt_random(NV, -1.0f / (float)V, 1.0f / (float)V), *dcpu = gt_host_copy(d0, NV);
     lm_cpu_crossentropy_backward(dcpu, logits, labels, dloss, N, V);
     float *d_d = gt_dev_upload(be, d0, NV);
-    be->ops->crossentropy_backward(be, d_d, d_logits, d_labels, dloss, N, V);
+    be->ops->crossentropy_backward(be, d_d, d_logits, d_labels, 1.0f, d_count, N, V);
     gt_sync(be, "crossentropy_backward");
     gt_dev_download(be, g, d_d, NV);
     gt_compare_accumulated("crossentropy_backward dlogits", g, dcpu, d0, NV, 1e-5);
@@ -717,7 +718,7 @@ static void check_crossentropy(int N, int V) {
     /* backward in place (dlogits == logits): unscored rows become 0 */
     float *inplace = gt_host_copy(logits, NV);
     lm_cpu_crossentropy_backward(inplace, inplace, labels, dloss, N, V);
-    be->ops->crossentropy_backward(be, d_logits, d_logits, d_labels, dloss, N, V);
+    be->ops->crossentropy_backward(be, d_logits, d_logits, d_labels, 1.0f, d_count, N, V);
     gt_sync(be, "crossentropy_backward (in place)");
     gt_dev_download(be, g, d_logits, NV);
     gt_compare("crossentropy_backward in place", g, inplace, NV, 1e-5);
@@ -727,6 +728,7 @@ static void check_crossentropy(int N, int V) {
         for (int j = 0; j < V; j++) not_zeroed += g[(size_t)i * V + j] != 0.0f;
     }
     ck_assert_msg(not_zeroed == 0, "%zu elements of unscored rows were not zeroed in place", not_zeroed);
+    gt_dev_free(be, d_count);
     gt_dev_free(be, d_logits);
     gt_dev_free(be, d_losses);
     gt_dev_free(be, d_labels);

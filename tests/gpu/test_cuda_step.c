@@ -287,11 +287,12 @@ static void check_loss_mean(size_t n, int64_t count, int exact) {
     printf("loss_mean n=%zu count=%lld inputs=%s\n", n, (long long)count, exact ? "dyadic" : "random");
     float *losses = exact ? dyadic(n, 2560, 8, 1) : gt_random(n, 0.0f, 12.0f);
     lm_step_state want = typical_state(), got;
-    lm_cpu_loss_mean(&want.loss, losses, n, count);
+    lm_cpu_loss_mean(&want.loss, losses, n, &count);
     const lm_step_state start = typical_state();
     lm_step_state *d_state = gt_dev_step_state(gt_be, &start);
     float *d_losses = gt_dev_upload(gt_be, losses, n > 0 ? n : 1);
-    gt_be->ops->loss_mean(gt_be, &d_state->loss, d_losses, n, count);
+    int64_t *d_count = gt_dev_count(gt_be, count); /* read on the device, as a model's batch count */
+    gt_be->ops->loss_mean(gt_be, &d_state->loss, d_losses, n, d_count);
     gt_sync(gt_be, "loss_mean");
     gt_dev_step_state_download(gt_be, &got, d_state);
     const state_tolerance tol = {exact ? 0 : 1, 0, 0.0};
@@ -300,10 +301,11 @@ static void check_loss_mean(size_t n, int64_t count, int exact) {
     compare_state(what, &got, &want, tol);
     /* deterministic: the same bits again */
     const float first = got.loss;
-    gt_be->ops->loss_mean(gt_be, &d_state->loss, d_losses, n, count);
+    gt_be->ops->loss_mean(gt_be, &d_state->loss, d_losses, n, d_count);
     gt_dev_step_state_download(gt_be, &got, d_state);
     ck_assert_msg(memcmp(&first, &got.loss, sizeof first) == 0, "loss_mean not deterministic: %.9g then %.9g",
                   (double)first, (double)got.loss);
+    gt_dev_free(gt_be, d_count);
     gt_dev_free(gt_be, d_state);
     gt_dev_free(gt_be, d_losses);
     free(losses);
@@ -572,9 +574,11 @@ START_TEST(test_step_never_waits) {
     lm_step_state cpu = start, got;
 
     float *losses[MICRO], *d_losses[MICRO];
+    int64_t *d_counts[MICRO];
     for (int mb = 0; mb < MICRO; mb++) {
         losses[mb] = dyadic(ROWS, 2560, 8, 1);
         d_losses[mb] = gt_dev_upload(gt_be, losses[mb], ROWS);
+        d_counts[mb] = gt_dev_count(gt_be, counts[mb]);
     }
     float *grads = dyadic(n_grads, 64, 8, 0); /* norm about 144: clipped */
     float *d_grads = gt_dev_upload(gt_be, grads, n_grads);
@@ -595,8 +599,8 @@ START_TEST(test_step_never_waits) {
             cpu.micro_batch = index;
             index = UINT64_MAX;
             gt_be->ops->dropout_forward(gt_be, d_drop[step * MICRO + mb], d_x, DROP_N, 0.1f, d_state, SITE);
-            gt_be->ops->loss_mean(gt_be, &d_state->loss, d_losses[mb], ROWS, counts[mb]);
-            lm_cpu_loss_mean(&cpu.loss, losses[mb], ROWS, counts[mb]);
+            gt_be->ops->loss_mean(gt_be, &d_state->loss, d_losses[mb], ROWS, d_counts[mb]);
+            lm_cpu_loss_mean(&cpu.loss, losses[mb], ROWS, &counts[mb]);
             ck_assert_int_eq(dev->ops->step_micro_batch_end(dev, d_state, (double)counts[mb], total, 1), LM_OK);
             lm_cpu_step_micro_batch_end(&cpu, (double)counts[mb], total, 1);
         }
@@ -633,6 +637,7 @@ START_TEST(test_step_never_waits) {
     }
     for (int mb = 0; mb < MICRO; mb++) {
         gt_dev_free(gt_be, d_losses[mb]);
+        gt_dev_free(gt_be, d_counts[mb]);
         free(losses[mb]);
     }
     for (int i = 0; i < STEPS * MICRO; i++) gt_dev_free(gt_be, d_drop[i]);
@@ -666,9 +671,11 @@ START_TEST(test_step_graph_replay) {
     start.clip_scale = 1.0f;
     lm_step_state cpu = start, got;
     float *losses[MICRO], *d_losses[MICRO];
+    int64_t *d_counts[MICRO];
     for (int mb = 0; mb < MICRO; mb++) {
         losses[mb] = dyadic(ROWS, 2560, 8, 1);
         d_losses[mb] = gt_dev_upload(gt_be, losses[mb], ROWS);
+        d_counts[mb] = gt_dev_count(gt_be, counts[mb]);
     }
     float *grads = dyadic(n_grads, 64, 8, 0), *d_grads = gt_dev_upload(gt_be, grads, n_grads);
     float *x = gt_random(DROP_N, -1, 1), *d_x = gt_dev_upload(gt_be, x, DROP_N), *d_y = gt_dev_nan(gt_be, DROP_N);
@@ -680,7 +687,7 @@ START_TEST(test_step_graph_replay) {
     gt_be->ops->step_schedule(gt_be, d_state);
     for (int mb = 0; mb < MICRO; mb++) {
         gt_be->ops->dropout_forward(gt_be, d_y, d_x, DROP_N, 0.1f, d_state, SITE);
-        gt_be->ops->loss_mean(gt_be, &d_state->loss, d_losses[mb], ROWS, counts[mb]);
+        gt_be->ops->loss_mean(gt_be, &d_state->loss, d_losses[mb], ROWS, d_counts[mb]);
         gt_be->ops->step_micro_batch_end(gt_be, d_state, (double)counts[mb], total, 1);
     }
     gt_be->ops->step_clip(gt_be, d_state, d_grads, n_grads);
@@ -704,7 +711,7 @@ START_TEST(test_step_graph_replay) {
     for (int r = 0; r < REPLAYS; r++) {
         lm_cpu_step_schedule(&cpu);
         for (int mb = 0; mb < MICRO; mb++) {
-            lm_cpu_loss_mean(&cpu.loss, losses[mb], ROWS, counts[mb]);
+            lm_cpu_loss_mean(&cpu.loss, losses[mb], ROWS, &counts[mb]);
             lm_cpu_step_micro_batch_end(&cpu, (double)counts[mb], total, 1);
         }
         lm_cpu_step_clip(&cpu, grads, n_grads);
@@ -722,6 +729,7 @@ START_TEST(test_step_graph_replay) {
     cudaGraphDestroy(graph);
     for (int mb = 0; mb < MICRO; mb++) {
         gt_dev_free(gt_be, d_losses[mb]);
+        gt_dev_free(gt_be, d_counts[mb]);
         free(losses[mb]);
     }
     gt_dev_free(gt_be, d_grads);

@@ -25,7 +25,9 @@ typedef struct classifier_case {
     int N, V;
     float *logits; /* the input */
     int32_t *labels;
-    float dloss;
+    float dloss;      /* loss_scale / (float)scored, as a model computed it on the host */
+    float loss_scale; /* its parts, as the backend ops take them (the count on the device) */
+    int64_t scored;
 } classifier_case;
 
 /* Random logits in [-8, 8] and labels, with rows the op must treat apart:
@@ -34,7 +36,7 @@ typedef struct classifier_case {
  * probability rounds to 1: loss 0), row 4 ±1e4 with the label at -1e4 (a
  * loss of 2e4 + log of the +1e4 count), row 5 all equal. */
 static classifier_case make_case(int N, int V, uint64_t seed, float loss_scale) {
-    classifier_case c = {N, V, tk_floats((size_t)N * V), tk_ints((size_t)N), 0.0f};
+    classifier_case c = {N, V, tk_floats((size_t)N * V), tk_ints((size_t)N), 0.0f, loss_scale, 0};
     tk_fill(c.logits, (size_t)N * V, -8.0f, 8.0f, seed);
     float *u = tk_floats((size_t)N);
     tk_fill(u, (size_t)N, 0.0f, 1.0f, seed + 1);
@@ -52,7 +54,8 @@ static classifier_case make_case(int N, int V, uint64_t seed, float loss_scale) 
         for (int j = 0; j < V; j++) c.logits[5 * (size_t)V + j] = 0.25f;
     int scored = 0;
     for (int n = 0; n < N; n++) scored += c.labels[n] >= 0 && c.labels[n] < V;
-    c.dloss = loss_scale / (float)(scored > 0 ? scored : 1);
+    c.scored = scored > 0 ? scored : 1;
+    c.dloss = loss_scale / (float)c.scored;
     return c;
 }
 
@@ -150,11 +153,15 @@ START_TEST(test_fused_rows_hold_the_gradient) {
 }
 END_TEST
 
-/* The backend table's op is the CPU twin (the models call it there). */
+/* The backend table's ops are the CPU twins (the models call them there),
+ * their dloss divided from loss_scale by the count on the device to the
+ * host's bits (a scale of 1/3, as grad_accum=3 gives: the division rounds),
+ * and loss_mean divides by the count it reads there. */
 START_TEST(test_backend_op_is_the_twin) {
     lm_backend *be = NULL;
     ck_assert_int_eq(lm_backend_cpu_create(&be, 2), LM_OK);
-    classifier_case c = make_case(20, 3001, 21, 1.0f);
+    classifier_case c = make_case(20, 3001, 21, 1.0f / 3.0f);
+    ck_assert_int_eq(c.scored, 18);
     const size_t NV = (size_t)c.N * c.V;
     float *want = tk_copy(c.logits, NV), *want_losses = tk_floats((size_t)c.N);
     lm_cpu_crossentropy_forward_backward(want_losses, want, c.labels, c.dloss, c.N, c.V);
@@ -165,12 +172,38 @@ START_TEST(test_backend_op_is_the_twin) {
     ck_assert_int_eq(be->ops->alloc(be, (void **)&d_labels, (size_t)c.N * sizeof(int32_t), "labels"), LM_OK);
     ck_assert_int_eq(be->ops->upload(be, d_logits, c.logits, NV * sizeof(float)), LM_OK);
     ck_assert_int_eq(be->ops->upload(be, d_labels, c.labels, (size_t)c.N * sizeof(int32_t)), LM_OK);
-    be->ops->crossentropy_forward_backward(be, d_losses, d_logits, d_labels, c.dloss, c.N, c.V);
+    int64_t *d_count = NULL;
+    ck_assert_int_eq(be->ops->alloc(be, (void **)&d_count, sizeof(int64_t), "count"), LM_OK);
+    ck_assert_int_eq(be->ops->upload(be, d_count, &c.scored, sizeof c.scored), LM_OK);
+    be->ops->crossentropy_forward_backward(be, d_losses, d_logits, d_labels, c.loss_scale, d_count, c.N, c.V);
     float *got = tk_floats(NV), *got_losses = tk_floats((size_t)c.N);
     ck_assert_int_eq(be->ops->download(be, got, d_logits, NV * sizeof(float)), LM_OK);
     ck_assert_int_eq(be->ops->download(be, got_losses, d_losses, (size_t)c.N * sizeof(float)), LM_OK);
     assert_same_bits("backend loss", &c, got_losses, want_losses, (size_t)c.N);
     assert_same_bits("backend dlogits", &c, got, want, NV);
+
+    /* crossentropy_backward in place, the same way. */
+    lm_cpu_crossentropy_forward(want_losses, c.logits, c.labels, c.N, c.V);
+    float *want_backward = tk_copy(c.logits, NV);
+    lm_cpu_crossentropy_backward(want_backward, want_backward, c.labels, c.dloss, c.N, c.V);
+    ck_assert_int_eq(be->ops->upload(be, d_logits, c.logits, NV * sizeof(float)), LM_OK);
+    be->ops->crossentropy_backward(be, d_logits, d_logits, d_labels, c.loss_scale, d_count, c.N, c.V);
+    ck_assert_int_eq(be->ops->download(be, got, d_logits, NV * sizeof(float)), LM_OK);
+    assert_same_bits("backend crossentropy_backward", &c, got, want_backward, NV);
+
+    /* loss_mean: (float)(Σ losses / count), the count read where it was uploaded. */
+    float mean = 0.0f, *d_mean = NULL;
+    ck_assert_int_eq(be->ops->alloc(be, (void **)&d_mean, sizeof(float), "mean"), LM_OK);
+    be->ops->loss_mean(be, d_mean, d_losses, (size_t)c.N, d_count);
+    ck_assert_int_eq(be->ops->download(be, &mean, d_mean, sizeof mean), LM_OK);
+    double sum = 0.0;
+    for (int n = 0; n < c.N; n++) sum += (double)want_losses[n];
+    const float want_mean = (float)(sum / (double)c.scored);
+    ck_assert_msg(memcmp(&mean, &want_mean, sizeof mean) == 0, "loss_mean %.9g, want %.9g", (double)mean,
+                  (double)want_mean);
+    be->ops->free(be, d_mean);
+    be->ops->free(be, d_count);
+    free(want_backward);
     be->ops->free(be, d_logits);
     be->ops->free(be, d_losses);
     be->ops->free(be, d_labels);

@@ -168,12 +168,15 @@ static lm_status ensure_acts(model_base *m, int B, int T) {
                              sizeof(float), what));
     const size_t stride = model_arena_round((size_t)B * (size_t)T);
     snprintf(what, sizeof what, "%s batch ids", arch->label);
-    LM_TRY(model_buffer_grow(be, (void **)&m->int_memory, &m->int_capacity,
-                             (size_t)(2 + arch->extra_batch_arrays) * stride, sizeof(int32_t), what));
+    /* The arrays, then the scored count (an int64: 2 int32s, 8-byte aligned
+     * after arrays of multiples of 64). */
+    const size_t arrays = (size_t)(2 + arch->extra_batch_arrays) * stride;
+    LM_TRY(model_buffer_grow(be, (void **)&m->int_memory, &m->int_capacity, arrays + 2, sizeof(int32_t), what));
     m->ids = m->int_memory;
     m->key_mask_memory = m->int_memory + stride;
     m->extra_batch_ints = m->int_memory + 2 * stride;
     m->batch_ints_stride = stride;
+    m->n_targets_device = (int64_t *)(void *)(m->int_memory + arrays);
     arch->carve_acts(m, m->act_memory, B, T);
     if (arch->acts_ready) LM_TRY(arch->acts_ready(m, B, T));
     m->act_B = B;
@@ -194,19 +197,23 @@ static lm_status stage_batch(model_base *m, const lm_batch *batch) {
     const size_t id_bytes = (size_t)batch->B * (size_t)batch->T * sizeof(int32_t);
     LM_TRY(be->ops->upload(be, m->ids, batch->input_ids, id_bytes));
     if (batch->attention_mask) LM_TRY(be->ops->upload(be, m->key_mask_memory, batch->attention_mask, id_bytes));
+    /* The loss ops read the count there (backend_ops.def): a kernel
+     * argument would make it part of a captured graph. */
+    if (batch->labels) LM_TRY(be->ops->upload(be, m->n_targets_device, &n_targets, sizeof n_targets));
     m->staged_signature_extra = 0;
     if (m->arch->upload_batch) LM_TRY(m->arch->upload_batch(m, batch, n_targets, &m->staged_signature_extra));
-    m->staged_n_targets = n_targets;
     m->staged = batch;
     return LM_OK;
 }
 
 /* What decides the kernels a forward and backward of the staged batch
- * queue, and their arguments: the shape, the scored labels, the arrays
- * present, the mode, and where the buffers are (a buffer that grew for a
- * larger batch moved, and a graph recorded before reads the old place). */
+ * queue, and their arguments: the shape, the arrays present, the mode, and
+ * where the buffers are (a buffer that grew for a larger batch moved, and a
+ * graph recorded before reads the old place).  Not the number of scored
+ * labels: the loss ops read it on the device (n_targets_device), so batches
+ * that differ only there share a graph. */
 typedef struct staged_signature {
-    int64_t B, T, n_targets;
+    int64_t B, T;
     int32_t has_mask, has_types, has_labels, training;
     const void *act_memory, *int_memory, *params, *grads;
     uint64_t arch_extra;
@@ -224,7 +231,6 @@ lm_status model_upload_batch(void *self, const lm_batch *batch, uint64_t *signat
     memset(&sig, 0, sizeof sig); /* the padding too: the bytes are hashed */
     sig.B = batch->B;
     sig.T = batch->T;
-    sig.n_targets = m->staged_n_targets;
     sig.has_mask = batch->attention_mask != NULL;
     sig.has_types = batch->token_type_ids != NULL;
     sig.has_labels = batch->labels != NULL;
@@ -255,24 +261,20 @@ static lm_status run_forward(model_base *m, const lm_batch *batch, lm_step_state
         return lm_error_set(LM_ERR_INVALID, "architecture '%s': forward in training mode needs a step state (its "
                                             "dropout key); pass one, or set_training(0) for inference",
                             m->arch->name);
-    const int64_t n_targets = m->staged_n_targets;
     m->key_mask = batch->attention_mask ? m->key_mask_memory : NULL;
     m->B = batch->B;
     m->T = batch->T;
     m->key = state;
     m->forward_fuses_loss = fuse_loss;
     m->fused_loss_scale = loss_scale;
-    lm_status status = m->arch->forward(m, batch, state, n_targets);
+    lm_status status = m->arch->forward(m, batch, state);
     m->forward_fuses_loss = 0;
     LM_TRY(status);
     m->logits_valid = !m->dlogits_ready;
     m->logits_gone = m->dlogits_ready ? "a training forward (forward_train) wrote the loss gradient over the "
                                         "logits: run forward (not forward_train) to read them"
                                       : NULL;
-    if (batch->labels) {
-        m->n_targets = n_targets;
-        m->has_targets = 1;
-    }
+    if (batch->labels) m->has_targets = 1;
     return be->ops->check(be);
 }
 
@@ -297,24 +299,24 @@ lm_status model_forward_train(void *self, const lm_batch *batch, lm_step_state *
 }
 
 void model_forward_loss(model_base *m, float *losses, float *logits, const int32_t *labels, int rows,
-                        int64_t n_targets, lm_step_state *state) {
+                        lm_step_state *state) {
     lm_backend *be = m->backend;
     const int V = m->limits.vocab_size;
     if (m->forward_fuses_loss) {
-        /* The dloss backward would compute: the same float expression. */
-        be->ops->crossentropy_forward_backward(be, losses, logits, labels, m->fused_loss_scale / (float)n_targets,
+        /* The dloss backward would compute: the same float expression, on the device. */
+        be->ops->crossentropy_forward_backward(be, losses, logits, labels, m->fused_loss_scale, m->n_targets_device,
                                                rows, V);
         m->dlogits_ready = 1;
     } else {
         be->ops->crossentropy_forward(be, losses, logits, labels, rows, V);
     }
-    if (state) be->ops->loss_mean(be, &state->loss, losses, (size_t)rows, n_targets);
+    if (state) be->ops->loss_mean(be, &state->loss, losses, (size_t)rows, m->n_targets_device);
 }
 
 void model_loss_backward(model_base *m, float *logits, const int32_t *labels, int rows, float loss_scale) {
     if (m->dlogits_ready) return;
     lm_backend *be = m->backend;
-    be->ops->crossentropy_backward(be, logits, logits, labels, loss_scale / (float)m->n_targets, rows,
+    be->ops->crossentropy_backward(be, logits, logits, labels, loss_scale, m->n_targets_device, rows,
                                    m->limits.vocab_size);
 }
 

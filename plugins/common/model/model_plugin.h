@@ -48,10 +48,10 @@ typedef struct model_arch {
      * m->layer_acts and the batch arrays (m->extra_batch_ints) are ready. */
     size_t (*carve_acts)(model_base *m, float *base, int B, int T);
     /* The forward after the skeleton's checks: the batch is valid, B, T,
-     * key, ids and key_mask of m are this batch's.  With labels it writes
-     * the mean loss over the n_targets scored labels to state->loss (when
-     * state is given). */
-    lm_status (*forward)(model_base *m, const lm_batch *batch, lm_step_state *state, int64_t n_targets);
+     * key, ids and key_mask of m are this batch's, and its count of scored
+     * labels is in m->n_targets_device.  With labels it writes the mean loss
+     * over them to state->loss (when state is given: model_forward_loss). */
+    lm_status (*forward)(model_base *m, const lm_batch *batch, lm_step_state *state);
     /* The backward of the last forward (which had labels), into gradients
      * the skeleton has zeroed or kept (accumulate). */
     void (*backward)(model_base *m, float loss_scale);
@@ -114,7 +114,11 @@ struct model_base {
     int32_t *key_mask_memory;  /* where key_mask is uploaded */
     const lm_step_state *key;  /* the dropout key (device memory) */
     int has_targets;           /* forward computed a loss: backward is possible (once) */
-    int64_t n_targets;
+    /* The batch's count of scored labels, on the device (an int64 after the
+     * batch arrays in int_memory), uploaded when a batch with labels is
+     * staged: the loss ops read it there (backend_ops.def), so it is no
+     * kernel argument and no part of a captured graph's key. */
+    int64_t *n_targets_device;
     int logits_valid;          /* the logits of the last forward can be read */
     const char *logits_gone;   /* why not, when !logits_valid after a forward (NULL: backward overwrote them) */
     const float *logits;       /* [B*T, V] where logits() downloads from, unless download_logits */
@@ -136,7 +140,6 @@ struct model_base {
     int dlogits_ready;         /* the last forward wrote d(loss * fused_loss_scale)/dlogits over the logits */
     /* The batch model_upload_batch staged for the next forward (NULL: none). */
     const lm_batch *staged;
-    int64_t staged_n_targets;
     uint64_t staged_signature_extra;
 };
 
@@ -191,13 +194,14 @@ lm_status model_buffer_grow(lm_backend *be, void **buffer, size_t *capacity, siz
                             const char *what);
 
 /* The loss of the forward: per-row cross-entropies of `rows` logits rows
- * into `losses`, and their mean over n_targets to state->loss (when state
- * is given), on the device: a loss that is not finite is flagged there
- * (step_micro_batch_end), not read here.  In a training forward
+ * into `losses`, and their mean over the batch's scored labels (their count
+ * read on the device: n_targets_device) to state->loss (when state is
+ * given): a loss that is not finite is flagged there (step_micro_batch_end),
+ * not read here.  In a training forward
  * (forward_train) the same op also writes d(mean loss * loss_scale)/dlogits
  * over the logits (crossentropy_forward_backward): the logits are gone. */
 void model_forward_loss(model_base *m, float *losses, float *logits, const int32_t *labels, int rows,
-                        int64_t n_targets, lm_step_state *state);
+                        lm_step_state *state);
 /* The first step of backward: d(mean loss * loss_scale)/dlogits written
  * over the logits model_forward_loss scored, unless the forward already
  * wrote them (a training forward).  Either way the logits buffer then
