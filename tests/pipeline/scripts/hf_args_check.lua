@@ -8,6 +8,8 @@
 --   weights as the plugin's own name and settings.
 -- args: data=DIR
 local data = assert(args.data, "data=DIR")
+package.path = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
+local head_blocks = require("head_blocks")
 
 local dataset <close> = lm.dataset("wikitext", {path = data})
 local tokenizer <close> = lm.tokenizer("bpe", {vocab_size = 600})
@@ -15,20 +17,8 @@ tokenizer:train(dataset, "validation")
 local vocab = tokenizer:info()
 local opts = {block_size = 32}
 -- Training blocks from the split's first 3,000 characters: a few dozen.
-local head = os.tmpname()
-do
-  local src, dst, n = assert(io.open(data .. "/wiki.valid.raw")), assert(io.open(head, "w")), 0
-  for line in src:lines() do
-    dst:write(line, "\n")
-    n = n + #line
-    if n > 3000 then break end
-  end
-  src:close()
-  dst:close()
-end
-local head_dataset <close> = lm.dataset("text", {train = head})
-local train <close> = lm.blocks(tokenizer, head_dataset, "train", opts)
-os.remove(head)
+local head_dataset <close>, head_train = head_blocks(tokenizer, data, 3000, opts)
+local train <close> = head_train
 local eval <close> = lm.blocks(tokenizer, dataset, "test", opts)
 
 local function new_model()

@@ -7,6 +7,8 @@
 -- args: model=gpt2|bert data=DIR
 local kind = args.model or "gpt2"
 local data = assert(args.data, "data=DIR")
+package.path = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
+local head_blocks = require("head_blocks")
 
 local dataset <close> = lm.dataset("wikitext", {path = data})
 local tokenizer <close> = kind == "gpt2" and lm.tokenizer("bpe", {vocab_size = 600})
@@ -14,22 +16,10 @@ local tokenizer <close> = kind == "gpt2" and lm.tokenizer("bpe", {vocab_size = 6
 tokenizer:train(dataset, "validation")
 local vocab = tokenizer:info()
 local opts = {block_size = 32, add_special = kind ~= "gpt2"}
--- Training blocks from the split's first 6,000 characters (a text file of
--- them): about 80 blocks, so that two epochs are a handful of steps.
-local head = os.tmpname()
-do
-  local src, dst, n = assert(io.open(data .. "/wiki.valid.raw")), assert(io.open(head, "w")), 0
-  for line in src:lines() do
-    dst:write(line, "\n")
-    n = n + #line
-    if n > 6000 then break end
-  end
-  src:close()
-  dst:close()
-end
-local head_dataset <close> = lm.dataset("text", {train = head})
-local train <close> = lm.blocks(tokenizer, head_dataset, "train", opts)
-os.remove(head)
+-- Training blocks from the split's first 6,000 characters: about 80
+-- blocks, so that two epochs are a handful of steps.
+local head_dataset <close>, head_train = head_blocks(tokenizer, data, 6000, opts)
+local train <close> = head_train
 local eval <close> = lm.blocks(tokenizer, dataset, "test", opts)
 
 local function new_model()
