@@ -63,16 +63,25 @@ void lm_process_logits(float *logits, int32_t V, const int32_t *seq, size_t n, c
     const double penalty = o->repetition_penalty;
     if (penalty > 0 && penalty != 1) {
         /* Each seen id once, however often it occurs (transformers gathers
-         * the scores of the ids and scatters them back). */
+         * the scores of the ids and scatters them back).  A bit per id
+         * makes it linear in the sequence; without the memory for one, the
+         * earlier occurrences are searched instead (same result). */
+        unsigned char *seen_ids = calloc(((size_t)V + 7) / 8, 1);
         for (size_t i = 0; i < n; i++) {
             const int32_t id = seq[i];
             if (id < 0 || id >= V) continue;
             int seen = 0;
-            for (size_t j = 0; j < i && !seen; j++) seen = seq[j] == id;
+            if (seen_ids) {
+                seen = (seen_ids[id >> 3] >> (id & 7)) & 1;
+                seen_ids[id >> 3] |= (unsigned char)(1u << (id & 7));
+            } else {
+                for (size_t j = 0; j < i && !seen; j++) seen = seq[j] == id;
+            }
             if (seen) continue;
             const float x = logits[id];
             logits[id] = x < 0 ? (float)((double)x * penalty) : (float)((double)x / penalty);
         }
+        free(seen_ids);
     }
     const int32_t size = o->no_repeat_ngram_size;
     if (size > 0 && n + 1 >= (size_t)size) {
