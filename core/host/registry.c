@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "elf_check.h"
+#include "names.h"
 #include "registry.h"
 
 #ifndef LMCORE_PLUGIN_DIR_FROM_BIN /* set by the build from the install layout */
@@ -355,6 +356,8 @@ lm_status lm_registry_find(const lm_registry *r, lm_plugin_kind kind, const char
     *out = NULL;
     char available[512] = "";
     size_t used = 0;
+    const char *names[64]; /* for the "did you mean" hint: enough for any one kind */
+    size_t n_names = 0;
     for (size_t i = 0; i < r->count; i++) {
         const lm_plugin *p = r->plugins[i];
         if (p->kind != kind) continue;
@@ -362,6 +365,7 @@ lm_status lm_registry_find(const lm_registry *r, lm_plugin_kind kind, const char
             *out = p;
             return LM_OK;
         }
+        if (n_names < sizeof names / sizeof *names) names[n_names++] = p->name;
         int n = snprintf(available + used, sizeof available - used, "%s%s", used ? ", " : "", p->name);
         if (n > 0 && (size_t)n < sizeof available - used) used += (size_t)n;
     }
@@ -371,6 +375,10 @@ lm_status lm_registry_find(const lm_registry *r, lm_plugin_kind kind, const char
             return lm_error_set(LM_ERR_NOT_FOUND, "unknown %s plugin '%s': a file that may be it was refused: %s",
                                 kind_name, name, r->rejected[i].reason);
     }
+    const char *near = lm_nearest_name(name, names, n_names);
+    if (near)
+        return lm_error_set(LM_ERR_NOT_FOUND, "unknown %s plugin '%s': did you mean '%s'? (available: %s)", kind_name,
+                            name, near, available);
     return lm_error_set(LM_ERR_NOT_FOUND,
                         "unknown %s plugin '%s' (available: %s); see `lmcore plugins`, or add its folder with "
                         "--plugin-path or LMCORE_PLUGIN_PATH",

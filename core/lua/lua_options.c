@@ -201,5 +201,7 @@ int lm_lua_check_choice(lua_State *L, int arg, const char *function, const char 
     for (int i = 0; choices[i] && used < sizeof names; i++)
         used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "", choices[i]);
     lm_lua_describe_value(L, arg, value, sizeof value);
+    const char *near = given ? lm_nearest_name(given, choices, (size_t)-1) : NULL;
+    if (near) return lm_lua_error(L, "%s: %s must be one of %s, got %s: did you mean '%s'?", function, name, names, value, near);
     return lm_lua_error(L, "%s: %s must be one of %s, got %s", function, name, names, value);
 }

@@ -191,8 +191,9 @@ local function check_value(o, given_as, v)
     local ok = false
     for _, c in ipairs(o.choices) do ok = ok or c == v end
     if not ok then
-      error(string.format("argument %s must be one of %s, got '%s'", shown, table.concat(o.choices, ", "),
-                          format_value(v)), 0)
+      local guess = type(v) == "string" and closest(v, o.choices) or nil
+      error(string.format("argument %s must be one of %s, got '%s'%s", shown, table.concat(o.choices, ", "),
+                          format_value(v), guess and string.format(": did you mean '%s'?", guess) or ""), 0)
     end
   end
   if type(v) == "number" then

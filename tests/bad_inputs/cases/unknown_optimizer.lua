@@ -1,4 +1,4 @@
--- expect: unknown optimizer plugin 'adam' (available: 
+-- expect: unknown optimizer plugin 'adam': did you mean 'adamw'? (available: adamw
 local ds <close> = lm.dataset("wikitext", {path = args.data})
 local tok <close> = lm.tokenizer("bpe", {vocab_size = 300})
 tok:train(ds, "validation")

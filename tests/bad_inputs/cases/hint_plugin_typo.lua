@@ -1,0 +1,5 @@
+-- expect: unknown optimizer plugin 'adamm': did you mean 'adamw'?
+-- run: {exe} run scripts/gpt2_clm.lua preset=tiny data={data} train_split=test max_steps=2 threads=1 output_dir={tmp}/out cache_dir={tmp}/cache optim=adamm
+-- absent: {tmp}/out/model.safetensors
+-- A plugin name one typo away from an installed plugin of that kind gets it
+-- named.

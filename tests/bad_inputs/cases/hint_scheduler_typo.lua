@@ -1,0 +1,4 @@
+-- expect: got 'cosin': did you mean 'cosine'?
+-- run: {exe} run scripts/gpt2_clm.lua preset=tiny data={data} train_split=test max_steps=2 threads=1 output_dir={tmp}/out cache_dir={tmp}/cache lr_scheduler_type=cosin
+-- absent: {tmp}/out
+-- A one-letter slip in a choice gets the choice it was meant to be.
