@@ -34,6 +34,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "generate.h"
 #include "kernels.h"
 #include "lmcore/json.h"
@@ -43,6 +44,19 @@
 #include "model_steps.h"
 #include "registry.h"
 #include "test_main.h"
+
+/* The CUDA build compiles this suite a second time with the models and
+ * the backend ops on the GPU (test_vocab_padding_cuda, label gpu). */
+#ifndef VOCABPAD_TEST_DEVICE
+#define VOCABPAD_TEST_DEVICE "cpu"
+#endif
+#ifdef VOCABPAD_TEST_CUDA
+/* The GPU's loss kernels against their CPU twin: tests/gpu's tolerance
+ * for dlogits (another summation order); the padding columns still exact. */
+#define TOL_OPS 1e-5
+#else
+#define TOL_OPS 0.0 /* the CPU backend's ops are the twins */
+#endif
 
 enum { V = 300, VP = 384, B = 2, T = 16, N = B * T, WIDTH = 32 };
 
@@ -84,7 +98,7 @@ static lm_status try_create(const char *arch, const char *pad, const char *const
     const int is_gpt2 = strcmp(arch, "gpt2") == 0;
     lm_config *cfg = NULL;
     ck_assert_int_eq(lm_config_create(&cfg, is_gpt2 ? "architecture 'gpt2'" : "architecture 'bert'"), LM_OK);
-    ck_assert_int_eq(lm_config_set_parsed(cfg, "device=cpu"), LM_OK);
+    ck_assert_int_eq(lm_config_set_parsed(cfg, "device=" VOCABPAD_TEST_DEVICE), LM_OK);
     if (!extra || !extra[0] || strncmp(extra[0], "hf_config=", 10) != 0)
         for (const char *const *s = is_gpt2 ? gpt2 : bert; *s; s++) ck_assert_int_eq(lm_config_set_parsed(cfg, *s), LM_OK);
     if (pad) ck_assert_int_eq(lm_config_set_string(cfg, "pad_vocab_to_multiple_of", pad), LM_OK);
@@ -286,6 +300,74 @@ START_TEST(loss_kernels_with_a_stride) {
     lm_cpu_crossentropy_backward(dpacked, c.packed, c.labels, dloss, N, V, V);
     lm_cpu_crossentropy_backward(dstrided, c.strided, c.labels, dloss, N, V, VP);
     assert_rows(dstrided, dpacked, 3.0f, "out-of-place backward");
+}
+END_TEST
+
+/* The backend's ops (what the models call, on the device of this build)
+ * with the stride: the CPU twins' unpadded results in the first V columns
+ * (within TOL_OPS), 0 in the padding columns, which held 7. */
+static void assert_rows_close(const float *strided, const float *packed, int n_rows, const char *what) {
+    for (int n = 0; n < n_rows; n++) {
+        const double err = relative_error(&strided[n * VP], &packed[n * V], V);
+        ck_assert_msg(err <= TOL_OPS, "%s: row %d differs by %.3g", what, n, err);
+        for (int j = V; j < VP; j++)
+            ck_assert_msg(strided[n * VP + j] == 0.0f && !signbit(strided[n * VP + j]), "%s: row %d padding[%d] = %g",
+                          what, n, j - V, (double)strided[n * VP + j]);
+    }
+}
+
+START_TEST(loss_ops_through_the_backend) {
+    lm_backend *be = NULL;
+    ck_assert_msg(lm_backend_create(&be, VOCABPAD_TEST_DEVICE, LM_PRECISION_FP32, 0) == LM_OK, "%s",
+                  lm_error_message());
+    static strided_case c;
+    static float got[N * VP];
+    float want_losses[N], got_losses[N];
+    make_strided(&c, 7.0f);
+    int64_t scored = 0;
+    for (int n = 0; n < N; n++) scored += c.labels[n] != LM_IGNORE_INDEX;
+    const float loss_scale = 0.5f, dloss = loss_scale / (float)scored;
+    float *d_logits = NULL, *d_losses = NULL;
+    int32_t *d_labels = NULL;
+    int64_t *d_count = NULL;
+    ck_assert_int_eq(be->ops->alloc(be, (void **)&d_logits, sizeof c.strided, "logits"), LM_OK);
+    ck_assert_int_eq(be->ops->alloc(be, (void **)&d_losses, sizeof got_losses, "losses"), LM_OK);
+    ck_assert_int_eq(be->ops->alloc(be, (void **)&d_labels, sizeof c.labels, "labels"), LM_OK);
+    ck_assert_int_eq(be->ops->alloc(be, (void **)&d_count, sizeof scored, "count"), LM_OK);
+    ck_assert_int_eq(be->ops->upload(be, d_labels, c.labels, sizeof c.labels), LM_OK);
+    ck_assert_int_eq(be->ops->upload(be, d_count, &scored, sizeof scored), LM_OK);
+
+    /* forward (nothing written to the logits) */
+    (void)lm_cpu_crossentropy_forward(want_losses, c.packed, c.labels, N, V, V);
+    ck_assert_int_eq(be->ops->upload(be, d_logits, c.strided, sizeof c.strided), LM_OK);
+    be->ops->crossentropy_forward(be, d_losses, d_logits, d_labels, N, V, VP);
+    ck_assert_int_eq(be->ops->download(be, got_losses, d_losses, sizeof got_losses), LM_OK);
+    ck_assert_msg(relative_error(got_losses, want_losses, N) <= TOL_OPS, "backend forward losses");
+
+    /* in-place backward */
+    ck_assert_int_eq(be->ops->upload(be, d_logits, c.strided, sizeof c.strided), LM_OK);
+    be->ops->crossentropy_backward(be, d_logits, d_logits, d_labels, loss_scale, d_count, N, V, VP);
+    ck_assert_int_eq(be->ops->download(be, got, d_logits, sizeof got), LM_OK);
+    static float want[N * V];
+    memcpy(want, c.packed, sizeof want);
+    lm_cpu_crossentropy_backward(want, want, c.labels, dloss, N, V, V);
+    assert_rows_close(got, want, N, "backend in-place backward");
+
+    /* the fused classifier */
+    ck_assert_int_eq(be->ops->upload(be, d_logits, c.strided, sizeof c.strided), LM_OK);
+    be->ops->crossentropy_forward_backward(be, d_losses, d_logits, d_labels, loss_scale, d_count, N, V, VP);
+    ck_assert_int_eq(be->ops->download(be, got, d_logits, sizeof got), LM_OK);
+    ck_assert_int_eq(be->ops->download(be, got_losses, d_losses, sizeof got_losses), LM_OK);
+    memcpy(want, c.packed, sizeof want);
+    lm_cpu_crossentropy_forward_backward(want_losses, want, c.labels, dloss, N, V, V);
+    assert_rows_close(got, want, N, "backend fused classifier");
+    ck_assert_msg(relative_error(got_losses, want_losses, N) <= TOL_OPS, "backend fused losses");
+    ck_assert_int_eq(be->ops->check(be), LM_OK);
+    be->ops->free(be, d_logits);
+    be->ops->free(be, d_losses);
+    be->ops->free(be, d_labels);
+    be->ops->free(be, d_count);
+    lm_backend_release(be);
 }
 END_TEST
 
@@ -634,6 +716,7 @@ static Suite *vocab_padding_suite(void) {
     Suite *s = suite_create("vocab_padding");
     TCase *kernels = tcase_create("kernels");
     tcase_add_test(kernels, loss_kernels_with_a_stride);
+    tcase_add_test(kernels, loss_ops_through_the_backend);
     suite_add_tcase(s, kernels);
     TCase *models = tcase_create("models");
     tcase_set_timeout(models, 120);
@@ -646,4 +729,19 @@ static Suite *vocab_padding_suite(void) {
     return s;
 }
 
-int main(void) { return lm_test_exit_status(lm_test_count_failures(CK_FORK_GETENV, vocab_padding_suite(), NULL)); }
+int main(void) {
+#ifdef VOCABPAD_TEST_CUDA
+    /* Skip (77) without a usable GPU unless one is required (tests/gpu/run.sh
+     * sets LMCORE_REQUIRE_GPU=1); the CUDA context lives in this process: no fork. */
+    lm_backend *probe = NULL;
+    if (lm_backend_cuda_create(&probe, 0, LM_PRECISION_FP32) != LM_OK) {
+        const char *require = getenv("LMCORE_REQUIRE_GPU");
+        printf("%s: %s\n", require && strcmp(require, "1") == 0 ? "FAILED" : "SKIPPED", lm_error_message());
+        return require && strcmp(require, "1") == 0 ? EXIT_FAILURE : 77;
+    }
+    lm_backend_release(probe);
+    return lm_test_exit_status(lm_test_count_failures(CK_NOFORK, vocab_padding_suite(), NULL));
+#else
+    return lm_test_exit_status(lm_test_count_failures(CK_FORK_GETENV, vocab_padding_suite(), NULL));
+#endif
+}
