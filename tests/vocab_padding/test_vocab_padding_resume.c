@@ -8,7 +8,9 @@
  * in the last bits (test_vocab_padding.c), and later steps grow that.
  * Checkpoints store the weights and the optimizer state per tensor, in the
  * tensors' shapes, so neither holds the padding rows (which the padded
- * model keeps at 0).  The tokenizer's 1000 ids are not a multiple of 128. */
+ * model keeps at 0).  The tokenizer's 1000 ids are not a multiple of 128.
+ * And what Lua sees of a padded model (scripts/weights_hash.lua):
+ * weights_hash(), n_params(), info() and logits() as unpadded. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -98,11 +100,17 @@ START_TEST(resume_across_padding) {
 }
 END_TEST
 
+START_TEST(lua_sees_the_unpadded_model) {
+    ck_assert_msg(cli_run(EXE " run tests/vocab_padding/scripts/weights_hash.lua") == 0, "%s", cli_output);
+}
+END_TEST
+
 static Suite *resume_suite(void) {
     Suite *s = suite_create("vocab_padding_resume");
     TCase *tc = tcase_create("resume");
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, resume_across_padding, 0, 2);
+    tcase_add_test(tc, lua_sees_the_unpadded_model);
     suite_add_tcase(s, tc);
     return s;
 }
