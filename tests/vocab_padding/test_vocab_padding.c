@@ -635,8 +635,8 @@ START_TEST(generation_matches_unpadded) {
                 ck_assert_msg(out[0].data[k] == out[1].data[k] && out[1].data[k] < V,
                               "options %d cache %d: token %zu is %d padded, %d unpadded", o, cached, k,
                               (int)out[1].data[k], (int)out[0].data[k]);
-            lm_ids_clear(&out[0]);
-            lm_ids_clear(&out[1]);
+            lm_ids_free(&out[0]);
+            lm_ids_free(&out[1]);
         }
     }
     vt->destroy(models[0]);
