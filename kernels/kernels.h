@@ -85,14 +85,15 @@ void lm_cpu_residual_layernorm_forward(float *residual, float *out, float *mean,
 /* Also returns the sum of the losses of the scored rows (double): the
  * tests compare it with torch's; the backend op leaves the sum to
  * loss_mean, as on the GPU. */
-double lm_cpu_crossentropy_forward(float *losses, const float *logits, const int32_t *labels, int N, int V);
+double lm_cpu_crossentropy_forward(float *losses, const float *logits, const int32_t *labels, int N, int V,
+                                   int stride);
 /* The loss gradient's ops take its parts (loss_scale and the scored count
  * on the device, backend_ops.def); the references take the scale dloss
  * itself, which the tests give as torch computes it. */
 void lm_cpu_crossentropy_backward(float *dlogits, const float *logits, const int32_t *labels, float dloss, int N,
-                                  int V);
+                                  int V, int stride);
 void lm_cpu_crossentropy_forward_backward(float *losses, float *logits, const int32_t *labels, float dloss, int N,
-                                          int V);
+                                          int V, int stride);
 
 /* ---- reductions (the host reads sum_to_host and sum_squares_to_host) ---- */
 /* Σ x² in double (global grad norm = sqrt of the sum over buffers), in

@@ -92,6 +92,26 @@ static int model_load(lua_State *L) {
     return 1;
 }
 
+/* The tensors' values packed in buffer order: what a tensor's storage
+ * holds beyond its shape (padding rows, lm_param_desc.storage) and
+ * elements no tensor claims are left out, so that a model hashes the same
+ * whatever it pads.  Returns the floats kept. */
+static size_t pack_tensor_values(float *host, const lm_param_set *set) {
+    size_t kept = 0, next = 0; /* the next tensor is the one with the smallest offset >= next */
+    for (size_t done = 0; done < set->n_descs; done++) {
+        const lm_param_desc *d = NULL;
+        for (size_t i = 0; i < set->n_descs; i++)
+            if (set->descs[i].offset >= next && (!d || set->descs[i].offset < d->offset)) d = &set->descs[i];
+        if (!d) break;
+        size_t n = 1;
+        for (int32_t k = 0; k < d->ndim; k++) n *= (size_t)d->shape[k];
+        memmove(host + kept, host + d->offset, n * sizeof(float));
+        kept += n;
+        next = d->offset + (d->storage > 0 ? d->storage : 1);
+    }
+    return kept;
+}
+
 /* model:weights_hash() -> 16 hex digits: a hash of every parameter's bits
  * (one read of the parameters), to compare runs or processes. */
 static int model_weights_hash(lua_State *L) {
@@ -105,7 +125,7 @@ static int model_weights_hash(lua_State *L) {
         lm_free(host);
         return lm_lua_raise(L);
     }
-    uint64_t hash = lm_hash64(host, set.n_params * sizeof(float), LM_HASH_SEED);
+    uint64_t hash = lm_hash64(host, pack_tensor_values(host, &set) * sizeof(float), LM_HASH_SEED);
     lm_free(host);
     char hex[17];
     snprintf(hex, sizeof hex, "%016llx", (unsigned long long)hash);

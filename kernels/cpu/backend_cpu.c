@@ -208,9 +208,9 @@ static void cpu_residual_layernorm_forward(lm_backend *be, float *residual, floa
 }
 
 static void cpu_crossentropy_forward(lm_backend *be, float *losses, const float *logits, const int32_t *labels,
-                                     int N, int V) {
+                                     int N, int V, int stride) {
     (void)be;
-    (void)lm_cpu_crossentropy_forward(losses, logits, labels, N, V); /* the sum comes from loss_mean */
+    (void)lm_cpu_crossentropy_forward(losses, logits, labels, N, V, stride); /* the sum comes from loss_mean */
 }
 
 /* dloss as the op defines it (backend_ops.def): the float division a host
@@ -220,16 +220,18 @@ static float loss_gradient_scale(float loss_scale, const int64_t *n_targets) {
 }
 
 static void cpu_crossentropy_backward(lm_backend *be, float *dlogits, const float *logits, const int32_t *labels,
-                                      float loss_scale, const int64_t *n_targets, int N, int V) {
+                                      float loss_scale, const int64_t *n_targets, int N, int V, int stride) {
     (void)be;
-    lm_cpu_crossentropy_backward(dlogits, logits, labels, loss_gradient_scale(loss_scale, n_targets), N, V);
+    lm_cpu_crossentropy_backward(dlogits, logits, labels, loss_gradient_scale(loss_scale, n_targets), N, V,
+                                 stride);
 }
 
 static void cpu_crossentropy_forward_backward(lm_backend *be, float *losses, float *logits, const int32_t *labels,
-                                              float loss_scale, const int64_t *n_targets, int N, int V) {
+                                              float loss_scale, const int64_t *n_targets, int N, int V,
+                                              int stride) {
     (void)be;
     lm_cpu_crossentropy_forward_backward(losses, logits, labels, loss_gradient_scale(loss_scale, n_targets), N,
-                                         V);
+                                         V, stride);
 }
 
 /* ---- the host reads (LM_OP_HOST_READ) ---- */

@@ -10,7 +10,13 @@
  * crossentropy_forward_backward (the fused classifier of a training step)
  * is the in-place backward with the loss taken from its sum on the way:
  * the same helpers in the same order as the forward then the in-place
- * backward, so the losses and the gradients are those two ops' bits. */
+ * backward, so the losses and the gradients are those two ops' bits.
+ *
+ * Rows lie `stride` floats apart and only their first V columns are
+ * scored (a vocabulary padded inside the model: backend_ops.def).  Every
+ * loop below runs over V; the padding columns are only ever written 0 (in
+ * place), so a padded call gives the unpadded call's bits in the first V
+ * columns. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,7 +81,7 @@ typedef struct crossentropy_job {
     const float *logits;
     const int32_t *labels;
     float dloss;
-    int V;
+    int V, stride;
 } crossentropy_job;
 
 /* Rows up to this long keep their exps on the stack (32 KiB); longer ones
@@ -95,15 +101,16 @@ static void crossentropy_forward_task(void *ctx, long begin, long end) {
             j->out[n] = 0.0f;
             continue;
         }
-        const float *x = j->logits + (size_t)n * V;
+        const float *x = j->logits + (size_t)n * (size_t)j->stride;
         row_stats stats = softmax_stats(x, V, scratch);
         j->out[n] = (float)(log(stats.sum_exp) + (double)stats.max - (double)x[label]);
     }
     if (scratch != on_stack) free(scratch);
 }
 
-double lm_cpu_crossentropy_forward(float *losses, const float *logits, const int32_t *labels, int N, int V) {
-    crossentropy_job j = {losses, logits, labels, 0.0f, V};
+double lm_cpu_crossentropy_forward(float *losses, const float *logits, const int32_t *labels, int N, int V,
+                                   int stride) {
+    crossentropy_job j = {losses, logits, labels, 0.0f, V, stride};
     long rows = lm_cpu_rows_per_task(V);
     if (V > LM_CE_STACK_FLOATS && rows < LM_CE_HEAP_ROWS_PER_TASK) rows = LM_CE_HEAP_ROWS_PER_TASK;
     lm_cpu_parallel_for(N, rows, crossentropy_forward_task, &j);
@@ -118,14 +125,18 @@ static void crossentropy_backward_task(void *ctx, long begin, long end) {
     const int V = j->V;
     const float dloss = j->dloss;
     const int in_place = j->out == j->logits;
+    const size_t stride = (size_t)j->stride, padding = stride - (size_t)V;
     for (long n = begin; n < end; n++) {
-        const float *x = j->logits + (size_t)n * V;
-        float *dx = j->out + (size_t)n * V;
+        const float *x = j->logits + (size_t)n * stride;
+        float *dx = j->out + (size_t)n * stride;
         int32_t label = j->labels[n];
         if (!is_scored(label, V)) {
-            if (in_place) memset(dx, 0, (size_t)V * sizeof *dx);
+            if (in_place) memset(dx, 0, stride * sizeof *dx);
             continue;
         }
+        /* The padding columns' gradient is 0: written in place (they held
+         * padded logits), left as they are (+0) out of place. */
+        if (in_place && padding) memset(dx + V, 0, padding * sizeof *dx);
         if (in_place) {
             /* The row is free to overwrite: keep the exps from the sum pass
              * there and scale them, one exp per element instead of two. */
@@ -150,8 +161,8 @@ static void crossentropy_backward_task(void *ctx, long begin, long end) {
 }
 
 void lm_cpu_crossentropy_backward(float *dlogits, const float *logits, const int32_t *labels, float dloss, int N,
-                                  int V) {
-    crossentropy_job j = {dlogits, logits, labels, dloss, V};
+                                  int V, int stride) {
+    crossentropy_job j = {dlogits, logits, labels, dloss, V, stride};
     lm_cpu_parallel_for(N, lm_cpu_rows_per_task(V), crossentropy_backward_task, &j);
 }
 
@@ -160,21 +171,23 @@ typedef struct forward_backward_job {
     float *logits; /* overwritten with the gradients */
     const int32_t *labels;
     float dloss;
-    int V;
+    int V, stride;
 } forward_backward_job;
 
 static void crossentropy_forward_backward_task(void *ctx, long begin, long end) {
     const forward_backward_job *j = ctx;
     const int V = j->V;
     const float dloss = j->dloss;
+    const size_t stride = (size_t)j->stride, padding = stride - (size_t)V;
     for (long n = begin; n < end; n++) {
-        float *x = j->logits + (size_t)n * V;
+        float *x = j->logits + (size_t)n * stride;
         int32_t label = j->labels[n];
         if (!is_scored(label, V)) {
             j->losses[n] = 0.0f;
-            memset(x, 0, (size_t)V * sizeof *x);
+            memset(x, 0, stride * sizeof *x);
             continue;
         }
+        if (padding) memset(x + V, 0, padding * sizeof *x); /* their gradient: the padded rows' stays 0 */
         /* The forward's loss from the backward's pass: row_max, the exps
          * and their double sum are the forward's (softmax_stats) operations
          * on the same floats, only kept in the row instead of a scratch. */
@@ -192,7 +205,7 @@ static void crossentropy_forward_backward_task(void *ctx, long begin, long end) 
 }
 
 void lm_cpu_crossentropy_forward_backward(float *losses, float *logits, const int32_t *labels, float dloss, int N,
-                                          int V) {
-    forward_backward_job j = {losses, logits, labels, dloss, V};
+                                          int V, int stride) {
+    forward_backward_job j = {losses, logits, labels, dloss, V, stride};
     lm_cpu_parallel_for(N, lm_cpu_rows_per_task(V), crossentropy_forward_backward_task, &j);
 }

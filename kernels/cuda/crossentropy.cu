@@ -2,7 +2,10 @@
  * twin's semantics (kernels/cpu/crossentropy.c): max-shifted log-sum-exp
  * with the sum of exps reduced in double; a label outside [0, V) (the
  * ignore index -100 in particular) scores nothing: loss 0, no gradient.
- * The backward is fused (softmax never stored) and may run in place. */
+ * The backward is fused (softmax never stored) and may run in place.
+ * Rows lie `stride` floats apart and only their first V columns are scored
+ * (a padded vocabulary, backend_ops.def): in place, the padding columns
+ * are written 0. */
 #include <math.h>
 
 #include "cuda_common.cuh"
@@ -22,14 +25,15 @@ __device__ void lm_softmax_row_stats(const float *x, int V, float *max_out, doub
     *max_out = m;
 }
 
-__global__ void lm_crossentropy_forward_kernel(float *losses, const float *logits, const int32_t *labels, int V) {
+__global__ void lm_crossentropy_forward_kernel(float *losses, const float *logits, const int32_t *labels, int V,
+                                               int stride) {
     const size_t row = blockIdx.x;
     const int32_t label = labels[row];
     if (label < 0 || label >= V) { /* uniform across the block */
         if (threadIdx.x == 0) losses[row] = 0.0f;
         return;
     }
-    const float *x = logits + row * V;
+    const float *x = logits + row * (size_t)stride;
     float m;
     double sum;
     lm_softmax_row_stats(x, V, &m, &sum);
@@ -37,17 +41,21 @@ __global__ void lm_crossentropy_forward_kernel(float *losses, const float *logit
 }
 
 __global__ void lm_crossentropy_backward_kernel(float *dlogits, const float *logits, const int32_t *labels,
-                                                float loss_scale, const int64_t *n_targets, int V, int in_place) {
+                                                float loss_scale, const int64_t *n_targets, int V, int stride,
+                                                int in_place) {
     const float dloss = lm_loss_gradient_scale(loss_scale, n_targets);
     const size_t row = blockIdx.x;
     const int32_t label = labels[row];
-    float *dx = dlogits + row * V;
+    float *dx = dlogits + row * (size_t)stride;
     if (label < 0 || label >= V) {
         if (in_place)
-            for (int j = threadIdx.x; j < V; j += blockDim.x) dx[j] = 0.0f;
+            for (int j = threadIdx.x; j < stride; j += blockDim.x) dx[j] = 0.0f;
         return;
     }
-    const float *x = logits + row * V;
+    const float *x = logits + row * (size_t)stride;
+    /* The padding columns' gradient: 0 (no thread reads them). */
+    if (in_place)
+        for (int j = V + threadIdx.x; j < stride; j += blockDim.x) dx[j] = 0.0f;
     /* Read before any thread overwrites the row (the stats below synchronise). */
     const float label_logit = x[label];
     float m;
@@ -66,17 +74,17 @@ __global__ void lm_crossentropy_backward_kernel(float *dlogits, const float *log
 }
 
 extern "C" void lm_cuda_crossentropy_forward(lm_cuda_ctx *ctx, float *losses, const float *logits,
-                                             const int32_t *labels, int N, int V) {
+                                             const int32_t *labels, int N, int V, int stride) {
     if (N <= 0 || V <= 0) return;
-    lm_crossentropy_forward_kernel<<<N, LM_CE_BLOCK, 0, ctx->stream>>>(losses, logits, labels, V);
+    lm_crossentropy_forward_kernel<<<N, LM_CE_BLOCK, 0, ctx->stream>>>(losses, logits, labels, V, stride);
     lm_cuda_check_launch(ctx, "crossentropy_forward");
 }
 
 extern "C" void lm_cuda_crossentropy_backward(lm_cuda_ctx *ctx, float *dlogits, const float *logits,
                                               const int32_t *labels, float loss_scale, const int64_t *n_targets,
-                                              int N, int V) {
+                                              int N, int V, int stride) {
     if (N <= 0 || V <= 0) return;
     lm_crossentropy_backward_kernel<<<N, LM_CE_BLOCK, 0, ctx->stream>>>(dlogits, logits, labels, loss_scale,
-                                                                       n_targets, V, dlogits == logits);
+                                                                       n_targets, V, stride, dlogits == logits);
     lm_cuda_check_launch(ctx, "crossentropy_backward");
 }

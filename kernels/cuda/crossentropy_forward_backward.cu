@@ -16,7 +16,12 @@
  * float4 loads and stores from there, and a scalar tail.  The per-thread
  * sums run in another order than the two-op kernels' (crossentropy.cu), so
  * results may differ from them and from the CPU in the last ulps
- * (tests/gpu/test_cuda_classifier.c states the tolerances). */
+ * (tests/gpu/test_cuda_classifier.c states the tolerances).
+ *
+ * Rows lie `stride` floats apart (a padded vocabulary, backend_ops.def):
+ * the passes cover the first V columns, whose split is taken on the row's
+ * own address (a stride of a multiple of 4 keeps every row aligned), and
+ * the padding columns are written 0. */
 #include <math.h>
 
 #include "cuda_common.cuh"
@@ -56,18 +61,21 @@ __device__ __forceinline__ float lm_ce_grad(float x, int j, int label, float m, 
 }
 
 __global__ void lm_crossentropy_forward_backward_kernel(float *losses, float *logits, const int32_t *labels,
-                                                        float loss_scale, const int64_t *n_targets, int V) {
+                                                        float loss_scale, const int64_t *n_targets, int V,
+                                                        int stride) {
     const float dloss = lm_loss_gradient_scale(loss_scale, n_targets);
     __shared__ float shared_max[32];
     __shared__ double shared_sum[32];
     const size_t row = blockIdx.x;
     const int32_t label = labels[row];
-    float *x = logits + row * (size_t)V;
+    float *x = logits + row * (size_t)stride;
     if (label < 0 || label >= V) { /* uniform across the block */
         if (threadIdx.x == 0) losses[row] = 0.0f;
-        for (int j = threadIdx.x; j < V; j += blockDim.x) x[j] = 0.0f;
+        for (int j = threadIdx.x; j < stride; j += blockDim.x) x[j] = 0.0f;
         return;
     }
+    /* The padding columns (no pass reads them): their gradient is 0. */
+    for (int j = V + threadIdx.x; j < stride; j += blockDim.x) x[j] = 0.0f;
     /* Read before any thread overwrites the row (the reductions below
      * synchronise the block before pass 2). */
     const float label_logit = x[label];
@@ -116,9 +124,9 @@ __global__ void lm_crossentropy_forward_backward_kernel(float *losses, float *lo
 
 extern "C" void lm_cuda_crossentropy_forward_backward(lm_cuda_ctx *ctx, float *losses, float *logits,
                                                       const int32_t *labels, float loss_scale,
-                                                      const int64_t *n_targets, int N, int V) {
+                                                      const int64_t *n_targets, int N, int V, int stride) {
     if (N <= 0 || V <= 0) return;
-    lm_crossentropy_forward_backward_kernel<<<N, LM_CE_FUSED_BLOCK, 0, ctx->stream>>>(losses, logits, labels,
-                                                                                       loss_scale, n_targets, V);
+    lm_crossentropy_forward_backward_kernel<<<N, LM_CE_FUSED_BLOCK, 0, ctx->stream>>>(
+        losses, logits, labels, loss_scale, n_targets, V, stride);
     lm_cuda_check_launch(ctx, "crossentropy_forward_backward");
 }

@@ -65,7 +65,7 @@ static size_t logits_rows_for(size_t rows, size_t max_rows) {
 
 static lm_status ensure_logits(bert_model *m, size_t rows, size_t max_rows) {
     if (rows <= m->logits_capacity) return LM_OK;
-    const size_t capacity = logits_rows_for(rows, max_rows), V = (size_t)m->config.vocab_size;
+    const size_t capacity = logits_rows_for(rows, max_rows), V = (size_t)m->base.vocab_rows;
     char what[96];
     snprintf(what, sizeof what, "BERT logits for %zu rows x %zu tokens", capacity, V);
     m->acts.logits = NULL;
@@ -93,7 +93,7 @@ typedef struct head_rows {
 static void head_forward(bert_model *m, const head_rows *h, const float *input, int rows) {
     const bert_config *c = &m->config;
     lm_backend *be = m->base.backend;
-    const int C = c->hidden_size, V = c->vocab_size, L = c->num_hidden_layers;
+    const int C = c->hidden_size, V = m->base.vocab_rows, L = c->num_hidden_layers; /* V: padded */
     float *params = m->base.buffers.params;
 #define HEAD(k) model_tensor(&m->base, params, BERT_HEAD_TENSOR(L, k))
     be->ops->matmul_forward(be, h->dense, input, HEAD(BERT_HEAD_DENSE_W), HEAD(BERT_HEAD_DENSE_B), rows, C, C,
@@ -193,7 +193,9 @@ void bert_head_backward(bert_model *m, float loss_scale) {
     lm_backend *be = m->base.backend;
     const lm_backend_ops *ops = be->ops;
     bert_acts *a = &m->acts;
-    const int M = m->head_n, C = c->hidden_size, V = c->vocab_size, L = c->num_hidden_layers;
+    /* V: the vocabulary padded; dlogits is 0 in its padding columns, so the
+     * GEMM writes 0 to the padding rows of the weight and bias gradients. */
+    const int M = m->head_n, C = c->hidden_size, V = m->base.vocab_rows, L = c->num_hidden_layers;
     const size_t MC = (size_t)M * (size_t)C, NC = (size_t)m->base.B * (size_t)m->base.T * (size_t)C;
     float *params = m->base.buffers.params, *grads = m->base.buffers.grads;
 #define P(index) model_tensor(&m->base, params, (index))
@@ -224,7 +226,7 @@ void bert_head_backward(bert_model *m, float loss_scale) {
 /* The head over all N rows of the last forward, into full_head_memory. */
 static lm_status full_logits(bert_model *m, const float **logits) {
     const size_t N = (size_t)m->base.B * (size_t)m->base.T, C = (size_t)m->config.hidden_size;
-    const size_t V = (size_t)m->config.vocab_size, NC = (N * C + 15) & ~(size_t)15, NS = (N + 15) & ~(size_t)15;
+    const size_t V = (size_t)m->base.vocab_rows, NC = (N * C + 15) & ~(size_t)15, NS = (N + 15) & ~(size_t)15;
     LM_TRY(model_buffer_grow(m->base.backend, (void **)&m->full_head_memory, &m->full_head_capacity,
                              3 * NC + 2 * NS + N * V, sizeof(float),
                              "BERT logits of every position (logits() after a forward with labels)"));
@@ -239,5 +241,5 @@ lm_status bert_head_download_logits(model_base *b, float *out, size_t count) {
     bert_model *m = bert_of(b);
     const float *logits = m->acts.logits;
     if (m->head_sparse) LM_TRY(full_logits(m, &logits));
-    return b->backend->ops->download(b->backend, out, logits, count * sizeof(float));
+    return model_download_logits(b, out, logits, count);
 }

@@ -28,6 +28,7 @@ static lm_status declare_params(model_base *m) {
     } while (0)
 
     LM_TRY(param_table_add_matrix(t, std, V, H, "bert.embeddings.word_embeddings.weight"));
+    param_table_pad_rows(t, m->vocab_rows); /* the decoder's GEMM over vocab_rows (model_plugin.h) */
     LM_TRY(param_table_add_matrix(t, std, P, H, "bert.embeddings.position_embeddings.weight"));
     LM_TRY(param_table_add_matrix(t, std, TV, H, "bert.embeddings.token_type_embeddings.weight"));
     LM_TRY(param_table_add_vector(t, PARAM_INIT_ONES, H, "bert.embeddings.LayerNorm.weight"));
@@ -50,6 +51,12 @@ static lm_status declare_params(model_base *m) {
     }
 #undef LAYER_NORM
     LM_TRY(param_table_add_vector(t, PARAM_INIT_ZEROS, V, "cls.predictions.bias"));
+    /* Padded like the weight rather than handled apart: the decoder stays
+     * one GEMM with its bias epilogue over vocab_rows columns (the padding
+     * logits are 0 + 0), and its backward writes the bias gradient of the
+     * padding columns as the sum of their zero dlogits, 0, like the
+     * weight's padding rows: no op needs to know about the padding. */
+    param_table_pad_rows(t, m->vocab_rows);
     LM_TRY(param_table_add_matrix(t, std, H, H, "cls.predictions.transform.dense.weight"));
     LM_TRY(param_table_add_vector(t, PARAM_INIT_ZEROS, H, "cls.predictions.transform.dense.bias"));
     LM_TRY(param_table_add_vector(t, PARAM_INIT_ONES, H, "cls.predictions.transform.LayerNorm.weight"));

@@ -22,7 +22,9 @@ void gpt2_backward(model_base *b, float loss_scale) {
     lm_backend *be = b->backend;
     const lm_backend_ops *ops = be->ops;
     const int B = b->B, T = b->T, N = B * T;
-    const int C = c->n_embd, H = c->n_inner, V = c->vocab_size, L = c->n_layer;
+    /* V: the head's rows, the vocabulary padded: dlogits is 0 in the padding
+     * columns, so the GEMM writes the padding rows' gradient 0. */
+    const int C = c->n_embd, H = c->n_inner, V = b->vocab_rows, L = c->n_layer;
     const size_t NC = (size_t)N * (size_t)C, NH4 = (size_t)N * (size_t)H;
     const lm_step_state *key = b->key;
     const float eps = (float)c->layer_norm_epsilon;

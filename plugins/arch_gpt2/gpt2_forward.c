@@ -18,7 +18,7 @@ size_t gpt2_carve_acts(model_base *b, float *base, int B, int T) {
     gpt2_model *m = gpt2_of(b);
     const gpt2_config *c = &m->config;
     const size_t N = (size_t)B * (size_t)T, C = (size_t)c->n_embd, H = (size_t)c->n_inner;
-    const size_t V = (size_t)c->vocab_size;
+    const size_t V = (size_t)b->vocab_rows; /* the logits' columns: the padded vocabulary */
     model_arena cv = {base, 0};
     gpt2_acts *a = &m->acts;
     a->encoded = model_arena_take(&cv, N * C);
@@ -79,7 +79,8 @@ lm_status gpt2_forward(model_base *b, const lm_batch *batch, lm_step_state *stat
     lm_backend *be = b->backend;
     const lm_backend_ops *ops = be->ops;
     const int B = batch->B, T = batch->T, N = B * T;
-    const int C = c->n_embd, H = c->n_inner, V = c->vocab_size, L = c->n_layer;
+    /* V: the head's rows, the vocabulary padded (model_plugin.h). */
+    const int C = c->n_embd, H = c->n_inner, V = b->vocab_rows, L = c->n_layer;
     const float eps = (float)c->layer_norm_epsilon;
     gpt2_acts *a = &m->acts;
     m->embd_p = b->training ? (float)c->embd_pdrop : 0.0f;
@@ -138,7 +139,8 @@ lm_status gpt2_forward(model_base *b, const lm_batch *batch, lm_step_state *stat
         residual = la->residual3;
 #undef W
     }
-    /* Tied head: wte is [V, C], i.e. an [out, in] weight. */
+    /* Tied head: wte is [V, C], i.e. an [out, in] weight (with vocab_rows
+     * rows: logits [N, vocab_rows], the padding columns 0). */
     ops->matmul_forward(be, a->logits, a->lnf, P(GPT2_WTE), NULL, N, C, V, LM_W_OUT_IN);
 #undef P
     if (batch->labels) model_forward_loss(b, a->losses, a->logits, a->labels, N, state);

@@ -22,6 +22,7 @@ static lm_status declare_params(model_base *m) {
     const float proj_std = (float)(c->initializer_range / sqrt(2.0 * c->n_layer));
 
     LM_TRY(param_table_add_matrix(t, std, V, C, "transformer.wte.weight"));
+    param_table_pad_rows(t, m->vocab_rows); /* the head's GEMM over vocab_rows (model_plugin.h) */
     LM_TRY(param_table_add_matrix(t, std, P, C, "transformer.wpe.weight"));
     for (int l = 0; l < c->n_layer; l++) {
         LM_TRY(param_table_add_vector(t, PARAM_INIT_ONES, C, "transformer.h.%d.ln_1.weight", l));

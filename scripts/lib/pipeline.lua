@@ -94,6 +94,8 @@ function M.common_options(name)
         {section = device_section, choices = {"auto", "off"}}),
     opt("attn_implementation", "auto", "eager, sdpa (the fused attention, for long blocks) or auto (docs/recipes.md)",
         {section = device_section, choices = {"auto", "eager", "sdpa"}}),
+    opt("pad_vocab_to_multiple_of", "auto", "pad the vocabulary inside the model to a multiple of N for whole GPU "
+        .. "tiles (auto: 128 on CUDA, 1 on the CPU; saved files keep the real vocab_size)", {section = device_section}),
 
     opt("logging_steps", 50, "log the training loss every N steps", {section = eval_section, min = 1,
         aliases = {"log_every"}}),
@@ -393,7 +395,8 @@ function M.run(spec)
     lm.load_model(cfg.init_from, {device = arch_settings.device, precision = arch_settings.precision,
                                   threads = arch_settings.threads, profile_ops = arch_settings.profile_ops,
                                   recompute = arch_settings.recompute,
-                                  attn_implementation = arch_settings.attn_implementation})
+                                  attn_implementation = arch_settings.attn_implementation,
+                                  pad_vocab_to_multiple_of = arch_settings.pad_vocab_to_multiple_of})
     or lm.architecture(arch_name, arch_settings)
   if cfg.init_from == "" then model:init(cfg.seed) end
   local info = model:info()

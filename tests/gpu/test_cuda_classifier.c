@@ -69,7 +69,7 @@ static void check_classifier(int N, int V, size_t offset) {
 
     /* The CPU twin. */
     float *cpu = gt_host_copy(logits, NV), *cpu_losses = gt_host((size_t)N);
-    lm_cpu_crossentropy_forward_backward(cpu_losses, cpu, labels, dloss, N, V);
+    lm_cpu_crossentropy_forward_backward(cpu_losses, cpu, labels, dloss, N, V, V);
 
     /* The GPU, fused, on logits at `offset` floats into their allocation. */
     float *padded = gt_host(NV + offset);
@@ -78,7 +78,7 @@ static void check_classifier(int N, int V, size_t offset) {
     float *d_losses = gt_dev_nan(be, (size_t)N);
     int32_t *d_labels = gt_dev_upload_ints(be, labels, (size_t)N);
     int64_t *d_count = gt_dev_count(be, scored);
-    be->ops->crossentropy_forward_backward(be, d_losses, d_logits, d_labels, loss_scale, d_count, N, V);
+    be->ops->crossentropy_forward_backward(be, d_losses, d_logits, d_labels, loss_scale, d_count, N, V, V);
     gt_sync(be, "crossentropy_forward_backward");
     float *fused = gt_host(NV), *fused_losses = gt_host((size_t)N);
     gt_dev_download(be, fused, d_logits, NV);
@@ -105,7 +105,7 @@ static void check_classifier(int N, int V, size_t offset) {
     float *again = gt_host(NV);
     memcpy(padded + offset, logits, NV * sizeof *logits);
     ck_assert_int_eq(be->ops->upload(be, d_base, padded, (NV + offset) * sizeof(float)), LM_OK);
-    be->ops->crossentropy_forward_backward(be, d_losses, d_logits, d_labels, loss_scale, d_count, N, V);
+    be->ops->crossentropy_forward_backward(be, d_losses, d_logits, d_labels, loss_scale, d_count, N, V, V);
     gt_sync(be, "crossentropy_forward_backward (again)");
     gt_dev_download(be, again, d_logits, NV);
     gt_assert_bitwise("fused dlogits run to run", again, fused, NV);
@@ -113,8 +113,8 @@ static void check_classifier(int N, int V, size_t offset) {
     /* The CUDA two-op path on the same logits. */
     ck_assert_int_eq(be->ops->upload(be, d_base, padded, (NV + offset) * sizeof(float)), LM_OK);
     gt_dev_poison(be, d_losses, (size_t)N);
-    be->ops->crossentropy_forward(be, d_losses, d_logits, d_labels, N, V);
-    be->ops->crossentropy_backward(be, d_logits, d_logits, d_labels, loss_scale, d_count, N, V);
+    be->ops->crossentropy_forward(be, d_losses, d_logits, d_labels, N, V, V);
+    be->ops->crossentropy_backward(be, d_logits, d_logits, d_labels, loss_scale, d_count, N, V, V);
     gt_sync(be, "crossentropy_forward + crossentropy_backward");
     float *two = gt_host(NV), *two_losses = gt_host((size_t)N);
     gt_dev_download(be, two, d_logits, NV);
@@ -155,7 +155,7 @@ START_TEST(test_fused_nan_reaches_the_loss) {
     float *d_logits = gt_dev_upload(be, logits, (size_t)N * V), *d_losses = gt_dev_nan(be, N);
     int32_t *d_labels = gt_dev_upload_ints(be, labels, N);
     int64_t *d_count = gt_dev_count(be, 1);
-    be->ops->crossentropy_forward_backward(be, d_losses, d_logits, d_labels, 0.25f, d_count, N, V);
+    be->ops->crossentropy_forward_backward(be, d_losses, d_logits, d_labels, 0.25f, d_count, N, V, V);
     gt_sync(be, "crossentropy_forward_backward with a NaN");
     float losses[N];
     gt_dev_download(be, losses, d_losses, N);

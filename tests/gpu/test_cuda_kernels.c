@@ -157,7 +157,7 @@ START_TEST(test_graph_capture) {
         lm_cuda_matmul_forward(ctx, hid, ln, dev[3], dev[4], N, C, H, LM_W_IN_OUT);                                \
         lm_cuda_gelu_forward(ctx, act, hid, (size_t)N * H, 1);                                                     \
         lm_cuda_matmul_forward(ctx, logits, act, dev[5], NULL, N, H, V, LM_W_IN_OUT);                              \
-        lm_cuda_crossentropy_forward(ctx, losses, logits, d_labels, N, V);                                         \
+        lm_cuda_crossentropy_forward(ctx, losses, logits, d_labels, N, V, V);                                      \
         lm_cuda_sum(ctx, loss_sum, losses, (size_t)N);                                                             \
     } while (0)
 

@@ -689,10 +689,10 @@ static void check_crossentropy(int N, int V) {
     for (int i = 0; i < N; i++) scored += labels[i] >= 0 && labels[i] < V;
     float *losses = gt_host((size_t)N), *g = gt_host(NV);
     gt_fill_nan(losses, (size_t)N);
-    double sum_cpu = lm_cpu_crossentropy_forward(losses, logits, labels, N, V);
+    double sum_cpu = lm_cpu_crossentropy_forward(losses, logits, labels, N, V, V);
     float *d_logits = gt_dev_upload(be, logits, NV), *d_losses = gt_dev_nan(be, (size_t)N);
     int32_t *d_labels = gt_dev_upload_ints(be, labels, (size_t)N);
-    be->ops->crossentropy_forward(be, d_losses, d_logits, d_labels, N, V);
+    be->ops->crossentropy_forward(be, d_losses, d_logits, d_labels, N, V, V);
     gt_sync(be, "crossentropy_forward");
     gt_dev_download(be, g, d_losses, (size_t)N);
     gt_compare("crossentropy_forward losses", g, losses, (size_t)N, TOL_POINTWISE);
@@ -708,17 +708,17 @@ static void check_crossentropy(int N, int V) {
     int64_t *d_count = gt_dev_count(be, scored);
     /* start values of the size of the increments (probabilities ~1/V) */
     float *d0 = gt_random(NV, -1.0f / (float)V, 1.0f / (float)V), *dcpu = gt_host_copy(d0, NV);
-    lm_cpu_crossentropy_backward(dcpu, logits, labels, dloss, N, V);
+    lm_cpu_crossentropy_backward(dcpu, logits, labels, dloss, N, V, V);
     float *d_d = gt_dev_upload(be, d0, NV);
-    be->ops->crossentropy_backward(be, d_d, d_logits, d_labels, 1.0f, d_count, N, V);
+    be->ops->crossentropy_backward(be, d_d, d_logits, d_labels, 1.0f, d_count, N, V, V);
     gt_sync(be, "crossentropy_backward");
     gt_dev_download(be, g, d_d, NV);
     gt_compare_accumulated("crossentropy_backward dlogits", g, dcpu, d0, NV, 1e-5);
 
     /* backward in place (dlogits == logits): unscored rows become 0 */
     float *inplace = gt_host_copy(logits, NV);
-    lm_cpu_crossentropy_backward(inplace, inplace, labels, dloss, N, V);
-    be->ops->crossentropy_backward(be, d_logits, d_logits, d_labels, 1.0f, d_count, N, V);
+    lm_cpu_crossentropy_backward(inplace, inplace, labels, dloss, N, V, V);
+    be->ops->crossentropy_backward(be, d_logits, d_logits, d_labels, 1.0f, d_count, N, V, V);
     gt_sync(be, "crossentropy_backward (in place)");
     gt_dev_download(be, g, d_logits, NV);
     gt_compare("crossentropy_backward in place", g, inplace, NV, 1e-5);

@@ -80,9 +80,9 @@ static void check_against_two_ops(const classifier_case *c) {
     float *two_logits = tk_copy(c->logits, NV), *two_losses = tk_floats((size_t)c->N);
     float *fused_logits = tk_copy(c->logits, NV), *fused_losses = tk_floats((size_t)c->N);
     for (int n = 0; n < c->N; n++) two_losses[n] = fused_losses[n] = NAN; /* unwritten rows fail */
-    (void)lm_cpu_crossentropy_forward(two_losses, two_logits, c->labels, c->N, c->V);
-    lm_cpu_crossentropy_backward(two_logits, two_logits, c->labels, c->dloss, c->N, c->V);
-    lm_cpu_crossentropy_forward_backward(fused_losses, fused_logits, c->labels, c->dloss, c->N, c->V);
+    (void)lm_cpu_crossentropy_forward(two_losses, two_logits, c->labels, c->N, c->V, c->V);
+    lm_cpu_crossentropy_backward(two_logits, two_logits, c->labels, c->dloss, c->N, c->V, c->V);
+    lm_cpu_crossentropy_forward_backward(fused_losses, fused_logits, c->labels, c->dloss, c->N, c->V, c->V);
     assert_same_bits("loss", c, fused_losses, two_losses, (size_t)c->N);
     assert_same_bits("dlogits", c, fused_logits, two_logits, NV);
     free(two_logits);
@@ -126,7 +126,7 @@ START_TEST(test_fused_rows_hold_the_gradient) {
     c.logits[7 * V + 3] = NAN;
     check_against_two_ops(&c);
     float losses[N];
-    lm_cpu_crossentropy_forward_backward(losses, c.logits, c.labels, c.dloss, N, V);
+    lm_cpu_crossentropy_forward_backward(losses, c.logits, c.labels, c.dloss, N, V, V);
     ck_assert_msg(losses[3] == 0.0f, "a +1e4 label among -1e4: loss %g, expected 0", (double)losses[3]);
     int high = 0; /* the +1e4 logits of row 4 */
     for (int j = 0; j < V; j++) high += j % 3 == 0 && j != c.labels[4];
@@ -164,7 +164,7 @@ START_TEST(test_backend_op_is_the_twin) {
     ck_assert_int_eq(c.scored, 18);
     const size_t NV = (size_t)c.N * c.V;
     float *want = tk_copy(c.logits, NV), *want_losses = tk_floats((size_t)c.N);
-    lm_cpu_crossentropy_forward_backward(want_losses, want, c.labels, c.dloss, c.N, c.V);
+    lm_cpu_crossentropy_forward_backward(want_losses, want, c.labels, c.dloss, c.N, c.V, c.V);
     float *d_logits = NULL, *d_losses = NULL;
     int32_t *d_labels = NULL;
     ck_assert_int_eq(be->ops->alloc(be, (void **)&d_logits, NV * sizeof(float), "logits"), LM_OK);
@@ -175,7 +175,7 @@ START_TEST(test_backend_op_is_the_twin) {
     int64_t *d_count = NULL;
     ck_assert_int_eq(be->ops->alloc(be, (void **)&d_count, sizeof(int64_t), "count"), LM_OK);
     ck_assert_int_eq(be->ops->upload(be, d_count, &c.scored, sizeof c.scored), LM_OK);
-    be->ops->crossentropy_forward_backward(be, d_losses, d_logits, d_labels, c.loss_scale, d_count, c.N, c.V);
+    be->ops->crossentropy_forward_backward(be, d_losses, d_logits, d_labels, c.loss_scale, d_count, c.N, c.V, c.V);
     float *got = tk_floats(NV), *got_losses = tk_floats((size_t)c.N);
     ck_assert_int_eq(be->ops->download(be, got, d_logits, NV * sizeof(float)), LM_OK);
     ck_assert_int_eq(be->ops->download(be, got_losses, d_losses, (size_t)c.N * sizeof(float)), LM_OK);
@@ -183,11 +183,11 @@ START_TEST(test_backend_op_is_the_twin) {
     assert_same_bits("backend dlogits", &c, got, want, NV);
 
     /* crossentropy_backward in place, the same way. */
-    lm_cpu_crossentropy_forward(want_losses, c.logits, c.labels, c.N, c.V);
+    lm_cpu_crossentropy_forward(want_losses, c.logits, c.labels, c.N, c.V, c.V);
     float *want_backward = tk_copy(c.logits, NV);
-    lm_cpu_crossentropy_backward(want_backward, want_backward, c.labels, c.dloss, c.N, c.V);
+    lm_cpu_crossentropy_backward(want_backward, want_backward, c.labels, c.dloss, c.N, c.V, c.V);
     ck_assert_int_eq(be->ops->upload(be, d_logits, c.logits, NV * sizeof(float)), LM_OK);
-    be->ops->crossentropy_backward(be, d_logits, d_logits, d_labels, c.loss_scale, d_count, c.N, c.V);
+    be->ops->crossentropy_backward(be, d_logits, d_logits, d_labels, c.loss_scale, d_count, c.N, c.V, c.V);
     ck_assert_int_eq(be->ops->download(be, got, d_logits, NV * sizeof(float)), LM_OK);
     assert_same_bits("backend crossentropy_backward", &c, got, want_backward, NV);
 

@@ -304,7 +304,7 @@ typedef struct ce_case {
 
 static void ce_run(void *ctx) {
     ce_case *c = ctx;
-    (void)lm_cpu_crossentropy_forward(c->losses, c->logits, c->labels, c->N, c->V);
+    (void)lm_cpu_crossentropy_forward(c->losses, c->logits, c->labels, c->N, c->V, c->V);
 }
 
 START_TEST(test_crossentropy_gradients) {
@@ -319,7 +319,7 @@ START_TEST(test_crossentropy_gradients) {
     tk_fill(d, n, -0.5f, 0.5f, 42);
     float *d0 = tk_copy(d, n);
     ce_run(&c);
-    lm_cpu_crossentropy_backward(d, c.logits, c.labels, dloss, c.N, c.V);
+    lm_cpu_crossentropy_backward(d, c.logits, c.labels, dloss, c.N, c.V, c.V);
     float *g = tk_delta(d, d0, n);
     tk_check_gradient("crossentropy dlogits", ce_run, &c, c.logits, n, c.losses, weights, c.N, g, FD_H, FD_ATOL,
                       FD_RTOL);

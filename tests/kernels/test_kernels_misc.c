@@ -200,7 +200,7 @@ START_TEST(test_crossentropy_matches_double_reference) {
     float *logits = tk_floats(N * V), *losses = tk_floats(N);
     tk_fill(logits, N * V, -20.0f, 20.0f, 71);
     for (int j = 0; j < V; j++) logits[3 * V + j] += 1000.0f; /* large offset: needs the max shift */
-    double sum = lm_cpu_crossentropy_forward(losses, logits, labels, N, V);
+    double sum = lm_cpu_crossentropy_forward(losses, logits, labels, N, V, V);
     double want_sum = 0.0;
     for (int n = 0; n < N; n++) {
         double want = 0.0;
@@ -247,7 +247,7 @@ START_TEST(test_nan_inputs_give_nan_outputs) {
     for (int i = 0; i < B * T * C; i++) ck_assert_msg(isnan(out[i]), "attention out[%d] = %g", i, (double)out[i]);
     float logits[2 * 5] = {0, 1, 2, 3, 4, 0, 1, NAN, 3, 4}, losses[2];
     int32_t labels[2] = {1, 1};
-    double sum = lm_cpu_crossentropy_forward(losses, logits, labels, 2, 5);
+    double sum = lm_cpu_crossentropy_forward(losses, logits, labels, 2, 5, 5);
     ck_assert(!isnan(losses[0]) && isnan(losses[1]) && isnan(sum));
     float x[3] = {NAN, 1.0f, -1.0f}, y[3];
     lm_cpu_gelu_forward(y, x, 3, 1);
@@ -300,8 +300,8 @@ static void run_ops(thread_run *r, int threads) {
     float *logits = tk_floats((size_t)TN * TV);
     tk_fill(logits, (size_t)TN * TV, -5, 5, 7);
     r->ce_loss = tk_floats(TN);
-    r->ce_sum = lm_cpu_crossentropy_forward(r->ce_loss, logits, labels, TN, TV);
-    lm_cpu_crossentropy_backward(logits, logits, labels, 0.01f, TN, TV);
+    r->ce_sum = lm_cpu_crossentropy_forward(r->ce_loss, logits, labels, TN, TV, TV);
+    lm_cpu_crossentropy_backward(logits, logits, labels, 0.01f, TN, TV, TV);
     r->ce_d = logits;
 
     r->emb_dte = tk_floats(TV * EC);

@@ -150,7 +150,7 @@ START_TEST(test_crossentropy_matches_torch) {
     const float *logits = fx("ce.logits", N * V);
     const int32_t *labels = fx_int("ce.labels", N);
     float *losses = tk_floats(N);
-    double sum = lm_cpu_crossentropy_forward(losses, logits, labels, N, V);
+    double sum = lm_cpu_crossentropy_forward(losses, logits, labels, N, V, V);
     tk_assert_close("cross-entropy per-row losses", losses, fx("ce.losses", N), N, 1e-5, 1e-6);
     int scored = 0;
     for (int n = 0; n < N; n++) scored += labels[n] != -100;
@@ -160,11 +160,11 @@ START_TEST(test_crossentropy_matches_torch) {
 
     float dloss = (float)(1.0 / scored);
     float *dlogits = tk_floats(N * V);
-    lm_cpu_crossentropy_backward(dlogits, logits, labels, dloss, N, V);
+    lm_cpu_crossentropy_backward(dlogits, logits, labels, dloss, N, V, V);
     tk_assert_close("cross-entropy dlogits", dlogits, fx("ce.dlogits", N * V), N * V, 1e-7, 1e-5);
     /* In place: the logits buffer becomes the gradient, ignored rows zeros. */
     float *inplace = tk_copy(logits, N * V);
-    lm_cpu_crossentropy_backward(inplace, inplace, labels, dloss, N, V);
+    lm_cpu_crossentropy_backward(inplace, inplace, labels, dloss, N, V, V);
     tk_assert_close("cross-entropy in-place dlogits", inplace, dlogits, N * V, 0.0, 0.0);
     free(losses), free(dlogits), free(inplace);
 }

@@ -1,9 +1,68 @@
 /* The device keys shared by architecture plugins (model_device.h). */
 #include "model_device.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "hf_config.h"
+
+#define PAD_VOCAB_KEY "pad_vocab_to_multiple_of"
+
+/* "auto" or an integer, as a string (the scripts pass their option's text)
+ * or a number (a Lua table): kept as text, judged by model_device_check. */
+static void read_pad_vocab(model_device *d, lm_config *cfg) {
+    snprintf(d->pad_vocab_given, sizeof d->pad_vocab_given, "auto");
+    for (size_t i = 0; i < lm_config_count(cfg); i++) {
+        if (strcmp(lm_config_key_at(cfg, i), PAD_VOCAB_KEY) != 0) continue;
+        switch (lm_config_type_at(cfg, i)) {
+        case LM_CONFIG_INT:
+            snprintf(d->pad_vocab_given, sizeof d->pad_vocab_given, "%lld",
+                     (long long)lm_config_int(cfg, PAD_VOCAB_KEY, 0));
+            break;
+        case LM_CONFIG_NUMBER:
+            snprintf(d->pad_vocab_given, sizeof d->pad_vocab_given, "%g", lm_config_number(cfg, PAD_VOCAB_KEY, 0));
+            break;
+        case LM_CONFIG_STRING:
+            snprintf(d->pad_vocab_given, sizeof d->pad_vocab_given, "%s", lm_config_string(cfg, PAD_VOCAB_KEY, ""));
+            break;
+        case LM_CONFIG_BOOL:
+            snprintf(d->pad_vocab_given, sizeof d->pad_vocab_given, "%s",
+                     lm_config_bool(cfg, PAD_VOCAB_KEY, 0) ? "true" : "false");
+            break;
+        case LM_CONFIG_LIST:
+            (void)lm_config_has(cfg, PAD_VOCAB_KEY); /* read: judged below, not reported as unknown */
+            snprintf(d->pad_vocab_given, sizeof d->pad_vocab_given, "a list");
+            break;
+        }
+        return;
+    }
+}
+
+/* "auto" (0), or a decimal integer in [1, MODEL_PAD_VOCAB_MAX]. */
+static lm_status check_pad_vocab(model_device *d, const char *arch) {
+    const char *given = d->pad_vocab_given;
+    if (strcmp(given, "auto") == 0) {
+        d->pad_vocab_multiple = 0;
+        return LM_OK;
+    }
+    char *end = NULL;
+    const long value = given[0] >= '0' && given[0] <= '9' ? strtol(given, &end, 10) : 0;
+    if (end && *end == '\0' && value >= 1 && value <= MODEL_PAD_VOCAB_MAX) {
+        d->pad_vocab_multiple = (int32_t)value;
+        return LM_OK;
+    }
+    return lm_error_set(LM_ERR_INVALID, "architecture '%s': pad_vocab_to_multiple_of must be auto (%d on CUDA, 1 "
+                                        "on the CPU) or an integer from 1 to %d (the vocabulary is padded inside "
+                                        "the model to a multiple of it), got '%s'",
+                        arch, MODEL_PAD_VOCAB_AUTO_CUDA, MODEL_PAD_VOCAB_MAX, given);
+}
+
+int32_t model_device_vocab_rows(const model_device *d, const lm_backend *be, int32_t vocab_size) {
+    int64_t multiple = d->pad_vocab_multiple;
+    if (multiple == 0) multiple = be->device.type == LM_DEVICE_CUDA ? MODEL_PAD_VOCAB_AUTO_CUDA : 1;
+    return (int32_t)(((int64_t)vocab_size + multiple - 1) / multiple * multiple);
+}
 
 void model_device_read(model_device *d, lm_config *cfg) {
     memset(d, 0, sizeof *d);
@@ -14,6 +73,7 @@ void model_device_read(model_device *d, lm_config *cfg) {
     d->profile_ops = lm_config_bool(cfg, "profile_ops", 0);
     d->recompute_given = lm_config_string(cfg, "recompute", "none");
     d->attention_given = lm_config_string(cfg, "attn_implementation", "auto");
+    read_pad_vocab(d, cfg);
 }
 
 lm_status model_device_check(model_device *d, const char *arch) {
@@ -43,6 +103,7 @@ lm_status model_device_check(model_device *d, const char *arch) {
         return lm_error_set(LM_ERR_INVALID, "architecture '%s': attn_implementation '%.40s' is unknown: use auto "
                                             "(the default), eager ([B,NH,T,T] probabilities) or sdpa (the fused "
                                             "kernel, for long blocks)", arch, attention);
+    LM_TRY(check_pad_vocab(d, arch));
     if (d->threads < 0 || d->threads > 4096)
         return lm_error_set(LM_ERR_INVALID, "architecture '%s': threads must be 0 (default) or a positive count, "
                                             "got %d", arch, d->threads);

@@ -1,7 +1,7 @@
 /* Where and how an architecture plugin computes: the keys every
  * architecture takes besides its Hugging Face configuration (device,
- * precision, threads, profile_ops, recompute), and the backend they
- * describe.
+ * precision, threads, profile_ops, recompute, attn_implementation,
+ * pad_vocab_to_multiple_of), and the backend they describe.
  *
  * Reading is split in two because of lm_config's rules: keys must be read
  * before lm_config_validate (reading is what makes a key known), and their
@@ -44,6 +44,13 @@ typedef enum model_attention {
 /* The largest head size of the CUDA fused kernels (kernels/cuda/attention_fused*.cu). */
 #define MODEL_ATTENTION_FUSED_MAX_HEAD_CUDA 128
 
+/* pad_vocab_to_multiple_of=auto: the multiple on CUDA (a GEMM whose N is a
+ * multiple of 128 runs whole tiles: nanoGPT's 50304, llm.c's
+ * padded_vocab_size); the CPU pads nothing, where padding is only work. */
+#define MODEL_PAD_VOCAB_AUTO_CUDA 128
+/* The largest multiple accepted: more would only waste memory. */
+#define MODEL_PAD_VOCAB_MAX 65536
+
 typedef struct model_device {
     char device[64];        /* "auto", "cpu", "cuda", "cuda:N" */
     lm_precision precision; /* fp32, tf32, bf16 (CUDA; the CPU computes in fp32) */
@@ -53,6 +60,10 @@ typedef struct model_device {
     model_attention attention; /* attn_implementation */
     const char *device_given, *precision_given, *recompute_given; /* as read (owned by the config), until checked */
     const char *attention_given;
+    /* pad_vocab_to_multiple_of (Hugging Face's resize_token_embeddings
+     * argument): N >= 1, or 0 for auto (model_device_vocab_rows). */
+    int32_t pad_vocab_multiple;
+    char pad_vocab_given[48]; /* the value as given ("auto", "128", "0"...), until checked */
 } model_device;
 
 /* Reads the keys (call before lm_config_validate). */
@@ -60,6 +71,9 @@ void model_device_read(model_device *d, lm_config *cfg);
 /* Judges what was read (after lm_config_validate); messages start with
  * "architecture '<arch>': " and say what to use instead. */
 lm_status model_device_check(model_device *d, const char *arch);
+/* The rows of the vocabulary inside the model: vocab_size rounded up to a
+ * multiple of pad_vocab_to_multiple_of (auto: by the backend's device). */
+int32_t model_device_vocab_rows(const model_device *d, const lm_backend *be, int32_t vocab_size);
 /* Creates the backend (profiled when profile_ops); `label` names the model
  * in the profile ("GPT-2").  Errors are prefixed with the architecture. */
 lm_status model_device_create_backend(const model_device *d, const char *arch, const char *label, lm_backend **out);

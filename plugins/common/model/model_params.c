@@ -68,13 +68,22 @@ lm_status param_table_add_vector(param_table *t, param_init_kind init, int64_t s
     return status;
 }
 
+void param_table_pad_rows(param_table *t, int64_t rows) {
+    if (t->count == 0) return;
+    lm_param_desc *d = &t->descs[t->count - 1];
+    if (rows <= d->shape[0]) return;
+    d->storage = (size_t)(param_desc_numel(d) / d->shape[0] * rows);
+}
+
 void param_table_layout(param_table *t) {
     size_t offset = 0;
+    t->n_values = 0;
     for (int pass = 1; pass >= 0; pass--) {
         for (size_t i = 0; i < t->count; i++) {
             if ((t->descs[i].weight_decay != 0) != (pass == 1)) continue;
             t->descs[i].offset = offset;
-            offset += (size_t)param_desc_numel(&t->descs[i]);
+            offset += t->descs[i].storage;
+            t->n_values += (size_t)param_desc_numel(&t->descs[i]);
         }
         if (pass == 1) t->n_decay = offset;
     }

@@ -36,6 +36,7 @@ typedef struct param_table {
     size_t count, cap;
     size_t n_decay;  /* floats in the weight-decayed prefix of the buffers */
     size_t n_params; /* floats in each flat buffer */
+    size_t n_values; /* floats the tensors hold: n_params less the padding rows (param_table_pad_rows) */
 } param_table;
 
 /* Append a tensor named by the printf-style name_fmt.  Offsets are assigned
@@ -48,7 +49,16 @@ lm_status param_table_add_matrix(param_table *t, float init_std, int64_t rows, i
                                  ...) LM_PRINTF(5, 6);
 lm_status param_table_add_vector(param_table *t, param_init_kind init, int64_t size, const char *name_fmt, ...)
     LM_PRINTF(4, 5);
-/* Places decayed tensors first (in declaration order), then the others. */
+/* Gives the last tensor declared `rows` rows in the flat buffers (its
+ * storage, lm_param_desc.storage) while its shape keeps shape[0]: the rows
+ * after shape[0] are padding, zero from the allocation, never initialised,
+ * saved or loaded (everything outside the model sees the shape), and
+ * stepped by the optimizer with the tensor (their gradient must be written
+ * 0, so they stay 0).  The vocabulary padded inside the model
+ * (pad_vocab_to_multiple_of) is the one use. */
+void param_table_pad_rows(param_table *t, int64_t rows);
+/* Places decayed tensors first (in declaration order), then the others,
+ * each taking its storage. */
 void param_table_layout(param_table *t);
 /* The tensor called `name`, or NULL. */
 const lm_param_desc *param_table_find(const param_table *t, const char *name);

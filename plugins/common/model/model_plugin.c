@@ -44,9 +44,11 @@ lm_status model_create(const model_arch *arch, void **self, lm_config *cfg) {
     m->arch = arch;
     lm_status status;
     LM_CHECK(arch->read_config(m, cfg));
+    /* The backend first: pad_vocab_to_multiple_of=auto pads by its device. */
+    LM_CHECK(model_device_create_backend(&m->device, arch->name, arch->label, &m->backend));
+    m->vocab_rows = model_device_vocab_rows(&m->device, m->backend, m->limits.vocab_size);
     LM_CHECK(arch->declare_params(m));
     param_table_layout(&m->table);
-    LM_CHECK(model_device_create_backend(&m->device, arch->name, arch->label, &m->backend));
     if (m->device.attention == MODEL_ATTENTION_SDPA && m->backend->device.type == LM_DEVICE_CUDA &&
         m->width / m->n_head > MODEL_ATTENTION_FUSED_MAX_HEAD_CUDA) {
         status = lm_error_set(LM_ERR_UNSUPPORTED, "architecture '%s': attn_implementation=sdpa on CUDA takes head "
@@ -74,7 +76,7 @@ lm_status model_info(void *self, lm_arch_info *out) {
     out->uses_token_types = m->arch->uses_token_types;
     out->vocab_size = m->limits.vocab_size;
     out->max_positions = m->limits.max_positions;
-    out->n_params = (int64_t)m->table.n_params;
+    out->n_params = (int64_t)m->table.n_values; /* the padding rows are no parameters */
     out->device = m->device_desc;
     out->precision = hf_precision_name(m->backend->precision);
     return LM_OK;
@@ -301,14 +303,14 @@ lm_status model_forward_train(void *self, const lm_batch *batch, lm_step_state *
 void model_forward_loss(model_base *m, float *losses, float *logits, const int32_t *labels, int rows,
                         lm_step_state *state) {
     lm_backend *be = m->backend;
-    const int V = m->limits.vocab_size;
+    const int V = m->limits.vocab_size, stride = m->vocab_rows;
     if (m->forward_fuses_loss) {
         /* The dloss backward would compute: the same float expression, on the device. */
         be->ops->crossentropy_forward_backward(be, losses, logits, labels, m->fused_loss_scale, m->n_targets_device,
-                                               rows, V);
+                                               rows, V, stride);
         m->dlogits_ready = 1;
     } else {
-        be->ops->crossentropy_forward(be, losses, logits, labels, rows, V);
+        be->ops->crossentropy_forward(be, losses, logits, labels, rows, V, stride);
     }
     if (state) be->ops->loss_mean(be, &state->loss, losses, (size_t)rows, m->n_targets_device);
 }
@@ -317,7 +319,7 @@ void model_loss_backward(model_base *m, float *logits, const int32_t *labels, in
     if (m->dlogits_ready) return;
     lm_backend *be = m->backend;
     be->ops->crossentropy_backward(be, logits, logits, labels, loss_scale, m->n_targets_device, rows,
-                                   m->limits.vocab_size);
+                                   m->limits.vocab_size, m->vocab_rows);
 }
 
 lm_status model_backward(void *self, float loss_scale, int accumulate) {
@@ -403,7 +405,22 @@ lm_status model_logits(void *self, float *out, size_t count) {
                                             "destination holds %zu",
                             n, (int)m->B, (int)m->T, (int)V, count);
     if (m->arch->download_logits) return m->arch->download_logits(m, out, n);
-    return m->backend->ops->download(m->backend, out, m->logits, n * sizeof(float));
+    return model_download_logits(m, out, m->logits, n);
+}
+
+lm_status model_download_logits(model_base *m, float *out, const float *logits, size_t count) {
+    lm_backend *be = m->backend;
+    const size_t V = (size_t)m->limits.vocab_size, stride = (size_t)m->vocab_rows, rows = count / V;
+    if (stride == V) return be->ops->download(be, out, logits, count * sizeof(float));
+    /* Padded: one download of the whole rows, then the first V of each
+     * (logits() is no step's work: its host copy costs no training time). */
+    float *staged = NULL;
+    LM_TRY(lm_alloc((void **)&staged, rows * stride * sizeof(float), "the padded logits (host copy)"));
+    lm_status status = be->ops->download(be, staged, logits, rows * stride * sizeof(float));
+    if (status == LM_OK)
+        for (size_t r = 0; r < rows; r++) memcpy(out + r * V, staged + r * stride, V * sizeof(float));
+    lm_free(staged);
+    return status;
 }
 
 model_arena_probs model_attention_carve(const model_base *m, model_arena *a, int dropout, int B, int T) {

@@ -41,7 +41,10 @@ typedef struct model_arch {
     /* Reads and checks the configuration, and fills the model_base fields
      * it owns (limits, n_layer, width, n_head, dropout_configured, device). */
     lm_status (*read_config)(model_base *m, lm_config *cfg);
-    /* Declares every tensor, in Hugging Face order (param_table_add_*). */
+    /* Declares every tensor, in Hugging Face order (param_table_add_*);
+     * the backend exists and m->vocab_rows is set: the tied word
+     * embeddings (and a bias over the vocabulary) take vocab_rows rows
+     * (param_table_pad_rows). */
     lm_status (*declare_params)(model_base *m);
     /* Lays the activations of a (B, T) batch out from `base` (only counts
      * when base is NULL) and returns the floats needed.  When assigning,
@@ -84,6 +87,14 @@ struct model_base {
     model_device device;       /* device, precision, threads, profile_ops, recompute */
     model_batch_limits limits; /* the batch checks: vocab_size, max_positions, type_vocab_size */
     int32_t n_layer, width, n_head;
+    /* The vocabulary inside the model: limits.vocab_size rounded up to
+     * pad_vocab_to_multiple_of (model_device.h).  The tied word embeddings
+     * have vocab_rows rows in the flat buffers (the ones after vocab_size
+     * zero, outside the tensor's shape) and the logits vocab_rows columns,
+     * so that the head is one GEMM of a tile-friendly width; the loss ops
+     * score the first vocab_size (backend_ops.def), and logits() strips the
+     * rest.  Equal to vocab_size when nothing is padded (the CPU's auto). */
+    int32_t vocab_rows;
     int dropout_configured;    /* any dropout p > 0: forward in training mode needs a step state */
 
     lm_backend *backend;
@@ -121,7 +132,7 @@ struct model_base {
     int64_t *n_targets_device;
     int logits_valid;          /* the logits of the last forward can be read */
     const char *logits_gone;   /* why not, when !logits_valid after a forward (NULL: backward overwrote them) */
-    const float *logits;       /* [B*T, V] where logits() downloads from, unless download_logits */
+    const float *logits;       /* [B*T, vocab_rows] where logits() downloads from, unless download_logits */
 
     /* The gradients-ready notification (ABI 2.1, set_grads_ready): NULL by
      * default, and then model_grads_final_from costs one test.  During a
@@ -192,6 +203,11 @@ static inline float *model_tensor(const model_base *m, float *base, int index) {
  * bytes (the contents are not kept). */
 lm_status model_buffer_grow(lm_backend *be, void **buffer, size_t *capacity, size_t need, size_t element_size,
                             const char *what);
+
+/* Downloads `rows` rows of logits ([rows, vocab_rows] on the device) as
+ * [rows, vocab_size] into out (count floats: rows * vocab_size), the
+ * padding columns left out. */
+lm_status model_download_logits(model_base *m, float *out, const float *logits, size_t count);
 
 /* The loss of the forward: per-row cross-entropies of `rows` logits rows
  * into `losses`, and their mean over the batch's scored labels (their count

@@ -1,0 +1,3 @@
+-- expect: pad_vocab_to_multiple_of must be auto (128 on CUDA, 1 on the CPU) or an integer from 1 to 65536
+-- run: {exe} run scripts/gpt2_clm.lua preset=tiny data={data} train_split=test max_steps=1 pad_vocab_to_multiple_of=-128 output_dir={tmp}/run cache_dir={tmp}/cache
+-- absent: {tmp}/run
