@@ -72,9 +72,8 @@ void bert_backward(model_base *b, float loss_scale) {
 #define W(k) P(BERT_LAYER_TENSOR(l, k))
 #define DW(k) G(BERT_LAYER_TENSOR(l, k))
         /* Feed-forward: ln2 = LN(ln1 + dropout(out(gelu(inter(ln1))))); dres_a = d ln2. */
-        ops->zero(be, a->dres_b, NC * sizeof(float));
         ops->layernorm_backward(be, a->dres_b, DW(BERT_OUTLN_W), DW(BERT_OUTLN_B), a->dres_a, la->res2,
-                                W(BERT_OUTLN_W), la->ln2_mean, la->ln2_rstd, N, C);
+                                W(BERT_OUTLN_W), la->ln2_mean, la->ln2_rstd, N, C, LM_GRAD_WRITE);
         const float *dbranch = model_dropout_backward_or_identity(be, a->dbranch, a->dres_b, NC, m->hidden_p, key,
                                                                   MODEL_DROPOUT_FFN_OUT, l);
         /* Buffers shared by all layers under `recompute` hold a later layer's
@@ -88,9 +87,8 @@ void bert_backward(model_base *b, float loss_scale) {
                              N, C, I, LM_W_OUT_IN, LM_GRAD_ADD);
 
         /* Attention: ln1 = LN(x + dropout(attout(attention(q(x), k(x), v(x))))); dres_b = d ln1. */
-        ops->zero(be, a->dres_a, NC * sizeof(float));
         ops->layernorm_backward(be, a->dres_a, DW(BERT_ATTLN_W), DW(BERT_ATTLN_B), a->dres_b, la->res1,
-                                W(BERT_ATTLN_W), la->ln1_mean, la->ln1_rstd, N, C);
+                                W(BERT_ATTLN_W), la->ln1_mean, la->ln1_rstd, N, C, LM_GRAD_WRITE);
         dbranch = model_dropout_backward_or_identity(be, a->dbranch, a->dres_a, NC, m->hidden_p, key,
                                                      MODEL_DROPOUT_ATTENTION_OUT, l);
         ops->matmul_backward(be, a->datty, DW(BERT_ATTOUT_W), DW(BERT_ATTOUT_B), dbranch, la->atty, W(BERT_ATTOUT_W),
@@ -112,9 +110,8 @@ void bert_backward(model_base *b, float loss_scale) {
     /* Embeddings: x0 = dropout(LN(emb)). */
     const float *demb_ln = model_dropout_backward_or_identity(be, a->dbranch, a->dres_a, NC, m->hidden_p, key,
                                                               MODEL_DROPOUT_EMBEDDINGS, 0);
-    ops->zero(be, a->dres_b, NC * sizeof(float));
     ops->layernorm_backward(be, a->dres_b, G(BERT_EMB_LN_W), G(BERT_EMB_LN_B), demb_ln, a->emb, P(BERT_EMB_LN_W),
-                            a->emb_ln_mean, a->emb_ln_rstd, N, C);
+                            a->emb_ln_mean, a->emb_ln_rstd, N, C, LM_GRAD_WRITE);
 #undef P
 #undef G
     embedding_backward(m, a->dres_b);

@@ -205,10 +205,10 @@ void bert_head_backward(bert_model *m, float loss_scale) {
     float *dhead_ln = a->datty, *dhead_gelu = a->dbranch, *dhead_dense = a->dres_b, *dhead_in = a->datty;
     ops->matmul_backward(be, dhead_ln, G(BERT_WORD_EMB), G(BERT_HEAD_TENSOR(L, BERT_HEAD_BIAS)), a->logits,
                          a->head_ln, P(BERT_WORD_EMB), M, C, V, LM_W_OUT_IN, LM_GRAD_WRITE);
-    ops->zero(be, dhead_gelu, MC * sizeof(float));
     ops->layernorm_backward(be, dhead_gelu, G(BERT_HEAD_TENSOR(L, BERT_HEAD_LN_W)),
                             G(BERT_HEAD_TENSOR(L, BERT_HEAD_LN_B)), dhead_ln, a->head_gelu,
-                            P(BERT_HEAD_TENSOR(L, BERT_HEAD_LN_W)), a->head_ln_mean, a->head_ln_rstd, M, C);
+                            P(BERT_HEAD_TENSOR(L, BERT_HEAD_LN_W)), a->head_ln_mean, a->head_ln_rstd, M, C,
+                            LM_GRAD_WRITE);
     ops->gelu_backward(be, dhead_dense, a->head_dense, dhead_gelu, MC, c->gelu_tanh);
     /* Written over dhead_ln, which is spent. */
     ops->matmul_backward(be, dhead_in, G(BERT_HEAD_TENSOR(L, BERT_HEAD_DENSE_W)),

@@ -40,11 +40,10 @@ void gpt2_backward(model_base *b, float loss_scale) {
                          LM_GRAD_WRITE);
     const float *block0_input = m->embd_p > 0.0f ? a->x0 : a->encoded;
     const float *last = L > 0 ? a->layers[L - 1].residual3 : block0_input;
-    /* Zeroed: layernorm_backward adds (ln_f's share first; every block's
-     * LayerNorms then add theirs). */
-    ops->zero(be, a->dresidual, NC * sizeof(float));
+    /* ln_f's share is the first of dresidual's, written (no zeroing pass);
+     * every block's LayerNorms then add theirs. */
     ops->layernorm_backward(be, a->dresidual, G(GPT2_LNF_W(L)), G(GPT2_LNF_B(L)), a->dln, last, P(GPT2_LNF_W(L)),
-                            a->lnf_mean, a->lnf_rstd, N, C);
+                            a->lnf_mean, a->lnf_rstd, N, C, LM_GRAD_WRITE);
     model_grads_final_from(b, GPT2_LNF_W(L)); /* ln_f; wte (the tied head) gets its lookup's share last */
 
     for (int l = L - 1; l >= 0; l--) {
@@ -68,7 +67,7 @@ void gpt2_backward(model_base *b, float loss_scale) {
         ops->matmul_backward(be, a->dln, DW(GPT2_FC_W), DW(GPT2_FC_B), a->dfch, la->ln2, W(GPT2_FC_W), N, C, H,
                              LM_W_IN_OUT, LM_GRAD_WRITE);
         ops->layernorm_backward(be, a->dresidual, DW(GPT2_LN2_W), DW(GPT2_LN2_B), a->dln, la->residual2,
-                                W(GPT2_LN2_W), la->ln2_mean, la->ln2_rstd, N, C);
+                                W(GPT2_LN2_W), la->ln2_mean, la->ln2_rstd, N, C, LM_GRAD_ADD);
 
         /* Attention branch: residual2 = input + dropout(c_proj(attn(c_attn(ln_1(input))))). */
         dbranch = model_dropout_backward_or_identity(be, a->dproj, a->dresidual, NC, m->resid_p, key,
@@ -90,7 +89,7 @@ void gpt2_backward(model_base *b, float loss_scale) {
         ops->matmul_backward(be, a->dln, DW(GPT2_QKV_W), DW(GPT2_QKV_B), a->dqkv, la->ln1, W(GPT2_QKV_W), N, C,
                              3 * C, LM_W_IN_OUT, LM_GRAD_WRITE);
         ops->layernorm_backward(be, a->dresidual, DW(GPT2_LN1_W), DW(GPT2_LN1_B), a->dln, block_input,
-                                W(GPT2_LN1_W), la->ln1_mean, la->ln1_rstd, N, C);
+                                W(GPT2_LN1_W), la->ln1_mean, la->ln1_rstd, N, C, LM_GRAD_ADD);
         model_grads_final_from(b, GPT2_LAYER_TENSOR(l, 0)); /* this layer is done: a data-parallel caller reduces it */
 #undef W
 #undef DW

@@ -1,11 +1,12 @@
 /* Activation gradients written rather than zeroed and then added (issue #16
- * item 6): matmul_backward's dinp with LM_GRAD_WRITE and gelu_backward.
- * GPT-2 and BERT no longer zero those scratch buffers before the op that
- * fills them, so the op must (1) never read what the buffer held — here a
- * buffer of NaN, which any read would carry into the result — and (2) give
- * the bits that zeroing then adding gave, or every trained number on the
- * CPU would change (the README quickstart's validation loss included).
- * LM_GRAD_ADD must still add (BERT's residual paths rely on it). */
+ * item 6): matmul_backward's and layernorm_backward's dinp with
+ * LM_GRAD_WRITE, gelu_backward and dropout_backward.  GPT-2 and BERT no
+ * longer zero those buffers before the op that fills them, so the op must
+ * (1) never read what the buffer held — here a buffer of NaN, which any
+ * read would carry into the result — and (2) give the bits that zeroing
+ * then adding gave, or every trained number on the CPU would change (the
+ * README quickstart's validation loss included).  LM_GRAD_ADD must still
+ * add (GPT-2's and BERT's residual paths rely on it). */
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
@@ -140,6 +141,100 @@ START_TEST(test_gelu_backward_writes) {
 }
 END_TEST
 
+/* ---- layernorm_backward's dinp ---- */
+
+static void check_layernorm_dinp_written(int N, int C, uint64_t seed) {
+    const size_t nx = (size_t)N * C;
+    float *x = tk_floats(nx), *w = tk_floats((size_t)C), *b = tk_floats((size_t)C), *dout = tk_floats(nx);
+    float *y = tk_floats(nx), *mean = tk_floats((size_t)N), *rstd = tk_floats((size_t)N);
+    tk_fill(x, nx, -2, 2, seed);
+    tk_fill(w, (size_t)C, -1.5f, 1.5f, seed + 1); /* negative weights: w·0 is -0 */
+    tk_fill(b, (size_t)C, -1, 1, seed + 2);
+    tk_fill(dout, nx, -1, 1, seed + 3);
+    /* A row of zeros (an unscored position's gradient) and one of -0: rows
+     * whose input gradient is made of signed zeros, where writing x and
+     * adding x onto 0 differ unless the op takes care. */
+    for (int c = 0; c < C; c++) dout[c] = 0.0f;
+    if (N > 2)
+        for (int c = 0; c < C; c++) dout[2 * (size_t)C + c] = -0.0f;
+    lm_cpu_layernorm_forward(y, mean, rstd, x, w, b, N, C, 1e-5f);
+
+    /* What the models ran before: a zeroed dinp, then the op adding. */
+    float *dx0 = tk_floats(nx), *dw0 = tk_floats((size_t)C), *db0 = tk_floats((size_t)C);
+    memset(dx0, 0, nx * sizeof *dx0);
+    lm_cpu_layernorm_backward(dx0, dw0, db0, dout, x, w, mean, rstd, N, C, LM_GRAD_ADD);
+    float *dx1 = nan_floats(nx), *dw1 = tk_floats((size_t)C), *db1 = tk_floats((size_t)C);
+    lm_cpu_layernorm_backward(dx1, dw1, db1, dout, x, w, mean, rstd, N, C, LM_GRAD_WRITE);
+    for (size_t i = 0; i < nx; i++)
+        ck_assert_msg(!isnan(dx1[i]), "layernorm dinp[%zu] read the NaN it held (N=%d C=%d)", i, N, C);
+    ck_assert_msg(memcmp(dx0, dx1, nx * sizeof *dx0) == 0,
+                  "written layernorm dinp differs from zeroed-then-added, signed zeros included (N=%d C=%d)", N, C);
+    ck_assert_mem_eq(dw0, dw1, (size_t)C * sizeof *dw0);
+    ck_assert_mem_eq(db0, db1, (size_t)C * sizeof *db0);
+
+    /* LM_GRAD_ADD adds onto what is there: twice is exactly 2x here (the
+     * same row values added onto themselves). */
+    lm_cpu_layernorm_backward(dx0, dw0, db0, dout, x, w, mean, rstd, N, C, LM_GRAD_ADD);
+    for (size_t i = 0; i < nx; i++) dx1[i] = dx1[i] + dx1[i];
+    ck_assert_mem_eq(dx0, dx1, nx * sizeof *dx0);
+    free(x), free(w), free(b), free(dout), free(y), free(mean), free(rstd);
+    free(dx0), free(dw0), free(db0), free(dx1), free(dw1), free(db1);
+}
+
+START_TEST(test_layernorm_dinp_written_is_zeroed_then_added_bit_for_bit) {
+    check_layernorm_dinp_written(7, 48, 40);
+    check_layernorm_dinp_written(300, 200, 41); /* several tasks; C not a multiple of the SIMD width */
+    check_layernorm_dinp_written(1, 5, 42);
+}
+END_TEST
+
+/* Through the backend table: the store mode reaches the kernel. */
+START_TEST(test_layernorm_dinp_store_through_the_cpu_backend) {
+    lm_backend *be = NULL;
+    ck_assert_int_eq(lm_backend_cpu_create(&be, 2), LM_OK);
+    const int N = 19, C = 24;
+    const size_t nx = (size_t)N * C;
+    float *x = tk_floats(nx), *w = tk_floats((size_t)C), *dout = tk_floats(nx), *y = tk_floats(nx);
+    float *mean = tk_floats((size_t)N), *rstd = tk_floats((size_t)N), *dw = tk_floats((size_t)C);
+    tk_fill(x, nx, -2, 2, 50), tk_fill(w, (size_t)C, 0.5f, 1.5f, 51), tk_fill(dout, nx, -1, 1, 52);
+    lm_cpu_layernorm_forward(y, mean, rstd, x, w, w, N, C, 1e-5f);
+    float *want = tk_floats(nx), *got = nan_floats(nx);
+    lm_cpu_layernorm_backward(want, dw, dw, dout, x, w, mean, rstd, N, C, LM_GRAD_ADD);
+    be->ops->layernorm_backward(be, got, dw, dw, dout, x, w, mean, rstd, N, C, LM_GRAD_WRITE);
+    ck_assert_int_eq(be->ops->check(be), LM_OK);
+    ck_assert_mem_eq(want, got, nx * sizeof *want);
+    free(x), free(w), free(dout), free(y), free(mean), free(rstd), free(dw), free(want), free(got);
+    lm_backend_release(be);
+}
+END_TEST
+
+/* ---- dropout_backward ---- */
+
+static void check_dropout_written(size_t n, float p) {
+    float *dout = tk_floats(n), *kept = tk_floats(n);
+    tk_fill(dout, n, -1, 1, 60 + n);
+    for (size_t i = 0; i < n; i += 5) dout[i] = i % 2 ? -0.0f : 0.0f;
+    /* The previous contract's bits: 0 + dout·keep/(1-p) (a zeroed dinp, then
+     * the op adding), the mask being forward's. */
+    lm_cpu_dropout_forward(kept, dout, n, p, 77, 5);
+    for (size_t i = 0; i < n; i++) kept[i] = 0.0f + kept[i];
+    float *written = nan_floats(n);
+    lm_cpu_dropout_backward(written, dout, n, p, 77, 5);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(!isnan(written[i]), "dropout_backward read the NaN dinp[%zu] held (n=%zu p=%g)", i, n,
+                      (double)p);
+    ck_assert_msg(memcmp(written, kept, n * sizeof *kept) == 0,
+                  "dropout_backward's dinp differs from zeroed-then-added (n=%zu p=%g)", n, (double)p);
+    free(dout), free(kept), free(written);
+}
+
+START_TEST(test_dropout_backward_writes) {
+    check_dropout_written(45, 0.1f);
+    check_dropout_written(70001, 0.5f); /* several tasks */
+    check_dropout_written(1, 0.3f);
+}
+END_TEST
+
 static Suite *written_gradients_suite(void) {
     Suite *s = suite_create("activation gradients written");
     TCase *tc = tcase_create("bits");
@@ -147,6 +242,9 @@ static Suite *written_gradients_suite(void) {
     tcase_add_test(tc, test_matmul_dinp_written_is_zeroed_then_added_bit_for_bit);
     tcase_add_test(tc, test_matmul_dinp_store_through_the_cpu_backend);
     tcase_add_test(tc, test_gelu_backward_writes);
+    tcase_add_test(tc, test_layernorm_dinp_written_is_zeroed_then_added_bit_for_bit);
+    tcase_add_test(tc, test_layernorm_dinp_store_through_the_cpu_backend);
+    tcase_add_test(tc, test_dropout_backward_writes);
     suite_add_tcase(s, tc);
     return s;
 }
