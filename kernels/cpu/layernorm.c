@@ -12,7 +12,7 @@ typedef struct layernorm_job {
     const float *saved_mean, *saved_rstd;
     int N, C;
     float eps;
-    lm_grad_store dinp_store; /* backward */
+    lm_grad_store dinp_store, dparam_store; /* backward */
 } layernorm_job;
 
 static void layernorm_forward_task(void *ctx, long begin, long end) {
@@ -94,7 +94,8 @@ static void layernorm_backward_rows_task(void *ctx, long begin, long end) {
 
 /* dweight/dbias are sums over rows: each task owns a block of channels and
  * visits the rows in order, so the result does not depend on the thread
- * count and needs no atomics. */
+ * count and needs no atomics.  Written, each sum is added onto a 0 that is
+ * not read, as dinp is. */
 #define LM_LAYERNORM_CHANNEL_BLOCK 64
 
 static void layernorm_backward_params_task(void *ctx, long begin, long end) {
@@ -112,17 +113,26 @@ static void layernorm_backward_params_task(void *ctx, long begin, long end) {
             acc_b[c] += g[c];
         }
     }
-    for (int c = 0; c < width; c++) {
-        j->dweight[c0 + c] += acc_w[c];
-        j->dbias[c0 + c] += acc_b[c];
+    float *dweight = j->dweight + c0, *dbias = j->dbias + c0;
+    if (j->dparam_store == LM_GRAD_WRITE) {
+        for (int c = 0; c < width; c++) {
+            dweight[c] = 0.0f + acc_w[c];
+            dbias[c] = 0.0f + acc_b[c];
+        }
+    } else {
+        for (int c = 0; c < width; c++) {
+            dweight[c] += acc_w[c];
+            dbias[c] += acc_b[c];
+        }
     }
 }
 
 void lm_cpu_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                                const float *weight, const float *mean, const float *rstd, int N, int C,
-                               lm_grad_store dinp_store) {
+                               lm_grad_store dinp_store, lm_grad_store dparam_store) {
     layernorm_job j = {.out = dinp, .dweight = dweight, .dbias = dbias, .inp = inp, .weight = weight, .dout = dout,
-                       .saved_mean = mean, .saved_rstd = rstd, .N = N, .C = C, .dinp_store = dinp_store};
+                       .saved_mean = mean, .saved_rstd = rstd, .N = N, .C = C, .dinp_store = dinp_store,
+                       .dparam_store = dparam_store};
     if (dinp) lm_cpu_parallel_for(N, lm_cpu_rows_per_task(C), layernorm_backward_rows_task, &j);
     lm_cpu_parallel_for_if((long)N * C >= LM_CPU_PARALLEL_MIN, C, LM_LAYERNORM_CHANNEL_BLOCK,
                            layernorm_backward_params_task, &j);

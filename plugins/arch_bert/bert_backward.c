@@ -27,7 +27,7 @@
 
 /* Embedding backward that leaves the padding row of the word embeddings'
  * gradient as it was. */
-static void embedding_backward(bert_model *m, const float *demb) {
+static void embedding_backward(bert_model *m, const float *demb, lm_grad_store grads_store) {
     const bert_config *c = &m->config;
     model_base *b = &m->base;
     lm_backend *be = b->backend;
@@ -40,13 +40,20 @@ static void embedding_backward(bert_model *m, const float *demb) {
         pad_row = model_tensor(b, grads, BERT_WORD_EMB) + (size_t)c->pad_token_id * C;
         be->ops->dropout_forward(be, a->pad_grad, pad_row, C, 0.0f, NULL, 0);
     }
+    /* The lookup only adds, into the rows it saw: the word embeddings were
+     * written by the tied decoder (bert_head.c), the position and token-type
+     * tables are zeroed first when this backward writes. */
+    if (grads_store == LM_GRAD_WRITE) {
+        model_grads_zero_tensor(b, BERT_POS_EMB);
+        model_grads_zero_tensor(b, BERT_TYPE_EMB);
+    }
     be->ops->embedding_backward(be, model_tensor(b, grads, BERT_WORD_EMB), model_tensor(b, grads, BERT_POS_EMB),
                                 model_tensor(b, grads, BERT_TYPE_EMB), demb, b->ids,
                                 m->has_type_ids ? a->type_ids : NULL, b->B, b->T, c->hidden_size);
     if (pad_row) be->ops->dropout_forward(be, pad_row, a->pad_grad, C, 0.0f, NULL, 0);
 }
 
-void bert_backward(model_base *b, float loss_scale) {
+void bert_backward(model_base *b, float loss_scale, lm_grad_store grads_store) {
     bert_model *m = bert_of(b);
     const bert_config *c = &m->config;
     lm_backend *be = b->backend;
@@ -61,7 +68,7 @@ void bert_backward(model_base *b, float loss_scale) {
 #define P(index) model_tensor(b, params, (index))
 #define G(index) model_tensor(b, grads, (index))
 
-    bert_head_backward(m, loss_scale);
+    bert_head_backward(m, loss_scale, grads_store);
     model_grads_final_from(b, BERT_HEAD_TENSOR(L, 0)); /* the head; the tied decoder's word embeddings come last */
     const float *x0 = m->hidden_p > 0.0f ? a->x0 : a->emb_ln;
 
@@ -73,26 +80,26 @@ void bert_backward(model_base *b, float loss_scale) {
 #define DW(k) G(BERT_LAYER_TENSOR(l, k))
         /* Feed-forward: ln2 = LN(ln1 + dropout(out(gelu(inter(ln1))))); dres_a = d ln2. */
         ops->layernorm_backward(be, a->dres_b, DW(BERT_OUTLN_W), DW(BERT_OUTLN_B), a->dres_a, la->res2,
-                                W(BERT_OUTLN_W), la->ln2_mean, la->ln2_rstd, N, C, LM_GRAD_WRITE);
+                                W(BERT_OUTLN_W), la->ln2_mean, la->ln2_rstd, N, C, LM_GRAD_WRITE, grads_store);
         const float *dbranch = model_dropout_backward_or_identity(be, a->dbranch, a->dres_b, NC, m->hidden_p, key,
                                                                   MODEL_DROPOUT_FFN_OUT, l);
         /* Buffers shared by all layers under `recompute` hold a later layer's
          * values: rebuild this layer's with the op that made them (bert.h). */
         if (recompute) ops->gelu_forward(be, la->inter_gelu, la->inter, NI, tanh_gelu);
         ops->matmul_backward(be, a->dinter_gelu, DW(BERT_OUT_W), DW(BERT_OUT_B), dbranch, la->inter_gelu,
-                             W(BERT_OUT_W), N, I, C, LM_W_OUT_IN, LM_GRAD_WRITE);
+                             W(BERT_OUT_W), N, I, C, LM_W_OUT_IN, LM_GRAD_WRITE, grads_store);
         ops->gelu_backward(be, a->dinter, la->inter, a->dinter_gelu, NI, tanh_gelu);
         /* dres_b (the residual path's share, already read above) += the branch's. */
         ops->matmul_backward(be, a->dres_b, DW(BERT_INTER_W), DW(BERT_INTER_B), a->dinter, la->ln1, W(BERT_INTER_W),
-                             N, C, I, LM_W_OUT_IN, LM_GRAD_ADD);
+                             N, C, I, LM_W_OUT_IN, LM_GRAD_ADD, grads_store);
 
         /* Attention: ln1 = LN(x + dropout(attout(attention(q(x), k(x), v(x))))); dres_b = d ln1. */
         ops->layernorm_backward(be, a->dres_a, DW(BERT_ATTLN_W), DW(BERT_ATTLN_B), a->dres_b, la->res1,
-                                W(BERT_ATTLN_W), la->ln1_mean, la->ln1_rstd, N, C, LM_GRAD_WRITE);
+                                W(BERT_ATTLN_W), la->ln1_mean, la->ln1_rstd, N, C, LM_GRAD_WRITE, grads_store);
         dbranch = model_dropout_backward_or_identity(be, a->dbranch, a->dres_a, NC, m->hidden_p, key,
                                                      MODEL_DROPOUT_ATTENTION_OUT, l);
         ops->matmul_backward(be, a->datty, DW(BERT_ATTOUT_W), DW(BERT_ATTOUT_B), dbranch, la->atty, W(BERT_ATTOUT_W),
-                             N, C, C, LM_W_OUT_IN, LM_GRAD_WRITE);
+                             N, C, C, LM_W_OUT_IN, LM_GRAD_WRITE, grads_store);
         /* Zeroed: the attention backwards add (gpt2_backward.c says why). */
         ops->zero(be, a->dqkv, 3 * NC * sizeof(float));
         model_attention_backward(b, dqkv[0], dqkv[1], dqkv[2], a->datt_scratch, a->proj, a->datty, la->atty,
@@ -101,7 +108,7 @@ void bert_backward(model_base *b, float loss_scale) {
         /* dres_a (the residual path's share) += the three projections'. */
         for (int j = 0; j < 3; j++)
             ops->matmul_backward(be, a->dres_a, DW(weight_of[j]), DW(weight_of[j] + 1), dqkv[j], layer_input,
-                                 W(weight_of[j]), N, C, C, LM_W_OUT_IN, LM_GRAD_ADD);
+                                 W(weight_of[j]), N, C, C, LM_W_OUT_IN, LM_GRAD_ADD, grads_store);
         model_grads_final_from(b, BERT_LAYER_TENSOR(l, 0)); /* this layer is done: a data-parallel caller reduces it */
 #undef W
 #undef DW
@@ -111,8 +118,8 @@ void bert_backward(model_base *b, float loss_scale) {
     const float *demb_ln = model_dropout_backward_or_identity(be, a->dbranch, a->dres_a, NC, m->hidden_p, key,
                                                               MODEL_DROPOUT_EMBEDDINGS, 0);
     ops->layernorm_backward(be, a->dres_b, G(BERT_EMB_LN_W), G(BERT_EMB_LN_B), demb_ln, a->emb, P(BERT_EMB_LN_W),
-                            a->emb_ln_mean, a->emb_ln_rstd, N, C, LM_GRAD_WRITE);
+                            a->emb_ln_mean, a->emb_ln_rstd, N, C, LM_GRAD_WRITE, grads_store);
 #undef P
 #undef G
-    embedding_backward(m, a->dres_b);
+    embedding_backward(m, a->dres_b, grads_store);
 }

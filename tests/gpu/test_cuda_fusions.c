@@ -175,7 +175,7 @@ static void check_layernorm_backward(int N, int C, int with_dinp, lm_grad_store 
     float *dinp0 = gt_random(NC, -1, 1), *dw0 = gt_random((size_t)C, -1, 1), *db0 = gt_random((size_t)C, -1, 1);
     if (write) gt_fill_nan(dinp0, NC);
     float *dinp = gt_host_copy(dinp0, NC), *dw = gt_host_copy(dw0, (size_t)C), *db = gt_host_copy(db0, (size_t)C);
-    lm_cpu_layernorm_backward(with_dinp ? dinp : NULL, dw, db, dout, inp, w, mean, rstd, N, C, store);
+    lm_cpu_layernorm_backward(with_dinp ? dinp : NULL, dw, db, dout, inp, w, mean, rstd, N, C, store, LM_GRAD_ADD);
 
     float *d_inp = gt_dev_upload(be, inp, NC), *d_w = gt_dev_upload(be, w, (size_t)C);
     float *d_mean = gt_dev_upload(be, mean, (size_t)N), *d_rstd = gt_dev_upload(be, rstd, (size_t)N);
@@ -185,7 +185,7 @@ static void check_layernorm_backward(int N, int C, int with_dinp, lm_grad_store 
         float *d_dinp = gt_dev_upload(be, dinp0, NC), *d_dw = gt_dev_upload(be, dw0, (size_t)C);
         float *d_db = gt_dev_upload(be, db0, (size_t)C);
         be->ops->layernorm_backward(be, with_dinp ? d_dinp : NULL, d_dw, d_db, d_dout, d_inp, d_w, d_mean, d_rstd, N,
-                                    C, store);
+                                    C, store, LM_GRAD_ADD);
         gt_sync(be, "layernorm_backward");
         g_dinp[run] = gt_host(NC);
         g_dw[run] = gt_host((size_t)C);
@@ -397,11 +397,11 @@ static void check_matmul_dinp_written(int N, int IC, int OC, lm_weight_layout la
     printf("matmul_backward dinp written: N=%d IC=%d OC=%d layout=%d offset=%zu\n", N, IC, OC, (int)layout, offset);
     float *x = gt_random(nx, -1, 1), *w = gt_random(nw, -0.5f, 0.5f), *dy = gt_random(ny, -1, 1);
     float *want = gt_host(nx), *got = gt_host(nx), *nan_dx = gt_host(nx + offset);
-    lm_cpu_matmul_backward(want, NULL, NULL, dy, x, w, N, IC, OC, layout, LM_GRAD_WRITE);
+    lm_cpu_matmul_backward(want, NULL, NULL, dy, x, w, N, IC, OC, layout, LM_GRAD_WRITE, LM_GRAD_ADD);
     gt_fill_nan(nan_dx, nx + offset);
     float *d_x = gt_dev_upload(be, x, nx), *d_w = gt_dev_upload(be, w, nw), *d_dy = gt_dev_upload(be, dy, ny);
     float *d_dx_base = gt_dev_upload(be, nan_dx, nx + offset), *d_dx = d_dx_base + offset;
-    be->ops->matmul_backward(be, d_dx, NULL, NULL, d_dy, d_x, d_w, N, IC, OC, layout, LM_GRAD_WRITE);
+    be->ops->matmul_backward(be, d_dx, NULL, NULL, d_dy, d_x, d_w, N, IC, OC, layout, LM_GRAD_WRITE, LM_GRAD_ADD);
     gt_sync(be, "matmul_backward (dinp written)");
     gt_dev_download(be, got, d_dx, nx);
     gt_compare("matmul_backward dinp written over NaN", got, want, nx, 2e-5);
@@ -438,7 +438,7 @@ static void check_gelu_matmul_backward(lm_backend *be, const char *precision, in
     float *dout = gt_random(ny, -1, 1), *dw0 = gt_random(nw, -1, 1), *db0 = gt_random((size_t)OC, -1, 1);
     lm_cpu_gelu_forward(act, pre, nx, 1);
     float *dpre = gt_host(nx), *dw = gt_host_copy(dw0, nw), *db = gt_host_copy(db0, (size_t)OC);
-    lm_cpu_gelu_matmul_backward(dpre, dw, with_bias ? db : NULL, dout, act, pre, w, N, IC, OC, layout);
+    lm_cpu_gelu_matmul_backward(dpre, dw, with_bias ? db : NULL, dout, act, pre, w, N, IC, OC, layout, LM_GRAD_ADD);
 
     float *pre_shifted = gt_host(nx + offset);
     memcpy(pre_shifted + offset, pre, nx * sizeof *pre);
@@ -447,7 +447,7 @@ static void check_gelu_matmul_backward(lm_backend *be, const char *precision, in
     float *d_dw = gt_dev_upload(be, dw0, nw), *d_db = gt_dev_upload(be, db0, (size_t)OC);
     float *d_dpre = gt_dev_nan(be, nx);
     be->ops->gelu_matmul_backward(be, d_dpre, d_dw, with_bias ? d_db : NULL, d_dout, d_act, d_pre, d_w, N, IC, OC,
-                                  layout);
+                                  layout, LM_GRAD_ADD);
     gt_sync(be, "gelu_matmul_backward");
     float *g = gt_host(nx > nw ? nx : nw), *g_two = gt_host(nx);
     gt_dev_download(be, g, d_dpre, nx);
@@ -455,7 +455,7 @@ static void check_gelu_matmul_backward(lm_backend *be, const char *precision, in
 
     /* The GPU's two unfused ops. */
     float *d_two = gt_dev_nan(be, nx);
-    be->ops->matmul_backward(be, d_two, NULL, NULL, d_dout, d_act, d_w, N, IC, OC, layout, LM_GRAD_WRITE);
+    be->ops->matmul_backward(be, d_two, NULL, NULL, d_dout, d_act, d_w, N, IC, OC, layout, LM_GRAD_WRITE, LM_GRAD_ADD);
     be->ops->gelu_backward(be, d_two, d_pre, d_two, nx, 1);
     gt_sync(be, "matmul_backward + gelu_backward");
     gt_dev_download(be, g_two, d_two, nx);
