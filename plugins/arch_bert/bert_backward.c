@@ -1,21 +1,30 @@
 /* BERT backward pass (through the backend op table).
  *
- * Walks the forward in reverse for the batch of the last forward.  Every
- * backward op accumulates (+=) into parameter gradients, so they add up
- * across micro-batches (the skeleton zeroes the gradient buffer first
- * unless the caller accumulates).  An activation-gradient buffer is either
- * written by the one op that fills it (datty, dinter_gelu, dinter:
- * matmul_backward with LM_GRAD_WRITE, gelu_backward) or zeroed right before
- * ops that add into it (the LayerNorm backwards' dres_a/dres_b, attention's
- * dqkv).  The exact-erf GELU has no cuBLASLt epilogue, so BERT keeps
+ * Walks the forward in reverse for the batch of the last forward.
+ * Parameter gradients are written on the first micro-batch of a step
+ * (grads_store LM_GRAD_WRITE, backward(accumulate = 0): no memset of the
+ * buffer) and added on the others (LM_GRAD_ADD).  Every tensor has one
+ * first writer: the head's, each layer's and the embeddings' GEMMs and
+ * LayerNorms write theirs; the word embeddings are written whole by the
+ * tied decoder (bert_head.c), then the lookup adds its rows; the position
+ * and token-type tables, which the lookup only scatter-adds into, are
+ * zeroed first (tests/models/test_written_param_grads.c checks every
+ * element).  An activation-gradient buffer is either written by the one op
+ * that fills it (datty, dinter_gelu, dinter: matmul_backward with
+ * LM_GRAD_WRITE, gelu_backward; dres_a/dres_b: the post-LN LayerNorm
+ * backwards with LM_GRAD_WRITE; the dropout backwards) or zeroed right
+ * before ops that add into it (attention's dqkv, the head's scatter into
+ * dres_a).  The exact-erf GELU has no cuBLASLt epilogue, so BERT keeps
  * matmul_backward + gelu_backward where GPT-2 runs gelu_matmul_backward
- * (a tanh-GELU config could use it: not done).  Post-LN layers make the residual gradient pass
- * through the LayerNorms, so two buffers alternate: dres_a holds the
- * gradient of a layer's output, dres_b the gradient of its inner LayerNorm's
- * output, and dres_a (zeroed again) ends as the gradient of the layer's
- * input.  The MLM head (bert_head.c) goes first and leaves the gradient of
- * the encoder output in dres_a; its logits buffer receives dlogits in place,
- * so logits() is only valid between forward and backward.
+ * (a tanh-GELU config could use it: not done).  Post-LN layers make the
+ * residual gradient pass through the LayerNorms, so two buffers alternate:
+ * dres_a holds the gradient of a layer's output, dres_b the gradient of its
+ * inner LayerNorm's output (written by it, then the intermediate GEMM adds
+ * its share), and dres_a (written again by the attention LayerNorm, then
+ * the Q/K/V GEMMs add) ends as the gradient of the layer's input.  The MLM
+ * head (bert_head.c) goes first and leaves the gradient of the encoder
+ * output in dres_a; its logits buffer receives dlogits in place, so
+ * logits() is only valid between forward and backward.
  *
  * The word embeddings receive two gradients: the decoder's (tied head) and
  * the lookup's.  nn.Embedding(padding_idx=pad_token_id) gives the padding

@@ -1,18 +1,24 @@
 /* GPT-2 backward pass (llm.c's gpt2_backward, through the backend op table).
  *
- * Walks the forward in reverse for the batch of the last forward.  Every
- * backward op accumulates (+=) into parameter gradients, so they add up
- * across micro-batches (the skeleton zeroes the gradient buffer first
- * unless the caller accumulates).  The activation-gradient scratches dln,
- * datty and dfch are each filled by one op that writes them (matmul_backward
- * with LM_GRAD_WRITE, gelu_matmul_backward), so none is zeroed first;
- * dresidual and dqkv are zeroed because their ops add (below, why).  One
- * buffer, dresidual, carries the gradient of the
- * residual stream from the top of the network down to the embeddings: the
- * residual adds pass it through unchanged and the LayerNorm backwards add
- * their branch's contribution to it.  The logits buffer receives dlogits in
- * place (llm.c), so logits() is only valid between forward and backward,
- * and not at all after forward_train, whose loss op wrote them already. */
+ * Walks the forward in reverse for the batch of the last forward.
+ * Parameter gradients are written on the first micro-batch of a step
+ * (grads_store LM_GRAD_WRITE, backward(accumulate = 0): no memset of the
+ * buffer) and added on the others (LM_GRAD_ADD).  Every tensor has one
+ * first writer: each layer's GEMMs and LayerNorms write theirs; wte (the
+ * tied head) is written whole by the head's GEMM, then the lookup adds its
+ * rows; wpe, which the lookup only scatter-adds into (positions T.. get
+ * nothing), is zeroed first (tests/models/test_written_param_grads.c checks
+ * every element).  The activation-gradient scratches dln, datty and dfch
+ * are each filled by one op that writes them (matmul_backward with
+ * LM_GRAD_WRITE, gelu_matmul_backward), the dropout backwards write
+ * theirs, and ln_f's LayerNorm backward writes dresidual, so none is
+ * zeroed; only dqkv is, because the attention backwards add (below, why).
+ * One buffer, dresidual, carries the gradient of the residual stream from
+ * the top of the network down to the embeddings: the residual adds pass it
+ * through unchanged and the blocks' LayerNorm backwards add their branch's
+ * contribution to it.  The logits buffer receives dlogits in place (llm.c),
+ * so logits() is only valid between forward and backward, and not at all
+ * after forward_train, whose loss op wrote them already. */
 #include "gpt2.h"
 #include "model_dropout.h"
 

@@ -156,8 +156,10 @@ lm_status model_buffers_ensure_params(model_buffers *b) {
 
 lm_status model_buffers_ensure_grads(model_buffers *b) {
     if (b->grads) return LM_OK;
+    /* The ranges no tensor holds, once (an earlier call may have found them
+     * and then failed to allocate the gradients). */
     const size_t n = param_table_uncovered(b->table, b->n_params, NULL, 0);
-    if (n > 0) {
+    if (n > 0 && !b->uncovered) {
         b->uncovered = malloc(n * sizeof *b->uncovered);
         if (!b->uncovered) return lm_error_set(LM_ERR_NOMEM, "out of memory for the gradient buffer's gaps");
         b->n_uncovered = param_table_uncovered(b->table, b->n_params, b->uncovered, n);
