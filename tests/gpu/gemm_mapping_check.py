@@ -2,7 +2,8 @@
 
 Emulates cuBLAS's column-major GEMM (op, m, n, k, lda/ldb/ldc with cuBLAS's
 validity rules, strided batches) in numpy and replays the exact calls of
-kernels/cuda/matmul.cu (both weight layouts, forward and backward), of
+kernels/cuda/matmul.cu (both weight layouts, forward and backward, dweight
+added or written), of
 gelu_matmul.cu (the DGELU epilogue's GEMM, beta = 0) and
 attention.cu (GPT-2 interleaved qkv and separate q/k/v, forward and
 backward, through the two-level batches of gemm_batched.cu) against plain
@@ -71,6 +72,12 @@ def matmul_check(N, IC, OC, layout):
         dw_ref = dy.T @ x
     assert np.allclose(dx.reshape(N, IC) - dx0.reshape(N, IC), dy @ Wm.T)
     assert np.allclose(dw - dw0, dw_ref.ravel())
+    # dparam_store LM_GRAD_WRITE: the same dweight GEMMs with beta = 0 over
+    # NaN (the first micro-batch writes the gradient, never reads it).
+    dw = np.full(IC * OC, np.nan)
+    if layout == 0: gemm(False, True, OC, IC, N, 1, dy.ravel(), 0, OC, x.ravel(), 0, IC, 0, dw, 0, OC)
+    else: gemm(False, True, IC, OC, N, 1, x.ravel(), 0, IC, dy.ravel(), 0, OC, 0, dw, 0, IC)
+    assert np.allclose(dw, dw_ref.ravel()), "dweight written"
     print("matmul ok", N, IC, OC, layout)
 
 def gelu_tanh_grad(x):
