@@ -410,10 +410,53 @@ static void check_matmul_dinp_written(int N, int IC, int OC, lm_weight_layout la
     free(x), free(w), free(dy), free(want), free(got), free(nan_dx);
 }
 
+/* The first micro-batch's parameter gradients (dparam_store LM_GRAD_WRITE)
+ * over a dweight and dbias of NaN: the dweight GEMM at beta = 0 and dbias
+ * from its BGRADA (IN_OUT) or BGRADB (OUT_IN) epilogue when dbias is 16-byte
+ * aligned (offset 0), the written column reduction otherwise (offset 1, or
+ * no algorithm); against the CPU within 2e-5.  Then LM_GRAD_ADD adds onto
+ * them: twice the values.  If cuBLASLt has no fp32 BGRAD algorithm the
+ * fallback runs silently: the op profile shows it (no column reduction
+ * kernel from matmul_backward on a first micro-batch with the epilogue). */
+static void check_matmul_params_written(int N, int IC, int OC, lm_weight_layout layout, size_t offset) {
+    lm_backend *be = gt_be;
+    const size_t nx = (size_t)N * IC, ny = (size_t)N * OC, nw = (size_t)IC * OC;
+    printf("matmul_backward parameter gradients written: N=%d IC=%d OC=%d layout=%d dbias offset=%zu\n", N, IC, OC,
+           (int)layout, offset);
+    float *x = gt_random(nx, -1, 1), *w = gt_random(nw, -0.5f, 0.5f), *dy = gt_random(ny, -1, 1);
+    float *want_w = gt_host(nw), *want_b = gt_host((size_t)OC), *got = gt_host(nw), *nan = gt_host(nw + offset);
+    gt_fill_nan(want_w, nw), gt_fill_nan(want_b, (size_t)OC), gt_fill_nan(nan, nw + offset);
+    lm_cpu_matmul_backward(NULL, want_w, want_b, dy, x, w, N, IC, OC, layout, LM_GRAD_WRITE, LM_GRAD_WRITE);
+    float *d_x = gt_dev_upload(be, x, nx), *d_w = gt_dev_upload(be, w, nw), *d_dy = gt_dev_upload(be, dy, ny);
+    float *d_dw = gt_dev_upload(be, nan, nw), *d_db_base = gt_dev_upload(be, nan, (size_t)OC + offset);
+    float *d_db = d_db_base + offset;
+    be->ops->matmul_backward(be, NULL, d_dw, d_db, d_dy, d_x, d_w, N, IC, OC, layout, LM_GRAD_WRITE, LM_GRAD_WRITE);
+    gt_sync(be, "matmul_backward (parameter gradients written)");
+    gt_dev_download(be, got, d_dw, nw);
+    gt_compare("matmul_backward dweight written over NaN", got, want_w, nw, 2e-5);
+    gt_dev_download(be, got, d_db, (size_t)OC);
+    gt_compare("matmul_backward dbias written over NaN", got, want_b, (size_t)OC, 2e-5);
+    be->ops->matmul_backward(be, NULL, d_dw, d_db, d_dy, d_x, d_w, N, IC, OC, layout, LM_GRAD_WRITE, LM_GRAD_ADD);
+    gt_sync(be, "matmul_backward (parameter gradients added)");
+    for (size_t i = 0; i < nw; i++) want_w[i] *= 2.0f;
+    for (int o = 0; o < OC; o++) want_b[o] *= 2.0f;
+    gt_dev_download(be, got, d_dw, nw);
+    gt_compare("matmul_backward dweight added onto the written one", got, want_w, nw, 2e-5);
+    gt_dev_download(be, got, d_db, (size_t)OC);
+    gt_compare("matmul_backward dbias added onto the written one", got, want_b, (size_t)OC, 2e-5);
+    float *to_free[] = {d_x, d_w, d_dy, d_dw, d_db_base};
+    for (size_t i = 0; i < sizeof to_free / sizeof *to_free; i++) gt_dev_free(be, to_free[i]);
+    free(x), free(w), free(dy), free(want_w), free(want_b), free(got), free(nan);
+}
+
 START_TEST(test_matmul_backward_dinp_written) {
     check_matmul_dinp_written(1024, 768, 3072, LM_W_IN_OUT, 0); /* GPT-2's c_fc: dln */
     check_matmul_dinp_written(37, 96, 40, LM_W_OUT_IN, 0);
     check_matmul_dinp_written(37, 96, 40, LM_W_IN_OUT, 1);
+    check_matmul_params_written(1024, 768, 3072, LM_W_IN_OUT, 0); /* GPT-2's c_fc: BGRADA */
+    check_matmul_params_written(1024, 768, 768, LM_W_OUT_IN, 0);  /* BERT's attention output: BGRADB */
+    check_matmul_params_written(37, 96, 40, LM_W_IN_OUT, 1);      /* dbias off 16 bytes: the column sums */
+    check_matmul_params_written(37, 96, 40, LM_W_OUT_IN, 1);
 }
 END_TEST
 
