@@ -213,7 +213,7 @@ static void bert_batch_make(bert_batch *g) {
 
 /* vocab 97, 20 positions (12 used), 3 token types (2 used), pad id 0. */
 #define BERT_SHAPE                                                                                                 \
-    "device=" WPG_DEVICE, "vocab_size=97", "hidden_size=32", "num_hidden_layers=2", "num_attention_heads=4",             \
+    "device=" WPG_DEVICE, "vocab_size=97", "hidden_size=32", "num_hidden_layers=2", "num_attention_heads=4",       \
         "intermediate_size=48", "max_position_embeddings=20", "type_vocab_size=3", "pad_token_id=0"
 #define BERT_DROPOUT "hidden_dropout_prob=0.1", "attention_probs_dropout_prob=0.1"
 #define BERT_NO_DROPOUT "hidden_dropout_prob=0", "attention_probs_dropout_prob=0"
