@@ -9,11 +9,13 @@
  *   - outputs first, then inputs, then sizes, then options;
  *   - float32, row-major, contiguous unless a stride is given;
  *   - B batch, T positions, C channels, NH heads, V vocab, N = rows (B*T);
- *   - backward functions ACCUMULATE (+=) into parameter gradients (the
- *     caller zeroes them) and into activation gradients unless the op says
- *     it writes them (=): gelu_backward writes, matmul_backward writes dinp
- *     when asked (lm_grad_store), gelu_matmul_backward writes its dinp
- *     (backend_ops.def lists which, and why);
+ *   - backward functions add (+=) into gradients or write them (=): the
+ *     parameter gradients of matmul/gelu_matmul/layernorm_backward as the
+ *     caller asks (lm_grad_store: written on a step's first micro-batch),
+ *     activation gradients as each op says (gelu_backward and
+ *     dropout_backward write, matmul_backward and layernorm_backward write
+ *     dinp when asked, gelu_matmul_backward writes its dinp;
+ *     backend_ops.def lists which, and why);
  *   - dropout masks are a pure function of (seed, stream, element index)
  *     through lmcore/rng.h, identical on CPU and GPU; the backend table
  *     (backend.h) derives seed and stream from the step state.
@@ -35,11 +37,12 @@ extern "C" {
  *   LM_W_OUT_IN  — weight stored [OC, IC] (torch.nn.Linear, BERT)        */
 typedef enum lm_weight_layout { LM_W_IN_OUT = 0, LM_W_OUT_IN = 1 } lm_weight_layout;
 
-/* How a backward op stores an activation gradient that the caller could
- * either zero first or not: LM_GRAD_ADD adds into it (+=: the gradient has
- * another share already there, e.g. a residual path's), LM_GRAD_WRITE
- * overwrites it (=: the op is its only writer, so no zeroing pass is
- * needed and whatever the buffer held, NaN included, is never read). */
+/* How a backward op stores a gradient that the caller could either zero
+ * first or not: LM_GRAD_ADD adds into it (+=: the gradient has another
+ * share already there, e.g. a residual path's, or an earlier micro-batch's
+ * parameter gradient), LM_GRAD_WRITE overwrites it (=: the op is its first
+ * writer, so no zeroing pass is needed and whatever the buffer held, NaN
+ * included, is never read). */
 typedef enum lm_grad_store { LM_GRAD_ADD = 0, LM_GRAD_WRITE = 1 } lm_grad_store;
 
 /* Number of threads the CPU kernels use (lmcore's pool, kernels/cpu/threads.c); 0 = one per core. */

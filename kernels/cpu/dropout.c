@@ -14,11 +14,13 @@ typedef struct dropout_job {
     uint64_t seed, stream;
 } dropout_job;
 
-/* Forward: out[i] = inp[i] · multiplier.  Backward (accumulate = 1):
- * dinp[i] += dout[i] · multiplier, the same mask drawn again.  One loop for
- * both, inlined into each task with `accumulate` a constant. */
+/* Forward: out[i] = inp[i] · multiplier.  Backward: dinp[i] = dout[i] ·
+ * multiplier, the same mask drawn again, written as added onto a 0 that is
+ * not read (0 + x, where x alone could be -0): the bits of the zeroing and
+ * adding the callers did before, so the CPU's gradients keep them.  One
+ * loop for both, inlined into each task with `backward` a constant. */
 static inline __attribute__((always_inline)) void dropout_range(const dropout_job *j, long begin, long end,
-                                                                int accumulate) {
+                                                                int backward) {
     float *out = j->out;
     const float *inp = j->inp;
     const lm_dropout_mask mask = j->mask;
@@ -26,7 +28,7 @@ static inline __attribute__((always_inline)) void dropout_range(const dropout_jo
 #pragma omp simd
     for (long i = begin; i < end; i++) {
         const float kept = inp[i] * lm_dropout_multiplier(mask, seed, stream, (uint64_t)i);
-        out[i] = accumulate ? out[i] + kept : kept;
+        out[i] = backward ? 0.0f + kept : kept;
     }
 }
 
@@ -53,11 +55,10 @@ void lm_cpu_dropout_forward(float *out, const float *inp, size_t n, float p, uin
 }
 
 void lm_cpu_dropout_backward(float *dinp, const float *dout, size_t n, float p, uint64_t seed, uint64_t stream) {
-    if (p <= 0.0f) {
-        lm_cpu_residual_forward(dinp, dinp, dout, n); /* dinp += dout */
+    if (p <= 0.0f || p >= 1.0f) { /* a copy, or everything dropped: forward's */
+        lm_cpu_dropout_forward(dinp, dout, n, p, seed, stream);
         return;
     }
-    if (p >= 1.0f) return;
     dropout_job j = {dinp, dout, lm_dropout_mask_make(p), seed, stream};
     lm_cpu_parallel_for((long)n, LM_CPU_PARALLEL_MIN / 4, dropout_backward_task, &j);
 }

@@ -8,7 +8,8 @@
 
 void lm_cpu_gelu_matmul_backward(float *dpre_gelu, float *dweight, float *dbias, const float *dout,
                                  const float *gelu_out, const float *pre_gelu, const float *weight, int N, int IC,
-                                 int OC, lm_weight_layout layout) {
-    lm_cpu_matmul_backward(dpre_gelu, dweight, dbias, dout, gelu_out, weight, N, IC, OC, layout, LM_GRAD_WRITE);
+                                 int OC, lm_weight_layout layout, lm_grad_store dparam_store) {
+    lm_cpu_matmul_backward(dpre_gelu, dweight, dbias, dout, gelu_out, weight, N, IC, OC, layout, LM_GRAD_WRITE,
+                           dparam_store);
     lm_cpu_gelu_backward(dpre_gelu, pre_gelu, dpre_gelu, (size_t)N * (size_t)IC, 1);
 }

@@ -10,6 +10,7 @@ typedef struct bias_job {
     float *out;
     const float *bias, *dout;
     int N, OC;
+    int write; /* backward: out = Σ, not += */
 } bias_job;
 
 static void bias_broadcast_task(void *ctx, long begin, long end) {
@@ -23,7 +24,7 @@ void lm_cpu_matmul_forward(float *out, const float *inp, const float *weight, co
     if (bias) {
         /* The bias goes in first and the GEMM adds onto it (beta = 1): one
          * pass over `out` instead of a GEMM pass plus a bias pass. */
-        bias_job j = {out, bias, NULL, N, OC};
+        bias_job j = {out, bias, NULL, N, OC, 0};
         lm_cpu_parallel_for(N, lm_cpu_rows_per_task(OC), bias_broadcast_task, &j);
         beta = 1.0f;
     }
@@ -35,7 +36,8 @@ void lm_cpu_matmul_forward(float *out, const float *inp, const float *weight, co
 }
 
 /* dbias is a sum over rows: split by column blocks, rows in order, so the
- * result is independent of the thread count. */
+ * result is independent of the thread count.  Written, the sum is added
+ * onto a 0 that is not read: zeroing then adding's bits. */
 #define LM_MATMUL_BIAS_BLOCK 128
 
 static void bias_backward_task(void *ctx, long begin, long end) {
@@ -47,27 +49,35 @@ static void bias_backward_task(void *ctx, long begin, long end) {
 #pragma omp simd
         for (int o = 0; o < width; o++) acc[o] += g[o];
     }
-    for (int o = 0; o < width; o++) j->out[o0 + o] += acc[o];
+    float *out = j->out + o0;
+    if (j->write) {
+        for (int o = 0; o < width; o++) out[o] = 0.0f + acc[o];
+    } else {
+        for (int o = 0; o < width; o++) out[o] += acc[o];
+    }
 }
 
 void lm_cpu_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                             const float *weight, int N, int IC, int OC, lm_weight_layout layout,
-                            lm_grad_store dinp_store) {
-    /* beta = 0 never reads dinp (BLAS semantics: NaN there stays out);
-     * OpenBLAS zeroes it and adds the product, as after a memset. */
+                            lm_grad_store dinp_store, lm_grad_store dparam_store) {
+    /* beta = 0 never reads dinp or dweight (BLAS semantics: NaN there stays
+     * out); OpenBLAS zeroes C and adds the product, as after a memset. */
     const float dinp_beta = dinp_store == LM_GRAD_WRITE ? 0.0f : 1.0f;
+    const float dweight_beta = dparam_store == LM_GRAD_WRITE ? 0.0f : 1.0f;
     if (layout == LM_W_IN_OUT) {
-        /* dinp[N,IC] (+)= dout[N,OC] · W[IC,OC]ᵀ;  dW[IC,OC] += inp[N,IC]ᵀ · dout */
+        /* dinp[N,IC] (+)= dout[N,OC] · W[IC,OC]ᵀ;  dW[IC,OC] (+)= inp[N,IC]ᵀ · dout */
         if (dinp) lm_cpu_sgemm(CblasNoTrans, CblasTrans, N, IC, OC, 1.0f, dout, OC, weight, OC, dinp_beta, dinp, IC);
-        if (dweight) lm_cpu_sgemm(CblasTrans, CblasNoTrans, IC, OC, N, 1.0f, inp, IC, dout, OC, 1.0f, dweight, OC);
+        if (dweight)
+            lm_cpu_sgemm(CblasTrans, CblasNoTrans, IC, OC, N, 1.0f, inp, IC, dout, OC, dweight_beta, dweight, OC);
     } else {
-        /* dinp[N,IC] (+)= dout[N,OC] · W[OC,IC];  dW[OC,IC] += dout[N,OC]ᵀ · inp */
+        /* dinp[N,IC] (+)= dout[N,OC] · W[OC,IC];  dW[OC,IC] (+)= dout[N,OC]ᵀ · inp */
         if (dinp)
             lm_cpu_sgemm(CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, weight, IC, dinp_beta, dinp, IC);
-        if (dweight) lm_cpu_sgemm(CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dweight, IC);
+        if (dweight)
+            lm_cpu_sgemm(CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC, dweight_beta, dweight, IC);
     }
     if (dbias) {
-        bias_job j = {dbias, NULL, dout, N, OC};
+        bias_job j = {dbias, NULL, dout, N, OC, dparam_store == LM_GRAD_WRITE};
         lm_cpu_parallel_for_if((long)N * OC >= LM_CPU_PARALLEL_MIN, OC, LM_MATMUL_BIAS_BLOCK, bias_backward_task, &j);
     }
 }

@@ -1,5 +1,7 @@
 /* Deterministic column sums out[a][c] += Σ_r value_a(r, c) over N rows, for
- * bias and LayerNorm parameter gradients, without float atomics.
+ * bias and LayerNorm parameter gradients, without float atomics; or
+ * out[a][c] = Σ (outs.write: a gradient's first micro-batch, the sum added
+ * onto a 0 that is not read, as the CPU twins write).
  *
  * Stage 1: the rows are cut into `chunks` fixed ranges (a function of N and
  * C only, never of the GPU, so results are reproducible everywhere); a
@@ -15,7 +17,15 @@
 
 template <int NACC> struct lm_column_outputs {
     float *out[NACC]; /* a NULL entry is skipped */
+    bool write;       /* = the sums (out is not read), not += */
 };
+
+/* Where a column's total goes: added, or written. */
+template <int NACC> __device__ inline void lm_column_store(const lm_column_outputs<NACC> &outs, int a, int c,
+                                                          float total) {
+    float *out = outs.out[a] + c;
+    *out = (outs.write ? 0.0f : *out) + total;
+}
 
 #define LM_COLUMN_TILE 32
 #define LM_COLUMN_ROWS 8
@@ -51,7 +61,7 @@ __global__ void lm_column_partial_kernel(lm_column_outputs<NACC> outs, float *pa
         if (partial) {
             partial[((size_t)chunk * NACC + a) * C + c] = total;
         } else if (outs.out[a]) {
-            outs.out[a][c] += total;
+            lm_column_store(outs, a, c, total);
         }
     }
 }
@@ -65,7 +75,7 @@ __global__ void lm_column_finish_kernel(lm_column_outputs<NACC> outs, const floa
         if (!outs.out[a]) continue;
         float total = 0.0f;
         for (int chunk = 0; chunk < chunks; chunk++) total += partial[((size_t)chunk * NACC + a) * C + c];
-        outs.out[a][c] += total;
+        lm_column_store(outs, a, c, total);
     }
 }
 

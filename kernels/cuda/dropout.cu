@@ -13,18 +13,19 @@
 #include "dropout_multiplier.cuh"
 #include "pointwise_map.cuh"
 
-/* out = inp · multiplier (x = inp); backward: dinp += dout · multiplier
- * (x = dout), the same mask drawn again.  The key is loaded per element
- * from device memory (a broadcast through L1, as before). */
+/* out = inp · multiplier (x = inp); backward: dinp = dout · multiplier
+ * (x = dout), the same mask drawn again, written as 0 + x (the CPU's bits:
+ * kernels/cpu/dropout.c).  The key is loaded per element from device
+ * memory (a broadcast through L1, as before). */
 template <bool BACKWARD> struct lm_dropout_op {
     const lm_step_state *key;
     int site;
     float p, scale;
-    static const bool reads_out = BACKWARD;
-    __device__ float operator()(float x, float, float old, size_t i) const {
+    static const bool reads_out = false;
+    __device__ float operator()(float x, float, float, size_t i) const {
         const lm_dropout_key k = lm_dropout_key_load(key, site);
         const float kept = x * lm_dropout_multiplier(k.seed, k.stream, i, p, scale);
-        return BACKWARD ? old + kept : kept;
+        return BACKWARD ? __fadd_rn(0.0f, kept) : kept;
     }
 };
 
@@ -60,11 +61,10 @@ extern "C" void lm_cuda_dropout_forward(lm_cuda_ctx *ctx, float *out, const floa
 extern "C" void lm_cuda_dropout_backward(lm_cuda_ctx *ctx, float *dinp, const float *dout, size_t n, float p,
                                          const lm_step_state *key, int site) {
     if (n == 0) return;
-    if (p <= 0.0f) {
-        lm_cuda_residual_forward(ctx, dinp, dinp, dout, n); /* dinp += dout */
+    if (p <= 0.0f || p >= 1.0f) { /* a copy, or everything dropped: forward's */
+        lm_cuda_dropout_forward(ctx, dinp, dout, n, p, key, site);
         return;
     }
-    if (p >= 1.0f) return;
     if (missing_key(ctx, "dropout_backward", key, p)) return;
     const float scale = 1.0f / (1.0f - p);
     lm_pointwise_map(ctx, "dropout_backward", dinp, dout, (const float *)NULL, n,

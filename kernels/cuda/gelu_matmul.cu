@@ -7,21 +7,23 @@
  * shape).  Where cuBLASLt cannot (pre_gelu not 16-byte aligned or IC not a
  * multiple of 8, no algorithm for the pointers) the two unfused ops run,
  * in place in dpre_gelu.  c_proj's weight and bias gradients are
- * matmul_backward's either way (they accumulate: no bias-gradient
- * epilogue). */
+ * matmul_backward's either way, written or added per dparam_store. */
 #include "gemm.cuh"
 
 extern "C" void lm_cuda_gelu_matmul_backward(lm_cuda_ctx *ctx, float *dpre_gelu, float *dweight, float *dbias,
                                              const float *dout, const float *gelu_out, const float *pre_gelu,
-                                             const float *weight, int N, int IC, int OC, lm_weight_layout layout) {
+                                             const float *weight, int N, int IC, int OC, lm_weight_layout layout,
+                                             lm_grad_store dparam_store) {
     if (N <= 0 || IC <= 0) return;
     const bool in_out = layout == LM_W_IN_OUT;
     const int done = lm_cuda_gemm_dgelu(ctx, "gelu_matmul_backward", in_out, false, IC, N, OC, weight,
                                         in_out ? OC : IC, dout, OC, dpre_gelu, IC, pre_gelu);
     if (done < 0) return; /* a failure kept */
     if (done == 0) {
-        lm_cuda_matmul_backward(ctx, dpre_gelu, NULL, NULL, dout, gelu_out, weight, N, IC, OC, layout, LM_GRAD_WRITE);
+        lm_cuda_matmul_backward(ctx, dpre_gelu, NULL, NULL, dout, gelu_out, weight, N, IC, OC, layout, LM_GRAD_WRITE,
+                                LM_GRAD_ADD);
         lm_cuda_gelu_backward(ctx, dpre_gelu, pre_gelu, dpre_gelu, (size_t)N * (size_t)IC, 1);
     }
-    lm_cuda_matmul_backward(ctx, NULL, dweight, dbias, dout, gelu_out, weight, N, IC, OC, layout, LM_GRAD_WRITE);
+    lm_cuda_matmul_backward(ctx, NULL, dweight, dbias, dout, gelu_out, weight, N, IC, OC, layout, LM_GRAD_WRITE,
+                            dparam_store);
 }

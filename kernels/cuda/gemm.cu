@@ -58,8 +58,14 @@ typedef struct gemm_key {
     int32_t aux_epilogue, aux_ld;
 } gemm_key;
 
-/* gemm_key.aux_epilogue */
-enum { LM_GEMM_NO_AUX = 0, LM_GEMM_GELU_AUX = 1, LM_GEMM_DGELU = 2 };
+/* gemm_key.aux_epilogue: the epilogues besides the bias's.  GELU_AUX and
+ * DGELU have an aux matrix; BGRADA/BGRADB write a bias gradient (the row
+ * sums of op(A), the column sums of op(B), over k) to the bias pointer. */
+enum { LM_GEMM_NO_AUX = 0, LM_GEMM_GELU_AUX = 1, LM_GEMM_DGELU = 2, LM_GEMM_BGRADA = 3, LM_GEMM_BGRADB = 4 };
+
+static bool is_bias_gradient(int32_t aux_epilogue) {
+    return aux_epilogue == LM_GEMM_BGRADA || aux_epilogue == LM_GEMM_BGRADB;
+}
 
 struct lm_gemm_plan {
     gemm_key key;
@@ -109,14 +115,17 @@ static int plan_build(lm_cuda_ctx *ctx, const char *op, lm_gemm_plan *p) {
     LT_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof op_b));
     if (key->has_bias || key->aux_epilogue != LM_GEMM_NO_AUX) {
         /* DGELU never has a bias: lm_cuda_gemm_dgelu passes none (a bias
-         * gradient epilogue, DGELU_BGRAD, would overwrite it). */
-        const uint32_t epilogue = key->aux_epilogue == LM_GEMM_DGELU ? CUBLASLT_EPILOGUE_DGELU
+         * gradient epilogue, DGELU_BGRAD, would overwrite it).  BGRADA/B's
+         * "bias" is their output (lm_cuda_gemm_bgrad). */
+        const uint32_t epilogue = key->aux_epilogue == LM_GEMM_DGELU    ? CUBLASLT_EPILOGUE_DGELU
+                                  : key->aux_epilogue == LM_GEMM_BGRADA ? CUBLASLT_EPILOGUE_BGRADA
+                                  : key->aux_epilogue == LM_GEMM_BGRADB ? CUBLASLT_EPILOGUE_BGRADB
                                   : key->aux_epilogue == LM_GEMM_NO_AUX ? CUBLASLT_EPILOGUE_BIAS
                                   : key->has_bias                       ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS
                                                                         : CUBLASLT_EPILOGUE_GELU_AUX;
         LT_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue));
     }
-    if (key->aux_epilogue != LM_GEMM_NO_AUX) {
+    if (key->aux_epilogue != LM_GEMM_NO_AUX && !is_bias_gradient(key->aux_epilogue)) {
         const int64_t aux_ld = key->aux_ld;
         LT_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld, sizeof aux_ld));
     }
@@ -162,7 +171,8 @@ static int gemm_lt(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b,
     memset(&key, 0, sizeof key);
     key.trans_a = trans_a, key.trans_b = trans_b, key.m = m, key.n = n, key.k = k;
     key.lda = lda, key.ldb = ldb, key.ldc = ldc, key.has_bias = bias != NULL;
-    key.aux_epilogue = aux ? aux_epilogue : LM_GEMM_NO_AUX, key.aux_ld = aux ? aux_ld : 0;
+    key.aux_epilogue = aux || is_bias_gradient(aux_epilogue) ? aux_epilogue : LM_GEMM_NO_AUX;
+    key.aux_ld = aux ? aux_ld : 0;
     key.align_a = pointer_alignment(A), key.align_b = pointer_alignment(B), key.align_c = pointer_alignment(C);
 
     lm_gemm_plan *plan = NULL, temporary;
@@ -241,5 +251,17 @@ int lm_cuda_gemm_dgelu(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool tran
     /* beta = 0: C is written, never read (the op's contract). */
     const int done = gemm_lt(ctx, op, trans_a, trans_b, m, n, k, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, NULL,
                              LM_GEMM_DGELU, pre_gelu, ldc);
+    return done < 0 ? -1 : done;
+}
+
+int lm_cuda_gemm_bgrad(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, int m, int n, int k,
+                       const float *A, int lda, const float *B, int ldb, float *C, int ldc, bool of_a,
+                       float *bias_grad) {
+    if (m <= 0 || n <= 0 || k <= 0) return 0;
+    /* The bias vector's alignment, as for the bias epilogue. */
+    if (pointer_alignment(bias_grad) < 16) return 0;
+    /* beta = 0: C and the bias gradient are written, never read. */
+    const int done = gemm_lt(ctx, op, trans_a, trans_b, m, n, k, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, bias_grad,
+                             of_a ? LM_GEMM_BGRADA : LM_GEMM_BGRADB, NULL, 0);
     return done < 0 ? -1 : done;
 }

@@ -34,6 +34,17 @@ int lm_cuda_gemm_gelu(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans
 int lm_cuda_gemm_dgelu(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, int m, int n, int k,
                        const float *A, int lda, const float *B, int ldb, float *C, int ldc, const float *pre_gelu);
 
+/* C = op(A)·op(B), written (beta = 0), and in the same cuBLASLt call
+ * (CUBLASLT_EPILOGUE_BGRADA when of_a, else BGRADB) bias_grad = the sums of
+ * op(A)'s rows over k (m values) or of op(B)'s columns over k (n values),
+ * written: a weight gradient's GEMM giving its bias gradient on the first
+ * micro-batch of a step.  Returns as lm_cuda_gemm_gelu: 1 queued, 0
+ * nothing queued (bias_grad not 16-byte aligned, no algorithm: the caller
+ * runs the GEMM and the bias reduction), -1 a kept failure. */
+int lm_cuda_gemm_bgrad(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, int m, int n, int k,
+                       const float *A, int lda, const float *B, int ldb, float *C, int ldc, bool of_a,
+                       float *bias_grad);
+
 /* `batch` independent GEMMs at A + i·stride_a, B + i·stride_b, C + i·stride_c
  * (cublasGemmStridedBatchedEx: any alignment, any leading dimension).
  * gemm_batched.cu. */

@@ -22,10 +22,12 @@ __global__ void lm_layernorm_forward_kernel(float *out, float *mean, float *rstd
     lm_layernorm_row(out + (size_t)row * C, mean, rstd, x, weight, bias, C, eps, sum, lane, row);
 }
 
-/* dinp += (g - mean(g) - x̂·mean(g·x̂)) · rstd with g = dout·weight. */
+/* dinp += (g - mean(g) - x̂·mean(g·x̂)) · rstd with g = dout·weight, or
+ * written (write_dinp): added onto a 0 that is not read, zeroing then
+ * adding's bits (the CPU's rule, kernels/cpu/layernorm.c). */
 __global__ void lm_layernorm_backward_input_kernel(float *dinp, const float *dout, const float *inp,
                                                    const float *weight, const float *mean, const float *rstd, int N,
-                                                   int C) {
+                                                   int C, bool write_dinp) {
     const int lane = threadIdx.x & 31;
     const int row = blockIdx.x * LM_LN_ROWS_PER_BLOCK + (threadIdx.x >> 5);
     if (row >= N) return;
@@ -45,7 +47,7 @@ __global__ void lm_layernorm_backward_input_kernel(float *dinp, const float *dou
     for (int c = lane; c < C; c += 32) {
         const float xhat = (x[c] - m) * s;
         const float g = weight[c] * dy[c];
-        dx[c] += (g - g_mean - xhat * gx_mean) * s;
+        dx[c] = (write_dinp ? 0.0f : dx[c]) + (g - g_mean - xhat * gx_mean) * s;
     }
 }
 
@@ -58,12 +60,14 @@ __global__ void lm_layernorm_backward_input_kernel(float *dinp, const float *dou
 #define LM_LN_BACKWARD_CHUNK_ROWS 32
 
 /* One chunk of rows per block; warp w takes rows begin + w, + 4, ...
- * dinp (when not NULL) += as lm_layernorm_backward_input_kernel; the
+ * dinp (when not NULL) += or = as lm_layernorm_backward_input_kernel; the
  * chunk's Σ dout·x̂ and Σ dout per column go to partial[chunk][0|1][c], or,
- * with one chunk (partial NULL), are added to dweight/dbias directly. */
+ * with one chunk (partial NULL), are added to (or written as: write_params)
+ * dweight/dbias directly. */
 __global__ void lm_layernorm_backward_fused_kernel(float *dinp, float *dweight, float *dbias, float *partial,
                                                    const float *dout, const float *inp, const float *weight,
-                                                   const float *mean, const float *rstd, int N, int C) {
+                                                   const float *mean, const float *rstd, int N, int C,
+                                                   bool write_dinp, bool write_params) {
     extern __shared__ float warp_sums[]; /* [warps][2][C] */
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     float *acc_w = warp_sums + (size_t)warp * 2 * C, *acc_b = acc_w + C;
@@ -90,7 +94,7 @@ __global__ void lm_layernorm_backward_fused_kernel(float *dinp, float *dweight, 
         for (int c = lane; c < C; c += 32) {
             const float xhat = (x[c] - m) * s;
             const float g = weight[c] * dy[c];
-            dx[c] += (g - g_mean - xhat * gx_mean) * s;
+            dx[c] = (write_dinp ? 0.0f : dx[c]) + (g - g_mean - xhat * gx_mean) * s;
         }
     }
     __syncthreads();
@@ -104,8 +108,8 @@ __global__ void lm_layernorm_backward_fused_kernel(float *dinp, float *dweight, 
             partial[((size_t)blockIdx.x * 2 + 0) * C + c] = w_total;
             partial[((size_t)blockIdx.x * 2 + 1) * C + c] = b_total;
         } else {
-            if (dweight) dweight[c] += w_total;
-            if (dbias) dbias[c] += b_total;
+            if (dweight) dweight[c] = (write_params ? 0.0f : dweight[c]) + w_total;
+            if (dbias) dbias[c] = (write_params ? 0.0f : dbias[c]) + b_total;
         }
     }
 }
@@ -140,16 +144,18 @@ extern "C" void lm_cuda_layernorm_forward(lm_cuda_ctx *ctx, float *out, float *m
 
 extern "C" void lm_cuda_layernorm_backward(lm_cuda_ctx *ctx, float *dinp, float *dweight, float *dbias,
                                            const float *dout, const float *inp, const float *weight,
-                                           const float *mean, const float *rstd, int N, int C) {
+                                           const float *mean, const float *rstd, int N, int C,
+                                           lm_grad_store dinp_store, lm_grad_store dparam_store) {
     if (N <= 0 || C <= 0) return;
+    const bool write_dinp = dinp_store == LM_GRAD_WRITE, write_params = dparam_store == LM_GRAD_WRITE;
     int chunks = 0;
     if (fused_backward_fits(ctx, N, C, &chunks)) {
         float *partial = chunks > 1 ? (float *)ctx->scratch : NULL;
         const size_t shared = (size_t)LM_LN_BACKWARD_WARPS * 2 * (size_t)C * sizeof(float);
         lm_layernorm_backward_fused_kernel<<<chunks, LM_LN_BACKWARD_WARPS * 32, shared, ctx->stream>>>(
-            dinp, dweight, dbias, partial, dout, inp, weight, mean, rstd, N, C);
+            dinp, dweight, dbias, partial, dout, inp, weight, mean, rstd, N, C, write_dinp, write_params);
         if (partial && (dweight || dbias)) {
-            lm_column_outputs<2> outs = {{dweight, dbias}};
+            lm_column_outputs<2> outs = {{dweight, dbias}, write_params};
             lm_column_finish_kernel<2><<<(C + LM_CUDA_BLOCK - 1) / LM_CUDA_BLOCK, LM_CUDA_BLOCK, 0, ctx->stream>>>(
                 outs, partial, chunks, C);
         }
@@ -159,10 +165,10 @@ extern "C" void lm_cuda_layernorm_backward(lm_cuda_ctx *ctx, float *dinp, float 
     if (dinp) {
         const int blocks = (N + LM_LN_ROWS_PER_BLOCK - 1) / LM_LN_ROWS_PER_BLOCK;
         lm_layernorm_backward_input_kernel<<<blocks, LM_CUDA_BLOCK, 0, ctx->stream>>>(dinp, dout, inp, weight, mean,
-                                                                                     rstd, N, C);
+                                                                                     rstd, N, C, write_dinp);
         lm_cuda_check_launch(ctx, "layernorm_backward");
     }
-    lm_column_outputs<2> outs = {{dweight, dbias}};
+    lm_column_outputs<2> outs = {{dweight, dbias}, write_params};
     lm_layernorm_param_grads value = {dout, inp, mean, rstd, C};
     lm_column_reduce<2>(ctx, "layernorm_backward (parameter gradients)", outs, value, N, C);
 }

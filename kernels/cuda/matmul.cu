@@ -7,8 +7,10 @@
  *   W OUT_IN [OC, IC] -> IC x OC (ld IC) = W  of the math  y = x·Wᵀ (torch)
  * Forward  Y' = op(W)·X' with op = N (IN_OUT) or T (OUT_IN), bias per row of Y'.
  * dinp     dX' = (or +=, per dinp_store: beta 0 or 1) op'(W)·dY' with op' = T (IN_OUT) or N (OUT_IN).
- * dweight  IN_OUT: [OC x IC] += dY'·X'ᵀ ; OUT_IN: [IC x OC] += X'·dY'ᵀ.
- * dbias    Σ over rows of dout: the deterministic column reduction. */
+ * dweight  IN_OUT: [OC x IC] (+)= dY'·X'ᵀ ; OUT_IN: [IC x OC] (+)= X'·dY'ᵀ (per dparam_store: beta 0 or 1).
+ * dbias    Σ over rows of dout: the deterministic column reduction, written or added; when written
+ *          with dweight, the dweight GEMM's epilogue instead (BGRADA: the rows of dY' summed over
+ *          k = N, IN_OUT; BGRADB: the columns of dY'ᵀ, OUT_IN), where cuBLASLt can. */
 #include "column_reduce.cuh"
 #include "gemm.cuh"
 
@@ -29,10 +31,12 @@ extern "C" void lm_cuda_matmul_forward(lm_cuda_ctx *ctx, float *out, const float
 
 extern "C" void lm_cuda_matmul_backward(lm_cuda_ctx *ctx, float *dinp, float *dweight, float *dbias,
                                         const float *dout, const float *inp, const float *weight, int N, int IC,
-                                        int OC, lm_weight_layout layout, lm_grad_store dinp_store) {
+                                        int OC, lm_weight_layout layout, lm_grad_store dinp_store,
+                                        lm_grad_store dparam_store) {
     const bool in_out = layout == LM_W_IN_OUT;
-    /* beta = 0: cuBLAS(Lt) never reads dinp, so it needs no zeroing pass. */
+    /* beta = 0: cuBLAS(Lt) never reads dinp (dweight), so it needs no zeroing pass. */
     const float dinp_beta = dinp_store == LM_GRAD_WRITE ? 0.0f : 1.0f;
+    const float dweight_beta = dparam_store == LM_GRAD_WRITE ? 0.0f : 1.0f;
     if (dinp) {
         if (in_out) {
             lm_cuda_gemm(ctx, "matmul_backward (dinp)", true, false, IC, N, OC, 1.0f, weight, OC, dout, OC, dinp_beta,
@@ -42,17 +46,26 @@ extern "C" void lm_cuda_matmul_backward(lm_cuda_ctx *ctx, float *dinp, float *dw
                          dinp_beta, dinp, IC, NULL);
         }
     }
-    if (dweight) {
+    /* The first micro-batch writes dbias: the dweight GEMM's epilogue can sum dout for it. */
+    int dbias_done = 0;
+    if (dweight && dbias && dparam_store == LM_GRAD_WRITE) {
+        dbias_done = in_out ? lm_cuda_gemm_bgrad(ctx, "matmul_backward (dweight, dbias)", false, true, OC, IC, N,
+                                                 dout, OC, inp, IC, dweight, OC, true, dbias)
+                            : lm_cuda_gemm_bgrad(ctx, "matmul_backward (dweight, dbias)", false, true, IC, OC, N,
+                                                 inp, IC, dout, OC, dweight, IC, false, dbias);
+        if (dbias_done < 0) return; /* a failure kept */
+    }
+    if (dweight && !dbias_done) {
         if (in_out) {
-            lm_cuda_gemm(ctx, "matmul_backward (dweight)", false, true, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f,
-                         dweight, OC, NULL);
+            lm_cuda_gemm(ctx, "matmul_backward (dweight)", false, true, OC, IC, N, 1.0f, dout, OC, inp, IC,
+                         dweight_beta, dweight, OC, NULL);
         } else {
-            lm_cuda_gemm(ctx, "matmul_backward (dweight)", false, true, IC, OC, N, 1.0f, inp, IC, dout, OC, 1.0f,
-                         dweight, IC, NULL);
+            lm_cuda_gemm(ctx, "matmul_backward (dweight)", false, true, IC, OC, N, 1.0f, inp, IC, dout, OC,
+                         dweight_beta, dweight, IC, NULL);
         }
     }
-    if (dbias) {
-        lm_column_outputs<1> outs = {{dbias}};
+    if (dbias && !dbias_done) {
+        lm_column_outputs<1> outs = {{dbias}, dparam_store == LM_GRAD_WRITE};
         lm_matmul_bias_grad value = {dout, OC};
         lm_column_reduce<1>(ctx, "matmul_backward (dbias)", outs, value, N, OC);
     }

@@ -131,7 +131,7 @@ size_t bert_carve_acts(model_base *m, float *base, int B, int T);
 lm_status bert_acts_ready(model_base *m, int B, int T);
 lm_status bert_forward(model_base *m, const lm_batch *batch, lm_step_state *state);
 lm_status bert_upload_batch(model_base *m, const lm_batch *batch, int64_t n_targets, uint64_t *signature_extra);
-void bert_backward(model_base *m, float loss_scale);
+void bert_backward(model_base *m, float loss_scale, lm_grad_store grads);
 
 /* The MLM head (bert_head.c).  Forward: with labels, on the n_targets
  * scored rows of encoder_out (and padding rows, mlm_head_rows), writing
@@ -146,7 +146,7 @@ lm_status bert_head_forward(bert_model *m, lm_step_state *state);
  * (1 <= scored <= N): scored rounded up to a multiple of a granule that
  * grows with N, at most N. */
 int32_t bert_head_rows_for(int64_t scored, int32_t N);
-void bert_head_backward(bert_model *m, float loss_scale);
+void bert_head_backward(bert_model *m, float loss_scale, lm_grad_store grads);
 lm_status bert_head_download_logits(model_base *m, float *out, size_t count);
 /* Frees the head's buffers and the host row lists (free_extra). */
 void bert_head_free(model_base *m);

@@ -188,7 +188,7 @@ lm_status bert_head_forward(bert_model *m, lm_step_state *state) {
     return LM_OK;
 }
 
-void bert_head_backward(bert_model *m, float loss_scale) {
+void bert_head_backward(bert_model *m, float loss_scale, lm_grad_store grads_store) {
     const bert_config *c = &m->config;
     lm_backend *be = m->base.backend;
     const lm_backend_ops *ops = be->ops;
@@ -205,17 +205,19 @@ void bert_head_backward(bert_model *m, float loss_scale) {
     model_loss_backward(&m->base, a->logits, a->head_labels, M, loss_scale);
     /* Top down; datty, dbranch and dres_b serve as scratch here. */
     float *dhead_ln = a->datty, *dhead_gelu = a->dbranch, *dhead_dense = a->dres_b, *dhead_in = a->datty;
+    /* The tied decoder's GEMM is the word embeddings' first writer (all V
+     * rows); the lookup adds its rows last (bert_backward.c). */
     ops->matmul_backward(be, dhead_ln, G(BERT_WORD_EMB), G(BERT_HEAD_TENSOR(L, BERT_HEAD_BIAS)), a->logits,
-                         a->head_ln, P(BERT_WORD_EMB), M, C, V, LM_W_OUT_IN, LM_GRAD_WRITE);
-    ops->zero(be, dhead_gelu, MC * sizeof(float));
+                         a->head_ln, P(BERT_WORD_EMB), M, C, V, LM_W_OUT_IN, LM_GRAD_WRITE, grads_store);
     ops->layernorm_backward(be, dhead_gelu, G(BERT_HEAD_TENSOR(L, BERT_HEAD_LN_W)),
                             G(BERT_HEAD_TENSOR(L, BERT_HEAD_LN_B)), dhead_ln, a->head_gelu,
-                            P(BERT_HEAD_TENSOR(L, BERT_HEAD_LN_W)), a->head_ln_mean, a->head_ln_rstd, M, C);
+                            P(BERT_HEAD_TENSOR(L, BERT_HEAD_LN_W)), a->head_ln_mean, a->head_ln_rstd, M, C,
+                            LM_GRAD_WRITE, grads_store);
     ops->gelu_backward(be, dhead_dense, a->head_dense, dhead_gelu, MC, c->gelu_tanh);
     /* Written over dhead_ln, which is spent. */
     ops->matmul_backward(be, dhead_in, G(BERT_HEAD_TENSOR(L, BERT_HEAD_DENSE_W)),
                          G(BERT_HEAD_TENSOR(L, BERT_HEAD_DENSE_B)), dhead_dense, a->head_in,
-                         P(BERT_HEAD_TENSOR(L, BERT_HEAD_DENSE_W)), M, C, C, LM_W_OUT_IN, LM_GRAD_WRITE);
+                         P(BERT_HEAD_TENSOR(L, BERT_HEAD_DENSE_W)), M, C, C, LM_W_OUT_IN, LM_GRAD_WRITE, grads_store);
     /* Unscored rows of the encoder output get no gradient from the head. */
     ops->zero(be, a->dres_a, NC * sizeof(float));
     ops->embedding_backward(be, a->dres_a, a->junk_row, NULL, dhead_in, a->head_rows, NULL, M, 1, C);

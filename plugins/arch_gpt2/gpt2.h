@@ -114,7 +114,7 @@ lm_status gpt2_write_hf_config(const model_base *m, lm_buffer *out);
 size_t gpt2_carve_acts(model_base *m, float *base, int B, int T);
 lm_status gpt2_forward(model_base *m, const lm_batch *batch, lm_step_state *state);
 lm_status gpt2_upload_batch(model_base *m, const lm_batch *batch, int64_t n_targets, uint64_t *signature_extra);
-void gpt2_backward(model_base *m, float loss_scale);
+void gpt2_backward(model_base *m, float loss_scale, lm_grad_store grads);
 
 /* The ABI 1.1 generate_reset / generate_step slots (gpt2_generate.c). */
 lm_status gpt2_generate_reset(void *self, int32_t max_tokens);

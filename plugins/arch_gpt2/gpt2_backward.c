@@ -1,22 +1,28 @@
 /* GPT-2 backward pass (llm.c's gpt2_backward, through the backend op table).
  *
- * Walks the forward in reverse for the batch of the last forward.  Every
- * backward op accumulates (+=) into parameter gradients, so they add up
- * across micro-batches (the skeleton zeroes the gradient buffer first
- * unless the caller accumulates).  The activation-gradient scratches dln,
- * datty and dfch are each filled by one op that writes them (matmul_backward
- * with LM_GRAD_WRITE, gelu_matmul_backward), so none is zeroed first;
- * dresidual and dqkv are zeroed because their ops add (below, why).  One
- * buffer, dresidual, carries the gradient of the
- * residual stream from the top of the network down to the embeddings: the
- * residual adds pass it through unchanged and the LayerNorm backwards add
- * their branch's contribution to it.  The logits buffer receives dlogits in
- * place (llm.c), so logits() is only valid between forward and backward,
- * and not at all after forward_train, whose loss op wrote them already. */
+ * Walks the forward in reverse for the batch of the last forward.
+ * Parameter gradients are written on the first micro-batch of a step
+ * (grads_store LM_GRAD_WRITE, backward(accumulate = 0): no memset of the
+ * buffer) and added on the others (LM_GRAD_ADD).  Every tensor has one
+ * first writer: each layer's GEMMs and LayerNorms write theirs; wte (the
+ * tied head) is written whole by the head's GEMM, then the lookup adds its
+ * rows; wpe, which the lookup only scatter-adds into (positions T.. get
+ * nothing), is zeroed first (tests/models/test_written_param_grads.c checks
+ * every element).  The activation-gradient scratches dln, datty and dfch
+ * are each filled by one op that writes them (matmul_backward with
+ * LM_GRAD_WRITE, gelu_matmul_backward), the dropout backwards write
+ * theirs, and ln_f's LayerNorm backward writes dresidual, so none is
+ * zeroed; only dqkv is, because the attention backwards add (below, why).
+ * One buffer, dresidual, carries the gradient of the residual stream from
+ * the top of the network down to the embeddings: the residual adds pass it
+ * through unchanged and the blocks' LayerNorm backwards add their branch's
+ * contribution to it.  The logits buffer receives dlogits in place (llm.c),
+ * so logits() is only valid between forward and backward, and not at all
+ * after forward_train, whose loss op wrote them already. */
 #include "gpt2.h"
 #include "model_dropout.h"
 
-void gpt2_backward(model_base *b, float loss_scale) {
+void gpt2_backward(model_base *b, float loss_scale, lm_grad_store grads_store) {
     gpt2_model *m = gpt2_of(b);
     const gpt2_config *c = &m->config;
     lm_backend *be = b->backend;
@@ -38,15 +44,15 @@ void gpt2_backward(model_base *b, float loss_scale) {
      * by a training forward's fused classifier). */
     model_loss_backward(b, a->logits, a->labels, N, loss_scale);
 
+    /* The tied head's GEMM is wte's first writer (all V rows); the lookup adds its rows last. */
     ops->matmul_backward(be, a->dln, G(GPT2_WTE), NULL, a->logits, a->lnf, P(GPT2_WTE), N, C, V, LM_W_OUT_IN,
-                         LM_GRAD_WRITE);
+                         LM_GRAD_WRITE, grads_store);
     const float *block0_input = m->embd_p > 0.0f ? a->x0 : a->encoded;
     const float *last = L > 0 ? a->layers[L - 1].residual3 : block0_input;
-    /* Zeroed: layernorm_backward adds (ln_f's share first; every block's
-     * LayerNorms then add theirs). */
-    ops->zero(be, a->dresidual, NC * sizeof(float));
+    /* ln_f's share is the first of dresidual's, written (no zeroing pass);
+     * every block's LayerNorms then add theirs. */
     ops->layernorm_backward(be, a->dresidual, G(GPT2_LNF_W(L)), G(GPT2_LNF_B(L)), a->dln, last, P(GPT2_LNF_W(L)),
-                            a->lnf_mean, a->lnf_rstd, N, C);
+                            a->lnf_mean, a->lnf_rstd, N, C, LM_GRAD_WRITE, grads_store);
     model_grads_final_from(b, GPT2_LNF_W(L)); /* ln_f; wte (the tied head) gets its lookup's share last */
 
     for (int l = L - 1; l >= 0; l--) {
@@ -63,20 +69,20 @@ void gpt2_backward(model_base *b, float loss_scale) {
         /* c_proj's backward and the GELU's in one op: dfch written (on a GPU
          * the GELU gradient in the GEMM's epilogue). */
         ops->gelu_matmul_backward(be, a->dfch, DW(GPT2_FCPROJ_W), DW(GPT2_FCPROJ_B), dbranch, la->fch_gelu, la->fch,
-                                  W(GPT2_FCPROJ_W), N, H, C, LM_W_IN_OUT);
+                                  W(GPT2_FCPROJ_W), N, H, C, LM_W_IN_OUT, grads_store);
         if (recompute)
             ops->layernorm_forward(be, la->ln2, la->ln2_mean, la->ln2_rstd, la->residual2, W(GPT2_LN2_W),
                                    W(GPT2_LN2_B), N, C, eps);
         ops->matmul_backward(be, a->dln, DW(GPT2_FC_W), DW(GPT2_FC_B), a->dfch, la->ln2, W(GPT2_FC_W), N, C, H,
-                             LM_W_IN_OUT, LM_GRAD_WRITE);
+                             LM_W_IN_OUT, LM_GRAD_WRITE, grads_store);
         ops->layernorm_backward(be, a->dresidual, DW(GPT2_LN2_W), DW(GPT2_LN2_B), a->dln, la->residual2,
-                                W(GPT2_LN2_W), la->ln2_mean, la->ln2_rstd, N, C);
+                                W(GPT2_LN2_W), la->ln2_mean, la->ln2_rstd, N, C, LM_GRAD_ADD, grads_store);
 
         /* Attention branch: residual2 = input + dropout(c_proj(attn(c_attn(ln_1(input))))). */
         dbranch = model_dropout_backward_or_identity(be, a->dproj, a->dresidual, NC, m->resid_p, key,
                                                      MODEL_DROPOUT_ATTENTION_OUT, l);
         ops->matmul_backward(be, a->datty, DW(GPT2_ATTPROJ_W), DW(GPT2_ATTPROJ_B), dbranch, la->atty,
-                             W(GPT2_ATTPROJ_W), N, C, C, LM_W_IN_OUT, LM_GRAD_WRITE);
+                             W(GPT2_ATTPROJ_W), N, C, C, LM_W_IN_OUT, LM_GRAD_WRITE, grads_store);
         /* Zeroed: the attention backwards add into dq/dk/dv.  The fused one
          * (sdpa) must: a tile of queries adds its share to dk/dv of every
          * key it sees, a tile of keys its share to dq.  The eager one adds
@@ -90,9 +96,9 @@ void gpt2_backward(model_base *b, float loss_scale) {
             ops->layernorm_forward(be, la->ln1, la->ln1_mean, la->ln1_rstd, block_input, W(GPT2_LN1_W),
                                    W(GPT2_LN1_B), N, C, eps);
         ops->matmul_backward(be, a->dln, DW(GPT2_QKV_W), DW(GPT2_QKV_B), a->dqkv, la->ln1, W(GPT2_QKV_W), N, C,
-                             3 * C, LM_W_IN_OUT, LM_GRAD_WRITE);
+                             3 * C, LM_W_IN_OUT, LM_GRAD_WRITE, grads_store);
         ops->layernorm_backward(be, a->dresidual, DW(GPT2_LN1_W), DW(GPT2_LN1_B), a->dln, block_input,
-                                W(GPT2_LN1_W), la->ln1_mean, la->ln1_rstd, N, C);
+                                W(GPT2_LN1_W), la->ln1_mean, la->ln1_rstd, N, C, LM_GRAD_ADD, grads_store);
         model_grads_final_from(b, GPT2_LAYER_TENSOR(l, 0)); /* this layer is done: a data-parallel caller reduces it */
 #undef W
 #undef DW
@@ -100,6 +106,10 @@ void gpt2_backward(model_base *b, float loss_scale) {
 
     const float *dencoded = model_dropout_backward_or_identity(be, a->dproj, a->dresidual, NC, m->embd_p, key,
                                                                MODEL_DROPOUT_EMBEDDINGS, 0);
+    /* The lookup only adds, into the rows of the ids and positions it saw:
+     * wte was written by the head, wpe (positions T.. get nothing) is
+     * zeroed first when this backward writes. */
+    if (grads_store == LM_GRAD_WRITE) model_grads_zero_tensor(b, GPT2_WPE);
     ops->embedding_backward(be, G(GPT2_WTE), G(GPT2_WPE), NULL, dencoded, b->ids, NULL, B, T, C);
 #undef P
 #undef G

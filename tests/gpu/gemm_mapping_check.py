@@ -2,7 +2,8 @@
 
 Emulates cuBLAS's column-major GEMM (op, m, n, k, lda/ldb/ldc with cuBLAS's
 validity rules, strided batches) in numpy and replays the exact calls of
-kernels/cuda/matmul.cu (both weight layouts, forward and backward), of
+kernels/cuda/matmul.cu (both weight layouts, forward and backward, dweight
+added or written, dbias from the BGRADA/BGRADB epilogue), of
 gelu_matmul.cu (the DGELU epilogue's GEMM, beta = 0) and
 attention.cu (GPT-2 interleaved qkv and separate q/k/v, forward and
 backward, through the two-level batches of gemm_batched.cu) against plain
@@ -13,7 +14,9 @@ the .cu files when they change.  Run: /work/venv/bin/python tests/gpu/gemm_mappi
 import numpy as np
 rng = np.random.default_rng(0)
 
-def gemm(ta, tb, m, n, k, alpha, A, ao, lda, B, bo, ldb, beta, C, co, ldc, bias=None):
+def gemm(ta, tb, m, n, k, alpha, A, ao, lda, B, bo, ldb, beta, C, co, ldc, bias=None, bgrad=None):
+    """bgrad 'a' or 'b': cuBLASLt's BGRADA/BGRADB epilogue, returned: the
+    sums over k of op(A)'s rows (m values) or of op(B)'s columns (n)."""
     assert lda >= (k if ta else m) and ldb >= (n if tb else k) and ldc >= m, "invalid ld"
     i = np.arange(m)[:, None]; l = np.arange(k)[None, :]
     opA = A[ao + (l + i * lda if ta else i + l * lda)]
@@ -24,6 +27,8 @@ def gemm(ta, tb, m, n, k, alpha, A, ao, lda, B, bo, ldb, beta, C, co, ldc, bias=
     if beta != 0: res += beta * C[ci]
     if bias is not None: res += bias[:, None]
     C[ci] = res
+    if bgrad == 'a': return opA.sum(axis=1)
+    if bgrad == 'b': return opB.sum(axis=0)
 
 def batched(ta, tb, m, n, k, alpha, A, ao, lda, sa, B, bo, ldb, sb, beta, C, co, ldc, sc, batch):
     for i in range(batch):
@@ -71,6 +76,19 @@ def matmul_check(N, IC, OC, layout):
         dw_ref = dy.T @ x
     assert np.allclose(dx.reshape(N, IC) - dx0.reshape(N, IC), dy @ Wm.T)
     assert np.allclose(dw - dw0, dw_ref.ravel())
+    # dparam_store LM_GRAD_WRITE: the same dweight GEMMs with beta = 0 over
+    # NaN (the first micro-batch writes the gradient, never reads it).
+    dw = np.full(IC * OC, np.nan)
+    if layout == 0: gemm(False, True, OC, IC, N, 1, dy.ravel(), 0, OC, x.ravel(), 0, IC, 0, dw, 0, OC)
+    else: gemm(False, True, IC, OC, N, 1, x.ravel(), 0, IC, dy.ravel(), 0, OC, 0, dw, 0, IC)
+    assert np.allclose(dw, dw_ref.ravel()), "dweight written"
+    # ... and with dbias from the same GEMM's epilogue (lm_cuda_gemm_bgrad's
+    # calls in matmul.cu): BGRADA for IN_OUT, BGRADB for OUT_IN.
+    dw = np.full(IC * OC, np.nan)
+    if layout == 0: db = gemm(False, True, OC, IC, N, 1, dy.ravel(), 0, OC, x.ravel(), 0, IC, 0, dw, 0, OC, bgrad='a')
+    else: db = gemm(False, True, IC, OC, N, 1, x.ravel(), 0, IC, dy.ravel(), 0, OC, 0, dw, 0, IC, bgrad='b')
+    assert np.allclose(dw, dw_ref.ravel()), "dweight written with the bias gradient"
+    assert db.shape == (OC,) and np.allclose(db, dy.sum(axis=0)), "dbias from the epilogue"
     print("matmul ok", N, IC, OC, layout)
 
 def gelu_tanh_grad(x):

@@ -158,7 +158,7 @@ static void gelu_matmul_composition(float *dpre, float *dw, float *db, const flo
                                     const float *pre, const float *w, int N, int IC, int OC, lm_weight_layout layout) {
     const size_t n = (size_t)N * IC;
     float *scratch = tk_floats(n), *gelu_grad = tk_floats(n);
-    lm_cpu_matmul_backward(scratch, dw, db, dout, act, w, N, IC, OC, layout, LM_GRAD_ADD);
+    lm_cpu_matmul_backward(scratch, dw, db, dout, act, w, N, IC, OC, layout, LM_GRAD_ADD, LM_GRAD_ADD);
     lm_cpu_gelu_backward(gelu_grad, pre, scratch, n, 1);
     for (size_t i = 0; i < n; i++) dpre[i] = 0.0f + gelu_grad[i];
     free(scratch), free(gelu_grad);
@@ -178,7 +178,8 @@ static void check_gelu_matmul_backward_bits(int N, int IC, int OC, lm_weight_lay
     gelu_matmul_composition(dpre0, dw_0, with_bias ? db_0 : NULL, dout, act, pre, w, N, IC, OC, layout);
     float *dpre1 = tk_floats(nx), *dw_1 = tk_copy(dw0, nw), *db_1 = tk_copy(db0, (size_t)OC);
     for (size_t i = 0; i < nx; i++) dpre1[i] = NAN; /* written: never read */
-    lm_cpu_gelu_matmul_backward(dpre1, dw_1, with_bias ? db_1 : NULL, dout, act, pre, w, N, IC, OC, layout);
+    lm_cpu_gelu_matmul_backward(dpre1, dw_1, with_bias ? db_1 : NULL, dout, act, pre, w, N, IC, OC, layout,
+                                LM_GRAD_ADD);
     ck_assert_msg(memcmp(dpre0, dpre1, nx * sizeof *dpre0) == 0, "dpre_gelu differs (N=%d IC=%d OC=%d)", N, IC, OC);
     ck_assert_msg(memcmp(dw_0, dw_1, nw * sizeof *dw_0) == 0, "dweight differs (N=%d IC=%d OC=%d)", N, IC, OC);
     ck_assert_msg(memcmp(db_0, db_1, (size_t)OC * sizeof *db_0) == 0, "dbias differs (N=%d IC=%d OC=%d)", N, IC, OC);

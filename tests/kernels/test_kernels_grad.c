@@ -51,7 +51,7 @@ START_TEST(test_layernorm_gradients) {
     tk_fill(db, c.C, -0.5f, 0.5f, 7);
     float *dx0 = tk_copy(dx, nx), *dw0 = tk_copy(dw, c.C), *db0 = tk_copy(db, c.C);
     layernorm_run(&c);
-    lm_cpu_layernorm_backward(dx, dw, db, dout, c.x, c.w, c.mean, c.rstd, c.N, c.C);
+    lm_cpu_layernorm_backward(dx, dw, db, dout, c.x, c.w, c.mean, c.rstd, c.N, c.C, LM_GRAD_ADD, LM_GRAD_ADD);
     float *gx = tk_delta(dx, dx0, nx), *gw = tk_delta(dw, dw0, c.C), *gb = tk_delta(db, db0, c.C);
     tk_check_gradient("layernorm dx", layernorm_run, &c, c.x, nx, c.out, dout, nx, gx, FD_H, FD_ATOL, FD_RTOL);
     tk_check_gradient("layernorm dweight", layernorm_run, &c, c.w, c.C, c.out, dout, nx, gw, FD_H, FD_ATOL, FD_RTOL);
@@ -112,7 +112,7 @@ static void check_matmul(lm_weight_layout layout, int with_bias) {
     tk_fill(dw, nw, -0.5f, 0.5f, 16);
     tk_fill(db, c.OC, -0.5f, 0.5f, 17);
     float *dx0 = tk_copy(dx, nx), *dw0 = tk_copy(dw, nw), *db0 = tk_copy(db, c.OC);
-    lm_cpu_matmul_backward(dx, dw, c.b ? db : NULL, dout, c.x, c.w, c.N, c.IC, c.OC, layout, LM_GRAD_ADD);
+    lm_cpu_matmul_backward(dx, dw, c.b ? db : NULL, dout, c.x, c.w, c.N, c.IC, c.OC, layout, LM_GRAD_ADD, LM_GRAD_ADD);
     float *gx = tk_delta(dx, dx0, nx), *gw = tk_delta(dw, dw0, nw), *gb = tk_delta(db, db0, c.OC);
     tk_check_gradient("matmul dinp", matmul_run, &c, c.x, nx, c.out, dout, no, gx, FD_H, FD_ATOL, FD_RTOL);
     tk_check_gradient("matmul dweight", matmul_run, &c, c.w, nw, c.out, dout, no, gw, FD_H, FD_ATOL, FD_RTOL);
@@ -123,7 +123,7 @@ static void check_matmul(lm_weight_layout layout, int with_bias) {
     }
     /* dinp = NULL (first layer): the weight gradient is still accumulated. */
     float *dw_only = tk_copy(dw0, nw);
-    lm_cpu_matmul_backward(NULL, dw_only, NULL, dout, c.x, c.w, c.N, c.IC, c.OC, layout, LM_GRAD_WRITE);
+    lm_cpu_matmul_backward(NULL, dw_only, NULL, dout, c.x, c.w, c.N, c.IC, c.OC, layout, LM_GRAD_WRITE, LM_GRAD_ADD);
     tk_assert_close("matmul dweight without dinp", dw_only, dw, nw, 0.0, 0.0);
     free(c.x), free(c.w), free(c.b), free(c.out), free(want), free(dout), free(dx), free(dw), free(db);
     free(dx0), free(dw0), free(db0), free(gx), free(gw), free(gb), free(dw_only);
@@ -287,9 +287,9 @@ START_TEST(test_gelu_gradients) {
 END_TEST
 
 START_TEST(test_dropout_gradients) {
-    pointwise_case c = {.n = 64, .p = 0.3f};
+    pointwise_case c = {.n = 64, .p = 0.3f, .writes = 1};
     check_pointwise("dropout dx", dropout_run, &c, dropout_back);
-    pointwise_case c0 = {.n = 20, .p = 0.0f};
+    pointwise_case c0 = {.n = 20, .p = 0.0f, .writes = 1};
     check_pointwise("dropout p=0 dx", dropout_run, &c0, dropout_back);
 }
 END_TEST

@@ -113,16 +113,23 @@ START_TEST(test_dropout_mask_is_a_function_of_seed_stream_index) {
     ck_assert(memcmp(out, again, N * sizeof *out) != 0);
     lm_cpu_dropout_forward(again, ones, N, p, 1235, 7);
     ck_assert(memcmp(out, again, N * sizeof *out) != 0);
-    /* Backward applies the same mask and accumulates. */
+    /* Backward applies the same mask and writes (what the buffer held,
+     * here NaN, is never read). */
     float *grad = tk_floats(N);
-    for (int i = 0; i < N; i++) grad[i] = 2.0f;
+    for (int i = 0; i < N; i++) grad[i] = NAN;
     lm_cpu_dropout_backward(grad, ones, N, p, 1234, 7);
-    for (int i = 0; i < N; i++) ck_assert_float_eq(grad[i], 2.0f + out[i]);
-    /* p = 0 copies / accumulates; p = 1 drops everything without NaN. */
+    ck_assert_mem_eq(grad, out, N * sizeof *out);
+    /* p = 0 copies; p = 1 drops everything without NaN: forward and backward. */
     lm_cpu_dropout_forward(again, ones, N, 0.0f, 1, 1);
     ck_assert_mem_eq(again, ones, N * sizeof *out);
+    for (int i = 0; i < N; i++) grad[i] = NAN;
+    lm_cpu_dropout_backward(grad, ones, N, 0.0f, 1, 1);
+    ck_assert_mem_eq(grad, ones, N * sizeof *out);
     lm_cpu_dropout_forward(again, ones, N, 1.0f, 1, 1);
     for (int i = 0; i < N; i++) ck_assert_float_eq(again[i], 0.0f);
+    for (int i = 0; i < N; i++) grad[i] = NAN;
+    lm_cpu_dropout_backward(grad, ones, N, 1.0f, 1, 1);
+    for (int i = 0; i < N; i++) ck_assert_float_eq(grad[i], 0.0f);
     free(ones), free(out), free(again), free(prefix), free(grad);
 }
 END_TEST
@@ -277,8 +284,10 @@ static void run_ops(thread_run *r, int threads) {
     r->mm_out = tk_floats(TN * TOC), r->mm_dx = tk_floats(TN * TIC), r->mm_dw = tk_floats(TIC * TOC);
     r->mm_db = tk_floats(TOC);
     lm_cpu_matmul_forward(r->mm_out, x, w, bias, TN, TIC, TOC, LM_W_IN_OUT);
-    lm_cpu_matmul_backward(r->mm_dx, r->mm_dw, r->mm_db, dout, x, w, TN, TIC, TOC, LM_W_IN_OUT, LM_GRAD_WRITE);
-    lm_cpu_matmul_backward(r->mm_dx, r->mm_dw, r->mm_db, dout, x, w, TN, TIC, TOC, LM_W_OUT_IN, LM_GRAD_ADD);
+    lm_cpu_matmul_backward(r->mm_dx, r->mm_dw, r->mm_db, dout, x, w, TN, TIC, TOC, LM_W_IN_OUT, LM_GRAD_WRITE,
+                           LM_GRAD_ADD);
+    lm_cpu_matmul_backward(r->mm_dx, r->mm_dw, r->mm_db, dout, x, w, TN, TIC, TOC, LM_W_OUT_IN, LM_GRAD_ADD,
+                           LM_GRAD_ADD);
 
     size_t nin = (size_t)TB * TT * 3 * TC, natt = (size_t)TB * TNH * TT * TT, no = (size_t)TB * TT * TC;
     float *qkv = tk_floats(nin), *g = tk_floats(no), *scratch = tk_floats(natt);
@@ -293,7 +302,8 @@ static void run_ops(thread_run *r, int threads) {
     r->ln_db = tk_floats(TOC);
     float *mean = tk_floats(TN), *rstd = tk_floats(TN);
     lm_cpu_layernorm_forward(r->ln_out, mean, rstd, r->mm_out, bias, bias, TN, TOC, 1e-5f);
-    lm_cpu_layernorm_backward(r->ln_dx, r->ln_dw, r->ln_db, dout, r->mm_out, bias, mean, rstd, TN, TOC);
+    lm_cpu_layernorm_backward(r->ln_dx, r->ln_dw, r->ln_db, dout, r->mm_out, bias, mean, rstd, TN, TOC, LM_GRAD_ADD,
+                              LM_GRAD_ADD);
 
     int32_t *labels = tk_ints(TN);
     for (int n = 0; n < TN; n++) labels[n] = n % 7 == 0 ? -100 : (n * 37) % TV;

@@ -54,7 +54,8 @@ START_TEST(test_layernorm_matches_torch) {
     lm_cpu_layernorm_forward(out, mean, rstd, x, w, b, N, C, eps);
     tk_assert_close("layernorm out", out, fx("layernorm.out", N * C), N * C, 2e-5, 1e-5);
     float *dx = tk_floats(N * C), *dw = tk_floats(C), *db = tk_floats(C);
-    lm_cpu_layernorm_backward(dx, dw, db, fx("layernorm.dout", N * C), x, w, mean, rstd, N, C);
+    lm_cpu_layernorm_backward(dx, dw, db, fx("layernorm.dout", N * C), x, w, mean, rstd, N, C, LM_GRAD_WRITE,
+                              LM_GRAD_ADD);
     tk_assert_close("layernorm dx", dx, fx("layernorm.dx", N * C), N * C, 1e-5, 1e-4);
     tk_assert_close("layernorm dweight", dw, fx("layernorm.dweight", C), C, 1e-5, 1e-5);
     tk_assert_close("layernorm dbias", db, fx("layernorm.dbias", C), C, 1e-5, 1e-5);
@@ -93,7 +94,7 @@ START_TEST(test_linear_layouts_match_torch) {
         const float *w = FX("weight", IC * OC), *b = FX("bias", OC);
         float *out = tk_floats(N * OC), *dx = tk_floats(N * IC), *dw = tk_floats(IC * OC), *db = tk_floats(OC);
         lm_cpu_matmul_forward(out, x, w, b, N, IC, OC, layouts[i]);
-        lm_cpu_matmul_backward(dx, dw, db, dout, x, w, N, IC, OC, layouts[i], LM_GRAD_WRITE);
+        lm_cpu_matmul_backward(dx, dw, db, dout, x, w, N, IC, OC, layouts[i], LM_GRAD_WRITE, LM_GRAD_ADD);
         tk_assert_close(tags[i], out, FX("out", N * OC), N * OC, 1e-5, 1e-5);
         tk_assert_close(tags[i], dx, FX("dx", N * IC), N * IC, 1e-5, 1e-5);
         tk_assert_close(tags[i], dw, FX("dweight", IC * OC), IC * OC, 1e-5, 1e-5);

@@ -43,13 +43,12 @@ static inline const float *model_dropout_or_identity(lm_backend *be, float *out,
     return out;
 }
 
-/* The gradient of that dropout's input: dinp (zeroed, then filled) when
- * p > 0, else dout itself. */
+/* The gradient of that dropout's input: dinp (written by dropout_backward,
+ * so not zeroed first) when p > 0, else dout itself. */
 static inline const float *model_dropout_backward_or_identity(lm_backend *be, float *dinp, const float *dout,
                                                               size_t n, float p, const lm_step_state *key,
                                                               model_dropout_site site, int layer) {
     if (p <= 0.0f) return dout;
-    be->ops->zero(be, dinp, n * sizeof(float));
     be->ops->dropout_backward(be, dinp, dout, n, p, key, model_dropout_stream(site, layer));
     return dinp;
 }

@@ -125,9 +125,35 @@ void param_table_init_host(const param_table *t, float *host, uint64_t seed) {
     }
 }
 
+size_t param_table_uncovered(const param_table *t, size_t n_params, param_range *out, size_t cap) {
+    /* A sweep from 0: past the tensor that holds `at`, or else to the next
+     * tensor's start (a gap).  Quadratic in the tensor count, which is a few
+     * hundred, once per model: no sorting buffer to allocate. */
+    size_t count = 0, at = 0;
+    while (at < n_params) {
+        size_t next = n_params; /* where the next tensor after `at` starts */
+        int inside = 0;
+        for (size_t i = 0; i < t->count && !inside; i++) {
+            const size_t begin = t->descs[i].offset, end = begin + (size_t)param_desc_numel(&t->descs[i]);
+            if (begin <= at && at < end) {
+                at = end;
+                inside = 1;
+            } else if (begin > at && begin < next) {
+                next = begin;
+            }
+        }
+        if (inside) continue;
+        if (count < cap) out[count] = (param_range){at, next};
+        count++;
+        at = next;
+    }
+    return count;
+}
+
 void model_buffers_init(model_buffers *b, lm_backend *backend, const param_table *t) {
     memset(b, 0, sizeof *b);
     b->backend = backend;
+    b->table = t;
     b->n_params = t->n_params;
     b->n_decay = t->n_decay;
 }
@@ -139,6 +165,14 @@ lm_status model_buffers_ensure_params(model_buffers *b) {
 
 lm_status model_buffers_ensure_grads(model_buffers *b) {
     if (b->grads) return LM_OK;
+    /* The ranges no tensor holds, once (an earlier call may have found them
+     * and then failed to allocate the gradients). */
+    const size_t n = param_table_uncovered(b->table, b->n_params, NULL, 0);
+    if (n > 0 && !b->uncovered) {
+        b->uncovered = malloc(n * sizeof *b->uncovered);
+        if (!b->uncovered) return lm_error_set(LM_ERR_NOMEM, "out of memory for the gradient buffer's gaps");
+        b->n_uncovered = param_table_uncovered(b->table, b->n_params, b->uncovered, n);
+    }
     return b->backend->ops->alloc(b->backend, (void **)&b->grads, b->n_params * sizeof(float),
                                   "parameter gradients");
 }
@@ -147,6 +181,7 @@ void model_buffers_free(model_buffers *b) {
     if (!b->backend) return; /* never initialised */
     if (b->params) b->backend->ops->free(b->backend, b->params);
     if (b->grads) b->backend->ops->free(b->backend, b->grads);
+    free(b->uncovered);
     memset(b, 0, sizeof *b);
 }
 
@@ -164,6 +199,10 @@ void model_buffers_describe(const model_buffers *b, const param_table *t, lm_par
     out->copy_dtype = LM_F32;
 }
 
-void model_buffers_prepare_grads(model_buffers *b, int accumulate) {
-    if (!accumulate) b->backend->ops->zero(b->backend, b->grads, b->n_params * sizeof(float));
+void model_buffers_prepare_grads(model_buffers *b, lm_grad_store store) {
+    if (store != LM_GRAD_WRITE) return;
+    for (size_t i = 0; i < b->n_uncovered; i++) {
+        const param_range r = b->uncovered[i];
+        b->backend->ops->zero(b->backend, b->grads + r.begin, (r.end - r.begin) * sizeof(float));
+    }
 }

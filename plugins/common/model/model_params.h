@@ -71,10 +71,27 @@ void param_table_free(param_table *t);
  * so the CPU and the GPU start from the same weights. */
 void param_table_init_host(const param_table *t, float *host, uint64_t seed);
 
+/* Elements [begin, end) of the flat buffers. */
+typedef struct param_range {
+    size_t begin, end;
+} param_range;
+
+/* The ranges of [0, n_params) that hold no tensor's elements: gaps between
+ * tensors' [offset, offset + numel) and rows padding a tensor's storage
+ * beyond shape[0] (nothing assumes the descriptors tile the buffer).  In
+ * offset order; returns how many there are, and fills the first `cap` of
+ * them into `out` (out may be NULL when cap is 0). */
+size_t param_table_uncovered(const param_table *t, size_t n_params, param_range *out, size_t cap);
+
 typedef struct model_buffers {
-    lm_backend *backend; /* not owned */
+    lm_backend *backend;       /* not owned */
+    const param_table *table;  /* not owned: the model's, final when the buffers are initialised */
     float *params, *grads;
     size_t n_params, n_decay;
+    /* The ranges no backward op writes (param_table_uncovered), found when
+     * the gradients are allocated: zeroed before a backward that writes. */
+    param_range *uncovered;
+    size_t n_uncovered;
 } model_buffers;
 
 /* Buffers are allocated on first use, not when the model is created: a
@@ -88,7 +105,12 @@ lm_status model_buffers_ensure_grads(model_buffers *b);
 void model_buffers_free(model_buffers *b);
 /* The parameters slot: the buffers, the table's descriptors, the device. */
 void model_buffers_describe(const model_buffers *b, const param_table *t, lm_param_set *out);
-/* Before a backward: zeroes the gradients unless it accumulates into them. */
-void model_buffers_prepare_grads(model_buffers *b, int accumulate);
+/* Before a backward.  `store` LM_GRAD_WRITE (backward(accumulate = 0)):
+ * the architecture's backward writes every tensor's gradient, each by its
+ * first writer (kernels/backend_ops.def), so no whole-buffer memset runs;
+ * only the elements outside every tensor (the uncovered ranges) are zeroed
+ * here, which keeps the whole buffer the gradient, as a memset then adding
+ * made it.  LM_GRAD_ADD: nothing (the backward adds). */
+void model_buffers_prepare_grads(model_buffers *b, lm_grad_store store);
 
 #endif

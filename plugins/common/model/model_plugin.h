@@ -55,9 +55,16 @@ typedef struct model_arch {
      * labels is in m->n_targets_device.  With labels it writes the mean loss
      * over them to state->loss (when state is given: model_forward_loss). */
     lm_status (*forward)(model_base *m, const lm_batch *batch, lm_step_state *state);
-    /* The backward of the last forward (which had labels), into gradients
-     * the skeleton has zeroed or kept (accumulate). */
-    void (*backward)(model_base *m, float loss_scale);
+    /* The backward of the last forward (which had labels).  grads
+     * LM_GRAD_ADD (accumulate = 1): every parameter gradient is added to.
+     * LM_GRAD_WRITE (accumulate = 0): every tensor's gradient is written,
+     * whatever the buffer held: its first writer stores it with
+     * LM_GRAD_WRITE (a matmul's or LayerNorm's dweight/dbias), and a table
+     * that backward only scatter-adds into (position, token type) is zeroed
+     * first (model_grads_zero_tensor); the skeleton has zeroed the elements
+     * outside every tensor (model_buffers_prepare_grads).  Checked by
+     * tests/models/test_written_param_grads.c. */
+    void (*backward)(model_base *m, float loss_scale, lm_grad_store grads);
     /* Appends config.json text in the Hugging Face format. */
     lm_status (*write_hf_config)(const model_base *m, lm_buffer *out);
 
@@ -189,6 +196,10 @@ void model_grads_report(model_base *m, size_t first_tensor);
 static inline void model_grads_final_from(model_base *m, size_t first_tensor) {
     if (m->grads_ready) model_grads_report(m, first_tensor);
 }
+/* For an architecture's backward that writes its gradients: zeroes tensor
+ * `index`'s gradient (its storage), before ops that only add into some of
+ * its rows. */
+void model_grads_zero_tensor(model_base *m, int index);
 /* The upload_batch slot (lmcore/architecture.h): stages the batch for the
  * next forward, which must get this same batch. */
 lm_status model_upload_batch(void *self, const lm_batch *batch, uint64_t *signature);
