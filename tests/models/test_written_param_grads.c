@@ -183,6 +183,10 @@ START_TEST(test_gpt2_written_gradients_cover_every_parameter) {
     check_written_is_zeroed_then_added(vt, attention, &g.batch, 0, "gpt2, dropout, recompute=attention");
     const char *const sdpa[] = {GPT2_SHAPE, GPT2_DROPOUT, "attn_implementation=sdpa", NULL};
     check_written_is_zeroed_then_added(vt, sdpa, &g.batch, 1, "gpt2, dropout, sdpa");
+    /* 61 rows padded to 64: the padding rows (in wte's storage, outside
+     * its shape) are compared too, the whole flat buffer being. */
+    const char *const padded[] = {GPT2_SHAPE, GPT2_DROPOUT, "pad_vocab_to_multiple_of=16", NULL};
+    check_written_is_zeroed_then_added(vt, padded, &g.batch, 1, "gpt2, dropout, vocabulary padded to 64");
 }
 END_TEST
 
@@ -232,6 +236,9 @@ START_TEST(test_bert_written_gradients_cover_every_parameter) {
     check_written_is_zeroed_then_added(vt, recompute, &g.batch, 0, "bert, dropout, recompute=activations");
     const char *const sdpa[] = {BERT_SHAPE, BERT_DROPOUT, "attn_implementation=sdpa", NULL};
     check_written_is_zeroed_then_added(vt, sdpa, &g.batch, 1, "bert, dropout, sdpa");
+    /* 97 rows padded to 128, and the decoder bias with them. */
+    const char *const padded_vocab[] = {BERT_SHAPE, BERT_DROPOUT, "pad_vocab_to_multiple_of=32", NULL};
+    check_written_is_zeroed_then_added(vt, padded_vocab, &g.batch, 1, "bert, dropout, vocabulary padded to 128");
     /* No token types given: every position reads type row 0. */
     g.batch.token_type_ids = NULL;
     check_written_is_zeroed_then_added(vt, exact, &g.batch, 0, "bert, no token types");
