@@ -128,19 +128,27 @@ static inline void lm_test_state_write(const lm_architecture_vtable *vt, void *m
     ck_assert_int_eq(dev->ops->upload(dev, state, host, sizeof *host), LM_OK);
 }
 
-/* The adamw optimizer plugin's vtable (dlopen'd once, kept open). */
-static inline const lm_optimizer_vtable *lm_test_adamw(void) {
-    static const lm_optimizer_vtable *vt = NULL;
-    if (vt) return vt;
+/* The descriptor of the built plugin lm_<file>.so (e.g. "arch_gpt2",
+ * "optimizer_adamw"), of this ABI and of that kind; the library is kept
+ * open, since the vtable lives in it. */
+static inline const lm_plugin_descriptor *lm_test_plugin(const char *file, lm_plugin_kind kind) {
     char path[1024];
-    snprintf(path, sizeof path, "%s/lm_optimizer_adamw.so", LM_TEST_PLUGIN_DIR);
+    snprintf(path, sizeof path, "%s/lm_%s.so", LM_TEST_PLUGIN_DIR, file);
     void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     ck_assert_msg(handle != NULL, "dlopen %s: %s", path, dlerror());
     lm_plugin_describe_fn describe = (lm_plugin_describe_fn)dlsym(handle, LM_PLUGIN_DESCRIBE_SYMBOL);
     ck_assert_msg(describe != NULL, "%s exports no %s", path, LM_PLUGIN_DESCRIBE_SYMBOL);
     const lm_plugin_descriptor *d = describe();
     ck_assert_int_eq(d->abi_major, LM_ABI_MAJOR);
-    ck_assert_int_eq(d->kind, LM_KIND_OPTIMIZER);
+    ck_assert_int_eq(d->kind, kind);
+    return d;
+}
+
+/* The adamw optimizer plugin's vtable (dlopen'd once, kept open). */
+static inline const lm_optimizer_vtable *lm_test_adamw(void) {
+    static const lm_optimizer_vtable *vt = NULL;
+    if (vt) return vt;
+    const lm_plugin_descriptor *d = lm_test_plugin("optimizer_adamw", LM_KIND_OPTIMIZER);
     ck_assert_str_eq(d->name, "adamw");
     vt = d->vtable;
     return vt;

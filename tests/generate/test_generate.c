@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "cuda_probe.h"
 #include "generate.h"
 #include "gpt2_test_util.h"
 #include "kernels.h"
@@ -700,15 +701,8 @@ static Suite *generate_suite(void) {
 
 int main(void) {
 #ifdef GENERATE_TEST_CUDA
-    /* Skip (77) on a machine without a usable GPU unless one is required.
-     * The probe creates a CUDA context in this process, so no fork. */
-    lm_backend *probe = NULL;
-    if (lm_backend_cuda_create(&probe, 0, LM_PRECISION_FP32) != LM_OK) {
-        const char *require = getenv("LMCORE_REQUIRE_GPU");
-        printf("%s: %s\n", require && strcmp(require, "1") == 0 ? "FAILED" : "SKIPPED", lm_error_message());
-        return require && strcmp(require, "1") == 0 ? EXIT_FAILURE : 77;
-    }
-    lm_backend_release(probe);
+    const int unusable = lm_test_cuda_unusable();
+    if (unusable) return unusable;
     return lm_test_run_suites_nofork(generate_suite(), NULL);
 #else
     return lm_test_run_suites(generate_suite(), NULL);

@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "cuda_probe.h"
 #include "lmcore/lmcore.h"
 #include "lmcore/plugin.h"
 #include "model_params.h"
@@ -50,15 +51,7 @@ static const int bit_for_bit = WPG_DEVICE[0] == 'c' && WPG_DEVICE[1] == 'p';
 #define WPG_GPU_TOL 2e-5
 
 static const lm_architecture_vtable *load_arch(const char *file) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/lm_%s.so", LM_TEST_PLUGIN_DIR, file);
-    void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL); /* kept open: the vtable lives in it */
-    ck_assert_msg(handle != NULL, "dlopen %s: %s", path, dlerror());
-    lm_plugin_describe_fn describe = (lm_plugin_describe_fn)dlsym(handle, LM_PLUGIN_DESCRIBE_SYMBOL);
-    ck_assert_msg(describe != NULL, "%s exports no %s", path, LM_PLUGIN_DESCRIBE_SYMBOL);
-    const lm_plugin_descriptor *d = describe();
-    ck_assert_int_eq(d->kind, LM_KIND_ARCHITECTURE);
-    return d->vtable;
+    return lm_test_plugin(file, LM_KIND_ARCHITECTURE)->vtable;
 }
 
 static void *create_model(const lm_architecture_vtable *vt, const char *const *settings) {
@@ -312,4 +305,10 @@ static Suite *written_param_grads_suite(void) {
     return s;
 }
 
-int main(void) { return lm_test_run_suites(written_param_grads_suite(), NULL); }
+int main(void) {
+    if (!bit_for_bit) { /* the CUDA twin: skipped without a GPU, the suites run without fork */
+        const int unusable = lm_test_cuda_unusable();
+        return unusable ? unusable : lm_test_run_suites_nofork(written_param_grads_suite(), NULL);
+    }
+    return lm_test_run_suites(written_param_grads_suite(), NULL);
+}

@@ -39,6 +39,7 @@
 
 #include "adamw_reference.h"
 #include "backend.h"
+#include "cuda_probe.h"
 #include "lmcore/lmcore.h"
 #include "test_main.h"
 
@@ -915,19 +916,9 @@ static Suite *optimizer_suite(void) {
 
 int main(void) {
 #if defined(OPT_TEST_CUDA)
-    /* Probe once; the tests create their own backends (no fork: the CUDA
-     * context must stay in this process). */
-    lm_backend *probe = NULL;
-    if (lm_backend_cuda_create(&probe, 0, LM_PRECISION_FP32) != LM_OK) {
-        const char *require = getenv("LMCORE_REQUIRE_GPU");
-        if (require && strcmp(require, "1") == 0) {
-            printf("FAILED: LMCORE_REQUIRE_GPU=1 but the CUDA backend could not start: %s\n", lm_error_message());
-            return EXIT_FAILURE;
-        }
-        printf("SKIPPED: no usable GPU (%s)\n", lm_error_message());
-        return 77; /* CTest SKIP_RETURN_CODE */
-    }
-    probe->ops->destroy(probe);
+    /* The tests create their own backends. */
+    const int unusable = lm_test_cuda_unusable();
+    if (unusable) return unusable;
     return lm_test_run_suites_nofork(optimizer_suite(), NULL);
 #else
     return lm_test_run_suites(optimizer_suite(), NULL);

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "cuda_probe.h"
 #include "generate.h"
 #include "kernels.h"
 #include "lmcore/json.h"
@@ -68,21 +69,13 @@ static double worst_logits, worst_grads, worst_loss; /* measured, printed by the
 
 /* ---- plugins ---- */
 
-static const void *plugin_vtable(const char *file, int kind) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s.so", LM_TEST_PLUGIN_DIR, file);
-    void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL); /* kept open: the vtable lives in it */
-    ck_assert_msg(handle != NULL, "dlopen %s: %s", path, dlerror());
-    lm_plugin_describe_fn describe = (lm_plugin_describe_fn)dlsym(handle, LM_PLUGIN_DESCRIBE_SYMBOL);
-    ck_assert_msg(describe != NULL, "%s exports no %s", path, LM_PLUGIN_DESCRIBE_SYMBOL);
-    const lm_plugin_descriptor *d = describe();
-    ck_assert_int_eq(d->kind, kind);
-    return d->vtable;
+static const void *plugin_vtable(const char *file, lm_plugin_kind kind) {
+    return lm_test_plugin(file, kind)->vtable;
 }
 
 static const lm_architecture_vtable *arch_vt(const char *arch) {
     char file[64];
-    snprintf(file, sizeof file, "lm_arch_%s", arch);
+    snprintf(file, sizeof file, "arch_%s", arch);
     return plugin_vtable(file, LM_KIND_ARCHITECTURE);
 }
 
@@ -429,7 +422,7 @@ END_TEST
 static void *bind_optimizer(const char *name, const lm_architecture_vtable *vt, void *model,
                             const lm_optimizer_vtable **ovt) {
     char file[64], owner[64];
-    snprintf(file, sizeof file, "lm_optimizer_%s", name);
+    snprintf(file, sizeof file, "optimizer_%s", name);
     snprintf(owner, sizeof owner, "optimizer '%s'", name);
     *ovt = plugin_vtable(file, LM_KIND_OPTIMIZER);
     lm_config *cfg = NULL;
@@ -735,15 +728,8 @@ static Suite *vocab_padding_suite(void) {
 
 int main(void) {
 #ifdef VOCABPAD_TEST_CUDA
-    /* Skip (77) without a usable GPU unless one is required (tests/gpu/run.sh
-     * sets LMCORE_REQUIRE_GPU=1); the CUDA context lives in this process: no fork. */
-    lm_backend *probe = NULL;
-    if (lm_backend_cuda_create(&probe, 0, LM_PRECISION_FP32) != LM_OK) {
-        const char *require = getenv("LMCORE_REQUIRE_GPU");
-        printf("%s: %s\n", require && strcmp(require, "1") == 0 ? "FAILED" : "SKIPPED", lm_error_message());
-        return require && strcmp(require, "1") == 0 ? EXIT_FAILURE : 77;
-    }
-    lm_backend_release(probe);
+    const int unusable = lm_test_cuda_unusable();
+    if (unusable) return unusable;
     return lm_test_exit_status(lm_test_count_failures(CK_NOFORK, vocab_padding_suite(), NULL));
 #else
     return lm_test_exit_status(lm_test_count_failures(CK_FORK_GETENV, vocab_padding_suite(), NULL));
