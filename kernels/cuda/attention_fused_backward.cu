@@ -229,17 +229,7 @@ __global__ void __launch_bounds__(LM_FUSED_THREADS, 1)
             for (int c = 0; c < 4; c++) buffer[(ty * 4 + r) * LM_FUSED_LDP + tx + 16 * c] = dS[r][c];
         __syncthreads();
         /* dQ[query, d] += Σ_key dS[query, key] · K[key, d] (scaled at the end) */
-        for (int c = 0; c < LM_FUSED_TILE; c++) {
-            float bv[4], kv[DPT];
-#pragma unroll
-            for (int r = 0; r < 4; r++) bv[r] = buffer[(ty * 4 + r) * LM_FUSED_LDP + c];
-#pragma unroll
-            for (int d = 0; d < DPT; d++) kv[d] = tx + 16 * d < hd ? Ks[c * ldt + tx + 16 * d] : 0.0f;
-#pragma unroll
-            for (int r = 0; r < 4; r++)
-#pragma unroll
-                for (int d = 0; d < DPT; d++) dq_acc[r][d] = fmaf(bv[r], kv[d], dq_acc[r][d]);
-        }
+        lm_fused_tile_accumulate<DPT>(dq_acc, buffer, Ks, hd, ty, tx);
     }
 #pragma unroll
     for (int r = 0; r < 4; r++) {

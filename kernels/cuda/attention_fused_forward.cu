@@ -90,17 +90,7 @@ __global__ void __launch_bounds__(LM_FUSED_THREADS, 1)
             }
         }
         __syncthreads();
-        for (int c = 0; c < LM_FUSED_TILE; c++) {
-            float pv[4], vv[DPT];
-#pragma unroll
-            for (int r = 0; r < 4; r++) pv[r] = Ps[(ty * 4 + r) * LM_FUSED_LDP + c];
-#pragma unroll
-            for (int d = 0; d < DPT; d++) vv[d] = tx + 16 * d < hd ? Vs[c * ldt + tx + 16 * d] : 0.0f;
-#pragma unroll
-            for (int r = 0; r < 4; r++)
-#pragma unroll
-                for (int d = 0; d < DPT; d++) acc[r][d] = fmaf(pv[r], vv[d], acc[r][d]);
-        }
+        lm_fused_tile_accumulate<DPT>(acc, Ps, Vs, hd, ty, tx);
     }
 #pragma unroll
     for (int r = 0; r < 4; r++) {

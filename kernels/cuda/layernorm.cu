@@ -22,6 +22,22 @@ __global__ void lm_layernorm_forward_kernel(float *out, float *mean, float *rstd
     lm_layernorm_row(out + (size_t)row * C, mean, rstd, x, weight, bias, C, eps, sum, lane, row);
 }
 
+/* The second half of one row's input gradient, shared by the two backward
+ * kernels so that both give the same bits: from each lane's Σ g and Σ g·x̂
+ * over its columns (g = dout·weight), dx[c] = (g - mean(g) - x̂·mean(g·x̂))
+ * · rstd, added to dx or written (write_dinp). */
+__device__ __forceinline__ void layernorm_row_dinp(float *dx, const float *x, const float *dy, const float *weight,
+                                                   float m, float s, int C, float g_sum, float gx_sum, int lane,
+                                                   bool write_dinp) {
+    const float g_mean = lm_warp_sum(g_sum) / C;
+    const float gx_mean = lm_warp_sum(gx_sum) / C;
+    for (int c = lane; c < C; c += 32) {
+        const float xhat = (x[c] - m) * s;
+        const float g = weight[c] * dy[c];
+        dx[c] = (write_dinp ? 0.0f : dx[c]) + (g - g_mean - xhat * gx_mean) * s;
+    }
+}
+
 /* dinp += (g - mean(g) - x̂·mean(g·x̂)) · rstd with g = dout·weight, or
  * written (write_dinp): added onto a 0 that is not read, zeroing then
  * adding's bits (the CPU's rule, kernels/cpu/layernorm.c). */
@@ -41,14 +57,7 @@ __global__ void lm_layernorm_backward_input_kernel(float *dinp, const float *dou
         g_sum += g;
         gx_sum += g * xhat;
     }
-    const float g_mean = lm_warp_sum(g_sum) / C;
-    const float gx_mean = lm_warp_sum(gx_sum) / C;
-    float *dx = dinp + (size_t)row * C;
-    for (int c = lane; c < C; c += 32) {
-        const float xhat = (x[c] - m) * s;
-        const float g = weight[c] * dy[c];
-        dx[c] = (write_dinp ? 0.0f : dx[c]) + (g - g_mean - xhat * gx_mean) * s;
-    }
+    layernorm_row_dinp(dinp + (size_t)row * C, x, dy, weight, m, s, C, g_sum, gx_sum, lane, write_dinp);
 }
 
 /* The fused backward's shape: 4 warps per block, each with 2·C floats of
@@ -87,15 +96,7 @@ __global__ void lm_layernorm_backward_fused_kernel(float *dinp, float *dweight, 
             acc_w[c] += dy[c] * xhat;
             acc_b[c] += dy[c];
         }
-        if (!dinp) continue;
-        const float g_mean = lm_warp_sum(g_sum) / C;
-        const float gx_mean = lm_warp_sum(gx_sum) / C;
-        float *dx = dinp + (size_t)row * C;
-        for (int c = lane; c < C; c += 32) {
-            const float xhat = (x[c] - m) * s;
-            const float g = weight[c] * dy[c];
-            dx[c] = (write_dinp ? 0.0f : dx[c]) + (g - g_mean - xhat * gx_mean) * s;
-        }
+        if (dinp) layernorm_row_dinp(dinp + (size_t)row * C, x, dy, weight, m, s, C, g_sum, gx_sum, lane, write_dinp);
     }
     __syncthreads();
     for (int c = threadIdx.x; c < C; c += blockDim.x) {
