@@ -24,6 +24,7 @@
 #include <cblas.h>
 #include <stddef.h>
 
+#include "kernels.h"     /* lm_grad_store */
 #include "wide_clones.h" /* LM_CPU_WIDE_CLONES */
 
 #if defined(__GNUC__)
@@ -68,5 +69,11 @@ LM_CPU_INTERNAL int lm_cpu_thread_count(void);
 LM_CPU_INTERNAL void lm_cpu_sgemm(enum CBLAS_TRANSPOSE trans_a, enum CBLAS_TRANSPOSE trans_b, int M, int N, int K,
                                   float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C,
                                   int ldc);
+
+/* dbias[c] = Σ_n dout[n, c] (store LM_GRAD_WRITE, as 0 + the sum) or
+ * += it (LM_GRAD_ADD), for dout [N, C]: matmul_backward's bias gradient
+ * (matmul.c), also gelu_matmul_backward's dbias_pre, which must keep its
+ * order of additions (GPT-2's c_fc bias took it from matmul_backward). */
+LM_CPU_INTERNAL void lm_cpu_bias_backward(float *dbias, const float *dout, int N, int C, lm_grad_store store);
 
 #endif

@@ -76,8 +76,10 @@ void lm_cpu_matmul_backward(float *dinp, float *dweight, float *dbias, const flo
         if (dweight)
             lm_cpu_sgemm(CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC, dweight_beta, dweight, IC);
     }
-    if (dbias) {
-        bias_job j = {dbias, NULL, dout, N, OC, dparam_store == LM_GRAD_WRITE};
-        lm_cpu_parallel_for_if((long)N * OC >= LM_CPU_PARALLEL_MIN, OC, LM_MATMUL_BIAS_BLOCK, bias_backward_task, &j);
-    }
+    if (dbias) lm_cpu_bias_backward(dbias, dout, N, OC, dparam_store);
+}
+
+void lm_cpu_bias_backward(float *dbias, const float *dout, int N, int C, lm_grad_store store) {
+    bias_job j = {dbias, NULL, dout, N, C, store == LM_GRAD_WRITE};
+    lm_cpu_parallel_for_if((long)N * C >= LM_CPU_PARALLEL_MIN, C, LM_MATMUL_BIAS_BLOCK, bias_backward_task, &j);
 }

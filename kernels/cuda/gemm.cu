@@ -58,10 +58,18 @@ typedef struct gemm_key {
     int32_t aux_epilogue, aux_ld;
 } gemm_key;
 
-/* gemm_key.aux_epilogue: the epilogues besides the bias's.  GELU_AUX and
- * DGELU have an aux matrix; BGRADA/BGRADB write a bias gradient (the row
- * sums of op(A), the column sums of op(B), over k) to the bias pointer. */
-enum { LM_GEMM_NO_AUX = 0, LM_GEMM_GELU_AUX = 1, LM_GEMM_DGELU = 2, LM_GEMM_BGRADA = 3, LM_GEMM_BGRADB = 4 };
+/* gemm_key.aux_epilogue: the epilogues besides the bias's.  GELU_AUX,
+ * DGELU and DGELU_BGRAD have an aux matrix; BGRADA/BGRADB write a bias
+ * gradient (the row sums of op(A), the column sums of op(B), over k) to the
+ * bias pointer, DGELU_BGRAD the row sums of D (over n). */
+enum {
+    LM_GEMM_NO_AUX = 0,
+    LM_GEMM_GELU_AUX = 1,
+    LM_GEMM_DGELU = 2,
+    LM_GEMM_BGRADA = 3,
+    LM_GEMM_BGRADB = 4,
+    LM_GEMM_DGELU_BGRAD = 5
+};
 
 static bool is_bias_gradient(int32_t aux_epilogue) {
     return aux_epilogue == LM_GEMM_BGRADA || aux_epilogue == LM_GEMM_BGRADB;
@@ -114,15 +122,16 @@ static int plan_build(lm_cuda_ctx *ctx, const char *op, lm_gemm_plan *p) {
     LT_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof op_a));
     LT_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof op_b));
     if (key->has_bias || key->aux_epilogue != LM_GEMM_NO_AUX) {
-        /* DGELU never has a bias: lm_cuda_gemm_dgelu passes none (a bias
-         * gradient epilogue, DGELU_BGRAD, would overwrite it).  BGRADA/B's
-         * "bias" is their output (lm_cuda_gemm_bgrad). */
-        const uint32_t epilogue = key->aux_epilogue == LM_GEMM_DGELU    ? CUBLASLT_EPILOGUE_DGELU
-                                  : key->aux_epilogue == LM_GEMM_BGRADA ? CUBLASLT_EPILOGUE_BGRADA
-                                  : key->aux_epilogue == LM_GEMM_BGRADB ? CUBLASLT_EPILOGUE_BGRADB
-                                  : key->aux_epilogue == LM_GEMM_NO_AUX ? CUBLASLT_EPILOGUE_BIAS
-                                  : key->has_bias                       ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS
-                                                                        : CUBLASLT_EPILOGUE_GELU_AUX;
+        /* DGELU never has a bias: lm_cuda_gemm_dgelu passes none.  The
+         * "bias" of BGRADA/B and DGELU_BGRAD is their output, a bias
+         * gradient that they overwrite (lm_cuda_gemm_bgrad, _dgelu). */
+        const uint32_t epilogue = key->aux_epilogue == LM_GEMM_DGELU         ? CUBLASLT_EPILOGUE_DGELU
+                                  : key->aux_epilogue == LM_GEMM_DGELU_BGRAD ? CUBLASLT_EPILOGUE_DGELU_BGRAD
+                                  : key->aux_epilogue == LM_GEMM_BGRADA      ? CUBLASLT_EPILOGUE_BGRADA
+                                  : key->aux_epilogue == LM_GEMM_BGRADB      ? CUBLASLT_EPILOGUE_BGRADB
+                                  : key->aux_epilogue == LM_GEMM_NO_AUX      ? CUBLASLT_EPILOGUE_BIAS
+                                  : key->has_bias                            ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS
+                                                                             : CUBLASLT_EPILOGUE_GELU_AUX;
         LT_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue));
     }
     if (key->aux_epilogue != LM_GEMM_NO_AUX && !is_bias_gradient(key->aux_epilogue)) {
@@ -244,13 +253,16 @@ int lm_cuda_gemm_gelu(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans
 }
 
 int lm_cuda_gemm_dgelu(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, int m, int n, int k,
-                       const float *A, int lda, const float *B, int ldb, float *C, int ldc, const float *pre_gelu) {
+                       const float *A, int lda, const float *B, int ldb, float *C, int ldc, const float *pre_gelu,
+                       float *bias_grad) {
     if (m <= 0 || n <= 0 || k <= 0) return 0;
-    /* The aux matrix's rules, as for the forward's. */
+    /* The aux matrix's rules, as for the forward's; the bias vector's, as
+     * for the bias epilogue. */
     if (pointer_alignment(pre_gelu) < 16 || ldc % 8 != 0) return 0;
-    /* beta = 0: C is written, never read (the op's contract). */
-    const int done = gemm_lt(ctx, op, trans_a, trans_b, m, n, k, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, NULL,
-                             LM_GEMM_DGELU, pre_gelu, ldc);
+    if (bias_grad && pointer_alignment(bias_grad) < 16) return 0;
+    /* beta = 0: C (and the bias gradient) are written, never read (the op's contract). */
+    const int done = gemm_lt(ctx, op, trans_a, trans_b, m, n, k, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, bias_grad,
+                             bias_grad ? LM_GEMM_DGELU_BGRAD : LM_GEMM_DGELU, pre_gelu, ldc);
     return done < 0 ? -1 : done;
 }
 

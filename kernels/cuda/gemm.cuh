@@ -28,11 +28,16 @@ int lm_cuda_gemm_gelu(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans
 
 /* C = (op(A)·op(B)) ⊙ gelu_tanh'(pre_gelu), written (beta = 0), in one
  * cuBLASLt call (CUBLASLT_EPILOGUE_DGELU, pre_gelu read as the aux matrix:
- * same shape and leading dimension as C).  No bias gradient: DGELU_BGRAD
- * would overwrite one.  Returns as lm_cuda_gemm_gelu: 1 queued, 0 nothing
- * queued (the caller runs the unfused ops), -1 a kept failure. */
+ * same shape and leading dimension as C).  With bias_grad (not NULL), the
+ * same call also WRITES bias_grad = the sums of C's rows over its n columns
+ * (m values; CUBLASLT_EPILOGUE_DGELU_BGRAD, the bias pointer its output):
+ * only for a bias gradient that is written, never one to add to.  Returns as
+ * lm_cuda_gemm_gelu: 1 queued, 0 nothing queued (bias_grad not 16-byte
+ * aligned, the aux matrix's rules, no algorithm: the caller tries without
+ * bias_grad, or runs the unfused ops), -1 a kept failure. */
 int lm_cuda_gemm_dgelu(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, int m, int n, int k,
-                       const float *A, int lda, const float *B, int ldb, float *C, int ldc, const float *pre_gelu);
+                       const float *A, int lda, const float *B, int ldb, float *C, int ldc, const float *pre_gelu,
+                       float *bias_grad);
 
 /* C = op(A)·op(B), written (beta = 0), and in the same cuBLASLt call
  * (CUBLASLT_EPILOGUE_BGRADA when of_a, else BGRADB) bias_grad = the sums of

@@ -4,7 +4,8 @@ Emulates cuBLAS's column-major GEMM (op, m, n, k, lda/ldb/ldc with cuBLAS's
 validity rules, strided batches) in numpy and replays the exact calls of
 kernels/cuda/matmul.cu (both weight layouts, forward and backward, dweight
 added or written, dbias from the BGRADA/BGRADB epilogue), of
-gelu_matmul.cu (the DGELU epilogue's GEMM, beta = 0) and
+gelu_matmul.cu (the DGELU epilogue's GEMM, beta = 0, and DGELU_BGRAD's
+bias gradient) and
 attention.cu (GPT-2 interleaved qkv and separate q/k/v, forward and
 backward, through the two-level batches of gemm_batched.cu) against plain
 numpy formulas.  Keep the calls here in sync with
@@ -14,9 +15,14 @@ the .cu files when they change.  Run: /work/venv/bin/python tests/gpu/gemm_mappi
 import numpy as np
 rng = np.random.default_rng(0)
 
-def gemm(ta, tb, m, n, k, alpha, A, ao, lda, B, bo, ldb, beta, C, co, ldc, bias=None, bgrad=None):
+def gemm(ta, tb, m, n, k, alpha, A, ao, lda, B, bo, ldb, beta, C, co, ldc, bias=None, bgrad=None, dgelu_aux=None,
+         aux_ld=None):
     """bgrad 'a' or 'b': cuBLASLt's BGRADA/BGRADB epilogue, returned: the
-    sums over k of op(A)'s rows (m values) or of op(B)'s columns (n)."""
+    sums over k of op(A)'s rows (m values) or of op(B)'s columns (n).
+    dgelu_aux: the DGELU epilogue, D = product * gelu'(aux) with aux an
+    m x n column-major matrix of leading dimension aux_ld (aux_ld >= m);
+    with bgrad 'd' as well (DGELU_BGRAD), returned: D's rows summed over
+    its n columns (m values, the bias pointer's length: D's rows)."""
     assert lda >= (k if ta else m) and ldb >= (n if tb else k) and ldc >= m, "invalid ld"
     i = np.arange(m)[:, None]; l = np.arange(k)[None, :]
     opA = A[ao + (l + i * lda if ta else i + l * lda)]
@@ -26,7 +32,13 @@ def gemm(ta, tb, m, n, k, alpha, A, ao, lda, B, bo, ldb, beta, C, co, ldc, bias=
     res = alpha * (opA.astype(np.float64) @ opB.astype(np.float64))
     if beta != 0: res += beta * C[ci]
     if bias is not None: res += bias[:, None]
+    if dgelu_aux is not None:
+        assert aux_ld >= m, "invalid aux ld"
+        res = res * gelu_tanh_grad(dgelu_aux[np.arange(m)[:, None] + np.arange(n)[None, :] * aux_ld])
     C[ci] = res
+    if bgrad == 'd':
+        assert dgelu_aux is not None, "DGELU_BGRAD has an aux matrix"
+        return res.sum(axis=1)
     if bgrad == 'a': return opA.sum(axis=1)
     if bgrad == 'b': return opB.sum(axis=0)
 
@@ -98,18 +110,26 @@ def gelu_tanh_grad(x):
     return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du
 
 def gelu_matmul_backward_check(N, IC, OC, layout):
-    """gelu_matmul.cu: lm_cuda_gemm_dgelu's call (matmul_backward's dinp
+    """gelu_matmul.cu: lm_cuda_gemm_dgelu's calls (matmul_backward's dinp
     GEMM with beta = 0, so the NaN in D is never read), with the DGELU
     epilogue applied elementwise to D through the aux matrix (pre_gelu, the
-    same IC x N shape as D, aux_ld = IC)."""
+    same IC x N shape as D, aux_ld = IC); and with DGELU_BGRAD, whose bias
+    gradient (dbias_pre, over NaN) must be Σ over rows of dpre_gelu: c_fc's
+    bias gradient, IC values."""
     w = rng.standard_normal((IC, OC) if layout == 0 else (OC, IC)); Wm = w if layout == 0 else w.T
     pre = rng.standard_normal((N, IC)); dy = rng.standard_normal((N, OC))
-    d = np.full(N * IC, np.nan)
+    want = (dy @ Wm.T) * gelu_tanh_grad(pre)
     in_out = layout == 0
-    gemm(in_out, False, IC, N, OC, 1, w.ravel(), 0, OC if in_out else IC, dy.ravel(), 0, OC, 0, d, 0, IC)
     aux = pre.ravel()  # column-major IC x N with ld IC: element (i, j) at i + j*IC = row-major [j, i]
-    d = d * gelu_tanh_grad(aux)
-    assert np.allclose(d.reshape(N, IC), (dy @ Wm.T) * gelu_tanh_grad(pre))
+    d = np.full(N * IC, np.nan)
+    gemm(in_out, False, IC, N, OC, 1, w.ravel(), 0, OC if in_out else IC, dy.ravel(), 0, OC, 0, d, 0, IC,
+         dgelu_aux=aux, aux_ld=IC)
+    assert np.allclose(d.reshape(N, IC), want), "DGELU"
+    d = np.full(N * IC, np.nan)
+    db_pre = gemm(in_out, False, IC, N, OC, 1, w.ravel(), 0, OC if in_out else IC, dy.ravel(), 0, OC, 0, d, 0, IC,
+                  bgrad='d', dgelu_aux=aux, aux_ld=IC)
+    assert np.allclose(d.reshape(N, IC), want), "DGELU_BGRAD's D"
+    assert db_pre.shape == (IC,) and np.allclose(db_pre, want.sum(axis=0)), "DGELU_BGRAD's bias gradient"
     print("gelu_matmul_backward ok", N, IC, OC, layout)
 
 def attention_check(B, T, C, NH, interleaved):

@@ -1,7 +1,8 @@
 /* The fused and reworked CUDA kernels of issue #16 item 6 against their CPU
  * twins: the sort-based embedding backward (bits), the one-pass LayerNorm
  * backward, residual (+ dropout) + LayerNorm forward, GELU in the cuBLASLt
- * epilogue (forward) and its gradient (backward), and the vectorised pointwise kernels at aligned and unaligned
+ * epilogue (forward) and its gradient (backward, c_fc's bias gradient with
+ * it), and the vectorised pointwise kernels at aligned and unaligned
  * offsets.  Tolerances are stated at each check and in
  * kernels/cuda/NOTES.md ("NEVER RUN ON A GPU").
  *
@@ -463,10 +464,10 @@ END_TEST
 /* ---- the backward of a tanh GELU then a linear layer, GELU gradient in the epilogue ---------------- */
 
 /* gelu_matmul_backward against its CPU twin (matmul_backward with dinp
- * written, gelu_backward in place): dpre_gelu, written over NaN, within
- * `tol` (the GEMM's: fp32 2e-5, tf32 3e-3, bf16 2e-2); dweight and dbias
- * ADDED onto random values (DGELU_BGRAD would overwrite a bias gradient:
- * the op must not use it).  And dpre_gelu against the GPU's own
+ * written, gelu_backward in place, the column sum of dpre_gelu): dpre_gelu,
+ * written over NaN, within `tol` (the GEMM's: fp32 2e-5, tf32 3e-3, bf16
+ * 2e-2); dweight, dbias and dbias_pre ADDED onto random values (LM_GRAD_ADD:
+ * DGELU_BGRAD would overwrite dbias_pre, so the op must not use it here).  And dpre_gelu against the GPU's own
  * matmul_backward + gelu_backward within `tol` as well (the fused GEMM may
  * pick another algorithm, so not 1e-6; cuBLASLt's DGELU must be the tanh
  * form's derivative: the erf form's differs by ~1e-3 near |x| = 2);
@@ -479,20 +480,25 @@ static void check_gelu_matmul_backward(lm_backend *be, const char *precision, in
            (int)layout, with_bias, offset);
     float *pre = gt_random(nx, -4, 4), *act = gt_host(nx), *w = gt_random(nw, -0.1f, 0.1f);
     float *dout = gt_random(ny, -1, 1), *dw0 = gt_random(nw, -1, 1), *db0 = gt_random((size_t)OC, -1, 1);
+    float *dbp0 = gt_random((size_t)IC, -1, 1);
     lm_cpu_gelu_forward(act, pre, nx, 1);
     float *dpre = gt_host(nx), *dw = gt_host_copy(dw0, nw), *db = gt_host_copy(db0, (size_t)OC);
-    lm_cpu_gelu_matmul_backward(dpre, dw, with_bias ? db : NULL, dout, act, pre, w, N, IC, OC, layout, LM_GRAD_ADD);
+    float *dbp = gt_host_copy(dbp0, (size_t)IC);
+    lm_cpu_gelu_matmul_backward(dpre, dw, with_bias ? db : NULL, with_bias ? dbp : NULL, dout, act, pre, w, N, IC,
+                                OC, layout, LM_GRAD_ADD);
 
     float *pre_shifted = gt_host(nx + offset);
     memcpy(pre_shifted + offset, pre, nx * sizeof *pre);
     float *d_pre_base = gt_dev_upload(be, pre_shifted, nx + offset), *d_pre = d_pre_base + offset;
     float *d_act = gt_dev_upload(be, act, nx), *d_w = gt_dev_upload(be, w, nw), *d_dout = gt_dev_upload(be, dout, ny);
     float *d_dw = gt_dev_upload(be, dw0, nw), *d_db = gt_dev_upload(be, db0, (size_t)OC);
+    float *d_dbp = gt_dev_upload(be, dbp0, (size_t)IC);
     float *d_dpre = gt_dev_nan(be, nx);
-    be->ops->gelu_matmul_backward(be, d_dpre, d_dw, with_bias ? d_db : NULL, d_dout, d_act, d_pre, d_w, N, IC, OC,
-                                  layout, LM_GRAD_ADD);
+    be->ops->gelu_matmul_backward(be, d_dpre, d_dw, with_bias ? d_db : NULL, with_bias ? d_dbp : NULL, d_dout, d_act,
+                                  d_pre, d_w, N, IC, OC, layout, LM_GRAD_ADD);
     gt_sync(be, "gelu_matmul_backward");
     float *g = gt_host(nx > nw ? nx : nw), *g_two = gt_host(nx);
+    const double tol_sum = tol > TOL_REDUCE ? tol : TOL_REDUCE;
     gt_dev_download(be, g, d_dpre, nx);
     gt_compare("gelu_matmul_backward dpre_gelu vs cpu", g, dpre, nx, tol);
 
@@ -511,15 +517,79 @@ static void check_gelu_matmul_backward(lm_backend *be, const char *precision, in
     gt_compare_accumulated("gelu_matmul_backward dweight (added)", g, dw, dw0, nw, tol);
     gt_dev_download(be, g, d_db, (size_t)OC);
     if (with_bias)
-        gt_compare_accumulated("gelu_matmul_backward dbias (added)", g, db, db0, (size_t)OC,
-                               tol > TOL_REDUCE ? tol : TOL_REDUCE);
+        gt_compare_accumulated("gelu_matmul_backward dbias (added)", g, db, db0, (size_t)OC, tol_sum);
     else
         gt_compare_exact("gelu_matmul_backward without bias leaves dbias", g, db0, (size_t)OC);
+    gt_dev_download(be, g, d_dbp, (size_t)IC);
+    if (with_bias)
+        gt_compare_accumulated("gelu_matmul_backward dbias_pre (added)", g, dbp, dbp0, (size_t)IC, tol_sum);
+    else
+        gt_compare_exact("gelu_matmul_backward without dbias_pre leaves it", g, dbp0, (size_t)IC);
 
-    float *to_free[] = {d_pre_base, d_act, d_w, d_dout, d_dw, d_db, d_dpre, d_two};
+    float *to_free[] = {d_pre_base, d_act, d_w, d_dout, d_dw, d_db, d_dbp, d_dpre, d_two};
     for (size_t i = 0; i < sizeof to_free / sizeof *to_free; i++) gt_dev_free(be, to_free[i]);
-    free(pre), free(act), free(w), free(dout), free(dw0), free(db0), free(dpre), free(dw), free(db);
-    free(pre_shifted), free(g), free(g_two);
+    free(pre), free(act), free(w), free(dout), free(dw0), free(db0), free(dbp0), free(dpre), free(dw), free(db);
+    free(dbp), free(pre_shifted), free(g), free(g_two);
+}
+
+/* The first micro-batch (dparam_store LM_GRAD_WRITE) with dbias_pre, GPT-2's
+ * c_fc bias gradient: dpre_gelu, dweight, dbias and dbias_pre written over
+ * NaN, against the CPU twin within `tol` (sums: at least TOL_REDUCE).  With
+ * dbias_pre 16-byte aligned (bias_offset 0, or 4 floats: 16 bytes but not
+ * 32, less than the plan's heuristic assumed) the DGELU GEMM writes it with
+ * CUBLASLT_EPILOGUE_DGELU_BGRAD; off 16 bytes (bias_offset 1) plain DGELU
+ * then the written column reduction; pre_offset 1 (the aux matrix off 16
+ * bytes) the unfused ops then the column reduction.  Then LM_GRAD_ADD onto
+ * them (the column reduction adding): twice every parameter gradient.  If
+ * cuBLASLt has no DGELU_BGRAD algorithm the fallback runs silently (the op
+ * profile shows a column reduction under gelu_matmul_backward on a first
+ * micro-batch). */
+static void check_gelu_matmul_backward_written(lm_backend *be, const char *precision, int N, int IC, int OC,
+                                               size_t pre_offset, size_t bias_offset, double tol) {
+    const size_t nx = (size_t)N * IC, ny = (size_t)N * OC, nw = (size_t)IC * OC;
+    const double tol_sum = tol > TOL_REDUCE ? tol : TOL_REDUCE;
+    printf("gelu_matmul_backward written %s: N=%d IC=%d OC=%d pre_gelu offset=%zu dbias_pre offset=%zu\n",
+           precision, N, IC, OC, pre_offset, bias_offset);
+    float *pre = gt_random(nx, -4, 4), *act = gt_host(nx), *w = gt_random(nw, -0.1f, 0.1f);
+    float *dout = gt_random(ny, -1, 1);
+    lm_cpu_gelu_forward(act, pre, nx, 1);
+    float *dpre = gt_host(nx), *dw = gt_host(nw), *db = gt_host((size_t)OC), *dbp = gt_host((size_t)IC);
+    gt_fill_nan(dw, nw), gt_fill_nan(db, (size_t)OC), gt_fill_nan(dbp, (size_t)IC);
+    lm_cpu_gelu_matmul_backward(dpre, dw, db, dbp, dout, act, pre, w, N, IC, OC, LM_W_IN_OUT, LM_GRAD_WRITE);
+
+    float *pre_shifted = gt_host(nx + pre_offset);
+    memcpy(pre_shifted + pre_offset, pre, nx * sizeof *pre);
+    float *d_pre_base = gt_dev_upload(be, pre_shifted, nx + pre_offset), *d_pre = d_pre_base + pre_offset;
+    float *d_act = gt_dev_upload(be, act, nx), *d_w = gt_dev_upload(be, w, nw), *d_dout = gt_dev_upload(be, dout, ny);
+    float *d_dpre = gt_dev_nan(be, nx), *d_dw = gt_dev_nan(be, nw), *d_db = gt_dev_nan(be, (size_t)OC);
+    float *d_dbp_base = gt_dev_nan(be, (size_t)IC + bias_offset), *d_dbp = d_dbp_base + bias_offset;
+    float *g = gt_host(nx > nw ? nx : nw);
+    for (int pass = 0; pass < 2; pass++) { /* written, then added onto it */
+        const lm_grad_store store = pass == 0 ? LM_GRAD_WRITE : LM_GRAD_ADD;
+        const char *how = pass == 0 ? "written over NaN" : "added onto the written one";
+        char what[160];
+        be->ops->gelu_matmul_backward(be, d_dpre, d_dw, d_db, d_dbp, d_dout, d_act, d_pre, d_w, N, IC, OC,
+                                      LM_W_IN_OUT, store);
+        gt_sync(be, "gelu_matmul_backward (written)");
+        gt_dev_download(be, g, d_dpre, nx);
+        gt_compare("gelu_matmul_backward dpre_gelu vs cpu", g, dpre, nx, tol);
+        gt_dev_download(be, g, d_dw, nw);
+        snprintf(what, sizeof what, "gelu_matmul_backward dweight %s", how);
+        gt_compare(what, g, dw, nw, tol);
+        gt_dev_download(be, g, d_db, (size_t)OC);
+        snprintf(what, sizeof what, "gelu_matmul_backward dbias %s", how);
+        gt_compare(what, g, db, (size_t)OC, tol_sum);
+        gt_dev_download(be, g, d_dbp, (size_t)IC);
+        snprintf(what, sizeof what, "gelu_matmul_backward dbias_pre %s", how);
+        gt_compare(what, g, dbp, (size_t)IC, tol_sum);
+        for (size_t i = 0; i < nw; i++) dw[i] *= 2.0f;
+        for (int o = 0; o < OC; o++) db[o] *= 2.0f;
+        for (int i = 0; i < IC; i++) dbp[i] *= 2.0f;
+    }
+
+    float *to_free[] = {d_pre_base, d_act, d_w, d_dout, d_dpre, d_dw, d_db, d_dbp_base};
+    for (size_t i = 0; i < sizeof to_free / sizeof *to_free; i++) gt_dev_free(be, to_free[i]);
+    free(pre), free(act), free(w), free(dout), free(dpre), free(dw), free(db), free(dbp), free(pre_shifted), free(g);
 }
 
 START_TEST(test_gelu_matmul_backward) {
@@ -530,6 +600,14 @@ START_TEST(test_gelu_matmul_backward) {
     check_gelu_matmul_backward(gt_be, "fp32", 64, 384, 96, LM_W_IN_OUT, 1, 1, 2e-5); /* unaligned aux: falls back */
     check_gelu_matmul_backward(gt_be_tf32, "tf32", 256, 3072, 768, LM_W_IN_OUT, 1, 0, 3e-3);
     check_gelu_matmul_backward(gt_be_bf16, "bf16", 256, 3072, 768, LM_W_IN_OUT, 1, 0, 2e-2);
+    /* Written, with dbias_pre (GPT-2's c_proj, c_fc's bias). */
+    check_gelu_matmul_backward_written(gt_be, "fp32", 1024, 3072, 768, 0, 0, 2e-5); /* DGELU_BGRAD */
+    check_gelu_matmul_backward_written(gt_be, "fp32", 1024, 3072, 768, 0, 4, 2e-5); /* 16 bytes, not 32 */
+    check_gelu_matmul_backward_written(gt_be, "fp32", 1024, 3072, 768, 0, 1, 2e-5); /* DGELU + column sums */
+    check_gelu_matmul_backward_written(gt_be, "fp32", 64, 384, 96, 1, 0, 2e-5);     /* unfused + column sums */
+    check_gelu_matmul_backward_written(gt_be, "fp32", 37, 100, 96, 0, 0, 2e-5);     /* IC % 8 != 0 */
+    check_gelu_matmul_backward_written(gt_be_tf32, "tf32", 256, 3072, 768, 0, 0, 3e-3);
+    check_gelu_matmul_backward_written(gt_be_bf16, "bf16", 256, 3072, 768, 0, 0, 2e-2);
 }
 END_TEST
 

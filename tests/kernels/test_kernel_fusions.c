@@ -153,46 +153,88 @@ END_TEST
 
 /* What GPT-2 ran before gelu_matmul_backward: c_proj's matmul_backward
  * adding into a zeroed scratch, then gelu_backward adding into a zeroed
- * dfch (gelu_backward now writes: 0 + its value is the old sum). */
-static void gelu_matmul_composition(float *dpre, float *dw, float *db, const float *dout, const float *act,
-                                    const float *pre, const float *w, int N, int IC, int OC, lm_weight_layout layout) {
+ * dfch (gelu_backward now writes: 0 + its value is the old sum), then c_fc's
+ * matmul_backward (dinp and dweight too, as GPT-2 called it) with its dbias,
+ * the sum of dfch, written or added per `store` as the parameter gradients
+ * of c_proj.  c_fc: inp [N, C] and w_fc [C, IC], IN_OUT. */
+static void gelu_matmul_composition(float *dpre, float *dw, float *db, float *db_fc, const float *dout,
+                                    const float *act, const float *pre, const float *w, int N, int IC, int OC,
+                                    lm_weight_layout layout, lm_grad_store store) {
     const size_t n = (size_t)N * IC;
     float *scratch = tk_floats(n), *gelu_grad = tk_floats(n);
-    lm_cpu_matmul_backward(scratch, dw, db, dout, act, w, N, IC, OC, layout, LM_GRAD_ADD, LM_GRAD_ADD);
+    lm_cpu_matmul_backward(scratch, dw, db, dout, act, w, N, IC, OC, layout, LM_GRAD_ADD, store);
     lm_cpu_gelu_backward(gelu_grad, pre, scratch, n, 1);
     for (size_t i = 0; i < n; i++) dpre[i] = 0.0f + gelu_grad[i];
+    if (db_fc) {
+        const int C = 24;
+        float *inp = tk_floats((size_t)N * C), *w_fc = tk_floats((size_t)C * IC);
+        float *dinp = tk_floats((size_t)N * C), *dw_fc = tk_floats((size_t)C * IC);
+        tk_fill(inp, (size_t)N * C, -1, 1, 26);
+        tk_fill(w_fc, (size_t)C * IC, -0.3f, 0.3f, 27);
+        lm_cpu_matmul_backward(dinp, dw_fc, db_fc, dpre, inp, w_fc, N, C, IC, LM_W_IN_OUT, LM_GRAD_WRITE, store);
+        free(inp), free(w_fc), free(dinp), free(dw_fc);
+    }
     free(scratch), free(gelu_grad);
 }
 
-static void check_gelu_matmul_backward_bits(int N, int IC, int OC, lm_weight_layout layout, int with_bias) {
+/* The twin against that composition, bit for bit: dpre_gelu written over
+ * NaN; dweight, dbias and dbias_pre (c_fc's dbias before) written over NaN
+ * (store LM_GRAD_WRITE) or added onto random values (LM_GRAD_ADD).
+ * with_bias: c_proj's dbias; with_bias_pre: dbias_pre (NULL must leave its
+ * buffer untouched). */
+static void check_gelu_matmul_backward_bits(int N, int IC, int OC, lm_weight_layout layout, int with_bias,
+                                            int with_bias_pre, lm_grad_store store) {
     const size_t nx = (size_t)N * IC, nw = (size_t)IC * OC;
     float *pre = tk_floats(nx), *act = tk_floats(nx), *w = tk_floats(nw), *dout = tk_floats((size_t)N * OC);
     tk_fill(pre, nx, -4, 4, 21);
     tk_fill(w, nw, -0.3f, 0.3f, 22);
     tk_fill(dout, (size_t)N * OC, -1, 1, 23);
     lm_cpu_gelu_forward(act, pre, nx, 1);
-    float *dw0 = tk_floats(nw), *db0 = tk_floats((size_t)OC);
-    tk_fill(dw0, nw, -1, 1, 24); /* parameter gradients accumulate: start from something */
+    /* Start values: random for an added gradient, NaN for a written one (never read). */
+    float *dw0 = tk_floats(nw), *db0 = tk_floats((size_t)OC), *dbp0 = tk_floats((size_t)IC);
+    tk_fill(dw0, nw, -1, 1, 24);
     tk_fill(db0, (size_t)OC, -1, 1, 25);
+    tk_fill(dbp0, (size_t)IC, -1, 1, 28);
+    if (store == LM_GRAD_WRITE) {
+        for (size_t i = 0; i < nw; i++) dw0[i] = NAN;
+        for (int o = 0; o < OC; o++) db0[o] = with_bias ? NAN : 0.5f;
+        for (int i = 0; i < IC; i++) dbp0[i] = with_bias_pre ? NAN : 0.5f;
+    }
     float *dpre0 = tk_floats(nx), *dw_0 = tk_copy(dw0, nw), *db_0 = tk_copy(db0, (size_t)OC);
-    gelu_matmul_composition(dpre0, dw_0, with_bias ? db_0 : NULL, dout, act, pre, w, N, IC, OC, layout);
+    float *dbp_0 = tk_copy(dbp0, (size_t)IC);
+    gelu_matmul_composition(dpre0, dw_0, with_bias ? db_0 : NULL, with_bias_pre ? dbp_0 : NULL, dout, act, pre, w, N,
+                            IC, OC, layout, store);
     float *dpre1 = tk_floats(nx), *dw_1 = tk_copy(dw0, nw), *db_1 = tk_copy(db0, (size_t)OC);
+    float *dbp_1 = tk_copy(dbp0, (size_t)IC);
     for (size_t i = 0; i < nx; i++) dpre1[i] = NAN; /* written: never read */
-    lm_cpu_gelu_matmul_backward(dpre1, dw_1, with_bias ? db_1 : NULL, dout, act, pre, w, N, IC, OC, layout,
-                                LM_GRAD_ADD);
+    lm_cpu_gelu_matmul_backward(dpre1, dw_1, with_bias ? db_1 : NULL, with_bias_pre ? dbp_1 : NULL, dout, act, pre,
+                                w, N, IC, OC, layout, store);
+    const char *how = store == LM_GRAD_WRITE ? "written" : "added";
     ck_assert_msg(memcmp(dpre0, dpre1, nx * sizeof *dpre0) == 0, "dpre_gelu differs (N=%d IC=%d OC=%d)", N, IC, OC);
-    ck_assert_msg(memcmp(dw_0, dw_1, nw * sizeof *dw_0) == 0, "dweight differs (N=%d IC=%d OC=%d)", N, IC, OC);
-    ck_assert_msg(memcmp(db_0, db_1, (size_t)OC * sizeof *db_0) == 0, "dbias differs (N=%d IC=%d OC=%d)", N, IC, OC);
+    ck_assert_msg(memcmp(dw_0, dw_1, nw * sizeof *dw_0) == 0, "dweight %s differs (N=%d IC=%d OC=%d)", how, N, IC,
+                  OC);
+    ck_assert_msg(memcmp(db_0, db_1, (size_t)OC * sizeof *db_0) == 0, "dbias %s differs (N=%d IC=%d OC=%d)", how, N,
+                  IC, OC);
+    ck_assert_msg(memcmp(dbp_0, dbp_1, (size_t)IC * sizeof *dbp_0) == 0,
+                  "dbias_pre %s differs from c_fc's matmul_backward dbias (N=%d IC=%d OC=%d)", how, N, IC, OC);
     if (!with_bias) ck_assert_mem_eq(db_1, db0, (size_t)OC * sizeof *db0);
-    free(pre), free(act), free(w), free(dout), free(dw0), free(db0);
-    free(dpre0), free(dw_0), free(db_0), free(dpre1), free(dw_1), free(db_1);
+    if (!with_bias_pre) ck_assert_mem_eq(dbp_1, dbp0, (size_t)IC * sizeof *dbp0);
+    for (int i = 0; i < IC && with_bias_pre && store == LM_GRAD_WRITE; i++)
+        ck_assert_msg(!isnan(dbp_1[i]), "dbias_pre[%d] still NaN: not written", i);
+    free(pre), free(act), free(w), free(dout), free(dw0), free(db0), free(dbp0);
+    free(dpre0), free(dw_0), free(db_0), free(dbp_0), free(dpre1), free(dw_1), free(db_1), free(dbp_1);
 }
 
 START_TEST(test_gelu_matmul_backward_is_the_composition_bit_for_bit) {
-    check_gelu_matmul_backward_bits(37, 192, 48, LM_W_IN_OUT, 1);
-    check_gelu_matmul_backward_bits(64, 384, 96, LM_W_IN_OUT, 1); /* GPT-2's c_proj shape at C = 96 */
-    check_gelu_matmul_backward_bits(300, 640, 160, LM_W_IN_OUT, 1); /* several tasks */
-    check_gelu_matmul_backward_bits(5, 70, 33, LM_W_OUT_IN, 0);
+    const lm_grad_store stores[] = {LM_GRAD_ADD, LM_GRAD_WRITE};
+    for (int s = 0; s < 2; s++) {
+        check_gelu_matmul_backward_bits(37, 192, 48, LM_W_IN_OUT, 1, 1, stores[s]);
+        check_gelu_matmul_backward_bits(64, 384, 96, LM_W_IN_OUT, 1, 1, stores[s]); /* GPT-2's MLP at C = 96 */
+        check_gelu_matmul_backward_bits(300, 640, 160, LM_W_IN_OUT, 1, 1, stores[s]); /* several tasks */
+        check_gelu_matmul_backward_bits(300, 200, 40, LM_W_IN_OUT, 0, 1, stores[s]); /* a partial column block */
+        check_gelu_matmul_backward_bits(5, 70, 33, LM_W_OUT_IN, 0, 0, stores[s]);
+        check_gelu_matmul_backward_bits(37, 192, 48, LM_W_IN_OUT, 1, 0, stores[s]);
+    }
 }
 END_TEST
 

@@ -305,8 +305,8 @@ START_TEST(test_layernorm_param_grads_written_bit_for_bit) {
 }
 END_TEST
 
-/* gelu_matmul_backward passes the store to its dweight/dbias; through the
- * CPU backend, so that the op's argument reaches the kernel. */
+/* gelu_matmul_backward passes the store to its dweight/dbias/dbias_pre;
+ * through the CPU backend, so that the op's arguments reach the kernel. */
 START_TEST(test_gelu_matmul_param_grads_written_through_the_cpu_backend) {
     lm_backend *be = NULL;
     ck_assert_int_eq(lm_backend_cpu_create(&be, 2), LM_OK);
@@ -317,11 +317,15 @@ START_TEST(test_gelu_matmul_param_grads_written_through_the_cpu_backend) {
     tk_fill(pre, nx, -3, 3, 91);
     lm_cpu_gelu_forward(act, pre, nx, 1);
     float *dw0 = tk_floats(nw), *db0 = tk_floats((size_t)OC), *dw1 = nan_floats(nw), *db1 = nan_floats((size_t)OC);
-    be->ops->gelu_matmul_backward(be, dpre, dw0, db0, c.dout, act, pre, c.w, N, IC, OC, LM_W_IN_OUT, LM_GRAD_ADD);
-    be->ops->gelu_matmul_backward(be, dpre, dw1, db1, c.dout, act, pre, c.w, N, IC, OC, LM_W_IN_OUT, LM_GRAD_WRITE);
+    float *dbp0 = tk_floats((size_t)IC), *dbp1 = nan_floats((size_t)IC);
+    be->ops->gelu_matmul_backward(be, dpre, dw0, db0, dbp0, c.dout, act, pre, c.w, N, IC, OC, LM_W_IN_OUT,
+                                  LM_GRAD_ADD);
+    be->ops->gelu_matmul_backward(be, dpre, dw1, db1, dbp1, c.dout, act, pre, c.w, N, IC, OC, LM_W_IN_OUT,
+                                  LM_GRAD_WRITE);
     ck_assert_int_eq(be->ops->check(be), LM_OK);
     ck_assert_mem_eq(dw0, dw1, nw * sizeof *dw0);
     ck_assert_mem_eq(db0, db1, (size_t)OC * sizeof *db0);
+    ck_assert_mem_eq(dbp0, dbp1, (size_t)IC * sizeof *dbp0);
     /* And matmul_backward and layernorm_backward through the table. */
     float *dx = tk_floats(nx), *mw0 = tk_floats(nw), *mw1 = nan_floats(nw);
     be->ops->matmul_backward(be, dx, mw0, NULL, c.dout, c.inp, c.w, N, IC, OC, LM_W_IN_OUT, LM_GRAD_WRITE,
@@ -340,6 +344,7 @@ START_TEST(test_gelu_matmul_param_grads_written_through_the_cpu_backend) {
     ck_assert_mem_eq(lw0, lw1, (size_t)IC * sizeof *lw0);
     ck_assert_mem_eq(lb0, lb1, (size_t)IC * sizeof *lb0);
     free(pre), free(act), free(dpre), free(dw0), free(db0), free(dw1), free(db1), free(dx), free(mw0), free(mw1);
+    free(dbp0), free(dbp1);
     free(mean), free(rstd), free(ln), free(lw0), free(lb0), free(lw1), free(lb1), free(ones);
     linear_free(&c);
     lm_backend_release(be);
