@@ -1,0 +1,333 @@
+/* The emulator's runtime (emu_cuda.h): blocks as fibers, barriers,
+ * warp exchanges, launch checks, and the CUDA runtime calls of the
+ * kernels' host side.
+ *
+ * A block's threads are ucontext fibers of the calling OS thread; the
+ * scheduler runs every runnable fiber until it blocks (at __syncthreads,
+ * __syncwarp or a shuffle) or returns, then releases what can go on: a
+ * warp group whose lanes named in the mask have all arrived (a shuffle's
+ * values are exchanged at that moment), else the block barrier once every
+ * thread waits there.  CUDA leaves a barrier that some threads never reach
+ * undefined; here it is an error, as is a shuffle naming a lane that has
+ * returned.  Fibers cost a context switch (no thread creation, no kernel
+ * scheduler): the 256-thread OS-thread version spent most of its time in
+ * the kernel.
+ *
+ * The fibers of a pass run in an order that changes from pass to pass and
+ * block to block (ascending, descending, shuffled), so a thread that reads
+ * what another writes in the same pass (a missing barrier) sees the value
+ * before the write in some blocks: with shared memory poisoned, a wrong
+ * result. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "emu_cuda.h"
+
+thread_local emu_uint3 threadIdx, blockIdx, blockDim, gridDim;
+thread_local unsigned char *emu_dynamic_shared;
+
+namespace {
+
+/* Per-thread stacks: kernels keep a few small arrays. */
+constexpr size_t kStackBytes = 128 * 1024;
+constexpr size_t kGuardBytes = 4096;
+constexpr unsigned kMaxThreads = 1024;
+/* The most dynamic shared memory a block may ask for once raised: sm_80's
+ * 163 KiB (sm_90 allows 227 KiB; the smaller is what every target has). */
+constexpr size_t kMaxSharedOptIn = 163 * 1024;
+constexpr size_t kDefaultShared = 48 * 1024;
+
+enum fiber_state { RUNNABLE, WAIT_BLOCK, WAIT_WARP, DONE };
+
+struct fiber {
+    ucontext_t context;
+    fiber_state state;
+    emu_uint3 index;
+    unsigned mask;    /* of the warp operation it waits in */
+    int source;       /* the lane whose bits it asked for */
+    uint64_t offered; /* its own bits */
+    uint64_t received;
+};
+
+struct machine {
+    ucontext_t scheduler;
+    std::vector<fiber> fibers;
+    unsigned char *stacks = nullptr; /* kMaxThreads stacks, each after a guard page */
+    unsigned n = 0, current = 0;
+    void (*body)(void *) = nullptr;
+    void *arg = nullptr;
+    std::vector<void *> poisoned; /* static shared variables touched by this block */
+    std::vector<unsigned char> dynamic_shared;
+    std::vector<unsigned> order;
+    uint64_t order_state = 0x9e3779b97f4a7c15ull;
+    cudaError_t last_error = cudaSuccess;
+
+    machine() {
+        const size_t each = kStackBytes + kGuardBytes;
+        void *p = mmap(nullptr, each * kMaxThreads, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                       -1, 0);
+        if (p == MAP_FAILED) {
+            fprintf(stderr, "emulator: cannot map %zu MiB of fiber stacks\n", each * kMaxThreads >> 20);
+            abort();
+        }
+        stacks = (unsigned char *)p;
+        for (unsigned i = 0; i < kMaxThreads; i++) mprotect(stacks + i * each, kGuardBytes, PROT_NONE);
+        fibers.resize(kMaxThreads);
+    }
+    ~machine() { munmap(stacks, (kStackBytes + kGuardBytes) * kMaxThreads); }
+};
+
+thread_local machine *tls_machine;
+
+machine &the_machine() {
+    if (!tls_machine) tls_machine = new machine(); /* lives as long as the OS thread's process */
+    return *tls_machine;
+}
+
+uint64_t next_random(machine &m) {
+    m.order_state = m.order_state * 6364136223846793005ull + 1442695040888963407ull;
+    return m.order_state >> 33;
+}
+
+void fiber_entry() {
+    machine &m = *tls_machine;
+    m.body(m.arg);
+    m.fibers[m.current].state = DONE;
+    /* returns to uc_link: the scheduler */
+}
+
+void yield_to_scheduler(machine &m) { swapcontext(&m.fibers[m.current].context, &m.scheduler); }
+
+/* The order of the next pass over the block's fibers. */
+void choose_order(machine &m) {
+    m.order.resize(m.n);
+    const uint64_t kind = next_random(m) % 3;
+    for (unsigned i = 0; i < m.n; i++) m.order[i] = kind == 1 ? m.n - 1 - i : i;
+    if (kind == 2)
+        for (unsigned i = m.n - 1; i > 0; i--) std::swap(m.order[i], m.order[next_random(m) % (i + 1)]);
+}
+
+void report_stuck(const machine &m, const emu_launch_config &config, const char *why) {
+    unsigned at_block = 0, at_warp = 0, done = 0;
+    for (unsigned t = 0; t < m.n; t++) {
+        at_block += m.fibers[t].state == WAIT_BLOCK;
+        at_warp += m.fibers[t].state == WAIT_WARP;
+        done += m.fibers[t].state == DONE;
+    }
+    fprintf(stderr,
+            "emulator: kernel %p block (%u, %u, %u): %s (%u threads at __syncthreads, %u at a warp operation, %u "
+            "returned, of %u)\n",
+            config.kernel, blockIdx.x, blockIdx.y, blockIdx.z, why, at_block, at_warp, done, m.n);
+}
+
+/* Releases the warp groups that can go on; returns how many lanes went. */
+unsigned release_warps(machine &m, bool *lane_gone) {
+    unsigned released = 0;
+    for (unsigned w = 0; w * 32 < m.n; w++) {
+        fiber *lanes = &m.fibers[w * 32];
+        const unsigned width = std::min(32u, m.n - w * 32);
+        unsigned waiting = 0, named = 0;
+        for (unsigned l = 0; l < width; l++)
+            if (lanes[l].state == WAIT_WARP) {
+                waiting |= 1u << l;
+                named |= lanes[l].mask;
+            }
+        if (!waiting) continue;
+        bool ready = true;
+        for (unsigned l = 0; l < width; l++) {
+            if (!(named >> l & 1u) || lanes[l].state == WAIT_WARP) continue;
+            if (lanes[l].state == DONE) *lane_gone = true;
+            ready = false;
+        }
+        if (!ready) continue;
+        for (unsigned l = 0; l < width; l++) {
+            if (!(waiting >> l & 1u)) continue;
+            const int s = lanes[l].source;
+            const bool present = s >= 0 && s < (int)width && (waiting >> s & 1u);
+            lanes[l].received = present ? lanes[s].offered : ~0ull;
+            lanes[l].state = RUNNABLE;
+            released++;
+        }
+    }
+    return released;
+}
+
+/* Runs fiber t until it blocks or returns (apart, so that nothing of the
+ * scheduler's loop lives across swapcontext, which returns twice). */
+__attribute__((noinline)) void resume(machine &m, unsigned t) {
+    m.current = t;
+    threadIdx = m.fibers[t].index;
+    swapcontext(&m.scheduler, &m.fibers[t].context);
+}
+
+/* Fiber t, ready to run the body from its start (getcontext returns
+ * twice in the compiler's eyes: kept out of the loops). */
+__attribute__((noinline)) void prepare(machine &m, unsigned t) {
+    fiber &f = m.fibers[t];
+    getcontext(&f.context);
+    f.context.uc_stack.ss_sp = m.stacks + t * (kStackBytes + kGuardBytes) + kGuardBytes;
+    f.context.uc_stack.ss_size = kStackBytes;
+    f.context.uc_link = &m.scheduler;
+    makecontext(&f.context, fiber_entry, 0);
+    f.state = RUNNABLE;
+    f.index = {t % blockDim.x, t / blockDim.x % blockDim.y, t / (blockDim.x * blockDim.y)};
+}
+
+/* Runs one block to its end; false when it got stuck (reported). */
+bool run_block(machine &m, const emu_launch_config &config) {
+    for (unsigned t = 0; t < m.n; t++) prepare(m, t);
+    m.poisoned.clear();
+    for (;;) {
+        choose_order(m);
+        for (unsigned i = 0; i < m.n; i++) {
+            const unsigned t = m.order[i];
+            if (m.fibers[t].state != RUNNABLE) continue;
+            resume(m, t);
+        }
+        bool lane_gone = false;
+        if (release_warps(m, &lane_gone)) continue;
+        if (lane_gone) {
+            report_stuck(m, config, "a warp operation names a lane that has returned");
+            return false;
+        }
+        unsigned at_block = 0, done = 0;
+        for (unsigned t = 0; t < m.n; t++) {
+            at_block += m.fibers[t].state == WAIT_BLOCK;
+            done += m.fibers[t].state == DONE;
+        }
+        if (done == m.n) return true;
+        if (at_block == m.n) {
+            for (unsigned t = 0; t < m.n; t++) m.fibers[t].state = RUNNABLE;
+            continue;
+        }
+        report_stuck(m, config,
+                     done + at_block == m.n ? "__syncthreads is not reached by every thread (undefined in CUDA)"
+                                            : "the threads wait at different barriers");
+        return false;
+    }
+}
+
+std::mutex attribute_lock;
+std::map<const void *, size_t> shared_allowed; /* cudaFuncSetAttribute's */
+
+bool configuration_ok(const emu_launch_config &c) {
+    const unsigned long long threads = (unsigned long long)c.block.x * c.block.y * c.block.z;
+    if (threads == 0 || threads > kMaxThreads || c.block.x > 1024 || c.block.y > 1024 || c.block.z > 64) return false;
+    if (c.grid.x == 0 || c.grid.x > 0x7fffffffu || c.grid.y == 0 || c.grid.y > 65535 || c.grid.z == 0 ||
+        c.grid.z > 65535)
+        return false;
+    return true;
+}
+
+bool shared_ok(const emu_launch_config &c) {
+    if (c.shared_bytes <= kDefaultShared) return true;
+    std::lock_guard<std::mutex> hold(attribute_lock);
+    const auto it = shared_allowed.find(c.kernel);
+    return it != shared_allowed.end() && c.shared_bytes <= it->second;
+}
+
+} /* namespace */
+
+void emu_run_grid(const emu_launch_config &config, void (*body)(void *), void *arg) {
+    machine &m = the_machine();
+    if (!configuration_ok(config)) {
+        m.last_error = cudaErrorInvalidConfiguration;
+        return;
+    }
+    if (!shared_ok(config)) {
+        m.last_error = cudaErrorInvalidValue;
+        return;
+    }
+    m.body = body;
+    m.arg = arg;
+    m.n = config.block.x * config.block.y * config.block.z;
+    blockDim = {config.block.x, config.block.y, config.block.z};
+    gridDim = {config.grid.x, config.grid.y, config.grid.z};
+    /* Exactly the bytes asked for, so that the allocator's checks (ASan in
+     * sanitizer builds) see an overrun; at least one byte. */
+    m.dynamic_shared.assign(config.shared_bytes + 1, 0xff);
+    emu_dynamic_shared = m.dynamic_shared.data();
+    for (unsigned z = 0; z < config.grid.z; z++)
+        for (unsigned y = 0; y < config.grid.y; y++)
+            for (unsigned x = 0; x < config.grid.x; x++) {
+                blockIdx = {x, y, z};
+                memset(m.dynamic_shared.data(), 0xff, config.shared_bytes);
+                if (!run_block(m, config)) {
+                    m.last_error = cudaErrorLaunchFailure;
+                    return;
+                }
+            }
+}
+
+void __syncthreads(void) {
+    machine &m = *tls_machine;
+    m.fibers[m.current].state = WAIT_BLOCK;
+    yield_to_scheduler(m);
+}
+
+uint64_t emu_warp_exchange(unsigned mask, uint64_t bits, int source) {
+    machine &m = *tls_machine;
+    fiber &f = m.fibers[m.current];
+    f.state = WAIT_WARP;
+    f.mask = mask;
+    f.offered = bits;
+    f.source = source;
+    yield_to_scheduler(m);
+    return m.fibers[m.current].received;
+}
+
+void __syncwarp(unsigned mask) { (void)emu_warp_exchange(mask, 0, -1); }
+
+void emu_shared_poison(void *p, size_t bytes) {
+    machine &m = *tls_machine;
+    for (void *q : m.poisoned)
+        if (q == p) return;
+    memset(p, 0xff, bytes);
+    m.poisoned.push_back(p);
+}
+
+cudaError_t cudaGetLastError(void) {
+    machine &m = the_machine();
+    const cudaError_t err = m.last_error;
+    m.last_error = cudaSuccess;
+    return err;
+}
+
+const char *cudaGetErrorString(cudaError_t err) {
+    switch (err) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorLaunchFailure: return "unspecified launch failure (the emulator found a stuck barrier)";
+    }
+    return "unknown error";
+}
+
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream) {
+    (void)kind;
+    (void)stream;
+    if (bytes) memmove(dst, src, bytes);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemsetAsync(void *dst, int value, size_t bytes, cudaStream_t stream) {
+    (void)stream;
+    if (bytes) memset(dst, value, bytes);
+    return cudaSuccess;
+}
+
+cudaError_t cudaFuncSetAttribute(const void *kernel, cudaFuncAttribute attribute, int value) {
+    if (attribute != cudaFuncAttributeMaxDynamicSharedMemorySize || value < 0 || (size_t)value > kMaxSharedOptIn)
+        return cudaErrorInvalidValue;
+    std::lock_guard<std::mutex> hold(attribute_lock);
+    shared_allowed[kernel] = (size_t)value;
+    return cudaSuccess;
+}
