@@ -47,8 +47,32 @@ constexpr size_t kDefaultShared = 48 * 1024;
 
 enum fiber_state { RUNNABLE, WAIT_BLOCK, WAIT_WARP, DONE };
 
+#if defined(__x86_64__)
+#define EMU_FAST_SWITCH 1
+/* Saves the callee-saved registers and the floating-point control words on
+ * the current stack, stores its pointer in *from, continues on `to`. */
+extern "C" void emu_switch(void **from, void *to);
+asm(".text\n"
+    ".globl emu_switch\n"
+    ".type emu_switch,@function\n"
+    "emu_switch:\n"
+    "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+    "  subq $8, %rsp\n  stmxcsr (%rsp)\n  fnstcw 4(%rsp)\n"
+    "  movq %rsp, (%rdi)\n  movq %rsi, %rsp\n"
+    "  ldmxcsr (%rsp)\n  fldcw 4(%rsp)\n  addq $8, %rsp\n"
+    "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+    "  ret\n"
+    ".size emu_switch,.-emu_switch\n");
+#else
+#define EMU_FAST_SWITCH 0
+#endif
+
 struct fiber {
+#if EMU_FAST_SWITCH
+    void *sp;
+#else
     ucontext_t context;
+#endif
     fiber_state state;
     emu_uint3 index;
     unsigned mask;    /* of the warp operation it waits in */
@@ -58,7 +82,11 @@ struct fiber {
 };
 
 struct machine {
+#if EMU_FAST_SWITCH
+    void *scheduler_sp;
+#else
     ucontext_t scheduler;
+#endif
     std::vector<fiber> fibers;
     unsigned char *stacks = nullptr; /* kMaxThreads stacks, each after a guard page */
     unsigned n = 0, current = 0;
@@ -69,6 +97,7 @@ struct machine {
     std::vector<unsigned> order;
     uint64_t order_state = 0x9e3779b97f4a7c15ull;
     cudaError_t last_error = cudaSuccess;
+    std::vector<const void *> launched; /* emu_launched_kernels */
 
     machine() {
         const size_t each = kStackBytes + kGuardBytes;
@@ -97,6 +126,18 @@ uint64_t next_random(machine &m) {
     return m.order_state >> 33;
 }
 
+#if EMU_FAST_SWITCH
+void fiber_entry() {
+    machine &m = *tls_machine;
+    m.body(m.arg);
+    m.fibers[m.current].state = DONE;
+    void *unused;
+    emu_switch(&unused, m.scheduler_sp); /* never resumed */
+    __builtin_unreachable();
+}
+
+void yield_to_scheduler(machine &m) { emu_switch(&m.fibers[m.current].sp, m.scheduler_sp); }
+#else
 void fiber_entry() {
     machine &m = *tls_machine;
     m.body(m.arg);
@@ -105,6 +146,7 @@ void fiber_entry() {
 }
 
 void yield_to_scheduler(machine &m) { swapcontext(&m.fibers[m.current].context, &m.scheduler); }
+#endif
 
 /* The order of the next pass over the block's fibers. */
 void choose_order(machine &m) {
@@ -165,18 +207,40 @@ unsigned release_warps(machine &m, bool *lane_gone) {
 __attribute__((noinline)) void resume(machine &m, unsigned t) {
     m.current = t;
     threadIdx = m.fibers[t].index;
+#if EMU_FAST_SWITCH
+    emu_switch(&m.scheduler_sp, m.fibers[t].sp);
+#else
     swapcontext(&m.scheduler, &m.fibers[t].context);
+#endif
 }
 
 /* Fiber t, ready to run the body from its start (getcontext returns
  * twice in the compiler's eyes: kept out of the loops). */
 __attribute__((noinline)) void prepare(machine &m, unsigned t) {
     fiber &f = m.fibers[t];
+    unsigned char *stack = m.stacks + t * (kStackBytes + kGuardBytes) + kGuardBytes;
+#if EMU_FAST_SWITCH
+    /* What emu_switch pops, from the top of a 16-byte aligned stack: the
+     * control words (the scheduler's), six registers, then fiber_entry as
+     * the return address, at a 16-byte boundary so that fiber_entry starts
+     * as a called function does (rsp = 8 mod 16). */
+    uint64_t *top = (uint64_t *)(stack + kStackBytes);
+    top[-1] = 0; /* fiber_entry's own return address: it never returns */
+    top[-2] = (uint64_t)(uintptr_t)fiber_entry;
+    for (int r = 3; r <= 8; r++) top[-r] = 0;
+    uint32_t mxcsr = 0;
+    uint16_t x87_control = 0;
+    __asm__ volatile("stmxcsr %0" : "=m"(mxcsr));
+    __asm__ volatile("fnstcw %0" : "=m"(x87_control));
+    top[-9] = (uint64_t)mxcsr | (uint64_t)x87_control << 32;
+    f.sp = &top[-9];
+#else
     getcontext(&f.context);
-    f.context.uc_stack.ss_sp = m.stacks + t * (kStackBytes + kGuardBytes) + kGuardBytes;
+    f.context.uc_stack.ss_sp = stack;
     f.context.uc_stack.ss_size = kStackBytes;
     f.context.uc_link = &m.scheduler;
     makecontext(&f.context, fiber_entry, 0);
+#endif
     f.state = RUNNABLE;
     f.index = {t % blockDim.x, t / blockDim.x % blockDim.y, t / (blockDim.x * blockDim.y)};
 }
@@ -238,6 +302,7 @@ bool shared_ok(const emu_launch_config &c) {
 
 void emu_run_grid(const emu_launch_config &config, void (*body)(void *), void *arg) {
     machine &m = the_machine();
+    m.launched.push_back(config.kernel);
     if (!configuration_ok(config)) {
         m.last_error = cudaErrorInvalidConfiguration;
         return;
@@ -330,4 +395,11 @@ cudaError_t cudaFuncSetAttribute(const void *kernel, cudaFuncAttribute attribute
     std::lock_guard<std::mutex> hold(attribute_lock);
     shared_allowed[kernel] = (size_t)value;
     return cudaSuccess;
+}
+
+std::vector<const void *> emu_launched_kernels(void) {
+    machine &m = the_machine();
+    std::vector<const void *> launched;
+    launched.swap(m.launched);
+    return launched;
 }

@@ -129,3 +129,9 @@ bool emu_report(bool ok, const char *format, ...) {
     fflush(stdout);
     return ok;
 }
+
+bool emu_launched(const std::vector<const void *> &launched, const void *kernel) {
+    for (const void *k : launched)
+        if (k == kernel) return true;
+    return false;
+}

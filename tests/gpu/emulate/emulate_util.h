@@ -44,6 +44,11 @@ void emu_ctx_poison_scratch(lm_cuda_ctx *ctx);
 /* The failure an op kept, as lm_cuda_ctx_check words it; 0 when none. */
 int emu_ctx_take_error(lm_cuda_ctx *ctx, char *message, size_t size);
 
+/* The kernels launched (their addresses) since the last call, in order:
+ * which path the host code took. */
+std::vector<const void *> emu_launched_kernels(void);
+bool emu_launched(const std::vector<const void *> &launched, const void *kernel);
+
 /* Uniform floats in [lo, hi) from a fixed generator (the same inputs every run). */
 float emu_uniform(float lo, float hi);
 std::vector<float> emu_uniform_vector(size_t n, float lo, float hi);
