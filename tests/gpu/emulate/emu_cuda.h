@@ -41,6 +41,7 @@ typedef enum cudaError {
     cudaSuccess = 0,
     cudaErrorInvalidValue = 1,
     cudaErrorInvalidConfiguration = 9,
+    cudaErrorInvalidDevice = 101,
     cudaErrorLaunchFailure = 719,
 } cudaError_t;
 typedef enum cudaMemcpyKind {
@@ -57,6 +58,9 @@ typedef struct emu_blas *cublasHandle_t;
 typedef enum cublasStatus_t { CUBLAS_STATUS_SUCCESS = 0 } cublasStatus_t;
 typedef enum cublasComputeType_t { CUBLAS_COMPUTE_32F = 68 } cublasComputeType_t;
 
+/* One emulated device, ordinal 0. */
+cudaError_t cudaGetDeviceCount(int *count);
+cudaError_t cudaSetDevice(int device);
 cudaError_t cudaGetLastError(void);
 const char *cudaGetErrorString(cudaError_t err);
 /* Host memory only: the stream is ignored, everything runs in order now. */

@@ -359,6 +359,13 @@ void emu_shared_poison(void *p, size_t bytes) {
     m.poisoned.push_back(p);
 }
 
+cudaError_t cudaGetDeviceCount(int *count) {
+    *count = 1;
+    return cudaSuccess;
+}
+
+cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : cudaErrorInvalidDevice; }
+
 cudaError_t cudaGetLastError(void) {
     machine &m = the_machine();
     const cudaError_t err = m.last_error;
@@ -371,6 +378,7 @@ const char *cudaGetErrorString(cudaError_t err) {
     case cudaSuccess: return "no error";
     case cudaErrorInvalidValue: return "invalid argument";
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorLaunchFailure: return "unspecified launch failure (the emulator found a stuck barrier)";
     }
     return "unknown error";
