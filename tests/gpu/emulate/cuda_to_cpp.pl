@@ -1,6 +1,6 @@
 #!/usr/bin/env perl
 # Rewrites a CUDA source (.cu/.cuh) into C++ that emu_cuda.h can compile:
-#   kernel<<<grid, block[, smem[, stream]]>>>(args)  ->  emu_launch(kernel, grid, block, smem, stream)(args)
+#   kernel<<<grid, block[, smem[, stream]]>>>(args)  ->  emu_launch("kernel", kernel, grid, block, smem, stream)(args)
 #   extern __shared__ T name[];                     ->  T *name = (T *)emu_dynamic_shared;
 #   __shared__ T a[..], b;                           ->  static thread_local T a[..], b; + poisoning of a and b
 # Rewritten headers (.cuh) go beside the rewritten sources, which find them first.
@@ -18,7 +18,7 @@ my $n = 0;
 for my $line (@lines) {
     $n++;
     if ($line =~ /<<</ && $line !~ /^\s*(\/\/|\*|\/\*)/) {
-        $line =~ s/^(\s*)(\S.*?)<<<(.*)>>>\(/$1emu_launch($2, $3)(/
+        $line =~ s/^(\s*)(\S.*?)<<<(.*)>>>\(/$1emu_launch("$2", $2, $3)(/
             or die "$in:$n: a launch whose <<< ... >>>( is not on one line\n";
     }
     $line =~ s/extern\s+__shared__\s+(\w+)\s+(\w+)\s*\[\s*\]\s*;/$1 *$2 = ($1 *)emu_dynamic_shared;/;

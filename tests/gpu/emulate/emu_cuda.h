@@ -4,7 +4,7 @@
  * (README.md says what it models and what it cannot).  Force-included
  * (-include) before every kernel file, which cuda_to_cpp.pl has rewritten:
  * `kernel<<<grid, block, smem, stream>>>(args)` becomes
- * `emu_launch(kernel, grid, block, smem, stream)(args)`, `extern
+ * `emu_launch("kernel", kernel, grid, block, smem, stream)(args)`, `extern
  * __shared__ T x[]` a pointer to the block's dynamic shared memory, and a
  * static `__shared__` declaration a `static thread_local` one, poisoned
  * (all bits set: NaN, -1) before each block touches it.
@@ -231,11 +231,12 @@ template <class... P> struct emu_launcher {
     }
 };
 
+/* `name`: the launch's kernel as the source spells it, for messages. */
 template <class... P>
-static inline emu_launcher<P...> emu_launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t shared_bytes = 0,
-                                            cudaStream_t stream = 0) {
+static inline emu_launcher<P...> emu_launch(const char *name, void (*kernel)(P...), dim3 grid, dim3 block,
+                                            size_t shared_bytes = 0, cudaStream_t stream = 0) {
     (void)stream;
-    return emu_launcher<P...>{kernel, emu_launch_config{grid, block, shared_bytes, (const void *)kernel, ""}};
+    return emu_launcher<P...>{kernel, emu_launch_config{grid, block, shared_bytes, (const void *)kernel, name}};
 }
 
 #endif

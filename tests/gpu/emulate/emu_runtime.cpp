@@ -115,9 +115,47 @@ struct machine {
 };
 
 thread_local machine *tls_machine;
+/* The kernel running on this OS thread, for the fault handler. */
+thread_local const char *tls_running_kernel;
+
+/* A kernel that reads or writes past a buffer reaches a guard page (the
+ * tests' buffers end at one, emulate_util.cpp; so do the fiber stacks):
+ * say where before dying of it. */
+void on_fault(int sig) {
+    char message[400];
+    const int n = tls_running_kernel
+                      ? snprintf(message, sizeof message,
+                                 "emulator: %s in kernel %s, block (%u, %u, %u), thread (%u, %u, %u): an access outside "
+                                 "its buffers (or a thread's stack overflowed)\n",
+                                 sig == SIGSEGV ? "segmentation fault" : "bus error", tls_running_kernel, blockIdx.x,
+                                 blockIdx.y, blockIdx.z, threadIdx.x, threadIdx.y, threadIdx.z)
+                      : snprintf(message, sizeof message, "emulator: %s outside any kernel\n",
+                                 sig == SIGSEGV ? "segmentation fault" : "bus error");
+    if (n > 0) (void)!write(2, message, (size_t)n);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void install_fault_handler(void) {
+    static thread_local std::vector<unsigned char> alternate(64 * 1024);
+    stack_t ss;
+    memset(&ss, 0, sizeof ss);
+    ss.ss_sp = alternate.data();
+    ss.ss_size = alternate.size();
+    sigaltstack(&ss, nullptr);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_fault;
+    sa.sa_flags = SA_ONSTACK;
+    sigaction(SIGSEGV, &sa, nullptr);
+    sigaction(SIGBUS, &sa, nullptr);
+}
 
 machine &the_machine() {
-    if (!tls_machine) tls_machine = new machine(); /* lives as long as the OS thread's process */
+    if (!tls_machine) {
+        tls_machine = new machine(); /* lives as long as the OS thread's process */
+        install_fault_handler();
+    }
     return *tls_machine;
 }
 
@@ -165,9 +203,9 @@ void report_stuck(const machine &m, const emu_launch_config &config, const char 
         done += m.fibers[t].state == DONE;
     }
     fprintf(stderr,
-            "emulator: kernel %p block (%u, %u, %u): %s (%u threads at __syncthreads, %u at a warp operation, %u "
+            "emulator: kernel %s block (%u, %u, %u): %s (%u threads at __syncthreads, %u at a warp operation, %u "
             "returned, of %u)\n",
-            config.kernel, blockIdx.x, blockIdx.y, blockIdx.z, why, at_block, at_warp, done, m.n);
+            config.name, blockIdx.x, blockIdx.y, blockIdx.z, why, at_block, at_warp, done, m.n);
 }
 
 /* Releases the warp groups that can go on; returns how many lanes went. */
@@ -320,6 +358,7 @@ void emu_run_grid(const emu_launch_config &config, void (*body)(void *), void *a
      * sanitizer builds) see an overrun; at least one byte. */
     m.dynamic_shared.assign(config.shared_bytes + 1, 0xff);
     emu_dynamic_shared = m.dynamic_shared.data();
+    tls_running_kernel = config.name;
     for (unsigned z = 0; z < config.grid.z; z++)
         for (unsigned y = 0; y < config.grid.y; y++)
             for (unsigned x = 0; x < config.grid.x; x++) {
@@ -327,9 +366,11 @@ void emu_run_grid(const emu_launch_config &config, void (*body)(void *), void *a
                 memset(m.dynamic_shared.data(), 0xff, config.shared_bytes);
                 if (!run_block(m, config)) {
                     m.last_error = cudaErrorLaunchFailure;
+                    tls_running_kernel = nullptr;
                     return;
                 }
             }
+    tls_running_kernel = nullptr;
 }
 
 void __syncthreads(void) {
