@@ -23,9 +23,12 @@
 namespace {
 
 const float kEps = 1e-5f;
-/* Norm-relative bounds against the CPU twin (emu_worst_error), about 10x
- * the worst seen over these cases. */
-const double kForwardBound = 2e-6, kInputGradBound = 2e-5, kParamGradBound = 2e-5;
+/* Norm-relative bounds against the CPU twin (emu_worst_error): the worst
+ * seen is 6.4e-7 (forward), 2.1e-7 (dinp), 1.1e-6 (dweight/dbias) against
+ * the Release build's CPU twin, whose row sums `omp simd` vectorises, and
+ * 3.5e-6 (forward) against the sanitizer build's, which sums a row of 2000
+ * floats one by one. */
+const double kForwardBound = 1e-5, kInputGradBound = 2e-5, kParamGradBound = 2e-5;
 
 const char *store_name(lm_grad_store s) { return s == LM_GRAD_WRITE ? "written" : "added"; }
 
