@@ -16,7 +16,7 @@ struct suite {
 };
 
 const suite suites[] = {
-    {"layernorm", emulate_layernorm},   {"residual_layernorm", emulate_residual_layernorm},
+    {"emulator", emulate_emulator},     {"layernorm", emulate_layernorm},   {"residual_layernorm", emulate_residual_layernorm},
     {"pointwise", emulate_pointwise},   {"step", emulate_step},
     {"adamw", emulate_adamw},           {"fused_attention", emulate_fused_attention},
 };
