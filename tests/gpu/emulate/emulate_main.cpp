@@ -18,7 +18,8 @@ struct suite {
 const suite suites[] = {
     {"emulator", emulate_emulator},     {"layernorm", emulate_layernorm},   {"residual_layernorm", emulate_residual_layernorm},
     {"pointwise", emulate_pointwise},   {"step", emulate_step},
-    {"adamw", emulate_adamw},           {"fused_attention", emulate_fused_attention},
+    {"optimizers", emulate_optimizers},     {"decode", emulate_decode},
+    {"fused_attention", emulate_fused_attention},
 };
 
 double seconds(void) {

@@ -10,6 +10,7 @@ int emulate_layernorm(lm_cuda_ctx *ctx);
 int emulate_residual_layernorm(lm_cuda_ctx *ctx);
 int emulate_pointwise(lm_cuda_ctx *ctx);
 int emulate_step(lm_cuda_ctx *ctx);
-int emulate_adamw(lm_cuda_ctx *ctx);
+int emulate_optimizers(lm_cuda_ctx *ctx);
+int emulate_decode(lm_cuda_ctx *ctx);
 
 #endif

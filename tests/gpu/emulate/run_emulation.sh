@@ -7,7 +7,8 @@
 #   tests/gpu/emulate/run_emulation.sh BUILD_DIR [SUITE...]
 #
 # BUILD_DIR: a configured CPU build of this tree (-DLMCORE_CUDA=OFF); SUITE:
-# emulator, layernorm, residual_layernorm, pointwise, step, adamw, fused_attention
+# emulator, layernorm, residual_layernorm, pointwise, step, optimizers, decode,
+# fused_attention
 # (all when none is named).  Needs g++ and perl; no GPU, no CUDA toolkit.
 set -euo pipefail
 BUILD=${1:?usage: $0 BUILD_DIR [SUITE...] (a configured CPU build of this tree)}
