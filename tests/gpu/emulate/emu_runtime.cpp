@@ -2,16 +2,18 @@
  * warp exchanges, launch checks, and the CUDA runtime calls of the
  * kernels' host side.
  *
- * A block's threads are ucontext fibers of the calling OS thread; the
- * scheduler runs every runnable fiber until it blocks (at __syncthreads,
+ * A block's threads are fibers of the calling OS thread (emu_switch on
+ * x86-64: the callee-saved registers, MXCSR and the x87 control word, a few
+ * instructions; ucontext elsewhere, which also saves the signal mask with a
+ * system call); the scheduler runs every runnable fiber until it blocks (at __syncthreads,
  * __syncwarp or a shuffle) or returns, then releases what can go on: a
  * warp group whose lanes named in the mask have all arrived (a shuffle's
  * values are exchanged at that moment), else the block barrier once every
  * thread waits there.  CUDA leaves a barrier that some threads never reach
  * undefined; here it is an error, as is a shuffle naming a lane that has
  * returned.  Fibers cost a context switch (no thread creation, no kernel
- * scheduler): the 256-thread OS-thread version spent most of its time in
- * the kernel.
+ * scheduler): the earlier version, 256 OS threads per block, spent most
+ * of its time in the kernel (the fused attention's cases: 18 s -> 5 s).
  *
  * The fibers of a pass run in an order that changes from pass to pass and
  * block to block (ascending, descending, shuffled), so a thread that reads
@@ -93,7 +95,10 @@ struct machine {
     void (*body)(void *) = nullptr;
     void *arg = nullptr;
     std::vector<void *> poisoned; /* static shared variables touched by this block */
-    std::vector<unsigned char> dynamic_shared;
+    /* The dynamic shared memory: its end at an inaccessible page, so that
+     * a kernel reading or writing past it faults (on_fault names it). */
+    unsigned char *shared_map = nullptr;
+    size_t shared_map_bytes = 0; /* accessible bytes before the guard page */
     std::vector<unsigned> order;
     uint64_t order_state = 0x9e3779b97f4a7c15ull;
     cudaError_t last_error = cudaSuccess;
@@ -111,7 +116,30 @@ struct machine {
         for (unsigned i = 0; i < kMaxThreads; i++) mprotect(stacks + i * each, kGuardBytes, PROT_NONE);
         fibers.resize(kMaxThreads);
     }
-    ~machine() { munmap(stacks, (kStackBytes + kGuardBytes) * kMaxThreads); }
+    ~machine() {
+        munmap(stacks, (kStackBytes + kGuardBytes) * kMaxThreads);
+        if (shared_map) munmap(shared_map, shared_map_bytes + kGuardBytes);
+    }
+
+    /* `bytes` of dynamic shared memory (16-byte aligned, as CUDA's) ending
+     * less than 16 bytes before the guard page. */
+    unsigned char *dynamic_shared_of(size_t bytes) {
+        const size_t needed = (bytes + 15) / 16 * 16;
+        if (needed > shared_map_bytes || !shared_map) {
+            if (shared_map) munmap(shared_map, shared_map_bytes + kGuardBytes);
+            shared_map_bytes = (needed + kGuardBytes - 1) / kGuardBytes * kGuardBytes;
+            if (shared_map_bytes == 0) shared_map_bytes = kGuardBytes;
+            void *p = mmap(nullptr, shared_map_bytes + kGuardBytes, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (p == MAP_FAILED) {
+                fprintf(stderr, "emulator: cannot map %zu bytes of shared memory\n", shared_map_bytes);
+                abort();
+            }
+            shared_map = (unsigned char *)p;
+            mprotect(shared_map + shared_map_bytes, kGuardBytes, PROT_NONE);
+        }
+        return shared_map + shared_map_bytes - needed;
+    }
 };
 
 thread_local machine *tls_machine;
@@ -354,16 +382,13 @@ void emu_run_grid(const emu_launch_config &config, void (*body)(void *), void *a
     m.n = config.block.x * config.block.y * config.block.z;
     blockDim = {config.block.x, config.block.y, config.block.z};
     gridDim = {config.grid.x, config.grid.y, config.grid.z};
-    /* Exactly the bytes asked for, so that the allocator's checks (ASan in
-     * sanitizer builds) see an overrun; at least one byte. */
-    m.dynamic_shared.assign(config.shared_bytes + 1, 0xff);
-    emu_dynamic_shared = m.dynamic_shared.data();
+    emu_dynamic_shared = m.dynamic_shared_of(config.shared_bytes);
     tls_running_kernel = config.name;
     for (unsigned z = 0; z < config.grid.z; z++)
         for (unsigned y = 0; y < config.grid.y; y++)
             for (unsigned x = 0; x < config.grid.x; x++) {
                 blockIdx = {x, y, z};
-                memset(m.dynamic_shared.data(), 0xff, config.shared_bytes);
+                memset(emu_dynamic_shared, 0xff, config.shared_bytes);
                 if (!run_block(m, config)) {
                     m.last_error = cudaErrorLaunchFailure;
                     tls_running_kernel = nullptr;
