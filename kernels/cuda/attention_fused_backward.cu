@@ -241,7 +241,7 @@ __global__ void __launch_bounds__(LM_FUSED_THREADS, 1)
     }
 }
 
-/* ---- host side (tests/gpu/emulate compiles what is above this line on the CPU) ---- */
+/* ---- host side (tests/gpu/emulate compiles the whole file on the CPU, this part included) ---- */
 
 template <int DPT>
 static void launch_backward(lm_cuda_ctx *ctx, float *dq, float *dk, float *dv, const float *dout, const float *lse,

@@ -106,7 +106,7 @@ __global__ void __launch_bounds__(LM_FUSED_THREADS, 1)
     }
 }
 
-/* ---- host side (tests/gpu/emulate compiles what is above this line on the CPU) ---- */
+/* ---- host side (tests/gpu/emulate compiles the whole file on the CPU, this part included) ---- */
 
 int lm_fused_prepare(lm_cuda_ctx *ctx, const char *op, lm_fused_args *a, const float *q, const float *k,
                      const float *v, int stride, const int32_t *key_mask, int causal, int B, int T, int C, int NH,
