@@ -145,10 +145,16 @@ lm_status trainer_dist_setup(lm_trainer *t) {
     LM_TRY(check_same_run(t));
     /* The weights of rank 0, as DDP starts: the same seed gives the same
      * weights anyway, so this only guards against a rank that was handed
-     * other weights.  A lower-precision copy would go stale: then the
-     * seed's equality (checked above) is the guarantee. */
-    if (!t->params.params_copy)
+     * other weights.  A lower-precision copy of them (params_copy:
+     * logits_dtype=bf16) is derived: the model rebuilds it from the
+     * broadcast weights (params_written, as after loading weights).  A
+     * model with a copy and no params_written could not: then the seed's
+     * equality (checked above) is the guarantee, and nothing is sent. */
+    const lm_architecture_vtable *arch = &t->parts.model.plugin->vtable.architecture;
+    if (!t->params.params_copy || arch->params_written) {
         LM_TRY(vt->broadcast(t->comm.self, t->params.params, t->params.n_params * sizeof(float), 0));
+        if (t->params.params_copy) LM_TRY(arch->params_written(t->parts.model.self));
+    }
     return setup_buckets(t);
 }
 
