@@ -269,8 +269,9 @@ lm_status trainer_dist_bind_optimizer(lm_trainer *t) {
     if (t->zero_stage == 0) return ovt->bind(t->parts.optimizer.self, &t->params);
     if (t->params.params_copy)
         return lm_error_set(LM_ERR_UNSUPPORTED, "zero_stage=1 keeps fp32 weights only, but this model also keeps a "
-                                                "lower-precision copy (precision=bf16): use precision=fp32 or tf32, "
-                                                "or zero_stage=0");
+                                                "lower-precision copy of them (the built-in models: logits_dtype=bf16, "
+                                                "which auto picks on CUDA with precision=bf16): use "
+                                                "logits_dtype=fp32, or zero_stage=0");
     const size_t n_descs = t->params.n_descs;
     lm_param_desc *sorted = malloc((n_descs ? n_descs : 1) * sizeof *sorted);
     if (!sorted) return lm_error_set(LM_ERR_NOMEM, "out of memory planning the ZeRO-1 shards");
