@@ -20,8 +20,9 @@
  * What must be exact is checked exactly: the params_copy equals the
  * parameters rounded (kernels/bf16.h) after init, after every optimizer
  * step, after loading saved weights (the path a checkpoint resume takes:
- * lm_model_load_weights, then params_written) and after the host wrote
- * the weights; saving writes fp32 tensors identical to the fp32 model's
+ * lm_model_load_weights, then params_written; test_bf16_logits_resume.sh
+ * resumes a checkpoint through the CLI, test_bf16_logits_ddp.sh broadcasts
+ * rank 0's weights) and after the host wrote the weights; saving writes fp32 tensors identical to the fp32 model's
  * for the same weights; logits_dtype is refused by name when unknown.
  *
  * The same source builds test_bf16_logits_cuda (label gpu): the models on
