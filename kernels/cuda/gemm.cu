@@ -254,7 +254,8 @@ void lm_cuda_gemm(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, 
                        fuse_bias ? bias : NULL, LM_GEMM_NO_AUX, NULL, 0, LM_GEMM_F32);
     if (done < 0) return;
     if (done == 0) gemm_cublas(ctx, op, trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, LM_GEMM_F32);
-    if (bias && !fuse_bias) scale_add_bias(ctx, op, C, bias, 1.0f, m, n, ldc);
+    /* cuBLAS has no bias epilogue: the fallback needs the bias kernel too. */
+    if (bias && (!fuse_bias || done == 0)) scale_add_bias(ctx, op, C, bias, 1.0f, m, n, ldc);
 }
 
 int lm_cuda_gemm_gelu(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, int m, int n, int k,
