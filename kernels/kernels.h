@@ -98,6 +98,26 @@ void lm_cpu_crossentropy_backward(float *dlogits, const float *logits, const int
 void lm_cpu_crossentropy_forward_backward(float *losses, float *logits, const int32_t *labels, float dloss, int N,
                                           int V, int stride);
 
+/* ---- the classifier in bf16 (backend_ops.def; bf16 values are uint16_t,
+ * kernels/bf16.h).  References: the fp32 ops on the widened inputs, their
+ * outputs rounded once.  They allocate scratch per call and return 0, or
+ * -1 without memory (nothing written; the backend keeps a failure). ---- */
+/* out[i] = widened in[i] (exact). */
+void lm_cpu_widen_bf16(float *out, const uint16_t *in, size_t n);
+int lm_cpu_matmul_forward_bf16(uint16_t *out, const uint16_t *inp, const uint16_t *weight, const float *bias, int N,
+                               int IC, int OC, lm_weight_layout layout);
+int lm_cpu_matmul_backward_bf16(float *dinp, float *dweight, float *dbias, const uint16_t *dout, const uint16_t *inp,
+                                const uint16_t *weight, int N, int IC, int OC, lm_weight_layout layout,
+                                lm_grad_store dinp_store, lm_grad_store dparam_store);
+/* The losses (and the gradients' fp32 values before rounding) are the fp32
+ * references' on the widened logits; dloss as theirs. */
+int lm_cpu_crossentropy_forward_bf16(float *losses, const uint16_t *logits, const int32_t *labels, int N, int V,
+                                     int stride);
+int lm_cpu_crossentropy_backward_bf16(uint16_t *dlogits, const uint16_t *logits, const int32_t *labels, float dloss,
+                                      int N, int V, int stride);
+int lm_cpu_crossentropy_forward_backward_bf16(float *losses, uint16_t *logits, const int32_t *labels, float dloss,
+                                              int N, int V, int stride);
+
 /* ---- reductions (the host reads sum_to_host and sum_squares_to_host) ---- */
 /* Σ x² in double (global grad norm = sqrt of the sum over buffers), in
  * fixed chunks summed in order: the same for any thread count. */

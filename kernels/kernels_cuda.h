@@ -32,7 +32,9 @@
  * Precision (lm_precision of backend.h): FP32 runs true fp32 GEMMs; TF32 uses
  * CUBLAS_COMPUTE_32F_FAST_TF32; BF16 currently means fp32 storage with bf16
  * tensor-core math in the GEMMs (CUBLAS_COMPUTE_32F_FAST_16BF); bf16 storage
- * of activations is not implemented yet.  Non-GEMM kernels are fp32 always.
+ * is written for the classifier's logits only (the *_bf16 ops, logits_dtype,
+ * NOTES.md); the other activations stay fp32.  Non-GEMM kernels compute in
+ * fp32 always.
  *
  * Determinism: every op gives bit-identical results run to run on the same
  * GPU (no float atomics; reductions in a fixed order; cuBLAS is

@@ -63,7 +63,7 @@ pipeline.run{
       pad_token_id = vocab.pad_id or 0,
       device = c.device, precision = c.precision, threads = c.threads,
       profile_ops = c.profile_ops, recompute = c.recompute, attn_implementation = c.attn_implementation,
-      pad_vocab_to_multiple_of = c.pad_vocab_to_multiple_of,
+      pad_vocab_to_multiple_of = c.pad_vocab_to_multiple_of, logits_dtype = c.logits_dtype,
     }
   end,
   objective = {plugin = "mlm", settings = {mlm_probability = cfg.mlm_probability, seed = cfg.seed}},

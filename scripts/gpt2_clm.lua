@@ -59,7 +59,7 @@ pipeline.run{
       bos_token_id = vocab.bos_id, eos_token_id = vocab.eos_id,
       device = c.device, precision = c.precision, threads = c.threads,
       profile_ops = c.profile_ops, recompute = c.recompute, attn_implementation = c.attn_implementation,
-      pad_vocab_to_multiple_of = c.pad_vocab_to_multiple_of,
+      pad_vocab_to_multiple_of = c.pad_vocab_to_multiple_of, logits_dtype = c.logits_dtype,
     }
   end,
   objective = {plugin = "clm", settings = {}},

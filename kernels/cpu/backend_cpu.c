@@ -234,6 +234,54 @@ static void cpu_crossentropy_forward_backward(lm_backend *be, float *losses, flo
                                          V, stride);
 }
 
+/* The bf16 classifier's references allocate scratch: without memory
+ * they write nothing and the failure is kept for the next check. */
+static void keep_if_no_memory(lm_backend *be, int result, const char *op) {
+    if (result != 0)
+        cpu_keep_failure(be, op, "out of host memory for the fp32 scratch of the bf16 reference op: reduce the "
+                                 "batch size, or use logits_dtype=fp32 on the CPU");
+}
+
+static void cpu_matmul_forward_bf16(lm_backend *be, uint16_t *out, const uint16_t *inp, const uint16_t *weight,
+                                    const float *bias, int N, int IC, int OC, lm_weight_layout layout) {
+    keep_if_no_memory(be, lm_cpu_matmul_forward_bf16(out, inp, weight, bias, N, IC, OC, layout),
+                      "matmul_forward_bf16");
+}
+
+static void cpu_matmul_backward_bf16(lm_backend *be, float *dinp, float *dweight, float *dbias, const uint16_t *dout,
+                                     const uint16_t *inp, const uint16_t *weight, int N, int IC, int OC,
+                                     lm_weight_layout layout, lm_grad_store dinp_store, lm_grad_store dparam_store) {
+    keep_if_no_memory(be,
+                      lm_cpu_matmul_backward_bf16(dinp, dweight, dbias, dout, inp, weight, N, IC, OC, layout,
+                                                  dinp_store, dparam_store),
+                      "matmul_backward_bf16");
+}
+
+static void cpu_crossentropy_forward_bf16(lm_backend *be, float *losses, const uint16_t *logits,
+                                          const int32_t *labels, int N, int V, int stride) {
+    keep_if_no_memory(be, lm_cpu_crossentropy_forward_bf16(losses, logits, labels, N, V, stride),
+                      "crossentropy_forward_bf16");
+}
+
+static void cpu_crossentropy_backward_bf16(lm_backend *be, uint16_t *dlogits, const uint16_t *logits,
+                                           const int32_t *labels, float loss_scale, const int64_t *n_targets, int N,
+                                           int V, int stride) {
+    keep_if_no_memory(be,
+                      lm_cpu_crossentropy_backward_bf16(dlogits, logits, labels,
+                                                        loss_gradient_scale(loss_scale, n_targets), N, V, stride),
+                      "crossentropy_backward_bf16");
+}
+
+static void cpu_crossentropy_forward_backward_bf16(lm_backend *be, float *losses, uint16_t *logits,
+                                                   const int32_t *labels, float loss_scale, const int64_t *n_targets,
+                                                   int N, int V, int stride) {
+    keep_if_no_memory(be,
+                      lm_cpu_crossentropy_forward_backward_bf16(losses, logits, labels,
+                                                                loss_gradient_scale(loss_scale, n_targets), N, V,
+                                                                stride),
+                      "crossentropy_forward_backward_bf16");
+}
+
 /* ---- the host reads (LM_OP_HOST_READ) ---- */
 
 static lm_status cpu_sum_to_host(lm_backend *be, const float *x, size_t n, double *out) {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bf16.h"
 #include "gemm.cuh"
 
 /* Largest power of two (up to 256) dividing the address. */
@@ -16,6 +17,18 @@ static uint32_t pointer_alignment(const void *p) {
     uint32_t alignment = 1;
     while (alignment < 256 && (address & (2u * alignment - 1u)) == 0) alignment *= 2;
     return alignment;
+}
+
+/* The storage types of a GEMM (gemm_key.types). */
+enum { LM_GEMM_F32 = 0, LM_GEMM_BF16_TO_F32 = 1, LM_GEMM_BF16_TO_BF16 = 2 };
+
+static cudaDataType_t ab_type_of(int32_t types) { return types == LM_GEMM_F32 ? CUDA_R_32F : CUDA_R_16BF; }
+static cudaDataType_t c_type_of(int32_t types) { return types == LM_GEMM_BF16_TO_BF16 ? CUDA_R_16BF : CUDA_R_32F; }
+/* bf16 storage computes in true fp32 (CUBLAS_COMPUTE_32F), whatever the
+ * context's precision: the inputs are bf16 already, and a FAST_16BF or
+ * TF32 compute type would only round the products again. */
+static cublasComputeType_t compute_type_of(const lm_cuda_ctx *ctx, int32_t types) {
+    return types == LM_GEMM_F32 ? lm_cuda_compute_type(ctx) : CUBLAS_COMPUTE_32F;
 }
 
 /* C[i + j·ldc] = (beta == 0 ? 0 : beta·C) + (bias ? bias[i] : 0) for i < m, j < n
@@ -39,11 +52,12 @@ static void scale_add_bias(lm_cuda_ctx *ctx, const char *op, float *C, const flo
 }
 
 static void gemm_cublas(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
-                        const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+                        const void *A, int lda, const void *B, int ldb, float beta, void *C, int ldc,
+                        int32_t types) {
     lm_cuda_keep_cublas(ctx, op,
                         cublasGemmEx(ctx->blas, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                     m, n, k, &alpha, A, CUDA_R_32F, lda, B, CUDA_R_32F, ldb, &beta, C, CUDA_R_32F, ldc,
-                                     lm_cuda_compute_type(ctx), CUBLAS_GEMM_DEFAULT));
+                                     m, n, k, &alpha, A, ab_type_of(types), lda, B, ab_type_of(types), ldb, &beta, C,
+                                     c_type_of(types), ldc, compute_type_of(ctx, types), CUBLAS_GEMM_DEFAULT));
 }
 
 /* What decides a cuBLASLt plan: every field is an int, so keys compare
@@ -56,6 +70,10 @@ typedef struct gemm_key {
      * pointer set per call): GELU in the forward, the pre-GELU values
      * written to aux; or the GELU gradient in the backward, aux read. */
     int32_t aux_epilogue, aux_ld;
+    /* The storage types (gemm_types): fp32 everywhere in the context's
+     * compute type, or bf16 A and B in true fp32 compute with a bf16 or
+     * fp32 C (the bf16 classifier, lm_cuda_gemm_bf16). */
+    int32_t types;
 } gemm_key;
 
 /* gemm_key.aux_epilogue: the epilogues besides the bias's.  GELU_AUX,
@@ -118,7 +136,7 @@ static int plan_build(lm_cuda_ctx *ctx, const char *op, lm_gemm_plan *p) {
     do {                                                                                                           \
         if (lm_cuda_keep_cublas(ctx, op, (call))) goto done;                                                       \
     } while (0)
-    LT_TRY(cublasLtMatmulDescCreate(&p->desc, lm_cuda_compute_type(ctx), CUDA_R_32F));
+    LT_TRY(cublasLtMatmulDescCreate(&p->desc, compute_type_of(ctx, key->types), CUDA_R_32F));
     LT_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof op_a));
     LT_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof op_b));
     if (key->has_bias || key->aux_epilogue != LM_GEMM_NO_AUX) {
@@ -133,16 +151,23 @@ static int plan_build(lm_cuda_ctx *ctx, const char *op, lm_gemm_plan *p) {
                                   : key->has_bias                            ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS
                                                                              : CUBLASLT_EPILOGUE_GELU_AUX;
         LT_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue));
+        if (key->types != LM_GEMM_F32) {
+            /* An fp32 bias (BERT's decoder bias, a parameter) added before C's
+             * rounding; the default would be C's type. */
+            const int32_t bias_type = CUDA_R_32F;
+            LT_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
+                                                  sizeof bias_type));
+        }
     }
     if (key->aux_epilogue != LM_GEMM_NO_AUX && !is_bias_gradient(key->aux_epilogue)) {
         const int64_t aux_ld = key->aux_ld;
         LT_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld, sizeof aux_ld));
     }
-    LT_TRY(cublasLtMatrixLayoutCreate(&p->a_layout, CUDA_R_32F, key->trans_a ? k : m, key->trans_a ? m : k,
-                                      key->lda));
-    LT_TRY(cublasLtMatrixLayoutCreate(&p->b_layout, CUDA_R_32F, key->trans_b ? n : k, key->trans_b ? k : n,
-                                      key->ldb));
-    LT_TRY(cublasLtMatrixLayoutCreate(&p->c_layout, CUDA_R_32F, m, n, key->ldc));
+    LT_TRY(cublasLtMatrixLayoutCreate(&p->a_layout, ab_type_of(key->types), key->trans_a ? k : m,
+                                      key->trans_a ? m : k, key->lda));
+    LT_TRY(cublasLtMatrixLayoutCreate(&p->b_layout, ab_type_of(key->types), key->trans_b ? n : k,
+                                      key->trans_b ? k : n, key->ldb));
+    LT_TRY(cublasLtMatrixLayoutCreate(&p->c_layout, c_type_of(key->types), m, n, key->ldc));
     LT_TRY(cublasLtMatmulPreferenceCreate(&preference));
     LT_TRY(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes,
                                                 sizeof workspace_bytes));
@@ -174,10 +199,11 @@ done:
 /* Returns 1 when cuBLASLt queued the product, 0 when it has no algorithm
  * for these pointers (the caller falls back), -1 on a kept failure. */
 static int gemm_lt(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
-                   const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc, const float *bias,
-                   int aux_epilogue, const float *aux, int aux_ld) {
+                   const void *A, int lda, const void *B, int ldb, float beta, void *C, int ldc, const float *bias,
+                   int aux_epilogue, const float *aux, int aux_ld, int32_t types) {
     gemm_key key;
     memset(&key, 0, sizeof key);
+    key.types = types;
     key.trans_a = trans_a, key.trans_b = trans_b, key.m = m, key.n = n, key.k = k;
     key.lda = lda, key.ldb = ldb, key.ldc = ldc, key.has_bias = bias != NULL;
     key.aux_epilogue = aux || is_bias_gradient(aux_epilogue) ? aux_epilogue : LM_GEMM_NO_AUX;
@@ -233,10 +259,11 @@ void lm_cuda_gemm(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, 
     /* The bias epilogue wants a 16-byte aligned vector. */
     const bool fuse_bias = bias && pointer_alignment(bias) >= 16;
     int done = gemm_lt(ctx, op, trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc,
-                       fuse_bias ? bias : NULL, LM_GEMM_NO_AUX, NULL, 0);
+                       fuse_bias ? bias : NULL, LM_GEMM_NO_AUX, NULL, 0, LM_GEMM_F32);
     if (done < 0) return;
-    if (done == 0) gemm_cublas(ctx, op, trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
-    if (bias && !fuse_bias) scale_add_bias(ctx, op, C, bias, 1.0f, m, n, ldc);
+    if (done == 0) gemm_cublas(ctx, op, trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, LM_GEMM_F32);
+    /* cuBLAS has no bias epilogue: the fallback needs the bias kernel too. */
+    if (bias && (!fuse_bias || done == 0)) scale_add_bias(ctx, op, C, bias, 1.0f, m, n, ldc);
 }
 
 int lm_cuda_gemm_gelu(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, int m, int n, int k,
@@ -248,7 +275,7 @@ int lm_cuda_gemm_gelu(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans
     if ((bias && pointer_alignment(bias) < 16) || pointer_alignment(pre_gelu) < 16 || ldc % 8 != 0) return 0;
     const int done =
         gemm_lt(ctx, op, trans_a, trans_b, m, n, k, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, bias, LM_GEMM_GELU_AUX,
-                pre_gelu, ldc);
+                pre_gelu, ldc, LM_GEMM_F32);
     return done < 0 ? -1 : done;
 }
 
@@ -262,7 +289,7 @@ int lm_cuda_gemm_dgelu(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool tran
     if (bias_grad && pointer_alignment(bias_grad) < 16) return 0;
     /* beta = 0: C (and the bias gradient) are written, never read (the op's contract). */
     const int done = gemm_lt(ctx, op, trans_a, trans_b, m, n, k, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, bias_grad,
-                             bias_grad ? LM_GEMM_DGELU_BGRAD : LM_GEMM_DGELU, pre_gelu, ldc);
+                             bias_grad ? LM_GEMM_DGELU_BGRAD : LM_GEMM_DGELU, pre_gelu, ldc, LM_GEMM_F32);
     return done < 0 ? -1 : done;
 }
 
@@ -274,6 +301,48 @@ int lm_cuda_gemm_bgrad(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool tran
     if (pointer_alignment(bias_grad) < 16) return 0;
     /* beta = 0: C and the bias gradient are written, never read. */
     const int done = gemm_lt(ctx, op, trans_a, trans_b, m, n, k, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, bias_grad,
-                             of_a ? LM_GEMM_BGRADA : LM_GEMM_BGRADB, NULL, 0);
+                             of_a ? LM_GEMM_BGRADA : LM_GEMM_BGRADB, NULL, 0, LM_GEMM_F32);
     return done < 0 ? -1 : done;
+}
+
+/* C (bf16) = bf16(C·beta + bias) where the product is empty, or
+ * bf16(C + bias) after a product that had no bias epilogue (C read back:
+ * the bias then rounds a second time, documented at lm_cuda_gemm_bf16). */
+__global__ void lm_bf16_bias_kernel(uint16_t *C, const float *bias, int add, int m, int n, int ldc) {
+    const size_t total = (size_t)m * n;
+    for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total; e += (size_t)gridDim.x * blockDim.x) {
+        const int i = (int)(e % m);
+        uint16_t *c = C + i + (e / m) * ldc;
+        *c = lm_bf16_from_float((add ? lm_bf16_to_float(*c) : 0.0f) + (bias ? bias[i] : 0.0f));
+    }
+}
+
+void lm_cuda_gemm_bf16(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, int m, int n, int k,
+                       const uint16_t *A, int lda, const uint16_t *B, int ldb, float beta, void *C, bool c_bf16,
+                       int ldc, const float *bias) {
+    if (m <= 0 || n <= 0) return;
+    const int32_t types = c_bf16 ? LM_GEMM_BF16_TO_BF16 : LM_GEMM_BF16_TO_F32;
+    const unsigned grid = lm_cuda_grid_for((size_t)m * n, LM_CUDA_BLOCK);
+    if (k <= 0) { /* empty product: C = beta·C (+ bias) */
+        if (c_bf16) {
+            lm_bf16_bias_kernel<<<grid, LM_CUDA_BLOCK, 0, ctx->stream>>>((uint16_t *)C, bias, beta != 0.0f, m, n, ldc);
+            lm_cuda_check_launch(ctx, op);
+        } else {
+            scale_add_bias(ctx, op, (float *)C, bias, beta, m, n, ldc);
+        }
+        return;
+    }
+    const bool fuse_bias = bias && pointer_alignment(bias) >= 16;
+    const int done = gemm_lt(ctx, op, trans_a, trans_b, m, n, k, 1.0f, A, lda, B, ldb, beta, C, ldc,
+                             fuse_bias ? bias : NULL, LM_GEMM_NO_AUX, NULL, 0, types);
+    if (done < 0) return;
+    if (done == 0) gemm_cublas(ctx, op, trans_a, trans_b, m, n, k, 1.0f, A, lda, B, ldb, beta, C, ldc, types);
+    if (bias && (!fuse_bias || done == 0)) {
+        if (c_bf16) {
+            lm_bf16_bias_kernel<<<grid, LM_CUDA_BLOCK, 0, ctx->stream>>>((uint16_t *)C, bias, 1, m, n, ldc);
+            lm_cuda_check_launch(ctx, op);
+        } else {
+            scale_add_bias(ctx, op, (float *)C, bias, 1.0f, m, n, ldc);
+        }
+    }
 }

@@ -16,6 +16,18 @@ void lm_cuda_gemm(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, 
                   const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
                   const float *bias);
 
+/* The bf16 classifier's GEMMs (matmul_bf16.cu): bf16 A and B (column-major
+ * as above), C = op(A)·op(B) + beta·C (+ bias[m] per row, fp32) in true
+ * fp32 compute (CUBLAS_COMPUTE_32F, whatever the context's precision),
+ * stored in bf16 (c_bf16: one rounding, the bias in cuBLASLt's epilogue
+ * before it) or fp32.  Falls back to cublasGemmEx with the same types where
+ * cuBLASLt has no algorithm; the bias then comes from a separate kernel,
+ * which for a bf16 C rounds twice (product, then product + bias), and so
+ * does a bias that is not 16-byte aligned. */
+void lm_cuda_gemm_bf16(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, int m, int n, int k,
+                       const uint16_t *A, int lda, const uint16_t *B, int ldb, float beta, void *C, bool c_bf16,
+                       int ldc, const float *bias);
+
 /* C = gelu_tanh(op(A)·op(B) + bias) with the pre-GELU values written to
  * pre_gelu (same shape and leading dimension as C), in one cuBLASLt call
  * (CUBLASLT_EPILOGUE_GELU_AUX_BIAS; cuBLASLt's GELU is the tanh

@@ -87,7 +87,9 @@ typedef struct bert_acts {
     float *pad_grad;                        /* [C] the padding row's gradient, kept across the embedding backward */
     float *head_dense, *head_gelu;          /* [N,C] */
     float *head_ln, *head_ln_mean, *head_ln_rstd;
-    float *logits;                          /* [head_n,V] (own allocation); holds dlogits after backward */
+    uint16_t *head_ln_bf16;                 /* [N,C] head_ln rounded, the bf16 decoder's input (logits_dtype=bf16) */
+    void *logits;                           /* [head_n,V] in the logits dtype (own allocation); holds dlogits
+                                               after backward */
     float *losses;                          /* [N] */
     /* backward scratch */
     float *dres_a, *dres_b; /* [N,C] gradients of the residual stream (alternating) */
@@ -107,7 +109,7 @@ typedef struct bert_model {
     bert_acts acts;
     int32_t *host_head_rows, *host_head_labels; /* [N] host side of head_rows / head_labels */
     size_t host_capacity;                       /* int32s in each */
-    float *logits_memory;                       /* acts.logits */
+    void *logits_memory;                        /* acts.logits */
     size_t logits_capacity;                     /* rows */
     float *full_head_memory;                    /* logits() after a sparse forward (bert_head.c) */
     size_t full_head_capacity;                  /* floats */

@@ -65,6 +65,7 @@ size_t bert_carve_acts(model_base *b, float *base, int B, int T) {
     a->head_ln = model_arena_take(&cv, N * C);
     a->head_ln_mean = model_arena_take(&cv, N);
     a->head_ln_rstd = model_arena_take(&cv, N);
+    a->head_ln_bf16 = b->logits_bf16 ? (uint16_t *)model_arena_take(&cv, model_head_input_floats(b, N)) : NULL;
     a->losses = model_arena_take(&cv, N);
     a->dres_a = model_arena_take(&cv, N * C);
     a->dres_b = model_arena_take(&cv, N * C);

@@ -69,8 +69,9 @@ static lm_status ensure_logits(bert_model *m, size_t rows, size_t max_rows) {
     char what[96];
     snprintf(what, sizeof what, "BERT logits for %zu rows x %zu tokens", capacity, V);
     m->acts.logits = NULL;
-    LM_TRY(model_buffer_grow(m->base.backend, (void **)&m->logits_memory, &m->logits_capacity, capacity,
-                             V * sizeof(float), what));
+    /* A row in the logits' dtype (logits_dtype=bf16: half the bytes). */
+    const size_t row_bytes = V * (m->base.logits_bf16 ? sizeof(uint16_t) : sizeof(float));
+    LM_TRY(model_buffer_grow(m->base.backend, &m->logits_memory, &m->logits_capacity, capacity, row_bytes, what));
     m->acts.logits = m->logits_memory;
     return LM_OK;
 }
@@ -86,14 +87,16 @@ void bert_head_free(model_base *b) {
 }
 
 typedef struct head_rows {
-    float *dense, *gelu, *ln, *ln_mean, *ln_rstd, *logits;
+    float *dense, *gelu, *ln, *ln_mean, *ln_rstd;
+    void *logits;      /* in the logits dtype */
+    uint16_t *ln_bf16; /* ln rounded, the bf16 decoder's input (NULL with fp32 logits) */
 } head_rows;
 
 /* The head over `rows` rows of `input`. */
 static void head_forward(bert_model *m, const head_rows *h, const float *input, int rows) {
     const bert_config *c = &m->config;
     lm_backend *be = m->base.backend;
-    const int C = c->hidden_size, V = m->base.vocab_rows, L = c->num_hidden_layers; /* V: padded */
+    const int C = c->hidden_size, L = c->num_hidden_layers;
     float *params = m->base.buffers.params;
 #define HEAD(k) model_tensor(&m->base, params, BERT_HEAD_TENSOR(L, k))
     be->ops->matmul_forward(be, h->dense, input, HEAD(BERT_HEAD_DENSE_W), HEAD(BERT_HEAD_DENSE_B), rows, C, C,
@@ -101,15 +104,17 @@ static void head_forward(bert_model *m, const head_rows *h, const float *input, 
     be->ops->gelu_forward(be, h->gelu, h->dense, (size_t)rows * (size_t)C, c->gelu_tanh);
     be->ops->layernorm_forward(be, h->ln, h->ln_mean, h->ln_rstd, h->gelu, HEAD(BERT_HEAD_LN_W),
                                HEAD(BERT_HEAD_LN_B), rows, C, (float)c->layer_norm_eps);
-    /* The decoder: tied to the word embeddings ([V, C], an [out, in] weight), own bias. */
-    be->ops->matmul_forward(be, h->logits, h->ln, model_tensor(&m->base, params, BERT_WORD_EMB), HEAD(BERT_HEAD_BIAS),
-                            rows, C, V, LM_W_OUT_IN);
+    /* The decoder: tied to the word embeddings ([vocab_rows, C], an [out, in]
+     * weight), own bias (fp32: added before a bf16 rounding), in the
+     * logits' dtype (model_head.c). */
+    model_head_forward(&m->base, h->logits, h->ln, h->ln_bf16, BERT_WORD_EMB, HEAD(BERT_HEAD_BIAS), rows);
 #undef HEAD
 }
 
 static head_rows model_head_rows(bert_model *m) {
     bert_acts *a = &m->acts;
-    head_rows h = {a->head_dense, a->head_gelu, a->head_ln, a->head_ln_mean, a->head_ln_rstd, a->logits};
+    head_rows h = {a->head_dense, a->head_gelu, a->head_ln, a->head_ln_mean, a->head_ln_rstd, a->logits,
+                   a->head_ln_bf16};
     return h;
 }
 
@@ -193,9 +198,7 @@ void bert_head_backward(bert_model *m, float loss_scale, lm_grad_store grads_sto
     lm_backend *be = m->base.backend;
     const lm_backend_ops *ops = be->ops;
     bert_acts *a = &m->acts;
-    /* V: the vocabulary padded; dlogits is 0 in its padding columns, so the
-     * GEMM writes 0 to the padding rows of the weight and bias gradients. */
-    const int M = m->head_n, C = c->hidden_size, V = m->base.vocab_rows, L = c->num_hidden_layers;
+    const int M = m->head_n, C = c->hidden_size, L = c->num_hidden_layers;
     const size_t MC = (size_t)M * (size_t)C, NC = (size_t)m->base.B * (size_t)m->base.T * (size_t)C;
     float *params = m->base.buffers.params, *grads = m->base.buffers.grads;
 #define P(index) model_tensor(&m->base, params, (index))
@@ -205,10 +208,12 @@ void bert_head_backward(bert_model *m, float loss_scale, lm_grad_store grads_sto
     model_loss_backward(&m->base, a->logits, a->head_labels, M, loss_scale);
     /* Top down; datty, dbranch and dres_b serve as scratch here. */
     float *dhead_ln = a->datty, *dhead_gelu = a->dbranch, *dhead_dense = a->dres_b, *dhead_in = a->datty;
-    /* The tied decoder's GEMM is the word embeddings' first writer (all V
-     * rows); the lookup adds its rows last (bert_backward.c). */
-    ops->matmul_backward(be, dhead_ln, G(BERT_WORD_EMB), G(BERT_HEAD_TENSOR(L, BERT_HEAD_BIAS)), a->logits,
-                         a->head_ln, P(BERT_WORD_EMB), M, C, V, LM_W_OUT_IN, LM_GRAD_WRITE, grads_store);
+    /* The tied decoder's GEMM is the word embeddings' first writer (all
+     * vocab_rows rows: dlogits is 0 in the padding columns, so the padding
+     * rows of the weight and bias gradients are 0); the lookup adds its
+     * rows last (bert_backward.c). */
+    model_head_backward(&m->base, dhead_ln, BERT_WORD_EMB, G(BERT_HEAD_TENSOR(L, BERT_HEAD_BIAS)), a->logits,
+                        a->head_ln, a->head_ln_bf16, M, grads_store);
     ops->layernorm_backward(be, dhead_gelu, G(BERT_HEAD_TENSOR(L, BERT_HEAD_LN_W)),
                             G(BERT_HEAD_TENSOR(L, BERT_HEAD_LN_B)), dhead_ln, a->head_gelu,
                             P(BERT_HEAD_TENSOR(L, BERT_HEAD_LN_W)), a->head_ln_mean, a->head_ln_rstd, M, C,
@@ -226,14 +231,17 @@ void bert_head_backward(bert_model *m, float loss_scale, lm_grad_store grads_sto
 }
 
 /* The head over all N rows of the last forward, into full_head_memory. */
-static lm_status full_logits(bert_model *m, const float **logits) {
+static lm_status full_logits(bert_model *m, const void **logits) {
     const size_t N = (size_t)m->base.B * (size_t)m->base.T, C = (size_t)m->config.hidden_size;
-    const size_t V = (size_t)m->base.vocab_rows, NC = (N * C + 15) & ~(size_t)15, NS = (N + 15) & ~(size_t)15;
+    const size_t NC = (N * C + 15) & ~(size_t)15, NS = (N + 15) & ~(size_t)15;
+    /* The logits in their dtype, then (bf16) the decoder input's copy. */
+    const size_t NL = (model_logits_floats(&m->base, N) + 15) & ~(size_t)15;
     LM_TRY(model_buffer_grow(m->base.backend, (void **)&m->full_head_memory, &m->full_head_capacity,
-                             3 * NC + 2 * NS + N * V, sizeof(float),
+                             3 * NC + 2 * NS + NL + model_head_input_floats(&m->base, N), sizeof(float),
                              "BERT logits of every position (logits() after a forward with labels)"));
     float *base = m->full_head_memory;
-    head_rows h = {base, base + NC, base + 2 * NC, base + 3 * NC, base + 3 * NC + NS, base + 3 * NC + 2 * NS};
+    head_rows h = {base, base + NC, base + 2 * NC, base + 3 * NC, base + 3 * NC + NS, base + 3 * NC + 2 * NS,
+                   m->base.logits_bf16 ? (uint16_t *)(base + 3 * NC + 2 * NS + NL) : NULL};
     head_forward(m, &h, m->encoder_out, (int)N);
     *logits = h.logits;
     return LM_OK;
@@ -241,7 +249,7 @@ static lm_status full_logits(bert_model *m, const float **logits) {
 
 lm_status bert_head_download_logits(model_base *b, float *out, size_t count) {
     bert_model *m = bert_of(b);
-    const float *logits = m->acts.logits;
+    const void *logits = m->acts.logits;
     if (m->head_sparse) LM_TRY(full_logits(m, &logits));
     return model_download_logits(b, out, logits, count);
 }

@@ -62,7 +62,8 @@ typedef struct gpt2_acts {
     gpt2_layer_acts *layers;
     float *proj;     /* [N,C] scratch: c_proj outputs before dropout */
     float *lnf, *lnf_mean, *lnf_rstd;
-    float *logits;   /* [N,V]; holds dlogits after backward */
+    void *logits;    /* [N,V] in the logits dtype (fp32, or bf16 uint16_t); holds dlogits after backward */
+    uint16_t *lnf_bf16; /* [N,C] ln_f's output rounded, the bf16 head's input (logits_dtype=bf16; else NULL) */
     float *losses;   /* [N] */
     /* backward scratch */
     float *dresidual;    /* [N,C] gradient of the residual stream */

@@ -29,9 +29,7 @@ void gpt2_backward(model_base *b, float loss_scale, lm_grad_store grads_store) {
     lm_backend *be = b->backend;
     const lm_backend_ops *ops = be->ops;
     const int B = b->B, T = b->T, N = B * T;
-    /* V: the head's rows, the vocabulary padded: dlogits is 0 in the padding
-     * columns, so the GEMM writes the padding rows' gradient 0. */
-    const int C = c->n_embd, H = c->n_inner, V = b->vocab_rows, L = c->n_layer;
+    const int C = c->n_embd, H = c->n_inner, L = c->n_layer;
     const size_t NC = (size_t)N * (size_t)C, NH4 = (size_t)N * (size_t)H;
     const lm_step_state *key = b->key;
     const float eps = (float)c->layer_norm_epsilon;
@@ -45,9 +43,10 @@ void gpt2_backward(model_base *b, float loss_scale, lm_grad_store grads_store) {
      * by a training forward's fused classifier). */
     model_loss_backward(b, a->logits, a->labels, N, loss_scale);
 
-    /* The tied head's GEMM is wte's first writer (all V rows); the lookup adds its rows last. */
-    ops->matmul_backward(be, a->dln, G(GPT2_WTE), NULL, a->logits, a->lnf, P(GPT2_WTE), N, C, V, LM_W_OUT_IN,
-                         LM_GRAD_WRITE, grads_store);
+    /* The tied head's GEMM is wte's first writer (all vocab_rows rows: dlogits
+     * is 0 in the padding columns, so the padding rows' gradient is 0); the
+     * lookup adds its rows last. */
+    model_head_backward(b, a->dln, GPT2_WTE, NULL, a->logits, a->lnf, a->lnf_bf16, N, grads_store);
     const float *block0_input = m->embd_p > 0.0f ? a->x0 : a->encoded;
     const float *last = L > 0 ? a->layers[L - 1].residual3 : block0_input;
     /* ln_f's share is the first of dresidual's, written (no zeroing pass);

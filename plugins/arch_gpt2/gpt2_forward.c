@@ -18,7 +18,6 @@ size_t gpt2_carve_acts(model_base *b, float *base, int B, int T) {
     gpt2_model *m = gpt2_of(b);
     const gpt2_config *c = &m->config;
     const size_t N = (size_t)B * (size_t)T, C = (size_t)c->n_embd, H = (size_t)c->n_inner;
-    const size_t V = (size_t)b->vocab_rows; /* the logits' columns: the padded vocabulary */
     model_arena cv = {base, 0};
     gpt2_acts *a = &m->acts;
     a->encoded = model_arena_take(&cv, N * C);
@@ -49,7 +48,9 @@ size_t gpt2_carve_acts(model_base *b, float *base, int B, int T) {
     a->lnf = model_arena_take(&cv, N * C);
     a->lnf_mean = model_arena_take(&cv, N);
     a->lnf_rstd = model_arena_take(&cv, N);
-    a->logits = model_arena_take(&cv, N * V);
+    /* N x vocab_rows (the padded vocabulary) in the logits' dtype. */
+    a->logits = model_arena_take(&cv, model_logits_floats(b, N));
+    a->lnf_bf16 = b->logits_bf16 ? (uint16_t *)model_arena_take(&cv, model_head_input_floats(b, N)) : NULL;
     a->losses = model_arena_take(&cv, N);
     a->dresidual = model_arena_take(&cv, N * C);
     a->dproj = model_arena_take(&cv, N * C);
@@ -79,8 +80,7 @@ lm_status gpt2_forward(model_base *b, const lm_batch *batch, lm_step_state *stat
     lm_backend *be = b->backend;
     const lm_backend_ops *ops = be->ops;
     const int B = batch->B, T = batch->T, N = B * T;
-    /* V: the head's rows, the vocabulary padded (model_plugin.h). */
-    const int C = c->n_embd, H = c->n_inner, V = b->vocab_rows, L = c->n_layer;
+    const int C = c->n_embd, H = c->n_inner, L = c->n_layer;
     const float eps = (float)c->layer_norm_epsilon;
     gpt2_acts *a = &m->acts;
     m->embd_p = b->training ? (float)c->embd_pdrop : 0.0f;
@@ -140,8 +140,9 @@ lm_status gpt2_forward(model_base *b, const lm_batch *batch, lm_step_state *stat
 #undef W
     }
     /* Tied head: wte is [V, C], i.e. an [out, in] weight (with vocab_rows
-     * rows: logits [N, vocab_rows], the padding columns 0). */
-    ops->matmul_forward(be, a->logits, a->lnf, P(GPT2_WTE), NULL, N, C, V, LM_W_OUT_IN);
+     * rows: logits [N, vocab_rows], the padding columns 0), in the logits'
+     * dtype (model_head.c). */
+    model_head_forward(b, a->logits, a->lnf, a->lnf_bf16, GPT2_WTE, NULL, N);
 #undef P
     if (batch->labels) model_forward_loss(b, a->losses, a->logits, a->labels, N, state);
     return LM_OK;

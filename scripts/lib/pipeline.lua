@@ -96,6 +96,8 @@ function M.common_options(name)
         {section = device_section, choices = {"auto", "eager", "sdpa"}}),
     opt("pad_vocab_to_multiple_of", "auto", "pad the vocabulary inside the model to a multiple of N for whole GPU "
         .. "tiles (auto: 128 on CUDA, 1 on the CPU; saved files keep the real vocab_size)", {section = device_section}),
+    opt("logits_dtype", "auto", "the classifier's logits in bf16 (half their memory) or fp32 (auto: bf16 on CUDA with "
+        .. "precision=bf16)", {section = device_section, choices = {"auto", "fp32", "bf16"}}),
 
     opt("logging_steps", 50, "log the training loss every N steps", {section = eval_section, min = 1,
         aliases = {"log_every"}}),
@@ -396,7 +398,8 @@ function M.run(spec)
                                   threads = arch_settings.threads, profile_ops = arch_settings.profile_ops,
                                   recompute = arch_settings.recompute,
                                   attn_implementation = arch_settings.attn_implementation,
-                                  pad_vocab_to_multiple_of = arch_settings.pad_vocab_to_multiple_of})
+                                  pad_vocab_to_multiple_of = arch_settings.pad_vocab_to_multiple_of,
+                                  logits_dtype = arch_settings.logits_dtype})
     or lm.architecture(arch_name, arch_settings)
   if cfg.init_from == "" then model:init(cfg.seed) end
   local info = model:info()

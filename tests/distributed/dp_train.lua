@@ -2,7 +2,8 @@
 -- test_faults.sh), one process or N under mpirun:
 --   lmcore run dp_train.lua data=DIR out=DIR [batch=8 accum=1 steps=20
 --        save_steps=0 resume=CHECKPOINT communicator=auto eval=false device=cpu
---        fail_rank=-1 fail_mode=callback|kill|bad_input|disagree fail_step=3 n_embd=32]
+--        fail_rank=-1 fail_mode=callback|kill|bad_input|disagree fail_step=3 n_embd=32
+--        logits_dtype=auto seed_by_rank=false]
 -- Each rank appends "step hash" after every step to out/hashes-rank<R>.txt
 -- (plain io, not lm.write_file: every rank writes its own), so the test can
 -- compare the ranks' weights step by step; rank 0 saves the model in out.
@@ -23,8 +24,9 @@ local train <close> = lm.blocks(tokenizer, dataset, "validation", opts)
 local eval <close> = lm.blocks(tokenizer, dataset, "test", opts)
 local model <close> = lm.architecture("gpt2", {vocab_size = 384, n_layer = 1, n_head = 2, n_embd = a.n_embd or 32, n_positions = 32,
                                                embd_pdrop = 0, attn_pdrop = 0, resid_pdrop = 0, device = a.device or "cpu",
-                                               threads = 1})
-model:init(42)
+                                               threads = 1, logits_dtype = a.logits_dtype})
+-- seed_by_rank=true: each rank draws other weights, which rank 0's broadcast replaces.
+model:init(a.seed_by_rank and 42 + rank or 42)
 local objective <close> = lm.objective("clm", {})
 
 local hashes = assert(io.open(string.format("%s/hashes-rank%d.txt", out, rank), a.resume and "a" or "w"))

@@ -64,6 +64,11 @@ int32_t model_device_vocab_rows(const model_device *d, const lm_backend *be, int
     return (int32_t)(((int64_t)vocab_size + multiple - 1) / multiple * multiple);
 }
 
+int model_device_logits_bf16(const model_device *d, const lm_backend *be) {
+    if (d->logits_dtype != MODEL_LOGITS_AUTO) return d->logits_dtype == MODEL_LOGITS_BF16;
+    return be->device.type == LM_DEVICE_CUDA && be->precision == LM_PRECISION_BF16;
+}
+
 void model_device_read(model_device *d, lm_config *cfg) {
     memset(d, 0, sizeof *d);
     d->device_given = lm_config_string(cfg, "device", "auto");
@@ -73,6 +78,7 @@ void model_device_read(model_device *d, lm_config *cfg) {
     d->profile_ops = lm_config_bool(cfg, "profile_ops", 0);
     d->recompute_given = lm_config_string(cfg, "recompute", "none");
     d->attention_given = lm_config_string(cfg, "attn_implementation", "auto");
+    d->logits_dtype_given = lm_config_string(cfg, "logits_dtype", "auto");
     read_pad_vocab(d, cfg);
 }
 
@@ -104,11 +110,19 @@ lm_status model_device_check(model_device *d, const char *arch) {
                                             "(the default), eager ([B,NH,T,T] probabilities) or sdpa (the fused "
                                             "kernel, for long blocks)", arch, attention);
     LM_TRY(check_pad_vocab(d, arch));
+    const char *logits_dtype = d->logits_dtype_given ? d->logits_dtype_given : "auto";
+    if (strcmp(logits_dtype, "auto") == 0) d->logits_dtype = MODEL_LOGITS_AUTO;
+    else if (strcmp(logits_dtype, "fp32") == 0) d->logits_dtype = MODEL_LOGITS_FP32;
+    else if (strcmp(logits_dtype, "bf16") == 0) d->logits_dtype = MODEL_LOGITS_BF16;
+    else
+        return lm_error_set(LM_ERR_INVALID, "architecture '%s': logits_dtype '%.40s' is unknown: use auto (bf16 on "
+                                            "CUDA with precision=bf16, else fp32), fp32 or bf16 (the classifier's "
+                                            "logits stored in bfloat16: half their memory)", arch, logits_dtype);
     if (d->threads < 0 || d->threads > 4096)
         return lm_error_set(LM_ERR_INVALID, "architecture '%s': threads must be 0 (default) or a positive count, "
                                             "got %d", arch, d->threads);
     /* The strings belong to the config, which the plugin does not keep. */
-    d->device_given = d->precision_given = d->recompute_given = d->attention_given = NULL;
+    d->device_given = d->precision_given = d->recompute_given = d->attention_given = d->logits_dtype_given = NULL;
     return LM_OK;
 }
 

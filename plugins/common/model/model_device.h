@@ -1,7 +1,7 @@
 /* Where and how an architecture plugin computes: the keys every
  * architecture takes besides its Hugging Face configuration (device,
  * precision, threads, profile_ops, recompute, attn_implementation,
- * pad_vocab_to_multiple_of), and the backend they describe.
+ * pad_vocab_to_multiple_of, logits_dtype), and the backend they describe.
  *
  * Reading is split in two because of lm_config's rules: keys must be read
  * before lm_config_validate (reading is what makes a key known), and their
@@ -51,6 +51,16 @@ typedef enum model_attention {
 /* The largest multiple accepted: more would only waste memory. */
 #define MODEL_PAD_VOCAB_MAX 65536
 
+/* How the classifier stores its logits (the `logits_dtype` key): the largest
+ * activation, [N, vocab_rows].  bf16 halves it, and the head's GEMMs then
+ * read a bf16 copy of the weights (lm_param_set.params_copy) and a bf16
+ * copy of their input (kernels/cuda/NOTES.md, "bf16 storage"). */
+typedef enum model_logits_dtype {
+    MODEL_LOGITS_AUTO = 0, /* "auto": bf16 on CUDA with precision=bf16, else fp32 (model_device_logits_bf16) */
+    MODEL_LOGITS_FP32 = 1, /* "fp32" */
+    MODEL_LOGITS_BF16 = 2  /* "bf16": also on the CPU, where its ops are references (how it is tested) */
+} model_logits_dtype;
+
 typedef struct model_device {
     char device[64];        /* "auto", "cpu", "cuda", "cuda:N" */
     lm_precision precision; /* fp32, tf32, bf16 (CUDA; the CPU computes in fp32) */
@@ -64,6 +74,8 @@ typedef struct model_device {
      * argument): N >= 1, or 0 for auto (model_device_vocab_rows). */
     int32_t pad_vocab_multiple;
     char pad_vocab_given[48]; /* the value as given ("auto", "128", "0"...), until checked */
+    model_logits_dtype logits_dtype;
+    const char *logits_dtype_given; /* as read (owned by the config), until checked */
 } model_device;
 
 /* Reads the keys (call before lm_config_validate). */
@@ -74,6 +86,9 @@ lm_status model_device_check(model_device *d, const char *arch);
 /* The rows of the vocabulary inside the model: vocab_size rounded up to a
  * multiple of pad_vocab_to_multiple_of (auto: by the backend's device). */
 int32_t model_device_vocab_rows(const model_device *d, const lm_backend *be, int32_t vocab_size);
+/* Whether the logits are bf16: logits_dtype, auto resolved by the backend
+ * (bf16 on CUDA with precision=bf16). */
+int model_device_logits_bf16(const model_device *d, const lm_backend *be);
 /* Creates the backend (profiled when profile_ops); `label` names the model
  * in the profile ("GPT-2").  Errors are prefixed with the architecture. */
 lm_status model_device_create_backend(const model_device *d, const char *arch, const char *label, lm_backend **out);

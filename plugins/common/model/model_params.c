@@ -160,7 +160,15 @@ void model_buffers_init(model_buffers *b, lm_backend *backend, const param_table
 
 lm_status model_buffers_ensure_params(model_buffers *b) {
     if (b->params) return LM_OK;
+    /* The copy first: params is what says both exist. */
+    if (b->with_bf16_copy && !b->params_copy)
+        LM_TRY(b->backend->ops->alloc(b->backend, (void **)&b->params_copy, b->n_params * sizeof(uint16_t),
+                                      "the BF16 copy of the model parameters (logits_dtype=bf16)"));
     return b->backend->ops->alloc(b->backend, (void **)&b->params, b->n_params * sizeof(float), "model parameters");
+}
+
+void model_buffers_refresh_copy(model_buffers *b) {
+    if (b->params_copy && b->params) b->backend->ops->convert_to_bf16(b->backend, b->params_copy, b->params, b->n_params);
 }
 
 lm_status model_buffers_ensure_grads(model_buffers *b) {
@@ -181,6 +189,7 @@ void model_buffers_free(model_buffers *b) {
     if (!b->backend) return; /* never initialised */
     if (b->params) b->backend->ops->free(b->backend, b->params);
     if (b->grads) b->backend->ops->free(b->backend, b->grads);
+    if (b->params_copy) b->backend->ops->free(b->backend, b->params_copy);
     free(b->uncovered);
     memset(b, 0, sizeof *b);
 }
@@ -195,8 +204,8 @@ void model_buffers_describe(const model_buffers *b, const param_table *t, lm_par
     out->n_params = b->n_params;
     out->params = b->params;
     out->grads = b->grads;
-    out->params_copy = NULL;
-    out->copy_dtype = LM_F32;
+    out->params_copy = b->params_copy;
+    out->copy_dtype = b->params_copy ? LM_BF16 : LM_F32;
 }
 
 void model_buffers_prepare_grads(model_buffers *b, lm_grad_store store) {

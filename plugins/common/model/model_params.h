@@ -87,6 +87,14 @@ typedef struct model_buffers {
     lm_backend *backend;       /* not owned */
     const param_table *table;  /* not owned: the model's, final when the buffers are initialised */
     float *params, *grads;
+    /* The BF16 copy of the whole parameter buffer (lm_param_set.params_copy)
+     * when the model asks for one (model_buffers_init's with_bf16_copy:
+     * logits_dtype=bf16, whose head reads its weight there: set
+     * with_bf16_copy after model_buffers_init), allocated with params; NULL
+     * otherwise.  Rebuilt from params by
+     * model_buffers_refresh_copy, and by the optimizer after each update. */
+    uint16_t *params_copy;
+    int with_bf16_copy;
     size_t n_params, n_decay;
     /* The ranges no backward op writes (param_table_uncovered), found when
      * the gradients are allocated: zeroed before a backward that writes. */
@@ -99,7 +107,8 @@ typedef struct model_buffers {
  * before anything big exists, and a model used only for inference never
  * allocates gradients (their memory is the size of the parameters'). */
 void model_buffers_init(model_buffers *b, lm_backend *backend, const param_table *t);
-/* Allocate (zeroed) on the first call; later calls do nothing. */
+/* Allocate (zeroed) on the first call; later calls do nothing.  The BF16
+ * copy, when there is one, comes with the parameters. */
 lm_status model_buffers_ensure_params(model_buffers *b);
 lm_status model_buffers_ensure_grads(model_buffers *b);
 void model_buffers_free(model_buffers *b);
@@ -112,5 +121,9 @@ void model_buffers_describe(const model_buffers *b, const param_table *t, lm_par
  * here, which keeps the whole buffer the gradient, as a memset then adding
  * made it.  LM_GRAD_ADD: nothing (the backward adds). */
 void model_buffers_prepare_grads(model_buffers *b, lm_grad_store store);
+/* params_copy = bf16(params), queued on the device (convert_to_bf16); a
+ * no-op without a copy or before the parameters exist.  After the host
+ * wrote the parameters: initialisation, loading, resuming. */
+void model_buffers_refresh_copy(model_buffers *b);
 
 #endif

@@ -47,6 +47,7 @@ lm_status model_create(const model_arch *arch, void **self, lm_config *cfg) {
     /* The backend first: pad_vocab_to_multiple_of=auto pads by its device. */
     LM_CHECK(model_device_create_backend(&m->device, arch->name, arch->label, &m->backend));
     m->vocab_rows = model_device_vocab_rows(&m->device, m->backend, m->limits.vocab_size);
+    m->logits_bf16 = model_device_logits_bf16(&m->device, m->backend);
     LM_CHECK(arch->declare_params(m));
     param_table_layout(&m->table);
     if (m->device.attention == MODEL_ATTENTION_SDPA && m->backend->device.type == LM_DEVICE_CUDA &&
@@ -59,6 +60,7 @@ lm_status model_create(const model_arch *arch, void **self, lm_config *cfg) {
         goto fail;
     }
     model_buffers_init(&m->buffers, m->backend, &m->table); /* allocated on first use */
+    m->buffers.with_bf16_copy = m->logits_bf16;             /* the head's weight in bf16 */
     snprintf(m->device_desc, sizeof m->device_desc, "%s", m->backend->ops->describe(m->backend));
     m->training = 1;
     *self = m;
@@ -114,6 +116,7 @@ lm_status model_params_written(void *self) {
         m->logits_gone = "the weights were replaced since the last forward: run forward again";
     }
     if (m->arch->weights_replaced) m->arch->weights_replaced(m);
+    model_buffers_refresh_copy(&m->buffers); /* derived from the weights: rebuilt */
     return LM_OK;
 }
 
@@ -134,6 +137,7 @@ lm_status model_init_weights(void *self, uint64_t seed) {
     lm_status status = be->ops->upload(be, b->params, host, b->n_params * sizeof(float));
     lm_free(host); /* uploads are staged: the host copy may go at once */
     LM_TRY(status);
+    model_buffers_refresh_copy(b);
     if (b->grads) be->ops->zero(be, b->grads, b->n_params * sizeof(float)); /* else zeroed when allocated */
     return be->ops->check(be);
 }
@@ -300,11 +304,19 @@ lm_status model_forward_train(void *self, const lm_batch *batch, lm_step_state *
     return run_forward(m, batch, state, 1, loss_scale);
 }
 
-void model_forward_loss(model_base *m, float *losses, float *logits, const int32_t *labels, int rows,
+void model_forward_loss(model_base *m, float *losses, void *logits, const int32_t *labels, int rows,
                         lm_step_state *state) {
     lm_backend *be = m->backend;
     const int V = m->limits.vocab_size, stride = m->vocab_rows;
-    if (m->forward_fuses_loss) {
+    if (m->logits_bf16) {
+        if (m->forward_fuses_loss) {
+            be->ops->crossentropy_forward_backward_bf16(be, losses, logits, labels, m->fused_loss_scale,
+                                                        m->n_targets_device, rows, V, stride);
+            m->dlogits_ready = 1;
+        } else {
+            be->ops->crossentropy_forward_bf16(be, losses, logits, labels, rows, V, stride);
+        }
+    } else if (m->forward_fuses_loss) {
         /* The dloss backward would compute: the same float expression, on the device. */
         be->ops->crossentropy_forward_backward(be, losses, logits, labels, m->fused_loss_scale, m->n_targets_device,
                                                rows, V, stride);
@@ -315,11 +327,15 @@ void model_forward_loss(model_base *m, float *losses, float *logits, const int32
     if (state) be->ops->loss_mean(be, &state->loss, losses, (size_t)rows, m->n_targets_device);
 }
 
-void model_loss_backward(model_base *m, float *logits, const int32_t *labels, int rows, float loss_scale) {
+void model_loss_backward(model_base *m, void *logits, const int32_t *labels, int rows, float loss_scale) {
     if (m->dlogits_ready) return;
     lm_backend *be = m->backend;
-    be->ops->crossentropy_backward(be, logits, logits, labels, loss_scale, m->n_targets_device, rows,
-                                   m->limits.vocab_size, m->vocab_rows);
+    if (m->logits_bf16)
+        be->ops->crossentropy_backward_bf16(be, logits, logits, labels, loss_scale, m->n_targets_device, rows,
+                                            m->limits.vocab_size, m->vocab_rows);
+    else
+        be->ops->crossentropy_backward(be, logits, logits, labels, loss_scale, m->n_targets_device, rows,
+                                       m->limits.vocab_size, m->vocab_rows);
 }
 
 lm_status model_backward(void *self, float loss_scale, int accumulate) {
@@ -416,9 +432,10 @@ lm_status model_logits(void *self, float *out, size_t count) {
     return model_download_logits(m, out, m->logits, n);
 }
 
-lm_status model_download_logits(model_base *m, float *out, const float *logits, size_t count) {
+lm_status model_download_logits(model_base *m, float *out, const void *logits, size_t count) {
     lm_backend *be = m->backend;
     const size_t V = (size_t)m->limits.vocab_size, stride = (size_t)m->vocab_rows, rows = count / V;
+    if (m->logits_bf16) return model_download_logits_bf16(m, out, logits, rows);
     if (stride == V) return be->ops->download(be, out, logits, count * sizeof(float));
     /* Padded: one download of the whole rows, then the first V of each
      * (logits() is no step's work: its host copy costs no training time). */

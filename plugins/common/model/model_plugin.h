@@ -102,6 +102,11 @@ struct model_base {
      * score the first vocab_size (backend_ops.def), and logits() strips the
      * rest.  Equal to vocab_size when nothing is padded (the CPU's auto). */
     int32_t vocab_rows;
+    /* logits_dtype resolved (model_device_logits_bf16): 1 when the logits
+     * (and dlogits) are bf16 [N, vocab_rows] uint16_t, the head's GEMMs
+     * reading the bf16 params_copy and a bf16 copy of their input
+     * (model_head.c); 0: fp32, the head as it always was. */
+    int logits_bf16;
     int dropout_configured;    /* any dropout p > 0: forward in training mode needs a step state */
 
     lm_backend *backend;
@@ -139,7 +144,8 @@ struct model_base {
     int64_t *n_targets_device;
     int logits_valid;          /* the logits of the last forward can be read */
     const char *logits_gone;   /* why not, when !logits_valid after a forward (NULL: backward overwrote them) */
-    const float *logits;       /* [B*T, vocab_rows] where logits() downloads from, unless download_logits */
+    const void *logits;        /* [B*T, vocab_rows] (logits_bf16: uint16_t) where logits() downloads from,
+                                  unless download_logits */
 
     /* The gradients-ready notification (ABI 2.1, set_grads_ready): NULL by
      * default, and then model_grads_final_from costs one test.  During a
@@ -215,10 +221,31 @@ static inline float *model_tensor(const model_base *m, float *base, int index) {
 lm_status model_buffer_grow(lm_backend *be, void **buffer, size_t *capacity, size_t need, size_t element_size,
                             const char *what);
 
-/* Downloads `rows` rows of logits ([rows, vocab_rows] on the device) as
- * [rows, vocab_size] into out (count floats: rows * vocab_size), the
- * padding columns left out. */
-lm_status model_download_logits(model_base *m, float *out, const float *logits, size_t count);
+/* Downloads `rows` rows of logits ([rows, vocab_rows] on the device, in
+ * the model's logits dtype) as [rows, vocab_size] floats into out (count
+ * floats: rows * vocab_size), the padding columns left out, bf16 widened. */
+lm_status model_download_logits(model_base *m, float *out, const void *logits, size_t count);
+
+/* ---- the tied classifier head (model_head.c) ---- */
+/* model_download_logits with bf16 logits: `rows` rows downloaded, widened. */
+lm_status model_download_logits_bf16(model_base *m, float *out, const void *logits, size_t rows);
+/* Arena floats (model_arena_take's unit) of `rows` rows of logits in the
+ * model's dtype, and of the head input's bf16 copy (0 with fp32 logits:
+ * none is taken). */
+size_t model_logits_floats(const model_base *m, size_t rows);
+size_t model_head_input_floats(const model_base *m, size_t rows);
+/* logits[rows, vocab_rows] = x[rows, width] · Wᵀ (+ bias), W the tied word
+ * embeddings (tensor weight_index, [vocab_rows, width]).  With bf16 logits,
+ * x is first rounded into x_bf16 ([rows, width], kept for backward) and W
+ * read from the params_copy: matmul_forward_bf16; else matmul_forward. */
+void model_head_forward(model_base *m, void *logits, const float *x, uint16_t *x_bf16, int weight_index,
+                        const float *bias, int rows);
+/* Its backward from dlogits (what model_loss_backward left in logits): dx
+ * written, the weight's gradient (and dbias, may be NULL) written or added
+ * per grads (matmul_backward's contract; the bf16 op with bf16 logits,
+ * reading x_bf16 and the params_copy). */
+void model_head_backward(model_base *m, float *dx, int weight_index, float *dbias, const void *dlogits,
+                         const float *x, const uint16_t *x_bf16, int rows, lm_grad_store grads);
 
 /* The loss of the forward: per-row cross-entropies of `rows` logits rows
  * into `losses`, and their mean over the batch's scored labels (their count
@@ -227,13 +254,13 @@ lm_status model_download_logits(model_base *m, float *out, const float *logits, 
  * not read here.  In a training forward
  * (forward_train) the same op also writes d(mean loss * loss_scale)/dlogits
  * over the logits (crossentropy_forward_backward): the logits are gone. */
-void model_forward_loss(model_base *m, float *losses, float *logits, const int32_t *labels, int rows,
+void model_forward_loss(model_base *m, float *losses, void *logits, const int32_t *labels, int rows,
                         lm_step_state *state);
 /* The first step of backward: d(mean loss * loss_scale)/dlogits written
  * over the logits model_forward_loss scored, unless the forward already
  * wrote them (a training forward).  Either way the logits buffer then
  * holds dlogits. */
-void model_loss_backward(model_base *m, float *logits, const int32_t *labels, int rows, float loss_scale);
+void model_loss_backward(model_base *m, void *logits, const int32_t *labels, int rows, float loss_scale);
 
 /* The attention buffers of a carve for (B, T) (model_arena.h): with the
  * eager attention, model_arena_probs_begin's [B,NH,T,T] probabilities and a

@@ -231,7 +231,7 @@ static void bf16_copy_task(void *ctx, long begin, long end) {
     for (long i = begin; i < end; i++) {
         uint32_t bits;
         memcpy(&bits, &job->src[i], sizeof bits);
-        job->dst[i] = lm_opt_bf16_rne(bits);
+        job->dst[i] = lm_bf16_rne(bits);
     }
 }
 

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bf16.h" /* lm_bf16_rne: the BF16 copy rounds as the kernels do (kernels/bf16.h) */
 #include "lmcore/lmcore.h"
 
 #ifdef __cplusplus
@@ -86,13 +87,6 @@ void lm_opt_refresh_copy(lm_opt_params *p, const lm_step_state *state);
  * device's threads; fn gets absolute element indices. */
 typedef void (*lm_opt_range_fn)(void *ctx, const lm_opt_range *range, long begin, long end);
 void lm_opt_cpu_for_ranges(lm_opt_params *p, lm_opt_range_fn fn, void *ctx);
-
-/* torch's float32 -> bfloat16 conversion (c10::round_to_nearest_even): NaN
- * becomes 0x7FC0, everything else rounds to nearest, ties to even. */
-static inline uint16_t lm_opt_bf16_rne(uint32_t bits) {
-    if ((bits & 0x7fffffffu) > 0x7f800000u) return 0x7fc0u;
-    return (uint16_t)((bits + ((bits >> 16) & 1u) + 0x7fffu) >> 16);
-}
 
 /* ---- settings ---- */
 

@@ -38,14 +38,12 @@ extern "C" void lm_opt_cuda_check_launch(lm_device *dev, const char *what) {
     if (err != cudaSuccess) dev->ops->keep_failure(dev, what, cudaGetErrorString(err));
 }
 
-/* The integer formula of lm_opt_bf16_rne, not __float2bfloat16_rn, so that
- * NaNs come out as torch writes them (0x7FC0) on both devices. */
+/* lm_bf16_rne (kernels/bf16.h), not __float2bfloat16_rn, so that NaNs come
+ * out as torch writes them (0x7FC0) on both devices. */
 __global__ void opt_bf16_copy_kernel(uint16_t *dst, const float *src, size_t n, const lm_step_state *state) {
     if (state->bad_step != 0) return;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        const uint32_t bits = __float_as_uint(src[i]);
-        dst[i] = (bits & 0x7fffffffu) > 0x7f800000u ? (uint16_t)0x7fc0u
-                                                    : (uint16_t)((bits + ((bits >> 16) & 1u) + 0x7fffu) >> 16);
+        dst[i] = lm_bf16_rne(__float_as_uint(src[i]));
     }
 }
 

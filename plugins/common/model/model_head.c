@@ -1,0 +1,82 @@
+/* The tied classifier head of GPT-2 and BERT in the model's logits dtype
+ * (model_plugin.h; logits_dtype, model_device.h).
+ *
+ * fp32 (the default on the CPU): matmul_forward / matmul_backward on the
+ * fp32 weight and input, exactly the calls the heads always made, so the
+ * bits stay.  bf16: the logits [rows, vocab_rows] are stored as bf16 (half
+ * the largest activation's bytes), and so are their gradients, which the
+ * loss ops write over them.  cuBLASLt writes a bf16 C only from bf16 A and
+ * B, so the head's GEMMs read bf16 operands: the word embeddings from the
+ * model's BF16 params_copy (rebuilt after the host writes the weights, and
+ * by the optimizer after each update), and the head's input (ln_f's output,
+ * [rows, width], small) rounded into a scratch that backward reads again.
+ * The backward's outputs stay fp32: the input gradient and the weight (and
+ * bias) gradients, accumulated in fp32 from the bf16 operands. */
+
+#include "bf16.h"
+#include "model_arena.h"
+#include "model_plugin.h"
+
+/* Floats holding n bf16 values (the arena counts floats). */
+static size_t floats_for_bf16(size_t n) { return (n + 1) / 2; }
+
+size_t model_logits_floats(const model_base *m, size_t rows) {
+    const size_t n = rows * (size_t)m->vocab_rows;
+    return m->logits_bf16 ? floats_for_bf16(n) : n;
+}
+
+size_t model_head_input_floats(const model_base *m, size_t rows) {
+    return m->logits_bf16 ? floats_for_bf16(rows * (size_t)m->width) : 0;
+}
+
+/* The tied weight in the copy the head reads: the BF16 copy holds every
+ * tensor at its offset in the flat buffer (lm_param_set.params_copy). */
+static const uint16_t *bf16_weight(const model_base *m, int weight_index) {
+    return m->buffers.params_copy + m->table.descs[weight_index].offset;
+}
+
+void model_head_forward(model_base *m, void *logits, const float *x, uint16_t *x_bf16, int weight_index,
+                        const float *bias, int rows) {
+    lm_backend *be = m->backend;
+    const int C = m->width, V = m->vocab_rows;
+    if (!m->logits_bf16) {
+        be->ops->matmul_forward(be, logits, x, model_tensor(m, m->buffers.params, weight_index), bias, rows, C, V,
+                                LM_W_OUT_IN);
+        return;
+    }
+    be->ops->convert_to_bf16(be, x_bf16, x, (size_t)rows * (size_t)C);
+    be->ops->matmul_forward_bf16(be, logits, x_bf16, bf16_weight(m, weight_index), bias, rows, C, V, LM_W_OUT_IN);
+}
+
+void model_head_backward(model_base *m, float *dx, int weight_index, float *dbias, const void *dlogits,
+                         const float *x, const uint16_t *x_bf16, int rows, lm_grad_store grads) {
+    lm_backend *be = m->backend;
+    const int C = m->width, V = m->vocab_rows;
+    float *dweight = model_tensor(m, m->buffers.grads, weight_index);
+    if (!m->logits_bf16) {
+        be->ops->matmul_backward(be, dx, dweight, dbias, dlogits, x, model_tensor(m, m->buffers.params, weight_index),
+                                 rows, C, V, LM_W_OUT_IN, LM_GRAD_WRITE, grads);
+        return;
+    }
+    be->ops->matmul_backward_bf16(be, dx, dweight, dbias, dlogits, x_bf16, bf16_weight(m, weight_index), rows, C, V,
+                                  LM_W_OUT_IN, LM_GRAD_WRITE, grads);
+}
+
+/* One download of the whole bf16 rows, then each row's first vocab_size
+ * widened (exact) into out: every reader (evaluation's perplexity aside,
+ * which the loss ops compute on the device; generation, fill_mask, top_k,
+ * logits()) sees fp32.  Not a step's work: the host copy costs no training
+ * time. */
+lm_status model_download_logits_bf16(model_base *m, float *out, const void *logits, size_t rows) {
+    lm_backend *be = m->backend;
+    const size_t V = (size_t)m->limits.vocab_size, stride = (size_t)m->vocab_rows;
+    uint16_t *staged = NULL;
+    LM_TRY(lm_alloc((void **)&staged, (rows * stride > 0 ? rows * stride : 1) * sizeof *staged,
+                    "the bf16 logits (host copy)"));
+    lm_status status = be->ops->download(be, staged, logits, rows * stride * sizeof *staged);
+    if (status == LM_OK)
+        for (size_t r = 0; r < rows; r++)
+            for (size_t j = 0; j < V; j++) out[r * V + j] = lm_bf16_to_float(staged[r * stride + j]);
+    lm_free(staged);
+    return status;
+}

@@ -1,0 +1,3 @@
+-- expect: logits_dtype
+-- run: {exe} run scripts/gpt2_clm.lua preset=tiny data={data} train_split=test max_steps=1 logits_dtype=fp8 output_dir={tmp}/run cache_dir={tmp}/cache
+-- absent: {tmp}/run
