@@ -3,6 +3,9 @@
 #   kernel<<<grid, block[, smem[, stream]]>>>(args)  ->  emu_launch("kernel", kernel, grid, block, smem, stream)(args)
 #   extern __shared__ T name[];                     ->  T *name = (T *)emu_dynamic_shared;
 #   __shared__ T a[..], b;                           ->  static thread_local T a[..], b; + poisoning of a and b
+#   NULL                                             ->  nullptr (a launch's NULL argument stays a null
+#                                                        pointer through emu_launch's forwarding; C++'s
+#                                                        NULL is an integer there)
 # Rewritten headers (.cuh) go beside the rewritten sources, which find them first.
 # Usage: cuda_to_cpp.pl IN OUT.  Fails when a launch's <<< and >>> are not on one line.
 use strict;
@@ -21,6 +24,7 @@ for my $line (@lines) {
         $line =~ s/^(\s*)(\S.*?)<<<(.*)>>>\(/$1emu_launch("$2", $2, $3)(/
             or die "$in:$n: a launch whose <<< ... >>>( is not on one line\n";
     }
+    $line =~ s/\bNULL\b/nullptr/g unless $line =~ /^\s*#/;
     $line =~ s/extern\s+__shared__\s+(\w+)\s+(\w+)\s*\[\s*\]\s*;/$1 *$2 = ($1 *)emu_dynamic_shared;/;
     if ($line =~ /^(\s*)__shared__\s+(\w+)\s+([^;]+);(.*)$/) {
         my ($indent, $type, $declarators, $rest) = ($1, $2, $3, $4);

@@ -12,5 +12,7 @@ int emulate_pointwise(lm_cuda_ctx *ctx);
 int emulate_step(lm_cuda_ctx *ctx);
 int emulate_optimizers(lm_cuda_ctx *ctx);
 int emulate_decode(lm_cuda_ctx *ctx);
+int emulate_crossentropy(lm_cuda_ctx *ctx);
+int emulate_bf16_loss(lm_cuda_ctx *ctx);
 
 #endif
