@@ -7,7 +7,9 @@
 #                                                        pointer through emu_launch's forwarding; C++'s
 #                                                        NULL is an integer there)
 # Rewritten headers (.cuh) go beside the rewritten sources, which find them first.
-# Usage: cuda_to_cpp.pl IN OUT.  Fails when a launch's <<< and >>> are not on one line.
+# A launch whose <<< ... >>>( spans lines is joined onto its first line (blank lines
+# follow it, so that the line numbers stay the source's).
+# Usage: cuda_to_cpp.pl IN OUT.  Fails when a launch's >>>( is not within 4 lines of its <<<.
 use strict;
 use warnings;
 
@@ -16,6 +18,19 @@ die "usage: $0 IN OUT\n" unless defined $out;
 open(my $fh, '<', $in) or die "$in: $!\n";
 my @lines = <$fh>;
 close $fh;
+# Join each launch's lines up to its >>>( (comments left alone).
+for (my $i = 0; $i < @lines; $i++) {
+    next unless $lines[$i] =~ /<<</ && $lines[$i] !~ /^\s*(\/\/|\*|\/\*)/;
+    my $joined = 0;
+    while ($lines[$i] !~ />>>\(/ && $joined < 4 && $i + $joined + 1 < @lines) {
+        $joined++;
+        my $next = $lines[$i + $joined];
+        $next =~ s/^\s+//;
+        $lines[$i] =~ s/\s*\n$/ /;
+        $lines[$i] .= $next;
+        $lines[$i + $joined] = "\n";
+    }
+}
 my $text = '';
 my $n = 0;
 for my $line (@lines) {

@@ -43,6 +43,7 @@ lm_cuda_ctx *emu_ctx_create(void) {
 }
 
 void emu_ctx_destroy(lm_cuda_ctx *ctx) {
+    lm_cuda_embedding_sort_free(ctx); /* embedding_backward's sort scratch */
     emu_free(ctx->scratch);
     emu_free(ctx->sum_result);
     delete ctx;

@@ -52,6 +52,11 @@ typedef enum cudaMemcpyKind {
     cudaMemcpyDefault = 4
 } cudaMemcpyKind;
 typedef enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 } cudaFuncAttribute;
+typedef enum cudaStreamCaptureStatus {
+    cudaStreamCaptureStatusNone = 0,
+    cudaStreamCaptureStatusActive = 1,
+    cudaStreamCaptureStatusInvalidated = 2
+} cudaStreamCaptureStatus;
 typedef struct emu_stream *cudaStream_t;
 typedef struct emu_blas_lt *cublasLtHandle_t;
 typedef struct emu_blas *cublasHandle_t;
@@ -69,6 +74,12 @@ cudaError_t cudaMemsetAsync(void *dst, int value, size_t bytes, cudaStream_t str
 /* Raises a kernel's dynamic shared-memory limit above 48 KiB (checked at
  * launch, as CUDA does). */
 cudaError_t cudaFuncSetAttribute(const void *kernel, cudaFuncAttribute attribute, int value);
+/* Device memory: guarded host memory (emulate_util.h's emu_alloc, NaN-filled);
+ * no stream is ever capturing; synchronising has nothing to wait for. */
+cudaError_t cudaMalloc(void **p, size_t bytes);
+cudaError_t cudaFree(void *p);
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus *status);
+cudaError_t cudaStreamSynchronize(cudaStream_t stream);
 
 /* ---- launch geometry ---- */
 struct dim3 {

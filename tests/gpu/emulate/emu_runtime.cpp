@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "emu_cuda.h"
+#include "emulate_util.h"
 
 thread_local emu_uint3 threadIdx, blockIdx, blockDim, gridDim;
 thread_local unsigned char *emu_dynamic_shared;
@@ -468,6 +469,27 @@ cudaError_t cudaFuncSetAttribute(const void *kernel, cudaFuncAttribute attribute
         return cudaErrorInvalidValue;
     std::lock_guard<std::mutex> hold(attribute_lock);
     shared_allowed[kernel] = (size_t)value;
+    return cudaSuccess;
+}
+
+cudaError_t cudaMalloc(void **p, size_t bytes) {
+    *p = emu_alloc(bytes, 0);
+    return cudaSuccess;
+}
+
+cudaError_t cudaFree(void *p) {
+    emu_free(p);
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus *status) {
+    (void)stream;
+    *status = cudaStreamCaptureStatusNone;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
+    (void)stream;
     return cudaSuccess;
 }
 

@@ -1,5 +1,5 @@
 /* What the loss suites (emulate_crossentropy.cpp, emulate_bf16_loss.cpp)
- * share: the shapes, the labels and the logits of a case, device buffers of
+ * share (emulate_embedding.cpp uses its emu_array): the shapes, the labels and the logits of a case, device buffers of
  * any element type, and a comparison that lets NaN agree with NaN (a NaN
  * logit's row has a NaN loss on both sides: that is the defined result). */
 #ifndef LM_EMULATE_LOSS_COMMON_H
