@@ -4,7 +4,8 @@
  *                                      of place (added onto non-zero values);
  *   crossentropy_forward_backward.cu   the fused classifier (online softmax,
  *                                      float4 body with scalar head and tail).
- * Shapes: V = 1, 3, 13 (rows not 16-byte aligned), a padded vocabulary
+ * Shapes: V = 1, 2, 3, 13 (rows not 16-byte aligned; a row's scalar head
+ * longer than V, clamped), a padded vocabulary
  * (V = 300, stride 384; V = 50257, stride 50304), 50257 unpadded, logits
  * starting 4 bytes off, N = 1, rows whose labels are all ignored with
  * n_targets = 0 (dloss infinite: no row may use it), NaN / inf / -inf logits.
@@ -136,6 +137,8 @@ bool check_forward_backward(lm_cuda_ctx *ctx, const loss_case &c, const case_inp
 int emulate_crossentropy(lm_cuda_ctx *ctx) {
     static const loss_case cases[] = {
         {"one column", 1, 1, 1, LABELS_MIXED, 0},
+        {"one column, unaligned rows", 8, 1, 1, LABELS_MIXED, 0},
+        {"head clamped to V", 6, 2, 2, LABELS_MIXED, 1},
         {"unaligned rows", 9, 3, 3, LABELS_MIXED, 0},
         {"unaligned rows", 12, 13, 13, LABELS_MIXED, 0},
         {"padded", 11, 300, 384, LABELS_MIXED, 0},
