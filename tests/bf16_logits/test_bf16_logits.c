@@ -44,13 +44,14 @@
 #include "model_io.h"
 #include "model_steps.h"
 #include "registry.h"
+#include "small_models.h"
 #include "test_main.h"
 
 #ifndef BF16_TEST_DEVICE
 #define BF16_TEST_DEVICE "cpu"
 #endif
 
-enum { V = 300, B = 2, T = 16, N = B * T, WIDTH = 32, TRAIN_STEPS = 20 };
+enum { V = LM_TEST_SMALL_V, N = LM_TEST_SMALL_N, WIDTH = 32, TRAIN_STEPS = 20 };
 
 #define TOL_LOSS 4e-4
 #define TOL_GRADS 1e-2
@@ -58,115 +59,33 @@ enum { V = 300, B = 2, T = 16, N = B * T, WIDTH = 32, TRAIN_STEPS = 20 };
 #define TOL_TRAIN 2e-3
 static double worst_loss, worst_grads, worst_logits, worst_train;
 
-static const char *const archs[] = {"gpt2", "bert"};
-static const char *const wte_names[] = {"transformer.wte.weight", "bert.embeddings.word_embeddings.weight"};
-
 /* ---- models ---- */
 
-static const lm_architecture_vtable *arch_vt(const char *arch) {
-    char file[64];
-    snprintf(file, sizeof file, "arch_%s", arch);
-    return lm_test_plugin(file, LM_KIND_ARCHITECTURE)->vtable;
-}
-
-/* A small model of V tokens on the test's device, with `logits_dtype`
- * (NULL: the key not given) and `extra` settings (NULL-ended). */
+/* A small model (tests/common/small_models.h) on the test's device with
+ * `logits_dtype` (NULL: the key not given) and `extra` settings (NULL-ended). */
 static lm_status try_create(const char *arch, const char *logits_dtype, const char *const *extra, void **model) {
-    static const char *const gpt2[] = {"vocab_size=300", "n_layer=2", "n_head=2", "n_embd=32", "n_positions=16",
-                                       NULL};
-    static const char *const bert[] = {"vocab_size=300",          "num_hidden_layers=2",
-                                       "num_attention_heads=2",   "hidden_size=32",
-                                       "intermediate_size=64",    "max_position_embeddings=16",
-                                       NULL};
-    const int is_gpt2 = strcmp(arch, "gpt2") == 0;
-    lm_config *cfg = NULL;
-    ck_assert_int_eq(lm_config_create(&cfg, is_gpt2 ? "architecture 'gpt2'" : "architecture 'bert'"), LM_OK);
-    ck_assert_int_eq(lm_config_set_parsed(cfg, "device=" BF16_TEST_DEVICE), LM_OK);
-    if (!extra || !extra[0] || strncmp(extra[0], "hf_config=", 10) != 0)
-        for (const char *const *s = is_gpt2 ? gpt2 : bert; *s; s++)
-            ck_assert_int_eq(lm_config_set_parsed(cfg, *s), LM_OK);
-    if (logits_dtype) ck_assert_int_eq(lm_config_set_string(cfg, "logits_dtype", logits_dtype), LM_OK);
-    for (const char *const *s = extra; s && *s; s++) ck_assert_int_eq(lm_config_set_parsed(cfg, *s), LM_OK);
-    *model = NULL;
-    lm_status status = arch_vt(arch)->create(model, cfg);
-    if (status == LM_OK) status = lm_config_validate(cfg); /* what the core does after create() */
-    if (status != LM_OK && *model) {
-        arch_vt(arch)->destroy(*model);
-        *model = NULL;
-    }
-    lm_config_destroy(cfg);
-    return status;
+    return lm_test_small_model_try_create(arch, BF16_TEST_DEVICE, "logits_dtype", logits_dtype, extra, model);
 }
 
 static void *create(const char *arch, const char *logits_dtype, const char *const *extra) {
-    void *model = NULL;
-    lm_status status = try_create(arch, logits_dtype, extra, &model);
-    ck_assert_msg(status == LM_OK, "create %s logits_dtype %s: %s", arch, logits_dtype ? logits_dtype : "(unset)",
-                  lm_error_message());
-    return model;
-}
-
-static lm_plugin plugin_of(const char *name, const lm_architecture_vtable *vt) {
-    lm_plugin plugin;
-    memset(&plugin, 0, sizeof plugin);
-    plugin.kind = LM_KIND_ARCHITECTURE;
-    plugin.name = name;
-    plugin.vtable.architecture = *vt;
-    return plugin;
-}
-
-/* ---- batches ---- */
-
-static uint32_t next_random(uint64_t *state) {
-    *state = *state * 6364136223846793005ull + 1442695040888963407ull;
-    return (uint32_t)(*state >> 33);
-}
-
-typedef struct test_batch {
-    int32_t ids[N], labels[N];
-    lm_batch batch;
-} test_batch;
-
-/* GPT-2: labels are the next ids; BERT: about a quarter of the positions. */
-static void make_batch(test_batch *b, int causal, uint64_t seed) {
-    uint64_t state = seed;
-    for (int i = 0; i < N; i++) b->ids[i] = (int32_t)(next_random(&state) % V);
-    int64_t scored = 0;
-    for (int i = 0; i < N; i++) {
-        if (causal) b->labels[i] = (i + 1) % T == 0 ? LM_IGNORE_INDEX : b->ids[i + 1];
-        else b->labels[i] = next_random(&state) % 4 == 0 || i == 5 ? (int32_t)(next_random(&state) % V) : LM_IGNORE_INDEX;
-        scored += b->labels[i] != LM_IGNORE_INDEX;
-    }
-    memset(&b->batch, 0, sizeof b->batch);
-    b->batch.struct_size = sizeof b->batch;
-    b->batch.B = B;
-    b->batch.T = T;
-    b->batch.input_ids = b->ids;
-    b->batch.labels = b->labels;
-    b->batch.n_targets = scored;
+    return lm_test_small_model_create(arch, BF16_TEST_DEVICE, "logits_dtype", logits_dtype, extra);
 }
 
 /* ---- comparisons ---- */
 
 static double relative(double a, double b) { return fabs(a - b) / fmax(fabs(b), 1e-30); }
 
-static size_t desc_numel(const lm_param_desc *d) {
-    size_t n = 1;
-    for (int32_t k = 0; k < d->ndim; k++) n *= (size_t)d->shape[k];
-    return n;
-}
-
 /* Every tensor of a (bf16 model) against b (fp32 model): within tol of the
  * largest |b| over all tensors.  Returns the worst. */
 static double compare_tensors(const lm_param_set *set, const float *a, const float *b, double tol, const char *what) {
     double largest = 0.0, worst = 0.0;
     for (size_t i = 0; i < set->n_descs; i++)
-        for (size_t j = 0; j < desc_numel(&set->descs[i]); j++)
+        for (size_t j = 0; j < lm_test_desc_numel(&set->descs[i]); j++)
             largest = fmax(largest, fabs((double)b[set->descs[i].offset + j]));
     ck_assert_msg(largest > 0.0, "%s: all zero", what);
     for (size_t i = 0; i < set->n_descs; i++) {
         const lm_param_desc *d = &set->descs[i];
-        for (size_t j = 0; j < desc_numel(d); j++) {
+        for (size_t j = 0; j < lm_test_desc_numel(d); j++) {
             const double e = fabs((double)a[d->offset + j] - (double)b[d->offset + j]) / largest;
             ck_assert_msg(e <= tol, "%s: %s[%zu] = %.9g, fp32 %.9g (%.3g of the largest, tolerance %g)", what,
                           d->name, j, (double)a[d->offset + j], (double)b[d->offset + j], e, tol);
@@ -196,8 +115,8 @@ static void assert_copy_is_rounded(const lm_architecture_vtable *vt, void *model
 /* ---- tests ---- */
 
 START_TEST(setting) {
-    const char *arch = archs[_i];
-    const lm_architecture_vtable *vt = arch_vt(arch);
+    const char *arch = lm_test_small_archs[_i];
+    const lm_architecture_vtable *vt = lm_test_arch_vtable(arch);
     /* Unset (auto) and fp32: no copy on the CPU; bf16: a BF16 copy of the
      * whole flat buffer. */
     const char *const values[] = {NULL, "auto", "fp32", "bf16"};
@@ -239,11 +158,11 @@ END_TEST
  * architecture, and whether the vocabulary is padded (to 128: 300 -> 384,
  * as CUDA's auto pads). */
 START_TEST(loss_and_gradients_match_fp32) {
-    const char *arch = archs[_i % 2];
+    const char *arch = lm_test_small_archs[_i % 2];
     const int is_bert = _i % 2 == 1;
     const char *const padded[] = {"pad_vocab_to_multiple_of=128", NULL};
     const char *const *extra = _i >= 2 ? padded : NULL;
-    const lm_architecture_vtable *vt = arch_vt(arch);
+    const lm_architecture_vtable *vt = lm_test_arch_vtable(arch);
     void *models[2] = {create(arch, "fp32", extra), create(arch, "bf16", extra)};
     lm_step_state *states[2];
     for (int m = 0; m < 2; m++) {
@@ -252,8 +171,8 @@ START_TEST(loss_and_gradients_match_fp32) {
     }
     assert_copy_is_rounded(vt, models[1], "after init");
     for (int fused = 0; fused < 2; fused++) {
-        test_batch batch;
-        make_batch(&batch, !is_bert, 40 + (uint64_t)fused);
+        lm_test_small_batch batch;
+        lm_test_small_batch_make(&batch, !is_bert, 40 + (uint64_t)fused, LM_TEST_SMALL_IDS_RANDOM);
         float loss[2];
         for (int m = 0; m < 2; m++) {
             lm_test_state_key(vt, models[m], states[m], 3, (uint64_t)fused);
@@ -276,8 +195,8 @@ START_TEST(loss_and_gradients_match_fp32) {
         const double err = compare_tensors(&set, g1, g0, TOL_GRADS, "gradients");
         if (err > worst_grads) worst_grads = err;
         /* The padding rows of the tied head's gradient stay exactly 0 (dlogits is 0 there). */
-        const lm_param_desc *d = lm_test_find_desc(vt, models[1], wte_names[_i % 2]);
-        for (size_t j = desc_numel(d); j < d->storage; j++) ck_assert_float_eq(g1[d->offset + j], 0.0f);
+        const lm_param_desc *d = lm_test_find_desc(vt, models[1], lm_test_small_wte_names[_i % 2]);
+        for (size_t j = lm_test_desc_numel(d); j < d->storage; j++) ck_assert_float_eq(g1[d->offset + j], 0.0f);
         lm_free(g0);
         lm_free(g1);
     }
@@ -294,14 +213,14 @@ END_TEST
  * after an inference forward, and (BERT) after one with labels, whose
  * sparse head is recomputed on every row. */
 START_TEST(logits_are_widened_bf16) {
-    const char *arch = archs[_i];
+    const char *arch = lm_test_small_archs[_i];
     const int is_bert = _i == 1;
-    const lm_architecture_vtable *vt = arch_vt(arch);
+    const lm_architecture_vtable *vt = lm_test_arch_vtable(arch);
     void *models[2] = {create(arch, "fp32", NULL), create(arch, "bf16", NULL)};
     static float logits[2][N * V];
     for (int with_labels = 0; with_labels < 1 + is_bert; with_labels++) {
-        test_batch batch;
-        make_batch(&batch, !is_bert, 9);
+        lm_test_small_batch batch;
+        lm_test_small_batch_make(&batch, !is_bert, 9, LM_TEST_SMALL_IDS_RANDOM);
         if (!with_labels) batch.batch.labels = NULL;
         for (int m = 0; m < 2; m++) {
             ck_assert_int_eq(vt->init_weights(models[m], 5), LM_OK);
@@ -333,9 +252,9 @@ END_TEST
  * losses track, and after every step the copy the optimizer rewrote is the
  * new parameters rounded. */
 START_TEST(training_tracks_fp32) {
-    const char *arch = archs[_i];
+    const char *arch = lm_test_small_archs[_i];
     const int is_bert = _i == 1;
-    const lm_architecture_vtable *vt = arch_vt(arch);
+    const lm_architecture_vtable *vt = lm_test_arch_vtable(arch);
     void *models[2] = {create(arch, "fp32", NULL), create(arch, "bf16", NULL)};
     void *optimizers[2];
     lm_step_state *states[2];
@@ -346,8 +265,9 @@ START_TEST(training_tracks_fp32) {
     }
     float first[2] = {0, 0}, loss[2];
     for (int step = 0; step < TRAIN_STEPS; step++) {
-        test_batch batch;
-        make_batch(&batch, !is_bert, 500 + (uint64_t)(step % 4)); /* four batches, revisited: the loss falls */
+        lm_test_small_batch batch;
+        /* four batches, revisited: the loss falls */
+        lm_test_small_batch_make(&batch, !is_bert, 500 + (uint64_t)(step % 4), LM_TEST_SMALL_IDS_RANDOM);
         for (int m = 0; m < 2; m++) {
             lm_test_state_key(vt, models[m], states[m], 8, (uint64_t)step);
             ck_assert_msg(vt->forward_train(models[m], &batch.batch, states[m], 1.0f) == LM_OK, "%s",
@@ -381,9 +301,9 @@ END_TEST
  * checkpoint resume), and so does params_written after the host wrote
  * other weights. */
 START_TEST(saving_and_loading_rebuild_the_copy) {
-    const char *arch = archs[_i];
-    const lm_architecture_vtable *vt = arch_vt(arch);
-    lm_plugin plugin = plugin_of(arch, vt);
+    const char *arch = lm_test_small_archs[_i];
+    const lm_architecture_vtable *vt = lm_test_arch_vtable(arch);
+    lm_plugin plugin = lm_test_arch_plugin(arch, vt);
     char dirs[2][64] = {"/tmp/lm_bf16logits_XXXXXX", "/tmp/lm_bf16logits_XXXXXX"};
     void *sources[2] = {create(arch, "fp32", NULL), create(arch, "bf16", NULL)};
     for (int m = 0; m < 2; m++) {
@@ -404,7 +324,7 @@ START_TEST(saving_and_loading_rebuild_the_copy) {
     lm_safetensors *st = NULL;
     ck_assert_int_eq(lm_safetensors_open(paths[1], &st), LM_OK);
     lm_tensor t;
-    ck_assert_int_eq(lm_safetensors_find(st, wte_names[_i], &t), LM_OK);
+    ck_assert_int_eq(lm_safetensors_find(st, lm_test_small_wte_names[_i], &t), LM_OK);
     ck_assert_int_eq(t.dtype, LM_F32);
     lm_safetensors_close(st);
 
@@ -414,8 +334,8 @@ START_TEST(saving_and_loading_rebuild_the_copy) {
     assert_copy_is_rounded(vt, target, "after loading");
     /* The same logits as the model it was saved from. */
     static float logits[2][N * V];
-    test_batch batch;
-    make_batch(&batch, _i == 0, 4);
+    lm_test_small_batch batch;
+    lm_test_small_batch_make(&batch, _i == 0, 4, LM_TEST_SMALL_IDS_RANDOM);
     batch.batch.labels = NULL;
     void *pair[2] = {sources[1], target};
     for (int m = 0; m < 2; m++) {

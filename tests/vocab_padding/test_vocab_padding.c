@@ -44,6 +44,7 @@
 #include "model_io.h"
 #include "model_steps.h"
 #include "registry.h"
+#include "small_models.h"
 #include "test_main.h"
 
 /* The CUDA build compiles this suite a second time with the models and
@@ -59,7 +60,7 @@
 #define TOL_OPS 0.0 /* the CPU backend's ops are the twins */
 #endif
 
-enum { V = 300, VP = 384, B = 2, T = 16, N = B * T, WIDTH = 32 };
+enum { V = LM_TEST_SMALL_V, VP = 384, N = LM_TEST_SMALL_N, WIDTH = 32 };
 
 /* Relative to the largest reference value of the tensor (or row set). */
 #define TOL_LOGITS 1e-6
@@ -73,87 +74,17 @@ static const void *plugin_vtable(const char *file, lm_plugin_kind kind) {
     return lm_test_plugin(file, kind)->vtable;
 }
 
-static const lm_architecture_vtable *arch_vt(const char *arch) {
-    char file[64];
-    snprintf(file, sizeof file, "arch_%s", arch);
-    return plugin_vtable(file, LM_KIND_ARCHITECTURE);
-}
-
-/* The architecture's settings: a small model of V tokens on the CPU,
+/* A small model (tests/common/small_models.h) on the test's device,
  * padded to `pad` (NULL: the key not given, auto), plus `extra` (NULL-ended). */
 static lm_status try_create(const char *arch, const char *pad, const char *const *extra, void **model) {
-    static const char *const gpt2[] = {"vocab_size=300", "n_layer=2", "n_head=2", "n_embd=32", "n_positions=16",
-                                       NULL};
-    static const char *const bert[] = {"vocab_size=300",          "num_hidden_layers=2",
-                                       "num_attention_heads=2",   "hidden_size=32",
-                                       "intermediate_size=64",    "max_position_embeddings=16",
-                                       NULL};
-    const int is_gpt2 = strcmp(arch, "gpt2") == 0;
-    lm_config *cfg = NULL;
-    ck_assert_int_eq(lm_config_create(&cfg, is_gpt2 ? "architecture 'gpt2'" : "architecture 'bert'"), LM_OK);
-    ck_assert_int_eq(lm_config_set_parsed(cfg, "device=" VOCABPAD_TEST_DEVICE), LM_OK);
-    if (!extra || !extra[0] || strncmp(extra[0], "hf_config=", 10) != 0)
-        for (const char *const *s = is_gpt2 ? gpt2 : bert; *s; s++) ck_assert_int_eq(lm_config_set_parsed(cfg, *s), LM_OK);
-    if (pad) ck_assert_int_eq(lm_config_set_string(cfg, "pad_vocab_to_multiple_of", pad), LM_OK);
-    for (const char *const *s = extra; s && *s; s++) ck_assert_int_eq(lm_config_set_parsed(cfg, *s), LM_OK);
-    *model = NULL;
-    lm_status status = arch_vt(arch)->create(model, cfg);
-    if (status == LM_OK) status = lm_config_validate(cfg); /* what the core does after create() */
-    if (status != LM_OK && *model) {
-        arch_vt(arch)->destroy(*model);
-        *model = NULL;
-    }
-    lm_config_destroy(cfg);
-    return status;
+    return lm_test_small_model_try_create(arch, VOCABPAD_TEST_DEVICE, "pad_vocab_to_multiple_of", pad, extra, model);
 }
 
 static void *create(const char *arch, const char *pad, const char *const *extra) {
-    void *model = NULL;
-    lm_status status = try_create(arch, pad, extra, &model);
-    ck_assert_msg(status == LM_OK, "create %s pad %s: %s", arch, pad ? pad : "auto", lm_error_message());
-    return model;
-}
-
-/* ---- batches ---- */
-
-static uint32_t next_random(uint64_t *state) {
-    *state = *state * 6364136223846793005ull + 1442695040888963407ull;
-    return (uint32_t)(*state >> 33);
-}
-
-typedef struct test_batch {
-    int32_t ids[N], labels[N];
-    lm_batch batch;
-} test_batch;
-
-/* GPT-2: labels are the next ids (the last of each row unscored); BERT:
- * about a quarter of the positions scored.  Ids near the top of the
- * vocabulary are included, so the last real rows of the head are used. */
-static void make_batch(test_batch *b, int causal, uint64_t seed) {
-    uint64_t state = seed;
-    for (int i = 0; i < N; i++) b->ids[i] = i % 7 == 3 ? V - 1 - i % 3 : (int32_t)(next_random(&state) % V);
-    int64_t scored = 0;
-    for (int i = 0; i < N; i++) {
-        if (causal) b->labels[i] = (i + 1) % T == 0 ? LM_IGNORE_INDEX : b->ids[i + 1];
-        else b->labels[i] = next_random(&state) % 4 == 0 || i == 5 ? (int32_t)(next_random(&state) % V) : LM_IGNORE_INDEX;
-        scored += b->labels[i] != LM_IGNORE_INDEX;
-    }
-    memset(&b->batch, 0, sizeof b->batch);
-    b->batch.struct_size = sizeof b->batch;
-    b->batch.B = B;
-    b->batch.T = T;
-    b->batch.input_ids = b->ids;
-    b->batch.labels = b->labels;
-    b->batch.n_targets = scored;
+    return lm_test_small_model_create(arch, VOCABPAD_TEST_DEVICE, "pad_vocab_to_multiple_of", pad, extra);
 }
 
 /* ---- comparisons over the descriptors ---- */
-
-static size_t desc_numel(const lm_param_desc *d) {
-    size_t n = 1;
-    for (int32_t k = 0; k < d->ndim; k++) n *= (size_t)d->shape[k];
-    return n;
-}
 
 /* max |a - b| / max |b| over n floats (0 when b is all 0 and a == b). */
 static double relative_error(const float *a, const float *b, size_t n) {
@@ -178,14 +109,14 @@ static double compare_tensors(const lm_architecture_vtable *vt, void *ma, const 
     ck_assert_uint_eq(sa.n_descs, sb.n_descs);
     double worst = 0.0, largest = 0.0;
     for (size_t i = 0; i < sb.n_descs; i++)
-        for (size_t j = 0; j < desc_numel(&sb.descs[i]); j++)
+        for (size_t j = 0; j < lm_test_desc_numel(&sb.descs[i]); j++)
             if (fabs((double)b[sb.descs[i].offset + j]) > largest) largest = fabs((double)b[sb.descs[i].offset + j]);
     for (size_t i = 0; i < sa.n_descs; i++) {
         const lm_param_desc *da = &sa.descs[i], *db = &sb.descs[i];
         ck_assert_str_eq(da->name, db->name);
         ck_assert_int_eq(da->ndim, db->ndim);
         for (int32_t k = 0; k < da->ndim; k++) ck_assert_int_eq(da->shape[k], db->shape[k]);
-        const size_t n = desc_numel(da);
+        const size_t n = lm_test_desc_numel(da);
         if (tol == 0.0) {
             for (size_t j = 0; j < n; j++)
                 ck_assert_msg(memcmp(&a[da->offset + j], &b[db->offset + j], sizeof(float)) == 0,
@@ -211,7 +142,7 @@ static void copy_weights(const lm_architecture_vtable *vt, void *from, void *to)
     lm_param_set sf = lm_test_params(vt, from), st = lm_test_params(vt, to);
     float *a = lm_test_read_params(vt, from), *b = lm_test_read_params(vt, to);
     for (size_t i = 0; i < sf.n_descs; i++)
-        memcpy(b + st.descs[i].offset, a + sf.descs[i].offset, desc_numel(&sf.descs[i]) * sizeof(float));
+        memcpy(b + st.descs[i].offset, a + sf.descs[i].offset, lm_test_desc_numel(&sf.descs[i]) * sizeof(float));
     lm_test_write_params(vt, to, b);
     ck_assert_int_eq(vt->params_written(to), LM_OK);
     lm_free(a);
@@ -223,7 +154,7 @@ static void copy_weights(const lm_architecture_vtable *vt, void *from, void *to)
 static void assert_padding(const lm_architecture_vtable *vt, void *model, const float *host, const char *name,
                            float want, const char *what) {
     const lm_param_desc *d = lm_test_find_desc(vt, model, name);
-    const size_t n = desc_numel(d);
+    const size_t n = lm_test_desc_numel(d);
     ck_assert_msg(d->storage > n, "%s is not padded (storage %zu, %zu elements)", name, d->storage, n);
     for (size_t j = n; j < d->storage; j++)
         ck_assert_msg(memcmp(&host[d->offset + j], &want, sizeof want) == 0, "%s: %s padding[%zu] = %.9g, not %g",
@@ -242,8 +173,8 @@ typedef struct strided_case {
 static void make_strided(strided_case *c, float pad) {
     uint64_t state = 11;
     for (int n = 0; n < N; n++) {
-        c->labels[n] = n % 5 == 2 ? LM_IGNORE_INDEX : (int32_t)(next_random(&state) % V);
-        for (int j = 0; j < V; j++) c->packed[n * V + j] = (float)(next_random(&state) % 20001) / 1000.0f - 10.0f;
+        c->labels[n] = n % 5 == 2 ? LM_IGNORE_INDEX : (int32_t)(lm_test_random_next(&state) % V);
+        for (int j = 0; j < V; j++) c->packed[n * V + j] = (float)(lm_test_random_next(&state) % 20001) / 1000.0f - 10.0f;
         memcpy(&c->strided[n * VP], &c->packed[n * V], V * sizeof(float));
         for (int j = V; j < VP; j++) c->strided[n * VP + j] = pad;
     }
@@ -366,12 +297,10 @@ END_TEST
 
 /* ---- the models ---- */
 
-static const char *const archs[] = {"gpt2", "bert"};
-static const char *const wte_names[] = {"transformer.wte.weight", "bert.embeddings.word_embeddings.weight"};
 
 START_TEST(setting_and_layout) {
-    const char *arch = archs[_i];
-    const lm_architecture_vtable *vt = arch_vt(arch);
+    const char *arch = lm_test_small_archs[_i];
+    const lm_architecture_vtable *vt = lm_test_arch_vtable(arch);
     void *plain = create(arch, "1", NULL), *padded = create(arch, "128", NULL), *by_default = create(arch, NULL, NULL);
     lm_arch_info pi, qi, di;
     ck_assert_int_eq(vt->info(plain, &pi), LM_OK);
@@ -389,7 +318,7 @@ START_TEST(setting_and_layout) {
     /* the extra rows: (Vp - V) x C, and for BERT the decoder bias's Vp - V */
     const size_t extra = (size_t)(VP - V) * WIDTH + (strcmp(arch, "bert") == 0 ? (size_t)(VP - V) : 0);
     ck_assert_uint_eq(qs.n_params, ps.n_params + extra);
-    const lm_param_desc *wte = lm_test_find_desc(vt, padded, wte_names[_i]);
+    const lm_param_desc *wte = lm_test_find_desc(vt, padded, lm_test_small_wte_names[_i]);
     ck_assert_int_eq(wte->shape[0], V);
     ck_assert_uint_eq(wte->storage, (size_t)VP * WIDTH);
     vt->destroy(plain);
@@ -413,7 +342,7 @@ START_TEST(setting_and_layout) {
     ck_assert_msg(strstr(lm_error_message(), "got '1.5'"), "%s", lm_error_message());
     static const char *const as_int[] = {"pad_vocab_to_multiple_of=64", NULL};
     model = create(arch, NULL, as_int);
-    ck_assert_uint_eq(lm_test_find_desc(vt, model, wte_names[_i])->storage, (size_t)320 * WIDTH);
+    ck_assert_uint_eq(lm_test_find_desc(vt, model, lm_test_small_wte_names[_i])->storage, (size_t)320 * WIDTH);
     vt->destroy(model);
 }
 END_TEST
@@ -462,10 +391,10 @@ static void optimizer_step(const lm_architecture_vtable *vt, void *model, const 
  * 1 and the gradients accumulated into: it must still be 1 after, i.e. the
  * head's GEMMs add exactly 0 there (no memset hides it). */
 START_TEST(training_matches_unpadded) {
-    const char *arch = archs[_i % 2];
+    const char *arch = lm_test_small_archs[_i % 2];
     static const char *const optimizers[] = {"adamw", "sgd", "lion"};
     const char *opt = optimizers[_i / 2];
-    const lm_architecture_vtable *vt = arch_vt(arch);
+    const lm_architecture_vtable *vt = lm_test_arch_vtable(arch);
     void *models[2] = {create(arch, "1", NULL), create(arch, "128", NULL)};
     const lm_optimizer_vtable *ovt[2];
     void *optimizers_bound[2];
@@ -479,8 +408,8 @@ START_TEST(training_matches_unpadded) {
     const char *bias = is_bert ? "cls.predictions.bias" : NULL;
     for (int step = 0; step < 4; step++) {
         if (step > 0) copy_weights(vt, models[0], models[1]);
-        test_batch batch;
-        make_batch(&batch, !is_bert, 100 + (uint64_t)step);
+        lm_test_small_batch batch;
+        lm_test_small_batch_make(&batch, !is_bert, 100 + (uint64_t)step, LM_TEST_SMALL_IDS_WITH_TOP);
         float loss[2], norm[2];
         for (int m = 0; m < 2; m++) {
             lm_test_state_key(vt, models[m], states[m], 5, (uint64_t)step);
@@ -496,10 +425,10 @@ START_TEST(training_matches_unpadded) {
             if (m == 1 && step > 0) { /* the padding of the gradients at 1, then accumulate into it */
                 float *grads = lm_test_read_grads(vt, models[m]);
                 memset(grads, 0, lm_test_params(vt, models[m]).n_params * sizeof(float));
-                const char *padded_names[2] = {wte_names[_i % 2], bias};
+                const char *padded_names[2] = {lm_test_small_wte_names[_i % 2], bias};
                 for (int k = 0; k < 2 && padded_names[k]; k++) {
                     const lm_param_desc *d = lm_test_find_desc(vt, models[m], padded_names[k]);
-                    for (size_t j = desc_numel(d); j < d->storage; j++) grads[d->offset + j] = 1.0f;
+                    for (size_t j = lm_test_desc_numel(d); j < d->storage; j++) grads[d->offset + j] = 1.0f;
                 }
                 lm_param_set set = lm_test_params(vt, models[m]);
                 ck_assert_int_eq(set.device->ops->upload(set.device, set.grads, grads, set.n_params * sizeof(float)),
@@ -510,14 +439,14 @@ START_TEST(training_matches_unpadded) {
             ck_assert_msg(vt->backward(models[m], 1.0f, accumulate) == LM_OK, "%s", lm_error_message());
             if (accumulate) {
                 float *grads = lm_test_read_grads(vt, models[m]);
-                assert_padding(vt, models[m], grads, wte_names[_i % 2], 1.0f, "accumulated gradients");
+                assert_padding(vt, models[m], grads, lm_test_small_wte_names[_i % 2], 1.0f, "accumulated gradients");
                 if (bias) assert_padding(vt, models[m], grads, bias, 1.0f, "accumulated gradients");
                 lm_param_set set = lm_test_params(vt, models[m]);
-                const lm_param_desc *d = lm_test_find_desc(vt, models[m], wte_names[_i % 2]);
-                for (size_t j = desc_numel(d); j < d->storage; j++) grads[d->offset + j] = 0.0f;
+                const lm_param_desc *d = lm_test_find_desc(vt, models[m], lm_test_small_wte_names[_i % 2]);
+                for (size_t j = lm_test_desc_numel(d); j < d->storage; j++) grads[d->offset + j] = 0.0f;
                 if (bias) {
                     d = lm_test_find_desc(vt, models[m], bias);
-                    for (size_t j = desc_numel(d); j < d->storage; j++) grads[d->offset + j] = 0.0f;
+                    for (size_t j = lm_test_desc_numel(d); j < d->storage; j++) grads[d->offset + j] = 0.0f;
                 }
                 ck_assert_int_eq(set.device->ops->upload(set.device, set.grads, grads, set.n_params * sizeof(float)),
                                  LM_OK);
@@ -531,7 +460,7 @@ START_TEST(training_matches_unpadded) {
         float *g0 = lm_test_read_grads(vt, models[0]), *g1 = lm_test_read_grads(vt, models[1]);
         const double grad_err = compare_tensors(vt, models[1], g1, models[0], g0, TOL_GRADS, "gradients");
         if (grad_err > worst_grads) worst_grads = grad_err;
-        assert_padding(vt, models[1], g1, wte_names[_i % 2], 0.0f, "gradients");
+        assert_padding(vt, models[1], g1, lm_test_small_wte_names[_i % 2], 0.0f, "gradients");
         if (bias) assert_padding(vt, models[1], g1, bias, 0.0f, "gradients");
         lm_free(g0);
         lm_free(g1);
@@ -539,7 +468,7 @@ START_TEST(training_matches_unpadded) {
         ck_assert_msg(relative_error(&norm[1], &norm[0], 1) <= TOL_GRADS, "%s step %d: norm %.9g padded, %.9g", arch,
                       step, (double)norm[1], (double)norm[0]);
         float *p1 = lm_test_read_params(vt, models[1]);
-        assert_padding(vt, models[1], p1, wte_names[_i % 2], 0.0f, "weights");
+        assert_padding(vt, models[1], p1, lm_test_small_wte_names[_i % 2], 0.0f, "weights");
         if (bias) assert_padding(vt, models[1], p1, bias, 0.0f, "weights");
         lm_free(p1);
     }
@@ -557,14 +486,14 @@ END_TEST
  * BERT both after an inference forward and after one with labels, whose
  * sparse head recomputes every row). */
 START_TEST(logits_match_unpadded) {
-    const char *arch = archs[_i];
+    const char *arch = lm_test_small_archs[_i];
     const int is_bert = strcmp(arch, "bert") == 0;
-    const lm_architecture_vtable *vt = arch_vt(arch);
+    const lm_architecture_vtable *vt = lm_test_arch_vtable(arch);
     void *models[2] = {create(arch, "1", NULL), create(arch, "128", NULL)};
     static float logits[2][N * V];
     for (int with_labels = 0; with_labels < 2; with_labels++) {
-        test_batch batch;
-        make_batch(&batch, !is_bert, 7);
+        lm_test_small_batch batch;
+        lm_test_small_batch_make(&batch, !is_bert, 7, LM_TEST_SMALL_IDS_WITH_TOP);
         if (!with_labels) batch.batch.labels = NULL;
         for (int m = 0; m < 2; m++) {
             ck_assert_int_eq(vt->init_weights(models[m], 99), LM_OK);
@@ -587,11 +516,7 @@ START_TEST(logits_match_unpadded) {
 END_TEST
 
 static lm_plugin plugin_of(const char *name, const lm_architecture_vtable *vt, int cached) {
-    lm_plugin plugin;
-    memset(&plugin, 0, sizeof plugin);
-    plugin.kind = LM_KIND_ARCHITECTURE;
-    plugin.name = name;
-    plugin.vtable.architecture = *vt;
+    lm_plugin plugin = lm_test_arch_plugin(name, vt);
     if (!cached) {
         plugin.vtable.architecture.generate_reset = NULL;
         plugin.vtable.architecture.generate_step = NULL;
@@ -603,7 +528,7 @@ static lm_plugin plugin_of(const char *name, const lm_architecture_vtable *vt, i
  * logits()) picks the same tokens padded: greedy, and sampling with top-k,
  * top-p and a repetition penalty, which all work over the V real ids. */
 START_TEST(generation_matches_unpadded) {
-    const lm_architecture_vtable *vt = arch_vt("gpt2");
+    const lm_architecture_vtable *vt = lm_test_arch_vtable("gpt2");
     void *models[2] = {create("gpt2", "1", NULL), create("gpt2", "128", NULL)};
     const int32_t prompt[3] = {V - 1, 17, 42};
     const lm_generate_options options[2] = {
@@ -645,9 +570,9 @@ END_TEST
  * vocab_size is V and the word embeddings [V, C]; each loads into a model
  * padded the other way, which then computes the same logits. */
 START_TEST(saved_files_cross_load) {
-    const char *arch = archs[_i];
+    const char *arch = lm_test_small_archs[_i];
     const int is_bert = strcmp(arch, "bert") == 0;
-    const lm_architecture_vtable *vt = arch_vt(arch);
+    const lm_architecture_vtable *vt = lm_test_arch_vtable(arch);
     lm_plugin plugin = plugin_of(arch, vt, 1);
     for (int from_padded = 0; from_padded < 2; from_padded++) {
         char dir[64] = "/tmp/lm_vocabpad_XXXXXX";
@@ -667,7 +592,7 @@ START_TEST(saved_files_cross_load) {
         lm_safetensors *st = NULL;
         ck_assert_int_eq(lm_safetensors_open(path, &st), LM_OK);
         lm_tensor t;
-        ck_assert_int_eq(lm_safetensors_find(st, wte_names[_i], &t), LM_OK);
+        ck_assert_int_eq(lm_safetensors_find(st, lm_test_small_wte_names[_i], &t), LM_OK);
         ck_assert_int_eq(t.ndim, 2);
         ck_assert_int_eq(t.shape[0], V);
         ck_assert_int_eq(t.shape[1], WIDTH);
@@ -684,13 +609,13 @@ START_TEST(saved_files_cross_load) {
         ck_assert_msg(lm_model_load_weights(&plugin, target, path) == LM_OK, "%s", lm_error_message());
         float *a = lm_test_read_params(vt, source), *b = lm_test_read_params(vt, target);
         compare_tensors(vt, target, b, source, a, 0.0, "loaded weights"); /* bit for bit */
-        if (!from_padded) assert_padding(vt, target, b, wte_names[_i], 0.0f, "loaded weights");
+        if (!from_padded) assert_padding(vt, target, b, lm_test_small_wte_names[_i], 0.0f, "loaded weights");
         lm_free(a);
         lm_free(b);
 
         static float logits[2][N * V];
-        test_batch batch;
-        make_batch(&batch, !is_bert, 3);
+        lm_test_small_batch batch;
+        lm_test_small_batch_make(&batch, !is_bert, 3, LM_TEST_SMALL_IDS_WITH_TOP);
         batch.batch.labels = NULL;
         void *pair[2] = {source, target};
         for (int m = 0; m < 2; m++) {
