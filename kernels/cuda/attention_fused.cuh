@@ -95,19 +95,22 @@ __device__ __forceinline__ void lm_fused_tile_dots(float s[4][4], const float *A
     }
 }
 
-/* acc[r][d] += Σ_c P[ty·4 + r, c] · M[c, tx + 16d] over a key tile: a
+/* acc[r][d] += Σ_c P[ty·4 + r, c] · M[c, tx + 16d] over a tile: a
  * [64 × 64] tile of weights in shared memory (row stride LM_FUSED_LDP: the
- * probabilities in the forward, dS in the backward) times a key tile of
- * the head's columns (M: V in the forward, K in the backward; row stride
- * hd + 1), each thread owning 4 rows × DPT columns; columns past hd add 0. */
-template <int DPT>
+ * probabilities in the forward, dS in the backward's dQ) times a tile of
+ * the head's columns (M: V in the forward, K for dQ; row stride hd + 1),
+ * each thread owning 4 rows × DPT columns; columns past hd add 0.
+ * TRANSPOSED reads Pᵀ instead (P[c, ty·4 + r]): the backward's dV = Aᵀ·dO
+ * and dK = dSᵀ·Q, whose rows are keys. */
+template <int DPT, bool TRANSPOSED = false>
 __device__ __forceinline__ void lm_fused_tile_accumulate(float (&acc)[4][DPT], const float *P, const float *M, int hd,
                                                          int ty, int tx) {
     const int ldt = hd + 1;
     for (int c = 0; c < LM_FUSED_TILE; c++) {
         float pv[4], mv[DPT];
 #pragma unroll
-        for (int r = 0; r < 4; r++) pv[r] = P[(ty * 4 + r) * LM_FUSED_LDP + c];
+        for (int r = 0; r < 4; r++)
+            pv[r] = TRANSPOSED ? P[c * LM_FUSED_LDP + ty * 4 + r] : P[(ty * 4 + r) * LM_FUSED_LDP + c];
 #pragma unroll
         for (int d = 0; d < DPT; d++) mv[d] = tx + 16 * d < hd ? M[c * ldt + tx + 16 * d] : 0.0f;
 #pragma unroll

@@ -129,17 +129,7 @@ __global__ void __launch_bounds__(LM_FUSED_THREADS, 1)
 #pragma unroll
             for (int c = 0; c < 4; c++) buffer[(ty * 4 + r) * LM_FUSED_LDP + tx + 16 * c] = A[r][c];
         __syncthreads();
-        for (int qr = 0; qr < LM_FUSED_TILE; qr++) {
-            float bv[4], ov[DPT];
-#pragma unroll
-            for (int kk = 0; kk < 4; kk++) bv[kk] = buffer[qr * LM_FUSED_LDP + ty * 4 + kk];
-#pragma unroll
-            for (int d = 0; d < DPT; d++) ov[d] = tx + 16 * d < hd ? dOs[qr * ldt + tx + 16 * d] : 0.0f;
-#pragma unroll
-            for (int kk = 0; kk < 4; kk++)
-#pragma unroll
-                for (int d = 0; d < DPT; d++) dv_acc[kk][d] = fmaf(bv[kk], ov[d], dv_acc[kk][d]);
-        }
+        lm_fused_tile_accumulate<DPT, true>(dv_acc, buffer, dOs, hd, ty, tx);
         __syncthreads();
         /* dK[key, d] += Σ_query dS[query, key] · Q[query, d] (scaled at the end) */
 #pragma unroll
@@ -147,17 +137,7 @@ __global__ void __launch_bounds__(LM_FUSED_THREADS, 1)
 #pragma unroll
             for (int c = 0; c < 4; c++) buffer[(ty * 4 + r) * LM_FUSED_LDP + tx + 16 * c] = dS[r][c];
         __syncthreads();
-        for (int qr = 0; qr < LM_FUSED_TILE; qr++) {
-            float bv[4], qv[DPT];
-#pragma unroll
-            for (int kk = 0; kk < 4; kk++) bv[kk] = buffer[qr * LM_FUSED_LDP + ty * 4 + kk];
-#pragma unroll
-            for (int d = 0; d < DPT; d++) qv[d] = tx + 16 * d < hd ? Qs[qr * ldt + tx + 16 * d] : 0.0f;
-#pragma unroll
-            for (int kk = 0; kk < 4; kk++)
-#pragma unroll
-                for (int d = 0; d < DPT; d++) dk_acc[kk][d] = fmaf(bv[kk], qv[d], dk_acc[kk][d]);
-        }
+        lm_fused_tile_accumulate<DPT, true>(dk_acc, buffer, Qs, hd, ty, tx);
     }
 #pragma unroll
     for (int kk = 0; kk < 4; kk++) {
