@@ -109,6 +109,16 @@ int lm_cpu_matmul_forward_bf16(uint16_t *out, const uint16_t *inp, const uint16_
 int lm_cpu_matmul_backward_bf16(float *dinp, float *dweight, float *dbias, const uint16_t *dout, const uint16_t *inp,
                                 const uint16_t *weight, int N, int IC, int OC, lm_weight_layout layout,
                                 lm_grad_store dinp_store, lm_grad_store dparam_store);
+/* The feed-forward block in bf16 (backend_ops.def; gelu_*_bf16 allocate
+ * nothing and are declared from the list). */
+int lm_cpu_matmul_forward_bf16_to_fp32(float *out, const uint16_t *inp, const uint16_t *weight, const float *bias,
+                                       int N, int IC, int OC, lm_weight_layout layout);
+int lm_cpu_matmul_gelu_forward_bf16(uint16_t *out, uint16_t *pre_gelu, const uint16_t *inp, const uint16_t *weight,
+                                    const float *bias, int N, int IC, int OC, lm_weight_layout layout);
+int lm_cpu_gelu_matmul_backward_bf16(uint16_t *dpre_gelu, float *dweight, float *dbias, float *dbias_pre,
+                                     const uint16_t *dout, const uint16_t *gelu_out, const uint16_t *pre_gelu,
+                                     const uint16_t *weight, int N, int IC, int OC, lm_weight_layout layout,
+                                     lm_grad_store dparam_store);
 /* The losses (and the gradients' fp32 values before rounding) are the fp32
  * references' on the widened logits; dloss as theirs. */
 int lm_cpu_crossentropy_forward_bf16(float *losses, const uint16_t *logits, const int32_t *labels, int N, int V,

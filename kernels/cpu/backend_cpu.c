@@ -239,7 +239,7 @@ static void cpu_crossentropy_forward_backward(lm_backend *be, float *losses, flo
 static void keep_if_no_memory(lm_backend *be, int result, const char *op) {
     if (result != 0)
         cpu_keep_failure(be, op, "out of host memory for the fp32 scratch of the bf16 reference op: reduce the "
-                                 "batch size, or use logits_dtype=fp32 on the CPU");
+                                 "batch size, or use logits_dtype=fp32 activation_dtype=fp32 on the CPU");
 }
 
 static void cpu_matmul_forward_bf16(lm_backend *be, uint16_t *out, const uint16_t *inp, const uint16_t *weight,
@@ -255,6 +255,29 @@ static void cpu_matmul_backward_bf16(lm_backend *be, float *dinp, float *dweight
                       lm_cpu_matmul_backward_bf16(dinp, dweight, dbias, dout, inp, weight, N, IC, OC, layout,
                                                   dinp_store, dparam_store),
                       "matmul_backward_bf16");
+}
+
+static void cpu_matmul_forward_bf16_to_fp32(lm_backend *be, float *out, const uint16_t *inp, const uint16_t *weight,
+                                            const float *bias, int N, int IC, int OC, lm_weight_layout layout) {
+    keep_if_no_memory(be, lm_cpu_matmul_forward_bf16_to_fp32(out, inp, weight, bias, N, IC, OC, layout),
+                      "matmul_forward_bf16_to_fp32");
+}
+
+static void cpu_matmul_gelu_forward_bf16(lm_backend *be, uint16_t *out, uint16_t *pre_gelu, const uint16_t *inp,
+                                         const uint16_t *weight, const float *bias, int N, int IC, int OC,
+                                         lm_weight_layout layout) {
+    keep_if_no_memory(be, lm_cpu_matmul_gelu_forward_bf16(out, pre_gelu, inp, weight, bias, N, IC, OC, layout),
+                      "matmul_gelu_forward_bf16");
+}
+
+static void cpu_gelu_matmul_backward_bf16(lm_backend *be, uint16_t *dpre_gelu, float *dweight, float *dbias,
+                                          float *dbias_pre, const uint16_t *dout, const uint16_t *gelu_out,
+                                          const uint16_t *pre_gelu, const uint16_t *weight, int N, int IC, int OC,
+                                          lm_weight_layout layout, lm_grad_store dparam_store) {
+    keep_if_no_memory(be,
+                      lm_cpu_gelu_matmul_backward_bf16(dpre_gelu, dweight, dbias, dbias_pre, dout, gelu_out,
+                                                       pre_gelu, weight, N, IC, OC, layout, dparam_store),
+                      "gelu_matmul_backward_bf16");
 }
 
 static void cpu_crossentropy_forward_bf16(lm_backend *be, float *losses, const uint16_t *logits,

@@ -1,6 +1,8 @@
 /* lmkernels — fp32 <-> bf16 conversions of whole buffers (kernels/bf16.h's
  * rounding), the building blocks of the bf16 ops' CPU twins and the
  * convert_to_bf16 op. */
+#include <stdlib.h>
+
 #include "bf16.h"
 #include "cpu_internal.h"
 #include "kernels.h"
@@ -32,4 +34,10 @@ void lm_cpu_convert_to_bf16(uint16_t *out, const float *in, size_t n) {
 void lm_cpu_widen_bf16(float *out, const uint16_t *in, size_t n) {
     convert_job j = {out, in};
     lm_cpu_parallel_for((long)n, LM_CPU_PARALLEL_MIN, widen_task, &j);
+}
+
+float *lm_cpu_widened_bf16(const uint16_t *in, size_t n) {
+    float *out = malloc((n ? n : 1) * sizeof *out);
+    if (out) lm_cpu_widen_bf16(out, in, n);
+    return out;
 }

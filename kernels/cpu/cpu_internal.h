@@ -55,6 +55,11 @@ LM_CPU_INTERNAL void lm_cpu_parallel_for(long n, long grain, lm_cpu_task_fn fn, 
  * loops cut into fixed blocks whose total work may be small). */
 LM_CPU_INTERNAL void lm_cpu_parallel_for_if(int parallel, long n, long grain, lm_cpu_task_fn fn, void *ctx);
 
+/* n bf16 values widened (exact) into a new malloc'd block, which the caller
+ * frees; NULL without memory.  The bf16 ops' references widen their operands
+ * with it (convert_bf16.c). */
+LM_CPU_INTERNAL float *lm_cpu_widened_bf16(const uint16_t *in, size_t n);
+
 /* Puts OpenBLAS in single-threaded mode and reads the default thread count,
  * once per process (idempotent, cheap after the first call).  Every kernel
  * that calls BLAS calls this first. */

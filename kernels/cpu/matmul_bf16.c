@@ -1,5 +1,5 @@
-/* lmkernels — the head's GEMMs on bf16 inputs (matmul_forward_bf16,
- * matmul_backward_bf16): references, not fast paths.  The bf16 operands are
+/* lmkernels — the GEMMs on bf16 inputs (matmul_forward_bf16,
+ * matmul_forward_bf16_to_fp32, matmul_backward_bf16): references, not fast paths.  The bf16 operands are
  * widened to fp32 (exact), the fp32 ops of matmul.c run on them, and the
  * forward's output is rounded to bf16 once, after the bias: "the fp32 op
  * with its inputs and outputs rounded to bf16" (kernels/cuda/NOTES.md), so
@@ -7,25 +7,18 @@
  * on the widened values.  A GPU accumulates in another order.
  *
  * The widened copies are allocated per call (a reference path: the CPU
- * runs it only where logits_dtype=bf16 is forced); without memory the op
+ * runs it only where logits_dtype=bf16 or activation_dtype=bf16 is forced); without memory the op
  * returns -1 and the backend keeps the failure. */
 #include <stdlib.h>
 
 #include "cpu_internal.h"
 #include "kernels.h"
 
-/* n bf16 values widened into a new allocation (NULL: no memory, or n = 0
- * with nothing to widen, which callers do not ask for). */
-static float *widened(const uint16_t *in, size_t n) {
-    float *out = malloc((n ? n : 1) * sizeof *out);
-    if (out) lm_cpu_widen_bf16(out, in, n);
-    return out;
-}
-
 int lm_cpu_matmul_forward_bf16(uint16_t *out, const uint16_t *inp, const uint16_t *weight, const float *bias, int N,
                                int IC, int OC, lm_weight_layout layout) {
     const size_t n_out = (size_t)N * (size_t)OC;
-    float *inp32 = widened(inp, (size_t)N * (size_t)IC), *weight32 = widened(weight, (size_t)IC * (size_t)OC);
+    float *inp32 = lm_cpu_widened_bf16(inp, (size_t)N * (size_t)IC);
+    float *weight32 = lm_cpu_widened_bf16(weight, (size_t)IC * (size_t)OC);
     float *out32 = malloc((n_out ? n_out : 1) * sizeof *out32);
     const int ok = inp32 && weight32 && out32;
     if (ok) {
@@ -38,13 +31,24 @@ int lm_cpu_matmul_forward_bf16(uint16_t *out, const uint16_t *inp, const uint16_
     return ok ? 0 : -1;
 }
 
+int lm_cpu_matmul_forward_bf16_to_fp32(float *out, const uint16_t *inp, const uint16_t *weight, const float *bias,
+                                       int N, int IC, int OC, lm_weight_layout layout) {
+    float *inp32 = lm_cpu_widened_bf16(inp, (size_t)N * (size_t)IC);
+    float *weight32 = lm_cpu_widened_bf16(weight, (size_t)IC * (size_t)OC);
+    const int ok = inp32 && weight32;
+    if (ok) lm_cpu_matmul_forward(out, inp32, weight32, bias, N, IC, OC, layout);
+    free(weight32);
+    free(inp32);
+    return ok ? 0 : -1;
+}
+
 int lm_cpu_matmul_backward_bf16(float *dinp, float *dweight, float *dbias, const uint16_t *dout, const uint16_t *inp,
                                 const uint16_t *weight, int N, int IC, int OC, lm_weight_layout layout,
                                 lm_grad_store dinp_store, lm_grad_store dparam_store) {
     /* Only what the requested outputs read. */
-    float *dout32 = widened(dout, (size_t)N * (size_t)OC);
-    float *inp32 = dweight ? widened(inp, (size_t)N * (size_t)IC) : NULL;
-    float *weight32 = dinp ? widened(weight, (size_t)IC * (size_t)OC) : NULL;
+    float *dout32 = lm_cpu_widened_bf16(dout, (size_t)N * (size_t)OC);
+    float *inp32 = dweight ? lm_cpu_widened_bf16(inp, (size_t)N * (size_t)IC) : NULL;
+    float *weight32 = dinp ? lm_cpu_widened_bf16(weight, (size_t)IC * (size_t)OC) : NULL;
     const int ok = dout32 && (!dweight || inp32) && (!dinp || weight32);
     if (ok)
         lm_cpu_matmul_backward(dinp, dweight, dbias, dout32, inp32, weight32, N, IC, OC, layout, dinp_store,
