@@ -31,7 +31,8 @@
  *
  * Rows lie `stride` elements apart (a padded vocabulary, backend_ops.def):
  * the passes cover the first V columns, and the padding columns are
- * written 0.  A stride of a multiple of 8 keeps every row aligned. */
+ * written 0.  A stride of a multiple of 8 (4 for float) keeps every row
+ * aligned. */
 #include <math.h>
 
 #include "act_storage.cuh"
