@@ -16,6 +16,6 @@ extern "C" void lm_cuda_crossentropy_backward(lm_cuda_ctx *ctx, float *dlogits, 
                                               int N, int V, int stride) {
     if (N <= 0 || V <= 0) return;
     lm_crossentropy_backward_kernel<float><<<N, LM_CE_BLOCK, 0, ctx->stream>>>(
-        NULL, dlogits, logits, labels, loss_scale, n_targets, V, stride, dlogits == logits);
+        dlogits, logits, labels, loss_scale, n_targets, V, stride, dlogits == logits);
     lm_cuda_check_launch(ctx, "crossentropy_backward");
 }

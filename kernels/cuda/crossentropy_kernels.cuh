@@ -12,8 +12,9 @@
  * gradient.  Rows lie `stride` elements apart and only their first V
  * columns are scored (a padded vocabulary, backend_ops.def): in place, the
  * padding columns are written 0.  The max and the sum are two reductions,
- * then the write pass: three reads of a row (the tuned fp32 fused op is
- * crossentropy_forward_backward.cu's online softmax). */
+ * then the write pass: three reads of a row.  These are the separate ops
+ * (evaluation, tests); the training step's fused loss and dlogits, both
+ * storage types, is crossentropy_forward_backward.cu's online softmax. */
 #ifndef LM_CUDA_CROSSENTROPY_KERNELS_CUH
 #define LM_CUDA_CROSSENTROPY_KERNELS_CUH
 
@@ -54,19 +55,15 @@ __global__ void lm_crossentropy_forward_kernel(float *losses, const T *logits, c
     if (threadIdx.x == 0) losses[row] = (float)(log(sum) + (double)m - (double)lm_load_act(x + label));
 }
 
-/* The backward (softmax never stored; it may run in place), and with
- * `losses` non-NULL the fused forward_backward: the loss from the same
- * stats, always in place then. */
+/* The backward (softmax never stored; it may run in place). */
 template <typename T>
-__global__ void lm_crossentropy_backward_kernel(float *losses, T *dlogits, const T *logits, const int32_t *labels,
-                                                float loss_scale, const int64_t *n_targets, int V, int stride,
-                                                int in_place) {
+__global__ void lm_crossentropy_backward_kernel(T *dlogits, const T *logits, const int32_t *labels, float loss_scale,
+                                                const int64_t *n_targets, int V, int stride, int in_place) {
     const float dloss = lm_loss_gradient_scale(loss_scale, n_targets);
     const size_t row = blockIdx.x;
     const int32_t label = labels[row];
     T *dx = dlogits + row * (size_t)stride;
     if (label < 0 || label >= V) {
-        if (losses && threadIdx.x == 0) losses[row] = 0.0f;
         if (in_place)
             for (int j = threadIdx.x; j < stride; j += blockDim.x) lm_store_act(dx + j, 0.0f);
         return;
@@ -80,7 +77,6 @@ __global__ void lm_crossentropy_backward_kernel(float *losses, T *dlogits, const
     float m;
     double sum;
     lm_softmax_row_stats(x, V, &m, &sum);
-    if (losses && threadIdx.x == 0) losses[row] = (float)(log(sum) + (double)m - (double)label_logit);
     const float inv_sum = (float)(1.0 / sum);
     const float label_prob = expf(label_logit - m) * inv_sum;
     for (int j = threadIdx.x; j < V; j += blockDim.x) {

@@ -4,15 +4,27 @@
  *                         into the exponent and past bf16's largest finite,
  *                         NaNs of either sign and payload, ±inf, ±0,
  *                         subnormals; n = 1, 3, 1027 and past the grid cap;
- *   crossentropy_bf16.cu  forward, backward (in place, added), forward_backward.
- * The bf16 loss kernels claim crossentropy.cu's operations in its order
- * with each logit widened as read and each gradient rounded once as
- * written (crossentropy_bf16.cu, NOTES.md): so they are checked bit for bit
- * against the emulated fp32 kernels on the widened logits (rounded with
- * kernels/bf16.h), and against the CPU twins (kernels/cpu/crossentropy_bf16.c),
- * whose exps and sums differ in the last float bits: losses within a bound,
+ *   crossentropy_bf16.cu  forward, backward (in place, added);
+ *   crossentropy_forward_backward.cu  the fused op on bf16 rows (online
+ *                         softmax, 16-byte loads of 8 bf16 after a scalar
+ *                         head, a scalar tail).
+ * The separate bf16 loss kernels claim crossentropy.cu's operations in its
+ * order with each logit widened as read and each gradient rounded once as
+ * written (crossentropy_kernels.cuh, NOTES.md): so they are checked bit for
+ * bit against the emulated fp32 kernels on the widened logits (rounded with
+ * kernels/bf16.h).  The fused kernel cuts a bf16 row at other columns than
+ * a float row (8 elements per 16 bytes, not 4), so its threads add in
+ * another order than the fp32 fused kernel's: it is checked against that
+ * kernel on the widened logits within the CPU bounds, not bit for bit.
+ * Every op against the CPU twins (kernels/cpu/crossentropy_bf16.c), whose
+ * exps and sums differ in the last float bits: losses within a bound,
  * every gradient within one bf16 step (a float a few ulps off may round the
- * other way), unscored rows and padding bit for bit. */
+ * other way), unscored rows and padding bit for bit.  Shapes: rows at every
+ * 2-byte offset from a 16-byte boundary (V = 12, 13, 37, 1001, 1027 with
+ * stride = V; logits 2 to 14 bytes off), V < 8 (a head clamped to V, no
+ * body), labels at the fused split's cuts, NaN / inf / -inf logits in
+ * unaligned rows, the padded and unpadded GPT-2 vocabulary, 67 rows of stride 9; and
+ * V = 0, which every op leaves alone (no launch, no failure). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -107,7 +119,7 @@ struct bf16_inputs {
 
 bf16_inputs inputs_for(const loss_case &c) {
     bf16_inputs in;
-    in.labels = loss_labels(c);
+    in.labels = loss_labels(c, 8); /* bf16: 8 per 16-byte vector */
     const std::vector<float> x = loss_logits(c, in.labels);
     in.logits = round_all(x.data(), x.size());
     in.widened = widen(in.logits);
@@ -156,14 +168,22 @@ bool check_loss(lm_cuda_ctx *ctx, const loss_case &c, const bf16_inputs &in, int
     d_targets.p[0] = in.n_targets;
     e_losses.fill(NAN);
 
-    /* The emulated fp32 kernels on the widened logits: the bits claimed. */
+    /* The emulated fp32 kernels on the widened logits: the bits claimed by
+     * the separate ops; for the fused op, the fp32 fused kernel, whose
+     * values it must be near (another order of the sums). */
     emu_floats f_logits(total, (size_t)c.logits_offset), f_grads(total, (size_t)c.logits_offset), f_losses((size_t)c.N);
     f_logits.set(in.widened);
     f_grads.set(widen(before));
-    if (has_loss) lm_cuda_crossentropy_forward(ctx, f_losses.p, f_logits.p, d_labels.p, c.N, c.V, c.stride);
-    if (has_grad)
-        lm_cuda_crossentropy_backward(ctx, in_place ? f_logits.p : f_grads.p, f_logits.p, d_labels.p, in.loss_scale,
-                                      d_targets.p, c.N, c.V, c.stride);
+    f_losses.fill(NAN);
+    if (kind == 3) {
+        lm_cuda_crossentropy_forward_backward(ctx, f_losses.p, f_logits.p, d_labels.p, in.loss_scale, d_targets.p, c.N,
+                                              c.V, c.stride);
+    } else {
+        if (has_loss) lm_cuda_crossentropy_forward(ctx, f_losses.p, f_logits.p, d_labels.p, c.N, c.V, c.stride);
+        if (has_grad)
+            lm_cuda_crossentropy_backward(ctx, in_place ? f_logits.p : f_grads.p, f_logits.p, d_labels.p,
+                                          in.loss_scale, d_targets.p, c.N, c.V, c.stride);
+    }
     const std::vector<uint16_t> claimed = round_all(in_place ? f_logits.p : f_grads.p, total);
 
     uint16_t *out = in_place ? d_logits.p : d_grads.p;
@@ -178,11 +198,12 @@ bool check_loss(lm_cuda_ctx *ctx, const loss_case &c, const bf16_inputs &in, int
     const bool failed = emu_ctx_take_error(ctx, failure, sizeof failure);
 
     bool bits = true, exact = true;
-    double e_loss = 0.0;
-    size_t far = 0, one_step = 0;
+    double e_loss = 0.0, e_loss_fp32 = 0.0;
+    size_t far = 0, one_step = 0, far_fp32 = 0, one_step_fp32 = 0;
     if (has_loss) {
         bits = bits && memcmp(e_losses.p, f_losses.p, (size_t)c.N * sizeof(float)) == 0;
         e_loss = loss_worst_error(e_losses.p, cpu_losses.data(), (size_t)c.N);
+        e_loss_fp32 = loss_worst_error(e_losses.p, f_losses.p, (size_t)c.N);
         exact = exact && loss_bits_where(e_losses.p, cpu_losses.data(), (size_t)c.N, [&](size_t n) {
                     return in.labels[n] < 0 || in.labels[n] >= c.V;
                 });
@@ -192,18 +213,56 @@ bool check_loss(lm_cuda_ctx *ctx, const loss_case &c, const bf16_inputs &in, int
          * they were; so does the bf16 one (never rounded again). */
         bits = bits && memcmp(out, claimed.data(), total * sizeof(uint16_t)) == 0;
         far = far_apart(out, cpu_grads.data(), total, &one_step);
+        far_fp32 = far_apart(out, claimed.data(), total, &one_step_fp32);
         exact = exact && loss_bits_where(out, cpu_grads.data(), total,
                                          [&](size_t i) { return unscored_or_padding(c, in.labels, i); });
     }
     if (kind == 0) exact = exact && memcmp(d_logits.p, in.logits.data(), total * sizeof(uint16_t)) == 0;
     const bool guards = d_logits.guards_intact() && d_grads.guards_intact() && e_losses.guards_intact();
-    const bool ok = !failed && cpu_status == 0 && bits && exact && far == 0 && guards && e_loss <= kLossBound;
+    /* The separate ops: the fp32 kernels' bits; the fused one: near the
+     * fp32 fused kernel's values, as near as the CPU's must be. */
+    const bool like_fp32 = kind == 3 ? far_fp32 == 0 && e_loss_fp32 <= kLossBound : bits;
+    const bool ok = !failed && cpu_status == 0 && like_fp32 && exact && far == 0 && guards && e_loss <= kLossBound;
+    char versus_fp32[200];
+    if (kind == 3)
+        snprintf(versus_fp32, sizeof versus_fp32,
+                 "the emulated fp32 fused kernel's: loss %.2e, %zu gradients one bf16 step off, %zu further (%s)",
+                 e_loss_fp32, one_step_fp32, far_fp32, bits ? "all bits equal" : "bits differ");
+    else
+        snprintf(versus_fp32, sizeof versus_fp32, "%s the emulated fp32 kernel's", bits ? "bits of" : "DIFFERS from");
     return emu_report(ok,
-                      "%s %s N=%d V=%d stride=%d: %s the emulated fp32 kernel's; CPU: loss %.2e (bound %.0e), "
+                      "%s %s N=%d V=%d stride=%d: %s; CPU: loss %.2e (bound %.0e), "
                       "%zu of %zu gradients one bf16 step off, %zu further%s%s %s",
-                      names[kind], c.name, c.N, c.V, c.stride, bits ? "bits of" : "DIFFERS from", e_loss, kLossBound,
-                      one_step, has_grad ? total : (size_t)0, far, exact ? "" : "; unscored rows / padding differ",
+                      names[kind], c.name, c.N, c.V, c.stride, versus_fp32, e_loss, kLossBound, one_step,
+                      has_grad ? total : (size_t)0, far, exact ? "" : "; unscored rows / padding differ",
                       guards ? "" : "; a write outside an output", failure);
+}
+
+/* V = 0: every loss op returns before launching (its host code), so
+ * nothing is written and no failure kept, the losses and logits left as
+ * they were. */
+bool check_empty_vocabulary(lm_cuda_ctx *ctx) {
+    const int N = 3, stride = 8;
+    emu_array<uint16_t> d_logits((size_t)N * stride);
+    emu_array<int32_t> d_labels((size_t)N);
+    emu_array<int64_t> d_targets(1);
+    emu_floats e_losses((size_t)N);
+    const std::vector<uint16_t> logits((size_t)N * stride, 0x3f80u); /* 1.0 */
+    d_logits.set(logits);
+    d_labels.set(std::vector<int32_t>{0, -100, 1});
+    d_targets.p[0] = 2;
+    e_losses.fill(-2.0f);
+    lm_cuda_crossentropy_forward_bf16(ctx, e_losses.p, d_logits.p, d_labels.p, N, 0, stride);
+    lm_cuda_crossentropy_backward_bf16(ctx, d_logits.p, d_logits.p, d_labels.p, 0.75f, d_targets.p, N, 0, stride);
+    lm_cuda_crossentropy_forward_backward_bf16(ctx, e_losses.p, d_logits.p, d_labels.p, 0.75f, d_targets.p, N, 0,
+                                               stride);
+    char failure[400] = "";
+    const bool failed = emu_ctx_take_error(ctx, failure, sizeof failure);
+    bool untouched = memcmp(d_logits.p, logits.data(), logits.size() * sizeof(uint16_t)) == 0;
+    for (int n = 0; n < N; n++) untouched = untouched && e_losses.p[n] == -2.0f;
+    return emu_report(!failed && untouched && d_logits.guards_intact() && e_losses.guards_intact(),
+                      "crossentropy_*_bf16 V=0 N=%d stride=%d: %s %s", N, stride,
+                      untouched ? "nothing written" : "WROTE to the losses or logits", failure);
 }
 
 } /* namespace */
@@ -212,6 +271,7 @@ int emulate_bf16_loss(lm_cuda_ctx *ctx) {
     int failures = 0;
     static const size_t sizes[] = {1, 3, 1027, ((size_t)1 << 21) + 1001};
     for (size_t n : sizes) failures += !check_convert(ctx, n);
+    /* logits_offset is in bf16 elements (2 bytes). */
     static const loss_case cases[] = {
         {"one column", 1, 1, 1, LABELS_MIXED, 0},
         {"odd rows", 9, 3, 3, LABELS_MIXED, 1},
@@ -219,10 +279,22 @@ int emulate_bf16_loss(lm_cuda_ctx *ctx) {
         {"GPT-2 padded", 2, 50257, 50304, LABELS_MIXED, 0},
         {"all ignored, n_targets 0", 4, 70, 72, LABELS_ALL_IGNORED, 0},
         {"NaN/inf logits", 4, 37, 40, LABELS_SPECIAL, 0},
+        {"NaN/inf logits, unaligned rows", 4, 37, 37, LABELS_SPECIAL, 3},
+        {"V 12: rows 8 bytes off in turn", 10, 12, 12, LABELS_BOUNDARIES, 0},
+        {"V 13, labels at the cuts", 16, 13, 13, LABELS_BOUNDARIES, 5},
+        {"odd V, labels at the cuts", 16, 37, 37, LABELS_BOUNDARIES, 3},
+        {"V 1027, labels at the cuts, 2 bytes off", 16, 1027, 1027, LABELS_BOUNDARIES, 1},
+        {"V 1001, labels at the cuts, 14 bytes off", 16, 1001, 1001, LABELS_BOUNDARIES, 7},
+        {"V 7 < 8", 16, 7, 7, LABELS_BOUNDARIES, 1},
+        {"V 5 < 8", 12, 5, 5, LABELS_BOUNDARIES, 6},
+        {"V 2, head clamped to V", 12, 2, 2, LABELS_BOUNDARIES, 7},
+        {"GPT-2 unpadded, 6 bytes off", 2, 50257, 50257, LABELS_MIXED, 3},
+        {"rows at every offset", 67, 5, 9, LABELS_MIXED, 0},
     };
     for (const loss_case &c : cases) {
         const bf16_inputs in = inputs_for(c);
         for (int kind = 0; kind < 4; kind++) failures += !check_loss(ctx, c, in, kind);
     }
+    failures += !check_empty_vocabulary(ctx);
     return failures;
 }

@@ -8,11 +8,15 @@
  * longer than V, clamped), a padded vocabulary
  * (V = 300, stride 384; V = 50257, stride 50304), 50257 unpadded, logits
  * starting 4 bytes off, N = 1, rows whose labels are all ignored with
- * n_targets = 0 (dloss infinite: no row may use it), NaN / inf / -inf logits.
+ * n_targets = 0 (dloss infinite: no row may use it), NaN / inf / -inf logits,
+ * labels at the fused kernel's cuts (head, body, tail).
  * The sums run in another order than the CPU's and the exps are the C
  * library's, not the CPU twin's vectorised ones: losses and gradients within
  * a bound; unscored rows, padding columns and (out of place) the untouched
- * padding bit for bit. */
+ * padding bit for bit.  The fused kernel is a template on the stored type
+ * since issue #16 item 4; its float instantiation must give, bit for bit,
+ * the losses and dlogits of the fp32 kernel it replaced
+ * (frozen_crossentropy_fused_fp32.cu, emulated beside it). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,6 +28,11 @@
 #include "emulate_util.h"
 #include "kernels.h"
 #include "kernels_cuda.h"
+
+/* frozen_crossentropy_fused_fp32.cu: the fused fp32 kernel before the template. */
+extern "C" void lm_frozen_crossentropy_forward_backward(lm_cuda_ctx *ctx, float *losses, float *logits,
+                                                        const int32_t *labels, float loss_scale,
+                                                        const int64_t *n_targets, int N, int V, int stride);
 
 namespace {
 
@@ -58,12 +67,12 @@ struct exact_columns {
 };
 
 bool finish(lm_cuda_ctx *ctx, bool ok, const char *op, const loss_case &c, double e_loss, double e_grad,
-            bool exact, bool guards) {
+            bool exact, bool guards, const char *note = "") {
     char failure[400] = "";
     const bool failed = emu_ctx_take_error(ctx, failure, sizeof failure);
     ok = ok && !failed && exact && guards && e_loss <= kBound && e_grad <= kBound;
-    return emu_report(ok, "%s %s N=%d V=%d stride=%d: loss %.2e, grad %.2e (bound %.0e)%s%s %s", op, c.name, c.N,
-                      c.V, c.stride, e_loss, e_grad, kBound, exact ? "" : "; unscored rows / padding differ",
+    return emu_report(ok, "%s %s N=%d V=%d stride=%d: loss %.2e, grad %.2e (bound %.0e)%s%s%s %s", op, c.name, c.N,
+                      c.V, c.stride, e_loss, e_grad, kBound, note, exact ? "" : "; unscored rows / padding differ",
                       guards ? "" : "; a write outside an output", failure);
 }
 
@@ -122,14 +131,30 @@ bool check_forward_backward(lm_cuda_ctx *ctx, const loss_case &c, const case_inp
     e_losses.fill(NAN);
     lm_cuda_crossentropy_forward_backward(ctx, e_losses.p, d_logits.p, d_labels.p, in.loss_scale, d_targets.p, c.N,
                                           c.V, c.stride);
+    /* The frozen pre-template kernel on the same inputs, at the same
+     * alignment: the float instantiation must give its bits. */
+    emu_array<float> frozen_logits(in.logits.size(), c.logits_offset);
+    emu_floats frozen_losses((size_t)c.N);
+    frozen_logits.set(in.logits);
+    frozen_losses.fill(NAN);
+    lm_frozen_crossentropy_forward_backward(ctx, frozen_losses.p, frozen_logits.p, d_labels.p, in.loss_scale,
+                                            d_targets.p, c.N, c.V, c.stride);
+    const bool frozen_bits =
+        memcmp(e_losses.p, frozen_losses.p, (size_t)c.N * sizeof(float)) == 0 &&
+        memcmp(d_logits.p, frozen_logits.p, in.logits.size() * sizeof(float)) == 0;
     const bool exact = loss_bits_where(d_logits.p, grads.data(), grads.size(), exact_columns{c, in.labels}) &&
                        loss_bits_where(e_losses.p, losses.data(), losses.size(), [&](size_t n) {
                            return in.labels[n] < 0 || in.labels[n] >= c.V;
                        });
-    return finish(ctx, true, "crossentropy_forward_backward", c,
+    char note[160];
+    snprintf(note, sizeof note, "; %zu losses and %zu dlogits %s the frozen fp32 kernel's", (size_t)c.N,
+             in.logits.size(), frozen_bits ? "the bits of" : "DIFFER from");
+    return finish(ctx, frozen_bits, "crossentropy_forward_backward", c,
                   loss_worst_error(e_losses.p, losses.data(), losses.size()),
                   loss_worst_error(d_logits.p, grads.data(), grads.size()), exact,
-                  d_logits.guards_intact() && e_losses.guards_intact());
+                  d_logits.guards_intact() && e_losses.guards_intact() && frozen_logits.guards_intact() &&
+                      frozen_losses.guards_intact(),
+                  note);
 }
 
 } /* namespace */
@@ -148,6 +173,8 @@ int emulate_crossentropy(lm_cuda_ctx *ctx) {
         {"all ignored, n_targets 0", 4, 70, 72, LABELS_ALL_IGNORED, 0},
         {"NaN/inf logits", 4, 37, 40, LABELS_SPECIAL, 0},
         {"many rows", 1031, 5, 8, LABELS_MIXED, 0},
+        {"labels at the cuts", 16, 1027, 1027, LABELS_BOUNDARIES, 1},
+        {"labels at the cuts, V < 4", 12, 3, 3, LABELS_BOUNDARIES, 2},
     };
     int failures = 0;
     for (const loss_case &c : cases) {

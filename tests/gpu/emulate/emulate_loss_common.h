@@ -17,15 +17,32 @@
 struct loss_case {
     const char *name;
     int N, V, stride;
-    int labels;          /* LABELS_MIXED, LABELS_ALL_IGNORED or LABELS_SPECIAL */
+    int labels;          /* LABELS_MIXED, LABELS_ALL_IGNORED, LABELS_SPECIAL or LABELS_BOUNDARIES */
     int logits_offset;   /* elements past a 16-byte boundary (misaligns every row) */
 };
 
-enum { LABELS_MIXED, LABELS_ALL_IGNORED, LABELS_SPECIAL };
+enum { LABELS_MIXED, LABELS_ALL_IGNORED, LABELS_SPECIAL, LABELS_BOUNDARIES };
+
+/* Where the fused kernel (crossentropy_forward_backward.cu) cuts row n: a
+ * scalar head up to the row's first 16-byte boundary (clamped to V), then
+ * 16-byte vectors of `vec_elems` elements (4 floats, 8 bf16), then the
+ * tail, which starts at the returned column.  Row n starts
+ * logits_offset + n * stride elements past a 16-byte boundary (emu_array). */
+static inline void loss_row_cuts(const loss_case &c, int n, int vec_elems, int *head, int *tail) {
+    const int misaligned = (int)(((long)c.logits_offset + (long)n * c.stride) % vec_elems);
+    *head = misaligned == 0 ? 0 : vec_elems - misaligned;
+    if (*head > c.V) *head = c.V;
+    *tail = *head + (c.V - *head) / vec_elems * vec_elems;
+}
 
 /* Labels: mixed rows have -100 (every 5th from 3) and V (out of range,
- * every 7th from 5) among the scored ones, which cover columns 0 and V-1. */
-static inline std::vector<int32_t> loss_labels(const loss_case &c) {
+ * every 7th from 5) among the scored ones, which cover columns 0 and V-1.
+ * LABELS_BOUNDARIES: each row's label sits at a cut of the fused kernel's
+ * split for vectors of vec_elems elements, in turn the last column of the
+ * head, the first of the body, the last of the body, the first of the tail
+ * (clamped into [0, V): a cut that does not exist in a row gives a column
+ * beside it); every 7th row from 5 is unscored (V). */
+static inline std::vector<int32_t> loss_labels(const loss_case &c, int vec_elems = 4) {
     std::vector<int32_t> labels((size_t)c.N);
     for (int n = 0; n < c.N; n++) {
         int32_t label = (int32_t)(((long)n * 7919 + 3) % c.V);
@@ -34,6 +51,15 @@ static inline std::vector<int32_t> loss_labels(const loss_case &c) {
         if (c.N > 4 && n % 5 == 3) label = -100;
         if (c.N > 6 && n % 7 == 5) label = c.V;
         if (c.labels == LABELS_ALL_IGNORED) label = n % 2 ? -100 : c.V;
+        if (c.labels == LABELS_BOUNDARIES) {
+            int head, tail;
+            loss_row_cuts(c, n, vec_elems, &head, &tail);
+            const int cuts[4] = {head - 1, head, tail - 1, tail};
+            label = cuts[n % 4];
+            if (label < 0) label = 0;
+            if (label >= c.V) label = c.V - 1;
+            if (n % 7 == 5) label = c.V;
+        }
         labels[(size_t)n] = label;
     }
     return labels;
