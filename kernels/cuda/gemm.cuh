@@ -16,7 +16,8 @@ void lm_cuda_gemm(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, 
                   const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
                   const float *bias);
 
-/* The bf16 classifier's GEMMs (matmul_bf16.cu): bf16 A and B (column-major
+/* The GEMMs on bf16 inputs (matmul_bf16.cu: the classifier's, c_proj's
+ * matmul_forward_bf16_to_fp32, the fallbacks of the bf16 GELU GEMMs): bf16 A and B (column-major
  * as above), C = op(A)·op(B) + beta·C (+ bias[m] per row, fp32) in true
  * fp32 compute (CUBLAS_COMPUTE_32F, whatever the context's precision),
  * stored in bf16 (c_bf16: one rounding, the bias in cuBLASLt's epilogue
