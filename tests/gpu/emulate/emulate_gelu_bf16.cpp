@@ -7,8 +7,8 @@
  * (gelu.cu, its float4 path) on the widened inputs, rounded; both the
  * 4-wide path (8-byte bf16 accesses: every pointer aligned for it, at a
  * 16-byte boundary and 8 bytes past one) and the scalar path (a bf16
- * pointer 2 bytes off, or dout's fp32 4 or 8 bytes off), n = 1 to past the
- * grid cap (threads loop), tails of 1 to 3.
+ * pointer 2, 4 or 6 bytes off, or dout's fp32 8 bytes off), n = 1 to past
+ * the grid cap (threads loop), tails of 1 to 3.
  *
  * The pointwise suite holds the fp32 kernel to the CPU's fp32 GELU within
  * a norm-relative bound only (another exp and erf), not to its bits; so the
@@ -99,7 +99,7 @@ const layout kLayouts[] = {
     {"4-wide, bf16 8 bytes off", 4, 4, 0},
     {"scalar (inp 2 bytes off)", 0, 1, 0},
     {"scalar (inp 4 bytes off)", 0, 2, 0},
-    {"scalar (out 2 bytes off)", 3, 0, 0},
+    {"scalar (out 6 bytes off)", 3, 0, 0},
     {"scalar (dout 8 bytes off)", 0, 0, 2},
 };
 
