@@ -13,7 +13,18 @@
 #ifndef LM_CUDA_COLUMN_REDUCE_CUH
 #define LM_CUDA_COLUMN_REDUCE_CUH
 
+#include "act_storage.cuh"
 #include "cuda_common.cuh"
+
+/* The value functor of a single sum over a row-major [N, stride] matrix
+ * stored as float or bf16 (widened: act_storage.cuh): a bias gradient. */
+template <typename T> struct lm_stored_column {
+    const T *values;
+    int stride;
+    __device__ void operator()(int r, int c, float (&v)[1]) const {
+        v[0] = lm_load_act(values + (size_t)r * stride + c);
+    }
+};
 
 template <int NACC> struct lm_column_outputs {
     float *out[NACC]; /* a NULL entry is skipped */

@@ -19,12 +19,6 @@
 #include "column_reduce.cuh"
 #include "gemm.cuh"
 
-struct lm_dpre_gelu_column {
-    const float *dpre_gelu;
-    int IC;
-    __device__ void operator()(int r, int c, float (&v)[1]) const { v[0] = dpre_gelu[(size_t)r * IC + c]; }
-};
-
 extern "C" void lm_cuda_gelu_matmul_backward(lm_cuda_ctx *ctx, float *dpre_gelu, float *dweight, float *dbias,
                                              float *dbias_pre, const float *dout, const float *gelu_out,
                                              const float *pre_gelu, const float *weight, int N, int IC, int OC,
@@ -52,7 +46,7 @@ extern "C" void lm_cuda_gelu_matmul_backward(lm_cuda_ctx *ctx, float *dpre_gelu,
     }
     if (dbias_pre && !bias_done) {
         lm_column_outputs<1> outs = {{dbias_pre}, dparam_store == LM_GRAD_WRITE};
-        lm_dpre_gelu_column value = {dpre_gelu, IC};
+        lm_stored_column<float> value = {dpre_gelu, IC};
         lm_column_reduce<1>(ctx, "gelu_matmul_backward (dbias_pre)", outs, value, N, IC);
     }
     lm_cuda_matmul_backward(ctx, NULL, dweight, dbias, dout, gelu_out, weight, N, IC, OC, layout, LM_GRAD_WRITE,

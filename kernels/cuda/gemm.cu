@@ -200,7 +200,7 @@ done:
  * for these pointers (the caller falls back), -1 on a kept failure. */
 static int gemm_lt(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, int m, int n, int k, float alpha,
                    const void *A, int lda, const void *B, int ldb, float beta, void *C, int ldc, const float *bias,
-                   int aux_epilogue, const float *aux, int aux_ld, int32_t types) {
+                   int aux_epilogue, const void *aux, int aux_ld, int32_t types) {
     gemm_key key;
     memset(&key, 0, sizeof key);
     key.types = types;
@@ -266,22 +266,39 @@ void lm_cuda_gemm(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, 
     if (bias && (!fuse_bias || done == 0)) scale_add_bias(ctx, op, C, bias, 1.0f, m, n, ldc);
 }
 
-int lm_cuda_gemm_gelu(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, int m, int n, int k,
-                      const float *A, int lda, const float *B, int ldb, float *C, int ldc, const float *bias,
-                      float *pre_gelu) {
+/* lm_cuda_gemm_gelu and its bf16 twin: the aux matrix (pre_gelu) has C's
+ * type, cuBLASLt's default (CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_DATA_TYPE
+ * unset: "the type of the elements of the output matrix"). */
+static int gemm_gelu_typed(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, int m, int n, int k,
+                           const void *A, int lda, const void *B, int ldb, void *C, int ldc, const float *bias,
+                           void *pre_gelu, int32_t types) {
     if (m <= 0 || n <= 0 || k <= 0) return 0;
     /* cuBLASLt's rules for the aux matrix (its leading dimension a multiple
      * of 8, 16-byte aligned) and ours for the bias epilogue. */
     if ((bias && pointer_alignment(bias) < 16) || pointer_alignment(pre_gelu) < 16 || ldc % 8 != 0) return 0;
-    const int done =
-        gemm_lt(ctx, op, trans_a, trans_b, m, n, k, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, bias, LM_GEMM_GELU_AUX,
-                pre_gelu, ldc, LM_GEMM_F32);
+    const int done = gemm_lt(ctx, op, trans_a, trans_b, m, n, k, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, bias,
+                             LM_GEMM_GELU_AUX, pre_gelu, ldc, types);
     return done < 0 ? -1 : done;
 }
 
-int lm_cuda_gemm_dgelu(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, int m, int n, int k,
-                       const float *A, int lda, const float *B, int ldb, float *C, int ldc, const float *pre_gelu,
-                       float *bias_grad) {
+int lm_cuda_gemm_gelu(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, int m, int n, int k,
+                      const float *A, int lda, const float *B, int ldb, float *C, int ldc, const float *bias,
+                      float *pre_gelu) {
+    return gemm_gelu_typed(ctx, op, trans_a, trans_b, m, n, k, A, lda, B, ldb, C, ldc, bias, pre_gelu, LM_GEMM_F32);
+}
+
+int lm_cuda_gemm_gelu_bf16(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, int m, int n, int k,
+                           const uint16_t *A, int lda, const uint16_t *B, int ldb, uint16_t *C, int ldc,
+                           const float *bias, uint16_t *pre_gelu) {
+    return gemm_gelu_typed(ctx, op, trans_a, trans_b, m, n, k, A, lda, B, ldb, C, ldc, bias, pre_gelu,
+                           LM_GEMM_BF16_TO_BF16);
+}
+
+/* lm_cuda_gemm_dgelu and its bf16 twin (the aux matrix read in C's type, as
+ * in the forward; the bias gradient fp32, plan_build's BIAS_DATA_TYPE). */
+static int gemm_dgelu_typed(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, int m, int n, int k,
+                            const void *A, int lda, const void *B, int ldb, void *C, int ldc, const void *pre_gelu,
+                            float *bias_grad, int32_t types) {
     if (m <= 0 || n <= 0 || k <= 0) return 0;
     /* The aux matrix's rules, as for the forward's; the bias vector's, as
      * for the bias epilogue. */
@@ -289,8 +306,22 @@ int lm_cuda_gemm_dgelu(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool tran
     if (bias_grad && pointer_alignment(bias_grad) < 16) return 0;
     /* beta = 0: C (and the bias gradient) are written, never read (the op's contract). */
     const int done = gemm_lt(ctx, op, trans_a, trans_b, m, n, k, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, bias_grad,
-                             bias_grad ? LM_GEMM_DGELU_BGRAD : LM_GEMM_DGELU, pre_gelu, ldc, LM_GEMM_F32);
+                             bias_grad ? LM_GEMM_DGELU_BGRAD : LM_GEMM_DGELU, pre_gelu, ldc, types);
     return done < 0 ? -1 : done;
+}
+
+int lm_cuda_gemm_dgelu(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, int m, int n, int k,
+                       const float *A, int lda, const float *B, int ldb, float *C, int ldc, const float *pre_gelu,
+                       float *bias_grad) {
+    return gemm_dgelu_typed(ctx, op, trans_a, trans_b, m, n, k, A, lda, B, ldb, C, ldc, pre_gelu, bias_grad,
+                            LM_GEMM_F32);
+}
+
+int lm_cuda_gemm_dgelu_bf16(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, int m, int n, int k,
+                            const uint16_t *A, int lda, const uint16_t *B, int ldb, uint16_t *C, int ldc,
+                            const uint16_t *pre_gelu, float *bias_grad) {
+    return gemm_dgelu_typed(ctx, op, trans_a, trans_b, m, n, k, A, lda, B, ldb, C, ldc, pre_gelu, bias_grad,
+                            LM_GEMM_BF16_TO_BF16);
 }
 
 int lm_cuda_gemm_bgrad(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, int m, int n, int k,

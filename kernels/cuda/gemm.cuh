@@ -16,7 +16,8 @@ void lm_cuda_gemm(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, 
                   const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
                   const float *bias);
 
-/* The bf16 classifier's GEMMs (matmul_bf16.cu): bf16 A and B (column-major
+/* The GEMMs on bf16 inputs (matmul_bf16.cu: the classifier's, c_proj's
+ * matmul_forward_bf16_to_fp32, the fallbacks of the bf16 GELU GEMMs): bf16 A and B (column-major
  * as above), C = op(A)·op(B) + beta·C (+ bias[m] per row, fp32) in true
  * fp32 compute (CUBLAS_COMPUTE_32F, whatever the context's precision),
  * stored in bf16 (c_bf16: one rounding, the bias in cuBLASLt's epilogue
@@ -50,6 +51,21 @@ int lm_cuda_gemm_gelu(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans
 int lm_cuda_gemm_dgelu(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, int m, int n, int k,
                        const float *A, int lda, const float *B, int ldb, float *C, int ldc, const float *pre_gelu,
                        float *bias_grad);
+
+/* The feed-forward block in bf16 (matmul_gelu_bf16.cu, gelu_matmul_bf16.cu):
+ * lm_cuda_gemm_gelu and lm_cuda_gemm_dgelu with bf16 A, B, C and aux
+ * matrix (pre_gelu, in C's type: cuBLASLt's default aux type), true fp32
+ * compute (CUBLAS_COMPUTE_32F), the bias (forward) and the bias gradient
+ * (DGELU_BGRAD) in fp32.  The epilogue works on the fp32 accumulator: the
+ * forward's GELU reads the unrounded product and rounds C and pre_gelu
+ * once each; the backward's gradient is rounded once into C and bias_grad
+ * sums the unrounded values.  Same returns and refusals as the fp32 ones. */
+int lm_cuda_gemm_gelu_bf16(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, int m, int n, int k,
+                           const uint16_t *A, int lda, const uint16_t *B, int ldb, uint16_t *C, int ldc,
+                           const float *bias, uint16_t *pre_gelu);
+int lm_cuda_gemm_dgelu_bf16(lm_cuda_ctx *ctx, const char *op, bool trans_a, bool trans_b, int m, int n, int k,
+                            const uint16_t *A, int lda, const uint16_t *B, int ldb, uint16_t *C, int ldc,
+                            const uint16_t *pre_gelu, float *bias_grad);
 
 /* C = op(A)·op(B), written (beta = 0), and in the same cuBLASLt call
  * (CUBLASLT_EPILOGUE_BGRADA when of_a, else BGRADB) bias_grad = the sums of

@@ -14,12 +14,6 @@
 #include "column_reduce.cuh"
 #include "gemm.cuh"
 
-struct lm_matmul_bias_grad {
-    const float *dout;
-    int OC;
-    __device__ void operator()(int r, int c, float (&v)[1]) const { v[0] = dout[(size_t)r * OC + c]; }
-};
-
 extern "C" void lm_cuda_matmul_forward(lm_cuda_ctx *ctx, float *out, const float *inp, const float *weight,
                                        const float *bias, int N, int IC, int OC, lm_weight_layout layout) {
     if (layout == LM_W_IN_OUT) {
@@ -66,7 +60,7 @@ extern "C" void lm_cuda_matmul_backward(lm_cuda_ctx *ctx, float *dinp, float *dw
     }
     if (dbias && !dbias_done) {
         lm_column_outputs<1> outs = {{dbias}, dparam_store == LM_GRAD_WRITE};
-        lm_matmul_bias_grad value = {dout, OC};
+        lm_stored_column<float> value = {dout, OC};
         lm_column_reduce<1>(ctx, "matmul_backward (dbias)", outs, value, N, OC);
     }
 }

@@ -1,21 +1,16 @@
-/* The bf16 classifier's linear layer (matmul_forward_bf16,
- * matmul_backward_bf16): matmul.cu's mapping of row-major buffers onto
- * column-major GEMMs, with bf16 A and B (lm_cuda_gemm_bf16: cuBLASLt,
- * CUDA_R_16BF, true fp32 compute).  The forward stores bf16 logits, the
- * bias in the epilogue before the one rounding; the backward's dinp and
- * dweight are fp32 (C CUDA_R_32F), dbias the deterministic column
- * reduction of the widened dout. */
+/* The linear layers on bf16 inputs (matmul_forward_bf16,
+ * matmul_forward_bf16_to_fp32, matmul_backward_bf16): matmul.cu's mapping
+ * of row-major buffers onto column-major GEMMs, with bf16 A and B
+ * (lm_cuda_gemm_bf16: cuBLASLt, CUDA_R_16BF, true fp32 compute).  The
+ * classifier's forward stores bf16 logits, the bias in the epilogue before
+ * the one rounding; the feed-forward block's c_proj (_to_fp32) stores fp32
+ * (C CUDA_R_32F, no rounding: the residual stream is fp32), the bias in
+ * the epilogue too.  The backward's dinp and dweight are fp32 (C
+ * CUDA_R_32F), dbias the deterministic column reduction of the widened
+ * dout. */
 #include "bf16.h"
 #include "column_reduce.cuh"
 #include "gemm.cuh"
-
-struct lm_matmul_bf16_bias_grad {
-    const uint16_t *dout;
-    int OC;
-    __device__ void operator()(int r, int c, float (&v)[1]) const {
-        v[0] = lm_bf16_to_float(dout[(size_t)r * OC + c]);
-    }
-};
 
 extern "C" void lm_cuda_matmul_forward_bf16(lm_cuda_ctx *ctx, uint16_t *out, const uint16_t *inp,
                                             const uint16_t *weight, const float *bias, int N, int IC, int OC,
@@ -23,6 +18,14 @@ extern "C" void lm_cuda_matmul_forward_bf16(lm_cuda_ctx *ctx, uint16_t *out, con
     const bool in_out = layout == LM_W_IN_OUT;
     lm_cuda_gemm_bf16(ctx, "matmul_forward_bf16", !in_out, false, OC, N, IC, weight, in_out ? OC : IC, inp, IC, 0.0f,
                       out, true, OC, bias);
+}
+
+extern "C" void lm_cuda_matmul_forward_bf16_to_fp32(lm_cuda_ctx *ctx, float *out, const uint16_t *inp,
+                                                    const uint16_t *weight, const float *bias, int N, int IC, int OC,
+                                                    lm_weight_layout layout) {
+    const bool in_out = layout == LM_W_IN_OUT;
+    lm_cuda_gemm_bf16(ctx, "matmul_forward_bf16_to_fp32", !in_out, false, OC, N, IC, weight, in_out ? OC : IC, inp,
+                      IC, 0.0f, out, false, OC, bias);
 }
 
 extern "C" void lm_cuda_matmul_backward_bf16(lm_cuda_ctx *ctx, float *dinp, float *dweight, float *dbias,
@@ -46,7 +49,7 @@ extern "C" void lm_cuda_matmul_backward_bf16(lm_cuda_ctx *ctx, float *dinp, floa
     }
     if (dbias) {
         lm_column_outputs<1> outs = {{dbias}, dparam_store == LM_GRAD_WRITE};
-        lm_matmul_bf16_bias_grad value = {dout, OC};
+        lm_stored_column<uint16_t> value = {dout, OC};
         lm_column_reduce<1>(ctx, "matmul_backward_bf16 (dbias)", outs, value, N, OC);
     }
 }

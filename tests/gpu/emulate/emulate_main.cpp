@@ -20,7 +20,7 @@ const suite suites[] = {
     {"pointwise", emulate_pointwise},   {"step", emulate_step},
     {"optimizers", emulate_optimizers},     {"decode", emulate_decode},
     {"fused_attention", emulate_fused_attention}, {"crossentropy", emulate_crossentropy},
-    {"bf16_loss", emulate_bf16_loss}, {"embedding", emulate_embedding},
+    {"bf16_loss", emulate_bf16_loss}, {"gelu_bf16", emulate_gelu_bf16}, {"embedding", emulate_embedding},
 };
 
 double seconds(void) {

@@ -14,6 +14,7 @@ int emulate_optimizers(lm_cuda_ctx *ctx);
 int emulate_decode(lm_cuda_ctx *ctx);
 int emulate_crossentropy(lm_cuda_ctx *ctx);
 int emulate_bf16_loss(lm_cuda_ctx *ctx);
+int emulate_gelu_bf16(lm_cuda_ctx *ctx);
 int emulate_embedding(lm_cuda_ctx *ctx);
 
 #endif
