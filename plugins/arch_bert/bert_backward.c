@@ -92,15 +92,20 @@ void bert_backward(model_base *b, float loss_scale, lm_grad_store grads_store) {
                                 W(BERT_OUTLN_W), la->ln2_mean, la->ln2_rstd, N, C, LM_GRAD_WRITE, grads_store);
         const float *dbranch = model_dropout_backward_or_identity(be, a->dbranch, a->dres_b, NC, m->hidden_p, key,
                                                                   MODEL_DROPOUT_FFN_OUT, l);
-        /* Buffers shared by all layers under `recompute` hold a later layer's
-         * values: rebuild this layer's with the op that made them (bert.h). */
-        if (recompute) ops->gelu_forward(be, la->inter_gelu, la->inter, NI, tanh_gelu);
-        ops->matmul_backward(be, a->dinter_gelu, DW(BERT_OUT_W), DW(BERT_OUT_B), dbranch, la->inter_gelu,
-                             W(BERT_OUT_W), N, I, C, LM_W_OUT_IN, LM_GRAD_WRITE, grads_store);
-        ops->gelu_backward(be, a->dinter, la->inter, a->dinter_gelu, NI, tanh_gelu);
-        /* dres_b (the residual path's share, already read above) += the branch's. */
-        ops->matmul_backward(be, a->dres_b, DW(BERT_INTER_W), DW(BERT_INTER_B), a->dinter, la->ln1, W(BERT_INTER_W),
-                             N, C, I, LM_W_OUT_IN, LM_GRAD_ADD, grads_store);
+        if (b->activations_bf16) {
+            bert_ffn_backward_bf16(m, la, l, dbranch, a->dres_b, grads_store); /* as below (bert_ffn_bf16.c) */
+        } else {
+            /* Buffers shared by all layers under `recompute` hold a later
+             * layer's values: rebuild this layer's with the op that made
+             * them (bert.h). */
+            if (recompute) ops->gelu_forward(be, la->inter_gelu, la->inter, NI, tanh_gelu);
+            ops->matmul_backward(be, a->dinter_gelu, DW(BERT_OUT_W), DW(BERT_OUT_B), dbranch, la->inter_gelu,
+                                 W(BERT_OUT_W), N, I, C, LM_W_OUT_IN, LM_GRAD_WRITE, grads_store);
+            ops->gelu_backward(be, a->dinter, la->inter, a->dinter_gelu, NI, tanh_gelu);
+            /* dres_b (the residual path's share, already read above) += the branch's. */
+            ops->matmul_backward(be, a->dres_b, DW(BERT_INTER_W), DW(BERT_INTER_B), a->dinter, la->ln1,
+                                 W(BERT_INTER_W), N, C, I, LM_W_OUT_IN, LM_GRAD_ADD, grads_store);
+        }
 
         /* Attention: ln1 = LN(x + dropout(attout(attention(q(x), k(x), v(x))))); dres_b = d ln1. */
         ops->layernorm_backward(be, a->dres_a, DW(BERT_ATTLN_W), DW(BERT_ATTLN_B), a->dres_b, la->res1,
