@@ -11,7 +11,9 @@
  * zeroed first (tests/models/test_written_param_grads.c checks every
  * element).  An activation-gradient buffer is either written by the one op
  * that fills it (datty, dinter_gelu, dinter: matmul_backward with
- * LM_GRAD_WRITE, gelu_backward; dres_a/dres_b: the post-LN LayerNorm
+ * LM_GRAD_WRITE, gelu_backward; with bf16 activations dinter_bf16 and
+ * dbranch_bf16, by gelu_backward_bf16 and a conversion: bert_ffn_bf16.c;
+ * dres_a/dres_b: the post-LN LayerNorm
  * backwards with LM_GRAD_WRITE; the dropout backwards) or zeroed right
  * before ops that add into it (attention's dqkv, the head's scatter into
  * dres_a).  The exact-erf GELU has no cuBLASLt epilogue, so BERT keeps
