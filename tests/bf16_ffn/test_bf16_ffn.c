@@ -34,7 +34,12 @@
  * to 1 GB per model and is not run by default); activation_dtype is refused
  * by name when unknown.  test_bf16_ffn_resume and test_bf16_ffn_ddp
  * (CMakeLists.txt) check a checkpoint resume and data parallel through
- * the CLI. */
+ * the CLI.
+ *
+ * The same source builds test_bf16_ffn_cuda (label gpu): the models on the
+ * CUDA backend (precision fp32; the block's GEMMs cuBLASLt's CUDA_R_16BF),
+ * against fp32 on the GPU, within the same tolerances; it exits 77 without
+ * a GPU.  Never run yet (no GPU; kernels/cuda/NOTES.md, "bf16 storage"). */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -42,11 +47,16 @@
 #include <string.h>
 
 #include "bf16_compare.h"
+#include "cuda_probe.h"
 #include "lmcore/lmcore.h"
 #include "model_plugin.h" /* model_base.act_capacity: the arena's size, the model's own accounting */
 #include "model_steps.h"
 #include "small_models.h"
 #include "test_main.h"
+
+#ifndef FFN_TEST_DEVICE
+#define FFN_TEST_DEVICE "cpu"
+#endif
 
 enum { N = LM_TEST_SMALL_N, TRAIN_STEPS = 20 };
 
@@ -62,7 +72,7 @@ static const char *const logits_settings[] = {"logits_dtype=fp32", "logits_dtype
 /* A small model (tests/common/small_models.h) on the CPU with
  * `activation_dtype` (NULL: the key not given) and `extra` settings. */
 static void *create(const char *arch, const char *activation_dtype, const char *const *extra) {
-    return lm_test_small_model_create(arch, "cpu", "activation_dtype", activation_dtype, extra);
+    return lm_test_small_model_create(arch, FFN_TEST_DEVICE, "activation_dtype", activation_dtype, extra);
 }
 
 /* Whether a tensor is the feed-forward block's (GPT-2's mlp.*, BERT's
@@ -121,17 +131,22 @@ START_TEST(setting) {
     }
     /* An unknown value: one error naming the key and the values. */
     void *model = NULL;
-    ck_assert_int_eq(lm_test_small_model_try_create(arch, "cpu", "activation_dtype", "fp16", NULL, &model),
+    ck_assert_int_eq(lm_test_small_model_try_create(arch, FFN_TEST_DEVICE, "activation_dtype", "fp16", NULL, &model),
                      LM_ERR_INVALID);
     ck_assert_ptr_null(model);
     const char *msg = lm_error_message();
     ck_assert_msg(strstr(msg, "activation_dtype 'fp16'") && strstr(msg, "auto") && strstr(msg, "fp32") &&
                       strstr(msg, "bf16") && strstr(msg, "feed-forward") && !strchr(msg, '\n'),
                   "%s", msg);
-    /* auto follows the device: the CPU computes in fp32 whatever the precision. */
+    /* auto follows the device: bf16 on CUDA with precision=bf16; the CPU
+     * computes in fp32 whatever the precision. */
     const char *const bf16_precision[] = {"precision=bf16", NULL};
     model = create(arch, NULL, bf16_precision);
+#ifdef FFN_TEST_CUDA
+    ck_assert_int_eq(((model_base *)model)->activations_bf16, 1);
+#else
     ck_assert_int_eq(((model_base *)model)->activations_bf16, 0);
+#endif
     vt->destroy(model);
 }
 END_TEST
@@ -469,4 +484,12 @@ static Suite *bf16_ffn_suite(void) {
     return s;
 }
 
-int main(void) { return lm_test_run_suites(bf16_ffn_suite(), NULL); }
+int main(void) {
+#ifdef FFN_TEST_CUDA
+    const int unusable = lm_test_cuda_unusable();
+    if (unusable) return unusable;
+    return lm_test_run_suites_nofork(bf16_ffn_suite(), NULL);
+#else
+    return lm_test_run_suites(bf16_ffn_suite(), NULL);
+#endif
+}
