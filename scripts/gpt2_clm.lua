@@ -60,6 +60,7 @@ pipeline.run{
       device = c.device, precision = c.precision, threads = c.threads,
       profile_ops = c.profile_ops, recompute = c.recompute, attn_implementation = c.attn_implementation,
       pad_vocab_to_multiple_of = c.pad_vocab_to_multiple_of, logits_dtype = c.logits_dtype,
+      activation_dtype = c.activation_dtype,
     }
   end,
   objective = {plugin = "clm", settings = {}},

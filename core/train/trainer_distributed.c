@@ -146,7 +146,7 @@ lm_status trainer_dist_setup(lm_trainer *t) {
     /* The weights of rank 0, as DDP starts: the same seed gives the same
      * weights anyway, so this only guards against a rank that was handed
      * other weights.  A lower-precision copy of them (params_copy:
-     * logits_dtype=bf16) is derived: the model rebuilds it from the
+     * logits_dtype=bf16 or activation_dtype=bf16) is derived: the model rebuilds it from the
      * broadcast weights (params_written, as after loading weights).  A
      * model with a copy and no params_written could not: then the seed's
      * equality (checked above) is the guarantee, and nothing is sent. */
@@ -269,9 +269,10 @@ lm_status trainer_dist_bind_optimizer(lm_trainer *t) {
     if (t->zero_stage == 0) return ovt->bind(t->parts.optimizer.self, &t->params);
     if (t->params.params_copy)
         return lm_error_set(LM_ERR_UNSUPPORTED, "zero_stage=1 keeps fp32 weights only, but this model also keeps a "
-                                                "lower-precision copy of them (the built-in models: logits_dtype=bf16, "
-                                                "which auto picks on CUDA with precision=bf16): use "
-                                                "logits_dtype=fp32, or zero_stage=0");
+                                                "lower-precision copy of them (the built-in models: logits_dtype=bf16 "
+                                                "or activation_dtype=bf16, which auto picks on CUDA with "
+                                                "precision=bf16): use logits_dtype=fp32 activation_dtype=fp32, or "
+                                                "zero_stage=0");
     const size_t n_descs = t->params.n_descs;
     lm_param_desc *sorted = malloc((n_descs ? n_descs : 1) * sizeof *sorted);
     if (!sorted) return lm_error_set(LM_ERR_NOMEM, "out of memory planning the ZeRO-1 shards");

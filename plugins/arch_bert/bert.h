@@ -67,8 +67,15 @@ typedef struct bert_layer_acts {
     float *att;                       /* [B,NH,T,T] after dropout (R; unused when attention dropout is 0) */
     float *atty;                      /* [N,C] attention context */
     float *res1;                      /* [N,C] input + dropout(attention.output.dense) */
-    float *ln1, *ln1_mean, *ln1_rstd; /* attention.output.LayerNorm */
-    float *inter, *inter_gelu;        /* [N,I] intermediate.dense output, before and after GELU (R: inter_gelu) */
+    float *ln1, *ln1_mean, *ln1_rstd; /* attention.output.LayerNorm (ln1: one fp32 scratch for all layers
+                                         with bf16 activations, which keep ln1_bf16 for backward) */
+    float *inter, *inter_gelu;        /* [N,I] intermediate.dense output, before and after GELU (R: inter_gelu);
+                                         NULL with bf16 activations */
+    /* activation_dtype=bf16 (model_base.activations_bf16; else NULL): the
+     * feed-forward block's stored activations in bf16, in place of ln1 (for
+     * backward: intermediate.dense's input, rounded), inter and inter_gelu. */
+    uint16_t *ln1_bf16;               /* [N,C] */
+    uint16_t *inter_bf16, *inter_gelu_bf16; /* [N,I] (R: inter_gelu_bf16) */
     float *res2;                      /* [N,C] ln1 + dropout(output.dense) */
     float *ln2, *ln2_mean, *ln2_rstd; /* output.LayerNorm = the layer's output */
 } bert_layer_acts;
@@ -96,7 +103,8 @@ typedef struct bert_acts {
     float *dbranch;         /* [N,C] gradient through a dropout */
     float *datty;           /* [N,C] */
     float *dqkv;            /* [3,N,C] */
-    float *dinter, *dinter_gelu; /* [N,I] */
+    float *dinter, *dinter_gelu; /* [N,I] (dinter NULL with bf16 activations) */
+    uint16_t *dbranch_bf16, *dinter_bf16; /* [N,C] the feed-forward branch's gradient rounded, [N,I] (bf16) */
     float *datt_scratch;    /* [B,NH,T,T] ([B,NH,T] with the fused attention) */
     int32_t *type_ids;                      /* [N] on the device (ids and key mask: model_base) */
     int32_t *head_rows, *head_labels;       /* [N] scored rows (ascending) and their labels; padding rows
@@ -134,6 +142,18 @@ lm_status bert_acts_ready(model_base *m, int B, int T);
 lm_status bert_forward(model_base *m, const lm_batch *batch, lm_step_state *state);
 lm_status bert_upload_batch(model_base *m, const lm_batch *batch, int64_t n_targets, uint64_t *signature_extra);
 void bert_backward(model_base *m, float loss_scale, lm_grad_store grads);
+
+/* The feed-forward block with bf16 activations (activation_dtype=bf16;
+ * bert_ffn_bf16.c).  Forward: layer l's ln1 (fp32, just written) rounded
+ * into ln1_bf16, intermediate.dense into inter_bf16, the GELU into
+ * inter_gelu_bf16, output.dense's fp32 output into acts.proj.  Backward:
+ * from the branch gradient dbranch (fp32 [N,C], after the dropout's
+ * backward), d ln1 ADDED into dln1 (the residual path's share is there),
+ * the block's parameter gradients per grads; under recompute it first
+ * rebuilds inter_gelu_bf16, which the layers share. */
+void bert_ffn_forward_bf16(bert_model *m, bert_layer_acts *la, int l, int N);
+void bert_ffn_backward_bf16(bert_model *m, bert_layer_acts *la, int l, const float *dbranch, float *dln1,
+                            lm_grad_store grads);
 
 /* The MLM head (bert_head.c).  Forward: with labels, on the n_targets
  * scored rows of encoder_out (and padding rows, mlm_head_rows), writing

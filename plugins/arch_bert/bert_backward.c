@@ -11,7 +11,9 @@
  * zeroed first (tests/models/test_written_param_grads.c checks every
  * element).  An activation-gradient buffer is either written by the one op
  * that fills it (datty, dinter_gelu, dinter: matmul_backward with
- * LM_GRAD_WRITE, gelu_backward; dres_a/dres_b: the post-LN LayerNorm
+ * LM_GRAD_WRITE, gelu_backward; with bf16 activations dinter_bf16 and
+ * dbranch_bf16, by gelu_backward_bf16 and a conversion: bert_ffn_bf16.c;
+ * dres_a/dres_b: the post-LN LayerNorm
  * backwards with LM_GRAD_WRITE; the dropout backwards) or zeroed right
  * before ops that add into it (attention's dqkv, the head's scatter into
  * dres_a).  The exact-erf GELU has no cuBLASLt epilogue, so BERT keeps
@@ -92,15 +94,20 @@ void bert_backward(model_base *b, float loss_scale, lm_grad_store grads_store) {
                                 W(BERT_OUTLN_W), la->ln2_mean, la->ln2_rstd, N, C, LM_GRAD_WRITE, grads_store);
         const float *dbranch = model_dropout_backward_or_identity(be, a->dbranch, a->dres_b, NC, m->hidden_p, key,
                                                                   MODEL_DROPOUT_FFN_OUT, l);
-        /* Buffers shared by all layers under `recompute` hold a later layer's
-         * values: rebuild this layer's with the op that made them (bert.h). */
-        if (recompute) ops->gelu_forward(be, la->inter_gelu, la->inter, NI, tanh_gelu);
-        ops->matmul_backward(be, a->dinter_gelu, DW(BERT_OUT_W), DW(BERT_OUT_B), dbranch, la->inter_gelu,
-                             W(BERT_OUT_W), N, I, C, LM_W_OUT_IN, LM_GRAD_WRITE, grads_store);
-        ops->gelu_backward(be, a->dinter, la->inter, a->dinter_gelu, NI, tanh_gelu);
-        /* dres_b (the residual path's share, already read above) += the branch's. */
-        ops->matmul_backward(be, a->dres_b, DW(BERT_INTER_W), DW(BERT_INTER_B), a->dinter, la->ln1, W(BERT_INTER_W),
-                             N, C, I, LM_W_OUT_IN, LM_GRAD_ADD, grads_store);
+        if (b->activations_bf16) {
+            bert_ffn_backward_bf16(m, la, l, dbranch, a->dres_b, grads_store); /* as below (bert_ffn_bf16.c) */
+        } else {
+            /* Buffers shared by all layers under `recompute` hold a later
+             * layer's values: rebuild this layer's with the op that made
+             * them (bert.h). */
+            if (recompute) ops->gelu_forward(be, la->inter_gelu, la->inter, NI, tanh_gelu);
+            ops->matmul_backward(be, a->dinter_gelu, DW(BERT_OUT_W), DW(BERT_OUT_B), dbranch, la->inter_gelu,
+                                 W(BERT_OUT_W), N, I, C, LM_W_OUT_IN, LM_GRAD_WRITE, grads_store);
+            ops->gelu_backward(be, a->dinter, la->inter, a->dinter_gelu, NI, tanh_gelu);
+            /* dres_b (the residual path's share, already read above) += the branch's. */
+            ops->matmul_backward(be, a->dres_b, DW(BERT_INTER_W), DW(BERT_INTER_B), a->dinter, la->ln1,
+                                 W(BERT_INTER_W), N, C, I, LM_W_OUT_IN, LM_GRAD_ADD, grads_store);
+        }
 
         /* Attention: ln1 = LN(x + dropout(attout(attention(q(x), k(x), v(x))))); dres_b = d ln1. */
         ops->layernorm_backward(be, a->dres_a, DW(BERT_ATTLN_W), DW(BERT_ATTLN_B), a->dres_b, la->res1,

@@ -34,7 +34,12 @@ size_t bert_carve_acts(model_base *b, float *base, int B, int T) {
     a->x0 = model_arena_take(&cv, N * C);
     /* Buffers all layers share under `recompute` (bert.h). */
     const int share = b->device.recompute >= MODEL_RECOMPUTE_ACTIVATIONS;
-    float *inter_gelu = share ? model_arena_take(&cv, N * I) : NULL;
+    const int bf16 = b->activations_bf16;
+    float *inter_gelu = share && !bf16 ? model_arena_take(&cv, N * I) : NULL;
+    uint16_t *inter_gelu_bf16 = share && bf16 ? model_arena_take_bf16(&cv, N * I) : NULL;
+    /* With bf16 activations ln1's fp32 output is read in the forward only
+     * (the residual add after the block, and its rounding): one scratch. */
+    float *ln1 = bf16 ? model_arena_take(&cv, N * C) : NULL;
     const model_arena_probs probs = model_attention_carve(b, &cv, c->attention_probs_dropout_prob > 0.0, B, T);
     a->layers = b->layer_acts;
     for (int l = 0; l < c->num_hidden_layers; l++) {
@@ -45,11 +50,19 @@ size_t bert_carve_acts(model_base *b, float *base, int B, int T) {
         model_arena_probs_layer(&cv, &probs, &la->preatt, &la->att);
         la->atty = model_arena_take(&cv, N * C);
         la->res1 = model_arena_take(&cv, N * C);
-        la->ln1 = model_arena_take(&cv, N * C);
+        la->ln1 = model_arena_take_or_share(&cv, bf16, ln1, N * C);
         la->ln1_mean = model_arena_take(&cv, N);
         la->ln1_rstd = model_arena_take(&cv, N);
-        la->inter = model_arena_take(&cv, N * I);
-        la->inter_gelu = model_arena_take_or_share(&cv, share, inter_gelu, N * I);
+        if (bf16) {
+            la->inter = la->inter_gelu = NULL;
+            la->ln1_bf16 = model_arena_take_bf16(&cv, N * C);
+            la->inter_bf16 = model_arena_take_bf16(&cv, N * I);
+            la->inter_gelu_bf16 = model_arena_take_or_share_bf16(&cv, share, inter_gelu_bf16, N * I);
+        } else {
+            la->inter = model_arena_take(&cv, N * I);
+            la->inter_gelu = model_arena_take_or_share(&cv, share, inter_gelu, N * I);
+            la->ln1_bf16 = la->inter_bf16 = la->inter_gelu_bf16 = NULL;
+        }
         la->res2 = model_arena_take(&cv, N * C);
         la->ln2 = model_arena_take(&cv, N * C);
         la->ln2_mean = model_arena_take(&cv, N);
@@ -72,7 +85,9 @@ size_t bert_carve_acts(model_base *b, float *base, int B, int T) {
     a->dbranch = model_arena_take(&cv, N * C);
     a->datty = model_arena_take(&cv, N * C);
     a->dqkv = model_arena_take(&cv, 3 * N * C);
-    a->dinter = model_arena_take(&cv, N * I);
+    a->dinter = bf16 ? NULL : model_arena_take(&cv, N * I);
+    a->dbranch_bf16 = bf16 ? model_arena_take_bf16(&cv, N * C) : NULL;
+    a->dinter_bf16 = bf16 ? model_arena_take_bf16(&cv, N * I) : NULL;
     a->dinter_gelu = model_arena_take(&cv, N * I);
     a->datt_scratch = model_arena_take(&cv, probs.scratch_size);
     a->type_ids = b->extra_batch_ints;
@@ -160,9 +175,13 @@ lm_status bert_forward(model_base *b, const lm_batch *batch, lm_step_state *stat
                                         W(BERT_ATTLN_W), W(BERT_ATTLN_B), N, C, eps, m->hidden_p, key,
                                         model_dropout_stream(MODEL_DROPOUT_ATTENTION_OUT, l));
 
-        ops->matmul_forward(be, la->inter, la->ln1, W(BERT_INTER_W), W(BERT_INTER_B), N, C, I, LM_W_OUT_IN);
-        ops->gelu_forward(be, la->inter_gelu, la->inter, (size_t)N * (size_t)I, tanh_gelu);
-        ops->matmul_forward(be, a->proj, la->inter_gelu, W(BERT_OUT_W), W(BERT_OUT_B), N, I, C, LM_W_OUT_IN);
+        if (b->activations_bf16) {
+            bert_ffn_forward_bf16(m, la, l, N); /* the same block on bf16 storage (bert_ffn_bf16.c) */
+        } else {
+            ops->matmul_forward(be, la->inter, la->ln1, W(BERT_INTER_W), W(BERT_INTER_B), N, C, I, LM_W_OUT_IN);
+            ops->gelu_forward(be, la->inter_gelu, la->inter, (size_t)N * (size_t)I, tanh_gelu);
+            ops->matmul_forward(be, a->proj, la->inter_gelu, W(BERT_OUT_W), W(BERT_OUT_B), N, I, C, LM_W_OUT_IN);
+        }
         ops->residual_layernorm_forward(be, la->res2, la->ln2, la->ln2_mean, la->ln2_rstd, la->ln1, a->proj,
                                         W(BERT_OUTLN_W), W(BERT_OUTLN_B), N, C, eps, m->hidden_p, key,
                                         model_dropout_stream(MODEL_DROPOUT_FFN_OUT, l));

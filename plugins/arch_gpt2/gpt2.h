@@ -51,8 +51,13 @@ typedef struct gpt2_layer_acts {
                                          fused attention: [B,NH,T] log-sum-exp (model_attention_carve) */
     float *att;                       /* [B,NH,T,T] after dropout (R; unused when attn_p = 0) */
     float *residual2;                 /* [N,C] */
-    float *ln2, *ln2_mean, *ln2_rstd; /* (R) */
-    float *fch, *fch_gelu;            /* [N,H] before and after GELU (R: fch_gelu) */
+    float *ln2, *ln2_mean, *ln2_rstd; /* (R; with bf16 activations one fp32 scratch for all layers) */
+    float *fch, *fch_gelu;            /* [N,H] before and after GELU (R: fch_gelu); NULL with bf16 activations */
+    /* activation_dtype=bf16 (model_base.activations_bf16; else NULL): the
+     * feed-forward block's stored activations in bf16, in place of ln2 (for
+     * backward: c_fc's input, rounded), fch and fch_gelu. */
+    uint16_t *ln2_bf16;               /* [N,C] (R) */
+    uint16_t *fch_bf16, *fch_gelu_bf16; /* [N,H] (R: fch_gelu_bf16) */
     float *residual3;                 /* [N,C] = the block's output */
 } gpt2_layer_acts;
 
@@ -71,7 +76,8 @@ typedef struct gpt2_acts {
     float *dln;          /* [N,C] */
     float *datty;        /* [N,C] */
     float *dqkv;         /* [N,3C] */
-    float *dfch;         /* [N,H] (gelu_matmul_backward: no scratch for d gelu(fch)) */
+    float *dfch;         /* [N,H] (gelu_matmul_backward: no scratch for d gelu(fch)); NULL with bf16 activations */
+    uint16_t *dbranch_bf16, *dfch_bf16; /* [N,C] the MLP branch's gradient rounded, [N,H] (bf16 activations) */
     float *datt_scratch; /* [B,NH,T,T] ([B,NH,T] with the fused attention) */
     int32_t *labels;     /* [N] on the device (ids and key mask: model_base) */
 } gpt2_acts;
@@ -116,6 +122,16 @@ size_t gpt2_carve_acts(model_base *m, float *base, int B, int T);
 lm_status gpt2_forward(model_base *m, const lm_batch *batch, lm_step_state *state);
 lm_status gpt2_upload_batch(model_base *m, const lm_batch *batch, int64_t n_targets, uint64_t *signature_extra);
 void gpt2_backward(model_base *m, float loss_scale, lm_grad_store grads);
+
+/* The MLP block with bf16 activations (activation_dtype=bf16;
+ * gpt2_mlp_bf16.c).  Forward: layer l's ln2 (fp32, just written) rounded
+ * into ln2_bf16, c_fc + GELU into fch_bf16 / fch_gelu_bf16, c_proj's fp32
+ * output into acts.proj.  Backward: from the branch gradient dbranch (fp32
+ * [N,C], after the dropout's backward) to d ln2 in acts.dln (written),
+ * c_fc's and c_proj's parameter gradients per grads; under recompute it
+ * first rebuilds what the layers share (fch_gelu_bf16, ln2 and ln2_bf16). */
+void gpt2_mlp_forward_bf16(gpt2_model *m, gpt2_layer_acts *la, int l, int N);
+void gpt2_mlp_backward_bf16(gpt2_model *m, gpt2_layer_acts *la, int l, const float *dbranch, lm_grad_store grads);
 
 /* The ABI 1.1 generate_reset / generate_step slots (gpt2_generate.c). */
 lm_status gpt2_generate_reset(void *self, int32_t max_tokens);

@@ -11,9 +11,10 @@
  * every element).  The activation-gradient scratches dln, datty and dfch
  * are each filled by one op that writes them (matmul_backward with
  * LM_GRAD_WRITE, gelu_matmul_backward, which also gives c_fc's bias
- * gradient: c_fc's matmul_backward takes none), the dropout backwards write
- * theirs, and ln_f's LayerNorm backward writes dresidual, so none is
- * zeroed; only dqkv is, because the attention backwards add (below, why).
+ * gradient: c_fc's matmul_backward takes none; with bf16 activations
+ * dfch_bf16 and dbranch_bf16, by gelu_matmul_backward_bf16 and a
+ * conversion: gpt2_mlp_bf16.c), the dropout backwards write theirs, and
+ * ln_f's LayerNorm backward writes dresidual, so none is zeroed; only dqkv is, because the attention backwards add (below, why).
  * One buffer, dresidual, carries the gradient of the residual stream from
  * the top of the network down to the embeddings: the residual adds pass it
  * through unchanged and the blocks' LayerNorm backwards add their branch's
@@ -63,20 +64,25 @@ void gpt2_backward(model_base *b, float loss_scale, lm_grad_store grads_store) {
         /* MLP branch: residual3 = residual2 + dropout(c_proj(gelu(c_fc(ln_2(residual2))))). */
         const float *dbranch = model_dropout_backward_or_identity(be, a->dproj, a->dresidual, NC, m->resid_p, key,
                                                                   MODEL_DROPOUT_FFN_OUT, l);
-        /* Buffers shared by all layers under `recompute` hold a later layer's
-         * values: rebuild this layer's with the op that made them (gpt2.h). */
-        if (recompute) ops->gelu_forward(be, la->fch_gelu, la->fch, NH4, 1);
-        /* c_proj's backward, the GELU's and c_fc's bias gradient (Σ dfch) in
-         * one op: dfch written (on a GPU the GELU gradient in the GEMM's
-         * epilogue, and c_fc's written bias gradient with it). */
-        ops->gelu_matmul_backward(be, a->dfch, DW(GPT2_FCPROJ_W), DW(GPT2_FCPROJ_B), DW(GPT2_FC_B), dbranch,
-                                  la->fch_gelu, la->fch, W(GPT2_FCPROJ_W), N, H, C, LM_W_IN_OUT, grads_store);
-        if (recompute)
-            ops->layernorm_forward(be, la->ln2, la->ln2_mean, la->ln2_rstd, la->residual2, W(GPT2_LN2_W),
-                                   W(GPT2_LN2_B), N, C, eps);
-        /* c_fc: no dbias, gelu_matmul_backward gave it. */
-        ops->matmul_backward(be, a->dln, DW(GPT2_FC_W), NULL, a->dfch, la->ln2, W(GPT2_FC_W), N, C, H, LM_W_IN_OUT,
-                             LM_GRAD_WRITE, grads_store);
+        if (b->activations_bf16) {
+            gpt2_mlp_backward_bf16(m, la, l, dbranch, grads_store); /* into dln, as below (gpt2_mlp_bf16.c) */
+        } else {
+            /* Buffers shared by all layers under `recompute` hold a later
+             * layer's values: rebuild this layer's with the op that made
+             * them (gpt2.h). */
+            if (recompute) ops->gelu_forward(be, la->fch_gelu, la->fch, NH4, 1);
+            /* c_proj's backward, the GELU's and c_fc's bias gradient (Σ dfch)
+             * in one op: dfch written (on a GPU the GELU gradient in the
+             * GEMM's epilogue, and c_fc's written bias gradient with it). */
+            ops->gelu_matmul_backward(be, a->dfch, DW(GPT2_FCPROJ_W), DW(GPT2_FCPROJ_B), DW(GPT2_FC_B), dbranch,
+                                      la->fch_gelu, la->fch, W(GPT2_FCPROJ_W), N, H, C, LM_W_IN_OUT, grads_store);
+            if (recompute)
+                ops->layernorm_forward(be, la->ln2, la->ln2_mean, la->ln2_rstd, la->residual2, W(GPT2_LN2_W),
+                                       W(GPT2_LN2_B), N, C, eps);
+            /* c_fc: no dbias, gelu_matmul_backward gave it. */
+            ops->matmul_backward(be, a->dln, DW(GPT2_FC_W), NULL, a->dfch, la->ln2, W(GPT2_FC_W), N, C, H,
+                                 LM_W_IN_OUT, LM_GRAD_WRITE, grads_store);
+        }
         ops->layernorm_backward(be, a->dresidual, DW(GPT2_LN2_W), DW(GPT2_LN2_B), a->dln, la->residual2,
                                 W(GPT2_LN2_W), la->ln2_mean, la->ln2_rstd, N, C, LM_GRAD_ADD, grads_store);
 

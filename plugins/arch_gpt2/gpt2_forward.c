@@ -24,8 +24,16 @@ size_t gpt2_carve_acts(model_base *b, float *base, int B, int T) {
     a->x0 = model_arena_take(&cv, N * C);
     /* Buffers all layers share under `recompute` (gpt2.h). */
     const int share = b->device.recompute >= MODEL_RECOMPUTE_ACTIVATIONS;
+    const int bf16 = b->activations_bf16;
     float *ln = share ? model_arena_take(&cv, N * C) : NULL;
-    float *fch_gelu = share ? model_arena_take(&cv, N * H) : NULL;
+    float *fch_gelu = share && !bf16 ? model_arena_take(&cv, N * H) : NULL;
+    /* With bf16 activations ln_2's fp32 output is c_fc's input only until
+     * it is rounded (backward reads ln2_bf16): one scratch for all layers,
+     * `ln` itself under recompute. */
+    const int share_ln2 = share || bf16;
+    float *ln2 = share ? ln : bf16 ? model_arena_take(&cv, N * C) : NULL;
+    uint16_t *ln2_bf16 = share && bf16 ? model_arena_take_bf16(&cv, N * C) : NULL;
+    uint16_t *fch_gelu_bf16 = share && bf16 ? model_arena_take_bf16(&cv, N * H) : NULL;
     const model_arena_probs probs = model_attention_carve(b, &cv, c->attn_pdrop > 0.0, B, T);
     a->layers = b->layer_acts;
     for (int l = 0; l < c->n_layer; l++) {
@@ -37,11 +45,19 @@ size_t gpt2_carve_acts(model_base *b, float *base, int B, int T) {
         la->atty = model_arena_take(&cv, N * C);
         model_arena_probs_layer(&cv, &probs, &la->preatt, &la->att);
         la->residual2 = model_arena_take(&cv, N * C);
-        la->ln2 = model_arena_take_or_share(&cv, share, ln, N * C);
+        la->ln2 = model_arena_take_or_share(&cv, share_ln2, ln2, N * C);
         la->ln2_mean = model_arena_take(&cv, N);
         la->ln2_rstd = model_arena_take(&cv, N);
-        la->fch = model_arena_take(&cv, N * H);
-        la->fch_gelu = model_arena_take_or_share(&cv, share, fch_gelu, N * H);
+        if (bf16) {
+            la->fch = la->fch_gelu = NULL;
+            la->ln2_bf16 = model_arena_take_or_share_bf16(&cv, share, ln2_bf16, N * C);
+            la->fch_bf16 = model_arena_take_bf16(&cv, N * H);
+            la->fch_gelu_bf16 = model_arena_take_or_share_bf16(&cv, share, fch_gelu_bf16, N * H);
+        } else {
+            la->fch = model_arena_take(&cv, N * H);
+            la->fch_gelu = model_arena_take_or_share(&cv, share, fch_gelu, N * H);
+            la->ln2_bf16 = la->fch_bf16 = la->fch_gelu_bf16 = NULL;
+        }
         la->residual3 = model_arena_take(&cv, N * C);
     }
     a->proj = model_arena_take(&cv, N * C);
@@ -57,7 +73,9 @@ size_t gpt2_carve_acts(model_base *b, float *base, int B, int T) {
     a->dln = model_arena_take(&cv, N * C);
     a->datty = model_arena_take(&cv, N * C);
     a->dqkv = model_arena_take(&cv, N * 3 * C);
-    a->dfch = model_arena_take(&cv, N * H);
+    a->dfch = bf16 ? NULL : model_arena_take(&cv, N * H);
+    a->dbranch_bf16 = bf16 ? model_arena_take_bf16(&cv, N * C) : NULL;
+    a->dfch_bf16 = bf16 ? model_arena_take_bf16(&cv, N * H) : NULL;
     a->datt_scratch = model_arena_take(&cv, probs.scratch_size);
     a->labels = b->extra_batch_ints;
     b->logits = a->logits;
@@ -119,14 +137,19 @@ lm_status gpt2_forward(model_base *b, const lm_batch *batch, lm_step_state *stat
         /* c_fc and its GELU in one op (on a GPU, the GELU in the GEMM's
          * epilogue).  Under recompute, backward rebuilds fch_gelu with
          * gelu_forward: the forward uses the same op, so both agree. */
-        if (recompute) {
-            ops->matmul_forward(be, la->fch, la->ln2, W(GPT2_FC_W), W(GPT2_FC_B), N, C, H, LM_W_IN_OUT);
-            ops->gelu_forward(be, la->fch_gelu, la->fch, (size_t)N * (size_t)H, 1);
+        if (b->activations_bf16) {
+            gpt2_mlp_forward_bf16(m, la, l, N); /* the same block on bf16 storage (gpt2_mlp_bf16.c) */
         } else {
-            ops->matmul_gelu_forward(be, la->fch_gelu, la->fch, la->ln2, W(GPT2_FC_W), W(GPT2_FC_B), N, C, H,
-                                     LM_W_IN_OUT);
+            if (recompute) {
+                ops->matmul_forward(be, la->fch, la->ln2, W(GPT2_FC_W), W(GPT2_FC_B), N, C, H, LM_W_IN_OUT);
+                ops->gelu_forward(be, la->fch_gelu, la->fch, (size_t)N * (size_t)H, 1);
+            } else {
+                ops->matmul_gelu_forward(be, la->fch_gelu, la->fch, la->ln2, W(GPT2_FC_W), W(GPT2_FC_B), N, C, H,
+                                         LM_W_IN_OUT);
+            }
+            ops->matmul_forward(be, a->proj, la->fch_gelu, W(GPT2_FCPROJ_W), W(GPT2_FCPROJ_B), N, H, C,
+                                LM_W_IN_OUT);
         }
-        ops->matmul_forward(be, a->proj, la->fch_gelu, W(GPT2_FCPROJ_W), W(GPT2_FCPROJ_B), N, H, C, LM_W_IN_OUT);
         /* residual3 = residual2 + dropout(proj); then the next LayerNorm. */
         const int last = l + 1 == L;
         gpt2_layer_acts *next = last ? NULL : &a->layers[l + 1];

@@ -98,6 +98,9 @@ function M.common_options(name)
         .. "tiles (auto: 128 on CUDA, 1 on the CPU; saved files keep the real vocab_size)", {section = device_section}),
     opt("logits_dtype", "auto", "the classifier's logits in bf16 (half their memory) or fp32 (auto: bf16 on CUDA with "
         .. "precision=bf16)", {section = device_section, choices = {"auto", "fp32", "bf16"}}),
+    opt("activation_dtype", "auto", "the activations stored for backward in bf16 (today the feed-forward block's: "
+        .. "half their memory) or fp32 (auto: bf16 on CUDA with precision=bf16)",
+        {section = device_section, choices = {"auto", "fp32", "bf16"}}),
 
     opt("logging_steps", 50, "log the training loss every N steps", {section = eval_section, min = 1,
         aliases = {"log_every"}}),
@@ -399,7 +402,8 @@ function M.run(spec)
                                   recompute = arch_settings.recompute,
                                   attn_implementation = arch_settings.attn_implementation,
                                   pad_vocab_to_multiple_of = arch_settings.pad_vocab_to_multiple_of,
-                                  logits_dtype = arch_settings.logits_dtype})
+                                  logits_dtype = arch_settings.logits_dtype,
+                                  activation_dtype = arch_settings.activation_dtype})
     or lm.architecture(arch_name, arch_settings)
   if cfg.init_from == "" then model:init(cfg.seed) end
   local info = model:info()

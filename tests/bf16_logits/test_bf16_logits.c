@@ -11,7 +11,7 @@
  *
  *   TOL_LOSS   the loss, relative (forward, and forward_train's fused op);
  *   TOL_GRADS  every parameter gradient, relative to the largest gradient
- *              over all tensors (compare_tensors);
+ *              over all tensors (lm_test_compare_tensors);
  *   TOL_LOGITS logits(), relative to the largest |logit| (and each value a
  *              bf16 value exactly: widened, not recomputed);
  *   TOL_TRAIN  20 AdamW steps from the same weights on the same batches:
@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "bf16.h"
+#include "bf16_compare.h"
 #include "cuda_probe.h"
 #include "lmcore/lmcore.h"
 #include "lmcore/safetensors.h"
@@ -69,47 +70,6 @@ static lm_status try_create(const char *arch, const char *logits_dtype, const ch
 
 static void *create(const char *arch, const char *logits_dtype, const char *const *extra) {
     return lm_test_small_model_create(arch, BF16_TEST_DEVICE, "logits_dtype", logits_dtype, extra);
-}
-
-/* ---- comparisons ---- */
-
-static double relative(double a, double b) { return fabs(a - b) / fmax(fabs(b), 1e-30); }
-
-/* Every tensor of a (bf16 model) against b (fp32 model): within tol of the
- * largest |b| over all tensors.  Returns the worst. */
-static double compare_tensors(const lm_param_set *set, const float *a, const float *b, double tol, const char *what) {
-    double largest = 0.0, worst = 0.0;
-    for (size_t i = 0; i < set->n_descs; i++)
-        for (size_t j = 0; j < lm_test_desc_numel(&set->descs[i]); j++)
-            largest = fmax(largest, fabs((double)b[set->descs[i].offset + j]));
-    ck_assert_msg(largest > 0.0, "%s: all zero", what);
-    for (size_t i = 0; i < set->n_descs; i++) {
-        const lm_param_desc *d = &set->descs[i];
-        for (size_t j = 0; j < lm_test_desc_numel(d); j++) {
-            const double e = fabs((double)a[d->offset + j] - (double)b[d->offset + j]) / largest;
-            ck_assert_msg(e <= tol, "%s: %s[%zu] = %.9g, fp32 %.9g (%.3g of the largest, tolerance %g)", what,
-                          d->name, j, (double)a[d->offset + j], (double)b[d->offset + j], e, tol);
-            if (e > worst) worst = e;
-        }
-    }
-    return worst;
-}
-
-/* The model's params_copy is its parameters rounded, every element (the
- * padding and gaps too: the copy is of the whole flat buffer). */
-static void assert_copy_is_rounded(const lm_architecture_vtable *vt, void *model, const char *what) {
-    lm_param_set set = lm_test_params(vt, model);
-    ck_assert_ptr_nonnull(set.params_copy);
-    ck_assert_int_eq(set.copy_dtype, LM_BF16);
-    float *params = lm_test_read_params(vt, model);
-    uint16_t *copy = malloc(set.n_params * sizeof *copy);
-    ck_assert_ptr_nonnull(copy);
-    ck_assert_int_eq(set.device->ops->download(set.device, copy, set.params_copy, set.n_params * sizeof *copy), LM_OK);
-    for (size_t j = 0; j < set.n_params; j++)
-        ck_assert_msg(copy[j] == lm_bf16_from_float(params[j]), "%s: copy[%zu] = 0x%04x, params %.9g rounds to 0x%04x",
-                      what, j, copy[j], (double)params[j], lm_bf16_from_float(params[j]));
-    free(copy);
-    lm_free(params);
 }
 
 /* ---- tests ---- */
@@ -169,7 +129,7 @@ START_TEST(loss_and_gradients_match_fp32) {
         ck_assert_int_eq(vt->init_weights(models[m], 77), LM_OK);
         states[m] = lm_test_state_new(vt, models[m], 3, 0);
     }
-    assert_copy_is_rounded(vt, models[1], "after init");
+    lm_test_assert_copy_is_rounded(vt, models[1], "after init");
     for (int fused = 0; fused < 2; fused++) {
         lm_test_small_batch batch;
         lm_test_small_batch_make(&batch, !is_bert, 40 + (uint64_t)fused, LM_TEST_SMALL_IDS_RANDOM);
@@ -186,13 +146,13 @@ START_TEST(loss_and_gradients_match_fp32) {
             }
             ck_assert_msg(vt->backward(models[m], 1.0f, 0) == LM_OK, "%s", lm_error_message());
         }
-        const double loss_err = relative(loss[1], loss[0]);
+        const double loss_err = lm_test_relative(loss[1], loss[0]);
         ck_assert_msg(isfinite(loss[1]) && loss_err <= TOL_LOSS, "%s fused %d: loss %.9g bf16, %.9g fp32", arch, fused,
                       (double)loss[1], (double)loss[0]);
         if (loss_err > worst_loss) worst_loss = loss_err;
         float *g0 = lm_test_read_grads(vt, models[0]), *g1 = lm_test_read_grads(vt, models[1]);
         lm_param_set set = lm_test_params(vt, models[1]);
-        const double err = compare_tensors(&set, g1, g0, TOL_GRADS, "gradients");
+        const double err = lm_test_compare_tensors(&set, g1, g0, TOL_GRADS, "gradients");
         if (err > worst_grads) worst_grads = err;
         /* The padding rows of the tied head's gradient stay exactly 0 (dlogits is 0 there). */
         const lm_param_desc *d = lm_test_find_desc(vt, models[1], lm_test_small_wte_names[_i % 2]);
@@ -277,11 +237,11 @@ START_TEST(training_tracks_fp32) {
             lm_test_adamw_step(vt, models[m], optimizers[m], states[m], 3e-3, 1.0f, NULL);
             if (step == 0) first[m] = loss[m];
         }
-        const double err = relative(loss[1], loss[0]);
+        const double err = lm_test_relative(loss[1], loss[0]);
         ck_assert_msg(isfinite(loss[1]) && err <= TOL_TRAIN, "%s step %d: loss %.9g bf16, %.9g fp32", arch, step,
                       (double)loss[1], (double)loss[0]);
         if (err > worst_train) worst_train = err;
-        assert_copy_is_rounded(vt, models[1], "after an optimizer step");
+        lm_test_assert_copy_is_rounded(vt, models[1], "after an optimizer step");
     }
     ck_assert_msg(loss[1] < first[1] && loss[0] < first[0], "%s: the loss did not fall (%g -> %g)", arch,
                   (double)first[1], (double)loss[1]);
@@ -331,7 +291,7 @@ START_TEST(saving_and_loading_rebuild_the_copy) {
     void *target = create(arch, "bf16", NULL); /* its own weights: zeros until loaded */
     ck_assert_int_eq(vt->init_weights(target, 99), LM_OK);
     ck_assert_msg(lm_model_load_weights(&plugin, target, paths[1]) == LM_OK, "%s", lm_error_message());
-    assert_copy_is_rounded(vt, target, "after loading");
+    lm_test_assert_copy_is_rounded(vt, target, "after loading");
     /* The same logits as the model it was saved from. */
     static float logits[2][N * V];
     lm_test_small_batch batch;
@@ -351,7 +311,7 @@ START_TEST(saving_and_loading_rebuild_the_copy) {
     for (size_t j = 0; j < set.n_params; j++) params[j] = params[j] * 0.5f + 1e-3f;
     lm_test_write_params(vt, target, params);
     ck_assert_int_eq(vt->params_written(target), LM_OK);
-    assert_copy_is_rounded(vt, target, "after params_written");
+    lm_test_assert_copy_is_rounded(vt, target, "after params_written");
     lm_free(params);
 
     for (int m = 0; m < 2; m++) {

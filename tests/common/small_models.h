@@ -15,6 +15,7 @@
 
 #include "lmcore/lmcore.h"
 #include "model_steps.h"
+#include "registry.h" /* lm_plugin */
 
 /* The models' shape: V tokens (not a multiple of 128, so padding changes
  * it), batches of B rows of T tokens.  Must match the settings below. */

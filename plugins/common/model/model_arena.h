@@ -13,6 +13,7 @@
 #define LM_PLUGIN_MODEL_ARENA_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "model_device.h"
 
@@ -31,11 +32,24 @@ static inline float *model_arena_take(model_arena *a, size_t n) {
     return p;
 }
 
+/* Floats holding n bf16 values (uint16_t): the arena counts floats. */
+static inline size_t model_arena_floats_for_bf16(size_t n) { return (n + 1) / 2; }
+
+/* The next n bf16 values (NULL while counting). */
+static inline uint16_t *model_arena_take_bf16(model_arena *a, size_t n) {
+    return (uint16_t *)(void *)model_arena_take(a, model_arena_floats_for_bf16(n));
+}
+
 /* A per-layer buffer of n floats: `shared` (taken once by the caller) when
  * every layer shares one, else its own.  `share` decides, not whether
  * `shared` is NULL: while counting, every taken pointer is NULL. */
 static inline float *model_arena_take_or_share(model_arena *a, int share, float *shared, size_t n) {
     return share ? shared : model_arena_take(a, n);
+}
+
+/* model_arena_take_or_share for n bf16 values. */
+static inline uint16_t *model_arena_take_or_share_bf16(model_arena *a, int share, uint16_t *shared, size_t n) {
+    return share ? shared : model_arena_take_bf16(a, n);
 }
 
 /* The attention probabilities in a carve: for every layer [B,NH,T,T]

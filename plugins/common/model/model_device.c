@@ -69,6 +69,11 @@ int model_device_logits_bf16(const model_device *d, const lm_backend *be) {
     return be->device.type == LM_DEVICE_CUDA && be->precision == LM_PRECISION_BF16;
 }
 
+int model_device_activations_bf16(const model_device *d, const lm_backend *be) {
+    if (d->activation_dtype != MODEL_ACTIVATIONS_AUTO) return d->activation_dtype == MODEL_ACTIVATIONS_BF16;
+    return be->device.type == LM_DEVICE_CUDA && be->precision == LM_PRECISION_BF16;
+}
+
 void model_device_read(model_device *d, lm_config *cfg) {
     memset(d, 0, sizeof *d);
     d->device_given = lm_config_string(cfg, "device", "auto");
@@ -79,6 +84,7 @@ void model_device_read(model_device *d, lm_config *cfg) {
     d->recompute_given = lm_config_string(cfg, "recompute", "none");
     d->attention_given = lm_config_string(cfg, "attn_implementation", "auto");
     d->logits_dtype_given = lm_config_string(cfg, "logits_dtype", "auto");
+    d->activation_dtype_given = lm_config_string(cfg, "activation_dtype", "auto");
     read_pad_vocab(d, cfg);
 }
 
@@ -118,11 +124,21 @@ lm_status model_device_check(model_device *d, const char *arch) {
         return lm_error_set(LM_ERR_INVALID, "architecture '%s': logits_dtype '%.40s' is unknown: use auto (bf16 on "
                                             "CUDA with precision=bf16, else fp32), fp32 or bf16 (the classifier's "
                                             "logits stored in bfloat16: half their memory)", arch, logits_dtype);
+    const char *activation_dtype = d->activation_dtype_given ? d->activation_dtype_given : "auto";
+    if (strcmp(activation_dtype, "auto") == 0) d->activation_dtype = MODEL_ACTIVATIONS_AUTO;
+    else if (strcmp(activation_dtype, "fp32") == 0) d->activation_dtype = MODEL_ACTIVATIONS_FP32;
+    else if (strcmp(activation_dtype, "bf16") == 0) d->activation_dtype = MODEL_ACTIVATIONS_BF16;
+    else
+        return lm_error_set(LM_ERR_INVALID, "architecture '%s': activation_dtype '%.40s' is unknown: use auto (bf16 "
+                                            "on CUDA with precision=bf16, else fp32), fp32 or bf16 (the activations "
+                                            "stored for backward in bfloat16 (today the feed-forward block's): half "
+                                            "their memory)", arch, activation_dtype);
     if (d->threads < 0 || d->threads > 4096)
         return lm_error_set(LM_ERR_INVALID, "architecture '%s': threads must be 0 (default) or a positive count, "
                                             "got %d", arch, d->threads);
     /* The strings belong to the config, which the plugin does not keep. */
-    d->device_given = d->precision_given = d->recompute_given = d->attention_given = d->logits_dtype_given = NULL;
+    d->device_given = d->precision_given = d->recompute_given = d->attention_given = d->logits_dtype_given =
+        d->activation_dtype_given = NULL;
     return LM_OK;
 }
 

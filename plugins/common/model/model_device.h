@@ -1,7 +1,8 @@
 /* Where and how an architecture plugin computes: the keys every
  * architecture takes besides its Hugging Face configuration (device,
  * precision, threads, profile_ops, recompute, attn_implementation,
- * pad_vocab_to_multiple_of, logits_dtype), and the backend they describe.
+ * pad_vocab_to_multiple_of, logits_dtype, activation_dtype), and the backend
+ * they describe.
  *
  * Reading is split in two because of lm_config's rules: keys must be read
  * before lm_config_validate (reading is what makes a key known), and their
@@ -61,6 +62,19 @@ typedef enum model_logits_dtype {
     MODEL_LOGITS_BF16 = 2  /* "bf16": also on the CPU, where its ops are references (how it is tested) */
 } model_logits_dtype;
 
+/* How the activations that backward reads are stored (the
+ * `activation_dtype` key): bf16 halves their bytes, the GEMMs around them
+ * then reading bf16 operands (the weights from the params_copy, as the
+ * bf16 head does).  Today it covers the feed-forward block (GPT-2's
+ * c_fc/GELU/c_proj, BERT's intermediate/output.dense: the [N, 4C]
+ * activations, the largest of a layer); later slices extend it to the rest
+ * (kernels/cuda/NOTES.md, "bf16 storage"). */
+typedef enum model_activation_dtype {
+    MODEL_ACTIVATIONS_AUTO = 0, /* "auto": bf16 on CUDA with precision=bf16, else fp32 (model_device_activations_bf16) */
+    MODEL_ACTIVATIONS_FP32 = 1, /* "fp32" */
+    MODEL_ACTIVATIONS_BF16 = 2  /* "bf16": also on the CPU, where its ops are references (how it is tested) */
+} model_activation_dtype;
+
 typedef struct model_device {
     char device[64];        /* "auto", "cpu", "cuda", "cuda:N" */
     lm_precision precision; /* fp32, tf32, bf16 (CUDA; the CPU computes in fp32) */
@@ -76,6 +90,8 @@ typedef struct model_device {
     char pad_vocab_given[48]; /* the value as given ("auto", "128", "0"...), until checked */
     model_logits_dtype logits_dtype;
     const char *logits_dtype_given; /* as read (owned by the config), until checked */
+    model_activation_dtype activation_dtype;
+    const char *activation_dtype_given; /* as read (owned by the config), until checked */
 } model_device;
 
 /* Reads the keys (call before lm_config_validate). */
@@ -89,6 +105,9 @@ int32_t model_device_vocab_rows(const model_device *d, const lm_backend *be, int
 /* Whether the logits are bf16: logits_dtype, auto resolved by the backend
  * (bf16 on CUDA with precision=bf16). */
 int model_device_logits_bf16(const model_device *d, const lm_backend *be);
+/* Whether the activations backward reads are stored in bf16 (today the
+ * feed-forward block's): activation_dtype, auto resolved as logits_dtype's. */
+int model_device_activations_bf16(const model_device *d, const lm_backend *be);
 /* Creates the backend (profiled when profile_ops); `label` names the model
  * in the profile ("GPT-2").  Errors are prefixed with the architecture. */
 lm_status model_device_create_backend(const model_device *d, const char *arch, const char *label, lm_backend **out);

@@ -17,22 +17,13 @@
 #include "model_arena.h"
 #include "model_plugin.h"
 
-/* Floats holding n bf16 values (the arena counts floats). */
-static size_t floats_for_bf16(size_t n) { return (n + 1) / 2; }
-
 size_t model_logits_floats(const model_base *m, size_t rows) {
     const size_t n = rows * (size_t)m->vocab_rows;
-    return m->logits_bf16 ? floats_for_bf16(n) : n;
+    return m->logits_bf16 ? model_arena_floats_for_bf16(n) : n;
 }
 
 size_t model_head_input_floats(const model_base *m, size_t rows) {
-    return m->logits_bf16 ? floats_for_bf16(rows * (size_t)m->width) : 0;
-}
-
-/* The tied weight in the copy the head reads: the BF16 copy holds every
- * tensor at its offset in the flat buffer (lm_param_set.params_copy). */
-static const uint16_t *bf16_weight(const model_base *m, int weight_index) {
-    return m->buffers.params_copy + m->table.descs[weight_index].offset;
+    return m->logits_bf16 ? model_arena_floats_for_bf16(rows * (size_t)m->width) : 0;
 }
 
 void model_head_forward(model_base *m, void *logits, const float *x, uint16_t *x_bf16, int weight_index,
@@ -45,7 +36,8 @@ void model_head_forward(model_base *m, void *logits, const float *x, uint16_t *x
         return;
     }
     be->ops->convert_to_bf16(be, x_bf16, x, (size_t)rows * (size_t)C);
-    be->ops->matmul_forward_bf16(be, logits, x_bf16, bf16_weight(m, weight_index), bias, rows, C, V, LM_W_OUT_IN);
+    be->ops->matmul_forward_bf16(be, logits, x_bf16, model_tensor_bf16(m, weight_index), bias, rows, C, V,
+                                 LM_W_OUT_IN);
 }
 
 void model_head_backward(model_base *m, float *dx, int weight_index, float *dbias, const void *dlogits,
@@ -58,8 +50,8 @@ void model_head_backward(model_base *m, float *dx, int weight_index, float *dbia
                                  rows, C, V, LM_W_OUT_IN, LM_GRAD_WRITE, grads);
         return;
     }
-    be->ops->matmul_backward_bf16(be, dx, dweight, dbias, dlogits, x_bf16, bf16_weight(m, weight_index), rows, C, V,
-                                  LM_W_OUT_IN, LM_GRAD_WRITE, grads);
+    be->ops->matmul_backward_bf16(be, dx, dweight, dbias, dlogits, x_bf16, model_tensor_bf16(m, weight_index), rows,
+                                  C, V, LM_W_OUT_IN, LM_GRAD_WRITE, grads);
 }
 
 /* One download of the whole bf16 rows, then each row's first vocab_size

@@ -163,7 +163,7 @@ lm_status model_buffers_ensure_params(model_buffers *b) {
     /* The copy first: params is what says both exist. */
     if (b->with_bf16_copy && !b->params_copy)
         LM_TRY(b->backend->ops->alloc(b->backend, (void **)&b->params_copy, b->n_params * sizeof(uint16_t),
-                                      "the BF16 copy of the model parameters (logits_dtype=bf16)"));
+                                      "the BF16 copy of the model parameters (logits_dtype or activation_dtype bf16)"));
     return b->backend->ops->alloc(b->backend, (void **)&b->params, b->n_params * sizeof(float), "model parameters");
 }
 

@@ -89,7 +89,8 @@ typedef struct model_buffers {
     float *params, *grads;
     /* The BF16 copy of the whole parameter buffer (lm_param_set.params_copy)
      * when the model asks for one (model_buffers_init's with_bf16_copy:
-     * logits_dtype=bf16, whose head reads its weight there: set
+     * logits_dtype=bf16 or activation_dtype=bf16, whose GEMMs read their
+     * weights there: set
      * with_bf16_copy after model_buffers_init), allocated with params; NULL
      * otherwise.  Rebuilt from params by
      * model_buffers_refresh_copy, and by the optimizer after each update. */

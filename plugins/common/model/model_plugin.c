@@ -48,6 +48,7 @@ lm_status model_create(const model_arch *arch, void **self, lm_config *cfg) {
     LM_CHECK(model_device_create_backend(&m->device, arch->name, arch->label, &m->backend));
     m->vocab_rows = model_device_vocab_rows(&m->device, m->backend, m->limits.vocab_size);
     m->logits_bf16 = model_device_logits_bf16(&m->device, m->backend);
+    m->activations_bf16 = model_device_activations_bf16(&m->device, m->backend);
     LM_CHECK(arch->declare_params(m));
     param_table_layout(&m->table);
     if (m->device.attention == MODEL_ATTENTION_SDPA && m->backend->device.type == LM_DEVICE_CUDA &&
@@ -60,7 +61,8 @@ lm_status model_create(const model_arch *arch, void **self, lm_config *cfg) {
         goto fail;
     }
     model_buffers_init(&m->buffers, m->backend, &m->table); /* allocated on first use */
-    m->buffers.with_bf16_copy = m->logits_bf16;             /* the head's weight in bf16 */
+    /* The bf16 GEMMs' weights: the head's (logits), the feed-forward block's (activations). */
+    m->buffers.with_bf16_copy = m->logits_bf16 || m->activations_bf16;
     snprintf(m->device_desc, sizeof m->device_desc, "%s", m->backend->ops->describe(m->backend));
     m->training = 1;
     *self = m;

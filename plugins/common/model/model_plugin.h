@@ -107,6 +107,11 @@ struct model_base {
      * reading the bf16 params_copy and a bf16 copy of their input
      * (model_head.c); 0: fp32, the head as it always was. */
     int logits_bf16;
+    /* activation_dtype resolved (model_device_activations_bf16): 1 when the
+     * activations backward reads are stored in bf16 (uint16_t), today the
+     * feed-forward block's (the architectures' forward and backward), its
+     * GEMMs reading the bf16 params_copy; 0: fp32, as they always were. */
+    int activations_bf16;
     int dropout_configured;    /* any dropout p > 0: forward in training mode needs a step state */
 
     lm_backend *backend;
@@ -214,6 +219,13 @@ lm_status model_upload_batch(void *self, const lm_batch *batch, uint64_t *signat
  * (m->buffers.params or .grads). */
 static inline float *model_tensor(const model_base *m, float *base, int index) {
     return base + m->table.descs[index].offset;
+}
+
+/* Tensor `index` in the BF16 params_copy (with_bf16_copy: logits_bf16 or
+ * activations_bf16), which holds every tensor at its offset in the flat
+ * buffer (lm_param_set.params_copy): the weights bf16 GEMMs read. */
+static inline const uint16_t *model_tensor_bf16(const model_base *m, int index) {
+    return m->buffers.params_copy + m->table.descs[index].offset;
 }
 
 /* Grows a backend buffer to at least `need` elements of element_size

@@ -1,4 +1,4 @@
--- expect: zero_stage=1 keeps fp32 weights only, but this model also keeps a lower-precision copy of them (the built-in models: logits_dtype=bf16, which auto picks on CUDA with precision=bf16): use logits_dtype=fp32, or zero_stage=0
+-- expect: zero_stage=1 keeps fp32 weights only, but this model also keeps a lower-precision copy of them (the built-in models: logits_dtype=bf16 or activation_dtype=bf16, which auto picks on CUDA with precision=bf16): use logits_dtype=fp32 activation_dtype=fp32, or zero_stage=0
 local ds <close> = lm.dataset("wikitext", {path = args.data})
 local tok <close> = lm.tokenizer("bpe", {vocab_size = 300})
 tok:train(ds, "validation")

@@ -1,0 +1,3 @@
+-- expect: activation_dtype
+-- run: {exe} run scripts/bert_mlm.lua preset=tiny data={data} train_split=test max_steps=1 activation_dtype=half output_dir={tmp}/run cache_dir={tmp}/cache
+-- absent: {tmp}/run

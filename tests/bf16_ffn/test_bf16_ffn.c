@@ -1,0 +1,495 @@
+/* GPT-2 and BERT with activation_dtype=bf16 against the same models in
+ * fp32 (forced on the CPU, where auto keeps fp32): the feed-forward block's
+ * stored activations (c_fc's / intermediate.dense's input, output and GELU)
+ * in bf16, its GEMMs on the model's BF16 params_copy (plugins/arch_gpt2/
+ * gpt2_mlp_bf16.c, plugins/arch_bert/bert_ffn_bf16.c).
+ *
+ * bf16 is not fp32 (a relative rounding of up to 2^-9 on every stored
+ * value, and on the weights the block reads), so the numbers are compared
+ * within tolerances measured here and stated below, with logits fp32 and
+ * with logits bf16 too (both settings together), against the model with
+ * everything fp32.  The worst values seen are printed; measured on the CPU
+ * (GPT-2 and BERT, either logits dtype; the bounds about 2.5x that):
+ *
+ *   TOL_LOSS         the loss, relative (forward, and forward_train's fused
+ *                    op): measured 4.3e-5, bound 1e-4;
+ *   TOL_GRADS        every parameter gradient, relative to the largest
+ *                    gradient over all tensors: measured 3.8e-3, bound 1e-2;
+ *   TOL_TENSOR_GRADS the feed-forward block's gradients, each relative to
+ *                    its tensor's largest (compare_ffn_tensors): measured
+ *                    5.5e-3, bound 1.5e-2;
+ *   TOL_TRAIN        20 AdamW steps from the same weights on the same
+ *                    batches: the bf16 run's loss at every step, relative
+ *                    to fp32's: measured 1.2e-4, bound 5e-4.
+ *
+ * What must be exact is checked exactly: BERT under recompute=activations
+ * (and =attention) trains with bf16 activations to the bits of the run
+ * without (backward rebuilds inter_gelu with the forward's op); GPT-2's
+ * recompute cases agree with each other to the bit and with the kept path
+ * within a stated bound (gpt2_recompute_agrees says why not to the bit);
+ * the params_copy is the parameters rounded after every step; the
+ * activation arena shrinks by exactly the bytes the bf16 buffers save (the
+ * model's own accounting, the arena's size, for the small models here; for
+ * GPT-2 124M at 8 x 128 with LMCORE_TEST_REPORT_124M=1, which allocates up
+ * to 1 GB per model and is not run by default); activation_dtype is refused
+ * by name when unknown.  test_bf16_ffn_resume and test_bf16_ffn_ddp
+ * (CMakeLists.txt) check a checkpoint resume and data parallel through
+ * the CLI.
+ *
+ * The same source builds test_bf16_ffn_cuda (label gpu): the models on the
+ * CUDA backend (precision fp32; the block's GEMMs cuBLASLt's CUDA_R_16BF),
+ * against fp32 on the GPU, within the same tolerances; it exits 77 without
+ * a GPU.  Never run yet (no GPU; kernels/cuda/NOTES.md, "bf16 storage"). */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bf16_compare.h"
+#include "cuda_probe.h"
+#include "lmcore/lmcore.h"
+#include "model_plugin.h" /* model_base.act_capacity: the arena's size, the model's own accounting */
+#include "model_steps.h"
+#include "small_models.h"
+#include "test_main.h"
+
+#ifndef FFN_TEST_DEVICE
+#define FFN_TEST_DEVICE "cpu"
+#endif
+
+enum { N = LM_TEST_SMALL_N, TRAIN_STEPS = 20 };
+
+#define TOL_LOSS 1e-4
+#define TOL_GRADS 1e-2
+#define TOL_TENSOR_GRADS 1.5e-2
+#define TOL_TRAIN 5e-4
+static double worst_loss, worst_grads, worst_train;
+
+/* _i / 2 of the comparison tests: the logits' dtype beside bf16 activations. */
+static const char *const logits_settings[] = {"logits_dtype=fp32", "logits_dtype=bf16"};
+
+/* A small model (tests/common/small_models.h) on the CPU with
+ * `activation_dtype` (NULL: the key not given) and `extra` settings. */
+static void *create(const char *arch, const char *activation_dtype, const char *const *extra) {
+    return lm_test_small_model_create(arch, FFN_TEST_DEVICE, "activation_dtype", activation_dtype, extra);
+}
+
+/* Whether a tensor is the feed-forward block's (GPT-2's mlp.*, BERT's
+ * intermediate.dense and output.dense, not attention.output.dense). */
+static int is_ffn_tensor(const char *name) {
+    return strstr(name, ".mlp.") || strstr(name, ".intermediate.dense.") ||
+           (strstr(name, ".output.dense.") && !strstr(name, ".attention."));
+}
+
+/* The feed-forward block's tensors of a (bf16) against b (fp32), each
+ * within tol of its own largest |b|: the block's gradients are small beside
+ * the head's at initialisation (BERT's by 50x), so lm_test_compare_tensors
+ * (the largest over all tensors) alone would not see them go wrong.  (Not
+ * every tensor: some gradients are 0 but for rounding noise, the attention
+ * key's bias.)  Returns the worst. */
+static double compare_ffn_tensors(const lm_param_set *set, const float *a, const float *b, double tol,
+                                  const char *what) {
+    double worst = 0.0;
+    int seen = 0;
+    for (size_t i = 0; i < set->n_descs; i++) {
+        const lm_param_desc *d = &set->descs[i];
+        if (!is_ffn_tensor(d->name)) continue;
+        seen++;
+        const size_t n = lm_test_desc_numel(d);
+        double largest = 0.0;
+        for (size_t j = 0; j < n; j++) largest = fmax(largest, fabs((double)b[d->offset + j]));
+        ck_assert_msg(largest > 0.0, "%s: %s all zero", what, d->name);
+        for (size_t j = 0; j < n; j++) {
+            const double e = fabs((double)a[d->offset + j] - (double)b[d->offset + j]) / largest;
+            ck_assert_msg(e <= tol, "%s: %s[%zu] = %.9g, fp32 %.9g (%.3g of the tensor's largest, tolerance %g)",
+                          what, d->name, j, (double)a[d->offset + j], (double)b[d->offset + j], e, tol);
+            worst = fmax(worst, e);
+        }
+    }
+    ck_assert_int_eq(seen, 8); /* 2 layers x 2 GEMMs x weight and bias */
+    return worst;
+}
+
+/* ---- the setting ---- */
+
+START_TEST(setting) {
+    const char *arch = lm_test_small_archs[_i];
+    const lm_architecture_vtable *vt = lm_test_arch_vtable(arch);
+    /* Unset (auto) and fp32: no copy on the CPU; bf16: a BF16 copy of the
+     * whole flat buffer (the block's GEMMs read their weights there), with
+     * fp32 logits too. */
+    const char *const values[] = {NULL, "auto", "fp32", "bf16"};
+    const char *const fp32_logits[] = {"logits_dtype=fp32", NULL};
+    for (int k = 0; k < 4; k++) {
+        void *model = create(arch, values[k], fp32_logits);
+        lm_param_set set = lm_test_params(vt, model);
+        ck_assert_int_eq(set.params_copy != NULL, k == 3);
+        ck_assert_int_eq(set.copy_dtype, set.params_copy ? LM_BF16 : LM_F32);
+        ck_assert_int_eq(((model_base *)model)->activations_bf16, k == 3);
+        vt->destroy(model);
+    }
+    /* An unknown value: one error naming the key and the values. */
+    void *model = NULL;
+    ck_assert_int_eq(lm_test_small_model_try_create(arch, FFN_TEST_DEVICE, "activation_dtype", "fp16", NULL, &model),
+                     LM_ERR_INVALID);
+    ck_assert_ptr_null(model);
+    const char *msg = lm_error_message();
+    ck_assert_msg(strstr(msg, "activation_dtype 'fp16'") && strstr(msg, "auto") && strstr(msg, "fp32") &&
+                      strstr(msg, "bf16") && strstr(msg, "feed-forward") && !strchr(msg, '\n'),
+                  "%s", msg);
+    /* auto follows the device: bf16 on CUDA with precision=bf16; the CPU
+     * computes in fp32 whatever the precision. */
+    const char *const bf16_precision[] = {"precision=bf16", NULL};
+    model = create(arch, NULL, bf16_precision);
+#ifdef FFN_TEST_CUDA
+    ck_assert_int_eq(((model_base *)model)->activations_bf16, 1);
+#else
+    ck_assert_int_eq(((model_base *)model)->activations_bf16, 0);
+#endif
+    vt->destroy(model);
+}
+END_TEST
+
+/* ---- against fp32 ---- */
+
+/* The loss of forward then backward, and of forward_train (the fused op),
+ * and every gradient: bf16 activations (_i / 2: logits fp32 or bf16)
+ * against all fp32, from the same weights, with dropout (the small
+ * models' default 0.1: the same masks, drawn from the same key). */
+START_TEST(loss_and_gradients_match_fp32) {
+    const char *arch = lm_test_small_archs[_i % 2];
+    const int is_bert = _i % 2 == 1;
+    const char *const fp32[] = {"logits_dtype=fp32", NULL};
+    const char *const bf16[] = {logits_settings[_i / 2], NULL};
+    const lm_architecture_vtable *vt = lm_test_arch_vtable(arch);
+    void *models[2] = {create(arch, "fp32", fp32), create(arch, "bf16", bf16)};
+    lm_step_state *states[2];
+    for (int m = 0; m < 2; m++) {
+        ck_assert_int_eq(vt->init_weights(models[m], 77), LM_OK);
+        states[m] = lm_test_state_new(vt, models[m], 3, 0);
+    }
+    lm_test_assert_copy_is_rounded(vt, models[1], "after init");
+    double worst_l = 0.0, worst_g = 0.0, worst_t = 0.0;
+    for (int fused = 0; fused < 2; fused++) {
+        lm_test_small_batch batch;
+        lm_test_small_batch_make(&batch, !is_bert, 40 + (uint64_t)fused, LM_TEST_SMALL_IDS_RANDOM);
+        float loss[2];
+        for (int m = 0; m < 2; m++) {
+            lm_test_state_key(vt, models[m], states[m], 3, (uint64_t)fused);
+            if (fused) {
+                ck_assert_msg(vt->forward_train(models[m], &batch.batch, states[m], 1.0f) == LM_OK, "%s",
+                              lm_error_message());
+                loss[m] = lm_test_state_read(vt, models[m], states[m]).loss;
+            } else {
+                ck_assert_msg(lm_test_forward(vt, models[m], &batch.batch, states[m], &loss[m]) == LM_OK, "%s",
+                              lm_error_message());
+            }
+            ck_assert_msg(vt->backward(models[m], 1.0f, 0) == LM_OK, "%s", lm_error_message());
+        }
+        const double loss_err = lm_test_relative(loss[1], loss[0]);
+        ck_assert_msg(isfinite(loss[1]) && loss_err <= TOL_LOSS, "%s %s fused %d: loss %.9g bf16, %.9g fp32", arch,
+                      logits_settings[_i / 2], fused, (double)loss[1], (double)loss[0]);
+        worst_l = fmax(worst_l, loss_err);
+        float *g0 = lm_test_read_grads(vt, models[0]), *g1 = lm_test_read_grads(vt, models[1]);
+        lm_param_set set = lm_test_params(vt, models[1]);
+        worst_g = fmax(worst_g, lm_test_compare_tensors(&set, g1, g0, TOL_GRADS, "gradients"));
+        worst_t = fmax(worst_t, compare_ffn_tensors(&set, g1, g0, TOL_TENSOR_GRADS, "gradients, per tensor"));
+        lm_free(g0);
+        lm_free(g1);
+    }
+    printf("%s activation_dtype=bf16 %s: loss within %.3g (relative), gradients within %.3g of the largest, %.3g of "
+           "each tensor's largest\n",
+           arch, logits_settings[_i / 2], worst_l, worst_g, worst_t);
+    worst_loss = fmax(worst_loss, worst_l);
+    worst_grads = fmax(worst_grads, worst_g);
+    for (int m = 0; m < 2; m++) {
+        lm_test_state_free(vt, models[m], states[m]);
+        vt->destroy(models[m]);
+    }
+}
+END_TEST
+
+/* BERT's tanh GELU (hidden_act=gelu_new) takes the other branch of
+ * gelu_forward_bf16 / gelu_backward_bf16: the same comparison. */
+START_TEST(bert_tanh_gelu_matches_fp32) {
+    const lm_architecture_vtable *vt = lm_test_arch_vtable("bert");
+    const char *const fp32[] = {"hidden_act=gelu_new", NULL};
+    void *models[2] = {create("bert", "fp32", fp32), create("bert", "bf16", fp32)};
+    lm_test_small_batch batch;
+    lm_test_small_batch_make(&batch, 0, 41, LM_TEST_SMALL_IDS_RANDOM);
+    float loss[2];
+    for (int m = 0; m < 2; m++) {
+        ck_assert_int_eq(vt->init_weights(models[m], 78), LM_OK);
+        lm_step_state *state = lm_test_state_new(vt, models[m], 3, 0);
+        ck_assert_msg(lm_test_forward(vt, models[m], &batch.batch, state, &loss[m]) == LM_OK, "%s",
+                      lm_error_message());
+        ck_assert_msg(vt->backward(models[m], 1.0f, 0) == LM_OK, "%s", lm_error_message());
+        lm_test_state_free(vt, models[m], state);
+    }
+    const double loss_err = lm_test_relative(loss[1], loss[0]);
+    ck_assert_msg(loss_err <= TOL_LOSS, "bert gelu_new: loss %.9g bf16, %.9g fp32", (double)loss[1], (double)loss[0]);
+    float *g0 = lm_test_read_grads(vt, models[0]), *g1 = lm_test_read_grads(vt, models[1]);
+    lm_param_set set = lm_test_params(vt, models[1]);
+    const double err = lm_test_compare_tensors(&set, g1, g0, TOL_GRADS, "gradients (gelu_new)");
+    const double err_ffn = compare_ffn_tensors(&set, g1, g0, TOL_TENSOR_GRADS, "gradients (gelu_new), per tensor");
+    printf("bert hidden_act=gelu_new activation_dtype=bf16: loss within %.3g, gradients within %.3g of the largest, "
+           "%.3g of each tensor's largest\n",
+           loss_err, err, err_ffn);
+    lm_free(g0);
+    lm_free(g1);
+    for (int m = 0; m < 2; m++) vt->destroy(models[m]);
+}
+END_TEST
+
+/* 20 AdamW steps, all fp32 and bf16 activations (_i / 2: logits fp32 or
+ * bf16) from the same weights on the same batches (the step's usual path:
+ * forward_train, backward, clip, update): the losses track, the loss
+ * falls, and after every step the copy the optimizer rewrote is the new
+ * parameters rounded (the block's GEMMs read the updated weights). */
+START_TEST(training_tracks_fp32) {
+    const char *arch = lm_test_small_archs[_i % 2];
+    const int is_bert = _i % 2 == 1;
+    const char *const fp32[] = {"logits_dtype=fp32", NULL};
+    const char *const bf16[] = {logits_settings[_i / 2], NULL};
+    const lm_architecture_vtable *vt = lm_test_arch_vtable(arch);
+    void *models[2] = {create(arch, "fp32", fp32), create(arch, "bf16", bf16)};
+    void *optimizers[2];
+    lm_step_state *states[2];
+    for (int m = 0; m < 2; m++) {
+        ck_assert_int_eq(vt->init_weights(models[m], 2024), LM_OK);
+        optimizers[m] = lm_test_adamw_bind(models[m], vt);
+        states[m] = lm_test_state_new(vt, models[m], 8, 0);
+    }
+    float first[2] = {0, 0}, loss[2];
+    double worst = 0.0;
+    for (int step = 0; step < TRAIN_STEPS; step++) {
+        lm_test_small_batch batch;
+        /* four batches, revisited: the loss falls */
+        lm_test_small_batch_make(&batch, !is_bert, 500 + (uint64_t)(step % 4), LM_TEST_SMALL_IDS_RANDOM);
+        for (int m = 0; m < 2; m++) {
+            lm_test_state_key(vt, models[m], states[m], 8, (uint64_t)step);
+            ck_assert_msg(vt->forward_train(models[m], &batch.batch, states[m], 1.0f) == LM_OK, "%s",
+                          lm_error_message());
+            loss[m] = lm_test_state_read(vt, models[m], states[m]).loss;
+            ck_assert_msg(vt->backward(models[m], 1.0f, 0) == LM_OK, "%s", lm_error_message());
+            lm_test_adamw_step(vt, models[m], optimizers[m], states[m], 3e-3, 1.0f, NULL);
+            if (step == 0) first[m] = loss[m];
+        }
+        const double err = lm_test_relative(loss[1], loss[0]);
+        ck_assert_msg(isfinite(loss[1]) && err <= TOL_TRAIN, "%s %s step %d: loss %.9g bf16, %.9g fp32", arch,
+                      logits_settings[_i / 2], step, (double)loss[1], (double)loss[0]);
+        worst = fmax(worst, err);
+        lm_test_assert_copy_is_rounded(vt, models[1], "after an optimizer step");
+    }
+    ck_assert_msg(loss[1] < first[1] && loss[0] < first[0], "%s: the loss did not fall (%g -> %g)", arch,
+                  (double)first[1], (double)loss[1]);
+    printf("%s activation_dtype=bf16 %s: %d steps, losses within %.3g (relative) of fp32's; %.4f -> %.4f\n", arch,
+           logits_settings[_i / 2], TRAIN_STEPS, worst, (double)first[1], (double)loss[1]);
+    worst_train = fmax(worst_train, worst);
+    for (int m = 0; m < 2; m++) {
+        lm_test_state_free(vt, models[m], states[m]);
+        lm_test_adamw()->destroy(optimizers[m]);
+        vt->destroy(models[m]);
+    }
+}
+END_TEST
+
+/* ---- recompute ---- */
+
+/* Two bf16 models (bf16 logits too), identical but for `settings[1]`,
+ * trained 3 steps from the same weights on one batch: losses, gradient
+ * norms and weights bit for bit. */
+static void check_same_bits(const char *arch, const char *const *settings[2], const char *label) {
+    const lm_architecture_vtable *vt = lm_test_arch_vtable(arch);
+    void *models[2] = {create(arch, "bf16", settings[0]), create(arch, "bf16", settings[1])};
+    lm_test_small_batch batch;
+    lm_test_small_batch_make(&batch, strcmp(arch, "gpt2") == 0, 7, LM_TEST_SMALL_IDS_RANDOM);
+    float losses[2][3], norms[2][3];
+    float *params[2];
+    for (int m = 0; m < 2; m++) {
+        ck_assert_int_eq(vt->init_weights(models[m], 11), LM_OK);
+        lm_test_train_steps(vt, models[m], &batch.batch, 3, losses[m], norms[m]);
+        params[m] = lm_test_read_params(vt, models[m]);
+    }
+    const size_t n = lm_test_params(vt, models[0]).n_params;
+    ck_assert_msg(memcmp(losses[0], losses[1], sizeof losses[0]) == 0, "%s %s: losses %.9g %.9g %.9g vs %.9g %.9g %.9g",
+                  arch, label, (double)losses[0][0], (double)losses[0][1], (double)losses[0][2],
+                  (double)losses[1][0], (double)losses[1][1], (double)losses[1][2]);
+    ck_assert_msg(memcmp(norms[0], norms[1], sizeof norms[0]) == 0, "%s %s: gradient norms differ", arch, label);
+    ck_assert_msg(memcmp(params[0], params[1], n * sizeof(float)) == 0, "%s %s: weights differ after 3 steps", arch,
+                  label);
+    for (int m = 0; m < 2; m++) {
+        lm_free(params[m]);
+        vt->destroy(models[m]);
+    }
+}
+
+/* The attention dropout setting of a recompute case. */
+static void attention_dropout_setting(char *out, size_t cap, const char *arch, const lm_test_recompute_case *rc) {
+    snprintf(out, cap, "%s=%s", strcmp(arch, "bert") == 0 ? "attention_probs_dropout_prob" : "attn_pdrop",
+             rc->attention_dropout);
+}
+
+/* BERT: each recompute case (with attention dropout and without) trains
+ * with bf16 activations to the bits of the run that keeps every layer's
+ * (backward rebuilds inter_gelu with the forward's gelu_forward_bf16 on
+ * the layer's own inter). */
+START_TEST(bert_recompute_gives_the_same_bits) {
+    const lm_test_recompute_case *rc = &lm_test_recompute_cases[_i];
+    char dropout[64];
+    attention_dropout_setting(dropout, sizeof dropout, "bert", rc);
+    const char *const kept[] = {"logits_dtype=bf16", dropout, NULL};
+    const char *const rebuilt[] = {"logits_dtype=bf16", dropout, rc->setting, NULL};
+    const char *const *settings[2] = {kept, rebuilt};
+    check_same_bits("bert", settings, rc->setting);
+}
+END_TEST
+
+/* GPT-2 under recompute runs c_fc and its GELU as two ops (the GELU of the
+ * rounded product: the one backward can rebuild from fch_bf16), where the
+ * kept path runs the fused op (the GELU of the unrounded product, as
+ * cuBLASLt's epilogue computes it): the two differ by up to one bf16 step
+ * of fch_gelu, by design (backend_ops.def).  So the recompute cases agree
+ * with each other to the bit (the forward's split ops and backward's
+ * rebuild are the same whichever buffers are shared), and with the kept
+ * path within TOL_RECOMPUTE_*: measured 7.6e-6 (loss, relative) and
+ * 1.4e-3 (gradients, of the largest), bounds 2e-5 and 3e-3; a stale
+ * rebuild (another layer's fch_gelu or ln_2 rounding) fails them. */
+#define TOL_RECOMPUTE_LOSS 2e-5
+#define TOL_RECOMPUTE_GRADS 3e-3
+START_TEST(gpt2_recompute_agrees) {
+    const lm_test_recompute_case *rc = &lm_test_recompute_cases[_i];
+    char dropout[64];
+    attention_dropout_setting(dropout, sizeof dropout, "gpt2", rc);
+    const char *const kept[] = {"logits_dtype=bf16", dropout, NULL};
+    const char *const rebuilt[] = {"logits_dtype=bf16", dropout, rc->setting, NULL};
+    if (strcmp(rc->setting, "recompute=attention") == 0) {
+        const char *const activations[] = {"logits_dtype=bf16", dropout, "recompute=activations", NULL};
+        const char *const *settings[2] = {activations, rebuilt};
+        check_same_bits("gpt2", settings, "recompute=activations and =attention");
+    }
+    const lm_architecture_vtable *vt = lm_test_arch_vtable("gpt2");
+    void *models[2] = {create("gpt2", "bf16", kept), create("gpt2", "bf16", rebuilt)};
+    lm_test_small_batch batch;
+    lm_test_small_batch_make(&batch, 1, 7, LM_TEST_SMALL_IDS_RANDOM);
+    float loss[2];
+    for (int m = 0; m < 2; m++) {
+        ck_assert_int_eq(vt->init_weights(models[m], 11), LM_OK);
+        lm_step_state *state = lm_test_state_new(vt, models[m], 5, 0);
+        lm_test_state_key(vt, models[m], state, 5, 0);
+        ck_assert_msg(lm_test_forward(vt, models[m], &batch.batch, state, &loss[m]) == LM_OK, "%s",
+                      lm_error_message());
+        ck_assert_msg(vt->backward(models[m], 1.0f, 0) == LM_OK, "%s", lm_error_message());
+        lm_test_state_free(vt, models[m], state);
+    }
+    const double loss_err = lm_test_relative(loss[1], loss[0]);
+    ck_assert_msg(loss_err <= TOL_RECOMPUTE_LOSS, "gpt2 %s: loss %.9g, kept %.9g", rc->setting, (double)loss[1],
+                  (double)loss[0]);
+    float *g0 = lm_test_read_grads(vt, models[0]), *g1 = lm_test_read_grads(vt, models[1]);
+    lm_param_set set = lm_test_params(vt, models[1]);
+    const double err = lm_test_compare_tensors(&set, g1, g0, TOL_RECOMPUTE_GRADS, "gradients under recompute");
+    printf("gpt2 activation_dtype=bf16 %s, attention dropout %s: loss within %.3g, gradients within %.3g of the "
+           "kept path's\n",
+           rc->setting, rc->attention_dropout, loss_err, err);
+    lm_free(g0);
+    lm_free(g1);
+    for (int m = 0; m < 2; m++) vt->destroy(models[m]);
+}
+END_TEST
+
+/* ---- memory: the arena's size ---- */
+
+/* The activation arena's bytes (model_base.act_capacity) after staging a
+ * B x T batch (upload_batch: the arena is carved, nothing computed). */
+static size_t arena_bytes(const lm_architecture_vtable *vt, void *model, int B, int T, int32_t vocab) {
+    int32_t *ids = calloc((size_t)B * (size_t)T, sizeof *ids);
+    ck_assert_ptr_nonnull(ids);
+    for (int i = 0; i < B * T; i++) ids[i] = (i * 7) % vocab;
+    lm_batch batch;
+    memset(&batch, 0, sizeof batch);
+    batch.struct_size = sizeof batch;
+    batch.B = B;
+    batch.T = T;
+    batch.input_ids = ids;
+    uint64_t signature = 0;
+    ck_assert_msg(vt->upload_batch(model, &batch, &signature) == LM_OK, "%s", lm_error_message());
+    free(ids);
+    return ((model_base *)model)->act_capacity * sizeof(float);
+}
+
+/* bf16 activations save, per layer, the block's fp32 input and two [N, 4C]
+ * buffers less their bf16 copies, less one fp32 input scratch for all
+ * layers; and in backward's scratch the fp32 [N, 4C] gradient less its bf16
+ * copy and the branch gradient's bf16 copy (gpt2_forward.c,
+ * bert_forward.c): exactly, in the arena's 256-byte blocks. */
+START_TEST(arena_saves_the_bf16_bytes) {
+    const char *arch = lm_test_small_archs[_i % 2];
+    const lm_architecture_vtable *vt = lm_test_arch_vtable(arch);
+    const char *const extra[] = {logits_settings[_i / 2], NULL};
+    void *models[2] = {create(arch, "fp32", extra), create(arch, "bf16", extra)};
+    size_t bytes[2];
+    for (int m = 0; m < 2; m++) bytes[m] = arena_bytes(vt, models[m], LM_TEST_SMALL_B, LM_TEST_SMALL_T, 300);
+    /* The small models: 2 layers, width 32, GPT-2's 4C = 128, BERT's I = 64. */
+    const size_t L = 2, NC = (size_t)N * 32, NH = (size_t)N * (_i % 2 ? 64 : 128);
+#define R(n) model_arena_round(n)
+    const size_t per_layer = R(NC) + 2 * R(NH) - R(NC / 2) - 2 * R(NH / 2);
+    const size_t saved_floats = L * per_layer - R(NC) + R(NH) - R(NC / 2) - R(NH / 2);
+#undef R
+    printf("%s %s: activation arena %zu bytes fp32, %zu bytes bf16 activations (%zu saved)\n", arch,
+           logits_settings[_i / 2], bytes[0], bytes[1], bytes[0] - bytes[1]);
+    ck_assert_uint_eq(bytes[0] - bytes[1], saved_floats * sizeof(float));
+    for (int m = 0; m < 2; m++) vt->destroy(models[m]);
+}
+END_TEST
+
+/* GPT-2 124M (n_embd 768, 12 layers, 12 heads, vocabulary 50257, the
+ * Hugging Face defaults' dropout) at 8 x 128: the arena with fp32 and bf16
+ * activations, logits fp32 and bf16, with and without
+ * recompute=activations.  Only with LMCORE_TEST_REPORT_124M=1 (up to 1 GB
+ * per model); the numbers are docs/benchmarks.md's. */
+START_TEST(report_gpt2_124m) {
+    if (!getenv("LMCORE_TEST_REPORT_124M")) return;
+    const lm_architecture_vtable *vt = lm_test_arch_vtable("gpt2");
+    for (int recompute = 0; recompute < 2; recompute++)
+        for (int logits = 0; logits < 2; logits++)
+            for (int activations = 0; activations < 2; activations++) {
+                /* Over the small model's settings (the later value of a key wins). */
+                const char *const settings[] = {"vocab_size=50257", "n_layer=12",      "n_head=12",
+                                                "n_embd=768",       "n_positions=1024", logits_settings[logits],
+                                                recompute ? "recompute=activations" : NULL, NULL};
+                void *model = create("gpt2", activations ? "bf16" : "fp32", settings);
+                const size_t bytes = arena_bytes(vt, model, 8, 128, 50257);
+                printf("GPT-2 124M 8 x 128, recompute=%s, %s, activation_dtype=%s: %zu bytes (%.1f MiB)\n",
+                       recompute ? "activations" : "none", logits_settings[logits], activations ? "bf16" : "fp32",
+                       bytes, (double)bytes / 1048576.0);
+                vt->destroy(model);
+            }
+}
+END_TEST
+
+static Suite *bf16_ffn_suite(void) {
+    Suite *s = suite_create("bf16_ffn");
+    TCase *tc = tcase_create("models");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, setting, 0, 2);
+    tcase_add_loop_test(tc, loss_and_gradients_match_fp32, 0, 4);
+    tcase_add_test(tc, bert_tanh_gelu_matches_fp32);
+    tcase_add_loop_test(tc, training_tracks_fp32, 0, 4);
+    tcase_add_loop_test(tc, bert_recompute_gives_the_same_bits, 0, (int)LM_TEST_RECOMPUTE_CASES);
+    tcase_add_loop_test(tc, gpt2_recompute_agrees, 0, (int)LM_TEST_RECOMPUTE_CASES);
+    tcase_add_loop_test(tc, arena_saves_the_bf16_bytes, 0, 4);
+    tcase_add_test(tc, report_gpt2_124m);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+#ifdef FFN_TEST_CUDA
+    const int unusable = lm_test_cuda_unusable();
+    if (unusable) return unusable;
+    return lm_test_run_suites_nofork(bf16_ffn_suite(), NULL);
+#else
+    return lm_test_run_suites(bf16_ffn_suite(), NULL);
+#endif
+}
