@@ -1,7 +1,7 @@
 /* lmkernels — GELU and its gradient on bf16 storage (gelu_forward_bf16,
  * gelu_backward_bf16): the fp32 ops of gelu.c on the widened values, a
  * chunk at a time on the stack, each output rounded once.  References, not
- * fast paths (kernels/cuda/NOTES.md, "bf16 storage"); unlike the GEMMs'
+ * fast paths (kernels/cuda/NOTES_bf16_storage.md); unlike the GEMMs'
  * twins they allocate nothing, so they cannot fail. */
 #include "bf16.h"
 #include "kernels.h"

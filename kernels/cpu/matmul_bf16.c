@@ -2,7 +2,7 @@
  * matmul_forward_bf16_to_fp32, matmul_backward_bf16): references, not fast paths.  The bf16 operands are
  * widened to fp32 (exact), the fp32 ops of matmul.c run on them, and the
  * forward's output is rounded to bf16 once, after the bias: "the fp32 op
- * with its inputs and outputs rounded to bf16" (kernels/cuda/NOTES.md), so
+ * with its inputs and outputs rounded to bf16" (kernels/cuda/NOTES_bf16_storage.md), so
  * the fp32 bits before the rounding are matmul_forward's / matmul_backward's
  * on the widened values.  A GPU accumulates in another order.
  *

@@ -2,7 +2,7 @@
  * bf16 (`uint16_t`, kernels/bf16.h): one load/store pair, so that a kernel
  * templated on the stored type does fp32 arithmetic inside and the
  * widening and the rounding (torch's round-to-nearest-even, NaN -> 0x7FC0)
- * happen in one place (NOTES.md, "bf16 storage", point 2).  The float pair
+ * happen in one place (NOTES_bf16_storage.md, point 2).  The float pair
  * is a plain load and store: a kernel's float instantiation does the same
  * operations as the untemplated kernel did.
  *

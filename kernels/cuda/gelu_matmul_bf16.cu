@@ -18,7 +18,7 @@
  * once), then the GELU gradient in place on it (bf16 in, bf16 out, rounded
  * again).  Each value is then rounded twice: within 1.5 bf16 steps of the
  * exact gradient against the contract's half step, so at most two steps
- * from the twin's (one in practice).  NOTES_bf16_ffn.md.
+ * from the twin's (one in practice).  NOTES_bf16_storage.md, point 8.
  *
  * c_proj's dweight (fp32, from bf16 gelu_out and dout) and dbias (Σ dout,
  * the column reduction of the widened dout) are matmul_backward_bf16's,

@@ -15,7 +15,7 @@
  * that is 2.26·2^-8·gelu(p), so out is within two bf16 steps of the
  * contract's; for p < 0 only the absolute bound holds (gelu(p) is small
  * there, and the difference may be many of its own steps).
- * NOTES_bf16_ffn.md. */
+ * NOTES_bf16_storage.md, point 8. */
 #include "gemm.cuh"
 
 extern "C" void lm_cuda_matmul_gelu_forward_bf16(lm_cuda_ctx *ctx, uint16_t *out, uint16_t *pre_gelu,

@@ -1,5 +1,5 @@
 /* BERT's feed-forward block with its activations stored in bf16
- * (activation_dtype=bf16; kernels/cuda/NOTES.md, "bf16 storage"):
+ * (activation_dtype=bf16; kernels/cuda/NOTES_bf16_storage.md):
  *
  *   proj = output.dense(gelu(intermediate.dense(ln1)))
  *

@@ -1,5 +1,5 @@
 /* GPT-2's MLP block with its activations stored in bf16
- * (activation_dtype=bf16; kernels/cuda/NOTES.md, "bf16 storage"):
+ * (activation_dtype=bf16; kernels/cuda/NOTES_bf16_storage.md):
  *
  *   proj = c_proj(gelu_new(c_fc(ln_2(h))))
  *

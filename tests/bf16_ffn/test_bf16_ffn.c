@@ -39,7 +39,7 @@
  * The same source builds test_bf16_ffn_cuda (label gpu): the models on the
  * CUDA backend (precision fp32; the block's GEMMs cuBLASLt's CUDA_R_16BF),
  * against fp32 on the GPU, within the same tolerances; it exits 77 without
- * a GPU.  Never run yet (no GPU; kernels/cuda/NOTES.md, "bf16 storage"). */
+ * a GPU.  Never run yet (no GPU; kernels/cuda/NOTES_bf16_storage.md). */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>

@@ -30,7 +30,7 @@
  * twins promise.  The same source builds test_bf16_ffn_ops_cuda (label
  * gpu; 77 without a GPU): the GEMM ops then meet the same bounds (plus the
  * CUDA fallbacks' slack where cuBLASLt cannot fuse: OC or IC not a multiple
- * of 8, kernels/cuda/NOTES_bf16_ffn.md), and the elementwise ops are bit
+ * of 8, kernels/cuda/NOTES_bf16_storage.md, point 8), and the elementwise ops are bit
  * for bit the GPU's own fp32 gelu_forward / gelu_backward on the widened
  * values, rounded (the GPU's expf and erff are not the CPU's, so not the
  * CPU twin's bits), and within TORCH_STEPS (1) of torch. */

@@ -55,7 +55,7 @@ typedef enum model_attention {
 /* How the classifier stores its logits (the `logits_dtype` key): the largest
  * activation, [N, vocab_rows].  bf16 halves it, and the head's GEMMs then
  * read a bf16 copy of the weights (lm_param_set.params_copy) and a bf16
- * copy of their input (kernels/cuda/NOTES.md, "bf16 storage"). */
+ * copy of their input (kernels/cuda/NOTES_bf16_storage.md). */
 typedef enum model_logits_dtype {
     MODEL_LOGITS_AUTO = 0, /* "auto": bf16 on CUDA with precision=bf16, else fp32 (model_device_logits_bf16) */
     MODEL_LOGITS_FP32 = 1, /* "fp32" */
@@ -68,7 +68,7 @@ typedef enum model_logits_dtype {
  * bf16 head does).  Today it covers the feed-forward block (GPT-2's
  * c_fc/GELU/c_proj, BERT's intermediate/output.dense: the [N, 4C]
  * activations, the largest of a layer); later slices extend it to the rest
- * (kernels/cuda/NOTES.md, "bf16 storage"). */
+ * (kernels/cuda/NOTES_bf16_storage.md). */
 typedef enum model_activation_dtype {
     MODEL_ACTIVATIONS_AUTO = 0, /* "auto": bf16 on CUDA with precision=bf16, else fp32 (model_device_activations_bf16) */
     MODEL_ACTIVATIONS_FP32 = 1, /* "fp32" */
