@@ -16,6 +16,8 @@
 # (attn_implementation=sdpa's kernels vs their CPU twin and the eager
 # attention, a T=1024 profile line), test_optimizers_cuda (adamw, sgd, lion on the GPU),
 # test_{gpt2,bert}_parity_cuda[_bf16], test_generate_cuda,
+# test_{bf16_ops,bf16_logits,bf16_ffn_ops,bf16_ffn,vocab_padding}_cuda (bf16
+# storage and the padded vocabulary: kernels/cuda/NOTES_bf16_storage.md),
 # test_sysmetrics_gpu, test_gpu_step_reads: the host reads and waits of
 # a training step counted through the trainer (zero without logging, fp32
 # and bf16, with accumulation, as CUDA graphs and eagerly, GPT-2 and BERT;
@@ -30,7 +32,8 @@
 # wiki.valid.raw) carried: bench-results.txt (reference shape vs the HF
 # Trainer), throughput-results.txt (block 1024 vs torch.compile, MFU, peak
 # memory), curves.txt, hf-curves.txt (validation loss vs the HF Trainer),
-# profile-MODEL-PRECISION.txt (each op's device time at the reference shape).
+# profile-MODEL-PRECISION[-fp32-storage].txt (each op's device time at the
+# reference shape; -fp32-storage: bf16 GEMMs with fp32 logits and activations).
 # Exit status: 0 when every gpu test passed.  Device call (lead), after
 # bundle_libs.sh (each section can be turned off: LMCORE_PROFILE=0, LMCORE_BENCH=0,
 # LMCORE_THROUGHPUT=0, LMCORE_CURVES=0, LMCORE_HF_CURVES=0):
@@ -276,17 +279,23 @@ main() {
     # says whether the step waits on the host (launches, syncs) or on the
     # kernels, and the rows say which.  Profiled steps/s are a little lower.
     if [ -f "$REPO/.gpu-data/wiki.test.raw" ] && [ "${LMCORE_PROFILE:-1}" = 1 ]; then
-        local spec model precision
-        for spec in ${LMCORE_PROFILE_RUNS:-gpt2:fp32 gpt2:bf16 bert:bf16}; do
-            model=${spec%%:*}
-            precision=${spec#*:}
+        # MODEL:PRECISION[:STORAGE]; STORAGE fp32 keeps the logits and the
+        # activations in fp32 (the bf16 GEMMs on fp32 storage, the path before
+        # bf16 storage): gpt2:bf16 against gpt2:bf16:fp32 is what bf16 storage
+        # buys, op by op (kernels/cuda/NOTES_bf16_storage.md).
+        local spec model precision storage name
+        for spec in ${LMCORE_PROFILE_RUNS:-gpt2:fp32 gpt2:bf16 gpt2:bf16:fp32 bert:bf16}; do
+            IFS=: read -r model precision storage <<< "$spec"
+            storage=${storage:-auto}
+            name="$model-$precision"
+            [ "$storage" = auto ] || name="$model-$precision-$storage-storage"
             fits "profile $spec" 40 || continue
             (cd "$REPO" && timeout "$(cap 90)" "$KIT/bin/lmcore" run bench/gpu/train_speed.lua model="$model" data=.gpu-data \
-                precision="$precision" steps=60 warmup=10 profile_ops=true) 2>&1 | grep -v '^\[' \
-                > "$OUT/profile-$model-$precision.txt"
-            echo "$model $precision exit status: ${PIPESTATUS[0]}"
-            grep -E '^RESULT|op profile of' "$OUT/profile-$model-$precision.txt"
-            grep -A 12 'op profile of' "$OUT/profile-$model-$precision.txt" | tail -n +2
+                precision="$precision" storage="$storage" steps=60 warmup=10 profile_ops=true) 2>&1 | grep -v '^\[' \
+                > "$OUT/profile-$name.txt"
+            echo "$spec exit status: ${PIPESTATUS[0]}"
+            grep -E '^RESULT|op profile of' "$OUT/profile-$name.txt"
+            grep -A 12 'op profile of' "$OUT/profile-$name.txt" | tail -n +2
         done
     else
         echo "skipped (no .gpu-data/wiki.test.raw, or LMCORE_PROFILE=0)"
