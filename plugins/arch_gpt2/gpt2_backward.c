@@ -14,7 +14,8 @@
  * gradient: c_fc's matmul_backward takes none; with bf16 activations
  * dfch_bf16 and dbranch_bf16, by gelu_matmul_backward_bf16 and a
  * conversion: gpt2_mlp_bf16.c), the dropout backwards write theirs, and
- * ln_f's LayerNorm backward writes dresidual, so none is zeroed; only dqkv is, because the attention backwards add (below, why).
+ * ln_f's LayerNorm backward writes dresidual, so none is zeroed; only dqkv
+ * is, because the attention backwards add (below, why).
  * One buffer, dresidual, carries the gradient of the residual stream from
  * the top of the network down to the embeddings: the residual adds pass it
  * through unchanged and the blocks' LayerNorm backwards add their branch's

@@ -64,13 +64,8 @@ int32_t model_device_vocab_rows(const model_device *d, const lm_backend *be, int
     return (int32_t)(((int64_t)vocab_size + multiple - 1) / multiple * multiple);
 }
 
-int model_device_logits_bf16(const model_device *d, const lm_backend *be) {
-    if (d->logits_dtype != MODEL_LOGITS_AUTO) return d->logits_dtype == MODEL_LOGITS_BF16;
-    return be->device.type == LM_DEVICE_CUDA && be->precision == LM_PRECISION_BF16;
-}
-
-int model_device_activations_bf16(const model_device *d, const lm_backend *be) {
-    if (d->activation_dtype != MODEL_ACTIVATIONS_AUTO) return d->activation_dtype == MODEL_ACTIVATIONS_BF16;
+int model_device_stores_bf16(model_storage_dtype dtype, const lm_backend *be) {
+    if (dtype != MODEL_STORAGE_AUTO) return dtype == MODEL_STORAGE_BF16;
     return be->device.type == LM_DEVICE_CUDA && be->precision == LM_PRECISION_BF16;
 }
 
@@ -86,6 +81,20 @@ void model_device_read(model_device *d, lm_config *cfg) {
     d->logits_dtype_given = lm_config_string(cfg, "logits_dtype", "auto");
     d->activation_dtype_given = lm_config_string(cfg, "activation_dtype", "auto");
     read_pad_vocab(d, cfg);
+}
+
+/* A storage setting (logits_dtype, activation_dtype): auto, fp32 or bf16. */
+static lm_status check_storage_dtype(const char *arch, const char *key, const char *given, const char *what,
+                                     model_storage_dtype *out) {
+    const char *value = given ? given : "auto";
+    if (strcmp(value, "auto") == 0) *out = MODEL_STORAGE_AUTO;
+    else if (strcmp(value, "fp32") == 0) *out = MODEL_STORAGE_FP32;
+    else if (strcmp(value, "bf16") == 0) *out = MODEL_STORAGE_BF16;
+    else
+        return lm_error_set(LM_ERR_INVALID, "architecture '%s': %s '%.40s' is unknown: use auto (bf16 on CUDA with "
+                                            "precision=bf16, else fp32), fp32 or bf16 (%s stored in bfloat16: half "
+                                            "their memory)", arch, key, value, what);
+    return LM_OK;
 }
 
 lm_status model_device_check(model_device *d, const char *arch) {
@@ -116,23 +125,11 @@ lm_status model_device_check(model_device *d, const char *arch) {
                                             "(the default), eager ([B,NH,T,T] probabilities) or sdpa (the fused "
                                             "kernel, for long blocks)", arch, attention);
     LM_TRY(check_pad_vocab(d, arch));
-    const char *logits_dtype = d->logits_dtype_given ? d->logits_dtype_given : "auto";
-    if (strcmp(logits_dtype, "auto") == 0) d->logits_dtype = MODEL_LOGITS_AUTO;
-    else if (strcmp(logits_dtype, "fp32") == 0) d->logits_dtype = MODEL_LOGITS_FP32;
-    else if (strcmp(logits_dtype, "bf16") == 0) d->logits_dtype = MODEL_LOGITS_BF16;
-    else
-        return lm_error_set(LM_ERR_INVALID, "architecture '%s': logits_dtype '%.40s' is unknown: use auto (bf16 on "
-                                            "CUDA with precision=bf16, else fp32), fp32 or bf16 (the classifier's "
-                                            "logits stored in bfloat16: half their memory)", arch, logits_dtype);
-    const char *activation_dtype = d->activation_dtype_given ? d->activation_dtype_given : "auto";
-    if (strcmp(activation_dtype, "auto") == 0) d->activation_dtype = MODEL_ACTIVATIONS_AUTO;
-    else if (strcmp(activation_dtype, "fp32") == 0) d->activation_dtype = MODEL_ACTIVATIONS_FP32;
-    else if (strcmp(activation_dtype, "bf16") == 0) d->activation_dtype = MODEL_ACTIVATIONS_BF16;
-    else
-        return lm_error_set(LM_ERR_INVALID, "architecture '%s': activation_dtype '%.40s' is unknown: use auto (bf16 "
-                                            "on CUDA with precision=bf16, else fp32), fp32 or bf16 (the activations "
-                                            "stored for backward in bfloat16 (today the feed-forward block's): half "
-                                            "their memory)", arch, activation_dtype);
+    LM_TRY(check_storage_dtype(arch, "logits_dtype", d->logits_dtype_given, "the classifier's logits",
+                               &d->logits_dtype));
+    LM_TRY(check_storage_dtype(arch, "activation_dtype", d->activation_dtype_given,
+                               "the activations backward reads (today the feed-forward block's)",
+                               &d->activation_dtype));
     if (d->threads < 0 || d->threads > 4096)
         return lm_error_set(LM_ERR_INVALID, "architecture '%s': threads must be 0 (default) or a positive count, "
                                             "got %d", arch, d->threads);

@@ -52,28 +52,19 @@ typedef enum model_attention {
 /* The largest multiple accepted: more would only waste memory. */
 #define MODEL_PAD_VOCAB_MAX 65536
 
-/* How the classifier stores its logits (the `logits_dtype` key): the largest
- * activation, [N, vocab_rows].  bf16 halves it, and the head's GEMMs then
- * read a bf16 copy of the weights (lm_param_set.params_copy) and a bf16
- * copy of their input (kernels/cuda/NOTES_bf16_storage.md). */
-typedef enum model_logits_dtype {
-    MODEL_LOGITS_AUTO = 0, /* "auto": bf16 on CUDA with precision=bf16, else fp32 (model_device_logits_bf16) */
-    MODEL_LOGITS_FP32 = 1, /* "fp32" */
-    MODEL_LOGITS_BF16 = 2  /* "bf16": also on the CPU, where its ops are references (how it is tested) */
-} model_logits_dtype;
-
-/* How the activations that backward reads are stored (the
- * `activation_dtype` key): bf16 halves their bytes, the GEMMs around them
- * then reading bf16 operands (the weights from the params_copy, as the
- * bf16 head does).  Today it covers the feed-forward block (GPT-2's
- * c_fc/GELU/c_proj, BERT's intermediate/output.dense: the [N, 4C]
- * activations, the largest of a layer); later slices extend it to the rest
+/* How a kind of activation is stored: the `logits_dtype` key (the
+ * classifier's logits, [N, vocab_rows], the largest activation; the head's
+ * GEMMs then read a bf16 copy of the weights, lm_param_set.params_copy, and
+ * of their input) and the `activation_dtype` key (the activations backward
+ * reads: today the feed-forward block's, GPT-2's c_fc/GELU/c_proj and
+ * BERT's intermediate/output.dense, the [N, 4C] ones, the largest of a
+ * layer; later slices extend it).  bf16 halves their bytes
  * (kernels/cuda/NOTES_bf16_storage.md). */
-typedef enum model_activation_dtype {
-    MODEL_ACTIVATIONS_AUTO = 0, /* "auto": bf16 on CUDA with precision=bf16, else fp32 (model_device_activations_bf16) */
-    MODEL_ACTIVATIONS_FP32 = 1, /* "fp32" */
-    MODEL_ACTIVATIONS_BF16 = 2  /* "bf16": also on the CPU, where its ops are references (how it is tested) */
-} model_activation_dtype;
+typedef enum model_storage_dtype {
+    MODEL_STORAGE_AUTO = 0, /* "auto": bf16 on CUDA with precision=bf16, else fp32 (model_device_stores_bf16) */
+    MODEL_STORAGE_FP32 = 1, /* "fp32" */
+    MODEL_STORAGE_BF16 = 2  /* "bf16": also on the CPU, where its ops are references (how it is tested) */
+} model_storage_dtype;
 
 typedef struct model_device {
     char device[64];        /* "auto", "cpu", "cuda", "cuda:N" */
@@ -88,10 +79,8 @@ typedef struct model_device {
      * argument): N >= 1, or 0 for auto (model_device_vocab_rows). */
     int32_t pad_vocab_multiple;
     char pad_vocab_given[48]; /* the value as given ("auto", "128", "0"...), until checked */
-    model_logits_dtype logits_dtype;
-    const char *logits_dtype_given; /* as read (owned by the config), until checked */
-    model_activation_dtype activation_dtype;
-    const char *activation_dtype_given; /* as read (owned by the config), until checked */
+    model_storage_dtype logits_dtype, activation_dtype;
+    const char *logits_dtype_given, *activation_dtype_given; /* as read (owned by the config), until checked */
 } model_device;
 
 /* Reads the keys (call before lm_config_validate). */
@@ -102,12 +91,9 @@ lm_status model_device_check(model_device *d, const char *arch);
 /* The rows of the vocabulary inside the model: vocab_size rounded up to a
  * multiple of pad_vocab_to_multiple_of (auto: by the backend's device). */
 int32_t model_device_vocab_rows(const model_device *d, const lm_backend *be, int32_t vocab_size);
-/* Whether the logits are bf16: logits_dtype, auto resolved by the backend
- * (bf16 on CUDA with precision=bf16). */
-int model_device_logits_bf16(const model_device *d, const lm_backend *be);
-/* Whether the activations backward reads are stored in bf16 (today the
- * feed-forward block's): activation_dtype, auto resolved as logits_dtype's. */
-int model_device_activations_bf16(const model_device *d, const lm_backend *be);
+/* Whether a storage setting (d->logits_dtype, d->activation_dtype) means
+ * bf16 on this backend: auto is bf16 on CUDA with precision=bf16. */
+int model_device_stores_bf16(model_storage_dtype dtype, const lm_backend *be);
 /* Creates the backend (profiled when profile_ops); `label` names the model
  * in the profile ("GPT-2").  Errors are prefixed with the architecture. */
 lm_status model_device_create_backend(const model_device *d, const char *arch, const char *label, lm_backend **out);

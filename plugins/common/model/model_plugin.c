@@ -47,8 +47,8 @@ lm_status model_create(const model_arch *arch, void **self, lm_config *cfg) {
     /* The backend first: pad_vocab_to_multiple_of=auto pads by its device. */
     LM_CHECK(model_device_create_backend(&m->device, arch->name, arch->label, &m->backend));
     m->vocab_rows = model_device_vocab_rows(&m->device, m->backend, m->limits.vocab_size);
-    m->logits_bf16 = model_device_logits_bf16(&m->device, m->backend);
-    m->activations_bf16 = model_device_activations_bf16(&m->device, m->backend);
+    m->logits_bf16 = model_device_stores_bf16(m->device.logits_dtype, m->backend);
+    m->activations_bf16 = model_device_stores_bf16(m->device.activation_dtype, m->backend);
     LM_CHECK(arch->declare_params(m));
     param_table_layout(&m->table);
     if (m->device.attention == MODEL_ATTENTION_SDPA && m->backend->device.type == LM_DEVICE_CUDA &&

@@ -102,12 +102,12 @@ struct model_base {
      * score the first vocab_size (backend_ops.def), and logits() strips the
      * rest.  Equal to vocab_size when nothing is padded (the CPU's auto). */
     int32_t vocab_rows;
-    /* logits_dtype resolved (model_device_logits_bf16): 1 when the logits
+    /* logits_dtype resolved (model_device_stores_bf16): 1 when the logits
      * (and dlogits) are bf16 [N, vocab_rows] uint16_t, the head's GEMMs
      * reading the bf16 params_copy and a bf16 copy of their input
      * (model_head.c); 0: fp32, the head as it always was. */
     int logits_bf16;
-    /* activation_dtype resolved (model_device_activations_bf16): 1 when the
+    /* activation_dtype resolved (model_device_stores_bf16): 1 when the
      * activations backward reads are stored in bf16 (uint16_t), today the
      * feed-forward block's (the architectures' forward and backward), its
      * GEMMs reading the bf16 params_copy; 0: fp32, as they always were. */
