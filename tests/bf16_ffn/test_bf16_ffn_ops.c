@@ -102,22 +102,46 @@ static int bf16_within(double value, double exact, double slack) {
 static int cuda_falls_back(int ld) { return ld % 8 != 0; }
 #endif
 
+/* The forward GEMMs' inputs: inp [N, IC] in [-2, 2] and weight [IC, OC]
+ * in [-0.5, 0.5], bf16, and an fp32 bias [OC] in [-1, 1], drawn from
+ * `seed`; on the host and on the backend (the bias only with_bias). */
+typedef struct gemm_inputs {
+    uint16_t *inp, *weight, *d_inp, *d_w;
+    float *bias, *d_bias;
+} gemm_inputs;
+
+static gemm_inputs gemm_inputs_make(lm_backend *be, int N, int IC, int OC, int with_bias, uint64_t seed) {
+    const size_t n_in = (size_t)N * IC, n_w = (size_t)IC * OC;
+    gemm_inputs in = {malloc(n_in * 2), malloc(n_w * 2), NULL, NULL, malloc((size_t)OC * 4), NULL};
+    ck_assert(in.inp && in.weight && in.bias);
+    lm_test_lcg_state = seed;
+    lm_test_random_bf16(in.inp, n_in, 2.0f);
+    lm_test_random_bf16(in.weight, n_w, 0.5f);
+    for (int o = 0; o < OC; o++) in.bias[o] = lm_test_uniform(-1.0f, 1.0f);
+    in.d_inp = lm_test_dev_copy(be, in.inp, n_in * 2);
+    in.d_w = lm_test_dev_copy(be, in.weight, n_w * 2);
+    in.d_bias = with_bias ? lm_test_dev_copy(be, in.bias, (size_t)OC * 4) : NULL;
+    return in;
+}
+
+static void gemm_inputs_free(lm_backend *be, gemm_inputs *g) {
+    be->ops->free(be, g->d_inp), be->ops->free(be, g->d_w);
+    if (g->d_bias) be->ops->free(be, g->d_bias);
+    free(g->inp), free(g->weight), free(g->bias);
+}
+
 /* ---- matmul_forward_bf16_to_fp32 ---- */
 
 static void check_forward_to_fp32(int N, int IC, int OC, lm_weight_layout layout, int with_bias) {
     const size_t n_in = (size_t)N * IC, n_w = (size_t)IC * OC, n_out = (size_t)N * OC;
-    uint16_t *inp = malloc(n_in * 2), *weight = malloc(n_w * 2);
-    float *bias = malloc((size_t)OC * 4), *got = malloc(n_out * 4);
-    ck_assert(inp && weight && bias && got);
-    lm_test_lcg_state = 31u + (uint64_t)layout * 2u + (uint64_t)with_bias;
-    lm_test_random_bf16(inp, n_in, 2.0f);
-    lm_test_random_bf16(weight, n_w, 0.5f);
-    for (int o = 0; o < OC; o++) bias[o] = lm_test_uniform(-1.0f, 1.0f);
     lm_backend *be = lm_test_make_backend(BF16_TEST_DEVICE);
-    uint16_t *d_inp = lm_test_dev_copy(be, inp, n_in * 2), *d_w = lm_test_dev_copy(be, weight, n_w * 2);
-    float *d_bias = with_bias ? lm_test_dev_copy(be, bias, (size_t)OC * 4) : NULL;
+    gemm_inputs in = gemm_inputs_make(be, N, IC, OC, with_bias, 31u + (uint64_t)layout * 2u + (uint64_t)with_bias);
+    const uint16_t *inp = in.inp, *weight = in.weight;
+    const float *bias = in.bias;
+    float *got = malloc(n_out * 4);
+    ck_assert_ptr_nonnull(got);
     float *d_out = lm_test_dev_copy(be, NULL, n_out * 4);
-    be->ops->matmul_forward_bf16_to_fp32(be, d_out, d_inp, d_w, d_bias, N, IC, OC, layout);
+    be->ops->matmul_forward_bf16_to_fp32(be, d_out, in.d_inp, in.d_w, in.d_bias, N, IC, OC, layout);
     lm_test_download(be, got, d_out, n_out * 4);
     double worst = 0.0;
     for (int n = 0; n < N; n++) {
@@ -142,10 +166,10 @@ static void check_forward_to_fp32(int N, int IC, int OC, lm_weight_layout layout
     printf("matmul_forward_bf16_to_fp32 %dx%dx%d layout %d bias %d: worst %.3f of the bound\n", N, IC, OC, layout,
            with_bias, worst);
     ck_assert_int_eq(be->ops->check(be), LM_OK);
-    be->ops->free(be, d_inp), be->ops->free(be, d_w), be->ops->free(be, d_out);
-    if (d_bias) be->ops->free(be, d_bias);
+    be->ops->free(be, d_out);
+    gemm_inputs_free(be, &in);
     lm_backend_release(be);
-    free(inp), free(weight), free(bias), free(got);
+    free(got);
 }
 
 START_TEST(matmul_forward_bf16_to_fp32_sums_in_fp32) {
@@ -158,18 +182,15 @@ END_TEST
 
 static void check_matmul_gelu(int N, int IC, int OC, lm_weight_layout layout, int with_bias) {
     const size_t n_in = (size_t)N * IC, n_w = (size_t)IC * OC, n_out = (size_t)N * OC;
-    uint16_t *inp = malloc(n_in * 2), *weight = malloc(n_w * 2), *out = malloc(n_out * 2), *pre = malloc(n_out * 2);
-    float *bias = malloc((size_t)OC * 4);
-    ck_assert(inp && weight && out && pre && bias);
-    lm_test_lcg_state = 51u + (uint64_t)layout * 2u + (uint64_t)with_bias + (uint64_t)OC;
-    lm_test_random_bf16(inp, n_in, 2.0f);
-    lm_test_random_bf16(weight, n_w, 0.5f);
-    for (int o = 0; o < OC; o++) bias[o] = lm_test_uniform(-1.0f, 1.0f);
     lm_backend *be = lm_test_make_backend(BF16_TEST_DEVICE);
-    uint16_t *d_inp = lm_test_dev_copy(be, inp, n_in * 2), *d_w = lm_test_dev_copy(be, weight, n_w * 2);
-    float *d_bias = with_bias ? lm_test_dev_copy(be, bias, (size_t)OC * 4) : NULL;
+    gemm_inputs in =
+        gemm_inputs_make(be, N, IC, OC, with_bias, 51u + (uint64_t)layout * 2u + (uint64_t)with_bias + (uint64_t)OC);
+    const uint16_t *inp = in.inp, *weight = in.weight;
+    const float *bias = in.bias;
+    uint16_t *out = malloc(n_out * 2), *pre = malloc(n_out * 2);
+    ck_assert(out && pre);
     uint16_t *d_out = lm_test_dev_copy(be, NULL, n_out * 2), *d_pre = lm_test_dev_copy(be, NULL, n_out * 2);
-    be->ops->matmul_gelu_forward_bf16(be, d_out, d_pre, d_inp, d_w, d_bias, N, IC, OC, layout);
+    be->ops->matmul_gelu_forward_bf16(be, d_out, d_pre, in.d_inp, in.d_w, in.d_bias, N, IC, OC, layout);
     lm_test_download(be, out, d_out, n_out * 2);
     lm_test_download(be, pre, d_pre, n_out * 2);
     int fallback = 0;
@@ -223,10 +244,10 @@ static void check_matmul_gelu(int N, int IC, int OC, lm_weight_layout layout, in
     printf("matmul_gelu_forward_bf16 %dx%dx%d layout %d bias %d%s: worst pre_gelu %.3f, out %.3f of the bound\n", N, IC,
            OC, layout, with_bias, fallback ? " (CUDA fallback)" : "", worst_pre, worst_out);
     ck_assert_int_eq(be->ops->check(be), LM_OK);
-    be->ops->free(be, d_inp), be->ops->free(be, d_w), be->ops->free(be, d_out), be->ops->free(be, d_pre);
-    if (d_bias) be->ops->free(be, d_bias);
+    be->ops->free(be, d_out), be->ops->free(be, d_pre);
+    gemm_inputs_free(be, &in);
     lm_backend_release(be);
-    free(inp), free(weight), free(out), free(pre), free(bias);
+    free(out), free(pre);
 }
 
 START_TEST(matmul_gelu_forward_bf16_rounds_once) {
