@@ -109,7 +109,8 @@ static inline double lm_test_pair_loss_and_backward(const lm_architecture_vtable
     }
     const double err = lm_test_relative(loss[1], loss[0]);
     ck_assert_msg(isfinite(loss[1]) && err <= tol,
-                  "%s fused %d: loss %.9g, reference %.9g (relative %.3g, tolerance %g)", label, fused, (double)loss[1], (double)loss[0], err, tol);
+                  "%s fused %d: loss %.9g, reference %.9g (relative %.3g, tolerance %g)", label, fused,
+                  (double)loss[1], (double)loss[0], err, tol);
     return err;
 }
 
@@ -151,7 +152,8 @@ static inline lm_test_pair_training lm_test_pair_train(const lm_architecture_vta
         }
         const double err = lm_test_relative(loss[1], loss[0]);
         ck_assert_msg(isfinite(loss[1]) && err <= tol,
-                      "%s step %d: loss %.9g, reference %.9g (relative %.3g, tolerance %g)", label, step, (double)loss[1], (double)loss[0], err, tol);
+                      "%s step %d: loss %.9g, reference %.9g (relative %.3g, tolerance %g)", label, step,
+                      (double)loss[1], (double)loss[0], err, tol);
         if (err > worst) worst = err;
         lm_test_assert_copy_is_rounded(vt, models[1], "after an optimizer step");
     }
