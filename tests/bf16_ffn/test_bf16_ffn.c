@@ -75,6 +75,19 @@ static void *create(const char *arch, const char *activation_dtype, const char *
     return lm_test_small_model_create(arch, FFN_TEST_DEVICE, "activation_dtype", activation_dtype, extra);
 }
 
+/* The comparison tests' two models, all fp32 (logits too) and bf16
+ * activations with logits_settings[_i / 2], of lm_test_small_archs[_i % 2]
+ * (returned); `label` gets the architecture and the logits' setting. */
+static const char *create_pair(int i, void *models[2], char *label, size_t label_cap) {
+    const char *arch = lm_test_small_archs[i % 2];
+    const char *const fp32[] = {"logits_dtype=fp32", NULL};
+    const char *const bf16[] = {logits_settings[i / 2], NULL};
+    models[0] = create(arch, "fp32", fp32);
+    models[1] = create(arch, "bf16", bf16);
+    snprintf(label, label_cap, "%s %s", arch, logits_settings[i / 2]);
+    return arch;
+}
+
 /* Whether a tensor is the feed-forward block's (GPT-2's mlp.*, BERT's
  * intermediate.dense and output.dense, not attention.output.dense). */
 static int is_ffn_tensor(const char *name) {
@@ -158,39 +171,18 @@ END_TEST
  * against all fp32, from the same weights, with dropout (the small
  * models' default 0.1: the same masks, drawn from the same key). */
 START_TEST(loss_and_gradients_match_fp32) {
-    const char *arch = lm_test_small_archs[_i % 2];
+    void *models[2];
+    char label[64];
+    const char *arch = create_pair(_i, models, label, sizeof label);
     const int is_bert = _i % 2 == 1;
-    const char *const fp32[] = {"logits_dtype=fp32", NULL};
-    const char *const bf16[] = {logits_settings[_i / 2], NULL};
     const lm_architecture_vtable *vt = lm_test_arch_vtable(arch);
-    void *models[2] = {create(arch, "fp32", fp32), create(arch, "bf16", bf16)};
     lm_step_state *states[2];
-    for (int m = 0; m < 2; m++) {
-        ck_assert_int_eq(vt->init_weights(models[m], 77), LM_OK);
-        states[m] = lm_test_state_new(vt, models[m], 3, 0);
-    }
+    lm_test_pair_init(vt, models, 77, 3, states);
     lm_test_assert_copy_is_rounded(vt, models[1], "after init");
     double worst_l = 0.0, worst_g = 0.0, worst_t = 0.0;
     for (int fused = 0; fused < 2; fused++) {
-        lm_test_small_batch batch;
-        lm_test_small_batch_make(&batch, !is_bert, 40 + (uint64_t)fused, LM_TEST_SMALL_IDS_RANDOM);
-        float loss[2];
-        for (int m = 0; m < 2; m++) {
-            lm_test_state_key(vt, models[m], states[m], 3, (uint64_t)fused);
-            if (fused) {
-                ck_assert_msg(vt->forward_train(models[m], &batch.batch, states[m], 1.0f) == LM_OK, "%s",
-                              lm_error_message());
-                loss[m] = lm_test_state_read(vt, models[m], states[m]).loss;
-            } else {
-                ck_assert_msg(lm_test_forward(vt, models[m], &batch.batch, states[m], &loss[m]) == LM_OK, "%s",
-                              lm_error_message());
-            }
-            ck_assert_msg(vt->backward(models[m], 1.0f, 0) == LM_OK, "%s", lm_error_message());
-        }
-        const double loss_err = lm_test_relative(loss[1], loss[0]);
-        ck_assert_msg(isfinite(loss[1]) && loss_err <= TOL_LOSS, "%s %s fused %d: loss %.9g bf16, %.9g fp32", arch,
-                      logits_settings[_i / 2], fused, (double)loss[1], (double)loss[0]);
-        worst_l = fmax(worst_l, loss_err);
+        worst_l = fmax(worst_l, lm_test_pair_loss_and_backward(vt, models, states, !is_bert, 40 + (uint64_t)fused, 3,
+                                                               (uint64_t)fused, fused, TOL_LOSS, label));
         float *g0 = lm_test_read_grads(vt, models[0]), *g1 = lm_test_read_grads(vt, models[1]);
         lm_param_set set = lm_test_params(vt, models[1]);
         worst_g = fmax(worst_g, lm_test_compare_tensors(&set, g1, g0, TOL_GRADS, "gradients"));
@@ -203,10 +195,7 @@ START_TEST(loss_and_gradients_match_fp32) {
            arch, logits_settings[_i / 2], worst_l, worst_g, worst_t);
     worst_loss = fmax(worst_loss, worst_l);
     worst_grads = fmax(worst_grads, worst_g);
-    for (int m = 0; m < 2; m++) {
-        lm_test_state_free(vt, models[m], states[m]);
-        vt->destroy(models[m]);
-    }
+    lm_test_pair_destroy(vt, models, states);
 }
 END_TEST
 
@@ -216,19 +205,10 @@ START_TEST(bert_tanh_gelu_matches_fp32) {
     const lm_architecture_vtable *vt = lm_test_arch_vtable("bert");
     const char *const fp32[] = {"hidden_act=gelu_new", NULL};
     void *models[2] = {create("bert", "fp32", fp32), create("bert", "bf16", fp32)};
-    lm_test_small_batch batch;
-    lm_test_small_batch_make(&batch, 0, 41, LM_TEST_SMALL_IDS_RANDOM);
-    float loss[2];
-    for (int m = 0; m < 2; m++) {
-        ck_assert_int_eq(vt->init_weights(models[m], 78), LM_OK);
-        lm_step_state *state = lm_test_state_new(vt, models[m], 3, 0);
-        ck_assert_msg(lm_test_forward(vt, models[m], &batch.batch, state, &loss[m]) == LM_OK, "%s",
-                      lm_error_message());
-        ck_assert_msg(vt->backward(models[m], 1.0f, 0) == LM_OK, "%s", lm_error_message());
-        lm_test_state_free(vt, models[m], state);
-    }
-    const double loss_err = lm_test_relative(loss[1], loss[0]);
-    ck_assert_msg(loss_err <= TOL_LOSS, "bert gelu_new: loss %.9g bf16, %.9g fp32", (double)loss[1], (double)loss[0]);
+    lm_step_state *states[2];
+    lm_test_pair_init(vt, models, 78, 3, states);
+    const double loss_err =
+        lm_test_pair_loss_and_backward(vt, models, states, 0, 41, 3, 0, 0, TOL_LOSS, "bert gelu_new");
     float *g0 = lm_test_read_grads(vt, models[0]), *g1 = lm_test_read_grads(vt, models[1]);
     lm_param_set set = lm_test_params(vt, models[1]);
     const double err = lm_test_compare_tensors(&set, g1, g0, TOL_GRADS, "gradients (gelu_new)");
@@ -238,7 +218,7 @@ START_TEST(bert_tanh_gelu_matches_fp32) {
            loss_err, err, err_ffn);
     lm_free(g0);
     lm_free(g1);
-    for (int m = 0; m < 2; m++) vt->destroy(models[m]);
+    lm_test_pair_destroy(vt, models, states);
 }
 END_TEST
 
@@ -248,50 +228,16 @@ END_TEST
  * falls, and after every step the copy the optimizer rewrote is the new
  * parameters rounded (the block's GEMMs read the updated weights). */
 START_TEST(training_tracks_fp32) {
-    const char *arch = lm_test_small_archs[_i % 2];
+    void *models[2];
+    char label[64];
+    const char *arch = create_pair(_i, models, label, sizeof label);
     const int is_bert = _i % 2 == 1;
-    const char *const fp32[] = {"logits_dtype=fp32", NULL};
-    const char *const bf16[] = {logits_settings[_i / 2], NULL};
     const lm_architecture_vtable *vt = lm_test_arch_vtable(arch);
-    void *models[2] = {create(arch, "fp32", fp32), create(arch, "bf16", bf16)};
-    void *optimizers[2];
-    lm_step_state *states[2];
-    for (int m = 0; m < 2; m++) {
-        ck_assert_int_eq(vt->init_weights(models[m], 2024), LM_OK);
-        optimizers[m] = lm_test_adamw_bind(models[m], vt);
-        states[m] = lm_test_state_new(vt, models[m], 8, 0);
-    }
-    float first[2] = {0, 0}, loss[2];
-    double worst = 0.0;
-    for (int step = 0; step < TRAIN_STEPS; step++) {
-        lm_test_small_batch batch;
-        /* four batches, revisited: the loss falls */
-        lm_test_small_batch_make(&batch, !is_bert, 500 + (uint64_t)(step % 4), LM_TEST_SMALL_IDS_RANDOM);
-        for (int m = 0; m < 2; m++) {
-            lm_test_state_key(vt, models[m], states[m], 8, (uint64_t)step);
-            ck_assert_msg(vt->forward_train(models[m], &batch.batch, states[m], 1.0f) == LM_OK, "%s",
-                          lm_error_message());
-            loss[m] = lm_test_state_read(vt, models[m], states[m]).loss;
-            ck_assert_msg(vt->backward(models[m], 1.0f, 0) == LM_OK, "%s", lm_error_message());
-            lm_test_adamw_step(vt, models[m], optimizers[m], states[m], 3e-3, 1.0f, NULL);
-            if (step == 0) first[m] = loss[m];
-        }
-        const double err = lm_test_relative(loss[1], loss[0]);
-        ck_assert_msg(isfinite(loss[1]) && err <= TOL_TRAIN, "%s %s step %d: loss %.9g bf16, %.9g fp32", arch,
-                      logits_settings[_i / 2], step, (double)loss[1], (double)loss[0]);
-        worst = fmax(worst, err);
-        lm_test_assert_copy_is_rounded(vt, models[1], "after an optimizer step");
-    }
-    ck_assert_msg(loss[1] < first[1] && loss[0] < first[0], "%s: the loss did not fall (%g -> %g)", arch,
-                  (double)first[1], (double)loss[1]);
+    const lm_test_pair_training run = lm_test_pair_train(vt, models, !is_bert, TRAIN_STEPS, TOL_TRAIN, label);
     printf("%s activation_dtype=bf16 %s: %d steps, losses within %.3g (relative) of fp32's; %.4f -> %.4f\n", arch,
-           logits_settings[_i / 2], TRAIN_STEPS, worst, (double)first[1], (double)loss[1]);
-    worst_train = fmax(worst_train, worst);
-    for (int m = 0; m < 2; m++) {
-        lm_test_state_free(vt, models[m], states[m]);
-        lm_test_adamw()->destroy(optimizers[m]);
-        vt->destroy(models[m]);
-    }
+           logits_settings[_i / 2], TRAIN_STEPS, run.worst, (double)run.first, (double)run.last);
+    worst_train = fmax(worst_train, run.worst);
+    lm_test_pair_destroy(vt, models, NULL);
 }
 END_TEST
 
@@ -371,21 +317,12 @@ START_TEST(gpt2_recompute_agrees) {
     }
     const lm_architecture_vtable *vt = lm_test_arch_vtable("gpt2");
     void *models[2] = {create("gpt2", "bf16", kept), create("gpt2", "bf16", rebuilt)};
-    lm_test_small_batch batch;
-    lm_test_small_batch_make(&batch, 1, 7, LM_TEST_SMALL_IDS_RANDOM);
-    float loss[2];
-    for (int m = 0; m < 2; m++) {
-        ck_assert_int_eq(vt->init_weights(models[m], 11), LM_OK);
-        lm_step_state *state = lm_test_state_new(vt, models[m], 5, 0);
-        lm_test_state_key(vt, models[m], state, 5, 0);
-        ck_assert_msg(lm_test_forward(vt, models[m], &batch.batch, state, &loss[m]) == LM_OK, "%s",
-                      lm_error_message());
-        ck_assert_msg(vt->backward(models[m], 1.0f, 0) == LM_OK, "%s", lm_error_message());
-        lm_test_state_free(vt, models[m], state);
-    }
-    const double loss_err = lm_test_relative(loss[1], loss[0]);
-    ck_assert_msg(loss_err <= TOL_RECOMPUTE_LOSS, "gpt2 %s: loss %.9g, kept %.9g", rc->setting, (double)loss[1],
-                  (double)loss[0]);
+    lm_step_state *states[2];
+    lm_test_pair_init(vt, models, 11, 5, states);
+    char label[64];
+    snprintf(label, sizeof label, "gpt2 %s against kept", rc->setting);
+    const double loss_err =
+        lm_test_pair_loss_and_backward(vt, models, states, 1, 7, 5, 0, 0, TOL_RECOMPUTE_LOSS, label);
     float *g0 = lm_test_read_grads(vt, models[0]), *g1 = lm_test_read_grads(vt, models[1]);
     lm_param_set set = lm_test_params(vt, models[1]);
     const double err = lm_test_compare_tensors(&set, g1, g0, TOL_RECOMPUTE_GRADS, "gradients under recompute");
@@ -394,7 +331,7 @@ START_TEST(gpt2_recompute_agrees) {
            rc->setting, rc->attention_dropout, loss_err, err);
     lm_free(g0);
     lm_free(g1);
-    for (int m = 0; m < 2; m++) vt->destroy(models[m]);
+    lm_test_pair_destroy(vt, models, states);
 }
 END_TEST
 
@@ -484,12 +421,4 @@ static Suite *bf16_ffn_suite(void) {
     return s;
 }
 
-int main(void) {
-#ifdef FFN_TEST_CUDA
-    const int unusable = lm_test_cuda_unusable();
-    if (unusable) return unusable;
-    return lm_test_run_suites_nofork(bf16_ffn_suite(), NULL);
-#else
-    return lm_test_run_suites(bf16_ffn_suite(), NULL);
-#endif
-}
+int main(void) { return lm_test_main_for_device(FFN_TEST_DEVICE, bf16_ffn_suite); }

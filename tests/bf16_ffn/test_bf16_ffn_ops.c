@@ -43,6 +43,7 @@
 
 #include "backend.h"
 #include "bf16.h"
+#include "bf16_op_check.h"
 #include "cuda_probe.h"
 #include "gelu_bf16_fixture.h"
 #include "kernels.h"
@@ -61,35 +62,6 @@
 
 /* ---- helpers ---- */
 
-static lm_backend *make_backend(void) {
-    lm_backend *be = NULL;
-    ck_assert_msg(lm_backend_create(&be, BF16_TEST_DEVICE, LM_PRECISION_FP32, 0) == LM_OK, "%s", lm_error_message());
-    return be;
-}
-
-static void *dev_copy(lm_backend *be, const void *host, size_t bytes) {
-    void *d = NULL;
-    ck_assert_int_eq(be->ops->alloc(be, &d, bytes, "test buffer"), LM_OK);
-    if (host) ck_assert_int_eq(be->ops->upload(be, d, host, bytes), LM_OK);
-    return d;
-}
-
-static void download(lm_backend *be, void *host, const void *d, size_t bytes) {
-    ck_assert_int_eq(be->ops->download(be, host, d, bytes), LM_OK);
-}
-
-static uint64_t lcg_state;
-static float uniform(float lo, float hi) { /* deterministic, any platform */
-    lcg_state = lcg_state * 6364136223846793005ull + 1442695040888963407ull;
-    return lo + (hi - lo) * (float)((double)(lcg_state >> 40) / (double)(1ull << 24));
-}
-
-static void random_bf16(uint16_t *out, size_t n, float scale) {
-    for (size_t i = 0; i < n; i++) out[i] = lm_bf16_from_float(uniform(-scale, scale));
-}
-
-static float widen(uint16_t h) { return lm_bf16_to_float(h); }
-
 static float *widened(const uint16_t *h, size_t n) {
     float *x = malloc(n * sizeof *x);
     ck_assert_ptr_nonnull(x);
@@ -97,14 +69,6 @@ static float *widened(const uint16_t *h, size_t n) {
     return x;
 }
 
-/* One bf16 ulp at |x|: 2^(e - 7) for x in [2^e, 2^(e+1)). */
-static double bf16_ulp(double x) {
-    x = fabs(x);
-    if (x < 1e-30) return ldexp(1.0, -133);
-    return ldexp(1.0, ilogb(x) - 7);
-}
-
-static double gamma_k(int k) { return (double)(k + 2) * ldexp(1.0, -24); }
 
 /* The exact GELU and its derivative, in double (backend_ops.def's forms). */
 static double gelu_exact(double x, int approx_tanh) {
@@ -126,14 +90,10 @@ static double gelu_eval_error(double p) { return 1e-6 * (fabs(p) + 1.0); }
 /* A bf16 value against an exact one: within half a bf16 ulp (its one
  * rounding) plus `slack`; the ulp taken at the larger of the two ends. */
 static int bf16_within(double value, double exact, double slack) {
-    const double bound = 0.5 * bf16_ulp(fmax(fabs(value), fabs(exact) + slack)) + slack;
+    const double bound = 0.5 * lm_test_bf16_ulp(fmax(fabs(value), fabs(exact) + slack)) + slack;
     return fabs(value - exact) <= bound;
 }
 
-/* W element (i, o) of the math y = x·W (IC x OC) in either layout. */
-static float weight_at(const uint16_t *w, int i, int o, int IC, int OC, lm_weight_layout layout) {
-    return widen(layout == LM_W_IN_OUT ? w[(size_t)i * OC + o] : w[(size_t)o * IC + i]);
-}
 
 #ifdef BF16_TEST_CUDA
 /* cuBLASLt's GELU epilogues need the aux matrix's leading dimension (OC in
@@ -142,33 +102,54 @@ static float weight_at(const uint16_t *w, int i, int o, int IC, int OC, lm_weigh
 static int cuda_falls_back(int ld) { return ld % 8 != 0; }
 #endif
 
+/* The forward GEMMs' inputs: inp [N, IC] in [-2, 2] and weight [IC, OC]
+ * in [-0.5, 0.5], bf16, and an fp32 bias [OC] in [-1, 1], drawn from
+ * `seed`; on the host and on the backend (the bias only with_bias). */
+typedef struct gemm_inputs {
+    uint16_t *inp, *weight, *d_inp, *d_w;
+    float *bias, *d_bias;
+} gemm_inputs;
+
+static gemm_inputs gemm_inputs_make(lm_backend *be, int N, int IC, int OC, int with_bias, uint64_t seed) {
+    const size_t n_in = (size_t)N * IC, n_w = (size_t)IC * OC;
+    gemm_inputs in = {malloc(n_in * 2), malloc(n_w * 2), NULL, NULL, malloc((size_t)OC * 4), NULL};
+    ck_assert(in.inp && in.weight && in.bias);
+    lm_test_lcg_state = seed;
+    lm_test_random_bf16(in.inp, n_in, 2.0f);
+    lm_test_random_bf16(in.weight, n_w, 0.5f);
+    for (int o = 0; o < OC; o++) in.bias[o] = lm_test_uniform(-1.0f, 1.0f);
+    in.d_inp = lm_test_dev_copy(be, in.inp, n_in * 2);
+    in.d_w = lm_test_dev_copy(be, in.weight, n_w * 2);
+    in.d_bias = with_bias ? lm_test_dev_copy(be, in.bias, (size_t)OC * 4) : NULL;
+    return in;
+}
+
+static void gemm_inputs_free(lm_backend *be, gemm_inputs *g) {
+    be->ops->free(be, g->d_inp), be->ops->free(be, g->d_w);
+    if (g->d_bias) be->ops->free(be, g->d_bias);
+    free(g->inp), free(g->weight), free(g->bias);
+}
+
 /* ---- matmul_forward_bf16_to_fp32 ---- */
 
 static void check_forward_to_fp32(int N, int IC, int OC, lm_weight_layout layout, int with_bias) {
     const size_t n_in = (size_t)N * IC, n_w = (size_t)IC * OC, n_out = (size_t)N * OC;
-    uint16_t *inp = malloc(n_in * 2), *weight = malloc(n_w * 2);
-    float *bias = malloc((size_t)OC * 4), *got = malloc(n_out * 4);
-    ck_assert(inp && weight && bias && got);
-    lcg_state = 31u + (uint64_t)layout * 2u + (uint64_t)with_bias;
-    random_bf16(inp, n_in, 2.0f);
-    random_bf16(weight, n_w, 0.5f);
-    for (int o = 0; o < OC; o++) bias[o] = uniform(-1.0f, 1.0f);
-    lm_backend *be = make_backend();
-    uint16_t *d_inp = dev_copy(be, inp, n_in * 2), *d_w = dev_copy(be, weight, n_w * 2);
-    float *d_bias = with_bias ? dev_copy(be, bias, (size_t)OC * 4) : NULL;
-    float *d_out = dev_copy(be, NULL, n_out * 4);
-    be->ops->matmul_forward_bf16_to_fp32(be, d_out, d_inp, d_w, d_bias, N, IC, OC, layout);
-    download(be, got, d_out, n_out * 4);
+    lm_backend *be = lm_test_make_backend(BF16_TEST_DEVICE);
+    gemm_inputs in = gemm_inputs_make(be, N, IC, OC, with_bias, 31u + (uint64_t)layout * 2u + (uint64_t)with_bias);
+    const uint16_t *inp = in.inp, *weight = in.weight;
+    const float *bias = in.bias;
+    float *got = malloc(n_out * 4);
+    ck_assert_ptr_nonnull(got);
+    float *d_out = lm_test_dev_copy(be, NULL, n_out * 4);
+    be->ops->matmul_forward_bf16_to_fp32(be, d_out, in.d_inp, in.d_w, in.d_bias, N, IC, OC, layout);
+    lm_test_download(be, got, d_out, n_out * 4);
     double worst = 0.0;
     for (int n = 0; n < N; n++) {
         for (int o = 0; o < OC; o++) {
-            double sum = with_bias ? (double)bias[o] : 0.0, magnitude = fabs(sum);
-            for (int i = 0; i < IC; i++) {
-                const double term = (double)widen(inp[(size_t)n * IC + i]) * weight_at(weight, i, o, IC, OC, layout);
-                sum += term;
-                magnitude += fabs(term);
-            }
-            const double bound = gamma_k(IC + 1) * magnitude, err = fabs(got[(size_t)n * OC + o] - sum);
+            double magnitude;
+            const double sum = lm_test_exact_dot(&inp[(size_t)n * IC], weight, o, IC, OC, layout,
+                                                 with_bias ? (double)bias[o] : 0.0, &magnitude);
+            const double bound = lm_test_gamma_k(IC + 1) * magnitude, err = fabs(got[(size_t)n * OC + o] - sum);
             ck_assert_msg(err <= bound, "layout %d bias %d: out[%d,%d] = %.9g, exact %.9g (bound %.3g)", layout,
                           with_bias, n, o, (double)got[(size_t)n * OC + o], sum, bound);
             if (err / bound > worst) worst = err / bound;
@@ -185,10 +166,10 @@ static void check_forward_to_fp32(int N, int IC, int OC, lm_weight_layout layout
     printf("matmul_forward_bf16_to_fp32 %dx%dx%d layout %d bias %d: worst %.3f of the bound\n", N, IC, OC, layout,
            with_bias, worst);
     ck_assert_int_eq(be->ops->check(be), LM_OK);
-    be->ops->free(be, d_inp), be->ops->free(be, d_w), be->ops->free(be, d_out);
-    if (d_bias) be->ops->free(be, d_bias);
+    be->ops->free(be, d_out);
+    gemm_inputs_free(be, &in);
     lm_backend_release(be);
-    free(inp), free(weight), free(bias), free(got);
+    free(got);
 }
 
 START_TEST(matmul_forward_bf16_to_fp32_sums_in_fp32) {
@@ -201,20 +182,17 @@ END_TEST
 
 static void check_matmul_gelu(int N, int IC, int OC, lm_weight_layout layout, int with_bias) {
     const size_t n_in = (size_t)N * IC, n_w = (size_t)IC * OC, n_out = (size_t)N * OC;
-    uint16_t *inp = malloc(n_in * 2), *weight = malloc(n_w * 2), *out = malloc(n_out * 2), *pre = malloc(n_out * 2);
-    float *bias = malloc((size_t)OC * 4);
-    ck_assert(inp && weight && out && pre && bias);
-    lcg_state = 51u + (uint64_t)layout * 2u + (uint64_t)with_bias + (uint64_t)OC;
-    random_bf16(inp, n_in, 2.0f);
-    random_bf16(weight, n_w, 0.5f);
-    for (int o = 0; o < OC; o++) bias[o] = uniform(-1.0f, 1.0f);
-    lm_backend *be = make_backend();
-    uint16_t *d_inp = dev_copy(be, inp, n_in * 2), *d_w = dev_copy(be, weight, n_w * 2);
-    float *d_bias = with_bias ? dev_copy(be, bias, (size_t)OC * 4) : NULL;
-    uint16_t *d_out = dev_copy(be, NULL, n_out * 2), *d_pre = dev_copy(be, NULL, n_out * 2);
-    be->ops->matmul_gelu_forward_bf16(be, d_out, d_pre, d_inp, d_w, d_bias, N, IC, OC, layout);
-    download(be, out, d_out, n_out * 2);
-    download(be, pre, d_pre, n_out * 2);
+    lm_backend *be = lm_test_make_backend(BF16_TEST_DEVICE);
+    gemm_inputs in =
+        gemm_inputs_make(be, N, IC, OC, with_bias, 51u + (uint64_t)layout * 2u + (uint64_t)with_bias + (uint64_t)OC);
+    const uint16_t *inp = in.inp, *weight = in.weight;
+    const float *bias = in.bias;
+    uint16_t *out = malloc(n_out * 2), *pre = malloc(n_out * 2);
+    ck_assert(out && pre);
+    uint16_t *d_out = lm_test_dev_copy(be, NULL, n_out * 2), *d_pre = lm_test_dev_copy(be, NULL, n_out * 2);
+    be->ops->matmul_gelu_forward_bf16(be, d_out, d_pre, in.d_inp, in.d_w, in.d_bias, N, IC, OC, layout);
+    lm_test_download(be, out, d_out, n_out * 2);
+    lm_test_download(be, pre, d_pre, n_out * 2);
     int fallback = 0;
 #ifdef BF16_TEST_CUDA
     fallback = cuda_falls_back(OC);
@@ -222,23 +200,23 @@ static void check_matmul_gelu(int N, int IC, int OC, lm_weight_layout layout, in
     double worst_pre = 0.0, worst_out = 0.0;
     for (int n = 0; n < N; n++) {
         for (int o = 0; o < OC; o++) {
-            double p = with_bias ? (double)bias[o] : 0.0, magnitude = fabs(p);
-            for (int i = 0; i < IC; i++) {
-                const double term = (double)widen(inp[(size_t)n * IC + i]) * weight_at(weight, i, o, IC, OC, layout);
-                p += term;
-                magnitude += fabs(term);
-            }
+            double magnitude;
+            const double p = lm_test_exact_dot(&inp[(size_t)n * IC], weight, o, IC, OC, layout,
+                                               with_bias ? (double)bias[o] : 0.0, &magnitude);
             const size_t at = (size_t)n * OC + o;
-            const double acc = gamma_k(IC + 1) * magnitude;
-            ck_assert_msg(bf16_within(widen(pre[at]), p, acc), "layout %d bias %d: pre_gelu[%d,%d] = %.9g, exact %.9g",
-                          layout, with_bias, n, o, (double)widen(pre[at]), p);
+            const double acc = lm_test_gamma_k(IC + 1) * magnitude;
+            ck_assert_msg(bf16_within(lm_test_widen(pre[at]), p, acc),
+                          "layout %d bias %d: pre_gelu[%d,%d] = %.9g, exact %.9g",
+                          layout, with_bias, n, o, (double)lm_test_widen(pre[at]), p);
             /* The fallback's GELU reads the rounded product (up to half a bf16 ulp of p more). */
-            const double slack = GELU_GRAD_MAX * (acc + (fallback ? 0.5 * bf16_ulp(p) : 0.0)) + gelu_eval_error(p);
+            const double slack =
+                GELU_GRAD_MAX * (acc + (fallback ? 0.5 * lm_test_bf16_ulp(p) : 0.0)) + gelu_eval_error(p);
             const double g = gelu_exact(p, 1);
-            ck_assert_msg(bf16_within(widen(out[at]), g, slack), "layout %d bias %d: out[%d,%d] = %.9g, gelu(p) %.9g",
-                          layout, with_bias, n, o, (double)widen(out[at]), g);
-            worst_pre = fmax(worst_pre, fabs(widen(pre[at]) - p) / (0.5 * bf16_ulp(p) + acc));
-            worst_out = fmax(worst_out, fabs(widen(out[at]) - g) / (0.5 * bf16_ulp(g) + slack));
+            ck_assert_msg(bf16_within(lm_test_widen(out[at]), g, slack),
+                          "layout %d bias %d: out[%d,%d] = %.9g, gelu(p) %.9g",
+                          layout, with_bias, n, o, (double)lm_test_widen(out[at]), g);
+            worst_pre = fmax(worst_pre, fabs(lm_test_widen(pre[at]) - p) / (0.5 * lm_test_bf16_ulp(p) + acc));
+            worst_out = fmax(worst_out, fabs(lm_test_widen(out[at]) - g) / (0.5 * lm_test_bf16_ulp(g) + slack));
         }
     }
 #ifndef BF16_TEST_CUDA
@@ -254,10 +232,10 @@ static void check_matmul_gelu(int N, int IC, int OC, lm_weight_layout layout, in
     free(pre32), free(out32), free(w32), free(inp32);
 #else
     if (fallback) { /* out is then gelu_forward_bf16 of pre_gelu, bit for bit */
-        uint16_t *d_again = dev_copy(be, NULL, n_out * 2), *again = malloc(n_out * 2);
+        uint16_t *d_again = lm_test_dev_copy(be, NULL, n_out * 2), *again = malloc(n_out * 2);
         ck_assert_ptr_nonnull(again);
         be->ops->gelu_forward_bf16(be, d_again, d_pre, n_out, 1);
-        download(be, again, d_again, n_out * 2);
+        lm_test_download(be, again, d_again, n_out * 2);
         ck_assert_int_eq(memcmp(again, out, n_out * 2), 0);
         be->ops->free(be, d_again);
         free(again);
@@ -266,10 +244,10 @@ static void check_matmul_gelu(int N, int IC, int OC, lm_weight_layout layout, in
     printf("matmul_gelu_forward_bf16 %dx%dx%d layout %d bias %d%s: worst pre_gelu %.3f, out %.3f of the bound\n", N, IC,
            OC, layout, with_bias, fallback ? " (CUDA fallback)" : "", worst_pre, worst_out);
     ck_assert_int_eq(be->ops->check(be), LM_OK);
-    be->ops->free(be, d_inp), be->ops->free(be, d_w), be->ops->free(be, d_out), be->ops->free(be, d_pre);
-    if (d_bias) be->ops->free(be, d_bias);
+    be->ops->free(be, d_out), be->ops->free(be, d_pre);
+    gemm_inputs_free(be, &in);
     lm_backend_release(be);
-    free(inp), free(weight), free(out), free(pre), free(bias);
+    free(out), free(pre);
 }
 
 START_TEST(matmul_gelu_forward_bf16_rounds_once) {
@@ -300,29 +278,29 @@ static void check_gelu_matmul_backward(backward_case c) {
     float *dweight0 = malloc(n_w * 4), *dbias0 = malloc((size_t)OC * 4), *dbias_pre0 = malloc((size_t)IC * 4);
     ck_assert(dout && pre && gelu_out && weight && dpre && dweight && dbias && dbias_pre && dweight0 && dbias0 &&
               dbias_pre0);
-    lcg_state = 71u + (uint64_t)c.layout * 2u + (uint64_t)c.store + (uint64_t)IC;
-    random_bf16(dout, n_out, 0.05f);
-    random_bf16(pre, n_in, 3.0f);
-    random_bf16(weight, n_w, 0.5f);
+    lm_test_lcg_state = 71u + (uint64_t)c.layout * 2u + (uint64_t)c.store + (uint64_t)IC;
+    lm_test_random_bf16(dout, n_out, 0.05f);
+    lm_test_random_bf16(pre, n_in, 3.0f);
+    lm_test_random_bf16(weight, n_w, 0.5f);
     lm_cpu_gelu_forward_bf16(gelu_out, pre, n_in, 1); /* the forward's output, as the model keeps it */
     /* What the parameter gradients held: added to, or never read (NaN). */
-    for (size_t e = 0; e < n_w; e++) dweight0[e] = add ? uniform(-0.1f, 0.1f) : NAN;
-    for (int o = 0; o < OC; o++) dbias0[o] = add ? uniform(-0.1f, 0.1f) : NAN;
-    for (int i = 0; i < IC; i++) dbias_pre0[i] = add ? uniform(-0.1f, 0.1f) : NAN;
+    for (size_t e = 0; e < n_w; e++) dweight0[e] = add ? lm_test_uniform(-0.1f, 0.1f) : NAN;
+    for (int o = 0; o < OC; o++) dbias0[o] = add ? lm_test_uniform(-0.1f, 0.1f) : NAN;
+    for (int i = 0; i < IC; i++) dbias_pre0[i] = add ? lm_test_uniform(-0.1f, 0.1f) : NAN;
     memset(dpre, 0xff, n_in * 2); /* a NaN the op never writes: dpre_gelu is written, not read */
-    lm_backend *be = make_backend();
-    uint16_t *d_dout = dev_copy(be, dout, n_out * 2), *d_pre = dev_copy(be, pre, n_in * 2);
-    uint16_t *d_gelu = dev_copy(be, gelu_out, n_in * 2), *d_w = dev_copy(be, weight, n_w * 2);
-    uint16_t *d_dpre = dev_copy(be, dpre, n_in * 2);
-    float *d_dw = dev_copy(be, dweight0, n_w * 4);
-    float *d_db = c.with_dbias ? dev_copy(be, dbias0, (size_t)OC * 4) : NULL;
-    float *d_dbp = c.with_dbias_pre ? dev_copy(be, dbias_pre0, (size_t)IC * 4) : NULL;
+    lm_backend *be = lm_test_make_backend(BF16_TEST_DEVICE);
+    uint16_t *d_dout = lm_test_dev_copy(be, dout, n_out * 2), *d_pre = lm_test_dev_copy(be, pre, n_in * 2);
+    uint16_t *d_gelu = lm_test_dev_copy(be, gelu_out, n_in * 2), *d_w = lm_test_dev_copy(be, weight, n_w * 2);
+    uint16_t *d_dpre = lm_test_dev_copy(be, dpre, n_in * 2);
+    float *d_dw = lm_test_dev_copy(be, dweight0, n_w * 4);
+    float *d_db = c.with_dbias ? lm_test_dev_copy(be, dbias0, (size_t)OC * 4) : NULL;
+    float *d_dbp = c.with_dbias_pre ? lm_test_dev_copy(be, dbias_pre0, (size_t)IC * 4) : NULL;
     be->ops->gelu_matmul_backward_bf16(be, d_dpre, d_dw, d_db, d_dbp, d_dout, d_gelu, d_pre, d_w, N, IC, OC, c.layout,
                                        c.store);
-    download(be, dpre, d_dpre, n_in * 2);
-    download(be, dweight, d_dw, n_w * 4);
-    if (d_db) download(be, dbias, d_db, (size_t)OC * 4);
-    if (d_dbp) download(be, dbias_pre, d_dbp, (size_t)IC * 4);
+    lm_test_download(be, dpre, d_dpre, n_in * 2);
+    lm_test_download(be, dweight, d_dw, n_w * 4);
+    if (d_db) lm_test_download(be, dbias, d_db, (size_t)OC * 4);
+    if (d_dbp) lm_test_download(be, dbias_pre, d_dbp, (size_t)IC * 4);
     int fallback = 0, rounded_sums = 0;
 #ifdef BF16_TEST_CUDA
     /* The fallback rounds dpre_gelu twice; the column reduction (dbias_pre
@@ -337,28 +315,29 @@ static void check_gelu_matmul_backward(backward_case c) {
         for (int n = 0; n < N; n++) {
             double d = 0.0, magnitude = 0.0;
             for (int o = 0; o < OC; o++) {
-                const double term = (double)widen(dout[(size_t)n * OC + o]) * weight_at(weight, i, o, IC, OC, c.layout);
+                const double term = (double)lm_test_widen(dout[(size_t)n * OC + o]) *
+                                    lm_test_weight_at(weight, i, o, IC, OC, c.layout);
                 d += term;
                 magnitude += fabs(term);
             }
-            const double x = widen(pre[(size_t)n * IC + i]), grad = gelu_grad_exact(x, 1), exact = d * grad;
+            const double x = lm_test_widen(pre[(size_t)n * IC + i]), grad = gelu_grad_exact(x, 1), exact = d * grad;
             /* the fp32 gradient's error: the sum's, times |gelu'|, and gelu' evaluated in fp32 */
-            const double slack = GELU_GRAD_MAX * gamma_k(OC) * magnitude + gelu_eval_error(x) * fabs(d) +
-                                 (fallback ? GELU_GRAD_MAX * bf16_ulp(d) : 0.0);
-            const double value = widen(dpre[(size_t)n * IC + i]);
+            const double slack = GELU_GRAD_MAX * lm_test_gamma_k(OC) * magnitude + gelu_eval_error(x) * fabs(d) +
+                                 (fallback ? GELU_GRAD_MAX * lm_test_bf16_ulp(d) : 0.0);
+            const double value = lm_test_widen(dpre[(size_t)n * IC + i]);
             ck_assert_msg(bf16_within(value, exact, slack), "layout %d store %d: dpre_gelu[%d,%d] = %.9g, exact %.9g",
                           c.layout, c.store, n, i, value, exact);
-            worst_dpre = fmax(worst_dpre, fabs(value - exact) / (0.5 * bf16_ulp(exact) + slack));
+            worst_dpre = fmax(worst_dpre, fabs(value - exact) / (0.5 * lm_test_bf16_ulp(exact) + slack));
             col += exact;
             col_magnitude += fabs(exact);
-            col_slack += slack + (rounded_sums ? bf16_ulp(exact) : 0.0);
+            col_slack += slack + (rounded_sums ? lm_test_bf16_ulp(exact) : 0.0);
             unrounded_slack += slack;
         }
         if (d_dbp)
             worst_dbias_pre = fmax(worst_dbias_pre, fabs(dbias_pre[i] - col) /
-                                                        (unrounded_slack + gamma_k(N + 1) * col_magnitude));
+                                                        (unrounded_slack + lm_test_gamma_k(N + 1) * col_magnitude));
         if (d_dbp)
-            ck_assert_msg(fabs(dbias_pre[i] - col) <= col_slack + gamma_k(N + 1) * col_magnitude,
+            ck_assert_msg(fabs(dbias_pre[i] - col) <= col_slack + lm_test_gamma_k(N + 1) * col_magnitude,
                           "layout %d store %d: dbias_pre[%d] = %.9g, exact %.9g", c.layout, c.store, i,
                           (double)dbias_pre[i], col);
     }
@@ -367,11 +346,12 @@ static void check_gelu_matmul_backward(backward_case c) {
             const size_t at = c.layout == LM_W_IN_OUT ? (size_t)i * OC + o : (size_t)o * IC + i;
             double sum = add ? (double)dweight0[at] : 0.0, magnitude = fabs(sum);
             for (int n = 0; n < N; n++) {
-                const double term = (double)widen(gelu_out[(size_t)n * IC + i]) * widen(dout[(size_t)n * OC + o]);
+                const double term =
+                    (double)lm_test_widen(gelu_out[(size_t)n * IC + i]) * lm_test_widen(dout[(size_t)n * OC + o]);
                 sum += term;
                 magnitude += fabs(term);
             }
-            ck_assert_msg(fabs(dweight[at] - sum) <= gamma_k(N + 1) * magnitude,
+            ck_assert_msg(fabs(dweight[at] - sum) <= lm_test_gamma_k(N + 1) * magnitude,
                           "layout %d store %d: dweight(%d,%d) = %.9g, exact %.9g", c.layout, c.store, i, o,
                           (double)dweight[at], sum);
         }
@@ -379,10 +359,10 @@ static void check_gelu_matmul_backward(backward_case c) {
     for (int o = 0; o < OC && d_db; o++) {
         double sum = add ? (double)dbias0[o] : 0.0, magnitude = fabs(sum);
         for (int n = 0; n < N; n++) {
-            sum += widen(dout[(size_t)n * OC + o]);
-            magnitude += fabs(widen(dout[(size_t)n * OC + o]));
+            sum += lm_test_widen(dout[(size_t)n * OC + o]);
+            magnitude += fabs(lm_test_widen(dout[(size_t)n * OC + o]));
         }
-        ck_assert_msg(fabs(dbias[o] - sum) <= gamma_k(N + 1) * magnitude, "dbias[%d] = %.9g, exact %.9g", o,
+        ck_assert_msg(fabs(dbias[o] - sum) <= lm_test_gamma_k(N + 1) * magnitude, "dbias[%d] = %.9g, exact %.9g", o,
                       (double)dbias[o], sum);
     }
 #ifndef BF16_TEST_CUDA
@@ -437,22 +417,24 @@ enum { FIXTURE = sizeof gelu_bf16_fixture / sizeof *gelu_bf16_fixture };
 /* The fixture's inputs (bf16 x, fp32 dout) and the op's outputs for one form. */
 static void run_gelu_ops(uint16_t *fwd, uint16_t *bwd, const uint16_t *x, const float *dout, size_t n, int tanh_form,
                          uint16_t *fp32_fwd_rounded, uint16_t *fp32_bwd_rounded) {
-    lm_backend *be = make_backend();
-    uint16_t *d_x = dev_copy(be, x, n * 2), *d_fwd = dev_copy(be, NULL, n * 2), *d_bwd = dev_copy(be, NULL, n * 2);
-    float *d_dout = dev_copy(be, dout, n * 4), *d_x32 = dev_copy(be, NULL, n * 4), *d_y32 = dev_copy(be, NULL, n * 4);
+    lm_backend *be = lm_test_make_backend(BF16_TEST_DEVICE);
+    uint16_t *d_x = lm_test_dev_copy(be, x, n * 2), *d_fwd = lm_test_dev_copy(be, NULL, n * 2),
+             *d_bwd = lm_test_dev_copy(be, NULL, n * 2);
+    float *d_dout = lm_test_dev_copy(be, dout, n * 4), *d_x32 = lm_test_dev_copy(be, NULL, n * 4),
+          *d_y32 = lm_test_dev_copy(be, NULL, n * 4);
     be->ops->gelu_forward_bf16(be, d_fwd, d_x, n, tanh_form);
     be->ops->gelu_backward_bf16(be, d_bwd, d_x, d_dout, n, tanh_form);
-    download(be, fwd, d_fwd, n * 2);
-    download(be, bwd, d_bwd, n * 2);
+    lm_test_download(be, fwd, d_fwd, n * 2);
+    lm_test_download(be, bwd, d_bwd, n * 2);
     /* The same device's fp32 ops on the widened values, rounded: what the bf16 ops promise. */
     float *x32 = widened(x, n), *y32 = malloc(n * 4);
     ck_assert_ptr_nonnull(y32);
     ck_assert_int_eq(be->ops->upload(be, d_x32, x32, n * 4), LM_OK);
     be->ops->gelu_forward(be, d_y32, d_x32, n, tanh_form);
-    download(be, y32, d_y32, n * 4);
+    lm_test_download(be, y32, d_y32, n * 4);
     for (size_t i = 0; i < n; i++) fp32_fwd_rounded[i] = lm_bf16_from_float(y32[i]);
     be->ops->gelu_backward(be, d_y32, d_x32, d_dout, n, tanh_form);
-    download(be, y32, d_y32, n * 4);
+    lm_test_download(be, y32, d_y32, n * 4);
     for (size_t i = 0; i < n; i++) fp32_bwd_rounded[i] = lm_bf16_from_float(y32[i]);
     ck_assert_int_eq(be->ops->check(be), LM_OK);
     be->ops->free(be, d_x), be->ops->free(be, d_fwd), be->ops->free(be, d_bwd);
@@ -538,17 +520,18 @@ START_TEST(gelu_bf16_against_torch) {
                 }
                 const int steps = abs(ordered(got) - ordered(want));
                 equal += steps == 0;
-                if (widen(x[i]) < -4.0f) {
-                    const double diff = fabs(widen(got) - widen(want));
+                if (lm_test_widen(x[i]) < -4.0f) {
+                    const double diff = fabs(lm_test_widen(got) - lm_test_widen(want));
                     tail++;
                     worst_tail = fmax(worst_tail, diff);
                     ck_assert_msg(diff <= TAIL_ABS, "form %d backward %d, tail: x %.6g: %.9g, torch %.9g", tanh_form,
-                                  backward, (double)widen(x[i]), (double)widen(got), (double)widen(want));
+                                  backward, (double)lm_test_widen(x[i]), (double)lm_test_widen(got),
+                                  (double)lm_test_widen(want));
                     continue;
                 }
                 if (steps > worst) worst = steps;
                 ck_assert_msg(steps <= TORCH_STEPS, "form %d backward %d: x %.6g (0x%04x): 0x%04x, torch 0x%04x",
-                              tanh_form, backward, (double)widen(x[i]), x[i], got, want);
+                              tanh_form, backward, (double)lm_test_widen(x[i]), x[i], got, want);
             }
             printf("gelu_%s_bf16 (%s) against torch: %d of %d equal, worst %d bf16 step(s) for x >= -4; the %d in "
                    "the tail x < -4 within %.2g\n",
@@ -572,12 +555,4 @@ static Suite *bf16_ffn_suite(void) {
     return s;
 }
 
-int main(void) {
-#ifdef BF16_TEST_CUDA
-    const int unusable = lm_test_cuda_unusable();
-    if (unusable) return unusable;
-    return lm_test_run_suites_nofork(bf16_ffn_suite(), NULL);
-#else
-    return lm_test_run_suites(bf16_ffn_suite(), NULL);
-#endif
-}
+int main(void) { return lm_test_main_for_device(BF16_TEST_DEVICE, bf16_ffn_suite); }

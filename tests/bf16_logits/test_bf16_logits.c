@@ -125,30 +125,11 @@ START_TEST(loss_and_gradients_match_fp32) {
     const lm_architecture_vtable *vt = lm_test_arch_vtable(arch);
     void *models[2] = {create(arch, "fp32", extra), create(arch, "bf16", extra)};
     lm_step_state *states[2];
-    for (int m = 0; m < 2; m++) {
-        ck_assert_int_eq(vt->init_weights(models[m], 77), LM_OK);
-        states[m] = lm_test_state_new(vt, models[m], 3, 0);
-    }
+    lm_test_pair_init(vt, models, 77, 3, states);
     lm_test_assert_copy_is_rounded(vt, models[1], "after init");
     for (int fused = 0; fused < 2; fused++) {
-        lm_test_small_batch batch;
-        lm_test_small_batch_make(&batch, !is_bert, 40 + (uint64_t)fused, LM_TEST_SMALL_IDS_RANDOM);
-        float loss[2];
-        for (int m = 0; m < 2; m++) {
-            lm_test_state_key(vt, models[m], states[m], 3, (uint64_t)fused);
-            if (fused) {
-                ck_assert_msg(vt->forward_train(models[m], &batch.batch, states[m], 1.0f) == LM_OK, "%s",
-                              lm_error_message());
-                loss[m] = lm_test_state_read(vt, models[m], states[m]).loss;
-            } else {
-                ck_assert_msg(lm_test_forward(vt, models[m], &batch.batch, states[m], &loss[m]) == LM_OK, "%s",
-                              lm_error_message());
-            }
-            ck_assert_msg(vt->backward(models[m], 1.0f, 0) == LM_OK, "%s", lm_error_message());
-        }
-        const double loss_err = lm_test_relative(loss[1], loss[0]);
-        ck_assert_msg(isfinite(loss[1]) && loss_err <= TOL_LOSS, "%s fused %d: loss %.9g bf16, %.9g fp32", arch, fused,
-                      (double)loss[1], (double)loss[0]);
+        const double loss_err = lm_test_pair_loss_and_backward(vt, models, states, !is_bert, 40 + (uint64_t)fused, 3,
+                                                               (uint64_t)fused, fused, TOL_LOSS, arch);
         if (loss_err > worst_loss) worst_loss = loss_err;
         float *g0 = lm_test_read_grads(vt, models[0]), *g1 = lm_test_read_grads(vt, models[1]);
         lm_param_set set = lm_test_params(vt, models[1]);
@@ -162,10 +143,7 @@ START_TEST(loss_and_gradients_match_fp32) {
     }
     printf("%s%s: loss within %.3g (relative), gradients within %.3g of the largest\n", arch,
            _i >= 2 ? " padded" : "", worst_loss, worst_grads);
-    for (int m = 0; m < 2; m++) {
-        lm_test_state_free(vt, models[m], states[m]);
-        vt->destroy(models[m]);
-    }
+    lm_test_pair_destroy(vt, models, states);
 }
 END_TEST
 
@@ -216,42 +194,11 @@ START_TEST(training_tracks_fp32) {
     const int is_bert = _i == 1;
     const lm_architecture_vtable *vt = lm_test_arch_vtable(arch);
     void *models[2] = {create(arch, "fp32", NULL), create(arch, "bf16", NULL)};
-    void *optimizers[2];
-    lm_step_state *states[2];
-    for (int m = 0; m < 2; m++) {
-        ck_assert_int_eq(vt->init_weights(models[m], 2024), LM_OK);
-        optimizers[m] = lm_test_adamw_bind(models[m], vt);
-        states[m] = lm_test_state_new(vt, models[m], 8, 0);
-    }
-    float first[2] = {0, 0}, loss[2];
-    for (int step = 0; step < TRAIN_STEPS; step++) {
-        lm_test_small_batch batch;
-        /* four batches, revisited: the loss falls */
-        lm_test_small_batch_make(&batch, !is_bert, 500 + (uint64_t)(step % 4), LM_TEST_SMALL_IDS_RANDOM);
-        for (int m = 0; m < 2; m++) {
-            lm_test_state_key(vt, models[m], states[m], 8, (uint64_t)step);
-            ck_assert_msg(vt->forward_train(models[m], &batch.batch, states[m], 1.0f) == LM_OK, "%s",
-                          lm_error_message());
-            loss[m] = lm_test_state_read(vt, models[m], states[m]).loss;
-            ck_assert_msg(vt->backward(models[m], 1.0f, 0) == LM_OK, "%s", lm_error_message());
-            lm_test_adamw_step(vt, models[m], optimizers[m], states[m], 3e-3, 1.0f, NULL);
-            if (step == 0) first[m] = loss[m];
-        }
-        const double err = lm_test_relative(loss[1], loss[0]);
-        ck_assert_msg(isfinite(loss[1]) && err <= TOL_TRAIN, "%s step %d: loss %.9g bf16, %.9g fp32", arch, step,
-                      (double)loss[1], (double)loss[0]);
-        if (err > worst_train) worst_train = err;
-        lm_test_assert_copy_is_rounded(vt, models[1], "after an optimizer step");
-    }
-    ck_assert_msg(loss[1] < first[1] && loss[0] < first[0], "%s: the loss did not fall (%g -> %g)", arch,
-                  (double)first[1], (double)loss[1]);
+    const lm_test_pair_training run = lm_test_pair_train(vt, models, !is_bert, TRAIN_STEPS, TOL_TRAIN, arch);
+    if (run.worst > worst_train) worst_train = run.worst;
     printf("%s: %d steps, losses within %.3g (relative) of fp32's; %.4f -> %.4f\n", arch, TRAIN_STEPS, worst_train,
-           (double)first[1], (double)loss[1]);
-    for (int m = 0; m < 2; m++) {
-        lm_test_state_free(vt, models[m], states[m]);
-        lm_test_adamw()->destroy(optimizers[m]);
-        vt->destroy(models[m]);
-    }
+           (double)run.first, (double)run.last);
+    lm_test_pair_destroy(vt, models, NULL);
 }
 END_TEST
 
@@ -338,12 +285,4 @@ static Suite *bf16_logits_suite(void) {
     return s;
 }
 
-int main(void) {
-#ifdef BF16_TEST_CUDA
-    const int unusable = lm_test_cuda_unusable();
-    if (unusable) return unusable;
-    return lm_test_run_suites_nofork(bf16_logits_suite(), NULL);
-#else
-    return lm_test_run_suites(bf16_logits_suite(), NULL);
-#endif
-}
+int main(void) { return lm_test_main_for_device(BF16_TEST_DEVICE, bf16_logits_suite); }

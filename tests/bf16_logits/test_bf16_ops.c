@@ -32,6 +32,7 @@
 #include "backend.h"
 #include "bf16.h"
 #include "bf16_rounding_fixture.h"
+#include "bf16_op_check.h"
 #include "cuda_probe.h"
 #include "kernels.h"
 #include "lmcore/lmcore.h"
@@ -49,43 +50,6 @@
 
 /* ---- helpers ---- */
 
-static lm_backend *make_backend(void) {
-    lm_backend *be = NULL;
-    ck_assert_msg(lm_backend_create(&be, BF16_TEST_DEVICE, LM_PRECISION_FP32, 0) == LM_OK, "%s", lm_error_message());
-    return be;
-}
-
-static void *dev_copy(lm_backend *be, const void *host, size_t bytes) {
-    void *d = NULL;
-    ck_assert_int_eq(be->ops->alloc(be, &d, bytes, "test buffer"), LM_OK);
-    if (host) ck_assert_int_eq(be->ops->upload(be, d, host, bytes), LM_OK);
-    return d;
-}
-
-static void download(lm_backend *be, void *host, const void *d, size_t bytes) {
-    ck_assert_int_eq(be->ops->download(be, host, d, bytes), LM_OK);
-}
-
-static uint64_t lcg_state;
-static float uniform(float lo, float hi) { /* deterministic, any platform */
-    lcg_state = lcg_state * 6364136223846793005ull + 1442695040888963407ull;
-    return lo + (hi - lo) * (float)((double)(lcg_state >> 40) / (double)(1ull << 24));
-}
-
-static void random_bf16(uint16_t *out, size_t n, float scale) {
-    for (size_t i = 0; i < n; i++) out[i] = lm_bf16_from_float(uniform(-scale, scale));
-}
-
-static float widen(uint16_t h) { return lm_bf16_to_float(h); }
-
-/* One bf16 ulp at |x|: 2^(e - 7) for x in [2^e, 2^(e+1)). */
-static double bf16_ulp(double x) {
-    x = fabs(x);
-    if (x < 1e-30) return ldexp(1.0, -133);
-    return ldexp(1.0, ilogb(x) - 7);
-}
-
-static double gamma_k(int k) { return (double)(k + 2) * ldexp(1.0, -24); }
 
 /* ---- convert_to_bf16 ---- */
 
@@ -94,18 +58,18 @@ START_TEST(convert_to_bf16_is_torch_rounding) {
     float values[COUNT];
     uint16_t got[COUNT];
     for (int i = 0; i < COUNT; i++) memcpy(&values[i], &bf16_rounding_fixture[i].bits, sizeof values[i]);
-    lm_backend *be = make_backend();
-    float *d_in = dev_copy(be, values, sizeof values);
-    uint16_t *d_out = dev_copy(be, NULL, sizeof got);
+    lm_backend *be = lm_test_make_backend(BF16_TEST_DEVICE);
+    float *d_in = lm_test_dev_copy(be, values, sizeof values);
+    uint16_t *d_out = lm_test_dev_copy(be, NULL, sizeof got);
     be->ops->convert_to_bf16(be, d_out, d_in, COUNT);
-    download(be, got, d_out, sizeof got);
+    lm_test_download(be, got, d_out, sizeof got);
     for (int i = 0; i < COUNT; i++) {
         ck_assert_msg(got[i] == bf16_rounding_fixture[i].torch_bf16, "0x%08x: op 0x%04x, torch 0x%04x",
                       bf16_rounding_fixture[i].bits, got[i], bf16_rounding_fixture[i].torch_bf16);
         ck_assert_msg(lm_bf16_rne(bf16_rounding_fixture[i].bits) == bf16_rounding_fixture[i].torch_bf16,
                       "lm_bf16_rne(0x%08x)", bf16_rounding_fixture[i].bits);
         /* Widening is exact: a bf16 value converts back to itself. */
-        ck_assert_uint_eq(lm_bf16_from_float(widen(got[i])), got[i]);
+        ck_assert_uint_eq(lm_bf16_from_float(lm_test_widen(got[i])), got[i]);
     }
     ck_assert_int_eq(be->ops->check(be), LM_OK);
     be->ops->free(be, d_in);
@@ -118,42 +82,34 @@ END_TEST
 
 enum { MM_N = 37, MM_IC = 48, MM_OC = 70 };
 
-/* W element (i, o) of the math y = x·W (IC x OC) in either layout. */
-static float weight_at(const uint16_t *w, int i, int o, lm_weight_layout layout) {
-    return widen(layout == LM_W_IN_OUT ? w[(size_t)i * MM_OC + o] : w[(size_t)o * MM_IC + i]);
-}
-
 static void check_forward(lm_weight_layout layout, int with_bias) {
     static uint16_t inp[MM_N * MM_IC], weight[MM_IC * MM_OC], got[MM_N * MM_OC];
     float bias[MM_OC];
-    lcg_state = 11u + (uint64_t)layout * 2u + (uint64_t)with_bias;
-    random_bf16(inp, MM_N * MM_IC, 2.0f);
-    random_bf16(weight, MM_IC * MM_OC, 0.5f);
-    for (int o = 0; o < MM_OC; o++) bias[o] = uniform(-1.0f, 1.0f); /* fp32: not rounded before the add */
-    lm_backend *be = make_backend();
-    uint16_t *d_inp = dev_copy(be, inp, sizeof inp), *d_w = dev_copy(be, weight, sizeof weight);
-    float *d_bias = with_bias ? dev_copy(be, bias, sizeof bias) : NULL;
-    uint16_t *d_out = dev_copy(be, NULL, sizeof got);
+    lm_test_lcg_state = 11u + (uint64_t)layout * 2u + (uint64_t)with_bias;
+    lm_test_random_bf16(inp, MM_N * MM_IC, 2.0f);
+    lm_test_random_bf16(weight, MM_IC * MM_OC, 0.5f);
+    for (int o = 0; o < MM_OC; o++) bias[o] = lm_test_uniform(-1.0f, 1.0f); /* fp32: not rounded before the add */
+    lm_backend *be = lm_test_make_backend(BF16_TEST_DEVICE);
+    uint16_t *d_inp = lm_test_dev_copy(be, inp, sizeof inp), *d_w = lm_test_dev_copy(be, weight, sizeof weight);
+    float *d_bias = with_bias ? lm_test_dev_copy(be, bias, sizeof bias) : NULL;
+    uint16_t *d_out = lm_test_dev_copy(be, NULL, sizeof got);
     be->ops->matmul_forward_bf16(be, d_out, d_inp, d_w, d_bias, MM_N, MM_IC, MM_OC, layout);
-    download(be, got, d_out, sizeof got);
+    lm_test_download(be, got, d_out, sizeof got);
     double worst = 0.0; /* in units of the bound */
     for (int n = 0; n < MM_N; n++) {
         for (int o = 0; o < MM_OC; o++) {
-            double sum = with_bias ? (double)bias[o] : 0.0, magnitude = fabs(sum);
-            for (int i = 0; i < MM_IC; i++) {
-                const double term = (double)widen(inp[n * MM_IC + i]) * (double)weight_at(weight, i, o, layout);
-                sum += term;
-                magnitude += fabs(term);
-            }
-            const double value = widen(got[n * MM_OC + o]);
-            const double accumulation = gamma_k(MM_IC + 1) * magnitude;
-            const double bound = 0.5 * bf16_ulp(fmax(fabs(value), fabs(sum) + accumulation)) + accumulation;
+            double magnitude;
+            const double sum = lm_test_exact_dot(&inp[n * MM_IC], weight, o, MM_IC, MM_OC, layout,
+                                                 with_bias ? (double)bias[o] : 0.0, &magnitude);
+            const double value = lm_test_widen(got[n * MM_OC + o]);
+            const double accumulation = lm_test_gamma_k(MM_IC + 1) * magnitude;
+            const double bound = 0.5 * lm_test_bf16_ulp(fmax(fabs(value), fabs(sum) + accumulation)) + accumulation;
             const double err = fabs(value - sum);
             ck_assert_msg(err <= bound, "layout %d bias %d: out[%d,%d] = %.9g, exact %.9g (bound %.3g)", layout,
                           with_bias, n, o, value, sum, bound);
             /* and within one bf16 ulp of the exact value, where nothing cancels */
             if (magnitude < 4.0 * fabs(sum))
-                ck_assert_msg(err <= bf16_ulp(sum), "out[%d,%d] more than one bf16 ulp off", n, o);
+                ck_assert_msg(err <= lm_test_bf16_ulp(sum), "out[%d,%d] more than one bf16 ulp off", n, o);
             if (err / bound > worst) worst = err / bound;
         }
     }
@@ -185,33 +141,34 @@ static void check_backward(lm_weight_layout layout, lm_grad_store store) {
     static uint16_t dout[MM_N * MM_OC], inp[MM_N * MM_IC], weight[MM_IC * MM_OC];
     static float dinp[MM_N * MM_IC], dweight[MM_IC * MM_OC], dbias[MM_OC];
     static float dinp0[MM_N * MM_IC], dweight0[MM_IC * MM_OC], dbias0[MM_OC];
-    lcg_state = 101u + (uint64_t)layout * 2u + (uint64_t)store;
-    random_bf16(dout, MM_N * MM_OC, 0.01f);
-    random_bf16(inp, MM_N * MM_IC, 2.0f);
-    random_bf16(weight, MM_IC * MM_OC, 0.5f);
+    lm_test_lcg_state = 101u + (uint64_t)layout * 2u + (uint64_t)store;
+    lm_test_random_bf16(dout, MM_N * MM_OC, 0.01f);
+    lm_test_random_bf16(inp, MM_N * MM_IC, 2.0f);
+    lm_test_random_bf16(weight, MM_IC * MM_OC, 0.5f);
     /* What the outputs held: added to (LM_GRAD_ADD), or never read (WRITE: NaN). */
-    for (size_t e = 0; e < MM_N * MM_IC; e++) dinp0[e] = store == LM_GRAD_ADD ? uniform(-0.1f, 0.1f) : NAN;
-    for (size_t e = 0; e < MM_IC * MM_OC; e++) dweight0[e] = store == LM_GRAD_ADD ? uniform(-0.1f, 0.1f) : NAN;
-    for (size_t e = 0; e < MM_OC; e++) dbias0[e] = store == LM_GRAD_ADD ? uniform(-0.1f, 0.1f) : NAN;
-    lm_backend *be = make_backend();
-    uint16_t *d_dout = dev_copy(be, dout, sizeof dout), *d_inp = dev_copy(be, inp, sizeof inp);
-    uint16_t *d_w = dev_copy(be, weight, sizeof weight);
-    float *d_dinp = dev_copy(be, dinp0, sizeof dinp0), *d_dw = dev_copy(be, dweight0, sizeof dweight0);
-    float *d_db = dev_copy(be, dbias0, sizeof dbias0);
+    for (size_t e = 0; e < MM_N * MM_IC; e++) dinp0[e] = store == LM_GRAD_ADD ? lm_test_uniform(-0.1f, 0.1f) : NAN;
+    for (size_t e = 0; e < MM_IC * MM_OC; e++) dweight0[e] = store == LM_GRAD_ADD ? lm_test_uniform(-0.1f, 0.1f) : NAN;
+    for (size_t e = 0; e < MM_OC; e++) dbias0[e] = store == LM_GRAD_ADD ? lm_test_uniform(-0.1f, 0.1f) : NAN;
+    lm_backend *be = lm_test_make_backend(BF16_TEST_DEVICE);
+    uint16_t *d_dout = lm_test_dev_copy(be, dout, sizeof dout), *d_inp = lm_test_dev_copy(be, inp, sizeof inp);
+    uint16_t *d_w = lm_test_dev_copy(be, weight, sizeof weight);
+    float *d_dinp = lm_test_dev_copy(be, dinp0, sizeof dinp0), *d_dw = lm_test_dev_copy(be, dweight0, sizeof dweight0);
+    float *d_db = lm_test_dev_copy(be, dbias0, sizeof dbias0);
     be->ops->matmul_backward_bf16(be, d_dinp, d_dw, d_db, d_dout, d_inp, d_w, MM_N, MM_IC, MM_OC, layout, store, store);
-    download(be, dinp, d_dinp, sizeof dinp);
-    download(be, dweight, d_dw, sizeof dweight);
-    download(be, dbias, d_db, sizeof dbias);
+    lm_test_download(be, dinp, d_dinp, sizeof dinp);
+    lm_test_download(be, dweight, d_dw, sizeof dweight);
+    lm_test_download(be, dbias, d_db, sizeof dbias);
     const int add = store == LM_GRAD_ADD;
     for (int n = 0; n < MM_N; n++) {
         for (int i = 0; i < MM_IC; i++) {
             double sum = add ? (double)dinp0[n * MM_IC + i] : 0.0, magnitude = fabs(sum);
             for (int o = 0; o < MM_OC; o++) {
-                const double term = (double)widen(dout[n * MM_OC + o]) * (double)weight_at(weight, i, o, layout);
+                const double term = (double)lm_test_widen(dout[n * MM_OC + o]) *
+                                    (double)lm_test_weight_at(weight, i, o, MM_IC, MM_OC, layout);
                 sum += term;
                 magnitude += fabs(term);
             }
-            ck_assert_msg(fabs(dinp[n * MM_IC + i] - sum) <= gamma_k(MM_OC + 1) * magnitude,
+            ck_assert_msg(fabs(dinp[n * MM_IC + i] - sum) <= lm_test_gamma_k(MM_OC + 1) * magnitude,
                           "layout %d store %d: dinp[%d,%d] = %.9g, exact %.9g", layout, store, n, i,
                           (double)dinp[n * MM_IC + i], sum);
         }
@@ -221,11 +178,12 @@ static void check_backward(lm_weight_layout layout, lm_grad_store store) {
             const size_t at = layout == LM_W_IN_OUT ? (size_t)i * MM_OC + o : (size_t)o * MM_IC + i;
             double sum = add ? (double)dweight0[at] : 0.0, magnitude = fabs(sum);
             for (int n = 0; n < MM_N; n++) {
-                const double term = (double)widen(inp[n * MM_IC + i]) * (double)widen(dout[n * MM_OC + o]);
+                const double term =
+                    (double)lm_test_widen(inp[n * MM_IC + i]) * (double)lm_test_widen(dout[n * MM_OC + o]);
                 sum += term;
                 magnitude += fabs(term);
             }
-            ck_assert_msg(fabs(dweight[at] - sum) <= gamma_k(MM_N + 1) * magnitude,
+            ck_assert_msg(fabs(dweight[at] - sum) <= lm_test_gamma_k(MM_N + 1) * magnitude,
                           "layout %d store %d: dweight(%d,%d) = %.9g, exact %.9g", layout, store, i, o,
                           (double)dweight[at], sum);
         }
@@ -233,10 +191,10 @@ static void check_backward(lm_weight_layout layout, lm_grad_store store) {
     for (int o = 0; o < MM_OC; o++) {
         double sum = add ? (double)dbias0[o] : 0.0, magnitude = fabs(sum);
         for (int n = 0; n < MM_N; n++) {
-            sum += widen(dout[n * MM_OC + o]);
-            magnitude += fabs(widen(dout[n * MM_OC + o]));
+            sum += lm_test_widen(dout[n * MM_OC + o]);
+            magnitude += fabs(lm_test_widen(dout[n * MM_OC + o]));
         }
-        ck_assert_msg(fabs(dbias[o] - sum) <= gamma_k(MM_N + 1) * magnitude, "dbias[%d] = %.9g, exact %.9g", o,
+        ck_assert_msg(fabs(dbias[o] - sum) <= lm_test_gamma_k(MM_N + 1) * magnitude, "dbias[%d] = %.9g, exact %.9g", o,
                       (double)dbias[o], sum);
     }
     /* dinp and dweight may be NULL: dinp alone leaves the weight gradient untouched. */
@@ -245,7 +203,7 @@ static void check_backward(lm_weight_layout layout, lm_grad_store store) {
     be->ops->matmul_backward_bf16(be, d_dinp, NULL, NULL, d_dout, d_inp, d_w, MM_N, MM_IC, MM_OC, layout,
                                   LM_GRAD_WRITE, LM_GRAD_WRITE);
     float first = 0.0f;
-    download(be, &first, d_dw, sizeof first);
+    lm_test_download(be, &first, d_dw, sizeof first);
     ck_assert_float_eq(first, 3.0f);
     ck_assert_int_eq(be->ops->check(be), LM_OK);
     be->ops->free(be, d_dout);
@@ -281,10 +239,10 @@ static loss_case make_loss_case(int n, int v, int stride, uint64_t seed) {
                    0};
     ck_assert_ptr_nonnull(c.logits);
     ck_assert_ptr_nonnull(c.labels);
-    lcg_state = seed;
+    lm_test_lcg_state = seed;
     for (int r = 0; r < n; r++) {
         for (int j = 0; j < stride; j++)
-            c.logits[(size_t)r * stride + j] = lm_bf16_from_float(j < v ? uniform(-4.0f, 4.0f) : 7.0f);
+            c.logits[(size_t)r * stride + j] = lm_bf16_from_float(j < v ? lm_test_uniform(-4.0f, 4.0f) : 7.0f);
         c.labels[r] = r % 5 == 3 ? LM_IGNORE_INDEX : (int32_t)((r * 7919) % v);
         c.scored += c.labels[r] != LM_IGNORE_INDEX;
     }
@@ -309,9 +267,9 @@ static void assert_dlogits(const uint16_t *got, const float *want, const loss_ca
                 continue;
             }
 #ifdef BF16_TEST_CUDA
-            const double err = fabs((double)widen(got[at]) - (double)want[at]);
-            ck_assert_msg(err <= bf16_ulp(want[at]) + TOL_GPU_DLOGITS_FLOOR, "%s: [%d,%d] = %.9g, twin %.9g", what, r,
-                          j, (double)widen(got[at]), (double)want[at]);
+            const double err = fabs((double)lm_test_widen(got[at]) - (double)want[at]);
+            ck_assert_msg(err <= lm_test_bf16_ulp(want[at]) + TOL_GPU_DLOGITS_FLOOR, "%s: [%d,%d] = %.9g, twin %.9g",
+                          what, r, j, (double)lm_test_widen(got[at]), (double)want[at]);
 #else
             ck_assert_msg(got[at] == lm_bf16_from_float(want[at]), "%s: [%d,%d] = 0x%04x, fp32 op rounded 0x%04x",
                           what, r, j, got[at], lm_bf16_from_float(want[at]));
@@ -343,34 +301,34 @@ static void check_loss_ops(int n, int v, int stride) {
     uint16_t *got = malloc(count * sizeof *got), *prior = malloc(count * sizeof *prior);
     ck_assert(widened && want && want_losses && got_losses && got && prior);
     lm_cpu_widen_bf16(widened, c.logits, count);
-    lm_backend *be = make_backend();
-    uint16_t *d_logits = dev_copy(be, c.logits, count * sizeof(uint16_t));
-    uint16_t *d_dlogits = dev_copy(be, NULL, count * sizeof(uint16_t));
-    float *d_losses = dev_copy(be, NULL, (size_t)n * sizeof(float));
-    int32_t *d_labels = dev_copy(be, c.labels, (size_t)n * sizeof(int32_t));
-    int64_t *d_count = dev_copy(be, &c.scored, sizeof c.scored);
+    lm_backend *be = lm_test_make_backend(BF16_TEST_DEVICE);
+    uint16_t *d_logits = lm_test_dev_copy(be, c.logits, count * sizeof(uint16_t));
+    uint16_t *d_dlogits = lm_test_dev_copy(be, NULL, count * sizeof(uint16_t));
+    float *d_losses = lm_test_dev_copy(be, NULL, (size_t)n * sizeof(float));
+    int32_t *d_labels = lm_test_dev_copy(be, c.labels, (size_t)n * sizeof(int32_t));
+    int64_t *d_count = lm_test_dev_copy(be, &c.scored, sizeof c.scored);
 
     /* forward: the fp32 op's losses on the widened logits */
     (void)lm_cpu_crossentropy_forward(want_losses, widened, c.labels, n, v, stride);
     be->ops->crossentropy_forward_bf16(be, d_losses, d_logits, d_labels, n, v, stride);
-    download(be, got_losses, d_losses, (size_t)n * sizeof(float));
+    lm_test_download(be, got_losses, d_losses, (size_t)n * sizeof(float));
     assert_losses(got_losses, want_losses, n, "forward");
 
     /* in-place backward */
     memcpy(want, widened, count * sizeof *want);
     lm_cpu_crossentropy_backward(want, want, c.labels, dloss, n, v, stride);
     be->ops->crossentropy_backward_bf16(be, d_logits, d_logits, d_labels, loss_scale, d_count, n, v, stride);
-    download(be, got, d_logits, count * sizeof *got);
+    lm_test_download(be, got, d_logits, count * sizeof *got);
     assert_dlogits(got, want, &c, 1, "in-place backward");
 
     /* out-of-place backward: added to what dlogits held (widened, added, rounded) */
-    random_bf16(prior, count, 0.01f);
+    lm_test_random_bf16(prior, count, 0.01f);
     lm_cpu_widen_bf16(want, prior, count);
     lm_cpu_crossentropy_backward(want, widened, c.labels, dloss, n, v, stride);
     ck_assert_int_eq(be->ops->upload(be, d_logits, c.logits, count * sizeof(uint16_t)), LM_OK);
     ck_assert_int_eq(be->ops->upload(be, d_dlogits, prior, count * sizeof(uint16_t)), LM_OK);
     be->ops->crossentropy_backward_bf16(be, d_dlogits, d_logits, d_labels, loss_scale, d_count, n, v, stride);
-    download(be, got, d_dlogits, count * sizeof *got);
+    lm_test_download(be, got, d_dlogits, count * sizeof *got);
     assert_dlogits(got, want, &c, 0, "out-of-place backward");
     for (size_t e = 0; e < count; e++) /* unscored rows and padding columns: untouched */
         if ((int)(e % (size_t)stride) >= v || c.labels[e / (size_t)stride] == LM_IGNORE_INDEX)
@@ -380,8 +338,8 @@ static void check_loss_ops(int n, int v, int stride) {
     memcpy(want, widened, count * sizeof *want);
     lm_cpu_crossentropy_forward_backward(want_losses, want, c.labels, dloss, n, v, stride);
     be->ops->crossentropy_forward_backward_bf16(be, d_losses, d_logits, d_labels, loss_scale, d_count, n, v, stride);
-    download(be, got, d_logits, count * sizeof *got);
-    download(be, got_losses, d_losses, (size_t)n * sizeof(float));
+    lm_test_download(be, got, d_logits, count * sizeof *got);
+    lm_test_download(be, got_losses, d_losses, (size_t)n * sizeof(float));
     assert_dlogits(got, want, &c, 1, "fused");
     assert_losses(got_losses, want_losses, n, "fused");
     ck_assert_int_eq(be->ops->check(be), LM_OK);
@@ -421,12 +379,4 @@ static Suite *bf16_ops_suite(void) {
     return s;
 }
 
-int main(void) {
-#ifdef BF16_TEST_CUDA
-    const int unusable = lm_test_cuda_unusable();
-    if (unusable) return unusable;
-    return lm_test_run_suites_nofork(bf16_ops_suite(), NULL);
-#else
-    return lm_test_run_suites(bf16_ops_suite(), NULL);
-#endif
-}
+int main(void) { return lm_test_main_for_device(BF16_TEST_DEVICE, bf16_ops_suite); }

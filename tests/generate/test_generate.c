@@ -699,12 +699,4 @@ static Suite *generate_suite(void) {
     return s;
 }
 
-int main(void) {
-#ifdef GENERATE_TEST_CUDA
-    const int unusable = lm_test_cuda_unusable();
-    if (unusable) return unusable;
-    return lm_test_run_suites_nofork(generate_suite(), NULL);
-#else
-    return lm_test_run_suites(generate_suite(), NULL);
-#endif
-}
+int main(void) { return lm_test_main_for_device(GENERATE_TEST_DEVICE, generate_suite); }

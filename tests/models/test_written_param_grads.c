@@ -315,10 +315,4 @@ static Suite *written_param_grads_suite(void) {
     return s;
 }
 
-int main(void) {
-    if (!bit_for_bit) { /* the CUDA twin: skipped without a GPU, the suites run without fork */
-        const int unusable = lm_test_cuda_unusable();
-        return unusable ? unusable : lm_test_run_suites_nofork(written_param_grads_suite(), NULL);
-    }
-    return lm_test_run_suites(written_param_grads_suite(), NULL);
-}
+int main(void) { return lm_test_main_for_device(WPG_DEVICE, written_param_grads_suite); }

@@ -43,6 +43,10 @@
 #include "lmcore/lmcore.h"
 #include "test_main.h"
 
+#ifndef OPT_TEST_DEVICE
+#define OPT_TEST_DEVICE "cpu" /* test_optimizers_cuda: "cuda" (CMakeLists.txt) */
+#endif
+
 #define FIXTURE LM_TEST_SOURCE_DIR "/tests/optimizers/fixtures/optimizer_fixture.safetensors"
 
 /* ---- plugins ---------------------------------------------------------------------------------- */
@@ -914,13 +918,4 @@ static Suite *optimizer_suite(void) {
     return s;
 }
 
-int main(void) {
-#if defined(OPT_TEST_CUDA)
-    /* The tests create their own backends. */
-    const int unusable = lm_test_cuda_unusable();
-    if (unusable) return unusable;
-    return lm_test_run_suites_nofork(optimizer_suite(), NULL);
-#else
-    return lm_test_run_suites(optimizer_suite(), NULL);
-#endif
-}
+int main(void) { return lm_test_main_for_device(OPT_TEST_DEVICE, optimizer_suite); }

@@ -651,12 +651,4 @@ static Suite *vocab_padding_suite(void) {
     return s;
 }
 
-int main(void) {
-#ifdef VOCABPAD_TEST_CUDA
-    const int unusable = lm_test_cuda_unusable();
-    if (unusable) return unusable;
-    return lm_test_exit_status(lm_test_count_failures(CK_NOFORK, vocab_padding_suite(), NULL));
-#else
-    return lm_test_exit_status(lm_test_count_failures(CK_FORK_GETENV, vocab_padding_suite(), NULL));
-#endif
-}
+int main(void) { return lm_test_main_for_device(VOCABPAD_TEST_DEVICE, vocab_padding_suite); }
