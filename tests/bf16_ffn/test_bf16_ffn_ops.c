@@ -133,7 +133,7 @@ static void gemm_inputs_free(lm_backend *be, gemm_inputs *g) {
 /* ---- matmul_forward_bf16_to_fp32 ---- */
 
 static void check_forward_to_fp32(int N, int IC, int OC, lm_weight_layout layout, int with_bias) {
-    const size_t n_in = (size_t)N * IC, n_w = (size_t)IC * OC, n_out = (size_t)N * OC;
+    const size_t n_out = (size_t)N * OC;
     lm_backend *be = lm_test_make_backend(BF16_TEST_DEVICE);
     gemm_inputs in = gemm_inputs_make(be, N, IC, OC, with_bias, 31u + (uint64_t)layout * 2u + (uint64_t)with_bias);
     const uint16_t *inp = in.inp, *weight = in.weight;
@@ -157,6 +157,7 @@ static void check_forward_to_fp32(int N, int IC, int OC, lm_weight_layout layout
     }
 #ifndef BF16_TEST_CUDA
     /* The twin is the fp32 op on the widened inputs, bit for bit. */
+    const size_t n_in = (size_t)N * IC, n_w = (size_t)IC * OC;
     float *inp32 = widened(inp, n_in), *w32 = widened(weight, n_w), *want = malloc(n_out * 4);
     ck_assert_ptr_nonnull(want);
     lm_cpu_matmul_forward(want, inp32, w32, with_bias ? bias : NULL, N, IC, OC, layout);
@@ -181,7 +182,7 @@ END_TEST
 /* ---- matmul_gelu_forward_bf16 ---- */
 
 static void check_matmul_gelu(int N, int IC, int OC, lm_weight_layout layout, int with_bias) {
-    const size_t n_in = (size_t)N * IC, n_w = (size_t)IC * OC, n_out = (size_t)N * OC;
+    const size_t n_out = (size_t)N * OC;
     lm_backend *be = lm_test_make_backend(BF16_TEST_DEVICE);
     gemm_inputs in =
         gemm_inputs_make(be, N, IC, OC, with_bias, 51u + (uint64_t)layout * 2u + (uint64_t)with_bias + (uint64_t)OC);
@@ -221,6 +222,7 @@ static void check_matmul_gelu(int N, int IC, int OC, lm_weight_layout layout, in
     }
 #ifndef BF16_TEST_CUDA
     /* The twin: matmul_gelu_forward on the widened inputs, both outputs rounded once. */
+    const size_t n_in = (size_t)N * IC, n_w = (size_t)IC * OC;
     float *inp32 = widened(inp, n_in), *w32 = widened(weight, n_w);
     float *out32 = malloc(n_out * 4), *pre32 = malloc(n_out * 4);
     ck_assert(out32 && pre32);
