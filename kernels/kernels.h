@@ -119,6 +119,22 @@ int lm_cpu_gelu_matmul_backward_bf16(uint16_t *dpre_gelu, float *dweight, float 
                                      const uint16_t *dout, const uint16_t *gelu_out, const uint16_t *pre_gelu,
                                      const uint16_t *weight, int N, int IC, int OC, lm_weight_layout layout,
                                      lm_grad_store dparam_store);
+/* The attention block in bf16 (backend_ops.def): the fp32 ops' (seed,
+ * stream) arguments, as theirs. */
+int lm_cpu_attention_forward_bf16(uint16_t *out, float *preatt, float *att, const uint16_t *q, const uint16_t *k,
+                                  const uint16_t *v, int stride, const int32_t *key_mask, int causal, int B, int T,
+                                  int C, int NH, float dropout_p, uint64_t seed, uint64_t stream);
+int lm_cpu_attention_backward_bf16(float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                                   const float *preatt, const float *att, const uint16_t *q, const uint16_t *k,
+                                   const uint16_t *v, int stride, int B, int T, int C, int NH, float dropout_p,
+                                   uint64_t seed, uint64_t stream);
+int lm_cpu_attention_fused_forward_bf16(uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k,
+                                        const uint16_t *v, int stride, const int32_t *key_mask, int causal, int B,
+                                        int T, int C, int NH, float dropout_p, uint64_t seed, uint64_t stream);
+int lm_cpu_attention_fused_backward_bf16(float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                                         const uint16_t *out, const float *lse, const uint16_t *q, const uint16_t *k,
+                                         const uint16_t *v, int stride, const int32_t *key_mask, int causal, int B,
+                                         int T, int C, int NH, float dropout_p, uint64_t seed, uint64_t stream);
 /* The losses (and the gradients' fp32 values before rounding) are the fp32
  * references' on the widened logits; dloss as theirs. */
 int lm_cpu_crossentropy_forward_bf16(float *losses, const uint16_t *logits, const int32_t *labels, int N, int V,

@@ -280,6 +280,56 @@ static void cpu_gelu_matmul_backward_bf16(lm_backend *be, uint16_t *dpre_gelu, f
                       "gelu_matmul_backward_bf16");
 }
 
+static void cpu_attention_forward_bf16(lm_backend *be, uint16_t *out, float *preatt, float *att, const uint16_t *q,
+                                       const uint16_t *k, const uint16_t *v, int stride, const int32_t *key_mask,
+                                       int causal, int B, int T, int C, int NH, float dropout_p,
+                                       const lm_step_state *key, int site) {
+    dropout_draw draw;
+    if (!dropout_draw_of(be, key, site, dropout_p, "attention_forward_bf16", &draw)) return;
+    keep_if_no_memory(be,
+                      lm_cpu_attention_forward_bf16(out, preatt, att, q, k, v, stride, key_mask, causal, B, T, C, NH,
+                                                    dropout_p, draw.seed, draw.stream),
+                      "attention_forward_bf16");
+}
+
+static void cpu_attention_backward_bf16(lm_backend *be, float *dq, float *dk, float *dv, float *scratch,
+                                        const float *dout, const float *preatt, const float *att, const uint16_t *q,
+                                        const uint16_t *k, const uint16_t *v, int stride, int B, int T, int C, int NH,
+                                        float dropout_p, const lm_step_state *key, int site) {
+    dropout_draw draw;
+    if (!dropout_draw_of(be, key, site, dropout_p, "attention_backward_bf16", &draw)) return;
+    keep_if_no_memory(be,
+                      lm_cpu_attention_backward_bf16(dq, dk, dv, scratch, dout, preatt, att, q, k, v, stride, B, T, C,
+                                                     NH, dropout_p, draw.seed, draw.stream),
+                      "attention_backward_bf16");
+}
+
+static void cpu_attention_fused_forward_bf16(lm_backend *be, uint16_t *out, float *lse, const uint16_t *q,
+                                             const uint16_t *k, const uint16_t *v, int stride,
+                                             const int32_t *key_mask, int causal, int B, int T, int C, int NH,
+                                             float dropout_p, const lm_step_state *key, int site) {
+    dropout_draw draw;
+    if (!dropout_draw_of(be, key, site, dropout_p, "attention_fused_forward_bf16", &draw)) return;
+    keep_if_no_memory(be,
+                      lm_cpu_attention_fused_forward_bf16(out, lse, q, k, v, stride, key_mask, causal, B, T, C, NH,
+                                                          dropout_p, draw.seed, draw.stream),
+                      "attention_fused_forward_bf16");
+}
+
+static void cpu_attention_fused_backward_bf16(lm_backend *be, float *dq, float *dk, float *dv, float *scratch,
+                                              const float *dout, const uint16_t *out, const float *lse,
+                                              const uint16_t *q, const uint16_t *k, const uint16_t *v, int stride,
+                                              const int32_t *key_mask, int causal, int B, int T, int C, int NH,
+                                              float dropout_p, const lm_step_state *key, int site) {
+    dropout_draw draw;
+    if (!dropout_draw_of(be, key, site, dropout_p, "attention_fused_backward_bf16", &draw)) return;
+    keep_if_no_memory(be,
+                      lm_cpu_attention_fused_backward_bf16(dq, dk, dv, scratch, dout, out, lse, q, k, v, stride,
+                                                           key_mask, causal, B, T, C, NH, dropout_p, draw.seed,
+                                                           draw.stream),
+                      "attention_fused_backward_bf16");
+}
+
 static void cpu_crossentropy_forward_bf16(lm_backend *be, float *losses, const uint16_t *logits,
                                           const int32_t *labels, int N, int V, int stride) {
     keep_if_no_memory(be, lm_cpu_crossentropy_forward_bf16(losses, logits, labels, N, V, stride),
