@@ -8,13 +8,13 @@
 #define LMCORE_TESTS_MODEL_STEPS_H
 
 #include <check.h>
-#include <dlfcn.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "lmcore/lmcore.h"
+#include "plugin_load.h"
 
 /* The model's parameter set (ck_assert on failure). */
 static inline lm_param_set lm_test_params(const lm_architecture_vtable *vt, void *model) {
@@ -126,22 +126,6 @@ static inline void lm_test_state_write(const lm_architecture_vtable *vt, void *m
                                        const lm_step_state *host) {
     lm_device *dev = lm_test_device(vt, model);
     ck_assert_int_eq(dev->ops->upload(dev, state, host, sizeof *host), LM_OK);
-}
-
-/* The descriptor of the built plugin lm_<file>.so (e.g. "arch_gpt2",
- * "optimizer_adamw"), of this ABI and of that kind; the library is kept
- * open, since the vtable lives in it. */
-static inline const lm_plugin_descriptor *lm_test_plugin(const char *file, lm_plugin_kind kind) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/lm_%s.so", LM_TEST_PLUGIN_DIR, file);
-    void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    ck_assert_msg(handle != NULL, "dlopen %s: %s", path, dlerror());
-    lm_plugin_describe_fn describe = (lm_plugin_describe_fn)dlsym(handle, LM_PLUGIN_DESCRIBE_SYMBOL);
-    ck_assert_msg(describe != NULL, "%s exports no %s", path, LM_PLUGIN_DESCRIBE_SYMBOL);
-    const lm_plugin_descriptor *d = describe();
-    ck_assert_int_eq(d->abi_major, LM_ABI_MAJOR);
-    ck_assert_int_eq(d->kind, kind);
-    return d;
 }
 
 /* The adamw optimizer plugin's vtable (dlopen'd once, kept open). */

@@ -5,12 +5,12 @@
  *   rows = [r if r.strip() else "" for r in open(f, encoding="utf-8")]
  * The train split is absent on purpose (see shared/data/wikitext-2-raw). */
 #include <check.h>
-#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lmcore/lmcore.h"
+#include "plugin_load.h"
 #include "test_main.h"
 
 #define WIKITEXT_DIR LM_TEST_SHARED_DATA_DIR "/wikitext-2-raw"
@@ -43,15 +43,9 @@ static const char *temp_file(const char *name, const char *data, size_t len) {
 }
 
 static const lm_dataset_vtable *load_plugin(const char *name) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/lm_dataset_%s.so", LM_TEST_PLUGIN_DIR, name);
-    void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    ck_assert_msg(handle != NULL, "dlopen %s: %s", path, dlerror());
-    lm_plugin_describe_fn describe = (lm_plugin_describe_fn)dlsym(handle, LM_PLUGIN_DESCRIBE_SYMBOL);
-    ck_assert_ptr_nonnull(describe);
-    const lm_plugin_descriptor *d = describe();
-    ck_assert_int_eq(d->abi_major, LM_ABI_MAJOR);
-    ck_assert_int_eq(d->kind, LM_KIND_DATASET);
+    char file[128];
+    snprintf(file, sizeof file, "dataset_%s", name);
+    const lm_plugin_descriptor *d = lm_test_plugin(file, LM_KIND_DATASET);
     ck_assert_str_eq(d->name, name);
     ck_assert_uint_eq(d->vtable_size, sizeof(lm_dataset_vtable));
     return d->vtable; /* the library stays loaded until the test process exits */

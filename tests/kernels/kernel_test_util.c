@@ -1,7 +1,6 @@
 /* Helpers shared by the kernel test suites (see kernel_test_util.h). */
 #include "kernel_test_util.h"
 
-#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +8,7 @@
 
 #include "backend.h"
 #include "lmcore/lmcore.h"
+#include "plugin_load.h"
 
 float *tk_floats(size_t n) {
     float *x = calloc(n > 0 ? n : 1, sizeof *x);
@@ -127,15 +127,7 @@ const char *tk_fixture_path(const char *name) {
 static const lm_optimizer_vtable *adamw_vtable(void) {
     static const lm_optimizer_vtable *vt = NULL;
     if (vt) return vt;
-    char path[1024];
-    snprintf(path, sizeof path, "%s/lm_optimizer_adamw.so", LM_TEST_PLUGIN_DIR);
-    void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL); /* kept open: the vtable lives in it */
-    ck_assert_msg(handle != NULL, "dlopen %s: %s", path, dlerror());
-    lm_plugin_describe_fn describe = (lm_plugin_describe_fn)dlsym(handle, LM_PLUGIN_DESCRIBE_SYMBOL);
-    ck_assert_msg(describe != NULL, "%s exports no %s", path, LM_PLUGIN_DESCRIBE_SYMBOL);
-    const lm_plugin_descriptor *d = describe();
-    ck_assert_int_eq(d->abi_major, LM_ABI_MAJOR);
-    ck_assert_int_eq(d->kind, LM_KIND_OPTIMIZER);
+    const lm_plugin_descriptor *d = lm_test_plugin("optimizer_adamw", LM_KIND_OPTIMIZER);
     ck_assert_str_eq(d->name, "adamw");
     vt = d->vtable;
     return vt;

@@ -29,7 +29,6 @@
  * test_optimizers_cuda (label gpu: the CUDA device, no fork, exits 77
  * without a GPU unless LMCORE_REQUIRE_GPU=1). */
 #include <check.h>
-#include <dlfcn.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdint.h>
@@ -41,6 +40,7 @@
 #include "backend.h"
 #include "cuda_probe.h"
 #include "lmcore/lmcore.h"
+#include "plugin_load.h"
 #include "test_main.h"
 
 #ifndef OPT_TEST_DEVICE
@@ -52,16 +52,9 @@
 /* ---- plugins ---------------------------------------------------------------------------------- */
 
 static const lm_optimizer_vtable *optimizer_vtable(const char *name) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/lm_optimizer_%s.so", LM_TEST_PLUGIN_DIR, name);
-    void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL); /* kept open: the vtable lives in it */
-    ck_assert_msg(handle != NULL, "dlopen %s: %s", path, dlerror());
-    lm_plugin_describe_fn describe = (lm_plugin_describe_fn)(uintptr_t)dlsym(handle, LM_PLUGIN_DESCRIBE_SYMBOL);
-    ck_assert_msg(describe != NULL, "%s exports no %s", path, LM_PLUGIN_DESCRIBE_SYMBOL);
-    const lm_plugin_descriptor *d = describe();
-    ck_assert_int_eq(d->abi_major, LM_ABI_MAJOR);
-    ck_assert_int_le(d->abi_minor, LM_ABI_MINOR);
-    ck_assert_int_eq(d->kind, LM_KIND_OPTIMIZER);
+    char file[128];
+    snprintf(file, sizeof file, "optimizer_%s", name);
+    const lm_plugin_descriptor *d = lm_test_plugin(file, LM_KIND_OPTIMIZER);
     ck_assert_str_eq(d->name, name);
     ck_assert_uint_eq(d->vtable_size, sizeof(lm_optimizer_vtable));
     return d->vtable;
