@@ -60,7 +60,8 @@ __global__ void lm_widen_rows_kernel(float *dst, const uint16_t *src, size_t row
 /* Where the widened q, k, v (and the forward's fp32 out) go.  k and v share
  * q's block when their columns sit between q's row columns (GPT-2's
  * interleaved qkv: k = q + C, v = q + 2C, stride 3C), so the workspace is
- * 3·N·C floats in either layout; otherwise each has a block of its own. */
+ * 3·N·C floats in either layout (rounded up to 64 per block); otherwise
+ * each has a block of its own. */
 struct widened_layout {
     size_t k_at, v_at, out_at, end; /* offsets in floats; q at 0 */
 };
@@ -77,6 +78,8 @@ static bool shares_rows(const uint16_t *q, const uint16_t *x, int C, int stride,
     return true;
 }
 
+static size_t aligned_floats(size_t floats) { return (floats + 63) / 64 * 64; }
+
 static widened_layout layout_of(const uint16_t *q, const uint16_t *k, const uint16_t *v, int stride, size_t rows,
                                 int C, bool with_out) {
     widened_layout l;
@@ -88,10 +91,15 @@ static widened_layout layout_of(const uint16_t *q, const uint16_t *k, const uint
     size_t end = span;
     if (k_shares) end = end > span + (size_t)k_off ? end : span + (size_t)k_off;
     if (v_shares) end = end > span + (size_t)v_off ? end : span + (size_t)v_off;
+    /* Blocks of their own start 256 bytes aligned, as cudaMalloc's do: the
+     * batched GEMMs then take the path (pointer arrays or strided batches,
+     * matrices_aligned in gemm_batched.cu) and cuBLAS the kernels they would
+     * take on freshly allocated fp32 buffers. */
+    end = aligned_floats(end);
     l.k_at = k_shares ? (size_t)k_off : end;
-    if (!k_shares) end += span;
+    if (!k_shares) end = aligned_floats(end + span);
     l.v_at = v_shares ? (size_t)v_off : end;
-    if (!v_shares) end += span;
+    if (!v_shares) end = aligned_floats(end + span);
     l.out_at = end;
     l.end = end + (with_out ? rows * (size_t)C : 0);
     return l;

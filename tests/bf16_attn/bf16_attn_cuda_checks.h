@@ -87,71 +87,71 @@ static void run_gpu_fp32_on_widened(lm_backend *be, const attn_inputs *in, const
 }
 
 START_TEST(cuda_ops_match_the_cpu_twins) {
-    const attn_inputs in = inputs_make(cases[_i], 1000u + (uint64_t)_i);
-    const attn_case c = in.c;
+    const attn_inputs in_value = inputs_make(cases[_i], 1000u + (uint64_t)_i), *in = &in_value;
+    const attn_case c = in->c;
     lm_backend *be = lm_test_make_backend(BF16_ATTN_TEST_DEVICE);
     attn_results r;
-    results_alloc(&r, &in);
-    run_bf16_ops(be, &in, &r);
-    assert_padding_untouched(&in, r.grads_eager, "attention_backward_bf16");
-    assert_padding_untouched(&in, r.grads_fused, "attention_fused_backward_bf16");
+    results_alloc(&r, in);
+    run_bf16_ops(be, in, &r);
+    assert_padding_untouched(in, r.grads_eager, "attention_backward_bf16");
+    assert_padding_untouched(in, r.grads_fused, "attention_fused_backward_bf16");
 
     /* the CPU twins; the backward ones on the GPU's forward results */
-    uint16_t *out_e = malloc(in.n_out * 2), *out_f = malloc(in.n_out * 2);
-    float *pre = malloc(in.n_att * 4), *att = malloc(in.n_att * 4), *lse = malloc(in.n_lse * 4);
-    float *scratch = malloc(in.n_att * 4), *ge[3] = {NULL, NULL, NULL}, *gf[3] = {NULL, NULL, NULL};
+    uint16_t *out_e = malloc(in->n_out * 2), *out_f = malloc(in->n_out * 2);
+    float *pre = malloc(in->n_att * 4), *att = malloc(in->n_att * 4), *lse = malloc(in->n_lse * 4);
+    float *scratch = malloc(in->n_att * 4), *ge[3] = {NULL, NULL, NULL}, *gf[3] = {NULL, NULL, NULL};
     ck_assert(out_e && out_f && pre && att && lse && scratch);
-    for (int i = 0; i < in.n_buffers; i++) ge[i] = float_copy(in.grad0[i], in.n_in), gf[i] = float_copy(in.grad0[i], in.n_in);
-    const uint16_t *q = VIEW(in.qkv, 0), *k = VIEW(in.qkv, 1), *v = VIEW(in.qkv, 2);
-    ck_assert_int_eq(lm_cpu_attention_forward_bf16(out_e, pre, att, q, k, v, in.stride, in.mask, c.causal, c.B, c.T,
-                                                   c.C, c.NH, c.p, in.state.seed, in.stream), 0);
-    ck_assert_int_eq(lm_cpu_attention_backward_bf16(VIEW(ge, 0), VIEW(ge, 1), VIEW(ge, 2), scratch, in.dout, r.preatt,
-                                                    r.att, q, k, v, in.stride, c.B, c.T, c.C, c.NH, c.p,
-                                                    in.state.seed, in.stream), 0);
-    ck_assert_int_eq(lm_cpu_attention_fused_forward_bf16(out_f, lse, q, k, v, in.stride, in.mask, c.causal, c.B, c.T,
-                                                         c.C, c.NH, c.p, in.state.seed, in.stream), 0);
-    ck_assert_int_eq(lm_cpu_attention_fused_backward_bf16(VIEW(gf, 0), VIEW(gf, 1), VIEW(gf, 2), scratch, in.dout,
-                                                          r.out_fused, r.lse, q, k, v, in.stride, in.mask, c.causal,
-                                                          c.B, c.T, c.C, c.NH, c.p, in.state.seed, in.stream), 0);
-    float *a_gpu = added(&in, r.grads_eager), *a_cpu = added(&in, ge);
-    const size_t n = n_added(&in);
-    const double e_out = bf16_norm_relative(r.out_eager, out_e, in.n_out);
-    const double e_pre = norm_relative(r.preatt, pre, in.n_att), e_att = norm_relative(r.att, att, in.n_att);
+    for (int i = 0; i < in->n_buffers; i++) ge[i] = float_copy(in->grad0[i], in->n_in), gf[i] = float_copy(in->grad0[i], in->n_in);
+    const uint16_t *q = VIEW(in->qkv, 0), *k = VIEW(in->qkv, 1), *v = VIEW(in->qkv, 2);
+    ck_assert_int_eq(lm_cpu_attention_forward_bf16(out_e, pre, att, q, k, v, in->stride, in->mask, c.causal, c.B, c.T,
+                                                   c.C, c.NH, c.p, in->state.seed, in->stream), 0);
+    ck_assert_int_eq(lm_cpu_attention_backward_bf16(VIEW(ge, 0), VIEW(ge, 1), VIEW(ge, 2), scratch, in->dout, r.preatt,
+                                                    r.att, q, k, v, in->stride, c.B, c.T, c.C, c.NH, c.p,
+                                                    in->state.seed, in->stream), 0);
+    ck_assert_int_eq(lm_cpu_attention_fused_forward_bf16(out_f, lse, q, k, v, in->stride, in->mask, c.causal, c.B, c.T,
+                                                         c.C, c.NH, c.p, in->state.seed, in->stream), 0);
+    ck_assert_int_eq(lm_cpu_attention_fused_backward_bf16(VIEW(gf, 0), VIEW(gf, 1), VIEW(gf, 2), scratch, in->dout,
+                                                          r.out_fused, r.lse, q, k, v, in->stride, in->mask, c.causal,
+                                                          c.B, c.T, c.C, c.NH, c.p, in->state.seed, in->stream), 0);
+    float *a_gpu = added(in, r.grads_eager), *a_cpu = added(in, ge);
+    const size_t n = n_added(in);
+    const double e_out = bf16_norm_relative(r.out_eager, out_e, in->n_out);
+    const double e_pre = norm_relative(r.preatt, pre, in->n_att), e_att = norm_relative(r.att, att, in->n_att);
     const double e_ge = norm_relative(a_gpu, a_cpu, n);
     free(a_gpu), free(a_cpu);
-    a_gpu = added(&in, r.grads_fused), a_cpu = added(&in, gf);
-    const double f_out = bf16_norm_relative(r.out_fused, out_f, in.n_out), f_lse = lse_error(r.lse, lse, in.n_lse);
+    a_gpu = added(in, r.grads_fused), a_cpu = added(in, gf);
+    const double f_out = bf16_norm_relative(r.out_fused, out_f, in->n_out), f_lse = lse_error(r.lse, lse, in->n_lse);
     const double f_g = norm_relative(a_gpu, a_cpu, n);
     free(a_gpu), free(a_cpu);
 
     /* the GPU's own fp32 ops on the widened inputs */
     fp32_results f;
-    run_gpu_fp32_on_widened(be, &in, &r, &f);
-    int eager_bits = memcmp(r.out_eager, f.out_eager, in.n_out * 2) == 0 &&
-                     memcmp(r.preatt, f.preatt, in.n_att * 4) == 0 && memcmp(r.att, f.att, in.n_att * 4) == 0;
+    run_gpu_fp32_on_widened(be, in, &r, &f);
+    int eager_bits = memcmp(r.out_eager, f.out_eager, in->n_out * 2) == 0 &&
+                     memcmp(r.preatt, f.preatt, in->n_att * 4) == 0 && memcmp(r.att, f.att, in->n_att * 4) == 0;
     int fused_grad_bits = 1;
-    for (int i = 0; i < in.n_buffers; i++) {
-        eager_bits = eager_bits && memcmp(r.grads_eager[i], f.grads_eager[i], in.n_in * 4) == 0;
-        fused_grad_bits = fused_grad_bits && memcmp(r.grads_fused[i], f.grads_fused[i], in.n_in * 4) == 0;
+    for (int i = 0; i < in->n_buffers; i++) {
+        eager_bits = eager_bits && memcmp(r.grads_eager[i], f.grads_eager[i], in->n_in * 4) == 0;
+        fused_grad_bits = fused_grad_bits && memcmp(r.grads_fused[i], f.grads_fused[i], in->n_in * 4) == 0;
     }
     printf("case %d (B%d T%d C%d NH%d layout %d causal %d mask %d p %g) CUDA against the CPU twins: eager out %.2e "
            "(bound %.2e), preatt %.2e, att %.2e, gradients %.2e; fused out %.2e, lse %.2e, gradients %.2e; eager "
            "%s the GPU's fp32 ops' bits; fused against the GPU's fp32 kernels (not asserted): out %zu code(s) "
            "differ, lse %s, gradients %s\n",
            _i, c.B, c.T, c.C, c.NH, c.layout, c.causal, c.mask_mode, (double)c.p, e_out, CUDA_OUT, e_pre, e_att, e_ge,
-           f_out, f_lse, f_g, eager_bits ? "has" : "DOES NOT HAVE", codes_differing(r.out_fused, f.out_fused, in.n_out),
-           memcmp(r.lse, f.lse, in.n_lse * 4) == 0 ? "bit for bit" : "differ",
+           f_out, f_lse, f_g, eager_bits ? "has" : "DOES NOT HAVE", codes_differing(r.out_fused, f.out_fused, in->n_out),
+           memcmp(r.lse, f.lse, in->n_lse * 4) == 0 ? "bit for bit" : "differ",
            fused_grad_bits ? "bit for bit" : "differ");
     ck_assert_msg(e_out <= CUDA_OUT && f_out <= CUDA_OUT, "case %d: out off the CPU twin", _i);
     ck_assert_msg(e_pre <= CUDA_TOL && e_att <= CUDA_TOL && f_lse <= CUDA_TOL, "case %d: probabilities or lse", _i);
     ck_assert_msg(e_ge <= CUDA_GRAD && f_g <= CUDA_GRAD, "case %d: gradients off the CPU twin", _i);
     ck_assert_msg(eager_bits, "case %d: the eager bf16 ops are not the GPU's fp32 ops on the widened inputs", _i);
-    fp32_results_free(&f, &in);
-    for (int i = 0; i < in.n_buffers; i++) free(ge[i]), free(gf[i]);
+    fp32_results_free(&f, in);
+    for (int i = 0; i < in->n_buffers; i++) free(ge[i]), free(gf[i]);
     free(out_e), free(out_f), free(pre), free(att), free(lse), free(scratch);
-    results_free(&r, &in);
+    results_free(&r, in);
     lm_backend_release(be);
-    inputs_free((attn_inputs *)&in);
+    inputs_free((attn_inputs *)in);
 }
 END_TEST
 

@@ -275,6 +275,7 @@ typedef struct fp32_results {
     float *preatt, *att, *lse, *grads_eager[3], *grads_fused[3];
 } fp32_results;
 
+#ifndef BF16_ATTN_TEST_CUDA
 /* The fp32 ops on the widened q/k/v; the fused backward on the widened
  * bf16 out `fused_out` (the op under test's, as its contract says). */
 static void run_fp32_on_widened(const attn_inputs *in, const uint16_t *fused_out, fp32_results *f) {
@@ -305,6 +306,7 @@ static void run_fp32_on_widened(const attn_inputs *in, const uint16_t *fused_out
     for (int i = 0; i < in->n_buffers; i++) free(w[i]);
     free(out32), free(scratch), free(fused_wide);
 }
+#endif
 
 static void fp32_results_free(fp32_results *f, const attn_inputs *in) {
     free(f->out_eager), free(f->out_fused), free(f->preatt), free(f->att), free(f->lse);
