@@ -101,7 +101,10 @@ START_TEST(cuda_ops_match_the_cpu_twins) {
     float *pre = malloc(in->n_att * 4), *att = malloc(in->n_att * 4), *lse = malloc(in->n_lse * 4);
     float *scratch = malloc(in->n_att * 4), *ge[3] = {NULL, NULL, NULL}, *gf[3] = {NULL, NULL, NULL};
     ck_assert(out_e && out_f && pre && att && lse && scratch);
-    for (int i = 0; i < in->n_buffers; i++) ge[i] = float_copy(in->grad0[i], in->n_in), gf[i] = float_copy(in->grad0[i], in->n_in);
+    for (int i = 0; i < in->n_buffers; i++) {
+        ge[i] = float_copy(in->grad0[i], in->n_in);
+        gf[i] = float_copy(in->grad0[i], in->n_in);
+    }
     const uint16_t *q = VIEW(in->qkv, 0), *k = VIEW(in->qkv, 1), *v = VIEW(in->qkv, 2);
     ck_assert_int_eq(lm_cpu_attention_forward_bf16(out_e, pre, att, q, k, v, in->stride, in->mask, c.causal, c.B, c.T,
                                                    c.C, c.NH, c.p, in->state.seed, in->stream), 0);
@@ -139,7 +142,8 @@ START_TEST(cuda_ops_match_the_cpu_twins) {
            "%s the GPU's fp32 ops' bits; fused against the GPU's fp32 kernels (not asserted): out %zu code(s) "
            "differ, lse %s, gradients %s\n",
            _i, c.B, c.T, c.C, c.NH, c.layout, c.causal, c.mask_mode, (double)c.p, e_out, CUDA_OUT, e_pre, e_att, e_ge,
-           f_out, f_lse, f_g, eager_bits ? "has" : "DOES NOT HAVE", codes_differing(r.out_fused, f.out_fused, in->n_out),
+           f_out, f_lse, f_g, eager_bits ? "has" : "DOES NOT HAVE",
+           codes_differing(r.out_fused, f.out_fused, in->n_out),
            memcmp(r.lse, f.lse, in->n_lse * 4) == 0 ? "bit for bit" : "differ",
            fused_grad_bits ? "bit for bit" : "differ");
     ck_assert_msg(e_out <= CUDA_OUT && f_out <= CUDA_OUT, "case %d: out off the CPU twin", _i);

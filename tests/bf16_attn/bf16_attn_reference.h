@@ -21,7 +21,8 @@ static double qkv_at(const attn_inputs *in, int which, int b, int t, int col) {
 /* The index of that element in its gradient buffer, and the buffer. */
 static size_t grad_at(const attn_inputs *in, int which, int b, int t, int col, int *buffer) {
     *buffer = in->n_buffers == 1 ? 0 : which;
-    return ((size_t)b * in->c.T + t) * (size_t)in->stride + (size_t)col + (in->n_buffers == 1 ? (size_t)which * in->c.C : 0);
+    const size_t row = ((size_t)b * in->c.T + t) * (size_t)in->stride;
+    return row + (size_t)col + (in->n_buffers == 1 ? (size_t)which * in->c.C : 0);
 }
 
 /* fused_out: the fused forward's bf16 out, whose Σ dout·out the fused backward's D is. */

@@ -145,7 +145,8 @@ static void inputs_free(attn_inputs *in) {
 }
 
 /* q, k, v (or dq, dk, dv) inside a layout's buffers. */
-#define VIEW(bufs, i) ((i) == 0 || in->n_buffers == 1 ? (bufs)[0] + (in->n_buffers == 1 ? (i) * in->c.C : 0) : (bufs)[i])
+#define VIEW(bufs, i)                                                                                                  \
+    ((i) == 0 || in->n_buffers == 1 ? (bufs)[0] + (in->n_buffers == 1 ? (i) * in->c.C : 0) : (bufs)[i])
 
 /* ---- the four ops on a backend ---- */
 
@@ -286,7 +287,8 @@ static void run_fp32_on_widened(const attn_inputs *in, const uint16_t *fused_out
         f->grads_eager[i] = float_copy(in->grad0[i], in->n_in);
         f->grads_fused[i] = float_copy(in->grad0[i], in->n_in);
     }
-    float *out32 = malloc(in->n_out * 4), *scratch = malloc(in->n_att * 4), *fused_wide = widened_copy(fused_out, in->n_out);
+    float *out32 = malloc(in->n_out * 4), *scratch = malloc(in->n_att * 4);
+    float *fused_wide = widened_copy(fused_out, in->n_out);
     f->out_eager = malloc(in->n_out * 2), f->out_fused = malloc(in->n_out * 2);
     f->preatt = malloc(in->n_att * 4), f->att = malloc(in->n_att * 4), f->lse = malloc(in->n_lse * 4);
     ck_assert(out32 && scratch && f->out_eager && f->out_fused && f->preatt && f->att && f->lse);
