@@ -32,18 +32,30 @@ kernel_text() {
     local cubin=$1 pattern=$2 out=$3 line off size
     line=$(readelf -W -S "$cubin" 2>/dev/null | grep -E " \.text\.$pattern " | grep PROGBITS | head -1)
     [ -n "$line" ] || { echo "no kernel matching $pattern in $cubin" >&2; exit 1; }
-    read -r off size < <(echo "$line" | awk '{for (i = 1; i <= NF; i++) if ($i == "PROGBITS") print $(i + 2), $(i + 3)}')
+    read -r off size < <(echo "$line" |
+        awk '{for (i = 1; i <= NF; i++) if ($i == "PROGBITS") print $(i + 2), $(i + 3)}')
     dd if="$cubin" of="$out" bs=1 skip=$((16#$off)) count=$((16#$size)) status=none
     readelf -W -r "$cubin" 2>/dev/null | awk -v p="$pattern" '
         /^Relocation section/ { on = ($0 ~ ("rela?\\.text\\." p "'"'"' ")) ; next }
         on && NF >= 3 && $1 ~ /^[0-9a-f]+$/ { print $1, $3 }' >> "$out"
 }
+# Compares the two kernels' bytes: one line, and status 1 when they differ.
 status=0
+verdict() {
+    local arch=$1 what=$2
+    if cmp -s "$work/b.text" "$work/a.text"; then
+        echo "sm_$arch: $what is the fp32 kernel's machine code ($(stat -c %s "$work/a.text") bytes)"
+    else
+        echo "sm_$arch: $what DIFFERS from the fp32 kernel of $rev"
+        status=1
+    fi
+}
 for arch in "${archs[@]}"; do
     for unit in forward backward; do
         # the former file is compiled beside its own header (the -I of the
         # current tree comes after the file's own folder)
-        "$nvcc" "${flags[@]}" -arch=sm_$arch -cubin -o "$work/before_$unit.cubin" "$work/before/attention_fused_$unit.cu"
+        "$nvcc" "${flags[@]}" -arch=sm_$arch -cubin -o "$work/before_$unit.cubin" \
+            "$work/before/attention_fused_$unit.cu"
         "$nvcc" "${flags[@]}" -arch=sm_$arch -cubin -o "$work/after_$unit.cubin" \
             "$root/kernels/cuda/attention_fused_$unit.cu"
     done
@@ -56,21 +68,11 @@ for arch in "${archs[@]}"; do
         for dpt in 2 4 8; do
             kernel_text "$work/before_$unit.cubin" "_Z[0-9]+${name}ILi${dpt}EEv[A-Za-z0-9_]*" "$work/b.text"
             kernel_text "$work/after_$unit.cubin" "_Z[0-9]+${name}ILi${dpt}EfEv[A-Za-z0-9_]*" "$work/a.text"
-            if cmp -s "$work/b.text" "$work/a.text"; then
-                echo "sm_$arch: $name<$dpt, float> is the fp32 kernel's machine code ($(stat -c %s "$work/a.text") bytes)"
-            else
-                echo "sm_$arch: $name<$dpt, float> DIFFERS from the fp32 kernel of $rev"
-                status=1
-            fi
+            verdict "$arch" "$name<$dpt, float>"
         done
     done
     kernel_text "$work/before_backward.cubin" "_Z[0-9]+lm_attention_fused_dot_kernelPfPKfS1_iiiim" "$work/b.text"
     kernel_text "$work/after_backward.cubin" "_Z[0-9]+lm_attention_fused_dot_kernelIfEvPfPKfPKT_iiiim" "$work/a.text"
-    if cmp -s "$work/b.text" "$work/a.text"; then
-        echo "sm_$arch: lm_attention_fused_dot_kernel<float> is the fp32 kernel's machine code ($(stat -c %s "$work/a.text") bytes)"
-    else
-        echo "sm_$arch: lm_attention_fused_dot_kernel<float> DIFFERS from the fp32 kernel of $rev"
-        status=1
-    fi
+    verdict "$arch" "lm_attention_fused_dot_kernel<float>"
 done
 exit $status
