@@ -16,12 +16,24 @@
  * head columns tx + 16·d (d < DPT, DPT·16 >= head size).  The 16 threads of
  * a row group are one half-warp, so a row's max and sum are four shuffles.
  * Shared-memory tiles of [64, head] have a row stride of head + 1: the 16
- * key rows a half-warp reads at one column fall in different banks. */
+ * key rows a half-warp reads at one column fall in different banks.
+ *
+ * Stored types: the kernels are templates on S, the type q, k, v and out
+ * are stored in: float (attention_fused_{forward,backward}) or bf16 as
+ * uint16_t (the *_bf16 ops, NOTES_bf16_storage.md, point 9).  Every read of
+ * q/k/v/out goes through act_storage.cuh's lm_load_act (bf16 widened
+ * exactly as it enters shared memory) and the forward's out through
+ * lm_store_act (rounded once); the arithmetic, lse, dout, D and dq/dk/dv
+ * are fp32 in both, so the bf16 kernels compute what the fp32 kernels
+ * compute on the widened values.  The float instantiations are the former
+ * fp32 kernels' machine code (tests/gpu/emulate/
+ * compare_attention_machine_code.sh). */
 #ifndef LM_CUDA_ATTENTION_FUSED_CUH
 #define LM_CUDA_ATTENTION_FUSED_CUH
 
 #include <math.h>
 
+#include "act_storage.cuh"
 #include "cuda_common.cuh"
 #include "lmcore/rng.h"
 
@@ -33,10 +45,11 @@
 
 typedef enum lm_fused_drop { LM_FUSED_DROP_NONE = 0, LM_FUSED_DROP_SOME = 1, LM_FUSED_DROP_ALL = 2 } lm_fused_drop;
 
-/* The arguments every fused kernel takes (by value). */
-struct lm_fused_args {
-    const float *q, *k, *v;
-    int stride; /* floats between the rows of q, k, v (and dq, dk, dv) */
+/* The arguments every fused kernel takes (by value); S is the stored type
+ * of q, k, v (the layout is the same for both: three pointers first). */
+template <typename S> struct lm_fused_args {
+    const S *q, *k, *v;
+    int stride; /* elements between the rows of q, k, v (and dq, dk, dv) */
     const int32_t *key_mask;
     int causal, T, C, NH, hd;
     float scale;     /* hd^-0.5 */
@@ -65,12 +78,14 @@ __device__ __forceinline__ int lm_fused_first_shown(const int32_t *mask, int T, 
 }
 
 /* Rows row0 .. row0+63 of a [T, hd] matrix (row t at base + t·ld) into a
- * shared tile of row stride hd + 1; rows past T are zeros. */
-__device__ __forceinline__ void lm_fused_load_tile(float *tile, const float *base, int ld, int row0, int T, int hd) {
+ * shared fp32 tile of row stride hd + 1, widened from the stored type;
+ * rows past T are zeros. */
+template <typename S>
+__device__ __forceinline__ void lm_fused_load_tile(float *tile, const S *base, int ld, int row0, int T, int hd) {
     const int ldt = hd + 1;
     for (int idx = threadIdx.x; idx < LM_FUSED_TILE * hd; idx += blockDim.x) {
         const int r = idx / hd, d = idx - r * hd, t = row0 + r;
-        tile[r * ldt + d] = t < T ? base[(size_t)t * ld + d] : 0.0f;
+        tile[r * ldt + d] = t < T ? lm_load_act(base + (size_t)t * ld + d) : 0.0f;
     }
 }
 
@@ -135,7 +150,8 @@ __device__ __forceinline__ float lm_fused_row_sum(float v) {
 /* keep/(1-p) of the element at flat index `index`: the draw and threshold
  * of dropout.cu and attention.cu (lm_rng_uniform >= p), 1 without dropout,
  * 0 when everything is dropped. */
-__device__ __forceinline__ float lm_fused_keep(const lm_fused_args &a, lm_dropout_key dk, uint64_t index) {
+template <typename S>
+__device__ __forceinline__ float lm_fused_keep(const lm_fused_args<S> &a, lm_dropout_key dk, uint64_t index) {
     if (a.drop_mode == LM_FUSED_DROP_NONE) return 1.0f;
     if (a.drop_mode == LM_FUSED_DROP_ALL) return 0.0f;
     return lm_rng_uniform(dk.seed, dk.stream, index) >= a.dropout_p ? a.keep_scale : 0.0f;
@@ -148,7 +164,8 @@ struct lm_fused_row {
     bool uniform; /* sees no key: 1/T on every key */
 };
 
-__device__ __forceinline__ lm_fused_row lm_fused_row_of(const lm_fused_args &a, int query, int first_shown) {
+template <typename S>
+__device__ __forceinline__ lm_fused_row lm_fused_row_of(const lm_fused_args<S> &a, int query, int first_shown) {
     lm_fused_row row;
     row.query = query;
     row.visible = a.causal ? query + 1 : a.T;
@@ -164,7 +181,8 @@ __device__ __forceinline__ bool lm_fused_shown(const lm_fused_row &row, int T, i
 /* One past the last key a query tile starting at `first` needs: under a
  * causal mask the keys after its last query, unless its first query sees
  * no key (then all T: the uniform row covers future keys too). */
-__device__ __forceinline__ int lm_fused_key_end(const lm_fused_args &a, int first, int first_shown) {
+template <typename S>
+__device__ __forceinline__ int lm_fused_key_end(const lm_fused_args<S> &a, int first, int first_shown) {
     if (!a.causal || first_shown >= first + 1) return a.T;
     return min(a.T, first + LM_FUSED_TILE);
 }
@@ -176,9 +194,11 @@ static inline size_t lm_fused_smem_bytes(int tiles, int hd) {
 
 /* Fills the arguments and says whether to launch: nothing for an empty
  * shape; a head size over LM_FUSED_MAX_HEAD, or dropout without a key, is
- * kept as the op's failure (the next check reports it). */
-int lm_fused_prepare(lm_cuda_ctx *ctx, const char *op, lm_fused_args *a, const float *q, const float *k,
-                     const float *v, int stride, const int32_t *key_mask, int causal, int B, int T, int C, int NH,
+ * kept as the op's failure (the next check reports it).  Instantiated for
+ * float and uint16_t in attention_fused_forward.cu. */
+template <typename S>
+int lm_fused_prepare(lm_cuda_ctx *ctx, const char *op, lm_fused_args<S> *a, const S *q, const S *k, const S *v,
+                     int stride, const int32_t *key_mask, int causal, int B, int T, int C, int NH,
                      float dropout_p, const lm_step_state *key, int site);
 
 /* Head columns per thread of the kernels' template (DPT·16 >= hd). */

@@ -18,14 +18,21 @@
  * attention_fused.c says why).  Then dV += Aᵀ·dO and dK += scale·dSᵀ·Q
  * (kernel 2, through one shared [64, 64] buffer), or dQ += scale·dS·K
  * (kernel 3).  Each gradient element is written by one thread: += without
- * atomics. */
+ * atomics.
+ *
+ * Templates on the stored type S of q, k, v and out (attention_fused.cuh):
+ * attention_fused_backward (float) and attention_fused_backward_bf16
+ * (uint16_t: q/k/v widened into the fp32 tiles, and D = Σ dout·out reads
+ * the widened bf16 out the forward stored, as FlashAttention's backward
+ * reads its stored output).  dout, lse, D and dq/dk/dv are fp32 in both. */
 #include "attention_fused.cuh"
 
 #define LM_FUSED_DOT_ROWS_PER_BLOCK (LM_FUSED_THREADS / 32)
 
 /* D[row] = Σ_d dout·out for row = (b·NH + h)·T + i, one warp each. */
-__global__ void lm_attention_fused_dot_kernel(float *D, const float *dout, const float *out, int T, int C, int NH,
-                                              int hd, size_t rows) {
+template <typename S>
+__global__ void lm_attention_fused_dot_kernel(float *D, const float *dout, const S *out, int T, int C, int NH, int hd,
+                                              size_t rows) {
     const int lane = threadIdx.x & 31;
     const size_t row = (size_t)blockIdx.x * LM_FUSED_DOT_ROWS_PER_BLOCK + (threadIdx.x >> 5);
     if (row >= rows) return;
@@ -33,7 +40,7 @@ __global__ void lm_attention_fused_dot_kernel(float *D, const float *dout, const
     const size_t b = bh / (size_t)NH, h = bh % (size_t)NH;
     const size_t offset = (b * (size_t)T + i) * (size_t)C + h * (size_t)hd;
     float sum = 0.0f;
-    for (int d = lane; d < hd; d += 32) sum += dout[offset + d] * out[offset + d];
+    for (int d = lane; d < hd; d += 32) sum += dout[offset + d] * lm_load_act(out + offset + d);
     sum = lm_warp_sum(sum);
     if (lane == 0) D[row] = sum;
 }
@@ -41,7 +48,8 @@ __global__ void lm_attention_fused_dot_kernel(float *D, const float *dout, const
 /* The probabilities after dropout (a) and the score gradient (ds) of the
  * thread's 4 x 4 elements: s holds the raw scores, da = dO·Vᵀ; row_lse
  * and row_D are per row. */
-__device__ __forceinline__ void lm_fused_score_gradient(const lm_fused_args &a, lm_dropout_key dk, int bh,
+template <typename S>
+__device__ __forceinline__ void lm_fused_score_gradient(const lm_fused_args<S> &a, lm_dropout_key dk, int bh,
                                                         const lm_fused_row rows[4], int key0, const int *mask_s,
                                                         int tx, const float s[4][4], const float da[4][4],
                                                         const float row_lse[4], const float row_D[4], float A[4][4],
@@ -63,10 +71,10 @@ __device__ __forceinline__ void lm_fused_score_gradient(const lm_fused_args &a, 
 }
 
 /* Kernel 2: block (bh, key tile). */
-template <int DPT>
+template <int DPT, typename S>
 __global__ void __launch_bounds__(LM_FUSED_THREADS, 1)
     lm_attention_fused_dkdv_kernel(float *dk, float *dv, const float *dout, const float *lse, const float *D,
-                                   lm_fused_args a) {
+                                   lm_fused_args<S> a) {
     extern __shared__ float smem[];
     __shared__ int first_shown_s;
     __shared__ int mask_s[LM_FUSED_TILE];
@@ -156,9 +164,9 @@ __global__ void __launch_bounds__(LM_FUSED_THREADS, 1)
 }
 
 /* Kernel 3: block (bh, query tile). */
-template <int DPT>
+template <int DPT, typename S>
 __global__ void __launch_bounds__(LM_FUSED_THREADS, 1)
-    lm_attention_fused_dq_kernel(float *dq, const float *dout, const float *lse, const float *D, lm_fused_args a) {
+    lm_attention_fused_dq_kernel(float *dq, const float *dout, const float *lse, const float *D, lm_fused_args<S> a) {
     extern __shared__ float smem[];
     __shared__ int first_shown_s;
     __shared__ int mask_s[LM_FUSED_TILE];
@@ -223,20 +231,46 @@ __global__ void __launch_bounds__(LM_FUSED_THREADS, 1)
 
 /* ---- host side (tests/gpu/emulate compiles the whole file on the CPU, this part included) ---- */
 
-template <int DPT>
-static void launch_backward(lm_cuda_ctx *ctx, float *dq, float *dk, float *dv, const float *dout, const float *lse,
-                            const float *D, const lm_fused_args &a, int B) {
+/* The names a kept failure gives, per op. */
+struct fused_backward_names {
+    const char *op, *dot, *dkdv, *dq;
+};
+
+template <int DPT, typename S>
+static void launch_backward(lm_cuda_ctx *ctx, const fused_backward_names &names, float *dq, float *dk, float *dv,
+                            const float *dout, const float *lse, const float *D, const lm_fused_args<S> &a, int B) {
     static size_t allowed_dkdv = 0, allowed_dq = 0; /* this instance's shared-memory limits, raised once */
     const size_t smem = lm_fused_smem_bytes(4, a.hd);
-    const char *op = "attention_fused_backward";
-    if (!lm_fused_allow_smem(ctx, op, (const void *)lm_attention_fused_dkdv_kernel<DPT>, smem, &allowed_dkdv) ||
-        !lm_fused_allow_smem(ctx, op, (const void *)lm_attention_fused_dq_kernel<DPT>, smem, &allowed_dq))
+    if (!lm_fused_allow_smem(ctx, names.op, (const void *)lm_attention_fused_dkdv_kernel<DPT, S>, smem,
+                             &allowed_dkdv) ||
+        !lm_fused_allow_smem(ctx, names.op, (const void *)lm_attention_fused_dq_kernel<DPT, S>, smem, &allowed_dq))
         return;
     const dim3 grid((unsigned)(B * a.NH), (unsigned)((a.T + LM_FUSED_TILE - 1) / LM_FUSED_TILE));
-    lm_attention_fused_dkdv_kernel<DPT><<<grid, LM_FUSED_THREADS, smem, ctx->stream>>>(dk, dv, dout, lse, D, a);
-    lm_cuda_check_launch(ctx, "attention_fused_backward (dk, dv)");
-    lm_attention_fused_dq_kernel<DPT><<<grid, LM_FUSED_THREADS, smem, ctx->stream>>>(dq, dout, lse, D, a);
-    lm_cuda_check_launch(ctx, "attention_fused_backward (dq)");
+    lm_attention_fused_dkdv_kernel<DPT, S><<<grid, LM_FUSED_THREADS, smem, ctx->stream>>>(dk, dv, dout, lse, D, a);
+    lm_cuda_check_launch(ctx, names.dkdv);
+    lm_attention_fused_dq_kernel<DPT, S><<<grid, LM_FUSED_THREADS, smem, ctx->stream>>>(dq, dout, lse, D, a);
+    lm_cuda_check_launch(ctx, names.dq);
+}
+
+/* Either op, by the stored type. */
+template <typename S>
+static void fused_backward(lm_cuda_ctx *ctx, const fused_backward_names &names, float *dq, float *dk, float *dv,
+                           float *scratch, const float *dout, const S *out, const float *lse, const S *q, const S *k,
+                           const S *v, int stride, const int32_t *key_mask, int causal, int B, int T, int C, int NH,
+                           float dropout_p, const lm_step_state *key, int site) {
+    lm_fused_args<S> a;
+    if (!lm_fused_prepare(ctx, names.op, &a, q, k, v, stride, key_mask, causal, B, T, C, NH, dropout_p, key, site))
+        return;
+    const size_t rows = (size_t)B * (size_t)NH * (size_t)T;
+    const unsigned blocks = (unsigned)((rows + LM_FUSED_DOT_ROWS_PER_BLOCK - 1) / LM_FUSED_DOT_ROWS_PER_BLOCK);
+    lm_attention_fused_dot_kernel<S><<<blocks, LM_FUSED_THREADS, 0, ctx->stream>>>(scratch, dout, out, T, C, NH, a.hd,
+                                                                                   rows);
+    lm_cuda_check_launch(ctx, names.dot);
+    switch (lm_fused_columns_per_thread(a.hd)) {
+    case 2: launch_backward<2>(ctx, names, dq, dk, dv, dout, lse, scratch, a, B); break;
+    case 4: launch_backward<4>(ctx, names, dq, dk, dv, dout, lse, scratch, a, B); break;
+    default: launch_backward<8>(ctx, names, dq, dk, dv, dout, lse, scratch, a, B); break;
+    }
 }
 
 extern "C" void lm_cuda_attention_fused_backward(lm_cuda_ctx *ctx, float *dq, float *dk, float *dv, float *scratch,
@@ -244,18 +278,21 @@ extern "C" void lm_cuda_attention_fused_backward(lm_cuda_ctx *ctx, float *dq, fl
                                                  const float *q, const float *k, const float *v, int stride,
                                                  const int32_t *key_mask, int causal, int B, int T, int C, int NH,
                                                  float dropout_p, const lm_step_state *key, int site) {
-    lm_fused_args a;
-    if (!lm_fused_prepare(ctx, "attention_fused_backward", &a, q, k, v, stride, key_mask, causal, B, T, C, NH,
-                          dropout_p, key, site))
-        return;
-    const size_t rows = (size_t)B * (size_t)NH * (size_t)T;
-    const unsigned blocks = (unsigned)((rows + LM_FUSED_DOT_ROWS_PER_BLOCK - 1) / LM_FUSED_DOT_ROWS_PER_BLOCK);
-    lm_attention_fused_dot_kernel<<<blocks, LM_FUSED_THREADS, 0, ctx->stream>>>(scratch, dout, out, T, C, NH, a.hd,
-                                                                                rows);
-    lm_cuda_check_launch(ctx, "attention_fused_backward (dout·out)");
-    switch (lm_fused_columns_per_thread(a.hd)) {
-    case 2: launch_backward<2>(ctx, dq, dk, dv, dout, lse, scratch, a, B); break;
-    case 4: launch_backward<4>(ctx, dq, dk, dv, dout, lse, scratch, a, B); break;
-    default: launch_backward<8>(ctx, dq, dk, dv, dout, lse, scratch, a, B); break;
-    }
+    static const fused_backward_names names = {"attention_fused_backward", "attention_fused_backward (dout·out)",
+                                               "attention_fused_backward (dk, dv)", "attention_fused_backward (dq)"};
+    fused_backward(ctx, names, dq, dk, dv, scratch, dout, out, lse, q, k, v, stride, key_mask, causal, B, T, C, NH,
+                   dropout_p, key, site);
+}
+
+extern "C" void lm_cuda_attention_fused_backward_bf16(lm_cuda_ctx *ctx, float *dq, float *dk, float *dv,
+                                                      float *scratch, const float *dout, const uint16_t *out,
+                                                      const float *lse, const uint16_t *q, const uint16_t *k,
+                                                      const uint16_t *v, int stride, const int32_t *key_mask,
+                                                      int causal, int B, int T, int C, int NH, float dropout_p,
+                                                      const lm_step_state *key, int site) {
+    static const fused_backward_names names = {
+        "attention_fused_backward_bf16", "attention_fused_backward_bf16 (dout·out)",
+        "attention_fused_backward_bf16 (dk, dv)", "attention_fused_backward_bf16 (dq)"};
+    fused_backward(ctx, names, dq, dk, dv, scratch, dout, out, lse, q, k, v, stride, key_mask, causal, B, T, C, NH,
+                   dropout_p, key, site);
 }

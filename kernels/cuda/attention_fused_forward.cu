@@ -11,14 +11,19 @@
  * probabilities (exp(score - max), unnormalised) and their sum; the
  * probabilities after dropout into shared memory; then each thread adds
  * P·V to its 4 x DPT outputs.  At the end the outputs are divided by the
- * row's sum and lse = max + log(sum). */
+ * row's sum and lse = max + log(sum).
+ *
+ * A template on the stored type S of q, k, v and out (attention_fused.cuh):
+ * attention_fused_forward (float) and attention_fused_forward_bf16
+ * (uint16_t: q/k/v widened into the fp32 tiles, out rounded once from the
+ * same fp32 value the float kernel writes). */
 #include <stdio.h>
 
 #include "attention_fused.cuh"
 
-template <int DPT>
+template <int DPT, typename S>
 __global__ void __launch_bounds__(LM_FUSED_THREADS, 1)
-    lm_attention_fused_forward_kernel(float *out, float *lse, lm_fused_args a) {
+    lm_attention_fused_forward_kernel(S *out, float *lse, lm_fused_args<S> a) {
     extern __shared__ float smem[];
     __shared__ int first_shown_s;
     __shared__ int mask_s[LM_FUSED_TILE];
@@ -96,10 +101,10 @@ __global__ void __launch_bounds__(LM_FUSED_THREADS, 1)
     for (int r = 0; r < 4; r++) {
         if (rows[r].query >= T) continue;
         const float inv_sum = 1.0f / row_sum[r]; /* >= 1: a row always has a shown key or is uniform */
-        float *o = out + ((size_t)b * T + (size_t)rows[r].query) * (size_t)a.C + (size_t)h * hd;
+        S *o = out + ((size_t)b * T + (size_t)rows[r].query) * (size_t)a.C + (size_t)h * hd;
 #pragma unroll
         for (int d = 0; d < DPT; d++)
-            if (tx + 16 * d < hd) o[tx + 16 * d] = acc[r][d] * inv_sum;
+            if (tx + 16 * d < hd) lm_store_act(&o[tx + 16 * d], acc[r][d] * inv_sum);
         if (tx == 0)
             lse[(size_t)bh * T + (size_t)rows[r].query] =
                 rows[r].uniform ? -INFINITY : row_max[r] + logf(row_sum[r]);
@@ -108,8 +113,9 @@ __global__ void __launch_bounds__(LM_FUSED_THREADS, 1)
 
 /* ---- host side (tests/gpu/emulate compiles the whole file on the CPU, this part included) ---- */
 
-int lm_fused_prepare(lm_cuda_ctx *ctx, const char *op, lm_fused_args *a, const float *q, const float *k,
-                     const float *v, int stride, const int32_t *key_mask, int causal, int B, int T, int C, int NH,
+template <typename S>
+int lm_fused_prepare(lm_cuda_ctx *ctx, const char *op, lm_fused_args<S> *a, const S *q, const S *k, const S *v,
+                     int stride, const int32_t *key_mask, int causal, int B, int T, int C, int NH,
                      float dropout_p, const lm_step_state *key, int site) {
     if (B <= 0 || T <= 0 || C <= 0 || NH <= 0) return 0;
     char reason[200];
@@ -146,6 +152,13 @@ int lm_fused_prepare(lm_cuda_ctx *ctx, const char *op, lm_fused_args *a, const f
     return 1;
 }
 
+template int lm_fused_prepare<float>(lm_cuda_ctx *, const char *, lm_fused_args<float> *, const float *,
+                                     const float *, const float *, int, const int32_t *, int, int, int, int, int,
+                                     float, const lm_step_state *, int);
+template int lm_fused_prepare<uint16_t>(lm_cuda_ctx *, const char *, lm_fused_args<uint16_t> *, const uint16_t *,
+                                        const uint16_t *, const uint16_t *, int, const int32_t *, int, int, int, int,
+                                        int, float, const lm_step_state *, int);
+
 int lm_fused_allow_smem(lm_cuda_ctx *ctx, const char *op, const void *kernel, size_t bytes, size_t *allowed) {
     if (bytes <= 48 * 1024 || bytes <= *allowed) return 1;
     if (lm_cuda_keep_cuda(ctx, op,
@@ -155,29 +168,43 @@ int lm_fused_allow_smem(lm_cuda_ctx *ctx, const char *op, const void *kernel, si
     return 1;
 }
 
-template <int DPT>
-static void launch_forward(lm_cuda_ctx *ctx, float *out, float *lse, const lm_fused_args &a, int B) {
+template <int DPT, typename S>
+static void launch_forward(lm_cuda_ctx *ctx, const char *op, S *out, float *lse, const lm_fused_args<S> &a, int B) {
     static size_t allowed = 0; /* this instance's shared-memory limit, raised once */
     const size_t smem = lm_fused_smem_bytes(3, a.hd);
-    if (!lm_fused_allow_smem(ctx, "attention_fused_forward", (const void *)lm_attention_fused_forward_kernel<DPT>,
-                             smem, &allowed))
+    if (!lm_fused_allow_smem(ctx, op, (const void *)lm_attention_fused_forward_kernel<DPT, S>, smem, &allowed))
         return;
     const dim3 grid((unsigned)(B * a.NH), (unsigned)((a.T + LM_FUSED_TILE - 1) / LM_FUSED_TILE));
-    lm_attention_fused_forward_kernel<DPT><<<grid, LM_FUSED_THREADS, smem, ctx->stream>>>(out, lse, a);
-    lm_cuda_check_launch(ctx, "attention_fused_forward");
+    lm_attention_fused_forward_kernel<DPT, S><<<grid, LM_FUSED_THREADS, smem, ctx->stream>>>(out, lse, a);
+    lm_cuda_check_launch(ctx, op);
+}
+
+/* Either op, by the stored type; `op` names it in a kept failure. */
+template <typename S>
+static void fused_forward(lm_cuda_ctx *ctx, const char *op, S *out, float *lse, const S *q, const S *k, const S *v,
+                          int stride, const int32_t *key_mask, int causal, int B, int T, int C, int NH,
+                          float dropout_p, const lm_step_state *key, int site) {
+    lm_fused_args<S> a;
+    if (!lm_fused_prepare(ctx, op, &a, q, k, v, stride, key_mask, causal, B, T, C, NH, dropout_p, key, site)) return;
+    switch (lm_fused_columns_per_thread(a.hd)) {
+    case 2: launch_forward<2>(ctx, op, out, lse, a, B); break;
+    case 4: launch_forward<4>(ctx, op, out, lse, a, B); break;
+    default: launch_forward<8>(ctx, op, out, lse, a, B); break;
+    }
 }
 
 extern "C" void lm_cuda_attention_fused_forward(lm_cuda_ctx *ctx, float *out, float *lse, const float *q,
                                                 const float *k, const float *v, int stride, const int32_t *key_mask,
                                                 int causal, int B, int T, int C, int NH, float dropout_p,
                                                 const lm_step_state *key, int site) {
-    lm_fused_args a;
-    if (!lm_fused_prepare(ctx, "attention_fused_forward", &a, q, k, v, stride, key_mask, causal, B, T, C, NH,
-                          dropout_p, key, site))
-        return;
-    switch (lm_fused_columns_per_thread(a.hd)) {
-    case 2: launch_forward<2>(ctx, out, lse, a, B); break;
-    case 4: launch_forward<4>(ctx, out, lse, a, B); break;
-    default: launch_forward<8>(ctx, out, lse, a, B); break;
-    }
+    fused_forward(ctx, "attention_fused_forward", out, lse, q, k, v, stride, key_mask, causal, B, T, C, NH,
+                  dropout_p, key, site);
+}
+
+extern "C" void lm_cuda_attention_fused_forward_bf16(lm_cuda_ctx *ctx, uint16_t *out, float *lse, const uint16_t *q,
+                                                     const uint16_t *k, const uint16_t *v, int stride,
+                                                     const int32_t *key_mask, int causal, int B, int T, int C,
+                                                     int NH, float dropout_p, const lm_step_state *key, int site) {
+    fused_forward(ctx, "attention_fused_forward_bf16", out, lse, q, k, v, stride, key_mask, causal, B, T, C, NH,
+                  dropout_p, key, site);
 }

@@ -46,6 +46,9 @@ struct lm_cuda_ctx {
     /* Embedding backward's radix-sort scratch (embedding.cu), grown to the
      * largest batch outside any capture; NULL until the first backward. */
     struct lm_embedding_sort *embedding_sort;
+    /* The eager bf16 attention's widened q/k/v (attention_bf16.cu), grown
+     * outside any capture; NULL until its first use. */
+    struct lm_attention_widened *attention_widened;
     /* First failure since the last report (ops cannot return one). */
     int has_error;
     char error_op[64];
@@ -73,6 +76,8 @@ static inline unsigned lm_cuda_grid_for(size_t n, unsigned block) {
 
 /* Frees the embedding backward's sort scratch (embedding.cu); for destroy. */
 void lm_cuda_embedding_sort_free(lm_cuda_ctx *ctx);
+/* Frees the eager bf16 attention's workspace (attention_bf16.cu); for destroy. */
+void lm_cuda_attention_widened_free(lm_cuda_ctx *ctx);
 
 /* cuBLAS compute type for the context's precision. */
 cublasComputeType_t lm_cuda_compute_type(const lm_cuda_ctx *ctx);

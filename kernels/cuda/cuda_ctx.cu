@@ -141,6 +141,7 @@ extern "C" void lm_cuda_ctx_destroy(lm_cuda_ctx *ctx) {
     lm_cuda_gemm_plans_free(ctx);
     lm_cuda_gemm_pointer_arrays_free(ctx);
     lm_cuda_embedding_sort_free(ctx);
+    lm_cuda_attention_widened_free(ctx);
     if (ctx->blas) cublasDestroy(ctx->blas);
     if (ctx->lt) cublasLtDestroy(ctx->lt);
     cudaFree(ctx->lt_workspace);

@@ -19,7 +19,8 @@ const suite suites[] = {
     {"emulator", emulate_emulator},     {"layernorm", emulate_layernorm},   {"residual_layernorm", emulate_residual_layernorm},
     {"pointwise", emulate_pointwise},   {"step", emulate_step},
     {"optimizers", emulate_optimizers},     {"decode", emulate_decode},
-    {"fused_attention", emulate_fused_attention}, {"crossentropy", emulate_crossentropy},
+    {"fused_attention", emulate_fused_attention}, {"fused_attention_bf16", emulate_fused_attention_bf16},
+    {"crossentropy", emulate_crossentropy},
     {"bf16_loss", emulate_bf16_loss}, {"gelu_bf16", emulate_gelu_bf16}, {"embedding", emulate_embedding},
 };
 

@@ -6,6 +6,7 @@ typedef struct lm_cuda_ctx lm_cuda_ctx;
 
 int emulate_emulator(lm_cuda_ctx *ctx); /* emulator_selftest.cu */
 int emulate_fused_attention(lm_cuda_ctx *ctx);
+int emulate_fused_attention_bf16(lm_cuda_ctx *ctx);
 int emulate_layernorm(lm_cuda_ctx *ctx);
 int emulate_residual_layernorm(lm_cuda_ctx *ctx);
 int emulate_pointwise(lm_cuda_ctx *ctx);
