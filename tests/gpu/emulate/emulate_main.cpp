@@ -21,6 +21,7 @@ const suite suites[] = {
     {"optimizers", emulate_optimizers},     {"decode", emulate_decode},
     {"fused_attention", emulate_fused_attention}, {"crossentropy", emulate_crossentropy},
     {"bf16_loss", emulate_bf16_loss}, {"gelu_bf16", emulate_gelu_bf16}, {"embedding", emulate_embedding},
+    {"layernorm_bf16", emulate_layernorm_bf16},
 };
 
 double seconds(void) {

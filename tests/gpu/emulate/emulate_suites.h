@@ -8,6 +8,7 @@ int emulate_emulator(lm_cuda_ctx *ctx); /* emulator_selftest.cu */
 int emulate_fused_attention(lm_cuda_ctx *ctx);
 int emulate_layernorm(lm_cuda_ctx *ctx);
 int emulate_residual_layernorm(lm_cuda_ctx *ctx);
+int emulate_layernorm_bf16(lm_cuda_ctx *ctx);
 int emulate_pointwise(lm_cuda_ctx *ctx);
 int emulate_step(lm_cuda_ctx *ctx);
 int emulate_optimizers(lm_cuda_ctx *ctx);
