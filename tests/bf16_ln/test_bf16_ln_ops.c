@@ -40,8 +40,10 @@
 #endif
 #define EPS 1e-5f
 /* The fp32 LayerNorm's error against the exact one, absolute, per value:
- * FP32_SLACK·(|x̂·w| + |b| + 1) (measured worst: the printed fraction). */
-#define FP32_SLACK 4e-6
+ * FP32_SLACK·(|x̂·w| + |b| + 1).  The worst fraction of it used is printed:
+ * 0.038 in Release, 0.17 in the sanitizer build (whose row sums add one
+ * float at a time). */
+#define FP32_SLACK 1e-5
 #ifdef BF16_LN_TEST_CUDA
 #define TOL_REDUCE 2e-5 /* tests/gpu/test_cuda_fusions.c: the fp32 LayerNorm, GPU against CPU */
 #endif
