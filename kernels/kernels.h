@@ -135,6 +135,16 @@ int lm_cpu_attention_fused_backward_bf16(float *dq, float *dk, float *dv, float 
                                          const uint16_t *out, const float *lse, const uint16_t *q, const uint16_t *k,
                                          const uint16_t *v, int stride, const int32_t *key_mask, int causal, int B,
                                          int T, int C, int NH, float dropout_p, uint64_t seed, uint64_t stream);
+/* The LayerNorms' bf16 outputs (backend_ops.def; layernorm_bf16.c): 0, or
+ * -1 without memory for the scratch of rows over 4096 channels without out
+ * (nothing written).  mean/rstd may be NULL; the residual op takes the fp32
+ * op's (seed, stream). */
+int lm_cpu_layernorm_forward_bf16(uint16_t *out_bf16, float *out, float *mean, float *rstd, const float *inp,
+                                  const float *weight, const float *bias, int N, int C, float eps);
+int lm_cpu_residual_layernorm_forward_bf16(float *residual, uint16_t *out_bf16, float *out, float *mean, float *rstd,
+                                           const float *a, const float *branch, const float *weight,
+                                           const float *bias, int N, int C, float eps, float p, uint64_t seed,
+                                           uint64_t stream);
 /* The losses (and the gradients' fp32 values before rounding) are the fp32
  * references' on the widened logits; dloss as theirs. */
 int lm_cpu_crossentropy_forward_bf16(float *losses, const uint16_t *logits, const int32_t *labels, int N, int V,

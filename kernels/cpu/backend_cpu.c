@@ -330,6 +330,25 @@ static void cpu_attention_fused_backward_bf16(lm_backend *be, float *dq, float *
                       "attention_fused_backward_bf16");
 }
 
+static void cpu_layernorm_forward_bf16(lm_backend *be, uint16_t *out_bf16, float *out, float *mean, float *rstd,
+                                       const float *inp, const float *weight, const float *bias, int N, int C,
+                                       float eps) {
+    keep_if_no_memory(be, lm_cpu_layernorm_forward_bf16(out_bf16, out, mean, rstd, inp, weight, bias, N, C, eps),
+                      "layernorm_forward_bf16");
+}
+
+static void cpu_residual_layernorm_forward_bf16(lm_backend *be, float *residual, uint16_t *out_bf16, float *out,
+                                                float *mean, float *rstd, const float *a, const float *branch,
+                                                const float *weight, const float *bias, int N, int C, float eps,
+                                                float p, const lm_step_state *key, int site) {
+    dropout_draw draw;
+    if (!dropout_draw_of(be, key, site, p, "residual_layernorm_forward_bf16", &draw)) return;
+    keep_if_no_memory(be,
+                      lm_cpu_residual_layernorm_forward_bf16(residual, out_bf16, out, mean, rstd, a, branch, weight,
+                                                             bias, N, C, eps, p, draw.seed, draw.stream),
+                      "residual_layernorm_forward_bf16");
+}
+
 static void cpu_crossentropy_forward_bf16(lm_backend *be, float *losses, const uint16_t *logits,
                                           const int32_t *labels, int N, int V, int stride) {
     keep_if_no_memory(be, lm_cpu_crossentropy_forward_bf16(losses, logits, labels, N, V, stride),

@@ -1,25 +1,45 @@
 /* LayerNorm over the last dimension, one warp per row (rows of a few
- * thousand floats stay in L1 across the passes).  Backward in one pass over
- * dout and inp: each warp writes its rows' dinp and adds their dweight/dbias
- * contributions into its own shared-memory row; the block adds its warps'
- * rows in warp order into a per-chunk partial, and a column pass adds the
- * chunks in order (deterministic, no atomics).  Rows too wide for the
- * shared memory (C > 1536) take the two-kernel path: dinp per row, then
- * the column reduction reading dout and inp again. */
+ * thousand floats stay in L1 across the passes); the forward also with a
+ * bf16 output (layernorm_forward_bf16: layernorm_row.cuh).  Backward in
+ * one pass over dout and inp: each warp writes its rows' dinp and adds
+ * their dweight/dbias contributions into its own shared-memory row; the
+ * block adds its warps' rows in warp order into a per-chunk partial, and a
+ * column pass adds the chunks in order (deterministic, no atomics).  Rows
+ * too wide for the shared memory (C > 1536) take the two-kernel path: dinp
+ * per row, then the column reduction reading dout and inp again. */
 #include "column_reduce.cuh"
 #include "layernorm_row.cuh"
 
 #define LM_LN_ROWS_PER_BLOCK (LM_CUDA_BLOCK / 32)
 
-__global__ void lm_layernorm_forward_kernel(float *out, float *mean, float *rstd, const float *inp,
-                                            const float *weight, const float *bias, int N, int C, float eps) {
+/* One warp's row of the forward, into `out` of any stored type(s)
+ * (layernorm_row.cuh's lm_ln_out). */
+template <typename Out>
+__device__ __forceinline__ void layernorm_forward_warp_row(Out out, float *mean, float *rstd, const float *inp,
+                                                           const float *weight, const float *bias, int N, int C,
+                                                           float eps) {
     const int lane = threadIdx.x & 31;
     const int row = blockIdx.x * LM_LN_ROWS_PER_BLOCK + (threadIdx.x >> 5);
     if (row >= N) return;
     const float *x = inp + (size_t)row * C;
     float sum = 0.0f;
     for (int c = lane; c < C; c += 32) sum += x[c];
-    lm_layernorm_row(out + (size_t)row * C, mean, rstd, x, weight, bias, C, eps, sum, lane, row);
+    lm_layernorm_row(out.row((size_t)row * C), mean, rstd, x, weight, bias, C, eps, sum, lane, row);
+}
+
+/* The fp32 op's kernel keeps its name and parameters (and its machine
+ * code: NOTES_bf16_storage.md, point 10). */
+__global__ void lm_layernorm_forward_kernel(float *out, float *mean, float *rstd, const float *inp,
+                                            const float *weight, const float *bias, int N, int C, float eps) {
+    layernorm_forward_warp_row(lm_ln_out<float>{out}, mean, rstd, inp, weight, bias, N, C, eps);
+}
+
+/* layernorm_forward_bf16: Out is lm_ln_out<uint16_t> (bf16 only) or
+ * lm_ln_out_fp32_bf16 (both). */
+template <typename Out>
+__global__ void lm_layernorm_forward_bf16_kernel(Out out, float *mean, float *rstd, const float *inp,
+                                                 const float *weight, const float *bias, int N, int C, float eps) {
+    layernorm_forward_warp_row(out, mean, rstd, inp, weight, bias, N, C, eps);
 }
 
 /* The second half of one row's input gradient, shared by the two backward
@@ -141,6 +161,20 @@ extern "C" void lm_cuda_layernorm_forward(lm_cuda_ctx *ctx, float *out, float *m
     lm_layernorm_forward_kernel<<<blocks, LM_CUDA_BLOCK, 0, ctx->stream>>>(out, mean, rstd, inp, weight, bias, N, C,
                                                                           eps);
     lm_cuda_check_launch(ctx, "layernorm_forward");
+}
+
+extern "C" void lm_cuda_layernorm_forward_bf16(lm_cuda_ctx *ctx, uint16_t *out_bf16, float *out, float *mean,
+                                               float *rstd, const float *inp, const float *weight, const float *bias,
+                                               int N, int C, float eps) {
+    if (N <= 0 || C <= 0) return;
+    const int blocks = (N + LM_LN_ROWS_PER_BLOCK - 1) / LM_LN_ROWS_PER_BLOCK;
+    if (out)
+        lm_layernorm_forward_bf16_kernel<lm_ln_out_fp32_bf16><<<blocks, LM_CUDA_BLOCK, 0, ctx->stream>>>(
+            lm_ln_out_fp32_bf16{out, out_bf16}, mean, rstd, inp, weight, bias, N, C, eps);
+    else
+        lm_layernorm_forward_bf16_kernel<lm_ln_out<uint16_t>><<<blocks, LM_CUDA_BLOCK, 0, ctx->stream>>>(
+            lm_ln_out<uint16_t>{out_bf16}, mean, rstd, inp, weight, bias, N, C, eps);
+    lm_cuda_check_launch(ctx, "layernorm_forward_bf16");
 }
 
 extern "C" void lm_cuda_layernorm_backward(lm_cuda_ctx *ctx, float *dinp, float *dweight, float *dbias,

@@ -16,7 +16,7 @@
 # (attn_implementation=sdpa's kernels vs their CPU twin and the eager
 # attention, a T=1024 profile line), test_optimizers_cuda (adamw, sgd, lion on the GPU),
 # test_{gpt2,bert}_parity_cuda[_bf16], test_generate_cuda,
-# test_{bf16_ops,bf16_logits,bf16_ffn_ops,bf16_ffn,bf16_attn_ops,vocab_padding}_cuda (bf16
+# test_{bf16_ops,bf16_logits,bf16_ffn_ops,bf16_ffn,bf16_attn_ops,bf16_ln_ops,vocab_padding}_cuda (bf16
 # storage and the padded vocabulary: kernels/cuda/NOTES_bf16_storage.md),
 # test_sysmetrics_gpu, test_gpu_step_reads: the host reads and waits of
 # a training step counted through the trainer (zero without logging, fp32

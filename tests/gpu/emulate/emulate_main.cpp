@@ -22,6 +22,7 @@ const suite suites[] = {
     {"fused_attention", emulate_fused_attention}, {"fused_attention_bf16", emulate_fused_attention_bf16},
     {"crossentropy", emulate_crossentropy},
     {"bf16_loss", emulate_bf16_loss}, {"gelu_bf16", emulate_gelu_bf16}, {"embedding", emulate_embedding},
+    {"layernorm_bf16", emulate_layernorm_bf16},
 };
 
 double seconds(void) {

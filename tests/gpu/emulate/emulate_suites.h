@@ -9,6 +9,7 @@ int emulate_fused_attention(lm_cuda_ctx *ctx);
 int emulate_fused_attention_bf16(lm_cuda_ctx *ctx);
 int emulate_layernorm(lm_cuda_ctx *ctx);
 int emulate_residual_layernorm(lm_cuda_ctx *ctx);
+int emulate_layernorm_bf16(lm_cuda_ctx *ctx);
 int emulate_pointwise(lm_cuda_ctx *ctx);
 int emulate_step(lm_cuda_ctx *ctx);
 int emulate_optimizers(lm_cuda_ctx *ctx);

@@ -8,8 +8,8 @@
 #
 # BUILD_DIR: a configured CPU build of this tree (-DLMCORE_CUDA=OFF); SUITE:
 # emulator, layernorm, residual_layernorm, pointwise, step, optimizers, decode,
-# fused_attention, fused_attention_bf16, crossentropy, bf16_loss, gelu_bf16, embedding
-# (all when none is named).  Needs g++ and perl; no GPU, no CUDA toolkit.
+# fused_attention, fused_attention_bf16, crossentropy, bf16_loss, gelu_bf16, embedding,
+# layernorm_bf16 (all when none is named).  Needs g++ and perl; no GPU, no CUDA toolkit.
 set -euo pipefail
 BUILD=${1:?usage: $0 BUILD_DIR [SUITE...] (a configured CPU build of this tree)}
 shift
