@@ -58,8 +58,8 @@ enum { BERT_HEAD_BIAS, BERT_HEAD_DENSE_W, BERT_HEAD_DENSE_B, BERT_HEAD_LN_W, BER
 /* Activations kept from forward for backward, for the (B, T) in use.  The
  * buffers marked (R) are shared by all layers under the `recompute` setting
  * (model_device.h), and backward rebuilds a layer's before using it: att
- * and inter_gelu with recompute=activations, preatt too with
- * recompute=attention. */
+ * and inter_gelu (input_bf16, inter_gelu_bf16 with bf16 activations) with
+ * recompute=activations, preatt too with recompute=attention. */
 typedef struct bert_layer_acts {
     float *q, *k, *v;                 /* [N,C] each; NULL with bf16 activations */
     float *preatt;                    /* [B,NH,T,T] probabilities before dropout (R: attention);

@@ -41,8 +41,9 @@ enum {
  * Per-layer arrays point into one allocation (llm.c style).  The buffers
  * marked (R) are shared by all layers under the `recompute` setting
  * (model_device.h), and backward rebuilds a layer's before using it:
- * ln1, ln2, fch_gelu and att with recompute=activations, preatt too with
- * recompute=attention. */
+ * ln1, ln2, fch_gelu and att (and with bf16 activations ln1_bf16 and
+ * ln2_bf16, one buffer, and fch_gelu_bf16) with recompute=activations,
+ * preatt too with recompute=attention. */
 typedef struct gpt2_layer_acts {
     float *ln1, *ln1_mean, *ln1_rstd; /* [N,C] (R; with bf16 activations one fp32 scratch for all layers) [N] [N] */
     float *qkv;                       /* [N,3C]; NULL with bf16 activations */
