@@ -58,14 +58,20 @@ enum { BERT_HEAD_BIAS, BERT_HEAD_DENSE_W, BERT_HEAD_DENSE_B, BERT_HEAD_LN_W, BER
 /* Activations kept from forward for backward, for the (B, T) in use.  The
  * buffers marked (R) are shared by all layers under the `recompute` setting
  * (model_device.h), and backward rebuilds a layer's before using it: att
- * and inter_gelu with recompute=activations, preatt too with
- * recompute=attention. */
+ * and inter_gelu (input_bf16, inter_gelu_bf16 with bf16 activations) with
+ * recompute=activations, preatt too with recompute=attention. */
 typedef struct bert_layer_acts {
-    float *q, *k, *v;                 /* [N,C] each */
+    float *q, *k, *v;                 /* [N,C] each; NULL with bf16 activations */
     float *preatt;                    /* [B,NH,T,T] probabilities before dropout (R: attention);
                                          fused attention: [B,NH,T] log-sum-exp (model_attention_carve) */
     float *att;                       /* [B,NH,T,T] after dropout (R; unused when attention dropout is 0) */
-    float *atty;                      /* [N,C] attention context */
+    float *atty;                      /* [N,C] attention context; NULL with bf16 activations */
+    /* activation_dtype=bf16 (model_base.activations_bf16; else NULL): the
+     * attention block's stored activations in bf16 (bert_attn_bf16.c): the
+     * layer's input rounded (the Q/K/V GEMMs' input; the fp32 input stays
+     * the residual's), q, k, v and the context. */
+    uint16_t *input_bf16;             /* [N,C] (R) */
+    uint16_t *q_bf16, *k_bf16, *v_bf16, *atty_bf16; /* [N,C] each */
     float *res1;                      /* [N,C] input + dropout(attention.output.dense) */
     float *ln1, *ln1_mean, *ln1_rstd; /* attention.output.LayerNorm (ln1: one fp32 scratch for all layers
                                          with bf16 activations, which keep ln1_bf16 for backward) */
@@ -102,9 +108,11 @@ typedef struct bert_acts {
     float *dres_a, *dres_b; /* [N,C] gradients of the residual stream (alternating) */
     float *dbranch;         /* [N,C] gradient through a dropout */
     float *datty;           /* [N,C] */
-    float *dqkv;            /* [3,N,C] */
+    float *dqkv;            /* [3,N,C] (the attention backwards add in fp32) */
+    uint16_t *dqkv_bf16;    /* [3,N,C] dqkv rounded, the Q/K/V GEMMs' backward dout (bf16 activations; else NULL) */
     float *dinter, *dinter_gelu; /* [N,I] (dinter NULL with bf16 activations) */
-    uint16_t *dbranch_bf16, *dinter_bf16; /* [N,C] the feed-forward branch's gradient rounded, [N,I] (bf16) */
+    uint16_t *dbranch_bf16, *dinter_bf16; /* [N,C] a branch's gradient rounded (the feed-forward's, then the
+                                             attention's), [N,I] (bf16) */
     float *datt_scratch;    /* [B,NH,T,T] ([B,NH,T] with the fused attention) */
     int32_t *type_ids;                      /* [N] on the device (ids and key mask: model_base) */
     int32_t *head_rows, *head_labels;       /* [N] scored rows (ascending) and their labels; padding rows
@@ -154,6 +162,19 @@ void bert_backward(model_base *m, float loss_scale, lm_grad_store grads);
 void bert_ffn_forward_bf16(bert_model *m, bert_layer_acts *la, int l, int N);
 void bert_ffn_backward_bf16(bert_model *m, bert_layer_acts *la, int l, const float *dbranch, float *dln1,
                             lm_grad_store grads);
+
+/* The attention block with bf16 activations (activation_dtype=bf16;
+ * bert_attn_bf16.c).  Forward: layer l's input x (fp32) rounded into
+ * input_bf16, query/key/value into q_bf16/k_bf16/v_bf16, the attention
+ * (eager or fused, with the key mask) into atty_bf16,
+ * attention.output.dense's fp32 output into acts.proj.  Backward: from
+ * the branch gradient dbranch (fp32 [N,C], after the dropout's backward),
+ * the three projections' d x ADDED into dx (the residual path's share is
+ * there), the block's parameter gradients per grads; under recompute it
+ * first rebuilds input_bf16 from x, which the layers share. */
+void bert_attn_forward_bf16(bert_model *m, bert_layer_acts *la, int l, const float *x, int N);
+void bert_attn_backward_bf16(bert_model *m, bert_layer_acts *la, int l, const float *dbranch, const float *x,
+                             float *dx, lm_grad_store grads);
 
 /* The MLM head (bert_head.c).  Forward: with labels, on the n_targets
  * scored rows of encoder_out (and padding rows, mlm_head_rows), writing

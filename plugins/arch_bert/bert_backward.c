@@ -13,6 +13,7 @@
  * that fills it (datty, dinter_gelu, dinter: matmul_backward with
  * LM_GRAD_WRITE, gelu_backward; with bf16 activations dinter_bf16 and
  * dbranch_bf16, by gelu_backward_bf16 and a conversion: bert_ffn_bf16.c;
+ * dqkv_bf16 by a conversion: bert_attn_bf16.c;
  * dres_a/dres_b: the post-LN LayerNorm
  * backwards with LM_GRAD_WRITE; the dropout backwards) or zeroed right
  * before ops that add into it (attention's dqkv, the head's scatter into
@@ -114,17 +115,21 @@ void bert_backward(model_base *b, float loss_scale, lm_grad_store grads_store) {
                                 W(BERT_ATTLN_W), la->ln1_mean, la->ln1_rstd, N, C, LM_GRAD_WRITE, grads_store);
         dbranch = model_dropout_backward_or_identity(be, a->dbranch, a->dres_a, NC, m->hidden_p, key,
                                                      MODEL_DROPOUT_ATTENTION_OUT, l);
-        ops->matmul_backward(be, a->datty, DW(BERT_ATTOUT_W), DW(BERT_ATTOUT_B), dbranch, la->atty, W(BERT_ATTOUT_W),
-                             N, C, C, LM_W_OUT_IN, LM_GRAD_WRITE, grads_store);
-        /* Zeroed: the attention backwards add (gpt2_backward.c says why). */
-        ops->zero(be, a->dqkv, 3 * NC * sizeof(float));
-        model_attention_backward(b, dqkv[0], dqkv[1], dqkv[2], a->datt_scratch, a->proj, a->datty, la->atty,
-                                 la->preatt, la->att, la->q, la->k, la->v, C, m->attn_p, l);
-        static const int weight_of[3] = {BERT_Q_W, BERT_K_W, BERT_V_W};
-        /* dres_a (the residual path's share) += the three projections'. */
-        for (int j = 0; j < 3; j++)
-            ops->matmul_backward(be, a->dres_a, DW(weight_of[j]), DW(weight_of[j] + 1), dqkv[j], layer_input,
-                                 W(weight_of[j]), N, C, C, LM_W_OUT_IN, LM_GRAD_ADD, grads_store);
+        if (b->activations_bf16) {
+            bert_attn_backward_bf16(m, la, l, dbranch, layer_input, a->dres_a, grads_store); /* bert_attn_bf16.c */
+        } else {
+            ops->matmul_backward(be, a->datty, DW(BERT_ATTOUT_W), DW(BERT_ATTOUT_B), dbranch, la->atty,
+                                 W(BERT_ATTOUT_W), N, C, C, LM_W_OUT_IN, LM_GRAD_WRITE, grads_store);
+            /* Zeroed: the attention backwards add (gpt2_backward.c says why). */
+            ops->zero(be, a->dqkv, 3 * NC * sizeof(float));
+            model_attention_backward(b, dqkv[0], dqkv[1], dqkv[2], a->datt_scratch, a->proj, a->datty, la->atty,
+                                     la->preatt, la->att, la->q, la->k, la->v, C, m->attn_p, l);
+            static const int weight_of[3] = {BERT_Q_W, BERT_K_W, BERT_V_W};
+            /* dres_a (the residual path's share) += the three projections'. */
+            for (int j = 0; j < 3; j++)
+                ops->matmul_backward(be, a->dres_a, DW(weight_of[j]), DW(weight_of[j] + 1), dqkv[j], layer_input,
+                                     W(weight_of[j]), N, C, C, LM_W_OUT_IN, LM_GRAD_ADD, grads_store);
+        }
         model_grads_final_from(b, BERT_LAYER_TENSOR(l, 0)); /* this layer is done: a data-parallel caller reduces it */
 #undef W
 #undef DW

@@ -37,6 +37,7 @@ size_t bert_carve_acts(model_base *b, float *base, int B, int T) {
     const int bf16 = b->activations_bf16;
     float *inter_gelu = share && !bf16 ? model_arena_take(&cv, N * I) : NULL;
     uint16_t *inter_gelu_bf16 = share && bf16 ? model_arena_take_bf16(&cv, N * I) : NULL;
+    uint16_t *input_bf16 = share && bf16 ? model_arena_take_bf16(&cv, N * C) : NULL;
     /* With bf16 activations ln1's fp32 output is read in the forward only
      * (the residual add after the block, and its rounding): one scratch. */
     float *ln1 = bf16 ? model_arena_take(&cv, N * C) : NULL;
@@ -44,11 +45,21 @@ size_t bert_carve_acts(model_base *b, float *base, int B, int T) {
     a->layers = b->layer_acts;
     for (int l = 0; l < c->num_hidden_layers; l++) {
         bert_layer_acts *la = &a->layers[l];
-        la->q = model_arena_take(&cv, N * C);
-        la->k = model_arena_take(&cv, N * C);
-        la->v = model_arena_take(&cv, N * C);
+        if (bf16) {
+            la->q = la->k = la->v = la->atty = NULL;
+            la->input_bf16 = model_arena_take_or_share_bf16(&cv, share, input_bf16, N * C);
+            la->q_bf16 = model_arena_take_bf16(&cv, N * C);
+            la->k_bf16 = model_arena_take_bf16(&cv, N * C);
+            la->v_bf16 = model_arena_take_bf16(&cv, N * C);
+            la->atty_bf16 = model_arena_take_bf16(&cv, N * C);
+        } else {
+            la->q = model_arena_take(&cv, N * C);
+            la->k = model_arena_take(&cv, N * C);
+            la->v = model_arena_take(&cv, N * C);
+            la->atty = model_arena_take(&cv, N * C);
+            la->input_bf16 = la->q_bf16 = la->k_bf16 = la->v_bf16 = la->atty_bf16 = NULL;
+        }
         model_arena_probs_layer(&cv, &probs, &la->preatt, &la->att);
-        la->atty = model_arena_take(&cv, N * C);
         la->res1 = model_arena_take(&cv, N * C);
         la->ln1 = model_arena_take_or_share(&cv, bf16, ln1, N * C);
         la->ln1_mean = model_arena_take(&cv, N);
@@ -85,6 +96,7 @@ size_t bert_carve_acts(model_base *b, float *base, int B, int T) {
     a->dbranch = model_arena_take(&cv, N * C);
     a->datty = model_arena_take(&cv, N * C);
     a->dqkv = model_arena_take(&cv, 3 * N * C);
+    a->dqkv_bf16 = bf16 ? model_arena_take_bf16(&cv, 3 * N * C) : NULL;
     a->dinter = bf16 ? NULL : model_arena_take(&cv, N * I);
     a->dbranch_bf16 = bf16 ? model_arena_take_bf16(&cv, N * C) : NULL;
     a->dinter_bf16 = bf16 ? model_arena_take_bf16(&cv, N * I) : NULL;
@@ -165,11 +177,15 @@ lm_status bert_forward(model_base *b, const lm_batch *batch, lm_step_state *stat
     for (int l = 0; l < L; l++) {
         bert_layer_acts *la = &a->layers[l];
 #define W(k) P(BERT_LAYER_TENSOR(l, k))
-        ops->matmul_forward(be, la->q, x, W(BERT_Q_W), W(BERT_Q_B), N, C, C, LM_W_OUT_IN);
-        ops->matmul_forward(be, la->k, x, W(BERT_K_W), W(BERT_K_B), N, C, C, LM_W_OUT_IN);
-        ops->matmul_forward(be, la->v, x, W(BERT_V_W), W(BERT_V_B), N, C, C, LM_W_OUT_IN);
-        model_attention_forward(b, la->atty, la->preatt, la->att, la->q, la->k, la->v, C, m->attn_p, l);
-        ops->matmul_forward(be, a->proj, la->atty, W(BERT_ATTOUT_W), W(BERT_ATTOUT_B), N, C, C, LM_W_OUT_IN);
+        if (b->activations_bf16) {
+            bert_attn_forward_bf16(m, la, l, x, N); /* the same block on bf16 storage (bert_attn_bf16.c) */
+        } else {
+            ops->matmul_forward(be, la->q, x, W(BERT_Q_W), W(BERT_Q_B), N, C, C, LM_W_OUT_IN);
+            ops->matmul_forward(be, la->k, x, W(BERT_K_W), W(BERT_K_B), N, C, C, LM_W_OUT_IN);
+            ops->matmul_forward(be, la->v, x, W(BERT_V_W), W(BERT_V_B), N, C, C, LM_W_OUT_IN);
+            model_attention_forward(b, la->atty, la->preatt, la->att, la->q, la->k, la->v, C, m->attn_p, l);
+            ops->matmul_forward(be, a->proj, la->atty, W(BERT_ATTOUT_W), W(BERT_ATTOUT_B), N, C, C, LM_W_OUT_IN);
+        }
         /* Post-LN: res1 = x + dropout(proj), ln1 = LN(res1), in one op. */
         ops->residual_layernorm_forward(be, la->res1, la->ln1, la->ln1_mean, la->ln1_rstd, x, a->proj,
                                         W(BERT_ATTLN_W), W(BERT_ATTLN_B), N, C, eps, m->hidden_p, key,

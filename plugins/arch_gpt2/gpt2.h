@@ -41,12 +41,19 @@ enum {
  * Per-layer arrays point into one allocation (llm.c style).  The buffers
  * marked (R) are shared by all layers under the `recompute` setting
  * (model_device.h), and backward rebuilds a layer's before using it:
- * ln1, ln2, fch_gelu and att with recompute=activations, preatt too with
- * recompute=attention. */
+ * ln1, ln2, fch_gelu and att (and with bf16 activations ln1_bf16 and
+ * ln2_bf16, one buffer, and fch_gelu_bf16) with recompute=activations,
+ * preatt too with recompute=attention. */
 typedef struct gpt2_layer_acts {
-    float *ln1, *ln1_mean, *ln1_rstd; /* [N,C] (R) [N] [N] */
-    float *qkv;                       /* [N,3C] */
-    float *atty;                      /* [N,C] */
+    float *ln1, *ln1_mean, *ln1_rstd; /* [N,C] (R; with bf16 activations one fp32 scratch for all layers) [N] [N] */
+    float *qkv;                       /* [N,3C]; NULL with bf16 activations */
+    float *atty;                      /* [N,C]; NULL with bf16 activations */
+    /* activation_dtype=bf16 (model_base.activations_bf16; else NULL): the
+     * attention block's stored activations in bf16, in place of ln1 (for
+     * backward: c_attn's input, rounded), qkv and atty (gpt2_attn_bf16.c). */
+    uint16_t *ln1_bf16;               /* [N,C] (R) */
+    uint16_t *qkv_bf16;               /* [N,3C] */
+    uint16_t *atty_bf16;              /* [N,C] */
     float *preatt;                    /* [B,NH,T,T] probabilities before dropout (R: attention);
                                          fused attention: [B,NH,T] log-sum-exp (model_attention_carve) */
     float *att;                       /* [B,NH,T,T] after dropout (R; unused when attn_p = 0) */
@@ -75,9 +82,11 @@ typedef struct gpt2_acts {
     float *dproj;        /* [N,C] */
     float *dln;          /* [N,C] */
     float *datty;        /* [N,C] */
-    float *dqkv;         /* [N,3C] */
+    float *dqkv;         /* [N,3C] (the attention backwards add in fp32) */
+    uint16_t *dqkv_bf16; /* [N,3C] dqkv rounded, c_attn's backward dout (bf16 activations; else NULL) */
     float *dfch;         /* [N,H] (gelu_matmul_backward: no scratch for d gelu(fch)); NULL with bf16 activations */
-    uint16_t *dbranch_bf16, *dfch_bf16; /* [N,C] the MLP branch's gradient rounded, [N,H] (bf16 activations) */
+    uint16_t *dbranch_bf16, *dfch_bf16; /* [N,C] a branch's gradient rounded (the MLP's, then the
+                                           attention's), [N,H] (bf16 activations) */
     float *datt_scratch; /* [B,NH,T,T] ([B,NH,T] with the fused attention) */
     int32_t *labels;     /* [N] on the device (ids and key mask: model_base) */
 } gpt2_acts;
@@ -132,6 +141,18 @@ void gpt2_backward(model_base *m, float loss_scale, lm_grad_store grads);
  * first rebuilds what the layers share (fch_gelu_bf16, ln2 and ln2_bf16). */
 void gpt2_mlp_forward_bf16(gpt2_model *m, gpt2_layer_acts *la, int l, int N);
 void gpt2_mlp_backward_bf16(gpt2_model *m, gpt2_layer_acts *la, int l, const float *dbranch, lm_grad_store grads);
+
+/* The attention block with bf16 activations (activation_dtype=bf16;
+ * gpt2_attn_bf16.c).  Forward: layer l's ln1 (fp32, just written) rounded
+ * into ln1_bf16, c_attn into qkv_bf16, the attention (eager or fused) into
+ * atty_bf16, c_proj's fp32 output into acts.proj.  Backward: from the
+ * branch gradient dbranch (fp32 [N,C], after the dropout's backward) to
+ * d ln1 in acts.dln (written), c_attn's and c_proj's parameter gradients
+ * per grads; under recompute it rebuilds ln1 from block_input (the layer's
+ * input) and its rounding, which the layers share. */
+void gpt2_attn_forward_bf16(gpt2_model *m, gpt2_layer_acts *la, int l, int N);
+void gpt2_attn_backward_bf16(gpt2_model *m, gpt2_layer_acts *la, int l, const float *dbranch,
+                             const float *block_input, lm_grad_store grads);
 
 /* The ABI 1.1 generate_reset / generate_step slots (gpt2_generate.c). */
 lm_status gpt2_generate_reset(void *self, int32_t max_tokens);

@@ -13,7 +13,8 @@
  * LM_GRAD_WRITE, gelu_matmul_backward, which also gives c_fc's bias
  * gradient: c_fc's matmul_backward takes none; with bf16 activations
  * dfch_bf16 and dbranch_bf16, by gelu_matmul_backward_bf16 and a
- * conversion: gpt2_mlp_bf16.c), the dropout backwards write theirs, and
+ * conversion: gpt2_mlp_bf16.c; dqkv_bf16 by a conversion:
+ * gpt2_attn_bf16.c), the dropout backwards write theirs, and
  * ln_f's LayerNorm backward writes dresidual, so none is zeroed; only dqkv
  * is, because the attention backwards add (below, why).
  * One buffer, dresidual, carries the gradient of the residual stream from
@@ -90,22 +91,26 @@ void gpt2_backward(model_base *b, float loss_scale, lm_grad_store grads_store) {
         /* Attention branch: residual2 = input + dropout(c_proj(attn(c_attn(ln_1(input))))). */
         dbranch = model_dropout_backward_or_identity(be, a->dproj, a->dresidual, NC, m->resid_p, key,
                                                      MODEL_DROPOUT_ATTENTION_OUT, l);
-        ops->matmul_backward(be, a->datty, DW(GPT2_ATTPROJ_W), DW(GPT2_ATTPROJ_B), dbranch, la->atty,
-                             W(GPT2_ATTPROJ_W), N, C, C, LM_W_IN_OUT, LM_GRAD_WRITE, grads_store);
-        /* Zeroed: the attention backwards add into dq/dk/dv.  The fused one
-         * (sdpa) must: a tile of queries adds its share to dk/dv of every
-         * key it sees, a tile of keys its share to dq.  The eager one adds
-         * with one GEMM per (row, head) and could write, but both keep the
-         * one contract (backend_ops.def). */
-        ops->zero(be, a->dqkv, 3 * NC * sizeof(float));
-        model_attention_backward(b, a->dqkv, a->dqkv + C, a->dqkv + 2 * C, a->datt_scratch, a->proj, a->datty,
-                                 la->atty, la->preatt, la->att, la->qkv, la->qkv + C, la->qkv + 2 * C, 3 * C,
-                                 m->attn_p, l);
-        if (recompute)
-            ops->layernorm_forward(be, la->ln1, la->ln1_mean, la->ln1_rstd, block_input, W(GPT2_LN1_W),
-                                   W(GPT2_LN1_B), N, C, eps);
-        ops->matmul_backward(be, a->dln, DW(GPT2_QKV_W), DW(GPT2_QKV_B), a->dqkv, la->ln1, W(GPT2_QKV_W), N, C,
-                             3 * C, LM_W_IN_OUT, LM_GRAD_WRITE, grads_store);
+        if (b->activations_bf16) {
+            gpt2_attn_backward_bf16(m, la, l, dbranch, block_input, grads_store); /* into dln (gpt2_attn_bf16.c) */
+        } else {
+            ops->matmul_backward(be, a->datty, DW(GPT2_ATTPROJ_W), DW(GPT2_ATTPROJ_B), dbranch, la->atty,
+                                 W(GPT2_ATTPROJ_W), N, C, C, LM_W_IN_OUT, LM_GRAD_WRITE, grads_store);
+            /* Zeroed: the attention backwards add into dq/dk/dv.  The fused
+             * one (sdpa) must: a tile of queries adds its share to dk/dv of
+             * every key it sees, a tile of keys its share to dq.  The eager
+             * one adds with one GEMM per (row, head) and could write, but
+             * both keep the one contract (backend_ops.def). */
+            ops->zero(be, a->dqkv, 3 * NC * sizeof(float));
+            model_attention_backward(b, a->dqkv, a->dqkv + C, a->dqkv + 2 * C, a->datt_scratch, a->proj, a->datty,
+                                     la->atty, la->preatt, la->att, la->qkv, la->qkv + C, la->qkv + 2 * C, 3 * C,
+                                     m->attn_p, l);
+            if (recompute)
+                ops->layernorm_forward(be, la->ln1, la->ln1_mean, la->ln1_rstd, block_input, W(GPT2_LN1_W),
+                                       W(GPT2_LN1_B), N, C, eps);
+            ops->matmul_backward(be, a->dln, DW(GPT2_QKV_W), DW(GPT2_QKV_B), a->dqkv, la->ln1, W(GPT2_QKV_W), N, C,
+                                 3 * C, LM_W_IN_OUT, LM_GRAD_WRITE, grads_store);
+        }
         ops->layernorm_backward(be, a->dresidual, DW(GPT2_LN1_W), DW(GPT2_LN1_B), a->dln, block_input,
                                 W(GPT2_LN1_W), la->ln1_mean, la->ln1_rstd, N, C, LM_GRAD_ADD, grads_store);
         model_grads_final_from(b, GPT2_LAYER_TENSOR(l, 0)); /* this layer is done: a data-parallel caller reduces it */

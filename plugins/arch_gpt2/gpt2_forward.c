@@ -25,32 +25,40 @@ size_t gpt2_carve_acts(model_base *b, float *base, int B, int T) {
     /* Buffers all layers share under `recompute` (gpt2.h). */
     const int share = b->device.recompute >= MODEL_RECOMPUTE_ACTIVATIONS;
     const int bf16 = b->activations_bf16;
-    float *ln = share ? model_arena_take(&cv, N * C) : NULL;
+    /* With bf16 activations ln_1's and ln_2's fp32 outputs are a GEMM's
+     * input only until they are rounded (backward reads ln1_bf16 and
+     * ln2_bf16): one scratch for both and all layers, as under recompute. */
+    const int share_ln = share || bf16;
+    float *ln = share_ln ? model_arena_take(&cv, N * C) : NULL;
     float *fch_gelu = share && !bf16 ? model_arena_take(&cv, N * H) : NULL;
-    /* With bf16 activations ln_2's fp32 output is c_fc's input only until
-     * it is rounded (backward reads ln2_bf16): one scratch for all layers,
-     * `ln` itself under recompute. */
-    const int share_ln2 = share || bf16;
-    float *ln2 = share ? ln : bf16 ? model_arena_take(&cv, N * C) : NULL;
-    uint16_t *ln2_bf16 = share && bf16 ? model_arena_take_bf16(&cv, N * C) : NULL;
+    /* Under recompute the roundings of ln_1 and ln_2 share one buffer too. */
+    uint16_t *ln_bf16 = share && bf16 ? model_arena_take_bf16(&cv, N * C) : NULL;
     uint16_t *fch_gelu_bf16 = share && bf16 ? model_arena_take_bf16(&cv, N * H) : NULL;
     const model_arena_probs probs = model_attention_carve(b, &cv, c->attn_pdrop > 0.0, B, T);
     a->layers = b->layer_acts;
     for (int l = 0; l < c->n_layer; l++) {
         gpt2_layer_acts *la = &a->layers[l];
-        la->ln1 = model_arena_take_or_share(&cv, share, ln, N * C);
+        la->ln1 = model_arena_take_or_share(&cv, share_ln, ln, N * C);
         la->ln1_mean = model_arena_take(&cv, N);
         la->ln1_rstd = model_arena_take(&cv, N);
-        la->qkv = model_arena_take(&cv, N * 3 * C);
-        la->atty = model_arena_take(&cv, N * C);
+        if (bf16) {
+            la->qkv = la->atty = NULL;
+            la->ln1_bf16 = model_arena_take_or_share_bf16(&cv, share, ln_bf16, N * C);
+            la->qkv_bf16 = model_arena_take_bf16(&cv, N * 3 * C);
+            la->atty_bf16 = model_arena_take_bf16(&cv, N * C);
+        } else {
+            la->qkv = model_arena_take(&cv, N * 3 * C);
+            la->atty = model_arena_take(&cv, N * C);
+            la->ln1_bf16 = la->qkv_bf16 = la->atty_bf16 = NULL;
+        }
         model_arena_probs_layer(&cv, &probs, &la->preatt, &la->att);
         la->residual2 = model_arena_take(&cv, N * C);
-        la->ln2 = model_arena_take_or_share(&cv, share_ln2, ln2, N * C);
+        la->ln2 = model_arena_take_or_share(&cv, share_ln, ln, N * C);
         la->ln2_mean = model_arena_take(&cv, N);
         la->ln2_rstd = model_arena_take(&cv, N);
         if (bf16) {
             la->fch = la->fch_gelu = NULL;
-            la->ln2_bf16 = model_arena_take_or_share_bf16(&cv, share, ln2_bf16, N * C);
+            la->ln2_bf16 = model_arena_take_or_share_bf16(&cv, share, ln_bf16, N * C);
             la->fch_bf16 = model_arena_take_bf16(&cv, N * H);
             la->fch_gelu_bf16 = model_arena_take_or_share_bf16(&cv, share, fch_gelu_bf16, N * H);
         } else {
@@ -73,6 +81,7 @@ size_t gpt2_carve_acts(model_base *b, float *base, int B, int T) {
     a->dln = model_arena_take(&cv, N * C);
     a->datty = model_arena_take(&cv, N * C);
     a->dqkv = model_arena_take(&cv, N * 3 * C);
+    a->dqkv_bf16 = bf16 ? model_arena_take_bf16(&cv, N * 3 * C) : NULL;
     a->dfch = bf16 ? NULL : model_arena_take(&cv, N * H);
     a->dbranch_bf16 = bf16 ? model_arena_take_bf16(&cv, N * C) : NULL;
     a->dfch_bf16 = bf16 ? model_arena_take_bf16(&cv, N * H) : NULL;
@@ -125,10 +134,14 @@ lm_status gpt2_forward(model_base *b, const lm_batch *batch, lm_step_state *stat
     for (int l = 0; l < L; l++) {
         gpt2_layer_acts *la = &a->layers[l];
 #define W(k) P(GPT2_LAYER_TENSOR(l, k))
-        ops->matmul_forward(be, la->qkv, la->ln1, W(GPT2_QKV_W), W(GPT2_QKV_B), N, C, 3 * C, LM_W_IN_OUT);
-        model_attention_forward(b, la->atty, la->preatt, la->att, la->qkv, la->qkv + C, la->qkv + 2 * C, 3 * C,
-                                m->attn_p, l);
-        ops->matmul_forward(be, a->proj, la->atty, W(GPT2_ATTPROJ_W), W(GPT2_ATTPROJ_B), N, C, C, LM_W_IN_OUT);
+        if (b->activations_bf16) {
+            gpt2_attn_forward_bf16(m, la, l, N); /* the same block on bf16 storage (gpt2_attn_bf16.c) */
+        } else {
+            ops->matmul_forward(be, la->qkv, la->ln1, W(GPT2_QKV_W), W(GPT2_QKV_B), N, C, 3 * C, LM_W_IN_OUT);
+            model_attention_forward(b, la->atty, la->preatt, la->att, la->qkv, la->qkv + C, la->qkv + 2 * C, 3 * C,
+                                    m->attn_p, l);
+            ops->matmul_forward(be, a->proj, la->atty, W(GPT2_ATTPROJ_W), W(GPT2_ATTPROJ_B), N, C, C, LM_W_IN_OUT);
+        }
         /* residual2 = residual + dropout(proj); ln_2(residual2). */
         ops->residual_layernorm_forward(be, la->residual2, la->ln2, la->ln2_mean, la->ln2_rstd, residual, a->proj,
                                         W(GPT2_LN2_W), W(GPT2_LN2_B), N, C, eps, m->resid_p, key,

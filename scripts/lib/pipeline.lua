@@ -98,8 +98,8 @@ function M.common_options(name)
         .. "tiles (auto: 128 on CUDA, 1 on the CPU; saved files keep the real vocab_size)", {section = device_section}),
     opt("logits_dtype", "auto", "the classifier's logits in bf16 (half their memory) or fp32 (auto: bf16 on CUDA with "
         .. "precision=bf16)", {section = device_section, choices = {"auto", "fp32", "bf16"}}),
-    opt("activation_dtype", "auto", "the activations stored for backward in bf16 (today the feed-forward block's: "
-        .. "half their memory) or fp32 (auto: bf16 on CUDA with precision=bf16)",
+    opt("activation_dtype", "auto", "the activations stored for backward in bf16 (the feed-forward and attention "
+        .. "blocks': half their memory) or fp32 (auto: bf16 on CUDA with precision=bf16)",
         {section = device_section, choices = {"auto", "fp32", "bf16"}}),
 
     opt("logging_steps", 50, "log the training loss every N steps", {section = eval_section, min = 1,

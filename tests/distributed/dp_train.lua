@@ -3,7 +3,7 @@
 --   lmcore run dp_train.lua data=DIR out=DIR [batch=8 accum=1 steps=20
 --        save_steps=0 resume=CHECKPOINT communicator=auto eval=false device=cpu
 --        fail_rank=-1 fail_mode=callback|kill|bad_input|disagree fail_step=3 n_embd=32
---        logits_dtype=auto activation_dtype=auto seed_by_rank=false]
+--        logits_dtype=auto activation_dtype=auto attn_implementation=auto seed_by_rank=false]
 -- Each rank appends "step hash" after every step to out/hashes-rank<R>.txt
 -- (plain io, not lm.write_file: every rank writes its own), so the test can
 -- compare the ranks' weights step by step; rank 0 saves the model in out.
@@ -25,7 +25,8 @@ local eval <close> = lm.blocks(tokenizer, dataset, "test", opts)
 local model <close> = lm.architecture("gpt2", {vocab_size = 384, n_layer = 1, n_head = 2, n_embd = a.n_embd or 32, n_positions = 32,
                                                embd_pdrop = 0, attn_pdrop = 0, resid_pdrop = 0, device = a.device or "cpu",
                                                threads = 1, logits_dtype = a.logits_dtype,
-                                               activation_dtype = a.activation_dtype})
+                                               activation_dtype = a.activation_dtype,
+                                               attn_implementation = a.attn_implementation})
 -- seed_by_rank=true: each rank draws other weights, which rank 0's broadcast replaces.
 model:init(a.seed_by_rank and 42 + rank or 42)
 local objective <close> = lm.objective("clm", {})

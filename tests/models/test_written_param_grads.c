@@ -180,13 +180,17 @@ START_TEST(test_gpt2_written_gradients_cover_every_parameter) {
      * its shape) are compared too, the whole flat buffer being. */
     const char *const padded[] = {GPT2_SHAPE, GPT2_DROPOUT, "pad_vocab_to_multiple_of=16", NULL};
     check_written_is_zeroed_then_added(vt, padded, &g.batch, 1, "gpt2, dropout, vocabulary padded to 64");
-    /* The MLP block's bf16 ops (gpt2_mlp_bf16.c): c_fc's bias from gelu_matmul_backward_bf16. */
+    /* The MLP and attention blocks' bf16 ops (gpt2_mlp_bf16.c: c_fc's bias
+     * from gelu_matmul_backward_bf16; gpt2_attn_bf16.c), eager and sdpa. */
     const char *const bf16[] = {GPT2_SHAPE, GPT2_DROPOUT, "activation_dtype=bf16", NULL};
     check_written_is_zeroed_then_added(vt, bf16, &g.batch, 1, "gpt2, dropout, activation_dtype=bf16");
     const char *const bf16_recompute[] = {GPT2_SHAPE, GPT2_DROPOUT, "activation_dtype=bf16", "recompute=activations",
                                           NULL};
     check_written_is_zeroed_then_added(vt, bf16_recompute, &g.batch, 0,
                                        "gpt2, dropout, activation_dtype=bf16, recompute=activations");
+    const char *const bf16_sdpa[] = {GPT2_SHAPE, GPT2_DROPOUT, "activation_dtype=bf16", "attn_implementation=sdpa",
+                                     NULL};
+    check_written_is_zeroed_then_added(vt, bf16_sdpa, &g.batch, 1, "gpt2, dropout, activation_dtype=bf16, sdpa");
 }
 END_TEST
 
@@ -239,9 +243,12 @@ START_TEST(test_bert_written_gradients_cover_every_parameter) {
     /* 97 rows padded to 128, and the decoder bias with them. */
     const char *const padded_vocab[] = {BERT_SHAPE, BERT_DROPOUT, "pad_vocab_to_multiple_of=32", NULL};
     check_written_is_zeroed_then_added(vt, padded_vocab, &g.batch, 1, "bert, dropout, vocabulary padded to 128");
-    /* The feed-forward block's bf16 ops (bert_ffn_bf16.c). */
+    /* The feed-forward and attention blocks' bf16 ops (bert_ffn_bf16.c, bert_attn_bf16.c), eager and sdpa. */
     const char *const bf16[] = {BERT_SHAPE, BERT_DROPOUT, "activation_dtype=bf16", "recompute=activations", NULL};
     check_written_is_zeroed_then_added(vt, bf16, &g.batch, 0, "bert, dropout, activation_dtype=bf16, recompute");
+    const char *const bf16_sdpa[] = {BERT_SHAPE, BERT_DROPOUT, "activation_dtype=bf16", "attn_implementation=sdpa",
+                                     NULL};
+    check_written_is_zeroed_then_added(vt, bf16_sdpa, &g.batch, 1, "bert, dropout, activation_dtype=bf16, sdpa");
     /* No token types given: every position reads type row 0. */
     g.batch.token_type_ids = NULL;
     check_written_is_zeroed_then_added(vt, exact, &g.batch, 0, "bert, no token types");

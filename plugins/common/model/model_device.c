@@ -128,7 +128,7 @@ lm_status model_device_check(model_device *d, const char *arch) {
     LM_TRY(check_storage_dtype(arch, "logits_dtype", d->logits_dtype_given, "the classifier's logits",
                                &d->logits_dtype));
     LM_TRY(check_storage_dtype(arch, "activation_dtype", d->activation_dtype_given,
-                               "the activations backward reads (today the feed-forward block's)",
+                               "the feed-forward and attention blocks' activations",
                                &d->activation_dtype));
     if (d->threads < 0 || d->threads > 4096)
         return lm_error_set(LM_ERR_INVALID, "architecture '%s': threads must be 0 (default) or a positive count, "

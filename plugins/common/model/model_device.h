@@ -58,7 +58,9 @@ typedef enum model_attention {
  * of their input) and the `activation_dtype` key (the activations backward
  * reads: today the feed-forward block's, GPT-2's c_fc/GELU/c_proj and
  * BERT's intermediate/output.dense, the [N, 4C] ones, the largest of a
- * layer; later slices extend it).  bf16 halves their bytes
+ * layer, and the attention block's, the qkv GEMM's input and output and
+ * the attention's output; the LayerNorms and the residual stream are later
+ * slices).  bf16 halves their bytes
  * (kernels/cuda/NOTES_bf16_storage.md). */
 typedef enum model_storage_dtype {
     MODEL_STORAGE_AUTO = 0, /* "auto": bf16 on CUDA with precision=bf16, else fp32 (model_device_stores_bf16) */

@@ -8,7 +8,6 @@
 #include "hf_config.h"
 #include "lmcore/hash.h"
 #include "model_arena.h"
-#include "model_dropout.h"
 
 lm_status model_buffer_grow(lm_backend *be, void **buffer, size_t *capacity, size_t need, size_t element_size,
                             const char *what) {
@@ -61,7 +60,7 @@ lm_status model_create(const model_arch *arch, void **self, lm_config *cfg) {
         goto fail;
     }
     model_buffers_init(&m->buffers, m->backend, &m->table); /* allocated on first use */
-    /* The bf16 GEMMs' weights: the head's (logits), the feed-forward block's (activations). */
+    /* The bf16 GEMMs' weights: the head's (logits), the feed-forward and attention blocks' (activations). */
     m->buffers.with_bf16_copy = m->logits_bf16 || m->activations_bf16;
     snprintf(m->device_desc, sizeof m->device_desc, "%s", m->backend->ops->describe(m->backend));
     m->training = 1;
@@ -448,54 +447,4 @@ lm_status model_download_logits(model_base *m, float *out, const void *logits, s
         for (size_t r = 0; r < rows; r++) memcpy(out + r * V, staged + r * stride, V * sizeof(float));
     lm_free(staged);
     return status;
-}
-
-model_arena_probs model_attention_carve(const model_base *m, model_arena *a, int dropout, int B, int T) {
-    const size_t rows = (size_t)B * (size_t)m->n_head * (size_t)T;
-    if (m->attention_fused) {
-        /* The layer's lse in preatt, its own (backward reads each layer's);
-         * dropout 0 here only means that att aliases preatt. */
-        model_arena_probs fused = {rows, 0, 0, 0, NULL, NULL, rows};
-        return fused;
-    }
-    model_arena_probs eager = model_arena_probs_begin(a, m->device.recompute, dropout, rows * (size_t)T);
-    eager.scratch_size = rows * (size_t)T;
-    return eager;
-}
-
-void model_attention_forward(model_base *m, float *out, float *preatt, float *att, const float *q, const float *k,
-                             const float *v, int stride, float p, int layer) {
-    if (m->attention_fused) { /* preatt holds the lse (model_attention_carve) */
-        m->backend->ops->attention_fused_forward(m->backend, out, preatt, q, k, v, stride, m->key_mask,
-                                                 m->arch->causal, m->B, m->T, m->width, m->n_head, p, m->key,
-                                                 model_dropout_stream(MODEL_DROPOUT_ATTENTION_PROBS, layer));
-        return;
-    }
-    m->backend->ops->attention_forward(m->backend, out, preatt, model_attention_probs(preatt, att, p), q, k, v,
-                                       stride, m->key_mask, m->arch->causal, m->B, m->T, m->width, m->n_head, p,
-                                       m->key, model_dropout_stream(MODEL_DROPOUT_ATTENTION_PROBS, layer));
-}
-
-void model_attention_backward(model_base *m, float *dq, float *dk, float *dv, float *scratch, float *out_scratch,
-                              const float *dout, const float *out, float *preatt, float *att, const float *q,
-                              const float *k, const float *v, int stride, float p, int layer) {
-    lm_backend *be = m->backend;
-    const int site = model_dropout_stream(MODEL_DROPOUT_ATTENTION_PROBS, layer);
-    if (m->attention_fused) { /* recomputes the probabilities itself: `recompute` has nothing to rebuild */
-        be->ops->attention_fused_backward(be, dq, dk, dv, scratch, dout, out, preatt, q, k, v, stride, m->key_mask,
-                                          m->arch->causal, m->B, m->T, m->width, m->n_head, p, m->key, site);
-        return;
-    }
-    const model_recompute recompute = m->device.recompute;
-    if (recompute == MODEL_RECOMPUTE_ATTENTION) {
-        /* The same forward on the same inputs. */
-        model_attention_forward(m, out_scratch, preatt, att, q, k, v, stride, p, layer);
-    } else if (recompute == MODEL_RECOMPUTE_ACTIVATIONS && p > 0.0f) {
-        /* preatt through the mask attention_forward drew: the same seed,
-         * stream and flat index give the same bits. */
-        const size_t n_att = (size_t)m->B * (size_t)m->n_head * (size_t)m->T * (size_t)m->T;
-        be->ops->dropout_forward(be, att, preatt, n_att, p, m->key, site);
-    }
-    be->ops->attention_backward(be, dq, dk, dv, scratch, dout, preatt, model_attention_probs(preatt, att, p), q, k, v,
-                                stride, m->B, m->T, m->width, m->n_head, p, m->key, site);
 }

@@ -109,8 +109,9 @@ struct model_base {
     int logits_bf16;
     /* activation_dtype resolved (model_device_stores_bf16): 1 when the
      * activations backward reads are stored in bf16 (uint16_t), today the
-     * feed-forward block's (the architectures' forward and backward), its
-     * GEMMs reading the bf16 params_copy; 0: fp32, as they always were. */
+     * feed-forward and attention blocks' (the architectures' forward and
+     * backward), their GEMMs reading the bf16 params_copy; 0: fp32, as they
+     * always were. */
     int activations_bf16;
     int dropout_configured;    /* any dropout p > 0: forward in training mode needs a step state */
 
@@ -274,6 +275,7 @@ void model_forward_loss(model_base *m, float *losses, void *logits, const int32_
  * holds dlogits. */
 void model_loss_backward(model_base *m, void *logits, const int32_t *labels, int rows, float loss_scale);
 
+/* ---- the attention of a layer (model_attention.c) ---- */
 /* The attention buffers of a carve for (B, T) (model_arena.h): with the
  * eager attention, model_arena_probs_begin's [B,NH,T,T] probabilities and a
  * [B,NH,T,T] backward scratch; with the fused one, only each layer's
@@ -295,5 +297,15 @@ void model_attention_forward(model_base *m, float *out, float *preatt, float *at
 void model_attention_backward(model_base *m, float *dq, float *dk, float *dv, float *scratch, float *out_scratch,
                               const float *dout, const float *out, float *preatt, float *att, const float *q,
                               const float *k, const float *v, int stride, float p, int layer);
+/* The same two with bf16 activations (activation_dtype=bf16): q, k, v, out
+ * and out_scratch bf16 (the attention ops' bf16 twins), the rest as above
+ * (fp32 probabilities or lse, dout, scratch and dq/dk/dv).  The choice of
+ * op and what recompute rebuilds are the fp32 entry points'. */
+void model_attention_forward_bf16(model_base *m, uint16_t *out, float *preatt, float *att, const uint16_t *q,
+                                  const uint16_t *k, const uint16_t *v, int stride, float p, int layer);
+void model_attention_backward_bf16(model_base *m, float *dq, float *dk, float *dv, float *scratch,
+                                   uint16_t *out_scratch, const float *dout, const uint16_t *out, float *preatt,
+                                   float *att, const uint16_t *q, const uint16_t *k, const uint16_t *v, int stride,
+                                   float p, int layer);
 
 #endif
