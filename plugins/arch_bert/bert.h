@@ -152,8 +152,8 @@ lm_status bert_upload_batch(model_base *m, const lm_batch *batch, int64_t n_targ
 void bert_backward(model_base *m, float loss_scale, lm_grad_store grads);
 
 /* The feed-forward block with bf16 activations (activation_dtype=bf16;
- * bert_ffn_bf16.c).  Forward: layer l's ln1 (fp32, just written) rounded
- * into ln1_bf16, intermediate.dense into inter_bf16, the GELU into
+ * bert_ffn_bf16.c).  Forward: from layer l's ln1_bf16 (which the
+ * LayerNorm wrote with ln1), intermediate.dense into inter_bf16, the GELU into
  * inter_gelu_bf16, output.dense's fp32 output into acts.proj.  Backward:
  * from the branch gradient dbranch (fp32 [N,C], after the dropout's
  * backward), d ln1 ADDED into dln1 (the residual path's share is there),

@@ -5,11 +5,12 @@
  *
  * The block's [N, I] activations (intermediate.dense's output and its
  * GELU) are uint16_t here, and so is its input kept for backward (ln1,
- * attention.output.LayerNorm's output, rounded: cuBLASLt's A and B share
- * one type).  The GEMMs read their weights from the model's BF16
- * params_copy, which the optimizer rewrites after each update, and compute
- * in fp32: output.dense's output, which joins the residual stream, the
- * gradient sent back to ln1 and every parameter gradient are fp32.  BERT's
+ * attention.output.LayerNorm's output, which it also writes rounded:
+ * cuBLASLt's A and B share one type).  The GEMMs read their weights from
+ * the model's BF16 params_copy, which the optimizer rewrites after each
+ * update, and compute in fp32: output.dense's output, which joins the
+ * residual stream, the gradient sent back to ln1 and every parameter
+ * gradient are fp32.  BERT's
  * GELU is the exact-erf one (or tanh, per hidden_act), which cuBLASLt's
  * epilogue lacks, so the block keeps the fp32 path's separate ops:
  * matmul_forward_bf16, gelu_forward_bf16, matmul_forward_bf16_to_fp32, and
@@ -30,7 +31,7 @@ void bert_ffn_forward_bf16(bert_model *m, bert_layer_acts *la, int l, int N) {
     lm_backend *be = b->backend;
     const lm_backend_ops *ops = be->ops;
     const int C = m->config.hidden_size, I = m->config.intermediate_size;
-    ops->convert_to_bf16(be, la->ln1_bf16, la->ln1, (size_t)N * (size_t)C);
+    /* ln1_bf16: the LayerNorm before the block wrote it (bert_forward.c). */
     ops->matmul_forward_bf16(be, la->inter_bf16, la->ln1_bf16, WB(l, BERT_INTER_W), W(l, BERT_INTER_B), N, C, I,
                              LM_W_OUT_IN);
     ops->gelu_forward_bf16(be, la->inter_gelu_bf16, la->inter_bf16, (size_t)N * (size_t)I, m->config.gelu_tanh);

@@ -186,10 +186,17 @@ lm_status bert_forward(model_base *b, const lm_batch *batch, lm_step_state *stat
             model_attention_forward(b, la->atty, la->preatt, la->att, la->q, la->k, la->v, C, m->attn_p, l);
             ops->matmul_forward(be, a->proj, la->atty, W(BERT_ATTOUT_W), W(BERT_ATTOUT_B), N, C, C, LM_W_OUT_IN);
         }
-        /* Post-LN: res1 = x + dropout(proj), ln1 = LN(res1), in one op. */
-        ops->residual_layernorm_forward(be, la->res1, la->ln1, la->ln1_mean, la->ln1_rstd, x, a->proj,
-                                        W(BERT_ATTLN_W), W(BERT_ATTLN_B), N, C, eps, m->hidden_p, key,
-                                        model_dropout_stream(MODEL_DROPOUT_ATTENTION_OUT, l));
+        /* Post-LN: res1 = x + dropout(proj), ln1 = LN(res1), in one op.
+         * With bf16 activations it also writes ln1's rounding, the
+         * feed-forward block's input (fp32 ln1 is res2's). */
+        if (b->activations_bf16)
+            ops->residual_layernorm_forward_bf16(be, la->res1, la->ln1_bf16, la->ln1, la->ln1_mean, la->ln1_rstd, x,
+                                                 a->proj, W(BERT_ATTLN_W), W(BERT_ATTLN_B), N, C, eps, m->hidden_p,
+                                                 key, model_dropout_stream(MODEL_DROPOUT_ATTENTION_OUT, l));
+        else
+            ops->residual_layernorm_forward(be, la->res1, la->ln1, la->ln1_mean, la->ln1_rstd, x, a->proj,
+                                            W(BERT_ATTLN_W), W(BERT_ATTLN_B), N, C, eps, m->hidden_p, key,
+                                            model_dropout_stream(MODEL_DROPOUT_ATTENTION_OUT, l));
 
         if (b->activations_bf16) {
             bert_ffn_forward_bf16(m, la, l, N); /* the same block on bf16 storage (bert_ffn_bf16.c) */

@@ -41,11 +41,11 @@ enum {
  * Per-layer arrays point into one allocation (llm.c style).  The buffers
  * marked (R) are shared by all layers under the `recompute` setting
  * (model_device.h), and backward rebuilds a layer's before using it:
- * ln1, ln2, fch_gelu and att (and with bf16 activations ln1_bf16 and
- * ln2_bf16, one buffer, and fch_gelu_bf16) with recompute=activations,
+ * ln1, ln2, fch_gelu and att (with bf16 activations ln1_bf16 and
+ * ln2_bf16, one buffer, and fch_gelu_bf16 instead) with recompute=activations,
  * preatt too with recompute=attention. */
 typedef struct gpt2_layer_acts {
-    float *ln1, *ln1_mean, *ln1_rstd; /* [N,C] (R; with bf16 activations one fp32 scratch for all layers) [N] [N] */
+    float *ln1, *ln1_mean, *ln1_rstd; /* [N,C] (R; NULL with bf16 activations: ln1_bf16 only) [N] [N] */
     float *qkv;                       /* [N,3C]; NULL with bf16 activations */
     float *atty;                      /* [N,C]; NULL with bf16 activations */
     /* activation_dtype=bf16 (model_base.activations_bf16; else NULL): the
@@ -58,7 +58,7 @@ typedef struct gpt2_layer_acts {
                                          fused attention: [B,NH,T] log-sum-exp (model_attention_carve) */
     float *att;                       /* [B,NH,T,T] after dropout (R; unused when attn_p = 0) */
     float *residual2;                 /* [N,C] */
-    float *ln2, *ln2_mean, *ln2_rstd; /* (R; with bf16 activations one fp32 scratch for all layers) */
+    float *ln2, *ln2_mean, *ln2_rstd; /* (R; NULL with bf16 activations: ln2_bf16 only) */
     float *fch, *fch_gelu;            /* [N,H] before and after GELU (R: fch_gelu); NULL with bf16 activations */
     /* activation_dtype=bf16 (model_base.activations_bf16; else NULL): the
      * feed-forward block's stored activations in bf16, in place of ln2 (for
@@ -133,23 +133,23 @@ lm_status gpt2_upload_batch(model_base *m, const lm_batch *batch, int64_t n_targ
 void gpt2_backward(model_base *m, float loss_scale, lm_grad_store grads);
 
 /* The MLP block with bf16 activations (activation_dtype=bf16;
- * gpt2_mlp_bf16.c).  Forward: layer l's ln2 (fp32, just written) rounded
- * into ln2_bf16, c_fc + GELU into fch_bf16 / fch_gelu_bf16, c_proj's fp32
+ * gpt2_mlp_bf16.c).  Forward: from layer l's ln2_bf16 (which ln_2 wrote),
+ * c_fc + GELU into fch_bf16 / fch_gelu_bf16, c_proj's fp32
  * output into acts.proj.  Backward: from the branch gradient dbranch (fp32
  * [N,C], after the dropout's backward) to d ln2 in acts.dln (written),
  * c_fc's and c_proj's parameter gradients per grads; under recompute it
- * first rebuilds what the layers share (fch_gelu_bf16, ln2 and ln2_bf16). */
+ * first rebuilds what the layers share (fch_gelu_bf16 and ln2_bf16). */
 void gpt2_mlp_forward_bf16(gpt2_model *m, gpt2_layer_acts *la, int l, int N);
 void gpt2_mlp_backward_bf16(gpt2_model *m, gpt2_layer_acts *la, int l, const float *dbranch, lm_grad_store grads);
 
 /* The attention block with bf16 activations (activation_dtype=bf16;
- * gpt2_attn_bf16.c).  Forward: layer l's ln1 (fp32, just written) rounded
- * into ln1_bf16, c_attn into qkv_bf16, the attention (eager or fused) into
+ * gpt2_attn_bf16.c).  Forward: from layer l's ln1_bf16 (which ln_1 wrote),
+ * c_attn into qkv_bf16, the attention (eager or fused) into
  * atty_bf16, c_proj's fp32 output into acts.proj.  Backward: from the
  * branch gradient dbranch (fp32 [N,C], after the dropout's backward) to
  * d ln1 in acts.dln (written), c_attn's and c_proj's parameter gradients
- * per grads; under recompute it rebuilds ln1 from block_input (the layer's
- * input) and its rounding, which the layers share. */
+ * per grads; under recompute it rebuilds ln1_bf16, which the layers share,
+ * from block_input (the layer's input). */
 void gpt2_attn_forward_bf16(gpt2_model *m, gpt2_layer_acts *la, int l, int N);
 void gpt2_attn_backward_bf16(gpt2_model *m, gpt2_layer_acts *la, int l, const float *dbranch,
                              const float *block_input, lm_grad_store grads);

@@ -15,9 +15,10 @@
  * stream (c_proj's), the gradient sent back to ln_1 and every parameter
  * gradient are fp32.
  *
- * Under recompute=activations ln1 and its rounding are one buffer for all
- * layers (with ln2's): backward rebuilds them with the forward's ops on
- * the layer's input, so both agree to the bit; what the attention rebuilds
+ * ln_1 writes its output in bf16 only (layernorm_forward_bf16: the fp32
+ * value rounded once, no fp32 buffer).  Under recompute=activations that
+ * rounding is one buffer for all layers (with ln2's): backward rebuilds it
+ * with the same op on the layer's input, so both agree to the bit; what the attention rebuilds
  * (recompute=attention, or the dropped probabilities) is the fp32 path's
  * rule, in model_attention.c, on the same bf16 q/k/v. */
 #include "gpt2.h"
@@ -26,20 +27,12 @@
 #define WB(l, k) model_tensor_bf16(b, GPT2_LAYER_TENSOR(l, k))
 #define DW(l, k) model_tensor(b, b->buffers.grads, GPT2_LAYER_TENSOR(l, k))
 
-/* ln_1's output (fp32, in the scratch the layers share) rounded into
- * c_attn's bf16 input: the one place the forward and recompute's rebuild
- * do it (a LayerNorm writing bf16 itself would replace this). */
-static void round_ln1(gpt2_model *m, gpt2_layer_acts *la, int N) {
-    lm_backend *be = m->base.backend;
-    be->ops->convert_to_bf16(be, la->ln1_bf16, la->ln1, (size_t)N * (size_t)m->config.n_embd);
-}
-
 void gpt2_attn_forward_bf16(gpt2_model *m, gpt2_layer_acts *la, int l, int N) {
     model_base *b = &m->base;
     lm_backend *be = b->backend;
     const lm_backend_ops *ops = be->ops;
     const int C = m->config.n_embd;
-    round_ln1(m, la, N);
+    /* ln1_bf16: ln_1 wrote it (gpt2_forward.c). */
     ops->matmul_forward_bf16(be, la->qkv_bf16, la->ln1_bf16, WB(l, GPT2_QKV_W), W(l, GPT2_QKV_B), N, C, 3 * C,
                              LM_W_IN_OUT);
     model_attention_forward_bf16(b, la->atty_bf16, la->preatt, la->att, la->qkv_bf16, la->qkv_bf16 + C,
@@ -70,9 +63,8 @@ void gpt2_attn_backward_bf16(gpt2_model *m, gpt2_layer_acts *la, int l, const fl
                                   la->qkv_bf16 + 2 * C, 3 * C, m->attn_p, l);
     ops->convert_to_bf16(be, a->dqkv_bf16, a->dqkv, 3 * NC);
     if (b->device.recompute >= MODEL_RECOMPUTE_ACTIVATIONS) {
-        ops->layernorm_forward(be, la->ln1, la->ln1_mean, la->ln1_rstd, block_input, W(l, GPT2_LN1_W),
-                               W(l, GPT2_LN1_B), N, C, (float)m->config.layer_norm_epsilon);
-        round_ln1(m, la, N);
+        ops->layernorm_forward_bf16(be, la->ln1_bf16, NULL, la->ln1_mean, la->ln1_rstd, block_input,
+                                    W(l, GPT2_LN1_W), W(l, GPT2_LN1_B), N, C, (float)m->config.layer_norm_epsilon);
     }
     ops->matmul_backward_bf16(be, a->dln, DW(l, GPT2_QKV_W), DW(l, GPT2_QKV_B), a->dqkv_bf16, la->ln1_bf16,
                               WB(l, GPT2_QKV_W), N, C, 3 * C, LM_W_IN_OUT, LM_GRAD_WRITE, grads);

@@ -25,11 +25,9 @@ size_t gpt2_carve_acts(model_base *b, float *base, int B, int T) {
     /* Buffers all layers share under `recompute` (gpt2.h). */
     const int share = b->device.recompute >= MODEL_RECOMPUTE_ACTIVATIONS;
     const int bf16 = b->activations_bf16;
-    /* With bf16 activations ln_1's and ln_2's fp32 outputs are a GEMM's
-     * input only until they are rounded (backward reads ln1_bf16 and
-     * ln2_bf16): one scratch for both and all layers, as under recompute. */
-    const int share_ln = share || bf16;
-    float *ln = share_ln ? model_arena_take(&cv, N * C) : NULL;
+    /* With bf16 activations ln_1 and ln_2 write only their bf16 rounding
+     * (c_attn's / c_fc's input, which backward reads): no fp32 output. */
+    float *ln = share && !bf16 ? model_arena_take(&cv, N * C) : NULL;
     float *fch_gelu = share && !bf16 ? model_arena_take(&cv, N * H) : NULL;
     /* Under recompute the roundings of ln_1 and ln_2 share one buffer too. */
     uint16_t *ln_bf16 = share && bf16 ? model_arena_take_bf16(&cv, N * C) : NULL;
@@ -38,7 +36,7 @@ size_t gpt2_carve_acts(model_base *b, float *base, int B, int T) {
     a->layers = b->layer_acts;
     for (int l = 0; l < c->n_layer; l++) {
         gpt2_layer_acts *la = &a->layers[l];
-        la->ln1 = model_arena_take_or_share(&cv, share_ln, ln, N * C);
+        la->ln1 = bf16 ? NULL : model_arena_take_or_share(&cv, share, ln, N * C);
         la->ln1_mean = model_arena_take(&cv, N);
         la->ln1_rstd = model_arena_take(&cv, N);
         if (bf16) {
@@ -53,7 +51,7 @@ size_t gpt2_carve_acts(model_base *b, float *base, int B, int T) {
         }
         model_arena_probs_layer(&cv, &probs, &la->preatt, &la->att);
         la->residual2 = model_arena_take(&cv, N * C);
-        la->ln2 = model_arena_take_or_share(&cv, share_ln, ln, N * C);
+        la->ln2 = bf16 ? NULL : model_arena_take_or_share(&cv, share, ln, N * C);
         la->ln2_mean = model_arena_take(&cv, N);
         la->ln2_rstd = model_arena_take(&cv, N);
         if (bf16) {
@@ -101,6 +99,25 @@ lm_status gpt2_upload_batch(model_base *b, const lm_batch *batch, int64_t n_targ
                            (size_t)batch->B * (size_t)batch->T * sizeof(int32_t));
 }
 
+/* out = ln(residual = a + dropout(acts.proj)), the residual add and the
+ * LayerNorm after it in one op.  With bf16 activations a block's ln_1 and
+ * ln_2 write only their rounding, out_bf16 (out is NULL then: backward
+ * reads the LayerNorm's input, mean and rstd, and the bf16 GEMM input);
+ * ln_f (out_bf16 NULL) writes fp32 for the head (model_head.c). */
+static void residual_layernorm(gpt2_model *m, float *residual, float *out, uint16_t *out_bf16, float *mean,
+                               float *rstd, const float *a, const float *weight, const float *bias, int N,
+                               const lm_step_state *key, int site) {
+    lm_backend *be = m->base.backend;
+    const int C = m->config.n_embd;
+    const float eps = (float)m->config.layer_norm_epsilon;
+    if (out_bf16)
+        be->ops->residual_layernorm_forward_bf16(be, residual, out_bf16, NULL, mean, rstd, a, m->acts.proj, weight,
+                                                 bias, N, C, eps, m->resid_p, key, site);
+    else
+        be->ops->residual_layernorm_forward(be, residual, out, mean, rstd, a, m->acts.proj, weight, bias, N, C, eps,
+                                            m->resid_p, key, site);
+}
+
 lm_status gpt2_forward(model_base *b, const lm_batch *batch, lm_step_state *state) {
     gpt2_model *m = gpt2_of(b);
     const gpt2_config *c = &m->config;
@@ -125,7 +142,11 @@ lm_status gpt2_forward(model_base *b, const lm_batch *batch, lm_step_state *stat
     /* Each residual add is fused with the LayerNorm that reads it (ln_2,
      * then the next block's ln_1, or ln_f after the last block); only the
      * first block's ln_1 reads the embeddings alone. */
-    if (L > 0)
+    if (L > 0 && b->activations_bf16) /* its bf16 rounding only (gpt2.h) */
+        ops->layernorm_forward_bf16(be, a->layers[0].ln1_bf16, NULL, a->layers[0].ln1_mean, a->layers[0].ln1_rstd,
+                                    residual, P(GPT2_LAYER_TENSOR(0, GPT2_LN1_W)),
+                                    P(GPT2_LAYER_TENSOR(0, GPT2_LN1_B)), N, C, eps);
+    else if (L > 0)
         ops->layernorm_forward(be, a->layers[0].ln1, a->layers[0].ln1_mean, a->layers[0].ln1_rstd, residual,
                                P(GPT2_LAYER_TENSOR(0, GPT2_LN1_W)), P(GPT2_LAYER_TENSOR(0, GPT2_LN1_B)), N, C, eps);
     else
@@ -143,9 +164,8 @@ lm_status gpt2_forward(model_base *b, const lm_batch *batch, lm_step_state *stat
             ops->matmul_forward(be, a->proj, la->atty, W(GPT2_ATTPROJ_W), W(GPT2_ATTPROJ_B), N, C, C, LM_W_IN_OUT);
         }
         /* residual2 = residual + dropout(proj); ln_2(residual2). */
-        ops->residual_layernorm_forward(be, la->residual2, la->ln2, la->ln2_mean, la->ln2_rstd, residual, a->proj,
-                                        W(GPT2_LN2_W), W(GPT2_LN2_B), N, C, eps, m->resid_p, key,
-                                        model_dropout_stream(MODEL_DROPOUT_ATTENTION_OUT, l));
+        residual_layernorm(m, la->residual2, la->ln2, la->ln2_bf16, la->ln2_mean, la->ln2_rstd, residual, W(GPT2_LN2_W),
+                           W(GPT2_LN2_B), N, key, model_dropout_stream(MODEL_DROPOUT_ATTENTION_OUT, l));
 
         /* c_fc and its GELU in one op (on a GPU, the GELU in the GEMM's
          * epilogue).  Under recompute, backward rebuilds fch_gelu with
@@ -166,12 +186,11 @@ lm_status gpt2_forward(model_base *b, const lm_batch *batch, lm_step_state *stat
         /* residual3 = residual2 + dropout(proj); then the next LayerNorm. */
         const int last = l + 1 == L;
         gpt2_layer_acts *next = last ? NULL : &a->layers[l + 1];
-        ops->residual_layernorm_forward(be, la->residual3, last ? a->lnf : next->ln1,
-                                        last ? a->lnf_mean : next->ln1_mean, last ? a->lnf_rstd : next->ln1_rstd,
-                                        la->residual2, a->proj,
-                                        last ? P(GPT2_LNF_W(L)) : P(GPT2_LAYER_TENSOR(l + 1, GPT2_LN1_W)),
-                                        last ? P(GPT2_LNF_B(L)) : P(GPT2_LAYER_TENSOR(l + 1, GPT2_LN1_B)), N, C, eps,
-                                        m->resid_p, key, model_dropout_stream(MODEL_DROPOUT_FFN_OUT, l));
+        residual_layernorm(m, la->residual3, last ? a->lnf : next->ln1, last ? NULL : next->ln1_bf16,
+                           last ? a->lnf_mean : next->ln1_mean, last ? a->lnf_rstd : next->ln1_rstd, la->residual2,
+                           last ? P(GPT2_LNF_W(L)) : P(GPT2_LAYER_TENSOR(l + 1, GPT2_LN1_W)),
+                           last ? P(GPT2_LNF_B(L)) : P(GPT2_LAYER_TENSOR(l + 1, GPT2_LN1_B)), N, key,
+                           model_dropout_stream(MODEL_DROPOUT_FFN_OUT, l));
         residual = la->residual3;
 #undef W
     }

@@ -5,7 +5,8 @@
  *
  * The block's [N, 4C] activations (c_fc's output and its GELU) are half a
  * layer's stored bytes; here they are uint16_t, and so is c_fc's input kept
- * for backward (ln_2's output, rounded: cuBLASLt's A and B share one type).
+ * for backward (ln_2's output, which ln_2 writes in bf16 only:
+ * layernorm_forward_bf16; cuBLASLt's A and B share one type).
  * The GEMMs read their weights from the model's BF16 params_copy, which
  * the optimizer rewrites after each update, and compute in fp32: the
  * output that joins the residual stream (c_proj's) and the gradient sent
@@ -15,7 +16,7 @@
  * one op, c_proj's backward and the GELU's in one, c_fc's bias gradient
  * from the latter.
  *
- * Under recompute=activations fch_gelu and ln2 (and its rounding) are one
+ * Under recompute=activations fch_gelu and ln2's rounding are one
  * buffer for all layers: the forward makes fch_gelu with the op backward
  * rebuilds it with (matmul_forward_bf16 then gelu_forward_bf16, not the
  * fused op, whose GELU reads the unrounded product), so both agree to the
@@ -31,7 +32,7 @@ void gpt2_mlp_forward_bf16(gpt2_model *m, gpt2_layer_acts *la, int l, int N) {
     lm_backend *be = b->backend;
     const lm_backend_ops *ops = be->ops;
     const int C = m->config.n_embd, H = m->config.n_inner;
-    ops->convert_to_bf16(be, la->ln2_bf16, la->ln2, (size_t)N * (size_t)C);
+    /* ln2_bf16: ln_2 wrote it (gpt2_forward.c). */
     if (b->device.recompute >= MODEL_RECOMPUTE_ACTIVATIONS) {
         ops->matmul_forward_bf16(be, la->fch_bf16, la->ln2_bf16, WB(l, GPT2_FC_W), W(l, GPT2_FC_B), N, C, H,
                                  LM_W_IN_OUT);
@@ -61,9 +62,8 @@ void gpt2_mlp_backward_bf16(gpt2_model *m, gpt2_layer_acts *la, int l, const flo
                                    a->dbranch_bf16, la->fch_gelu_bf16, la->fch_bf16, WB(l, GPT2_FCPROJ_W), N, H, C,
                                    LM_W_IN_OUT, grads);
     if (recompute) {
-        ops->layernorm_forward(be, la->ln2, la->ln2_mean, la->ln2_rstd, la->residual2, W(l, GPT2_LN2_W),
-                               W(l, GPT2_LN2_B), N, C, (float)m->config.layer_norm_epsilon);
-        ops->convert_to_bf16(be, la->ln2_bf16, la->ln2, NC);
+        ops->layernorm_forward_bf16(be, la->ln2_bf16, NULL, la->ln2_mean, la->ln2_rstd, la->residual2,
+                                    W(l, GPT2_LN2_W), W(l, GPT2_LN2_B), N, C, (float)m->config.layer_norm_epsilon);
     }
     /* c_fc: no dbias, gelu_matmul_backward_bf16 gave it. */
     ops->matmul_backward_bf16(be, a->dln, DW(l, GPT2_FC_W), NULL, a->dfch_bf16, la->ln2_bf16, WB(l, GPT2_FC_W), N, C,
