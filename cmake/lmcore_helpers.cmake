@@ -38,3 +38,33 @@ function(lm_add_check_test)
     set_tests_properties(${T_NAME} PROPERTIES LABELS "${T_LABELS}")
   endif()
 endfunction()
+
+# lm_add_device_check_test(NAME test_x SOURCES ... [LIBS ...] [TIMEOUT s]
+#                          [CUDA_TIMEOUT s] [DEPENDS targets...] CUDA_DEFINES ...)
+# One Check suite built twice from the same sources: test_x on the CPU
+# backend, and, where the CUDA kernels are built, test_x_cuda with
+# CUDA_DEFINES (the source's switch to the CUDA backend), label gpu
+# (tests/gpu/run.sh runs it) and exit code 77 counted as skipped (no usable
+# GPU).  CUDA_TIMEOUT defaults to TIMEOUT; DEPENDS (the plugins the suite
+# dlopens) are built before either.
+function(lm_add_device_check_test)
+  cmake_parse_arguments(T "" "NAME;TIMEOUT;CUDA_TIMEOUT" "SOURCES;LIBS;CUDA_DEFINES;DEPENDS" ${ARGN})
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 300)
+  endif()
+  if(NOT T_CUDA_TIMEOUT)
+    set(T_CUDA_TIMEOUT ${T_TIMEOUT})
+  endif()
+  lm_add_check_test(NAME ${T_NAME} SOURCES ${T_SOURCES} LIBS ${T_LIBS} TIMEOUT ${T_TIMEOUT})
+  if(T_DEPENDS)
+    add_dependencies(${T_NAME} ${T_DEPENDS})
+  endif()
+  if(TARGET lmkernels_cuda)
+    lm_add_check_test(NAME ${T_NAME}_cuda SOURCES ${T_SOURCES} LIBS ${T_LIBS} LABELS gpu TIMEOUT ${T_CUDA_TIMEOUT})
+    target_compile_definitions(${T_NAME}_cuda PRIVATE ${T_CUDA_DEFINES})
+    set_tests_properties(${T_NAME}_cuda PROPERTIES SKIP_RETURN_CODE 77)
+    if(T_DEPENDS)
+      add_dependencies(${T_NAME}_cuda ${T_DEPENDS})
+    endif()
+  endif()
+endfunction()
