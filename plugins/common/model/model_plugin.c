@@ -414,37 +414,3 @@ void model_grads_report(model_base *m, size_t first_tensor) {
     }
     m->grads_ready(m->grads_ready_user, start, end - start);
 }
-
-lm_status model_logits(void *self, float *out, size_t count) {
-    model_base *m = self;
-    if (m->B == 0) return lm_error_set(LM_ERR_INVALID, "logits: run forward first (no batch has been run)");
-    if (!m->logits_valid)
-        return lm_error_set(LM_ERR_INVALID, "logits: %s",
-                            m->logits_gone ? m->logits_gone
-                                           : "backward has overwritten the logits of the last forward with their "
-                                             "gradients: read them between forward and backward");
-    const int32_t V = m->limits.vocab_size;
-    size_t n = (size_t)m->B * (size_t)m->T * (size_t)V;
-    if (count != n)
-        return lm_error_set(LM_ERR_INVALID, "logits: the last batch has %zu logits (B=%d x T=%d x vocab %d), the "
-                                            "destination holds %zu",
-                            n, (int)m->B, (int)m->T, (int)V, count);
-    if (m->arch->download_logits) return m->arch->download_logits(m, out, n);
-    return model_download_logits(m, out, m->logits, n);
-}
-
-lm_status model_download_logits(model_base *m, float *out, const void *logits, size_t count) {
-    lm_backend *be = m->backend;
-    const size_t V = (size_t)m->limits.vocab_size, stride = (size_t)m->vocab_rows, rows = count / V;
-    if (m->logits_bf16) return model_download_logits_bf16(m, out, logits, rows);
-    if (stride == V) return be->ops->download(be, out, logits, count * sizeof(float));
-    /* Padded: one download of the whole rows, then the first V of each
-     * (logits() is no step's work: its host copy costs no training time). */
-    float *staged = NULL;
-    LM_TRY(lm_alloc((void **)&staged, rows * stride * sizeof(float), "the padded logits (host copy)"));
-    lm_status status = be->ops->download(be, staged, logits, rows * stride * sizeof(float));
-    if (status == LM_OK)
-        for (size_t r = 0; r < rows; r++) memcpy(out + r * V, staged + r * stride, V * sizeof(float));
-    lm_free(staged);
-    return status;
-}

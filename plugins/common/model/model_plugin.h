@@ -191,7 +191,7 @@ lm_status model_set_training(void *self, int training);
 lm_status model_forward(void *self, const lm_batch *batch, lm_step_state *state);
 lm_status model_forward_train(void *self, const lm_batch *batch, lm_step_state *state, float loss_scale);
 lm_status model_backward(void *self, float loss_scale, int accumulate);
-lm_status model_logits(void *self, float *out, size_t count);
+lm_status model_logits(void *self, float *out, size_t count); /* model_head.c */
 lm_status model_hf_config(void *self, lm_buffer *out);
 lm_status model_params_written(void *self);
 lm_status model_set_grads_ready(void *self, lm_grads_ready_fn fn, void *user);
@@ -234,14 +234,12 @@ static inline const uint16_t *model_tensor_bf16(const model_base *m, int index) 
 lm_status model_buffer_grow(lm_backend *be, void **buffer, size_t *capacity, size_t need, size_t element_size,
                             const char *what);
 
+/* ---- the tied classifier head (model_head.c) ---- */
 /* Downloads `rows` rows of logits ([rows, vocab_rows] on the device, in
  * the model's logits dtype) as [rows, vocab_size] floats into out (count
- * floats: rows * vocab_size), the padding columns left out, bf16 widened. */
+ * floats: rows * vocab_size), the padding columns left out, bf16 widened
+ * (logits() and BERT's head rows). */
 lm_status model_download_logits(model_base *m, float *out, const void *logits, size_t count);
-
-/* ---- the tied classifier head (model_head.c) ---- */
-/* model_download_logits with bf16 logits: `rows` rows downloaded, widened. */
-lm_status model_download_logits_bf16(model_base *m, float *out, const void *logits, size_t rows);
 /* Arena floats (model_arena_take's unit) of `rows` rows of logits in the
  * model's dtype, and of the head input's bf16 copy (0 with fp32 logits:
  * none is taken). */
