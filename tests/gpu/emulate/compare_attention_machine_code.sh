@@ -14,7 +14,6 @@
 # architecture; exit status 1 when any differs.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
-nvcc=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
 rev=${1:-63648e9}
 shift || true
 archs=("$@")
@@ -25,20 +24,7 @@ mkdir -p "$work/before"
 for f in attention_fused.cuh attention_fused_forward.cu attention_fused_backward.cu; do
     git -C "$root" show "$rev:kernels/cuda/$f" > "$work/before/$f"
 done
-flags=(-O3 -I"$root/kernels/cuda" -I"$root/kernels" -I"$root/include" --expt-relaxed-constexpr)
-# The .text section of the kernel whose mangled name matches $2 (an ERE), as
-# bytes, then its relocations' offsets and types (not the symbols' names).
-kernel_text() {
-    local cubin=$1 pattern=$2 out=$3 line off size
-    line=$(readelf -W -S "$cubin" 2>/dev/null | grep -E " \.text\.$pattern " | grep PROGBITS | head -1)
-    [ -n "$line" ] || { echo "no kernel matching $pattern in $cubin" >&2; exit 1; }
-    read -r off size < <(echo "$line" |
-        awk '{for (i = 1; i <= NF; i++) if ($i == "PROGBITS") print $(i + 2), $(i + 3)}')
-    dd if="$cubin" of="$out" bs=1 skip=$((16#$off)) count=$((16#$size)) status=none
-    readelf -W -r "$cubin" 2>/dev/null | awk -v p="$pattern" '
-        /^Relocation section/ { on = ($0 ~ ("rela?\\.text\\." p "'"'"' ")) ; next }
-        on && NF >= 3 && $1 ~ /^[0-9a-f]+$/ { print $1, $3 }' >> "$out"
-}
+. "$root/tests/gpu/emulate/machine_code_lib.sh"
 # Compares the two kernels' bytes: one line, and status 1 when they differ.
 status=0
 verdict() {
@@ -54,9 +40,9 @@ for arch in "${archs[@]}"; do
     for unit in forward backward; do
         # the former file is compiled beside its own header (the -I of the
         # current tree comes after the file's own folder)
-        "$nvcc" "${flags[@]}" -arch=sm_$arch -cubin -o "$work/before_$unit.cubin" \
+        "$nvcc" "${cuda_flags[@]}" -arch=sm_$arch -cubin -o "$work/before_$unit.cubin" \
             "$work/before/attention_fused_$unit.cu"
-        "$nvcc" "${flags[@]}" -arch=sm_$arch -cubin -o "$work/after_$unit.cubin" \
+        "$nvcc" "${cuda_flags[@]}" -arch=sm_$arch -cubin -o "$work/after_$unit.cubin" \
             "$root/kernels/cuda/attention_fused_$unit.cu"
     done
     # kernel name, head instance: before (untemplated on the type), after (<DPT, float>)

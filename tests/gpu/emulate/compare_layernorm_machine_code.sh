@@ -28,7 +28,6 @@ fi
 rev=$1
 shift
 root=$(cd "$(dirname "$0")/../../.." && pwd)
-nvcc=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/old" "$work/new"
@@ -38,25 +37,14 @@ for f in layernorm.cu layernorm_row.cuh residual_layernorm.cu; do
 done
 # A .cu's own folder comes first for its quoted includes: old/ and new/
 # each see their own layernorm_row.cuh, the rest from kernels/cuda.
-flags=(-O3 -std=c++17 -I"$root/kernels/cuda" -I"$root/kernels" -I"$root/include" --expt-relaxed-constexpr)
+. "$root/tests/gpu/emulate/machine_code_lib.sh"
+flags=("${cuda_flags[@]}" -std=c++17)
 kernels=(
     "layernorm _Z27lm_layernorm_forward_kernel"
     "layernorm _Z34lm_layernorm_backward_input_kernel"
     "layernorm _Z34lm_layernorm_backward_fused_kernel"
     "residual_layernorm _Z36lm_residual_layernorm_forward_kernel"
 )
-# The .text bytes and relocations of the kernel whose mangled name starts
-# with $2 (the fp32 kernels are not templates: one match).
-kernel_text() {
-    local cubin=$1 name=$2 out=$3 line off size
-    line=$(readelf -W -S "$cubin" 2>/dev/null | grep -E " \.text\.$name[A-Za-z0-9_]* " | grep PROGBITS | head -1)
-    [ -n "$line" ] || { echo "no kernel $name in $cubin" >&2; exit 1; }
-    read -r off size < <(echo "$line" | awk '{for (i = 1; i <= NF; i++) if ($i == "PROGBITS") print $(i + 2), $(i + 3)}')
-    dd if="$cubin" of="$out" bs=1 skip=$((16#$off)) count=$((16#$size)) status=none
-    readelf -W -r "$cubin" 2>/dev/null | awk -v p="$name" '
-        /^Relocation section/ { on = ($0 ~ ("rela?\\.text\\." p)) ; next }
-        on && NF >= 3 && $1 ~ /^[0-9a-f]+$/ { print $1, $3 }' >> "$out"
-}
 # The kernel's PTX: from its .entry line to the first line that is "}".
 kernel_ptx() {
     awk -v p="$2" '$0 ~ ("\\.entry " p) { on = 1 } on { print } on && /^}/ { exit }' "$1" > "$3"
@@ -84,7 +72,7 @@ for arch in "${archs[@]}"; do
     for entry in "${kernels[@]}"; do
         read -r src name <<< "$entry"
         for side in old new; do
-            kernel_text "$work/$side/$src.cubin" "$name" "$work/$side/$name.text"
+            kernel_text "$work/$side/$src.cubin" "$name[A-Za-z0-9_]*" "$work/$side/$name.text"
             kernel_ptx "$work/$side/$src.ptx" "$name" "$work/$side/$name.ptx"
         done
         if cmp -s "$work/old/$name.text" "$work/new/$name.text" && cmp -s "$work/old/$name.ptx" "$work/new/$name.ptx"; then
