@@ -146,13 +146,7 @@ bool check(lm_cuda_ctx *ctx, const bf16_case &c) {
     double err_grad = 0.0;
     bool guards = out16.guards_intact() && lse16.guards_intact() && D16.guards_intact();
     for (int i = 0; i < n_buffers; i++) {
-        std::vector<float> added_cpu(n_in), added_emu(n_in);
-        for (size_t j = 0; j < n_in; j++) {
-            added_cpu[j] = g_cpu[i][j] - g0[i][j];
-            added_emu[j] = gb[i]->p[j] - g0[i][j];
-        }
-        const double e = emu_worst_error(added_emu.data(), added_cpu.data(), n_in);
-        err_grad = e > err_grad || isnan(e) ? e : err_grad;
+        err_grad = emu_worst_added_error(err_grad, gb[i]->p, g_cpu[i].data(), g0[i].data(), n_in);
         guards = guards && gb[i]->guards_intact() && h[i]->guards_intact();
     }
     emu_free(key);

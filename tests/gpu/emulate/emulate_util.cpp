@@ -113,6 +113,17 @@ double emu_worst_error(const float *got, const float *want, size_t n) {
     return worst;
 }
 
+double emu_worst_added_error(double worst, const float *got_after, const float *want_after, const float *before,
+                             size_t n) {
+    std::vector<float> got(n), want(n);
+    for (size_t j = 0; j < n; j++) {
+        got[j] = got_after[j] - before[j];
+        want[j] = want_after[j] - before[j];
+    }
+    const double e = emu_worst_error(got.data(), want.data(), n);
+    return e > worst || isnan(e) ? e : worst;
+}
+
 long emu_first_bit_difference(const float *got, const float *want, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (memcmp(&got[i], &want[i], sizeof(float)) != 0) return (long)i;

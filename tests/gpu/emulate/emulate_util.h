@@ -56,6 +56,12 @@ std::vector<float> emu_uniform_vector(size_t n, float lo, float hi);
 /* Worst |got - want| / (|want| + rms(want)) (a norm-relative error; 0 for
  * equal infinities, infinite for a NaN or a mismatched infinity). */
 double emu_worst_error(const float *got, const float *want, size_t n);
+/* emu_worst_error of what two ops ADDED into a buffer that held `before`
+ * (gradients an op accumulates): got_after - before against want_after -
+ * before; `worst` returned if larger (or NaN-poisoned), so that a loop over
+ * buffers keeps the worst. */
+double emu_worst_added_error(double worst, const float *got_after, const float *want_after, const float *before,
+                             size_t n);
 /* Index of the first element whose bits differ, or -1. */
 long emu_first_bit_difference(const float *got, const float *want, size_t n);
 
